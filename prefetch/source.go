@@ -1,0 +1,31 @@
+package prefetch
+
+import "context"
+
+// Object is one stored object as a Source sees it.
+type Object struct {
+	// URL is the object's full URL (s3://bucket/key or file:///path).
+	URL string `json:"url"`
+	// Size in bytes.
+	Size int64 `json:"size"`
+	// ETag identifies the object's version (for file://, derived from size
+	// and modification time).
+	ETag string `json:"etag"`
+}
+
+// Source reads objects from one kind of storage, named by URL scheme.
+// Every method is safe to call concurrently. Errors are *Error values whose
+// Kind says what went wrong (ErrNotFound, ErrPermission, ErrChanged,
+// ErrUnavailable, ErrBadURL); callers branch with errors.Is.
+type Source interface {
+	// Stat returns the object at url.
+	Stat(ctx context.Context, url string) (Object, error)
+	// List returns the objects whose URL starts with prefix, sorted by URL.
+	// A prefix that matches nothing returns an empty list, not an error;
+	// a bucket or folder that does not exist is ErrNotFound.
+	List(ctx context.Context, prefix string) ([]Object, error)
+	// ReadAt fills p with the bytes of obj at offset off. If obj.ETag is set
+	// and the stored object has another, it fails with ErrChanged. A short
+	// object gives an error, never a partly filled p reported as success.
+	ReadAt(ctx context.Context, obj Object, p []byte, off int64) error
+}
