@@ -1,0 +1,141 @@
+package prefetch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// Sources maps URL schemes ("s3", "file") to the Source that reads them.
+// It is immutable once made: safe for concurrent use.
+type Sources struct {
+	byScheme map[string]Source
+}
+
+// NewSources returns the Sources for m, keyed by scheme without "://"
+// (e.g. {"s3": s3src, "file": NewFileSource()}). m is copied.
+func NewSources(m map[string]Source) *Sources {
+	return &Sources{byScheme: maps.Clone(m)}
+}
+
+// Schemes returns the known schemes, sorted.
+func (s *Sources) Schemes() []string { return slices.Sorted(maps.Keys(s.byScheme)) }
+
+// For returns the Source for url's scheme. A bare path or an unknown scheme
+// is ErrBadURL naming it.
+func (s *Sources) For(url string) (Source, error) {
+	scheme, _, ok := strings.Cut(url, "://")
+	if !ok || scheme == "" {
+		return nil, &Error{Op: "resolve", Object: url, Kind: ErrBadURL,
+			Err: errors.New("not a URL: want scheme://…, like s3://bucket/prefix/ or file:///abs/dir/ (bare paths are not accepted)")}
+	}
+	src, ok := s.byScheme[scheme]
+	if !ok {
+		return nil, &Error{Op: "resolve", Object: url, Kind: ErrBadURL,
+			Err: fmt.Errorf("unknown scheme %q (known: %s)", scheme, strings.Join(s.Schemes(), ", "))}
+	}
+	return src, nil
+}
+
+// shardSuffixes are the names a prefix listing keeps: WebDataset shards.
+var shardSuffixes = []string{".tar", ".tar.gz", ".tgz"}
+
+// IsShardName reports whether name ends like a WebDataset shard (.tar,
+// .tar.gz, .tgz).
+func IsShardName(name string) bool {
+	for _, s := range shardSuffixes {
+		if strings.HasSuffix(name, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// resolveParallel bounds the Stat calls of one brace expansion in flight.
+const resolveParallel = 16
+
+// Resolve turns a dataset URL into its shards:
+//
+//   - a prefix ending in "/" (s3://b/train/, file:///data/train/) lists
+//     every .tar, .tar.gz and .tgz object under it, nested ones included,
+//     sorted by URL;
+//   - a URL with braces (s3://b/train-{000000..000099}.tar, see
+//     ExpandBraces) expands and Stats every name, in parallel, keeping the
+//     expansion's order (a name ending in "/" is listed as above);
+//   - any other URL is one object, Stat'ed.
+//
+// Nothing found is ErrNotFound naming the URL; a malformed URL or brace is
+// ErrBadURL. Other errors come from the Source as they are (a missing
+// shard of a brace list is ErrNotFound naming that shard). Resolve is safe
+// for concurrent use.
+func Resolve(ctx context.Context, sources *Sources, datasetURL string) ([]Object, error) {
+	src, err := sources.For(datasetURL)
+	if err != nil {
+		return nil, err
+	}
+	names := []string{datasetURL}
+	if strings.ContainsAny(datasetURL, "{}") {
+		if names, err = ExpandBraces(datasetURL); err != nil {
+			return nil, err
+		}
+	}
+	var objs []Object
+	if len(names) == 1 {
+		objs, err = resolveOne(ctx, src, names[0])
+	} else {
+		objs, err = resolveMany(ctx, src, names)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(objs) == 0 {
+		return nil, &Error{Op: "resolve", Object: datasetURL, Kind: ErrNotFound, Err: errors.New("no shards (.tar, .tar.gz, .tgz) there")}
+	}
+	return objs, nil
+}
+
+// resolveMany resolves every name, at most resolveParallel at a time, and
+// concatenates the results in the order of names.
+func resolveMany(ctx context.Context, src Source, names []string) ([]Object, error) {
+	parts := make([][]Object, len(names))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(resolveParallel)
+	for i, name := range names {
+		g.Go(func() (err error) {
+			parts[i], err = resolveOne(gctx, src, name)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return slices.Concat(parts...), nil
+}
+
+// resolveOne lists the shards under a prefix ending in "/", or Stats one
+// object.
+func resolveOne(ctx context.Context, src Source, name string) ([]Object, error) {
+	if !strings.HasSuffix(name, "/") {
+		o, err := src.Stat(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		return []Object{o}, nil
+	}
+	all, err := src.List(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	shards := all[:0]
+	for _, o := range all {
+		if IsShardName(o.URL) {
+			shards = append(shards, o)
+		}
+	}
+	return shards, nil
+}

@@ -1,0 +1,106 @@
+package prefetch
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/aws/smithy-go"
+)
+
+// s3Scheme is the URL prefix of S3 objects: s3://bucket/key.
+const s3Scheme = "s3://"
+
+// s3Split splits an s3://bucket/key URL; key may be empty (a bucket or a
+// prefix). The key is taken as is, not percent-decoded.
+func s3Split(op, url string) (bucket, key string, err error) {
+	rest, ok := strings.CutPrefix(url, s3Scheme)
+	if !ok {
+		return "", "", &Error{Op: op, Object: url, Kind: ErrBadURL, Err: errors.New("want an s3://bucket/key URL")}
+	}
+	bucket, key, _ = strings.Cut(rest, "/")
+	if bucket == "" {
+		return "", "", &Error{Op: op, Object: url, Kind: ErrBadURL, Err: errors.New("no bucket: want s3://bucket/key")}
+	}
+	return bucket, key, nil
+}
+
+// s3Object splits the URL of one object: the key must name an object, not
+// a prefix.
+func s3Object(op, url string) (bucket, key string, err error) {
+	bucket, key, err = s3Split(op, url)
+	if err != nil {
+		return "", "", err
+	}
+	if key == "" || strings.HasSuffix(key, "/") {
+		return "", "", &Error{Op: op, Object: url, Kind: ErrBadURL, Err: errors.New("no object key: want s3://bucket/key")}
+	}
+	return bucket, key, nil
+}
+
+// s3CodeKinds maps S3 API error codes to kinds of error.
+var s3CodeKinds = map[string]error{
+	"NoSuchBucket":          ErrNotFound,
+	"NoSuchKey":             ErrNotFound,
+	"NotFound":              ErrNotFound, // HEAD has no body, so no better code
+	"AccessDenied":          ErrPermission,
+	"AllAccessDisabled":     ErrPermission,
+	"AccountProblem":        ErrPermission,
+	"InvalidAccessKeyId":    ErrPermission,
+	"SignatureDoesNotMatch": ErrPermission,
+	"InvalidToken":          ErrPermission,
+	"ExpiredToken":          ErrPermission,
+	"TokenRefreshRequired":  ErrPermission,
+	"PreconditionFailed":    ErrChanged,
+	"InvalidRange":          ErrCorrupt, // a range past the object's end
+	"InvalidBucketName":     ErrBadURL,
+	"KeyTooLongError":       ErrBadURL,
+}
+
+// s3StatusKind maps an HTTP status to a kind of error, for responses
+// whose error code is not in s3CodeKinds.
+func s3StatusKind(status int) error {
+	switch {
+	case status == http.StatusNotFound:
+		return ErrNotFound
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return ErrPermission
+	case status == http.StatusPreconditionFailed:
+		return ErrChanged
+	case status == http.StatusRequestedRangeNotSatisfiable:
+		return ErrCorrupt
+	}
+	return ErrUnavailable // 5xx, throttling, anything else the server said
+}
+
+// s3Error wraps an SDK error once as an *Error, branching on the API error
+// code, then the HTTP status, with errors.As. Anything without a response
+// (refused or reset connections, timeouts, a cancelled ctx) is
+// ErrUnavailable. A missing bucket names the bucket. An *Error passes as it
+// is.
+func s3Error(op, url, bucket string, err error) error {
+	var e *Error
+	if errors.As(err, &e) {
+		return err
+	}
+	kind := ErrUnavailable
+	var apiErr smithy.APIError
+	var status interface{ HTTPStatusCode() int }
+	switch {
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+	case errors.As(err, &apiErr) && s3CodeKinds[apiErr.ErrorCode()] != nil:
+		kind = s3CodeKinds[apiErr.ErrorCode()]
+		if apiErr.ErrorCode() == "NoSuchBucket" {
+			url = s3Scheme + bucket
+		}
+	case errors.As(err, &status) && status.HTTPStatusCode() > 0:
+		kind = s3StatusKind(status.HTTPStatusCode())
+	}
+	if kind == ErrCorrupt {
+		// Only ranges past the end map here; say so the way ReadAt does.
+		err = errors.Join(err, io.ErrUnexpectedEOF)
+	}
+	return &Error{Op: op, Object: url, Kind: kind, Err: err}
+}
