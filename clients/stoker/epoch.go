@@ -1,0 +1,141 @@
+package stoker
+
+import (
+	"context"
+	"errors"
+	"io"
+	"iter"
+	"math/rand/v2"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
+)
+
+// Epoch says which rank's share of which epoch to read.
+type Epoch struct {
+	URL           string
+	Format        string
+	Seed          uint64
+	Epoch         uint64
+	Rank          int
+	WorldSize     int // 0 means 1
+	BatchSize     int
+	ShuffleWindow int // shards shuffled together; 0 = all
+	NoShuffle     bool
+	DropLast      bool
+	// Start is the position in the epoch's sequence to resume from (a
+	// Batch's Cursor); 0 starts the epoch.
+	Start uint64
+}
+
+// Batch is one rank's batch of one step.
+type Batch struct {
+	Epoch   uint64
+	Step    uint64
+	Rank    int
+	Samples []*stokerv1.Sample
+	// Cursor is where the next step starts: pass it as Epoch.Start to resume.
+	Cursor uint64
+}
+
+// Batches streams the epoch as a sequence of batches. When the stream
+// breaks (the server restarts, the connection drops), it reconnects with
+// backoff and resumes from the last complete batch's cursor, so no sample
+// is lost or repeated. Any other error ends the sequence.
+func (c *Client) Batches(ctx context.Context, e Epoch) iter.Seq2[*Batch, error] {
+	return func(yield func(*Batch, error) bool) {
+		pos := e.Start
+		failures := 0
+		for {
+			done, progressed, err := c.stream(ctx, e, &pos, yield)
+			if done {
+				return
+			}
+			if progressed {
+				failures = 0
+			}
+			if !retriable(err) || failures >= c.opts.retries || ctx.Err() != nil {
+				yield(nil, err)
+				return
+			}
+			failures++
+			if werr := c.wait(ctx, failures); werr != nil {
+				yield(nil, err)
+				return
+			}
+		}
+	}
+}
+
+// stream runs one StreamBatches call from *pos. It returns done when the
+// epoch ended or the consumer stopped, whether any batch was delivered,
+// and the error that broke the stream.
+func (c *Client) stream(ctx context.Context, e Epoch, pos *uint64, yield func(*Batch, error) bool) (done, progressed bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	req := &stokerv1.StreamBatchesRequest{
+		Url: e.URL, Format: e.Format, Seed: e.Seed, Epoch: e.Epoch,
+		Rank: uint32(e.Rank), WorldSize: uint32(e.WorldSize), BatchSize: uint32(e.BatchSize),
+		ShuffleWindow: uint32(e.ShuffleWindow), NoShuffle: e.NoShuffle, DropLast: e.DropLast,
+		Cursor: &stokerv1.Cursor{Epoch: e.Epoch, Position: *pos},
+	}
+	st, err := c.api.StreamBatches(ctx, req)
+	if err != nil {
+		return false, false, err
+	}
+	var cur *Batch
+	for {
+		m, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			return true, progressed, nil
+		}
+		if err != nil {
+			return false, progressed, err
+		}
+		if cur == nil {
+			cur = &Batch{Epoch: m.GetEpoch(), Step: m.GetStep(), Rank: int(m.GetRank())}
+		}
+		cur.Samples = append(cur.Samples, m.GetSamples()...)
+		if !m.GetFinal() {
+			continue
+		}
+		cur.Cursor = m.GetCursor().GetPosition()
+		*pos = cur.Cursor
+		progressed = true
+		if !yield(cur, nil) {
+			return true, true, nil
+		}
+		cur = nil
+	}
+}
+
+// retriable reports whether a stream error is a broken connection worth
+// resuming after, not a refusal by the server.
+func retriable(err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable:
+		return true
+	}
+	return false
+}
+
+// wait sleeps the jittered exponential backoff of the n-th retry, or until
+// ctx ends.
+func (c *Client) wait(ctx context.Context, n int) error {
+	d := c.opts.minBackoff << min(n-1, 16)
+	if d > c.opts.maxBackoff || d <= 0 {
+		d = c.opts.maxBackoff
+	}
+	d = d/2 + rand.N(d/2+1)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,75 @@
+// Command stoker is the command line of Stoker: read an epoch, show a
+// server's statistics, or run the quickstart demo.
+//
+//	stoker demo
+//	stoker read --server 127.0.0.1:7470 s3://bucket/train-{000000..000099}.tar --epoch 0 --jsonl
+//	stoker stats --server 127.0.0.1:7470
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+const usage = `usage: stoker <command> [flags]
+
+commands:
+  demo    write a small synthetic WebDataset, serve it in process, read two epochs
+  read    read one rank's epoch from a server (--jsonl prints every sample)
+  stats   print a server's statistics
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
+	case "demo":
+		err = runDemo(ctx, args, os.Stdout)
+	case "read":
+		err = runRead(ctx, args, os.Stdout, os.Stderr)
+	case "stats":
+		err = runStats(ctx, args, os.Stdout)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "stoker: unknown command %q\n%s", cmd, usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "stoker:", err)
+		os.Exit(1)
+	}
+}
+
+// parseInterspersed parses flags that may come before or after the
+// positional arguments (stoker read --server A URL --epoch 1).
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+		if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+			continue
+		}
+	}
+}

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/stoker-data/stoker/clients/stoker"
+	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
+)
+
+// sampleLine is one line of `stoker read --jsonl`.
+type sampleLine struct {
+	Epoch    uint64               `json:"epoch"`
+	Rank     int                  `json:"rank"`
+	Step     uint64               `json:"step"`
+	Position uint64               `json:"position"`
+	Key      string               `json:"key"`
+	Fields   map[string]fieldLine `json:"fields"`
+}
+
+type fieldLine struct {
+	Size   int    `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// readSummary is what one read delivered.
+type readSummary struct {
+	Samples, Bytes, Batches int
+	Elapsed                 time.Duration
+	Hits, Gets              uint64
+	Stall                   time.Duration
+}
+
+func (s readSummary) mbps() float64 {
+	if s.Elapsed <= 0 {
+		return 0
+	}
+	return float64(s.Bytes) / 1e6 / s.Elapsed.Seconds()
+}
+
+func (s readSummary) hitRate() float64 {
+	if s.Gets == 0 {
+		return 0
+	}
+	return float64(s.Hits) / float64(s.Gets)
+}
+
+func runRead(ctx context.Context, args []string, out, errOut io.Writer) error {
+	fs := flag.NewFlagSet("read", flag.ContinueOnError)
+	addr := fs.String("server", "127.0.0.1:7470", "server address (host:port or unix:///path)")
+	var e stoker.Epoch
+	fs.Uint64Var(&e.Epoch, "epoch", 0, "epoch to read")
+	fs.Uint64Var(&e.Seed, "seed", 0, "shuffle seed")
+	fs.IntVar(&e.BatchSize, "batch-size", 32, "samples per batch per rank")
+	fs.IntVar(&e.Rank, "rank", 0, "this reader's rank")
+	fs.IntVar(&e.WorldSize, "world-size", 1, "number of ranks")
+	fs.IntVar(&e.ShuffleWindow, "shuffle-window", 0, "shards shuffled together (0: all)")
+	fs.BoolVar(&e.NoShuffle, "no-shuffle", false, "keep file order")
+	fs.BoolVar(&e.DropLast, "drop-last", false, "stop after the last full step")
+	start := fs.Uint64("cursor", 0, "resume from this position in the epoch")
+	jsonl := fs.Bool("jsonl", false, "print one JSON object per sample")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errors.New("read: want exactly one dataset URL")
+	}
+	e.URL, e.Start = pos[0], *start
+	c, err := stoker.Dial(*addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	w := bufio.NewWriterSize(out, 1<<16)
+	defer w.Flush()
+	sum, err := readEpoch(ctx, c, e, func(b *stoker.Batch) error {
+		if !*jsonl {
+			return nil
+		}
+		return writeJSONL(w, b)
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(errOut, "read %s epoch %d rank %d/%d: %d samples, %d bytes, %.2fs, %.1f MB/s, cache hits %d/%d (%.1f%%), stall %s\n",
+		e.URL, e.Epoch, e.Rank, max(e.WorldSize, 1), sum.Samples, sum.Bytes, sum.Elapsed.Seconds(), sum.mbps(),
+		sum.Hits, sum.Gets, 100*sum.hitRate(), sum.Stall.Round(time.Millisecond))
+	return nil
+}
+
+// readEpoch reads an epoch through c, calling each for every batch, and
+// measures it with the server's counters before and after.
+func readEpoch(ctx context.Context, c *stoker.Client, e stoker.Epoch, each func(*stoker.Batch) error) (readSummary, error) {
+	var s readSummary
+	before, err := c.Stats(ctx)
+	if err != nil {
+		return s, err
+	}
+	t := time.Now()
+	for b, err := range c.Batches(ctx, e) {
+		if err != nil {
+			return s, err
+		}
+		s.Batches++
+		s.Samples += len(b.Samples)
+		for _, smp := range b.Samples {
+			for _, f := range smp.GetFields() {
+				s.Bytes += len(f.GetData())
+			}
+		}
+		if err := each(b); err != nil {
+			return s, err
+		}
+	}
+	s.Elapsed = time.Since(t)
+	after, err := c.Stats(ctx)
+	if err != nil {
+		return s, err
+	}
+	s.Hits = after.GetMemoryHits() + after.GetDiskHits() - before.GetMemoryHits() - before.GetDiskHits()
+	s.Gets = s.Hits + after.GetMisses() - before.GetMisses()
+	s.Stall = time.Duration(after.GetStallNanos() - before.GetStallNanos())
+	return s, nil
+}
+
+func writeJSONL(w io.Writer, b *stoker.Batch) error {
+	enc := json.NewEncoder(w)
+	for _, smp := range b.Samples {
+		if err := enc.Encode(jsonLine(b, smp)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func jsonLine(b *stoker.Batch, smp *stokerv1.Sample) sampleLine {
+	l := sampleLine{Epoch: b.Epoch, Rank: b.Rank, Step: b.Step, Position: smp.GetPosition(), Key: smp.GetKey(), Fields: map[string]fieldLine{}}
+	for _, f := range smp.GetFields() {
+		h := sha256.Sum256(f.GetData())
+		l.Fields[f.GetName()] = fieldLine{Size: len(f.GetData()), SHA256: hex.EncodeToString(h[:])}
+	}
+	return l
+}

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/dustin/go-humanize"
+
+	"github.com/stoker-data/stoker/clients/stoker"
+)
+
+func runStats(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("stats", flag.ContinueOnError)
+	addr := fs.String("server", "127.0.0.1:7470", "server address (host:port or unix:///path)")
+	if _, err := parseInterspersed(fs, args); err != nil {
+		return err
+	}
+	c, err := stoker.Dial(*addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	st, err := c.Stats(ctx)
+	if err != nil {
+		return fmt.Errorf("stats from %s: %w", *addr, err)
+	}
+	gets := st.GetMemoryHits() + st.GetDiskHits() + st.GetMisses()
+	rate := 0.0
+	if gets > 0 {
+		rate = float64(st.GetMemoryHits()+st.GetDiskHits()) / float64(gets)
+	}
+	fmt.Fprintf(out, "memory tier     %s / %s\n", humanize.IBytes(st.GetMemoryBytes()), humanize.IBytes(st.GetMemoryCapacity()))
+	fmt.Fprintf(out, "disk tier       %s / %s\n", humanize.IBytes(st.GetDiskBytes()), humanize.IBytes(st.GetDiskCapacity()))
+	fmt.Fprintf(out, "cache hits      memory %d, disk %d, misses %d (hit rate %.1f%%)\n", st.GetMemoryHits(), st.GetDiskHits(), st.GetMisses(), 100*rate)
+	fmt.Fprintf(out, "evictions       %d\n", st.GetEvictions())
+	fmt.Fprintf(out, "storage         %d requests, %s\n", st.GetStorageRequests(), humanize.IBytes(st.GetStorageBytes()))
+	fmt.Fprintf(out, "served          %d samples, %s\n", st.GetSamplesServed(), humanize.IBytes(st.GetBytesServed()))
+	fmt.Fprintf(out, "stall           %s\n", time.Duration(st.GetStallNanos()).Round(time.Millisecond))
+	fmt.Fprintf(out, "active streams  %d\n", st.GetActiveStreams())
+	return nil
+}

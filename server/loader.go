@@ -1,0 +1,156 @@
+package server
+
+import (
+	"context"
+	"fmt"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/wds"
+	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
+	"github.com/stoker-data/stoker/shuffle"
+)
+
+// loader implements the Loader gRPC service.
+type loader struct {
+	stokerv1.UnimplementedLoaderServer
+	s *Server
+}
+
+func (l *loader) OpenDataset(ctx context.Context, req *stokerv1.OpenDatasetRequest) (*stokerv1.OpenDatasetResponse, error) {
+	if req.GetUrl() == "" {
+		return nil, invalid("url", "is empty")
+	}
+	ds, err := l.s.catalog.Open(ctx, req.GetUrl(), shuffle.Format(req.GetFormat()))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &stokerv1.OpenDatasetResponse{Dataset: datasetProto(ds)}, nil
+}
+
+func datasetProto(ds *prefetch.Dataset) *stokerv1.Dataset {
+	m := ds.Manifest
+	out := &stokerv1.Dataset{Url: m.URL, Format: string(m.Format), FromStoredManifest: ds.FromStored}
+	for _, s := range m.Shards {
+		out.Shards = append(out.Shards, &stokerv1.Shard{Object: s.Object, Size: s.Size, Etag: s.ETag, Samples: uint64(s.Samples)})
+		out.NumSamples += uint64(s.Samples)
+		out.TotalBytes += uint64(s.Size)
+	}
+	return out
+}
+
+func (l *loader) Stats(context.Context, *stokerv1.StatsRequest) (*stokerv1.StatsResponse, error) {
+	return l.s.Stats(), nil
+}
+
+func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stokerv1.Loader_StreamBatchesServer) error {
+	ctx := stream.Context()
+	b, settings, start, err := parseStreamRequest(req)
+	if err != nil {
+		return err
+	}
+	ds, err := l.s.catalog.Open(ctx, req.GetUrl(), shuffle.Format(req.GetFormat()))
+	if err != nil {
+		return toStatus(err)
+	}
+	plan := l.s.plans.get(ds, settings)
+	if start > plan.Len() {
+		return invalid("cursor.position", fmt.Sprintf("%d is past the end of the epoch (%d samples)", start, plan.Len()))
+	}
+	ps := l.s.prefetcher.Open(ds, plan, b, start)
+	defer ps.Close()
+	l.s.log.Debug("stream open", "url", req.GetUrl(), "epoch", req.GetEpoch(), "rank", b.Rank, "world", b.WorldSize, "start", start)
+
+	total, step := plan.Len(), b.StepSize()
+	for k := range b.Steps(total, start) {
+		ps.Advance(k)
+		lo, hi := b.Batch(total, start, k)
+		msg := &stokerv1.StreamBatchesResponse{Epoch: settings.Epoch, Step: uint64((start + k*step) / step), Rank: uint32(b.Rank)}
+		shards := map[int32][]byte{} // shard bytes used by this batch
+		partBytes := 0
+		for pos := lo; pos < hi; pos++ {
+			ref := plan.At(pos)
+			data, ok := shards[ref.Shard]
+			if !ok {
+				if data, err = ps.Shard(ctx, int(ref.Shard)); err != nil {
+					return toStatus(err)
+				}
+				shards[ref.Shard] = data
+			}
+			sample, n, err := buildSample(ds, ref, pos, data)
+			if err != nil {
+				return toStatus(err)
+			}
+			msg.Samples = append(msg.Samples, sample)
+			partBytes += n
+			if partBytes >= l.s.cfg.MaxPartBytes && pos+1 < hi {
+				if err := l.send(stream, msg, partBytes); err != nil {
+					return err
+				}
+				msg = &stokerv1.StreamBatchesResponse{Epoch: msg.Epoch, Step: msg.Step, Rank: msg.Rank}
+				partBytes = 0
+			}
+		}
+		msg.Final = true
+		msg.Cursor = &stokerv1.Cursor{Epoch: settings.Epoch, Position: uint64(b.After(total, start, k))}
+		if err := l.send(stream, msg, partBytes); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (l *loader) send(stream stokerv1.Loader_StreamBatchesServer, msg *stokerv1.StreamBatchesResponse, n int) error {
+	if err := stream.Send(msg); err != nil {
+		return err
+	}
+	l.s.metrics.samples.Add(uint64(len(msg.Samples)))
+	l.s.metrics.bytes.Add(uint64(n))
+	return nil
+}
+
+// buildSample slices the sample's fields out of its shard's bytes (no
+// copy) and returns it with its payload size.
+func buildSample(ds *prefetch.Dataset, ref shuffle.Ref, pos int, data []byte) (*stokerv1.Sample, int, error) {
+	idx := ds.Index[ref.Shard][ref.Sample]
+	s := &stokerv1.Sample{Key: idx.Key, Position: uint64(pos), Shard: uint32(ref.Shard), Fields: make([]*stokerv1.Field, len(idx.Fields))}
+	n := 0
+	for i, f := range idx.Fields {
+		b, err := wds.FieldData(data, f)
+		if err != nil {
+			return nil, 0, &prefetch.Error{Op: "read", Object: ds.Manifest.Shards[ref.Shard].Object, Kind: prefetch.ErrCorrupt,
+				Err: fmt.Errorf("sample %q field %q: %w", idx.Key, f.Name, err)}
+		}
+		s.Fields[i] = &stokerv1.Field{Name: f.Name, Data: b}
+		n += len(b)
+	}
+	return s, n, nil
+}
+
+// parseStreamRequest checks a request and names the first bad field.
+func parseStreamRequest(req *stokerv1.StreamBatchesRequest) (shuffle.Batching, shuffle.Settings, int, error) {
+	world := int(req.GetWorldSize())
+	if world == 0 {
+		world = 1
+	}
+	b := shuffle.Batching{Rank: int(req.GetRank()), WorldSize: world, BatchSize: int(req.GetBatchSize()), DropLast: req.GetDropLast()}
+	s := shuffle.Settings{Seed: req.GetSeed(), Epoch: req.GetEpoch(), Window: int(req.GetShuffleWindow()), NoShuffle: req.GetNoShuffle()}
+	switch {
+	case req.GetUrl() == "":
+		return b, s, 0, invalid("url", "is empty")
+	case b.BatchSize <= 0:
+		return b, s, 0, invalid("batch_size", "must be positive")
+	case b.Rank >= b.WorldSize:
+		return b, s, 0, invalid("rank", fmt.Sprintf("%d is outside world_size %d", b.Rank, b.WorldSize))
+	}
+	start := 0
+	if c := req.GetCursor(); c != nil {
+		if c.GetEpoch() != req.GetEpoch() {
+			return b, s, 0, status.Errorf(codes.InvalidArgument, "cursor.epoch: %d does not match epoch %d", c.GetEpoch(), req.GetEpoch())
+		}
+		start = int(c.GetPosition())
+	}
+	return b, s, start, nil
+}

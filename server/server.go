@@ -1,0 +1,184 @@
+// Package server is Stoker's gRPC front: the Loader service trainers call,
+// batch assembly from cached shards, metrics and the health endpoint.
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+
+	"github.com/stoker-data/stoker/prefetch"
+	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
+)
+
+// Config configures a Server.
+type Config struct {
+	// Cache sets the memory and disk tiers.
+	Cache prefetch.CacheConfig
+	// Shards bounds fetches from storage.
+	Shards prefetch.ShardsConfig
+	// Prefetch sets how far ahead of each stream shards are fetched.
+	Prefetch prefetch.PrefetchConfig
+	// CatalogDir holds stored manifests and shard indexes; empty means
+	// "catalog" under the cache folder.
+	CatalogDir string
+	// MaxPartBytes is the most sample bytes in one stream message; a larger
+	// batch is sent as several parts of the same step.
+	MaxPartBytes int
+	// MaxMessageBytes is the gRPC send limit; it must exceed MaxPartBytes
+	// plus the largest single sample.
+	MaxMessageBytes int
+	// WindowBytes is gRPC's flow-control window, per stream and per
+	// connection (set together, never one alone).
+	WindowBytes int32
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		Cache:           prefetch.DefaultCacheConfig(),
+		Shards:          prefetch.DefaultShardsConfig(),
+		Prefetch:        prefetch.DefaultPrefetchConfig(),
+		MaxPartBytes:    8 << 20,   // 8 MiB: big enough to amortise per-message cost
+		MaxMessageBytes: 512 << 20, // 512 MiB: one huge sample still fits
+		WindowBytes:     8 << 20,   // 8 MiB: keeps a 1 GB/s loopback stream busy
+	}
+}
+
+// Server owns the cache, the catalog and the gRPC services. Create it with
+// New, serve with Serve, and stop with Shutdown.
+type Server struct {
+	cfg        Config
+	log        *slog.Logger
+	sources    *prefetch.Sources
+	cache      *prefetch.Cache
+	shards     *prefetch.Shards
+	catalog    *prefetch.Catalog
+	prefetcher *prefetch.Prefetcher
+	grpc       *grpc.Server
+	plans      *planCache
+	metrics    *serverMetrics
+	registry   *prometheus.Registry
+
+	closeOnce sync.Once
+}
+
+// New wires a Server over the given sources.
+func New(cfg Config, sources *prefetch.Sources, log *slog.Logger) (*Server, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	d := DefaultConfig()
+	if cfg.MaxPartBytes <= 0 {
+		cfg.MaxPartBytes = d.MaxPartBytes
+	}
+	if cfg.MaxMessageBytes <= 0 {
+		cfg.MaxMessageBytes = d.MaxMessageBytes
+	}
+	if cfg.WindowBytes <= 0 {
+		cfg.WindowBytes = d.WindowBytes
+	}
+	cache, err := prefetch.OpenCache(cfg.Cache, log)
+	if err != nil {
+		return nil, err
+	}
+	shards := prefetch.NewShards(cfg.Shards, sources, cache, log)
+	dir := cfg.CatalogDir
+	if dir == "" {
+		dir = cfg.Cache.Dir + "/catalog"
+	}
+	catalog, err := prefetch.NewCatalog(prefetch.CatalogConfig{Dir: dir, Fetch: cfg.Shards.Fetch}, sources, shards, log)
+	if err != nil {
+		cache.Close()
+		return nil, err
+	}
+	s := &Server{
+		cfg:        cfg,
+		log:        log,
+		sources:    sources,
+		cache:      cache,
+		shards:     shards,
+		catalog:    catalog,
+		prefetcher: prefetch.NewPrefetcher(cfg.Prefetch, shards, cache),
+		plans:      newPlanCache(16),
+		metrics:    &serverMetrics{},
+		registry:   prometheus.NewRegistry(),
+	}
+	s.grpc = grpc.NewServer(
+		grpc.MaxSendMsgSize(cfg.MaxMessageBytes),
+		grpc.InitialWindowSize(cfg.WindowBytes),
+		grpc.InitialConnWindowSize(cfg.WindowBytes),
+	)
+	stokerv1.RegisterLoaderServer(s.grpc, &loader{s: s})
+	s.registry.MustRegister(&collector{s: s})
+	return s, nil
+}
+
+// Serve accepts gRPC connections on lis until Shutdown.
+func (s *Server) Serve(lis net.Listener) error {
+	err := s.grpc.Serve(lis)
+	if errors.Is(err, grpc.ErrServerStopped) {
+		return nil
+	}
+	return err
+}
+
+// HTTPHandler serves /metrics (Prometheus) and /healthz.
+func (s *Server) HTTPHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	return mux
+}
+
+// Shutdown stops accepting streams, lets open ones finish until ctx ends,
+// then cancels them and closes the cache. Safe to call more than once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var err error
+	s.closeOnce.Do(func() {
+		done := make(chan struct{})
+		go func() { s.grpc.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			s.grpc.Stop()
+			<-done
+		}
+		s.shards.Wait()
+		err = s.cache.Close()
+	})
+	return err
+}
+
+// Stats returns a snapshot of the server's counters.
+func (s *Server) Stats() *stokerv1.StatsResponse {
+	cm := s.cache.Metrics()
+	sm := s.sources.Metrics()
+	return &stokerv1.StatsResponse{
+		MemoryHits:      uint64(cm.Memory.Hits),
+		DiskHits:        uint64(cm.Disk.Hits),
+		Misses:          uint64(cm.Misses),
+		MemoryBytes:     uint64(cm.Memory.Bytes),
+		MemoryCapacity:  uint64(cm.Memory.Capacity),
+		DiskBytes:       uint64(cm.Disk.Bytes),
+		DiskCapacity:    uint64(cm.Disk.Capacity),
+		Evictions:       uint64(cm.Memory.Evictions + cm.Disk.Evictions),
+		StorageRequests: sm.Requests,
+		StorageBytes:    sm.Bytes,
+		StallNanos:      uint64(s.prefetcher.Stall() / time.Nanosecond),
+		SamplesServed:   s.metrics.samples.Load(),
+		BytesServed:     s.metrics.bytes.Load(),
+		ActiveStreams:   uint64(s.prefetcher.Streams()),
+	}
+}
