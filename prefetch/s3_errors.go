@@ -53,6 +53,7 @@ var s3CodeKinds = map[string]error{
 	"InvalidToken":          ErrPermission,
 	"ExpiredToken":          ErrPermission,
 	"TokenRefreshRequired":  ErrPermission,
+	"XAdminUserNotFound":    ErrPermission, // versitygw: unknown access key, as a 404
 	"PreconditionFailed":    ErrChanged,
 	"InvalidRange":          ErrCorrupt, // a range past the object's end
 	"InvalidBucketName":     ErrBadURL,

@@ -1,0 +1,141 @@
+package prefetch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"syscall"
+	"testing"
+
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+)
+
+// apiErr builds the error the SDK returns for an S3 error response.
+func apiErr(status int, code string) error {
+	return &smithy.OperationError{ServiceID: "S3", OperationName: "GetObject", Err: &awshttp.ResponseError{
+		ResponseError: &smithyhttp.ResponseError{
+			Response: &smithyhttp.Response{Response: &http.Response{StatusCode: status}},
+			Err:      &smithy.GenericAPIError{Code: code, Message: "test"},
+		},
+	}}
+}
+
+// statusErr builds the error for a response without a body (HEAD).
+func statusErr(status int) error {
+	return &smithy.OperationError{ServiceID: "S3", OperationName: "HeadObject", Err: &awshttp.ResponseError{
+		ResponseError: &smithyhttp.ResponseError{
+			Response: &smithyhttp.Response{Response: &http.Response{StatusCode: status}},
+			Err:      errors.New("no body"),
+		},
+	}}
+}
+
+// netErr builds a transport failure as net/http reports it.
+func netErr(errno syscall.Errno) error {
+	return &smithy.OperationError{ServiceID: "S3", OperationName: "GetObject", Err: &url.Error{
+		Op: "Get", URL: "http://127.0.0.1:1/b/k",
+		Err: &net.OpError{Op: "read", Net: "tcp", Err: fmt.Errorf("wrapped: %w", errno)},
+	}}
+}
+
+func TestS3ErrorKinds(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		err    error
+		kind   error
+		object string
+	}{
+		{"NoSuchBucket names the bucket", apiErr(404, "NoSuchBucket"), ErrNotFound, "s3://bkt"},
+		{"NoSuchKey", apiErr(404, "NoSuchKey"), ErrNotFound, "s3://bkt/k"},
+		{"HEAD 404", statusErr(404), ErrNotFound, "s3://bkt/k"},
+		{"AccessDenied", apiErr(403, "AccessDenied"), ErrPermission, "s3://bkt/k"},
+		{"InvalidAccessKeyId", apiErr(403, "InvalidAccessKeyId"), ErrPermission, "s3://bkt/k"},
+		{"SignatureDoesNotMatch", apiErr(403, "SignatureDoesNotMatch"), ErrPermission, "s3://bkt/k"},
+		{"HEAD 403", statusErr(403), ErrPermission, "s3://bkt/k"},
+		{"PreconditionFailed", apiErr(412, "PreconditionFailed"), ErrChanged, "s3://bkt/k"},
+		{"HEAD 412", statusErr(412), ErrChanged, "s3://bkt/k"},
+		{"InvalidRange", apiErr(416, "InvalidRange"), ErrCorrupt, "s3://bkt/k"},
+		{"InvalidBucketName", apiErr(400, "InvalidBucketName"), ErrBadURL, "s3://bkt/k"},
+		{"SlowDown", apiErr(503, "SlowDown"), ErrUnavailable, "s3://bkt/k"},
+		{"InternalError", apiErr(500, "InternalError"), ErrUnavailable, "s3://bkt/k"},
+		{"HEAD 503", statusErr(503), ErrUnavailable, "s3://bkt/k"},
+		{"an unknown code on 404 goes by status", apiErr(404, "SomethingNew"), ErrNotFound, "s3://bkt/k"},
+		{"connection refused", netErr(syscall.ECONNREFUSED), ErrUnavailable, "s3://bkt/k"},
+		{"connection reset", netErr(syscall.ECONNRESET), ErrUnavailable, "s3://bkt/k"},
+		{"cancelled", fmt.Errorf("op: %w", context.Canceled), ErrUnavailable, "s3://bkt/k"},
+		{"an *Error passes as it is", &Error{Op: "read", Object: "x", Kind: ErrChanged}, ErrChanged, "x"},
+	} {
+		err := s3Error("read", "s3://bkt/k", "bkt", tc.err)
+		var e *Error
+		if !errors.As(err, &e) || !errors.Is(err, tc.kind) || e.Object != tc.object {
+			t.Errorf("%s: %v, want kind %q naming %s", tc.name, err, tc.kind, tc.object)
+			continue
+		}
+		if !errors.Is(err, tc.err) && tc.name != "an *Error passes as it is" {
+			t.Errorf("%s: the cause is lost: %v", tc.name, err)
+		}
+	}
+	if err := s3Error("read", "u", "b", apiErr(416, "InvalidRange")); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("InvalidRange: %v does not wrap io.ErrUnexpectedEOF", err)
+	}
+}
+
+// The retryer S3Source configures retries what a loader must survive, and
+// nothing that retrying cannot fix.
+func TestS3Retryable(t *testing.T) {
+	src, err := NewS3Source(context.Background(), S3Config{Endpoint: "http://127.0.0.1:1", MaxAttempts: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := src.retryer
+	if r.MaxAttempts() != 3 {
+		t.Errorf("MaxAttempts = %d, want 3", r.MaxAttempts())
+	}
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"500", apiErr(500, "InternalError"), true},
+		{"502", statusErr(502), true},
+		{"503", statusErr(503), true},
+		{"504", statusErr(504), true},
+		{"SlowDown", apiErr(503, "SlowDown"), true},
+		{"Throttling on a 400", apiErr(400, "Throttling"), true},
+		{"RequestTimeout", apiErr(400, "RequestTimeout"), true},
+		{"connection reset", netErr(syscall.ECONNRESET), true},
+		{"connection refused", netErr(syscall.ECONNREFUSED), true},
+		{"AccessDenied", apiErr(403, "AccessDenied"), false},
+		{"NoSuchKey", apiErr(404, "NoSuchKey"), false},
+		{"PreconditionFailed", apiErr(412, "PreconditionFailed"), false},
+		{"InvalidRange", apiErr(416, "InvalidRange"), false},
+		{"cancelled", context.Canceled, false},
+	} {
+		if got := r.IsErrorRetryable(tc.err); got != tc.want {
+			t.Errorf("%s: retryable = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestNeedsPathStyle(t *testing.T) {
+	for endpoint, want := range map[string]bool{
+		"":                          false,
+		"http://127.0.0.1:7070":     true,
+		"http://[::1]:7070":         true,
+		"http://localhost":          true,
+		"http://minio.localhost:80": true,
+		"https://s3.amazonaws.com":  false,
+		"https://storage.example":   false,
+		"http://10.0.0.5":           true,
+	} {
+		if got := needsPathStyle(endpoint); got != want {
+			t.Errorf("needsPathStyle(%q) = %v, want %v", endpoint, got, want)
+		}
+	}
+}

@@ -1,0 +1,341 @@
+package prefetch_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/s3test"
+	"github.com/stoker-data/stoker/prefetch/sourcetest"
+)
+
+// newS3Source returns an S3Source for endpoint with fast retries.
+func newS3Source(t *testing.T, endpoint string, srv *s3test.Server, attempts int) *prefetch.S3Source {
+	t.Helper()
+	cfg := prefetch.DefaultS3Config()
+	cfg.Endpoint = endpoint
+	cfg.Credentials = srv.Credentials()
+	cfg.MaxAttempts = attempts
+	cfg.MaxBackoff = 20 * time.Millisecond
+	src, err := prefetch.NewS3Source(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src
+}
+
+func TestS3SourceConformance(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.CreateBucket(t, "suite")
+	src := newS3Source(t, srv.Endpoint, srv, 3)
+	sourcetest.Run(t, sourcetest.Harness{
+		Source:  src,
+		Base:    "s3://suite/",
+		Put:     func(t testing.TB, name string, data []byte) { srv.Put(t, "suite", name, data) },
+		Missing: "s3://no-such-bucket/",
+		Metrics: src.Metrics,
+	})
+}
+
+func TestS3Errors(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Start(t)
+	srv.CreateBucket(t, "bkt")
+	srv.Put(t, "bkt", "k.tar", []byte("data"))
+	good := newS3Source(t, srv.Endpoint, srv, 2)
+
+	_, err := good.List(ctx, "s3://no-such-bucket/train/")
+	var e *prefetch.Error
+	if !errors.Is(err, prefetch.ErrNotFound) || !errors.As(err, &e) || e.Object != "s3://no-such-bucket" {
+		t.Errorf("List in a missing bucket = %v, want ErrNotFound naming s3://no-such-bucket", err)
+	}
+	if _, err := good.Stat(ctx, "s3://bkt/missing.tar"); !errors.Is(err, prefetch.ErrNotFound) {
+		t.Errorf("Stat of a missing key = %v, want ErrNotFound", err)
+	}
+	for _, u := range []string{"s3:///k.tar", "s3://bkt", "s3://bkt/", "s3://bkt/dir/", "file:///b/k.tar"} {
+		if _, err := good.Stat(ctx, u); !errors.Is(err, prefetch.ErrBadURL) {
+			t.Errorf("Stat(%q) = %v, want ErrBadURL", u, err)
+		}
+	}
+
+	for _, tc := range []struct{ name, access, secret string }{
+		{"wrong secret", srv.AccessKey, "not-the-secret"},
+		{"unknown access key", "nobody", srv.SecretKey},
+	} {
+		cfg := prefetch.DefaultS3Config()
+		cfg.Endpoint = srv.Endpoint
+		cfg.Credentials = credentials.NewStaticCredentialsProvider(tc.access, tc.secret, "")
+		src, err := prefetch.NewS3Source(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = src.Stat(ctx, "s3://bkt/k.tar")
+		// versitygw answers an unknown access key with a 404, which a HEAD
+		// (no body, so no code) cannot tell from a missing object.
+		if !errors.Is(err, prefetch.ErrPermission) && !(tc.access == "nobody" && errors.Is(err, prefetch.ErrNotFound)) {
+			t.Errorf("%s: Stat = %v, want ErrPermission", tc.name, err)
+		}
+		if _, err := src.List(ctx, "s3://bkt/"); !errors.Is(err, prefetch.ErrPermission) {
+			t.Errorf("%s: List = %v, want ErrPermission", tc.name, err)
+		}
+		err = src.ReadAt(ctx, prefetch.Object{URL: "s3://bkt/k.tar"}, make([]byte, 2), 0)
+		if !errors.Is(err, prefetch.ErrPermission) {
+			t.Errorf("%s: ReadAt = %v, want ErrPermission", tc.name, err)
+		}
+	}
+}
+
+// A stopped server is ErrUnavailable after MaxAttempts tries; a restarted
+// one serves the same objects again.
+func TestS3ServerDown(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Start(t)
+	srv.CreateBucket(t, "bkt")
+	srv.Put(t, "bkt", "k.tar", []byte("data"))
+	src := newS3Source(t, srv.Endpoint, srv, 3)
+	obj, err := src.Stat(ctx, "s3://bkt/k.tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	srv.Stop()
+	before := src.Metrics()
+	_, err = src.Stat(ctx, obj.URL)
+	if !errors.Is(err, prefetch.ErrUnavailable) {
+		t.Fatalf("Stat with the server down = %v, want ErrUnavailable", err)
+	}
+	if n := src.Metrics().Requests - before.Requests; n != 3 {
+		t.Errorf("Stat with the server down sent %d requests, want 3 (MaxAttempts)", n)
+	}
+	if _, err := src.List(ctx, "s3://bkt/"); !errors.Is(err, prefetch.ErrUnavailable) {
+		t.Errorf("List with the server down = %v, want ErrUnavailable", err)
+	}
+	if err := src.ReadAt(ctx, obj, make([]byte, 4), 0); !errors.Is(err, prefetch.ErrUnavailable) {
+		t.Errorf("ReadAt with the server down = %v, want ErrUnavailable", err)
+	}
+
+	srv.Restart(t)
+	p := make([]byte, 4)
+	if err := src.ReadAt(ctx, obj, p, 0); err != nil || string(p) != "data" {
+		t.Fatalf("ReadAt after a restart = %q, %v", p, err)
+	}
+}
+
+// The effective endpoint decides path-style addressing, whether it comes
+// from the config or from AWS_ENDPOINT_URL_S3.
+func TestS3PathStyle(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		endpoint string
+		force    bool
+		want     bool
+	}{
+		{"http://127.0.0.1:9000", false, true},
+		{"http://localhost:9000", false, true},
+		{"http://[::1]:9000", false, true},
+		{"https://10.1.2.3", false, true},
+		{"https://s3.example.com", false, false},
+		{"https://s3.example.com", true, true},
+	} {
+		cfg := prefetch.DefaultS3Config()
+		cfg.Endpoint, cfg.PathStyle = tc.endpoint, tc.force
+		cfg.Credentials = credentials.NewStaticCredentialsProvider("a", "b", "")
+		src, err := prefetch.NewS3Source(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ep, ps := src.Endpoint(); ep != tc.endpoint || ps != tc.want {
+			t.Errorf("endpoint %s (forced %v): got %s, path style %v; want path style %v", tc.endpoint, tc.force, ep, ps, tc.want)
+		}
+	}
+	if _, err := prefetch.NewS3Source(ctx, prefetch.S3Config{Endpoint: "127.0.0.1:9000"}); !errors.Is(err, prefetch.ErrBadURL) {
+		t.Errorf("an endpoint without a scheme: %v, want ErrBadURL", err)
+	}
+
+	// From the environment only: the harness's variables, no config.
+	srv := s3test.Start(t)
+	srv.CreateBucket(t, "bkt")
+	srv.Put(t, "bkt", "k.tar", []byte("data"))
+	t.Setenv("AWS_ENDPOINT_URL", "http://wrong.invalid")
+	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+	for _, kv := range srv.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	src, err := prefetch.NewS3Source(ctx, prefetch.DefaultS3Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ep, ps := src.Endpoint(); ep != srv.Endpoint || !ps {
+		t.Errorf("from AWS_ENDPOINT_URL_S3: endpoint %s, path style %v; want %s, true", ep, ps, srv.Endpoint)
+	}
+	if o, err := src.Stat(ctx, "s3://bkt/k.tar"); err != nil || o.Size != 4 {
+		t.Errorf("Stat through the environment's endpoint = %+v, %v", o, err)
+	}
+}
+
+// faultProxy forwards to an S3 server, first failing requests as its
+// queue of faults says.
+type faultProxy struct {
+	*httptest.Server
+	rp *httputil.ReverseProxy
+
+	mu       sync.Mutex // guards faults, requests
+	faults   []string
+	requests int
+}
+
+func newFaultProxy(t *testing.T, target string) *faultProxy {
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &faultProxy{rp: &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(u)
+		r.Out.Host = r.In.Host // the signature covers the Host the client sent
+	}}}
+	p.Server = httptest.NewServer(p)
+	t.Cleanup(p.Close)
+	return p
+}
+
+func (p *faultProxy) inject(faults ...string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.faults, p.requests = faults, 0
+}
+
+func (p *faultProxy) counts() (requests, faultsLeft int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.requests, len(p.faults)
+}
+
+func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p.mu.Lock()
+	p.requests++
+	fault := ""
+	if len(p.faults) > 0 {
+		fault, p.faults = p.faults[0], p.faults[1:]
+	}
+	p.mu.Unlock()
+	s3err := func(status int, code string) {
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(status)
+		w.Write([]byte("<Error><Code>" + code + "</Code><Message>injected</Message></Error>"))
+	}
+	switch fault {
+	case "":
+		p.rp.ServeHTTP(w, r)
+	case "500":
+		s3err(http.StatusInternalServerError, "InternalError")
+	case "503":
+		s3err(http.StatusServiceUnavailable, "ServiceUnavailable")
+	case "slowdown":
+		s3err(http.StatusServiceUnavailable, "SlowDown")
+	case "throttle400":
+		s3err(http.StatusBadRequest, "Throttling") // retried by its code alone
+	case "denied":
+		s3err(http.StatusForbidden, "AccessDenied")
+	case "reset":
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			panic(err)
+		}
+		if tc, ok := conn.(*net.TCPConn); ok {
+			tc.SetLinger(0) // close with RST
+		}
+		conn.Close()
+	case "cut":
+		p.rp.ServeHTTP(&cutWriter{ResponseWriter: w, left: 1000}, r)
+	default:
+		panic("unknown fault " + fault)
+	}
+}
+
+// cutWriter passes on the headers and the first left bytes of a body, then
+// aborts the connection.
+type cutWriter struct {
+	http.ResponseWriter
+	left int
+}
+
+func (c *cutWriter) Write(p []byte) (int, error) {
+	if len(p) <= c.left {
+		c.left -= len(p)
+		return c.ResponseWriter.Write(p)
+	}
+	c.ResponseWriter.Write(p[:c.left])
+	http.NewResponseController(c.ResponseWriter).Flush()
+	panic(http.ErrAbortHandler)
+}
+
+// The standard retryer retries 5xx, throttling and connection resets; a
+// body that breaks off is read on from where it stopped; AccessDenied is
+// not retried.
+func TestS3Retries(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Start(t)
+	srv.CreateBucket(t, "bkt")
+	data := sourcetest.Data("retries", 5000)
+	srv.Put(t, "bkt", "k.tar", data)
+	proxy := newFaultProxy(t, srv.Endpoint)
+	src := newS3Source(t, proxy.URL, srv, 4)
+	obj, err := src.Stat(ctx, "s3://bkt/k.tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		faults []string
+		want   error
+	}{
+		{"500", []string{"500"}, nil},
+		{"503 twice", []string{"503", "503"}, nil},
+		{"SlowDown", []string{"slowdown", "slowdown", "slowdown"}, nil},
+		{"Throttling code", []string{"throttle400"}, nil},
+		{"connection reset", []string{"reset", "reset"}, nil},
+		{"body cut", []string{"cut"}, nil},
+		{"body cut, then 503", []string{"cut", "503"}, nil},
+		{"503 past MaxAttempts", []string{"503", "503", "503", "503"}, prefetch.ErrUnavailable},
+		{"AccessDenied", []string{"denied"}, prefetch.ErrPermission},
+	} {
+		proxy.inject(tc.faults...)
+		p := make([]byte, 4000)
+		err := src.ReadAt(ctx, obj, p, 500)
+		requests, left := proxy.counts()
+		switch {
+		case tc.want == nil && err != nil:
+			t.Errorf("%s: ReadAt: %v", tc.name, err)
+		case tc.want == nil && string(p) != string(data[500:4500]):
+			t.Errorf("%s: ReadAt gave wrong bytes", tc.name)
+		case tc.want != nil && !errors.Is(err, tc.want):
+			t.Errorf("%s: ReadAt = %v, want %v", tc.name, err, tc.want)
+		case left != 0:
+			t.Errorf("%s: %d faults not used: the request was not retried", tc.name, left)
+		case tc.want == prefetch.ErrPermission && requests != 1:
+			t.Errorf("%s: %d requests, want 1: AccessDenied is not retried", tc.name, requests)
+		}
+	}
+
+	proxy.inject("slowdown")
+	if _, err := src.List(ctx, "s3://bkt/"); err != nil {
+		t.Errorf("List after a SlowDown: %v", err)
+	}
+	proxy.inject("503") // HEAD: an error without a body
+	if _, err := src.Stat(ctx, obj.URL); err != nil {
+		t.Errorf("Stat after a 503: %v", err)
+	}
+}
