@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -44,12 +45,12 @@ func TestBadInput(t *testing.T) {
 		name    string
 		epoch   stoker.Epoch
 		code    codes.Code
-		mention string
+		mention string // a regular expression
 	}{
 		{"truncated shard", stoker.Epoch{URL: "s3://" + bucket + "/bad/", BatchSize: 4}, codes.DataLoss, "bad/shard-000001.tar"},
 		{"garbled shard", stoker.Epoch{URL: "s3://" + bucket + "/garbled/", BatchSize: 4}, codes.DataLoss, "garbled/shard-000000.tar"},
 		{"missing object", stoker.Epoch{URL: "s3://" + bucket + "/train/nope.tar", BatchSize: 4}, codes.NotFound, "nope.tar"},
-		{"missing brace member", stoker.Epoch{URL: "s3://" + bucket + "/train/shard-{000006..000009}.tar", BatchSize: 4}, codes.NotFound, "shard-000008.tar"},
+		{"missing brace member", stoker.Epoch{URL: "s3://" + bucket + "/train/shard-{000006..000009}.tar", BatchSize: 4}, codes.NotFound, "shard-00000[89].tar"},
 		{"missing bucket", stoker.Epoch{URL: "s3://no-such-bucket/train/", BatchSize: 4}, codes.NotFound, "no-such-bucket"},
 		{"unknown scheme", stoker.Epoch{URL: "gs://" + bucket + "/train/", BatchSize: 4}, codes.InvalidArgument, "gs"},
 		{"batch size 0", stoker.Epoch{URL: e.url}, codes.InvalidArgument, "batch_size"},
@@ -62,7 +63,7 @@ func TestBadInput(t *testing.T) {
 			wg.Go(func() { e.checkEpoch(t, readAll(t, e.client, stoker.Epoch{URL: e.url, Seed: 1, BatchSize: 8})) })
 			err := firstErr(e.client, tc.epoch)
 			wg.Wait()
-			if status.Code(err) != tc.code || !strings.Contains(err.Error(), tc.mention) {
+			if status.Code(err) != tc.code || !regexp.MustCompile(tc.mention).MatchString(err.Error()) {
 				t.Fatalf("got %v; want code %v naming %q", err, tc.code, tc.mention)
 			}
 		})
