@@ -1,14 +1,11 @@
 package main
 
 import (
-	"archive/tar"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -17,6 +14,7 @@ import (
 
 	"github.com/stoker-data/stoker/clients/stoker"
 	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/wds"
 	"github.com/stoker-data/stoker/server"
 )
 
@@ -40,7 +38,7 @@ func runDemo(ctx context.Context, args []string, out io.Writer) error {
 	}
 	data := filepath.Join(dir, "data")
 	fmt.Fprintf(out, "writing %d shards x %d samples (%d KiB each) to %s\n", *shards, *perShard, *size>>10, data)
-	if err := writeSyntheticDataset(data, *shards, *perShard, *size); err != nil {
+	if err := (wds.Synthetic{Shards: *shards, PerShard: *perShard, SampleSize: *size, Seed: 1}).Write(data); err != nil {
 		return err
 	}
 
@@ -83,47 +81,4 @@ func runDemo(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintf(tw, "%d\t%d\t%.1f\t%.0f\t%.1f%%\t%s\t\n", e, s.Samples, float64(s.Bytes)/1e6, s.mbps(), 100*s.hitRate(), s.Stall.Round(time.Microsecond))
 	}
 	return tw.Flush()
-}
-
-// writeSyntheticDataset writes shards of WebDataset samples, each with an
-// "img.bin" of random bytes, a "cls" label and a "json" record.
-func writeSyntheticDataset(dir string, shards, perShard, size int) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	r := rand.New(rand.NewPCG(1, 2))
-	img := make([]byte, size)
-	for s := range shards {
-		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("train-%06d.tar", s)))
-		if err != nil {
-			return err
-		}
-		tw := tar.NewWriter(f)
-		for i := range perShard {
-			key := fmt.Sprintf("%06d", s*perShard+i)
-			for j := range img {
-				img[j] = byte(r.Uint32())
-			}
-			label := r.IntN(10)
-			meta, _ := json.Marshal(map[string]any{"key": key, "label": label})
-			for _, m := range []struct {
-				ext  string
-				data []byte
-			}{{"img.bin", img}, {"cls", []byte(fmt.Sprint(label))}, {"json", meta}} {
-				if err := tw.WriteHeader(&tar.Header{Name: key + "." + m.ext, Mode: 0o644, Size: int64(len(m.data)), Typeflag: tar.TypeReg}); err != nil {
-					return err
-				}
-				if _, err := tw.Write(m.data); err != nil {
-					return err
-				}
-			}
-		}
-		if err := tw.Close(); err != nil {
-			return err
-		}
-		if err := f.Close(); err != nil {
-			return err
-		}
-	}
-	return nil
 }

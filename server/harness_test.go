@@ -1,0 +1,59 @@
+package server
+
+import (
+	"context"
+	"net"
+	"path/filepath"
+	"testing"
+
+	"github.com/stoker-data/stoker/clients/stoker"
+	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/wds"
+)
+
+// harness is an in-process server over a synthetic dataset in a folder,
+// served on a loopback TCP port.
+type harness struct {
+	srv    *Server
+	addr   string
+	url    string
+	client *stoker.Client
+}
+
+func newHarness(tb testing.TB, syn wds.Synthetic, mutate func(*Config)) *harness {
+	tb.Helper()
+	dir := tb.TempDir()
+	if err := syn.Write(filepath.Join(dir, "data")); err != nil {
+		tb.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Cache.Dir = filepath.Join(dir, "cache")
+	cfg.Cache.MemoryBytes, cfg.Cache.DiskBytes = 1<<30, 0
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	srv, err := New(cfg, prefetch.NewSources(map[string]prefetch.Source{"file": prefetch.NewFileSource()}), nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(lis) }()
+	c, err := stoker.Dial(lis.Addr().String())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		c.Close()
+		if err := srv.Shutdown(context.Background()); err != nil {
+			tb.Error(err)
+		}
+		if err := <-done; err != nil {
+			tb.Error(err)
+		}
+	})
+	return &harness{srv: srv, addr: lis.Addr().String(), url: "file://" + filepath.Join(dir, "data") + "/", client: c}
+}
