@@ -201,7 +201,11 @@ func numberRange(a, b, step int64, width int) ([]string, bool, error) {
 	n := span/max(step, -step) + 1
 	out := make([]string, n)
 	for k := range n {
-		out[k] = fmt.Sprintf("%0*d", width, a+k*step)
+		s := strconv.FormatInt(a+k*step, 10)
+		if len(s) < width {
+			s = strings.Repeat("0", width-len(s)) + s
+		}
+		out[k] = s
 	}
 	return out, true, nil
 }

@@ -17,7 +17,9 @@ import (
 
 // bare is the baseline: a gRPC server that streams prebuilt messages of the
 // same samples, with no cache, plan or batch assembly behind it.
-type bare struct{ msgs []*stokerv1.StreamBatchesResponse }
+type bare struct {
+	msgs []*stokerv1.StreamBatchesResponse
+}
 
 var bareDesc = grpc.ServiceDesc{
 	ServiceName: "bench.Bare",
