@@ -1,0 +1,135 @@
+package wds
+
+import (
+	"bufio"
+	"bytes"
+	"compress/flate"
+	"compress/gzip"
+	"encoding/binary"
+	"errors"
+	"io"
+)
+
+// gzipMagic starts every gzip stream (RFC 1952).
+var gzipMagic = []byte{0x1f, 0x8b}
+
+// Decompress returns the tar bytes of a shard: data gunzipped if it starts
+// with the gzip magic, else data itself. Concatenated gzip members are
+// decompressed one after another, and zero bytes after the last member are
+// ignored, as gzip(1) and Python's gzip module do; anything else after it, a
+// bad checksum, or a stream that ends early is an ErrCorrupt *Error.
+func Decompress(data []byte) ([]byte, error) {
+	if !bytes.HasPrefix(data, gzipMagic) {
+		return data, nil
+	}
+	r, err := NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	// The trailer's ISIZE is the last member's size mod 2^32: a hint only,
+	// trusted where deflate could produce it (at most ~1032:1).
+	if n := len(data); n >= 18 {
+		hint := int64(binary.LittleEndian.Uint32(data[n-4:]))
+		if hint <= 1032*int64(n) {
+			out.Grow(int(hint))
+		}
+	}
+	if _, err := out.ReadFrom(r); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
+}
+
+// NewReader returns a reader of the tar bytes of the shard read from r: a
+// gunzipping reader if r starts with the gzip magic, else r's bytes as they
+// are (through a buffer). It reads ahead of what its caller has read, so r
+// must not be used afterwards. Decompression errors are ErrCorrupt *Errors
+// whose Offset is the number of bytes decompressed before the failure;
+// errors from r itself are returned unchanged.
+func NewReader(r io.Reader) (io.Reader, error) {
+	br := bufio.NewReader(r)
+	head, err := br.Peek(len(gzipMagic))
+	if err != nil && err != io.EOF {
+		return nil, err
+	}
+	if !bytes.Equal(head, gzipMagic) {
+		return br, nil
+	}
+	zr, err := gzip.NewReader(br)
+	if err != nil {
+		return nil, gzipError(err, 0)
+	}
+	zr.Multistream(false)
+	return &gunzipper{br: br, zr: zr}, nil
+}
+
+// gunzipper decompresses a gzip stream of one or more members, stopping
+// cleanly at EOF or at zero padding after a member.
+type gunzipper struct {
+	br  *bufio.Reader
+	zr  *gzip.Reader
+	n   int64 // bytes decompressed so far
+	err error // sticky error, io.EOF at the end
+}
+
+func (g *gunzipper) Read(p []byte) (int, error) {
+	for g.err == nil {
+		n, err := g.zr.Read(p)
+		g.n += int64(n)
+		switch {
+		case err == io.EOF:
+			err = g.nextMember()
+		case err != nil:
+			err = gzipError(err, g.n)
+		}
+		if err != nil {
+			g.err = err
+		}
+		if n > 0 || len(p) == 0 {
+			return n, nil
+		}
+	}
+	return 0, g.err
+}
+
+// nextMember positions zr on the gzip member after the current one. It
+// returns io.EOF if only zero bytes (or nothing) follow.
+func (g *gunzipper) nextMember() error {
+	for {
+		b, err := g.br.ReadByte()
+		if err == io.EOF {
+			return io.EOF
+		}
+		if err != nil {
+			return err
+		}
+		if b != 0 {
+			break
+		}
+	}
+	if err := g.br.UnreadByte(); err != nil {
+		return err
+	}
+	if err := g.zr.Reset(g.br); err != nil {
+		if errors.Is(err, gzip.ErrHeader) {
+			return corrupt("", g.n, "gzip: data after the last gzip member: %w", err)
+		}
+		return gzipError(err, g.n)
+	}
+	g.zr.Multistream(false)
+	return nil
+}
+
+// gzipError makes err an ErrCorrupt *Error if it says the gzip stream is
+// damaged; other errors come from the underlying reader and pass through.
+func gzipError(err error, off int64) error {
+	var ce flate.CorruptInputError
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return corrupt("", off, "gzip: stream truncated: %w", io.ErrUnexpectedEOF)
+	case errors.Is(err, gzip.ErrHeader), errors.Is(err, gzip.ErrChecksum), errors.As(err, &ce):
+		return corrupt("", off, "gzip: %w", err)
+	}
+	return err
+}

@@ -1,0 +1,128 @@
+package wds
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"io"
+	"testing"
+	"testing/iotest"
+)
+
+func gz(t testing.TB, data []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := zw.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+
+func TestDecompress(t *testing.T) {
+	text := []byte(body(51, 3000) + "some text that compresses, some text that compresses")
+	one := gz(t, text)
+	flip := func(i int) []byte { b := bytes.Clone(one); b[i] ^= 0x40; return b }
+	tests := []struct {
+		name    string
+		in      []byte
+		want    []byte
+		corrupt bool
+	}{
+		{name: "not gzip", in: text, want: text},
+		{name: "empty", in: []byte{}, want: []byte{}},
+		{name: "one byte of the magic", in: []byte{0x1f}, want: []byte{0x1f}},
+		{name: "gzip", in: one, want: text},
+		{name: "two members", in: cat(gz(t, text[:100]), gz(t, text[100:])), want: text},
+		{name: "empty member", in: gz(t, nil), want: []byte{}},
+		{name: "zero padding after", in: cat(one, make([]byte, 1000)), want: text},
+		{name: "zero padding between", in: cat(gz(t, text[:7]), make([]byte, 9), gz(t, text[7:])), want: text},
+		{name: "garbage after", in: cat(one, []byte("trailing junk")), corrupt: true},
+		{name: "magic only", in: gzipMagic, corrupt: true},
+		{name: "not deflate", in: []byte{0x1f, 0x8b, 7, 0, 0, 0, 0, 0, 0, 0}, corrupt: true},
+		{name: "bad crc", in: flip(len(one) - 6), corrupt: true},
+		{name: "bad length", in: flip(len(one) - 2), corrupt: true},
+		{name: "damaged deflate data", in: flip(len(one) / 2), corrupt: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Decompress(tc.in)
+			if tc.corrupt {
+				wantErr(t, err, ErrCorrupt, "", -1)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, tc.want) {
+				t.Fatalf("got %d bytes, want %d", len(got), len(tc.want))
+			}
+			if !bytes.HasPrefix(tc.in, gzipMagic) && len(tc.in) > 0 && &got[0] != &tc.in[0] {
+				t.Errorf("plain data was copied")
+			}
+		})
+	}
+}
+
+// TestDecompressTruncated cuts a gzip stream at every byte after the magic.
+func TestDecompressTruncated(t *testing.T) {
+	z := gz(t, []byte(body(52, 5000)))
+	for cut := len(gzipMagic); cut < len(z); cut++ {
+		_, err := Decompress(z[:cut])
+		e := wantErr(t, err, ErrCorrupt, "", -1)
+		if !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Errorf("cut %d: %v does not say the stream is truncated", cut, e)
+		}
+	}
+}
+
+// TestNewReader streams a gzipped tar through small reads, and checks that
+// damage and reader errors come out of Index as they should.
+func TestNewReader(t *testing.T) {
+	big := body(53, 100_000) // incompressible, so a cut gzip ends inside it
+	data := makeTar(t, tar.FormatGNU, []entry{file("k.txt", "hello"), file("k.bin", big)})
+	z := gz(t, data)
+	r, err := NewReader(iotest.OneByteReader(bytes.NewReader(z)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Index(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSamples(t, data, got, []wantSample{{"k", []wantField{{"txt", "hello"}, {"bin", big}}}})
+
+	t.Run("cut inside a member", func(t *testing.T) {
+		r, err := NewReader(bytes.NewReader(z[:len(z)/2]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = Index(r)
+		e := wantErr(t, err, ErrCorrupt, "k.bin", -1)
+		if e.Offset <= 2*blockSize || e.Offset >= int64(len(data)) {
+			t.Errorf("offset %d is not inside k.bin", e.Offset)
+		}
+	})
+	t.Run("reader error", func(t *testing.T) {
+		boom := errors.New("disk on fire")
+		r, err := NewReader(io.MultiReader(bytes.NewReader(z[:len(z)/2]), iotest.ErrReader(boom)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err = Index(r); !errors.Is(err, boom) || errors.Is(err, ErrCorrupt) {
+			t.Fatalf("got %v, want the reader's error and not ErrCorrupt", err)
+		}
+	})
+	t.Run("reader error before the magic", func(t *testing.T) {
+		boom := errors.New("no route to host")
+		if _, err := NewReader(iotest.ErrReader(boom)); !errors.Is(err, boom) {
+			t.Fatalf("got %v, want %v", err, boom)
+		}
+	})
+}
