@@ -1,0 +1,467 @@
+package prefetch
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+)
+
+// CacheKey names a cache entry: the whole decompressed bytes of one object
+// version. A changed object (new ETag) is a new entry.
+type CacheKey struct {
+	Object string // the object's URL
+	ETag   string // the object's version
+}
+
+// Tier is where a cache entry was found.
+type Tier int
+
+const (
+	TierNone   Tier = iota // not cached
+	TierMemory             // the memory tier
+	TierDisk               // the disk tier
+)
+
+// String returns "none", "memory" or "disk".
+func (t Tier) String() string {
+	switch t {
+	case TierNone:
+		return "none"
+	case TierMemory:
+		return "memory"
+	case TierDisk:
+		return "disk"
+	}
+	return fmt.Sprintf("Tier(%d)", int(t))
+}
+
+// CacheConfig sizes the cache tiers.
+type CacheConfig struct {
+	// MemoryBytes is the capacity of the memory tier, in bytes of shard
+	// data. 0 disables the tier.
+	MemoryBytes int64
+	// DiskBytes is the capacity of the disk tier, in bytes of shard data
+	// (each file adds a header of a few dozen bytes, not counted). 0
+	// disables the tier.
+	DiskBytes int64
+	// Dir holds the disk tier's files; it is created if missing and must
+	// not be shared with another Cache. Required when DiskBytes > 0.
+	Dir string
+	// Policy chooses eviction victims in both tiers.
+	Policy Policy
+}
+
+// DefaultCacheConfig returns the defaults.
+func DefaultCacheConfig() CacheConfig {
+	return CacheConfig{
+		MemoryBytes: 8 << 30,                                     // 8 GiB: thousands of MiB-sized shards
+		DiskBytes:   256 << 30,                                   // 256 GiB of local NVMe
+		Dir:         filepath.Join(os.TempDir(), "stoker-cache"), // set to the NVMe mount in production
+		Policy:      PolicyPlan,                                  // the plan knows the future: use it
+	}
+}
+
+// TierMetrics describes one tier.
+type TierMetrics struct {
+	Hits      int64 // Gets answered from this tier
+	Entries   int   // entries held now (disk: including writes in progress)
+	Bytes     int64 // bytes of shard data held now
+	Capacity  int64 // the tier's configured capacity
+	Evictions int64 // entries evicted to make room, or to fit at open
+	Bypasses  int64 // entries the policy did not admit (see PolicyPlan)
+}
+
+// CacheMetrics is a snapshot of a Cache's counters. Every Get is counted
+// once: Memory.Hits + Disk.Hits + Misses is the number of Gets.
+type CacheMetrics struct {
+	Memory TierMetrics
+	Disk   TierMetrics
+	// Misses counts Gets answered by neither tier.
+	Misses int64
+	// Corrupt counts disk entries dropped because their checksum, length
+	// or header was wrong.
+	Corrupt int64
+	// Errors counts other disk failures: writes that failed, files that
+	// vanished or could not be read.
+	Errors int64
+}
+
+// Cache is the two-tier shard cache: a memory tier, written through to a
+// disk tier that survives restarts. Entries are whole shards. Eviction in
+// both tiers follows the configured Policy. Safe for concurrent use.
+type Cache struct {
+	cfg    CacheConfig
+	log    *slog.Logger
+	oracle atomic.Pointer[oracleBox]
+
+	// life is held shared by every Put and every disk read, and
+	// exclusively by Close, so that Close waits for the I/O in flight.
+	life   sync.RWMutex
+	closed atomic.Bool
+
+	memMu sync.Mutex // guards mem and its entries; never held during I/O
+	mem   *index
+
+	// diskMu guards disk and its entries, and the entry files' names:
+	// a file is removed only together with its index entry, under diskMu.
+	// Reads and writes of file contents happen outside it, on entries
+	// pinned meanwhile.
+	diskMu sync.Mutex
+	disk   *index // nil without a disk tier
+
+	memHits, diskHits, misses   atomic.Int64
+	memEvictions, diskEvictions atomic.Int64
+	memBypasses, diskBypasses   atomic.Int64
+	corrupt, errs               atomic.Int64
+}
+
+// oracleBox lets an interface value live in an atomic.Pointer.
+type oracleBox struct{ o Oracle }
+
+var errCacheClosed = errors.New("cache closed")
+
+// OpenCache opens a cache. With a disk tier it creates cfg.Dir, takes in
+// the entries a previous Cache left there (their checksums are verified
+// when read), drops damaged files and leftover temporary files, and evicts
+// the oldest entries until the tier fits cfg.DiskBytes. log may be nil.
+func OpenCache(cfg CacheConfig, log *slog.Logger) (*Cache, error) {
+	switch {
+	case cfg.MemoryBytes < 0 || cfg.DiskBytes < 0:
+		return nil, fmt.Errorf("prefetch: cache capacities must not be negative (memory %d, disk %d)", cfg.MemoryBytes, cfg.DiskBytes)
+	case cfg.DiskBytes > 0 && cfg.Dir == "":
+		return nil, errors.New("prefetch: cache with a disk tier needs a Dir")
+	case cfg.Policy != PolicyPlan && cfg.Policy != PolicyLRU:
+		return nil, fmt.Errorf("prefetch: unknown cache policy %v", cfg.Policy)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Cache{cfg: cfg, log: log, mem: newIndex(cfg.Policy, cfg.MemoryBytes)}
+	if cfg.DiskBytes > 0 {
+		c.disk = newIndex(cfg.Policy, cfg.DiskBytes)
+		if err := c.openDisk(); err != nil {
+			return nil, &Error{Op: "cache", Object: cfg.Dir, Kind: ErrUnavailable, Err: err}
+		}
+	}
+	return c, nil
+}
+
+// openDisk creates Dir and loads the entries found in it.
+func (c *Cache) openDisk() error {
+	if err := os.MkdirAll(c.cfg.Dir, 0o755); err != nil {
+		return err
+	}
+	found, bad, err := scanDir(c.cfg.Dir)
+	if err != nil {
+		return err
+	}
+	for name, err := range bad {
+		c.log.Warn("cache: dropping unreadable disk entry", "file", filepath.Join(c.cfg.Dir, name), "err", err)
+		c.dropFile(name, err)
+	}
+	for _, f := range found {
+		e := &entry{key: f.h.key, size: f.h.dataLen, ready: true}
+		c.disk.entries[e.key] = e
+		c.disk.used += e.size
+		c.disk.touch(e)
+	}
+	victims := c.disk.trim()
+	c.removeFiles(victims)
+	c.diskEvictions.Add(int64(len(victims)))
+	c.log.Info("cache: opened", "dir", c.cfg.Dir, "entries", len(c.disk.entries), "bytes", c.disk.used,
+		"evicted", len(victims), "dropped", len(bad))
+	return nil
+}
+
+// SetOracle sets the Oracle that PolicyPlan consults; nil removes it.
+// Safe to call at any time, concurrently with everything else.
+func (c *Cache) SetOracle(o Oracle) {
+	if o == nil {
+		c.oracle.Store(nil)
+		return
+	}
+	c.oracle.Store(&oracleBox{o: o})
+}
+
+func (c *Cache) loadOracle() Oracle {
+	if b := c.oracle.Load(); b != nil {
+		return b.o
+	}
+	return nil
+}
+
+// Get returns key's data: from the memory tier, or else from the disk
+// tier after verifying its checksum; a disk entry found damaged is removed,
+// logged and reported as a miss, never returned. A disk hit is promoted to
+// the memory tier if the policy admits it. The returned slice is shared
+// with the cache and other callers: treat it as read-only.
+func (c *Cache) Get(key CacheKey) (data []byte, tier Tier, ok bool) {
+	if c.closed.Load() {
+		return nil, TierNone, false
+	}
+	c.memMu.Lock()
+	if e := c.mem.entries[key]; e != nil {
+		c.mem.touch(e)
+		data = e.data
+		c.memMu.Unlock()
+		c.memHits.Add(1)
+		return data, TierMemory, true
+	}
+	c.memMu.Unlock()
+	if c.disk != nil {
+		if data, ok := c.getDisk(key); ok {
+			c.diskHits.Add(1)
+			c.putMem(key, data)
+			return data, TierDisk, true
+		}
+	}
+	c.misses.Add(1)
+	return nil, TierNone, false
+}
+
+// getDisk reads key's entry from the disk tier, dropping it if it is bad.
+func (c *Cache) getDisk(key CacheKey) ([]byte, bool) {
+	c.life.RLock()
+	defer c.life.RUnlock()
+	if c.closed.Load() {
+		return nil, false
+	}
+	c.diskMu.Lock()
+	e := c.disk.entries[key]
+	if e == nil || !e.ready {
+		c.diskMu.Unlock()
+		return nil, false
+	}
+	c.disk.touch(e)
+	e.pins++ // not evicted while we read it
+	c.diskMu.Unlock()
+
+	data, err := readEntryFile(c.path(key), key)
+
+	c.diskMu.Lock()
+	e.pins--
+	dropped := err != nil && c.disk.remove(e)
+	if dropped {
+		c.removeFile(c.path(key))
+	}
+	c.diskMu.Unlock()
+	if err == nil {
+		return data, true
+	}
+	if dropped { // another reader may have found and counted it first
+		c.log.Warn("cache: dropped disk entry", "object", key.Object, "etag", key.ETag, "err", err)
+		c.count(err)
+	}
+	return nil, false
+}
+
+// Put adds key's data to the memory tier (evicting as needed) and writes
+// it through to the disk tier, when it fits each; it returns once the
+// disk write is done. An entry larger than the memory tier goes to disk
+// only; one larger than both is an *Error of kind ErrTooLarge. Put of a key
+// already cached is a no-op, and so, for a tier, is a bypass by the policy:
+// both return nil. A failed disk write is an *Error of kind ErrUnavailable
+// (the memory tier may still hold the entry). The cache keeps data: the
+// caller must not modify it afterwards.
+func (c *Cache) Put(key CacheKey, data []byte) error {
+	c.life.RLock()
+	defer c.life.RUnlock()
+	if c.closed.Load() {
+		return &Error{Op: "cache", Object: key.Object, Kind: ErrUnavailable, Err: errCacheClosed}
+	}
+	size := int64(len(data))
+	toMem := size <= c.cfg.MemoryBytes
+	toDisk := c.disk != nil && size <= c.cfg.DiskBytes
+	if !toMem && !toDisk {
+		return &Error{Op: "cache", Object: key.Object, Kind: ErrTooLarge,
+			Err: fmt.Errorf("%d bytes; memory tier holds %d, disk tier %d", size, c.cfg.MemoryBytes, c.cfg.DiskBytes)}
+	}
+	if c.has(key) {
+		return nil
+	}
+	if toMem {
+		c.putMem(key, data)
+	}
+	if toDisk {
+		return c.putDisk(key, data)
+	}
+	return nil
+}
+
+// has reports whether key is in either tier, disk writes in progress
+// included.
+func (c *Cache) has(key CacheKey) bool {
+	c.memMu.Lock()
+	in := c.mem.entries[key] != nil
+	c.memMu.Unlock()
+	if in || c.disk == nil {
+		return in
+	}
+	c.diskMu.Lock()
+	defer c.diskMu.Unlock()
+	return c.disk.entries[key] != nil
+}
+
+// putMem admits key's data to the memory tier if the policy allows.
+func (c *Cache) putMem(key CacheKey, data []byte) {
+	e := &entry{key: key, size: int64(len(data)), data: data}
+	if e.size > c.cfg.MemoryBytes {
+		return
+	}
+	o := c.loadOracle()
+	c.memMu.Lock()
+	if c.closed.Load() || c.mem.entries[key] != nil {
+		c.memMu.Unlock()
+		return
+	}
+	victims, ok := c.mem.admit(e, o)
+	c.memMu.Unlock()
+	c.memEvictions.Add(int64(len(victims)))
+	if !ok {
+		c.memBypasses.Add(1)
+	}
+}
+
+// putDisk reserves room for key in the disk tier, then writes its file
+// outside the lock; the entry is pinned and not readable until the file
+// is in place.
+func (c *Cache) putDisk(key CacheKey, data []byte) error {
+	e := &entry{key: key, size: int64(len(data)), pins: 1}
+	o := c.loadOracle()
+	c.diskMu.Lock()
+	if c.disk.entries[key] != nil {
+		c.diskMu.Unlock()
+		return nil
+	}
+	victims, ok := c.disk.admit(e, o)
+	c.removeFiles(victims)
+	c.diskMu.Unlock()
+	c.diskEvictions.Add(int64(len(victims)))
+	if !ok {
+		c.diskBypasses.Add(1)
+		return nil
+	}
+
+	err := writeEntryFile(c.cfg.Dir, c.path(key), key, data)
+
+	c.diskMu.Lock()
+	e.pins--
+	if err != nil {
+		c.disk.remove(e)
+	} else {
+		e.ready = true
+	}
+	c.diskMu.Unlock()
+	if err != nil {
+		c.errs.Add(1)
+		return &Error{Op: "cache", Object: key.Object, Kind: ErrUnavailable, Err: err}
+	}
+	return nil
+}
+
+// Contains reports the first tier holding key, without counting a Get or
+// changing recency. A disk entry still being written is not counted.
+func (c *Cache) Contains(key CacheKey) Tier {
+	if c.closed.Load() {
+		return TierNone
+	}
+	c.memMu.Lock()
+	in := c.mem.entries[key] != nil
+	c.memMu.Unlock()
+	if in {
+		return TierMemory
+	}
+	if c.disk != nil {
+		c.diskMu.Lock()
+		defer c.diskMu.Unlock()
+		if e := c.disk.entries[key]; e != nil && e.ready {
+			return TierDisk
+		}
+	}
+	return TierNone
+}
+
+// Metrics returns a snapshot of the cache's counters.
+func (c *Cache) Metrics() CacheMetrics {
+	m := CacheMetrics{
+		Memory: TierMetrics{
+			Hits:      c.memHits.Load(),
+			Capacity:  c.cfg.MemoryBytes,
+			Evictions: c.memEvictions.Load(),
+			Bypasses:  c.memBypasses.Load(),
+		},
+		Disk: TierMetrics{
+			Hits:      c.diskHits.Load(),
+			Capacity:  c.cfg.DiskBytes,
+			Evictions: c.diskEvictions.Load(),
+			Bypasses:  c.diskBypasses.Load(),
+		},
+		Misses:  c.misses.Load(),
+		Corrupt: c.corrupt.Load(),
+		Errors:  c.errs.Load(),
+	}
+	c.memMu.Lock()
+	m.Memory.Entries, m.Memory.Bytes = len(c.mem.entries), c.mem.used
+	c.memMu.Unlock()
+	if c.disk != nil {
+		c.diskMu.Lock()
+		m.Disk.Entries, m.Disk.Bytes = len(c.disk.entries), c.disk.used
+		c.diskMu.Unlock()
+	}
+	return m
+}
+
+// Close waits for the Puts and disk reads in progress, then empties the
+// memory tier; the disk tier's files stay for the next OpenCache. After
+// Close, Get and Contains find nothing and Put fails. Close is idempotent.
+func (c *Cache) Close() error {
+	if c.closed.Swap(true) {
+		return nil
+	}
+	c.life.Lock()
+	c.life.Unlock() //nolint:staticcheck // an empty critical section: waiting is the point
+	c.memMu.Lock()
+	clear(c.mem.entries)
+	c.mem.used = 0
+	c.memMu.Unlock()
+	return nil
+}
+
+// path is the file of key's disk entry.
+func (c *Cache) path(key CacheKey) string { return filepath.Join(c.cfg.Dir, fileName(key)) }
+
+// removeFiles removes the files of evicted disk entries. Called with
+// diskMu held, or before the cache is shared.
+func (c *Cache) removeFiles(victims []*entry) {
+	for _, v := range victims {
+		c.removeFile(c.path(v.key))
+	}
+}
+
+// removeFile removes one entry file; a file already gone is fine.
+func (c *Cache) removeFile(path string) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		c.log.Warn("cache: cannot remove disk entry", "file", path, "err", err)
+		c.errs.Add(1)
+	}
+}
+
+// dropFile removes a bad file found at open and counts it.
+func (c *Cache) dropFile(name string, err error) {
+	c.removeFile(filepath.Join(c.cfg.Dir, name))
+	c.count(err)
+}
+
+// count counts a failed disk entry as corrupt or as another error.
+func (c *Cache) count(err error) {
+	if errors.Is(err, errBadFile) {
+		c.corrupt.Add(1)
+	} else {
+		c.errs.Add(1)
+	}
+}
