@@ -1,0 +1,123 @@
+package prefetch
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/stoker-data/stoker/prefetch/wds"
+	"github.com/stoker-data/stoker/shuffle"
+)
+
+// prefetchEnv is a synthetic dataset in a folder, opened through the real
+// file source, catalog, shards and cache.
+type prefetchEnv struct {
+	src     *FileSource
+	cache   *Cache
+	shards  *Shards
+	catalog *Catalog
+	ds      *Dataset
+}
+
+func newPrefetchEnv(t *testing.T, syn wds.Synthetic, memory int64) *prefetchEnv {
+	t.Helper()
+	dir := t.TempDir()
+	if err := syn.Write(filepath.Join(dir, "data")); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	cache, err := OpenCache(CacheConfig{MemoryBytes: memory, Dir: filepath.Join(dir, "cache"), Policy: PolicyPlan}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cache.Close() })
+	src := NewFileSource()
+	sources := NewSources(map[string]Source{"file": src})
+	shards := NewShards(ShardsConfig{MaxFetches: 2}, sources, cache, log)
+	cat, err := NewCatalog(CatalogConfig{Dir: filepath.Join(dir, "catalog")}, sources, shards, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := cat.Open(context.Background(), "file://"+filepath.Join(dir, "data")+"/", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &prefetchEnv{src: src, cache: cache, shards: shards, catalog: cat, ds: ds}
+}
+
+// fresh returns an empty cache and a Shards over the same files.
+func (e *prefetchEnv) fresh(t *testing.T, memory int64) (*Cache, *Shards) {
+	t.Helper()
+	log := slog.New(slog.DiscardHandler)
+	cache, err := OpenCache(CacheConfig{MemoryBytes: memory, Dir: t.TempDir(), Policy: PolicyPlan}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cache.Close() })
+	return cache, NewShards(ShardsConfig{MaxFetches: 2}, NewSources(map[string]Source{"file": e.src}), cache, log)
+}
+
+// However many readers want a shard at once, it is fetched once: they
+// share the fetch in flight or find it cached.
+func TestOneFetchPerShard(t *testing.T) {
+	e := newPrefetchEnv(t, wds.Synthetic{Shards: 4, PerShard: 4, SampleSize: 1000, Seed: 1}, 1<<20)
+	_, shards := e.fresh(t, 1<<20)
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			data, err := shards.Get(context.Background(), e.ds.Object(2))
+			if err != nil || len(data) == 0 {
+				t.Error(data, err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := shards.Fetches(); n != 1 {
+		t.Fatalf("%d fetches of one shard for 16 readers", n)
+	}
+}
+
+// The prefetcher fetches the coming batches' shards before they are asked
+// for, and tells the cache which shard is needed next.
+func TestPrefetcherReadsAheadAndOrdersEviction(t *testing.T) {
+	syn := wds.Synthetic{Shards: 6, PerShard: 5, SampleSize: 2000, Seed: 1}
+	e := newPrefetchEnv(t, syn, 1<<20)
+	cache, shards := e.fresh(t, 1<<20) // empty: nothing cached by indexing
+	p := NewPrefetcher(PrefetchConfig{AheadBatches: 2, AheadBytes: 1 << 30}, shards, cache)
+	plan := shuffle.NewPlan(e.ds.Manifest.Counts(), shuffle.Settings{Seed: 3, Window: 1})
+	b := shuffle.Batching{WorldSize: 1, BatchSize: 5}
+	s := p.Open(e.ds, plan, b, 0)
+	defer s.Close()
+
+	s.Advance(0)
+	shards.Wait()
+	// Window 1: batch k is shard order[k]; batches 0 and 1 are fetched.
+	for k := range 2 {
+		sh := int(plan.At(k * 5).Shard)
+		if cache.Contains(e.ds.Key(sh)) == TierNone {
+			t.Fatalf("shard of batch %d not prefetched", k)
+		}
+	}
+	if sh := int(plan.At(10).Shard); cache.Contains(e.ds.Key(sh)) != TierNone {
+		t.Fatal("batch 2's shard fetched beyond the 2-batch window")
+	}
+	if _, err := s.Shard(context.Background(), int(plan.At(0).Shard)); err != nil {
+		t.Fatal(err)
+	}
+	if s.Stall != 0 {
+		t.Fatalf("stalled %v on a prefetched shard", s.Stall)
+	}
+	// The oracle: batch 1's shard is needed 5 samples from now, a shard of
+	// batch 4 at 20, batch 0's shard (being read) now.
+	for k, want := range map[int]int64{0: 0, 1: 5, 4: 20} {
+		if got := p.NextUse(e.ds.Key(int(plan.At(k * 5).Shard))); got != want {
+			t.Errorf("NextUse(shard of batch %d) = %d, want %d", k, got, want)
+		}
+	}
+	s.Advance(1)
+	if got := p.NextUse(e.ds.Key(int(plan.At(0).Shard))); got != -1 {
+		t.Errorf("NextUse of a finished shard = %d, want -1", got)
+	}
+}
