@@ -1,0 +1,44 @@
+"""Python clients of Stoker: keep GPUs fed from S3.
+
+``stoker.Client`` is the framework-free gRPC client; ``stoker.torch`` has
+the PyTorch ``StokerDataset`` and ``stoker.tf`` the ``tf.data`` source.
+Those two import their framework and are imported only when asked for.
+"""
+
+from .client import DEFAULT_SERVER, Batch, Client, Cursor, DatasetInfo, Sample, ShardInfo, Stats
+from .decode import decode_sample
+from .errors import (
+    Cancelled,
+    CorruptShard,
+    DatasetChanged,
+    DatasetNotFound,
+    InvalidArgument,
+    PermissionDenied,
+    ResourceExhausted,
+    ServerUnavailable,
+    StokerError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_SERVER",
+    "Batch",
+    "Cancelled",
+    "Client",
+    "CorruptShard",
+    "Cursor",
+    "DatasetChanged",
+    "DatasetInfo",
+    "DatasetNotFound",
+    "InvalidArgument",
+    "PermissionDenied",
+    "ResourceExhausted",
+    "Sample",
+    "ServerUnavailable",
+    "ShardInfo",
+    "Stats",
+    "StokerError",
+    "decode_sample",
+    "__version__",
+]

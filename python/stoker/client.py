@@ -1,0 +1,400 @@
+"""The framework-free Stoker client: open datasets, stream epochs, read stats.
+
+A :class:`Client` holds one gRPC channel to one ``stokerd``. Streams are
+iterators of :class:`Batch`; a batch that the server sent in several parts
+is put back together before it is yielded. When the connection drops (the
+server restarts, a proxy resets), the stream reconnects with backoff and
+resumes from the cursor of the last whole batch, so nothing is lost or
+repeated. Errors come out as :mod:`stoker.errors` exceptions that keep the
+server's message (it names the shard or field at fault).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
+
+import grpc
+
+from . import errors
+from .split import rank_count
+from .v1 import loader_pb2, loader_pb2_grpc
+
+__all__ = [
+    "DEFAULT_SERVER",
+    "Client",
+    "Cursor",
+    "Batch",
+    "Sample",
+    "DatasetInfo",
+    "ShardInfo",
+    "Stats",
+]
+
+DEFAULT_SERVER = "127.0.0.1:7470"
+"""Where ``stokerd`` listens by default; ``$STOKER_SERVER`` overrides it."""
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A point in an epoch: the position in its global sequence where the
+    next step starts. Resuming from it yields exactly the rest."""
+
+    epoch: int
+    position: int
+
+
+@dataclass
+class Sample:
+    """One WebDataset sample: its key, its place in the epoch and its fields."""
+
+    key: str
+    position: int
+    shard: int
+    fields: dict[str, bytes]
+
+    def to_dict(self, url: str | None = None) -> dict[str, Any]:
+        """The sample as webdataset yields it: ``__key__`` (and ``__url__``,
+        the shard's object, when known) plus one entry per field."""
+        d: dict[str, Any] = {"__key__": self.key}
+        if url is not None:
+            d["__url__"] = url
+        d.update(self.fields)
+        return d
+
+
+@dataclass
+class Batch:
+    """One rank's batch of one step. ``cursor`` is where the next step
+    starts: pass it as ``start`` to resume. A rank's batch at the short last
+    step of an epoch may be empty."""
+
+    epoch: int
+    step: int
+    rank: int
+    samples: list[Sample]
+    cursor: Cursor
+    parts: int = 1  # messages the server sent this batch in
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    """One object of a dataset."""
+
+    object: str
+    size: int
+    etag: str
+    samples: int
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A resolved dataset manifest."""
+
+    url: str
+    format: str
+    shards: tuple[ShardInfo, ...]
+    num_samples: int
+    total_bytes: int
+    from_stored_manifest: bool
+
+
+@dataclass(frozen=True)
+class Stats:
+    """The server's counters since it started."""
+
+    memory_hits: int = 0
+    disk_hits: int = 0
+    misses: int = 0
+    memory_bytes: int = 0
+    memory_capacity: int = 0
+    disk_bytes: int = 0
+    disk_capacity: int = 0
+    storage_requests: int = 0
+    storage_bytes: int = 0
+    stall_nanos: int = 0
+    samples_served: int = 0
+    bytes_served: int = 0
+    active_streams: int = 0
+    evictions: int = 0
+
+    @classmethod
+    def from_proto(cls, msg: loader_pb2.StatsResponse) -> Stats:
+        names = {f.name for f in fields(cls)}
+        return cls(**{f.name: getattr(msg, f.name) for f in msg.DESCRIPTOR.fields if f.name in names})
+
+
+@dataclass
+class _Retry:
+    """How a Client retries calls and resumes streams on UNAVAILABLE."""
+
+    retries: int = 8  # attempts in a row without progress before giving up
+    first: float = 0.05  # first wait, seconds
+    longest: float = 2.0  # longest wait, seconds
+    rng: random.Random = field(default_factory=random.Random)
+
+    def wait(self, failures: int) -> float:
+        """Jittered exponential backoff for the n-th failure in a row."""
+        base = min(self.longest, self.first * (1.6 ** (failures - 1)))
+        return base * (0.8 + 0.4 * self.rng.random())
+
+
+def _retriable(err: grpc.RpcError) -> bool:
+    return isinstance(err, grpc.Call) and err.code() == grpc.StatusCode.UNAVAILABLE
+
+
+class Client:
+    """A connection to one Stoker server.
+
+    ``address`` is ``host:port`` or ``unix:/path`` (default ``$STOKER_SERVER``
+    or 127.0.0.1:7470). ``token``, when given, is sent as a bearer token.
+    ``retries`` is how many failed attempts in a row (no progress between
+    them) a call or a stream makes before it raises ServerUnavailable.
+
+    A Client is safe to use from several threads. After ``os.fork`` a child
+    must make its own Client (the torch dataset does this by itself).
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        token: str | None = None,
+        *,
+        retries: int = 8,
+        backoff: tuple[float, float] = (0.05, 2.0),
+        timeout: float | None = 300.0,
+        max_message_bytes: int = 1 << 30,
+        options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        addr = address or os.environ.get("STOKER_SERVER") or DEFAULT_SERVER
+        if addr.startswith("grpc://"):
+            addr = addr[len("grpc://") :]
+        self.address = addr
+        self.timeout = timeout
+        self._retry = _Retry(retries=retries, first=backoff[0], longest=backoff[1])
+        self._metadata: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {token}"),) if token else ()
+        opts: list[tuple[str, Any]] = [
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", 64 << 20),
+            # Reconnect as eagerly as streams are resumed, not after gRPC's
+            # default backoff of up to two minutes.
+            ("grpc.initial_reconnect_backoff_ms", int(backoff[0] * 1000)),
+            ("grpc.min_reconnect_backoff_ms", int(backoff[0] * 1000)),
+            ("grpc.max_reconnect_backoff_ms", int(backoff[1] * 1000)),
+            *options,
+        ]
+        self._channel = grpc.insecure_channel(addr, options=opts)
+        self._stub = loader_pb2_grpc.LoaderStub(self._channel)
+        self._pid = os.getpid()
+        self._lock = threading.Lock()  # guards _closed
+        self._closed = False
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the channel. Safe to call more than once."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        if os.getpid() == self._pid:
+            self._channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"stoker.Client({self.address!r})"
+
+    # -- unary calls -------------------------------------------------------
+
+    def _unary(self, op: str, call: Callable[[], _T]) -> _T:
+        failures = 0
+        while True:
+            try:
+                return call()
+            except grpc.RpcError as err:
+                if not _retriable(err) or failures >= self._retry.retries:
+                    raise errors.from_rpc_error(err, op=op, target=self.address) from None
+                failures += 1
+                time.sleep(self._retry.wait(failures))
+
+    def open_dataset(self, url: str, format: str = "") -> DatasetInfo:
+        """Resolve a dataset URL (``s3://b/prefix/``, a brace list,
+        ``file:///dir/``) on the server and return its manifest."""
+        req = loader_pb2.OpenDatasetRequest(url=url, format=format)
+        resp = self._unary(
+            "OpenDataset", lambda: self._stub.OpenDataset(req, timeout=self.timeout, metadata=self._metadata)
+        )
+        d = resp.dataset
+        return DatasetInfo(
+            url=d.url,
+            format=d.format,
+            shards=tuple(ShardInfo(s.object, s.size, s.etag, s.samples) for s in d.shards),
+            num_samples=d.num_samples,
+            total_bytes=d.total_bytes,
+            from_stored_manifest=d.from_stored_manifest,
+        )
+
+    def stats(self) -> Stats:
+        """The server's cache, storage and stream counters."""
+        resp = self._unary(
+            "Stats", lambda: self._stub.Stats(loader_pb2.StatsRequest(), timeout=self.timeout, metadata=self._metadata)
+        )
+        return Stats.from_proto(resp)
+
+    # -- streams -----------------------------------------------------------
+
+    def stream(
+        self,
+        url: str,
+        *,
+        batch_size: int,
+        seed: int = 0,
+        epoch: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        shuffle: bool = True,
+        shuffle_window: int = 0,
+        drop_last: bool = False,
+        start: int | Cursor = 0,
+        format: str = "",
+    ) -> Iterator[Batch]:
+        """Stream rank's batches of an epoch, from ``start`` (a position or a
+        Cursor of the same epoch) to the end.
+
+        Each yielded Batch is whole, however many messages it came in. On
+        UNAVAILABLE the stream reconnects and resumes from the last batch's
+        cursor; it gives up after ``retries`` failures in a row. Closing the
+        iterator early cancels the server's stream.
+        """
+        if isinstance(start, Cursor):
+            if start.epoch != epoch:
+                raise errors.InvalidArgument(f"cursor epoch {start.epoch} does not match epoch {epoch}")
+            start = start.position
+        if batch_size < 1:
+            raise errors.InvalidArgument(f"batch_size must be positive, got {batch_size}")
+        if not 0 <= rank < max(world_size, 1):
+            raise errors.InvalidArgument(f"rank {rank} is outside world_size {world_size}")
+        return self._stream(
+            dict(
+                url=url,
+                format=format,
+                seed=seed,
+                epoch=epoch,
+                rank=rank,
+                world_size=world_size,
+                batch_size=batch_size,
+                shuffle_window=shuffle_window,
+                no_shuffle=not shuffle,
+                drop_last=drop_last,
+            ),
+            start,
+        )
+
+    def _stream(self, fixed: dict[str, Any], position: int) -> Iterator[Batch]:
+        failures = 0
+        while True:
+            req = loader_pb2.StreamBatchesRequest(
+                cursor=loader_pb2.Cursor(epoch=fixed["epoch"], position=position), **fixed
+            )
+            call = self._stub.StreamBatches(req, metadata=self._metadata)
+            parts: list[loader_pb2.Sample] = []
+            try:
+                for batch in _assemble(call, parts):
+                    position = batch.cursor.position
+                    failures = 0
+                    yield batch
+                if parts:
+                    raise errors.StokerError(
+                        f"stoker StreamBatches at {self.address}: stream ended inside step "
+                        f"(after position {position}) without a final message"
+                    )
+                return
+            except grpc.RpcError as err:
+                if not _retriable(err) or failures >= self._retry.retries:
+                    raise errors.from_rpc_error(err, op="StreamBatches", target=self.address) from None
+                failures += 1
+                time.sleep(self._retry.wait(failures))
+            finally:
+                call.cancel()
+
+    def iter_samples(
+        self,
+        url: str,
+        *,
+        batch_size: int = 256,
+        progress: bool | None = None,
+        **stream_args: Any,
+    ) -> Iterator[Sample]:
+        """Every sample of rank's share of an epoch, one by one, with a tqdm
+        progress bar when tqdm is installed (``progress=None``) or asked for.
+        Takes the same arguments as :meth:`stream`."""
+        bar = None
+        if progress is None or progress:
+            bar = _progress_bar(self, url, batch_size, stream_args, required=bool(progress))
+        try:
+            for batch in self.stream(url, batch_size=batch_size, **stream_args):
+                yield from batch.samples
+                if bar is not None:
+                    bar.update(len(batch.samples))
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def read_epoch(self, url: str, *, batch_size: int = 256, progress: bool | None = None, **stream_args: Any) -> list[Sample]:
+        """Read rank's whole share of an epoch into a list (see iter_samples)."""
+        return list(self.iter_samples(url, batch_size=batch_size, progress=progress, **stream_args))
+
+
+def _assemble(call: Iterator[loader_pb2.StreamBatchesResponse], parts: list[loader_pb2.Sample]) -> Iterator[Batch]:
+    """Put the messages of each step back together. ``parts`` holds the
+    samples of a step still in progress, so the caller can tell a stream
+    that stopped inside a step."""
+    messages = 0
+    for msg in call:
+        parts.extend(msg.samples)
+        messages += 1
+        if not msg.final:
+            continue
+        samples = [Sample(s.key, s.position, s.shard, {f.name: f.data for f in s.fields}) for s in parts]
+        parts.clear()
+        yield Batch(
+            epoch=msg.epoch,
+            step=msg.step,
+            rank=msg.rank,
+            samples=samples,
+            cursor=Cursor(msg.cursor.epoch, msg.cursor.position),
+            parts=messages,
+        )
+        messages = 0
+
+
+def _progress_bar(client: Client, url: str, batch_size: int, args: dict[str, Any], *, required: bool) -> Any:
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        if required:
+            raise ImportError("progress=True needs tqdm: pip install tqdm") from None
+        return None
+    info = client.open_dataset(url, args.get("format", ""))
+    start = args.get("start", 0)
+    total = rank_count(
+        info.num_samples,
+        start.position if isinstance(start, Cursor) else int(start),
+        args.get("rank", 0),
+        max(args.get("world_size", 1), 1),
+        batch_size,
+        args.get("drop_last", False),
+    )
+    return tqdm(total=total, unit="sample", desc=f"epoch {args.get('epoch', 0)}", dynamic_ncols=True)

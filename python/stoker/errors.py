@@ -1,0 +1,96 @@
+"""Exceptions raised by the Stoker client, mapped from gRPC status codes.
+
+Every exception keeps the server's message, which names what failed and
+where (the shard object, the request field), and the gRPC code it came
+from. Callers branch on the class, never on the message.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+__all__ = [
+    "StokerError",
+    "InvalidArgument",
+    "DatasetNotFound",
+    "PermissionDenied",
+    "CorruptShard",
+    "DatasetChanged",
+    "ResourceExhausted",
+    "ServerUnavailable",
+    "Cancelled",
+    "from_rpc_error",
+]
+
+
+class StokerError(Exception):
+    """Base of every error the Stoker client raises.
+
+    ``code`` is the gRPC status code (None when the error did not come
+    from the server), ``details`` the server's message.
+    """
+
+    def __init__(self, message: str, *, code: grpc.StatusCode | None = None, details: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.details = details
+
+
+class InvalidArgument(StokerError, ValueError):
+    """A request argument is wrong (bad URL, batch size, rank, cursor)."""
+
+
+class DatasetNotFound(StokerError, LookupError):
+    """The dataset URL, or one of its shards, does not exist in storage."""
+
+
+class PermissionDenied(StokerError, PermissionError):
+    """Storage or the server refused access."""
+
+
+class CorruptShard(StokerError):
+    """A shard could not be parsed (truncated or malformed tar)."""
+
+
+class DatasetChanged(StokerError):
+    """A shard changed in storage (new ETag) while an epoch read it."""
+
+
+class ResourceExhausted(StokerError):
+    """The request is too big for the server (memory, message size)."""
+
+
+class ServerUnavailable(StokerError, ConnectionError):
+    """The server (or its storage) could not be reached, retries included."""
+
+
+class Cancelled(StokerError):
+    """The call was cancelled or ran past its deadline."""
+
+
+_BY_CODE: dict[grpc.StatusCode, type[StokerError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
+    grpc.StatusCode.OUT_OF_RANGE: InvalidArgument,
+    grpc.StatusCode.NOT_FOUND: DatasetNotFound,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
+    grpc.StatusCode.UNAUTHENTICATED: PermissionDenied,
+    grpc.StatusCode.DATA_LOSS: CorruptShard,
+    grpc.StatusCode.ABORTED: DatasetChanged,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
+    grpc.StatusCode.UNAVAILABLE: ServerUnavailable,
+    grpc.StatusCode.CANCELLED: Cancelled,
+    grpc.StatusCode.DEADLINE_EXCEEDED: Cancelled,
+}
+
+
+def from_rpc_error(err: grpc.RpcError, *, op: str, target: str) -> StokerError:
+    """Turn a gRPC error into the matching StokerError.
+
+    op names the call ("StreamBatches"), target the server address; both go
+    into the message next to the server's own details.
+    """
+    code: grpc.StatusCode | None = err.code() if isinstance(err, grpc.Call) else None
+    details = (err.details() if isinstance(err, grpc.Call) else None) or str(err)
+    cls = _BY_CODE.get(code, StokerError) if code is not None else StokerError
+    name = code.name if code is not None else "UNKNOWN"
+    return cls(f"stoker {op} at {target}: {name}: {details}", code=code, details=details)

@@ -1,0 +1,155 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class OpenDatasetRequest(_message.Message):
+    __slots__ = ("url", "format")
+    URL_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    url: str
+    format: str
+    def __init__(self, url: _Optional[str] = ..., format: _Optional[str] = ...) -> None: ...
+
+class OpenDatasetResponse(_message.Message):
+    __slots__ = ("dataset",)
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    dataset: Dataset
+    def __init__(self, dataset: _Optional[_Union[Dataset, _Mapping]] = ...) -> None: ...
+
+class Dataset(_message.Message):
+    __slots__ = ("url", "format", "shards", "num_samples", "total_bytes", "from_stored_manifest")
+    URL_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    SHARDS_FIELD_NUMBER: _ClassVar[int]
+    NUM_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    FROM_STORED_MANIFEST_FIELD_NUMBER: _ClassVar[int]
+    url: str
+    format: str
+    shards: _containers.RepeatedCompositeFieldContainer[Shard]
+    num_samples: int
+    total_bytes: int
+    from_stored_manifest: bool
+    def __init__(self, url: _Optional[str] = ..., format: _Optional[str] = ..., shards: _Optional[_Iterable[_Union[Shard, _Mapping]]] = ..., num_samples: _Optional[int] = ..., total_bytes: _Optional[int] = ..., from_stored_manifest: _Optional[bool] = ...) -> None: ...
+
+class Shard(_message.Message):
+    __slots__ = ("object", "size", "etag", "samples")
+    OBJECT_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    object: str
+    size: int
+    etag: str
+    samples: int
+    def __init__(self, object: _Optional[str] = ..., size: _Optional[int] = ..., etag: _Optional[str] = ..., samples: _Optional[int] = ...) -> None: ...
+
+class Cursor(_message.Message):
+    __slots__ = ("epoch", "position")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    position: int
+    def __init__(self, epoch: _Optional[int] = ..., position: _Optional[int] = ...) -> None: ...
+
+class StreamBatchesRequest(_message.Message):
+    __slots__ = ("url", "format", "seed", "epoch", "rank", "world_size", "batch_size", "shuffle_window", "no_shuffle", "drop_last", "cursor")
+    URL_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    WORLD_SIZE_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    SHUFFLE_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    NO_SHUFFLE_FIELD_NUMBER: _ClassVar[int]
+    DROP_LAST_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    url: str
+    format: str
+    seed: int
+    epoch: int
+    rank: int
+    world_size: int
+    batch_size: int
+    shuffle_window: int
+    no_shuffle: bool
+    drop_last: bool
+    cursor: Cursor
+    def __init__(self, url: _Optional[str] = ..., format: _Optional[str] = ..., seed: _Optional[int] = ..., epoch: _Optional[int] = ..., rank: _Optional[int] = ..., world_size: _Optional[int] = ..., batch_size: _Optional[int] = ..., shuffle_window: _Optional[int] = ..., no_shuffle: _Optional[bool] = ..., drop_last: _Optional[bool] = ..., cursor: _Optional[_Union[Cursor, _Mapping]] = ...) -> None: ...
+
+class StreamBatchesResponse(_message.Message):
+    __slots__ = ("epoch", "step", "rank", "samples", "final", "cursor")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    FINAL_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    step: int
+    rank: int
+    samples: _containers.RepeatedCompositeFieldContainer[Sample]
+    final: bool
+    cursor: Cursor
+    def __init__(self, epoch: _Optional[int] = ..., step: _Optional[int] = ..., rank: _Optional[int] = ..., samples: _Optional[_Iterable[_Union[Sample, _Mapping]]] = ..., final: _Optional[bool] = ..., cursor: _Optional[_Union[Cursor, _Mapping]] = ...) -> None: ...
+
+class Sample(_message.Message):
+    __slots__ = ("key", "position", "shard", "fields")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    SHARD_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    position: int
+    shard: int
+    fields: _containers.RepeatedCompositeFieldContainer[Field]
+    def __init__(self, key: _Optional[str] = ..., position: _Optional[int] = ..., shard: _Optional[int] = ..., fields: _Optional[_Iterable[_Union[Field, _Mapping]]] = ...) -> None: ...
+
+class Field(_message.Message):
+    __slots__ = ("name", "data")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    data: bytes
+    def __init__(self, name: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class StatsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class StatsResponse(_message.Message):
+    __slots__ = ("memory_hits", "disk_hits", "misses", "memory_bytes", "memory_capacity", "disk_bytes", "disk_capacity", "storage_requests", "storage_bytes", "stall_nanos", "samples_served", "bytes_served", "active_streams", "evictions")
+    MEMORY_HITS_FIELD_NUMBER: _ClassVar[int]
+    DISK_HITS_FIELD_NUMBER: _ClassVar[int]
+    MISSES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    DISK_BYTES_FIELD_NUMBER: _ClassVar[int]
+    DISK_CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    STALL_NANOS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_SERVED_FIELD_NUMBER: _ClassVar[int]
+    BYTES_SERVED_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_STREAMS_FIELD_NUMBER: _ClassVar[int]
+    EVICTIONS_FIELD_NUMBER: _ClassVar[int]
+    memory_hits: int
+    disk_hits: int
+    misses: int
+    memory_bytes: int
+    memory_capacity: int
+    disk_bytes: int
+    disk_capacity: int
+    storage_requests: int
+    storage_bytes: int
+    stall_nanos: int
+    samples_served: int
+    bytes_served: int
+    active_streams: int
+    evictions: int
+    def __init__(self, memory_hits: _Optional[int] = ..., disk_hits: _Optional[int] = ..., misses: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., memory_capacity: _Optional[int] = ..., disk_bytes: _Optional[int] = ..., disk_capacity: _Optional[int] = ..., storage_requests: _Optional[int] = ..., storage_bytes: _Optional[int] = ..., stall_nanos: _Optional[int] = ..., samples_served: _Optional[int] = ..., bytes_served: _Optional[int] = ..., active_streams: _Optional[int] = ..., evictions: _Optional[int] = ...) -> None: ...
