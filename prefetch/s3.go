@@ -259,7 +259,8 @@ func (e *bodyError) Unwrap() error { return e.err }
 
 // getRange reads len(p) bytes at off with one GetObject (which the SDK
 // retries itself). It returns how many bytes of p it filled, and an SDK
-// error, an *Error, or a *bodyError.
+// error, an *Error, or a *bodyError. It pins in.IfMatch to the first
+// response's ETag.
 func (s *S3Source) getRange(ctx context.Context, in *s3.GetObjectInput, p []byte, off int64, url string) (int, error) {
 	const op = "read"
 	req := *in
@@ -269,6 +270,9 @@ func (s *S3Source) getRange(ctx context.Context, in *s3.GetObjectInput, p []byte
 		return 0, err
 	}
 	defer out.Body.Close()
+	if in.IfMatch == nil && out.ETag != nil {
+		in.IfMatch = out.ETag // a read that resumes must not get another version
+	}
 	if out.ContentLength != nil && *out.ContentLength != int64(len(p)) {
 		if n := *out.ContentLength; n > int64(len(p)) {
 			return 0, &Error{Op: op, Object: url, Kind: ErrCorrupt, Err: fmt.Errorf("asked for %d bytes at %d, got %d: range ignored", len(p), off, n)}
