@@ -53,10 +53,20 @@ func (s readSummary) hitRate() float64 {
 	return float64(s.Hits) / float64(s.Gets)
 }
 
-func runRead(ctx context.Context, args []string, out, errOut io.Writer) error {
+// readFlags are the flags of `stoker read`.
+type readFlags struct {
+	set   *flag.FlagSet
+	addr  *string
+	epoch *stoker.Epoch
+	start *uint64
+	jsonl *bool
+}
+
+func newReadFlags() readFlags {
 	fs := flag.NewFlagSet("read", flag.ContinueOnError)
-	addr := fs.String("server", "127.0.0.1:7470", "server address (host:port or unix:///path)")
-	var e stoker.Epoch
+	e := &stoker.Epoch{}
+	f := readFlags{set: fs, epoch: e}
+	f.addr = fs.String("server", "127.0.0.1:7470", "server address (host:port or unix:///path)")
 	fs.Uint64Var(&e.Epoch, "epoch", 0, "epoch to read")
 	fs.Uint64Var(&e.Seed, "seed", 0, "shuffle seed")
 	fs.IntVar(&e.BatchSize, "batch-size", 32, "samples per batch per rank")
@@ -65,16 +75,22 @@ func runRead(ctx context.Context, args []string, out, errOut io.Writer) error {
 	fs.IntVar(&e.ShuffleWindow, "shuffle-window", 0, "shards shuffled together (0: all)")
 	fs.BoolVar(&e.NoShuffle, "no-shuffle", false, "keep file order")
 	fs.BoolVar(&e.DropLast, "drop-last", false, "stop after the last full step")
-	start := fs.Uint64("cursor", 0, "resume from this position in the epoch")
-	jsonl := fs.Bool("jsonl", false, "print one JSON object per sample")
-	pos, err := parseInterspersed(fs, args)
+	f.start = fs.Uint64("cursor", 0, "resume from this position in the epoch")
+	f.jsonl = fs.Bool("jsonl", false, "print one JSON object per sample")
+	return f
+}
+
+func runRead(ctx context.Context, args []string, out, errOut io.Writer) error {
+	f := newReadFlags()
+	pos, err := parseInterspersed(f.set, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
 		return errors.New("read: want exactly one dataset URL")
 	}
-	e.URL, e.Start = pos[0], *start
+	e, addr, jsonl := *f.epoch, f.addr, f.jsonl
+	e.URL, e.Start = pos[0], *f.start
 	c, err := stoker.Dial(*addr)
 	if err != nil {
 		return err
