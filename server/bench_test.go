@@ -95,12 +95,21 @@ func BenchmarkStreamCachedEpoch(b *testing.B) {
 			syn := wds.Synthetic{Shards: 8, PerShard: tc.count / 8, SampleSize: tc.size, Seed: 1}
 			h := newHarness(b, syn, nil)
 			e := stoker.Epoch{URL: h.url, Seed: 1, BatchSize: tc.batch}
+			// The baseline replays the very messages the server sends.
 			var msgs []*stokerv1.StreamBatchesResponse
-			for bt, err := range h.client.Batches(context.Background(), e) { // warms the cache
-				if err != nil {
+			st, err := stokerv1.NewLoaderClient(dialRaw(b, h.addr)).StreamBatches(context.Background(),
+				&stokerv1.StreamBatchesRequest{Url: e.URL, Seed: e.Seed, BatchSize: uint32(e.BatchSize)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			for {
+				m, err := st.Recv()
+				if errors.Is(err, io.EOF) {
+					break
+				} else if err != nil {
 					b.Fatal(err)
 				}
-				msgs = append(msgs, &stokerv1.StreamBatchesResponse{Epoch: bt.Epoch, Step: bt.Step, Samples: bt.Samples, Final: true, Cursor: &stokerv1.Cursor{Position: bt.Cursor}})
+				msgs = append(msgs, m)
 			}
 			conn := dialRaw(b, startBare(b, msgs))
 			var stokerTime, bareTime time.Duration
