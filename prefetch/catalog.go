@@ -148,11 +148,18 @@ func (c *Catalog) Open(ctx context.Context, url string, format shuffle.Format) (
 	if o, ok := c.opened.Get(url); ok && time.Since(o.at) < c.cfg.ResolveTTL {
 		return o.ds, nil
 	}
-	v, err, _ := c.group.Do(url, func() (any, error) { return c.open(ctx, url, format) })
-	if err != nil {
-		return nil, err
+	// The open goes on if this caller gives up: others may wait on it, and
+	// the indexes it stores serve the next open.
+	ch := c.group.DoChan(url, func() (any, error) { return c.open(context.WithoutCancel(ctx), url, format) })
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*Dataset), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	return v.(*Dataset), nil
 }
 
 func (c *Catalog) open(ctx context.Context, url string, format shuffle.Format) (*Dataset, error) {
