@@ -145,12 +145,12 @@ func (c *Catalog) Open(ctx context.Context, url string, format shuffle.Format) (
 	if format != shuffle.FormatWebDataset {
 		return nil, &Error{Op: "open", Object: url, Kind: ErrBadURL, Err: fmt.Errorf("unknown format %q (want %q)", format, shuffle.FormatWebDataset)}
 	}
-	if o, ok := c.opened.Get(url); ok && time.Since(o.at) < c.cfg.ResolveTTL {
+	if o, ok := c.opened.Get(string(format)+" "+url); ok && time.Since(o.at) < c.cfg.ResolveTTL {
 		return o.ds, nil
 	}
 	// The open goes on if this caller gives up: others may wait on it, and
 	// the indexes it stores serve the next open.
-	ch := c.group.DoChan(url, func() (any, error) { return c.open(context.WithoutCancel(ctx), url, format) })
+	ch := c.group.DoChan(string(format)+" "+url, func() (any, error) { return c.open(context.WithoutCancel(ctx), url, format) })
 	select {
 	case r := <-ch:
 		if r.Err != nil {
@@ -165,7 +165,7 @@ func (c *Catalog) Open(ctx context.Context, url string, format shuffle.Format) (
 func (c *Catalog) open(ctx context.Context, url string, format shuffle.Format) (*Dataset, error) {
 	objs, err := Resolve(ctx, c.sources, url)
 	if errors.Is(err, ErrUnavailable) {
-		if o, ok := c.opened.Get(url); ok {
+		if o, ok := c.opened.Get(string(format)+" "+url); ok {
 			c.log.Warn("storage unreachable: using the dataset opened before", "url", url, "opened", o.at, "err", err)
 			return newDataset(o.ds.Manifest, o.ds.Index, true), nil
 		}
@@ -179,7 +179,7 @@ func (c *Catalog) open(ctx context.Context, url string, format shuffle.Format) (
 			return nil, err
 		}
 		ds := newDataset(m, idx, true)
-		c.opened.Add(url, opened{ds: ds, at: time.Now()})
+		c.opened.Add(string(format)+" "+url, opened{ds: ds, at: time.Now()})
 		return ds, nil
 	}
 	if err != nil {
@@ -207,7 +207,7 @@ func (c *Catalog) open(ctx context.Context, url string, format shuffle.Format) (
 		c.log.Warn("cannot store manifest", "url", url, "err", err)
 	}
 	ds := newDataset(m, idx, false)
-	c.opened.Add(url, opened{ds: ds, at: time.Now()})
+	c.opened.Add(string(format)+" "+url, opened{ds: ds, at: time.Now()})
 	return ds, nil
 }
 
