@@ -78,7 +78,9 @@ def dataset(
     ``.batch``). The rank comes from ``input_context`` when given, else
     from ``rank``/``world_size`` (default 0 of 1). ``fields`` picks and
     orders the fields (default: the fields of the epoch's first sample); a
-    sample that lacks one raises an error naming it. ``decode`` is as for
+    sample that lacks one raises an error naming it (InvalidArgumentError
+    inside tf.data; errors of the stream itself come out of tf.data as
+    UnknownError with the server's message, which names the shard). ``decode`` is as for
     the torch dataset; decoded values get a signature inferred from the
     first sample unless ``output_signature`` is given.
     """
@@ -129,7 +131,7 @@ def dataset(
                     try:
                         picked = {n: d[n] for n in names}
                     except KeyError as err:
-                        raise errors.StokerError(
+                        raise errors.InvalidArgument(
                             f"stoker.tf: sample {s.key!r} of {d.get('__url__')!r} has no field {err.args[0]!r}"
                         ) from None
                     yield decoder(picked) if decoder is not None else picked
