@@ -27,6 +27,19 @@ func DefaultShardsConfig() ShardsConfig {
 	}
 }
 
+// Remote reads shards from the other nodes of a cluster. Fetch is called
+// concurrently; it returns o's decompressed bytes as cached by o's owner
+// (which reads storage at most once however many nodes ask), ErrLocal when
+// this node should read o from storage itself (it owns o, or it is alone),
+// or any other error when the owner is down, slow or failed, in which case
+// the caller reads storage directly. The returned bytes are read-only.
+type Remote interface {
+	Fetch(ctx context.Context, o Object) ([]byte, error)
+}
+
+// ErrLocal is returned by a Remote for a shard this node reads itself.
+var ErrLocal = errors.New("owned by this node")
+
 // Shards hands out the decompressed bytes of shards: from the cache, or
 // fetched from storage once however many callers want the same shard at
 // the same time, then cached. Safe for concurrent use.
@@ -37,9 +50,12 @@ type Shards struct {
 	log     *slog.Logger
 	sem     chan struct{}      // bounds fetches in flight
 	group   singleflight.Group // one fetch per object+ETag
+	remote  atomic.Pointer[remoteBox]
 
-	fetches atomic.Uint64 // fetches started
-	wg      sync.WaitGroup
+	fetches   atomic.Uint64 // fetches from storage started
+	peerReads atomic.Uint64 // shards read from their owner
+	fallbacks atomic.Uint64 // remote reads that failed and went to storage
+	wg        sync.WaitGroup
 }
 
 // NewShards returns a Shards reading through sources into cache.
@@ -50,12 +66,25 @@ func NewShards(cfg ShardsConfig, sources *Sources, cache *Cache, log *slog.Logge
 	return &Shards{cfg: cfg, sources: sources, cache: cache, log: log, sem: make(chan struct{}, cfg.MaxFetches)}
 }
 
+type remoteBox struct{ r Remote }
+
+// SetRemote makes Get read shards this node does not own from r before
+// storage. Call it before serving; nil turns remote reads off.
+func (s *Shards) SetRemote(r Remote) {
+	if r == nil {
+		s.remote.Store(nil)
+		return
+	}
+	s.remote.Store(&remoteBox{r: r})
+}
+
 // Cached reports whether o is in the cache.
 func (s *Shards) Cached(o Object) bool {
 	return s.cache.Contains(CacheKey{Object: o.URL, ETag: o.ETag}) != TierNone
 }
 
-// Get returns o's decompressed bytes. The fetch itself is not cancelled by
+// Get returns o's decompressed bytes: from the cache, else from its owner
+// (see SetRemote), else from storage. The fetch itself is not cancelled by
 // ctx (another caller may be waiting on it); ctx only stops this wait.
 // The result is shared: treat it as read-only.
 func (s *Shards) Get(ctx context.Context, o Object) ([]byte, error) {
@@ -63,7 +92,22 @@ func (s *Shards) Get(ctx context.Context, o Object) ([]byte, error) {
 	if data, _, ok := s.cache.Get(key); ok {
 		return data, nil
 	}
-	ch := s.group.DoChan(key.Object+"\x00"+key.ETag, func() (any, error) { return s.fetch(key, o) })
+	return s.wait(ctx, s.group.DoChan(key.Object+"\x00"+key.ETag, func() (any, error) { return s.fetch(key, o, true) }))
+}
+
+// GetLocal is Get without the remote step: the cache, else storage. The
+// Peer service answers other nodes with it, so a read never hops twice.
+func (s *Shards) GetLocal(ctx context.Context, o Object) ([]byte, error) {
+	key := CacheKey{Object: o.URL, ETag: o.ETag}
+	if data, _, ok := s.cache.Get(key); ok {
+		return data, nil
+	}
+	// Its own flight: waiting on a remote Get here could wait on itself
+	// through another node.
+	return s.wait(ctx, s.group.DoChan("local\x00"+key.Object+"\x00"+key.ETag, func() (any, error) { return s.fetch(key, o, false) }))
+}
+
+func (s *Shards) wait(ctx context.Context, ch <-chan singleflight.Result) ([]byte, error) {
 	select {
 	case r := <-ch:
 		if r.Err != nil {
@@ -95,10 +139,28 @@ func (s *Shards) Wait() { s.wg.Wait() }
 // Fetches is the number of shard fetches from storage started so far.
 func (s *Shards) Fetches() uint64 { return s.fetches.Load() }
 
-func (s *Shards) fetch(key CacheKey, o Object) ([]byte, error) {
+// PeerReads is the number of shards read from their owner so far.
+func (s *Shards) PeerReads() uint64 { return s.peerReads.Load() }
+
+// Fallbacks is the number of remote reads that failed and went to storage.
+func (s *Shards) Fallbacks() uint64 { return s.fallbacks.Load() }
+
+func (s *Shards) fetch(key CacheKey, o Object, remote bool) ([]byte, error) {
 	// A caller may have cached it between our Get miss and here.
 	if data, _, ok := s.cache.Get(key); ok {
 		return data, nil
+	}
+	if rb := s.remote.Load(); remote && rb != nil {
+		data, err := rb.r.Fetch(context.Background(), o)
+		switch {
+		case err == nil:
+			s.peerReads.Add(1)
+			s.put(key, o, data)
+			return data, nil
+		case !errors.Is(err, ErrLocal):
+			s.fallbacks.Add(1)
+			s.log.Warn("reading shard from its owner failed: reading storage", "object", o.URL, "err", err)
+		}
 	}
 	s.sem <- struct{}{}
 	defer func() { <-s.sem }()
@@ -115,8 +177,12 @@ func (s *Shards) fetch(key CacheKey, o Object) ([]byte, error) {
 	if err != nil {
 		return nil, &Error{Op: "read", Object: o.URL, Kind: ErrCorrupt, Err: err}
 	}
+	s.put(key, o, data)
+	return data, nil
+}
+
+func (s *Shards) put(key CacheKey, o Object, data []byte) {
 	if err := s.cache.Put(key, data); err != nil && !errors.Is(err, ErrTooLarge) {
 		s.log.Warn("cannot cache shard", "object", o.URL, "err", err)
 	}
-	return data, nil
 }

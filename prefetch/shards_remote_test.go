@@ -1,0 +1,85 @@
+package prefetch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/stoker-data/stoker/prefetch/wds"
+)
+
+// peerRemote reads shards from another Shards in the same process, the way
+// the cluster's Peer service does over gRPC: the owner's GetLocal.
+type peerRemote struct {
+	owner func(Object) *Shards // nil: this node owns it
+	down  bool
+}
+
+var errPeerDown = errors.New("peer down")
+
+func (r *peerRemote) Fetch(ctx context.Context, o Object) ([]byte, error) {
+	owner := r.owner(o)
+	switch {
+	case owner == nil:
+		return nil, ErrLocal
+	case r.down:
+		return nil, errPeerDown
+	}
+	return owner.GetLocal(ctx, o)
+}
+
+var _ Remote = (*peerRemote)(nil)
+
+func TestShardsReadFromOwner(t *testing.T) {
+	e := newPrefetchEnv(t, wds.Synthetic{Shards: 4, PerShard: 5, SampleSize: 512}, 64<<20)
+	_, a := e.fresh(t, 64<<20)
+	_, b := e.fresh(t, 64<<20)
+	ctx := context.Background()
+	// b owns even shards, a odd ones.
+	objects := map[string]int{}
+	for i := range e.ds.Manifest.Shards {
+		objects[e.ds.Object(i).URL] = i
+	}
+	r := &peerRemote{owner: func(o Object) *Shards {
+		if objects[o.URL]%2 == 0 {
+			return b
+		}
+		return nil
+	}}
+	a.SetRemote(r)
+	for i := range e.ds.Manifest.Shards {
+		want, err := e.shards.Get(ctx, e.ds.Object(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 { // the second read is a cache hit on a
+			got, err := a.Get(ctx, e.ds.Object(i))
+			if err != nil {
+				t.Fatalf("shard %d: %v", i, err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("shard %d: bytes differ", i)
+			}
+		}
+	}
+	if a.Fetches() != 2 || b.Fetches() != 2 || a.PeerReads() != 2 || a.Fallbacks() != 0 {
+		t.Fatalf("fetches a=%d b=%d, peer reads %d, fallbacks %d; want 2, 2, 2, 0", a.Fetches(), b.Fetches(), a.PeerReads(), a.Fallbacks())
+	}
+
+	// The owner is down: a reads storage itself, and says so.
+	_, c := e.fresh(t, 64<<20)
+	c.SetRemote(&peerRemote{owner: func(Object) *Shards { return b }, down: true})
+	if _, err := c.Get(ctx, e.ds.Object(0)); err != nil {
+		t.Fatal(err)
+	}
+	if c.Fetches() != 1 || c.Fallbacks() != 1 || c.PeerReads() != 0 {
+		t.Fatalf("owner down: fetches %d, fallbacks %d, peer reads %d; want 1, 1, 0", c.Fetches(), c.Fallbacks(), c.PeerReads())
+	}
+	// GetLocal never asks the remote.
+	_, d := e.fresh(t, 64<<20)
+	d.SetRemote(&peerRemote{owner: func(Object) *Shards { t.Fatal("GetLocal asked the remote"); return nil }})
+	if _, err := d.GetLocal(ctx, e.ds.Object(1)); err != nil || d.Fetches() != 1 {
+		t.Fatalf("GetLocal: err %v, fetches %d", err, d.Fetches())
+	}
+}
