@@ -56,6 +56,7 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 		return toStatus(err)
 	}
 	plan := l.s.plans.get(ds, settings)
+	l.s.hints.nextEpoch(ds, settings)
 	if start > plan.Len() {
 		return invalid("cursor.position", fmt.Sprintf("%d is past the end of the epoch (%d samples)", start, plan.Len()))
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/stoker-data/stoker/prefetch"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
+	"github.com/stoker-data/stoker/server/cluster"
 )
 
 // Config configures a Server.
@@ -39,6 +41,13 @@ type Config struct {
 	// WindowBytes is gRPC's flow-control window, per stream and per
 	// connection (set together, never one alone).
 	WindowBytes int32
+	// Cluster is this node's membership; nil runs a single node that owns
+	// every shard. The caller starts it and closes it after Shutdown.
+	Cluster *cluster.Node
+	// NextEpochBytes caps what the owners prefetch of epoch e+1 while
+	// epoch e streams (each only into free cache room); negative turns
+	// it off.
+	NextEpochBytes int64
 }
 
 // DefaultConfig returns the defaults.
@@ -50,6 +59,7 @@ func DefaultConfig() Config {
 		MaxPartBytes:    8 << 20,   // 8 MiB: big enough to amortise per-message cost
 		MaxMessageBytes: 512 << 20, // 512 MiB: one huge sample still fits
 		WindowBytes:     8 << 20,   // 8 MiB: keeps a 1 GB/s loopback stream busy
+		NextEpochBytes:  1 << 30,   // 1 GiB: the first minutes of the next epoch, not all of it
 	}
 }
 
@@ -67,6 +77,9 @@ type Server struct {
 	plans      *planCache
 	metrics    *serverMetrics
 	registry   *prometheus.Registry
+	peers      *cluster.Peers // nil on a single node
+	hints      *hints
+	peerServed atomic.Uint64 // shards served to other nodes
 
 	closeOnce sync.Once
 }
@@ -112,13 +125,19 @@ func New(cfg Config, sources *prefetch.Sources, log *slog.Logger) (*Server, erro
 		metrics:    &serverMetrics{},
 		registry:   prometheus.NewRegistry(),
 	}
+	s.hints = newHints(s)
+	if cfg.Cluster != nil {
+		s.peers = cluster.NewPeers(cfg.Cluster)
+		shards.SetRemote(s.peers)
+	}
 	s.grpc = grpc.NewServer(
 		grpc.MaxSendMsgSize(cfg.MaxMessageBytes),
 		grpc.InitialWindowSize(cfg.WindowBytes),
 		grpc.InitialConnWindowSize(cfg.WindowBytes),
 	)
 	stokerv1.RegisterLoaderServer(s.grpc, &loader{s: s})
-	s.registry.MustRegister(&collector{s: s})
+	stokerv1.RegisterPeerServer(s.grpc, &peer{s: s})
+	s.registry.MustRegister(&collector{s: s}, &peerCollector{s: s})
 	return s, nil
 }
 
@@ -131,7 +150,8 @@ func (s *Server) Serve(lis net.Listener) error {
 	return err
 }
 
-// HTTPHandler serves /metrics (Prometheus) and /healthz.
+// HTTPHandler serves /metrics (Prometheus), /healthz, POST /v1/prefetch
+// (a prefetch hint as JSON) and GET /v1/prefetch/{id} (its progress).
 func (s *Server) HTTPHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
@@ -139,6 +159,8 @@ func (s *Server) HTTPHandler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	mux.HandleFunc("POST /v1/prefetch", s.handlePrefetch)
+	mux.HandleFunc("GET /v1/prefetch/{id}", s.handlePrefetchStatus)
 	return mux
 }
 
@@ -155,7 +177,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			s.grpc.Stop()
 			<-done
 		}
+		s.hints.close()
 		s.shards.Wait()
+		if s.peers != nil {
+			_ = s.peers.Close()
+		}
 		err = s.cache.Close()
 	})
 	return err

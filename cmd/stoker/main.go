@@ -4,6 +4,8 @@
 //	stoker demo
 //	stoker read --server 127.0.0.1:7470 s3://bucket/train-{000000..000099}.tar --epoch 0 --jsonl
 //	stoker stats --server 127.0.0.1:7470
+//	stoker prefetch --server 127.0.0.1:7470 s3://bucket/train/ --epoch 1 --seed 7 --wait
+//	stoker cluster --server 127.0.0.1:7470 [--url s3://bucket/train/]
 package main
 
 import (
@@ -22,6 +24,8 @@ commands:
   demo    write a small synthetic WebDataset, serve it in process, read two epochs
   read    read one rank's epoch from a server (--jsonl prints every sample)
   stats   print a server's statistics
+  prefetch  send a prefetch hint for a dataset's epochs (--wait shows progress)
+  cluster   list the cluster's members, cache fill, hit rates and shard ownership
 `
 
 func main() {
@@ -39,6 +43,10 @@ func main() {
 		err = runRead(ctx, args, os.Stdout, os.Stderr)
 	case "stats":
 		err = runStats(ctx, args, os.Stdout)
+	case "prefetch":
+		err = runPrefetch(ctx, args, os.Stderr)
+	case "cluster":
+		err = runCluster(ctx, args, os.Stdout)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 	default:

@@ -11,6 +11,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -27,6 +29,7 @@ import (
 
 	"github.com/stoker-data/stoker/prefetch"
 	"github.com/stoker-data/stoker/server"
+	"github.com/stoker-data/stoker/server/cluster"
 )
 
 func main() {
@@ -43,6 +46,8 @@ type flags struct {
 	maxFetches                   int
 	aheadBatches                 int
 	logLevel                     string
+	// cluster
+	clusterAddr, join, nodeName, zone, keyFile, advertise string
 }
 
 func parseFlags() flags {
@@ -57,6 +62,12 @@ func parseFlags() flags {
 	flag.IntVar(&f.maxFetches, "max-fetches", prefetch.DefaultShardsConfig().MaxFetches, "shards fetched from storage at once")
 	flag.IntVar(&f.aheadBatches, "prefetch-batches", prefetch.DefaultPrefetchConfig().AheadBatches, "batches whose shards are fetched ahead of each stream")
 	flag.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	flag.StringVar(&f.clusterAddr, "cluster-addr", "", "gossip address (host:port, TCP and UDP) of this node; empty: no cluster")
+	flag.StringVar(&f.join, "join", "", "gossip addresses of cluster members to join (host:port[,…])")
+	flag.StringVar(&f.nodeName, "node-name", "", "unique name of this node in the cluster (default hostname:gossip-port)")
+	flag.StringVar(&f.zone, "zone", "", "failure domain of this node (rack, availability zone), shown to the cluster")
+	flag.StringVar(&f.keyFile, "cluster-key-file", "", "file holding the gossip encryption key (16, 24 or 32 bytes, raw or base64)")
+	flag.StringVar(&f.advertise, "advertise", "", "gRPC address the other nodes reach this one at (default: the --listen address)")
 	flag.Parse()
 	return f
 }
@@ -100,15 +111,24 @@ func run() error {
 		return err
 	}
 	sources := prefetch.NewSources(map[string]prefetch.Source{"s3": s3, "file": prefetch.NewFileSource()})
+	lis, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return err
+	}
+	node, err := startCluster(ctx, f, lis.Addr().String(), cfg.Cache.MemoryBytes+cfg.Cache.DiskBytes, log)
+	if err != nil {
+		lis.Close()
+		return err
+	}
+	cfg.Cluster = node
 	srv, err := server.New(cfg, sources, log)
 	if err != nil {
 		return err
 	}
 
 	errc := make(chan error, 3)
-	lis, err := net.Listen("tcp", f.listen)
-	if err != nil {
-		return err
+	if node != nil {
+		defer node.Close()
 	}
 	go func() { errc <- srv.Serve(lis) }()
 	if f.unix != "" {
@@ -150,5 +170,51 @@ func run() error {
 	if hs != nil {
 		_ = hs.Shutdown(sctx)
 	}
+	if node != nil {
+		_ = node.Close() // leave first, so the others stop reading shards from this node
+	}
 	return srv.Shutdown(sctx)
+}
+
+// startCluster joins the cluster when --cluster-addr is set; nil otherwise.
+func startCluster(ctx context.Context, f flags, grpcAddr string, capacity int64, log *slog.Logger) (*cluster.Node, error) {
+	if f.clusterAddr == "" {
+		if f.join != "" {
+			return nil, errors.New("--join needs --cluster-addr")
+		}
+		return nil, nil
+	}
+	cfg := cluster.DefaultConfig()
+	cfg.Name, cfg.BindAddr = f.nodeName, f.clusterAddr
+	if f.join != "" {
+		cfg.Join = strings.Split(f.join, ",")
+	}
+	if f.advertise != "" {
+		grpcAddr = f.advertise
+	}
+	cfg.Meta = cluster.Meta{GRPCAddr: grpcAddr, Capacity: capacity, Zone: f.zone}
+	if f.keyFile != "" {
+		key, err := readKey(f.keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--cluster-key-file: %w", err)
+		}
+		cfg.Key = key
+	}
+	return cluster.Start(ctx, cfg, log)
+}
+
+// readKey reads a gossip key: base64 text, or the raw bytes.
+func readKey(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	text := strings.TrimSpace(string(b))
+	if k, err := base64.StdEncoding.DecodeString(text); err == nil && (len(k) == 16 || len(k) == 24 || len(k) == 32) {
+		return k, nil
+	}
+	if n := len(text); n == 16 || n == 24 || n == 32 {
+		return []byte(text), nil
+	}
+	return nil, fmt.Errorf("%s: want 16, 24 or 32 bytes (raw or base64), got %d", path, len(b))
 }

@@ -27,7 +27,9 @@ type OpenDatasetRequest struct {
 	// url is s3://bucket/prefix/, s3://bucket/train-{000000..000099}.tar,
 	// file:///dir/ or one object's URL.
 	Url string `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
-	// format is "webdataset" (the default when empty).
+	// format is "webdataset", "parquet", "arrow" (IPC file, .arrow or
+	// .feather) or "arrows" (IPC stream); empty goes by the objects'
+	// extensions (WebDataset when there are tars).
 	Format        string `protobuf:"bytes,2,opt,name=format,proto3" json:"format,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -133,8 +135,13 @@ type Dataset struct {
 	// from_stored_manifest is true when storage could not be reached and the
 	// manifest stored on an earlier open was used.
 	FromStoredManifest bool `protobuf:"varint,6,opt,name=from_stored_manifest,json=fromStoredManifest,proto3" json:"from_stored_manifest,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// arrow_schema is a columnar dataset's schema, serialised as an Arrow
+	// IPC stream with no batches (pyarrow.ipc.read_schema reads it).
+	ArrowSchema []byte `protobuf:"bytes,7,opt,name=arrow_schema,json=arrowSchema,proto3" json:"arrow_schema,omitempty"`
+	// columns are the schema's top-level columns.
+	Columns       []*Column `protobuf:"bytes,8,rep,name=columns,proto3" json:"columns,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Dataset) Reset() {
@@ -209,20 +216,103 @@ func (x *Dataset) GetFromStoredManifest() bool {
 	return false
 }
 
-// Shard is one object of a dataset.
+func (x *Dataset) GetArrowSchema() []byte {
+	if x != nil {
+		return x.ArrowSchema
+	}
+	return nil
+}
+
+func (x *Dataset) GetColumns() []*Column {
+	if x != nil {
+		return x.Columns
+	}
+	return nil
+}
+
+// Column is one top-level column of a columnar dataset.
+type Column struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// type is Arrow's name for the type, e.g. "int64", "list<item: string>".
+	Type          string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	Nullable      bool   `protobuf:"varint,3,opt,name=nullable,proto3" json:"nullable,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Column) Reset() {
+	*x = Column{}
+	mi := &file_stoker_v1_loader_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Column) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Column) ProtoMessage() {}
+
+func (x *Column) ProtoReflect() protoreflect.Message {
+	mi := &file_stoker_v1_loader_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Column.ProtoReflect.Descriptor instead.
+func (*Column) Descriptor() ([]byte, []int) {
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Column) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Column) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *Column) GetNullable() bool {
+	if x != nil {
+		return x.Nullable
+	}
+	return false
+}
+
+// Shard is one object of a dataset, or in a columnar dataset one unit of
+// an object: a Parquet row group or an Arrow record batch.
 type Shard struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Object        string                 `protobuf:"bytes,1,opt,name=object,proto3" json:"object,omitempty"`
-	Size          int64                  `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
-	Etag          string                 `protobuf:"bytes,3,opt,name=etag,proto3" json:"etag,omitempty"`
-	Samples       uint64                 `protobuf:"varint,4,opt,name=samples,proto3" json:"samples,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Object string                 `protobuf:"bytes,1,opt,name=object,proto3" json:"object,omitempty"`
+	Size   int64                  `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	Etag   string                 `protobuf:"bytes,3,opt,name=etag,proto3" json:"etag,omitempty"`
+	// samples are rows in a columnar dataset.
+	Samples uint64 `protobuf:"varint,4,opt,name=samples,proto3" json:"samples,omitempty"`
+	// part is the unit's row group or record batch index in the object;
+	// offset and length are its byte range (length 0: the whole object).
+	Part          uint32 `protobuf:"varint,5,opt,name=part,proto3" json:"part,omitempty"`
+	Offset        int64  `protobuf:"varint,6,opt,name=offset,proto3" json:"offset,omitempty"`
+	Length        int64  `protobuf:"varint,7,opt,name=length,proto3" json:"length,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Shard) Reset() {
 	*x = Shard{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[3]
+	mi := &file_stoker_v1_loader_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -234,7 +324,7 @@ func (x *Shard) String() string {
 func (*Shard) ProtoMessage() {}
 
 func (x *Shard) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[3]
+	mi := &file_stoker_v1_loader_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -247,7 +337,7 @@ func (x *Shard) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Shard.ProtoReflect.Descriptor instead.
 func (*Shard) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{3}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Shard) GetObject() string {
@@ -278,6 +368,27 @@ func (x *Shard) GetSamples() uint64 {
 	return 0
 }
 
+func (x *Shard) GetPart() uint32 {
+	if x != nil {
+		return x.Part
+	}
+	return 0
+}
+
+func (x *Shard) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *Shard) GetLength() int64 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
 // Cursor is a point in an epoch: the position in the epoch's global sample
 // sequence where the next step starts.
 type Cursor struct {
@@ -290,7 +401,7 @@ type Cursor struct {
 
 func (x *Cursor) Reset() {
 	*x = Cursor{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[4]
+	mi := &file_stoker_v1_loader_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -302,7 +413,7 @@ func (x *Cursor) String() string {
 func (*Cursor) ProtoMessage() {}
 
 func (x *Cursor) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[4]
+	mi := &file_stoker_v1_loader_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -315,7 +426,7 @@ func (x *Cursor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cursor.ProtoReflect.Descriptor instead.
 func (*Cursor) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{4}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Cursor) GetEpoch() uint64 {
@@ -349,14 +460,17 @@ type StreamBatchesRequest struct {
 	NoShuffle     bool   `protobuf:"varint,9,opt,name=no_shuffle,json=noShuffle,proto3" json:"no_shuffle,omitempty"`
 	DropLast      bool   `protobuf:"varint,10,opt,name=drop_last,json=dropLast,proto3" json:"drop_last,omitempty"`
 	// cursor resumes the epoch; its epoch must equal epoch. Unset starts at 0.
-	Cursor        *Cursor `protobuf:"bytes,11,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	Cursor *Cursor `protobuf:"bytes,11,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// columns projects a columnar dataset to these top-level columns, in
+	// this order; empty means all.
+	Columns       []string `protobuf:"bytes,12,rep,name=columns,proto3" json:"columns,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StreamBatchesRequest) Reset() {
 	*x = StreamBatchesRequest{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[5]
+	mi := &file_stoker_v1_loader_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -368,7 +482,7 @@ func (x *StreamBatchesRequest) String() string {
 func (*StreamBatchesRequest) ProtoMessage() {}
 
 func (x *StreamBatchesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[5]
+	mi := &file_stoker_v1_loader_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -381,7 +495,7 @@ func (x *StreamBatchesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamBatchesRequest.ProtoReflect.Descriptor instead.
 func (*StreamBatchesRequest) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{5}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *StreamBatchesRequest) GetUrl() string {
@@ -461,6 +575,13 @@ func (x *StreamBatchesRequest) GetCursor() *Cursor {
 	return nil
 }
 
+func (x *StreamBatchesRequest) GetColumns() []string {
+	if x != nil {
+		return x.Columns
+	}
+	return nil
+}
+
 // StreamBatchesResponse is one batch, or one part of a large batch.
 type StreamBatchesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -472,14 +593,24 @@ type StreamBatchesResponse struct {
 	// final is set on the last message of a step; only then is cursor set.
 	Final bool `protobuf:"varint,5,opt,name=final,proto3" json:"final,omitempty"`
 	// cursor is where the next step starts; resume from it.
-	Cursor        *Cursor `protobuf:"bytes,6,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	Cursor *Cursor `protobuf:"bytes,6,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// arrow_ipc holds a columnar dataset's rows of this message as an Arrow
+	// IPC stream: the (projected) schema and one record batch, rows in the
+	// epoch's order. samples is then empty.
+	ArrowIpc []byte `protobuf:"bytes,7,opt,name=arrow_ipc,json=arrowIpc,proto3" json:"arrow_ipc,omitempty"`
+	// row_shards[i] is the index in the dataset's shards of row i's unit
+	// (and so its object).
+	RowShards []uint32 `protobuf:"varint,8,rep,packed,name=row_shards,json=rowShards,proto3" json:"row_shards,omitempty"`
+	// first_position is the position in the epoch of the message's first
+	// row; the others follow one by one.
+	FirstPosition uint64 `protobuf:"varint,9,opt,name=first_position,json=firstPosition,proto3" json:"first_position,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StreamBatchesResponse) Reset() {
 	*x = StreamBatchesResponse{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[6]
+	mi := &file_stoker_v1_loader_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -491,7 +622,7 @@ func (x *StreamBatchesResponse) String() string {
 func (*StreamBatchesResponse) ProtoMessage() {}
 
 func (x *StreamBatchesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[6]
+	mi := &file_stoker_v1_loader_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -504,7 +635,7 @@ func (x *StreamBatchesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamBatchesResponse.ProtoReflect.Descriptor instead.
 func (*StreamBatchesResponse) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{6}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *StreamBatchesResponse) GetEpoch() uint64 {
@@ -549,6 +680,27 @@ func (x *StreamBatchesResponse) GetCursor() *Cursor {
 	return nil
 }
 
+func (x *StreamBatchesResponse) GetArrowIpc() []byte {
+	if x != nil {
+		return x.ArrowIpc
+	}
+	return nil
+}
+
+func (x *StreamBatchesResponse) GetRowShards() []uint32 {
+	if x != nil {
+		return x.RowShards
+	}
+	return nil
+}
+
+func (x *StreamBatchesResponse) GetFirstPosition() uint64 {
+	if x != nil {
+		return x.FirstPosition
+	}
+	return 0
+}
+
 // Sample is one WebDataset sample: a key and its fields.
 type Sample struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -564,7 +716,7 @@ type Sample struct {
 
 func (x *Sample) Reset() {
 	*x = Sample{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[7]
+	mi := &file_stoker_v1_loader_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -576,7 +728,7 @@ func (x *Sample) String() string {
 func (*Sample) ProtoMessage() {}
 
 func (x *Sample) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[7]
+	mi := &file_stoker_v1_loader_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -589,7 +741,7 @@ func (x *Sample) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sample.ProtoReflect.Descriptor instead.
 func (*Sample) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{7}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Sample) GetKey() string {
@@ -631,7 +783,7 @@ type Field struct {
 
 func (x *Field) Reset() {
 	*x = Field{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[8]
+	mi := &file_stoker_v1_loader_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -643,7 +795,7 @@ func (x *Field) String() string {
 func (*Field) ProtoMessage() {}
 
 func (x *Field) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[8]
+	mi := &file_stoker_v1_loader_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -656,7 +808,7 @@ func (x *Field) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Field.ProtoReflect.Descriptor instead.
 func (*Field) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{8}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Field) GetName() string {
@@ -682,7 +834,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[9]
+	mi := &file_stoker_v1_loader_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -694,7 +846,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[9]
+	mi := &file_stoker_v1_loader_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -707,7 +859,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{9}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{10}
 }
 
 // StatsResponse is a snapshot of the server's counters since it started.
@@ -733,7 +885,7 @@ type StatsResponse struct {
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[10]
+	mi := &file_stoker_v1_loader_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -745,7 +897,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[10]
+	mi := &file_stoker_v1_loader_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -758,7 +910,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{10}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *StatsResponse) GetMemoryHits() uint64 {
@@ -859,6 +1011,392 @@ func (x *StatsResponse) GetEvictions() uint64 {
 	return 0
 }
 
+// PrefetchRequest is a scheduler's hint. The shuffle settings must be those
+// the trainers will use, so the shards come in the order they will be read.
+type PrefetchRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Url    string                 `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	Format string                 `protobuf:"bytes,2,opt,name=format,proto3" json:"format,omitempty"`
+	Seed   uint64                 `protobuf:"varint,3,opt,name=seed,proto3" json:"seed,omitempty"`
+	// epochs to warm, in the order they will be read.
+	Epochs        []uint64 `protobuf:"varint,4,rep,packed,name=epochs,proto3" json:"epochs,omitempty"`
+	ShuffleWindow uint32   `protobuf:"varint,5,opt,name=shuffle_window,json=shuffleWindow,proto3" json:"shuffle_window,omitempty"`
+	NoShuffle     bool     `protobuf:"varint,6,opt,name=no_shuffle,json=noShuffle,proto3" json:"no_shuffle,omitempty"`
+	// deadline_unix_ms, when set, is when the work is abandoned.
+	DeadlineUnixMs int64 `protobuf:"varint,7,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
+	// budget_bytes, when set, caps the bytes fetched over the whole cluster;
+	// the shards needed first are fetched first.
+	BudgetBytes   uint64 `protobuf:"varint,8,opt,name=budget_bytes,json=budgetBytes,proto3" json:"budget_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PrefetchRequest) Reset() {
+	*x = PrefetchRequest{}
+	mi := &file_stoker_v1_loader_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrefetchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrefetchRequest) ProtoMessage() {}
+
+func (x *PrefetchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stoker_v1_loader_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrefetchRequest.ProtoReflect.Descriptor instead.
+func (*PrefetchRequest) Descriptor() ([]byte, []int) {
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *PrefetchRequest) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *PrefetchRequest) GetFormat() string {
+	if x != nil {
+		return x.Format
+	}
+	return ""
+}
+
+func (x *PrefetchRequest) GetSeed() uint64 {
+	if x != nil {
+		return x.Seed
+	}
+	return 0
+}
+
+func (x *PrefetchRequest) GetEpochs() []uint64 {
+	if x != nil {
+		return x.Epochs
+	}
+	return nil
+}
+
+func (x *PrefetchRequest) GetShuffleWindow() uint32 {
+	if x != nil {
+		return x.ShuffleWindow
+	}
+	return 0
+}
+
+func (x *PrefetchRequest) GetNoShuffle() bool {
+	if x != nil {
+		return x.NoShuffle
+	}
+	return false
+}
+
+func (x *PrefetchRequest) GetDeadlineUnixMs() int64 {
+	if x != nil {
+		return x.DeadlineUnixMs
+	}
+	return 0
+}
+
+func (x *PrefetchRequest) GetBudgetBytes() uint64 {
+	if x != nil {
+		return x.BudgetBytes
+	}
+	return 0
+}
+
+// PrefetchResponse names the hint and the work it spread.
+type PrefetchResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	HintId        string                 `protobuf:"bytes,1,opt,name=hint_id,json=hintId,proto3" json:"hint_id,omitempty"`
+	BytesTotal    uint64                 `protobuf:"varint,2,opt,name=bytes_total,json=bytesTotal,proto3" json:"bytes_total,omitempty"`
+	ShardsTotal   uint32                 `protobuf:"varint,3,opt,name=shards_total,json=shardsTotal,proto3" json:"shards_total,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PrefetchResponse) Reset() {
+	*x = PrefetchResponse{}
+	mi := &file_stoker_v1_loader_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrefetchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrefetchResponse) ProtoMessage() {}
+
+func (x *PrefetchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stoker_v1_loader_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrefetchResponse.ProtoReflect.Descriptor instead.
+func (*PrefetchResponse) Descriptor() ([]byte, []int) {
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *PrefetchResponse) GetHintId() string {
+	if x != nil {
+		return x.HintId
+	}
+	return ""
+}
+
+func (x *PrefetchResponse) GetBytesTotal() uint64 {
+	if x != nil {
+		return x.BytesTotal
+	}
+	return 0
+}
+
+func (x *PrefetchResponse) GetShardsTotal() uint32 {
+	if x != nil {
+		return x.ShardsTotal
+	}
+	return 0
+}
+
+// PrefetchStatusRequest names a hint returned by Prefetch.
+type PrefetchStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	HintId        string                 `protobuf:"bytes,1,opt,name=hint_id,json=hintId,proto3" json:"hint_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PrefetchStatusRequest) Reset() {
+	*x = PrefetchStatusRequest{}
+	mi := &file_stoker_v1_loader_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrefetchStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrefetchStatusRequest) ProtoMessage() {}
+
+func (x *PrefetchStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stoker_v1_loader_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrefetchStatusRequest.ProtoReflect.Descriptor instead.
+func (*PrefetchStatusRequest) Descriptor() ([]byte, []int) {
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *PrefetchStatusRequest) GetHintId() string {
+	if x != nil {
+		return x.HintId
+	}
+	return ""
+}
+
+// PrefetchStatusResponse sums a hint's progress over the nodes.
+type PrefetchStatusResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	HintId     string                 `protobuf:"bytes,1,opt,name=hint_id,json=hintId,proto3" json:"hint_id,omitempty"`
+	Nodes      []*PrefetchProgress    `protobuf:"bytes,2,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	BytesDone  uint64                 `protobuf:"varint,3,opt,name=bytes_done,json=bytesDone,proto3" json:"bytes_done,omitempty"`
+	BytesTotal uint64                 `protobuf:"varint,4,opt,name=bytes_total,json=bytesTotal,proto3" json:"bytes_total,omitempty"`
+	// done is set when every node has finished, failed or given up.
+	Done          bool `protobuf:"varint,5,opt,name=done,proto3" json:"done,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PrefetchStatusResponse) Reset() {
+	*x = PrefetchStatusResponse{}
+	mi := &file_stoker_v1_loader_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrefetchStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrefetchStatusResponse) ProtoMessage() {}
+
+func (x *PrefetchStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stoker_v1_loader_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrefetchStatusResponse.ProtoReflect.Descriptor instead.
+func (*PrefetchStatusResponse) Descriptor() ([]byte, []int) {
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *PrefetchStatusResponse) GetHintId() string {
+	if x != nil {
+		return x.HintId
+	}
+	return ""
+}
+
+func (x *PrefetchStatusResponse) GetNodes() []*PrefetchProgress {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *PrefetchStatusResponse) GetBytesDone() uint64 {
+	if x != nil {
+		return x.BytesDone
+	}
+	return 0
+}
+
+func (x *PrefetchStatusResponse) GetBytesTotal() uint64 {
+	if x != nil {
+		return x.BytesTotal
+	}
+	return 0
+}
+
+func (x *PrefetchStatusResponse) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
+
+// PrefetchProgress is one node's part of a hint.
+type PrefetchProgress struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Node        string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	BytesDone   uint64                 `protobuf:"varint,2,opt,name=bytes_done,json=bytesDone,proto3" json:"bytes_done,omitempty"`
+	BytesTotal  uint64                 `protobuf:"varint,3,opt,name=bytes_total,json=bytesTotal,proto3" json:"bytes_total,omitempty"`
+	ShardsDone  uint32                 `protobuf:"varint,4,opt,name=shards_done,json=shardsDone,proto3" json:"shards_done,omitempty"`
+	ShardsTotal uint32                 `protobuf:"varint,5,opt,name=shards_total,json=shardsTotal,proto3" json:"shards_total,omitempty"`
+	// state is "running", "done", "expired" (deadline passed), "failed" or
+	// "unreachable" (the node did not answer).
+	State string `protobuf:"bytes,6,opt,name=state,proto3" json:"state,omitempty"`
+	// error is the last fetch error, naming the shard.
+	Error         string `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PrefetchProgress) Reset() {
+	*x = PrefetchProgress{}
+	mi := &file_stoker_v1_loader_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrefetchProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrefetchProgress) ProtoMessage() {}
+
+func (x *PrefetchProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_stoker_v1_loader_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrefetchProgress.ProtoReflect.Descriptor instead.
+func (*PrefetchProgress) Descriptor() ([]byte, []int) {
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *PrefetchProgress) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *PrefetchProgress) GetBytesDone() uint64 {
+	if x != nil {
+		return x.BytesDone
+	}
+	return 0
+}
+
+func (x *PrefetchProgress) GetBytesTotal() uint64 {
+	if x != nil {
+		return x.BytesTotal
+	}
+	return 0
+}
+
+func (x *PrefetchProgress) GetShardsDone() uint32 {
+	if x != nil {
+		return x.ShardsDone
+	}
+	return 0
+}
+
+func (x *PrefetchProgress) GetShardsTotal() uint32 {
+	if x != nil {
+		return x.ShardsTotal
+	}
+	return 0
+}
+
+func (x *PrefetchProgress) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *PrefetchProgress) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 var File_stoker_v1_loader_proto protoreflect.FileDescriptor
 
 const file_stoker_v1_loader_proto_rawDesc = "" +
@@ -868,7 +1406,7 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n" +
 	"\x06format\x18\x02 \x01(\tR\x06format\"C\n" +
 	"\x13OpenDatasetResponse\x12,\n" +
-	"\adataset\x18\x01 \x01(\v2\x12.stoker.v1.DatasetR\adataset\"\xd1\x01\n" +
+	"\adataset\x18\x01 \x01(\v2\x12.stoker.v1.DatasetR\adataset\"\xa1\x02\n" +
 	"\aDataset\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n" +
 	"\x06format\x18\x02 \x01(\tR\x06format\x12(\n" +
@@ -877,15 +1415,24 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"numSamples\x12\x1f\n" +
 	"\vtotal_bytes\x18\x05 \x01(\x04R\n" +
 	"totalBytes\x120\n" +
-	"\x14from_stored_manifest\x18\x06 \x01(\bR\x12fromStoredManifest\"a\n" +
+	"\x14from_stored_manifest\x18\x06 \x01(\bR\x12fromStoredManifest\x12!\n" +
+	"\farrow_schema\x18\a \x01(\fR\varrowSchema\x12+\n" +
+	"\acolumns\x18\b \x03(\v2\x11.stoker.v1.ColumnR\acolumns\"L\n" +
+	"\x06Column\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12\x1a\n" +
+	"\bnullable\x18\x03 \x01(\bR\bnullable\"\xa5\x01\n" +
 	"\x05Shard\x12\x16\n" +
 	"\x06object\x18\x01 \x01(\tR\x06object\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x03R\x04size\x12\x12\n" +
 	"\x04etag\x18\x03 \x01(\tR\x04etag\x12\x18\n" +
-	"\asamples\x18\x04 \x01(\x04R\asamples\":\n" +
+	"\asamples\x18\x04 \x01(\x04R\asamples\x12\x12\n" +
+	"\x04part\x18\x05 \x01(\rR\x04part\x12\x16\n" +
+	"\x06offset\x18\x06 \x01(\x03R\x06offset\x12\x16\n" +
+	"\x06length\x18\a \x01(\x03R\x06length\":\n" +
 	"\x06Cursor\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x1a\n" +
-	"\bposition\x18\x02 \x01(\x04R\bposition\"\xca\x02\n" +
+	"\bposition\x18\x02 \x01(\x04R\bposition\"\xe4\x02\n" +
 	"\x14StreamBatchesRequest\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n" +
 	"\x06format\x18\x02 \x01(\tR\x06format\x12\x12\n" +
@@ -901,14 +1448,19 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"no_shuffle\x18\t \x01(\bR\tnoShuffle\x12\x1b\n" +
 	"\tdrop_last\x18\n" +
 	" \x01(\bR\bdropLast\x12)\n" +
-	"\x06cursor\x18\v \x01(\v2\x11.stoker.v1.CursorR\x06cursor\"\xc3\x01\n" +
+	"\x06cursor\x18\v \x01(\v2\x11.stoker.v1.CursorR\x06cursor\x12\x18\n" +
+	"\acolumns\x18\f \x03(\tR\acolumns\"\xa6\x02\n" +
 	"\x15StreamBatchesResponse\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x12\n" +
 	"\x04step\x18\x02 \x01(\x04R\x04step\x12\x12\n" +
 	"\x04rank\x18\x03 \x01(\rR\x04rank\x12+\n" +
 	"\asamples\x18\x04 \x03(\v2\x11.stoker.v1.SampleR\asamples\x12\x14\n" +
 	"\x05final\x18\x05 \x01(\bR\x05final\x12)\n" +
-	"\x06cursor\x18\x06 \x01(\v2\x11.stoker.v1.CursorR\x06cursor\"v\n" +
+	"\x06cursor\x18\x06 \x01(\v2\x11.stoker.v1.CursorR\x06cursor\x12\x1b\n" +
+	"\tarrow_ipc\x18\a \x01(\fR\barrowIpc\x12\x1d\n" +
+	"\n" +
+	"row_shards\x18\b \x03(\rR\trowShards\x12%\n" +
+	"\x0efirst_position\x18\t \x01(\x04R\rfirstPosition\"v\n" +
 	"\x06Sample\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x1a\n" +
 	"\bposition\x18\x02 \x01(\x04R\bposition\x12\x14\n" +
@@ -936,11 +1488,49 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\x0esamples_served\x18\v \x01(\x04R\rsamplesServed\x12!\n" +
 	"\fbytes_served\x18\f \x01(\x04R\vbytesServed\x12%\n" +
 	"\x0eactive_streams\x18\r \x01(\x04R\ractiveStreams\x12\x1c\n" +
-	"\tevictions\x18\x0e \x01(\x04R\tevictions2\xe8\x01\n" +
+	"\tevictions\x18\x0e \x01(\x04R\tevictions\"\xfa\x01\n" +
+	"\x0fPrefetchRequest\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n" +
+	"\x06format\x18\x02 \x01(\tR\x06format\x12\x12\n" +
+	"\x04seed\x18\x03 \x01(\x04R\x04seed\x12\x16\n" +
+	"\x06epochs\x18\x04 \x03(\x04R\x06epochs\x12%\n" +
+	"\x0eshuffle_window\x18\x05 \x01(\rR\rshuffleWindow\x12\x1d\n" +
+	"\n" +
+	"no_shuffle\x18\x06 \x01(\bR\tnoShuffle\x12(\n" +
+	"\x10deadline_unix_ms\x18\a \x01(\x03R\x0edeadlineUnixMs\x12!\n" +
+	"\fbudget_bytes\x18\b \x01(\x04R\vbudgetBytes\"o\n" +
+	"\x10PrefetchResponse\x12\x17\n" +
+	"\ahint_id\x18\x01 \x01(\tR\x06hintId\x12\x1f\n" +
+	"\vbytes_total\x18\x02 \x01(\x04R\n" +
+	"bytesTotal\x12!\n" +
+	"\fshards_total\x18\x03 \x01(\rR\vshardsTotal\"0\n" +
+	"\x15PrefetchStatusRequest\x12\x17\n" +
+	"\ahint_id\x18\x01 \x01(\tR\x06hintId\"\xb8\x01\n" +
+	"\x16PrefetchStatusResponse\x12\x17\n" +
+	"\ahint_id\x18\x01 \x01(\tR\x06hintId\x121\n" +
+	"\x05nodes\x18\x02 \x03(\v2\x1b.stoker.v1.PrefetchProgressR\x05nodes\x12\x1d\n" +
+	"\n" +
+	"bytes_done\x18\x03 \x01(\x04R\tbytesDone\x12\x1f\n" +
+	"\vbytes_total\x18\x04 \x01(\x04R\n" +
+	"bytesTotal\x12\x12\n" +
+	"\x04done\x18\x05 \x01(\bR\x04done\"\xd6\x01\n" +
+	"\x10PrefetchProgress\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x1d\n" +
+	"\n" +
+	"bytes_done\x18\x02 \x01(\x04R\tbytesDone\x12\x1f\n" +
+	"\vbytes_total\x18\x03 \x01(\x04R\n" +
+	"bytesTotal\x12\x1f\n" +
+	"\vshards_done\x18\x04 \x01(\rR\n" +
+	"shardsDone\x12!\n" +
+	"\fshards_total\x18\x05 \x01(\rR\vshardsTotal\x12\x14\n" +
+	"\x05state\x18\x06 \x01(\tR\x05state\x12\x14\n" +
+	"\x05error\x18\a \x01(\tR\x05error2\x84\x03\n" +
 	"\x06Loader\x12L\n" +
 	"\vOpenDataset\x12\x1d.stoker.v1.OpenDatasetRequest\x1a\x1e.stoker.v1.OpenDatasetResponse\x12T\n" +
 	"\rStreamBatches\x12\x1f.stoker.v1.StreamBatchesRequest\x1a .stoker.v1.StreamBatchesResponse0\x01\x12:\n" +
-	"\x05Stats\x12\x17.stoker.v1.StatsRequest\x1a\x18.stoker.v1.StatsResponseB8Z6github.com/stoker-data/stoker/proto/stoker/v1;stokerv1b\x06proto3"
+	"\x05Stats\x12\x17.stoker.v1.StatsRequest\x1a\x18.stoker.v1.StatsResponse\x12C\n" +
+	"\bPrefetch\x12\x1a.stoker.v1.PrefetchRequest\x1a\x1b.stoker.v1.PrefetchResponse\x12U\n" +
+	"\x0ePrefetchStatus\x12 .stoker.v1.PrefetchStatusRequest\x1a!.stoker.v1.PrefetchStatusResponseB8Z6github.com/stoker-data/stoker/proto/stoker/v1;stokerv1b\x06proto3"
 
 var (
 	file_stoker_v1_loader_proto_rawDescOnce sync.Once
@@ -954,38 +1544,50 @@ func file_stoker_v1_loader_proto_rawDescGZIP() []byte {
 	return file_stoker_v1_loader_proto_rawDescData
 }
 
-var file_stoker_v1_loader_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_stoker_v1_loader_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_stoker_v1_loader_proto_goTypes = []any{
-	(*OpenDatasetRequest)(nil),    // 0: stoker.v1.OpenDatasetRequest
-	(*OpenDatasetResponse)(nil),   // 1: stoker.v1.OpenDatasetResponse
-	(*Dataset)(nil),               // 2: stoker.v1.Dataset
-	(*Shard)(nil),                 // 3: stoker.v1.Shard
-	(*Cursor)(nil),                // 4: stoker.v1.Cursor
-	(*StreamBatchesRequest)(nil),  // 5: stoker.v1.StreamBatchesRequest
-	(*StreamBatchesResponse)(nil), // 6: stoker.v1.StreamBatchesResponse
-	(*Sample)(nil),                // 7: stoker.v1.Sample
-	(*Field)(nil),                 // 8: stoker.v1.Field
-	(*StatsRequest)(nil),          // 9: stoker.v1.StatsRequest
-	(*StatsResponse)(nil),         // 10: stoker.v1.StatsResponse
+	(*OpenDatasetRequest)(nil),     // 0: stoker.v1.OpenDatasetRequest
+	(*OpenDatasetResponse)(nil),    // 1: stoker.v1.OpenDatasetResponse
+	(*Dataset)(nil),                // 2: stoker.v1.Dataset
+	(*Column)(nil),                 // 3: stoker.v1.Column
+	(*Shard)(nil),                  // 4: stoker.v1.Shard
+	(*Cursor)(nil),                 // 5: stoker.v1.Cursor
+	(*StreamBatchesRequest)(nil),   // 6: stoker.v1.StreamBatchesRequest
+	(*StreamBatchesResponse)(nil),  // 7: stoker.v1.StreamBatchesResponse
+	(*Sample)(nil),                 // 8: stoker.v1.Sample
+	(*Field)(nil),                  // 9: stoker.v1.Field
+	(*StatsRequest)(nil),           // 10: stoker.v1.StatsRequest
+	(*StatsResponse)(nil),          // 11: stoker.v1.StatsResponse
+	(*PrefetchRequest)(nil),        // 12: stoker.v1.PrefetchRequest
+	(*PrefetchResponse)(nil),       // 13: stoker.v1.PrefetchResponse
+	(*PrefetchStatusRequest)(nil),  // 14: stoker.v1.PrefetchStatusRequest
+	(*PrefetchStatusResponse)(nil), // 15: stoker.v1.PrefetchStatusResponse
+	(*PrefetchProgress)(nil),       // 16: stoker.v1.PrefetchProgress
 }
 var file_stoker_v1_loader_proto_depIdxs = []int32{
 	2,  // 0: stoker.v1.OpenDatasetResponse.dataset:type_name -> stoker.v1.Dataset
-	3,  // 1: stoker.v1.Dataset.shards:type_name -> stoker.v1.Shard
-	4,  // 2: stoker.v1.StreamBatchesRequest.cursor:type_name -> stoker.v1.Cursor
-	7,  // 3: stoker.v1.StreamBatchesResponse.samples:type_name -> stoker.v1.Sample
-	4,  // 4: stoker.v1.StreamBatchesResponse.cursor:type_name -> stoker.v1.Cursor
-	8,  // 5: stoker.v1.Sample.fields:type_name -> stoker.v1.Field
-	0,  // 6: stoker.v1.Loader.OpenDataset:input_type -> stoker.v1.OpenDatasetRequest
-	5,  // 7: stoker.v1.Loader.StreamBatches:input_type -> stoker.v1.StreamBatchesRequest
-	9,  // 8: stoker.v1.Loader.Stats:input_type -> stoker.v1.StatsRequest
-	1,  // 9: stoker.v1.Loader.OpenDataset:output_type -> stoker.v1.OpenDatasetResponse
-	6,  // 10: stoker.v1.Loader.StreamBatches:output_type -> stoker.v1.StreamBatchesResponse
-	10, // 11: stoker.v1.Loader.Stats:output_type -> stoker.v1.StatsResponse
-	9,  // [9:12] is the sub-list for method output_type
-	6,  // [6:9] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	4,  // 1: stoker.v1.Dataset.shards:type_name -> stoker.v1.Shard
+	3,  // 2: stoker.v1.Dataset.columns:type_name -> stoker.v1.Column
+	5,  // 3: stoker.v1.StreamBatchesRequest.cursor:type_name -> stoker.v1.Cursor
+	8,  // 4: stoker.v1.StreamBatchesResponse.samples:type_name -> stoker.v1.Sample
+	5,  // 5: stoker.v1.StreamBatchesResponse.cursor:type_name -> stoker.v1.Cursor
+	9,  // 6: stoker.v1.Sample.fields:type_name -> stoker.v1.Field
+	16, // 7: stoker.v1.PrefetchStatusResponse.nodes:type_name -> stoker.v1.PrefetchProgress
+	0,  // 8: stoker.v1.Loader.OpenDataset:input_type -> stoker.v1.OpenDatasetRequest
+	6,  // 9: stoker.v1.Loader.StreamBatches:input_type -> stoker.v1.StreamBatchesRequest
+	10, // 10: stoker.v1.Loader.Stats:input_type -> stoker.v1.StatsRequest
+	12, // 11: stoker.v1.Loader.Prefetch:input_type -> stoker.v1.PrefetchRequest
+	14, // 12: stoker.v1.Loader.PrefetchStatus:input_type -> stoker.v1.PrefetchStatusRequest
+	1,  // 13: stoker.v1.Loader.OpenDataset:output_type -> stoker.v1.OpenDatasetResponse
+	7,  // 14: stoker.v1.Loader.StreamBatches:output_type -> stoker.v1.StreamBatchesResponse
+	11, // 15: stoker.v1.Loader.Stats:output_type -> stoker.v1.StatsResponse
+	13, // 16: stoker.v1.Loader.Prefetch:output_type -> stoker.v1.PrefetchResponse
+	15, // 17: stoker.v1.Loader.PrefetchStatus:output_type -> stoker.v1.PrefetchStatusResponse
+	13, // [13:18] is the sub-list for method output_type
+	8,  // [8:13] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_stoker_v1_loader_proto_init() }
@@ -999,7 +1601,7 @@ func file_stoker_v1_loader_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stoker_v1_loader_proto_rawDesc), len(file_stoker_v1_loader_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,9 +19,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Loader_OpenDataset_FullMethodName   = "/stoker.v1.Loader/OpenDataset"
-	Loader_StreamBatches_FullMethodName = "/stoker.v1.Loader/StreamBatches"
-	Loader_Stats_FullMethodName         = "/stoker.v1.Loader/Stats"
+	Loader_OpenDataset_FullMethodName    = "/stoker.v1.Loader/OpenDataset"
+	Loader_StreamBatches_FullMethodName  = "/stoker.v1.Loader/StreamBatches"
+	Loader_Stats_FullMethodName          = "/stoker.v1.Loader/Stats"
+	Loader_Prefetch_FullMethodName       = "/stoker.v1.Loader/Prefetch"
+	Loader_PrefetchStatus_FullMethodName = "/stoker.v1.Loader/PrefetchStatus"
 )
 
 // LoaderClient is the client API for Loader service.
@@ -41,6 +43,13 @@ type LoaderClient interface {
 	StreamBatches(ctx context.Context, in *StreamBatchesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamBatchesResponse], error)
 	// Stats reports cache, storage and stream statistics.
 	Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (*StatsResponse, error)
+	// Prefetch takes a scheduler's hint: the epochs of a dataset a job will
+	// read soon. The node spreads it to the cluster and every owner fetches
+	// its shards of those epochs in plan order. It returns at once; follow
+	// the work with PrefetchStatus.
+	Prefetch(ctx context.Context, in *PrefetchRequest, opts ...grpc.CallOption) (*PrefetchResponse, error)
+	// PrefetchStatus reports a hint's progress on every node.
+	PrefetchStatus(ctx context.Context, in *PrefetchStatusRequest, opts ...grpc.CallOption) (*PrefetchStatusResponse, error)
 }
 
 type loaderClient struct {
@@ -90,6 +99,26 @@ func (c *loaderClient) Stats(ctx context.Context, in *StatsRequest, opts ...grpc
 	return out, nil
 }
 
+func (c *loaderClient) Prefetch(ctx context.Context, in *PrefetchRequest, opts ...grpc.CallOption) (*PrefetchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PrefetchResponse)
+	err := c.cc.Invoke(ctx, Loader_Prefetch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *loaderClient) PrefetchStatus(ctx context.Context, in *PrefetchStatusRequest, opts ...grpc.CallOption) (*PrefetchStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PrefetchStatusResponse)
+	err := c.cc.Invoke(ctx, Loader_PrefetchStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LoaderServer is the server API for Loader service.
 // All implementations must embed UnimplementedLoaderServer
 // for forward compatibility.
@@ -107,6 +136,13 @@ type LoaderServer interface {
 	StreamBatches(*StreamBatchesRequest, grpc.ServerStreamingServer[StreamBatchesResponse]) error
 	// Stats reports cache, storage and stream statistics.
 	Stats(context.Context, *StatsRequest) (*StatsResponse, error)
+	// Prefetch takes a scheduler's hint: the epochs of a dataset a job will
+	// read soon. The node spreads it to the cluster and every owner fetches
+	// its shards of those epochs in plan order. It returns at once; follow
+	// the work with PrefetchStatus.
+	Prefetch(context.Context, *PrefetchRequest) (*PrefetchResponse, error)
+	// PrefetchStatus reports a hint's progress on every node.
+	PrefetchStatus(context.Context, *PrefetchStatusRequest) (*PrefetchStatusResponse, error)
 	mustEmbedUnimplementedLoaderServer()
 }
 
@@ -125,6 +161,12 @@ func (UnimplementedLoaderServer) StreamBatches(*StreamBatchesRequest, grpc.Serve
 }
 func (UnimplementedLoaderServer) Stats(context.Context, *StatsRequest) (*StatsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Stats not implemented")
+}
+func (UnimplementedLoaderServer) Prefetch(context.Context, *PrefetchRequest) (*PrefetchResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Prefetch not implemented")
+}
+func (UnimplementedLoaderServer) PrefetchStatus(context.Context, *PrefetchStatusRequest) (*PrefetchStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PrefetchStatus not implemented")
 }
 func (UnimplementedLoaderServer) mustEmbedUnimplementedLoaderServer() {}
 func (UnimplementedLoaderServer) testEmbeddedByValue()                {}
@@ -194,6 +236,42 @@ func _Loader_Stats_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Loader_Prefetch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PrefetchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LoaderServer).Prefetch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Loader_Prefetch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LoaderServer).Prefetch(ctx, req.(*PrefetchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Loader_PrefetchStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PrefetchStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LoaderServer).PrefetchStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Loader_PrefetchStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LoaderServer).PrefetchStatus(ctx, req.(*PrefetchStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Loader_ServiceDesc is the grpc.ServiceDesc for Loader service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -208,6 +286,14 @@ var Loader_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Stats",
 			Handler:    _Loader_Stats_Handler,
+		},
+		{
+			MethodName: "Prefetch",
+			Handler:    _Loader_Prefetch_Handler,
+		},
+		{
+			MethodName: "PrefetchStatus",
+			Handler:    _Loader_PrefetchStatus_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

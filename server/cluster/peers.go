@@ -1,0 +1,168 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/stoker-data/stoker/prefetch"
+	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
+)
+
+// PeerConfig sets how a node reads shards from their owners.
+type PeerConfig struct {
+	// Timeout is the least time a read from the owner may take before the
+	// node gives up and reads storage itself; the owner may itself be
+	// fetching the shard from storage.
+	Timeout time.Duration
+	// MinRate is the slowest owner accepted, in bytes per second: a
+	// shard's deadline is Timeout plus its size at this rate.
+	MinRate int64
+	// MaxMessageBytes is the receive limit of one chunk.
+	MaxMessageBytes int
+}
+
+// DefaultPeerConfig returns the defaults.
+func DefaultPeerConfig() PeerConfig {
+	return PeerConfig{
+		Timeout:         30 * time.Second, // an owner fetching from a slow S3 still wins
+		MinRate:         8 << 20,          // 8 MiB/s: far below any LAN; slower means the owner is in trouble
+		MaxMessageBytes: 16 << 20,         // chunks are 1 MiB
+	}
+}
+
+func (c PeerConfig) withDefaults() PeerConfig {
+	d := DefaultPeerConfig()
+	if c.Timeout <= 0 {
+		c.Timeout = d.Timeout
+	}
+	if c.MinRate <= 0 {
+		c.MinRate = d.MinRate
+	}
+	if c.MaxMessageBytes <= 0 {
+		c.MaxMessageBytes = d.MaxMessageBytes
+	}
+	return c
+}
+
+// ShardKey is the key a shard is placed by: its object URL, so that every
+// node, whatever it has opened, computes the same owner.
+func ShardKey(objectURL string) string { return objectURL }
+
+// Peers reads shards from their owners over the Peer service and keeps
+// one gRPC connection per member. It is the prefetch.Remote of a node.
+// Safe for concurrent use.
+type Peers struct {
+	node *Node
+
+	mu     sync.Mutex                  // guards conns, closed
+	conns  map[string]*grpc.ClientConn // by gRPC address
+	closed bool
+}
+
+var _ prefetch.Remote = (*Peers)(nil)
+
+// NewPeers returns the peer client of node.
+func NewPeers(node *Node) *Peers {
+	return &Peers{node: node, conns: map[string]*grpc.ClientConn{}}
+}
+
+// Node is the membership Peers reads by.
+func (p *Peers) Node() *Node { return p.node }
+
+// Conn returns a connection to the member serving gRPC at addr.
+func (p *Peers) Conn(addr string) (*grpc.ClientConn, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, errors.New("cluster: peers closed")
+	}
+	if c, ok := p.conns[addr]; ok {
+		return c, nil
+	}
+	c, err := grpc.NewClient(addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(p.node.cfg.Peer.MaxMessageBytes)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: dialing %s: %w", addr, err)
+	}
+	p.conns[addr] = c
+	return c, nil
+}
+
+// Fetch implements prefetch.Remote: it reads o's decompressed bytes from
+// its owner, or returns prefetch.ErrLocal when this node owns o.
+func (p *Peers) Fetch(ctx context.Context, o prefetch.Object) ([]byte, error) {
+	owner, ok := p.node.Owner(ShardKey(o.URL))
+	if !ok || owner.Name == p.node.Name() {
+		return nil, prefetch.ErrLocal
+	}
+	if owner.Meta.GRPCAddr == "" {
+		return nil, fmt.Errorf("cluster: owner %s of %s publishes no gRPC address", owner.Name, o.URL)
+	}
+	cfg := p.node.cfg.Peer
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout+time.Duration(o.Size*int64(time.Second)/cfg.MinRate))
+	defer cancel()
+	data, err := p.read(ctx, owner.Meta.GRPCAddr, o)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: reading %s from owner %s (%s): %w", o.URL, owner.Name, owner.Meta.GRPCAddr, err)
+	}
+	return data, nil
+}
+
+func (p *Peers) read(ctx context.Context, addr string, o prefetch.Object) ([]byte, error) {
+	conn, err := p.Conn(addr)
+	if err != nil {
+		return nil, err
+	}
+	stream, err := stokerv1.NewPeerClient(conn).ReadShard(ctx, &stokerv1.ReadShardRequest{Object: o.URL, Etag: o.ETag, Size: o.Size})
+	if err != nil {
+		return nil, err
+	}
+	var buf []byte
+	total := int64(-1)
+	for {
+		chunk, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if buf == nil {
+			total = chunk.GetTotal()
+			buf = make([]byte, 0, total)
+		}
+		if chunk.GetOffset() != int64(len(buf)) {
+			return nil, fmt.Errorf("chunk at offset %d, want %d", chunk.GetOffset(), len(buf))
+		}
+		buf = append(buf, chunk.GetData()...)
+	}
+	if buf == nil {
+		buf = []byte{}
+	}
+	if total >= 0 && int64(len(buf)) != total {
+		return nil, fmt.Errorf("stream ended after %d of %d bytes", len(buf), total)
+	}
+	return buf, nil
+}
+
+// Close closes every connection. Safe to call more than once.
+func (p *Peers) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	var errs []error
+	for addr, c := range p.conns {
+		errs = append(errs, c.Close())
+		delete(p.conns, addr)
+	}
+	return errors.Join(errs...)
+}

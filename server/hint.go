@@ -1,0 +1,242 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/stoker-data/stoker/prefetch"
+	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
+	"github.com/stoker-data/stoker/shuffle"
+)
+
+// Hint states, as PrefetchProgress.state reports them.
+const (
+	hintRunning     = "running"
+	hintDone        = "done"
+	hintExpired     = "expired"
+	hintFailed      = "failed"
+	hintUnreachable = "unreachable"
+)
+
+// hints runs this node's parts of prefetch hints and remembers where the
+// hints it received were spread. Safe for concurrent use.
+type hints struct {
+	s      *Server
+	ctx    context.Context // cancelled at shutdown
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	runs   *lru.Cache[string, *hintRun]   // this node's parts, by hint id; safe for concurrent use
+	spread *lru.Cache[string, []hintPart] // hints received here: which node took which part
+	next   *lru.Cache[string, struct{}]   // next-epoch prefetches already started
+}
+
+// hintPart is the share of a hint one node took.
+type hintPart struct {
+	node, addr string
+	bytes      uint64
+	shards     int
+	err        string // why the node did not take it
+}
+
+// hintRun is this node's progress on its part of one hint.
+type hintRun struct {
+	bytesTotal, shardsTotal uint64
+	bytesDone, shardsDone   atomic.Uint64
+
+	mu    sync.Mutex // guards state, err
+	state string
+	err   string
+}
+
+func newHints(s *Server) *hints {
+	ctx, cancel := context.WithCancel(context.Background())
+	runs, _ := lru.New[string, *hintRun](1024)
+	spread, _ := lru.New[string, []hintPart](1024)
+	next, _ := lru.New[string, struct{}](1024)
+	return &hints{s: s, ctx: ctx, cancel: cancel, runs: runs, spread: spread, next: next}
+}
+
+// close stops every hint in progress and waits for it.
+func (h *hints) close() {
+	h.cancel()
+	h.wg.Wait()
+}
+
+// order returns the shards of ds that the given epochs read, each once,
+// in the order they are first needed, cut at budget bytes (0: no cap).
+func (h *hints) order(ds *prefetch.Dataset, base shuffle.Settings, epochs []uint64, budget uint64) []prefetch.Object {
+	seen := make([]bool, len(ds.Manifest.Shards))
+	var out []prefetch.Object
+	var bytes uint64
+	for _, e := range epochs {
+		st := base
+		st.Epoch = e
+		plan := h.s.plans.get(ds, st)
+		idx := make([]int, 0, len(seen))
+		for i := range seen {
+			if !seen[i] && plan.NextUse(i, 0) >= 0 {
+				idx = append(idx, i)
+			}
+		}
+		slices.SortFunc(idx, func(a, b int) int { return plan.NextUse(a, 0) - plan.NextUse(b, 0) })
+		for _, i := range idx {
+			o := ds.Object(i)
+			if budget > 0 && bytes+uint64(o.Size) > budget {
+				return out
+			}
+			seen[i] = true
+			bytes += uint64(o.Size)
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// spreadHint hands each owner its part of objs (in order) and returns the
+// parts. A node that cannot be reached keeps its part undone: its shards
+// are read on demand later.
+func (h *hints) spreadHint(ctx context.Context, id string, objs []prefetch.Object, deadline time.Time, onlyIfRoom bool) []hintPart {
+	names, parts, addrs := h.s.owners(objs)
+	out := make([]hintPart, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		objs := parts[name]
+		out[i] = hintPart{node: name, addr: addrs[name], shards: len(objs)}
+		for _, o := range objs {
+			out[i].bytes += uint64(o.Size)
+		}
+		if name == h.s.selfName() {
+			h.start(id, objs, deadline, onlyIfRoom)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := h.s.warmRemote(ctx, addrs[name], id, objs, deadline, onlyIfRoom); err != nil {
+				h.s.log.Warn("cannot hand a prefetch hint to its owner", "hint", id, "node", name, "err", err)
+				out[i].err = err.Error()
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// start runs this node's part of a hint in the background: the shards in
+// order, as many at once as the fetch limit allows, each from the cache
+// or storage (never another node: this node owns them).
+func (h *hints) start(id string, objs []prefetch.Object, deadline time.Time, onlyIfRoom bool) {
+	r := &hintRun{state: hintRunning, shardsTotal: uint64(len(objs))}
+	for _, o := range objs {
+		r.bytesTotal += uint64(o.Size)
+	}
+	if old, ok := h.runs.Get(id); ok && old.running() {
+		return // the same hint again: the first run goes on
+	}
+	h.runs.Add(id, r)
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		ctx, cancel := h.ctx, context.CancelFunc(func() {})
+		if !deadline.IsZero() {
+			ctx, cancel = context.WithDeadline(ctx, deadline)
+		}
+		defer cancel()
+		g := errgroup.Group{}
+		g.SetLimit(max(1, h.s.cfg.Shards.MaxFetches))
+		for _, o := range objs {
+			if ctx.Err() != nil {
+				break
+			}
+			g.Go(func() error {
+				if onlyIfRoom && !h.s.shards.Cached(o) && h.s.room() < o.Size {
+					r.skip(o)
+					return nil
+				}
+				if _, err := h.s.shards.GetLocal(ctx, o); err != nil {
+					r.fail(err)
+					return nil
+				}
+				r.bytesDone.Add(uint64(o.Size))
+				r.shardsDone.Add(1)
+				return nil
+			})
+		}
+		_ = g.Wait()
+		r.finish(ctx.Err() != nil && h.ctx.Err() == nil)
+	}()
+}
+
+// room is the free space of the cache's tiers.
+func (s *Server) room() int64 {
+	m := s.cache.Metrics()
+	return max(0, m.Memory.Capacity-m.Memory.Bytes) + max(0, m.Disk.Capacity-m.Disk.Bytes)
+}
+
+func (r *hintRun) running() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.state == hintRunning
+}
+
+func (r *hintRun) skip(o prefetch.Object) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.err = fmt.Sprintf("skipped %s: no room in the cache", o.URL)
+}
+
+func (r *hintRun) fail(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.err = err.Error()
+}
+
+func (r *hintRun) finish(expired bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case expired:
+		r.state = hintExpired
+	case r.shardsDone.Load() < r.shardsTotal && r.err != "":
+		r.state = hintFailed
+	default:
+		r.state = hintDone
+	}
+}
+
+// progress returns this node's part of hint id.
+func (h *hints) progress(id string) (*stokerv1.PrefetchProgress, bool) {
+	r, ok := h.runs.Get(id)
+	if !ok {
+		return nil, false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return &stokerv1.PrefetchProgress{
+		Node: h.s.selfName(), BytesDone: r.bytesDone.Load(), BytesTotal: r.bytesTotal,
+		ShardsDone: uint32(r.shardsDone.Load()), ShardsTotal: uint32(r.shardsTotal), State: r.state, Error: r.err,
+	}, true
+}
+
+func newHintID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func unixMilli(ms int64) time.Time {
+	if ms <= 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms)
+}

@@ -1,0 +1,187 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/stoker-data/stoker/prefetch"
+	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
+	"github.com/stoker-data/stoker/server/cluster"
+)
+
+// chunkBytes is the size of one ReadShard message: large enough to keep
+// per-message cost small, small enough to stream without long stalls.
+const chunkBytes = 1 << 20
+
+// peer implements the Peer gRPC service other nodes call.
+type peer struct {
+	stokerv1.UnimplementedPeerServer
+	s *Server
+}
+
+// ReadShard serves a shard from this node's cache, fetching it from
+// storage once if needed. It never asks another node (GetLocal), so a read
+// never hops twice even while nodes disagree on membership.
+func (p *peer) ReadShard(req *stokerv1.ReadShardRequest, stream stokerv1.Peer_ReadShardServer) error {
+	if req.GetObject() == "" {
+		return invalid("object", "is empty")
+	}
+	o := prefetch.Object{URL: req.GetObject(), Size: req.GetSize(), ETag: req.GetEtag()}
+	data, err := p.s.shards.GetLocal(stream.Context(), o)
+	if err != nil {
+		return toStatus(err)
+	}
+	off, n := req.GetOffset(), req.GetLength()
+	total := int64(len(data))
+	if off < 0 || off > total || n < 0 || (n > 0 && off+n > total) {
+		return invalid("offset", fmt.Sprintf("range [%d, +%d) is outside the shard's %d bytes", off, n, total))
+	}
+	end := total
+	if n > 0 {
+		end = off + n
+	}
+	p.s.peerServed.Add(1)
+	for {
+		hi := min(off+chunkBytes, end)
+		if err := stream.Send(&stokerv1.ReadShardResponse{Offset: off, Data: data[off:hi], Total: total}); err != nil {
+			return err
+		}
+		off = hi
+		if off >= end {
+			return nil
+		}
+	}
+}
+
+func (p *peer) Warm(_ context.Context, req *stokerv1.WarmRequest) (*stokerv1.WarmResponse, error) {
+	if req.GetHintId() == "" {
+		return nil, invalid("hint_id", "is empty")
+	}
+	objs := make([]prefetch.Object, len(req.GetShards()))
+	for i, sh := range req.GetShards() {
+		objs[i] = prefetch.Object{URL: sh.GetObject(), Size: sh.GetSize(), ETag: sh.GetEtag()}
+	}
+	p.s.hints.start(req.GetHintId(), objs, unixMilli(req.GetDeadlineUnixMs()), req.GetOnlyIfRoom())
+	return &stokerv1.WarmResponse{}, nil
+}
+
+func (p *peer) HintStatus(_ context.Context, req *stokerv1.HintStatusRequest) (*stokerv1.HintStatusResponse, error) {
+	pr, ok := p.s.hints.progress(req.GetHintId())
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "hint %q: not known on this node", req.GetHintId())
+	}
+	return &stokerv1.HintStatusResponse{Progress: pr}, nil
+}
+
+func (p *peer) Members(ctx context.Context, req *stokerv1.MembersRequest) (*stokerv1.MembersResponse, error) {
+	return p.s.members(ctx, req.GetUrl())
+}
+
+// members lists the cluster with every live member's Stats and, for a
+// dataset URL, the owner of each shard.
+func (s *Server) members(ctx context.Context, url string) (*stokerv1.MembersResponse, error) {
+	node := s.cfg.Cluster
+	if node == nil {
+		resp := &stokerv1.MembersResponse{Self: "local", Members: []*stokerv1.Member{{Name: "local", State: "alive", Stats: s.Stats(),
+			CacheCapacity: uint64(s.cfg.Cache.MemoryBytes + s.cfg.Cache.DiskBytes)}}}
+		if url != "" {
+			ds, err := s.catalog.Open(ctx, url, "")
+			if err != nil {
+				return nil, toStatus(err)
+			}
+			for _, sh := range ds.Manifest.Shards {
+				resp.Owners = append(resp.Owners, "local")
+				resp.Members[0].OwnedShards++
+				resp.Members[0].OwnedBytes += uint64(sh.Size)
+			}
+		}
+		return resp, nil
+	}
+	resp := &stokerv1.MembersResponse{Self: node.Name()}
+	byName := map[string]*stokerv1.Member{}
+	var wg sync.WaitGroup
+	for _, m := range node.Members() {
+		pm := &stokerv1.Member{Name: m.Name, GrpcAddr: m.Meta.GRPCAddr, Zone: m.Meta.Zone, CacheCapacity: uint64(m.Meta.Capacity), State: m.State}
+		resp.Members = append(resp.Members, pm)
+		byName[m.Name] = pm
+		switch {
+		case m.Name == node.Name():
+			pm.Stats = s.Stats()
+		case m.State == "alive" || m.State == "suspect":
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				pm.Stats, pm.Error = s.remoteStats(ctx, m.Meta.GRPCAddr)
+			}()
+		}
+	}
+	wg.Wait()
+	if url != "" {
+		ds, err := s.catalog.Open(ctx, url, "")
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		alive := node.Alive()
+		for _, sh := range ds.Manifest.Shards {
+			o, ok := cluster.OwnerOf(cluster.ShardKey(sh.Object), alive)
+			resp.Owners = append(resp.Owners, o.Name)
+			if pm := byName[o.Name]; ok && pm != nil {
+				pm.OwnedShards++
+				pm.OwnedBytes += uint64(sh.Size)
+			}
+		}
+	}
+	return resp, nil
+}
+
+func (s *Server) remoteStats(ctx context.Context, addr string) (*stokerv1.StatsResponse, string) {
+	if addr == "" {
+		return nil, "no gRPC address"
+	}
+	conn, err := s.peers.Conn(addr)
+	if err != nil {
+		return nil, err.Error()
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	st, err := stokerv1.NewLoaderClient(conn).Stats(ctx, &stokerv1.StatsRequest{})
+	if err != nil {
+		return nil, err.Error()
+	}
+	return st, ""
+}
+
+// owners splits shards by owner among the live members, keeping their
+// order; a single node owns everything.
+func (s *Server) owners(objs []prefetch.Object) (names []string, parts map[string][]prefetch.Object, addrs map[string]string) {
+	parts, addrs = map[string][]prefetch.Object{}, map[string]string{}
+	node := s.cfg.Cluster
+	var alive []cluster.Member
+	if node != nil {
+		alive = node.Alive()
+	}
+	for _, o := range objs {
+		name := s.selfName()
+		if m, ok := cluster.OwnerOf(cluster.ShardKey(o.URL), alive); ok {
+			name = m.Name
+			addrs[name] = m.Meta.GRPCAddr
+		}
+		if _, ok := parts[name]; !ok {
+			names = append(names, name)
+		}
+		parts[name] = append(parts[name], o)
+	}
+	return names, parts, addrs
+}
+
+func (s *Server) selfName() string {
+	if s.cfg.Cluster == nil {
+		return "local"
+	}
+	return s.cfg.Cluster.Name()
+}
