@@ -12,6 +12,8 @@ into a temporary folder and fails when the committed files differ.
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 
@@ -23,11 +25,16 @@ GENERATED = ["loader_pb2.py", "loader_pb2.pyi", "loader_pb2_grpc.py"]
 
 def generate(out_root: Path) -> list[Path]:
     """Write the stubs under out_root/stoker/v1 and return their paths."""
-    from grpc_tools import protoc  # imported here: only needed to generate
-
+    spec = importlib.util.find_spec("grpc_tools")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("grpcio-tools is not installed (pip install grpcio-tools)")
+    include = Path(list(spec.submodule_search_locations)[0]) / "_proto"
     out_root.mkdir(parents=True, exist_ok=True)
-    include = Path(protoc.__file__).resolve().parent / "_proto"
+    # protoc runs in its own process: its bundled protobuf library can
+    # crash a process that has loaded grpcio's.
     args = [
+        sys.executable,
+        "-m",
         "grpc_tools.protoc",
         f"-I{PROTO_ROOT}",
         f"-I{include}",
@@ -36,8 +43,9 @@ def generate(out_root: Path) -> list[Path]:
         f"--grpc_python_out={out_root}",
         *PROTOS,
     ]
-    if protoc.main(args) != 0:
-        raise RuntimeError(f"protoc failed: {' '.join(args)}")
+    res = subprocess.run(args, capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        raise RuntimeError(f"protoc failed ({res.returncode}): {' '.join(args)}\n{res.stderr}")
     return [out_root / "stoker" / "v1" / name for name in GENERATED]
 
 

@@ -5,7 +5,19 @@ the PyTorch ``StokerDataset`` and ``stoker.tf`` the ``tf.data`` source.
 Those two import their framework and are imported only when asked for.
 """
 
-from .client import DEFAULT_SERVER, Batch, Client, Cursor, DatasetInfo, Sample, ShardInfo, Stats
+from .client import (
+    DEFAULT_SERVER,
+    Batch,
+    Client,
+    Cursor,
+    DatasetInfo,
+    PrefetchHint,
+    PrefetchProgress,
+    PrefetchStatus,
+    Sample,
+    ShardInfo,
+    Stats,
+)
 from .decode import decode_sample
 from .errors import (
     Cancelled,
@@ -33,6 +45,9 @@ __all__ = [
     "DatasetNotFound",
     "InvalidArgument",
     "PermissionDenied",
+    "PrefetchHint",
+    "PrefetchProgress",
+    "PrefetchStatus",
     "ResourceExhausted",
     "Sample",
     "ServerUnavailable",

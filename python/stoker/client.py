@@ -34,6 +34,9 @@ __all__ = [
     "DatasetInfo",
     "ShardInfo",
     "Stats",
+    "PrefetchHint",
+    "PrefetchProgress",
+    "PrefetchStatus",
 ]
 
 DEFAULT_SERVER = "127.0.0.1:7470"
@@ -129,6 +132,45 @@ class Stats:
     def from_proto(cls, msg: loader_pb2.StatsResponse) -> Stats:
         names = {f.name for f in fields(cls)}
         return cls(**{f.name: getattr(msg, f.name) for f in msg.DESCRIPTOR.fields if f.name in names})
+
+
+@dataclass(frozen=True)
+class PrefetchHint:
+    """A prefetch hint the server took: its id and the work it spread."""
+
+    hint_id: str
+    bytes_total: int
+    shards_total: int
+
+
+@dataclass(frozen=True)
+class PrefetchProgress:
+    """One node's part of a hint. ``state`` is "running", "done",
+    "expired", "failed" or "unreachable"; ``error`` names the shard."""
+
+    node: str
+    bytes_done: int
+    bytes_total: int
+    shards_done: int
+    shards_total: int
+    state: str
+    error: str
+
+
+@dataclass(frozen=True)
+class PrefetchStatus:
+    """A hint's progress summed over the nodes."""
+
+    hint_id: str
+    bytes_done: int
+    bytes_total: int
+    done: bool
+    nodes: tuple[PrefetchProgress, ...]
+
+    @property
+    def errors(self) -> list[str]:
+        """The nodes' errors, each naming its node."""
+        return [f"{n.node}: {n.state}: {n.error}" for n in self.nodes if n.error]
 
 
 @dataclass
@@ -252,6 +294,84 @@ class Client:
             "Stats", lambda: self._stub.Stats(loader_pb2.StatsRequest(), timeout=self.timeout, metadata=self._metadata)
         )
         return Stats.from_proto(resp)
+
+    # -- prefetch hints ----------------------------------------------------
+
+    def prefetch(
+        self,
+        url: str,
+        *,
+        epochs: Sequence[int],
+        seed: int = 0,
+        shuffle: bool = True,
+        shuffle_window: int = 0,
+        deadline: float | None = None,
+        budget_bytes: int = 0,
+        format: str = "",
+    ) -> PrefetchHint:
+        """Tell the server (and through it the cluster) which epochs of a
+        dataset the job reads next, so the shards are fetched ahead in plan
+        order. Returns at once; follow it with prefetch_status or
+        wait_prefetch. ``deadline`` is a Unix time in seconds after which the
+        work is abandoned; ``budget_bytes`` caps what is fetched. The seed
+        and shuffle settings must be the trainers'."""
+        req = loader_pb2.PrefetchRequest(
+            url=url,
+            format=format,
+            seed=seed,
+            epochs=list(epochs),
+            shuffle_window=shuffle_window,
+            no_shuffle=not shuffle,
+            deadline_unix_ms=int(deadline * 1000) if deadline is not None else 0,
+            budget_bytes=budget_bytes,
+        )
+        r = self._unary("Prefetch", lambda: self._stub.Prefetch(req, timeout=self.timeout, metadata=self._metadata))
+        return PrefetchHint(hint_id=r.hint_id, bytes_total=r.bytes_total, shards_total=r.shards_total)
+
+    def prefetch_status(self, hint: str | PrefetchHint) -> PrefetchStatus:
+        """A hint's progress on every node that took part of it."""
+        hint_id = hint.hint_id if isinstance(hint, PrefetchHint) else hint
+        req = loader_pb2.PrefetchStatusRequest(hint_id=hint_id)
+        r = self._unary(
+            "PrefetchStatus", lambda: self._stub.PrefetchStatus(req, timeout=self.timeout, metadata=self._metadata)
+        )
+        nodes = tuple(
+            PrefetchProgress(n.node, n.bytes_done, n.bytes_total, n.shards_done, n.shards_total, n.state, n.error)
+            for n in r.nodes
+        )
+        return PrefetchStatus(r.hint_id, r.bytes_done, r.bytes_total, r.done, nodes)
+
+    def wait_prefetch(
+        self, hint: str | PrefetchHint, *, timeout: float = 600.0, poll: float = 0.1, progress: bool | None = None
+    ) -> PrefetchStatus:
+        """Poll a hint until every node is done (or failed, or gave up), with
+        a tqdm bar of bytes when tqdm is installed. Raises TimeoutError
+        after ``timeout`` seconds."""
+        bar = None
+        if progress is None or progress:
+            try:
+                from tqdm.auto import tqdm
+
+                bar = tqdm(unit="B", unit_scale=True, desc="prefetch", dynamic_ncols=True)
+            except ImportError:
+                if progress:
+                    raise ImportError("progress=True needs tqdm: pip install tqdm") from None
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                st = self.prefetch_status(hint)
+                if bar is not None:
+                    bar.total = st.bytes_total
+                    bar.update(st.bytes_done - bar.n)
+                if st.done:
+                    return st
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"stoker: prefetch {st.hint_id} not done after {timeout}s "
+                                       f"({st.bytes_done}/{st.bytes_total} bytes)")
+                time.sleep(poll)
+        finally:
+            if bar is not None:
+                bar.close()
 
     # -- streams -----------------------------------------------------------
 

@@ -158,3 +158,26 @@ def test_read_epoch_with_progress_bar(server: str, data: Data, capsys: pytest.Ca
         samples = c.read_epoch(data.url, batch_size=10, rank=1, world_size=2, progress=True)
     assert len(samples) == len(rank_positions(sum(COUNTS), 0, 1, 2, 10))
     assert "sample" in capsys.readouterr().err
+
+
+def test_prefetch_hint_warms_the_cache(own_stokerd: Stokerd, data: Data) -> None:
+    with stoker.Client(own_stokerd.address) as c:
+        hint = c.prefetch(data.url, epochs=[0, 1], seed=6)
+        assert hint.hint_id and hint.shards_total == len(COUNTS)
+        status = c.wait_prefetch(hint, timeout=120, progress=False)
+        assert status.done and not status.errors, status
+        assert status.bytes_done == status.bytes_total == hint.bytes_total
+        assert all(n.state == "done" for n in status.nodes)
+        before = c.stats()
+        n = sum(len(b.samples) for b in c.stream(data.url, batch_size=16, seed=6, epoch=1))
+        after = c.stats()
+    assert n == sum(COUNTS)
+    assert after.misses == before.misses and after.storage_requests == before.storage_requests
+
+
+def test_prefetch_errors(server: str, data: Data) -> None:
+    with stoker.Client(server) as c:
+        with pytest.raises(stoker.InvalidArgument, match="epochs"):
+            c.prefetch(data.url, epochs=[])
+        with pytest.raises(stoker.DatasetNotFound):
+            c.prefetch_status("no-such-hint")

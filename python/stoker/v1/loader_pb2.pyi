@@ -153,3 +153,71 @@ class StatsResponse(_message.Message):
     active_streams: int
     evictions: int
     def __init__(self, memory_hits: _Optional[int] = ..., disk_hits: _Optional[int] = ..., misses: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., memory_capacity: _Optional[int] = ..., disk_bytes: _Optional[int] = ..., disk_capacity: _Optional[int] = ..., storage_requests: _Optional[int] = ..., storage_bytes: _Optional[int] = ..., stall_nanos: _Optional[int] = ..., samples_served: _Optional[int] = ..., bytes_served: _Optional[int] = ..., active_streams: _Optional[int] = ..., evictions: _Optional[int] = ...) -> None: ...
+
+class PrefetchRequest(_message.Message):
+    __slots__ = ("url", "format", "seed", "epochs", "shuffle_window", "no_shuffle", "deadline_unix_ms", "budget_bytes")
+    URL_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    SHUFFLE_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    NO_SHUFFLE_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_BYTES_FIELD_NUMBER: _ClassVar[int]
+    url: str
+    format: str
+    seed: int
+    epochs: _containers.RepeatedScalarFieldContainer[int]
+    shuffle_window: int
+    no_shuffle: bool
+    deadline_unix_ms: int
+    budget_bytes: int
+    def __init__(self, url: _Optional[str] = ..., format: _Optional[str] = ..., seed: _Optional[int] = ..., epochs: _Optional[_Iterable[int]] = ..., shuffle_window: _Optional[int] = ..., no_shuffle: _Optional[bool] = ..., deadline_unix_ms: _Optional[int] = ..., budget_bytes: _Optional[int] = ...) -> None: ...
+
+class PrefetchResponse(_message.Message):
+    __slots__ = ("hint_id", "bytes_total", "shards_total")
+    HINT_ID_FIELD_NUMBER: _ClassVar[int]
+    BYTES_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    SHARDS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    hint_id: str
+    bytes_total: int
+    shards_total: int
+    def __init__(self, hint_id: _Optional[str] = ..., bytes_total: _Optional[int] = ..., shards_total: _Optional[int] = ...) -> None: ...
+
+class PrefetchStatusRequest(_message.Message):
+    __slots__ = ("hint_id",)
+    HINT_ID_FIELD_NUMBER: _ClassVar[int]
+    hint_id: str
+    def __init__(self, hint_id: _Optional[str] = ...) -> None: ...
+
+class PrefetchStatusResponse(_message.Message):
+    __slots__ = ("hint_id", "nodes", "bytes_done", "bytes_total", "done")
+    HINT_ID_FIELD_NUMBER: _ClassVar[int]
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    BYTES_DONE_FIELD_NUMBER: _ClassVar[int]
+    BYTES_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    hint_id: str
+    nodes: _containers.RepeatedCompositeFieldContainer[PrefetchProgress]
+    bytes_done: int
+    bytes_total: int
+    done: bool
+    def __init__(self, hint_id: _Optional[str] = ..., nodes: _Optional[_Iterable[_Union[PrefetchProgress, _Mapping]]] = ..., bytes_done: _Optional[int] = ..., bytes_total: _Optional[int] = ..., done: _Optional[bool] = ...) -> None: ...
+
+class PrefetchProgress(_message.Message):
+    __slots__ = ("node", "bytes_done", "bytes_total", "shards_done", "shards_total", "state", "error")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    BYTES_DONE_FIELD_NUMBER: _ClassVar[int]
+    BYTES_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    SHARDS_DONE_FIELD_NUMBER: _ClassVar[int]
+    SHARDS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    bytes_done: int
+    bytes_total: int
+    shards_done: int
+    shards_total: int
+    state: str
+    error: str
+    def __init__(self, node: _Optional[str] = ..., bytes_done: _Optional[int] = ..., bytes_total: _Optional[int] = ..., shards_done: _Optional[int] = ..., shards_total: _Optional[int] = ..., state: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...

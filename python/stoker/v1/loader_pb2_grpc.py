@@ -51,6 +51,16 @@ class LoaderStub:
                 request_serializer=stoker_dot_v1_dot_loader__pb2.StatsRequest.SerializeToString,
                 response_deserializer=stoker_dot_v1_dot_loader__pb2.StatsResponse.FromString,
                 _registered_method=True)
+        self.Prefetch = channel.unary_unary(
+                '/stoker.v1.Loader/Prefetch',
+                request_serializer=stoker_dot_v1_dot_loader__pb2.PrefetchRequest.SerializeToString,
+                response_deserializer=stoker_dot_v1_dot_loader__pb2.PrefetchResponse.FromString,
+                _registered_method=True)
+        self.PrefetchStatus = channel.unary_unary(
+                '/stoker.v1.Loader/PrefetchStatus',
+                request_serializer=stoker_dot_v1_dot_loader__pb2.PrefetchStatusRequest.SerializeToString,
+                response_deserializer=stoker_dot_v1_dot_loader__pb2.PrefetchStatusResponse.FromString,
+                _registered_method=True)
 
 
 class LoaderServicer:
@@ -83,6 +93,23 @@ class LoaderServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Prefetch(self, request, context):
+        """Prefetch takes a scheduler's hint: the epochs of a dataset a job will
+        read soon. The node spreads it to the cluster and every owner fetches
+        its shards of those epochs in plan order. It returns at once; follow
+        the work with PrefetchStatus.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PrefetchStatus(self, request, context):
+        """PrefetchStatus reports a hint's progress on every node.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LoaderServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -100,6 +127,16 @@ def add_LoaderServicer_to_server(servicer, server):
                     servicer.Stats,
                     request_deserializer=stoker_dot_v1_dot_loader__pb2.StatsRequest.FromString,
                     response_serializer=stoker_dot_v1_dot_loader__pb2.StatsResponse.SerializeToString,
+            ),
+            'Prefetch': grpc.unary_unary_rpc_method_handler(
+                    servicer.Prefetch,
+                    request_deserializer=stoker_dot_v1_dot_loader__pb2.PrefetchRequest.FromString,
+                    response_serializer=stoker_dot_v1_dot_loader__pb2.PrefetchResponse.SerializeToString,
+            ),
+            'PrefetchStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.PrefetchStatus,
+                    request_deserializer=stoker_dot_v1_dot_loader__pb2.PrefetchStatusRequest.FromString,
+                    response_serializer=stoker_dot_v1_dot_loader__pb2.PrefetchStatusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -185,6 +222,60 @@ class Loader:
             '/stoker.v1.Loader/Stats',
             stoker_dot_v1_dot_loader__pb2.StatsRequest.SerializeToString,
             stoker_dot_v1_dot_loader__pb2.StatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Prefetch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stoker.v1.Loader/Prefetch',
+            stoker_dot_v1_dot_loader__pb2.PrefetchRequest.SerializeToString,
+            stoker_dot_v1_dot_loader__pb2.PrefetchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PrefetchStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stoker.v1.Loader/PrefetchStatus',
+            stoker_dot_v1_dot_loader__pb2.PrefetchStatusRequest.SerializeToString,
+            stoker_dot_v1_dot_loader__pb2.PrefetchStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,
