@@ -6,6 +6,7 @@ GOBIN        ?= $(shell go env GOPATH)/bin
 VERSITYGW    := $(GOBIN)/versitygw
 PROTOC_GEN_GO      := $(GOBIN)/protoc-gen-go
 PROTOC_GEN_GO_GRPC := $(GOBIN)/protoc-gen-go-grpc
+TOXIPROXY    := $(GOBIN)/toxiproxy-server
 export PATH := $(GOBIN):$(PATH)
 
 .PHONY: all build test test-go test-python check-proto proto tools demo bench
@@ -22,7 +23,7 @@ demo:
 # detector, then the Python tests.
 test: tools check-proto test-go test-python
 
-tools: $(VERSITYGW) $(PROTOC_GEN_GO) $(PROTOC_GEN_GO_GRPC)
+tools: $(VERSITYGW) $(PROTOC_GEN_GO) $(PROTOC_GEN_GO_GRPC) $(TOXIPROXY)
 	@command -v buf >/dev/null || npm install -g --silent @bufbuild/buf@1.75.0
 
 $(VERSITYGW):
@@ -31,6 +32,10 @@ $(PROTOC_GEN_GO):
 	go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 $(PROTOC_GEN_GO_GRPC):
 	go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
+# toxiproxy's server command installs as "server": give it its own name.
+$(TOXIPROXY):
+	go install github.com/Shopify/toxiproxy/v2/cmd/server@v2.5.0
+	mv $(GOBIN)/server $(TOXIPROXY)
 
 # Regenerate the Go code from proto/ (commit the result).
 proto: tools
