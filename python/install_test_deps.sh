@@ -3,7 +3,7 @@
 # package, from PyPI. Usage: bash python/install_test_deps.sh [VENV]
 # (default $STOKER_VENV or ~/.cache/stoker/venv). Prints the venv's python.
 #
-# A venv whose stamp matches requirements-test.txt and pyproject.toml is
+# A venv whose stamp matches requirements-test.txt is
 # reused as it is (only the package is reinstalled); otherwise it is made
 # anew. On a fresh machine this downloads about 2.7 GB (torch and its CUDA
 # runtime libraries, tensorflow-cpu) and took 2-4 minutes here.
@@ -11,7 +11,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 venv="${1:-${STOKER_VENV:-$HOME/.cache/stoker/venv}}"
 python="${PYTHON:-python3}"
-stamp="$(cat "$here/requirements-test.txt" "$here/pyproject.toml" | sha256sum | cut -d' ' -f1)"
+stamp="$(sha256sum < "$here/requirements-test.txt" | cut -d' ' -f1)"
 
 if [[ ! -x "$venv/bin/python" || "$(cat "$venv/.stoker-stamp" 2>/dev/null)" != "$stamp" ]]; then
   start=$(date +%s)

@@ -85,6 +85,25 @@ class Batch:
     samples: list[Sample]
     cursor: Cursor
     parts: int = 1  # messages the server sent this batch in
+    # A columnar (Parquet/Arrow) dataset's rows come as Arrow IPC streams,
+    # one per message, instead of samples; row_shards[i] is row i's shard
+    # and first_position the position of the first row.
+    arrow_ipc: list[bytes] = field(default_factory=list)
+    row_shards: list[int] = field(default_factory=list)
+    first_position: int | None = None
+
+    @property
+    def columnar(self) -> bool:
+        """Whether the rows are in arrow_ipc rather than samples."""
+        return bool(self.arrow_ipc)
+
+    def to_arrow(self) -> Any:
+        """A columnar batch's rows as one pyarrow.Table (needs pyarrow)."""
+        import pyarrow as pa
+        import pyarrow.ipc
+
+        tables = [pyarrow.ipc.open_stream(pa.py_buffer(b)).read_all() for b in self.arrow_ipc]
+        return pa.concat_tables(tables) if tables else pa.table({})
 
 
 @dataclass(frozen=True)
@@ -465,6 +484,11 @@ class Client:
             bar = _progress_bar(self, url, batch_size, stream_args, required=bool(progress))
         try:
             for batch in self.stream(url, batch_size=batch_size, **stream_args):
+                if batch.columnar:
+                    raise errors.InvalidArgument(
+                        f"stoker: {url} is a columnar dataset: its rows arrive as Arrow, read them with "
+                        "stream() and Batch.to_arrow()"
+                    )
                 yield from batch.samples
                 if bar is not None:
                     bar.update(len(batch.samples))
@@ -482,8 +506,16 @@ def _assemble(call: Iterator[loader_pb2.StreamBatchesResponse], parts: list[load
     samples of a step still in progress, so the caller can tell a stream
     that stopped inside a step."""
     messages = 0
+    arrow: list[bytes] = []
+    row_shards: list[int] = []
+    first: int | None = None
     for msg in call:
         parts.extend(msg.samples)
+        if msg.arrow_ipc:
+            if first is None:
+                first = msg.first_position
+            arrow.append(msg.arrow_ipc)
+            row_shards.extend(msg.row_shards)
         messages += 1
         if not msg.final:
             continue
@@ -496,8 +528,11 @@ def _assemble(call: Iterator[loader_pb2.StreamBatchesResponse], parts: list[load
             samples=samples,
             cursor=Cursor(msg.cursor.epoch, msg.cursor.position),
             parts=messages,
+            arrow_ipc=arrow,
+            row_shards=row_shards,
+            first_position=first,
         )
-        messages = 0
+        messages, arrow, row_shards, first = 0, [], [], None
 
 
 def _progress_bar(client: Client, url: str, batch_size: int, args: dict[str, Any], *, required: bool) -> Any:

@@ -126,6 +126,10 @@ def dataset(
     def generate() -> Iterator[dict[str, Any]]:
         with Client(server, token=token) as c:
             for batch in c.stream(url, **stream_args):
+                if batch.columnar:
+                    raise errors.InvalidArgument(
+                        f"stoker.tf: {url} is a columnar dataset (rows arrive as Arrow); use stoker.Client.stream"
+                    )
                 for s in batch.samples:
                     d = s.to_dict(urls[s.shard] if s.shard < len(urls) else "")
                     try:
@@ -143,6 +147,10 @@ def _first_sample(client: Client, url: str, args: dict[str, Any]) -> Any:
     """The first sample of the epoch (position 0), to learn its fields."""
     one = dict(args, batch_size=1, rank=0, world_size=1, start=0, drop_last=False)
     for batch in client.stream(url, **one):
+        if batch.columnar:
+            raise errors.InvalidArgument(
+                f"stoker.tf: {url} is a columnar dataset (rows arrive as Arrow); use stoker.Client.stream"
+            )
         if batch.samples:
             return batch.samples[0]
     return None

@@ -272,6 +272,11 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
             start=pos.position,
             format=self.format,
         ):
+            if batch.columnar:
+                raise errors.InvalidArgument(
+                    f"stoker.torch: {self.url} is a columnar dataset (its rows arrive as Arrow); StokerDataset "
+                    "reads WebDataset samples: use stoker.Client.stream and Batch.to_arrow()"
+                )
             samples = batch.samples[skip:] if skip else batch.samples
             step_start, n = pos.position, len(batch.samples)
             skip = 0

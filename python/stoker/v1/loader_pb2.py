@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16stoker/v1/loader.proto\x12\tstoker.v1\"1\n\x12OpenDatasetRequest\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x0e\n\x06\x66ormat\x18\x02 \x01(\t\":\n\x13OpenDatasetResponse\x12#\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x12.stoker.v1.Dataset\"\x90\x01\n\x07\x44\x61taset\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x0e\n\x06\x66ormat\x18\x02 \x01(\t\x12 \n\x06shards\x18\x03 \x03(\x0b\x32\x10.stoker.v1.Shard\x12\x13\n\x0bnum_samples\x18\x04 \x01(\x04\x12\x13\n\x0btotal_bytes\x18\x05 \x01(\x04\x12\x1c\n\x14\x66rom_stored_manifest\x18\x06 \x01(\x08\"D\n\x05Shard\x12\x0e\n\x06object\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\x12\x0f\n\x07samples\x18\x04 \x01(\x04\")\n\x06\x43ursor\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x10\n\x08position\x18\x02 \x01(\x04\"\xe8\x01\n\x14StreamBatchesRequest\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x0e\n\x06\x66ormat\x18\x02 \x01(\t\x12\x0c\n\x04seed\x18\x03 \x01(\x04\x12\r\n\x05\x65poch\x18\x04 \x01(\x04\x12\x0c\n\x04rank\x18\x05 \x01(\r\x12\x12\n\nworld_size\x18\x06 \x01(\r\x12\x12\n\nbatch_size\x18\x07 \x01(\r\x12\x16\n\x0eshuffle_window\x18\x08 \x01(\r\x12\x12\n\nno_shuffle\x18\t \x01(\x08\x12\x11\n\tdrop_last\x18\n \x01(\x08\x12!\n\x06\x63ursor\x18\x0b \x01(\x0b\x32\x11.stoker.v1.Cursor\"\x98\x01\n\x15StreamBatchesResponse\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x0c\n\x04step\x18\x02 \x01(\x04\x12\x0c\n\x04rank\x18\x03 \x01(\r\x12\"\n\x07samples\x18\x04 \x03(\x0b\x32\x11.stoker.v1.Sample\x12\r\n\x05\x66inal\x18\x05 \x01(\x08\x12!\n\x06\x63ursor\x18\x06 \x01(\x0b\x32\x11.stoker.v1.Cursor\"X\n\x06Sample\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x10\n\x08position\x18\x02 \x01(\x04\x12\r\n\x05shard\x18\x03 \x01(\r\x12 \n\x06\x66ields\x18\x04 \x03(\x0b\x32\x10.stoker.v1.Field\"#\n\x05\x46ield\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\x0e\n\x0cStatsRequest\"\xc0\x02\n\rStatsResponse\x12\x13\n\x0bmemory_hits\x18\x01 \x01(\x04\x12\x11\n\tdisk_hits\x18\x02 \x01(\x04\x12\x0e\n\x06misses\x18\x03 \x01(\x04\x12\x14\n\x0cmemory_bytes\x18\x04 \x01(\x04\x12\x17\n\x0fmemory_capacity\x18\x05 \x01(\x04\x12\x12\n\ndisk_bytes\x18\x06 \x01(\x04\x12\x15\n\rdisk_capacity\x18\x07 \x01(\x04\x12\x18\n\x10storage_requests\x18\x08 \x01(\x04\x12\x15\n\rstorage_bytes\x18\t \x01(\x04\x12\x13\n\x0bstall_nanos\x18\n \x01(\x04\x12\x16\n\x0esamples_served\x18\x0b \x01(\x04\x12\x14\n\x0c\x62ytes_served\x18\x0c \x01(\x04\x12\x16\n\x0e\x61\x63tive_streams\x18\r \x01(\x04\x12\x11\n\tevictions\x18\x0e \x01(\x04\"\xa8\x01\n\x0fPrefetchRequest\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x0e\n\x06\x66ormat\x18\x02 \x01(\t\x12\x0c\n\x04seed\x18\x03 \x01(\x04\x12\x0e\n\x06\x65pochs\x18\x04 \x03(\x04\x12\x16\n\x0eshuffle_window\x18\x05 \x01(\r\x12\x12\n\nno_shuffle\x18\x06 \x01(\x08\x12\x18\n\x10\x64\x65\x61\x64line_unix_ms\x18\x07 \x01(\x03\x12\x14\n\x0c\x62udget_bytes\x18\x08 \x01(\x04\"N\n\x10PrefetchResponse\x12\x0f\n\x07hint_id\x18\x01 \x01(\t\x12\x13\n\x0b\x62ytes_total\x18\x02 \x01(\x04\x12\x14\n\x0cshards_total\x18\x03 \x01(\r\"(\n\x15PrefetchStatusRequest\x12\x0f\n\x07hint_id\x18\x01 \x01(\t\"\x8c\x01\n\x16PrefetchStatusResponse\x12\x0f\n\x07hint_id\x18\x01 \x01(\t\x12*\n\x05nodes\x18\x02 \x03(\x0b\x32\x1b.stoker.v1.PrefetchProgress\x12\x12\n\nbytes_done\x18\x03 \x01(\x04\x12\x13\n\x0b\x62ytes_total\x18\x04 \x01(\x04\x12\x0c\n\x04\x64one\x18\x05 \x01(\x08\"\x92\x01\n\x10PrefetchProgress\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x12\n\nbytes_done\x18\x02 \x01(\x04\x12\x13\n\x0b\x62ytes_total\x18\x03 \x01(\x04\x12\x13\n\x0bshards_done\x18\x04 \x01(\r\x12\x14\n\x0cshards_total\x18\x05 \x01(\r\x12\r\n\x05state\x18\x06 \x01(\t\x12\r\n\x05\x65rror\x18\x07 \x01(\t2\x84\x03\n\x06Loader\x12L\n\x0bOpenDataset\x12\x1d.stoker.v1.OpenDatasetRequest\x1a\x1e.stoker.v1.OpenDatasetResponse\x12T\n\rStreamBatches\x12\x1f.stoker.v1.StreamBatchesRequest\x1a .stoker.v1.StreamBatchesResponse0\x01\x12:\n\x05Stats\x12\x17.stoker.v1.StatsRequest\x1a\x18.stoker.v1.StatsResponse\x12\x43\n\x08Prefetch\x12\x1a.stoker.v1.PrefetchRequest\x1a\x1b.stoker.v1.PrefetchResponse\x12U\n\x0ePrefetchStatus\x12 .stoker.v1.PrefetchStatusRequest\x1a!.stoker.v1.PrefetchStatusResponseB8Z6github.com/stoker-data/stoker/proto/stoker/v1;stokerv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16stoker/v1/loader.proto\x12\tstoker.v1\"1\n\x12OpenDatasetRequest\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x0e\n\x06\x66ormat\x18\x02 \x01(\t\":\n\x13OpenDatasetResponse\x12#\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x12.stoker.v1.Dataset\"\xca\x01\n\x07\x44\x61taset\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x0e\n\x06\x66ormat\x18\x02 \x01(\t\x12 \n\x06shards\x18\x03 \x03(\x0b\x32\x10.stoker.v1.Shard\x12\x13\n\x0bnum_samples\x18\x04 \x01(\x04\x12\x13\n\x0btotal_bytes\x18\x05 \x01(\x04\x12\x1c\n\x14\x66rom_stored_manifest\x18\x06 \x01(\x08\x12\x14\n\x0c\x61rrow_schema\x18\x07 \x01(\x0c\x12\"\n\x07\x63olumns\x18\x08 \x03(\x0b\x32\x11.stoker.v1.Column\"6\n\x06\x43olumn\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x10\n\x08nullable\x18\x03 \x01(\x08\"r\n\x05Shard\x12\x0e\n\x06object\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\x12\x0f\n\x07samples\x18\x04 \x01(\x04\x12\x0c\n\x04part\x18\x05 \x01(\r\x12\x0e\n\x06offset\x18\x06 \x01(\x03\x12\x0e\n\x06length\x18\x07 \x01(\x03\")\n\x06\x43ursor\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x10\n\x08position\x18\x02 \x01(\x04\"\xf9\x01\n\x14StreamBatchesRequest\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x0e\n\x06\x66ormat\x18\x02 \x01(\t\x12\x0c\n\x04seed\x18\x03 \x01(\x04\x12\r\n\x05\x65poch\x18\x04 \x01(\x04\x12\x0c\n\x04rank\x18\x05 \x01(\r\x12\x12\n\nworld_size\x18\x06 \x01(\r\x12\x12\n\nbatch_size\x18\x07 \x01(\r\x12\x16\n\x0eshuffle_window\x18\x08 \x01(\r\x12\x12\n\nno_shuffle\x18\t \x01(\x08\x12\x11\n\tdrop_last\x18\n \x01(\x08\x12!\n\x06\x63ursor\x18\x0b \x01(\x0b\x32\x11.stoker.v1.Cursor\x12\x0f\n\x07\x63olumns\x18\x0c \x03(\t\"\xd7\x01\n\x15StreamBatchesResponse\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x0c\n\x04step\x18\x02 \x01(\x04\x12\x0c\n\x04rank\x18\x03 \x01(\r\x12\"\n\x07samples\x18\x04 \x03(\x0b\x32\x11.stoker.v1.Sample\x12\r\n\x05\x66inal\x18\x05 \x01(\x08\x12!\n\x06\x63ursor\x18\x06 \x01(\x0b\x32\x11.stoker.v1.Cursor\x12\x11\n\tarrow_ipc\x18\x07 \x01(\x0c\x12\x12\n\nrow_shards\x18\x08 \x03(\r\x12\x16\n\x0e\x66irst_position\x18\t \x01(\x04\"X\n\x06Sample\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x10\n\x08position\x18\x02 \x01(\x04\x12\r\n\x05shard\x18\x03 \x01(\r\x12 \n\x06\x66ields\x18\x04 \x03(\x0b\x32\x10.stoker.v1.Field\"#\n\x05\x46ield\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\x0e\n\x0cStatsRequest\"\xc0\x02\n\rStatsResponse\x12\x13\n\x0bmemory_hits\x18\x01 \x01(\x04\x12\x11\n\tdisk_hits\x18\x02 \x01(\x04\x12\x0e\n\x06misses\x18\x03 \x01(\x04\x12\x14\n\x0cmemory_bytes\x18\x04 \x01(\x04\x12\x17\n\x0fmemory_capacity\x18\x05 \x01(\x04\x12\x12\n\ndisk_bytes\x18\x06 \x01(\x04\x12\x15\n\rdisk_capacity\x18\x07 \x01(\x04\x12\x18\n\x10storage_requests\x18\x08 \x01(\x04\x12\x15\n\rstorage_bytes\x18\t \x01(\x04\x12\x13\n\x0bstall_nanos\x18\n \x01(\x04\x12\x16\n\x0esamples_served\x18\x0b \x01(\x04\x12\x14\n\x0c\x62ytes_served\x18\x0c \x01(\x04\x12\x16\n\x0e\x61\x63tive_streams\x18\r \x01(\x04\x12\x11\n\tevictions\x18\x0e \x01(\x04\"\xa8\x01\n\x0fPrefetchRequest\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x0e\n\x06\x66ormat\x18\x02 \x01(\t\x12\x0c\n\x04seed\x18\x03 \x01(\x04\x12\x0e\n\x06\x65pochs\x18\x04 \x03(\x04\x12\x16\n\x0eshuffle_window\x18\x05 \x01(\r\x12\x12\n\nno_shuffle\x18\x06 \x01(\x08\x12\x18\n\x10\x64\x65\x61\x64line_unix_ms\x18\x07 \x01(\x03\x12\x14\n\x0c\x62udget_bytes\x18\x08 \x01(\x04\"N\n\x10PrefetchResponse\x12\x0f\n\x07hint_id\x18\x01 \x01(\t\x12\x13\n\x0b\x62ytes_total\x18\x02 \x01(\x04\x12\x14\n\x0cshards_total\x18\x03 \x01(\r\"(\n\x15PrefetchStatusRequest\x12\x0f\n\x07hint_id\x18\x01 \x01(\t\"\x8c\x01\n\x16PrefetchStatusResponse\x12\x0f\n\x07hint_id\x18\x01 \x01(\t\x12*\n\x05nodes\x18\x02 \x03(\x0b\x32\x1b.stoker.v1.PrefetchProgress\x12\x12\n\nbytes_done\x18\x03 \x01(\x04\x12\x13\n\x0b\x62ytes_total\x18\x04 \x01(\x04\x12\x0c\n\x04\x64one\x18\x05 \x01(\x08\"\x92\x01\n\x10PrefetchProgress\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x12\n\nbytes_done\x18\x02 \x01(\x04\x12\x13\n\x0b\x62ytes_total\x18\x03 \x01(\x04\x12\x13\n\x0bshards_done\x18\x04 \x01(\r\x12\x14\n\x0cshards_total\x18\x05 \x01(\r\x12\r\n\x05state\x18\x06 \x01(\t\x12\r\n\x05\x65rror\x18\x07 \x01(\t2\x84\x03\n\x06Loader\x12L\n\x0bOpenDataset\x12\x1d.stoker.v1.OpenDatasetRequest\x1a\x1e.stoker.v1.OpenDatasetResponse\x12T\n\rStreamBatches\x12\x1f.stoker.v1.StreamBatchesRequest\x1a .stoker.v1.StreamBatchesResponse0\x01\x12:\n\x05Stats\x12\x17.stoker.v1.StatsRequest\x1a\x18.stoker.v1.StatsResponse\x12\x43\n\x08Prefetch\x12\x1a.stoker.v1.PrefetchRequest\x1a\x1b.stoker.v1.PrefetchResponse\x12U\n\x0ePrefetchStatus\x12 .stoker.v1.PrefetchStatusRequest\x1a!.stoker.v1.PrefetchStatusResponseB8Z6github.com/stoker-data/stoker/proto/stoker/v1;stokerv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,33 +37,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_OPENDATASETRESPONSE']._serialized_start=88
   _globals['_OPENDATASETRESPONSE']._serialized_end=146
   _globals['_DATASET']._serialized_start=149
-  _globals['_DATASET']._serialized_end=293
-  _globals['_SHARD']._serialized_start=295
-  _globals['_SHARD']._serialized_end=363
-  _globals['_CURSOR']._serialized_start=365
-  _globals['_CURSOR']._serialized_end=406
-  _globals['_STREAMBATCHESREQUEST']._serialized_start=409
-  _globals['_STREAMBATCHESREQUEST']._serialized_end=641
-  _globals['_STREAMBATCHESRESPONSE']._serialized_start=644
-  _globals['_STREAMBATCHESRESPONSE']._serialized_end=796
-  _globals['_SAMPLE']._serialized_start=798
-  _globals['_SAMPLE']._serialized_end=886
-  _globals['_FIELD']._serialized_start=888
-  _globals['_FIELD']._serialized_end=923
-  _globals['_STATSREQUEST']._serialized_start=925
-  _globals['_STATSREQUEST']._serialized_end=939
-  _globals['_STATSRESPONSE']._serialized_start=942
-  _globals['_STATSRESPONSE']._serialized_end=1262
-  _globals['_PREFETCHREQUEST']._serialized_start=1265
-  _globals['_PREFETCHREQUEST']._serialized_end=1433
-  _globals['_PREFETCHRESPONSE']._serialized_start=1435
-  _globals['_PREFETCHRESPONSE']._serialized_end=1513
-  _globals['_PREFETCHSTATUSREQUEST']._serialized_start=1515
-  _globals['_PREFETCHSTATUSREQUEST']._serialized_end=1555
-  _globals['_PREFETCHSTATUSRESPONSE']._serialized_start=1558
-  _globals['_PREFETCHSTATUSRESPONSE']._serialized_end=1698
-  _globals['_PREFETCHPROGRESS']._serialized_start=1701
-  _globals['_PREFETCHPROGRESS']._serialized_end=1847
-  _globals['_LOADER']._serialized_start=1850
-  _globals['_LOADER']._serialized_end=2238
+  _globals['_DATASET']._serialized_end=351
+  _globals['_COLUMN']._serialized_start=353
+  _globals['_COLUMN']._serialized_end=407
+  _globals['_SHARD']._serialized_start=409
+  _globals['_SHARD']._serialized_end=523
+  _globals['_CURSOR']._serialized_start=525
+  _globals['_CURSOR']._serialized_end=566
+  _globals['_STREAMBATCHESREQUEST']._serialized_start=569
+  _globals['_STREAMBATCHESREQUEST']._serialized_end=818
+  _globals['_STREAMBATCHESRESPONSE']._serialized_start=821
+  _globals['_STREAMBATCHESRESPONSE']._serialized_end=1036
+  _globals['_SAMPLE']._serialized_start=1038
+  _globals['_SAMPLE']._serialized_end=1126
+  _globals['_FIELD']._serialized_start=1128
+  _globals['_FIELD']._serialized_end=1163
+  _globals['_STATSREQUEST']._serialized_start=1165
+  _globals['_STATSREQUEST']._serialized_end=1179
+  _globals['_STATSRESPONSE']._serialized_start=1182
+  _globals['_STATSRESPONSE']._serialized_end=1502
+  _globals['_PREFETCHREQUEST']._serialized_start=1505
+  _globals['_PREFETCHREQUEST']._serialized_end=1673
+  _globals['_PREFETCHRESPONSE']._serialized_start=1675
+  _globals['_PREFETCHRESPONSE']._serialized_end=1753
+  _globals['_PREFETCHSTATUSREQUEST']._serialized_start=1755
+  _globals['_PREFETCHSTATUSREQUEST']._serialized_end=1795
+  _globals['_PREFETCHSTATUSRESPONSE']._serialized_start=1798
+  _globals['_PREFETCHSTATUSRESPONSE']._serialized_end=1938
+  _globals['_PREFETCHPROGRESS']._serialized_start=1941
+  _globals['_PREFETCHPROGRESS']._serialized_end=2087
+  _globals['_LOADER']._serialized_start=2090
+  _globals['_LOADER']._serialized_end=2478
 # @@protoc_insertion_point(module_scope)

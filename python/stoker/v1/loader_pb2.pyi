@@ -21,32 +21,52 @@ class OpenDatasetResponse(_message.Message):
     def __init__(self, dataset: _Optional[_Union[Dataset, _Mapping]] = ...) -> None: ...
 
 class Dataset(_message.Message):
-    __slots__ = ("url", "format", "shards", "num_samples", "total_bytes", "from_stored_manifest")
+    __slots__ = ("url", "format", "shards", "num_samples", "total_bytes", "from_stored_manifest", "arrow_schema", "columns")
     URL_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     SHARDS_FIELD_NUMBER: _ClassVar[int]
     NUM_SAMPLES_FIELD_NUMBER: _ClassVar[int]
     TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
     FROM_STORED_MANIFEST_FIELD_NUMBER: _ClassVar[int]
+    ARROW_SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
     url: str
     format: str
     shards: _containers.RepeatedCompositeFieldContainer[Shard]
     num_samples: int
     total_bytes: int
     from_stored_manifest: bool
-    def __init__(self, url: _Optional[str] = ..., format: _Optional[str] = ..., shards: _Optional[_Iterable[_Union[Shard, _Mapping]]] = ..., num_samples: _Optional[int] = ..., total_bytes: _Optional[int] = ..., from_stored_manifest: _Optional[bool] = ...) -> None: ...
+    arrow_schema: bytes
+    columns: _containers.RepeatedCompositeFieldContainer[Column]
+    def __init__(self, url: _Optional[str] = ..., format: _Optional[str] = ..., shards: _Optional[_Iterable[_Union[Shard, _Mapping]]] = ..., num_samples: _Optional[int] = ..., total_bytes: _Optional[int] = ..., from_stored_manifest: _Optional[bool] = ..., arrow_schema: _Optional[bytes] = ..., columns: _Optional[_Iterable[_Union[Column, _Mapping]]] = ...) -> None: ...
+
+class Column(_message.Message):
+    __slots__ = ("name", "type", "nullable")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    NULLABLE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    type: str
+    nullable: bool
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., nullable: _Optional[bool] = ...) -> None: ...
 
 class Shard(_message.Message):
-    __slots__ = ("object", "size", "etag", "samples")
+    __slots__ = ("object", "size", "etag", "samples", "part", "offset", "length")
     OBJECT_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    PART_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
     object: str
     size: int
     etag: str
     samples: int
-    def __init__(self, object: _Optional[str] = ..., size: _Optional[int] = ..., etag: _Optional[str] = ..., samples: _Optional[int] = ...) -> None: ...
+    part: int
+    offset: int
+    length: int
+    def __init__(self, object: _Optional[str] = ..., size: _Optional[int] = ..., etag: _Optional[str] = ..., samples: _Optional[int] = ..., part: _Optional[int] = ..., offset: _Optional[int] = ..., length: _Optional[int] = ...) -> None: ...
 
 class Cursor(_message.Message):
     __slots__ = ("epoch", "position")
@@ -57,7 +77,7 @@ class Cursor(_message.Message):
     def __init__(self, epoch: _Optional[int] = ..., position: _Optional[int] = ...) -> None: ...
 
 class StreamBatchesRequest(_message.Message):
-    __slots__ = ("url", "format", "seed", "epoch", "rank", "world_size", "batch_size", "shuffle_window", "no_shuffle", "drop_last", "cursor")
+    __slots__ = ("url", "format", "seed", "epoch", "rank", "world_size", "batch_size", "shuffle_window", "no_shuffle", "drop_last", "cursor", "columns")
     URL_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
@@ -69,6 +89,7 @@ class StreamBatchesRequest(_message.Message):
     NO_SHUFFLE_FIELD_NUMBER: _ClassVar[int]
     DROP_LAST_FIELD_NUMBER: _ClassVar[int]
     CURSOR_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
     url: str
     format: str
     seed: int
@@ -80,23 +101,30 @@ class StreamBatchesRequest(_message.Message):
     no_shuffle: bool
     drop_last: bool
     cursor: Cursor
-    def __init__(self, url: _Optional[str] = ..., format: _Optional[str] = ..., seed: _Optional[int] = ..., epoch: _Optional[int] = ..., rank: _Optional[int] = ..., world_size: _Optional[int] = ..., batch_size: _Optional[int] = ..., shuffle_window: _Optional[int] = ..., no_shuffle: _Optional[bool] = ..., drop_last: _Optional[bool] = ..., cursor: _Optional[_Union[Cursor, _Mapping]] = ...) -> None: ...
+    columns: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, url: _Optional[str] = ..., format: _Optional[str] = ..., seed: _Optional[int] = ..., epoch: _Optional[int] = ..., rank: _Optional[int] = ..., world_size: _Optional[int] = ..., batch_size: _Optional[int] = ..., shuffle_window: _Optional[int] = ..., no_shuffle: _Optional[bool] = ..., drop_last: _Optional[bool] = ..., cursor: _Optional[_Union[Cursor, _Mapping]] = ..., columns: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StreamBatchesResponse(_message.Message):
-    __slots__ = ("epoch", "step", "rank", "samples", "final", "cursor")
+    __slots__ = ("epoch", "step", "rank", "samples", "final", "cursor", "arrow_ipc", "row_shards", "first_position")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     RANK_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
     FINAL_FIELD_NUMBER: _ClassVar[int]
     CURSOR_FIELD_NUMBER: _ClassVar[int]
+    ARROW_IPC_FIELD_NUMBER: _ClassVar[int]
+    ROW_SHARDS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_POSITION_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     step: int
     rank: int
     samples: _containers.RepeatedCompositeFieldContainer[Sample]
     final: bool
     cursor: Cursor
-    def __init__(self, epoch: _Optional[int] = ..., step: _Optional[int] = ..., rank: _Optional[int] = ..., samples: _Optional[_Iterable[_Union[Sample, _Mapping]]] = ..., final: _Optional[bool] = ..., cursor: _Optional[_Union[Cursor, _Mapping]] = ...) -> None: ...
+    arrow_ipc: bytes
+    row_shards: _containers.RepeatedScalarFieldContainer[int]
+    first_position: int
+    def __init__(self, epoch: _Optional[int] = ..., step: _Optional[int] = ..., rank: _Optional[int] = ..., samples: _Optional[_Iterable[_Union[Sample, _Mapping]]] = ..., final: _Optional[bool] = ..., cursor: _Optional[_Union[Cursor, _Mapping]] = ..., arrow_ipc: _Optional[bytes] = ..., row_shards: _Optional[_Iterable[int]] = ..., first_position: _Optional[int] = ...) -> None: ...
 
 class Sample(_message.Message):
     __slots__ = ("key", "position", "shard", "fields")
