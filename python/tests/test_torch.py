@@ -63,6 +63,26 @@ def test_persistent_workers_follow_set_epoch(server: str, data: Data) -> None:
     assert epochs[0] != epochs[1] != epochs[2]
 
 
+def test_spawned_persistent_workers_follow_set_epoch(server: str, data: Data) -> None:
+    ds = StokerDataset(data.url, server, batch_size=4, seed=5)
+    loader = DataLoader(ds, batch_size=4, num_workers=2, persistent_workers=True, collate_fn=as_list,
+                        multiprocessing_context="spawn")
+    for epoch in (2, 3):
+        ds.set_epoch(epoch)
+        assert [s["__key__"] for batch in loader for s in batch] == plan_order(server, data.url, seed=5, epoch=epoch)
+
+
+def test_dataset_pickles_outside_of_spawning(server: str, data: Data) -> None:
+    import copy
+    import pickle
+
+    ds = StokerDataset(data.url, server, batch_size=4, seed=5, epoch=3)
+    clone = pickle.loads(pickle.dumps(ds))
+    assert clone.epoch == 3 and copy.deepcopy(ds).epoch == 3
+    clone.set_epoch(4)
+    assert ds.epoch == 3  # a pickled copy is independent
+
+
 def test_start_epoch_argument(server: str, data: Data) -> None:
     ds = StokerDataset(data.url, server, batch_size=8, seed=5, epoch=4)
     assert [s["__key__"] for s in ds] == plan_order(server, data.url, seed=5, epoch=4)
