@@ -164,10 +164,9 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         self.token = token
         self.format = format
         self._epoch = _SharedEpoch(epoch)
-        # Per process: the client and the shard URLs of the manifest.
+        # Per process: the client.
         self._client: Client | None = None
         self._client_pid = -1
-        self._shard_urls: tuple[str, ...] | None = None
         # The iteration in progress in this process (one per worker), and
         # a state loaded but not yet used by an iteration.
         self._state: _Position | None = None
@@ -232,14 +231,7 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         if self._client is None or self._client_pid != os.getpid():
             self._client = Client(self.server, token=self.token)
             self._client_pid = os.getpid()
-            self._shard_urls = None
         return self._client
-
-    def _urls(self, client: Client) -> tuple[str, ...]:
-        if self._shard_urls is None:
-            info = client.open_dataset(self.url, self.format)
-            self._shard_urls = tuple(s.object for s in info.shards)
-        return self._shard_urls
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -257,7 +249,9 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
 
     def _generate(self, pos: _Position, vrank: int, vworld: int) -> Iterator[Any]:
         client = self._get_client()
-        urls = self._urls(client)
+        # The manifest of this epoch, for each sample's __url__ (a shard
+        # index refers to it).
+        urls = tuple(s.object for s in client.open_dataset(self.url, self.format).shards)
         skip = pos.skip
         for batch in client.stream(
             self.url,
