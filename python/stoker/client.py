@@ -218,6 +218,8 @@ class Client:
     or 127.0.0.1:7470). ``token``, when given, is sent as a bearer token.
     ``retries`` is how many failed attempts in a row (no progress between
     them) a call or a stream makes before it raises ServerUnavailable.
+    ``credentials`` (grpc.ssl_channel_credentials(...)) makes a TLS channel;
+    ``options`` are extra gRPC channel options.
 
     A Client is safe to use from several threads. After ``os.fork`` a child
     must make its own Client (the torch dataset does this by itself).
@@ -233,6 +235,7 @@ class Client:
         timeout: float | None = 300.0,
         max_message_bytes: int = 1 << 30,
         options: Sequence[tuple[str, Any]] = (),
+        credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
         addr = address or os.environ.get("STOKER_SERVER") or DEFAULT_SERVER
         if addr.startswith("grpc://"):
@@ -251,7 +254,11 @@ class Client:
             ("grpc.max_reconnect_backoff_ms", int(backoff[1] * 1000)),
             *options,
         ]
-        self._channel = grpc.insecure_channel(addr, options=opts)
+        self._channel = (
+            grpc.secure_channel(addr, credentials, options=opts)
+            if credentials is not None
+            else grpc.insecure_channel(addr, options=opts)
+        )
         self._stub = loader_pb2_grpc.LoaderStub(self._channel)
         self._pid = os.getpid()
         self._lock = threading.Lock()  # guards _closed
