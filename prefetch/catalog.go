@@ -31,13 +31,15 @@ type Dataset struct {
 	// FromStored is true when storage could not be reached and the
 	// manifest stored by an earlier open was used.
 	FromStored bool
-	keys       map[CacheKey]int // shard index by cache key
+	// Columnar describes a columnar dataset's units and schema (nil for
+	// WebDataset); its shards are units, and Index is nil.
+	Columnar *Columnar
+	keys     map[CacheKey]int // shard index by cache key
 }
 
 // Key returns the cache key of shard i.
 func (d *Dataset) Key(i int) CacheKey {
-	s := d.Manifest.Shards[i]
-	return CacheKey{Object: s.Object, ETag: s.ETag}
+	return d.Object(i).CacheKey()
 }
 
 // ShardOf returns the index of the shard with key k, or -1.
@@ -51,7 +53,7 @@ func (d *Dataset) ShardOf(k CacheKey) int {
 // Object returns shard i as a Source object.
 func (d *Dataset) Object(i int) Object {
 	s := d.Manifest.Shards[i]
-	return Object{URL: s.Object, Size: s.Size, ETag: s.ETag}
+	return Object{URL: s.Object, Size: s.Size, ETag: s.ETag, Offset: s.Offset, Length: s.Length}
 }
 
 func newDataset(m *shuffle.Manifest, idx [][]wds.Sample, stored bool) *Dataset {
@@ -139,13 +141,10 @@ func NewCatalog(cfg CatalogConfig, sources *Sources, shards *Shards, log *slog.L
 
 // Open resolves and indexes the dataset at url. Errors are *Error values.
 func (c *Catalog) Open(ctx context.Context, url string, format shuffle.Format) (*Dataset, error) {
-	if format == "" {
-		format = shuffle.FormatWebDataset
+	if format != "" && format != shuffle.FormatWebDataset && !format.Columnar() {
+		return nil, &Error{Op: "open", Object: url, Kind: ErrBadURL, Err: fmt.Errorf("unknown format %q (want %s, or empty to go by the objects' extensions)", format, knownFormats)}
 	}
-	if format != shuffle.FormatWebDataset {
-		return nil, &Error{Op: "open", Object: url, Kind: ErrBadURL, Err: fmt.Errorf("unknown format %q (want %q)", format, shuffle.FormatWebDataset)}
-	}
-	if o, ok := c.opened.Get(string(format)+" "+url); ok && time.Since(o.at) < c.cfg.ResolveTTL {
+	if o, ok := c.opened.Get(string(format) + " " + url); ok && time.Since(o.at) < c.cfg.ResolveTTL {
 		return o.ds, nil
 	}
 	// The open goes on if this caller gives up: others may wait on it, and
@@ -165,15 +164,25 @@ func (c *Catalog) Open(ctx context.Context, url string, format shuffle.Format) (
 func (c *Catalog) open(ctx context.Context, url string, format shuffle.Format) (*Dataset, error) {
 	objs, err := Resolve(ctx, c.sources, url)
 	if errors.Is(err, ErrUnavailable) {
-		if o, ok := c.opened.Get(string(format)+" "+url); ok {
+		if o, ok := c.opened.Get(string(format) + " " + url); ok {
 			c.log.Warn("storage unreachable: using the dataset opened before", "url", url, "opened", o.at, "err", err)
-			return newDataset(o.ds.Manifest, o.ds.Index, true), nil
+			ds := newDataset(o.ds.Manifest, o.ds.Index, true)
+			ds.Columnar = o.ds.Columnar
+			return ds, nil
 		}
 		m, serr := c.loadManifest(url)
-		if serr != nil {
+		if serr != nil || (format != "" && m.Format != format) {
 			return nil, err
 		}
 		c.log.Warn("storage unreachable: using the stored manifest", "url", url, "shards", len(m.Shards), "err", err)
+		if m.Format.Columnar() {
+			ds, cerr := c.loadColumnar(m)
+			if cerr != nil {
+				return nil, err
+			}
+			c.opened.Add(string(format)+" "+url, opened{ds: ds, at: time.Now()})
+			return ds, nil
+		}
 		idx, ierr := c.loadIndexes(m)
 		if ierr != nil {
 			return nil, err
@@ -184,6 +193,18 @@ func (c *Catalog) open(ctx context.Context, url string, format shuffle.Format) (
 	}
 	if err != nil {
 		return nil, err
+	}
+	key := string(format) + " " + url
+	if objs, format, err = pickFormat(url, format, objs); err != nil {
+		return nil, err
+	}
+	if format.Columnar() {
+		ds, err := c.openColumnar(ctx, url, format, objs)
+		if err != nil {
+			return nil, err
+		}
+		c.opened.Add(key, opened{ds: ds, at: time.Now()})
+		return ds, nil
 	}
 	m := &shuffle.Manifest{URL: url, Format: format, Shards: make([]shuffle.Shard, len(objs))}
 	idx := make([][]wds.Sample, len(objs))
@@ -207,7 +228,7 @@ func (c *Catalog) open(ctx context.Context, url string, format shuffle.Format) (
 		c.log.Warn("cannot store manifest", "url", url, "err", err)
 	}
 	ds := newDataset(m, idx, false)
-	c.opened.Add(string(format)+" "+url, opened{ds: ds, at: time.Now()})
+	c.opened.Add(key, opened{ds: ds, at: time.Now()})
 	return ds, nil
 }
 

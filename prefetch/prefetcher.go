@@ -129,10 +129,10 @@ func (s *Stream) Advance(k int) {
 			}
 			seen[r.Shard] = true
 			o := s.ds.Object(int(r.Shard))
-			if budget > 0 && budget+o.Size > s.p.cfg.AheadBytes {
+			if budget > 0 && budget+o.Bytes() > s.p.cfg.AheadBytes {
 				return // the budget is spent; later Advance calls go on from j
 			}
-			budget += o.Size
+			budget += o.Bytes()
 			s.p.shards.Prefetch(o)
 		}
 		s.ahead = j + 1

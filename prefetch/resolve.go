@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/stoker-data/stoker/shuffle"
 )
 
 // Sources maps URL schemes ("s3", "file") to the Source that reads them.
@@ -42,19 +44,32 @@ func (s *Sources) For(url string) (Source, error) {
 	return src, nil
 }
 
-// shardSuffixes are the names a prefix listing keeps: WebDataset shards.
-var shardSuffixes = []string{".tar", ".tar.gz", ".tgz"}
+// shardSuffixes are the names a prefix listing keeps, by format.
+var shardSuffixes = []struct {
+	suffix string
+	format shuffle.Format
+}{
+	{".tar", shuffle.FormatWebDataset}, {".tar.gz", shuffle.FormatWebDataset}, {".tgz", shuffle.FormatWebDataset},
+	{".parquet", shuffle.FormatParquet}, {".pq", shuffle.FormatParquet},
+	{".arrow", shuffle.FormatArrow}, {".feather", shuffle.FormatArrow},
+	{".arrows", shuffle.FormatArrowStream},
+}
 
-// IsShardName reports whether name ends like a WebDataset shard (.tar,
-// .tar.gz, .tgz).
-func IsShardName(name string) bool {
+// FormatOf returns the format a shard's name says by its extension, or ""
+// for none.
+func FormatOf(name string) shuffle.Format {
 	for _, s := range shardSuffixes {
-		if strings.HasSuffix(name, s) {
-			return true
+		if strings.HasSuffix(name, s.suffix) {
+			return s.format
 		}
 	}
-	return false
+	return ""
 }
+
+// IsShardName reports whether name ends like a shard: a WebDataset tar
+// (.tar, .tar.gz, .tgz), Parquet (.parquet, .pq), an Arrow IPC file
+// (.arrow, .feather) or stream (.arrows).
+func IsShardName(name string) bool { return FormatOf(name) != "" }
 
 // resolveParallel bounds the Stat calls of one brace expansion in flight.
 const resolveParallel = 16
@@ -62,7 +77,7 @@ const resolveParallel = 16
 // Resolve turns a dataset URL into its shards:
 //
 //   - a prefix ending in "/" (s3://b/train/, file:///data/train/) lists
-//     every .tar, .tar.gz and .tgz object under it, nested ones included,
+//     every shard (see IsShardName) under it, nested ones included,
 //     sorted by URL;
 //   - a URL with braces (s3://b/train-{000000..000099}.tar, see
 //     ExpandBraces) expands and Stats every name, in parallel, keeping the
@@ -94,7 +109,7 @@ func Resolve(ctx context.Context, sources *Sources, datasetURL string) ([]Object
 		return nil, err
 	}
 	if len(objs) == 0 {
-		return nil, &Error{Op: "resolve", Object: datasetURL, Kind: ErrNotFound, Err: errors.New("no shards (.tar, .tar.gz, .tgz) there")}
+		return nil, &Error{Op: "resolve", Object: datasetURL, Kind: ErrNotFound, Err: errors.New("no shards (.tar, .tar.gz, .tgz, .parquet, .pq, .arrow, .feather, .arrows) there")}
 	}
 	return objs, nil
 }

@@ -80,7 +80,7 @@ func (s *Shards) SetRemote(r Remote) {
 
 // Cached reports whether o is in the cache.
 func (s *Shards) Cached(o Object) bool {
-	return s.cache.Contains(CacheKey{Object: o.URL, ETag: o.ETag}) != TierNone
+	return s.cache.Contains(o.CacheKey()) != TierNone
 }
 
 // Get returns o's decompressed bytes: from the cache, else from its owner
@@ -88,7 +88,7 @@ func (s *Shards) Cached(o Object) bool {
 // ctx (another caller may be waiting on it); ctx only stops this wait.
 // The result is shared: treat it as read-only.
 func (s *Shards) Get(ctx context.Context, o Object) ([]byte, error) {
-	key := CacheKey{Object: o.URL, ETag: o.ETag}
+	key := o.CacheKey()
 	if data, _, ok := s.cache.Get(key); ok {
 		return data, nil
 	}
@@ -98,7 +98,7 @@ func (s *Shards) Get(ctx context.Context, o Object) ([]byte, error) {
 // GetLocal is Get without the remote step: the cache, else storage. The
 // Peer service answers other nodes with it, so a read never hops twice.
 func (s *Shards) GetLocal(ctx context.Context, o Object) ([]byte, error) {
-	key := CacheKey{Object: o.URL, ETag: o.ETag}
+	key := o.CacheKey()
 	if data, _, ok := s.cache.Get(key); ok {
 		return data, nil
 	}
@@ -169,6 +169,14 @@ func (s *Shards) fetch(key CacheKey, o Object, remote bool) ([]byte, error) {
 		return nil, err
 	}
 	s.fetches.Add(1)
+	if o.Length > 0 { // a columnar unit: its byte range, as stored
+		data, err := fetchRange(context.Background(), src, o, s.cfg.Fetch)
+		if err != nil {
+			return nil, err
+		}
+		s.put(key, o, data)
+		return data, nil
+	}
 	raw, err := Fetch(context.Background(), src, o, s.cfg.Fetch)
 	if err != nil {
 		return nil, err

@@ -11,6 +11,12 @@ type Object struct {
 	// ETag identifies the object's version (for file://, derived from size
 	// and modification time).
 	ETag string `json:"etag"`
+	// Offset and Length, when Length > 0, name the byte range of the
+	// object that a columnar unit (a Parquet row group, an Arrow record
+	// batch) is: Shards fetch and cache only these bytes, under a key of
+	// their own (see CacheKey).
+	Offset int64 `json:"offset,omitempty"`
+	Length int64 `json:"length,omitempty"`
 }
 
 // Source reads objects from one kind of storage, named by URL scheme.

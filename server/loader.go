@@ -38,6 +38,7 @@ func datasetProto(ds *prefetch.Dataset) *stokerv1.Dataset {
 		out.NumSamples += uint64(s.Samples)
 		out.TotalBytes += uint64(s.Size)
 	}
+	columnarProto(ds, out)
 	return out
 }
 
@@ -62,6 +63,9 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 	}
 	ps := l.s.prefetcher.Open(ds, plan, b, start)
 	defer ps.Close()
+	if ds.Columnar != nil {
+		return l.streamColumnar(req, stream, ds, plan, ps, b, settings, start)
+	}
 	l.s.log.Debug("stream open", "url", req.GetUrl(), "epoch", req.GetEpoch(), "rank", b.Rank, "world", b.WorldSize, "start", start)
 
 	total, step := plan.Len(), b.StepSize()

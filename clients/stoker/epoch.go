@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -29,6 +30,9 @@ type Epoch struct {
 	// Start is the position in the epoch's sequence to resume from (a
 	// Batch's Cursor); 0 starts the epoch.
 	Start uint64
+	// Columns projects a columnar dataset to these columns, in this order;
+	// none means all.
+	Columns []string
 }
 
 // Batch is one rank's batch of one step.
@@ -37,8 +41,21 @@ type Batch struct {
 	Step    uint64
 	Rank    int
 	Samples []*stokerv1.Sample
+	// Record holds a columnar dataset's rows (Samples is then empty), in
+	// the epoch's order, with the requested columns. Its memory is Go's:
+	// Release is optional.
+	Record arrow.RecordBatch
+	// RowShards[i] is the index in the dataset's shards of Record's row i
+	// (see OpenDatasetFormat for the objects); FirstPosition is row 0's
+	// position in the epoch, the others follow one by one.
+	RowShards     []uint32
+	FirstPosition uint64
+	// ArrowBytes is the size of the Arrow IPC data received.
+	ArrowBytes int
 	// Cursor is where the next step starts: pass it as Epoch.Start to resume.
 	Cursor uint64
+
+	parts columnarPart
 }
 
 // Batches streams the epoch as a sequence of batches. When the stream
@@ -80,7 +97,7 @@ func (c *Client) stream(ctx context.Context, e Epoch, pos *uint64, yield func(*B
 		Url: e.URL, Format: e.Format, Seed: e.Seed, Epoch: e.Epoch,
 		Rank: uint32(e.Rank), WorldSize: uint32(e.WorldSize), BatchSize: uint32(e.BatchSize),
 		ShuffleWindow: uint32(e.ShuffleWindow), NoShuffle: e.NoShuffle, DropLast: e.DropLast,
-		Cursor: &stokerv1.Cursor{Epoch: e.Epoch, Position: *pos},
+		Cursor: &stokerv1.Cursor{Epoch: e.Epoch, Position: *pos}, Columns: e.Columns,
 	}
 	st, err := c.api.StreamBatches(ctx, req)
 	if err != nil {
@@ -99,8 +116,14 @@ func (c *Client) stream(ctx context.Context, e Epoch, pos *uint64, yield func(*B
 			cur = &Batch{Epoch: m.GetEpoch(), Step: m.GetStep(), Rank: int(m.GetRank())}
 		}
 		cur.Samples = append(cur.Samples, m.GetSamples()...)
+		if err := cur.addArrow(m); err != nil {
+			return false, progressed, err
+		}
 		if !m.GetFinal() {
 			continue
+		}
+		if err := cur.finishArrow(); err != nil {
+			return false, progressed, err
 		}
 		cur.Cursor = m.GetCursor().GetPosition()
 		*pos = cur.Cursor

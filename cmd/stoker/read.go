@@ -77,6 +77,11 @@ func newReadFlags() readFlags {
 	fs.BoolVar(&e.DropLast, "drop-last", false, "stop after the last full step")
 	f.start = fs.Uint64("cursor", 0, "resume from this position in the epoch")
 	f.jsonl = fs.Bool("jsonl", false, "print one JSON object per sample")
+	fs.StringVar(&e.Format, "format", "", "webdataset, parquet, arrow or arrows (default: by the objects' extensions)")
+	fs.Func("columns", "comma-separated columns of a columnar dataset (default: all)", func(v string) error {
+		e.Columns = splitColumns(v)
+		return nil
+	})
 	return f
 }
 
@@ -98,9 +103,18 @@ func runRead(ctx context.Context, args []string, out, errOut io.Writer) error {
 	defer c.Close()
 	w := bufio.NewWriterSize(out, 1<<16)
 	defer w.Flush()
+	var objects []string // a columnar dataset's object of each shard
+	if *jsonl {
+		if objects, err = shardObjects(ctx, c, e); err != nil {
+			return err
+		}
+	}
 	sum, err := readEpoch(ctx, c, e, func(b *stoker.Batch) error {
 		if !*jsonl {
 			return nil
+		}
+		if b.Record != nil {
+			return writeColumnarJSONL(w, b, objects)
 		}
 		return writeJSONL(w, b)
 	})
@@ -127,7 +141,8 @@ func readEpoch(ctx context.Context, c *stoker.Client, e stoker.Epoch, each func(
 			return s, err
 		}
 		s.Batches++
-		s.Samples += len(b.Samples)
+		s.Samples += b.Rows()
+		s.Bytes += b.ArrowBytes
 		for _, smp := range b.Samples {
 			for _, f := range smp.GetFields() {
 				s.Bytes += len(f.GetData())

@@ -1,0 +1,280 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+
+	"github.com/stoker-data/stoker/clients/stoker"
+	"github.com/stoker-data/stoker/prefetch/columnar"
+	"github.com/stoker-data/stoker/prefetch/s3test"
+)
+
+// pyarrowDir holds the files pyarrow wrote (see make_fixtures.py there).
+const pyarrowDir = "../../prefetch/columnar/testdata/pyarrow"
+
+// objectGet is one GET of an object as the S3 server saw it.
+type objectGet struct {
+	key   string // bucket/key
+	rng   string // the Range header, "" for the whole object
+	bytes int64  // bytes answered
+}
+
+// rangeProxy sits in front of the S3 server and records every object GET
+// with its Range header and the bytes sent back.
+type rangeProxy struct {
+	srv  *httptest.Server
+	mu   sync.Mutex // guards gets
+	gets []objectGet
+}
+
+type countingWriter struct {
+	http.ResponseWriter
+	n int64
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(p)
+	w.n += int64(n)
+	return n, err
+}
+
+func startRangeProxy(t *testing.T, endpoint string) *rangeProxy {
+	t.Helper()
+	target, err := url.Parse(endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &rangeProxy{}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		parts := strings.SplitN(strings.TrimPrefix(r.URL.Path, "/"), "/", 2)
+		if r.Method != http.MethodGet || len(parts) != 2 || parts[1] == "" {
+			rp.ServeHTTP(w, r)
+			return
+		}
+		cw := &countingWriter{ResponseWriter: w}
+		rp.ServeHTTP(cw, r)
+		p.mu.Lock()
+		p.gets = append(p.gets, objectGet{key: parts[0] + "/" + parts[1], rng: r.Header.Get("Range"), bytes: cw.n})
+		p.mu.Unlock()
+	}))
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+// take returns the GETs so far and starts afresh.
+func (p *rangeProxy) take() []objectGet {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	g := p.gets
+	p.gets = nil
+	return g
+}
+
+func (p *rangeProxy) env(s3env []string) []string {
+	var out []string
+	for _, kv := range s3env {
+		if strings.HasPrefix(kv, "AWS_ENDPOINT_URL_S3=") {
+			kv = "AWS_ENDPOINT_URL_S3=" + p.srv.URL
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+// colEnv is an S3 server with columnar datasets, a proxy recording its
+// GETs, and a stokerd reading through the proxy.
+type colEnv struct {
+	s3     *s3test.Server
+	proxy  *rangeProxy
+	srv    *stokerd
+	client *stoker.Client
+	sizes  map[string]int64 // object URL → size
+}
+
+func newColEnv(t *testing.T) *colEnv {
+	t.Helper()
+	s3 := s3test.Start(t)
+	s3.CreateBucket(t, bucket)
+	e := &colEnv{s3: s3, sizes: map[string]int64{}}
+	e.proxy = startRangeProxy(t, s3.Endpoint)
+	e.srv = startStokerd(t, e.proxy.env(s3.Env()), t.TempDir())
+	c, err := stoker.Dial(e.srv.grpc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	e.client = c
+	return e
+}
+
+func (e *colEnv) put(t *testing.T, key string, data []byte) {
+	t.Helper()
+	e.s3.Put(t, bucket, key, data)
+	e.sizes["s3://"+bucket+"/"+key] = int64(len(data))
+}
+
+// putPyarrow uploads the pyarrow fixtures: Parquet under pq/, IPC files
+// under ipc/, the stream under stream/.
+func (e *colEnv) putPyarrow(t *testing.T) {
+	t.Helper()
+	names, err := filepath.Glob(pyarrowDir + "/*.*")
+	if err != nil || len(names) < 7 {
+		t.Fatalf("pyarrow fixtures in %s: %v (%d files)", pyarrowDir, err, len(names))
+	}
+	for _, n := range names {
+		b, err := os.ReadFile(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := filepath.Base(n)
+		switch filepath.Ext(base) {
+		case ".parquet":
+			e.put(t, "pq/"+base, b)
+		case ".arrow", ".feather":
+			e.put(t, "ipc/"+base, b)
+		case ".arrows":
+			e.put(t, "stream/"+base, b)
+		}
+	}
+}
+
+// putArrowGo uploads Parquet files written by arrow-go under goq/: one per
+// codec, row groups of different sizes, ids 0..n-1 over all files. It
+// returns the rows by id.
+func (e *colEnv) putArrowGo(t *testing.T) map[int64][]float32 {
+	t.Helper()
+	want := map[int64][]float32{}
+	first := int64(0)
+	for i, c := range []compress.Compression{compress.Codecs.Snappy, compress.Codecs.Zstd, compress.Codecs.Gzip} {
+		var recs []arrow.RecordBatch
+		for _, n := range []int{700, 300, 1000} {
+			r := columnar.Synthetic(first, n, 5)
+			recs = append(recs, r)
+			emb := r.Column(4).(*array.FixedSizeList)
+			fl := emb.ListValues().(*array.Float32).Float32Values()
+			for j := range n {
+				s, end := emb.ValueOffsets(j)
+				want[first+int64(j)] = fl[s:end]
+			}
+			first += int64(n)
+		}
+		b, err := columnar.WriteParquet(recs, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.put(t, "goq/part-"+string(rune('a'+i))+".parquet", b)
+	}
+	return want
+}
+
+// rowLineJSON is a line of stoker read --jsonl on a columnar dataset.
+type rowLineJSON struct {
+	Epoch  uint64         `json:"epoch"`
+	Rank   int            `json:"rank"`
+	Step   uint64         `json:"step"`
+	Object string         `json:"object"`
+	Row    map[string]any `json:"row"`
+}
+
+// stokerRead runs the stoker command's read with --jsonl and parses it.
+func stokerRead(t *testing.T, addr string, args ...string) []rowLineJSON {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "stoker"), append([]string{"read", "--server", addr, "--jsonl"}, args...)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("stoker read %v: %v\n%s", args, err, stderr.String())
+		}
+	case <-time.After(2 * time.Minute):
+		_ = cmd.Process.Kill()
+		t.Fatalf("stoker read %v did not finish", args)
+	}
+	var out []rowLineJSON
+	sc := bufio.NewScanner(&stdout)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var l rowLineJSON
+		d := json.NewDecoder(bytes.NewReader(sc.Bytes()))
+		d.UseNumber()
+		if err := d.Decode(&l); err != nil {
+			t.Fatalf("line %q: %v", sc.Text(), err)
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// expectedRows reads what pyarrow's to_pylist() gave for every row, by id.
+func expectedRows(t *testing.T) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(pyarrowDir + "/expected.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for line := range bytes.SplitSeq(bytes.TrimSpace(b), []byte("\n")) {
+		var row map[string]any
+		d := json.NewDecoder(bytes.NewReader(line))
+		d.UseNumber()
+		if err := d.Decode(&row); err != nil {
+			t.Fatal(err)
+		}
+		out[string(row["id"].(json.Number))] = canonical(t, row)
+	}
+	return out
+}
+
+// canonical re-encodes a decoded JSON value with numbers as float64, so
+// 1 and 1.0 compare equal, as they do in Python.
+func canonical(t *testing.T, v any) string {
+	t.Helper()
+	var norm func(any) any
+	norm = func(v any) any {
+		switch v := v.(type) {
+		case json.Number:
+			f, err := v.Float64()
+			if err != nil {
+				t.Fatalf("number %q: %v", v, err)
+			}
+			return f
+		case map[string]any:
+			for k, x := range v {
+				v[k] = norm(x)
+			}
+		case []any:
+			for i, x := range v {
+				v[i] = norm(x)
+			}
+		}
+		return v
+	}
+	b, err := json.Marshal(norm(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -1,0 +1,45 @@
+package prefetch
+
+import (
+	"context"
+	"fmt"
+)
+
+// CacheKey is the key o's bytes are cached under: the object and its ETag,
+// and for a unit its byte range, as "URL#bytes=OFFSET+LENGTH".
+func (o Object) CacheKey() CacheKey {
+	if o.Length > 0 {
+		return CacheKey{Object: fmt.Sprintf("%s#bytes=%d+%d", o.URL, o.Offset, o.Length), ETag: o.ETag}
+	}
+	return CacheKey{Object: o.URL, ETag: o.ETag}
+}
+
+// Bytes is the number of bytes o's cache entry holds as stored: the unit's
+// length, or the object's size.
+func (o Object) Bytes() int64 {
+	if o.Length > 0 {
+		return o.Length
+	}
+	return o.Size
+}
+
+// fetchRange reads the unit o names (o.Length > 0) with Fetch's part size
+// and parallelism: the bytes [o.Offset, o.Offset+o.Length) of the object.
+func fetchRange(ctx context.Context, src Source, o Object, opt FetchOptions) ([]byte, error) {
+	if o.Offset < 0 || (o.Size > 0 && o.Offset+o.Length > o.Size) {
+		return nil, &Error{Op: "fetch", Object: o.URL, Kind: ErrCorrupt, Err: fmt.Errorf("range [%d, %d) is outside the object's %d bytes", o.Offset, o.Offset+o.Length, o.Size)}
+	}
+	part := Object{URL: o.URL, Size: o.Length, ETag: o.ETag}
+	return Fetch(ctx, offsetSource{src, o.Offset}, part, opt)
+}
+
+// offsetSource reads an object shifted by off, so Fetch's parallel ranges
+// apply to a unit as to a whole object.
+type offsetSource struct {
+	Source
+	off int64
+}
+
+func (s offsetSource) ReadAt(ctx context.Context, obj Object, p []byte, off int64) error {
+	return s.Source.ReadAt(ctx, obj, p, s.off+off)
+}

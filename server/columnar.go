@@ -1,0 +1,148 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+
+	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/columnar"
+	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
+	"github.com/stoker-data/stoker/shuffle"
+)
+
+// columnarProto adds a columnar dataset's schema and units to its answer.
+func columnarProto(ds *prefetch.Dataset, out *stokerv1.Dataset) {
+	for i, s := range ds.Manifest.Shards {
+		sh := out.Shards[i]
+		sh.Part, sh.Offset, sh.Length = uint32(s.Part), s.Offset, s.Length
+	}
+	c := ds.Columnar
+	if c == nil {
+		return
+	}
+	// Shards are units: count each object's bytes once.
+	out.TotalBytes = 0
+	seen := map[string]bool{}
+	for _, s := range ds.Manifest.Shards {
+		if !seen[s.Object] {
+			seen[s.Object] = true
+			out.TotalBytes += uint64(s.Size)
+		}
+	}
+	out.ArrowSchema = c.SchemaBytes
+	for _, f := range c.Schema.Fields() {
+		out.Columns = append(out.Columns, &stokerv1.Column{Name: f.Name, Type: f.Type.String(), Nullable: f.Nullable})
+	}
+}
+
+// columnarStream is one StreamBatches call on a columnar dataset.
+type columnarStream struct {
+	l       *loader
+	stream  stokerv1.Loader_StreamBatchesServer
+	ds      *prefetch.Dataset
+	plan    *shuffle.Plan
+	b       shuffle.Batching
+	start   int
+	epoch   uint64
+	columns []string
+	schema  *arrow.Schema
+	units   *unitCache
+}
+
+// streamColumnar sends each step's rows as one Arrow IPC record batch with
+// the requested columns, rows in the plan's order (several messages when
+// the batch is larger than MaxPartBytes).
+func (l *loader) streamColumnar(req *stokerv1.StreamBatchesRequest, stream stokerv1.Loader_StreamBatchesServer,
+	ds *prefetch.Dataset, plan *shuffle.Plan, ps *prefetch.Stream, b shuffle.Batching, settings shuffle.Settings, start int) error {
+	schema, err := columnar.ProjectSchema(ds.Columnar.Schema, req.GetColumns())
+	if err != nil {
+		return invalid("columns", fmt.Sprintf("%v, in %s", err, ds.Manifest.URL))
+	}
+	cs := &columnarStream{l: l, stream: stream, ds: ds, plan: plan, b: b, start: start, epoch: settings.Epoch,
+		columns: req.GetColumns(), schema: schema, units: newUnitCache(ds, ps, req.GetColumns(), unitCacheBytes)}
+	defer cs.units.release()
+	total := plan.Len()
+	for k := range b.Steps(total, start) {
+		ps.Advance(k)
+		if err := cs.step(stream.Context(), k); err != nil {
+			return err
+		}
+		cs.units.trim(plan, b.After(total, start, k))
+	}
+	return nil
+}
+
+// step gathers and sends the rows of step k.
+func (cs *columnarStream) step(ctx context.Context, k int) error {
+	total, size := cs.plan.Len(), cs.b.StepSize()
+	lo, hi := cs.b.Batch(total, cs.start, k)
+	refs := cs.plan.Slice(lo, hi)
+	rows := make([]columnar.Row, len(refs))
+	shards := make([]uint32, len(refs))
+	recs := map[int32]arrow.RecordBatch{}
+	for i, r := range refs {
+		if _, ok := recs[r.Shard]; !ok {
+			rec, err := cs.units.get(ctx, r.Shard)
+			if err != nil {
+				return toStatus(err)
+			}
+			recs[r.Shard] = rec
+		}
+		rows[i] = columnar.Row{Unit: r.Shard, Row: r.Sample}
+		shards[i] = uint32(r.Shard)
+	}
+	rec, err := columnar.Gather(ctx, cs.schema, recs, rows)
+	if err != nil {
+		return toStatus(&prefetch.Error{Op: "read", Object: cs.ds.Manifest.URL, Kind: prefetch.ErrCorrupt, Err: err})
+	}
+	defer rec.Release()
+	base := &stokerv1.StreamBatchesResponse{Epoch: cs.epoch, Step: uint64((cs.start + k*size) / size), Rank: uint32(cs.b.Rank)}
+	// Split into parts of about MaxPartBytes (by the average row size).
+	n := int(rec.NumRows())
+	per := n
+	if sz := columnar.RecordBytes(rec); n > 0 && sz > int64(cs.l.s.cfg.MaxPartBytes) {
+		per = max(1, int(int64(n)*int64(cs.l.s.cfg.MaxPartBytes)/sz))
+	}
+	for from := 0; from < n || from == 0; from += per {
+		to := min(from+per, n)
+		part := rec.NewSlice(int64(from), int64(to))
+		data, err := ipcBytes(cs.schema, part)
+		part.Release()
+		if err != nil {
+			return toStatus(&prefetch.Error{Op: "read", Object: cs.ds.Manifest.URL, Kind: prefetch.ErrCorrupt, Err: err})
+		}
+		msg := &stokerv1.StreamBatchesResponse{Epoch: base.Epoch, Step: base.Step, Rank: base.Rank,
+			ArrowIpc: data, RowShards: shards[from:to], FirstPosition: uint64(lo + from)}
+		if to >= n {
+			msg.Final = true
+			msg.Cursor = &stokerv1.Cursor{Epoch: cs.epoch, Position: uint64(cs.b.After(total, cs.start, k))}
+		}
+		if err := cs.stream.Send(msg); err != nil {
+			return err
+		}
+		cs.l.s.metrics.samples.Add(uint64(to - from))
+		cs.l.s.metrics.bytes.Add(uint64(len(data)))
+		if to >= n {
+			break
+		}
+	}
+	return nil
+}
+
+// ipcBytes writes rec as an Arrow IPC stream: schema, one batch, end.
+func ipcBytes(s *arrow.Schema, rec arrow.RecordBatch) ([]byte, error) {
+	var buf bytes.Buffer
+	w := ipc.NewWriter(&buf, ipc.WithSchema(s))
+	if err := w.Write(rec); err != nil {
+		w.Close()
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
