@@ -7,8 +7,10 @@ reported at once with its output).
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -26,6 +28,16 @@ from botocore.config import Config
 REPO = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 START_TIMEOUT = 60.0
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGKILL when the test process dies, so
+    a crashed or killed pytest leaves no server behind (Linux only)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
 
 
 def free_port() -> int:
@@ -132,6 +144,7 @@ class S3Server:
                 [self.bin, "--port", f"127.0.0.1:{self.port}", "--access", self.access, "--secret", self.secret,
                  "--region", REGION, "--quiet", "posix", str(data)],
                 stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "VGW_LOG_LEVEL": "silent"},
+                preexec_fn=_die_with_parent,
             )
         s3 = self.client()
         wait_until(lambda: bool(s3.list_buckets() is not None), self.proc, "versitygw", log)
@@ -169,7 +182,8 @@ class Stokerd:
         args = [self.bin, "--listen", self.address, "--http", f"127.0.0.1:{self.http_port}",
                 "--cache-dir", str(cache), "--memory-cache", "256MiB", "--disk-cache", "1GiB", *self.extra]
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **self.env})
+            self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **self.env},
+                                         preexec_fn=_die_with_parent)
         url = f"http://127.0.0.1:{self.http_port}/healthz"
 
         def healthy() -> bool:
