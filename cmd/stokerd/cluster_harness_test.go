@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -29,13 +30,23 @@ type countingProxy struct {
 
 func startCountingProxy(t *testing.T, endpoint string) *countingProxy {
 	t.Helper()
+	return startCountingProxyOn(t, endpoint, "127.0.0.1:0")
+}
+
+// startCountingProxyOn is startCountingProxy listening on addr.
+func startCountingProxyOn(t *testing.T, endpoint, addr string) *countingProxy {
+	t.Helper()
 	target, err := url.Parse(endpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := &countingProxy{gets: map[string]int{}}
 	rp := httputil.NewSingleHostReverseProxy(target) // keeps the Host header the client signed
-	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Path style: /bucket/key. A GET of a bucket (no key) is a LIST.
 		if parts := strings.SplitN(strings.TrimPrefix(r.URL.Path, "/"), "/", 2); r.Method == http.MethodGet && len(parts) == 2 && parts[1] != "" {
 			p.mu.Lock()
@@ -44,6 +55,9 @@ func startCountingProxy(t *testing.T, endpoint string) *countingProxy {
 		}
 		rp.ServeHTTP(w, r)
 	}))
+	p.srv.Listener.Close()
+	p.srv.Listener = lis
+	p.srv.Start()
 	t.Cleanup(p.srv.Close)
 	return p
 }

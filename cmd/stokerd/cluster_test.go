@@ -31,13 +31,19 @@ type clusterEnv struct {
 
 func newClusterEnv(t *testing.T) *clusterEnv {
 	t.Helper()
+	return newClusterEnvOn(t, "127.0.0.1:0")
+}
+
+// newClusterEnvOn is newClusterEnv with the proxy listening on addr.
+func newClusterEnvOn(t *testing.T, addr string) *clusterEnv {
+	t.Helper()
 	s3 := s3test.Start(t)
 	s3.CreateBucket(t, bucket)
 	shards, want := testDataset(t)
 	for _, sh := range shards {
 		s3.Put(t, bucket, sh.name, sh.data)
 	}
-	proxy := startCountingProxy(t, s3.Endpoint)
+	proxy := startCountingProxyOn(t, s3.Endpoint, addr)
 	return &clusterEnv{env: &env{s3: s3, want: want, url: "s3://" + bucket + "/train/"}, proxy: proxy, s3env: proxy.env(s3.Env()), shards: shards}
 }
 

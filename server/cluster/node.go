@@ -52,6 +52,13 @@ type Config struct {
 	Meta Meta
 	// RetryJoin is the pause between join attempts that failed.
 	RetryJoin time.Duration
+	// Reconnect is how often a node retries the members it saw fail (and
+	// its Join addresses when it is alone), so that the two sides of a
+	// healed network partition find each other again.
+	Reconnect time.Duration
+	// Forget is how long a member that left or failed is retried and
+	// listed before it is forgotten.
+	Forget time.Duration
 	// LeaveTimeout bounds a graceful leave's broadcast.
 	LeaveTimeout time.Duration
 	// Peer sets how shards are read from their owners.
@@ -62,6 +69,8 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		RetryJoin:    time.Second,     // a seed node that starts a moment later is found quickly
+		Reconnect:    5 * time.Second, // a healed partition merges within seconds; a dead node costs one dial
+		Forget:       time.Hour,       // outlasts a switch reboot or a long partition
 		LeaveTimeout: 5 * time.Second, // long enough to gossip the leave to a LAN cluster
 		Peer:         DefaultPeerConfig(),
 	}
@@ -72,7 +81,7 @@ type Member struct {
 	Name  string
 	Addr  string // gossip address
 	Meta  Meta
-	State string // "alive", "suspect", "dead" or "left"
+	State string // "alive", "suspect", or "gone" (left or failed)
 }
 
 // Node is this server's membership in the cluster. Safe for concurrent use.
@@ -83,8 +92,9 @@ type Node struct {
 	stop chan struct{}
 	wg   sync.WaitGroup
 
-	mu    sync.Mutex        // guards alive
-	alive map[string]Member // members by name, kept from join/leave/update events
+	mu    sync.Mutex            // guards alive, gone
+	alive map[string]Member     // members by name, kept from join/leave/update events
+	gone  map[string]goneMember // members that left or failed, retried every Reconnect until forgotten
 
 	closeOnce sync.Once
 }
@@ -99,6 +109,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	d := DefaultConfig()
 	if cfg.RetryJoin <= 0 {
 		cfg.RetryJoin = d.RetryJoin
+	}
+	if cfg.Reconnect <= 0 {
+		cfg.Reconnect = d.Reconnect
+	}
+	if cfg.Forget <= 0 {
+		cfg.Forget = d.Forget
 	}
 	if cfg.LeaveTimeout <= 0 {
 		cfg.LeaveTimeout = d.LeaveTimeout
@@ -119,7 +135,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	if len(meta) > memberlist.MetaMaxSize {
 		return nil, fmt.Errorf("cluster: node metadata is %d bytes, limit %d", len(meta), memberlist.MetaMaxSize)
 	}
-	n := &Node{cfg: cfg, log: log.With("node", cfg.Name), stop: make(chan struct{}), alive: map[string]Member{}}
+	n := &Node{cfg: cfg, log: log.With("node", cfg.Name), stop: make(chan struct{}), alive: map[string]Member{}, gone: map[string]goneMember{}}
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = cfg.Name
 	mc.BindAddr, mc.BindPort = host, port
@@ -152,6 +168,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 			go n.retryJoin()
 		}
 	}
+	n.wg.Add(1)
+	go n.reconnect()
 	n.log.Info("cluster node started", "gossip", cfg.BindAddr, "join", cfg.Join, "encrypted", len(cfg.Key) > 0)
 	return n, nil
 }
@@ -175,6 +193,51 @@ func (n *Node) retryJoin() {
 	}
 }
 
+// goneMember is a member that left or failed, and when it went.
+type goneMember struct {
+	m  Member
+	at time.Time
+}
+
+// reconnect retries the members that went (memberlist does not tell a
+// graceful leave from a failure to its event delegate), and the Join addresses while this node
+// is alone: memberlist never probes a member it declared dead, so without
+// this the sides of a healed partition would stay apart.
+func (n *Node) reconnect() {
+	defer n.wg.Done()
+	t := time.NewTicker(n.cfg.Reconnect)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		n.mu.Lock()
+		var addrs []string
+		for name, g := range n.gone {
+			if time.Since(g.at) > n.cfg.Forget {
+				delete(n.gone, name)
+				continue
+			}
+			addrs = append(addrs, g.m.Addr)
+		}
+		alone := len(n.alive) <= 1
+		n.mu.Unlock()
+		if alone {
+			addrs = append(addrs, n.cfg.Join...)
+		}
+		if len(addrs) == 0 {
+			continue
+		}
+		if k, err := n.ml.Join(addrs); k > 0 {
+			n.log.Info("reconnected to the cluster", "contacted", k)
+		} else {
+			n.log.Debug("reconnect failed", "addrs", addrs, "err", err)
+		}
+	}
+}
+
 // Name is this node's name.
 func (n *Node) Name() string { return n.cfg.Name }
 
@@ -193,13 +256,20 @@ func (n *Node) Alive() []Member {
 	return out
 }
 
-// Members returns every member memberlist knows, dead and left ones
-// included, with their state, sorted by name.
+// Members returns the live members and, with state "gone", those that
+// left or failed and are not forgotten yet, sorted by name.
 func (n *Node) Members() []Member {
 	var out []Member
 	for _, m := range n.ml.Members() {
 		out = append(out, member(m))
 	}
+	n.mu.Lock()
+	for _, g := range n.gone {
+		if !slices.ContainsFunc(out, func(o Member) bool { return o.Name == g.m.Name }) {
+			out = append(out, g.m)
+		}
+	}
+	n.mu.Unlock()
 	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
@@ -245,10 +315,8 @@ func member(m *memberlist.Node) Member {
 	switch m.State {
 	case memberlist.StateSuspect:
 		state = "suspect"
-	case memberlist.StateDead:
-		state = "dead"
-	case memberlist.StateLeft:
-		state = "left"
+	case memberlist.StateDead, memberlist.StateLeft:
+		state = "gone"
 	}
 	return Member{Name: m.Name, Addr: m.Address(), Meta: meta, State: state}
 }
@@ -283,15 +351,19 @@ func (e *events) NotifyJoin(m *memberlist.Node) {
 	mm := member(m)
 	e.n.mu.Lock()
 	e.n.alive[m.Name] = mm
+	delete(e.n.gone, m.Name)
 	e.n.mu.Unlock()
 	e.n.log.Info("member joined", "member", m.Name, "grpc", mm.Meta.GRPCAddr, "zone", mm.Meta.Zone)
 }
 
 func (e *events) NotifyLeave(m *memberlist.Node) {
+	mm := member(m)
 	e.n.mu.Lock()
 	delete(e.n.alive, m.Name)
+	mm.State = "gone"
+	e.n.gone[m.Name] = goneMember{m: mm, at: time.Now()}
 	e.n.mu.Unlock()
-	e.n.log.Info("member left or failed", "member", m.Name)
+	e.n.log.Info("member left or failed", "member", m.Name, "state", mm.State)
 }
 
 func (e *events) NotifyUpdate(m *memberlist.Node) {

@@ -98,8 +98,8 @@ func TestMembershipJoinLeaveAndOwnersAgree(t *testing.T) {
 	c.Close() // idempotent
 	waitMembers(t, []*Node{a, b}, "a", "b")
 	for _, m := range a.Members() {
-		if m.Name == "c" && m.State != "left" {
-			t.Fatalf("c is %q after leaving, want left", m.State)
+		if m.Name == "c" && m.State != "gone" {
+			t.Fatalf("c is %q after leaving, want gone", m.State)
 		}
 	}
 	a.Close()

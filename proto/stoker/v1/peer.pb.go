@@ -479,7 +479,8 @@ type Member struct {
 	GrpcAddr      string                 `protobuf:"bytes,2,opt,name=grpc_addr,json=grpcAddr,proto3" json:"grpc_addr,omitempty"`
 	Zone          string                 `protobuf:"bytes,3,opt,name=zone,proto3" json:"zone,omitempty"`
 	CacheCapacity uint64                 `protobuf:"varint,4,opt,name=cache_capacity,json=cacheCapacity,proto3" json:"cache_capacity,omitempty"`
-	// state is "alive", "suspect", "dead" or "left".
+	// state is "alive", "suspect" or "gone" (left or failed, retried for a
+	// while in case it comes back).
 	State string `protobuf:"bytes,5,opt,name=state,proto3" json:"state,omitempty"`
 	// stats is the member's Loader.Stats; unset when it did not answer.
 	Stats *StatsResponse `protobuf:"bytes,6,opt,name=stats,proto3" json:"stats,omitempty"`
