@@ -91,11 +91,11 @@ func (h *hints) order(ds *prefetch.Dataset, base shuffle.Settings, epochs []uint
 		slices.SortFunc(idx, func(a, b int) int { return plan.NextUse(a, 0) - plan.NextUse(b, 0) })
 		for _, i := range idx {
 			o := ds.Object(i)
-			if budget > 0 && bytes+uint64(o.Size) > budget {
+			if budget > 0 && bytes+uint64(o.Bytes()) > budget {
 				return out
 			}
 			seen[i] = true
-			bytes += uint64(o.Size)
+			bytes += uint64(o.Bytes())
 			out = append(out, o)
 		}
 	}
@@ -113,7 +113,7 @@ func (h *hints) spreadHint(ctx context.Context, id string, objs []prefetch.Objec
 		objs := parts[name]
 		out[i] = hintPart{node: name, addr: addrs[name], shards: len(objs)}
 		for _, o := range objs {
-			out[i].bytes += uint64(o.Size)
+			out[i].bytes += uint64(o.Bytes())
 		}
 		if name == h.s.selfName() {
 			h.start(id, objs, deadline, onlyIfRoom)
@@ -138,7 +138,7 @@ func (h *hints) spreadHint(ctx context.Context, id string, objs []prefetch.Objec
 func (h *hints) start(id string, objs []prefetch.Object, deadline time.Time, onlyIfRoom bool) {
 	r := &hintRun{state: hintRunning, shardsTotal: uint64(len(objs))}
 	for _, o := range objs {
-		r.bytesTotal += uint64(o.Size)
+		r.bytesTotal += uint64(o.Bytes())
 	}
 	if old, ok := h.runs.Get(id); ok && old.running() {
 		return // the same hint again: the first run goes on
@@ -159,7 +159,7 @@ func (h *hints) start(id string, objs []prefetch.Object, deadline time.Time, onl
 				break
 			}
 			g.Go(func() error {
-				if onlyIfRoom && !h.s.shards.Cached(o) && h.s.room() < o.Size {
+				if onlyIfRoom && !h.s.shards.Cached(o) && h.s.room() < o.Bytes() {
 					r.skip(o)
 					return nil
 				}
@@ -167,7 +167,7 @@ func (h *hints) start(id string, objs []prefetch.Object, deadline time.Time, onl
 					r.fail(err)
 					return nil
 				}
-				r.bytesDone.Add(uint64(o.Size))
+				r.bytesDone.Add(uint64(o.Bytes()))
 				r.shardsDone.Add(1)
 				return nil
 			})

@@ -44,7 +44,7 @@ func (l *loader) Prefetch(ctx context.Context, req *stokerv1.PrefetchRequest) (*
 	l.s.hints.spread.Add(id, parts)
 	resp := &stokerv1.PrefetchResponse{HintId: id, ShardsTotal: uint32(len(objs))}
 	for _, o := range objs {
-		resp.BytesTotal += uint64(o.Size)
+		resp.BytesTotal += uint64(o.Bytes())
 	}
 	l.s.log.Info("prefetch hint", "hint", id, "url", req.GetUrl(), "epochs", req.GetEpochs(), "shards", len(objs), "bytes", resp.BytesTotal, "nodes", len(parts))
 	return resp, nil
@@ -116,7 +116,7 @@ func (s *Server) warmRemote(ctx context.Context, addr, id string, objs []prefetc
 		req.DeadlineUnixMs = deadline.UnixMilli()
 	}
 	for _, o := range objs {
-		req.Shards = append(req.Shards, &stokerv1.Shard{Object: o.URL, Size: o.Size, Etag: o.ETag})
+		req.Shards = append(req.Shards, &stokerv1.Shard{Object: o.URL, Size: o.Size, Etag: o.ETag, Offset: o.Offset, Length: o.Length})
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()

@@ -31,7 +31,7 @@ func (p *peer) ReadShard(req *stokerv1.ReadShardRequest, stream stokerv1.Peer_Re
 	if req.GetObject() == "" {
 		return invalid("object", "is empty")
 	}
-	o := prefetch.Object{URL: req.GetObject(), Size: req.GetSize(), ETag: req.GetEtag()}
+	o := prefetch.Object{URL: req.GetObject(), Size: req.GetSize(), ETag: req.GetEtag(), Offset: req.GetUnitOffset(), Length: req.GetUnitLength()}
 	data, err := p.s.shards.GetLocal(stream.Context(), o)
 	if err != nil {
 		return toStatus(err)
@@ -64,7 +64,7 @@ func (p *peer) Warm(_ context.Context, req *stokerv1.WarmRequest) (*stokerv1.War
 	}
 	objs := make([]prefetch.Object, len(req.GetShards()))
 	for i, sh := range req.GetShards() {
-		objs[i] = prefetch.Object{URL: sh.GetObject(), Size: sh.GetSize(), ETag: sh.GetEtag()}
+		objs[i] = prefetch.Object{URL: sh.GetObject(), Size: sh.GetSize(), ETag: sh.GetEtag(), Offset: sh.GetOffset(), Length: sh.GetLength()}
 	}
 	p.s.hints.start(req.GetHintId(), objs, unixMilli(req.GetDeadlineUnixMs()), req.GetOnlyIfRoom())
 	return &stokerv1.WarmResponse{}, nil
@@ -94,10 +94,10 @@ func (s *Server) members(ctx context.Context, url string) (*stokerv1.MembersResp
 			if err != nil {
 				return nil, toStatus(err)
 			}
-			for _, sh := range ds.Manifest.Shards {
+			for i := range ds.Manifest.Shards {
 				resp.Owners = append(resp.Owners, "local")
 				resp.Members[0].OwnedShards++
-				resp.Members[0].OwnedBytes += uint64(sh.Size)
+				resp.Members[0].OwnedBytes += uint64(ds.Object(i).Bytes())
 			}
 		}
 		return resp, nil
@@ -127,12 +127,13 @@ func (s *Server) members(ctx context.Context, url string) (*stokerv1.MembersResp
 			return nil, toStatus(err)
 		}
 		alive := node.Alive()
-		for _, sh := range ds.Manifest.Shards {
-			o, ok := cluster.OwnerOf(cluster.ShardKey(sh.Object), alive)
+		for i := range ds.Manifest.Shards {
+			sh := ds.Object(i)
+			o, ok := cluster.OwnerOf(cluster.ShardKey(sh), alive)
 			resp.Owners = append(resp.Owners, o.Name)
 			if pm := byName[o.Name]; ok && pm != nil {
 				pm.OwnedShards++
-				pm.OwnedBytes += uint64(sh.Size)
+				pm.OwnedBytes += uint64(sh.Bytes())
 			}
 		}
 	}
@@ -167,7 +168,7 @@ func (s *Server) owners(objs []prefetch.Object) (names []string, parts map[strin
 	}
 	for _, o := range objs {
 		name := s.selfName()
-		if m, ok := cluster.OwnerOf(cluster.ShardKey(o.URL), alive); ok {
+		if m, ok := cluster.OwnerOf(cluster.ShardKey(o), alive); ok {
 			name = m.Name
 			addrs[name] = m.Meta.GRPCAddr
 		}

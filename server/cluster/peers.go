@@ -51,9 +51,11 @@ func (c PeerConfig) withDefaults() PeerConfig {
 	return c
 }
 
-// ShardKey is the key a shard is placed by: its object URL, so that every
-// node, whatever it has opened, computes the same owner.
-func ShardKey(objectURL string) string { return objectURL }
+// ShardKey is the key a shard is placed by: its object URL, and for a
+// columnar unit its byte range too (the units of one file spread over the
+// nodes). It depends only on the shard, so every node, whatever it has
+// opened, computes the same owner.
+func ShardKey(o prefetch.Object) string { return o.CacheKey().Object }
 
 // Peers reads shards from their owners over the Peer service and keeps
 // one gRPC connection per member. It is the prefetch.Remote of a node.
@@ -100,7 +102,7 @@ func (p *Peers) Conn(addr string) (*grpc.ClientConn, error) {
 // Fetch implements prefetch.Remote: it reads o's decompressed bytes from
 // its owner, or returns prefetch.ErrLocal when this node owns o.
 func (p *Peers) Fetch(ctx context.Context, o prefetch.Object) ([]byte, error) {
-	owner, ok := p.node.Owner(ShardKey(o.URL))
+	owner, ok := p.node.Owner(ShardKey(o))
 	if !ok || owner.Name == p.node.Name() {
 		return nil, prefetch.ErrLocal
 	}
@@ -108,7 +110,7 @@ func (p *Peers) Fetch(ctx context.Context, o prefetch.Object) ([]byte, error) {
 		return nil, fmt.Errorf("cluster: owner %s of %s publishes no gRPC address", owner.Name, o.URL)
 	}
 	cfg := p.node.cfg.Peer
-	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout+time.Duration(o.Size*int64(time.Second)/cfg.MinRate))
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout+time.Duration(o.Bytes()*int64(time.Second)/cfg.MinRate))
 	defer cancel()
 	data, err := p.read(ctx, owner.Meta.GRPCAddr, o)
 	if err != nil {
@@ -122,7 +124,7 @@ func (p *Peers) read(ctx context.Context, addr string, o prefetch.Object) ([]byt
 	if err != nil {
 		return nil, err
 	}
-	stream, err := stokerv1.NewPeerClient(conn).ReadShard(ctx, &stokerv1.ReadShardRequest{Object: o.URL, Etag: o.ETag, Size: o.Size})
+	stream, err := stokerv1.NewPeerClient(conn).ReadShard(ctx, &stokerv1.ReadShardRequest{Object: o.URL, Etag: o.ETag, Size: o.Size, UnitOffset: o.Offset, UnitLength: o.Length})
 	if err != nil {
 		return nil, err
 	}

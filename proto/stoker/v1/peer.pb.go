@@ -29,8 +29,13 @@ type ReadShardRequest struct {
 	// size is the object's stored size, as in the manifest.
 	Size int64 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
 	// offset and length select decompressed bytes; length 0 means to the end.
-	Offset        int64 `protobuf:"varint,4,opt,name=offset,proto3" json:"offset,omitempty"`
-	Length        int64 `protobuf:"varint,5,opt,name=length,proto3" json:"length,omitempty"`
+	Offset int64 `protobuf:"varint,4,opt,name=offset,proto3" json:"offset,omitempty"`
+	Length int64 `protobuf:"varint,5,opt,name=length,proto3" json:"length,omitempty"`
+	// unit_offset and unit_length, when unit_length > 0, name a columnar
+	// unit (a Parquet row group, an Arrow record batch): the stored byte
+	// range of the object that is the shard (see Shard.offset and length).
+	UnitOffset    int64 `protobuf:"varint,6,opt,name=unit_offset,json=unitOffset,proto3" json:"unit_offset,omitempty"`
+	UnitLength    int64 `protobuf:"varint,7,opt,name=unit_length,json=unitLength,proto3" json:"unit_length,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -96,6 +101,20 @@ func (x *ReadShardRequest) GetOffset() int64 {
 func (x *ReadShardRequest) GetLength() int64 {
 	if x != nil {
 		return x.Length
+	}
+	return 0
+}
+
+func (x *ReadShardRequest) GetUnitOffset() int64 {
+	if x != nil {
+		return x.UnitOffset
+	}
+	return 0
+}
+
+func (x *ReadShardRequest) GetUnitLength() int64 {
+	if x != nil {
+		return x.UnitLength
 	}
 	return 0
 }
@@ -589,13 +608,17 @@ var File_stoker_v1_peer_proto protoreflect.FileDescriptor
 
 const file_stoker_v1_peer_proto_rawDesc = "" +
 	"\n" +
-	"\x14stoker/v1/peer.proto\x12\tstoker.v1\x1a\x16stoker/v1/loader.proto\"\x82\x01\n" +
+	"\x14stoker/v1/peer.proto\x12\tstoker.v1\x1a\x16stoker/v1/loader.proto\"\xc4\x01\n" +
 	"\x10ReadShardRequest\x12\x16\n" +
 	"\x06object\x18\x01 \x01(\tR\x06object\x12\x12\n" +
 	"\x04etag\x18\x02 \x01(\tR\x04etag\x12\x12\n" +
 	"\x04size\x18\x03 \x01(\x03R\x04size\x12\x16\n" +
 	"\x06offset\x18\x04 \x01(\x03R\x06offset\x12\x16\n" +
-	"\x06length\x18\x05 \x01(\x03R\x06length\"U\n" +
+	"\x06length\x18\x05 \x01(\x03R\x06length\x12\x1f\n" +
+	"\vunit_offset\x18\x06 \x01(\x03R\n" +
+	"unitOffset\x12\x1f\n" +
+	"\vunit_length\x18\a \x01(\x03R\n" +
+	"unitLength\"U\n" +
 	"\x11ReadShardResponse\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x03R\x06offset\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x14\n" +
