@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
@@ -100,6 +101,9 @@ func IndexArrowFile(ctx context.Context, r RangeReader, size int64) (*Index, err
 		}
 	}
 	// The schema, as arrow's own reader sees it, from the bytes held.
+	if err := checkFooterSchema(footer); err != nil {
+		return nil, err
+	}
 	fr, err := ix.fileReader(nil)
 	if err != nil {
 		return nil, err
@@ -119,7 +123,11 @@ func (ix *Index) fileReader(unit *Segment) (fr *ipc.FileReader, err error) {
 	if unit != nil {
 		segs = append(segs[:len(segs):len(segs)], *unit)
 	}
-	fr, err = ipc.NewFileReader(&segments{size: ix.Size, segs: segs})
+	n := 0
+	for _, g := range segs {
+		n += len(g.Data)
+	}
+	fr, err = ipc.NewFileReader(&segments{size: ix.Size, segs: segs}, ipc.WithAllocator(allocFor(n)))
 	if err != nil {
 		return nil, corrupt(shuffle.FormatArrow, "%v", err)
 	}
@@ -213,9 +221,31 @@ func parseEncapsulated(b []byte) (typ byte, body, rows int64, headLen int, err e
 		var h flatbuffers.Table
 		t.Union(&h, o)
 		rows = h.GetInt64Slot(4, 0)
-		if rows < 0 {
+		if rows < 0 || rows > math.MaxInt32 {
 			return 0, 0, 0, 0, fmt.Errorf("record batch of %d rows", rows)
 		}
 	}
 	return typ, body, rows, pre + int(n), nil
+}
+
+// checkFooterSchema checks the footer's schema before arrow decodes it.
+func checkFooterSchema(b []byte) (err error) {
+	defer recoverTo(&err, shuffle.FormatArrow, "footer")
+	t := flatbuffers.Table{Bytes: b, Pos: flatbuffers.GetUOffsetT(b)}
+	if err := checkSchema(&t, 6); err != nil {
+		return corrupt(shuffle.FormatArrow, "footer schema: %v", err)
+	}
+	return nil
+}
+
+// checkMessageSchema checks a schema message's header (after its prefix)
+// before arrow decodes it.
+func checkMessageSchema(b []byte, pre int) (err error) {
+	defer recoverTo(&err, shuffle.FormatArrowStream, "schema message")
+	m := b[pre:]
+	t := flatbuffers.Table{Bytes: m, Pos: flatbuffers.GetUOffsetT(m)}
+	if err := checkSchema(&t, 8); err != nil {
+		return corrupt(shuffle.FormatArrowStream, "schema message: %v", err)
+	}
+	return nil
 }

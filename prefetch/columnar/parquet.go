@@ -3,12 +3,15 @@ package columnar
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"math"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/metadata"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
@@ -19,6 +22,10 @@ import (
 // tailRead is how many bytes at the end of a file the first ranged read
 // takes: the whole footer of most files, so indexing is one request.
 const tailRead = 64 << 10
+
+// decodeBatch is the most rows decoded at once: a row count from the
+// footer is not trusted to size an allocation.
+const decodeBatch = 64 << 10
 
 // maxFooter bounds a footer's size; a larger length field is corrupt.
 const maxFooter = 256 << 20
@@ -106,7 +113,7 @@ func indexParquetFooter(footer []byte, size int64) (*Index, error) {
 	}
 	for i := range md.NumRowGroups() {
 		rg := md.RowGroup(i)
-		if rg.NumRows() < 0 {
+		if rg.NumRows() < 0 || rg.NumRows() > math.MaxInt32 {
 			return nil, corrupt(f, "row group %d has %d rows", i, rg.NumRows())
 		}
 		if rg.NumRows() == 0 {
@@ -121,6 +128,9 @@ func indexParquetFooter(footer []byte, size int64) (*Index, error) {
 			start := cc.DataPageOffset()
 			if cc.HasDictionaryPage() && cc.DictionaryPageOffset() > 0 && start > cc.DictionaryPageOffset() {
 				start = cc.DictionaryPageOffset()
+			}
+			if cc.NumValues() < rg.NumRows() {
+				return nil, corrupt(f, "row group %d column %d: %d values for %d rows", i, j, cc.NumValues(), rg.NumRows())
 			}
 			end := start + cc.TotalCompressedSize()
 			if start < 4 || cc.TotalCompressedSize() < 0 || end > footerStart {
@@ -154,6 +164,22 @@ func parseFooter(footer []byte, footerStart int64) (md *metadata.FileMetaData, e
 // ARROW:schema when present).
 func parquetSchema(md *metadata.FileMetaData) (s *arrow.Schema, err error) {
 	defer recoverTo(&err, shuffle.FormatParquet, "schema")
+	// The stored Arrow schema is an IPC schema message: check it before
+	// arrow decodes it (see checkSchema).
+	if v := md.KeyValueMetadata().FindValue("ARROW:schema"); v != nil {
+		b, derr := base64.StdEncoding.DecodeString(*v)
+		if derr != nil {
+			b, derr = base64.RawStdEncoding.DecodeString(*v)
+		}
+		if derr == nil {
+			if _, _, _, head, perr := parseEncapsulated(b); perr != nil || head > len(b) {
+				return nil, corrupt(shuffle.FormatParquet, "stored ARROW:schema: %v", perr)
+			}
+			if cerr := checkMessageSchema(b, messagePrefix(b)); cerr != nil {
+				return nil, corrupt(shuffle.FormatParquet, "stored ARROW:schema: %v", cerr)
+			}
+		}
+	}
 	s, err = pqarrow.FromParquet(md.Schema, &pqarrow.ArrowReadProperties{}, md.KeyValueMetadata())
 	if err != nil {
 		return nil, corrupt(shuffle.FormatParquet, "schema: %v", err)
@@ -166,12 +192,13 @@ func parquetSchema(md *metadata.FileMetaData) (s *arrow.Schema, err error) {
 func (ix *Index) decodeParquet(ctx context.Context, u Unit, data []byte, columns []string) (rec arrow.RecordBatch, err error) {
 	defer recoverTo(&err, shuffle.FormatParquet, fmt.Sprintf("row group %d", u.Part))
 	src := &segments{size: ix.Size, segs: []Segment{{Offset: u.Offset, Data: data}}}
-	pf, err := file.NewParquetReader(src, file.WithMetadata(ix.pq))
+	mem := allocFor(len(data))
+	pf, err := file.NewParquetReader(src, file.WithMetadata(ix.pq), file.WithReadProps(parquet.NewReaderProperties(mem)))
 	if err != nil {
 		return nil, corrupt(shuffle.FormatParquet, "row group %d: %v", u.Part, err)
 	}
 	defer pf.Close()
-	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: max(u.Rows, 1)}, memory.DefaultAllocator)
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: min(max(u.Rows, 1), decodeBatch)}, mem)
 	if err != nil {
 		return nil, corrupt(shuffle.FormatParquet, "row group %d: %v", u.Part, err)
 	}

@@ -42,6 +42,9 @@ func IndexArrowStream(data []byte) (*Index, error) {
 		case typ == msgSchema && sawSchema:
 			return nil, corrupt(f, "second schema message at %d", off)
 		case typ == msgSchema:
+			if err := checkMessageSchema(data[off:off+head], messagePrefix(data[off:])); err != nil {
+				return nil, err
+			}
 			sawSchema = true
 			prefixEnd = int(end)
 		case typ == msgDictionary && part > 0:
@@ -80,7 +83,8 @@ func (ix *Index) streamReader(unit []byte) (r *ipc.Reader, err error) {
 	if len(ix.Meta) != 1 {
 		return nil, corrupt(shuffle.FormatArrowStream, "stored index has %d prefix segments, want 1", len(ix.Meta))
 	}
-	r, err = ipc.NewReader(io.MultiReader(bytes.NewReader(ix.Meta[0].Data), bytes.NewReader(unit), bytes.NewReader(eos)))
+	r, err = ipc.NewReader(io.MultiReader(bytes.NewReader(ix.Meta[0].Data), bytes.NewReader(unit), bytes.NewReader(eos)),
+		ipc.WithAllocator(allocFor(len(ix.Meta[0].Data)+len(unit))))
 	if err != nil {
 		return nil, corrupt(shuffle.FormatArrowStream, "schema: %v", err)
 	}
@@ -103,4 +107,13 @@ func (ix *Index) decodeArrowStream(u Unit, data []byte) (rec arrow.RecordBatch, 
 	rec = r.RecordBatch()
 	rec.Retain()
 	return rec, nil
+}
+
+// messagePrefix is the length of an encapsulated message's prefix: the
+// continuation marker (if any) and the metadata length.
+func messagePrefix(b []byte) int {
+	if len(b) >= 4 && b[0] == 0xff && b[1] == 0xff && b[2] == 0xff && b[3] == 0xff {
+		return 8
+	}
+	return 4
 }
