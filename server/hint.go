@@ -159,13 +159,16 @@ func (h *hints) start(id string, objs []prefetch.Object, deadline time.Time, onl
 				break
 			}
 			g.Go(func() error {
-				if onlyIfRoom && !h.s.shards.Cached(o) && h.s.room() < o.Bytes() {
+				switch {
+				case h.s.shards.Cached(o): // warm already: no read, so the hit counters stay the trainers'
+				case onlyIfRoom && h.s.room() < o.Bytes():
 					r.skip(o)
 					return nil
-				}
-				if _, err := h.s.shards.GetLocal(ctx, o); err != nil {
-					r.fail(err)
-					return nil
+				default:
+					if _, err := h.s.shards.GetLocal(ctx, o); err != nil {
+						r.fail(err)
+						return nil
+					}
 				}
 				r.bytesDone.Add(uint64(o.Bytes()))
 				r.shardsDone.Add(1)
