@@ -54,8 +54,11 @@ test-go:
 	go vet ./...
 	go test -race -timeout 20m ./...
 
-test-python:
-	@echo "python tests: see python/"
+# A virtual environment with torch, tensorflow-cpu and webdataset (made once,
+# reused while python/requirements-test.txt is unchanged), then pytest
+# against a stokerd built from this tree and a real versitygw.
+test-python: $(VERSITYGW)
+	py=$$(bash python/install_test_deps.sh) && "$$py" -m pytest python/tests -q -p no:cacheprovider
 
 bench:
 	go test -run '^$$' -bench . -benchtime 3x ./server/
