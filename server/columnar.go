@@ -63,7 +63,7 @@ func (l *loader) streamColumnar(req *stokerv1.StreamBatchesRequest, stream stoke
 		return invalid("columns", fmt.Sprintf("%v, in %s", err, ds.Manifest.URL))
 	}
 	cs := &columnarStream{l: l, stream: stream, ds: ds, plan: plan, b: b, start: start, epoch: settings.Epoch,
-		columns: req.GetColumns(), schema: schema, units: newUnitCache(ds, ps, req.GetColumns(), unitCacheBytes)}
+		columns: req.GetColumns(), schema: schema, units: newUnitCache(l.s.decoded, ds, ps, req.GetColumns(), unitCacheBytes)}
 	defer cs.units.release()
 	total := plan.Len()
 	for k := range b.Steps(total, start) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,13 +27,20 @@ import (
 // rates and their ratio:
 //
 //   - stoker: through an in-process server whose cache is warm, to the Go
-//     client over loopback gRPC, as Arrow record batches of 1024 rows;
+//     client over loopback gRPC, as Arrow record batches of 1024 rows,
+//     by 1 or 2 ranks at once (each gets its share);
 //   - s3: arrow-go reading the same files straight from the same S3 server
 //     (whole-object GETs, pqarrow decoding every row group), the way a
 //     trainer without Stoker would, in file order with no shuffle.
 //
 // MB/s counts the decoded Arrow bytes of the rows delivered.
 func BenchmarkColumnarEpoch(b *testing.B) {
+	for _, ranks := range []int{1, 2} {
+		b.Run(fmt.Sprintf("ranks=%d", ranks), func(b *testing.B) { benchColumnarEpoch(b, ranks) })
+	}
+}
+
+func benchColumnarEpoch(b *testing.B, ranks int) {
 	const files, groups, rows = 4, 4, 4000
 	s3 := s3test.Start(b)
 	s3.CreateBucket(b, "bench")
@@ -74,15 +82,27 @@ func BenchmarkColumnarEpoch(b *testing.B) {
 	defer c.Close()
 	url := "s3://bench/pq/"
 	ctx := context.Background()
+	// ranks read their shares of the epoch at once, as the trainers of
+	// one node do.
 	epoch := func(e uint64) (int64, int64) {
+		var mu sync.Mutex
 		var n, bytes int64
-		for bt, err := range c.Batches(ctx, stoker.Epoch{URL: url, Seed: 1, Epoch: e, BatchSize: 1024, ShuffleWindow: 4}) {
-			if err != nil {
-				b.Fatal(err)
-			}
-			n += bt.Record.NumRows()
-			bytes += columnar.RecordBytes(bt.Record)
+		var wg sync.WaitGroup
+		for r := range ranks {
+			wg.Go(func() {
+				for bt, err := range c.Batches(ctx, stoker.Epoch{URL: url, Seed: 1, Epoch: e, BatchSize: 1024, ShuffleWindow: 4, Rank: r, WorldSize: ranks}) {
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					mu.Lock()
+					n += bt.Record.NumRows()
+					bytes += columnar.RecordBytes(bt.Record)
+					mu.Unlock()
+				}
+			})
 		}
+		wg.Wait()
 		return n, bytes
 	}
 	epoch(0) // warm the cache

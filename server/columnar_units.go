@@ -17,9 +17,11 @@ import (
 // makes columnar reads fast. Past the bound, units are decoded again.
 const unitCacheBytes = 512 << 20
 
-// unitCache holds one stream's decoded units (projected record batches).
-// Used by the stream's goroutine only.
+// unitCache holds the decoded units (projected record batches) one stream
+// still needs, taken from the server's shared decodedCache. Used by the
+// stream's goroutine only.
 type unitCache struct {
+	shared  *decodedCache
 	ds      *prefetch.Dataset
 	ps      *prefetch.Stream
 	columns []string
@@ -29,8 +31,8 @@ type unitCache struct {
 	bytes   int64
 }
 
-func newUnitCache(ds *prefetch.Dataset, ps *prefetch.Stream, columns []string, limit int64) *unitCache {
-	return &unitCache{ds: ds, ps: ps, columns: columns, limit: limit, recs: map[int32]arrow.RecordBatch{}, sizes: map[int32]int64{}}
+func newUnitCache(shared *decodedCache, ds *prefetch.Dataset, ps *prefetch.Stream, columns []string, limit int64) *unitCache {
+	return &unitCache{shared: shared, ds: ds, ps: ps, columns: columns, limit: limit, recs: map[int32]arrow.RecordBatch{}, sizes: map[int32]int64{}}
 }
 
 // get returns unit i decoded, reading its bytes through the prefetcher.
@@ -39,13 +41,21 @@ func (c *unitCache) get(ctx context.Context, i int32) (arrow.RecordBatch, error)
 	if rec, ok := c.recs[i]; ok {
 		return rec, nil
 	}
-	data, err := c.ps.Shard(ctx, int(i))
+	// Other streams may wait on this decode: it outlives this stream's ctx.
+	dctx := context.WithoutCancel(ctx)
+	rec, err := c.shared.get(ctx, decodedKey{unit: c.ds.Key(int(i)), columns: columnsKey(c.columns)}, func() (arrow.RecordBatch, error) {
+		data, err := c.ps.Shard(dctx, int(i))
+		if err != nil {
+			return nil, err
+		}
+		col := c.ds.Columnar
+		return col.Objects[i].Decode(dctx, col.Units[i], data, c.columns)
+	})
 	if err != nil {
-		return nil, err
-	}
-	col := c.ds.Columnar
-	rec, err := col.Objects[i].Decode(ctx, col.Units[i], data, c.columns)
-	if err != nil {
+		var pe *prefetch.Error
+		if errors.As(err, &pe) {
+			return nil, err
+		}
 		obj := c.ds.Manifest.Shards[i].Object
 		kind := prefetch.ErrCorrupt
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
@@ -78,8 +88,8 @@ func (c *unitCache) trim(plan *shuffle.Plan, pos int) {
 	}
 }
 
+// drop forgets unit i (the record is shared: it is not released).
 func (c *unitCache) drop(i int32) {
-	c.recs[i].Release()
 	c.bytes -= c.sizes[i]
 	delete(c.recs, i)
 	delete(c.sizes, i)

@@ -75,6 +75,7 @@ type Server struct {
 	prefetcher *prefetch.Prefetcher
 	grpc       *grpc.Server
 	plans      *planCache
+	decoded    *decodedCache // columnar units decoded, shared by streams
 	metrics    *serverMetrics
 	registry   *prometheus.Registry
 	peers      *cluster.Peers // nil on a single node
@@ -122,6 +123,7 @@ func New(cfg Config, sources *prefetch.Sources, log *slog.Logger) (*Server, erro
 		catalog:    catalog,
 		prefetcher: prefetch.NewPrefetcher(cfg.Prefetch, shards, cache),
 		plans:      newPlanCache(16),
+		decoded:    newDecodedCache(decodedCacheBytes),
 		metrics:    &serverMetrics{},
 		registry:   prometheus.NewRegistry(),
 	}
