@@ -118,6 +118,7 @@ func TestColumnarArrowGo(t *testing.T) {
 
 	var mu sync.Mutex
 	got := map[int64]int{}
+	posID := map[uint64]int64{} // position in the epoch → id, over all ranks
 	var wg sync.WaitGroup
 	for rank := range 3 {
 		wg.Go(func() {
@@ -143,6 +144,7 @@ func TestColumnarArrowGo(t *testing.T) {
 						t.Errorf("id %d: embedding differs from what was written", ids.Value(i))
 					}
 					got[ids.Value(i)]++
+					posID[b.FirstPosition+uint64(i)] = ids.Value(i)
 				}
 				mu.Unlock()
 			}
@@ -157,6 +159,34 @@ func TestColumnarArrowGo(t *testing.T) {
 			t.Fatalf("row %d delivered %d times", id, n)
 		}
 	}
+	// One rank alone reads the same sequence, and a cursor resumes it.
+	one := stoker.Epoch{URL: url, Seed: 11, Epoch: 2, BatchSize: 150, ShuffleWindow: 4, Columns: []string{"id"}}
+	var seq []int64
+	var cursors []uint64
+	for b, err := range e.client.Batches(ctx, one) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq = append(seq, b.Record.Column(0).(*array.Int64).Int64Values()...)
+		cursors = append(cursors, b.Cursor)
+	}
+	for pos, id := range posID {
+		if seq[pos] != id {
+			t.Fatalf("position %d: id %d with 3 ranks, %d with 1", pos, id, seq[pos])
+		}
+	}
+	one.Start = cursors[len(cursors)/2]
+	var rest []int64
+	for b, err := range e.client.Batches(ctx, one) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		rest = append(rest, b.Record.Column(0).(*array.Int64).Int64Values()...)
+	}
+	if !slices.Equal(rest, seq[one.Start:]) {
+		t.Fatalf("resuming at %d gave %d rows, not the epoch's rest (%d)", one.Start, len(rest), len(seq)-int(one.Start))
+	}
+
 	// Every GET of the epoch is one row group's byte range, and every row
 	// group is fetched. (A unit may be fetched twice: the next epoch's
 	// warm-up can read one the cache did not admit.)
