@@ -1,0 +1,66 @@
+//go:build gpu
+
+package gpu
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// These run only on a host with an NVIDIA GPU: go test -tags gpu ./gpu
+
+func TestNVMLSeesTheGPU(t *testing.T) {
+	d, err := Discover()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.NVML || len(d.Devices) == 0 {
+		t.Fatalf("NVML found no GPU: %s", d)
+	}
+	for _, g := range d.Devices {
+		if g.UUID == "" || g.MemoryBytes == 0 || !strings.Contains(g.BusID, ":") {
+			t.Fatalf("incomplete device: %+v", g)
+		}
+	}
+	t.Log(d)
+}
+
+// TestCuFileReadsCorrectBytes reads an extent into GPU memory (by cuFile,
+// compatibility mode included, or the pinned fallback) and copies it back.
+func TestCuFileReadsCorrectBytes(t *testing.T) {
+	data := make([]byte, 8<<20)
+	for i := range data {
+		data[i] = byte(i*31 + i>>12)
+	}
+	path := filepath.Join(t.TempDir(), "shard")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := Extent{Path: path, Offset: 3 * Align, Length: 4 << 20}
+	dev, err := AllocDevice(int(e.Length))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer FreeDevice(dev)
+	staging, err := AllocPinned(int(e.Length))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer staging.Close()
+	p, err := ReadToDevice(e, dev, staging)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := make([]byte, e.Length)
+	if err := CopyFromDevice(back, dev); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(back, data[e.Offset:e.Offset+e.Length]) {
+		t.Fatalf("path %s: bytes in GPU memory differ from the file", p)
+	}
+	ok, why := CuFileAvailable()
+	t.Logf("path %s (cufile %v %s)", p, ok, why)
+}

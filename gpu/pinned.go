@@ -1,0 +1,70 @@
+package gpu
+
+import (
+	"fmt"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// Pinned is one anonymous mmap'd region of host memory: huge pages when
+// the pool has room, else normal pages advised toward transparent huge
+// pages, locked with mlock when RLIMIT_MEMLOCK allows. A client may
+// register it with CUDA (cudaHostRegister) so copies to the GPU are DMA.
+// Bytes stays valid until Close; Close is idempotent.
+type Pinned struct {
+	mem []byte
+	// HugePages says whether the region is backed by explicit huge pages.
+	HugePages bool
+	// Locked says whether mlock succeeded; LockErr says why not.
+	Locked  bool
+	LockErr error
+
+	once sync.Once
+	err  error
+}
+
+// AllocPinned maps n bytes (rounded up to the page, or huge page, size).
+func AllocPinned(n int) (*Pinned, error) {
+	if n <= 0 {
+		return nil, fmt.Errorf("gpu: pinned region of %d bytes", n)
+	}
+	p := &Pinned{}
+	if hp, free := hugePages("/proc/meminfo"); hp > 0 && free*hp >= uint64(n) {
+		size := roundUp(n, int(hp))
+		if mem, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_HUGETLB); err == nil {
+			p.mem, p.HugePages = mem, true
+		}
+	}
+	if p.mem == nil {
+		mem, err := unix.Mmap(-1, 0, roundUp(n, unix.Getpagesize()), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+		if err != nil {
+			return nil, fmt.Errorf("gpu: mmap pinned region of %d bytes: %w", n, err)
+		}
+		_ = unix.Madvise(mem, unix.MADV_HUGEPAGE) // a hint; kernels without THP refuse it
+		p.mem = mem
+	}
+	if err := unix.Mlock(p.mem); err != nil {
+		p.LockErr = fmt.Errorf("gpu: mlock %d bytes (raise RLIMIT_MEMLOCK, e.g. ulimit -l unlimited): %w", len(p.mem), err)
+	} else {
+		p.Locked = true
+	}
+	p.mem = p.mem[:n:len(p.mem)]
+	return p, nil
+}
+
+// Bytes is the region.
+func (p *Pinned) Bytes() []byte { return p.mem }
+
+// Close unmaps the region.
+func (p *Pinned) Close() error {
+	p.once.Do(func() {
+		if p.mem != nil {
+			p.err = unix.Munmap(p.mem[:cap(p.mem)])
+			p.mem = nil
+		}
+	})
+	return p.err
+}
+
+func roundUp(n, to int) int { return (n + to - 1) / to * to }
