@@ -1,0 +1,150 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/stoker-data/stoker/clients/stoker"
+	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/columnar"
+	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
+)
+
+// columnarServer serves Parquet files of the synthetic rows from a folder,
+// 2 files of 3 row groups, 600 rows in all.
+func columnarServer(t *testing.T, mutate func(*Config)) (*stoker.Client, string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	if err := os.Mkdir(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for f := range 2 {
+		var recs []arrow.RecordBatch
+		first := int64(f * 300)
+		for _, n := range []int{120, 50, 130} {
+			recs = append(recs, columnar.Synthetic(first, n, 3))
+			first += int64(n)
+		}
+		b, err := columnar.WriteParquet(recs, compress.Codecs.Zstd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(data, fmt.Sprintf("part-%d.parquet", f)), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := DefaultConfig()
+	cfg.Cache.Dir = filepath.Join(dir, "cache")
+	cfg.Cache.MemoryBytes, cfg.Cache.DiskBytes = 64<<20, 0
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	srv, err := New(cfg, prefetch.NewSources(map[string]prefetch.Source{"file": prefetch.NewFileSource()}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(lis) }()
+	c, err := stoker.Dial(lis.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c.Close()
+		if err := srv.Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	return c, "file://" + data + "/", lis.Addr().String()
+}
+
+// A batch larger than MaxPartBytes arrives in several messages and the
+// client joins them into one record; short last batches and drop_last
+// keep the WebDataset rules.
+func TestColumnarParts(t *testing.T) {
+	c, url, addr := columnarServer(t, func(cfg *Config) { cfg.MaxPartBytes = 4 << 10 })
+	t.Run("messages of a step", func(t *testing.T) {
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		st, err := stokerv1.NewLoaderClient(conn).StreamBatches(context.Background(), &stokerv1.StreamBatchesRequest{Url: url, BatchSize: 256})
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts, rows := 0, 0
+		for {
+			m, err := st.Recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			parts++
+			rows += len(m.GetRowShards())
+			if m.GetFirstPosition() != uint64(rows-len(m.GetRowShards())) {
+				t.Fatalf("part %d starts at %d, want %d", parts, m.GetFirstPosition(), rows-len(m.GetRowShards()))
+			}
+			if m.GetFinal() {
+				break
+			}
+			if m.GetCursor() != nil {
+				t.Fatalf("part %d is not final but has a cursor", parts)
+			}
+		}
+		if parts < 4 || rows != 256 {
+			t.Fatalf("step 0 came in %d messages with %d rows; want several parts of 256 rows", parts, rows)
+		}
+	})
+	for _, tc := range []struct {
+		batch    int
+		dropLast bool
+		rows     int // rows delivered
+		last     int // rows of the last batch
+	}{
+		{batch: 256, rows: 600, last: 600 - 512},
+		{batch: 256, dropLast: true, rows: 512, last: 256},
+		{batch: 600, rows: 600, last: 600},
+	} {
+		t.Run(fmt.Sprintf("batch=%d,dropLast=%v", tc.batch, tc.dropLast), func(t *testing.T) {
+			seen := map[int64]bool{}
+			lastRows := 0
+			for b, err := range c.Batches(context.Background(), stoker.Epoch{URL: url, Seed: 4, BatchSize: tc.batch, DropLast: tc.dropLast}) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if b.Record == nil || len(b.RowShards) != int(b.Record.NumRows()) || b.Rows() > tc.batch {
+					t.Fatalf("step %d: record %v with %d row shards", b.Step, b.Record, len(b.RowShards))
+				}
+				ids := b.Record.Column(0).(*array.Int64)
+				for i := range ids.Len() {
+					if seen[ids.Value(i)] {
+						t.Fatalf("id %d twice", ids.Value(i))
+					}
+					seen[ids.Value(i)] = true
+				}
+				lastRows = b.Rows()
+			}
+			if len(seen) != tc.rows || lastRows != tc.last {
+				t.Fatalf("%d rows, last batch %d; want %d, %d", len(seen), lastRows, tc.rows, tc.last)
+			}
+		})
+	}
+}
