@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import grpc
 
 from . import errors
+from .shm import ShmReader
 from .split import rank_count
 from .v1 import loader_pb2, loader_pb2_grpc
 
@@ -32,6 +33,7 @@ __all__ = [
     "Batch",
     "Sample",
     "DatasetInfo",
+    "ColumnInfo",
     "ShardInfo",
     "Stats",
     "PrefetchHint",
@@ -97,23 +99,65 @@ class Batch:
         """Whether the rows are in arrow_ipc rather than samples."""
         return bool(self.arrow_ipc)
 
+    @property
+    def num_rows(self) -> int:
+        """Samples, or a columnar batch's rows."""
+        return len(self.row_shards) if self.arrow_ipc else len(self.samples)
+
     def to_arrow(self) -> Any:
         """A columnar batch's rows as one pyarrow.Table (needs pyarrow)."""
         import pyarrow as pa
-        import pyarrow.ipc
 
-        tables = [pyarrow.ipc.open_stream(pa.py_buffer(b)).read_all() for b in self.arrow_ipc]
-        return pa.concat_tables(tables) if tables else pa.table({})
+        return pa.Table.from_batches([self.record_batch()])
+
+    def record_batch(self) -> Any:
+        """A columnar batch's rows as one pyarrow.RecordBatch, parts joined
+        (see stoker.arrow; needs pyarrow)."""
+        from . import arrow
+
+        return arrow.record_batch(self)
+
+    def to_numpy(self) -> dict[str, Any]:
+        """A columnar batch as {column: numpy array}, zero-copy for
+        fixed-width columns (see stoker.arrow; needs pyarrow)."""
+        from . import arrow
+
+        return arrow.to_numpy(self)
+
+    def to_torch(self) -> dict[str, Any]:
+        """A columnar batch as {column: torch.Tensor} (see
+        stoker.torch.columns_to_tensors; needs pyarrow and torch)."""
+        from .torch import columns_to_tensors
+
+        return columns_to_tensors(self)
+
+    def row_objects(self, info: DatasetInfo) -> list[str]:
+        """Each row's object (its shard's URL), from row_shards."""
+        return [info.shards[i].object for i in self.row_shards]
 
 
 @dataclass(frozen=True)
 class ShardInfo:
-    """One object of a dataset."""
+    """One object of a dataset, or one unit (row group, record batch) of a
+    columnar object: ``part`` is its index there, ``offset`` and ``length``
+    its byte range (length 0: the whole object)."""
 
     object: str
     size: int
     etag: str
     samples: int
+    part: int = 0
+    offset: int = 0
+    length: int = 0
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """A top-level column of a columnar dataset (``type`` is Arrow's name)."""
+
+    name: str
+    type: str
+    nullable: bool
 
 
 @dataclass(frozen=True)
@@ -126,6 +170,10 @@ class DatasetInfo:
     num_samples: int
     total_bytes: int
     from_stored_manifest: bool
+    # A columnar dataset's schema as an Arrow IPC stream (stoker.arrow.schema
+    # decodes it) and its columns; empty for WebDataset.
+    arrow_schema: bytes = b""
+    columns: tuple[ColumnInfo, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -308,10 +356,12 @@ class Client:
         return DatasetInfo(
             url=d.url,
             format=d.format,
-            shards=tuple(ShardInfo(s.object, s.size, s.etag, s.samples) for s in d.shards),
+            shards=tuple(ShardInfo(s.object, s.size, s.etag, s.samples, s.part, s.offset, s.length) for s in d.shards),
             num_samples=d.num_samples,
             total_bytes=d.total_bytes,
             from_stored_manifest=d.from_stored_manifest,
+            arrow_schema=d.arrow_schema,
+            columns=tuple(ColumnInfo(c.name, c.type, c.nullable) for c in d.columns),
         )
 
     def stats(self) -> Stats:
@@ -415,9 +465,18 @@ class Client:
         drop_last: bool = False,
         start: int | Cursor = 0,
         format: str = "",
+        columns: Sequence[str] = (),
+        shm: bool = False,
+        shm_region_bytes: int = 0,
     ) -> Iterator[Batch]:
         """Stream rank's batches of an epoch, from ``start`` (a position or a
-        Cursor of the same epoch) to the end.
+        Cursor of the same epoch) to the end. ``columns`` projects a
+        columnar dataset (default: all columns).
+
+        ``shm=True`` (over the server's unix socket, ``unix:/path``) takes
+        the bytes through shared memory: fields are memoryviews into a
+        mapped region, valid until the next batch is asked for (see
+        :mod:`stoker.shm`); ``shm_region_bytes`` sizes the region.
 
         Each yielded Batch is whole, however many messages it came in. On
         UNAVAILABLE the stream reconnects and resumes from the last batch's
@@ -444,6 +503,9 @@ class Client:
                 shuffle_window=shuffle_window,
                 no_shuffle=not shuffle,
                 drop_last=drop_last,
+                columns=list(columns),
+                shm=shm,
+                shm_region_bytes=shm_region_bytes,
             ),
             start,
         )
@@ -456,11 +518,14 @@ class Client:
             )
             call = self._stub.StreamBatches(req, metadata=self._metadata)
             parts: list[loader_pb2.Sample] = []
+            shm = ShmReader(self._stub, self._metadata, self.timeout) if fixed.get("shm") else None
             try:
-                for batch in _assemble(call, parts):
+                for batch in _assemble(call, parts, shm):
                     position = batch.cursor.position
                     failures = 0
                     yield batch
+                    if shm is not None:
+                        shm.release()
                 if parts:
                     raise errors.StokerError(
                         f"stoker StreamBatches at {self.address}: stream ended inside step "
@@ -474,6 +539,8 @@ class Client:
                 time.sleep(self._retry.wait(failures))
             finally:
                 call.cancel()
+                if shm is not None:
+                    shm.close()
 
     def iter_samples(
         self,
@@ -508,15 +575,20 @@ class Client:
         return list(self.iter_samples(url, batch_size=batch_size, progress=progress, **stream_args))
 
 
-def _assemble(call: Iterator[loader_pb2.StreamBatchesResponse], parts: list[loader_pb2.Sample]) -> Iterator[Batch]:
+def _assemble(
+    call: Iterator[loader_pb2.StreamBatchesResponse], parts: list[loader_pb2.Sample], shm: ShmReader | None = None
+) -> Iterator[Batch]:
     """Put the messages of each step back together. ``parts`` holds the
     samples of a step still in progress, so the caller can tell a stream
-    that stopped inside a step."""
+    that stopped inside a step. With ``shm`` fields are views into its
+    region."""
     messages = 0
     arrow: list[bytes] = []
     row_shards: list[int] = []
     first: int | None = None
     for msg in call:
+        if shm is not None:
+            shm.receive(msg)
         parts.extend(msg.samples)
         if msg.arrow_ipc:
             if first is None:
@@ -526,7 +598,10 @@ def _assemble(call: Iterator[loader_pb2.StreamBatchesResponse], parts: list[load
         messages += 1
         if not msg.final:
             continue
-        samples = [Sample(s.key, s.position, s.shard, {f.name: f.data for f in s.fields}) for s in parts]
+        if shm is not None:
+            samples = [Sample(s.key, s.position, s.shard, shm.fields(s)) for s in parts]
+        else:
+            samples = [Sample(s.key, s.position, s.shard, {f.name: f.data for f in s.fields}) for s in parts]
         parts.clear()
         yield Batch(
             epoch=msg.epoch,

@@ -9,12 +9,21 @@ the epoch's first sample. Under ``tf.distribute`` pass the InputContext
 (``strategy.distribute_datasets_from_function(lambda ctx:
 stoker.tf.dataset(..., input_context=ctx))``) and each input pipeline reads
 its own share.
+
+A columnar (Parquet / Arrow) dataset's elements are rows: ``__url__`` (the
+row's object) and one tensor per column (``columns=`` projects), with a
+signature derived from the Arrow schema (:func:`columnar_signature`):
+fixed-width numbers and booleans are scalars, fixed-size lists have their
+fixed shape, timestamps and durations are int64, strings and binaries
+scalar ``tf.string``. ``batched=True`` yields each server batch instead,
+with a leading ``None`` dimension. A column of another type is refused,
+naming it, when the dataset is made; a null in a row, when it is read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import tensorflow as tf
@@ -23,7 +32,12 @@ from . import errors
 from .client import Client, Cursor
 from .decode import DecodeOption, decoder_for
 
-__all__ = ["dataset", "signature_of"]
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from .client import Batch, DatasetInfo
+
+__all__ = ["dataset", "signature_of", "columnar_signature"]
 
 
 def signature_of(sample: dict[str, Any]) -> dict[str, tf.TensorSpec]:
@@ -70,6 +84,8 @@ def dataset(
     start: int | Cursor = 0,
     token: str | None = None,
     format: str = "",
+    columns: Sequence[str] | None = None,
+    batched: bool = False,
 ) -> tf.data.Dataset:
     """A tf.data.Dataset of one rank's samples of one epoch.
 
@@ -83,6 +99,10 @@ def dataset(
     UnknownError with the server's message, which names the shard). ``decode`` is as for
     the torch dataset; decoded values get a signature inferred from the
     first sample unless ``output_signature`` is given.
+
+    For a columnar dataset (see the module's note) ``columns`` picks the
+    columns and ``batched`` yields whole server batches; ``fields`` and
+    ``decode`` are for WebDataset only.
     """
     if input_context is not None:
         rank, world_size = input_context.input_pipeline_id, input_context.num_input_pipelines
@@ -109,6 +129,15 @@ def dataset(
     with Client(server, token=token) as client:
         info = client.open_dataset(url, format)
         urls = tuple(s.object for s in info.shards)
+        if info.arrow_schema:
+            if fields is not None or decoder is not None:
+                raise errors.InvalidArgument(
+                    f"stoker.tf: {url} is a columnar dataset: pick its columns with columns= (fields= and "
+                    "decode= are for WebDataset)"
+                )
+            return _columnar_dataset(url, server, token, info, columns, batched, stream_args, output_signature)
+        if columns or batched:
+            raise errors.InvalidArgument(f"stoker.tf: columns= and batched= are for columnar datasets, not {url}")
         if fields is None or (decoder is not None and output_signature is None):
             first = _first_sample(client, url, stream_args)
             if first is not None:
@@ -141,6 +170,84 @@ def dataset(
                     yield decoder(picked) if decoder is not None else picked
 
     return tf.data.Dataset.from_generator(generate, output_signature=output_signature)
+
+
+def columnar_signature(schema: pa.Schema, *, batched: bool = False) -> dict[str, tf.TensorSpec]:
+    """The signature of a columnar dataset's elements: ``__url__`` and each
+    column of ``schema`` (see the module's note); with ``batched`` every
+    spec gets a leading None dimension. Raises InvalidArgument naming the
+    first column with no tensor form."""
+    import pyarrow as pa
+
+    from . import arrow
+
+    lead: tuple[int | None, ...] = (None,) if batched else ()
+    spec = {"__url__": tf.TensorSpec(shape=lead, dtype=tf.string, name="url")}
+    for f in schema:
+        t = f.type
+        layout = arrow.fixed_layout(t)
+        if layout is not None:
+            dt, shape = layout
+            dtype = tf.int64 if dt.kind in "mM" else tf.as_dtype(dt)
+        elif pa.types.is_boolean(t):
+            dtype, shape = tf.bool, ()
+        elif pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t):
+            dtype, shape = tf.string, ()
+        else:
+            raise errors.InvalidArgument(
+                f"stoker.tf: column {f.name!r} ({t}) has no tensor form (fixed-width numbers, booleans, "
+                "timestamps, strings, binaries and fixed-size lists of numbers do): leave it out with columns="
+            )
+        spec[f.name] = tf.TensorSpec(shape=lead + shape, dtype=dtype, name=_spec_name(f.name))
+    return spec
+
+
+def _column_array(name: str, arr: pa.Array) -> np.ndarray:
+    """One column as the numpy array its TensorSpec takes."""
+    from . import arrow
+
+    if arr.null_count:
+        raise errors.InvalidArgument(
+            f"stoker.tf: column {name!r} ({arr.type}) has a null, which a tensor cannot hold: fill it in the "
+            "data or leave the column out with columns="
+        )
+    view = arrow.column_to_numpy(arr)
+    return view.view(np.int64) if view.dtype.kind in "mM" else view
+
+
+def _columnar_dataset(
+    url: str,
+    server: str | None,
+    token: str | None,
+    info: DatasetInfo,
+    columns: Sequence[str] | None,
+    batched: bool,
+    stream_args: dict[str, Any],
+    output_signature: dict[str, tf.TensorSpec] | None,
+) -> tf.data.Dataset:
+    from . import arrow
+
+    schema = arrow.schema(info, columns)
+    signature = output_signature or columnar_signature(schema, batched=batched)
+    urls = np.array([s.object for s in info.shards], dtype=object)
+    names = list(schema.names)
+
+    def elements(batch: Batch) -> Iterator[dict[str, Any]]:
+        rb = arrow.record_batch(batch)
+        cols = {"__url__": urls[np.asarray(batch.row_shards, dtype=np.int64)]}
+        cols.update((n, _column_array(n, rb.column(i))) for i, n in enumerate(rb.schema.names))
+        if batched:
+            yield cols
+            return
+        for r in range(rb.num_rows):
+            yield {k: v[r] for k, v in cols.items()}
+
+    def generate() -> Iterator[dict[str, Any]]:
+        with Client(server, token=token) as c:
+            for batch in c.stream(url, columns=names, **stream_args):
+                yield from elements(batch)
+
+    return tf.data.Dataset.from_generator(generate, output_signature=signature)
 
 
 def _first_sample(client: Client, url: str, args: dict[str, Any]) -> Any:

@@ -18,6 +18,16 @@ DataLoader batch is one server batch.
 Epochs: ``set_epoch(e)`` like ``DistributedSampler``; it reaches persistent
 workers too (the epoch lives in shared memory).
 
+Columnar (Parquet / Arrow) datasets: each row is a dict of ``__url__`` (its
+object) and one entry per column (``columns=`` projects): a tensor for a
+fixed-width or fixed-size-list column (a view of the batch's tensor) or a
+boolean one, ``None`` where the row is null, and pyarrow's Python value
+(``to_pylist()``) for strings, binaries, variable lists, structs and the
+rest. ``batched=True`` yields each server batch as ``{column: tensor}``
+(:func:`columns_to_tensors`, zero-copy for fixed-width columns) plus
+``__url__``, a list of the rows' objects; a column it cannot make a tensor
+of raises an error naming it. Columnar datasets need pyarrow.
+
 Resume: ``state_dict()``/``load_state_dict()`` record, per worker, the
 cursor of the step in progress and how many of its samples were yielded,
 which is what ``torchdata.stateful_dataloader.StatefulDataLoader`` saves
@@ -31,19 +41,25 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.context
 import os
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import torch
 import torch.distributed as dist
 from torch.utils.data import IterableDataset, get_worker_info
 
 from . import errors
-from .client import Client, Sample
+from .client import Batch, Client, Sample
 from .decode import DecodeOption, decoder_for
 from .split import worker_split
 
-__all__ = ["StokerDataset", "distributed_rank"]
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = ["StokerDataset", "columns_to_tensors", "distributed_rank"]
 
 _STATE_VERSION = 1
 
@@ -99,6 +115,117 @@ class _SharedEpoch:
             self._shared = multiprocessing.Value("q", state["plain"], lock=False)
 
 
+def _tensor_of(name: str, arr: pa.Array) -> torch.Tensor | None:
+    """A column as a tensor: a view of the Arrow buffer for fixed-width and
+    fixed-size-list columns with no nulls (timestamps and durations as
+    int64), a copy for booleans. None for a type with no tensor form.
+    Raises InvalidArgument, naming the column, when it holds nulls."""
+    import pyarrow as pa
+
+    from . import arrow
+
+    is_bool = pa.types.is_boolean(arr.type)
+    if arrow.fixed_layout(arr.type) is None and not is_bool:
+        return None
+    if is_bool:
+        view = arr.to_numpy(zero_copy_only=False) if not arr.null_count else None
+    else:
+        view = arrow.fixed_view(arr)
+    if view is None:
+        raise errors.InvalidArgument(
+            f"stoker.torch: column {name!r} ({arr.type}) has nulls, which a tensor cannot hold: "
+            "fill them in the data, leave the column out with columns=, or read Batch.record_batch()"
+        )
+    if view.dtype.kind in "mM":  # datetime64 / timedelta64: their int64 storage
+        view = view.view(np.int64)
+    with warnings.catch_warnings():
+        # The view is read-only (the message's bytes): torch warns that it
+        # does not enforce that. Don't write to these tensors in place.
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(view)
+
+
+def columns_to_tensors(batch: Batch | pa.RecordBatch) -> dict[str, torch.Tensor]:
+    """A columnar batch (or RecordBatch) as ``{column: tensor}``.
+
+    Fixed-width columns (integers, floats; timestamps and durations as
+    their int64 values) and fixed-size lists of them, with no nulls, become
+    tensors over the received Arrow buffers with no copy (a fixed-size list
+    of n values: shape ``(rows, n)``); booleans are copied (Arrow stores
+    them as bits). The tensors share memory with the message: don't write
+    to them in place. Any other column, or one with nulls, raises
+    InvalidArgument naming it: project it away with ``columns=``."""
+    from . import arrow
+
+    rb = arrow.record_batch(batch) if isinstance(batch, Batch) else batch
+    out: dict[str, torch.Tensor] = {}
+    for i, name in enumerate(rb.schema.names):
+        col = rb.column(i)
+        t = _tensor_of(name, col)
+        if t is None:
+            raise errors.InvalidArgument(
+                f"stoker.torch: column {name!r} ({col.type}) has no tensor form (fixed-width numbers, "
+                "booleans, timestamps and fixed-size lists of them do): leave it out with columns=, or read "
+                "Batch.to_numpy() / Batch.record_batch()"
+            )
+        out[name] = t
+    return out
+
+
+def _column_rows(name: str, arr: pa.Array) -> list[Any]:
+    """Each row's value of one column: tensors (views of the column's
+    tensor) for a column with a tensor form, None where null; Python values
+    (to_pylist) for the other types."""
+    import pyarrow as pa
+
+    from . import arrow
+
+    if arrow.fixed_layout(arr.type) is None and not pa.types.is_boolean(arr.type):
+        return list(arr.to_pylist())
+    if not arr.null_count:
+        t = _tensor_of(name, arr)
+        assert t is not None
+        return list(t.unbind(0))
+    # Nulls: the valid rows one by one, from their Python values.
+    dtype = torch.bool if pa.types.is_boolean(arr.type) else _torch_dtype(arr.type)
+    out: list[Any] = []
+    for v in arr.to_pylist():
+        if v is None:
+            out.append(None)
+            continue
+        try:
+            out.append(torch.tensor(v, dtype=dtype))
+        except (TypeError, RuntimeError):
+            raise errors.InvalidArgument(
+                f"stoker.torch: column {name!r} ({arr.type}) has nulls inside a list, which a tensor cannot hold"
+            ) from None
+    return out
+
+
+def _torch_dtype(t: pa.DataType) -> torch.dtype:
+    from . import arrow
+
+    layout = arrow.fixed_layout(t)
+    assert layout is not None
+    dt = layout[0]
+    if dt.kind in "mM":  # timestamps and durations: their int64 values
+        return torch.int64
+    return torch.from_numpy(np.zeros(0, dtype=dt)).dtype
+
+
+def columnar_rows(rb: pa.RecordBatch, objects: Sequence[str]) -> list[dict[str, Any]]:
+    """A RecordBatch's rows as dicts: ``__url__`` (the row's object, from
+    ``objects``) and one entry per column (see _column_rows)."""
+    cols = [(name, _column_rows(name, rb.column(i))) for i, name in enumerate(rb.schema.names)]
+    rows: list[dict[str, Any]] = []
+    for r in range(rb.num_rows):
+        row: dict[str, Any] = {"__url__": objects[r]}
+        for name, values in cols:
+            row[name] = values[r]
+        rows.append(row)
+    return rows
+
+
 class StokerDataset(IterableDataset):  # type: ignore[type-arg]
     """This rank's share of a dataset's epochs, streamed from ``stokerd``.
 
@@ -121,7 +248,10 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
             ``DataLoader(batch_size=None)``) instead of one sample at a time.
         collate: with batched, applied to each list of samples.
         token: bearer token for the server.
-        format: shard format ("" or "webdataset").
+        format: dataset format ("" goes by the objects' extensions,
+            "webdataset", "parquet", "arrow", "arrows").
+        columns: a columnar dataset's columns to read, in this order
+            (default: all).
     """
 
     def __init__(
@@ -142,6 +272,7 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         collate: Callable[[list[Any]], Any] | None = None,
         token: str | None = None,
         format: str = "",
+        columns: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -163,6 +294,7 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         self.collate = collate
         self.token = token
         self.format = format
+        self.columns = list(columns or ())
         self._epoch = _SharedEpoch(epoch)
         # Per process: the client.
         self._client: Client | None = None
@@ -202,6 +334,8 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
             "drop_last": self.drop_last,
             "virtual_rank": vrank,
             "virtual_world_size": vworld,
+            # Only when projected, so states saved before columns existed load.
+            **({"columns": self.columns} if self.columns else {}),
         }
 
     def state_dict(self) -> dict[str, Any]:
@@ -265,32 +399,49 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
             drop_last=self.drop_last,
             start=pos.position,
             format=self.format,
+            columns=self.columns,
         ):
-            if batch.columnar:
-                raise errors.InvalidArgument(
-                    f"stoker.torch: {self.url} is a columnar dataset (its rows arrive as Arrow); StokerDataset "
-                    "reads WebDataset samples: use stoker.Client.stream and Batch.to_arrow()"
-                )
-            samples = batch.samples[skip:] if skip else batch.samples
-            step_start, n = pos.position, len(batch.samples)
-            skip = 0
-            if not samples:
+            step_start, n = pos.position, batch.num_rows
+            first, skip = min(skip, n), 0
+            if first == n:
                 pos.position, pos.skip = batch.cursor.position, 0
                 continue
             if self.batched:
                 pos.position, pos.skip = batch.cursor.position, 0
-                out = [self._sample(s, urls) for s in samples]
+                out: Any = (
+                    self._columnar_batch(batch, urls, first)
+                    if batch.columnar
+                    else [self._sample(s, urls) for s in batch.samples[first:]]
+                )
                 yield self.collate(out) if self.collate is not None else out
                 continue
-            first = n - len(samples)
-            for i, s in enumerate(samples, start=first + 1):
+            items: Any = (
+                self._columnar_rows(batch, urls, first)
+                if batch.columnar
+                else (self._sample(s, urls) for s in batch.samples[first:])
+            )
+            for i, s in enumerate(items, start=first + 1):
                 # The state says what has been yielded once this sample is:
                 # after the step's last sample, the next step.
                 if i == n:
                     pos.position, pos.skip = batch.cursor.position, 0
                 else:
                     pos.position, pos.skip = step_start, i
-                yield self._sample(s, urls)
+                yield s
+
+    def _columnar_rows(self, batch: Batch, urls: tuple[str, ...], first: int) -> list[dict[str, Any]]:
+        from . import arrow
+
+        rb = arrow.record_batch(batch).slice(first)
+        rows = columnar_rows(rb, [urls[i] for i in batch.row_shards[first:]])
+        return [self.decode(r) for r in rows] if self.decode is not None else rows
+
+    def _columnar_batch(self, batch: Batch, urls: tuple[str, ...], first: int) -> dict[str, Any]:
+        from . import arrow
+
+        out: dict[str, Any] = dict(columns_to_tensors(arrow.record_batch(batch).slice(first)))
+        out["__url__"] = [urls[i] for i in batch.row_shards[first:]]
+        return out
 
     def _sample(self, s: Sample, urls: tuple[str, ...]) -> Any:
         d = s.to_dict(urls[s.shard] if s.shard < len(urls) else None)

@@ -111,3 +111,12 @@ def own_stokerd(stokerd_bin: str, s3_server: S3Server, tmp_path: Path, data: Dat
 def server(stokerd: Stokerd) -> str:
     """The shared stokerd's gRPC address."""
     return stokerd.address
+
+
+@pytest.fixture(scope="session")
+def columnar(s3_server: S3Server, workdir: Path) -> Any:
+    """Parquet datasets written by pyarrow (see columnar_data), in S3."""
+    import columnar_data
+
+    fs = columnar_data.s3_filesystem(s3_server.endpoint, s3_server.access, s3_server.secret, "us-east-1")
+    return columnar_data.make(s3_server.client(), fs, "stoker-columnar", workdir / "columnar")
