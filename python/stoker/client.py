@@ -22,7 +22,6 @@ from typing import Any, TypeVar
 import grpc
 
 from . import errors
-from .shm import ShmReader
 from .split import rank_count
 from .v1 import loader_pb2, loader_pb2_grpc
 
@@ -466,17 +465,10 @@ class Client:
         start: int | Cursor = 0,
         format: str = "",
         columns: Sequence[str] = (),
-        shm: bool = False,
-        shm_region_bytes: int = 0,
     ) -> Iterator[Batch]:
         """Stream rank's batches of an epoch, from ``start`` (a position or a
         Cursor of the same epoch) to the end. ``columns`` projects a
         columnar dataset (default: all columns).
-
-        ``shm=True`` (over the server's unix socket, ``unix:/path``) takes
-        the bytes through shared memory: fields are memoryviews into a
-        mapped region, valid until the next batch is asked for (see
-        :mod:`stoker.shm`); ``shm_region_bytes`` sizes the region.
 
         Each yielded Batch is whole, however many messages it came in. On
         UNAVAILABLE the stream reconnects and resumes from the last batch's
@@ -504,8 +496,6 @@ class Client:
                 no_shuffle=not shuffle,
                 drop_last=drop_last,
                 columns=list(columns),
-                shm=shm,
-                shm_region_bytes=shm_region_bytes,
             ),
             start,
         )
@@ -518,14 +508,11 @@ class Client:
             )
             call = self._stub.StreamBatches(req, metadata=self._metadata)
             parts: list[loader_pb2.Sample] = []
-            shm = ShmReader(self._stub, self._metadata, self.timeout) if fixed.get("shm") else None
             try:
-                for batch in _assemble(call, parts, shm):
+                for batch in _assemble(call, parts):
                     position = batch.cursor.position
                     failures = 0
                     yield batch
-                    if shm is not None:
-                        shm.release()
                 if parts:
                     raise errors.StokerError(
                         f"stoker StreamBatches at {self.address}: stream ended inside step "
@@ -539,8 +526,6 @@ class Client:
                 time.sleep(self._retry.wait(failures))
             finally:
                 call.cancel()
-                if shm is not None:
-                    shm.close()
 
     def iter_samples(
         self,
@@ -575,20 +560,15 @@ class Client:
         return list(self.iter_samples(url, batch_size=batch_size, progress=progress, **stream_args))
 
 
-def _assemble(
-    call: Iterator[loader_pb2.StreamBatchesResponse], parts: list[loader_pb2.Sample], shm: ShmReader | None = None
-) -> Iterator[Batch]:
+def _assemble(call: Iterator[loader_pb2.StreamBatchesResponse], parts: list[loader_pb2.Sample]) -> Iterator[Batch]:
     """Put the messages of each step back together. ``parts`` holds the
     samples of a step still in progress, so the caller can tell a stream
-    that stopped inside a step. With ``shm`` fields are views into its
-    region."""
+    that stopped inside a step."""
     messages = 0
     arrow: list[bytes] = []
     row_shards: list[int] = []
     first: int | None = None
     for msg in call:
-        if shm is not None:
-            shm.receive(msg)
         parts.extend(msg.samples)
         if msg.arrow_ipc:
             if first is None:
@@ -598,10 +578,7 @@ def _assemble(
         messages += 1
         if not msg.final:
             continue
-        if shm is not None:
-            samples = [Sample(s.key, s.position, s.shard, shm.fields(s)) for s in parts]
-        else:
-            samples = [Sample(s.key, s.position, s.shard, {f.name: f.data for f in s.fields}) for s in parts]
+        samples = [Sample(s.key, s.position, s.shard, {f.name: f.data for f in s.fields}) for s in parts]
         parts.clear()
         yield Batch(
             epoch=msg.epoch,
