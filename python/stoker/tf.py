@@ -175,14 +175,15 @@ def dataset(
 def columnar_signature(schema: pa.Schema, *, batched: bool = False) -> dict[str, tf.TensorSpec]:
     """The signature of a columnar dataset's elements: ``__url__`` and each
     column of ``schema`` (see the module's note); with ``batched`` every
-    spec gets a leading None dimension. Raises InvalidArgument naming the
-    first column with no tensor form."""
+    spec gets a leading None dimension. Raises InvalidArgument naming every
+    column with no tensor form."""
     import pyarrow as pa
 
     from . import arrow
 
     lead: tuple[int | None, ...] = (None,) if batched else ()
     spec = {"__url__": tf.TensorSpec(shape=lead, dtype=tf.string, name="url")}
+    unmapped: list[str] = []
     for f in schema:
         t = f.type
         layout = arrow.fixed_layout(t)
@@ -194,11 +195,15 @@ def columnar_signature(schema: pa.Schema, *, batched: bool = False) -> dict[str,
         elif pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t):
             dtype, shape = tf.string, ()
         else:
-            raise errors.InvalidArgument(
-                f"stoker.tf: column {f.name!r} ({t}) has no tensor form (fixed-width numbers, booleans, "
-                "timestamps, strings, binaries and fixed-size lists of numbers do): leave it out with columns="
-            )
+            unmapped.append(f"{f.name!r} ({t})")
+            continue
         spec[f.name] = tf.TensorSpec(shape=lead + shape, dtype=dtype, name=_spec_name(f.name))
+    if unmapped:
+        raise errors.InvalidArgument(
+            f"stoker.tf: column{'s' if len(unmapped) > 1 else ''} {', '.join(unmapped)} have no tensor form "
+            "(fixed-width numbers, booleans, timestamps, strings, binaries and fixed-size lists of numbers do): "
+            "leave them out with columns="
+        )
     return spec
 
 
