@@ -66,7 +66,14 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 	if ds.Columnar != nil {
 		return l.streamColumnar(req, stream, ds, plan, ps, b, settings, start)
 	}
-	l.s.log.Debug("stream open", "url", req.GetUrl(), "epoch", req.GetEpoch(), "rank", b.Rank, "world", b.WorldSize, "start", start)
+	l.s.log.Debug("stream open", "url", req.GetUrl(), "epoch", req.GetEpoch(), "rank", b.Rank, "world", b.WorldSize, "start", start, "shm", req.GetShm())
+	var shm *shmStream // nil: bytes travel in the messages
+	if req.GetShm() {
+		if shm, err = l.openShm(ctx, req); err != nil {
+			return err
+		}
+		defer shm.close()
+	}
 
 	total, step := plan.Len(), b.StepSize()
 	for k := range b.Steps(total, start) {
@@ -91,7 +98,7 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 			msg.Samples = append(msg.Samples, sample)
 			partBytes += n
 			if partBytes >= l.s.cfg.MaxPartBytes && pos+1 < hi {
-				if err := l.send(stream, msg, partBytes); err != nil {
+				if err := l.sendSamples(stream, shm, msg, partBytes); err != nil {
 					return err
 				}
 				msg = &stokerv1.StreamBatchesResponse{Epoch: msg.Epoch, Step: msg.Step, Rank: msg.Rank}
@@ -100,7 +107,7 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 		}
 		msg.Final = true
 		msg.Cursor = &stokerv1.Cursor{Epoch: settings.Epoch, Position: uint64(b.After(total, start, k))}
-		if err := l.send(stream, msg, partBytes); err != nil {
+		if err := l.sendSamples(stream, shm, msg, partBytes); err != nil {
 			return err
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 
+	"github.com/stoker-data/stoker/gpu"
 	"github.com/stoker-data/stoker/prefetch"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 	"github.com/stoker-data/stoker/server/cluster"
@@ -48,6 +49,11 @@ type Config struct {
 	// epoch e streams (each only into free cache room); negative turns
 	// it off.
 	NextEpochBytes int64
+	// Shm sets shared-memory delivery to local clients.
+	Shm ShmConfig
+	// Host is what the caller probed of this host (gpu.Probe); nil probes
+	// it in New.
+	Host *gpu.Host
 }
 
 // DefaultConfig returns the defaults.
@@ -60,6 +66,7 @@ func DefaultConfig() Config {
 		MaxMessageBytes: 512 << 20, // 512 MiB: one huge sample still fits
 		WindowBytes:     8 << 20,   // 8 MiB: keeps a 1 GB/s loopback stream busy
 		NextEpochBytes:  1 << 30,   // 1 GiB: the first minutes of the next epoch, not all of it
+		Shm:             DefaultShmConfig(),
 	}
 }
 
@@ -81,6 +88,8 @@ type Server struct {
 	peers      *cluster.Peers // nil on a single node
 	hints      *hints
 	peerServed atomic.Uint64 // shards served to other nodes
+	host       gpu.Host      // probed once at New
+	shm        *shmRegistry  // shared-memory regions of local streams
 
 	closeOnce sync.Once
 }
@@ -128,6 +137,7 @@ func New(cfg Config, sources *prefetch.Sources, log *slog.Logger) (*Server, erro
 		registry:   prometheus.NewRegistry(),
 	}
 	s.hints = newHints(s)
+	s.setupHost()
 	if cfg.Cluster != nil {
 		s.peers = cluster.NewPeers(cfg.Cluster)
 		shards.SetRemote(s.peers)
@@ -139,7 +149,7 @@ func New(cfg Config, sources *prefetch.Sources, log *slog.Logger) (*Server, erro
 	)
 	stokerv1.RegisterLoaderServer(s.grpc, &loader{s: s})
 	stokerv1.RegisterPeerServer(s.grpc, &peer{s: s})
-	s.registry.MustRegister(&collector{s: s}, &peerCollector{s: s})
+	s.registry.MustRegister(&collector{s: s}, &peerCollector{s: s}, &hostCollector{s: s})
 	return s, nil
 }
 
@@ -193,7 +203,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Stats() *stokerv1.StatsResponse {
 	cm := s.cache.Metrics()
 	sm := s.sources.Metrics()
-	return &stokerv1.StatsResponse{
+	st := &stokerv1.StatsResponse{
 		MemoryHits:      uint64(cm.Memory.Hits),
 		DiskHits:        uint64(cm.Disk.Hits),
 		Misses:          uint64(cm.Misses),
@@ -209,4 +219,6 @@ func (s *Server) Stats() *stokerv1.StatsResponse {
 		BytesServed:     s.metrics.bytes.Load(),
 		ActiveStreams:   uint64(s.prefetcher.Streams()),
 	}
+	s.hostStats(st)
+	return st
 }

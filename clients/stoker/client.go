@@ -33,6 +33,9 @@ type options struct {
 	maxMsgBytes int
 	windowBytes int32
 	dialOpts    []grpc.DialOption
+	// shared-memory delivery (WithSharedMemory)
+	shm            bool
+	shmRegionBytes int
 }
 
 // Option configures a Client.

@@ -99,6 +99,8 @@ func (c *Client) stream(ctx context.Context, e Epoch, pos *uint64, yield func(*B
 		ShuffleWindow: uint32(e.ShuffleWindow), NoShuffle: e.NoShuffle, DropLast: e.DropLast,
 		Cursor: &stokerv1.Cursor{Epoch: e.Epoch, Position: *pos}, Columns: e.Columns,
 	}
+	shm := c.newShmReader(req) // nil unless WithSharedMemory
+	defer shm.close()
 	st, err := c.api.StreamBatches(ctx, req)
 	if err != nil {
 		return false, false, err
@@ -115,6 +117,9 @@ func (c *Client) stream(ctx context.Context, e Epoch, pos *uint64, yield func(*B
 		if cur == nil {
 			cur = &Batch{Epoch: m.GetEpoch(), Step: m.GetStep(), Rank: int(m.GetRank())}
 		}
+		if err := shm.receive(m); err != nil {
+			return false, progressed, err
+		}
 		cur.Samples = append(cur.Samples, m.GetSamples()...)
 		if err := cur.addArrow(m); err != nil {
 			return false, progressed, err
@@ -129,6 +134,10 @@ func (c *Client) stream(ctx context.Context, e Epoch, pos *uint64, yield func(*B
 		*pos = cur.Cursor
 		progressed = true
 		if !yield(cur, nil) {
+			return true, true, nil
+		}
+		if err := shm.release(ctx); err != nil {
+			yield(nil, err)
 			return true, true, nil
 		}
 		cur = nil

@@ -6,6 +6,7 @@
 //	stoker stats --server 127.0.0.1:7470
 //	stoker prefetch --server 127.0.0.1:7470 s3://bucket/train/ --epoch 1 --seed 7 --wait
 //	stoker cluster --server 127.0.0.1:7470 [--url s3://bucket/train/]
+//	stoker doctor [--unix /run/stoker.sock] [--server unix:///run/stoker.sock]
 package main
 
 import (
@@ -26,6 +27,7 @@ commands:
   stats   print a server's statistics
   prefetch  send a prefetch hint for a dataset's epochs (--wait shows progress)
   cluster   list the cluster's members, cache fill, hit rates and shard ownership
+  doctor    print what this host offers the GPU path (GPUs, NUMA, mlock, huge pages, cuFile, socket) and what Stoker will use
 `
 
 func main() {
@@ -47,6 +49,8 @@ func main() {
 		err = runPrefetch(ctx, args, os.Stderr)
 	case "cluster":
 		err = runCluster(ctx, args, os.Stdout)
+	case "doctor":
+		err = runDoctor(ctx, args, os.Stdout)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 	default:

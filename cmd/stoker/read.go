@@ -60,6 +60,8 @@ type readFlags struct {
 	epoch *stoker.Epoch
 	start *uint64
 	jsonl *bool
+	shm   *bool
+	shmMB *int
 }
 
 func newReadFlags() readFlags {
@@ -77,6 +79,8 @@ func newReadFlags() readFlags {
 	fs.BoolVar(&e.DropLast, "drop-last", false, "stop after the last full step")
 	f.start = fs.Uint64("cursor", 0, "resume from this position in the epoch")
 	f.jsonl = fs.Bool("jsonl", false, "print one JSON object per sample")
+	f.shm = fs.Bool("shm", false, "receive batches through shared memory (needs --server unix:///path)")
+	f.shmMB = fs.Int("shm-region-mib", 0, "with --shm: size of the shared region in MiB (0: the server's default)")
 	fs.StringVar(&e.Format, "format", "", "webdataset, parquet, arrow or arrows (default: by the objects' extensions)")
 	fs.Func("columns", "comma-separated columns of a columnar dataset (default: all)", func(v string) error {
 		e.Columns = splitColumns(v)
@@ -96,7 +100,7 @@ func runRead(ctx context.Context, args []string, out, errOut io.Writer) error {
 	}
 	e, addr, jsonl := *f.epoch, f.addr, f.jsonl
 	e.URL, e.Start = pos[0], *f.start
-	c, err := stoker.Dial(*addr)
+	c, err := dialRead(*addr, *f.shm, *f.shmMB<<20)
 	if err != nil {
 		return err
 	}

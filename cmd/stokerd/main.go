@@ -152,6 +152,10 @@ func run() error {
 			}
 		}()
 	}
+	host := srv.Host()
+	log.Info("gpu host", "gpus", host.GPUs.String(), "numa_nodes", host.NUMANodes, "memlock_bytes", host.MemlockBytes,
+		"huge_page_bytes", host.HugePageBytes, "huge_pages_free", host.HugePagesFree, "cufile", host.CuFile,
+		"cufile_reason", host.CuFileReason, "shm_dir", host.ShmDir)
 	endpoint, pathStyle := s3.Endpoint()
 	log.Info("stokerd serving", "grpc", lis.Addr().String(), "unix", f.unix, "http", f.http,
 		"memory_cache", humanize.IBytes(mem), "disk_cache", humanize.IBytes(disk), "cache_dir", f.cacheDir,

@@ -463,9 +463,19 @@ type StreamBatchesRequest struct {
 	Cursor *Cursor `protobuf:"bytes,11,opt,name=cursor,proto3" json:"cursor,omitempty"`
 	// columns projects a columnar dataset to these top-level columns, in
 	// this order; empty means all.
-	Columns       []string `protobuf:"bytes,12,rep,name=columns,proto3" json:"columns,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Columns []string `protobuf:"bytes,12,rep,name=columns,proto3" json:"columns,omitempty"`
+	// shm asks for shared-memory delivery, for a client on the server's host
+	// (connected over its unix socket): sample bytes are placed in a region
+	// the client maps (shm_region on the first message) and fields carry
+	// only offsets into it. Each message holds a lease on its bytes until
+	// ReleaseShm; a stream whose leases fill the region waits for releases,
+	// and the stream's end frees them all.
+	Shm bool `protobuf:"varint,13,opt,name=shm,proto3" json:"shm,omitempty"`
+	// shm_region_bytes sizes the region; 0 is the server's default. It must
+	// hold the largest message (a part of max_part_bytes plus one sample).
+	ShmRegionBytes uint64 `protobuf:"varint,14,opt,name=shm_region_bytes,json=shmRegionBytes,proto3" json:"shm_region_bytes,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *StreamBatchesRequest) Reset() {
@@ -582,6 +592,20 @@ func (x *StreamBatchesRequest) GetColumns() []string {
 	return nil
 }
 
+func (x *StreamBatchesRequest) GetShm() bool {
+	if x != nil {
+		return x.Shm
+	}
+	return false
+}
+
+func (x *StreamBatchesRequest) GetShmRegionBytes() uint64 {
+	if x != nil {
+		return x.ShmRegionBytes
+	}
+	return 0
+}
+
 // StreamBatchesResponse is one batch, or one part of a large batch.
 type StreamBatchesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -604,6 +628,10 @@ type StreamBatchesResponse struct {
 	// first_position is the position in the epoch of the message's first
 	// row; the others follow one by one.
 	FirstPosition uint64 `protobuf:"varint,9,opt,name=first_position,json=firstPosition,proto3" json:"first_position,omitempty"`
+	// shm_region is set on a shared-memory stream's first message.
+	ShmRegion *ShmRegion `protobuf:"bytes,10,opt,name=shm_region,json=shmRegion,proto3" json:"shm_region,omitempty"`
+	// shm_lease holds this message's bytes in the region until released.
+	ShmLease      *ShmLease `protobuf:"bytes,11,opt,name=shm_lease,json=shmLease,proto3" json:"shm_lease,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -701,6 +729,235 @@ func (x *StreamBatchesResponse) GetFirstPosition() uint64 {
 	return 0
 }
 
+func (x *StreamBatchesResponse) GetShmRegion() *ShmRegion {
+	if x != nil {
+		return x.ShmRegion
+	}
+	return nil
+}
+
+func (x *StreamBatchesResponse) GetShmLease() *ShmLease {
+	if x != nil {
+		return x.ShmLease
+	}
+	return nil
+}
+
+// ShmRegion is a shared-memory file a local client maps read-only.
+type ShmRegion struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id names the region in ReleaseShm.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// path is the file to open and map (under /dev/shm); the server removes
+	// it when the stream ends, so open it on the first message.
+	Path          string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	Size          uint64 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShmRegion) Reset() {
+	*x = ShmRegion{}
+	mi := &file_stoker_v1_loader_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShmRegion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShmRegion) ProtoMessage() {}
+
+func (x *ShmRegion) ProtoReflect() protoreflect.Message {
+	mi := &file_stoker_v1_loader_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShmRegion.ProtoReflect.Descriptor instead.
+func (*ShmRegion) Descriptor() ([]byte, []int) {
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ShmRegion) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ShmRegion) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *ShmRegion) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+// ShmLease is a range of a region held for the client.
+type ShmLease struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Offset        uint64                 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	Length        uint64                 `protobuf:"varint,3,opt,name=length,proto3" json:"length,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShmLease) Reset() {
+	*x = ShmLease{}
+	mi := &file_stoker_v1_loader_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShmLease) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShmLease) ProtoMessage() {}
+
+func (x *ShmLease) ProtoReflect() protoreflect.Message {
+	mi := &file_stoker_v1_loader_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShmLease.ProtoReflect.Descriptor instead.
+func (*ShmLease) Descriptor() ([]byte, []int) {
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ShmLease) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ShmLease) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *ShmLease) GetLength() uint64 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
+// ReleaseShmRequest gives back leases of one region.
+type ReleaseShmRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Region        string                 `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
+	Leases        []uint64               `protobuf:"varint,2,rep,packed,name=leases,proto3" json:"leases,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseShmRequest) Reset() {
+	*x = ReleaseShmRequest{}
+	mi := &file_stoker_v1_loader_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseShmRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseShmRequest) ProtoMessage() {}
+
+func (x *ReleaseShmRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stoker_v1_loader_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseShmRequest.ProtoReflect.Descriptor instead.
+func (*ReleaseShmRequest) Descriptor() ([]byte, []int) {
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ReleaseShmRequest) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *ReleaseShmRequest) GetLeases() []uint64 {
+	if x != nil {
+		return x.Leases
+	}
+	return nil
+}
+
+// ReleaseShmResponse has no fields.
+type ReleaseShmResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseShmResponse) Reset() {
+	*x = ReleaseShmResponse{}
+	mi := &file_stoker_v1_loader_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseShmResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseShmResponse) ProtoMessage() {}
+
+func (x *ReleaseShmResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stoker_v1_loader_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseShmResponse.ProtoReflect.Descriptor instead.
+func (*ReleaseShmResponse) Descriptor() ([]byte, []int) {
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{11}
+}
+
 // Sample is one WebDataset sample: a key and its fields.
 type Sample struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -716,7 +973,7 @@ type Sample struct {
 
 func (x *Sample) Reset() {
 	*x = Sample{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[8]
+	mi := &file_stoker_v1_loader_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -728,7 +985,7 @@ func (x *Sample) String() string {
 func (*Sample) ProtoMessage() {}
 
 func (x *Sample) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[8]
+	mi := &file_stoker_v1_loader_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -741,7 +998,7 @@ func (x *Sample) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sample.ProtoReflect.Descriptor instead.
 func (*Sample) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{8}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Sample) GetKey() string {
@@ -774,16 +1031,20 @@ func (x *Sample) GetFields() []*Field {
 
 // Field is one member of a sample, e.g. name "jpg" or "seg.png".
 type Field struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Data  []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	// In a shared-memory stream data is empty and the field's bytes are
+	// shm_length bytes at shm_offset in the stream's region.
+	ShmOffset     uint64 `protobuf:"varint,3,opt,name=shm_offset,json=shmOffset,proto3" json:"shm_offset,omitempty"`
+	ShmLength     uint64 `protobuf:"varint,4,opt,name=shm_length,json=shmLength,proto3" json:"shm_length,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Field) Reset() {
 	*x = Field{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[9]
+	mi := &file_stoker_v1_loader_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -795,7 +1056,7 @@ func (x *Field) String() string {
 func (*Field) ProtoMessage() {}
 
 func (x *Field) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[9]
+	mi := &file_stoker_v1_loader_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -808,7 +1069,7 @@ func (x *Field) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Field.ProtoReflect.Descriptor instead.
 func (*Field) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{9}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Field) GetName() string {
@@ -825,6 +1086,20 @@ func (x *Field) GetData() []byte {
 	return nil
 }
 
+func (x *Field) GetShmOffset() uint64 {
+	if x != nil {
+		return x.ShmOffset
+	}
+	return 0
+}
+
+func (x *Field) GetShmLength() uint64 {
+	if x != nil {
+		return x.ShmLength
+	}
+	return 0
+}
+
 // StatsRequest has no fields.
 type StatsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -834,7 +1109,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[10]
+	mi := &file_stoker_v1_loader_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -846,7 +1121,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[10]
+	mi := &file_stoker_v1_loader_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -859,7 +1134,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{10}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{14}
 }
 
 // StatsResponse is a snapshot of the server's counters since it started.
@@ -879,13 +1154,25 @@ type StatsResponse struct {
 	BytesServed     uint64                 `protobuf:"varint,12,opt,name=bytes_served,json=bytesServed,proto3" json:"bytes_served,omitempty"`
 	ActiveStreams   uint64                 `protobuf:"varint,13,opt,name=active_streams,json=activeStreams,proto3" json:"active_streams,omitempty"`
 	Evictions       uint64                 `protobuf:"varint,14,opt,name=evictions,proto3" json:"evictions,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Shared-memory delivery: regions open now and their total size, leases
+	// held by clients now and their bytes, and bytes delivered so far.
+	ShmRegions     uint64 `protobuf:"varint,15,opt,name=shm_regions,json=shmRegions,proto3" json:"shm_regions,omitempty"`
+	ShmRegionBytes uint64 `protobuf:"varint,16,opt,name=shm_region_bytes,json=shmRegionBytes,proto3" json:"shm_region_bytes,omitempty"`
+	ShmLeases      uint64 `protobuf:"varint,17,opt,name=shm_leases,json=shmLeases,proto3" json:"shm_leases,omitempty"`
+	ShmLeasedBytes uint64 `protobuf:"varint,18,opt,name=shm_leased_bytes,json=shmLeasedBytes,proto3" json:"shm_leased_bytes,omitempty"`
+	ShmBytesServed uint64 `protobuf:"varint,19,opt,name=shm_bytes_served,json=shmBytesServed,proto3" json:"shm_bytes_served,omitempty"`
+	// host is what the server found on its host at start.
+	Host *HostInfo `protobuf:"bytes,20,opt,name=host,proto3" json:"host,omitempty"`
+	// shm_waits counts the times a shared-memory stream found its region
+	// full and waited for the client to release leases.
+	ShmWaits      uint64 `protobuf:"varint,21,opt,name=shm_waits,json=shmWaits,proto3" json:"shm_waits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[11]
+	mi := &file_stoker_v1_loader_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -897,7 +1184,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[11]
+	mi := &file_stoker_v1_loader_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -910,7 +1197,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{11}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StatsResponse) GetMemoryHits() uint64 {
@@ -1011,6 +1298,270 @@ func (x *StatsResponse) GetEvictions() uint64 {
 	return 0
 }
 
+func (x *StatsResponse) GetShmRegions() uint64 {
+	if x != nil {
+		return x.ShmRegions
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetShmRegionBytes() uint64 {
+	if x != nil {
+		return x.ShmRegionBytes
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetShmLeases() uint64 {
+	if x != nil {
+		return x.ShmLeases
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetShmLeasedBytes() uint64 {
+	if x != nil {
+		return x.ShmLeasedBytes
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetShmBytesServed() uint64 {
+	if x != nil {
+		return x.ShmBytesServed
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetHost() *HostInfo {
+	if x != nil {
+		return x.Host
+	}
+	return nil
+}
+
+func (x *StatsResponse) GetShmWaits() uint64 {
+	if x != nil {
+		return x.ShmWaits
+	}
+	return 0
+}
+
+// HostInfo is the GPU host the server runs on.
+type HostInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// nvml is true when libnvidia-ml was found; nvml_reason says why not.
+	Nvml          bool         `protobuf:"varint,1,opt,name=nvml,proto3" json:"nvml,omitempty"`
+	NvmlReason    string       `protobuf:"bytes,2,opt,name=nvml_reason,json=nvmlReason,proto3" json:"nvml_reason,omitempty"`
+	DriverVersion string       `protobuf:"bytes,3,opt,name=driver_version,json=driverVersion,proto3" json:"driver_version,omitempty"`
+	Gpus          []*GpuDevice `protobuf:"bytes,4,rep,name=gpus,proto3" json:"gpus,omitempty"`
+	NumaNodes     []int32      `protobuf:"varint,5,rep,packed,name=numa_nodes,json=numaNodes,proto3" json:"numa_nodes,omitempty"`
+	// memlock_bytes is RLIMIT_MEMLOCK (2^64-1: unlimited).
+	MemlockBytes  uint64 `protobuf:"varint,6,opt,name=memlock_bytes,json=memlockBytes,proto3" json:"memlock_bytes,omitempty"`
+	HugePageBytes uint64 `protobuf:"varint,7,opt,name=huge_page_bytes,json=hugePageBytes,proto3" json:"huge_page_bytes,omitempty"`
+	HugePagesFree uint64 `protobuf:"varint,8,opt,name=huge_pages_free,json=hugePagesFree,proto3" json:"huge_pages_free,omitempty"`
+	Cufile        bool   `protobuf:"varint,9,opt,name=cufile,proto3" json:"cufile,omitempty"`
+	CufileReason  string `protobuf:"bytes,10,opt,name=cufile_reason,json=cufileReason,proto3" json:"cufile_reason,omitempty"`
+	// shm_dir is where shared-memory regions are made.
+	ShmDir        string `protobuf:"bytes,11,opt,name=shm_dir,json=shmDir,proto3" json:"shm_dir,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HostInfo) Reset() {
+	*x = HostInfo{}
+	mi := &file_stoker_v1_loader_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostInfo) ProtoMessage() {}
+
+func (x *HostInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_stoker_v1_loader_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostInfo.ProtoReflect.Descriptor instead.
+func (*HostInfo) Descriptor() ([]byte, []int) {
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *HostInfo) GetNvml() bool {
+	if x != nil {
+		return x.Nvml
+	}
+	return false
+}
+
+func (x *HostInfo) GetNvmlReason() string {
+	if x != nil {
+		return x.NvmlReason
+	}
+	return ""
+}
+
+func (x *HostInfo) GetDriverVersion() string {
+	if x != nil {
+		return x.DriverVersion
+	}
+	return ""
+}
+
+func (x *HostInfo) GetGpus() []*GpuDevice {
+	if x != nil {
+		return x.Gpus
+	}
+	return nil
+}
+
+func (x *HostInfo) GetNumaNodes() []int32 {
+	if x != nil {
+		return x.NumaNodes
+	}
+	return nil
+}
+
+func (x *HostInfo) GetMemlockBytes() uint64 {
+	if x != nil {
+		return x.MemlockBytes
+	}
+	return 0
+}
+
+func (x *HostInfo) GetHugePageBytes() uint64 {
+	if x != nil {
+		return x.HugePageBytes
+	}
+	return 0
+}
+
+func (x *HostInfo) GetHugePagesFree() uint64 {
+	if x != nil {
+		return x.HugePagesFree
+	}
+	return 0
+}
+
+func (x *HostInfo) GetCufile() bool {
+	if x != nil {
+		return x.Cufile
+	}
+	return false
+}
+
+func (x *HostInfo) GetCufileReason() string {
+	if x != nil {
+		return x.CufileReason
+	}
+	return ""
+}
+
+func (x *HostInfo) GetShmDir() string {
+	if x != nil {
+		return x.ShmDir
+	}
+	return ""
+}
+
+// GpuDevice is one GPU NVML reported.
+type GpuDevice struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Index       uint32                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Name        string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Uuid        string                 `protobuf:"bytes,3,opt,name=uuid,proto3" json:"uuid,omitempty"`
+	MemoryBytes uint64                 `protobuf:"varint,4,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
+	// pci_bus_id is sysfs's form, e.g. 0000:17:00.0.
+	PciBusId string `protobuf:"bytes,5,opt,name=pci_bus_id,json=pciBusId,proto3" json:"pci_bus_id,omitempty"`
+	// numa_node is -1 when the host has no NUMA information.
+	NumaNode      int32 `protobuf:"varint,6,opt,name=numa_node,json=numaNode,proto3" json:"numa_node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GpuDevice) Reset() {
+	*x = GpuDevice{}
+	mi := &file_stoker_v1_loader_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GpuDevice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GpuDevice) ProtoMessage() {}
+
+func (x *GpuDevice) ProtoReflect() protoreflect.Message {
+	mi := &file_stoker_v1_loader_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GpuDevice.ProtoReflect.Descriptor instead.
+func (*GpuDevice) Descriptor() ([]byte, []int) {
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *GpuDevice) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *GpuDevice) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *GpuDevice) GetUuid() string {
+	if x != nil {
+		return x.Uuid
+	}
+	return ""
+}
+
+func (x *GpuDevice) GetMemoryBytes() uint64 {
+	if x != nil {
+		return x.MemoryBytes
+	}
+	return 0
+}
+
+func (x *GpuDevice) GetPciBusId() string {
+	if x != nil {
+		return x.PciBusId
+	}
+	return ""
+}
+
+func (x *GpuDevice) GetNumaNode() int32 {
+	if x != nil {
+		return x.NumaNode
+	}
+	return 0
+}
+
 // PrefetchRequest is a scheduler's hint. The shuffle settings must be those
 // the trainers will use, so the shards come in the order they will be read.
 type PrefetchRequest struct {
@@ -1033,7 +1584,7 @@ type PrefetchRequest struct {
 
 func (x *PrefetchRequest) Reset() {
 	*x = PrefetchRequest{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[12]
+	mi := &file_stoker_v1_loader_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1045,7 +1596,7 @@ func (x *PrefetchRequest) String() string {
 func (*PrefetchRequest) ProtoMessage() {}
 
 func (x *PrefetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[12]
+	mi := &file_stoker_v1_loader_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1058,7 +1609,7 @@ func (x *PrefetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrefetchRequest.ProtoReflect.Descriptor instead.
 func (*PrefetchRequest) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{12}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PrefetchRequest) GetUrl() string {
@@ -1129,7 +1680,7 @@ type PrefetchResponse struct {
 
 func (x *PrefetchResponse) Reset() {
 	*x = PrefetchResponse{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[13]
+	mi := &file_stoker_v1_loader_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1141,7 +1692,7 @@ func (x *PrefetchResponse) String() string {
 func (*PrefetchResponse) ProtoMessage() {}
 
 func (x *PrefetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[13]
+	mi := &file_stoker_v1_loader_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1154,7 +1705,7 @@ func (x *PrefetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrefetchResponse.ProtoReflect.Descriptor instead.
 func (*PrefetchResponse) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{13}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PrefetchResponse) GetHintId() string {
@@ -1188,7 +1739,7 @@ type PrefetchStatusRequest struct {
 
 func (x *PrefetchStatusRequest) Reset() {
 	*x = PrefetchStatusRequest{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[14]
+	mi := &file_stoker_v1_loader_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1200,7 +1751,7 @@ func (x *PrefetchStatusRequest) String() string {
 func (*PrefetchStatusRequest) ProtoMessage() {}
 
 func (x *PrefetchStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[14]
+	mi := &file_stoker_v1_loader_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1213,7 +1764,7 @@ func (x *PrefetchStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrefetchStatusRequest.ProtoReflect.Descriptor instead.
 func (*PrefetchStatusRequest) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{14}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PrefetchStatusRequest) GetHintId() string {
@@ -1238,7 +1789,7 @@ type PrefetchStatusResponse struct {
 
 func (x *PrefetchStatusResponse) Reset() {
 	*x = PrefetchStatusResponse{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[15]
+	mi := &file_stoker_v1_loader_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1250,7 +1801,7 @@ func (x *PrefetchStatusResponse) String() string {
 func (*PrefetchStatusResponse) ProtoMessage() {}
 
 func (x *PrefetchStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[15]
+	mi := &file_stoker_v1_loader_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1263,7 +1814,7 @@ func (x *PrefetchStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrefetchStatusResponse.ProtoReflect.Descriptor instead.
 func (*PrefetchStatusResponse) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{15}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PrefetchStatusResponse) GetHintId() string {
@@ -1320,7 +1871,7 @@ type PrefetchProgress struct {
 
 func (x *PrefetchProgress) Reset() {
 	*x = PrefetchProgress{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[16]
+	mi := &file_stoker_v1_loader_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1332,7 +1883,7 @@ func (x *PrefetchProgress) String() string {
 func (*PrefetchProgress) ProtoMessage() {}
 
 func (x *PrefetchProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[16]
+	mi := &file_stoker_v1_loader_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1345,7 +1896,7 @@ func (x *PrefetchProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrefetchProgress.ProtoReflect.Descriptor instead.
 func (*PrefetchProgress) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{16}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PrefetchProgress) GetNode() string {
@@ -1432,7 +1983,7 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\x06length\x18\a \x01(\x03R\x06length\":\n" +
 	"\x06Cursor\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x1a\n" +
-	"\bposition\x18\x02 \x01(\x04R\bposition\"\xe4\x02\n" +
+	"\bposition\x18\x02 \x01(\x04R\bposition\"\xa0\x03\n" +
 	"\x14StreamBatchesRequest\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n" +
 	"\x06format\x18\x02 \x01(\tR\x06format\x12\x12\n" +
@@ -1449,7 +2000,9 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\tdrop_last\x18\n" +
 	" \x01(\bR\bdropLast\x12)\n" +
 	"\x06cursor\x18\v \x01(\v2\x11.stoker.v1.CursorR\x06cursor\x12\x18\n" +
-	"\acolumns\x18\f \x03(\tR\acolumns\"\xa6\x02\n" +
+	"\acolumns\x18\f \x03(\tR\acolumns\x12\x10\n" +
+	"\x03shm\x18\r \x01(\bR\x03shm\x12(\n" +
+	"\x10shm_region_bytes\x18\x0e \x01(\x04R\x0eshmRegionBytes\"\x8d\x03\n" +
 	"\x15StreamBatchesResponse\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x12\n" +
 	"\x04step\x18\x02 \x01(\x04R\x04step\x12\x12\n" +
@@ -1460,16 +2013,36 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\tarrow_ipc\x18\a \x01(\fR\barrowIpc\x12\x1d\n" +
 	"\n" +
 	"row_shards\x18\b \x03(\rR\trowShards\x12%\n" +
-	"\x0efirst_position\x18\t \x01(\x04R\rfirstPosition\"v\n" +
+	"\x0efirst_position\x18\t \x01(\x04R\rfirstPosition\x123\n" +
+	"\n" +
+	"shm_region\x18\n" +
+	" \x01(\v2\x14.stoker.v1.ShmRegionR\tshmRegion\x120\n" +
+	"\tshm_lease\x18\v \x01(\v2\x13.stoker.v1.ShmLeaseR\bshmLease\"C\n" +
+	"\tShmRegion\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\x04R\x04size\"J\n" +
+	"\bShmLease\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x16\n" +
+	"\x06length\x18\x03 \x01(\x04R\x06length\"C\n" +
+	"\x11ReleaseShmRequest\x12\x16\n" +
+	"\x06region\x18\x01 \x01(\tR\x06region\x12\x16\n" +
+	"\x06leases\x18\x02 \x03(\x04R\x06leases\"\x14\n" +
+	"\x12ReleaseShmResponse\"v\n" +
 	"\x06Sample\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x1a\n" +
 	"\bposition\x18\x02 \x01(\x04R\bposition\x12\x14\n" +
 	"\x05shard\x18\x03 \x01(\rR\x05shard\x12(\n" +
-	"\x06fields\x18\x04 \x03(\v2\x10.stoker.v1.FieldR\x06fields\"/\n" +
+	"\x06fields\x18\x04 \x03(\v2\x10.stoker.v1.FieldR\x06fields\"m\n" +
 	"\x05Field\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data\"\x0e\n" +
-	"\fStatsRequest\"\xf5\x03\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\x12\x1d\n" +
+	"\n" +
+	"shm_offset\x18\x03 \x01(\x04R\tshmOffset\x12\x1d\n" +
+	"\n" +
+	"shm_length\x18\x04 \x01(\x04R\tshmLength\"\x0e\n" +
+	"\fStatsRequest\"\xf9\x05\n" +
 	"\rStatsResponse\x12\x1f\n" +
 	"\vmemory_hits\x18\x01 \x01(\x04R\n" +
 	"memoryHits\x12\x1b\n" +
@@ -1488,7 +2061,39 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\x0esamples_served\x18\v \x01(\x04R\rsamplesServed\x12!\n" +
 	"\fbytes_served\x18\f \x01(\x04R\vbytesServed\x12%\n" +
 	"\x0eactive_streams\x18\r \x01(\x04R\ractiveStreams\x12\x1c\n" +
-	"\tevictions\x18\x0e \x01(\x04R\tevictions\"\xfa\x01\n" +
+	"\tevictions\x18\x0e \x01(\x04R\tevictions\x12\x1f\n" +
+	"\vshm_regions\x18\x0f \x01(\x04R\n" +
+	"shmRegions\x12(\n" +
+	"\x10shm_region_bytes\x18\x10 \x01(\x04R\x0eshmRegionBytes\x12\x1d\n" +
+	"\n" +
+	"shm_leases\x18\x11 \x01(\x04R\tshmLeases\x12(\n" +
+	"\x10shm_leased_bytes\x18\x12 \x01(\x04R\x0eshmLeasedBytes\x12(\n" +
+	"\x10shm_bytes_served\x18\x13 \x01(\x04R\x0eshmBytesServed\x12'\n" +
+	"\x04host\x18\x14 \x01(\v2\x13.stoker.v1.HostInfoR\x04host\x12\x1b\n" +
+	"\tshm_waits\x18\x15 \x01(\x04R\bshmWaits\"\xfa\x02\n" +
+	"\bHostInfo\x12\x12\n" +
+	"\x04nvml\x18\x01 \x01(\bR\x04nvml\x12\x1f\n" +
+	"\vnvml_reason\x18\x02 \x01(\tR\n" +
+	"nvmlReason\x12%\n" +
+	"\x0edriver_version\x18\x03 \x01(\tR\rdriverVersion\x12(\n" +
+	"\x04gpus\x18\x04 \x03(\v2\x14.stoker.v1.GpuDeviceR\x04gpus\x12\x1d\n" +
+	"\n" +
+	"numa_nodes\x18\x05 \x03(\x05R\tnumaNodes\x12#\n" +
+	"\rmemlock_bytes\x18\x06 \x01(\x04R\fmemlockBytes\x12&\n" +
+	"\x0fhuge_page_bytes\x18\a \x01(\x04R\rhugePageBytes\x12&\n" +
+	"\x0fhuge_pages_free\x18\b \x01(\x04R\rhugePagesFree\x12\x16\n" +
+	"\x06cufile\x18\t \x01(\bR\x06cufile\x12#\n" +
+	"\rcufile_reason\x18\n" +
+	" \x01(\tR\fcufileReason\x12\x17\n" +
+	"\ashm_dir\x18\v \x01(\tR\x06shmDir\"\xa7\x01\n" +
+	"\tGpuDevice\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\rR\x05index\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
+	"\x04uuid\x18\x03 \x01(\tR\x04uuid\x12!\n" +
+	"\fmemory_bytes\x18\x04 \x01(\x04R\vmemoryBytes\x12\x1c\n" +
+	"\n" +
+	"pci_bus_id\x18\x05 \x01(\tR\bpciBusId\x12\x1b\n" +
+	"\tnuma_node\x18\x06 \x01(\x05R\bnumaNode\"\xfa\x01\n" +
 	"\x0fPrefetchRequest\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n" +
 	"\x06format\x18\x02 \x01(\tR\x06format\x12\x12\n" +
@@ -1524,13 +2129,15 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"shardsDone\x12!\n" +
 	"\fshards_total\x18\x05 \x01(\rR\vshardsTotal\x12\x14\n" +
 	"\x05state\x18\x06 \x01(\tR\x05state\x12\x14\n" +
-	"\x05error\x18\a \x01(\tR\x05error2\x84\x03\n" +
+	"\x05error\x18\a \x01(\tR\x05error2\xcf\x03\n" +
 	"\x06Loader\x12L\n" +
 	"\vOpenDataset\x12\x1d.stoker.v1.OpenDatasetRequest\x1a\x1e.stoker.v1.OpenDatasetResponse\x12T\n" +
 	"\rStreamBatches\x12\x1f.stoker.v1.StreamBatchesRequest\x1a .stoker.v1.StreamBatchesResponse0\x01\x12:\n" +
 	"\x05Stats\x12\x17.stoker.v1.StatsRequest\x1a\x18.stoker.v1.StatsResponse\x12C\n" +
 	"\bPrefetch\x12\x1a.stoker.v1.PrefetchRequest\x1a\x1b.stoker.v1.PrefetchResponse\x12U\n" +
-	"\x0ePrefetchStatus\x12 .stoker.v1.PrefetchStatusRequest\x1a!.stoker.v1.PrefetchStatusResponseB8Z6github.com/stoker-data/stoker/proto/stoker/v1;stokerv1b\x06proto3"
+	"\x0ePrefetchStatus\x12 .stoker.v1.PrefetchStatusRequest\x1a!.stoker.v1.PrefetchStatusResponse\x12I\n" +
+	"\n" +
+	"ReleaseShm\x12\x1c.stoker.v1.ReleaseShmRequest\x1a\x1d.stoker.v1.ReleaseShmResponseB8Z6github.com/stoker-data/stoker/proto/stoker/v1;stokerv1b\x06proto3"
 
 var (
 	file_stoker_v1_loader_proto_rawDescOnce sync.Once
@@ -1544,7 +2151,7 @@ func file_stoker_v1_loader_proto_rawDescGZIP() []byte {
 	return file_stoker_v1_loader_proto_rawDescData
 }
 
-var file_stoker_v1_loader_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_stoker_v1_loader_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_stoker_v1_loader_proto_goTypes = []any{
 	(*OpenDatasetRequest)(nil),     // 0: stoker.v1.OpenDatasetRequest
 	(*OpenDatasetResponse)(nil),    // 1: stoker.v1.OpenDatasetResponse
@@ -1554,40 +2161,52 @@ var file_stoker_v1_loader_proto_goTypes = []any{
 	(*Cursor)(nil),                 // 5: stoker.v1.Cursor
 	(*StreamBatchesRequest)(nil),   // 6: stoker.v1.StreamBatchesRequest
 	(*StreamBatchesResponse)(nil),  // 7: stoker.v1.StreamBatchesResponse
-	(*Sample)(nil),                 // 8: stoker.v1.Sample
-	(*Field)(nil),                  // 9: stoker.v1.Field
-	(*StatsRequest)(nil),           // 10: stoker.v1.StatsRequest
-	(*StatsResponse)(nil),          // 11: stoker.v1.StatsResponse
-	(*PrefetchRequest)(nil),        // 12: stoker.v1.PrefetchRequest
-	(*PrefetchResponse)(nil),       // 13: stoker.v1.PrefetchResponse
-	(*PrefetchStatusRequest)(nil),  // 14: stoker.v1.PrefetchStatusRequest
-	(*PrefetchStatusResponse)(nil), // 15: stoker.v1.PrefetchStatusResponse
-	(*PrefetchProgress)(nil),       // 16: stoker.v1.PrefetchProgress
+	(*ShmRegion)(nil),              // 8: stoker.v1.ShmRegion
+	(*ShmLease)(nil),               // 9: stoker.v1.ShmLease
+	(*ReleaseShmRequest)(nil),      // 10: stoker.v1.ReleaseShmRequest
+	(*ReleaseShmResponse)(nil),     // 11: stoker.v1.ReleaseShmResponse
+	(*Sample)(nil),                 // 12: stoker.v1.Sample
+	(*Field)(nil),                  // 13: stoker.v1.Field
+	(*StatsRequest)(nil),           // 14: stoker.v1.StatsRequest
+	(*StatsResponse)(nil),          // 15: stoker.v1.StatsResponse
+	(*HostInfo)(nil),               // 16: stoker.v1.HostInfo
+	(*GpuDevice)(nil),              // 17: stoker.v1.GpuDevice
+	(*PrefetchRequest)(nil),        // 18: stoker.v1.PrefetchRequest
+	(*PrefetchResponse)(nil),       // 19: stoker.v1.PrefetchResponse
+	(*PrefetchStatusRequest)(nil),  // 20: stoker.v1.PrefetchStatusRequest
+	(*PrefetchStatusResponse)(nil), // 21: stoker.v1.PrefetchStatusResponse
+	(*PrefetchProgress)(nil),       // 22: stoker.v1.PrefetchProgress
 }
 var file_stoker_v1_loader_proto_depIdxs = []int32{
 	2,  // 0: stoker.v1.OpenDatasetResponse.dataset:type_name -> stoker.v1.Dataset
 	4,  // 1: stoker.v1.Dataset.shards:type_name -> stoker.v1.Shard
 	3,  // 2: stoker.v1.Dataset.columns:type_name -> stoker.v1.Column
 	5,  // 3: stoker.v1.StreamBatchesRequest.cursor:type_name -> stoker.v1.Cursor
-	8,  // 4: stoker.v1.StreamBatchesResponse.samples:type_name -> stoker.v1.Sample
+	12, // 4: stoker.v1.StreamBatchesResponse.samples:type_name -> stoker.v1.Sample
 	5,  // 5: stoker.v1.StreamBatchesResponse.cursor:type_name -> stoker.v1.Cursor
-	9,  // 6: stoker.v1.Sample.fields:type_name -> stoker.v1.Field
-	16, // 7: stoker.v1.PrefetchStatusResponse.nodes:type_name -> stoker.v1.PrefetchProgress
-	0,  // 8: stoker.v1.Loader.OpenDataset:input_type -> stoker.v1.OpenDatasetRequest
-	6,  // 9: stoker.v1.Loader.StreamBatches:input_type -> stoker.v1.StreamBatchesRequest
-	10, // 10: stoker.v1.Loader.Stats:input_type -> stoker.v1.StatsRequest
-	12, // 11: stoker.v1.Loader.Prefetch:input_type -> stoker.v1.PrefetchRequest
-	14, // 12: stoker.v1.Loader.PrefetchStatus:input_type -> stoker.v1.PrefetchStatusRequest
-	1,  // 13: stoker.v1.Loader.OpenDataset:output_type -> stoker.v1.OpenDatasetResponse
-	7,  // 14: stoker.v1.Loader.StreamBatches:output_type -> stoker.v1.StreamBatchesResponse
-	11, // 15: stoker.v1.Loader.Stats:output_type -> stoker.v1.StatsResponse
-	13, // 16: stoker.v1.Loader.Prefetch:output_type -> stoker.v1.PrefetchResponse
-	15, // 17: stoker.v1.Loader.PrefetchStatus:output_type -> stoker.v1.PrefetchStatusResponse
-	13, // [13:18] is the sub-list for method output_type
-	8,  // [8:13] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	8,  // 6: stoker.v1.StreamBatchesResponse.shm_region:type_name -> stoker.v1.ShmRegion
+	9,  // 7: stoker.v1.StreamBatchesResponse.shm_lease:type_name -> stoker.v1.ShmLease
+	13, // 8: stoker.v1.Sample.fields:type_name -> stoker.v1.Field
+	16, // 9: stoker.v1.StatsResponse.host:type_name -> stoker.v1.HostInfo
+	17, // 10: stoker.v1.HostInfo.gpus:type_name -> stoker.v1.GpuDevice
+	22, // 11: stoker.v1.PrefetchStatusResponse.nodes:type_name -> stoker.v1.PrefetchProgress
+	0,  // 12: stoker.v1.Loader.OpenDataset:input_type -> stoker.v1.OpenDatasetRequest
+	6,  // 13: stoker.v1.Loader.StreamBatches:input_type -> stoker.v1.StreamBatchesRequest
+	14, // 14: stoker.v1.Loader.Stats:input_type -> stoker.v1.StatsRequest
+	18, // 15: stoker.v1.Loader.Prefetch:input_type -> stoker.v1.PrefetchRequest
+	20, // 16: stoker.v1.Loader.PrefetchStatus:input_type -> stoker.v1.PrefetchStatusRequest
+	10, // 17: stoker.v1.Loader.ReleaseShm:input_type -> stoker.v1.ReleaseShmRequest
+	1,  // 18: stoker.v1.Loader.OpenDataset:output_type -> stoker.v1.OpenDatasetResponse
+	7,  // 19: stoker.v1.Loader.StreamBatches:output_type -> stoker.v1.StreamBatchesResponse
+	15, // 20: stoker.v1.Loader.Stats:output_type -> stoker.v1.StatsResponse
+	19, // 21: stoker.v1.Loader.Prefetch:output_type -> stoker.v1.PrefetchResponse
+	21, // 22: stoker.v1.Loader.PrefetchStatus:output_type -> stoker.v1.PrefetchStatusResponse
+	11, // 23: stoker.v1.Loader.ReleaseShm:output_type -> stoker.v1.ReleaseShmResponse
+	18, // [18:24] is the sub-list for method output_type
+	12, // [12:18] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_stoker_v1_loader_proto_init() }
@@ -1601,7 +2220,7 @@ func file_stoker_v1_loader_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stoker_v1_loader_proto_rawDesc), len(file_stoker_v1_loader_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

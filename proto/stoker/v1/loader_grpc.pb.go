@@ -24,6 +24,7 @@ const (
 	Loader_Stats_FullMethodName          = "/stoker.v1.Loader/Stats"
 	Loader_Prefetch_FullMethodName       = "/stoker.v1.Loader/Prefetch"
 	Loader_PrefetchStatus_FullMethodName = "/stoker.v1.Loader/PrefetchStatus"
+	Loader_ReleaseShm_FullMethodName     = "/stoker.v1.Loader/ReleaseShm"
 )
 
 // LoaderClient is the client API for Loader service.
@@ -50,6 +51,9 @@ type LoaderClient interface {
 	Prefetch(ctx context.Context, in *PrefetchRequest, opts ...grpc.CallOption) (*PrefetchResponse, error)
 	// PrefetchStatus reports a hint's progress on every node.
 	PrefetchStatus(ctx context.Context, in *PrefetchStatusRequest, opts ...grpc.CallOption) (*PrefetchStatusResponse, error)
+	// ReleaseShm gives back leases of a shared-memory stream's region (see
+	// StreamBatchesRequest.shm) once the client is done with their bytes.
+	ReleaseShm(ctx context.Context, in *ReleaseShmRequest, opts ...grpc.CallOption) (*ReleaseShmResponse, error)
 }
 
 type loaderClient struct {
@@ -119,6 +123,16 @@ func (c *loaderClient) PrefetchStatus(ctx context.Context, in *PrefetchStatusReq
 	return out, nil
 }
 
+func (c *loaderClient) ReleaseShm(ctx context.Context, in *ReleaseShmRequest, opts ...grpc.CallOption) (*ReleaseShmResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReleaseShmResponse)
+	err := c.cc.Invoke(ctx, Loader_ReleaseShm_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LoaderServer is the server API for Loader service.
 // All implementations must embed UnimplementedLoaderServer
 // for forward compatibility.
@@ -143,6 +157,9 @@ type LoaderServer interface {
 	Prefetch(context.Context, *PrefetchRequest) (*PrefetchResponse, error)
 	// PrefetchStatus reports a hint's progress on every node.
 	PrefetchStatus(context.Context, *PrefetchStatusRequest) (*PrefetchStatusResponse, error)
+	// ReleaseShm gives back leases of a shared-memory stream's region (see
+	// StreamBatchesRequest.shm) once the client is done with their bytes.
+	ReleaseShm(context.Context, *ReleaseShmRequest) (*ReleaseShmResponse, error)
 	mustEmbedUnimplementedLoaderServer()
 }
 
@@ -167,6 +184,9 @@ func (UnimplementedLoaderServer) Prefetch(context.Context, *PrefetchRequest) (*P
 }
 func (UnimplementedLoaderServer) PrefetchStatus(context.Context, *PrefetchStatusRequest) (*PrefetchStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PrefetchStatus not implemented")
+}
+func (UnimplementedLoaderServer) ReleaseShm(context.Context, *ReleaseShmRequest) (*ReleaseShmResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReleaseShm not implemented")
 }
 func (UnimplementedLoaderServer) mustEmbedUnimplementedLoaderServer() {}
 func (UnimplementedLoaderServer) testEmbeddedByValue()                {}
@@ -272,6 +292,24 @@ func _Loader_PrefetchStatus_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Loader_ReleaseShm_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReleaseShmRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LoaderServer).ReleaseShm(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Loader_ReleaseShm_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LoaderServer).ReleaseShm(ctx, req.(*ReleaseShmRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Loader_ServiceDesc is the grpc.ServiceDesc for Loader service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -294,6 +332,10 @@ var Loader_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "PrefetchStatus",
 			Handler:    _Loader_PrefetchStatus_Handler,
+		},
+		{
+			MethodName: "ReleaseShm",
+			Handler:    _Loader_ReleaseShm_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -77,7 +77,7 @@ class Cursor(_message.Message):
     def __init__(self, epoch: _Optional[int] = ..., position: _Optional[int] = ...) -> None: ...
 
 class StreamBatchesRequest(_message.Message):
-    __slots__ = ("url", "format", "seed", "epoch", "rank", "world_size", "batch_size", "shuffle_window", "no_shuffle", "drop_last", "cursor", "columns")
+    __slots__ = ("url", "format", "seed", "epoch", "rank", "world_size", "batch_size", "shuffle_window", "no_shuffle", "drop_last", "cursor", "columns", "shm", "shm_region_bytes")
     URL_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
@@ -90,6 +90,8 @@ class StreamBatchesRequest(_message.Message):
     DROP_LAST_FIELD_NUMBER: _ClassVar[int]
     CURSOR_FIELD_NUMBER: _ClassVar[int]
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    SHM_FIELD_NUMBER: _ClassVar[int]
+    SHM_REGION_BYTES_FIELD_NUMBER: _ClassVar[int]
     url: str
     format: str
     seed: int
@@ -102,10 +104,12 @@ class StreamBatchesRequest(_message.Message):
     drop_last: bool
     cursor: Cursor
     columns: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, url: _Optional[str] = ..., format: _Optional[str] = ..., seed: _Optional[int] = ..., epoch: _Optional[int] = ..., rank: _Optional[int] = ..., world_size: _Optional[int] = ..., batch_size: _Optional[int] = ..., shuffle_window: _Optional[int] = ..., no_shuffle: _Optional[bool] = ..., drop_last: _Optional[bool] = ..., cursor: _Optional[_Union[Cursor, _Mapping]] = ..., columns: _Optional[_Iterable[str]] = ...) -> None: ...
+    shm: bool
+    shm_region_bytes: int
+    def __init__(self, url: _Optional[str] = ..., format: _Optional[str] = ..., seed: _Optional[int] = ..., epoch: _Optional[int] = ..., rank: _Optional[int] = ..., world_size: _Optional[int] = ..., batch_size: _Optional[int] = ..., shuffle_window: _Optional[int] = ..., no_shuffle: _Optional[bool] = ..., drop_last: _Optional[bool] = ..., cursor: _Optional[_Union[Cursor, _Mapping]] = ..., columns: _Optional[_Iterable[str]] = ..., shm: _Optional[bool] = ..., shm_region_bytes: _Optional[int] = ...) -> None: ...
 
 class StreamBatchesResponse(_message.Message):
-    __slots__ = ("epoch", "step", "rank", "samples", "final", "cursor", "arrow_ipc", "row_shards", "first_position")
+    __slots__ = ("epoch", "step", "rank", "samples", "final", "cursor", "arrow_ipc", "row_shards", "first_position", "shm_region", "shm_lease")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     RANK_FIELD_NUMBER: _ClassVar[int]
@@ -115,6 +119,8 @@ class StreamBatchesResponse(_message.Message):
     ARROW_IPC_FIELD_NUMBER: _ClassVar[int]
     ROW_SHARDS_FIELD_NUMBER: _ClassVar[int]
     FIRST_POSITION_FIELD_NUMBER: _ClassVar[int]
+    SHM_REGION_FIELD_NUMBER: _ClassVar[int]
+    SHM_LEASE_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     step: int
     rank: int
@@ -124,7 +130,41 @@ class StreamBatchesResponse(_message.Message):
     arrow_ipc: bytes
     row_shards: _containers.RepeatedScalarFieldContainer[int]
     first_position: int
-    def __init__(self, epoch: _Optional[int] = ..., step: _Optional[int] = ..., rank: _Optional[int] = ..., samples: _Optional[_Iterable[_Union[Sample, _Mapping]]] = ..., final: _Optional[bool] = ..., cursor: _Optional[_Union[Cursor, _Mapping]] = ..., arrow_ipc: _Optional[bytes] = ..., row_shards: _Optional[_Iterable[int]] = ..., first_position: _Optional[int] = ...) -> None: ...
+    shm_region: ShmRegion
+    shm_lease: ShmLease
+    def __init__(self, epoch: _Optional[int] = ..., step: _Optional[int] = ..., rank: _Optional[int] = ..., samples: _Optional[_Iterable[_Union[Sample, _Mapping]]] = ..., final: _Optional[bool] = ..., cursor: _Optional[_Union[Cursor, _Mapping]] = ..., arrow_ipc: _Optional[bytes] = ..., row_shards: _Optional[_Iterable[int]] = ..., first_position: _Optional[int] = ..., shm_region: _Optional[_Union[ShmRegion, _Mapping]] = ..., shm_lease: _Optional[_Union[ShmLease, _Mapping]] = ...) -> None: ...
+
+class ShmRegion(_message.Message):
+    __slots__ = ("id", "path", "size")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    path: str
+    size: int
+    def __init__(self, id: _Optional[str] = ..., path: _Optional[str] = ..., size: _Optional[int] = ...) -> None: ...
+
+class ShmLease(_message.Message):
+    __slots__ = ("id", "offset", "length")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    offset: int
+    length: int
+    def __init__(self, id: _Optional[int] = ..., offset: _Optional[int] = ..., length: _Optional[int] = ...) -> None: ...
+
+class ReleaseShmRequest(_message.Message):
+    __slots__ = ("region", "leases")
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    LEASES_FIELD_NUMBER: _ClassVar[int]
+    region: str
+    leases: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, region: _Optional[str] = ..., leases: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class ReleaseShmResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class Sample(_message.Message):
     __slots__ = ("key", "position", "shard", "fields")
@@ -139,19 +179,23 @@ class Sample(_message.Message):
     def __init__(self, key: _Optional[str] = ..., position: _Optional[int] = ..., shard: _Optional[int] = ..., fields: _Optional[_Iterable[_Union[Field, _Mapping]]] = ...) -> None: ...
 
 class Field(_message.Message):
-    __slots__ = ("name", "data")
+    __slots__ = ("name", "data", "shm_offset", "shm_length")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
+    SHM_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    SHM_LENGTH_FIELD_NUMBER: _ClassVar[int]
     name: str
     data: bytes
-    def __init__(self, name: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+    shm_offset: int
+    shm_length: int
+    def __init__(self, name: _Optional[str] = ..., data: _Optional[bytes] = ..., shm_offset: _Optional[int] = ..., shm_length: _Optional[int] = ...) -> None: ...
 
 class StatsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class StatsResponse(_message.Message):
-    __slots__ = ("memory_hits", "disk_hits", "misses", "memory_bytes", "memory_capacity", "disk_bytes", "disk_capacity", "storage_requests", "storage_bytes", "stall_nanos", "samples_served", "bytes_served", "active_streams", "evictions")
+    __slots__ = ("memory_hits", "disk_hits", "misses", "memory_bytes", "memory_capacity", "disk_bytes", "disk_capacity", "storage_requests", "storage_bytes", "stall_nanos", "samples_served", "bytes_served", "active_streams", "evictions", "shm_regions", "shm_region_bytes", "shm_leases", "shm_leased_bytes", "shm_bytes_served", "host", "shm_waits")
     MEMORY_HITS_FIELD_NUMBER: _ClassVar[int]
     DISK_HITS_FIELD_NUMBER: _ClassVar[int]
     MISSES_FIELD_NUMBER: _ClassVar[int]
@@ -166,6 +210,13 @@ class StatsResponse(_message.Message):
     BYTES_SERVED_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_STREAMS_FIELD_NUMBER: _ClassVar[int]
     EVICTIONS_FIELD_NUMBER: _ClassVar[int]
+    SHM_REGIONS_FIELD_NUMBER: _ClassVar[int]
+    SHM_REGION_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SHM_LEASES_FIELD_NUMBER: _ClassVar[int]
+    SHM_LEASED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SHM_BYTES_SERVED_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    SHM_WAITS_FIELD_NUMBER: _ClassVar[int]
     memory_hits: int
     disk_hits: int
     misses: int
@@ -180,7 +231,56 @@ class StatsResponse(_message.Message):
     bytes_served: int
     active_streams: int
     evictions: int
-    def __init__(self, memory_hits: _Optional[int] = ..., disk_hits: _Optional[int] = ..., misses: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., memory_capacity: _Optional[int] = ..., disk_bytes: _Optional[int] = ..., disk_capacity: _Optional[int] = ..., storage_requests: _Optional[int] = ..., storage_bytes: _Optional[int] = ..., stall_nanos: _Optional[int] = ..., samples_served: _Optional[int] = ..., bytes_served: _Optional[int] = ..., active_streams: _Optional[int] = ..., evictions: _Optional[int] = ...) -> None: ...
+    shm_regions: int
+    shm_region_bytes: int
+    shm_leases: int
+    shm_leased_bytes: int
+    shm_bytes_served: int
+    host: HostInfo
+    shm_waits: int
+    def __init__(self, memory_hits: _Optional[int] = ..., disk_hits: _Optional[int] = ..., misses: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., memory_capacity: _Optional[int] = ..., disk_bytes: _Optional[int] = ..., disk_capacity: _Optional[int] = ..., storage_requests: _Optional[int] = ..., storage_bytes: _Optional[int] = ..., stall_nanos: _Optional[int] = ..., samples_served: _Optional[int] = ..., bytes_served: _Optional[int] = ..., active_streams: _Optional[int] = ..., evictions: _Optional[int] = ..., shm_regions: _Optional[int] = ..., shm_region_bytes: _Optional[int] = ..., shm_leases: _Optional[int] = ..., shm_leased_bytes: _Optional[int] = ..., shm_bytes_served: _Optional[int] = ..., host: _Optional[_Union[HostInfo, _Mapping]] = ..., shm_waits: _Optional[int] = ...) -> None: ...
+
+class HostInfo(_message.Message):
+    __slots__ = ("nvml", "nvml_reason", "driver_version", "gpus", "numa_nodes", "memlock_bytes", "huge_page_bytes", "huge_pages_free", "cufile", "cufile_reason", "shm_dir")
+    NVML_FIELD_NUMBER: _ClassVar[int]
+    NVML_REASON_FIELD_NUMBER: _ClassVar[int]
+    DRIVER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    GPUS_FIELD_NUMBER: _ClassVar[int]
+    NUMA_NODES_FIELD_NUMBER: _ClassVar[int]
+    MEMLOCK_BYTES_FIELD_NUMBER: _ClassVar[int]
+    HUGE_PAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    HUGE_PAGES_FREE_FIELD_NUMBER: _ClassVar[int]
+    CUFILE_FIELD_NUMBER: _ClassVar[int]
+    CUFILE_REASON_FIELD_NUMBER: _ClassVar[int]
+    SHM_DIR_FIELD_NUMBER: _ClassVar[int]
+    nvml: bool
+    nvml_reason: str
+    driver_version: str
+    gpus: _containers.RepeatedCompositeFieldContainer[GpuDevice]
+    numa_nodes: _containers.RepeatedScalarFieldContainer[int]
+    memlock_bytes: int
+    huge_page_bytes: int
+    huge_pages_free: int
+    cufile: bool
+    cufile_reason: str
+    shm_dir: str
+    def __init__(self, nvml: _Optional[bool] = ..., nvml_reason: _Optional[str] = ..., driver_version: _Optional[str] = ..., gpus: _Optional[_Iterable[_Union[GpuDevice, _Mapping]]] = ..., numa_nodes: _Optional[_Iterable[int]] = ..., memlock_bytes: _Optional[int] = ..., huge_page_bytes: _Optional[int] = ..., huge_pages_free: _Optional[int] = ..., cufile: _Optional[bool] = ..., cufile_reason: _Optional[str] = ..., shm_dir: _Optional[str] = ...) -> None: ...
+
+class GpuDevice(_message.Message):
+    __slots__ = ("index", "name", "uuid", "memory_bytes", "pci_bus_id", "numa_node")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    UUID_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    PCI_BUS_ID_FIELD_NUMBER: _ClassVar[int]
+    NUMA_NODE_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    name: str
+    uuid: str
+    memory_bytes: int
+    pci_bus_id: str
+    numa_node: int
+    def __init__(self, index: _Optional[int] = ..., name: _Optional[str] = ..., uuid: _Optional[str] = ..., memory_bytes: _Optional[int] = ..., pci_bus_id: _Optional[str] = ..., numa_node: _Optional[int] = ...) -> None: ...
 
 class PrefetchRequest(_message.Message):
     __slots__ = ("url", "format", "seed", "epochs", "shuffle_window", "no_shuffle", "deadline_unix_ms", "budget_bytes")

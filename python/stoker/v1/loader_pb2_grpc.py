@@ -61,6 +61,11 @@ class LoaderStub:
                 request_serializer=stoker_dot_v1_dot_loader__pb2.PrefetchStatusRequest.SerializeToString,
                 response_deserializer=stoker_dot_v1_dot_loader__pb2.PrefetchStatusResponse.FromString,
                 _registered_method=True)
+        self.ReleaseShm = channel.unary_unary(
+                '/stoker.v1.Loader/ReleaseShm',
+                request_serializer=stoker_dot_v1_dot_loader__pb2.ReleaseShmRequest.SerializeToString,
+                response_deserializer=stoker_dot_v1_dot_loader__pb2.ReleaseShmResponse.FromString,
+                _registered_method=True)
 
 
 class LoaderServicer:
@@ -110,6 +115,14 @@ class LoaderServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReleaseShm(self, request, context):
+        """ReleaseShm gives back leases of a shared-memory stream's region (see
+        StreamBatchesRequest.shm) once the client is done with their bytes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LoaderServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -137,6 +150,11 @@ def add_LoaderServicer_to_server(servicer, server):
                     servicer.PrefetchStatus,
                     request_deserializer=stoker_dot_v1_dot_loader__pb2.PrefetchStatusRequest.FromString,
                     response_serializer=stoker_dot_v1_dot_loader__pb2.PrefetchStatusResponse.SerializeToString,
+            ),
+            'ReleaseShm': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseShm,
+                    request_deserializer=stoker_dot_v1_dot_loader__pb2.ReleaseShmRequest.FromString,
+                    response_serializer=stoker_dot_v1_dot_loader__pb2.ReleaseShmResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -276,6 +294,33 @@ class Loader:
             '/stoker.v1.Loader/PrefetchStatus',
             stoker_dot_v1_dot_loader__pb2.PrefetchStatusRequest.SerializeToString,
             stoker_dot_v1_dot_loader__pb2.PrefetchStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseShm(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stoker.v1.Loader/ReleaseShm',
+            stoker_dot_v1_dot_loader__pb2.ReleaseShmRequest.SerializeToString,
+            stoker_dot_v1_dot_loader__pb2.ReleaseShmResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/dustin/go-humanize"
+
+	"github.com/stoker-data/stoker/clients/stoker"
+	"github.com/stoker-data/stoker/gpu"
+	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
+	"github.com/stoker-data/stoker/server"
+)
+
+// runDoctor prints what this host offers the GPU path and what Stoker
+// will use of it; with --server it also shows what that server found.
+func runDoctor(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
+	addr := fs.String("server", "", "also ask this server (host:port or unix:///path) what it found")
+	sock := fs.String("unix", "", "the unix socket stokerd serves (stokerd --unix), checked for shared-memory delivery")
+	memory := fs.String("memory-cache", "1GiB", "memory tier size to check against the mlock limit")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	mem, err := humanize.ParseBytes(*memory)
+	if err != nil {
+		return fmt.Errorf("doctor: --memory-cache %q: %w", *memory, err)
+	}
+	h, perr := gpu.Probe()
+	fmt.Fprintln(out, "this host:")
+	printHost(out, server.HostProto(h))
+	if perr != nil {
+		fmt.Fprintf(out, "  nvml error:    %v\n", perr)
+	}
+	sockOK := false
+	if *sock != "" {
+		st, err := os.Stat(strings.TrimPrefix(*sock, "unix://"))
+		sockOK = err == nil && st.Mode()&os.ModeSocket != 0
+		fmt.Fprintf(out, "  unix socket:   %s (%s)\n", *sock, map[bool]string{true: "present", false: "missing or not a socket"}[sockOK])
+	}
+	fmt.Fprintln(out, "stoker will use:")
+	for _, l := range plan(h, mem, *sock != "", sockOK) {
+		fmt.Fprintln(out, "  "+l)
+	}
+	if *addr != "" {
+		c, err := stoker.Dial(*addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		st, err := c.Stats(ctx)
+		if err != nil {
+			return fmt.Errorf("doctor: stats of %s: %w", *addr, err)
+		}
+		fmt.Fprintf(out, "server %s:\n", *addr)
+		printHost(out, st.GetHost())
+		fmt.Fprintf(out, "  shm:           %d regions (%s), %d leases (%s), %s delivered\n", st.GetShmRegions(),
+			humanize.IBytes(st.GetShmRegionBytes()), st.GetShmLeases(), humanize.IBytes(st.GetShmLeasedBytes()), humanize.IBytes(st.GetShmBytesServed()))
+	}
+	return nil
+}
+
+func printHost(out io.Writer, h *stokerv1.HostInfo) {
+	if !h.GetNvml() {
+		fmt.Fprintf(out, "  gpus:          none (no NVML: %s)\n", h.GetNvmlReason())
+	} else {
+		fmt.Fprintf(out, "  gpus:          %d (driver %s)\n", len(h.GetGpus()), h.GetDriverVersion())
+		for _, g := range h.GetGpus() {
+			fmt.Fprintf(out, "    %d: %s %s, %s, bus %s, numa node %d\n", g.GetIndex(), g.GetName(), g.GetUuid(),
+				humanize.IBytes(g.GetMemoryBytes()), g.GetPciBusId(), g.GetNumaNode())
+		}
+	}
+	fmt.Fprintf(out, "  numa nodes:    %v\n", h.GetNumaNodes())
+	fmt.Fprintf(out, "  mlock limit:   %s\n", memlock(h.GetMemlockBytes()))
+	if h.GetHugePageBytes() == 0 {
+		fmt.Fprintln(out, "  huge pages:    none")
+	} else {
+		fmt.Fprintf(out, "  huge pages:    %d free of %s\n", h.GetHugePagesFree(), humanize.IBytes(h.GetHugePageBytes()))
+	}
+	if h.GetCufile() {
+		fmt.Fprintln(out, "  cufile:        found, driver open")
+	} else {
+		fmt.Fprintf(out, "  cufile:        not found (%s)\n", h.GetCufileReason())
+	}
+	fmt.Fprintf(out, "  shm folder:    %s\n", h.GetShmDir())
+}
+
+func memlock(n uint64) string {
+	if n == gpu.Unlimited {
+		return "unlimited"
+	}
+	return humanize.IBytes(n)
+}
+
+// plan says which path each stage takes on this host.
+func plan(h gpu.Host, memory uint64, sockGiven, sockOK bool) []string {
+	var out []string
+	switch {
+	case h.MemlockBytes == gpu.Unlimited || h.MemlockBytes >= memory:
+		out = append(out, fmt.Sprintf("pinning:       %s can be locked (mlock limit allows it)", humanize.IBytes(memory)))
+	default:
+		out = append(out, fmt.Sprintf("pinning:       %s cannot be locked: mlock limit %s is under it (raise with ulimit -l or LimitMEMLOCK=)",
+			humanize.IBytes(memory), memlock(h.MemlockBytes)))
+	}
+	if h.HugePageBytes > 0 && h.HugePagesFree*h.HugePageBytes >= memory {
+		out = append(out, "pages:         huge pages")
+	} else {
+		out = append(out, "pages:         normal pages, advised toward transparent huge pages")
+	}
+	if nodes := h.GPUs.NUMANodes(); len(nodes) > 0 && len(h.NUMANodes) > 1 {
+		out = append(out, fmt.Sprintf("numa:          place the memory tier on node(s) %v, the GPUs' (numactl --membind)", nodes))
+	}
+	switch {
+	case sockOK:
+		out = append(out, "local delivery: shared memory in "+h.ShmDir+" over the unix socket (stoker read --shm, Client(..., shm=True))")
+	case sockGiven:
+		out = append(out, "local delivery: gRPC: the unix socket is missing, so no shared memory")
+	default:
+		out = append(out, "local delivery: shared memory in "+h.ShmDir+" once stokerd serves --unix PATH; gRPC otherwise")
+	}
+	if h.CuFile {
+		out = append(out, "disk → gpu:    GPUDirect Storage (cuFile)")
+	} else {
+		out = append(out, "disk → gpu:    pinned host memory, then a DMA copy (no cuFile)")
+	}
+	return out
+}

@@ -1,0 +1,233 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// errRegionClosed means the stream that owned a region ended.
+var errRegionClosed = errors.New("shm region closed")
+
+// errTooBig means a message cannot fit its region even when empty.
+var errTooBig = errors.New("message larger than the shm region")
+
+// shmRegistry owns every open shared-memory region, so ReleaseShm finds
+// them by id and Stats can sum them. Safe for concurrent use.
+type shmRegistry struct {
+	dir string
+
+	mu      sync.Mutex // guards regions
+	regions map[string]*shmRegion
+
+	regionBytes atomic.Int64  // sum of open regions' sizes
+	leases      atomic.Int64  // leases held now, over all regions
+	leasedBytes atomic.Int64  // bytes of those leases (wrap padding included)
+	served      atomic.Uint64 // bytes placed in regions so far
+	waits       atomic.Uint64 // times a stream waited for releases
+}
+
+func newShmRegistry(dir string) *shmRegistry {
+	return &shmRegistry{dir: dir, regions: map[string]*shmRegion{}}
+}
+
+// open makes a region of size bytes: a file under the registry's folder,
+// mapped shared. The stream that opens it closes it.
+func (r *shmRegistry) open(size int) (*shmRegion, error) {
+	var idb [16]byte
+	if _, err := rand.Read(idb[:]); err != nil {
+		return nil, err
+	}
+	id := hex.EncodeToString(idb[:])
+	path := filepath.Join(r.dir, fmt.Sprintf("stoker-%d-%s.shm", os.Getpid(), id))
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("shm: create region: %w", err)
+	}
+	defer f.Close() // the mapping outlives the descriptor
+	fail := func(err error) (*shmRegion, error) {
+		_ = os.Remove(path)
+		return nil, fmt.Errorf("shm: region %s of %d bytes: %w", path, size, err)
+	}
+	if err := f.Truncate(int64(size)); err != nil {
+		return fail(err)
+	}
+	mem, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return fail(err)
+	}
+	g := &shmRegion{reg: r, id: id, path: path, mem: mem, leases: map[uint64]*shmLease{}, room: make(chan struct{})}
+	r.mu.Lock()
+	r.regions[id] = g
+	r.mu.Unlock()
+	r.regionBytes.Add(int64(size))
+	return g, nil
+}
+
+// get finds an open region.
+func (r *shmRegistry) get(id string) *shmRegion {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.regions[id]
+}
+
+// count returns the regions open now.
+func (r *shmRegistry) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.regions)
+}
+
+// sweep removes region files left by stokerd processes that died without
+// closing them (the pid in the name is gone).
+func (r *shmRegistry) sweep() {
+	m, _ := filepath.Glob(filepath.Join(r.dir, "stoker-*-*.shm"))
+	for _, p := range m {
+		pid, err := strconv.Atoi(strings.Split(filepath.Base(p), "-")[1])
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if unix.Kill(pid, 0) == unix.ESRCH {
+			_ = os.Remove(p)
+		}
+	}
+}
+
+// shmRegion is one stream's ring of leased byte ranges. Allocation is in
+// order at the head; the tail moves past the oldest lease once it and all
+// before it are released, so a client may release out of order.
+type shmRegion struct {
+	reg        *shmRegistry
+	id, path   string
+	mem        []byte
+	closedOnce sync.Once
+
+	mu     sync.Mutex // guards the fields below
+	closed bool
+	head   int64 // monotonic: bytes ever allocated (padding included)
+	tail   int64 // monotonic: bytes freed
+	next   uint64
+	order  []*shmLease // live leases in allocation order
+	leases map[uint64]*shmLease
+	room   chan struct{} // closed and replaced when bytes are freed
+}
+
+type shmLease struct {
+	id         uint64
+	start, end int64 // monotonic range, padding included
+	off, n     int   // the bytes handed out
+	released   bool
+}
+
+// alloc leases n bytes, waiting while the region is full until the client
+// releases enough, ctx ends or the region closes.
+func (g *shmRegion) alloc(ctx context.Context, n int) (*shmLease, error) {
+	size := int64(len(g.mem))
+	if int64(n) > size {
+		return nil, fmt.Errorf("shm: %d bytes in a region of %d: %w", n, size, errTooBig)
+	}
+	waited := false
+	for {
+		g.mu.Lock()
+		if g.closed {
+			g.mu.Unlock()
+			return nil, errRegionClosed
+		}
+		pos := g.head % size
+		pad := int64(0)
+		if pos+int64(n) > size {
+			pad = size - pos // wrap: skip the end of the ring
+		}
+		if g.head+pad+int64(n)-g.tail <= size {
+			l := &shmLease{id: g.next, start: g.head, end: g.head + pad + int64(n), off: int((g.head + pad) % size), n: n}
+			g.next++
+			g.head = l.end
+			g.order = append(g.order, l)
+			g.leases[l.id] = l
+			g.mu.Unlock()
+			g.reg.leases.Add(1)
+			g.reg.leasedBytes.Add(l.end - l.start)
+			return l, nil
+		}
+		room := g.room
+		g.mu.Unlock()
+		if !waited {
+			waited = true
+			g.reg.waits.Add(1)
+		}
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// release frees leases by id; ids not held are reported, not fatal.
+func (g *shmRegion) release(ids []uint64) (unknown int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return len(ids)
+	}
+	for _, id := range ids {
+		l, ok := g.leases[id]
+		if !ok {
+			unknown++
+			continue
+		}
+		delete(g.leases, id)
+		l.released = true
+		g.reg.leases.Add(-1)
+		g.reg.leasedBytes.Add(-(l.end - l.start))
+	}
+	freed := false
+	for len(g.order) > 0 && g.order[0].released {
+		g.tail = g.order[0].end
+		g.order = g.order[1:]
+		freed = true
+	}
+	if len(g.order) == 0 {
+		g.tail = g.head
+	}
+	if freed {
+		close(g.room)
+		g.room = make(chan struct{})
+	}
+	return unknown
+}
+
+// bytes is the leased range of l.
+func (g *shmRegion) bytes(l *shmLease) []byte { return g.mem[l.off : l.off+l.n] }
+
+// close frees every lease, unmaps and removes the file: the client's
+// mapping stays valid, the region's pages go when it unmaps. Idempotent.
+func (g *shmRegion) close() {
+	g.closedOnce.Do(func() {
+		g.mu.Lock()
+		g.closed = true
+		for _, l := range g.leases {
+			g.reg.leases.Add(-1)
+			g.reg.leasedBytes.Add(-(l.end - l.start))
+		}
+		g.leases, g.order = nil, nil
+		close(g.room)
+		g.mu.Unlock()
+		g.reg.mu.Lock()
+		delete(g.reg.regions, g.id)
+		g.reg.mu.Unlock()
+		_ = os.Remove(g.path)
+		_ = unix.Munmap(g.mem)
+		g.reg.regionBytes.Add(-int64(len(g.mem)))
+	})
+}

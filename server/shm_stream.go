@@ -1,0 +1,121 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"google.golang.org/grpc/codes"
+	grpcpeer "google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
+)
+
+// ShmConfig sets shared-memory delivery.
+type ShmConfig struct {
+	// Dir holds the region files; empty means /dev/shm (or the temporary
+	// folder where there is no /dev/shm).
+	Dir string
+	// RegionBytes is a stream's region when the client asks for none.
+	RegionBytes int
+	// MaxRegionBytes caps what a client may ask for.
+	MaxRegionBytes int
+}
+
+// DefaultShmConfig returns the defaults.
+func DefaultShmConfig() ShmConfig {
+	return ShmConfig{
+		RegionBytes:    128 << 20, // 128 MiB: a few 8 MiB parts in flight while the client works on one
+		MaxRegionBytes: 2 << 30,   // 2 GiB: bounds what one stream can pin of the host's memory
+	}
+}
+
+// shmStream places one stream's messages in its region.
+type shmStream struct {
+	region    *shmRegion
+	announced bool
+}
+
+// openShm makes the region of a stream that asked for shared memory. Only
+// a client on the server's unix socket is on the same host for sure.
+func (l *loader) openShm(ctx context.Context, req *stokerv1.StreamBatchesRequest) (*shmStream, error) {
+	if p, ok := grpcpeer.FromContext(ctx); !ok || p.Addr == nil || p.Addr.Network() != "unix" {
+		return nil, status.Error(codes.FailedPrecondition, "shm: needs a connection over the server's unix socket (stokerd --unix PATH, client unix:///PATH)")
+	}
+	cfg := l.s.cfg.Shm
+	size := cfg.RegionBytes
+	if want := req.GetShmRegionBytes(); want > 0 {
+		if want > uint64(cfg.MaxRegionBytes) {
+			return nil, invalid("shm_region_bytes", fmt.Sprintf("%d is over the server's limit of %d", want, cfg.MaxRegionBytes))
+		}
+		size = int(want)
+	}
+	if need := l.s.cfg.MaxPartBytes; size < need {
+		return nil, invalid("shm_region_bytes", fmt.Sprintf("%d is under one message part (%d bytes)", size, need))
+	}
+	g, err := l.s.shm.open(size)
+	if err != nil {
+		return nil, status.Error(codes.ResourceExhausted, err.Error())
+	}
+	return &shmStream{region: g}, nil
+}
+
+// place copies msg's field bytes (n of them) into a lease of the region
+// and leaves only their offsets in msg, waiting while the region is full.
+func (s *shmStream) place(ctx context.Context, msg *stokerv1.StreamBatchesResponse, n int) error {
+	lease, err := s.region.alloc(ctx, n)
+	switch {
+	case errors.Is(err, errTooBig):
+		return status.Errorf(codes.ResourceExhausted, "%v: ask for a larger shm_region_bytes", err)
+	case errors.Is(err, errRegionClosed):
+		return status.Error(codes.Canceled, "shm: region closed")
+	case err != nil:
+		return status.FromContextError(err).Err()
+	}
+	buf := s.region.bytes(lease)
+	off := 0
+	for _, smp := range msg.Samples {
+		for _, f := range smp.Fields {
+			k := copy(buf[off:], f.Data)
+			f.ShmOffset, f.ShmLength, f.Data = uint64(lease.off+off), uint64(k), nil
+			off += k
+		}
+	}
+	s.region.reg.served.Add(uint64(off))
+	msg.ShmLease = &stokerv1.ShmLease{Id: lease.id, Offset: uint64(lease.off), Length: uint64(lease.n)}
+	if !s.announced {
+		s.announced = true
+		msg.ShmRegion = &stokerv1.ShmRegion{Id: s.region.id, Path: s.region.path, Size: uint64(len(s.region.mem))}
+	}
+	return nil
+}
+
+// close ends the stream's region, freeing every lease it still holds.
+func (s *shmStream) close() {
+	if s != nil {
+		s.region.close()
+	}
+}
+
+// sendSamples sends a WebDataset message, through the region when the
+// stream asked for shared memory.
+func (l *loader) sendSamples(stream stokerv1.Loader_StreamBatchesServer, shm *shmStream, msg *stokerv1.StreamBatchesResponse, n int) error {
+	if shm != nil {
+		if err := shm.place(stream.Context(), msg, n); err != nil {
+			return err
+		}
+	}
+	return l.send(stream, msg, n)
+}
+
+func (l *loader) ReleaseShm(_ context.Context, req *stokerv1.ReleaseShmRequest) (*stokerv1.ReleaseShmResponse, error) {
+	g := l.s.shm.get(req.GetRegion())
+	if g == nil {
+		return nil, status.Errorf(codes.NotFound, "shm region %q: not open (its stream ended)", req.GetRegion())
+	}
+	if unknown := g.release(req.GetLeases()); unknown > 0 {
+		return nil, status.Errorf(codes.InvalidArgument, "shm region %q: %d of %d leases are not held", req.GetRegion(), unknown, len(req.GetLeases()))
+	}
+	return &stokerv1.ReleaseShmResponse{}, nil
+}
