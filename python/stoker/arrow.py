@@ -102,8 +102,12 @@ def fixed_layout(t: pa.DataType) -> tuple[np.dtype[Any], tuple[int, ...]] | None
         if inner is None:
             return None
         return inner[0], (t.list_size, *inner[1])
-    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_timestamp(t) or pa.types.is_duration(t):
-        return np.dtype(t.to_pandas_dtype()) if not pa.types.is_timestamp(t) else np.dtype(f"datetime64[{t.unit}]"), ()
+    if pa.types.is_timestamp(t):
+        return np.dtype(f"datetime64[{t.unit}]"), ()
+    if pa.types.is_duration(t):
+        return np.dtype(f"timedelta64[{t.unit}]"), ()
+    if pa.types.is_integer(t) or pa.types.is_floating(t):
+        return np.dtype(t.to_pandas_dtype()), ()
     return None
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
+
+K = TypeVar("K", str, int)  # sample keys, or row ids
 
 
 def field_names(sample: Mapping[str, Any]) -> set[str]:
@@ -24,7 +26,7 @@ def assert_matches_reference(sample: Mapping[str, Any], reference: Mapping[str, 
         assert sample["__url__"] == ref["__url__"], key
 
 
-def assert_exactly_once(keys: Iterable[str], expected: Iterable[str]) -> None:
+def assert_exactly_once(keys: Iterable[K], expected: Iterable[K]) -> None:
     """Every expected key appears exactly once, and nothing else."""
     counts = Counter(keys)
     dup = {k: n for k, n in counts.items() if n > 1}
