@@ -11,7 +11,9 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.feather as feather
 import pyarrow.fs
+import pyarrow.ipc
 import pyarrow.parquet as pq
 
 # (file name, row group sizes, writer options): different sizes, the
@@ -86,6 +88,10 @@ class ColumnarData:
     row_groups: int
     wide_url: str  # one file of wide rows
     wide: pa.Table  # pyarrow's reading of it
+    ipc_url: str  # an Arrow IPC file of record batches of 60 rows and an lz4 Feather file
+    ipc_stream_url: str  # an Arrow IPC stream
+    ipc_rows: dict[int, dict[str, Any]]  # id -> row, as pyarrow reads ipc_url's objects from S3
+    ipc_stream_rows: dict[int, dict[str, Any]]
 
     @property
     def ids(self) -> set[int]:
@@ -126,5 +132,26 @@ def make(s3: Any, fs: pyarrow.fs.S3FileSystem, bucket: str, folder: Path) -> Col
             object_of[row["id"]] = url
     assert schema is not None and len(rows) == first
     wide = pq.read_table(f"{bucket}/wide/wide.parquet", filesystem=fs)
+
+    ipc = folder / "ipc"
+    ipc.mkdir()
+    t = table(0, 206)
+    with pa.ipc.new_file(ipc / "rows.arrow", t.schema) as w:
+        for b in t.to_batches(max_chunksize=60):
+            w.write_batch(b)
+    feather.write_feather(table(206, 100), ipc / "more-lz4.feather", compression="lz4", chunksize=40)
+    with pa.ipc.new_stream(ipc / "rows.arrows", t.schema) as w:
+        for b in t.to_batches(max_chunksize=70):
+            w.write_batch(b)
+    for name, prefix in (("rows.arrow", "ipc"), ("more-lz4.feather", "ipc"), ("rows.arrows", "ipcs")):
+        s3.put_object(Bucket=bucket, Key=f"{prefix}/{name}", Body=(ipc / name).read_bytes())
+    ipc_rows: dict[int, dict[str, Any]] = {}
+    for name in ("rows.arrow", "more-lz4.feather"):
+        with fs.open_input_file(f"{bucket}/ipc/{name}") as f:
+            ipc_rows.update((r["id"], r) for r in pa.ipc.open_file(f).read_all().to_pylist())
+    with fs.open_input_stream(f"{bucket}/ipcs/rows.arrows") as f:
+        ipc_stream_rows = {r["id"]: r for r in pa.ipc.open_stream(f).read_all().to_pylist()}
     return ColumnarData(url=f"s3://{bucket}/pq/", objects=objects, rows=rows, object_of=object_of, schema=schema,
-                        row_groups=groups, wide_url=f"s3://{bucket}/wide/", wide=wide)
+                        row_groups=groups, wide_url=f"s3://{bucket}/wide/", wide=wide,
+                        ipc_url=f"s3://{bucket}/ipc/", ipc_stream_url=f"s3://{bucket}/ipcs/",
+                        ipc_rows=ipc_rows, ipc_stream_rows=ipc_stream_rows)

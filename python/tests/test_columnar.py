@@ -191,6 +191,29 @@ def test_torch_tensors_share_the_message(server: str, columnar: ColumnarData) ->
         next(iter(read_epoch(server, columnar.url, batch_size=40, columns=["id", "tags"]))).to_torch()
 
 
+@pytest.mark.parametrize("kind", ["arrow", "arrows"])
+def test_arrow_ipc_datasets(server: str, columnar: ColumnarData, kind: str) -> None:
+    """IPC files (an Arrow file and an lz4 Feather file) and IPC streams:
+    a unit per record batch, every row once, pyarrow's values."""
+    url, want = ((columnar.ipc_url, columnar.ipc_rows) if kind == "arrow"
+                 else (columnar.ipc_stream_url, columnar.ipc_stream_rows))
+    with stoker.Client(server) as c:
+        info = c.open_dataset(url)
+    assert info.format == kind and info.num_samples == len(want)
+    assert sorted(s.samples for s in info.shards) == (sorted([60] * 3 + [26] + [40] * 2 + [20]) if kind == "arrow"
+                                                      else sorted([70, 70, 66]))
+    seen = []
+    for rank in range(2):
+        for b in read_epoch(server, url, batch_size=24, seed=5, rank=rank, world_size=2, columns=["id", "vec", "s"]):
+            cols = b.to_numpy()
+            if b.num_rows:  # a rank's batch at the short last step may be empty
+                assert_base_is_message(cols["vec"], b.arrow_ipc[0])
+            for row in b.record_batch().to_pylist():
+                assert row == {k: want[row["id"]][k] for k in ("id", "vec", "s")}
+                seen.append(row["id"])
+    assert sorted(seen) == sorted(want)
+
+
 def test_webdataset_batches_are_not_columnar(server: str, data: Any) -> None:
     b = next(iter(read_epoch(server, data.url, batch_size=4)))
     assert not b.columnar
