@@ -51,6 +51,8 @@ def test_every_row_once_per_epoch(server: str, columnar: ColumnarData, num_worke
         # Tensors for the columns that have a tensor form, None for nulls,
         # Python values for the rest.
         assert isinstance(r["vec"], torch.Tensor) and r["vec"].shape == (4,)
+        if num_workers == 0:  # a view of the batch's tensor (workers pickle rows to the main process)
+            assert r["vec"]._is_view() and r["id"]._is_view()
         assert isinstance(r["id"], torch.Tensor) and r["id"].dtype == torch.int64
         assert r["f32"] is None or r["f32"].dtype == torch.float32
         assert r["flag"] is None or r["flag"].dtype == torch.bool

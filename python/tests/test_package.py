@@ -33,9 +33,15 @@ def test_committed_stubs_match_the_proto(tmp_path: Path) -> None:
 def test_import_stoker_does_not_import_torch_or_tensorflow() -> None:
     code = (
         "import sys, stoker, stoker.split, stoker.decode; "
-        "bad = [m for m in ('torch', 'tensorflow') if m in sys.modules]; "
+        "bad = [m for m in ('torch', 'tensorflow', 'pyarrow') if m in sys.modules]; "
         "assert not bad, bad; print(len(stoker.__all__))"
     )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PYTHON_DIR, check=False)
+    assert out.returncode == 0, out.stderr
+
+
+def test_torch_and_tf_import_pyarrow_only_for_columnar_datasets() -> None:
+    code = "import sys, stoker.torch, stoker.tf; assert 'pyarrow' not in sys.modules"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PYTHON_DIR, check=False)
     assert out.returncode == 0, out.stderr
 
