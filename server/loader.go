@@ -111,7 +111,7 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 			return err
 		}
 	}
-	return nil
+	return shm.drain(ctx)
 }
 
 func (l *loader) send(stream stokerv1.Loader_StreamBatchesServer, msg *stokerv1.StreamBatchesResponse, n int) error {

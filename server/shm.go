@@ -207,6 +207,24 @@ func (g *shmRegion) release(ids []uint64) (unknown int) {
 	return unknown
 }
 
+// drain returns once no lease is held, or when ctx ends.
+func (g *shmRegion) drain(ctx context.Context) {
+	for {
+		g.mu.Lock()
+		if g.closed || len(g.order) == 0 {
+			g.mu.Unlock()
+			return
+		}
+		room := g.room
+		g.mu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
 // bytes is the leased range of l.
 func (g *shmRegion) bytes(l *shmLease) []byte { return g.mem[l.off : l.off+l.n] }
 

@@ -91,6 +91,17 @@ func (s *shmStream) place(ctx context.Context, msg *stokerv1.StreamBatchesRespon
 	return nil
 }
 
+// drain waits until the client has released every lease (so it had the
+// region file open before the stream ends and the file goes) or until the
+// client goes away.
+func (s *shmStream) drain(ctx context.Context) error {
+	if s == nil {
+		return nil
+	}
+	s.region.drain(ctx)
+	return nil
+}
+
 // close ends the stream's region, freeing every lease it still holds.
 func (s *shmStream) close() {
 	if s != nil {

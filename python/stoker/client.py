@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import grpc
 
 from . import errors
+from .shm import ShmReader
 from .split import rank_count
 from .v1 import loader_pb2, loader_pb2_grpc
 
@@ -193,6 +194,14 @@ class Stats:
     bytes_served: int = 0
     active_streams: int = 0
     evictions: int = 0
+    # Shared-memory delivery: regions open and their bytes, leases held by
+    # clients and their bytes, bytes delivered, waits for releases.
+    shm_regions: int = 0
+    shm_region_bytes: int = 0
+    shm_leases: int = 0
+    shm_leased_bytes: int = 0
+    shm_bytes_served: int = 0
+    shm_waits: int = 0
 
     @classmethod
     def from_proto(cls, msg: loader_pb2.StatsResponse) -> Stats:
@@ -465,10 +474,19 @@ class Client:
         start: int | Cursor = 0,
         format: str = "",
         columns: Sequence[str] = (),
+        shm: bool | str = False,
+        shm_region_bytes: int = 0,
     ) -> Iterator[Batch]:
         """Stream rank's batches of an epoch, from ``start`` (a position or a
         Cursor of the same epoch) to the end. ``columns`` projects a
         columnar dataset (default: all columns).
+
+        ``shm=True`` (over the server's unix socket, ``unix:/path``) takes
+        the bytes through shared memory: fields are memoryviews into a
+        mapped region, valid until the next batch is asked for (see
+        :mod:`stoker.shm`); ``shm_region_bytes`` sizes the region.
+        ``shm="pinned"`` also registers the region with CUDA
+        (cudaHostRegister, needs torch), so copies to the GPU are DMA.
 
         Each yielded Batch is whole, however many messages it came in. On
         UNAVAILABLE the stream reconnects and resumes from the last batch's
@@ -496,11 +514,14 @@ class Client:
                 no_shuffle=not shuffle,
                 drop_last=drop_last,
                 columns=list(columns),
+                shm=bool(shm),
+                shm_region_bytes=shm_region_bytes,
             ),
             start,
+            pin=shm == "pinned",
         )
 
-    def _stream(self, fixed: dict[str, Any], position: int) -> Iterator[Batch]:
+    def _stream(self, fixed: dict[str, Any], position: int, pin: bool = False) -> Iterator[Batch]:
         failures = 0
         while True:
             req = loader_pb2.StreamBatchesRequest(
@@ -508,11 +529,14 @@ class Client:
             )
             call = self._stub.StreamBatches(req, metadata=self._metadata)
             parts: list[loader_pb2.Sample] = []
+            shm = ShmReader(self._stub, self._metadata, self.timeout, pin=pin) if fixed.get("shm") else None
             try:
-                for batch in _assemble(call, parts):
+                for batch in _assemble(call, parts, shm):
                     position = batch.cursor.position
                     failures = 0
                     yield batch
+                    if shm is not None:
+                        shm.release()
                 if parts:
                     raise errors.StokerError(
                         f"stoker StreamBatches at {self.address}: stream ended inside step "
@@ -526,6 +550,8 @@ class Client:
                 time.sleep(self._retry.wait(failures))
             finally:
                 call.cancel()
+                if shm is not None:
+                    shm.close()
 
     def iter_samples(
         self,
@@ -560,15 +586,20 @@ class Client:
         return list(self.iter_samples(url, batch_size=batch_size, progress=progress, **stream_args))
 
 
-def _assemble(call: Iterator[loader_pb2.StreamBatchesResponse], parts: list[loader_pb2.Sample]) -> Iterator[Batch]:
+def _assemble(
+    call: Iterator[loader_pb2.StreamBatchesResponse], parts: list[loader_pb2.Sample], shm: ShmReader | None = None
+) -> Iterator[Batch]:
     """Put the messages of each step back together. ``parts`` holds the
     samples of a step still in progress, so the caller can tell a stream
-    that stopped inside a step."""
+    that stopped inside a step. With ``shm`` fields are views into its
+    region."""
     messages = 0
     arrow: list[bytes] = []
     row_shards: list[int] = []
     first: int | None = None
     for msg in call:
+        if shm is not None:
+            shm.receive(msg)
         parts.extend(msg.samples)
         if msg.arrow_ipc:
             if first is None:
@@ -578,7 +609,10 @@ def _assemble(call: Iterator[loader_pb2.StreamBatchesResponse], parts: list[load
         messages += 1
         if not msg.final:
             continue
-        samples = [Sample(s.key, s.position, s.shard, {f.name: f.data for f in s.fields}) for s in parts]
+        if shm is not None:
+            samples = [Sample(s.key, s.position, s.shard, shm.fields(s)) for s in parts]
+        else:
+            samples = [Sample(s.key, s.position, s.shard, {f.name: f.data for f in s.fields}) for s in parts]
         parts.clear()
         yield Batch(
             epoch=msg.epoch,

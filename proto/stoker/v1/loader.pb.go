@@ -468,8 +468,10 @@ type StreamBatchesRequest struct {
 	// (connected over its unix socket): sample bytes are placed in a region
 	// the client maps (shm_region on the first message) and fields carry
 	// only offsets into it. Each message holds a lease on its bytes until
-	// ReleaseShm; a stream whose leases fill the region waits for releases,
-	// and the stream's end frees them all.
+	// ReleaseShm; a stream whose leases fill the region waits for releases.
+	// After its last message the stream ends once every lease is released
+	// (so the client maps the region before its file goes); a client that
+	// goes away frees them all with its stream.
 	Shm bool `protobuf:"varint,13,opt,name=shm,proto3" json:"shm,omitempty"`
 	// shm_region_bytes sizes the region; 0 is the server's default. It must
 	// hold the largest message (a part of max_part_bytes plus one sample).
