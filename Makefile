@@ -60,5 +60,8 @@ test-go:
 test-python: $(VERSITYGW)
 	py=$$(bash python/install_test_deps.sh) && "$$py" -m pytest python/tests -q -p no:cacheprovider
 
-bench:
+# Every benchmark prints its figure next to a baseline measured in the same
+# run (bare gRPC, arrow-go straight from S3, direct S3 through toxiproxy).
+bench: tools
 	go test -run '^$$' -bench . -benchtime 3x ./server/
+	go test -run '^$$' -bench . -benchtime 1x ./cmd/stokerd/
