@@ -1,0 +1,91 @@
+package server
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stoker-data/stoker/clients/stoker"
+	"github.com/stoker-data/stoker/prefetch/wds"
+)
+
+// BenchmarkLocalDelivery reads the same cached epoch, in the same
+// iteration, over gRPC on loopback TCP, over gRPC on a unix socket, and
+// through shared memory (fields viewed in the mapping, and copied once
+// into a reused buffer, as a trainer copying to a pinned staging buffer
+// would); it reports each rate and shm's ratios to the gRPC paths.
+func BenchmarkLocalDelivery(b *testing.B) {
+	for _, tc := range []struct {
+		name               string
+		size, count, batch int
+	}{
+		{"1MiB", 1 << 20, 512, 16},
+		{"64KiB", 64 << 10, 4096, 128},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			syn := wds.Synthetic{Shards: 8, PerShard: tc.count / 8, SampleSize: tc.size, Seed: 1}
+			h := newHarness(b, syn, nil)
+			unixAddr := serveUnix(b, h)
+			dial := func(opts ...stoker.Option) *stoker.Client {
+				c, err := stoker.Dial(unixAddr, opts...)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { c.Close() })
+				return c
+			}
+			paths := []struct {
+				name string
+				c    *stoker.Client
+				copy bool
+			}{
+				{"tcp", h.client, false},
+				{"unix", dial(), false},
+				{"shm", dial(stoker.WithSharedMemory(0)), false},
+				{"shm+copy", dial(stoker.WithSharedMemory(0)), true},
+			}
+			e := stoker.Epoch{URL: h.url, Seed: 1, BatchSize: tc.batch}
+			sink := make([]byte, tc.size+1<<10)
+			read := func(c *stoker.Client, copyOut bool) int {
+				n := 0
+				for bt, err := range c.Batches(context.Background(), e) {
+					if err != nil {
+						b.Fatal(err)
+					}
+					for _, s := range bt.Samples {
+						for _, f := range s.GetFields() {
+							if copyOut {
+								copy(sink, f.GetData())
+							}
+							n += len(f.GetData())
+						}
+					}
+				}
+				return n
+			}
+			want := read(h.client, false) // warms the cache
+			times := make([]time.Duration, len(paths))
+			b.ResetTimer()
+			for range b.N {
+				for i, p := range paths {
+					t := time.Now()
+					if n := read(p.c, p.copy); n != want {
+						b.Fatalf("%s read %d bytes, want %d", p.name, n, want)
+					}
+					times[i] += time.Since(t)
+				}
+			}
+			b.StopTimer()
+			gbps := make([]float64, len(paths))
+			for i, p := range paths {
+				gbps[i] = float64(want) * float64(b.N) / times[i].Seconds() / 1e9
+				b.ReportMetric(gbps[i], p.name+"-GB/s")
+			}
+			b.ReportMetric(gbps[2]/gbps[0], "shm/tcp")
+			b.ReportMetric(gbps[2]/gbps[1], "shm/unix")
+			b.ReportMetric(gbps[3]/gbps[0], "shm+copy/tcp")
+			b.Logf("%s: tcp %.2f GB/s, unix %.2f GB/s, shm %.2f GB/s, shm+copy %.2f GB/s; shm/tcp %.2fx, shm/unix %.2fx, shm+copy/tcp %.2fx",
+				tc.name, gbps[0], gbps[1], gbps[2], gbps[3], gbps[2]/gbps[0], gbps[2]/gbps[1], gbps[3]/gbps[0])
+		})
+	}
+}
