@@ -51,6 +51,7 @@ func (s *Server) hostStats(st *stokerv1.StatsResponse) {
 	st.ShmLeasedBytes = uint64(s.shm.leasedBytes.Load())
 	st.ShmBytesServed = s.shm.served.Load()
 	st.ShmWaits = s.shm.waits.Load()
+	st.ShmExtentBytes = s.shm.extentBytes.Load()
 	st.Host = HostProto(s.host)
 }
 

@@ -69,10 +69,12 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 	l.s.log.Debug("stream open", "url", req.GetUrl(), "epoch", req.GetEpoch(), "rank", b.Rank, "world", b.WorldSize, "start", start, "shm", req.GetShm())
 	var shm *shmStream // nil: bytes travel in the messages
 	if req.GetShm() {
-		if shm, err = l.openShm(ctx, req); err != nil {
+		if shm, err = l.openShm(ctx, req, ds, plan); err != nil {
 			return err
 		}
 		defer shm.close()
+	} else if req.GetGds() {
+		return invalid("gds", "needs shm (extents are leased like shared memory)")
 	}
 
 	total, step := plan.Len(), b.StepSize()

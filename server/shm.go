@@ -35,6 +35,7 @@ type shmRegistry struct {
 	leasedBytes atomic.Int64  // bytes of those leases (wrap padding included)
 	served      atomic.Uint64 // bytes placed in regions so far
 	waits       atomic.Uint64 // times a stream waited for releases
+	extentBytes atomic.Uint64 // field bytes handed out as disk extents
 }
 
 func newShmRegistry(dir string) *shmRegistry {
@@ -127,6 +128,24 @@ type shmLease struct {
 	start, end int64 // monotonic range, padding included
 	off, n     int   // the bytes handed out
 	released   bool
+	unpins     []func() // disk extents held with the lease (gds)
+}
+
+// attach ties unpins to l: they run when l is released or the region
+// closes.
+func (g *shmRegion) attach(l *shmLease, unpins []func()) {
+	if len(unpins) == 0 {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		for _, u := range unpins {
+			u()
+		}
+		return
+	}
+	l.unpins = unpins
 }
 
 // alloc leases n bytes, waiting while the region is full until the client
@@ -188,6 +207,10 @@ func (g *shmRegion) release(ids []uint64) (unknown int) {
 		}
 		delete(g.leases, id)
 		l.released = true
+		for _, u := range l.unpins {
+			u()
+		}
+		l.unpins = nil
 		g.reg.leases.Add(-1)
 		g.reg.leasedBytes.Add(-(l.end - l.start))
 	}
@@ -235,6 +258,9 @@ func (g *shmRegion) close() {
 		g.mu.Lock()
 		g.closed = true
 		for _, l := range g.leases {
+			for _, u := range l.unpins {
+				u()
+			}
 			g.reg.leases.Add(-1)
 			g.reg.leasedBytes.Add(-(l.end - l.start))
 		}

@@ -9,7 +9,9 @@ import (
 	grpcpeer "google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/stoker-data/stoker/prefetch"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
+	"github.com/stoker-data/stoker/shuffle"
 )
 
 // ShmConfig sets shared-memory delivery.
@@ -35,11 +37,12 @@ func DefaultShmConfig() ShmConfig {
 type shmStream struct {
 	region    *shmRegion
 	announced bool
+	extents   *extentSource // nil unless the stream asked for gds
 }
 
 // openShm makes the region of a stream that asked for shared memory. Only
 // a client on the server's unix socket is on the same host for sure.
-func (l *loader) openShm(ctx context.Context, req *stokerv1.StreamBatchesRequest) (*shmStream, error) {
+func (l *loader) openShm(ctx context.Context, req *stokerv1.StreamBatchesRequest, ds *prefetch.Dataset, plan *shuffle.Plan) (*shmStream, error) {
 	if p, ok := grpcpeer.FromContext(ctx); !ok || p.Addr == nil || p.Addr.Network() != "unix" {
 		return nil, status.Error(codes.FailedPrecondition, "shm: needs a connection over the server's unix socket (stokerd --unix PATH, client unix:///PATH)")
 	}
@@ -58,13 +61,31 @@ func (l *loader) openShm(ctx context.Context, req *stokerv1.StreamBatchesRequest
 	if err != nil {
 		return nil, status.Error(codes.ResourceExhausted, err.Error())
 	}
-	return &shmStream{region: g}, nil
+	s := &shmStream{region: g}
+	if req.GetGds() {
+		s.extents = &extentSource{cache: l.s.cache, ds: ds, plan: plan}
+	}
+	return s, nil
 }
 
 // place copies msg's field bytes (n of them) into a lease of the region
 // and leaves only their offsets in msg, waiting while the region is full.
 func (s *shmStream) place(ctx context.Context, msg *stokerv1.StreamBatchesResponse, n int) error {
+	var unpins []func()
+	if s.extents != nil {
+		var moved int
+		unpins, moved = s.extents.replace(msg)
+		n -= moved
+		s.region.reg.extentBytes.Add(uint64(moved))
+	}
 	lease, err := s.region.alloc(ctx, n)
+	if err != nil {
+		for _, u := range unpins {
+			u()
+		}
+	} else {
+		s.region.attach(lease, unpins)
+	}
 	switch {
 	case errors.Is(err, errTooBig):
 		return status.Errorf(codes.ResourceExhausted, "%v: ask for a larger shm_region_bytes", err)
@@ -77,6 +98,9 @@ func (s *shmStream) place(ctx context.Context, msg *stokerv1.StreamBatchesRespon
 	off := 0
 	for _, smp := range msg.Samples {
 		for _, f := range smp.Fields {
+			if f.Extent != nil {
+				continue
+			}
 			k := copy(buf[off:], f.Data)
 			f.ShmOffset, f.ShmLength, f.Data = uint64(lease.off+off), uint64(k), nil
 			off += k

@@ -36,6 +36,7 @@ type options struct {
 	// shared-memory delivery (WithSharedMemory)
 	shm            bool
 	shmRegionBytes int
+	gds            bool
 }
 
 // Option configures a Client.

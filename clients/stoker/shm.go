@@ -26,6 +26,17 @@ func WithSharedMemory(regionBytes int) Option {
 	return func(o *options) { o.shm, o.shmRegionBytes = true, regionBytes }
 }
 
+// WithGPUDirect asks, on top of shared memory, for disk extents: fields of
+// shards in the server's disk tier arrive with Field.Extent set (a range of
+// a local file) and no Data, for the caller to read straight into GPU
+// memory (gpu.ReadToDevice: cuFile, or the pinned fallback). The extent's
+// file stays in place while the batch is held, like shared-memory bytes.
+// Ask for it where gpu.CuFileAvailable() says cuFile works; elsewhere the
+// shared-memory path is the faster one. Implies WithSharedMemory.
+func WithGPUDirect(regionBytes int) Option {
+	return func(o *options) { o.shm, o.gds, o.shmRegionBytes = true, true, regionBytes }
+}
+
 // shmReader maps one stream's region and tracks the leases of the batch
 // being assembled. Used by one stream goroutine only.
 type shmReader struct {
@@ -39,7 +50,7 @@ func (c *Client) newShmReader(req *stokerv1.StreamBatchesRequest) *shmReader {
 	if !c.opts.shm {
 		return nil
 	}
-	req.Shm, req.ShmRegionBytes = true, uint64(max(c.opts.shmRegionBytes, 0))
+	req.Shm, req.Gds, req.ShmRegionBytes = true, c.opts.gds, uint64(max(c.opts.shmRegionBytes, 0))
 	return &shmReader{api: c.api}
 }
 
@@ -65,7 +76,7 @@ func (r *shmReader) receive(m *stokerv1.StreamBatchesResponse) error {
 	for _, s := range m.GetSamples() {
 		for _, f := range s.GetFields() {
 			off, n := f.GetShmOffset(), f.GetShmLength()
-			if n == 0 {
+			if n == 0 || f.GetExtent() != nil {
 				continue
 			}
 			if r.mem == nil || off+n > uint64(len(r.mem)) || off+n < off {

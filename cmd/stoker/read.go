@@ -62,6 +62,7 @@ type readFlags struct {
 	jsonl *bool
 	shm   *bool
 	shmMB *int
+	gds   *bool
 }
 
 func newReadFlags() readFlags {
@@ -81,6 +82,7 @@ func newReadFlags() readFlags {
 	f.jsonl = fs.Bool("jsonl", false, "print one JSON object per sample")
 	f.shm = fs.Bool("shm", false, "receive batches through shared memory (needs --server unix:///path)")
 	f.shmMB = fs.Int("shm-region-mib", 0, "with --shm: size of the shared region in MiB (0: the server's default)")
+	f.gds = fs.Bool("gds", false, "with --shm: take shards in the disk tier as extents of its files and read them here through a pinned buffer (the GPU path without cuFile)")
 	fs.StringVar(&e.Format, "format", "", "webdataset, parquet, arrow or arrows (default: by the objects' extensions)")
 	fs.Func("columns", "comma-separated columns of a columnar dataset (default: all)", func(v string) error {
 		e.Columns = splitColumns(v)
@@ -100,11 +102,13 @@ func runRead(ctx context.Context, args []string, out, errOut io.Writer) error {
 	}
 	e, addr, jsonl := *f.epoch, f.addr, f.jsonl
 	e.URL, e.Start = pos[0], *f.start
-	c, err := dialRead(*addr, *f.shm, *f.shmMB<<20)
+	c, err := dialRead(*addr, *f.shm, *f.gds, *f.shmMB<<20)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	extents := newExtentReader(*f.gds)
+	defer extents.close()
 	w := bufio.NewWriterSize(out, 1<<16)
 	defer w.Flush()
 	var objects []string // a columnar dataset's object of each shard
@@ -114,6 +118,9 @@ func runRead(ctx context.Context, args []string, out, errOut io.Writer) error {
 		}
 	}
 	sum, err := readEpoch(ctx, c, e, func(b *stoker.Batch) error {
+		if err := extents.fill(b); err != nil {
+			return err
+		}
 		if !*jsonl {
 			return nil
 		}
@@ -149,7 +156,7 @@ func readEpoch(ctx context.Context, c *stoker.Client, e stoker.Epoch, each func(
 		s.Bytes += b.ArrowBytes
 		for _, smp := range b.Samples {
 			for _, f := range smp.GetFields() {
-				s.Bytes += len(f.GetData())
+				s.Bytes += len(f.GetData()) + int(f.GetExtent().GetLength())
 			}
 		}
 		if err := each(b); err != nil {

@@ -90,7 +90,18 @@ func TestShmReadJSONLMatchesGRPC(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Fatalf("shm JSONL differs from gRPC:\n%.400s\n---\n%.400s", got, want)
 	}
+	// The shards are in the disk tier now: --gds reads them as extents.
+	gds, err := readJSONL(append([]string{"--server", "unix://" + e.sock, "--shm", "--gds"}, args...)...).Output()
+	if err != nil {
+		t.Fatalf("gds read: %v\n%s", err, e.srv.logs())
+	}
+	if !bytes.Equal(gds, want) {
+		t.Fatalf("gds JSONL differs from gRPC:\n%.400s\n---\n%.400s", gds, want)
+	}
 	st := e.stats(t)
+	if st.GetShmExtentBytes() == 0 {
+		t.Fatal("the gds read took no extents")
+	}
 	if st.GetShmBytesServed() == 0 || st.GetShmRegions() != 0 || st.GetShmLeases() != 0 {
 		t.Fatalf("after the reads: %v", st)
 	}

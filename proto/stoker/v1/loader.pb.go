@@ -476,8 +476,14 @@ type StreamBatchesRequest struct {
 	// shm_region_bytes sizes the region; 0 is the server's default. It must
 	// hold the largest message (a part of max_part_bytes plus one sample).
 	ShmRegionBytes uint64 `protobuf:"varint,14,opt,name=shm_region_bytes,json=shmRegionBytes,proto3" json:"shm_region_bytes,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// gds (with shm) asks for extents: fields of shards in the server's disk
+	// tier come as Field.extent, a range of the cache file the client reads
+	// itself (cuFile: GPUDirect Storage, NVMe to GPU memory); the file stays
+	// in place while the message's lease is held. Other fields come through
+	// the region.
+	Gds           bool `protobuf:"varint,15,opt,name=gds,proto3" json:"gds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StreamBatchesRequest) Reset() {
@@ -606,6 +612,13 @@ func (x *StreamBatchesRequest) GetShmRegionBytes() uint64 {
 		return x.ShmRegionBytes
 	}
 	return 0
+}
+
+func (x *StreamBatchesRequest) GetGds() bool {
+	if x != nil {
+		return x.Gds
+	}
+	return false
 }
 
 // StreamBatchesResponse is one batch, or one part of a large batch.
@@ -1038,8 +1051,11 @@ type Field struct {
 	Data  []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
 	// In a shared-memory stream data is empty and the field's bytes are
 	// shm_length bytes at shm_offset in the stream's region.
-	ShmOffset     uint64 `protobuf:"varint,3,opt,name=shm_offset,json=shmOffset,proto3" json:"shm_offset,omitempty"`
-	ShmLength     uint64 `protobuf:"varint,4,opt,name=shm_length,json=shmLength,proto3" json:"shm_length,omitempty"`
+	ShmOffset uint64 `protobuf:"varint,3,opt,name=shm_offset,json=shmOffset,proto3" json:"shm_offset,omitempty"`
+	ShmLength uint64 `protobuf:"varint,4,opt,name=shm_length,json=shmLength,proto3" json:"shm_length,omitempty"`
+	// extent, in a gds stream, is where the field's bytes lie in a local
+	// file; data is then empty and shm_length 0.
+	Extent        *FileExtent `protobuf:"bytes,5,opt,name=extent,proto3" json:"extent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1102,6 +1118,74 @@ func (x *Field) GetShmLength() uint64 {
 	return 0
 }
 
+func (x *Field) GetExtent() *FileExtent {
+	if x != nil {
+		return x.Extent
+	}
+	return nil
+}
+
+// FileExtent is a byte range of a file on the server's host.
+type FileExtent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Offset        uint64                 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	Length        uint64                 `protobuf:"varint,3,opt,name=length,proto3" json:"length,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FileExtent) Reset() {
+	*x = FileExtent{}
+	mi := &file_stoker_v1_loader_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FileExtent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FileExtent) ProtoMessage() {}
+
+func (x *FileExtent) ProtoReflect() protoreflect.Message {
+	mi := &file_stoker_v1_loader_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FileExtent.ProtoReflect.Descriptor instead.
+func (*FileExtent) Descriptor() ([]byte, []int) {
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *FileExtent) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *FileExtent) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *FileExtent) GetLength() uint64 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
 // StatsRequest has no fields.
 type StatsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1111,7 +1195,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[14]
+	mi := &file_stoker_v1_loader_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1123,7 +1207,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[14]
+	mi := &file_stoker_v1_loader_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1136,7 +1220,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{14}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{15}
 }
 
 // StatsResponse is a snapshot of the server's counters since it started.
@@ -1167,14 +1251,16 @@ type StatsResponse struct {
 	Host *HostInfo `protobuf:"bytes,20,opt,name=host,proto3" json:"host,omitempty"`
 	// shm_waits counts the times a shared-memory stream found its region
 	// full and waited for the client to release leases.
-	ShmWaits      uint64 `protobuf:"varint,21,opt,name=shm_waits,json=shmWaits,proto3" json:"shm_waits,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ShmWaits uint64 `protobuf:"varint,21,opt,name=shm_waits,json=shmWaits,proto3" json:"shm_waits,omitempty"`
+	// shm_extent_bytes counts field bytes handed out as disk extents (gds).
+	ShmExtentBytes uint64 `protobuf:"varint,22,opt,name=shm_extent_bytes,json=shmExtentBytes,proto3" json:"shm_extent_bytes,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[15]
+	mi := &file_stoker_v1_loader_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1186,7 +1272,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[15]
+	mi := &file_stoker_v1_loader_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1199,7 +1285,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{15}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *StatsResponse) GetMemoryHits() uint64 {
@@ -1349,6 +1435,13 @@ func (x *StatsResponse) GetShmWaits() uint64 {
 	return 0
 }
 
+func (x *StatsResponse) GetShmExtentBytes() uint64 {
+	if x != nil {
+		return x.ShmExtentBytes
+	}
+	return 0
+}
+
 // HostInfo is the GPU host the server runs on.
 type HostInfo struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1372,7 +1465,7 @@ type HostInfo struct {
 
 func (x *HostInfo) Reset() {
 	*x = HostInfo{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[16]
+	mi := &file_stoker_v1_loader_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1384,7 +1477,7 @@ func (x *HostInfo) String() string {
 func (*HostInfo) ProtoMessage() {}
 
 func (x *HostInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[16]
+	mi := &file_stoker_v1_loader_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1397,7 +1490,7 @@ func (x *HostInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostInfo.ProtoReflect.Descriptor instead.
 func (*HostInfo) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{16}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *HostInfo) GetNvml() bool {
@@ -1494,7 +1587,7 @@ type GpuDevice struct {
 
 func (x *GpuDevice) Reset() {
 	*x = GpuDevice{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[17]
+	mi := &file_stoker_v1_loader_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1506,7 +1599,7 @@ func (x *GpuDevice) String() string {
 func (*GpuDevice) ProtoMessage() {}
 
 func (x *GpuDevice) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[17]
+	mi := &file_stoker_v1_loader_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1519,7 +1612,7 @@ func (x *GpuDevice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GpuDevice.ProtoReflect.Descriptor instead.
 func (*GpuDevice) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{17}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GpuDevice) GetIndex() uint32 {
@@ -1586,7 +1679,7 @@ type PrefetchRequest struct {
 
 func (x *PrefetchRequest) Reset() {
 	*x = PrefetchRequest{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[18]
+	mi := &file_stoker_v1_loader_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1598,7 +1691,7 @@ func (x *PrefetchRequest) String() string {
 func (*PrefetchRequest) ProtoMessage() {}
 
 func (x *PrefetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[18]
+	mi := &file_stoker_v1_loader_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1611,7 +1704,7 @@ func (x *PrefetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrefetchRequest.ProtoReflect.Descriptor instead.
 func (*PrefetchRequest) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{18}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PrefetchRequest) GetUrl() string {
@@ -1682,7 +1775,7 @@ type PrefetchResponse struct {
 
 func (x *PrefetchResponse) Reset() {
 	*x = PrefetchResponse{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[19]
+	mi := &file_stoker_v1_loader_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1694,7 +1787,7 @@ func (x *PrefetchResponse) String() string {
 func (*PrefetchResponse) ProtoMessage() {}
 
 func (x *PrefetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[19]
+	mi := &file_stoker_v1_loader_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1707,7 +1800,7 @@ func (x *PrefetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrefetchResponse.ProtoReflect.Descriptor instead.
 func (*PrefetchResponse) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{19}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PrefetchResponse) GetHintId() string {
@@ -1741,7 +1834,7 @@ type PrefetchStatusRequest struct {
 
 func (x *PrefetchStatusRequest) Reset() {
 	*x = PrefetchStatusRequest{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[20]
+	mi := &file_stoker_v1_loader_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1753,7 +1846,7 @@ func (x *PrefetchStatusRequest) String() string {
 func (*PrefetchStatusRequest) ProtoMessage() {}
 
 func (x *PrefetchStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[20]
+	mi := &file_stoker_v1_loader_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1766,7 +1859,7 @@ func (x *PrefetchStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrefetchStatusRequest.ProtoReflect.Descriptor instead.
 func (*PrefetchStatusRequest) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{20}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PrefetchStatusRequest) GetHintId() string {
@@ -1791,7 +1884,7 @@ type PrefetchStatusResponse struct {
 
 func (x *PrefetchStatusResponse) Reset() {
 	*x = PrefetchStatusResponse{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[21]
+	mi := &file_stoker_v1_loader_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1803,7 +1896,7 @@ func (x *PrefetchStatusResponse) String() string {
 func (*PrefetchStatusResponse) ProtoMessage() {}
 
 func (x *PrefetchStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[21]
+	mi := &file_stoker_v1_loader_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1816,7 +1909,7 @@ func (x *PrefetchStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrefetchStatusResponse.ProtoReflect.Descriptor instead.
 func (*PrefetchStatusResponse) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{21}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PrefetchStatusResponse) GetHintId() string {
@@ -1873,7 +1966,7 @@ type PrefetchProgress struct {
 
 func (x *PrefetchProgress) Reset() {
 	*x = PrefetchProgress{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[22]
+	mi := &file_stoker_v1_loader_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1885,7 +1978,7 @@ func (x *PrefetchProgress) String() string {
 func (*PrefetchProgress) ProtoMessage() {}
 
 func (x *PrefetchProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[22]
+	mi := &file_stoker_v1_loader_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1898,7 +1991,7 @@ func (x *PrefetchProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrefetchProgress.ProtoReflect.Descriptor instead.
 func (*PrefetchProgress) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{22}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PrefetchProgress) GetNode() string {
@@ -1985,7 +2078,7 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\x06length\x18\a \x01(\x03R\x06length\":\n" +
 	"\x06Cursor\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x1a\n" +
-	"\bposition\x18\x02 \x01(\x04R\bposition\"\xa0\x03\n" +
+	"\bposition\x18\x02 \x01(\x04R\bposition\"\xb2\x03\n" +
 	"\x14StreamBatchesRequest\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n" +
 	"\x06format\x18\x02 \x01(\tR\x06format\x12\x12\n" +
@@ -2004,7 +2097,8 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\x06cursor\x18\v \x01(\v2\x11.stoker.v1.CursorR\x06cursor\x12\x18\n" +
 	"\acolumns\x18\f \x03(\tR\acolumns\x12\x10\n" +
 	"\x03shm\x18\r \x01(\bR\x03shm\x12(\n" +
-	"\x10shm_region_bytes\x18\x0e \x01(\x04R\x0eshmRegionBytes\"\x8d\x03\n" +
+	"\x10shm_region_bytes\x18\x0e \x01(\x04R\x0eshmRegionBytes\x12\x10\n" +
+	"\x03gds\x18\x0f \x01(\bR\x03gds\"\x8d\x03\n" +
 	"\x15StreamBatchesResponse\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x12\n" +
 	"\x04step\x18\x02 \x01(\x04R\x04step\x12\x12\n" +
@@ -2036,15 +2130,21 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x1a\n" +
 	"\bposition\x18\x02 \x01(\x04R\bposition\x12\x14\n" +
 	"\x05shard\x18\x03 \x01(\rR\x05shard\x12(\n" +
-	"\x06fields\x18\x04 \x03(\v2\x10.stoker.v1.FieldR\x06fields\"m\n" +
+	"\x06fields\x18\x04 \x03(\v2\x10.stoker.v1.FieldR\x06fields\"\x9c\x01\n" +
 	"\x05Field\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x1d\n" +
 	"\n" +
 	"shm_offset\x18\x03 \x01(\x04R\tshmOffset\x12\x1d\n" +
 	"\n" +
-	"shm_length\x18\x04 \x01(\x04R\tshmLength\"\x0e\n" +
-	"\fStatsRequest\"\xf9\x05\n" +
+	"shm_length\x18\x04 \x01(\x04R\tshmLength\x12-\n" +
+	"\x06extent\x18\x05 \x01(\v2\x15.stoker.v1.FileExtentR\x06extent\"P\n" +
+	"\n" +
+	"FileExtent\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x16\n" +
+	"\x06length\x18\x03 \x01(\x04R\x06length\"\x0e\n" +
+	"\fStatsRequest\"\xa3\x06\n" +
 	"\rStatsResponse\x12\x1f\n" +
 	"\vmemory_hits\x18\x01 \x01(\x04R\n" +
 	"memoryHits\x12\x1b\n" +
@@ -2072,7 +2172,8 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\x10shm_leased_bytes\x18\x12 \x01(\x04R\x0eshmLeasedBytes\x12(\n" +
 	"\x10shm_bytes_served\x18\x13 \x01(\x04R\x0eshmBytesServed\x12'\n" +
 	"\x04host\x18\x14 \x01(\v2\x13.stoker.v1.HostInfoR\x04host\x12\x1b\n" +
-	"\tshm_waits\x18\x15 \x01(\x04R\bshmWaits\"\xfa\x02\n" +
+	"\tshm_waits\x18\x15 \x01(\x04R\bshmWaits\x12(\n" +
+	"\x10shm_extent_bytes\x18\x16 \x01(\x04R\x0eshmExtentBytes\"\xfa\x02\n" +
 	"\bHostInfo\x12\x12\n" +
 	"\x04nvml\x18\x01 \x01(\bR\x04nvml\x12\x1f\n" +
 	"\vnvml_reason\x18\x02 \x01(\tR\n" +
@@ -2153,7 +2254,7 @@ func file_stoker_v1_loader_proto_rawDescGZIP() []byte {
 	return file_stoker_v1_loader_proto_rawDescData
 }
 
-var file_stoker_v1_loader_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_stoker_v1_loader_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_stoker_v1_loader_proto_goTypes = []any{
 	(*OpenDatasetRequest)(nil),     // 0: stoker.v1.OpenDatasetRequest
 	(*OpenDatasetResponse)(nil),    // 1: stoker.v1.OpenDatasetResponse
@@ -2169,15 +2270,16 @@ var file_stoker_v1_loader_proto_goTypes = []any{
 	(*ReleaseShmResponse)(nil),     // 11: stoker.v1.ReleaseShmResponse
 	(*Sample)(nil),                 // 12: stoker.v1.Sample
 	(*Field)(nil),                  // 13: stoker.v1.Field
-	(*StatsRequest)(nil),           // 14: stoker.v1.StatsRequest
-	(*StatsResponse)(nil),          // 15: stoker.v1.StatsResponse
-	(*HostInfo)(nil),               // 16: stoker.v1.HostInfo
-	(*GpuDevice)(nil),              // 17: stoker.v1.GpuDevice
-	(*PrefetchRequest)(nil),        // 18: stoker.v1.PrefetchRequest
-	(*PrefetchResponse)(nil),       // 19: stoker.v1.PrefetchResponse
-	(*PrefetchStatusRequest)(nil),  // 20: stoker.v1.PrefetchStatusRequest
-	(*PrefetchStatusResponse)(nil), // 21: stoker.v1.PrefetchStatusResponse
-	(*PrefetchProgress)(nil),       // 22: stoker.v1.PrefetchProgress
+	(*FileExtent)(nil),             // 14: stoker.v1.FileExtent
+	(*StatsRequest)(nil),           // 15: stoker.v1.StatsRequest
+	(*StatsResponse)(nil),          // 16: stoker.v1.StatsResponse
+	(*HostInfo)(nil),               // 17: stoker.v1.HostInfo
+	(*GpuDevice)(nil),              // 18: stoker.v1.GpuDevice
+	(*PrefetchRequest)(nil),        // 19: stoker.v1.PrefetchRequest
+	(*PrefetchResponse)(nil),       // 20: stoker.v1.PrefetchResponse
+	(*PrefetchStatusRequest)(nil),  // 21: stoker.v1.PrefetchStatusRequest
+	(*PrefetchStatusResponse)(nil), // 22: stoker.v1.PrefetchStatusResponse
+	(*PrefetchProgress)(nil),       // 23: stoker.v1.PrefetchProgress
 }
 var file_stoker_v1_loader_proto_depIdxs = []int32{
 	2,  // 0: stoker.v1.OpenDatasetResponse.dataset:type_name -> stoker.v1.Dataset
@@ -2189,26 +2291,27 @@ var file_stoker_v1_loader_proto_depIdxs = []int32{
 	8,  // 6: stoker.v1.StreamBatchesResponse.shm_region:type_name -> stoker.v1.ShmRegion
 	9,  // 7: stoker.v1.StreamBatchesResponse.shm_lease:type_name -> stoker.v1.ShmLease
 	13, // 8: stoker.v1.Sample.fields:type_name -> stoker.v1.Field
-	16, // 9: stoker.v1.StatsResponse.host:type_name -> stoker.v1.HostInfo
-	17, // 10: stoker.v1.HostInfo.gpus:type_name -> stoker.v1.GpuDevice
-	22, // 11: stoker.v1.PrefetchStatusResponse.nodes:type_name -> stoker.v1.PrefetchProgress
-	0,  // 12: stoker.v1.Loader.OpenDataset:input_type -> stoker.v1.OpenDatasetRequest
-	6,  // 13: stoker.v1.Loader.StreamBatches:input_type -> stoker.v1.StreamBatchesRequest
-	14, // 14: stoker.v1.Loader.Stats:input_type -> stoker.v1.StatsRequest
-	18, // 15: stoker.v1.Loader.Prefetch:input_type -> stoker.v1.PrefetchRequest
-	20, // 16: stoker.v1.Loader.PrefetchStatus:input_type -> stoker.v1.PrefetchStatusRequest
-	10, // 17: stoker.v1.Loader.ReleaseShm:input_type -> stoker.v1.ReleaseShmRequest
-	1,  // 18: stoker.v1.Loader.OpenDataset:output_type -> stoker.v1.OpenDatasetResponse
-	7,  // 19: stoker.v1.Loader.StreamBatches:output_type -> stoker.v1.StreamBatchesResponse
-	15, // 20: stoker.v1.Loader.Stats:output_type -> stoker.v1.StatsResponse
-	19, // 21: stoker.v1.Loader.Prefetch:output_type -> stoker.v1.PrefetchResponse
-	21, // 22: stoker.v1.Loader.PrefetchStatus:output_type -> stoker.v1.PrefetchStatusResponse
-	11, // 23: stoker.v1.Loader.ReleaseShm:output_type -> stoker.v1.ReleaseShmResponse
-	18, // [18:24] is the sub-list for method output_type
-	12, // [12:18] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	14, // 9: stoker.v1.Field.extent:type_name -> stoker.v1.FileExtent
+	17, // 10: stoker.v1.StatsResponse.host:type_name -> stoker.v1.HostInfo
+	18, // 11: stoker.v1.HostInfo.gpus:type_name -> stoker.v1.GpuDevice
+	23, // 12: stoker.v1.PrefetchStatusResponse.nodes:type_name -> stoker.v1.PrefetchProgress
+	0,  // 13: stoker.v1.Loader.OpenDataset:input_type -> stoker.v1.OpenDatasetRequest
+	6,  // 14: stoker.v1.Loader.StreamBatches:input_type -> stoker.v1.StreamBatchesRequest
+	15, // 15: stoker.v1.Loader.Stats:input_type -> stoker.v1.StatsRequest
+	19, // 16: stoker.v1.Loader.Prefetch:input_type -> stoker.v1.PrefetchRequest
+	21, // 17: stoker.v1.Loader.PrefetchStatus:input_type -> stoker.v1.PrefetchStatusRequest
+	10, // 18: stoker.v1.Loader.ReleaseShm:input_type -> stoker.v1.ReleaseShmRequest
+	1,  // 19: stoker.v1.Loader.OpenDataset:output_type -> stoker.v1.OpenDatasetResponse
+	7,  // 20: stoker.v1.Loader.StreamBatches:output_type -> stoker.v1.StreamBatchesResponse
+	16, // 21: stoker.v1.Loader.Stats:output_type -> stoker.v1.StatsResponse
+	20, // 22: stoker.v1.Loader.Prefetch:output_type -> stoker.v1.PrefetchResponse
+	22, // 23: stoker.v1.Loader.PrefetchStatus:output_type -> stoker.v1.PrefetchStatusResponse
+	11, // 24: stoker.v1.Loader.ReleaseShm:output_type -> stoker.v1.ReleaseShmResponse
+	19, // [19:25] is the sub-list for method output_type
+	13, // [13:19] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_stoker_v1_loader_proto_init() }
@@ -2222,7 +2325,7 @@ func file_stoker_v1_loader_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stoker_v1_loader_proto_rawDesc), len(file_stoker_v1_loader_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -77,7 +77,7 @@ class Cursor(_message.Message):
     def __init__(self, epoch: _Optional[int] = ..., position: _Optional[int] = ...) -> None: ...
 
 class StreamBatchesRequest(_message.Message):
-    __slots__ = ("url", "format", "seed", "epoch", "rank", "world_size", "batch_size", "shuffle_window", "no_shuffle", "drop_last", "cursor", "columns", "shm", "shm_region_bytes")
+    __slots__ = ("url", "format", "seed", "epoch", "rank", "world_size", "batch_size", "shuffle_window", "no_shuffle", "drop_last", "cursor", "columns", "shm", "shm_region_bytes", "gds")
     URL_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
@@ -92,6 +92,7 @@ class StreamBatchesRequest(_message.Message):
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
     SHM_FIELD_NUMBER: _ClassVar[int]
     SHM_REGION_BYTES_FIELD_NUMBER: _ClassVar[int]
+    GDS_FIELD_NUMBER: _ClassVar[int]
     url: str
     format: str
     seed: int
@@ -106,7 +107,8 @@ class StreamBatchesRequest(_message.Message):
     columns: _containers.RepeatedScalarFieldContainer[str]
     shm: bool
     shm_region_bytes: int
-    def __init__(self, url: _Optional[str] = ..., format: _Optional[str] = ..., seed: _Optional[int] = ..., epoch: _Optional[int] = ..., rank: _Optional[int] = ..., world_size: _Optional[int] = ..., batch_size: _Optional[int] = ..., shuffle_window: _Optional[int] = ..., no_shuffle: _Optional[bool] = ..., drop_last: _Optional[bool] = ..., cursor: _Optional[_Union[Cursor, _Mapping]] = ..., columns: _Optional[_Iterable[str]] = ..., shm: _Optional[bool] = ..., shm_region_bytes: _Optional[int] = ...) -> None: ...
+    gds: bool
+    def __init__(self, url: _Optional[str] = ..., format: _Optional[str] = ..., seed: _Optional[int] = ..., epoch: _Optional[int] = ..., rank: _Optional[int] = ..., world_size: _Optional[int] = ..., batch_size: _Optional[int] = ..., shuffle_window: _Optional[int] = ..., no_shuffle: _Optional[bool] = ..., drop_last: _Optional[bool] = ..., cursor: _Optional[_Union[Cursor, _Mapping]] = ..., columns: _Optional[_Iterable[str]] = ..., shm: _Optional[bool] = ..., shm_region_bytes: _Optional[int] = ..., gds: _Optional[bool] = ...) -> None: ...
 
 class StreamBatchesResponse(_message.Message):
     __slots__ = ("epoch", "step", "rank", "samples", "final", "cursor", "arrow_ipc", "row_shards", "first_position", "shm_region", "shm_lease")
@@ -179,23 +181,35 @@ class Sample(_message.Message):
     def __init__(self, key: _Optional[str] = ..., position: _Optional[int] = ..., shard: _Optional[int] = ..., fields: _Optional[_Iterable[_Union[Field, _Mapping]]] = ...) -> None: ...
 
 class Field(_message.Message):
-    __slots__ = ("name", "data", "shm_offset", "shm_length")
+    __slots__ = ("name", "data", "shm_offset", "shm_length", "extent")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     SHM_OFFSET_FIELD_NUMBER: _ClassVar[int]
     SHM_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    EXTENT_FIELD_NUMBER: _ClassVar[int]
     name: str
     data: bytes
     shm_offset: int
     shm_length: int
-    def __init__(self, name: _Optional[str] = ..., data: _Optional[bytes] = ..., shm_offset: _Optional[int] = ..., shm_length: _Optional[int] = ...) -> None: ...
+    extent: FileExtent
+    def __init__(self, name: _Optional[str] = ..., data: _Optional[bytes] = ..., shm_offset: _Optional[int] = ..., shm_length: _Optional[int] = ..., extent: _Optional[_Union[FileExtent, _Mapping]] = ...) -> None: ...
+
+class FileExtent(_message.Message):
+    __slots__ = ("path", "offset", "length")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    offset: int
+    length: int
+    def __init__(self, path: _Optional[str] = ..., offset: _Optional[int] = ..., length: _Optional[int] = ...) -> None: ...
 
 class StatsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class StatsResponse(_message.Message):
-    __slots__ = ("memory_hits", "disk_hits", "misses", "memory_bytes", "memory_capacity", "disk_bytes", "disk_capacity", "storage_requests", "storage_bytes", "stall_nanos", "samples_served", "bytes_served", "active_streams", "evictions", "shm_regions", "shm_region_bytes", "shm_leases", "shm_leased_bytes", "shm_bytes_served", "host", "shm_waits")
+    __slots__ = ("memory_hits", "disk_hits", "misses", "memory_bytes", "memory_capacity", "disk_bytes", "disk_capacity", "storage_requests", "storage_bytes", "stall_nanos", "samples_served", "bytes_served", "active_streams", "evictions", "shm_regions", "shm_region_bytes", "shm_leases", "shm_leased_bytes", "shm_bytes_served", "host", "shm_waits", "shm_extent_bytes")
     MEMORY_HITS_FIELD_NUMBER: _ClassVar[int]
     DISK_HITS_FIELD_NUMBER: _ClassVar[int]
     MISSES_FIELD_NUMBER: _ClassVar[int]
@@ -217,6 +231,7 @@ class StatsResponse(_message.Message):
     SHM_BYTES_SERVED_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
     SHM_WAITS_FIELD_NUMBER: _ClassVar[int]
+    SHM_EXTENT_BYTES_FIELD_NUMBER: _ClassVar[int]
     memory_hits: int
     disk_hits: int
     misses: int
@@ -238,7 +253,8 @@ class StatsResponse(_message.Message):
     shm_bytes_served: int
     host: HostInfo
     shm_waits: int
-    def __init__(self, memory_hits: _Optional[int] = ..., disk_hits: _Optional[int] = ..., misses: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., memory_capacity: _Optional[int] = ..., disk_bytes: _Optional[int] = ..., disk_capacity: _Optional[int] = ..., storage_requests: _Optional[int] = ..., storage_bytes: _Optional[int] = ..., stall_nanos: _Optional[int] = ..., samples_served: _Optional[int] = ..., bytes_served: _Optional[int] = ..., active_streams: _Optional[int] = ..., evictions: _Optional[int] = ..., shm_regions: _Optional[int] = ..., shm_region_bytes: _Optional[int] = ..., shm_leases: _Optional[int] = ..., shm_leased_bytes: _Optional[int] = ..., shm_bytes_served: _Optional[int] = ..., host: _Optional[_Union[HostInfo, _Mapping]] = ..., shm_waits: _Optional[int] = ...) -> None: ...
+    shm_extent_bytes: int
+    def __init__(self, memory_hits: _Optional[int] = ..., disk_hits: _Optional[int] = ..., misses: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., memory_capacity: _Optional[int] = ..., disk_bytes: _Optional[int] = ..., disk_capacity: _Optional[int] = ..., storage_requests: _Optional[int] = ..., storage_bytes: _Optional[int] = ..., stall_nanos: _Optional[int] = ..., samples_served: _Optional[int] = ..., bytes_served: _Optional[int] = ..., active_streams: _Optional[int] = ..., evictions: _Optional[int] = ..., shm_regions: _Optional[int] = ..., shm_region_bytes: _Optional[int] = ..., shm_leases: _Optional[int] = ..., shm_leased_bytes: _Optional[int] = ..., shm_bytes_served: _Optional[int] = ..., host: _Optional[_Union[HostInfo, _Mapping]] = ..., shm_waits: _Optional[int] = ..., shm_extent_bytes: _Optional[int] = ...) -> None: ...
 
 class HostInfo(_message.Message):
     __slots__ = ("nvml", "nvml_reason", "driver_version", "gpus", "numa_nodes", "memlock_bytes", "huge_page_bytes", "huge_pages_free", "cufile", "cufile_reason", "shm_dir")

@@ -1,0 +1,34 @@
+package prefetch
+
+import "sync"
+
+// DiskExtent finds key's entry in the disk tier and pins it: the file is
+// neither evicted nor rewritten until unpin is called (once; more calls do
+// nothing). It returns the file and the offset of the shard's first byte
+// in it, for a local reader that reads the file itself (cuFile). ok is
+// false when the entry is not on disk (or not yet written). Safe for
+// concurrent use.
+func (c *Cache) DiskExtent(key CacheKey) (path string, offset int64, unpin func(), ok bool) {
+	c.life.RLock()
+	defer c.life.RUnlock()
+	if c.closed.Load() || c.disk == nil {
+		return "", 0, nil, false
+	}
+	c.diskMu.Lock()
+	e := c.disk.entries[key]
+	if e == nil || !e.ready {
+		c.diskMu.Unlock()
+		return "", 0, nil, false
+	}
+	e.pins++
+	c.diskMu.Unlock()
+	var once sync.Once
+	unpin = func() {
+		once.Do(func() {
+			c.diskMu.Lock()
+			e.pins--
+			c.diskMu.Unlock()
+		})
+	}
+	return c.path(key), int64(headerSize + len(key.Object) + len(key.ETag)), unpin, true
+}

@@ -1,0 +1,50 @@
+package server
+
+import (
+	"github.com/stoker-data/stoker/prefetch"
+	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
+	"github.com/stoker-data/stoker/shuffle"
+)
+
+// extentSource turns the fields of samples whose shard is in the disk
+// tier into extents of the cache file (GPUDirect Storage: the client reads
+// them with cuFile), pinning each file while the message's lease lives.
+type extentSource struct {
+	cache *prefetch.Cache
+	ds    *prefetch.Dataset
+	plan  *shuffle.Plan
+}
+
+// replace sets Field.Extent (and clears Data) for every field it can, and
+// returns the pins taken and the field bytes moved out of the message.
+func (x *extentSource) replace(msg *stokerv1.StreamBatchesResponse) (unpins []func(), moved int) {
+	type file struct {
+		path string
+		base int64
+		ok   bool
+	}
+	files := map[int32]file{} // by shard, pinned once per message
+	for _, smp := range msg.Samples {
+		ref := x.plan.At(int(smp.Position))
+		fl, seen := files[ref.Shard]
+		if !seen {
+			path, base, unpin, ok := x.cache.DiskExtent(x.ds.Key(int(ref.Shard)))
+			if ok {
+				unpins = append(unpins, unpin)
+			}
+			fl = file{path, base, ok}
+			files[ref.Shard] = fl
+		}
+		if !fl.ok {
+			continue // not on disk: its bytes go through the region
+		}
+		idx := x.ds.Index[ref.Shard][ref.Sample]
+		for i, f := range smp.Fields {
+			n := len(f.Data)
+			f.Extent = &stokerv1.FileExtent{Path: fl.path, Offset: uint64(fl.base + idx.Fields[i].Offset), Length: uint64(n)}
+			f.Data = nil
+			moved += n
+		}
+	}
+	return unpins, moved
+}
