@@ -17,25 +17,29 @@ import (
 )
 
 // The disk tier keeps one file per entry in Dir, named after a hash of the
-// key with fileSuffix. A file is a header, the key, then the data:
+// key with fileSuffix. A file is a header, the key, zero padding, then the
+// data, which starts at a multiple of 4 KiB so that a local reader can hand
+// the file's extent to GPUDirect Storage (cuFile) with aligned offsets:
 //
 //	offset  size  field
 //	0       4     magic "STKC"
-//	4       4     format version (1)
+//	4       4     format version (2)
 //	8       4     length of the key's Object
 //	12      4     length of the key's ETag
 //	16      8     length of the data
 //	24      4     CRC-32C (Castagnoli) of the data
 //	28      4     CRC-32C of bytes 0-27, the Object and the ETag
-//	32      ...   Object, ETag, data
+//	32      ...   Object, ETag, zeros up to dataOffset(key)
+//	dataOffset    data
 //
 // Integers are little-endian. The key in the header maps a file back to its
 // entry when a restarted cache scans Dir; the header's own checksum keeps a
 // damaged key from naming another entry.
 const (
 	fileMagic   = "STKC"
-	fileVersion = 1
+	fileVersion = 2 // 1 had no padding; its files are dropped at open
 	headerSize  = 32
+	dataAlign   = 4096    // data offset alignment (cuFile's and O_DIRECT's unit)
 	maxKeyPart  = 1 << 16 // longest Object or ETag a header may name
 	maxDataLen  = 1 << 62 // keeps offsets within int64
 	fileSuffix  = ".shard"
@@ -66,8 +70,15 @@ func fileName(key CacheKey) string {
 	return hex.EncodeToString(h.Sum(nil)[:16]) + fileSuffix
 }
 
-// encodeHeader returns the header and key of a file holding dataLen bytes
-// whose checksum is dataCRC.
+// dataOffset is where the data of key's file starts: after the header and
+// the key, rounded up to dataAlign.
+func dataOffset(key CacheKey) int64 {
+	n := int64(headerSize + len(key.Object) + len(key.ETag))
+	return (n + dataAlign - 1) / dataAlign * dataAlign
+}
+
+// encodeHeader returns the header, key and padding of a file holding
+// dataLen bytes whose checksum is dataCRC.
 func encodeHeader(key CacheKey, dataLen int64, dataCRC uint32) []byte {
 	b := make([]byte, headerSize, headerSize+len(key.Object)+len(key.ETag))
 	copy(b, fileMagic)
@@ -80,7 +91,7 @@ func encodeHeader(key CacheKey, dataLen int64, dataCRC uint32) []byte {
 	b = append(b, key.ETag...)
 	crc := crc32.Update(crc32.Checksum(b[:28], castagnoli), castagnoli, b[headerSize:])
 	binary.LittleEndian.PutUint32(b[28:], crc)
-	return b
+	return append(b, make([]byte, dataOffset(key)-int64(len(b)))...)
 }
 
 // decodeHeader reads a header and key from r. Any damage is errBadFile.
@@ -112,7 +123,7 @@ func decodeHeader(r io.Reader) (fileHeader, error) {
 		key:     CacheKey{Object: string(k[:no]), ETag: string(k[no:])},
 		dataLen: int64(dataLen),
 		dataCRC: binary.LittleEndian.Uint32(b[24:]),
-		dataOff: headerSize + int64(no+ne),
+		dataOff: dataOffset(CacheKey{Object: string(k[:no]), ETag: string(k[no:])}),
 	}, nil
 }
 
@@ -159,7 +170,7 @@ func readEntryFile(path string, key CacheKey) ([]byte, error) {
 	}
 	defer f.Close()
 	data := make([]byte, h.dataLen)
-	if _, err := io.ReadFull(f, data); err != nil {
+	if _, err := io.ReadFull(io.NewSectionReader(f, h.dataOff, h.dataLen), data); err != nil {
 		return nil, readError(err, "data")
 	}
 	if crc32.Checksum(data, castagnoli) != h.dataCRC {

@@ -20,6 +20,9 @@ func TestCacheDiskExtent(t *testing.T) {
 	if !ok {
 		t.Fatal("no extent for an entry on disk")
 	}
+	if off%4096 != 0 {
+		t.Fatalf("data starts at offset %d, not on a 4 KiB boundary", off)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
