@@ -69,7 +69,7 @@ func runDemo(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "opened %s: %d shards, %d samples, indexed in %s\n\n", url, len(ds.GetShards()), ds.GetNumSamples(), time.Since(t).Round(time.Millisecond))
+	fmt.Fprintf(out, "opened %s: %d shards, %d samples, indexed in %s (indexing read each shard once and cached it)\n\n", url, len(ds.GetShards()), ds.GetNumSamples(), time.Since(t).Round(time.Millisecond))
 
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "epoch\tsamples\tMB\tMB/s\tcache hit rate\tstall\t")
