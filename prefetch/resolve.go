@@ -1,6 +1,7 @@
 package prefetch
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -118,16 +119,36 @@ func Resolve(ctx context.Context, sources *Sources, datasetURL string) ([]Object
 // concatenates the results in the order of names.
 func resolveMany(ctx context.Context, src Source, names []string) ([]Object, error) {
 	parts := make([][]Object, len(names))
+	missing := make([]error, len(names)) // ErrNotFound per name, kept to name the first
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(resolveParallel)
 	for i, name := range names {
 		g.Go(func() (err error) {
 			parts[i], err = resolveOne(gctx, src, name)
+			if errors.Is(err, ErrNotFound) {
+				missing[i] = err
+				return nil
+			}
 			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
+	}
+	// Name the first missing object in the URL's order, and count the rest.
+	var first error
+	n := 0
+	for _, err := range missing {
+		if err != nil {
+			n++
+			first = cmp.Or(first, err)
+		}
+	}
+	if n > 1 {
+		return nil, fmt.Errorf("%w (and %d more of the %d objects are missing)", first, n-1, len(names))
+	}
+	if first != nil {
+		return nil, first
 	}
 	return slices.Concat(parts...), nil
 }

@@ -50,7 +50,7 @@ func TestBadInput(t *testing.T) {
 		{"truncated shard", stoker.Epoch{URL: "s3://" + bucket + "/bad/", BatchSize: 4}, codes.DataLoss, "bad/shard-000001.tar"},
 		{"garbled shard", stoker.Epoch{URL: "s3://" + bucket + "/garbled/", BatchSize: 4}, codes.DataLoss, "garbled/shard-000000.tar"},
 		{"missing object", stoker.Epoch{URL: "s3://" + bucket + "/train/nope.tar", BatchSize: 4}, codes.NotFound, "nope.tar"},
-		{"missing brace member", stoker.Epoch{URL: "s3://" + bucket + "/train/shard-{000006..000009}.tar", BatchSize: 4}, codes.NotFound, "shard-00000[789].tar"},
+		{"missing brace member", stoker.Epoch{URL: "s3://" + bucket + "/train/shard-{000006..000009}.tar", BatchSize: 4}, codes.NotFound, `shard-000007\.tar\b.*2 more of the 4 objects`},
 		{"missing bucket", stoker.Epoch{URL: "s3://no-such-bucket/train/", BatchSize: 4}, codes.NotFound, "no-such-bucket"},
 		{"unknown scheme", stoker.Epoch{URL: "gs://" + bucket + "/train/", BatchSize: 4}, codes.InvalidArgument, "gs"},
 		{"batch size 0", stoker.Epoch{URL: e.url}, codes.InvalidArgument, "batch_size"},
