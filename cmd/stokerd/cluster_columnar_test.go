@@ -16,7 +16,7 @@ func TestClusterColumnar(t *testing.T) {
 	s3 := s3test.Start(t)
 	s3.CreateBucket(t, bucket)
 	e := &colEnv{s3: s3, sizes: map[string]int64{}}
-	e.proxy = startRangeProxy(t, s3.Endpoint)
+	e.proxy = startS3Proxy(t, s3.Endpoint)
 	e.putPyarrow(t)
 	env := e.proxy.env(s3.Env())
 	a := startNode(t, env, "a", "")

@@ -3,14 +3,9 @@ package main
 import (
 	"bufio"
 	"context"
-	"net"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,69 +14,6 @@ import (
 
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 )
-
-// countingProxy is a reverse proxy in front of the S3 server that counts
-// the GETs of each object, as S3 would bill them.
-type countingProxy struct {
-	srv  *httptest.Server
-	mu   sync.Mutex     // guards gets
-	gets map[string]int // "bucket/key" → GET requests
-}
-
-func startCountingProxy(t *testing.T, endpoint string) *countingProxy {
-	t.Helper()
-	return startCountingProxyOn(t, endpoint, "127.0.0.1:0")
-}
-
-// startCountingProxyOn is startCountingProxy listening on addr.
-func startCountingProxyOn(t *testing.T, endpoint, addr string) *countingProxy {
-	t.Helper()
-	target, err := url.Parse(endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &countingProxy{gets: map[string]int{}}
-	rp := httputil.NewSingleHostReverseProxy(target) // keeps the Host header the client signed
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Path style: /bucket/key. A GET of a bucket (no key) is a LIST.
-		if parts := strings.SplitN(strings.TrimPrefix(r.URL.Path, "/"), "/", 2); r.Method == http.MethodGet && len(parts) == 2 && parts[1] != "" {
-			p.mu.Lock()
-			p.gets[parts[0]+"/"+parts[1]]++
-			p.mu.Unlock()
-		}
-		rp.ServeHTTP(w, r)
-	}))
-	p.srv.Listener.Close()
-	p.srv.Listener = lis
-	p.srv.Start()
-	t.Cleanup(p.srv.Close)
-	return p
-}
-
-// env returns the S3 variables with the endpoint pointed at the proxy.
-func (p *countingProxy) env(s3env []string) []string {
-	var out []string
-	for _, kv := range s3env {
-		if strings.HasPrefix(kv, "AWS_ENDPOINT_URL_S3=") {
-			kv = "AWS_ENDPOINT_URL_S3=" + p.srv.URL
-		}
-		out = append(out, kv)
-	}
-	return out
-}
-
-// take returns the GET counts so far and starts counting afresh.
-func (p *countingProxy) take() map[string]int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	g := p.gets
-	p.gets = map[string]int{}
-	return g
-}
 
 // clusterNode is a stokerd process that is a member of a cluster.
 type clusterNode struct {

@@ -155,14 +155,14 @@ func TestClusterPartition(t *testing.T) {
 	ns.partition(t)
 	waitAlive(t, []*clusterNode{a, b}, "a", "b")
 	waitAlive(t, []*clusterNode{c}, "c")
-	e.proxy.take()
+	e.proxy.takeCounts()
 	client, err := stoker.Dial(c.grpc, stoker.WithDialOptions(grpc.WithContextDialer(dialer)), stoker.WithRetries(20))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer client.Close()
 	e.checkEpoch(t, readAll(t, client, stoker.Epoch{URL: e.url, Seed: 3, BatchSize: 8, ShuffleWindow: 2}))
-	gets := e.proxy.take()
+	gets := e.proxy.takeCounts()
 	for _, s := range e.shards {
 		if gets[bucket+"/"+s.name] != 1 {
 			t.Errorf("partitioned node c: %d S3 GETs of %s, want 1 (it owns every shard alone)", gets[bucket+"/"+s.name], s.name)

@@ -24,7 +24,7 @@ import (
 // in front of it, and the S3 settings that point stokerd at the proxy.
 type clusterEnv struct {
 	*env
-	proxy  *countingProxy
+	proxy  *s3Proxy
 	s3env  []string
 	shards []shardFile
 }
@@ -43,7 +43,7 @@ func newClusterEnvOn(t *testing.T, addr string) *clusterEnv {
 	for _, sh := range shards {
 		s3.Put(t, bucket, sh.name, sh.data)
 	}
-	proxy := startCountingProxyOn(t, s3.Endpoint, addr)
+	proxy := startS3ProxyOn(t, s3.Endpoint, addr)
 	return &clusterEnv{env: &env{s3: s3, want: want, url: "s3://" + bucket + "/train/"}, proxy: proxy, s3env: proxy.env(s3.Env()), shards: shards}
 }
 
@@ -84,7 +84,7 @@ func TestClusterOneGetPerShardHintsAndJoin(t *testing.T) {
 
 	epoch := stoker.Epoch{URL: e.url, Seed: 7, BatchSize: 16, ShuffleWindow: 3}
 	e.checkEpoch(t, readAll(t, dial(t, a), epoch))
-	gets := e.proxy.take()
+	gets := e.proxy.takeCounts()
 	for _, sh := range e.shards {
 		if n := gets[bucket+"/"+sh.name]; n != 1 {
 			t.Errorf("%s: %d S3 GETs for the hint and epoch 0, want 1", sh.name, n)
@@ -107,7 +107,7 @@ func TestClusterOneGetPerShardHintsAndJoin(t *testing.T) {
 	// Epoch 1 through node c, which never opened the dataset: no S3 GET.
 	epoch.Epoch = 1
 	e.checkEpoch(t, readAll(t, dial(t, c), epoch))
-	if gets := e.proxy.take(); len(gets) != 0 {
+	if gets := e.proxy.takeCounts(); len(gets) != 0 {
 		t.Errorf("epoch 1 after the hint made S3 GETs: %v", gets)
 	}
 

@@ -4,15 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,81 +22,11 @@ import (
 // pyarrowDir holds the files pyarrow wrote (see make_fixtures.py there).
 const pyarrowDir = "../../prefetch/columnar/testdata/pyarrow"
 
-// objectGet is one GET of an object as the S3 server saw it.
-type objectGet struct {
-	key   string // bucket/key
-	rng   string // the Range header, "" for the whole object
-	bytes int64  // bytes answered
-}
-
-// rangeProxy sits in front of the S3 server and records every object GET
-// with its Range header and the bytes sent back.
-type rangeProxy struct {
-	srv  *httptest.Server
-	mu   sync.Mutex // guards gets
-	gets []objectGet
-}
-
-type countingWriter struct {
-	http.ResponseWriter
-	n int64
-}
-
-func (w *countingWriter) Write(p []byte) (int, error) {
-	n, err := w.ResponseWriter.Write(p)
-	w.n += int64(n)
-	return n, err
-}
-
-func startRangeProxy(t *testing.T, endpoint string) *rangeProxy {
-	t.Helper()
-	target, err := url.Parse(endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &rangeProxy{}
-	rp := httputil.NewSingleHostReverseProxy(target)
-	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		parts := strings.SplitN(strings.TrimPrefix(r.URL.Path, "/"), "/", 2)
-		if r.Method != http.MethodGet || len(parts) != 2 || parts[1] == "" {
-			rp.ServeHTTP(w, r)
-			return
-		}
-		cw := &countingWriter{ResponseWriter: w}
-		rp.ServeHTTP(cw, r)
-		p.mu.Lock()
-		p.gets = append(p.gets, objectGet{key: parts[0] + "/" + parts[1], rng: r.Header.Get("Range"), bytes: cw.n})
-		p.mu.Unlock()
-	}))
-	t.Cleanup(p.srv.Close)
-	return p
-}
-
-// take returns the GETs so far and starts afresh.
-func (p *rangeProxy) take() []objectGet {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	g := p.gets
-	p.gets = nil
-	return g
-}
-
-func (p *rangeProxy) env(s3env []string) []string {
-	var out []string
-	for _, kv := range s3env {
-		if strings.HasPrefix(kv, "AWS_ENDPOINT_URL_S3=") {
-			kv = "AWS_ENDPOINT_URL_S3=" + p.srv.URL
-		}
-		out = append(out, kv)
-	}
-	return out
-}
-
 // colEnv is an S3 server with columnar datasets, a proxy recording its
 // GETs, and a stokerd reading through the proxy.
 type colEnv struct {
 	s3     *s3test.Server
-	proxy  *rangeProxy
+	proxy  *s3Proxy
 	srv    *stokerd
 	client *stoker.Client
 	sizes  map[string]int64 // object URL → size
@@ -113,7 +37,7 @@ func newColEnv(t *testing.T) *colEnv {
 	s3 := s3test.Start(t)
 	s3.CreateBucket(t, bucket)
 	e := &colEnv{s3: s3, sizes: map[string]int64{}}
-	e.proxy = startRangeProxy(t, s3.Endpoint)
+	e.proxy = startS3Proxy(t, s3.Endpoint)
 	e.srv = startStokerd(t, e.proxy.env(s3.Env()), t.TempDir())
 	c, err := stoker.Dial(e.srv.grpc)
 	if err != nil {
