@@ -307,17 +307,19 @@ func (c *Cache) has(key CacheKey) bool {
 	return c.disk.entries[key] != nil
 }
 
-// putMem admits key's data to the memory tier if the policy allows.
-func (c *Cache) putMem(key CacheKey, data []byte) {
+// putMem admits key's data to the memory tier if the policy allows, and
+// reports whether the memory tier holds key afterwards.
+func (c *Cache) putMem(key CacheKey, data []byte) bool {
 	e := &entry{key: key, size: int64(len(data)), data: data}
 	if e.size > c.cfg.MemoryBytes {
-		return
+		return false
 	}
 	o := c.loadOracle()
 	c.memMu.Lock()
 	if c.closed.Load() || c.mem.entries[key] != nil {
+		held := c.mem.entries[key] != nil
 		c.memMu.Unlock()
-		return
+		return held
 	}
 	victims, ok := c.mem.admit(e, o)
 	c.memMu.Unlock()
@@ -325,6 +327,33 @@ func (c *Cache) putMem(key CacheKey, data []byte) {
 	if !ok {
 		c.memBypasses.Add(1)
 	}
+	return ok
+}
+
+// PutAsync is Put for a caller that must not wait for the disk, such as a
+// fetch that readers are waiting on. When the memory tier admits the entry,
+// it holds it when PutAsync returns and the disk write goes on in the
+// background (Close waits for it; its failure is logged and counted like
+// Put's). Otherwise PutAsync is Put, so that a Get right after it finds
+// the entry either way.
+func (c *Cache) PutAsync(key CacheKey, data []byte) error {
+	c.life.RLock()
+	size := int64(len(data))
+	if c.closed.Load() || c.disk == nil || size > c.cfg.MemoryBytes || size > c.cfg.DiskBytes || c.has(key) {
+		c.life.RUnlock()
+		return c.Put(key, data)
+	}
+	if !c.putMem(key, data) {
+		c.life.RUnlock()
+		return c.Put(key, data)
+	}
+	go func() {
+		defer c.life.RUnlock() // held until the file is written: Close waits
+		if err := c.putDisk(key, data); err != nil {
+			c.log.Warn("cache: background disk write failed", "object", key.Object, "err", err)
+		}
+	}()
+	return nil
 }
 
 // putDisk reserves room for key in the disk tier, then writes its file

@@ -190,7 +190,7 @@ func (s *Shards) fetch(key CacheKey, o Object, remote bool) ([]byte, error) {
 }
 
 func (s *Shards) put(key CacheKey, o Object, data []byte) {
-	if err := s.cache.Put(key, data); err != nil && !errors.Is(err, ErrTooLarge) {
+	if err := s.cache.PutAsync(key, data); err != nil && !errors.Is(err, ErrTooLarge) {
 		s.log.Warn("cannot cache shard", "object", o.URL, "err", err)
 	}
 }
