@@ -64,3 +64,32 @@ func TestCuFileReadsCorrectBytes(t *testing.T) {
 	ok, why := CuFileAvailable()
 	t.Logf("path %s (cufile %v %s)", p, ok, why)
 }
+
+// TestMemoryTierOnTheGPUsNode places a region where MemoryNode says and
+// checks that its pages are there; a one-node host has no choice to check.
+func TestMemoryTierOnTheGPUsNode(t *testing.T) {
+	h, err := Probe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, why := MemoryNode(h.GPUs, h.NUMANodes)
+	t.Log(why)
+	if node < 0 {
+		t.Skip("no NUMA choice on this host")
+	}
+	p, err := AllocPinnedOn(64<<20, node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if p.NodeErr != nil {
+		t.Fatal(p.NodeErr)
+	}
+	b := p.Bytes()
+	for i := 0; i < len(b); i += Align {
+		b[i] = 1
+	}
+	if got, err := p.PageNode(); err != nil || got != node {
+		t.Fatalf("PageNode = %d, %v; want %d", got, err, node)
+	}
+}

@@ -9,9 +9,10 @@ import (
 
 // Pinned is one anonymous mmap'd region of host memory: huge pages when
 // the pool has room, else normal pages advised toward transparent huge
-// pages, locked with mlock when RLIMIT_MEMLOCK allows. A client may
-// register it with CUDA (cudaHostRegister) so copies to the GPU are DMA.
-// Bytes stays valid until Close; Close is idempotent.
+// pages, placed on a NUMA node when asked, locked with mlock when
+// RLIMIT_MEMLOCK allows. A client may register it with CUDA
+// (cudaHostRegister) so copies to the GPU are DMA. Bytes stays valid until
+// Close; Close is idempotent.
 type Pinned struct {
 	mem []byte
 	// HugePages says whether the region is backed by explicit huge pages.
@@ -19,17 +20,29 @@ type Pinned struct {
 	// Locked says whether mlock succeeded; LockErr says why not.
 	Locked  bool
 	LockErr error
+	// Node is the NUMA node the region prefers (mbind MPOL_PREFERRED), -1
+	// when no node was asked for or binding failed; NodeErr says why it
+	// failed. PageNode tells where the pages actually are.
+	Node    int
+	NodeErr error
 
 	once sync.Once
 	err  error
 }
 
-// AllocPinned maps n bytes (rounded up to the page, or huge page, size).
-func AllocPinned(n int) (*Pinned, error) {
+// AllocPinned maps n bytes with no NUMA placement: AllocPinnedOn(n, -1).
+func AllocPinned(n int) (*Pinned, error) { return AllocPinnedOn(n, -1) }
+
+// AllocPinnedOn maps n bytes (rounded up to the page, or huge page, size)
+// preferring NUMA node node, or anywhere when node < 0. The node is bound
+// before mlock faults the pages in, so they land on it. Failing to bind
+// (no such node, a kernel without NUMA, a seccomp filter refusing mbind)
+// is not an error: the region is returned with Node -1 and NodeErr set.
+func AllocPinnedOn(n int, node int) (*Pinned, error) {
 	if n <= 0 {
 		return nil, fmt.Errorf("gpu: pinned region of %d bytes", n)
 	}
-	p := &Pinned{}
+	p := &Pinned{Node: -1}
 	if hp, free := hugePages("/proc/meminfo"); hp > 0 && free*hp >= uint64(n) {
 		size := roundUp(n, int(hp))
 		if mem, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_HUGETLB); err == nil {
@@ -43,6 +56,13 @@ func AllocPinned(n int) (*Pinned, error) {
 		}
 		_ = unix.Madvise(mem, unix.MADV_HUGEPAGE) // a hint; kernels without THP refuse it
 		p.mem = mem
+	}
+	if node >= 0 {
+		if err := bindNode(p.mem, node); err != nil {
+			p.NodeErr = err
+		} else {
+			p.Node = node
+		}
 	}
 	if err := unix.Mlock(p.mem); err != nil {
 		p.LockErr = fmt.Errorf("gpu: mlock %d bytes (raise RLIMIT_MEMLOCK, e.g. ulimit -l unlimited): %w", len(p.mem), err)
