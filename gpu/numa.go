@@ -80,5 +80,6 @@ func pageNode(b []byte) (int, error) {
 // kernel reports it: the check that placement took (under MPOL_PREFERRED
 // a full node sends pages elsewhere). It is an error when the page was
 // never touched (the region is not Locked and nothing has written it yet)
-// or the kernel has no NUMA support. Not safe after Close.
+// or the kernel has no NUMA support, and after Close; it must not race
+// with Close.
 func (p *Pinned) PageNode() (int, error) { return pageNode(p.mem) }
