@@ -1,0 +1,113 @@
+package columnar
+
+import (
+	"context"
+	"math/rand/v2"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+
+	"github.com/stoker-data/stoker/shuffle"
+)
+
+// gatherCase is what a server holds during one shuffle window: decoded
+// units and the plan's batches of rows drawn from them.
+type gatherCase struct {
+	schema  *arrow.Schema
+	units   map[int32]arrow.RecordBatch
+	batches [][]Row
+	rows    int
+}
+
+// newGatherCase shuffles every row of recs (units 0, 1, …) and cuts the
+// permutation into batches of the given size.
+func newGatherCase(recs []arrow.RecordBatch, batch int, seed uint64) *gatherCase {
+	c := &gatherCase{schema: recs[0].Schema(), units: map[int32]arrow.RecordBatch{}}
+	var all []Row
+	for u, r := range recs {
+		c.units[int32(u)] = r
+		for i := range int32(r.NumRows()) {
+			all = append(all, Row{Unit: int32(u), Row: i})
+		}
+	}
+	rand.New(rand.NewPCG(seed, 0)).Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+	for lo := 0; lo < len(all); lo += batch {
+		c.batches = append(c.batches, all[lo:min(lo+batch, len(all))])
+	}
+	c.rows = len(all)
+	return c
+}
+
+// syntheticUnits decodes a Parquet file of units × rows Synthetic rows,
+// one row group per unit, as the server does.
+func syntheticUnits(b testing.TB, units, rows int) []arrow.RecordBatch {
+	b.Helper()
+	data, err := WriteParquet(syntheticRecs(repeat(rows, units)...), compress.Codecs.Snappy)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, recs := decodeAll(b, shuffle.FormatParquet, data, nil)
+	return recs
+}
+
+// fixtureUnits decodes the units of every pyarrow Parquet fixture (one
+// schema: ids, floats, bools, strings, binary, lists, fixed-size lists,
+// structs, maps, dictionaries, timestamps, dates, decimals; nulls).
+func fixtureUnits(b testing.TB) []arrow.RecordBatch {
+	b.Helper()
+	var recs []arrow.RecordBatch
+	for _, name := range []string{"default.parquet", "zstd.parquet", "gzip.parquet", "plain.parquet"} {
+		data, err := os.ReadFile("testdata/pyarrow/" + name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, rs := decodeAll(b, shuffle.FormatParquet, data, nil)
+		recs = append(recs, rs...)
+	}
+	return recs
+}
+
+func repeat(n, times int) []int {
+	out := make([]int, times)
+	for i := range out {
+		out[i] = n
+	}
+	return out
+}
+
+// BenchmarkGather gathers every batch of a shuffled window of decoded
+// units, as the server does for each step, and reports rows/s.
+func BenchmarkGather(b *testing.B) {
+	cases := []struct {
+		name  string
+		recs  func(testing.TB) []arrow.RecordBatch
+		batch int
+	}{
+		{"synthetic/batch=1024", func(t testing.TB) []arrow.RecordBatch { return syntheticUnits(t, 8, 4000) }, 1024},
+		{"synthetic/batch=256", func(t testing.TB) []arrow.RecordBatch { return syntheticUnits(t, 8, 4000) }, 256},
+		{"fixtures/batch=256", fixtureUnits, 256},
+	}
+	for _, tc := range cases {
+		b.Run(tc.name, func(b *testing.B) {
+			c := newGatherCase(tc.recs(b), tc.batch, 1)
+			ctx := context.Background()
+			var d time.Duration
+			b.ResetTimer()
+			for range b.N {
+				t := time.Now()
+				for _, rows := range c.batches {
+					out, err := Gather(ctx, c.schema, c.units, rows)
+					if err != nil {
+						b.Fatal(err)
+					}
+					out.Release()
+				}
+				d += time.Since(t)
+			}
+			b.ReportMetric(float64(b.N*c.rows)/d.Seconds(), "rows/s")
+		})
+	}
+}
