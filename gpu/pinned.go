@@ -39,6 +39,23 @@ func AllocPinned(n int) (*Pinned, error) { return AllocPinnedOn(n, -1) }
 // (no such node, a kernel without NUMA, a seccomp filter refusing mbind)
 // is not an error: the region is returned with Node -1 and NodeErr set.
 func AllocPinnedOn(n int, node int) (*Pinned, error) {
+	return AllocRegion(n, RegionOptions{Node: node, Lock: true})
+}
+
+// RegionOptions shape a region.
+type RegionOptions struct {
+	// Node is the NUMA node to prefer; -1 for none.
+	Node int
+	// Lock asks for mlock, which faults every page in at once and keeps
+	// them resident; without it pages are faulted in as first written and
+	// the region is not pinned (Locked false, LockErr nil).
+	Lock bool
+}
+
+// AllocRegion maps n bytes as AllocPinnedOn does, locking them only when
+// opt.Lock is set.
+func AllocRegion(n int, opt RegionOptions) (*Pinned, error) {
+	node := opt.Node
 	if n <= 0 {
 		return nil, fmt.Errorf("gpu: pinned region of %d bytes", n)
 	}
@@ -64,10 +81,12 @@ func AllocPinnedOn(n int, node int) (*Pinned, error) {
 			p.Node = node
 		}
 	}
-	if err := unix.Mlock(p.mem); err != nil {
-		p.LockErr = fmt.Errorf("gpu: mlock %d bytes (raise RLIMIT_MEMLOCK, e.g. ulimit -l unlimited): %w", len(p.mem), err)
-	} else {
-		p.Locked = true
+	if opt.Lock {
+		if err := unix.Mlock(p.mem); err != nil {
+			p.LockErr = fmt.Errorf("gpu: mlock %d bytes (raise RLIMIT_MEMLOCK, e.g. ulimit -l unlimited): %w", len(p.mem), err)
+		} else {
+			p.Locked = true
+		}
 	}
 	p.mem = p.mem[:n:len(p.mem)]
 	return p, nil

@@ -54,6 +54,19 @@ type CacheConfig struct {
 	Dir string
 	// Policy chooses eviction victims in both tiers.
 	Policy Policy
+	// Memory, when set, supplies the memory tier's bytes (a pinned region:
+	// see gpu.Arena), and entries are copied into it; it must hold at least
+	// MemoryBytes. Nil keeps entries on the Go heap, as handed to Put.
+	Memory Allocator
+}
+
+// Allocator hands out the memory tier's bytes. gpu.Arena, over one
+// pinned, mlocked region, is the one stokerd uses.
+type Allocator interface {
+	// Alloc returns n bytes, or false when no free extent is big enough.
+	Alloc(n int) ([]byte, bool)
+	// Free returns bytes Alloc gave.
+	Free(b []byte)
 }
 
 // DefaultCacheConfig returns the defaults.
@@ -106,6 +119,11 @@ type Cache struct {
 
 	memMu sync.Mutex // guards mem and its entries; never held during I/O
 	mem   *index
+	// memRefs counts Refs to memory-tier bytes not yet released; drained
+	// is closed when it reaches zero after Close (see Drained).
+	memRefs  int
+	drained  chan struct{}
+	dropOnce sync.Once
 
 	// diskMu guards disk and its entries, and the entry files' names:
 	// a file is removed only together with its index entry, under diskMu.
@@ -141,7 +159,7 @@ func OpenCache(cfg CacheConfig, log *slog.Logger) (*Cache, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Cache{cfg: cfg, log: log, mem: newIndex(cfg.Policy, cfg.MemoryBytes)}
+	c := &Cache{cfg: cfg, log: log, mem: newIndex(cfg.Policy, cfg.MemoryBytes), drained: make(chan struct{})}
 	if cfg.DiskBytes > 0 {
 		c.disk = newIndex(cfg.Policy, cfg.DiskBytes)
 		if err := c.openDisk(); err != nil {
@@ -198,30 +216,101 @@ func (c *Cache) loadOracle() Oracle {
 // Get returns key's data: from the memory tier, or else from the disk
 // tier after verifying its checksum; a disk entry found damaged is removed,
 // logged and reported as a miss, never returned. A disk hit is promoted to
-// the memory tier if the policy admits it. The returned slice is shared
-// with the cache and other callers: treat it as read-only.
+// the memory tier if the policy admits it. The returned slice is read-only;
+// it is shared with the cache and other callers when the memory tier is on
+// the Go heap, and a copy when it is in an Allocator's region (whose bytes
+// are reused after eviction: use Acquire to read them without a copy).
 func (c *Cache) Get(key CacheKey) (data []byte, tier Tier, ok bool) {
+	r, tier, ok := c.Acquire(key)
+	if !ok {
+		return nil, TierNone, false
+	}
+	data = r.Bytes()
+	if r.e != nil && c.cfg.Memory != nil {
+		data = append([]byte(nil), data...)
+	}
+	r.Release()
+	return data, tier, true
+}
+
+// Acquire is Get without a copy: the Ref's bytes stay valid, and its
+// memory-tier entry is not evicted, until Release. Every Ref must be
+// released, once.
+func (c *Cache) Acquire(key CacheKey) (r *Ref, tier Tier, ok bool) {
 	if c.closed.Load() {
 		return nil, TierNone, false
 	}
 	c.memMu.Lock()
-	if e := c.mem.entries[key]; e != nil {
+	if e := c.mem.entries[key]; e != nil && !e.filling {
 		c.mem.touch(e)
-		data = e.data
+		e.pins++
+		c.memRefs++
+		r = &Ref{data: e.data, c: c, e: e}
 		c.memMu.Unlock()
 		c.memHits.Add(1)
-		return data, TierMemory, true
+		return r, TierMemory, true
 	}
 	c.memMu.Unlock()
 	if c.disk != nil {
 		if data, ok := c.getDisk(key); ok {
 			c.diskHits.Add(1)
 			c.putMem(key, data)
-			return data, TierDisk, true
+			return HeapRef(data), TierDisk, true
 		}
 	}
 	c.misses.Add(1)
 	return nil, TierNone, false
+}
+
+// Ref holds bytes read from the cache, or fetched, until Release. Its
+// bytes are read-only.
+type Ref struct {
+	data     []byte
+	c        *Cache // with e: a pinned memory-tier entry
+	e        *entry
+	released atomic.Bool
+}
+
+// HeapRef wraps bytes on the Go heap, which need no pin: its Release only
+// marks it released.
+func HeapRef(data []byte) *Ref { return &Ref{data: data} }
+
+// Bytes returns the bytes; they must not be used after Release.
+func (r *Ref) Bytes() []byte { return r.data }
+
+// Release unpins the entry. A second Release panics: it would unpin
+// another holder's pin.
+func (r *Ref) Release() {
+	if r.released.Swap(true) {
+		panic("prefetch: Ref released twice")
+	}
+	if r.e != nil {
+		r.c.unpinMem(r.e)
+	}
+}
+
+// unpinMem drops one pin of a memory entry; an entry dropped by Close is
+// freed with its last pin.
+func (c *Cache) unpinMem(e *entry) {
+	c.memMu.Lock()
+	defer c.memMu.Unlock()
+	e.pins--
+	c.memRefs--
+	if e.pins == 0 && e.dropped {
+		c.freeMem(e)
+	}
+	if c.memRefs == 0 && c.closed.Load() {
+		c.dropOnce.Do(func() { close(c.drained) })
+	}
+}
+
+// freeMem returns an entry's bytes to the Allocator, if it has one. Called
+// with memMu held, for an entry no longer in the index and not pinned.
+func (c *Cache) freeMem(e *entry) {
+	if c.cfg.Memory != nil && e.data != nil {
+		c.cfg.Memory.Free(e.data)
+	}
+	e.data = nil
 }
 
 // getDisk reads key's entry from the disk tier, dropping it if it is bad.
@@ -308,7 +397,9 @@ func (c *Cache) has(key CacheKey) bool {
 }
 
 // putMem admits key's data to the memory tier if the policy allows, and
-// reports whether the memory tier holds key afterwards.
+// reports whether the memory tier holds key afterwards. With an Allocator
+// the bytes are copied into its region, outside the lock: meanwhile the
+// entry is pinned and filling, which Acquire treats as absent.
 func (c *Cache) putMem(key CacheKey, data []byte) bool {
 	e := &entry{key: key, size: int64(len(data)), data: data}
 	if e.size > c.cfg.MemoryBytes {
@@ -322,12 +413,57 @@ func (c *Cache) putMem(key CacheKey, data []byte) bool {
 		return held
 	}
 	victims, ok := c.mem.admit(e, o)
+	for _, v := range victims {
+		c.freeMem(v)
+	}
+	evicted := len(victims)
+	var buf []byte
+	if ok && c.cfg.Memory != nil && e.size > 0 {
+		e.data, e.pins, e.filling = nil, 1, true
+		buf, evicted, ok = c.allocMem(e, o, evicted)
+	}
 	c.memMu.Unlock()
-	c.memEvictions.Add(int64(len(victims)))
+	c.memEvictions.Add(int64(evicted))
 	if !ok {
 		c.memBypasses.Add(1)
+		return false
 	}
-	return ok
+	if buf == nil {
+		return true
+	}
+	copy(buf, data)
+	c.memMu.Lock()
+	e.data, e.filling = buf, false
+	e.pins--
+	if e.dropped { // Close came meanwhile
+		c.freeMem(e)
+	}
+	c.memMu.Unlock()
+	return true
+}
+
+// allocMem finds room for e, already admitted, in the Allocator's region:
+// a region fragmented, or rounding sizes up, can lack a free extent where
+// the index sees room, so it evicts more entries, in the policy's order,
+// until one fits. When none does, e leaves the index (a bypass). Called
+// with memMu held; evicted counts victims so far and is returned updated.
+func (c *Cache) allocMem(e *entry, o Oracle, evicted int) ([]byte, int, bool) {
+	newNext := int64(-1)
+	if o != nil {
+		newNext = o.NextUse(e.key)
+	}
+	for {
+		if buf, ok := c.cfg.Memory.Alloc(int(e.size)); ok {
+			return buf, evicted, true
+		}
+		v, ok := c.mem.evictOne(o, newNext)
+		if !ok {
+			c.mem.remove(e)
+			return nil, evicted, false
+		}
+		c.freeMem(v)
+		evicted++
+	}
 }
 
 // PutAsync is Put for a caller that must not wait for the disk, such as a
@@ -447,7 +583,8 @@ func (c *Cache) Metrics() CacheMetrics {
 
 // Close waits for the Puts and disk reads in progress, then empties the
 // memory tier; the disk tier's files stay for the next OpenCache. After
-// Close, Get and Contains find nothing and Put fails. Close is idempotent.
+// Close, Get and Contains find nothing and Put fails. Entries still held
+// by a Ref are freed at its Release (see Drained). Close is idempotent.
 func (c *Cache) Close() error {
 	if c.closed.Swap(true) {
 		return nil
@@ -455,11 +592,26 @@ func (c *Cache) Close() error {
 	c.life.Lock()
 	c.life.Unlock() //nolint:staticcheck // an empty critical section: waiting is the point
 	c.memMu.Lock()
+	for _, e := range c.mem.entries {
+		if e.pins == 0 {
+			c.freeMem(e)
+		} else {
+			e.dropped = true
+		}
+	}
 	clear(c.mem.entries)
 	c.mem.used = 0
+	if c.memRefs == 0 {
+		c.dropOnce.Do(func() { close(c.drained) })
+	}
 	c.memMu.Unlock()
 	return nil
 }
+
+// Drained is closed once the cache is closed and every Ref to its memory
+// tier is released: from then on the Allocator's region is unused and may
+// be unmapped.
+func (c *Cache) Drained() <-chan struct{} { return c.drained }
 
 // path is the file of key's disk entry.
 func (c *Cache) path(key CacheKey) string { return filepath.Join(c.cfg.Dir, fileName(key)) }

@@ -47,9 +47,11 @@ type entry struct {
 	key     CacheKey
 	size    int64  // bytes of shard data
 	lastUse uint64 // the index's clock at the latest insert or hit
-	pins    int    // holders that forbid eviction: a disk write in progress, disk reads
+	pins    int    // holders that forbid eviction: a write in progress, reads, Refs
 	data    []byte // memory tier: the shard's bytes
 	ready   bool   // disk tier: the file is in place and may be read
+	filling bool   // memory tier: bytes being copied into the Allocator's region
+	dropped bool   // memory tier: removed by Close while pinned; freed at the last unpin
 }
 
 // index is one tier's bookkeeping: its entries, the bytes they hold, and
@@ -98,6 +100,18 @@ func (x *index) admit(e *entry, o Oracle) (victims []*entry, ok bool) {
 	x.used += e.size
 	x.touch(e)
 	return victims, true
+}
+
+// evictOne evicts the entry the policy would evict first, unless the
+// policy would rather bypass the new entry, whose next use is newNext, or
+// no entry is evictable.
+func (x *index) evictOne(o Oracle, newNext int64) (*entry, bool) {
+	victims, ok := x.pick(1, o, newNext)
+	if !ok || len(victims) == 0 {
+		return nil, false
+	}
+	x.remove(victims[0])
+	return victims[0], true
 }
 
 // trim evicts least recently used entries until the tier fits its

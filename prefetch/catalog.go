@@ -258,11 +258,12 @@ func (c *Catalog) index(ctx context.Context, o Object) ([]wds.Sample, error) {
 		c.indexes.Add(key, si.Samples)
 		return si.Samples, nil
 	}
-	data, err := c.shards.Get(ctx, o)
+	r, err := c.shards.Get(ctx, o)
 	if err != nil {
 		return nil, err
 	}
-	samples, err := wds.IndexBytes(data)
+	samples, err := wds.IndexBytes(r.Bytes()) // keeps no slice of its input
+	r.Release()
 	if err != nil {
 		return nil, &Error{Op: "index", Object: o.URL, Kind: ErrCorrupt, Err: err}
 	}

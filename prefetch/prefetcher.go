@@ -140,18 +140,18 @@ func (s *Stream) Advance(k int) {
 }
 
 // Shard returns the bytes of shard i, waiting for its fetch if needed; the
-// wait is counted as stall time.
-func (s *Stream) Shard(ctx context.Context, i int) ([]byte, error) {
+// wait is counted as stall time. The caller releases the Ref.
+func (s *Stream) Shard(ctx context.Context, i int) (*Ref, error) {
 	o := s.ds.Object(i)
 	if s.p.shards.Cached(o) {
 		return s.p.shards.Get(ctx, o)
 	}
 	t := time.Now()
-	data, err := s.p.shards.Get(ctx, o)
+	r, err := s.p.shards.Get(ctx, o)
 	d := time.Since(t)
 	s.Stall += d
 	s.p.stallNanos.Add(int64(d))
-	return data, err
+	return r, err
 }
 
 // Close unregisters the stream.

@@ -67,10 +67,12 @@ func TestOneFetchPerShard(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 16 {
 		wg.Go(func() {
-			data, err := shards.Get(context.Background(), e.ds.Object(2))
-			if err != nil || len(data) == 0 {
-				t.Error(data, err)
+			r, err := shards.Get(context.Background(), e.ds.Object(2))
+			if err != nil || len(r.Bytes()) == 0 {
+				t.Error(r, err)
+				return
 			}
+			r.Release()
 		})
 	}
 	wg.Wait()
@@ -103,9 +105,11 @@ func TestPrefetcherReadsAheadAndOrdersEviction(t *testing.T) {
 	if sh := int(plan.At(10).Shard); cache.Contains(e.ds.Key(sh)) != TierNone {
 		t.Fatal("batch 2's shard fetched beyond the 2-batch window")
 	}
-	if _, err := s.Shard(context.Background(), int(plan.At(0).Shard)); err != nil {
+	r, err := s.Shard(context.Background(), int(plan.At(0).Shard))
+	if err != nil {
 		t.Fatal(err)
 	}
+	r.Release()
 	if s.Stall != 0 {
 		t.Fatalf("stalled %v on a prefetched shard", s.Stall)
 	}

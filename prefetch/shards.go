@@ -86,34 +86,37 @@ func (s *Shards) Cached(o Object) bool {
 // Get returns o's decompressed bytes: from the cache, else from its owner
 // (see SetRemote), else from storage. The fetch itself is not cancelled by
 // ctx (another caller may be waiting on it); ctx only stops this wait.
-// The result is shared: treat it as read-only.
-func (s *Shards) Get(ctx context.Context, o Object) ([]byte, error) {
+// The bytes are read-only and valid until the Ref is released, which the
+// caller must do.
+func (s *Shards) Get(ctx context.Context, o Object) (*Ref, error) {
 	key := o.CacheKey()
-	if data, _, ok := s.cache.Get(key); ok {
-		return data, nil
+	if r, _, ok := s.cache.Acquire(key); ok {
+		return r, nil
 	}
 	return s.wait(ctx, s.group.DoChan(key.Object+"\x00"+key.ETag, func() (any, error) { return s.fetch(key, o, true) }))
 }
 
 // GetLocal is Get without the remote step: the cache, else storage. The
 // Peer service answers other nodes with it, so a read never hops twice.
-func (s *Shards) GetLocal(ctx context.Context, o Object) ([]byte, error) {
+func (s *Shards) GetLocal(ctx context.Context, o Object) (*Ref, error) {
 	key := o.CacheKey()
-	if data, _, ok := s.cache.Get(key); ok {
-		return data, nil
+	if r, _, ok := s.cache.Acquire(key); ok {
+		return r, nil
 	}
 	// Its own flight: waiting on a remote Get here could wait on itself
 	// through another node.
 	return s.wait(ctx, s.group.DoChan("local\x00"+key.Object+"\x00"+key.ETag, func() (any, error) { return s.fetch(key, o, false) }))
 }
 
-func (s *Shards) wait(ctx context.Context, ch <-chan singleflight.Result) ([]byte, error) {
+// wait hands each waiter of a flight its own Ref to the flight's bytes,
+// which live on the Go heap.
+func (s *Shards) wait(ctx context.Context, ch <-chan singleflight.Result) (*Ref, error) {
 	select {
 	case r := <-ch:
 		if r.Err != nil {
 			return nil, r.Err
 		}
-		return r.Val.([]byte), nil
+		return HeapRef(r.Val.([]byte)), nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -127,9 +130,12 @@ func (s *Shards) Prefetch(o Object) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		if _, err := s.Get(context.Background(), o); err != nil {
+		r, err := s.Get(context.Background(), o)
+		if err != nil {
 			s.log.Debug("prefetch failed", "object", o.URL, "err", err)
+			return
 		}
+		r.Release()
 	}()
 }
 
@@ -146,7 +152,8 @@ func (s *Shards) PeerReads() uint64 { return s.peerReads.Load() }
 func (s *Shards) Fallbacks() uint64 { return s.fallbacks.Load() }
 
 func (s *Shards) fetch(key CacheKey, o Object, remote bool) ([]byte, error) {
-	// A caller may have cached it between our Get miss and here.
+	// A caller may have cached it between our Get miss and here: the
+	// flight's waiters share its result, so it is a heap copy (Get).
 	if data, _, ok := s.cache.Get(key); ok {
 		return data, nil
 	}

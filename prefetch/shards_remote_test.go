@@ -26,7 +26,12 @@ func (r *peerRemote) Fetch(ctx context.Context, o Object) ([]byte, error) {
 	case r.down:
 		return nil, errPeerDown
 	}
-	return owner.GetLocal(ctx, o)
+	ref, err := owner.GetLocal(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	defer ref.Release()
+	return bytes.Clone(ref.Bytes()), nil // the wire copies too
 }
 
 var _ Remote = (*peerRemote)(nil)
@@ -58,10 +63,12 @@ func TestShardsReadFromOwner(t *testing.T) {
 			if err != nil {
 				t.Fatalf("shard %d: %v", i, err)
 			}
-			if !bytes.Equal(got, want) {
+			if !bytes.Equal(got.Bytes(), want.Bytes()) {
 				t.Fatalf("shard %d: bytes differ", i)
 			}
+			got.Release()
 		}
+		want.Release()
 	}
 	if a.Fetches() != 2 || b.Fetches() != 2 || a.PeerReads() != 2 || a.Fallbacks() != 0 {
 		t.Fatalf("fetches a=%d b=%d, peer reads %d, fallbacks %d; want 2, 2, 2, 0", a.Fetches(), b.Fetches(), a.PeerReads(), a.Fallbacks())

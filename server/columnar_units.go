@@ -44,12 +44,13 @@ func (c *unitCache) get(ctx context.Context, i int32) (arrow.RecordBatch, error)
 	// Other streams may wait on this decode: it outlives this stream's ctx.
 	dctx := context.WithoutCancel(ctx)
 	rec, err := c.shared.get(ctx, decodedKey{unit: c.ds.Key(int(i)), columns: columnsKey(c.columns)}, func() (arrow.RecordBatch, error) {
-		data, err := c.ps.Shard(dctx, int(i))
+		r, err := c.ps.Shard(dctx, int(i))
 		if err != nil {
 			return nil, err
 		}
+		defer r.Release() // Decode copies what it keeps (TestDecodeKeepsNoInput)
 		col := c.ds.Columnar
-		return col.Objects[i].Decode(dctx, col.Units[i], data, c.columns)
+		return col.Objects[i].Decode(dctx, col.Units[i], r.Bytes(), c.columns)
 	})
 	if err != nil {
 		var pe *prefetch.Error

@@ -165,10 +165,12 @@ func (h *hints) start(id string, objs []prefetch.Object, deadline time.Time, onl
 					r.skip(o)
 					return nil
 				default:
-					if _, err := h.s.shards.GetLocal(ctx, o); err != nil {
+					ref, err := h.s.shards.GetLocal(ctx, o)
+					if err != nil {
 						r.fail(err)
 						return nil
 					}
+					ref.Release()
 				}
 				r.bytesDone.Add(uint64(o.Bytes()))
 				r.shardsDone.Add(1)

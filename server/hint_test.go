@@ -130,10 +130,12 @@ func TestReadShard(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := ds.Object(0)
-	want, err := h.srv.shards.GetLocal(ctx, o)
+	ref, err := h.srv.shards.GetLocal(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}
+	want := bytes.Clone(ref.Bytes())
+	ref.Release()
 	peer := stokerv1.NewPeerClient(dialRaw(t, h.addr))
 	read := func(off, n int64) ([]byte, error) {
 		st, err := peer.ReadShard(ctx, &stokerv1.ReadShardRequest{Object: o.URL, Etag: o.ETag, Size: o.Size, Offset: off, Length: n})

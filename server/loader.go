@@ -78,6 +78,8 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 	}
 
 	total, step := plan.Len(), b.StepSize()
+	var held []*prefetch.Ref // this batch's shards, pinned in the cache until it is sent
+	defer func() { releaseRefs(held) }()
 	for k := range b.Steps(total, start) {
 		ps.Advance(k)
 		lo, hi := b.Batch(total, start, k)
@@ -88,9 +90,12 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 			ref := plan.At(pos)
 			data, ok := shards[ref.Shard]
 			if !ok {
-				if data, err = ps.Shard(ctx, int(ref.Shard)); err != nil {
+				r, err := ps.Shard(ctx, int(ref.Shard))
+				if err != nil {
 					return toStatus(err)
 				}
+				held = append(held, r)
+				data = r.Bytes()
 				shards[ref.Shard] = data
 			}
 			sample, n, err := buildSample(ds, ref, pos, data)
@@ -112,8 +117,18 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 		if err := l.sendSamples(stream, shm, msg, partBytes); err != nil {
 			return err
 		}
+		// Sent: gRPC has encoded the bytes, or shm copied them to the region.
+		releaseRefs(held)
+		held = held[:0]
 	}
 	return shm.drain(ctx)
+}
+
+// releaseRefs releases every Ref.
+func releaseRefs(refs []*prefetch.Ref) {
+	for _, r := range refs {
+		r.Release()
+	}
 }
 
 func (l *loader) send(stream stokerv1.Loader_StreamBatchesServer, msg *stokerv1.StreamBatchesResponse, n int) error {

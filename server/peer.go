@@ -32,10 +32,12 @@ func (p *peer) ReadShard(req *stokerv1.ReadShardRequest, stream stokerv1.Peer_Re
 		return invalid("object", "is empty")
 	}
 	o := prefetch.Object{URL: req.GetObject(), Size: req.GetSize(), ETag: req.GetEtag(), Offset: req.GetUnitOffset(), Length: req.GetUnitLength()}
-	data, err := p.s.shards.GetLocal(stream.Context(), o)
+	r, err := p.s.shards.GetLocal(stream.Context(), o)
 	if err != nil {
 		return toStatus(err)
 	}
+	defer r.Release()
+	data := r.Bytes()
 	off, n := req.GetOffset(), req.GetLength()
 	total := int64(len(data))
 	if off < 0 || off > total || n < 0 || (n > 0 && off+n > total) {
