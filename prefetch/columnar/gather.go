@@ -2,11 +2,11 @@ package columnar
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/compute"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
@@ -18,106 +18,88 @@ type Row struct {
 }
 
 // Gather builds one record batch of the given rows, in order, taking them
-// from the decoded units (each with schema s). It copies only the rows it
-// takes: per unit, one take of that unit's rows; then one take that puts
-// them in order. The caller releases the result.
-func Gather(ctx context.Context, s *arrow.Schema, units map[int32]arrow.RecordBatch, rows []Row) (arrow.RecordBatch, error) {
+// from the decoded units (each with schema s). Each column is copied in
+// one pass from the units' buffers (gather_copy.go), nested columns too; a
+// column of a type the copy path does not handle (views, unions, run-end
+// encoded, extensions) is taken with arrow's Take instead
+// (gather_take.go). Both give equal arrays. The caller releases the
+// result.
+func Gather(ctx context.Context, s *arrow.Schema, units map[int32]arrow.RecordBatch, rows []Row) (rec arrow.RecordBatch, err error) {
 	mem := memory.DefaultAllocator
-	// Group rows by unit, units in order of first use.
-	var order []int32
-	idx := map[int32][]int32{}
+	// Units in order of first use; rows as spans of consecutive rows.
+	slot := map[int32]int32{}
+	var recs []arrow.RecordBatch
+	spans := make([]span, 0, len(rows))
 	for _, r := range rows {
-		if _, ok := units[r.Unit]; !ok {
-			return nil, fmt.Errorf("columnar: gather: unit %d not decoded", r.Unit)
+		k, ok := slot[r.Unit]
+		if !ok {
+			u, ok := units[r.Unit]
+			if !ok {
+				return nil, fmt.Errorf("columnar: gather: unit %d not decoded", r.Unit)
+			}
+			k = int32(len(recs))
+			slot[r.Unit] = k
+			recs = append(recs, u)
 		}
-		if _, ok := idx[r.Unit]; !ok {
-			order = append(order, r.Unit)
+		if r.Row < 0 || int64(r.Row) >= recs[k].NumRows() {
+			return nil, fmt.Errorf("columnar: gather: row %d of unit %d, which has %d", r.Row, r.Unit, recs[k].NumRows())
 		}
-		idx[r.Unit] = append(idx[r.Unit], r.Row)
-	}
-	// perm[j]: where row j lands in the per-unit concatenation.
-	start := map[int32]int32{}
-	n := int32(0)
-	for _, u := range order {
-		start[u] = n
-		n += int32(len(idx[u]))
-	}
-	perm := make([]int32, len(rows))
-	identity := true
-	next := map[int32]int32{}
-	for j, r := range rows {
-		perm[j] = start[r.Unit] + next[r.Unit]
-		next[r.Unit]++
-		identity = identity && perm[j] == int32(j)
+		if n := len(spans); n > 0 && spans[n-1].src == k && spans[n-1].off+spans[n-1].n == int(r.Row) {
+			spans[n-1].n++
+			continue
+		}
+		spans = append(spans, span{src: k, off: int(r.Row), n: 1})
 	}
 	cols := make([]arrow.Array, s.NumFields())
-	release := func() {
+	defer func() {
 		for _, c := range cols {
 			if c != nil {
 				c.Release()
 			}
 		}
-	}
-	for i := range cols {
-		parts := make([]arrow.Array, 0, len(order))
-		for _, u := range order {
-			p, err := take(ctx, mem, units[u].Column(i), idx[u])
-			if err != nil {
-				releaseAll(parts)
-				release()
-				return nil, fmt.Errorf("columnar: column %q: %w", s.Field(i).Name, err)
-			}
-			parts = append(parts, p)
+	}()
+	// The copy path checks the units' buffers against their lengths before
+	// it reads them; a panic left is a bug, answered as an error all the
+	// same.
+	defer func() {
+		if p := recover(); p != nil {
+			rec, err = nil, fmt.Errorf("columnar: gather: %v", p)
 		}
-		col, err := joinInOrder(ctx, mem, s.Field(i).Type, parts, perm, identity)
-		releaseAll(parts)
+	}()
+	var byUnit *takePlan // made when a column needs it
+	for i := range cols {
+		f := s.Field(i)
+		col, err := copyColumn(mem, f.Type, recs, i, spans, len(rows))
+		if errors.Is(err, errNoCopy) {
+			if byUnit == nil {
+				byUnit = newTakePlan(rows)
+			}
+			col, err = byUnit.column(ctx, mem, f.Type, units, i)
+		}
 		if err != nil {
-			release()
-			return nil, fmt.Errorf("columnar: column %q: %w", s.Field(i).Name, err)
+			return nil, fmt.Errorf("columnar: column %q: %w", f.Name, err)
 		}
 		cols[i] = col
 	}
-	out := array.NewRecordBatch(s, cols, int64(len(rows)))
-	release()
-	return out, nil
+	return array.NewRecordBatch(s, cols, int64(len(rows))), nil
 }
 
-// take returns the given rows of a.
-func take(ctx context.Context, mem memory.Allocator, a arrow.Array, rows []int32) (arrow.Array, error) {
-	b := array.NewInt32Builder(mem)
-	defer b.Release()
-	b.AppendValues(rows, nil)
-	ix := b.NewArray()
-	defer ix.Release()
-	return compute.TakeArray(compute.WithAllocator(ctx, mem), a, ix)
-}
-
-// joinInOrder concatenates parts and puts the result in perm's order.
-func joinInOrder(ctx context.Context, mem memory.Allocator, t arrow.DataType, parts []arrow.Array, perm []int32, identity bool) (arrow.Array, error) {
-	var all arrow.Array
-	switch len(parts) {
-	case 0:
-		return array.MakeArrayOfNull(mem, t, 0), nil
-	case 1:
-		all = parts[0]
-		all.Retain()
-	default:
-		var err error
-		if all, err = array.Concatenate(parts, mem); err != nil {
-			return nil, err
+// copyColumn copies column i of the rows the spans name from recs.
+func copyColumn(mem memory.Allocator, t arrow.DataType, recs []arrow.RecordBatch, i int, spans []span, n int) (arrow.Array, error) {
+	l := level{srcs: make([]arrow.ArrayData, len(recs)), spans: spans, n: n}
+	for k, r := range recs {
+		c := r.Column(i)
+		if !arrow.TypeEqual(c.DataType(), t) {
+			return nil, errNoCopy // the take path says what is wrong
 		}
+		l.srcs[k] = c.Data()
 	}
-	if identity {
-		return all, nil
+	d, err := copyArray(mem, t, l)
+	if err != nil {
+		return nil, err
 	}
-	defer all.Release()
-	return take(ctx, mem, all, perm)
-}
-
-func releaseAll(as []arrow.Array) {
-	for _, a := range as {
-		a.Release()
-	}
+	defer d.Release()
+	return array.MakeFromData(d), nil
 }
 
 // RecordBytes is the size of rec's buffers (shared buffers of a slice are

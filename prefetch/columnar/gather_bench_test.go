@@ -79,7 +79,9 @@ func repeat(n, times int) []int {
 }
 
 // BenchmarkGather gathers every batch of a shuffled window of decoded
-// units, as the server does for each step, and reports rows/s.
+// units, as the server does for each step, with Gather and, in the same
+// iteration, with the take path alone (what Gather was before its copy
+// path), and reports both rates and their ratio.
 func BenchmarkGather(b *testing.B) {
 	cases := []struct {
 		name  string
@@ -90,24 +92,32 @@ func BenchmarkGather(b *testing.B) {
 		{"synthetic/batch=256", func(t testing.TB) []arrow.RecordBatch { return syntheticUnits(t, 8, 4000) }, 256},
 		{"fixtures/batch=256", fixtureUnits, 256},
 	}
+	type gatherFunc func(context.Context, *arrow.Schema, map[int32]arrow.RecordBatch, []Row) (arrow.RecordBatch, error)
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
 			c := newGatherCase(tc.recs(b), tc.batch, 1)
 			ctx := context.Background()
-			var d time.Duration
-			b.ResetTimer()
-			for range b.N {
+			epoch := func(gather gatherFunc) time.Duration {
 				t := time.Now()
 				for _, rows := range c.batches {
-					out, err := Gather(ctx, c.schema, c.units, rows)
+					out, err := gather(ctx, c.schema, c.units, rows)
 					if err != nil {
 						b.Fatal(err)
 					}
 					out.Release()
 				}
-				d += time.Since(t)
+				return time.Since(t)
 			}
-			b.ReportMetric(float64(b.N*c.rows)/d.Seconds(), "rows/s")
+			var copyT, takeT time.Duration
+			b.ResetTimer()
+			for range b.N {
+				copyT += epoch(Gather)
+				takeT += epoch(gatherTake)
+			}
+			rows := float64(b.N * c.rows)
+			b.ReportMetric(rows/copyT.Seconds(), "rows/s")
+			b.ReportMetric(rows/takeT.Seconds(), "take_rows/s")
+			b.ReportMetric(takeT.Seconds()/copyT.Seconds(), "speedup")
 		})
 	}
 }
