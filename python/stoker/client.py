@@ -202,6 +202,8 @@ class Stats:
     shm_leased_bytes: int = 0
     shm_bytes_served: int = 0
     shm_waits: int = 0
+    # Field bytes handed out as disk extents (gds) instead of copied.
+    shm_extent_bytes: int = 0
 
     @classmethod
     def from_proto(cls, msg: loader_pb2.StatsResponse) -> Stats:
@@ -476,6 +478,7 @@ class Client:
         columns: Sequence[str] = (),
         shm: bool | str = False,
         shm_region_bytes: int = 0,
+        gds: bool = False,
     ) -> Iterator[Batch]:
         """Stream rank's batches of an epoch, from ``start`` (a position or a
         Cursor of the same epoch) to the end. ``columns`` projects a
@@ -487,6 +490,11 @@ class Client:
         :mod:`stoker.shm`); ``shm_region_bytes`` sizes the region.
         ``shm="pinned"`` also registers the region with CUDA
         (cudaHostRegister, needs torch), so copies to the GPU are DMA.
+        ``gds=True`` (implies ``shm=True``) also asks for extents: fields of
+        shards in the server's disk tier come as :class:`stoker.gds.Extent`,
+        a range of a local file that ``extent.to_device()`` reads into GPU
+        memory with cuFile (falling back to a pinned buffer) and
+        ``extent.read()`` into host memory, valid as long as the views.
 
         Each yielded Batch is whole, however many messages it came in. On
         UNAVAILABLE the stream reconnects and resumes from the last batch's
@@ -514,8 +522,9 @@ class Client:
                 no_shuffle=not shuffle,
                 drop_last=drop_last,
                 columns=list(columns),
-                shm=bool(shm),
+                shm=bool(shm) or gds,
                 shm_region_bytes=shm_region_bytes,
+                gds=gds,
             ),
             start,
             pin=shm == "pinned",
@@ -529,7 +538,11 @@ class Client:
             )
             call = self._stub.StreamBatches(req, metadata=self._metadata)
             parts: list[loader_pb2.Sample] = []
-            shm = ShmReader(self._stub, self._metadata, self.timeout, pin=pin) if fixed.get("shm") else None
+            shm = (
+                ShmReader(self._stub, self._metadata, self.timeout, pin=pin, gds=fixed["gds"])
+                if fixed["shm"]
+                else None
+            )
             try:
                 for batch in _assemble(call, parts, shm):
                     position = batch.cursor.position
@@ -592,7 +605,7 @@ def _assemble(
     """Put the messages of each step back together. ``parts`` holds the
     samples of a step still in progress, so the caller can tell a stream
     that stopped inside a step. With ``shm`` fields are views into its
-    region."""
+    region (or Extents, in a gds stream)."""
     messages = 0
     arrow: list[bytes] = []
     row_shards: list[int] = []

@@ -13,6 +13,10 @@ which reuses the space. Copy what must live longer — ``bytes(view)``, or
 leases with its stream.
 
 ``as_numpy`` and ``as_tensor`` view a field as an array without a copy.
+
+With ``gds=True`` as well, fields of shards in the server's disk tier come
+as :class:`stoker.gds.Extent` (a range of a local file, for cuFile) with
+the same lifetime; see :mod:`stoker.gds`.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any
 
 import grpc
 
+from .gds import Extent, ExtentReader
 from .v1 import loader_pb2
 
 __all__ = ["ShmReader", "as_numpy", "as_tensor"]
@@ -30,10 +35,17 @@ __all__ = ["ShmReader", "as_numpy", "as_tensor"]
 
 class ShmReader:
     """One stream's mapping of its region and the leases of the batch
-    being read. Used by the thread that iterates the stream."""
+    being read, and with ``gds`` the reader of its extents. Used by the
+    thread that iterates the stream."""
 
     def __init__(
-        self, stub: Any, metadata: tuple[tuple[str, str], ...], timeout: float | None, *, pin: bool = False
+        self,
+        stub: Any,
+        metadata: tuple[tuple[str, str], ...],
+        timeout: float | None,
+        *,
+        pin: bool = False,
+        gds: bool = False,
     ) -> None:
         self._stub = stub
         self._pin = pin
@@ -44,6 +56,7 @@ class ShmReader:
         self._map: mmap.mmap | None = None
         self._view: memoryview | None = None
         self._leases: list[int] = []
+        self.extents = ExtentReader() if gds else None
 
     def receive(self, msg: loader_pb2.StreamBatchesResponse) -> None:
         """Map the region on the first message; note the message's lease."""
@@ -59,9 +72,15 @@ class ShmReader:
             self._leases.append(msg.shm_lease.id)
 
     def fields(self, sample: loader_pb2.Sample) -> dict[str, Any]:
-        """The sample's fields as views into the region."""
+        """The sample's fields as views into the region, or Extents."""
         out: dict[str, Any] = {}
         for f in sample.fields:
+            if f.HasField("extent"):
+                if self.extents is None:
+                    raise RuntimeError(f"stoker: field {f.name!r} of sample {sample.key!r} is an extent, "
+                                       "but the stream did not ask for gds")
+                out[f.name] = Extent(f.extent.path, f.extent.offset, f.extent.length, self.extents)
+                continue
             if f.shm_length == 0:
                 out[f.name] = memoryview(f.data)  # empty: the same type as the rest
                 continue
@@ -74,7 +93,10 @@ class ShmReader:
         return out
 
     def release(self) -> None:
-        """Give the current batch's leases back to the server."""
+        """Give the current batch's leases back to the server (first
+        closing its extents' files, so the server may evict them)."""
+        if self.extents is not None:
+            self.extents.close_files()
         if not self._leases:
             return
         ids, self._leases = self._leases, []
@@ -89,6 +111,8 @@ class ShmReader:
     def close(self) -> None:
         """Drop the mapping; views still held keep it alive until they go."""
         self._leases = []
+        if self.extents is not None:
+            self.extents.close()
         if self._pinned is not None:
             _cuda_unregister(self._pinned)
             self._pinned = None
@@ -143,14 +167,21 @@ def _cuda_unregister(buf: Any) -> None:
 
 
 def as_numpy(view: Any, dtype: Any = "uint8") -> Any:
-    """A numpy array over a field's bytes (no copy)."""
+    """A numpy array over a field's bytes (no copy; an Extent is read into
+    host memory first)."""
     import numpy as np
 
+    if isinstance(view, Extent):
+        view = view.read()
     return np.frombuffer(view, dtype=dtype)
 
 
 def as_tensor(view: Any, dtype: Any = None) -> Any:
-    """A torch tensor over a field's bytes (no copy; uint8 by default)."""
+    """A torch tensor over a field's bytes (no copy; uint8 by default; an
+    Extent is read into host memory first: Extent.to_device reads it into
+    GPU memory)."""
     import torch
 
+    if isinstance(view, Extent):
+        view = view.read()
     return torch.frombuffer(view, dtype=dtype if dtype is not None else torch.uint8)
