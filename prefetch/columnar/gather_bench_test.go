@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/compress"
 
 	"github.com/stoker-data/stoker/shuffle"
@@ -70,6 +72,43 @@ func fixtureUnits(b testing.TB) []arrow.RecordBatch {
 	return recs
 }
 
+// embeddingUnits are units of the rows python/bench/bench_columnar.py
+// writes: an int64 id, an int32 label, a float64 score and a fixed-size
+// list of dim float32s, decoded from Parquet.
+func embeddingUnits(b testing.TB, units, rows, dim int) []arrow.RecordBatch {
+	b.Helper()
+	s := arrow.NewSchema([]arrow.Field{
+		{Name: "id", Type: arrow.PrimitiveTypes.Int64},
+		{Name: "label", Type: arrow.PrimitiveTypes.Int32},
+		{Name: "score", Type: arrow.PrimitiveTypes.Float64},
+		{Name: "emb", Type: arrow.FixedSizeListOf(int32(dim), arrow.PrimitiveTypes.Float32)},
+	}, nil)
+	r := rand.New(rand.NewPCG(2, 2))
+	var recs []arrow.RecordBatch
+	for u := range units {
+		bl := array.NewRecordBuilder(memory.DefaultAllocator, s)
+		emb := bl.Field(3).(*array.FixedSizeListBuilder)
+		ev := emb.ValueBuilder().(*array.Float32Builder)
+		for i := range rows {
+			bl.Field(0).(*array.Int64Builder).Append(int64(u*rows + i))
+			bl.Field(1).(*array.Int32Builder).Append(int32(r.IntN(1000)))
+			bl.Field(2).(*array.Float64Builder).Append(r.Float64())
+			emb.Append(true)
+			for range dim {
+				ev.Append(r.Float32())
+			}
+		}
+		recs = append(recs, bl.NewRecordBatch())
+		bl.Release()
+	}
+	data, err := WriteParquet(recs, compress.Codecs.Snappy)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, out := decodeAll(b, shuffle.FormatParquet, data, nil)
+	return out
+}
+
 func repeat(n, times int) []int {
 	out := make([]int, times)
 	for i := range out {
@@ -91,6 +130,7 @@ func BenchmarkGather(b *testing.B) {
 		{"synthetic/batch=1024", func(t testing.TB) []arrow.RecordBatch { return syntheticUnits(t, 8, 4000) }, 1024},
 		{"synthetic/batch=256", func(t testing.TB) []arrow.RecordBatch { return syntheticUnits(t, 8, 4000) }, 256},
 		{"fixtures/batch=256", fixtureUnits, 256},
+		{"embedding=256/batch=1024", func(t testing.TB) []arrow.RecordBatch { return embeddingUnits(t, 8, 4096, 256) }, 1024},
 	}
 	type gatherFunc func(context.Context, *arrow.Schema, map[int32]arrow.RecordBatch, []Row) (arrow.RecordBatch, error)
 	for _, tc := range cases {
