@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import grpc
 
 from . import errors
+from .gds import PATHS as GDS_PATHS
 from .shm import ShmReader
 from .split import rank_count
 from .v1 import loader_pb2, loader_pb2_grpc
@@ -478,7 +479,7 @@ class Client:
         columns: Sequence[str] = (),
         shm: bool | str = False,
         shm_region_bytes: int = 0,
-        gds: bool = False,
+        gds: bool | str | Sequence[str] = False,
     ) -> Iterator[Batch]:
         """Stream rank's batches of an epoch, from ``start`` (a position or a
         Cursor of the same epoch) to the end. ``columns`` projects a
@@ -495,6 +496,9 @@ class Client:
         a range of a local file that ``extent.to_device()`` reads into GPU
         memory with cuFile (falling back to a pinned buffer) and
         ``extent.read()`` into host memory, valid as long as the views.
+        A path name or a list of them instead of True fixes the order
+        tried, e.g. ``gds="pinned"`` never calls cuFile (see
+        :mod:`stoker.gds`).
 
         Each yielded Batch is whole, however many messages it came in. On
         UNAVAILABLE the stream reconnects and resumes from the last batch's
@@ -509,6 +513,11 @@ class Client:
             raise errors.InvalidArgument(f"batch_size must be positive, got {batch_size}")
         if not 0 <= rank < max(world_size, 1):
             raise errors.InvalidArgument(f"rank {rank} is outside world_size {world_size}")
+        gds_paths = None if isinstance(gds, bool) else [gds] if isinstance(gds, str) else list(gds)
+        if gds_paths is not None:
+            unknown = [p for p in gds_paths if p not in GDS_PATHS]
+            if unknown or not gds_paths:
+                raise errors.InvalidArgument(f"gds paths {gds_paths}: want some of {GDS_PATHS}")
         return self._stream(
             dict(
                 url=url,
@@ -522,15 +531,18 @@ class Client:
                 no_shuffle=not shuffle,
                 drop_last=drop_last,
                 columns=list(columns),
-                shm=bool(shm) or gds,
+                shm=bool(shm) or bool(gds),
                 shm_region_bytes=shm_region_bytes,
-                gds=gds,
+                gds=bool(gds),
             ),
             start,
             pin=shm == "pinned",
+            gds_paths=gds_paths,
         )
 
-    def _stream(self, fixed: dict[str, Any], position: int, pin: bool = False) -> Iterator[Batch]:
+    def _stream(
+        self, fixed: dict[str, Any], position: int, pin: bool = False, gds_paths: list[str] | None = None
+    ) -> Iterator[Batch]:
         failures = 0
         while True:
             req = loader_pb2.StreamBatchesRequest(
@@ -539,7 +551,7 @@ class Client:
             call = self._stub.StreamBatches(req, metadata=self._metadata)
             parts: list[loader_pb2.Sample] = []
             shm = (
-                ShmReader(self._stub, self._metadata, self.timeout, pin=pin, gds=fixed["gds"])
+                ShmReader(self._stub, self._metadata, self.timeout, pin=pin, gds=fixed["gds"], gds_paths=gds_paths)
                 if fixed["shm"]
                 else None
             )

@@ -46,6 +46,7 @@ __all__ = [
     "CUFILE_TORCH",
     "PINNED",
     "HOST",
+    "PATHS",
     "Extent",
     "ExtentReader",
     "device_paths",
@@ -58,6 +59,8 @@ CUFILE_KVIKIO_COMPAT = "cufile-kvikio-compat"
 CUFILE_TORCH = "cufile-torch"
 PINNED = "pinned"
 HOST = "host"
+PATHS = (CUFILE_KVIKIO, CUFILE_TORCH, PINNED, HOST)
+"""The paths an ExtentReader can be told to try (``paths=``)."""
 
 _log = logging.getLogger("stoker.gds")
 
@@ -221,6 +224,8 @@ class ExtentReader:
     """
 
     def __init__(self, paths: Sequence[str] | None = None) -> None:
+        if paths is not None and any(p not in PATHS for p in paths):
+            raise ValueError(f"stoker: extent paths {list(paths)}: want some of {PATHS}")
         self._paths = list(paths) if paths is not None else None
         self._fds: dict[str, int] = {}  # host reads, by file
         self._cufiles: dict[tuple[str, str], tuple[Any, str]] = {}  # (path kind, file) -> (handle, name)

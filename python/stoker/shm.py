@@ -35,7 +35,8 @@ __all__ = ["ShmReader", "as_numpy", "as_tensor"]
 
 class ShmReader:
     """One stream's mapping of its region and the leases of the batch
-    being read, and with ``gds`` the reader of its extents. Used by the
+    being read, and with ``gds`` the reader of its extents (``gds_paths``:
+    the order of read paths, default stoker.gds.device_paths). Used by the
     thread that iterates the stream."""
 
     def __init__(
@@ -46,6 +47,7 @@ class ShmReader:
         *,
         pin: bool = False,
         gds: bool = False,
+        gds_paths: list[str] | None = None,
     ) -> None:
         self._stub = stub
         self._pin = pin
@@ -56,7 +58,7 @@ class ShmReader:
         self._map: mmap.mmap | None = None
         self._view: memoryview | None = None
         self._leases: list[int] = []
-        self.extents = ExtentReader() if gds else None
+        self.extents = ExtentReader(gds_paths) if gds else None
 
     def receive(self, msg: loader_pb2.StreamBatchesResponse) -> None:
         """Map the region on the first message; note the message's lease."""

@@ -117,12 +117,32 @@ def test_gds_extents_are_cache_files_held_with_their_batch(unix_stokerd: Stokerd
         files = {os.path.realpath(e.path) for e in extents}
         assert all(f.startswith(cache + os.sep) for f in files), (files, cache)
         for e in extents:
-            assert len(bytes(e)) == e.length
+            assert len(bytes(e)) == e.length and e.via == gds.HOST
         assert files <= open_files(), "the batch's extent files are not held open"
         assert c.stats().shm_leases > 0
         stream.close()
         assert not files & open_files(), "extent files left open after the stream closed"
         poll(lambda: leases_freed(c), "the closed stream's leases to be freed")
+
+
+def test_gds_paths_given_to_the_stream(unix_stokerd: Stokerd, data: Data) -> None:  # noqa: F811
+    """gds="pinned" reads extents through the pinned buffer, cuFile never
+    tried (here the device is the CPU, so the buffer is not page-locked)."""
+    with stoker.Client(unix_stokerd.address) as tcp, stoker.Client(unix_address(unix_stokerd)) as c:
+        want = {s.key: s.fields for b in tcp.stream(data.url, batch_size=16) for s in b.samples}
+        deadline, extents = time.monotonic() + 30, 0
+        while not extents:
+            for b in c.stream(data.url, batch_size=16, gds=gds.PINNED):
+                for s in b.samples:
+                    for name, v in s.fields.items():
+                        if isinstance(v, Extent):
+                            assert v.to_device("cpu").numpy().tobytes() == want[s.key][name]
+                            assert v.via == gds.PINNED
+                            extents += 1
+            assert extents or time.monotonic() < deadline, "no extents"
+        for bad in (["cufile"], [], "nvme"):
+            with pytest.raises(stoker.InvalidArgument, match="gds paths"):
+                c.stream(data.url, batch_size=4, gds=bad)
 
 
 def test_gds_over_tcp_is_refused(unix_stokerd: Stokerd, data: Data) -> None:  # noqa: F811
