@@ -207,3 +207,30 @@ func TestReadToDeviceFallsBack(t *testing.T) {
 		t.Fatal("a read larger than the staging buffer succeeded")
 	}
 }
+
+func TestHasCapability(t *testing.T) {
+	dir := t.TempDir()
+	write := func(caps string) string {
+		p := filepath.Join(dir, "status")
+		if err := os.WriteFile(p, []byte("Name:\tstokerd\nCapPrm:\t0000000000004000\nCapEff:\t"+caps+"\nCapBnd:\t000001ffffffffff\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if !hasCapability(write("0000000000004000"), capIPCLock) {
+		t.Error("CapEff with bit 14 set: CAP_IPC_LOCK not found")
+	}
+	if hasCapability(write("0000000000000400"), capIPCLock) {
+		t.Error("CapEff without bit 14: CAP_IPC_LOCK found")
+	}
+	if hasCapability(filepath.Join(dir, "missing"), capIPCLock) {
+		t.Error("a missing status file must mean no capability")
+	}
+	h := Host{MemlockBytes: 8 << 20}
+	if h.LockableBytes(1<<30) || !h.LockableBytes(4<<20) {
+		t.Error("LockableBytes must follow the mlock limit")
+	}
+	if h.IPCLock = true; !h.LockableBytes(1 << 30) {
+		t.Error("CAP_IPC_LOCK lifts the mlock limit")
+	}
+}

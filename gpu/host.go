@@ -17,6 +17,9 @@ type Host struct {
 	NUMANodes []int
 	// MemlockBytes is RLIMIT_MEMLOCK's soft limit; Unlimited when none.
 	MemlockBytes uint64
+	// IPCLock says the process holds CAP_IPC_LOCK, so mlock ignores
+	// MemlockBytes.
+	IPCLock bool
 	// HugePageBytes is the default huge page size (0: none); HugePagesFree
 	// how many are free in the pool right now.
 	HugePageBytes uint64
@@ -48,6 +51,7 @@ func Probe() (Host, error) {
 			h.MemlockBytes = Unlimited
 		}
 	}
+	h.IPCLock = hasCapability("/proc/self/status", capIPCLock)
 	h.HugePageBytes, h.HugePagesFree = hugePages("/proc/meminfo")
 	h.CuFile, h.CuFileReason = CuFileAvailable()
 	h.ShmDir = ShmDir()
@@ -72,6 +76,30 @@ func hostNUMANodes(root string) []int {
 		}
 	}
 	return out
+}
+
+// capIPCLock is CAP_IPC_LOCK's bit in the capability sets.
+const capIPCLock = 14
+
+// hasCapability reads the CapEff line of a /proc status file.
+func hasCapability(status string, bit uint) bool {
+	b, err := os.ReadFile(status)
+	if err != nil {
+		return false
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err == nil && caps&(1<<bit) != 0
+		}
+	}
+	return false
+}
+
+// LockableBytes reports whether n bytes can be mlocked: the limit allows
+// it, or CAP_IPC_LOCK lifts the limit.
+func (h Host) LockableBytes(n uint64) bool {
+	return h.IPCLock || h.MemlockBytes == Unlimited || h.MemlockBytes >= n
 }
 
 // hugePages reads Hugepagesize and HugePages_Free from a meminfo file.

@@ -48,7 +48,7 @@ func (c *unitCache) get(ctx context.Context, i int32) (arrow.RecordBatch, error)
 		if err != nil {
 			return nil, err
 		}
-		defer r.Release() // Decode copies what it keeps (TestDecodeKeepsNoInput)
+		defer r.Release() // Decode keeps no slice of its input (TestDecodeKeepsNoInput)
 		col := c.ds.Columnar
 		return col.Objects[i].Decode(dctx, col.Units[i], r.Bytes(), c.columns)
 	})

@@ -53,6 +53,7 @@ func (s *Server) hostStats(st *stokerv1.StatsResponse) {
 	st.ShmWaits = s.shm.waits.Load()
 	st.ShmExtentBytes = s.shm.extentBytes.Load()
 	st.Host = HostProto(s.host)
+	st.Host.MemoryRegion = s.region.info
 }
 
 // HostProto converts a probe to its message.
@@ -60,7 +61,7 @@ func HostProto(h gpu.Host) *stokerv1.HostInfo {
 	out := &stokerv1.HostInfo{
 		Nvml: h.GPUs.NVML, NvmlReason: h.GPUs.Reason, DriverVersion: h.GPUs.DriverVersion,
 		MemlockBytes: h.MemlockBytes, HugePageBytes: h.HugePageBytes, HugePagesFree: h.HugePagesFree,
-		Cufile: h.CuFile, CufileReason: h.CuFileReason, ShmDir: h.ShmDir,
+		Cufile: h.CuFile, CufileReason: h.CuFileReason, ShmDir: h.ShmDir, IpcLock: h.IPCLock,
 	}
 	for _, n := range h.NUMANodes {
 		out.NumaNodes = append(out.NumaNodes, int32(n))
@@ -86,7 +87,8 @@ var (
 	descShmLeased   = desc("shm_leased_bytes", "Bytes of the shared-memory leases held by clients.")
 	descShmServed   = desc("shm_bytes_served_total", "Sample bytes delivered through shared memory.")
 	descShmWaits    = desc("shm_waits_total", "Times a stream waited for a client to release shared memory.")
-	hostDescriptors = []*prometheus.Desc{descGPUs, descGPUMemory, descNVML, descCuFile, descShmRegions, descShmBytes, descShmLeases, descShmLeased, descShmServed, descShmWaits}
+	hostDescriptors = []*prometheus.Desc{descGPUs, descGPUMemory, descNVML, descCuFile, descShmRegions, descShmBytes, descShmLeases, descShmLeased, descShmServed, descShmWaits,
+		descRegionBytes, descRegionLocked, descRegionHuge, descRegionNode}
 )
 
 func (c *hostCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -113,6 +115,7 @@ func (c *hostCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(descNVML, b(h.GPUs.NVML))
 	gauge(descCuFile, b(h.CuFile))
+	c.s.collectRegion(ch)
 	sh := c.s.shm
 	gauge(descShmRegions, float64(sh.count()))
 	gauge(descShmBytes, float64(sh.regionBytes.Load()))

@@ -26,6 +26,9 @@ import (
 type Config struct {
 	// Cache sets the memory and disk tiers.
 	Cache prefetch.CacheConfig
+	// MemoryRegion says where the memory tier lives (see RegionAuto, the
+	// default). A Cache.Memory the caller set is used as it is.
+	MemoryRegion MemoryRegion
 	// Shards bounds fetches from storage.
 	Shards prefetch.ShardsConfig
 	// Prefetch sets how far ahead of each stream shards are fetched.
@@ -60,6 +63,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Cache:           prefetch.DefaultCacheConfig(),
+		MemoryRegion:    RegionAuto,
 		Shards:          prefetch.DefaultShardsConfig(),
 		Prefetch:        prefetch.DefaultPrefetchConfig(),
 		MaxPartBytes:    8 << 20,   // 8 MiB: big enough to amortise per-message cost
@@ -90,6 +94,7 @@ type Server struct {
 	peerServed atomic.Uint64 // shards served to other nodes
 	host       gpu.Host      // probed once at New
 	shm        *shmRegistry  // shared-memory regions of local streams
+	region     memoryRegion  // the memory tier's region
 
 	closeOnce sync.Once
 }
@@ -109,8 +114,20 @@ func New(cfg Config, sources *prefetch.Sources, log *slog.Logger) (*Server, erro
 	if cfg.WindowBytes <= 0 {
 		cfg.WindowBytes = d.WindowBytes
 	}
-	cache, err := prefetch.OpenCache(cfg.Cache, log)
+	s := &Server{
+		cfg:      cfg,
+		log:      log,
+		sources:  sources,
+		plans:    newPlanCache(16),
+		decoded:  newDecodedCache(decodedCacheBytes),
+		metrics:  &serverMetrics{},
+		registry: prometheus.NewRegistry(),
+	}
+	s.setupHost()
+	s.setupMemoryRegion()
+	cache, err := prefetch.OpenCache(s.cfg.Cache, log)
 	if err != nil {
+		s.closeRegionNow()
 		return nil, err
 	}
 	shards := prefetch.NewShards(cfg.Shards, sources, cache, log)
@@ -121,28 +138,18 @@ func New(cfg Config, sources *prefetch.Sources, log *slog.Logger) (*Server, erro
 	catalog, err := prefetch.NewCatalog(prefetch.CatalogConfig{Dir: dir, Fetch: cfg.Shards.Fetch}, sources, shards, log)
 	if err != nil {
 		cache.Close()
+		s.closeRegionNow()
 		return nil, err
 	}
-	s := &Server{
-		cfg:        cfg,
-		log:        log,
-		sources:    sources,
-		cache:      cache,
-		shards:     shards,
-		catalog:    catalog,
-		prefetcher: prefetch.NewPrefetcher(cfg.Prefetch, shards, cache),
-		plans:      newPlanCache(16),
-		decoded:    newDecodedCache(decodedCacheBytes),
-		metrics:    &serverMetrics{},
-		registry:   prometheus.NewRegistry(),
-	}
+	s.cache, s.shards, s.catalog = cache, shards, catalog
+	s.prefetcher = prefetch.NewPrefetcher(cfg.Prefetch, shards, cache)
 	s.hints = newHints(s)
-	s.setupHost()
 	if cfg.Cluster != nil {
 		s.peers = cluster.NewPeers(cfg.Cluster)
 		shards.SetRemote(s.peers)
 	}
 	s.grpc = grpc.NewServer(
+		grpc.WaitForHandlers(true), // Stop returns after the handlers: none holds a cache Ref then
 		grpc.MaxSendMsgSize(cfg.MaxMessageBytes),
 		grpc.InitialWindowSize(cfg.WindowBytes),
 		grpc.InitialConnWindowSize(cfg.WindowBytes),
@@ -195,6 +202,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			_ = s.peers.Close()
 		}
 		err = s.cache.Close()
+		s.closeMemoryRegion(ctx)
 	})
 	return err
 }

@@ -23,12 +23,17 @@ func runDoctor(ctx context.Context, args []string, out io.Writer) error {
 	addr := fs.String("server", "", "also ask this server (host:port or unix:///path) what it found")
 	sock := fs.String("unix", "", "the unix socket stokerd serves (stokerd --unix), checked for shared-memory delivery")
 	memory := fs.String("memory-cache", "1GiB", "memory tier size to check against the mlock limit")
+	region := fs.String("memory-region", string(server.RegionAuto), "the stokerd --memory-region to plan for: auto, locked or heap")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	mem, err := humanize.ParseBytes(*memory)
 	if err != nil {
 		return fmt.Errorf("doctor: --memory-cache %q: %w", *memory, err)
+	}
+	mode, err := server.ParseMemoryRegion(*region)
+	if err != nil {
+		return fmt.Errorf("doctor: --memory-region: %w", err)
 	}
 	h, perr := gpu.Probe()
 	fmt.Fprintln(out, "this host:")
@@ -43,7 +48,7 @@ func runDoctor(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintf(out, "  unix socket:   %s (%s)\n", *sock, map[bool]string{true: "present", false: "missing or not a socket"}[sockOK])
 	}
 	fmt.Fprintln(out, "stoker will use:")
-	for _, l := range plan(h, mem, *sock != "", sockOK) {
+	for _, l := range plan(h, mem, mode, *sock != "", sockOK) {
 		fmt.Fprintln(out, "  "+l)
 	}
 	if *addr != "" {
@@ -58,6 +63,7 @@ func runDoctor(ctx context.Context, args []string, out io.Writer) error {
 		}
 		fmt.Fprintf(out, "server %s:\n", *addr)
 		printHost(out, st.GetHost())
+		printRegion(out, st.GetHost().GetMemoryRegion())
 		fmt.Fprintf(out, "  shm:           %d regions (%s), %d leases (%s), %s delivered\n", st.GetShmRegions(),
 			humanize.IBytes(st.GetShmRegionBytes()), st.GetShmLeases(), humanize.IBytes(st.GetShmLeasedBytes()), humanize.IBytes(st.GetShmBytesServed()))
 	}
@@ -75,7 +81,11 @@ func printHost(out io.Writer, h *stokerv1.HostInfo) {
 		}
 	}
 	fmt.Fprintf(out, "  numa nodes:    %v\n", h.GetNumaNodes())
-	fmt.Fprintf(out, "  mlock limit:   %s\n", memlock(h.GetMemlockBytes()))
+	ipc := ""
+	if h.GetIpcLock() {
+		ipc = " (CAP_IPC_LOCK held: no limit applies)"
+	}
+	fmt.Fprintf(out, "  mlock limit:   %s%s\n", memlock(h.GetMemlockBytes()), ipc)
 	if h.GetHugePageBytes() == 0 {
 		fmt.Fprintln(out, "  huge pages:    none")
 	} else {
@@ -96,23 +106,40 @@ func memlock(n uint64) string {
 	return humanize.IBytes(n)
 }
 
+// printRegion prints where a server keeps its memory tier.
+func printRegion(out io.Writer, r *stokerv1.MemoryRegion) {
+	if !r.GetRegion() {
+		fmt.Fprintf(out, "  memory tier:   on the Go heap (%s)\n", r.GetReason())
+		return
+	}
+	fmt.Fprintf(out, "  memory tier:   one mapped region of %s, huge pages %v\n", humanize.IBytes(r.GetBytes()), r.GetHugePages())
+	fmt.Fprintf(out, "    locked:      %v (%s)\n", r.GetLocked(), r.GetLockReason())
+	fmt.Fprintf(out, "    numa node:   %d (%s)\n", r.GetNumaNode(), r.GetNumaReason())
+}
+
 // plan says which path each stage takes on this host.
-func plan(h gpu.Host, memory uint64, sockGiven, sockOK bool) []string {
+func plan(h gpu.Host, memory uint64, mode server.MemoryRegion, sockGiven, sockOK bool) []string {
 	var out []string
+	p := server.PlanRegion(h, mode, memory)
 	switch {
-	case h.MemlockBytes == gpu.Unlimited || h.MemlockBytes >= memory:
-		out = append(out, fmt.Sprintf("pinning:       %s can be locked (mlock limit allows it)", humanize.IBytes(memory)))
+	case !p.Region:
+		out = append(out, "memory tier:   on the Go heap")
+	case p.Lock:
+		out = append(out, fmt.Sprintf("memory tier:   one mapped region of %s, locked: %s", humanize.IBytes(memory), p.LockWhy))
 	default:
-		out = append(out, fmt.Sprintf("pinning:       %s cannot be locked: mlock limit %s is under it (raise with ulimit -l or LimitMEMLOCK=)",
-			humanize.IBytes(memory), memlock(h.MemlockBytes)))
+		out = append(out, fmt.Sprintf("memory tier:   one mapped region of %s, not locked: %s", humanize.IBytes(memory), p.LockWhy))
 	}
-	if h.HugePageBytes > 0 && h.HugePagesFree*h.HugePageBytes >= memory {
-		out = append(out, "pages:         huge pages")
-	} else {
-		out = append(out, "pages:         normal pages, advised toward transparent huge pages")
-	}
-	if nodes := h.GPUs.NUMANodes(); len(nodes) > 0 && len(h.NUMANodes) > 1 {
-		out = append(out, fmt.Sprintf("numa:          place the memory tier on node(s) %v, the GPUs' (numactl --membind)", nodes))
+	if p.Region {
+		if h.HugePageBytes > 0 && h.HugePagesFree*h.HugePageBytes >= memory {
+			out = append(out, "pages:         huge pages")
+		} else {
+			out = append(out, "pages:         normal pages, advised toward transparent huge pages")
+		}
+		if p.Node >= 0 {
+			out = append(out, fmt.Sprintf("numa:          node %d: %s", p.Node, p.NodeWhy))
+		} else {
+			out = append(out, "numa:          "+p.NodeWhy)
+		}
 	}
 	switch {
 	case sockOK:

@@ -41,7 +41,7 @@ func main() {
 
 type flags struct {
 	listen, unix, http, cacheDir string
-	memory, disk                 string
+	memory, disk, memoryRegion   string
 	pathStyle                    bool
 	maxFetches                   int
 	aheadBatches                 int
@@ -58,6 +58,8 @@ func parseFlags() flags {
 	flag.StringVar(&f.cacheDir, "cache-dir", defaultCacheDir(), "folder for the disk tier, manifests and indexes")
 	flag.StringVar(&f.memory, "memory-cache", "1GiB", "size of the memory tier")
 	flag.StringVar(&f.disk, "disk-cache", "20GiB", "size of the disk tier (0: off)")
+	flag.StringVar(&f.memoryRegion, "memory-region", string(server.RegionAuto),
+		"where the memory tier lives: auto (one mapped region, locked when a GPU is found, on the GPUs' NUMA node), locked (locked always) or heap (the Go heap)")
 	flag.BoolVar(&f.pathStyle, "s3-path-style", false, "force S3 path-style addressing (on by itself for IP and localhost endpoints)")
 	flag.IntVar(&f.maxFetches, "max-fetches", prefetch.DefaultShardsConfig().MaxFetches, "shards fetched from storage at once")
 	flag.IntVar(&f.aheadBatches, "prefetch-batches", prefetch.DefaultPrefetchConfig().AheadBatches, "batches whose shards are fetched ahead of each stream")
@@ -98,6 +100,9 @@ func run() error {
 	}
 	cfg.Cache.MemoryBytes, cfg.Cache.DiskBytes, cfg.Cache.Dir = int64(mem), int64(disk), filepath.Join(f.cacheDir, "shards")
 	cfg.CatalogDir = filepath.Join(f.cacheDir, "catalog")
+	if cfg.MemoryRegion, err = server.ParseMemoryRegion(f.memoryRegion); err != nil {
+		return fmt.Errorf("--memory-region: %w", err)
+	}
 	cfg.Shards.MaxFetches = f.maxFetches
 	cfg.Prefetch.AheadBatches = f.aheadBatches
 

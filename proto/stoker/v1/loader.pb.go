@@ -1458,7 +1458,13 @@ type HostInfo struct {
 	Cufile        bool   `protobuf:"varint,9,opt,name=cufile,proto3" json:"cufile,omitempty"`
 	CufileReason  string `protobuf:"bytes,10,opt,name=cufile_reason,json=cufileReason,proto3" json:"cufile_reason,omitempty"`
 	// shm_dir is where shared-memory regions are made.
-	ShmDir        string `protobuf:"bytes,11,opt,name=shm_dir,json=shmDir,proto3" json:"shm_dir,omitempty"`
+	ShmDir string `protobuf:"bytes,11,opt,name=shm_dir,json=shmDir,proto3" json:"shm_dir,omitempty"`
+	// ipc_lock is true when the process holds CAP_IPC_LOCK, so mlock ignores
+	// memlock_bytes.
+	IpcLock bool `protobuf:"varint,12,opt,name=ipc_lock,json=ipcLock,proto3" json:"ipc_lock,omitempty"`
+	// memory_region is where the server keeps its memory tier; unset in
+	// answers about a host that is not a server's (stoker doctor).
+	MemoryRegion  *MemoryRegion `protobuf:"bytes,13,opt,name=memory_region,json=memoryRegion,proto3" json:"memory_region,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1570,6 +1576,128 @@ func (x *HostInfo) GetShmDir() string {
 	return ""
 }
 
+func (x *HostInfo) GetIpcLock() bool {
+	if x != nil {
+		return x.IpcLock
+	}
+	return false
+}
+
+func (x *HostInfo) GetMemoryRegion() *MemoryRegion {
+	if x != nil {
+		return x.MemoryRegion
+	}
+	return nil
+}
+
+// MemoryRegion is the memory tier's place in host memory.
+type MemoryRegion struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// region is true when the tier is one mmap'd region outside the Go heap;
+	// false when it is on the Go heap (stokerd --memory-region heap, or the
+	// region could not be mapped: reason says why).
+	Region bool   `protobuf:"varint,1,opt,name=region,proto3" json:"region,omitempty"`
+	Bytes  uint64 `protobuf:"varint,2,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	// locked is true when the region is mlocked (pinned); lock_reason says
+	// why it was not asked for, or why mlock failed.
+	Locked     bool   `protobuf:"varint,3,opt,name=locked,proto3" json:"locked,omitempty"`
+	LockReason string `protobuf:"bytes,4,opt,name=lock_reason,json=lockReason,proto3" json:"lock_reason,omitempty"`
+	HugePages  bool   `protobuf:"varint,5,opt,name=huge_pages,json=hugePages,proto3" json:"huge_pages,omitempty"`
+	// numa_node is the node the region prefers, -1 for none; numa_reason
+	// says why that node, or why none.
+	NumaNode      int32  `protobuf:"varint,6,opt,name=numa_node,json=numaNode,proto3" json:"numa_node,omitempty"`
+	NumaReason    string `protobuf:"bytes,7,opt,name=numa_reason,json=numaReason,proto3" json:"numa_reason,omitempty"`
+	Reason        string `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemoryRegion) Reset() {
+	*x = MemoryRegion{}
+	mi := &file_stoker_v1_loader_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemoryRegion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemoryRegion) ProtoMessage() {}
+
+func (x *MemoryRegion) ProtoReflect() protoreflect.Message {
+	mi := &file_stoker_v1_loader_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemoryRegion.ProtoReflect.Descriptor instead.
+func (*MemoryRegion) Descriptor() ([]byte, []int) {
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *MemoryRegion) GetRegion() bool {
+	if x != nil {
+		return x.Region
+	}
+	return false
+}
+
+func (x *MemoryRegion) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *MemoryRegion) GetLocked() bool {
+	if x != nil {
+		return x.Locked
+	}
+	return false
+}
+
+func (x *MemoryRegion) GetLockReason() string {
+	if x != nil {
+		return x.LockReason
+	}
+	return ""
+}
+
+func (x *MemoryRegion) GetHugePages() bool {
+	if x != nil {
+		return x.HugePages
+	}
+	return false
+}
+
+func (x *MemoryRegion) GetNumaNode() int32 {
+	if x != nil {
+		return x.NumaNode
+	}
+	return 0
+}
+
+func (x *MemoryRegion) GetNumaReason() string {
+	if x != nil {
+		return x.NumaReason
+	}
+	return ""
+}
+
+func (x *MemoryRegion) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // GpuDevice is one GPU NVML reported.
 type GpuDevice struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -1587,7 +1715,7 @@ type GpuDevice struct {
 
 func (x *GpuDevice) Reset() {
 	*x = GpuDevice{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[18]
+	mi := &file_stoker_v1_loader_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1599,7 +1727,7 @@ func (x *GpuDevice) String() string {
 func (*GpuDevice) ProtoMessage() {}
 
 func (x *GpuDevice) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[18]
+	mi := &file_stoker_v1_loader_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1612,7 +1740,7 @@ func (x *GpuDevice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GpuDevice.ProtoReflect.Descriptor instead.
 func (*GpuDevice) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{18}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GpuDevice) GetIndex() uint32 {
@@ -1679,7 +1807,7 @@ type PrefetchRequest struct {
 
 func (x *PrefetchRequest) Reset() {
 	*x = PrefetchRequest{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[19]
+	mi := &file_stoker_v1_loader_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1691,7 +1819,7 @@ func (x *PrefetchRequest) String() string {
 func (*PrefetchRequest) ProtoMessage() {}
 
 func (x *PrefetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[19]
+	mi := &file_stoker_v1_loader_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1704,7 +1832,7 @@ func (x *PrefetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrefetchRequest.ProtoReflect.Descriptor instead.
 func (*PrefetchRequest) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{19}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PrefetchRequest) GetUrl() string {
@@ -1775,7 +1903,7 @@ type PrefetchResponse struct {
 
 func (x *PrefetchResponse) Reset() {
 	*x = PrefetchResponse{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[20]
+	mi := &file_stoker_v1_loader_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1787,7 +1915,7 @@ func (x *PrefetchResponse) String() string {
 func (*PrefetchResponse) ProtoMessage() {}
 
 func (x *PrefetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[20]
+	mi := &file_stoker_v1_loader_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1800,7 +1928,7 @@ func (x *PrefetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrefetchResponse.ProtoReflect.Descriptor instead.
 func (*PrefetchResponse) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{20}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PrefetchResponse) GetHintId() string {
@@ -1834,7 +1962,7 @@ type PrefetchStatusRequest struct {
 
 func (x *PrefetchStatusRequest) Reset() {
 	*x = PrefetchStatusRequest{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[21]
+	mi := &file_stoker_v1_loader_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1846,7 +1974,7 @@ func (x *PrefetchStatusRequest) String() string {
 func (*PrefetchStatusRequest) ProtoMessage() {}
 
 func (x *PrefetchStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[21]
+	mi := &file_stoker_v1_loader_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1859,7 +1987,7 @@ func (x *PrefetchStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrefetchStatusRequest.ProtoReflect.Descriptor instead.
 func (*PrefetchStatusRequest) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{21}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PrefetchStatusRequest) GetHintId() string {
@@ -1884,7 +2012,7 @@ type PrefetchStatusResponse struct {
 
 func (x *PrefetchStatusResponse) Reset() {
 	*x = PrefetchStatusResponse{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[22]
+	mi := &file_stoker_v1_loader_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1896,7 +2024,7 @@ func (x *PrefetchStatusResponse) String() string {
 func (*PrefetchStatusResponse) ProtoMessage() {}
 
 func (x *PrefetchStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[22]
+	mi := &file_stoker_v1_loader_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1909,7 +2037,7 @@ func (x *PrefetchStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrefetchStatusResponse.ProtoReflect.Descriptor instead.
 func (*PrefetchStatusResponse) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{22}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PrefetchStatusResponse) GetHintId() string {
@@ -1966,7 +2094,7 @@ type PrefetchProgress struct {
 
 func (x *PrefetchProgress) Reset() {
 	*x = PrefetchProgress{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[23]
+	mi := &file_stoker_v1_loader_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1978,7 +2106,7 @@ func (x *PrefetchProgress) String() string {
 func (*PrefetchProgress) ProtoMessage() {}
 
 func (x *PrefetchProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[23]
+	mi := &file_stoker_v1_loader_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1991,7 +2119,7 @@ func (x *PrefetchProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrefetchProgress.ProtoReflect.Descriptor instead.
 func (*PrefetchProgress) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{23}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PrefetchProgress) GetNode() string {
@@ -2173,7 +2301,7 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\x10shm_bytes_served\x18\x13 \x01(\x04R\x0eshmBytesServed\x12'\n" +
 	"\x04host\x18\x14 \x01(\v2\x13.stoker.v1.HostInfoR\x04host\x12\x1b\n" +
 	"\tshm_waits\x18\x15 \x01(\x04R\bshmWaits\x12(\n" +
-	"\x10shm_extent_bytes\x18\x16 \x01(\x04R\x0eshmExtentBytes\"\xfa\x02\n" +
+	"\x10shm_extent_bytes\x18\x16 \x01(\x04R\x0eshmExtentBytes\"\xd3\x03\n" +
 	"\bHostInfo\x12\x12\n" +
 	"\x04nvml\x18\x01 \x01(\bR\x04nvml\x12\x1f\n" +
 	"\vnvml_reason\x18\x02 \x01(\tR\n" +
@@ -2188,7 +2316,21 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\x06cufile\x18\t \x01(\bR\x06cufile\x12#\n" +
 	"\rcufile_reason\x18\n" +
 	" \x01(\tR\fcufileReason\x12\x17\n" +
-	"\ashm_dir\x18\v \x01(\tR\x06shmDir\"\xa7\x01\n" +
+	"\ashm_dir\x18\v \x01(\tR\x06shmDir\x12\x19\n" +
+	"\bipc_lock\x18\f \x01(\bR\aipcLock\x12<\n" +
+	"\rmemory_region\x18\r \x01(\v2\x17.stoker.v1.MemoryRegionR\fmemoryRegion\"\xea\x01\n" +
+	"\fMemoryRegion\x12\x16\n" +
+	"\x06region\x18\x01 \x01(\bR\x06region\x12\x14\n" +
+	"\x05bytes\x18\x02 \x01(\x04R\x05bytes\x12\x16\n" +
+	"\x06locked\x18\x03 \x01(\bR\x06locked\x12\x1f\n" +
+	"\vlock_reason\x18\x04 \x01(\tR\n" +
+	"lockReason\x12\x1d\n" +
+	"\n" +
+	"huge_pages\x18\x05 \x01(\bR\thugePages\x12\x1b\n" +
+	"\tnuma_node\x18\x06 \x01(\x05R\bnumaNode\x12\x1f\n" +
+	"\vnuma_reason\x18\a \x01(\tR\n" +
+	"numaReason\x12\x16\n" +
+	"\x06reason\x18\b \x01(\tR\x06reason\"\xa7\x01\n" +
 	"\tGpuDevice\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -2254,7 +2396,7 @@ func file_stoker_v1_loader_proto_rawDescGZIP() []byte {
 	return file_stoker_v1_loader_proto_rawDescData
 }
 
-var file_stoker_v1_loader_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_stoker_v1_loader_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_stoker_v1_loader_proto_goTypes = []any{
 	(*OpenDatasetRequest)(nil),     // 0: stoker.v1.OpenDatasetRequest
 	(*OpenDatasetResponse)(nil),    // 1: stoker.v1.OpenDatasetResponse
@@ -2274,12 +2416,13 @@ var file_stoker_v1_loader_proto_goTypes = []any{
 	(*StatsRequest)(nil),           // 15: stoker.v1.StatsRequest
 	(*StatsResponse)(nil),          // 16: stoker.v1.StatsResponse
 	(*HostInfo)(nil),               // 17: stoker.v1.HostInfo
-	(*GpuDevice)(nil),              // 18: stoker.v1.GpuDevice
-	(*PrefetchRequest)(nil),        // 19: stoker.v1.PrefetchRequest
-	(*PrefetchResponse)(nil),       // 20: stoker.v1.PrefetchResponse
-	(*PrefetchStatusRequest)(nil),  // 21: stoker.v1.PrefetchStatusRequest
-	(*PrefetchStatusResponse)(nil), // 22: stoker.v1.PrefetchStatusResponse
-	(*PrefetchProgress)(nil),       // 23: stoker.v1.PrefetchProgress
+	(*MemoryRegion)(nil),           // 18: stoker.v1.MemoryRegion
+	(*GpuDevice)(nil),              // 19: stoker.v1.GpuDevice
+	(*PrefetchRequest)(nil),        // 20: stoker.v1.PrefetchRequest
+	(*PrefetchResponse)(nil),       // 21: stoker.v1.PrefetchResponse
+	(*PrefetchStatusRequest)(nil),  // 22: stoker.v1.PrefetchStatusRequest
+	(*PrefetchStatusResponse)(nil), // 23: stoker.v1.PrefetchStatusResponse
+	(*PrefetchProgress)(nil),       // 24: stoker.v1.PrefetchProgress
 }
 var file_stoker_v1_loader_proto_depIdxs = []int32{
 	2,  // 0: stoker.v1.OpenDatasetResponse.dataset:type_name -> stoker.v1.Dataset
@@ -2293,25 +2436,26 @@ var file_stoker_v1_loader_proto_depIdxs = []int32{
 	13, // 8: stoker.v1.Sample.fields:type_name -> stoker.v1.Field
 	14, // 9: stoker.v1.Field.extent:type_name -> stoker.v1.FileExtent
 	17, // 10: stoker.v1.StatsResponse.host:type_name -> stoker.v1.HostInfo
-	18, // 11: stoker.v1.HostInfo.gpus:type_name -> stoker.v1.GpuDevice
-	23, // 12: stoker.v1.PrefetchStatusResponse.nodes:type_name -> stoker.v1.PrefetchProgress
-	0,  // 13: stoker.v1.Loader.OpenDataset:input_type -> stoker.v1.OpenDatasetRequest
-	6,  // 14: stoker.v1.Loader.StreamBatches:input_type -> stoker.v1.StreamBatchesRequest
-	15, // 15: stoker.v1.Loader.Stats:input_type -> stoker.v1.StatsRequest
-	19, // 16: stoker.v1.Loader.Prefetch:input_type -> stoker.v1.PrefetchRequest
-	21, // 17: stoker.v1.Loader.PrefetchStatus:input_type -> stoker.v1.PrefetchStatusRequest
-	10, // 18: stoker.v1.Loader.ReleaseShm:input_type -> stoker.v1.ReleaseShmRequest
-	1,  // 19: stoker.v1.Loader.OpenDataset:output_type -> stoker.v1.OpenDatasetResponse
-	7,  // 20: stoker.v1.Loader.StreamBatches:output_type -> stoker.v1.StreamBatchesResponse
-	16, // 21: stoker.v1.Loader.Stats:output_type -> stoker.v1.StatsResponse
-	20, // 22: stoker.v1.Loader.Prefetch:output_type -> stoker.v1.PrefetchResponse
-	22, // 23: stoker.v1.Loader.PrefetchStatus:output_type -> stoker.v1.PrefetchStatusResponse
-	11, // 24: stoker.v1.Loader.ReleaseShm:output_type -> stoker.v1.ReleaseShmResponse
-	19, // [19:25] is the sub-list for method output_type
-	13, // [13:19] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	19, // 11: stoker.v1.HostInfo.gpus:type_name -> stoker.v1.GpuDevice
+	18, // 12: stoker.v1.HostInfo.memory_region:type_name -> stoker.v1.MemoryRegion
+	24, // 13: stoker.v1.PrefetchStatusResponse.nodes:type_name -> stoker.v1.PrefetchProgress
+	0,  // 14: stoker.v1.Loader.OpenDataset:input_type -> stoker.v1.OpenDatasetRequest
+	6,  // 15: stoker.v1.Loader.StreamBatches:input_type -> stoker.v1.StreamBatchesRequest
+	15, // 16: stoker.v1.Loader.Stats:input_type -> stoker.v1.StatsRequest
+	20, // 17: stoker.v1.Loader.Prefetch:input_type -> stoker.v1.PrefetchRequest
+	22, // 18: stoker.v1.Loader.PrefetchStatus:input_type -> stoker.v1.PrefetchStatusRequest
+	10, // 19: stoker.v1.Loader.ReleaseShm:input_type -> stoker.v1.ReleaseShmRequest
+	1,  // 20: stoker.v1.Loader.OpenDataset:output_type -> stoker.v1.OpenDatasetResponse
+	7,  // 21: stoker.v1.Loader.StreamBatches:output_type -> stoker.v1.StreamBatchesResponse
+	16, // 22: stoker.v1.Loader.Stats:output_type -> stoker.v1.StatsResponse
+	21, // 23: stoker.v1.Loader.Prefetch:output_type -> stoker.v1.PrefetchResponse
+	23, // 24: stoker.v1.Loader.PrefetchStatus:output_type -> stoker.v1.PrefetchStatusResponse
+	11, // 25: stoker.v1.Loader.ReleaseShm:output_type -> stoker.v1.ReleaseShmResponse
+	20, // [20:26] is the sub-list for method output_type
+	14, // [14:20] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_stoker_v1_loader_proto_init() }
@@ -2325,7 +2469,7 @@ func file_stoker_v1_loader_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stoker_v1_loader_proto_rawDesc), len(file_stoker_v1_loader_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   24,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -257,7 +257,7 @@ class StatsResponse(_message.Message):
     def __init__(self, memory_hits: _Optional[int] = ..., disk_hits: _Optional[int] = ..., misses: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., memory_capacity: _Optional[int] = ..., disk_bytes: _Optional[int] = ..., disk_capacity: _Optional[int] = ..., storage_requests: _Optional[int] = ..., storage_bytes: _Optional[int] = ..., stall_nanos: _Optional[int] = ..., samples_served: _Optional[int] = ..., bytes_served: _Optional[int] = ..., active_streams: _Optional[int] = ..., evictions: _Optional[int] = ..., shm_regions: _Optional[int] = ..., shm_region_bytes: _Optional[int] = ..., shm_leases: _Optional[int] = ..., shm_leased_bytes: _Optional[int] = ..., shm_bytes_served: _Optional[int] = ..., host: _Optional[_Union[HostInfo, _Mapping]] = ..., shm_waits: _Optional[int] = ..., shm_extent_bytes: _Optional[int] = ...) -> None: ...
 
 class HostInfo(_message.Message):
-    __slots__ = ("nvml", "nvml_reason", "driver_version", "gpus", "numa_nodes", "memlock_bytes", "huge_page_bytes", "huge_pages_free", "cufile", "cufile_reason", "shm_dir")
+    __slots__ = ("nvml", "nvml_reason", "driver_version", "gpus", "numa_nodes", "memlock_bytes", "huge_page_bytes", "huge_pages_free", "cufile", "cufile_reason", "shm_dir", "ipc_lock", "memory_region")
     NVML_FIELD_NUMBER: _ClassVar[int]
     NVML_REASON_FIELD_NUMBER: _ClassVar[int]
     DRIVER_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -269,6 +269,8 @@ class HostInfo(_message.Message):
     CUFILE_FIELD_NUMBER: _ClassVar[int]
     CUFILE_REASON_FIELD_NUMBER: _ClassVar[int]
     SHM_DIR_FIELD_NUMBER: _ClassVar[int]
+    IPC_LOCK_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_REGION_FIELD_NUMBER: _ClassVar[int]
     nvml: bool
     nvml_reason: str
     driver_version: str
@@ -280,7 +282,29 @@ class HostInfo(_message.Message):
     cufile: bool
     cufile_reason: str
     shm_dir: str
-    def __init__(self, nvml: _Optional[bool] = ..., nvml_reason: _Optional[str] = ..., driver_version: _Optional[str] = ..., gpus: _Optional[_Iterable[_Union[GpuDevice, _Mapping]]] = ..., numa_nodes: _Optional[_Iterable[int]] = ..., memlock_bytes: _Optional[int] = ..., huge_page_bytes: _Optional[int] = ..., huge_pages_free: _Optional[int] = ..., cufile: _Optional[bool] = ..., cufile_reason: _Optional[str] = ..., shm_dir: _Optional[str] = ...) -> None: ...
+    ipc_lock: bool
+    memory_region: MemoryRegion
+    def __init__(self, nvml: _Optional[bool] = ..., nvml_reason: _Optional[str] = ..., driver_version: _Optional[str] = ..., gpus: _Optional[_Iterable[_Union[GpuDevice, _Mapping]]] = ..., numa_nodes: _Optional[_Iterable[int]] = ..., memlock_bytes: _Optional[int] = ..., huge_page_bytes: _Optional[int] = ..., huge_pages_free: _Optional[int] = ..., cufile: _Optional[bool] = ..., cufile_reason: _Optional[str] = ..., shm_dir: _Optional[str] = ..., ipc_lock: _Optional[bool] = ..., memory_region: _Optional[_Union[MemoryRegion, _Mapping]] = ...) -> None: ...
+
+class MemoryRegion(_message.Message):
+    __slots__ = ("region", "bytes", "locked", "lock_reason", "huge_pages", "numa_node", "numa_reason", "reason")
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    LOCKED_FIELD_NUMBER: _ClassVar[int]
+    LOCK_REASON_FIELD_NUMBER: _ClassVar[int]
+    HUGE_PAGES_FIELD_NUMBER: _ClassVar[int]
+    NUMA_NODE_FIELD_NUMBER: _ClassVar[int]
+    NUMA_REASON_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    region: bool
+    bytes: int
+    locked: bool
+    lock_reason: str
+    huge_pages: bool
+    numa_node: int
+    numa_reason: str
+    reason: str
+    def __init__(self, region: _Optional[bool] = ..., bytes: _Optional[int] = ..., locked: _Optional[bool] = ..., lock_reason: _Optional[str] = ..., huge_pages: _Optional[bool] = ..., numa_node: _Optional[int] = ..., numa_reason: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class GpuDevice(_message.Message):
     __slots__ = ("index", "name", "uuid", "memory_bytes", "pci_bus_id", "numa_node")

@@ -1,0 +1,178 @@
+package server
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/dustin/go-humanize"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/stoker-data/stoker/gpu"
+	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
+)
+
+// MemoryRegion says where the memory tier's bytes live.
+type MemoryRegion string
+
+const (
+	// RegionAuto keeps the memory tier in one mmap'd region outside the Go
+	// heap (huge pages when the pool has room), placed on the GPUs' NUMA
+	// node when there is a choice, and locked with mlock when NVML finds a
+	// GPU to copy to. Without a GPU, locking would only pin the cache's
+	// pages for nothing, so they are left unlocked.
+	RegionAuto MemoryRegion = "auto"
+	// RegionLocked is RegionAuto, locked even without a GPU.
+	RegionLocked MemoryRegion = "locked"
+	// RegionHeap keeps entries on the Go heap, as fetched.
+	RegionHeap MemoryRegion = "heap"
+)
+
+// ParseMemoryRegion checks a --memory-region value.
+func ParseMemoryRegion(s string) (MemoryRegion, error) {
+	switch m := MemoryRegion(s); m {
+	case RegionAuto, RegionLocked, RegionHeap:
+		return m, nil
+	case "":
+		return RegionAuto, nil
+	}
+	return "", fmt.Errorf("unknown memory region %q (want auto, locked or heap)", s)
+}
+
+// RegionPlan is what a server does with its memory tier on a host.
+type RegionPlan struct {
+	// Region: one mmap'd region; false: the Go heap.
+	Region bool
+	// Lock: mlock the region; LockWhy says why, or why not.
+	Lock    bool
+	LockWhy string
+	// Node is the NUMA node to prefer, -1 for none; NodeWhy says why.
+	Node    int
+	NodeWhy string
+}
+
+// PlanRegion decides, from what the host offers, where a memory tier of
+// the given size goes. stokerd follows it and stoker doctor prints it.
+func PlanRegion(h gpu.Host, mode MemoryRegion, bytes uint64) RegionPlan {
+	p := RegionPlan{Node: -1}
+	if mode == RegionHeap || bytes == 0 {
+		p.LockWhy, p.NodeWhy = "on the Go heap", "on the Go heap"
+		return p
+	}
+	p.Region = true
+	p.Node, p.NodeWhy = gpu.MemoryNode(h.GPUs, h.NUMANodes)
+	switch {
+	case mode == RegionLocked:
+		p.Lock, p.LockWhy = true, "--memory-region locked"
+	case len(h.GPUs.Devices) > 0:
+		p.Lock, p.LockWhy = true, fmt.Sprintf("%d GPU(s) copy from it by DMA", len(h.GPUs.Devices))
+	default:
+		p.LockWhy = "no GPU on this host, so no DMA to pin for (--memory-region locked locks anyway)"
+	}
+	if p.Lock && !h.LockableBytes(bytes) {
+		p.Lock = false
+		p.LockWhy = fmt.Sprintf("the mlock limit %s is under the tier's %s: raise it (ulimit -l, LimitMEMLOCK=) or grant CAP_IPC_LOCK",
+			humanize.IBytes(h.MemlockBytes), humanize.IBytes(bytes))
+	}
+	return p
+}
+
+// memoryRegion is the server's memory-tier region, when it has one.
+type memoryRegion struct {
+	pinned *gpu.Pinned // nil: the Go heap, or a caller-supplied Allocator
+	info   *stokerv1.MemoryRegion
+}
+
+// setupMemoryRegion maps the memory tier's region, as PlanRegion says,
+// and gives the cache an arena over it. A caller-supplied Cache.Memory is
+// used as it is. A region that cannot be mapped leaves the tier on the
+// heap, with a warning.
+func (s *Server) setupMemoryRegion() {
+	c := &s.cfg.Cache
+	info := &stokerv1.MemoryRegion{NumaNode: -1}
+	s.region = memoryRegion{info: info}
+	switch {
+	case c.MemoryBytes == 0:
+		info.Reason = "no memory tier"
+		return
+	case c.Memory != nil:
+		info.Region, info.Bytes, info.Reason = true, uint64(c.MemoryBytes), "supplied by the caller"
+		return
+	}
+	p := PlanRegion(s.host, s.cfg.MemoryRegion, uint64(c.MemoryBytes))
+	info.LockReason, info.NumaReason = p.LockWhy, p.NodeWhy
+	if !p.Region {
+		info.Reason = "--memory-region heap"
+		s.log.Info("memory tier: on the Go heap", "bytes", c.MemoryBytes)
+		return
+	}
+	r, err := gpu.AllocRegion(int(c.MemoryBytes), gpu.RegionOptions{Node: p.Node, Lock: p.Lock})
+	if err != nil {
+		info.Reason = err.Error()
+		s.log.Warn("memory tier: cannot map its region; using the Go heap", "err", err)
+		return
+	}
+	s.region.pinned = r
+	c.Memory = gpu.NewArena(r)
+	info.Region, info.Bytes, info.Locked, info.HugePages, info.NumaNode = true, uint64(c.MemoryBytes), r.Locked, r.HugePages, int32(r.Node)
+	if r.LockErr != nil {
+		info.LockReason = r.LockErr.Error()
+	}
+	if r.NodeErr != nil {
+		info.NumaReason = r.NodeErr.Error()
+	}
+	level := s.log.Info
+	if (p.Lock && !r.Locked) || (p.Node >= 0 && r.Node < 0) {
+		level = s.log.Warn
+	}
+	level("memory tier: one mapped region", "bytes", humanize.IBytes(uint64(c.MemoryBytes)), "huge_pages", r.HugePages,
+		"locked", r.Locked, "lock", info.LockReason, "numa_node", r.Node, "numa", info.NumaReason)
+}
+
+// closeMemoryRegion unmaps the region once the cache, closed, has no Refs
+// left; if ctx ends first the region stays mapped (a held Ref may still be
+// read), which only a process about to exit should see.
+func (s *Server) closeMemoryRegion(ctx context.Context) {
+	if s.region.pinned == nil {
+		return
+	}
+	select {
+	case <-s.cache.Drained():
+		_ = s.region.pinned.Close()
+	case <-ctx.Done():
+		s.log.Warn("memory tier: entries still referenced at shutdown; its region stays mapped")
+	}
+}
+
+// closeRegionNow unmaps the region of a cache that was never opened.
+func (s *Server) closeRegionNow() {
+	if s.region.pinned != nil {
+		_ = s.region.pinned.Close()
+	}
+}
+
+var (
+	descRegionBytes  = desc("memory_region_bytes", "Size of the memory tier's mapped region (0: on the Go heap).")
+	descRegionLocked = desc("memory_region_locked", "1 when the memory tier's region is locked in RAM (mlock).")
+	descRegionHuge   = desc("memory_region_huge_pages", "1 when the memory tier's region is backed by huge pages.")
+	descRegionNode   = desc("memory_region_numa_node", "NUMA node the memory tier's region prefers (-1: none).")
+)
+
+// collectRegion exports the region's facts.
+func (s *Server) collectRegion(ch chan<- prometheus.Metric) {
+	info := s.region.info
+	b := func(v bool) float64 {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	size := float64(0)
+	if info.GetRegion() {
+		size = float64(info.GetBytes())
+	}
+	for d, v := range map[*prometheus.Desc]float64{
+		descRegionBytes: size, descRegionLocked: b(info.GetLocked()), descRegionHuge: b(info.GetHugePages()), descRegionNode: float64(info.GetNumaNode()),
+	} {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v)
+	}
+}
