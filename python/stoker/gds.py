@@ -218,9 +218,10 @@ class ExtentReader:
     It keeps the files of the batch being read open (``close_files``, at
     each batch's release, lets the server evict them), a pinned staging
     buffer for the pinned path, and which cuFile paths failed. ``paths``
-    fixes the order of paths for GPU reads (default: :func:`device_paths`);
-    a failing path falls back to the next, and the last one's error is
-    raised. Used by one thread at a time.
+    fixes the order of paths, taken as given whatever the device (default:
+    :func:`device_paths` of each read's device); a failing cuFile path
+    falls back to the next, and another path's error is raised. Used by
+    one thread at a time.
     """
 
     def __init__(self, paths: Sequence[str] | None = None) -> None:
