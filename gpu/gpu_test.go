@@ -234,3 +234,31 @@ func TestHasCapability(t *testing.T) {
 		t.Error("CAP_IPC_LOCK lifts the mlock limit")
 	}
 }
+
+// A shared region is a file another mapping sees the same bytes through;
+// its pages are allocated up front, and Close removes the file.
+func TestSharedRegion(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tier.shm")
+	r, err := AllocRegion(3*Align+10, RegionOptions{Node: 0, Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(path)
+	if err != nil || st.Size() != 4*Align {
+		t.Fatalf("region file: %v, %v", st, err)
+	}
+	copy(r.Bytes()[Align:], "through the region")
+	other, err := os.ReadFile(path)
+	if err != nil || !bytes.HasPrefix(other[Align:], []byte("through the region")) {
+		t.Fatalf("the file does not show the region's bytes: %v", err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("Close left the region file: %v", err)
+	}
+	if _, err := AllocRegion(Align, RegionOptions{Node: -1, Path: filepath.Join(t.TempDir(), "missing", "tier.shm")}); err == nil {
+		t.Fatal("a region in a missing folder must fail")
+	}
+}

@@ -262,6 +262,24 @@ func (c *Cache) Acquire(key CacheKey) (r *Ref, tier Tier, ok bool) {
 	return nil, TierNone, false
 }
 
+// Pin is Acquire of the memory tier alone, counted neither as a hit nor
+// as a miss: for a holder that already has the entry's bytes (through
+// another Ref) and hands them on.
+func (c *Cache) Pin(key CacheKey) (*Ref, bool) {
+	if c.closed.Load() {
+		return nil, false
+	}
+	c.memMu.Lock()
+	defer c.memMu.Unlock()
+	e := c.mem.entries[key]
+	if e == nil || e.filling {
+		return nil, false
+	}
+	e.pins++
+	c.memRefs++
+	return &Ref{data: e.data, c: c, e: e}, true
+}
+
 // Ref holds bytes read from the cache, or fetched, until Release. Its
 // bytes are read-only.
 type Ref struct {

@@ -52,6 +52,7 @@ func (s *Server) hostStats(st *stokerv1.StatsResponse) {
 	st.ShmBytesServed = s.shm.served.Load()
 	st.ShmWaits = s.shm.waits.Load()
 	st.ShmExtentBytes = s.shm.extentBytes.Load()
+	st.ShmTierBytes = s.shm.tierBytes.Load()
 	st.Host = HostProto(s.host)
 	st.Host.MemoryRegion = s.region.info
 }
@@ -87,7 +88,8 @@ var (
 	descShmLeased   = desc("shm_leased_bytes", "Bytes of the shared-memory leases held by clients.")
 	descShmServed   = desc("shm_bytes_served_total", "Sample bytes delivered through shared memory.")
 	descShmWaits    = desc("shm_waits_total", "Times a stream waited for a client to release shared memory.")
-	hostDescriptors = []*prometheus.Desc{descGPUs, descGPUMemory, descNVML, descCuFile, descShmRegions, descShmBytes, descShmLeases, descShmLeased, descShmServed, descShmWaits,
+	descShmTier     = desc("shm_tier_bytes_total", "Sample bytes handed to local clients in place in the shared memory tier (no copy).")
+	hostDescriptors = []*prometheus.Desc{descGPUs, descGPUMemory, descNVML, descCuFile, descShmRegions, descShmBytes, descShmLeases, descShmLeased, descShmServed, descShmWaits, descShmTier,
 		descRegionBytes, descRegionLocked, descRegionHuge, descRegionNode}
 )
 
@@ -123,4 +125,5 @@ func (c *hostCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descShmLeased, float64(sh.leasedBytes.Load()))
 	ch <- prometheus.MustNewConstMetric(descShmServed, prometheus.CounterValue, float64(sh.served.Load()))
 	ch <- prometheus.MustNewConstMetric(descShmWaits, prometheus.CounterValue, float64(sh.waits.Load()))
+	ch <- prometheus.MustNewConstMetric(descShmTier, prometheus.CounterValue, float64(sh.tierBytes.Load()))
 }

@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/dustin/go-humanize"
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,6 +50,11 @@ type RegionPlan struct {
 	// Node is the NUMA node to prefer, -1 for none; NodeWhy says why.
 	Node    int
 	NodeWhy string
+	// Share: make the region a file in the shm folder that local clients
+	// map, so shared-memory streams hand out the tier's own bytes (no
+	// copy); ShareWhy says why, or why not.
+	Share    bool
+	ShareWhy string
 }
 
 // PlanRegion decides, from what the host offers, where a memory tier of
@@ -55,7 +62,7 @@ type RegionPlan struct {
 func PlanRegion(h gpu.Host, mode MemoryRegion, bytes uint64) RegionPlan {
 	p := RegionPlan{Node: -1}
 	if mode == RegionHeap || bytes == 0 {
-		p.LockWhy, p.NodeWhy = "on the Go heap", "on the Go heap"
+		p.LockWhy, p.NodeWhy, p.ShareWhy = "on the Go heap", "on the Go heap", "on the Go heap"
 		return p
 	}
 	p.Region = true
@@ -67,6 +74,13 @@ func PlanRegion(h gpu.Host, mode MemoryRegion, bytes uint64) RegionPlan {
 		p.Lock, p.LockWhy = true, fmt.Sprintf("%d GPU(s) copy from it by DMA", len(h.GPUs.Devices))
 	default:
 		p.LockWhy = "no GPU on this host, so no DMA to pin for (--memory-region locked locks anyway)"
+	}
+	// Sharing is for the same clients as locking: those that copy to a GPU.
+	// It allocates the whole region up front, in the shm folder.
+	p.Share = p.Lock
+	p.ShareWhy = p.LockWhy
+	if !p.Share {
+		p.ShareWhy = "private: " + p.LockWhy
 	}
 	if p.Lock && !h.LockableBytes(bytes) {
 		p.Lock = false
@@ -105,12 +119,26 @@ func (s *Server) setupMemoryRegion() {
 		s.log.Info("memory tier: on the Go heap", "bytes", c.MemoryBytes)
 		return
 	}
-	r, err := gpu.AllocRegion(int(c.MemoryBytes), gpu.RegionOptions{Node: p.Node, Lock: p.Lock})
-	if err != nil {
-		info.Reason = err.Error()
-		s.log.Warn("memory tier: cannot map its region; using the Go heap", "err", err)
-		return
+	opt := gpu.RegionOptions{Node: p.Node, Lock: p.Lock}
+	info.ShareReason = p.ShareWhy
+	var r *gpu.Pinned
+	var err error
+	if p.Share {
+		opt.Path = filepath.Join(s.shm.dir, fmt.Sprintf("stoker-%d-tier.shm", os.Getpid()))
+		if r, err = gpu.AllocRegion(int(c.MemoryBytes), opt); err != nil {
+			info.ShareReason = "private: " + err.Error()
+			s.log.Warn("memory tier: cannot share its region (is the shm folder big enough?); keeping it private", "err", err)
+			opt.Path = ""
+		}
 	}
+	if r == nil {
+		if r, err = gpu.AllocRegion(int(c.MemoryBytes), opt); err != nil {
+			info.Reason = err.Error()
+			s.log.Warn("memory tier: cannot map its region; using the Go heap", "err", err)
+			return
+		}
+	}
+	info.SharedPath = r.Path
 	s.region.pinned = r
 	c.Memory = gpu.NewArena(r)
 	info.Region, info.Bytes, info.Locked, info.HugePages, info.NumaNode = true, uint64(c.MemoryBytes), r.Locked, r.HugePages, int32(r.Node)
@@ -125,7 +153,7 @@ func (s *Server) setupMemoryRegion() {
 		level = s.log.Warn
 	}
 	level("memory tier: one mapped region", "bytes", humanize.IBytes(uint64(c.MemoryBytes)), "huge_pages", r.HugePages,
-		"locked", r.Locked, "lock", info.LockReason, "numa_node", r.Node, "numa", info.NumaReason)
+		"locked", r.Locked, "lock", info.LockReason, "numa_node", r.Node, "numa", info.NumaReason, "shared", r.Path, "share", info.ShareReason)
 }
 
 // closeMemoryRegion unmaps the region once the cache, closed, has no Refs

@@ -36,6 +36,7 @@ type shmRegistry struct {
 	served      atomic.Uint64 // bytes placed in regions so far
 	waits       atomic.Uint64 // times a stream waited for releases
 	extentBytes atomic.Uint64 // field bytes handed out as disk extents
+	tierBytes   atomic.Uint64 // field bytes handed out in the shared memory tier
 }
 
 func newShmRegistry(dir string) *shmRegistry {
@@ -118,6 +119,7 @@ type shmRegion struct {
 	head   int64 // monotonic: bytes ever allocated (padding included)
 	tail   int64 // monotonic: bytes freed
 	next   uint64
+	pinned int64       // bytes of tier shards the live leases pin
 	order  []*shmLease // live leases in allocation order
 	leases map[uint64]*shmLease
 	room   chan struct{} // closed and replaced when bytes are freed
@@ -125,8 +127,10 @@ type shmRegion struct {
 
 type shmLease struct {
 	id         uint64
-	start, end int64 // monotonic range, padding included
-	off, n     int   // the bytes handed out
+	start, end int64  // monotonic range, padding included
+	off, n     int    // the bytes handed out
+	pinned     int64  // bytes of tier shards it pins
+	step       uint64 // the step of its message
 	released   bool
 	unpins     []func() // disk extents held with the lease (gds)
 }
@@ -148,9 +152,14 @@ func (g *shmRegion) attach(l *shmLease, unpins []func()) {
 	l.unpins = unpins
 }
 
-// alloc leases n bytes, waiting while the region is full until the client
-// releases enough, ctx ends or the region closes.
-func (g *shmRegion) alloc(ctx context.Context, n int) (*shmLease, error) {
+// alloc leases n bytes for a message of step, pinning pinned bytes of the
+// memory tier with them, waiting while the region is full, or the
+// stream's pins of the tier would pass the region's size, until the client
+// releases enough, ctx ends or the region closes. Clients release a step's
+// leases once they have all of its parts, so a step never waits on its
+// own leases: past the pin limit it goes on, and a step whose parts alone
+// fill the ring is an error.
+func (g *shmRegion) alloc(ctx context.Context, n int, pinned int64, step uint64) (*shmLease, error) {
 	size := int64(len(g.mem))
 	if int64(n) > size {
 		return nil, fmt.Errorf("shm: %d bytes in a region of %d: %w", n, size, errTooBig)
@@ -165,18 +174,29 @@ func (g *shmRegion) alloc(ctx context.Context, n int) (*shmLease, error) {
 		pos := g.head % size
 		pad := int64(0)
 		if pos+int64(n) > size {
-			pad = size - pos // wrap: skip the end of the ring
+			pad = size - pos       // wrap: skip the end of the ring
+			if len(g.order) == 0 { // nothing held: the whole ring is free
+				g.head += pad
+				g.tail, pad = g.head, 0
+			}
 		}
-		if g.head+pad+int64(n)-g.tail <= size {
-			l := &shmLease{id: g.next, start: g.head, end: g.head + pad + int64(n), off: int((g.head + pad) % size), n: n}
+		ownStep := len(g.order) == 0 || g.order[0].step == step // every live lease is this step's
+		fits := g.head+pad+int64(n)-g.tail <= size
+		if fits && (g.pinned+pinned <= size || ownStep) {
+			l := &shmLease{id: g.next, start: g.head, end: g.head + pad + int64(n), off: int((g.head + pad) % size), n: n, pinned: pinned, step: step}
 			g.next++
 			g.head = l.end
+			g.pinned += pinned
 			g.order = append(g.order, l)
 			g.leases[l.id] = l
 			g.mu.Unlock()
 			g.reg.leases.Add(1)
 			g.reg.leasedBytes.Add(l.end - l.start)
 			return l, nil
+		}
+		if !fits && ownStep {
+			g.mu.Unlock()
+			return nil, fmt.Errorf("shm: step %d needs more than the region's %d bytes: %w", step, size, errTooBig)
 		}
 		room := g.room
 		g.mu.Unlock()
@@ -199,6 +219,7 @@ func (g *shmRegion) release(ids []uint64) (unknown int) {
 	if g.closed {
 		return len(ids)
 	}
+	freed := false
 	for _, id := range ids {
 		l, ok := g.leases[id]
 		if !ok {
@@ -207,6 +228,10 @@ func (g *shmRegion) release(ids []uint64) (unknown int) {
 		}
 		delete(g.leases, id)
 		l.released = true
+		if l.pinned > 0 {
+			g.pinned -= l.pinned
+			freed = true
+		}
 		for _, u := range l.unpins {
 			u()
 		}
@@ -214,7 +239,6 @@ func (g *shmRegion) release(ids []uint64) (unknown int) {
 		g.reg.leases.Add(-1)
 		g.reg.leasedBytes.Add(-(l.end - l.start))
 	}
-	freed := false
 	for len(g.order) > 0 && g.order[0].released {
 		g.tail = g.order[0].end
 		g.order = g.order[1:]

@@ -40,6 +40,9 @@ func (x *extentSource) replace(msg *stokerv1.StreamBatchesResponse) (unpins []fu
 		}
 		idx := x.ds.Index[ref.Shard][ref.Sample]
 		for i, f := range smp.Fields {
+			if f.ShmTier {
+				continue // in the shared memory tier already: no disk read
+			}
 			n := len(f.Data)
 			f.Extent = &stokerv1.FileExtent{Path: fl.path, Offset: uint64(fl.base + idx.Fields[i].Offset), Length: uint64(n)}
 			f.Data = nil

@@ -38,6 +38,7 @@ type shmStream struct {
 	region    *shmRegion
 	announced bool
 	extents   *extentSource // nil unless the stream asked for gds
+	tier      *tierSource   // nil unless the stream asked for shm_tier and the tier is shared
 }
 
 // openShm makes the region of a stream that asked for shared memory. Only
@@ -65,6 +66,10 @@ func (l *loader) openShm(ctx context.Context, req *stokerv1.StreamBatchesRequest
 	if req.GetGds() {
 		s.extents = &extentSource{cache: l.s.cache, ds: ds, plan: plan}
 	}
+	if r := l.s.region.pinned; req.GetShmTier() && r != nil && r.Path != "" {
+		s.tier = &tierSource{region: &stokerv1.ShmRegion{Id: "tier", Path: r.Path, Size: uint64(cap(r.Bytes()))},
+			mem: r.Bytes(), cache: l.s.cache, ds: ds, plan: plan}
+	}
 	return s, nil
 }
 
@@ -72,13 +77,20 @@ func (l *loader) openShm(ctx context.Context, req *stokerv1.StreamBatchesRequest
 // and leaves only their offsets in msg, waiting while the region is full.
 func (s *shmStream) place(ctx context.Context, msg *stokerv1.StreamBatchesResponse, n int) error {
 	var unpins []func()
-	if s.extents != nil {
+	var pinned int64
+	if s.tier != nil {
 		var moved int
-		unpins, moved = s.extents.replace(msg)
+		unpins, moved, pinned = s.tier.replace(msg)
+		n -= moved
+		s.region.reg.tierBytes.Add(uint64(moved))
+	}
+	if s.extents != nil {
+		more, moved := s.extents.replace(msg)
+		unpins = append(unpins, more...)
 		n -= moved
 		s.region.reg.extentBytes.Add(uint64(moved))
 	}
-	lease, err := s.region.alloc(ctx, n)
+	lease, err := s.region.alloc(ctx, n, pinned, msg.Step)
 	if err != nil {
 		for _, u := range unpins {
 			u()
@@ -98,7 +110,7 @@ func (s *shmStream) place(ctx context.Context, msg *stokerv1.StreamBatchesRespon
 	off := 0
 	for _, smp := range msg.Samples {
 		for _, f := range smp.Fields {
-			if f.Extent != nil {
+			if f.Extent != nil || f.ShmTier {
 				continue
 			}
 			k := copy(buf[off:], f.Data)
@@ -111,6 +123,9 @@ func (s *shmStream) place(ctx context.Context, msg *stokerv1.StreamBatchesRespon
 	if !s.announced {
 		s.announced = true
 		msg.ShmRegion = &stokerv1.ShmRegion{Id: s.region.id, Path: s.region.path, Size: uint64(len(s.region.mem))}
+		if s.tier != nil {
+			msg.ShmTier = s.tier.region
+		}
 	}
 	return nil
 }

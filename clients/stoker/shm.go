@@ -18,10 +18,12 @@ import (
 // ("unix:///path"). regionBytes sizes the region (0: the server's
 // default); a larger one lets the server run further ahead.
 //
-// In this mode a Batch's field bytes live in the shared region, and are
-// valid only until the loop body that received the batch returns: the
-// iterator then gives the region back to the server, which reuses it.
-// Copy whatever must outlive the iteration.
+// In this mode a Batch's field bytes live in the shared region, or, when
+// the server shares its memory tier (a GPU host: stokerd --memory-region),
+// in the tier's own pages with no copy at all; either way they are valid
+// only until the loop body that received the batch returns: the iterator
+// then gives them back to the server, which reuses them. Copy whatever
+// must outlive the iteration.
 func WithSharedMemory(regionBytes int) Option {
 	return func(o *options) { o.shm, o.shmRegionBytes = true, regionBytes }
 }
@@ -43,6 +45,7 @@ type shmReader struct {
 	api    stokerv1.LoaderClient
 	region string
 	mem    []byte
+	tier   []byte   // the server's memory tier, when it is shared
 	leases []uint64 // held by the current batch
 }
 
@@ -50,7 +53,7 @@ func (c *Client) newShmReader(req *stokerv1.StreamBatchesRequest) *shmReader {
 	if !c.opts.shm {
 		return nil
 	}
-	req.Shm, req.Gds, req.ShmRegionBytes = true, c.opts.gds, uint64(max(c.opts.shmRegionBytes, 0))
+	req.Shm, req.Gds, req.ShmRegionBytes, req.ShmTier = true, c.opts.gds, uint64(max(c.opts.shmRegionBytes, 0)), true
 	return &shmReader{api: c.api}
 }
 
@@ -67,6 +70,13 @@ func (r *shmReader) receive(m *stokerv1.StreamBatchesResponse) error {
 		}
 		r.region, r.mem = g.GetId(), mem
 	}
+	if g := m.GetShmTier(); g != nil && r.tier == nil {
+		mem, err := mapRegion(g.GetPath(), int(g.GetSize()))
+		if err != nil {
+			return err
+		}
+		r.tier = mem
+	}
 	if l := m.GetShmLease(); l != nil {
 		if r.mem == nil {
 			return fmt.Errorf("stoker: shm lease %d before its region", l.GetId())
@@ -79,10 +89,14 @@ func (r *shmReader) receive(m *stokerv1.StreamBatchesResponse) error {
 			if n == 0 || f.GetExtent() != nil {
 				continue
 			}
-			if r.mem == nil || off+n > uint64(len(r.mem)) || off+n < off {
-				return fmt.Errorf("stoker: shm field %q of sample %q: [%d,+%d) outside the region", f.GetName(), s.GetKey(), off, n)
+			mem, what := r.mem, "the region"
+			if f.GetShmTier() {
+				mem, what = r.tier, "the memory tier"
 			}
-			f.Data = r.mem[off : off+n : off+n]
+			if mem == nil || off+n > uint64(len(mem)) || off+n < off {
+				return fmt.Errorf("stoker: shm field %q of sample %q: [%d,+%d) outside %s", f.GetName(), s.GetKey(), off, n, what)
+			}
+			f.Data = mem[off : off+n : off+n]
 		}
 	}
 	return nil
@@ -108,9 +122,14 @@ func (r *shmReader) release(ctx context.Context) error {
 // close unmaps the region; the server frees what the stream still held
 // when the stream ends.
 func (r *shmReader) close() {
-	if r != nil && r.mem != nil {
-		_ = unix.Munmap(r.mem)
-		r.mem = nil
+	if r == nil {
+		return
+	}
+	for _, m := range []*[]byte{&r.mem, &r.tier} {
+		if *m != nil {
+			_ = unix.Munmap(*m)
+			*m = nil
+		}
 	}
 }
 

@@ -481,7 +481,12 @@ type StreamBatchesRequest struct {
 	// itself (cuFile: GPUDirect Storage, NVMe to GPU memory); the file stays
 	// in place while the message's lease is held. Other fields come through
 	// the region.
-	Gds           bool `protobuf:"varint,15,opt,name=gds,proto3" json:"gds,omitempty"`
+	Gds bool `protobuf:"varint,15,opt,name=gds,proto3" json:"gds,omitempty"`
+	// shm_tier (with shm) says the client can map the server's memory tier
+	// when it is a shared region (StreamBatchesResponse.shm_tier): fields
+	// whose shard is in it then come as offsets into it, with no copy at
+	// all; the message's lease holds the shard in the tier until released.
+	ShmTier       bool `protobuf:"varint,16,opt,name=shm_tier,json=shmTier,proto3" json:"shm_tier,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -621,6 +626,13 @@ func (x *StreamBatchesRequest) GetGds() bool {
 	return false
 }
 
+func (x *StreamBatchesRequest) GetShmTier() bool {
+	if x != nil {
+		return x.ShmTier
+	}
+	return false
+}
+
 // StreamBatchesResponse is one batch, or one part of a large batch.
 type StreamBatchesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -646,7 +658,11 @@ type StreamBatchesResponse struct {
 	// shm_region is set on a shared-memory stream's first message.
 	ShmRegion *ShmRegion `protobuf:"bytes,10,opt,name=shm_region,json=shmRegion,proto3" json:"shm_region,omitempty"`
 	// shm_lease holds this message's bytes in the region until released.
-	ShmLease      *ShmLease `protobuf:"bytes,11,opt,name=shm_lease,json=shmLease,proto3" json:"shm_lease,omitempty"`
+	ShmLease *ShmLease `protobuf:"bytes,11,opt,name=shm_lease,json=shmLease,proto3" json:"shm_lease,omitempty"`
+	// shm_tier is the server's memory tier, a shared region the client maps
+	// read-only; set on the first message of a stream that asked for
+	// shm_tier when the tier is shared. It outlives the stream.
+	ShmTier       *ShmRegion `protobuf:"bytes,12,opt,name=shm_tier,json=shmTier,proto3" json:"shm_tier,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -754,6 +770,13 @@ func (x *StreamBatchesResponse) GetShmRegion() *ShmRegion {
 func (x *StreamBatchesResponse) GetShmLease() *ShmLease {
 	if x != nil {
 		return x.ShmLease
+	}
+	return nil
+}
+
+func (x *StreamBatchesResponse) GetShmTier() *ShmRegion {
+	if x != nil {
+		return x.ShmTier
 	}
 	return nil
 }
@@ -1055,7 +1078,10 @@ type Field struct {
 	ShmLength uint64 `protobuf:"varint,4,opt,name=shm_length,json=shmLength,proto3" json:"shm_length,omitempty"`
 	// extent, in a gds stream, is where the field's bytes lie in a local
 	// file; data is then empty and shm_length 0.
-	Extent        *FileExtent `protobuf:"bytes,5,opt,name=extent,proto3" json:"extent,omitempty"`
+	Extent *FileExtent `protobuf:"bytes,5,opt,name=extent,proto3" json:"extent,omitempty"`
+	// shm_tier says shm_offset and shm_length are in the memory tier's
+	// region (StreamBatchesResponse.shm_tier), not the stream's.
+	ShmTier       bool `protobuf:"varint,6,opt,name=shm_tier,json=shmTier,proto3" json:"shm_tier,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1123,6 +1149,13 @@ func (x *Field) GetExtent() *FileExtent {
 		return x.Extent
 	}
 	return nil
+}
+
+func (x *Field) GetShmTier() bool {
+	if x != nil {
+		return x.ShmTier
+	}
+	return false
 }
 
 // FileExtent is a byte range of a file on the server's host.
@@ -1254,8 +1287,11 @@ type StatsResponse struct {
 	ShmWaits uint64 `protobuf:"varint,21,opt,name=shm_waits,json=shmWaits,proto3" json:"shm_waits,omitempty"`
 	// shm_extent_bytes counts field bytes handed out as disk extents (gds).
 	ShmExtentBytes uint64 `protobuf:"varint,22,opt,name=shm_extent_bytes,json=shmExtentBytes,proto3" json:"shm_extent_bytes,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// shm_tier_bytes counts field bytes handed out as offsets into the
+	// shared memory tier (no copy).
+	ShmTierBytes  uint64 `protobuf:"varint,23,opt,name=shm_tier_bytes,json=shmTierBytes,proto3" json:"shm_tier_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StatsResponse) Reset() {
@@ -1442,6 +1478,13 @@ func (x *StatsResponse) GetShmExtentBytes() uint64 {
 	return 0
 }
 
+func (x *StatsResponse) GetShmTierBytes() uint64 {
+	if x != nil {
+		return x.ShmTierBytes
+	}
+	return 0
+}
+
 // HostInfo is the GPU host the server runs on.
 type HostInfo struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1605,9 +1648,14 @@ type MemoryRegion struct {
 	HugePages  bool   `protobuf:"varint,5,opt,name=huge_pages,json=hugePages,proto3" json:"huge_pages,omitempty"`
 	// numa_node is the node the region prefers, -1 for none; numa_reason
 	// says why that node, or why none.
-	NumaNode      int32  `protobuf:"varint,6,opt,name=numa_node,json=numaNode,proto3" json:"numa_node,omitempty"`
-	NumaReason    string `protobuf:"bytes,7,opt,name=numa_reason,json=numaReason,proto3" json:"numa_reason,omitempty"`
-	Reason        string `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"`
+	NumaNode   int32  `protobuf:"varint,6,opt,name=numa_node,json=numaNode,proto3" json:"numa_node,omitempty"`
+	NumaReason string `protobuf:"bytes,7,opt,name=numa_reason,json=numaReason,proto3" json:"numa_reason,omitempty"`
+	Reason     string `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"`
+	// shared_path is the file a local client maps to read the tier in
+	// place (StreamBatchesRequest.shm_tier); empty when the tier is private:
+	// share_reason says why.
+	SharedPath    string `protobuf:"bytes,9,opt,name=shared_path,json=sharedPath,proto3" json:"shared_path,omitempty"`
+	ShareReason   string `protobuf:"bytes,10,opt,name=share_reason,json=shareReason,proto3" json:"share_reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1694,6 +1742,20 @@ func (x *MemoryRegion) GetNumaReason() string {
 func (x *MemoryRegion) GetReason() string {
 	if x != nil {
 		return x.Reason
+	}
+	return ""
+}
+
+func (x *MemoryRegion) GetSharedPath() string {
+	if x != nil {
+		return x.SharedPath
+	}
+	return ""
+}
+
+func (x *MemoryRegion) GetShareReason() string {
+	if x != nil {
+		return x.ShareReason
 	}
 	return ""
 }
@@ -2206,7 +2268,7 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\x06length\x18\a \x01(\x03R\x06length\":\n" +
 	"\x06Cursor\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x1a\n" +
-	"\bposition\x18\x02 \x01(\x04R\bposition\"\xb2\x03\n" +
+	"\bposition\x18\x02 \x01(\x04R\bposition\"\xcd\x03\n" +
 	"\x14StreamBatchesRequest\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n" +
 	"\x06format\x18\x02 \x01(\tR\x06format\x12\x12\n" +
@@ -2226,7 +2288,8 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\acolumns\x18\f \x03(\tR\acolumns\x12\x10\n" +
 	"\x03shm\x18\r \x01(\bR\x03shm\x12(\n" +
 	"\x10shm_region_bytes\x18\x0e \x01(\x04R\x0eshmRegionBytes\x12\x10\n" +
-	"\x03gds\x18\x0f \x01(\bR\x03gds\"\x8d\x03\n" +
+	"\x03gds\x18\x0f \x01(\bR\x03gds\x12\x19\n" +
+	"\bshm_tier\x18\x10 \x01(\bR\ashmTier\"\xbe\x03\n" +
 	"\x15StreamBatchesResponse\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x12\n" +
 	"\x04step\x18\x02 \x01(\x04R\x04step\x12\x12\n" +
@@ -2241,7 +2304,8 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\n" +
 	"shm_region\x18\n" +
 	" \x01(\v2\x14.stoker.v1.ShmRegionR\tshmRegion\x120\n" +
-	"\tshm_lease\x18\v \x01(\v2\x13.stoker.v1.ShmLeaseR\bshmLease\"C\n" +
+	"\tshm_lease\x18\v \x01(\v2\x13.stoker.v1.ShmLeaseR\bshmLease\x12/\n" +
+	"\bshm_tier\x18\f \x01(\v2\x14.stoker.v1.ShmRegionR\ashmTier\"C\n" +
 	"\tShmRegion\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\x12\n" +
@@ -2258,7 +2322,7 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x1a\n" +
 	"\bposition\x18\x02 \x01(\x04R\bposition\x12\x14\n" +
 	"\x05shard\x18\x03 \x01(\rR\x05shard\x12(\n" +
-	"\x06fields\x18\x04 \x03(\v2\x10.stoker.v1.FieldR\x06fields\"\x9c\x01\n" +
+	"\x06fields\x18\x04 \x03(\v2\x10.stoker.v1.FieldR\x06fields\"\xb7\x01\n" +
 	"\x05Field\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x1d\n" +
@@ -2266,13 +2330,14 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"shm_offset\x18\x03 \x01(\x04R\tshmOffset\x12\x1d\n" +
 	"\n" +
 	"shm_length\x18\x04 \x01(\x04R\tshmLength\x12-\n" +
-	"\x06extent\x18\x05 \x01(\v2\x15.stoker.v1.FileExtentR\x06extent\"P\n" +
+	"\x06extent\x18\x05 \x01(\v2\x15.stoker.v1.FileExtentR\x06extent\x12\x19\n" +
+	"\bshm_tier\x18\x06 \x01(\bR\ashmTier\"P\n" +
 	"\n" +
 	"FileExtent\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x16\n" +
 	"\x06length\x18\x03 \x01(\x04R\x06length\"\x0e\n" +
-	"\fStatsRequest\"\xa3\x06\n" +
+	"\fStatsRequest\"\xc9\x06\n" +
 	"\rStatsResponse\x12\x1f\n" +
 	"\vmemory_hits\x18\x01 \x01(\x04R\n" +
 	"memoryHits\x12\x1b\n" +
@@ -2301,7 +2366,8 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\x10shm_bytes_served\x18\x13 \x01(\x04R\x0eshmBytesServed\x12'\n" +
 	"\x04host\x18\x14 \x01(\v2\x13.stoker.v1.HostInfoR\x04host\x12\x1b\n" +
 	"\tshm_waits\x18\x15 \x01(\x04R\bshmWaits\x12(\n" +
-	"\x10shm_extent_bytes\x18\x16 \x01(\x04R\x0eshmExtentBytes\"\xd3\x03\n" +
+	"\x10shm_extent_bytes\x18\x16 \x01(\x04R\x0eshmExtentBytes\x12$\n" +
+	"\x0eshm_tier_bytes\x18\x17 \x01(\x04R\fshmTierBytes\"\xd3\x03\n" +
 	"\bHostInfo\x12\x12\n" +
 	"\x04nvml\x18\x01 \x01(\bR\x04nvml\x12\x1f\n" +
 	"\vnvml_reason\x18\x02 \x01(\tR\n" +
@@ -2318,7 +2384,7 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	" \x01(\tR\fcufileReason\x12\x17\n" +
 	"\ashm_dir\x18\v \x01(\tR\x06shmDir\x12\x19\n" +
 	"\bipc_lock\x18\f \x01(\bR\aipcLock\x12<\n" +
-	"\rmemory_region\x18\r \x01(\v2\x17.stoker.v1.MemoryRegionR\fmemoryRegion\"\xea\x01\n" +
+	"\rmemory_region\x18\r \x01(\v2\x17.stoker.v1.MemoryRegionR\fmemoryRegion\"\xae\x02\n" +
 	"\fMemoryRegion\x12\x16\n" +
 	"\x06region\x18\x01 \x01(\bR\x06region\x12\x14\n" +
 	"\x05bytes\x18\x02 \x01(\x04R\x05bytes\x12\x16\n" +
@@ -2330,7 +2396,11 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\tnuma_node\x18\x06 \x01(\x05R\bnumaNode\x12\x1f\n" +
 	"\vnuma_reason\x18\a \x01(\tR\n" +
 	"numaReason\x12\x16\n" +
-	"\x06reason\x18\b \x01(\tR\x06reason\"\xa7\x01\n" +
+	"\x06reason\x18\b \x01(\tR\x06reason\x12\x1f\n" +
+	"\vshared_path\x18\t \x01(\tR\n" +
+	"sharedPath\x12!\n" +
+	"\fshare_reason\x18\n" +
+	" \x01(\tR\vshareReason\"\xa7\x01\n" +
 	"\tGpuDevice\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -2433,29 +2503,30 @@ var file_stoker_v1_loader_proto_depIdxs = []int32{
 	5,  // 5: stoker.v1.StreamBatchesResponse.cursor:type_name -> stoker.v1.Cursor
 	8,  // 6: stoker.v1.StreamBatchesResponse.shm_region:type_name -> stoker.v1.ShmRegion
 	9,  // 7: stoker.v1.StreamBatchesResponse.shm_lease:type_name -> stoker.v1.ShmLease
-	13, // 8: stoker.v1.Sample.fields:type_name -> stoker.v1.Field
-	14, // 9: stoker.v1.Field.extent:type_name -> stoker.v1.FileExtent
-	17, // 10: stoker.v1.StatsResponse.host:type_name -> stoker.v1.HostInfo
-	19, // 11: stoker.v1.HostInfo.gpus:type_name -> stoker.v1.GpuDevice
-	18, // 12: stoker.v1.HostInfo.memory_region:type_name -> stoker.v1.MemoryRegion
-	24, // 13: stoker.v1.PrefetchStatusResponse.nodes:type_name -> stoker.v1.PrefetchProgress
-	0,  // 14: stoker.v1.Loader.OpenDataset:input_type -> stoker.v1.OpenDatasetRequest
-	6,  // 15: stoker.v1.Loader.StreamBatches:input_type -> stoker.v1.StreamBatchesRequest
-	15, // 16: stoker.v1.Loader.Stats:input_type -> stoker.v1.StatsRequest
-	20, // 17: stoker.v1.Loader.Prefetch:input_type -> stoker.v1.PrefetchRequest
-	22, // 18: stoker.v1.Loader.PrefetchStatus:input_type -> stoker.v1.PrefetchStatusRequest
-	10, // 19: stoker.v1.Loader.ReleaseShm:input_type -> stoker.v1.ReleaseShmRequest
-	1,  // 20: stoker.v1.Loader.OpenDataset:output_type -> stoker.v1.OpenDatasetResponse
-	7,  // 21: stoker.v1.Loader.StreamBatches:output_type -> stoker.v1.StreamBatchesResponse
-	16, // 22: stoker.v1.Loader.Stats:output_type -> stoker.v1.StatsResponse
-	21, // 23: stoker.v1.Loader.Prefetch:output_type -> stoker.v1.PrefetchResponse
-	23, // 24: stoker.v1.Loader.PrefetchStatus:output_type -> stoker.v1.PrefetchStatusResponse
-	11, // 25: stoker.v1.Loader.ReleaseShm:output_type -> stoker.v1.ReleaseShmResponse
-	20, // [20:26] is the sub-list for method output_type
-	14, // [14:20] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	8,  // 8: stoker.v1.StreamBatchesResponse.shm_tier:type_name -> stoker.v1.ShmRegion
+	13, // 9: stoker.v1.Sample.fields:type_name -> stoker.v1.Field
+	14, // 10: stoker.v1.Field.extent:type_name -> stoker.v1.FileExtent
+	17, // 11: stoker.v1.StatsResponse.host:type_name -> stoker.v1.HostInfo
+	19, // 12: stoker.v1.HostInfo.gpus:type_name -> stoker.v1.GpuDevice
+	18, // 13: stoker.v1.HostInfo.memory_region:type_name -> stoker.v1.MemoryRegion
+	24, // 14: stoker.v1.PrefetchStatusResponse.nodes:type_name -> stoker.v1.PrefetchProgress
+	0,  // 15: stoker.v1.Loader.OpenDataset:input_type -> stoker.v1.OpenDatasetRequest
+	6,  // 16: stoker.v1.Loader.StreamBatches:input_type -> stoker.v1.StreamBatchesRequest
+	15, // 17: stoker.v1.Loader.Stats:input_type -> stoker.v1.StatsRequest
+	20, // 18: stoker.v1.Loader.Prefetch:input_type -> stoker.v1.PrefetchRequest
+	22, // 19: stoker.v1.Loader.PrefetchStatus:input_type -> stoker.v1.PrefetchStatusRequest
+	10, // 20: stoker.v1.Loader.ReleaseShm:input_type -> stoker.v1.ReleaseShmRequest
+	1,  // 21: stoker.v1.Loader.OpenDataset:output_type -> stoker.v1.OpenDatasetResponse
+	7,  // 22: stoker.v1.Loader.StreamBatches:output_type -> stoker.v1.StreamBatchesResponse
+	16, // 23: stoker.v1.Loader.Stats:output_type -> stoker.v1.StatsResponse
+	21, // 24: stoker.v1.Loader.Prefetch:output_type -> stoker.v1.PrefetchResponse
+	23, // 25: stoker.v1.Loader.PrefetchStatus:output_type -> stoker.v1.PrefetchStatusResponse
+	11, // 26: stoker.v1.Loader.ReleaseShm:output_type -> stoker.v1.ReleaseShmResponse
+	21, // [21:27] is the sub-list for method output_type
+	15, // [15:21] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_stoker_v1_loader_proto_init() }

@@ -77,7 +77,7 @@ class Cursor(_message.Message):
     def __init__(self, epoch: _Optional[int] = ..., position: _Optional[int] = ...) -> None: ...
 
 class StreamBatchesRequest(_message.Message):
-    __slots__ = ("url", "format", "seed", "epoch", "rank", "world_size", "batch_size", "shuffle_window", "no_shuffle", "drop_last", "cursor", "columns", "shm", "shm_region_bytes", "gds")
+    __slots__ = ("url", "format", "seed", "epoch", "rank", "world_size", "batch_size", "shuffle_window", "no_shuffle", "drop_last", "cursor", "columns", "shm", "shm_region_bytes", "gds", "shm_tier")
     URL_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
@@ -93,6 +93,7 @@ class StreamBatchesRequest(_message.Message):
     SHM_FIELD_NUMBER: _ClassVar[int]
     SHM_REGION_BYTES_FIELD_NUMBER: _ClassVar[int]
     GDS_FIELD_NUMBER: _ClassVar[int]
+    SHM_TIER_FIELD_NUMBER: _ClassVar[int]
     url: str
     format: str
     seed: int
@@ -108,10 +109,11 @@ class StreamBatchesRequest(_message.Message):
     shm: bool
     shm_region_bytes: int
     gds: bool
-    def __init__(self, url: _Optional[str] = ..., format: _Optional[str] = ..., seed: _Optional[int] = ..., epoch: _Optional[int] = ..., rank: _Optional[int] = ..., world_size: _Optional[int] = ..., batch_size: _Optional[int] = ..., shuffle_window: _Optional[int] = ..., no_shuffle: _Optional[bool] = ..., drop_last: _Optional[bool] = ..., cursor: _Optional[_Union[Cursor, _Mapping]] = ..., columns: _Optional[_Iterable[str]] = ..., shm: _Optional[bool] = ..., shm_region_bytes: _Optional[int] = ..., gds: _Optional[bool] = ...) -> None: ...
+    shm_tier: bool
+    def __init__(self, url: _Optional[str] = ..., format: _Optional[str] = ..., seed: _Optional[int] = ..., epoch: _Optional[int] = ..., rank: _Optional[int] = ..., world_size: _Optional[int] = ..., batch_size: _Optional[int] = ..., shuffle_window: _Optional[int] = ..., no_shuffle: _Optional[bool] = ..., drop_last: _Optional[bool] = ..., cursor: _Optional[_Union[Cursor, _Mapping]] = ..., columns: _Optional[_Iterable[str]] = ..., shm: _Optional[bool] = ..., shm_region_bytes: _Optional[int] = ..., gds: _Optional[bool] = ..., shm_tier: _Optional[bool] = ...) -> None: ...
 
 class StreamBatchesResponse(_message.Message):
-    __slots__ = ("epoch", "step", "rank", "samples", "final", "cursor", "arrow_ipc", "row_shards", "first_position", "shm_region", "shm_lease")
+    __slots__ = ("epoch", "step", "rank", "samples", "final", "cursor", "arrow_ipc", "row_shards", "first_position", "shm_region", "shm_lease", "shm_tier")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     RANK_FIELD_NUMBER: _ClassVar[int]
@@ -123,6 +125,7 @@ class StreamBatchesResponse(_message.Message):
     FIRST_POSITION_FIELD_NUMBER: _ClassVar[int]
     SHM_REGION_FIELD_NUMBER: _ClassVar[int]
     SHM_LEASE_FIELD_NUMBER: _ClassVar[int]
+    SHM_TIER_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     step: int
     rank: int
@@ -134,7 +137,8 @@ class StreamBatchesResponse(_message.Message):
     first_position: int
     shm_region: ShmRegion
     shm_lease: ShmLease
-    def __init__(self, epoch: _Optional[int] = ..., step: _Optional[int] = ..., rank: _Optional[int] = ..., samples: _Optional[_Iterable[_Union[Sample, _Mapping]]] = ..., final: _Optional[bool] = ..., cursor: _Optional[_Union[Cursor, _Mapping]] = ..., arrow_ipc: _Optional[bytes] = ..., row_shards: _Optional[_Iterable[int]] = ..., first_position: _Optional[int] = ..., shm_region: _Optional[_Union[ShmRegion, _Mapping]] = ..., shm_lease: _Optional[_Union[ShmLease, _Mapping]] = ...) -> None: ...
+    shm_tier: ShmRegion
+    def __init__(self, epoch: _Optional[int] = ..., step: _Optional[int] = ..., rank: _Optional[int] = ..., samples: _Optional[_Iterable[_Union[Sample, _Mapping]]] = ..., final: _Optional[bool] = ..., cursor: _Optional[_Union[Cursor, _Mapping]] = ..., arrow_ipc: _Optional[bytes] = ..., row_shards: _Optional[_Iterable[int]] = ..., first_position: _Optional[int] = ..., shm_region: _Optional[_Union[ShmRegion, _Mapping]] = ..., shm_lease: _Optional[_Union[ShmLease, _Mapping]] = ..., shm_tier: _Optional[_Union[ShmRegion, _Mapping]] = ...) -> None: ...
 
 class ShmRegion(_message.Message):
     __slots__ = ("id", "path", "size")
@@ -181,18 +185,20 @@ class Sample(_message.Message):
     def __init__(self, key: _Optional[str] = ..., position: _Optional[int] = ..., shard: _Optional[int] = ..., fields: _Optional[_Iterable[_Union[Field, _Mapping]]] = ...) -> None: ...
 
 class Field(_message.Message):
-    __slots__ = ("name", "data", "shm_offset", "shm_length", "extent")
+    __slots__ = ("name", "data", "shm_offset", "shm_length", "extent", "shm_tier")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     SHM_OFFSET_FIELD_NUMBER: _ClassVar[int]
     SHM_LENGTH_FIELD_NUMBER: _ClassVar[int]
     EXTENT_FIELD_NUMBER: _ClassVar[int]
+    SHM_TIER_FIELD_NUMBER: _ClassVar[int]
     name: str
     data: bytes
     shm_offset: int
     shm_length: int
     extent: FileExtent
-    def __init__(self, name: _Optional[str] = ..., data: _Optional[bytes] = ..., shm_offset: _Optional[int] = ..., shm_length: _Optional[int] = ..., extent: _Optional[_Union[FileExtent, _Mapping]] = ...) -> None: ...
+    shm_tier: bool
+    def __init__(self, name: _Optional[str] = ..., data: _Optional[bytes] = ..., shm_offset: _Optional[int] = ..., shm_length: _Optional[int] = ..., extent: _Optional[_Union[FileExtent, _Mapping]] = ..., shm_tier: _Optional[bool] = ...) -> None: ...
 
 class FileExtent(_message.Message):
     __slots__ = ("path", "offset", "length")
@@ -209,7 +215,7 @@ class StatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class StatsResponse(_message.Message):
-    __slots__ = ("memory_hits", "disk_hits", "misses", "memory_bytes", "memory_capacity", "disk_bytes", "disk_capacity", "storage_requests", "storage_bytes", "stall_nanos", "samples_served", "bytes_served", "active_streams", "evictions", "shm_regions", "shm_region_bytes", "shm_leases", "shm_leased_bytes", "shm_bytes_served", "host", "shm_waits", "shm_extent_bytes")
+    __slots__ = ("memory_hits", "disk_hits", "misses", "memory_bytes", "memory_capacity", "disk_bytes", "disk_capacity", "storage_requests", "storage_bytes", "stall_nanos", "samples_served", "bytes_served", "active_streams", "evictions", "shm_regions", "shm_region_bytes", "shm_leases", "shm_leased_bytes", "shm_bytes_served", "host", "shm_waits", "shm_extent_bytes", "shm_tier_bytes")
     MEMORY_HITS_FIELD_NUMBER: _ClassVar[int]
     DISK_HITS_FIELD_NUMBER: _ClassVar[int]
     MISSES_FIELD_NUMBER: _ClassVar[int]
@@ -232,6 +238,7 @@ class StatsResponse(_message.Message):
     HOST_FIELD_NUMBER: _ClassVar[int]
     SHM_WAITS_FIELD_NUMBER: _ClassVar[int]
     SHM_EXTENT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SHM_TIER_BYTES_FIELD_NUMBER: _ClassVar[int]
     memory_hits: int
     disk_hits: int
     misses: int
@@ -254,7 +261,8 @@ class StatsResponse(_message.Message):
     host: HostInfo
     shm_waits: int
     shm_extent_bytes: int
-    def __init__(self, memory_hits: _Optional[int] = ..., disk_hits: _Optional[int] = ..., misses: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., memory_capacity: _Optional[int] = ..., disk_bytes: _Optional[int] = ..., disk_capacity: _Optional[int] = ..., storage_requests: _Optional[int] = ..., storage_bytes: _Optional[int] = ..., stall_nanos: _Optional[int] = ..., samples_served: _Optional[int] = ..., bytes_served: _Optional[int] = ..., active_streams: _Optional[int] = ..., evictions: _Optional[int] = ..., shm_regions: _Optional[int] = ..., shm_region_bytes: _Optional[int] = ..., shm_leases: _Optional[int] = ..., shm_leased_bytes: _Optional[int] = ..., shm_bytes_served: _Optional[int] = ..., host: _Optional[_Union[HostInfo, _Mapping]] = ..., shm_waits: _Optional[int] = ..., shm_extent_bytes: _Optional[int] = ...) -> None: ...
+    shm_tier_bytes: int
+    def __init__(self, memory_hits: _Optional[int] = ..., disk_hits: _Optional[int] = ..., misses: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., memory_capacity: _Optional[int] = ..., disk_bytes: _Optional[int] = ..., disk_capacity: _Optional[int] = ..., storage_requests: _Optional[int] = ..., storage_bytes: _Optional[int] = ..., stall_nanos: _Optional[int] = ..., samples_served: _Optional[int] = ..., bytes_served: _Optional[int] = ..., active_streams: _Optional[int] = ..., evictions: _Optional[int] = ..., shm_regions: _Optional[int] = ..., shm_region_bytes: _Optional[int] = ..., shm_leases: _Optional[int] = ..., shm_leased_bytes: _Optional[int] = ..., shm_bytes_served: _Optional[int] = ..., host: _Optional[_Union[HostInfo, _Mapping]] = ..., shm_waits: _Optional[int] = ..., shm_extent_bytes: _Optional[int] = ..., shm_tier_bytes: _Optional[int] = ...) -> None: ...
 
 class HostInfo(_message.Message):
     __slots__ = ("nvml", "nvml_reason", "driver_version", "gpus", "numa_nodes", "memlock_bytes", "huge_page_bytes", "huge_pages_free", "cufile", "cufile_reason", "shm_dir", "ipc_lock", "memory_region")
@@ -287,7 +295,7 @@ class HostInfo(_message.Message):
     def __init__(self, nvml: _Optional[bool] = ..., nvml_reason: _Optional[str] = ..., driver_version: _Optional[str] = ..., gpus: _Optional[_Iterable[_Union[GpuDevice, _Mapping]]] = ..., numa_nodes: _Optional[_Iterable[int]] = ..., memlock_bytes: _Optional[int] = ..., huge_page_bytes: _Optional[int] = ..., huge_pages_free: _Optional[int] = ..., cufile: _Optional[bool] = ..., cufile_reason: _Optional[str] = ..., shm_dir: _Optional[str] = ..., ipc_lock: _Optional[bool] = ..., memory_region: _Optional[_Union[MemoryRegion, _Mapping]] = ...) -> None: ...
 
 class MemoryRegion(_message.Message):
-    __slots__ = ("region", "bytes", "locked", "lock_reason", "huge_pages", "numa_node", "numa_reason", "reason")
+    __slots__ = ("region", "bytes", "locked", "lock_reason", "huge_pages", "numa_node", "numa_reason", "reason", "shared_path", "share_reason")
     REGION_FIELD_NUMBER: _ClassVar[int]
     BYTES_FIELD_NUMBER: _ClassVar[int]
     LOCKED_FIELD_NUMBER: _ClassVar[int]
@@ -296,6 +304,8 @@ class MemoryRegion(_message.Message):
     NUMA_NODE_FIELD_NUMBER: _ClassVar[int]
     NUMA_REASON_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    SHARED_PATH_FIELD_NUMBER: _ClassVar[int]
+    SHARE_REASON_FIELD_NUMBER: _ClassVar[int]
     region: bool
     bytes: int
     locked: bool
@@ -304,7 +314,9 @@ class MemoryRegion(_message.Message):
     numa_node: int
     numa_reason: str
     reason: str
-    def __init__(self, region: _Optional[bool] = ..., bytes: _Optional[int] = ..., locked: _Optional[bool] = ..., lock_reason: _Optional[str] = ..., huge_pages: _Optional[bool] = ..., numa_node: _Optional[int] = ..., numa_reason: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    shared_path: str
+    share_reason: str
+    def __init__(self, region: _Optional[bool] = ..., bytes: _Optional[int] = ..., locked: _Optional[bool] = ..., lock_reason: _Optional[str] = ..., huge_pages: _Optional[bool] = ..., numa_node: _Optional[int] = ..., numa_reason: _Optional[str] = ..., reason: _Optional[str] = ..., shared_path: _Optional[str] = ..., share_reason: _Optional[str] = ...) -> None: ...
 
 class GpuDevice(_message.Message):
     __slots__ = ("index", "name", "uuid", "memory_bytes", "pci_bus_id", "numa_node")
