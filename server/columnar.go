@@ -136,6 +136,7 @@ func (cs *columnarStream) step(ctx context.Context, k int) error {
 // ipcBytes writes rec as an Arrow IPC stream: schema, one batch, end.
 func ipcBytes(s *arrow.Schema, rec arrow.RecordBatch) ([]byte, error) {
 	var buf bytes.Buffer
+	buf.Grow(int(columnar.RecordBytes(rec)) + 4096) // the body plus schema and framing: no regrowth
 	w := ipc.NewWriter(&buf, ipc.WithSchema(s))
 	if err := w.Write(rec); err != nil {
 		w.Close()

@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/stoker-data/stoker/clients/stoker"
 	"github.com/stoker-data/stoker/gpu"
 	"github.com/stoker-data/stoker/prefetch/wds"
 )
@@ -14,9 +16,10 @@ import (
 // TestMemoryRegionModes serves one dataset from three stokerd processes,
 // one per --memory-region, with a memory tier smaller than the dataset so
 // that the region evicts and reuses its bytes: two epochs read through
-// each are the same JSONL (a SHA-256 of every field). The locked server
-// is locked exactly when this host lets it lock 48 MiB, and says why not
-// otherwise; doctor shows what each server does.
+// each are the same JSONL (a SHA-256 of every field), and so are two read
+// through shared memory from the locked server's shared tier. The locked
+// server is locked exactly when this host lets it lock 48 MiB, and says
+// why not otherwise; doctor shows what each server does.
 func TestMemoryRegionModes(t *testing.T) {
 	dir := t.TempDir()
 	syn := wds.Synthetic{Shards: 12, PerShard: 20, SampleSize: 256 << 10, Seed: 8} // 60 MiB
@@ -28,14 +31,33 @@ func TestMemoryRegionModes(t *testing.T) {
 	lockable := host.LockableBytes(48 << 20)
 	var first []byte
 	for _, mode := range []string{"heap", "auto", "locked"} {
-		srv := startStokerd(t, nil, filepath.Join(dir, "cache-"+mode), "--memory-region", mode, "--memory-cache", "48MiB", "--disk-cache", "0")
-		var got []byte
-		for _, epoch := range []string{"0", "1"} {
-			out, err := readJSONL("--server", srv.grpc, "--epoch", epoch, "--seed", "3", "--batch-size", "8", url).Output()
-			if err != nil {
-				t.Fatalf("%s: read epoch %s: %v\n%s", mode, epoch, err, srv.logs())
+		sock := filepath.Join(dir, mode+".sock")
+		srv := startStokerd(t, nil, filepath.Join(dir, "cache-"+mode), "--memory-region", mode, "--memory-cache", "48MiB", "--disk-cache", "0", "--unix", sock)
+		read := func(args ...string) []byte {
+			var got []byte
+			for _, epoch := range []string{"0", "1"} {
+				out, err := readJSONL(append(args, "--epoch", epoch, "--seed", "3", "--batch-size", "8", url)...).Output()
+				if err != nil {
+					t.Fatalf("%s: read epoch %s (%v): %v\n%s", mode, epoch, args, err, srv.logs())
+				}
+				got = append(got, out...)
 			}
-			got = append(got, out...)
+			return got
+		}
+		got := read("--server", srv.grpc)
+		if mode == "locked" { // a shared tier: shm reads take fields in place
+			if shm := read("--server", "unix://"+sock, "--shm"); !bytes.Equal(shm, got) {
+				t.Fatal("locked: the shm read through the shared tier differs from gRPC")
+			}
+			c, err := stoker.Dial(srv.grpc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := c.Stats(context.Background())
+			c.Close()
+			if err != nil || st.GetShmTierBytes() == 0 || st.GetHost().GetMemoryRegion().GetSharedPath() == "" {
+				t.Fatalf("locked: stats %v, %v: want bytes handed out in the shared tier", st, err)
+			}
 		}
 		if n := bytes.Count(got, []byte("\n")); n != 2*240 {
 			t.Fatalf("%s: %d samples in two epochs, want 480", mode, n)
