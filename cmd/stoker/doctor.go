@@ -115,6 +115,11 @@ func printRegion(out io.Writer, r *stokerv1.MemoryRegion) {
 	fmt.Fprintf(out, "  memory tier:   one mapped region of %s, huge pages %v\n", humanize.IBytes(r.GetBytes()), r.GetHugePages())
 	fmt.Fprintf(out, "    locked:      %v (%s)\n", r.GetLocked(), r.GetLockReason())
 	fmt.Fprintf(out, "    numa node:   %d (%s)\n", r.GetNumaNode(), r.GetNumaReason())
+	if r.GetSharedPath() != "" {
+		fmt.Fprintf(out, "    shared:      %s (shared-memory streams read the tier in place)\n", r.GetSharedPath())
+	} else {
+		fmt.Fprintf(out, "    shared:      no (%s)\n", r.GetShareReason())
+	}
 }
 
 // plan says which path each stage takes on this host.
@@ -139,6 +144,11 @@ func plan(h gpu.Host, memory uint64, mode server.MemoryRegion, sockGiven, sockOK
 			out = append(out, fmt.Sprintf("numa:          node %d: %s", p.Node, p.NodeWhy))
 		} else {
 			out = append(out, "numa:          "+p.NodeWhy)
+		}
+		if p.Share {
+			out = append(out, "tier sharing:  a file in "+h.ShmDir+": shared-memory streams read the tier in place, no copy")
+		} else {
+			out = append(out, "tier sharing:  "+p.ShareWhy)
 		}
 	}
 	switch {

@@ -77,9 +77,9 @@ func TestMemoryRegionModes(t *testing.T) {
 		case mode == "heap":
 			want = []string{"memory tier:   on the Go heap (--memory-region heap)"}
 		case mode == "locked" && lockable:
-			want = []string{"memory tier:   one mapped region of 48 MiB", "locked:      true (--memory-region locked)"}
+			want = []string{"memory tier:   one mapped region of 48 MiB", "locked:      true (--memory-region locked)", "shared:      /"}
 		case mode == "locked":
-			want = []string{"memory tier:   one mapped region of 48 MiB", "locked:      false (the mlock limit"}
+			want = []string{"memory tier:   one mapped region of 48 MiB", "locked:      false (the mlock limit", "shared:      /"}
 		case len(host.GPUs.Devices) == 0:
 			want = []string{"memory tier:   one mapped region of 48 MiB", "locked:      false (no GPU on this host"}
 		default:
