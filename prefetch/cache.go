@@ -307,11 +307,16 @@ func (r *Ref) Release() {
 	}
 }
 
-// unpinMem drops one pin of a memory entry; an entry dropped by Close is
-// freed with its last pin.
+// unpinMem drops one pin of a memory entry.
 func (c *Cache) unpinMem(e *entry) {
 	c.memMu.Lock()
 	defer c.memMu.Unlock()
+	c.unpinLocked(e)
+}
+
+// unpinLocked drops one pin counted in memRefs; an entry dropped by Close
+// is freed with its last pin. Called with memMu held.
+func (c *Cache) unpinLocked(e *entry) {
 	e.pins--
 	c.memRefs--
 	if e.pins == 0 && e.dropped {
@@ -437,8 +442,13 @@ func (c *Cache) putMem(key CacheKey, data []byte) bool {
 	evicted := len(victims)
 	var buf []byte
 	if ok && c.cfg.Memory != nil && e.size > 0 {
+		// Pinned while filling, and counted as a Ref: Drained waits for the
+		// copy, which writes into the region.
 		e.data, e.pins, e.filling = nil, 1, true
-		buf, evicted, ok = c.allocMem(e, o, evicted)
+		c.memRefs++
+		if buf, evicted, ok = c.allocMem(e, o, evicted); !ok {
+			c.unpinLocked(e)
+		}
 	}
 	c.memMu.Unlock()
 	c.memEvictions.Add(int64(evicted))
@@ -452,10 +462,7 @@ func (c *Cache) putMem(key CacheKey, data []byte) bool {
 	copy(buf, data)
 	c.memMu.Lock()
 	e.data, e.filling = buf, false
-	e.pins--
-	if e.dropped { // Close came meanwhile
-		c.freeMem(e)
-	}
+	c.unpinLocked(e) // frees it if Close came meanwhile
 	c.memMu.Unlock()
 	return true
 }
