@@ -4,6 +4,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -57,6 +58,10 @@ type Config struct {
 	// Host is what the caller probed of this host (gpu.Probe); nil probes
 	// it in New.
 	Host *gpu.Host
+	// TLS, when set, serves gRPC on TCP with TLS (unix sockets stay
+	// plaintext: they are local), verifying clients as it says.
+	// stoker.TLSFiles.ServerConfig makes one that follows rotated files.
+	TLS *tls.Config
 }
 
 // DefaultConfig returns the defaults.
@@ -153,6 +158,7 @@ func New(cfg Config, sources *prefetch.Sources, log *slog.Logger) (*Server, erro
 		grpc.MaxSendMsgSize(cfg.MaxMessageBytes),
 		grpc.InitialWindowSize(cfg.WindowBytes),
 		grpc.InitialConnWindowSize(cfg.WindowBytes),
+		s.tlsOption(),
 	)
 	stokerv1.RegisterLoaderServer(s.grpc, &loader{s: s})
 	stokerv1.RegisterPeerServer(s.grpc, &peer{s: s})

@@ -6,11 +6,13 @@ package stoker
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
@@ -33,6 +35,7 @@ type options struct {
 	maxMsgBytes int
 	windowBytes int32
 	dialOpts    []grpc.DialOption
+	creds       credentials.TransportCredentials // TLS (WithTLS, WithTLSFiles); nil: plaintext
 	// shared-memory delivery (WithSharedMemory)
 	shm            bool
 	shmRegionBytes int
@@ -62,13 +65,19 @@ func WithDialOptions(d ...grpc.DialOption) Option {
 
 // Dial connects to a server at addr ("host:port" or "unix:///path").
 // The connection is made lazily; errors show up on the first call.
+// TLS (WithTLS, WithTLSFiles) applies to TCP only: a unix socket is local
+// and served in plaintext.
 func Dial(addr string, opts ...Option) (*Client, error) {
 	o := options{retries: 8, minBackoff: 50 * time.Millisecond, maxBackoff: 2 * time.Second, maxMsgBytes: 1 << 30, windowBytes: 8 << 20}
 	for _, f := range opts {
 		f(&o)
 	}
+	creds := o.creds
+	if creds == nil || strings.HasPrefix(addr, "unix:") {
+		creds = insecure.NewCredentials()
+	}
 	d := append([]grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(o.maxMsgBytes)),
 		grpc.WithInitialWindowSize(o.windowBytes),
 		grpc.WithInitialConnWindowSize(o.windowBytes),
@@ -91,6 +100,11 @@ func (c *Client) Close() error {
 	c.closeOnce.Do(func() { c.closeErr = c.conn.Close() })
 	return c.closeErr
 }
+
+// Conn is the client's gRPC connection, for the services the client does
+// not wrap (stokerv1.NewPeerClient(c.Conn()), hints). It is the client's:
+// Close closes it.
+func (c *Client) Conn() *grpc.ClientConn { return c.conn }
 
 // OpenDataset resolves a dataset URL on the server and returns its manifest.
 func (c *Client) OpenDataset(ctx context.Context, url string) (*stokerv1.Dataset, error) {

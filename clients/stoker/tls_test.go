@@ -1,0 +1,167 @@
+package stoker_test
+
+import (
+	"context"
+	"crypto/tls"
+	"math/big"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stoker-data/stoker/clients/stoker"
+	"github.com/stoker-data/stoker/clients/stoker/tlstest"
+	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/server"
+)
+
+// serveTLS starts an in-process server with the TLS configuration cfg and
+// returns its address.
+func serveTLS(t *testing.T, cfg *tls.Config) string {
+	t.Helper()
+	sc := server.DefaultConfig()
+	sc.Cache.Dir, sc.Cache.MemoryBytes, sc.Cache.DiskBytes = filepath.Join(t.TempDir(), "cache"), 1<<20, 0
+	sc.TLS = cfg
+	srv, err := server.New(sc, prefetch.NewSources(map[string]prefetch.Source{"file": prefetch.NewFileSource()}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(lis) }()
+	t.Cleanup(func() {
+		_ = srv.Shutdown(context.Background())
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	return lis.Addr().String()
+}
+
+func mustLoad(t *testing.T, f tlstest.Files) *stoker.TLSFiles {
+	t.Helper()
+	files, err := stoker.LoadTLSFiles(f.CA, f.Cert, f.Key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+// serverSerial opens a new TLS connection and returns the serial number of
+// the certificate the server presents.
+func serverSerial(t *testing.T, addr string, client *stoker.TLSFiles) *big.Int {
+	t.Helper()
+	cfg := client.ClientConfig()
+	cfg.NextProtos = []string{"h2"}
+	conn, err := tls.Dial("tcp", addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0].SerialNumber
+}
+
+// waitStats polls Stats until it succeeds (want) or fails (!want).
+func waitStats(t *testing.T, c *stoker.Client, want bool) error {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := c.Stats(ctx)
+		cancel()
+		if (err == nil) == want {
+			return err
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Stats: %v after 20s, want success %v", err, want)
+		}
+		time.Sleep(10 * time.Millisecond) // poll interval
+	}
+}
+
+// A server's certificate files replaced while it runs: the next connection
+// gets the new certificate; a half-done replacement (a key that does not
+// match) keeps the old one until the pair is whole again.
+func TestTLSFilesRotateServerCertificate(t *testing.T) {
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, "ca")
+	first := ca.Issue(t, "stokerd", "127.0.0.1")
+	sf := tlstest.Write(t, dir, "server", first, ca)
+	client := mustLoad(t, tlstest.Write(t, dir, "client", ca.Issue(t, "trainer"), ca))
+	addr := serveTLS(t, mustLoad(t, sf).ServerConfig())
+	if got := serverSerial(t, addr, client); got.Cmp(first.Cert.SerialNumber) != 0 {
+		t.Fatalf("server presents serial %v, want %v", got, first.Cert.SerialNumber)
+	}
+	c, err := stoker.Dial(addr, stoker.WithTLSFiles(client), stoker.WithRetries(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitStats(t, c, true)
+
+	second := ca.Issue(t, "stokerd", "127.0.0.1")
+	tlstest.WriteFile(t, sf.Cert, second.CertPEM) // the key is still the first's
+	if got := serverSerial(t, addr, client); got.Cmp(first.Cert.SerialNumber) != 0 {
+		t.Fatalf("with a mismatched key the server presents serial %v, want the first's %v", got, first.Cert.SerialNumber)
+	}
+	tlstest.WriteFile(t, sf.Key, second.KeyPEM)
+	if got := serverSerial(t, addr, client); got.Cmp(second.Cert.SerialNumber) != 0 {
+		t.Fatalf("after rotation the server presents serial %v, want %v", got, second.Cert.SerialNumber)
+	}
+	if _, err := c.Stats(context.Background()); err != nil {
+		t.Fatalf("the connection opened before rotation: %v", err)
+	}
+}
+
+// A client's CA bundle and certificate replaced while it runs: the same
+// Client's next connection uses them, and the server's CA bundle, replaced
+// too, accepts the new client certificate.
+func TestTLSFilesRotateCA(t *testing.T) {
+	dir := t.TempDir()
+	oldCA, newCA := tlstest.NewCA(t, "old"), tlstest.NewCA(t, "new")
+	sf := tlstest.Write(t, dir, "server", newCA.Issue(t, "stokerd", "127.0.0.1"), oldCA) // serves a new-CA certificate, trusts old-CA clients
+	cf := tlstest.Write(t, dir, "client", oldCA.Issue(t, "trainer"), oldCA)
+	addr := serveTLS(t, mustLoad(t, sf).ServerConfig())
+	c, err := stoker.Dial(addr, stoker.WithTLSFiles(mustLoad(t, cf)), stoker.WithRetries(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := waitStats(t, c, false); !strings.Contains(err.Error(), "certificate signed by unknown authority") {
+		t.Fatalf("a client that trusts only the old CA: %v", err)
+	}
+
+	tlstest.Write(t, dir, "server", newCA.Issue(t, "stokerd", "127.0.0.1"), oldCA, newCA)
+	tlstest.Write(t, dir, "client", newCA.Issue(t, "trainer"), oldCA, newCA)
+	waitStats(t, c, true)
+}
+
+func TestLoadTLSFilesRefusesIncompleteSets(t *testing.T) {
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, "ca")
+	f := tlstest.Write(t, dir, "x", ca.Issue(t, "x"), ca)
+	tlstest.WriteFile(t, filepath.Join(dir, "empty.pem"), []byte("no PEM here\n"))
+	for _, tc := range []struct {
+		name          string
+		ca, cert, key string
+		want          string
+	}{
+		{"nothing", "", "", "", "no CA, certificate or key"},
+		{"cert without key", f.CA, f.Cert, "", "give both"},
+		{"key without cert", "", "", f.Key, "give both"},
+		{"missing file", filepath.Join(dir, "absent.pem"), "", "", "absent.pem"},
+		{"CA without PEM", filepath.Join(dir, "empty.pem"), "", "", "no PEM certificate"},
+		{"key of another certificate", "", f.Cert, f.CA, "x.pem"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := stoker.LoadTLSFiles(tc.ca, tc.cert, tc.key, nil)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error with %q", err, tc.want)
+			}
+		})
+	}
+}
