@@ -27,6 +27,7 @@ import (
 
 	"github.com/dustin/go-humanize"
 
+	"github.com/stoker-data/stoker/clients/stoker"
 	"github.com/stoker-data/stoker/prefetch"
 	"github.com/stoker-data/stoker/server"
 	"github.com/stoker-data/stoker/server/cluster"
@@ -48,6 +49,8 @@ type flags struct {
 	logLevel                     string
 	// cluster
 	clusterAddr, join, nodeName, zone, keyFile, advertise string
+	// TLS
+	tlsCert, tlsKey, tlsCA string
 }
 
 func parseFlags() flags {
@@ -70,6 +73,9 @@ func parseFlags() flags {
 	flag.StringVar(&f.zone, "zone", "", "failure domain of this node (rack, availability zone), shown to the cluster")
 	flag.StringVar(&f.keyFile, "cluster-key-file", "", "file holding the gossip encryption key (16, 24 or 32 bytes, raw or base64)")
 	flag.StringVar(&f.advertise, "advertise", "", "gRPC address the other nodes reach this one at (default: the --listen address)")
+	flag.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate: serve gRPC on TCP with TLS (the unix socket stays plaintext); also this node's client certificate to the other nodes. Re-read when the file changes")
+	flag.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	flag.StringVar(&f.tlsCA, "tls-ca", "", "PEM CA bundle: require and verify client certificates (trainers and nodes: mutual TLS) and verify the other nodes' certificates. Re-read when the file changes")
 	flag.Parse()
 	return f
 }
@@ -120,7 +126,15 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	node, err := startCluster(ctx, f, lis.Addr().String(), cfg.Cache.MemoryBytes+cfg.Cache.DiskBytes, log)
+	tlsFiles, err := loadTLS(f, log)
+	if err != nil {
+		lis.Close()
+		return err
+	}
+	if tlsFiles != nil {
+		cfg.TLS = tlsFiles.ServerConfig()
+	}
+	node, err := startCluster(ctx, f, lis.Addr().String(), cfg.Cache.MemoryBytes+cfg.Cache.DiskBytes, tlsFiles, log)
 	if err != nil {
 		lis.Close()
 		return err
@@ -162,7 +176,7 @@ func run() error {
 		"huge_page_bytes", host.HugePageBytes, "huge_pages_free", host.HugePagesFree, "cufile", host.CuFile,
 		"cufile_reason", host.CuFileReason, "shm_dir", host.ShmDir)
 	endpoint, pathStyle := s3.Endpoint()
-	log.Info("stokerd serving", "grpc", lis.Addr().String(), "unix", f.unix, "http", f.http,
+	log.Info("stokerd serving", "grpc", lis.Addr().String(), "tls", tlsMode(f), "unix", f.unix, "http", f.http,
 		"memory_cache", humanize.IBytes(mem), "disk_cache", humanize.IBytes(disk), "cache_dir", f.cacheDir,
 		"s3_endpoint", endpoint, "s3_path_style", pathStyle)
 
@@ -186,7 +200,9 @@ func run() error {
 }
 
 // startCluster joins the cluster when --cluster-addr is set; nil otherwise.
-func startCluster(ctx context.Context, f flags, grpcAddr string, capacity int64, log *slog.Logger) (*cluster.Node, error) {
+// With TLS files the node reads from the others over TLS, its certificate
+// as client certificate.
+func startCluster(ctx context.Context, f flags, grpcAddr string, capacity int64, tlsFiles *stoker.TLSFiles, log *slog.Logger) (*cluster.Node, error) {
 	if f.clusterAddr == "" {
 		if f.join != "" {
 			return nil, errors.New("--join needs --cluster-addr")
@@ -202,6 +218,10 @@ func startCluster(ctx context.Context, f flags, grpcAddr string, capacity int64,
 		grpcAddr = f.advertise
 	}
 	cfg.Meta = cluster.Meta{GRPCAddr: grpcAddr, Capacity: capacity, Zone: f.zone}
+	if tlsFiles != nil {
+		cfg.Peer.Credentials = tlsFiles.Credentials()
+		checkCertNames(tlsFiles, grpcAddr, log)
+	}
 	if f.keyFile != "" {
 		key, err := readKey(f.keyFile)
 		if err != nil {
@@ -226,4 +246,46 @@ func readKey(path string) ([]byte, error) {
 		return []byte(text), nil
 	}
 	return nil, fmt.Errorf("%s: want 16, 24 or 32 bytes (raw or base64), got %d", path, len(b))
+}
+
+// loadTLS reads the --tls-* files; nil when TLS is off.
+func loadTLS(f flags, log *slog.Logger) (*stoker.TLSFiles, error) {
+	if f.tlsCert == "" && f.tlsKey == "" && f.tlsCA == "" {
+		return nil, nil
+	}
+	if f.tlsCert == "" || f.tlsKey == "" {
+		return nil, errors.New("TLS needs this server's certificate and key: give --tls-cert and --tls-key (and --tls-ca to verify clients)")
+	}
+	files, err := stoker.LoadTLSFiles(f.tlsCA, f.tlsCert, f.tlsKey, log.With("tls_cert", f.tlsCert))
+	if err != nil {
+		return nil, fmt.Errorf("--tls-*: %w", err)
+	}
+	return files, nil
+}
+
+// tlsMode says how gRPC on TCP is served: off, tls, or mutual (client
+// certificates required).
+func tlsMode(f flags) string {
+	switch {
+	case f.tlsCert == "":
+		return "off"
+	case f.tlsCA == "":
+		return "tls"
+	}
+	return "mutual"
+}
+
+// checkCertNames warns when this node's certificate does not name the host
+// of the gRPC address it publishes: the other nodes verify that name, so
+// they would refuse it and read its shards from storage instead.
+func checkCertNames(files *stoker.TLSFiles, grpcAddr string, log *slog.Logger) {
+	host, _, err := net.SplitHostPort(grpcAddr)
+	leaf := files.Leaf()
+	if err != nil || leaf == nil {
+		return
+	}
+	if err := leaf.VerifyHostname(host); err != nil {
+		log.Warn("the TLS certificate does not name this node's gRPC address: the other nodes will refuse it (set --advertise, or add the name to the certificate)",
+			"grpc", grpcAddr, "dns_names", leaf.DNSNames, "ip_addresses", leaf.IPAddresses, "err", err)
+	}
 }

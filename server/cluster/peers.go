@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/stoker-data/stoker/prefetch"
@@ -26,6 +27,11 @@ type PeerConfig struct {
 	MinRate int64
 	// MaxMessageBytes is the receive limit of one chunk.
 	MaxMessageBytes int
+	// Credentials secure the connections to the other nodes (TLS: the
+	// node's certificate as client certificate, its CA to verify theirs,
+	// each node's certificate naming the host of its gRPC address); nil
+	// dials them in plaintext.
+	Credentials credentials.TransportCredentials
 }
 
 // DefaultPeerConfig returns the defaults.
@@ -88,8 +94,12 @@ func (p *Peers) Conn(addr string) (*grpc.ClientConn, error) {
 	if c, ok := p.conns[addr]; ok {
 		return c, nil
 	}
+	creds := p.node.cfg.Peer.Credentials
+	if creds == nil {
+		creds = insecure.NewCredentials()
+	}
 	c, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(p.node.cfg.Peer.MaxMessageBytes)),
 	)
 	if err != nil {
