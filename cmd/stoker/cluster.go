@@ -18,6 +18,7 @@ func runCluster(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("cluster", flag.ContinueOnError)
 	addr := fs.String("server", "127.0.0.1:7470", "server address (host:port or unix:///path)")
 	url := fs.String("url", "", "dataset URL whose shard ownership to show")
+	tf := addTLSFlags(fs)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -25,14 +26,14 @@ func runCluster(ctx context.Context, args []string, out io.Writer) error {
 	if len(pos) == 1 && *url == "" {
 		*url = pos[0]
 	}
-	conn, err := dialRaw(*addr)
+	c, err := tf.dial(*addr)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	defer c.Close()
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	resp, err := stokerv1.NewPeerClient(conn).Members(ctx, &stokerv1.MembersRequest{Url: *url})
+	resp, err := stokerv1.NewPeerClient(c.Conn()).Members(ctx, &stokerv1.MembersRequest{Url: *url})
 	if err != nil {
 		return fmt.Errorf("cluster from %s: %w", *addr, err)
 	}

@@ -10,21 +10,9 @@ import (
 	"time"
 
 	"github.com/dustin/go-humanize"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 )
-
-// dialRaw connects to a server's gRPC address (host:port or unix:///path)
-// for the services the Go client does not wrap (hints, cluster).
-func dialRaw(addr string) (*grpc.ClientConn, error) {
-	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", addr, err)
-	}
-	return c, nil
-}
 
 // runPrefetch sends a prefetch hint and, with --wait, shows its progress
 // until every node has finished.
@@ -40,6 +28,7 @@ func runPrefetch(ctx context.Context, args []string, out io.Writer) error {
 	deadline := fs.Duration("deadline", 0, "give up after this long (0: never)")
 	wait := fs.Bool("wait", false, "show progress until the cache is warm")
 	interval := fs.Duration("interval", 500*time.Millisecond, "how often --wait polls")
+	tf := addTLSFlags(fs)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -61,12 +50,12 @@ func runPrefetch(ctx context.Context, args []string, out io.Writer) error {
 	if *deadline > 0 {
 		req.DeadlineUnixMs = time.Now().Add(*deadline).UnixMilli()
 	}
-	conn, err := dialRaw(*addr)
+	c, err := tf.dial(*addr)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	lc := stokerv1.NewLoaderClient(conn)
+	defer c.Close()
+	lc := stokerv1.NewLoaderClient(c.Conn())
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Minute) // opening a new dataset indexes it
 	resp, err := lc.Prefetch(rctx, req)
 	cancel()

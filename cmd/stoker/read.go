@@ -63,6 +63,7 @@ type readFlags struct {
 	shm   *bool
 	shmMB *int
 	gds   *bool
+	tls   tlsFlags
 }
 
 func newReadFlags() readFlags {
@@ -82,6 +83,7 @@ func newReadFlags() readFlags {
 	f.jsonl = fs.Bool("jsonl", false, "print one JSON object per sample")
 	f.shm = fs.Bool("shm", false, "receive batches through shared memory (needs --server unix:///path)")
 	f.shmMB = fs.Int("shm-region-mib", 0, "with --shm: size of the shared region in MiB (0: the server's default)")
+	f.tls = addTLSFlags(fs)
 	f.gds = fs.Bool("gds", false, "with --shm: take shards in the disk tier as extents of its files and read them here through a pinned buffer (the GPU path without cuFile)")
 	fs.StringVar(&e.Format, "format", "", "webdataset, parquet, arrow or arrows (default: by the objects' extensions)")
 	fs.Func("columns", "comma-separated columns of a columnar dataset (default: all)", func(v string) error {
@@ -102,7 +104,7 @@ func runRead(ctx context.Context, args []string, out, errOut io.Writer) error {
 	}
 	e, addr, jsonl := *f.epoch, f.addr, f.jsonl
 	e.URL, e.Start = pos[0], *f.start
-	c, err := dialRead(*addr, *f.shm, *f.gds, *f.shmMB<<20)
+	c, err := dialRead(*addr, f.tls, *f.shm, *f.gds, *f.shmMB<<20)
 	if err != nil {
 		return err
 	}

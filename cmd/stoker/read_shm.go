@@ -12,9 +12,9 @@ import (
 // dialRead connects `stoker read` to its server; with --shm the batches
 // come through shared memory, which needs the server's unix socket, and
 // with --gds cached shards come as disk extents.
-func dialRead(addr string, shm, gds bool, regionBytes int) (*stoker.Client, error) {
+func dialRead(addr string, tf tlsFlags, shm, gds bool, regionBytes int) (*stoker.Client, error) {
 	if !shm && !gds {
-		return stoker.Dial(addr)
+		return tf.dial(addr)
 	}
 	if !shm {
 		return nil, fmt.Errorf("read --gds needs --shm")
@@ -23,9 +23,9 @@ func dialRead(addr string, shm, gds bool, regionBytes int) (*stoker.Client, erro
 		return nil, fmt.Errorf("read --shm: --server %q is not a unix socket (want unix:///path, the path of stokerd --unix)", addr)
 	}
 	if gds {
-		return stoker.Dial(addr, stoker.WithGPUDirect(regionBytes))
+		return tf.dial(addr, stoker.WithGPUDirect(regionBytes))
 	}
-	return stoker.Dial(addr, stoker.WithSharedMemory(regionBytes))
+	return tf.dial(addr, stoker.WithSharedMemory(regionBytes))
 }
 
 // extentReader reads the disk extents of a --gds stream so the JSONL

@@ -8,17 +8,16 @@ import (
 	"time"
 
 	"github.com/dustin/go-humanize"
-
-	"github.com/stoker-data/stoker/clients/stoker"
 )
 
 func runStats(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("stats", flag.ContinueOnError)
 	addr := fs.String("server", "127.0.0.1:7470", "server address (host:port or unix:///path)")
+	tf := addTLSFlags(fs)
 	if _, err := parseInterspersed(fs, args); err != nil {
 		return err
 	}
-	c, err := stoker.Dial(*addr)
+	c, err := tf.dial(*addr)
 	if err != nil {
 		return err
 	}
