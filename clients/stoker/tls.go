@@ -20,7 +20,7 @@ import (
 // its RootCAs verify the server, whose certificate must name the host of
 // the address dialled (DNS name or IP address); its certificate, if any,
 // is the client certificate a server started with --tls-ca requires.
-// LoadTLSFiles makes one whose files may be replaced while it is in use.
+// WithTLSFiles follows files that are replaced while in use.
 func WithTLS(cfg *tls.Config) Option {
 	return func(o *options) { o.creds = credentials.NewTLS(cfg) }
 }
@@ -35,12 +35,13 @@ func WithTLSFiles(f *TLSFiles) Option {
 
 // TLSFiles is a CA bundle, a certificate and its private key in PEM files,
 // the TLS material of a Stoker client or server. Each handshake checks the
-// files' modification times and sizes and re-reads them when one changed,
-// so certificates rotate without a restart: replace the files (ideally by
-// rename, certificate and key together) and the next connection uses the
-// new ones; connections already open keep theirs. A read that fails (a
-// key that does not match its certificate, a half-written file) keeps the
-// material last read, logs, and is tried again at the next handshake.
+// files (modification time, size, identity) and re-reads them when one
+// changed, so certificates rotate without a restart: replace the files
+// (ideally by rename, certificate and key together) and the next
+// connection uses the new ones; connections already open keep theirs. A
+// read that fails (a key that does not match its certificate, a
+// half-written file) keeps the material last read, logs, and is tried
+// again at the next handshake.
 //
 // Safe for concurrent use.
 type TLSFiles struct {
