@@ -83,6 +83,9 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 	for k := range b.Steps(total, start) {
 		ps.Advance(k)
 		lo, hi := b.Batch(total, start, k)
+		if err := shm.checkStep(ds, plan, lo, hi); err != nil {
+			return err
+		}
 		msg := &stokerv1.StreamBatchesResponse{Epoch: settings.Epoch, Step: uint64((start + k*step) / step), Rank: uint32(b.Rank)}
 		shards := map[int32][]byte{} // shard bytes used by this batch
 		partBytes := 0

@@ -130,6 +130,29 @@ func (s *shmStream) place(ctx context.Context, msg *stokerv1.StreamBatchesRespon
 	return nil
 }
 
+// checkStep fails a step whose bytes cannot all be in the region at once
+// (the client releases a step only once it has every part), before any
+// of its parts is sent: the client then still has the region mapped when
+// it reads the error. With a shared tier some fields may skip the region,
+// so the check is left to alloc.
+func (s *shmStream) checkStep(ds *prefetch.Dataset, plan *shuffle.Plan, lo, hi int) error {
+	if s == nil || s.tier != nil {
+		return nil
+	}
+	size := int64(len(s.region.mem))
+	total := int64(0)
+	for pos := lo; pos < hi; pos++ {
+		ref := plan.At(pos)
+		for _, f := range ds.Index[ref.Shard][ref.Sample].Fields {
+			total += f.Size
+		}
+	}
+	if total > size {
+		return status.Errorf(codes.ResourceExhausted, "shm: a step of %d bytes does not fit the region's %d: ask for a larger shm_region_bytes", total, size)
+	}
+	return nil
+}
+
 // drain waits until the client has released every lease (so it had the
 // region file open before the stream ends and the file goes) or until the
 // client goes away.

@@ -147,24 +147,43 @@ func TestShmTierFileGoesAtShutdown(t *testing.T) {
 
 // A step whose parts alone overfill the region cannot be placed (the
 // client releases a step once it has all its parts): the stream fails
-// with a message that says what to do, instead of waiting for ever.
+// with a message that says what to do, instead of waiting for ever. The
+// server sees it before sending the step; with a shared tier, which some
+// fields may skip the region through, only once the region is full of the
+// step, after its region file is gone: the client still reports the
+// server's error, not its failure to map the region.
 func TestShmStepLargerThanRegionFails(t *testing.T) {
-	syn := wds.Synthetic{Shards: 1, PerShard: 40, SampleSize: 64 << 10, Seed: 2}
-	h := newHarness(t, syn, func(c *Config) { c.MaxPartBytes = 256 << 10 })
-	c, err := stoker.Dial(serveUnix(t, h), stoker.WithSharedMemory(1<<20))
-	if err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name   string
+		mutate func(*Config)
+	}{
+		{"checked before sending", nil},
+		{"found when the region fills", sharedTier(64 << 10)}, // shards bypass so small a tier
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			syn := wds.Synthetic{Shards: 1, PerShard: 40, SampleSize: 64 << 10, Seed: 2}
+			h := newHarness(t, syn, func(c *Config) {
+				if tc.mutate != nil {
+					tc.mutate(c)
+				}
+				c.MaxPartBytes = 256 << 10
+			})
+			c, err := stoker.Dial(serveUnix(t, h), stoker.WithSharedMemory(1<<20))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			var got error
+			for _, err := range c.Batches(context.Background(), stoker.Epoch{URL: h.url, BatchSize: 32}) { // 2 MiB steps
+				if err != nil {
+					got = err
+					break
+				}
+			}
+			if status.Code(got) != codes.ResourceExhausted || !strings.Contains(got.Error(), "shm_region_bytes") {
+				t.Fatalf("got %v, want ResourceExhausted naming shm_region_bytes", got)
+			}
+			waitFor(t, "the region to go", func() bool { return h.srv.Stats().ShmRegions == 0 })
+		})
 	}
-	defer c.Close()
-	var got error
-	for _, err := range c.Batches(context.Background(), stoker.Epoch{URL: h.url, BatchSize: 32}) { // 2 MiB steps
-		if err != nil {
-			got = err
-			break
-		}
-	}
-	if status.Code(got) != codes.ResourceExhausted || !strings.Contains(got.Error(), "shm_region_bytes") {
-		t.Fatalf("got %v, want ResourceExhausted naming shm_region_bytes", got)
-	}
-	waitFor(t, "the region to go", func() bool { return h.srv.Stats().ShmRegions == 0 })
 }

@@ -118,7 +118,10 @@ func (c *Client) stream(ctx context.Context, e Epoch, pos *uint64, yield func(*B
 			cur = &Batch{Epoch: m.GetEpoch(), Step: m.GetStep(), Rank: int(m.GetRank())}
 		}
 		if err := shm.receive(m); err != nil {
-			return false, progressed, err
+			// A stream the server failed takes its region file with it, so
+			// a client behind on its messages cannot map it: the server's
+			// error, if one follows, is the one that says why.
+			return false, progressed, streamErrorOr(st, err)
 		}
 		cur.Samples = append(cur.Samples, m.GetSamples()...)
 		if err := cur.addArrow(m); err != nil {
@@ -170,4 +173,18 @@ func (c *Client) wait(ctx context.Context, n int) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// streamErrorOr reads on, a few messages at most, for the stream's own
+// error, and returns it if the stream failed, else err.
+func streamErrorOr(st stokerv1.Loader_StreamBatchesClient, err error) error {
+	for range 64 {
+		if _, rerr := st.Recv(); rerr != nil {
+			if errors.Is(rerr, io.EOF) {
+				return err
+			}
+			return rerr
+		}
+	}
+	return err
 }
