@@ -10,7 +10,6 @@ import (
 
 	"github.com/dustin/go-humanize"
 
-	"github.com/stoker-data/stoker/clients/stoker"
 	"github.com/stoker-data/stoker/gpu"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 	"github.com/stoker-data/stoker/server"
@@ -24,6 +23,7 @@ func runDoctor(ctx context.Context, args []string, out io.Writer) error {
 	sock := fs.String("unix", "", "the unix socket stokerd serves (stokerd --unix), checked for shared-memory delivery")
 	memory := fs.String("memory-cache", "1GiB", "memory tier size to check against the mlock limit")
 	region := fs.String("memory-region", string(server.RegionAuto), "the stokerd --memory-region to plan for: auto, locked or heap")
+	tf := addTLSFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -52,7 +52,7 @@ func runDoctor(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintln(out, "  "+l)
 	}
 	if *addr != "" {
-		c, err := stoker.Dial(*addr)
+		c, err := tf.dial(*addr)
 		if err != nil {
 			return err
 		}
