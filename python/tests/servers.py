@@ -7,12 +7,11 @@ reported at once with its output).
 
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
-import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -30,14 +29,30 @@ REGION = "us-east-1"
 START_TIMEOUT = 60.0
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGKILL when the test process dies, so
-    a crashed or killed pytest leaves no server behind (Linux only)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+# A server is started through this small program, which asks for SIGKILL
+# when the test process dies (PR_SET_PDEATHSIG outlives exec), so a crashed
+# or killed pytest leaves no server behind (Linux only), then becomes the
+# server. Not a preexec_fn: that makes subprocess fork() instead of vfork(),
+# and grpcio's fork handlers can abort a child forked while a channel is
+# live before it reaches exec (grpc/grpc#43055), which a test that restarts
+# a server under a connected Client did.
+_DIE_WITH_PARENT = """
+import ctypes, os, sys
+try:
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+except OSError:
+    pass
+if os.getppid() != int(sys.argv[1]):
+    sys.exit("the test process is gone")
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
+def spawn(args: list[str], out: Any, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start a server (args[0] is its binary) that dies with this process,
+    its output to out."""
+    cmd = [sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), *args]
+    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
 
 
 def free_port() -> int:
@@ -140,11 +155,10 @@ class S3Server:
         data.mkdir(parents=True, exist_ok=True)
         log = self.root / "versitygw.log"
         with open(log, "ab") as out:
-            self.proc = subprocess.Popen(
+            self.proc = spawn(
                 [self.bin, "--port", f"127.0.0.1:{self.port}", "--access", self.access, "--secret", self.secret,
                  "--region", REGION, "--quiet", "posix", str(data)],
-                stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "VGW_LOG_LEVEL": "silent"},
-                preexec_fn=_die_with_parent,
+                out, {**os.environ, "VGW_LOG_LEVEL": "silent"},
             )
         s3 = self.client()
         wait_until(lambda: bool(s3.list_buckets() is not None), self.proc, "versitygw", log)
@@ -182,8 +196,7 @@ class Stokerd:
         args = [self.bin, "--listen", self.address, "--http", f"127.0.0.1:{self.http_port}",
                 "--cache-dir", str(cache), "--memory-cache", "256MiB", "--disk-cache", "1GiB", *self.extra]
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **self.env},
-                                         preexec_fn=_die_with_parent)
+            self.proc = spawn(args, out, {**os.environ, **self.env})
         url = f"http://127.0.0.1:{self.http_port}/healthz"
 
         def healthy() -> bool:
