@@ -23,7 +23,7 @@ import grpc
 
 from . import errors
 from .gds import PATHS as GDS_PATHS
-from .shm import ShmReader
+from .shm import ShmReader, TierMap, TierMaps
 from .split import rank_count
 from .v1 import loader_pb2, loader_pb2_grpc
 
@@ -205,11 +205,19 @@ class Stats:
     shm_waits: int = 0
     # Field bytes handed out as disk extents (gds) instead of copied.
     shm_extent_bytes: int = 0
+    # Field bytes handed out in place in the shared memory tier (no copy),
+    # and the tier's file (host.memory_region.shared_path): empty when the
+    # tier is private.
+    shm_tier_bytes: int = 0
+    shm_tier_path: str = ""
 
     @classmethod
     def from_proto(cls, msg: loader_pb2.StatsResponse) -> Stats:
         names = {f.name for f in fields(cls)}
-        return cls(**{f.name: getattr(msg, f.name) for f in msg.DESCRIPTOR.fields if f.name in names})
+        return cls(
+            **{f.name: getattr(msg, f.name) for f in msg.DESCRIPTOR.fields if f.name in names},
+            shm_tier_path=msg.host.memory_region.shared_path,
+        )
 
 
 @dataclass(frozen=True)
@@ -320,19 +328,31 @@ class Client:
         )
         self._stub = loader_pb2_grpc.LoaderStub(self._channel)
         self._pid = os.getpid()
+        self._tiers = TierMaps()  # the server's memory tier, mapped once for every shm stream
         self._lock = threading.Lock()  # guards _closed
         self._closed = False
 
     # -- lifecycle ---------------------------------------------------------
 
     def close(self) -> None:
-        """Close the channel. Safe to call more than once."""
+        """Close the channel and unmap the server's memory tier (views of
+        it still held keep it mapped until they go). Safe to call more than
+        once."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
         if os.getpid() == self._pid:
             self._channel.close()
+            self._tiers.close()
+
+    @property
+    def shm_tier(self) -> TierMap | None:
+        """The server's memory tier as this client maps it (read-only),
+        once a shared-memory stream was told of it; None before, or when
+        the server's tier is private. ``pinned`` / ``pin_reason`` say
+        whether ``shm="pinned"`` registered it with CUDA."""
+        return self._tiers.current
 
     def __enter__(self) -> Client:
         return self
@@ -479,6 +499,7 @@ class Client:
         columns: Sequence[str] = (),
         shm: bool | str = False,
         shm_region_bytes: int = 0,
+        shm_tier: bool = True,
         gds: bool | str | Sequence[str] = False,
     ) -> Iterator[Batch]:
         """Stream rank's batches of an epoch, from ``start`` (a position or a
@@ -489,8 +510,15 @@ class Client:
         the bytes through shared memory: fields are memoryviews into a
         mapped region, valid until the next batch is asked for (see
         :mod:`stoker.shm`); ``shm_region_bytes`` sizes the region.
-        ``shm="pinned"`` also registers the region with CUDA
-        (cudaHostRegister, needs torch), so copies to the GPU are DMA.
+        Where the server's memory tier is itself shared (``stokerd
+        --memory-region locked``, or ``auto`` on a GPU host), fields of
+        shards in it are read-only views into the tier, which the client
+        maps once for all its streams (:attr:`shm_tier`) and the server
+        does not copy at all; ``shm_tier=False`` has every field copied
+        into the region instead. ``shm="pinned"`` also registers the
+        region, and the tier once, with CUDA (cudaHostRegister, needs
+        torch; skipped where CUDA is not available), so copies to the GPU
+        are DMA.
         ``gds=True`` (implies ``shm=True``) also asks for extents: fields of
         shards in the server's disk tier come as :class:`stoker.gds.Extent`,
         a range of a local file that ``extent.to_device()`` reads into GPU
@@ -533,6 +561,7 @@ class Client:
                 columns=list(columns),
                 shm=bool(shm) or bool(gds),
                 shm_region_bytes=shm_region_bytes,
+                shm_tier=(bool(shm) or bool(gds)) and shm_tier,
                 gds=bool(gds),
             ),
             start,
@@ -551,7 +580,8 @@ class Client:
             call = self._stub.StreamBatches(req, metadata=self._metadata)
             parts: list[loader_pb2.Sample] = []
             shm = (
-                ShmReader(self._stub, self._metadata, self.timeout, pin=pin, gds=fixed["gds"], gds_paths=gds_paths)
+                ShmReader(self._stub, self._metadata, self.timeout, pin=pin, gds=fixed["gds"], gds_paths=gds_paths,
+                          tiers=self._tiers if fixed["shm_tier"] else None)
                 if fixed["shm"]
                 else None
             )
@@ -617,7 +647,7 @@ def _assemble(
     """Put the messages of each step back together. ``parts`` holds the
     samples of a step still in progress, so the caller can tell a stream
     that stopped inside a step. With ``shm`` fields are views into its
-    region (or Extents, in a gds stream)."""
+    region or the memory tier (or Extents, in a gds stream)."""
     messages = 0
     arrow: list[bytes] = []
     row_shards: list[int] = []

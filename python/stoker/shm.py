@@ -14,6 +14,17 @@ leases with its stream.
 
 ``as_numpy`` and ``as_tensor`` view a field as an array without a copy.
 
+When the server's memory tier is itself a shared file (``stokerd
+--memory-region locked``, or ``auto`` on a GPU host; ``Stats.shm_tier_path``
+names it), the stream asks for it (``shm_tier``): fields whose shard is in
+the tier are then views into the tier's own pages, which the client maps
+read-only once (:class:`TierMaps`, one per Client, shared by its streams),
+and the server copies nothing. Their lifetime is the same: the batch's
+lease pins the shard in the tier until the next batch is asked for. They
+are read-only: ``as_numpy`` gives a read-only array, ``as_tensor`` a
+tensor that must not be written to (the page is mapped read-only: a write
+kills the process rather than corrupt the server's cache).
+
 With ``gds=True`` as well, fields of shards in the server's disk tier come
 as :class:`stoker.gds.Extent` (a range of a local file, for cuFile) with
 the same lifetime; see :mod:`stoker.gds`.
@@ -21,23 +32,34 @@ the same lifetime; see :mod:`stoker.gds`.
 
 from __future__ import annotations
 
+import logging
 import mmap
 import os
+import threading
 from typing import Any
 
 import grpc
 
-from .gds import Extent, ExtentReader
+from .gds import Extent, ExtentReader, _frombuffer
 from .v1 import loader_pb2
 
-__all__ = ["ShmReader", "as_numpy", "as_tensor"]
+__all__ = ["ShmReader", "TierMap", "TierMaps", "as_numpy", "as_tensor"]
+
+_log = logging.getLogger("stoker.shm")
+
+# cudaHostRegister flags (cuda_runtime_api.h).
+_REGISTER_PORTABLE = 0x01  # pinned for every CUDA context, not just the caller's
+_REGISTER_READ_ONLY = 0x08  # the pages are mapped read-only (CUDA 11.1+)
 
 
 class ShmReader:
     """One stream's mapping of its region and the leases of the batch
-    being read, and with ``gds`` the reader of its extents (``gds_paths``:
-    the order of read paths, default stoker.gds.device_paths). Used by the
-    thread that iterates the stream."""
+    being read; the server's memory tier when the stream was told of it
+    (from ``tiers``, the Client's mappings); and with ``gds`` the reader of
+    its extents (``gds_paths``: the order of read paths, default
+    stoker.gds.device_paths). ``pin`` registers the region, and the tier
+    once per mapping, with CUDA. Used by the thread that iterates the
+    stream."""
 
     def __init__(
         self,
@@ -48,33 +70,56 @@ class ShmReader:
         pin: bool = False,
         gds: bool = False,
         gds_paths: list[str] | None = None,
+        tiers: TierMaps | None = None,
     ) -> None:
         self._stub = stub
         self._pin = pin
-        self._pinned: Any = None  # the ctypes view whose address CUDA registered
+        self._pinned: Any = None  # the array whose address CUDA registered
+        self.pin_reason = ""  # why the region is not pinned, when asked to be
         self._metadata = metadata
         self._timeout = timeout
         self.region = ""
         self._map: mmap.mmap | None = None
         self._view: memoryview | None = None
+        self._tiers = tiers
+        self.tier: TierMap | None = None
+        self._tier_view: memoryview | None = None
         self._leases: list[int] = []
         self.extents = ExtentReader(gds_paths) if gds else None
 
     def receive(self, msg: loader_pb2.StreamBatchesResponse) -> None:
-        """Map the region on the first message; note the message's lease."""
+        """Map the region (and find the tier's mapping) on the first
+        message; note the message's lease."""
         if msg.HasField("shm_region") and self._map is None:
-            self._map = _map_region(msg.shm_region.path, msg.shm_region.size)
+            self._map, writable = _map_region(msg.shm_region.path, msg.shm_region.size)
             self._view = memoryview(self._map)
             self.region = msg.shm_region.id
             if self._pin:
-                self._pinned = _cuda_register(self._map)
+                self._pin_region(msg.shm_region.path, writable)
+        if msg.HasField("shm_tier") and self.tier is None:
+            if self._tiers is None:
+                raise RuntimeError(f"stoker: the server sent its memory tier {msg.shm_tier.path}, "
+                                   "but the stream did not ask for it")
+            self.tier = self._tiers.get(msg.shm_tier.path, msg.shm_tier.size, pin=self._pin)
+            self._tier_view = self.tier.view
         if msg.HasField("shm_lease"):
             if self._view is None:
                 raise RuntimeError(f"stoker: shm lease {msg.shm_lease.id} before its region")
             self._leases.append(msg.shm_lease.id)
 
+    def _pin_region(self, path: str, writable: bool) -> None:
+        why = _cuda_missing()
+        if why:
+            self.pin_reason = why
+            _log.warning("stoker shm: region %s not pinned: %s", path, why)
+            return
+        self._pinned, why = _cuda_register(self._map, 0 if writable else _REGISTER_READ_ONLY, f"the shm region {path}")
+        if why:
+            raise RuntimeError(f"stoker: {why}")
+
     def fields(self, sample: loader_pb2.Sample) -> dict[str, Any]:
-        """The sample's fields as views into the region, or Extents."""
+        """The sample's fields as views into the region or the tier, or
+        Extents."""
         out: dict[str, Any] = {}
         for f in sample.fields:
             if f.HasField("extent"):
@@ -83,20 +128,25 @@ class ShmReader:
                                        "but the stream did not ask for gds")
                 out[f.name] = Extent(f.extent.path, f.extent.offset, f.extent.length, self.extents)
                 continue
-            if f.shm_length == 0:
+            n = f.shm_length
+            if n == 0:
                 out[f.name] = memoryview(f.data)  # empty: the same type as the rest
                 continue
-            if self._view is None or f.shm_offset + f.shm_length > len(self._view):
+            view, what = (self._tier_view, "the memory tier") if f.shm_tier else (self._view, "the region")
+            off = f.shm_offset
+            if view is None or off + n > len(view):
+                size = "not mapped" if view is None else f"{len(view)} bytes"
                 raise RuntimeError(
                     f"stoker: shm field {f.name!r} of sample {sample.key!r}: "
-                    f"[{f.shm_offset}, +{f.shm_length}) outside the region"
+                    f"[{off}, +{n}) outside {what} ({size})"
                 )
-            out[f.name] = self._view[f.shm_offset : f.shm_offset + f.shm_length]
+            out[f.name] = view[off : off + n]
         return out
 
     def release(self) -> None:
         """Give the current batch's leases back to the server (first
-        closing its extents' files, so the server may evict them)."""
+        closing its extents' files, so the server may evict them); the
+        tier's shards they pinned go with them."""
         if self.extents is not None:
             self.extents.close_files()
         if not self._leases:
@@ -111,29 +161,129 @@ class ShmReader:
                 raise
 
     def close(self) -> None:
-        """Drop the mapping; views still held keep it alive until they go."""
+        """Drop the region's mapping (views still held keep it alive until
+        they go). The tier's mapping is the Client's: it stays."""
         self._leases = []
+        self.tier, self._tier_view = None, None
         if self.extents is not None:
             self.extents.close()
         if self._pinned is not None:
             _cuda_unregister(self._pinned)
             self._pinned = None
-        if self._view is not None:
-            try:
-                self._view.release()
-            except BufferError:
-                pass  # slices of it are alive
-        if self._map is not None:
-            try:
-                self._map.close()
-            except BufferError:
-                pass  # views of it are alive; it is unmapped when they go
+        _unmap(self._map, self._view)
         self._map, self._view = None, None
 
 
-def _map_region(path: str, size: int) -> mmap.mmap:
+class TierMap:
+    """The server's memory tier, mapped read-only: ``view`` is the whole
+    mapping, ``size`` its length. ``pinned`` says whether it is registered
+    with CUDA (asked by a ``shm="pinned"`` stream); ``pin_reason`` says how,
+    or why not. Made and closed by :class:`TierMaps`."""
+
+    def __init__(self, path: str, size: int) -> None:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                st = os.fstat(fd)
+                if st.st_size < size:
+                    raise OSError(f"the file has {st.st_size} bytes")
+                self._mmap = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+            finally:
+                os.close(fd)
+        except OSError as err:
+            raise RuntimeError(
+                f"stoker: cannot map the server's memory tier {path} ({size} bytes): {err} (a shared-memory "
+                "client must run on the server's host as a user that may read it; shm_tier=False copies instead)"
+            ) from err
+        self.path = path
+        self.size = size
+        self._file = (st.st_dev, st.st_ino)
+        self.view = memoryview(self._mmap)
+        self.pinned = False
+        self.pin_reason = 'not asked for (shm="pinned")'
+        self._pin_tried = False
+        self._pinned: Any = None  # the array whose address CUDA registered
+
+    def __repr__(self) -> str:
+        return f"TierMap({self.path!r}, size={self.size}, pinned={self.pinned})"
+
+    def is_file(self, path: str, size: int) -> bool:
+        """Whether path names the mapped file at this size: the same inode,
+        since a server restarted with the same pid (in a container) makes
+        a new file under the old name."""
+        if path != self.path or size != self.size:
+            return False
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == self._file
+
+    def pin(self) -> None:
+        """Register the mapping with CUDA, read-only, on the first call
+        (where CUDA is usable); a failure is recorded in pin_reason and the
+        mapping stays pageable."""
+        if self._pin_tried:
+            return
+        self._pin_tried = True
+        why = _cuda_missing()
+        if not why:
+            self._pinned, why = _cuda_register(self._mmap, _REGISTER_PORTABLE | _REGISTER_READ_ONLY,
+                                               f"the memory tier {self.path}")
+        self.pinned = self._pinned is not None
+        self.pin_reason = "cudaHostRegister, read-only and portable" if self.pinned else why
+        if not self.pinned:
+            _log.warning("stoker shm: memory tier %s not pinned, so copies from it to a GPU are not DMA: %s",
+                         self.path, why)
+
+    def close(self) -> None:
+        """Unregister and unmap; views still held keep the mapping alive
+        until they go. Safe to repeat."""
+        if self._pinned is not None:
+            _cuda_unregister(self._pinned)
+            self._pinned, self.pinned = None, False
+        _unmap(self._mmap, self.view)
+
+
+class TierMaps:
+    """A Client's mapping of the server's memory tier, by path: every
+    stream of the Client that is told of the same file shares one mapping;
+    a new file (the server restarted) replaces it, the old one unmapped.
+    Safe for concurrent use."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # guards _current, and each TierMap's pin and close
+        self._current: TierMap | None = None
+
+    @property
+    def current(self) -> TierMap | None:
+        """The mapping streams use now, if any."""
+        return self._current
+
+    def get(self, path: str, size: int, *, pin: bool = False) -> TierMap:
+        """The mapping of the tier file at path (mapped on first sight), registered with CUDA when pin."""
+        with self._lock:
+            m = self._current
+            if m is None or not m.is_file(path, size):
+                self._current = None
+                if m is not None:
+                    m.close()
+                m = self._current = TierMap(path, size)
+            if pin:
+                m.pin()
+            return m
+
+    def close(self) -> None:
+        """Unmap the tier. Safe to repeat."""
+        with self._lock:
+            m, self._current = self._current, None
+            if m is not None:
+                m.close()
+
+
+def _map_region(path: str, size: int) -> tuple[mmap.mmap, bool]:
     """Map a region file, writable when the file allows (torch wants a
-    writable buffer), else read-only."""
+    writable buffer), else read-only; and whether it is writable."""
     try:
         fd = os.open(path, os.O_RDWR)
         access = mmap.ACCESS_WRITE
@@ -141,36 +291,94 @@ def _map_region(path: str, size: int) -> mmap.mmap:
         fd = os.open(path, os.O_RDONLY)
         access = mmap.ACCESS_READ
     try:
-        return mmap.mmap(fd, size, access=access)
+        return mmap.mmap(fd, size, access=access), access == mmap.ACCESS_WRITE
     finally:
         os.close(fd)
 
 
-def _cuda_register(m: mmap.mmap) -> Any:
-    """Page-lock a mapping for CUDA (cudaHostRegister) so copies from it
-    to the GPU are DMA; returns the ctypes view holding its address."""
-    import ctypes
+def _unmap(m: mmap.mmap | None, view: memoryview | None) -> None:
+    """Release a mapping's view and close it; where slices of it are still
+    alive it is unmapped when they go."""
+    if view is not None:
+        try:
+            view.release()
+        except BufferError:
+            pass  # exported (np.frombuffer of the whole view)
+    if m is not None:
+        try:
+            m.close()
+        except BufferError:
+            pass  # views of it are alive
 
+
+def _cuda_missing() -> str:
+    """Why CUDA cannot be used here, or "": checked before any CUDA call,
+    so a host without a GPU makes none."""
+    try:
+        import torch
+    except ImportError:
+        return "torch is not installed"
+    if not torch.cuda.is_available():
+        return "no CUDA device (torch.cuda.is_available() is False)"
+    return ""
+
+
+def _cuda_register(m: mmap.mmap, flags: int, what: str) -> tuple[Any, str]:
+    """Page-lock a mapping for CUDA (cudaHostRegister with flags) so copies
+    from it to the GPU are DMA: (the array holding its address, "") or
+    (None, why not)."""
+    import numpy as np
     import torch
 
-    buf = (ctypes.c_char * len(m)).from_buffer(m)
-    rc = torch.cuda.cudart().cudaHostRegister(ctypes.addressof(buf), len(m), 0)
+    arr = np.frombuffer(m, dtype=np.uint8)  # its address; holds the mapping while registered
+    cudart = torch.cuda.cudart()
+    rc = cudart.cudaHostRegister(arr.ctypes.data, arr.nbytes, flags)
+    if int(rc) == 0:
+        return arr, ""
+    _clear_cuda_error()
+    return None, f"cudaHostRegister of {what} ({arr.nbytes} bytes, flags {flags:#x}) failed: {_cuda_error(cudart, rc)}"
+
+
+def _cuda_unregister(arr: Any) -> None:
+    import torch
+
+    cudart = torch.cuda.cudart()
+    rc = cudart.cudaHostUnregister(arr.ctypes.data)
     if int(rc) != 0:
-        raise RuntimeError(f"stoker: cudaHostRegister of the shm region ({len(m)} bytes) failed: {rc}")
-    return buf
+        _clear_cuda_error()
+        _log.warning("stoker shm: cudaHostUnregister of %d bytes failed: %s", arr.nbytes, _cuda_error(cudart, rc))
 
 
-def _cuda_unregister(buf: Any) -> None:
+def _cuda_error(cudart: Any, rc: Any) -> str:
+    try:
+        return f"{cudart.cudaGetErrorString(rc)} ({int(rc)})"
+    except Exception:
+        return f"error {int(rc)}"
+
+
+def _clear_cuda_error() -> None:
+    """Reset the CUDA runtime's last error after a failed call through
+    torch's cudart bindings, which leave it set: torch's next kernel-launch
+    check would raise it as its own. The runtime is the libcudart torch
+    loaded (dlopen of a loaded path gives the same library)."""
     import ctypes
 
-    import torch
-
-    torch.cuda.cudart().cudaHostUnregister(ctypes.addressof(buf))
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = [line.split(None, 5)[5].strip() for line in maps if "libcudart.so" in line]
+        if paths:
+            ctypes.CDLL(paths[0]).cudaGetLastError()
+            return
+    except (OSError, IndexError, AttributeError) as err:
+        _log.warning("stoker shm: cannot reset CUDA's last error (%s): a later CUDA call may report it", err)
+        return
+    _log.warning("stoker shm: libcudart is not loaded as a library, so CUDA's last error stays set: "
+                 "a later CUDA call may report it")
 
 
 def as_numpy(view: Any, dtype: Any = "uint8") -> Any:
-    """A numpy array over a field's bytes (no copy; an Extent is read into
-    host memory first)."""
+    """A numpy array over a field's bytes (no copy; read-only for a field
+    in the memory tier; an Extent is read into host memory first)."""
     import numpy as np
 
     if isinstance(view, Extent):
@@ -181,9 +389,8 @@ def as_numpy(view: Any, dtype: Any = "uint8") -> Any:
 def as_tensor(view: Any, dtype: Any = None) -> Any:
     """A torch tensor over a field's bytes (no copy; uint8 by default; an
     Extent is read into host memory first: Extent.to_device reads it into
-    GPU memory)."""
-    import torch
-
+    GPU memory). A field in the memory tier is mapped read-only: copy it
+    (``.to(device)``, ``.clone()``), never write to it."""
     if isinstance(view, Extent):
         view = view.read()
-    return torch.frombuffer(view, dtype=dtype if dtype is not None else torch.uint8)
+    return _frombuffer(view, dtype)

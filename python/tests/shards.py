@@ -59,6 +59,21 @@ def write_big_shard(folder: Path, samples: int, size: int, seed: int = 3, name: 
     return path
 
 
+def write_raw_shards(folder: Path, shards: int, samples: int, size: int, seed: int = 5, name: str = "raw") -> list[Path]:
+    """Shards of raw samples of ``size`` random bytes (and a small cls
+    field), keys unique over all of them: a dataset of a chosen size."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    paths: list[Path] = []
+    for k in range(shards):
+        path = folder / f"{name}-{k:06d}.tar"
+        with wds.TarWriter(str(path)) as sink:
+            for i in range(samples):
+                sink.write({"__key__": f"{name}{k}/s{i:04d}", "bin": rng.randbytes(size), "cls": i})
+        paths.append(path)
+    return paths
+
+
 def upload(s3: Any, bucket: str, prefix: str, paths: Sequence[Path]) -> list[str]:
     """Put each file as bucket/prefix/name; return the s3:// URLs."""
     urls = []
