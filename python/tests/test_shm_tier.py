@@ -56,7 +56,15 @@ def tier_stokerd(stokerd_bin: str, s3_server: S3Server, tier_url: str) -> Iterat
         path = c.stats().shm_tier_path
     assert path.startswith("/") and Path(path).exists(), f"the tier is not shared: {path!r}\n{srv.output()}"
     yield srv
+    stop(srv, [path])
+
+
+def stop(srv: Stokerd, tiers: list[str]) -> None:
+    """Kill a tier stokerd and remove what a killed one leaves: its tier
+    files in the shm folder (else the next stokerd's sweep does) and root."""
     srv.kill()
+    for path in tiers:
+        Path(path).unlink(missing_ok=True)
     shutil.rmtree(srv.root, ignore_errors=True)
 
 
@@ -333,21 +341,22 @@ def test_pinned_registers_the_tier_once_read_only(tier_stokerd: Stokerd, tier_ur
 
 
 def test_restarted_server_tier_file_is_mapped_anew(stokerd_bin: str, s3_server: S3Server, tier_url: str) -> None:
-    srv = start_tier_stokerd(stokerd_bin, s3_server)
+    srv, tiers = start_tier_stokerd(stokerd_bin, s3_server), []
     try:
         with stoker.Client(unix_address(srv)) as c:
             assert sum(len(b.samples) for b in c.stream(tier_url, batch_size=16, shm=True)) == SHARDS * SAMPLES
             assert c.shm_tier is not None
             old = c.shm_tier.path
+            tiers.append(old)
             assert mappings(old)
             srv.restart()
+            tiers.append(c.stats().shm_tier_path)
             assert sum(len(b.samples) for b in c.stream(tier_url, batch_size=16, shm=True)) == SHARDS * SAMPLES
             assert c.shm_tier is not None and c.shm_tier.path == c.stats().shm_tier_path != old
             assert not mappings(old), "the old server's tier is still mapped"
             assert len(mappings(c.shm_tier.path)) == 1
     finally:
-        srv.kill()
-        shutil.rmtree(srv.root, ignore_errors=True)
+        stop(srv, tiers)
 
 
 # -- the reader on its own (no server) ---------------------------------------
