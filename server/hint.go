@@ -134,7 +134,7 @@ func (h *hints) spreadHint(ctx context.Context, id string, objs []prefetch.Objec
 
 // start runs this node's part of a hint in the background: the shards in
 // order, as many at once as the fetch limit allows, each from the cache
-// or storage (never another node: this node owns them).
+// or storage (see warm).
 func (h *hints) start(id string, objs []prefetch.Object, deadline time.Time, onlyIfRoom bool) {
 	r := &hintRun{state: hintRunning, shardsTotal: uint64(len(objs))}
 	for _, o := range objs {
@@ -165,7 +165,7 @@ func (h *hints) start(id string, objs []prefetch.Object, deadline time.Time, onl
 					r.skip(o)
 					return nil
 				default:
-					ref, err := h.s.shards.GetLocal(ctx, o)
+					ref, err := h.warm(ctx, o)
 					if err != nil {
 						r.fail(err)
 						return nil
@@ -180,6 +180,22 @@ func (h *hints) start(id string, objs []prefetch.Object, deadline time.Time, onl
 		_ = g.Wait()
 		r.finish(ctx.Err() != nil && h.ctx.Err() == nil)
 	}()
+}
+
+// warm reads o, which this node owns, into its cache for a hint, joining
+// the fetch of whoever reads o at the same time so that storage is read
+// once. Shards keeps two flights per shard: this node's streams read
+// through Get, other nodes through GetLocal (ReadShard). A hint that took
+// the other flight than a stream fetching the same shard read it a second
+// time (issue 5: the next epoch's prefetch, started with epoch e's stream,
+// fetched half of a dataset twice). So: alone, or while a stream here
+// still needs o, join the streams' flight (Get, which for a shard this
+// node owns reads storage, as GetLocal does); otherwise the other nodes'.
+func (h *hints) warm(ctx context.Context, o prefetch.Object) (*prefetch.Ref, error) {
+	if h.s.peers == nil || h.s.prefetcher.NextUse(o.CacheKey()) >= 0 {
+		return h.s.shards.Get(ctx, o)
+	}
+	return h.s.shards.GetLocal(ctx, o)
 }
 
 // room is the free space of the cache's tiers.

@@ -3,10 +3,13 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +20,7 @@ import (
 	"github.com/stoker-data/stoker/clients/stoker"
 	"github.com/stoker-data/stoker/prefetch/columnar"
 	"github.com/stoker-data/stoker/prefetch/s3test"
+	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 )
 
 // pyarrowDir holds the files pyarrow wrote (see make_fixtures.py there).
@@ -106,6 +110,106 @@ func (e *colEnv) putArrowGo(t *testing.T) map[int64][]float32 {
 		e.put(t, "goq/part-"+string(rune('a'+i))+".parquet", b)
 	}
 	return want
+}
+
+// putSynthetic uploads Parquet files written by arrow-go under prefix:
+// files of groups row groups of rows rows (columnar.Synthetic: ids
+// 0..n-1 over all files, nulls, lists, a fixed-size embedding), one codec
+// per file. It returns every row by id as stoker.RowValues gives it, in
+// JSON: what a reader must get back.
+func (e *colEnv) putSynthetic(t *testing.T, prefix string, files, groups, rows int) map[int64]string {
+	t.Helper()
+	codecs := []compress.Compression{compress.Codecs.Snappy, compress.Codecs.Zstd, compress.Codecs.Gzip, compress.Codecs.Uncompressed}
+	want := map[int64]string{}
+	first := int64(0)
+	for f := range files {
+		var recs []arrow.RecordBatch
+		for range groups {
+			r := columnar.Synthetic(first, rows, uint64(f+1))
+			recs = append(recs, r)
+			for i := range rows {
+				want[first+int64(i)] = rowJSON(t, r, i)
+			}
+			first += int64(rows)
+		}
+		b, err := columnar.WriteParquet(recs, codecs[f%len(codecs)])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			r.Release()
+		}
+		e.put(t, fmt.Sprintf("%spart-%03d.parquet", prefix, f), b)
+	}
+	return want
+}
+
+func rowJSON(t *testing.T, rec arrow.RecordBatch, i int) string {
+	t.Helper()
+	b, err := json.Marshal(stoker.RowValues(rec, i))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// readRows reads one rank's share of an epoch with all columns, checks
+// each row's values against want, and returns the ids in order.
+func readRows(t *testing.T, c *stoker.Client, ep stoker.Epoch, want map[int64]string) []int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var ids []int64
+	for b, err := range c.Batches(ctx, ep) {
+		if err != nil {
+			t.Errorf("epoch %d rank %d: %v", ep.Epoch, ep.Rank, err)
+			return ids
+		}
+		r := b.Record
+		if r == nil || r.NumCols() != int64(columnar.SyntheticSchema.NumFields()) {
+			t.Errorf("epoch %d rank %d step %d: record %v, want every column", ep.Epoch, ep.Rank, b.Step, r)
+			return ids
+		}
+		col := r.Column(0).(*array.Int64)
+		for i := range int(r.NumRows()) {
+			id := col.Value(i)
+			if got := rowJSON(t, r, i); got != want[id] {
+				t.Errorf("row id %d:\n got %s\nwant %s", id, got, want[id])
+				return ids
+			}
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// unitGets counts the GETs of each unit of ds, keyed as the proxy sees
+// them ("bucket/key bytes=FIRST-LAST"); every unit has a count, 0 if it
+// was not read. A GET that is no unit's byte range fails the test.
+func unitGets(t *testing.T, ds *stokerv1.Dataset, gets []objectGet) map[string]int {
+	t.Helper()
+	units := map[string]int{}
+	for _, s := range ds.GetShards() {
+		units[fmt.Sprintf("%s bytes=%d-%d", strings.TrimPrefix(s.GetObject(), "s3://"), s.GetOffset(), s.GetOffset()+s.GetLength()-1)] = 0
+	}
+	for _, g := range gets {
+		k := g.key + " " + g.rng
+		if _, ok := units[k]; !ok {
+			t.Fatalf("GET %s is not one unit's byte range\nunits: %v\nGETs: %v", k, units, gets)
+		}
+		units[k]++
+	}
+	return units
+}
+
+// checkOnce fails the test unless every unit was read exactly once.
+func checkOnce(t *testing.T, what string, counts map[string]int) {
+	t.Helper()
+	for k, n := range counts {
+		if n != 1 {
+			t.Errorf("%s: unit %s read %d times from S3, want once", what, k, n)
+		}
+	}
 }
 
 // rowLineJSON is a line of stoker read --jsonl on a columnar dataset.
