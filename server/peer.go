@@ -128,10 +128,10 @@ func (s *Server) members(ctx context.Context, url string) (*stokerv1.MembersResp
 		if err != nil {
 			return nil, toStatus(err)
 		}
-		alive := node.Alive()
+		pool := node.Pool()
 		for i := range ds.Manifest.Shards {
 			sh := ds.Object(i)
-			o, ok := cluster.OwnerOf(cluster.ShardKey(sh), alive)
+			o, ok := cluster.OwnerOf(cluster.ShardKey(sh), pool)
 			resp.Owners = append(resp.Owners, o.Name)
 			if pm := byName[o.Name]; ok && pm != nil {
 				pm.OwnedShards++
@@ -163,21 +163,22 @@ func (s *Server) remoteStats(ctx context.Context, addr string) (*stokerv1.StatsR
 // order; a single node owns everything.
 func (s *Server) owners(objs []prefetch.Object) (names []string, parts map[string][]prefetch.Object, addrs map[string]string) {
 	parts, addrs = map[string][]prefetch.Object{}, map[string]string{}
-	node := s.cfg.Cluster
-	var alive []cluster.Member
-	if node != nil {
-		alive = node.Alive()
+	pools := [][]cluster.Member{nil} // a single node owns everything
+	if node := s.cfg.Cluster; node != nil {
+		pools = node.Pools() // with zone-local owners, each zone warms its own
 	}
-	for _, o := range objs {
-		name := s.selfName()
-		if m, ok := cluster.OwnerOf(cluster.ShardKey(o), alive); ok {
-			name = m.Name
-			addrs[name] = m.Meta.GRPCAddr
+	for _, pool := range pools {
+		for _, o := range objs {
+			name := s.selfName()
+			if m, ok := cluster.OwnerOf(cluster.ShardKey(o), pool); ok {
+				name = m.Name
+				addrs[name] = m.Meta.GRPCAddr
+			}
+			if _, ok := parts[name]; !ok {
+				names = append(names, name)
+			}
+			parts[name] = append(parts[name], o)
 		}
-		if _, ok := parts[name]; !ok {
-			names = append(names, name)
-		}
-		parts[name] = append(parts[name], o)
 	}
 	return names, parts, addrs
 }

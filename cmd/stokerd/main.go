@@ -49,6 +49,7 @@ type flags struct {
 	logLevel                     string
 	// cluster
 	clusterAddr, join, nodeName, zone, keyFile, advertise string
+	zoneLocal                                             bool
 	// TLS
 	tlsCert, tlsKey, tlsCA string
 }
@@ -71,6 +72,7 @@ func parseFlags() flags {
 	flag.StringVar(&f.join, "join", "", "gossip addresses of cluster members to join (host:port[,…])")
 	flag.StringVar(&f.nodeName, "node-name", "", "unique name of this node in the cluster (default hostname:gossip-port)")
 	flag.StringVar(&f.zone, "zone", "", "failure domain of this node (rack, availability zone), shown to the cluster")
+	flag.BoolVar(&f.zoneLocal, "zone-local-owners", false, "give each --zone its own owner of every shard: storage is read once per zone and no shard crosses zones between nodes (set on every node)")
 	flag.StringVar(&f.keyFile, "cluster-key-file", "", "file holding the gossip encryption key (16, 24 or 32 bytes, raw or base64)")
 	flag.StringVar(&f.advertise, "advertise", "", "gRPC address the other nodes reach this one at (default: the --listen address)")
 	flag.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate: serve gRPC on TCP with TLS (the unix socket stays plaintext); also this node's client certificate to the other nodes. Re-read when the file changes")
@@ -218,6 +220,7 @@ func startCluster(ctx context.Context, f flags, grpcAddr string, capacity int64,
 		grpcAddr = f.advertise
 	}
 	cfg.Meta = cluster.Meta{GRPCAddr: grpcAddr, Capacity: capacity, Zone: f.zone}
+	cfg.ZoneLocal = f.zoneLocal
 	if tlsFiles != nil {
 		cfg.Peer.Credentials = tlsFiles.Credentials()
 		checkCertNames(tlsFiles, grpcAddr, log)

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"slices"
@@ -63,6 +64,11 @@ type Config struct {
 	LeaveTimeout time.Duration
 	// Peer sets how shards are read from their owners.
 	Peer PeerConfig
+	// ZoneLocal gives every zone (Meta.Zone) its own owner of each shard,
+	// chosen among the zone's live members: storage is read once per zone
+	// rather than once per cluster, and no shard crosses zones between
+	// nodes (cross-zone traffic is what clouds bill). Set it on every node.
+	ZoneLocal bool
 }
 
 // DefaultConfig returns the defaults; BindAddr and Meta must still be set.
@@ -274,9 +280,38 @@ func (n *Node) Members() []Member {
 	return out
 }
 
-// Owner returns the owner of key among the live members.
+// Owner returns the owner of key among the live members of Pool.
 func (n *Node) Owner(key string) (Member, bool) {
-	return OwnerOf(key, n.Alive())
+	return OwnerOf(key, n.Pool())
+}
+
+// Pool returns the live members this node's shards are owned among: all
+// of them, or with ZoneLocal those of its zone.
+func (n *Node) Pool() []Member {
+	alive := n.Alive()
+	if !n.cfg.ZoneLocal {
+		return alive
+	}
+	return slices.DeleteFunc(alive, func(m Member) bool { return m.Meta.Zone != n.cfg.Meta.Zone })
+}
+
+// Pools returns the live members grouped as ownership sees them, for work
+// that every owner of a shard does (prefetch hints): one group, or with
+// ZoneLocal one per zone, in zone order.
+func (n *Node) Pools() [][]Member {
+	alive := n.Alive()
+	if !n.cfg.ZoneLocal {
+		return [][]Member{alive}
+	}
+	zones := map[string][]Member{}
+	for _, m := range alive {
+		zones[m.Meta.Zone] = append(zones[m.Meta.Zone], m)
+	}
+	var out [][]Member
+	for _, z := range slices.Sorted(maps.Keys(zones)) {
+		out = append(out, zones[z])
+	}
+	return out
 }
 
 // OwnerOf returns the owner of key among members by weighted rendezvous
