@@ -654,7 +654,13 @@ def _assemble(
     first: int | None = None
     for msg in call:
         if shm is not None:
-            shm.receive(msg)
+            try:
+                shm.receive(msg)
+            except Exception as err:
+                # A stream the server failed takes its region file with it,
+                # so a client behind on its messages cannot map it: the
+                # server's error, if one follows, is the one that says why.
+                raise _stream_error_or(call, err) from None
         parts.extend(msg.samples)
         if msg.arrow_ipc:
             if first is None:
@@ -681,6 +687,39 @@ def _assemble(
             first_position=first,
         )
         messages, arrow, row_shards, first = 0, [], [], None
+
+
+# How many messages, and for how long, a stream whose message the client
+# could not take in (its region cannot be mapped) is read on for the
+# server's own error. A stream the server did not fail may be waiting for
+# the batch's release, so the read is cut off after the grace.
+_ERROR_READ_MESSAGES = 64
+_ERROR_READ_GRACE = 5.0  # seconds
+
+
+def _stream_error_or(call: Any, err: BaseException) -> BaseException:
+    """The stream's own error (a grpc.RpcError), if it ends with one within
+    a few messages and _ERROR_READ_GRACE seconds, else err."""
+    gave_up = threading.Event()
+
+    def give_up() -> None:
+        gave_up.set()
+        call.cancel()
+
+    timer = threading.Timer(_ERROR_READ_GRACE, give_up)
+    timer.daemon = True
+    timer.start()
+    try:
+        for _ in range(_ERROR_READ_MESSAGES):
+            next(call)
+    except StopIteration:
+        return err
+    except grpc.RpcError as rerr:
+        cut_off = gave_up.is_set() and isinstance(rerr, grpc.Call) and rerr.code() == grpc.StatusCode.CANCELLED
+        return err if cut_off else rerr
+    finally:
+        timer.cancel()
+    return err
 
 
 def _progress_bar(client: Client, url: str, batch_size: int, args: dict[str, Any], *, required: bool) -> Any:

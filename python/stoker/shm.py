@@ -40,6 +40,7 @@ from typing import Any
 
 import grpc
 
+from . import errors
 from .gds import Extent, ExtentReader, _frombuffer
 from .v1 import loader_pb2
 
@@ -89,9 +90,20 @@ class ShmReader:
 
     def receive(self, msg: loader_pb2.StreamBatchesResponse) -> None:
         """Map the region (and find the tier's mapping) on the first
-        message; note the message's lease."""
+        message; note the message's lease. A region that cannot be mapped
+        raises StokerError naming it."""
         if msg.HasField("shm_region") and self._map is None:
-            self._map, writable = _map_region(msg.shm_region.path, msg.shm_region.size)
+            path, size = msg.shm_region.path, msg.shm_region.size
+            try:
+                self._map, writable = _map_region(path, size)
+            except OSError as err:
+                # Also what a client behind on its messages sees when the
+                # server failed the stream (and removed its region file):
+                # the stream reads on for the server's error (Client._stream).
+                raise errors.StokerError(
+                    f"stoker: cannot map the shm region {path} ({size} bytes): {err} (a shared-memory client "
+                    "must run on the server's host as a user that may open it)"
+                ) from err
             self._view = memoryview(self._map)
             self.region = msg.shm_region.id
             if self._pin:
