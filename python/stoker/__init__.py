@@ -30,6 +30,7 @@ from .errors import (
     ResourceExhausted,
     ServerUnavailable,
     StokerError,
+    TLSError,
 )
 
 __version__ = "0.1.0"
@@ -56,6 +57,7 @@ __all__ = [
     "ShardInfo",
     "Stats",
     "StokerError",
+    "TLSError",
     "decode_sample",
     "__version__",
 ]

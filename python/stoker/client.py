@@ -25,6 +25,7 @@ from . import errors
 from .gds import PATHS as GDS_PATHS
 from .shm import ShmReader, TierMap, TierMaps
 from .split import rank_count
+from .tls import PathLike, TLSFiles, handshake_error, is_local
 from .v1 import loader_pb2, loader_pb2_grpc
 
 __all__ = [
@@ -285,8 +286,20 @@ class Client:
     or 127.0.0.1:7470). ``token``, when given, is sent as a bearer token.
     ``retries`` is how many failed attempts in a row (no progress between
     them) a call or a stream makes before it raises ServerUnavailable.
-    ``credentials`` (grpc.ssl_channel_credentials(...)) makes a TLS channel;
     ``options`` are extra gRPC channel options.
+
+    TLS (``stokerd --tls-cert/--tls-key``, and ``--tls-ca`` for mutual TLS):
+    ``tls_ca`` is the PEM CA bundle that verifies the server (default: the
+    system's roots), ``tls_cert`` and ``tls_key`` the PEM client
+    certificate and key a server with ``--tls-ca`` requires. The server's
+    certificate must name the host of the address (DNS name or IP address).
+    Or pass ``credentials`` (grpc.ssl_channel_credentials(...)) as they are.
+    The files are read here, once: gRPC cannot re-read them, so rotated
+    files are used by a new Client. A ``unix:`` address ignores all of these:
+    stokerd serves its unix socket in plaintext. A failed handshake raises
+    :class:`stoker.TLSError` saying why, without retrying (see
+    :mod:`stoker.tls`); a plaintext client on a TLS port gets
+    PermissionDenied.
 
     A Client is safe to use from several threads. After ``os.fork`` a child
     must make its own Client (the torch dataset does this by itself).
@@ -303,11 +316,23 @@ class Client:
         max_message_bytes: int = 1 << 30,
         options: Sequence[tuple[str, Any]] = (),
         credentials: grpc.ChannelCredentials | None = None,
+        tls_ca: PathLike | None = None,
+        tls_cert: PathLike | None = None,
+        tls_key: PathLike | None = None,
     ) -> None:
         addr = address or os.environ.get("STOKER_SERVER") or DEFAULT_SERVER
         if addr.startswith("grpc://"):
             addr = addr[len("grpc://") :]
         self.address = addr
+        files = TLSFiles.of(tls_ca, tls_cert, tls_key)
+        if files is not None and credentials is not None:
+            raise errors.InvalidArgument("stoker: give credentials or tls_ca/tls_cert/tls_key, not both")
+        if is_local(addr):
+            files, credentials = None, None
+        elif files is not None:
+            credentials = files.credentials()
+        self._tls = credentials is not None
+        self._tls_files = files
         self.timeout = timeout
         self._retry = _Retry(retries=retries, first=backoff[0], longest=backoff[1])
         self._metadata: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {token}"),) if token else ()
@@ -365,12 +390,21 @@ class Client:
 
     # -- unary calls -------------------------------------------------------
 
+    def _raise_tls_error(self, err: grpc.RpcError, op: str) -> None:
+        """Raise TLSError when err is a failed TLS handshake: retrying
+        would meet the same certificates."""
+        if self._tls:
+            tls_err = handshake_error(err, op=op, target=self.address, files=self._tls_files)
+            if tls_err is not None:
+                raise tls_err from None
+
     def _unary(self, op: str, call: Callable[[], _T]) -> _T:
         failures = 0
         while True:
             try:
                 return call()
             except grpc.RpcError as err:
+                self._raise_tls_error(err, op)
                 if not _retriable(err) or failures >= self._retry.retries:
                     raise errors.from_rpc_error(err, op=op, target=self.address) from None
                 failures += 1
@@ -599,6 +633,7 @@ class Client:
                     )
                 return
             except grpc.RpcError as err:
+                self._raise_tls_error(err, "StreamBatches")
                 if not _retriable(err) or failures >= self._retry.retries:
                     raise errors.from_rpc_error(err, op="StreamBatches", target=self.address) from None
                 failures += 1

@@ -18,6 +18,7 @@ __all__ = [
     "DatasetChanged",
     "ResourceExhausted",
     "ServerUnavailable",
+    "TLSError",
     "Cancelled",
     "from_rpc_error",
 ]
@@ -62,6 +63,14 @@ class ResourceExhausted(StokerError):
 
 class ServerUnavailable(StokerError, ConnectionError):
     """The server (or its storage) could not be reached, retries included."""
+
+
+class TLSError(ServerUnavailable):
+    """The TLS handshake with the server failed: its certificate is not
+    verified by the CA given or does not name the host dialled, or it
+    refused the client certificate (or its absence). gRPC reports it as
+    UNAVAILABLE; the client raises it at once instead of retrying, since a
+    retry meets the same certificates (see stoker.tls)."""
 
 
 class Cancelled(StokerError):

@@ -22,7 +22,8 @@ naming it, when the dataset is made; a null in a row, when it is read.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import functools
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,6 +32,7 @@ import tensorflow as tf
 from . import errors
 from .client import Client, Cursor
 from .decode import DecodeOption, decoder_for
+from .tls import PathLike, TLSFiles
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -86,6 +88,9 @@ def dataset(
     format: str = "",
     columns: Sequence[str] | None = None,
     batched: bool = False,
+    tls_ca: PathLike | None = None,
+    tls_cert: PathLike | None = None,
+    tls_key: PathLike | None = None,
 ) -> tf.data.Dataset:
     """A tf.data.Dataset of one rank's samples of one epoch.
 
@@ -103,6 +108,10 @@ def dataset(
     For a columnar dataset (see the module's note) ``columns`` picks the
     columns and ``batched`` yields whole server batches; ``fields`` and
     ``decode`` are for WebDataset only.
+
+    ``tls_ca``, ``tls_cert`` and ``tls_key`` are the PEM files of a TLS
+    server, as for stoker.Client (ignored for a ``unix:`` address); they
+    are read each time the dataset is iterated.
     """
     if input_context is not None:
         rank, world_size = input_context.input_pipeline_id, input_context.num_input_pipelines
@@ -111,6 +120,8 @@ def dataset(
     if not 0 <= rank < world_size:
         raise errors.InvalidArgument(f"rank {rank} is outside world_size {world_size}")
     decoder = decoder_for(decode)
+    tls = TLSFiles.of(tls_ca, tls_cert, tls_key) or TLSFiles()
+    connect = functools.partial(Client, server, token=token, tls_ca=tls.ca, tls_cert=tls.cert, tls_key=tls.key)
     stream_args: dict[str, Any] = dict(
         batch_size=batch_size,
         seed=seed,
@@ -126,7 +137,7 @@ def dataset(
 
     first = None
     first_dict: dict[str, Any] = {}
-    with Client(server, token=token) as client:
+    with connect() as client:
         info = client.open_dataset(url, format)
         urls = tuple(s.object for s in info.shards)
         if info.arrow_schema:
@@ -135,7 +146,7 @@ def dataset(
                     f"stoker.tf: {url} is a columnar dataset: pick its columns with columns= (fields= and "
                     "decode= are for WebDataset)"
                 )
-            return _columnar_dataset(url, server, token, info, columns, batched, stream_args, output_signature)
+            return _columnar_dataset(url, connect, info, columns, batched, stream_args, output_signature)
         if columns or batched:
             raise errors.InvalidArgument(f"stoker.tf: columns= and batched= are for columnar datasets, not {url}")
         if fields is None or (decoder is not None and output_signature is None):
@@ -153,7 +164,7 @@ def dataset(
             output_signature = signature_of(decoder(sample))
 
     def generate() -> Iterator[dict[str, Any]]:
-        with Client(server, token=token) as c:
+        with connect() as c:
             for batch in c.stream(url, **stream_args):
                 if batch.columnar:
                     raise errors.InvalidArgument(
@@ -222,8 +233,7 @@ def _column_array(name: str, arr: pa.Array) -> np.ndarray:
 
 def _columnar_dataset(
     url: str,
-    server: str | None,
-    token: str | None,
+    connect: Callable[[], Client],
     info: DatasetInfo,
     columns: Sequence[str] | None,
     batched: bool,
@@ -248,7 +258,7 @@ def _columnar_dataset(
             yield {k: v[r] for k, v in cols.items()}
 
     def generate() -> Iterator[dict[str, Any]]:
-        with Client(server, token=token) as c:
+        with connect() as c:
             for batch in c.stream(url, columns=names, **stream_args):
                 yield from elements(batch)
 

@@ -55,6 +55,7 @@ from . import errors
 from .client import Batch, Client, Sample
 from .decode import DecodeOption, decoder_for
 from .split import worker_split
+from .tls import PathLike, TLSFiles
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -248,6 +249,11 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
             ``DataLoader(batch_size=None)``) instead of one sample at a time.
         collate: with batched, applied to each list of samples.
         token: bearer token for the server.
+        tls_ca, tls_cert, tls_key: PEM files of a TLS server (see
+            stoker.Client): its CA bundle, and the client certificate and
+            key a server with mutual TLS requires. Each process (each
+            DataLoader worker) reads them when it connects. Ignored for a
+            ``unix:`` address.
         format: dataset format ("" goes by the objects' extensions,
             "webdataset", "parquet", "arrow", "arrows").
         columns: a columnar dataset's columns to read, in this order
@@ -273,6 +279,9 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         token: str | None = None,
         format: str = "",
         columns: Sequence[str] | None = None,
+        tls_ca: PathLike | None = None,
+        tls_cert: PathLike | None = None,
+        tls_key: PathLike | None = None,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -293,6 +302,7 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         self.batched = batched
         self.collate = collate
         self.token = token
+        self.tls = TLSFiles.of(tls_ca, tls_cert, tls_key)  # checked here, read by each process's Client
         self.format = format
         self.columns = list(columns or ())
         self._epoch = _SharedEpoch(epoch)
@@ -363,7 +373,8 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
 
     def _get_client(self) -> Client:
         if self._client is None or self._client_pid != os.getpid():
-            self._client = Client(self.server, token=self.token)
+            tls = self.tls or TLSFiles()
+            self._client = Client(self.server, token=self.token, tls_ca=tls.ca, tls_cert=tls.cert, tls_key=tls.key)
             self._client_pid = os.getpid()
         return self._client
 
