@@ -169,6 +169,17 @@ func (s *Shards) fetch(key CacheKey, o Object, remote bool) ([]byte, error) {
 			s.log.Warn("reading shard from its owner failed: reading storage", "object", o.URL, "err", err)
 		}
 	}
+	if remote {
+		// Storage is read in the local flight only, which GetLocal (the Peer
+		// service answering other nodes, hints) shares: one read per shard
+		// per node however it is asked for. The local flight never waits on
+		// a remote one, so this cannot wait on itself.
+		v, err, _ := s.group.Do("local\x00"+key.Object+"\x00"+key.ETag, func() (any, error) { return s.fetch(key, o, false) })
+		if err != nil {
+			return nil, err
+		}
+		return v.([]byte), nil
+	}
 	s.sem <- struct{}{}
 	defer func() { <-s.sem }()
 	src, err := s.sources.For(o.URL)

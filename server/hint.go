@@ -182,19 +182,11 @@ func (h *hints) start(id string, objs []prefetch.Object, deadline time.Time, onl
 	}()
 }
 
-// warm reads o, which this node owns, into its cache for a hint, joining
-// the fetch of whoever reads o at the same time so that storage is read
-// once. Shards keeps two flights per shard: this node's streams read
-// through Get, other nodes through GetLocal (ReadShard). A hint that took
-// the other flight than a stream fetching the same shard read it a second
-// time (issue 5: the next epoch's prefetch, started with epoch e's stream,
-// fetched half of a dataset twice). So: alone, or while a stream here
-// still needs o, join the streams' flight (Get, which for a shard this
-// node owns reads storage, as GetLocal does); otherwise the other nodes'.
+// warm reads o, which this node owns, into its cache for a hint. Storage
+// is read in Shards' local flight, which this node's streams (Get) and the
+// other nodes' reads (GetLocal, through ReadShard) share, so a hint that
+// runs beside an epoch reading the same shard reads it once.
 func (h *hints) warm(ctx context.Context, o prefetch.Object) (*prefetch.Ref, error) {
-	if h.s.peers == nil || h.s.prefetcher.NextUse(o.CacheKey()) >= 0 {
-		return h.s.shards.Get(ctx, o)
-	}
 	return h.s.shards.GetLocal(ctx, o)
 }
 
