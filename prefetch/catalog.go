@@ -75,6 +75,11 @@ type CatalogConfig struct {
 	// ResolveTTL is how long an opened dataset is reused before its URL is
 	// listed again: the ranks of a job open the same URL at once.
 	ResolveTTL time.Duration
+	// OutageRetry is how long, after storage was found unreachable, opens
+	// of the same URL use the dataset opened before (or the stored
+	// manifest) without trying storage again: each try waits out the
+	// source's retries, which would otherwise delay every stream's start.
+	OutageRetry time.Duration
 	// MaxIndexes is how many shard indexes are kept decoded in memory.
 	MaxIndexes int
 }
@@ -84,6 +89,7 @@ func DefaultCatalogConfig() CatalogConfig {
 	return CatalogConfig{
 		IndexParallel: 8,                // indexing reads whole shards: as many as fetches in flight
 		ResolveTTL:    30 * time.Second, // a job's ranks start within seconds of each other
+		OutageRetry:   30 * time.Second, // one slow open per URL every 30 s while storage is down
 		MaxIndexes:    1 << 16,          // 64k shards, a few hundred MiB of keys and offsets at most
 	}
 }
@@ -105,10 +111,17 @@ type Catalog struct {
 	indexes *lru.Cache[CacheKey, []wds.Sample] // decoded shard indexes; safe for concurrent use
 }
 
-// opened is a dataset and when its URL was resolved.
+// opened is a dataset and when its URL was resolved; with storage down,
+// until when it is used without trying storage again.
 type opened struct {
-	ds *Dataset
-	at time.Time
+	ds         *Dataset
+	at         time.Time
+	retryAfter time.Time
+}
+
+// fresh reports whether o may be used without resolving its URL again.
+func (c *Catalog) fresh(o opened) bool {
+	return time.Since(o.at) < c.cfg.ResolveTTL || time.Now().Before(o.retryAfter)
 }
 
 // NewCatalog returns a Catalog storing its files under cfg.Dir.
@@ -119,6 +132,9 @@ func NewCatalog(cfg CatalogConfig, sources *Sources, shards *Shards, log *slog.L
 	}
 	if cfg.ResolveTTL == 0 {
 		cfg.ResolveTTL = d.ResolveTTL
+	}
+	if cfg.OutageRetry == 0 {
+		cfg.OutageRetry = d.OutageRetry
 	}
 	if cfg.MaxIndexes <= 0 {
 		cfg.MaxIndexes = d.MaxIndexes
@@ -144,7 +160,7 @@ func (c *Catalog) Open(ctx context.Context, url string, format shuffle.Format) (
 	if format != "" && format != shuffle.FormatWebDataset && !format.Columnar() {
 		return nil, &Error{Op: "open", Object: url, Kind: ErrBadURL, Err: fmt.Errorf("unknown format %q (want %s, or empty to go by the objects' extensions)", format, knownFormats)}
 	}
-	if o, ok := c.opened.Get(string(format) + " " + url); ok && time.Since(o.at) < c.cfg.ResolveTTL {
+	if o, ok := c.opened.Get(string(format) + " " + url); ok && c.fresh(o) {
 		return o.ds, nil
 	}
 	// The open goes on if this caller gives up: others may wait on it, and
@@ -164,10 +180,13 @@ func (c *Catalog) Open(ctx context.Context, url string, format shuffle.Format) (
 func (c *Catalog) open(ctx context.Context, url string, format shuffle.Format) (*Dataset, error) {
 	objs, err := Resolve(ctx, c.sources, url)
 	if errors.Is(err, ErrUnavailable) {
-		if o, ok := c.opened.Get(string(format) + " " + url); ok {
-			c.log.Warn("storage unreachable: using the dataset opened before", "url", url, "opened", o.at, "err", err)
+		key := string(format) + " " + url
+		retryAfter := time.Now().Add(c.cfg.OutageRetry)
+		if o, ok := c.opened.Get(key); ok {
+			c.log.Warn("storage unreachable: using the dataset opened before", "url", url, "opened", o.at, "retry_after", c.cfg.OutageRetry, "err", err)
 			ds := newDataset(o.ds.Manifest, o.ds.Index, true)
 			ds.Columnar = o.ds.Columnar
+			c.opened.Add(key, opened{ds: ds, at: o.at, retryAfter: retryAfter})
 			return ds, nil
 		}
 		m, serr := c.loadManifest(url)
@@ -180,7 +199,7 @@ func (c *Catalog) open(ctx context.Context, url string, format shuffle.Format) (
 			if cerr != nil {
 				return nil, err
 			}
-			c.opened.Add(string(format)+" "+url, opened{ds: ds, at: time.Now()})
+			c.opened.Add(key, opened{ds: ds, retryAfter: retryAfter})
 			return ds, nil
 		}
 		idx, ierr := c.loadIndexes(m)
@@ -188,7 +207,7 @@ func (c *Catalog) open(ctx context.Context, url string, format shuffle.Format) (
 			return nil, err
 		}
 		ds := newDataset(m, idx, true)
-		c.opened.Add(string(format)+" "+url, opened{ds: ds, at: time.Now()})
+		c.opened.Add(key, opened{ds: ds, retryAfter: retryAfter})
 		return ds, nil
 	}
 	if err != nil {
