@@ -175,16 +175,33 @@ func (c *Client) wait(ctx context.Context, n int) error {
 	}
 }
 
-// streamErrorOr reads on, a few messages at most, for the stream's own
-// error, and returns it if the stream failed, else err.
+// streamErrorOr reads on, a few messages and a few seconds at most, for
+// the stream's own error, and returns it if the stream failed, else err.
+// The bound matters for a stream the server did not fail: it may be
+// waiting for releases this client will never make. The caller cancels
+// the stream afterwards, which ends the reader.
 func streamErrorOr(st stokerv1.Loader_StreamBatchesClient, err error) error {
-	for range 64 {
-		if _, rerr := st.Recv(); rerr != nil {
-			if errors.Is(rerr, io.EOF) {
-				return err
+	done := make(chan error, 1)
+	go func() {
+		for range 64 {
+			if _, rerr := st.Recv(); rerr != nil {
+				done <- rerr
+				return
 			}
+		}
+		done <- nil
+	}()
+	timer := time.NewTimer(errorReadGrace)
+	defer timer.Stop()
+	select {
+	case rerr := <-done:
+		if rerr != nil && !errors.Is(rerr, io.EOF) {
 			return rerr
 		}
+	case <-timer.C:
 	}
 	return err
 }
+
+// errorReadGrace bounds streamErrorOr's wait.
+const errorReadGrace = 5 * time.Second
