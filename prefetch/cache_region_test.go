@@ -8,30 +8,13 @@ import (
 	"unsafe"
 
 	"github.com/stoker-data/stoker/gpu"
+	"github.com/stoker-data/stoker/gpu/gputest"
 )
 
-// poisonArena is a real gpu.Arena that overwrites what is freed, so that
-// bytes read after their entry was freed show up as wrong bytes.
-type poisonArena struct{ *gpu.Arena }
-
-func (p poisonArena) Free(b []byte) {
-	full := b[:cap(b)]
-	for i := range full {
-		full[i] = 0xDB
-	}
-	p.Arena.Free(b)
-}
-
-// newRegion maps an unlocked region of n bytes for a test, with a
-// poisoning arena over it.
-func newRegion(t *testing.T, n int) (*gpu.Pinned, poisonArena) {
-	t.Helper()
-	region, err := gpu.AllocRegion(n, gpu.RegionOptions{Node: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { region.Close() })
-	return region, poisonArena{gpu.NewArena(region)}
+// newRegion maps a region of n bytes for a test, with a poisoning arena
+// over it.
+func newRegion(t *testing.T, n int) (*gpu.Pinned, gputest.PoisonArena) {
+	return gputest.NewPoisonRegion(t, n)
 }
 
 // inRegion reports whether b lies inside region.

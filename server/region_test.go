@@ -15,32 +15,15 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 
 	"github.com/stoker-data/stoker/clients/stoker"
-	"github.com/stoker-data/stoker/gpu"
+	"github.com/stoker-data/stoker/gpu/gputest"
 	"github.com/stoker-data/stoker/prefetch"
 	"github.com/stoker-data/stoker/prefetch/wds"
 )
 
-// poisonArena is a real gpu.Arena that overwrites what is freed, so that a
-// batch built from bytes freed under it carries 0xDB instead of data.
-type poisonArena struct{ *gpu.Arena }
-
-func (p poisonArena) Free(b []byte) {
-	full := b[:cap(b)]
-	for i := range full {
-		full[i] = 0xDB
-	}
-	p.Arena.Free(b)
-}
-
 // withPoisonRegion gives the server a memory tier of n bytes in a region
 // whose freed bytes are poisoned; it returns the arena to inspect.
-func withPoisonRegion(t *testing.T, n int) (func(*Config), *poisonArena) {
-	region, err := gpu.AllocRegion(n, gpu.RegionOptions{Node: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { region.Close() }) // after the server's Shutdown (cleanups run last first)
-	arena := &poisonArena{gpu.NewArena(region)}
+func withPoisonRegion(t *testing.T, n int) (func(*Config), gputest.PoisonArena) {
+	_, arena := gputest.NewPoisonRegion(t, n) // closed after the server's Shutdown
 	return func(c *Config) {
 		c.Cache.MemoryBytes, c.Cache.Memory = int64(n), arena
 	}, arena

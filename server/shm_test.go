@@ -33,6 +33,25 @@ func serveUnix(tb testing.TB, h *harness) string {
 	return "unix://" + path
 }
 
+// receiveAll receives st's messages into msgs, as fast as they come and
+// without releasing anything, until the stream ends; then it closes msgs
+// and sends the stream's end (io.EOF or its error) on errc.
+func receiveAll(st stokerv1.Loader_StreamBatchesClient) (msgs chan *stokerv1.StreamBatchesResponse, errc chan error) {
+	msgs, errc = make(chan *stokerv1.StreamBatchesResponse, 1024), make(chan error, 1)
+	go func() {
+		for {
+			m, err := st.Recv()
+			if err != nil {
+				close(msgs)
+				errc <- err
+				return
+			}
+			msgs <- m
+		}
+	}()
+	return msgs, errc
+}
+
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
@@ -116,19 +135,7 @@ func TestShmSlowClientBacksUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msgs := make(chan *stokerv1.StreamBatchesResponse, 1024)
-	errc := make(chan error, 1)
-	go func() {
-		for {
-			m, err := st.Recv()
-			if err != nil {
-				close(msgs)
-				errc <- err
-				return
-			}
-			msgs <- m
-		}
-	}()
+	msgs, errc := receiveAll(st)
 	waitFor(t, "the stream to wait for releases", func() bool { return h.srv.Stats().ShmWaits > 0 })
 	s := h.srv.Stats()
 	if s.ShmLeasedBytes > region || s.ShmRegionBytes != region || s.ShmLeases == 0 {

@@ -86,19 +86,7 @@ func TestShmTierSlowClientBacksUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msgs := make(chan *stokerv1.StreamBatchesResponse, 1024)
-	errc := make(chan error, 1)
-	go func() {
-		for {
-			m, err := st.Recv()
-			if err != nil {
-				close(msgs)
-				errc <- err
-				return
-			}
-			msgs <- m
-		}
-	}()
+	msgs, errc := receiveAll(st)
 	waitFor(t, "the stream to wait for releases", func() bool { return h.srv.Stats().ShmWaits > 0 })
 	if n := len(msgs); n == 0 || n > 4 {
 		t.Fatalf("%d messages sent before the stream waited: want the region's 1 MiB of 512 KiB shards, 1 to 4 messages", n)
