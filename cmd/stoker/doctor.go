@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/dustin/go-humanize"
+	"golang.org/x/sys/unix"
 
 	"github.com/stoker-data/stoker/gpu"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
@@ -145,7 +146,10 @@ func plan(h gpu.Host, memory uint64, mode server.MemoryRegion, sockGiven, sockOK
 		} else {
 			out = append(out, "numa:          "+p.NodeWhy)
 		}
-		if p.Share {
+		if free, ok := shmFree(h.ShmDir); p.Share && ok && free < memory {
+			out = append(out, fmt.Sprintf("tier sharing:  no: %s has %s free, under the tier's %s, so stokerd keeps the tier private (give the folder more room, e.g. docker run --shm-size)",
+				h.ShmDir, humanize.IBytes(free), humanize.IBytes(memory)))
+		} else if p.Share {
 			out = append(out, "tier sharing:  a file in "+h.ShmDir+": shared-memory streams read the tier in place, no copy")
 		} else {
 			out = append(out, "tier sharing:  "+p.ShareWhy)
@@ -165,4 +169,14 @@ func plan(h gpu.Host, memory uint64, mode server.MemoryRegion, sockGiven, sockOK
 		out = append(out, "disk → gpu:    pinned host memory, then a DMA copy (no cuFile)")
 	}
 	return out
+}
+
+// shmFree returns the bytes free for an unprivileged user in dir's file
+// system.
+func shmFree(dir string) (uint64, bool) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return 0, false
+	}
+	return st.Bavail * uint64(st.Bsize), true
 }
