@@ -125,6 +125,12 @@ func (s *Server) setupMemoryRegion() {
 	var err error
 	if p.Share {
 		opt.Path = filepath.Join(s.shm.dir, fmt.Sprintf("stoker-%d-tier.shm", os.Getpid()))
+		// A file by this name is an earlier stokerd's that had our pid (a
+		// restarted container keeps its shm folder and its pid 1); clients
+		// that map it keep their mapping.
+		if err := os.Remove(opt.Path); err == nil {
+			s.log.Info("memory tier: removed a tier file left by an earlier stokerd with this pid", "file", opt.Path)
+		}
 		if r, err = gpu.AllocRegion(int(c.MemoryBytes), opt); err != nil {
 			info.ShareReason = "private: " + err.Error()
 			s.log.Warn("memory tier: cannot share its region (is the shm folder big enough?); keeping it private", "err", err)

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -173,5 +175,26 @@ func TestShmStepLargerThanRegionFails(t *testing.T) {
 			}
 			waitFor(t, "the region to go", func() bool { return h.srv.Stats().ShmRegions == 0 })
 		})
+	}
+}
+
+// A tier file left by an earlier stokerd with the same pid (a restarted
+// container) is replaced, not a reason to keep the tier private.
+func TestShmTierReplacesStaleFile(t *testing.T) {
+	dir := t.TempDir()
+	stale := filepath.Join(dir, fmt.Sprintf("stoker-%d-tier.shm", os.Getpid()))
+	if err := os.WriteFile(stale, []byte("an earlier stokerd's tier"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, wds.Synthetic{Shards: 1, PerShard: 2, SampleSize: 10, Seed: 1}, func(c *Config) {
+		sharedTier(1 << 20)(c)
+		c.Shm.Dir = dir
+	})
+	info := h.srv.Stats().GetHost().GetMemoryRegion()
+	if info.GetSharedPath() != stale {
+		t.Fatalf("tier %v, want shared at %s", info, stale)
+	}
+	if st, err := os.Stat(stale); err != nil || st.Size() < 1<<20 {
+		t.Fatalf("tier file: %v, %v", st, err)
 	}
 }
