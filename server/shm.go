@@ -119,7 +119,7 @@ type shmRegion struct {
 	head   int64 // monotonic: bytes ever allocated (padding included)
 	tail   int64 // monotonic: bytes freed
 	next   uint64
-	pinned int64       // bytes of tier shards the live leases pin
+	pinned int64       // bytes of tier fields the live leases hold
 	order  []*shmLease // live leases in allocation order
 	leases map[uint64]*shmLease
 	room   chan struct{} // closed and replaced when bytes are freed
@@ -129,7 +129,7 @@ type shmLease struct {
 	id         uint64
 	start, end int64  // monotonic range, padding included
 	off, n     int    // the bytes handed out
-	pinned     int64  // bytes of tier shards it pins
+	pinned     int64  // bytes of tier fields it holds
 	step       uint64 // the step of its message
 	released   bool
 	unpins     []func() // disk extents held with the lease (gds)
@@ -152,9 +152,9 @@ func (g *shmRegion) attach(l *shmLease, unpins []func()) {
 	l.unpins = unpins
 }
 
-// alloc leases n bytes for a message of step, pinning pinned bytes of the
-// memory tier with them, waiting while the region is full, or the
-// stream's pins of the tier would pass the region's size, until the client
+// alloc leases n bytes for a message of step, holding pinned bytes of
+// fields in the memory tier with them, waiting while the region is full,
+// or the stream's tier fields held would pass the region's size, until the client
 // releases enough, ctx ends or the region closes. Clients release a step's
 // leases once they have all of its parts, so a step never waits on its
 // own leases: past the pin limit it goes on, and a step whose parts alone

@@ -77,11 +77,15 @@ func (l *loader) openShm(ctx context.Context, req *stokerv1.StreamBatchesRequest
 // and leaves only their offsets in msg, waiting while the region is full.
 func (s *shmStream) place(ctx context.Context, msg *stokerv1.StreamBatchesResponse, n int) error {
 	var unpins []func()
+	// Fields left in the tier count against the region like copied ones:
+	// what a client holds unreleased is bounded by the region's size,
+	// however large the shards it pins (a WebDataset shard may be a GiB).
 	var pinned int64
 	if s.tier != nil {
 		var moved int
-		unpins, moved, pinned = s.tier.replace(msg)
+		unpins, moved = s.tier.replace(msg)
 		n -= moved
+		pinned = int64(moved)
 		s.region.reg.tierBytes.Add(uint64(moved))
 	}
 	if s.extents != nil {

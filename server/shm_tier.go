@@ -20,9 +20,9 @@ type tierSource struct {
 }
 
 // replace points every field it can into the tier (ShmTier, ShmOffset,
-// ShmLength; Data cleared) and returns the pins taken, the field bytes
-// moved out of the message and the bytes of the shards pinned.
-func (x *tierSource) replace(msg *stokerv1.StreamBatchesResponse) (unpins []func(), moved int, pinned int64) {
+// ShmLength; Data cleared) and returns the pins taken and the field bytes
+// moved out of the message.
+func (x *tierSource) replace(msg *stokerv1.StreamBatchesResponse) (unpins []func(), moved int) {
 	base := uintptr(unsafe.Pointer(unsafe.SliceData(x.mem)))
 	limit := base + uintptr(len(x.mem))
 	pins := map[int32]bool{} // by shard: pinned for this message (true), or not in the tier
@@ -44,7 +44,6 @@ func (x *tierSource) replace(msg *stokerv1.StreamBatchesResponse) (unpins []func
 				var r *prefetch.Ref
 				if r, ok = x.cache.Pin(x.ds.Key(int(shard))); ok {
 					unpins = append(unpins, r.Release)
-					pinned += int64(len(r.Bytes()))
 				}
 				pins[shard] = ok
 			}
@@ -55,5 +54,5 @@ func (x *tierSource) replace(msg *stokerv1.StreamBatchesResponse) (unpins []func
 			moved += n
 		}
 	}
-	return unpins, moved, pinned
+	return unpins, moved
 }

@@ -73,7 +73,8 @@ func TestShmTierEpochMatchesGRPC(t *testing.T) {
 }
 
 // A client that holds its leases pins the tier's shards: the stream stops
-// once its pins reach the region's size, and goes on as they are released.
+// once the tier fields it holds reach the region's size, and goes on as
+// they are released.
 func TestShmTierSlowClientBacksUp(t *testing.T) {
 	const region = 1 << 20
 	syn := wds.Synthetic{Shards: 8, PerShard: 16, SampleSize: 32 << 10, Seed: 5} // 512 KiB shards
@@ -90,13 +91,29 @@ func TestShmTierSlowClientBacksUp(t *testing.T) {
 	}
 	msgs, errc := receiveAll(st)
 	waitFor(t, "the stream to wait for releases", func() bool { return h.srv.Stats().ShmWaits > 0 })
-	if n := len(msgs); n == 0 || n > 4 {
-		t.Fatalf("%d messages sent before the stream waited: want the region's 1 MiB of 512 KiB shards, 1 to 4 messages", n)
+	// What was sent before the wait fills the region with tier fields, and
+	// one more step would have overfilled it.
+	tierBytes := func(m *stokerv1.StreamBatchesResponse) (n uint64) {
+		for _, smp := range m.GetSamples() {
+			for _, f := range smp.GetFields() {
+				n += f.GetShmLength()
+			}
+		}
+		return n
+	}
+	early := make([]*stokerv1.StreamBatchesResponse, len(msgs))
+	held := uint64(0)
+	for i := range early {
+		early[i] = <-msgs
+		held += tierBytes(early[i])
+	}
+	if len(early) < 2 || held > region || held+tierBytes(early[0]) <= region {
+		t.Fatalf("%d messages holding %d bytes of the tier before the stream waited, in a region of %d", len(early), held, region)
 	}
 	var region0 string
 	var tier *stokerv1.ShmRegion
 	total := 0
-	for m := range msgs {
+	handle := func(m *stokerv1.StreamBatchesResponse) {
 		if g := m.GetShmRegion(); g != nil {
 			region0, tier = g.GetId(), m.GetShmTier()
 		}
@@ -111,6 +128,12 @@ func TestShmTierSlowClientBacksUp(t *testing.T) {
 		if _, err := api.ReleaseShm(ctx, &stokerv1.ReleaseShmRequest{Region: region0, Leases: []uint64{m.GetShmLease().GetId()}}); err != nil && status.Code(err) != codes.NotFound {
 			t.Fatal(err)
 		}
+	}
+	for _, m := range early {
+		handle(m)
+	}
+	for m := range msgs {
+		handle(m)
 	}
 	if err := <-errc; !errors.Is(err, io.EOF) {
 		t.Fatal(err)
