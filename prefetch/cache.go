@@ -252,10 +252,9 @@ func (c *Cache) Acquire(key CacheKey) (r *Ref, tier Tier, ok bool) {
 	}
 	c.memMu.Unlock()
 	if c.disk != nil {
-		if data, ok := c.getDisk(key); ok {
+		if r, ok := c.getDisk(key); ok {
 			c.diskHits.Add(1)
-			c.putMem(key, data)
-			return HeapRef(data), TierDisk, true
+			return r, TierDisk, true
 		}
 	}
 	c.misses.Add(1)
@@ -336,8 +335,11 @@ func (c *Cache) freeMem(e *entry) {
 	e.data = nil
 }
 
-// getDisk reads key's entry from the disk tier, dropping it if it is bad.
-func (c *Cache) getDisk(key CacheKey) ([]byte, bool) {
+// getDisk reads key's entry from the disk tier, dropping it if it is bad,
+// and promotes it to the memory tier if the policy admits it. With an
+// Allocator the file is read straight into the entry's bytes in the
+// region, and the Ref pins that entry; otherwise it is read to the heap.
+func (c *Cache) getDisk(key CacheKey) (*Ref, bool) {
 	c.life.RLock()
 	defer c.life.RUnlock()
 	if c.closed.Load() {
@@ -353,7 +355,20 @@ func (c *Cache) getDisk(key CacheKey) ([]byte, bool) {
 	e.pins++ // not evicted while we read it
 	c.diskMu.Unlock()
 
-	data, err := readEntryFile(c.path(key), key)
+	var filling *entry // the memory entry being read into, if any, and its bytes
+	var fillBuf []byte
+	data, err := readEntryInto(c.path(key), key, func(n int64) []byte {
+		if c.cfg.Memory != nil && n > 0 {
+			if me, buf, _, ok := c.admitMem(key, n, nil); ok && buf != nil {
+				filling, fillBuf = me, buf
+				return buf
+			}
+		}
+		return make([]byte, n)
+	})
+	if err != nil && filling != nil {
+		c.fillFailed(filling, fillBuf)
+	}
 
 	c.diskMu.Lock()
 	e.pins--
@@ -363,7 +378,11 @@ func (c *Cache) getDisk(key CacheKey) ([]byte, bool) {
 	}
 	c.diskMu.Unlock()
 	if err == nil {
-		return data, true
+		if filling != nil {
+			return c.fillDone(filling, data, true), true
+		}
+		c.putMem(key, data)
+		return HeapRef(data), true
 	}
 	if dropped { // another reader may have found and counted it first
 		c.log.Warn("cache: dropped disk entry", "object", key.Object, "etag", key.ETag, "err", err)
@@ -421,29 +440,44 @@ func (c *Cache) has(key CacheKey) bool {
 
 // putMem admits key's data to the memory tier if the policy allows, and
 // reports whether the memory tier holds key afterwards. With an Allocator
-// the bytes are copied into its region, outside the lock: meanwhile the
-// entry is pinned and filling, which Acquire treats as absent.
+// the bytes are copied into its region, outside the lock.
 func (c *Cache) putMem(key CacheKey, data []byte) bool {
-	e := &entry{key: key, size: int64(len(data)), data: data}
-	if e.size > c.cfg.MemoryBytes {
-		return false
+	e, buf, held, ok := c.admitMem(key, int64(len(data)), data)
+	if held || !ok {
+		return held
+	}
+	if buf != nil {
+		copy(buf, data)
+		c.fillDone(e, buf, false)
+	}
+	return true
+}
+
+// admitMem admits an entry of size bytes for key to the memory tier if the
+// policy allows (ok), unless the tier holds key already (held). On the
+// heap, or for an empty entry, the entry holds data at once. With an
+// Allocator it returns buf, the entry's bytes in the region, for the caller
+// to fill and then hand to fillDone (or fillFailed); meanwhile the entry
+// is filling, which Acquire treats as absent, and pinned, counted as a Ref
+// so that Drained waits for the writes into the region.
+func (c *Cache) admitMem(key CacheKey, size int64, data []byte) (e *entry, buf []byte, held, ok bool) {
+	if size > c.cfg.MemoryBytes {
+		return nil, nil, false, false
 	}
 	o := c.loadOracle()
 	c.memMu.Lock()
 	if c.closed.Load() || c.mem.entries[key] != nil {
-		held := c.mem.entries[key] != nil
+		held = c.mem.entries[key] != nil
 		c.memMu.Unlock()
-		return held
+		return nil, nil, held, false
 	}
+	e = &entry{key: key, size: size, data: data}
 	victims, ok := c.mem.admit(e, o)
 	for _, v := range victims {
 		c.freeMem(v)
 	}
 	evicted := len(victims)
-	var buf []byte
-	if ok && c.cfg.Memory != nil && e.size > 0 {
-		// Pinned while filling, and counted as a Ref: Drained waits for the
-		// copy, which writes into the region.
+	if ok && c.cfg.Memory != nil && size > 0 {
 		e.data, e.pins, e.filling = nil, 1, true
 		c.memRefs++
 		if buf, evicted, ok = c.allocMem(e, o, evicted); !ok {
@@ -454,17 +488,33 @@ func (c *Cache) putMem(key CacheKey, data []byte) bool {
 	c.memEvictions.Add(int64(evicted))
 	if !ok {
 		c.memBypasses.Add(1)
-		return false
 	}
-	if buf == nil {
-		return true
-	}
-	copy(buf, data)
+	return e, buf, false, ok
+}
+
+// fillDone makes an entry admitMem left filling readable, its bytes being
+// buf. With keep the caller's pin becomes the returned Ref's; otherwise it
+// is dropped (and the entry freed if Close came meanwhile) and fillDone
+// returns nil.
+func (c *Cache) fillDone(e *entry, buf []byte, keep bool) *Ref {
 	c.memMu.Lock()
+	defer c.memMu.Unlock()
 	e.data, e.filling = buf, false
-	c.unpinLocked(e) // frees it if Close came meanwhile
-	c.memMu.Unlock()
-	return true
+	if keep {
+		return &Ref{data: buf, c: c, e: e}
+	}
+	c.unpinLocked(e)
+	return nil
+}
+
+// fillFailed removes an entry admitMem left filling whose bytes could not
+// be filled, and frees them.
+func (c *Cache) fillFailed(e *entry, buf []byte) {
+	c.memMu.Lock()
+	defer c.memMu.Unlock()
+	c.mem.remove(e)
+	e.data, e.filling, e.dropped = buf, false, true
+	c.unpinLocked(e)
 }
 
 // allocMem finds room for e, already admitted, in the Allocator's region:

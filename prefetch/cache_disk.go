@@ -164,12 +164,18 @@ func openEntryFile(path string, key *CacheKey) (*os.File, fileHeader, error) {
 // readEntryFile returns the data of key's file at path, verified against
 // its checksum. A damaged, short or foreign file is errBadFile.
 func readEntryFile(path string, key CacheKey) ([]byte, error) {
+	return readEntryInto(path, key, func(n int64) []byte { return make([]byte, n) })
+}
+
+// readEntryInto is readEntryFile reading into the buffer that buffer
+// returns for the data's length (which the header gives).
+func readEntryInto(path string, key CacheKey, buffer func(n int64) []byte) ([]byte, error) {
 	f, h, err := openEntryFile(path, &key)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	data := make([]byte, h.dataLen)
+	data := buffer(h.dataLen)
 	if _, err := io.ReadFull(io.NewSectionReader(f, h.dataOff, h.dataLen), data); err != nil {
 		return nil, readError(err, "data")
 	}

@@ -210,3 +210,50 @@ func TestCacheRegionConcurrent(t *testing.T) {
 	}
 	t.Logf("%+v", c.Metrics())
 }
+
+// A disk hit is read straight into the region: the Ref is the new memory
+// entry's bytes, and the next read is a memory hit. A damaged file gives
+// a miss and leaves nothing allocated.
+func TestCacheRegionDiskHitReadsIntoRegion(t *testing.T) {
+	region, arena := newRegion(t, 16<<10)
+	dir := t.TempDir()
+	c, _ := openTestCache(t, CacheConfig{MemoryBytes: 16 << 10, Memory: arena, DiskBytes: 1 << 20, Dir: dir, Policy: PolicyLRU})
+	const size = 6 << 10 // two fit in memory
+	for i := range 4 {
+		mustPut(t, c, testKey(i), testData(testKey(i), size))
+	}
+	if c.Contains(testKey(0)) != TierDisk {
+		t.Fatal("key 0 should have left the memory tier")
+	}
+	r, tier, ok := c.Acquire(testKey(0))
+	if !ok || tier != TierDisk {
+		t.Fatalf("Acquire: tier %v, ok %v", tier, ok)
+	}
+	if !inRegion(region, r.Bytes()) || !bytes.Equal(r.Bytes(), testData(testKey(0), size)) {
+		t.Fatal("a disk hit must come as the memory entry's bytes in the region")
+	}
+	r.Release()
+	wantGet(t, c, testKey(0), testData(testKey(0), size), TierMemory)
+
+	// Damage key 1's file once it is only on disk: a miss, nothing kept.
+	mustPut(t, c, testKey(4), testData(testKey(4), size))
+	if c.Contains(testKey(1)) != TierDisk {
+		t.Fatal("key 1 should be on disk only")
+	}
+	flipByte(func(n int64) int64 { return n - 10 })(t, c.path(testKey(1)))
+	used := arena.Used()
+	if _, _, ok := c.Acquire(testKey(1)); ok {
+		t.Fatal("a damaged file was returned")
+	}
+	if c.Contains(testKey(1)) != TierNone || c.Metrics().Corrupt != 1 {
+		t.Fatalf("after a damaged read: tier %v, %+v", c.Contains(testKey(1)), c.Metrics())
+	}
+	if arena.Used() > used {
+		t.Fatalf("the damaged read left %d bytes allocated (had %d)", arena.Used(), used)
+	}
+	c.Close()
+	<-c.Drained()
+	if arena.Used() != 0 {
+		t.Fatalf("arena holds %d bytes after Close", arena.Used())
+	}
+}
