@@ -47,19 +47,6 @@ func (d Discovery) String() string {
 	return "NVML " + d.DriverVersion + ": " + strings.Join(parts, "; ")
 }
 
-// NUMANodes returns the distinct NUMA nodes of the devices, in device order.
-func (d Discovery) NUMANodes() []int {
-	var out []int
-	seen := map[int]bool{}
-	for _, g := range d.Devices {
-		if !seen[g.NUMANode] {
-			seen[g.NUMANode] = true
-			out = append(out, g.NUMANode)
-		}
-	}
-	return out
-}
-
 // Discover asks NVML for the host's GPUs. A host without NVML (no driver,
 // no library, a build without cgo) is a normal answer: NVML false and a
 // Reason. An error means NVML was found but failed, and names the call.
