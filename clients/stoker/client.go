@@ -108,11 +108,7 @@ func (c *Client) Conn() *grpc.ClientConn { return c.conn }
 
 // OpenDataset resolves a dataset URL on the server and returns its manifest.
 func (c *Client) OpenDataset(ctx context.Context, url string) (*stokerv1.Dataset, error) {
-	r, err := c.api.OpenDataset(ctx, &stokerv1.OpenDatasetRequest{Url: url})
-	if err != nil {
-		return nil, err
-	}
-	return r.GetDataset(), nil
+	return c.OpenDatasetFormat(ctx, url, "")
 }
 
 // Stats returns the server's counters.
