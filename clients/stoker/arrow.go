@@ -36,12 +36,6 @@ func Schema(ds *stokerv1.Dataset) (*arrow.Schema, error) {
 	return r.Schema(), nil
 }
 
-// columnarPart collects the Arrow parts of a columnar batch.
-type columnarPart struct {
-	recs  []arrow.RecordBatch
-	bytes int
-}
-
 // addArrow decodes one message's Arrow IPC rows into b.
 func (b *Batch) addArrow(m *stokerv1.StreamBatchesResponse) error {
 	data := m.GetArrowIpc()
@@ -56,12 +50,12 @@ func (b *Batch) addArrow(m *stokerv1.StreamBatchesResponse) error {
 	for r.Next() {
 		rec := r.RecordBatch()
 		rec.Retain()
-		b.parts.recs = append(b.parts.recs, rec)
+		b.parts = append(b.parts, rec)
 	}
 	if err := r.Err(); err != nil {
 		return fmt.Errorf("stoker: step %d: Arrow IPC: %w", m.GetStep(), err)
 	}
-	b.parts.bytes += len(data)
+	b.ArrowBytes += len(data)
 	if b.RowShards == nil {
 		b.FirstPosition = m.GetFirstPosition()
 	}
@@ -71,9 +65,8 @@ func (b *Batch) addArrow(m *stokerv1.StreamBatchesResponse) error {
 
 // finishArrow joins the parts of a columnar batch into Record.
 func (b *Batch) finishArrow() error {
-	recs := b.parts.recs
-	b.ArrowBytes = b.parts.bytes
-	b.parts = columnarPart{}
+	recs := b.parts
+	b.parts = nil
 	switch len(recs) {
 	case 0:
 		return nil

@@ -55,7 +55,7 @@ type Batch struct {
 	// Cursor is where the next step starts: pass it as Epoch.Start to resume.
 	Cursor uint64
 
-	parts columnarPart
+	parts []arrow.RecordBatch // a columnar batch's Arrow parts until finishArrow joins them
 }
 
 // Batches streams the epoch as a sequence of batches. When the stream
