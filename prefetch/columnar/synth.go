@@ -75,15 +75,7 @@ func WriteParquet(recs []arrow.RecordBatch, codec compress.Compression) ([]byte,
 	if err != nil {
 		return nil, err
 	}
-	for _, r := range recs { // Write makes one row group per call
-		if err := w.Write(r); err != nil {
-			return nil, err
-		}
-	}
-	if err := w.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return writeAll(w, &buf, recs) // Write makes one row group per call
 }
 
 // WriteArrowFile writes recs as an Arrow IPC file, one record batch each.
@@ -93,21 +85,23 @@ func WriteArrowFile(recs []arrow.RecordBatch) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, r := range recs {
-		if err := w.Write(r); err != nil {
-			return nil, err
-		}
-	}
-	if err := w.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return writeAll(w, &buf, recs)
 }
 
 // WriteArrowStream writes recs as an Arrow IPC stream.
 func WriteArrowStream(recs []arrow.RecordBatch) ([]byte, error) {
 	var buf bytes.Buffer
-	w := ipc.NewWriter(&buf, ipc.WithSchema(recs[0].Schema()))
+	return writeAll(ipc.NewWriter(&buf, ipc.WithSchema(recs[0].Schema())), &buf, recs)
+}
+
+// recordWriter is what the Parquet and Arrow IPC writers have in common.
+type recordWriter interface {
+	Write(arrow.RecordBatch) error
+	Close() error
+}
+
+// writeAll writes recs with w, closes it and returns what it wrote to buf.
+func writeAll(w recordWriter, buf *bytes.Buffer, recs []arrow.RecordBatch) ([]byte, error) {
 	for _, r := range recs {
 		if err := w.Write(r); err != nil {
 			return nil, err
