@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"sync"
-	"time"
 
 	"google.golang.org/grpc/credentials"
 )
@@ -49,31 +48,22 @@ type TLSFiles struct {
 	log           *slog.Logger
 
 	mu     sync.Mutex       // guards the fields below
-	stamps [3]fileStamp     // of ca, cert and key when last read
+	stamps [3]os.FileInfo   // of ca, cert and key when last read; nil for a file not given
 	pair   *tls.Certificate // nil without Cert
 	pool   *x509.CertPool   // nil without CA: the system's roots verify servers, no client is verified
 	server *tls.Config      // built from pair and pool, reused until they change
 }
 
-// fileStamp is what tells a changed file: its modification time, size
-// and identity (a file replaced by rename is another file, even within the
-// file system's timestamp granularity).
-type fileStamp struct {
-	mod  time.Time
-	size int64
-	info os.FileInfo
-}
-
-func (s fileStamp) same(o fileStamp) bool {
-	if s.info == nil || o.info == nil {
-		return s.info == nil && o.info == nil
-	}
-	return s.mod.Equal(o.mod) && s.size == o.size && os.SameFile(s.info, o.info)
-}
-
-func sameStamps(a, b [3]fileStamp) bool {
+// sameStamps reports whether no file changed between two stats: what
+// tells a changed file is its modification time, size and identity (a file
+// replaced by rename is another file, even within the file system's
+// timestamp granularity).
+func sameStamps(a, b [3]os.FileInfo) bool {
 	for i := range a {
-		if !a[i].same(b[i]) {
+		if (a[i] == nil) != (b[i] == nil) {
+			return false
+		}
+		if a[i] != nil && (!a[i].ModTime().Equal(b[i].ModTime()) || a[i].Size() != b[i].Size() || !os.SameFile(a[i], b[i])) {
 			return false
 		}
 	}
@@ -108,9 +98,9 @@ func LoadTLSFiles(caFile, certFile, keyFile string, log *slog.Logger) (*TLSFiles
 	return f, nil
 }
 
-// stat returns the files' stamps; a file not given has a zero stamp.
-func (f *TLSFiles) stat() ([3]fileStamp, error) {
-	var s [3]fileStamp
+// stat returns the files' stamps; a file not given has none.
+func (f *TLSFiles) stat() ([3]os.FileInfo, error) {
+	var s [3]os.FileInfo
 	for i, name := range []string{f.ca, f.cert, f.key} {
 		if name == "" {
 			continue
@@ -119,14 +109,14 @@ func (f *TLSFiles) stat() ([3]fileStamp, error) {
 		if err != nil {
 			return s, fmt.Errorf("stoker: TLS: %w", err)
 		}
-		s[i] = fileStamp{mod: fi.ModTime(), size: fi.Size(), info: fi}
+		s[i] = fi
 	}
 	return s, nil
 }
 
 // read reads the files, and on success makes them current. f.mu must be
 // held, or f not yet shared.
-func (f *TLSFiles) read(stamps [3]fileStamp) error {
+func (f *TLSFiles) read(stamps [3]os.FileInfo) error {
 	var pool *x509.CertPool
 	if f.ca != "" {
 		pem, err := os.ReadFile(f.ca)
