@@ -46,8 +46,8 @@ func runCluster(ctx context.Context, args []string, out io.Writer) error {
 		cache, hits := "-", "-"
 		if st := m.GetStats(); st != nil {
 			cache = fmt.Sprintf("%s / %s", humanize.IBytes(st.GetMemoryBytes()+st.GetDiskBytes()), humanize.IBytes(st.GetMemoryCapacity()+st.GetDiskCapacity()))
-			if gets := st.GetMemoryHits() + st.GetDiskHits() + st.GetMisses(); gets > 0 {
-				hits = fmt.Sprintf("%.1f%%", 100*float64(st.GetMemoryHits()+st.GetDiskHits())/float64(gets))
+			if rate, ok := cacheHitRate(st); ok {
+				hits = fmt.Sprintf("%.1f%%", 100*rate)
 			}
 		} else if m.GetError() != "" && m.GetState() == "alive" {
 			cache = "unreachable"

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/dustin/go-humanize"
+
+	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 )
 
 func runStats(ctx context.Context, args []string, out io.Writer) error {
@@ -28,11 +30,7 @@ func runStats(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("stats from %s: %w", *addr, err)
 	}
-	gets := st.GetMemoryHits() + st.GetDiskHits() + st.GetMisses()
-	rate := 0.0
-	if gets > 0 {
-		rate = float64(st.GetMemoryHits()+st.GetDiskHits()) / float64(gets)
-	}
+	rate, _ := cacheHitRate(st)
 	fmt.Fprintf(out, "memory tier     %s / %s\n", humanize.IBytes(st.GetMemoryBytes()), humanize.IBytes(st.GetMemoryCapacity()))
 	fmt.Fprintf(out, "disk tier       %s / %s\n", humanize.IBytes(st.GetDiskBytes()), humanize.IBytes(st.GetDiskCapacity()))
 	fmt.Fprintf(out, "cache hits      memory %d, disk %d, misses %d (hit rate %.1f%%)\n", st.GetMemoryHits(), st.GetDiskHits(), st.GetMisses(), 100*rate)
@@ -42,4 +40,14 @@ func runStats(ctx context.Context, args []string, out io.Writer) error {
 	fmt.Fprintf(out, "stall           %s\n", time.Duration(st.GetStallNanos()).Round(time.Millisecond))
 	fmt.Fprintf(out, "active streams  %d\n", st.GetActiveStreams())
 	return nil
+}
+
+// cacheHitRate is the share of a server's cache lookups that hit either
+// tier; false before its first lookup.
+func cacheHitRate(st *stokerv1.StatsResponse) (float64, bool) {
+	hits := st.GetMemoryHits() + st.GetDiskHits()
+	if gets := hits + st.GetMisses(); gets > 0 {
+		return float64(hits) / float64(gets), true
+	}
+	return 0, false
 }
