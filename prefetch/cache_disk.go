@@ -161,14 +161,10 @@ func openEntryFile(path string, key *CacheKey) (*os.File, fileHeader, error) {
 	return f, h, nil
 }
 
-// readEntryFile returns the data of key's file at path, verified against
-// its checksum. A damaged, short or foreign file is errBadFile.
-func readEntryFile(path string, key CacheKey) ([]byte, error) {
-	return readEntryInto(path, key, func(n int64) []byte { return make([]byte, n) })
-}
-
-// readEntryInto is readEntryFile reading into the buffer that buffer
-// returns for the data's length (which the header gives).
+// readEntryInto returns the data of key's file at path, verified against
+// its checksum, read into the buffer that buffer returns for the data's
+// length (which the header gives). A damaged, short or foreign file is
+// errBadFile.
 func readEntryInto(path string, key CacheKey, buffer func(n int64) []byte) ([]byte, error) {
 	f, h, err := openEntryFile(path, &key)
 	if err != nil {
