@@ -19,7 +19,7 @@ func dialRead(addr string, tf tlsFlags, shm, gds bool, regionBytes int) (*stoker
 	if !shm {
 		return nil, fmt.Errorf("read --gds needs --shm")
 	}
-	if !strings.HasPrefix(addr, "unix://") && !strings.HasPrefix(addr, "unix:") {
+	if !strings.HasPrefix(addr, "unix:") { // unix:///path and unix:path
 		return nil, fmt.Errorf("read --shm: --server %q is not a unix socket (want unix:///path, the path of stokerd --unix)", addr)
 	}
 	if gds {
