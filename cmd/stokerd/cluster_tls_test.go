@@ -15,14 +15,10 @@ import (
 	"github.com/stoker-data/stoker/clients/stoker/tlstest"
 )
 
-// tlsArgs are the stokerd flags of f: mutual TLS.
+// tlsArgs are the flags of f, the same for stokerd (mutual TLS) and for
+// the stoker command.
 func tlsArgs(f tlstest.Files) []string {
 	return []string{"--tls-cert", f.Cert, "--tls-key", f.Key, "--tls-ca", f.CA}
-}
-
-// tlsFlags are the stoker command's flags of f.
-func tlsFlags(f tlstest.Files) []string {
-	return []string{"--tls-ca", f.CA, "--tls-cert", f.Cert, "--tls-key", f.Key}
 }
 
 func loadTestTLS(t *testing.T, f tlstest.Files) *stoker.TLSFiles {
@@ -119,14 +115,14 @@ func TestClusterMutualTLS(t *testing.T) {
 		out, err := exec.Command(filepath.Join(binDir, "stoker"), args...).CombinedOutput()
 		return string(out), err
 	}
-	out, err := stokerCmd(append([]string{"cluster", "--server", a.grpc, "--url", e.url}, tlsFlags(trainer)...)...)
+	out, err := stokerCmd(append([]string{"cluster", "--server", a.grpc, "--url", e.url}, tlsArgs(trainer)...)...)
 	if err != nil {
 		t.Fatalf("stoker cluster over TLS: %v\n%s", err, out)
 	}
 	if !strings.Contains(out, "zone-a") || !strings.Contains(out, "zone-b") || strings.Contains(out, "unreachable") {
 		t.Errorf("stoker cluster over TLS should list both nodes, each reachable by the other:\n%s", out)
 	}
-	if out, err := stokerCmd(append([]string{"stats", "--server", b.grpc}, tlsFlags(trainer)...)...); err != nil || !strings.Contains(out, "served") {
+	if out, err := stokerCmd(append([]string{"stats", "--server", b.grpc}, tlsArgs(trainer)...)...); err != nil || !strings.Contains(out, "served") {
 		t.Errorf("stoker stats over TLS: %v\n%s", err, out)
 	}
 	out, err = stokerCmd("stats", "--server", a.grpc)
