@@ -119,11 +119,12 @@ func decodeHeader(r io.Reader) (fileHeader, error) {
 	if crc != binary.LittleEndian.Uint32(b[28:]) {
 		return fileHeader{}, fmt.Errorf("%w: header checksum mismatch", errBadFile)
 	}
+	key := CacheKey{Object: string(k[:no]), ETag: string(k[no:])}
 	return fileHeader{
-		key:     CacheKey{Object: string(k[:no]), ETag: string(k[no:])},
+		key:     key,
 		dataLen: int64(dataLen),
 		dataCRC: binary.LittleEndian.Uint32(b[24:]),
-		dataOff: dataOffset(CacheKey{Object: string(k[:no]), ETag: string(k[no:])}),
+		dataOff: dataOffset(key),
 	}, nil
 }
 
