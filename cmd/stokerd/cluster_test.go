@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/stoker-data/stoker/clients/stoker"
-	"github.com/stoker-data/stoker/prefetch/s3test"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 )
 
@@ -37,24 +36,14 @@ func newClusterEnv(t *testing.T) *clusterEnv {
 // newClusterEnvOn is newClusterEnv with the proxy listening on addr.
 func newClusterEnvOn(t *testing.T, addr string) *clusterEnv {
 	t.Helper()
-	s3 := s3test.Start(t)
-	s3.CreateBucket(t, bucket)
-	shards, want := testDataset(t)
-	for _, sh := range shards {
-		s3.Put(t, bucket, sh.name, sh.data)
-	}
+	s3, shards, want := startS3Dataset(t)
 	proxy := startS3ProxyOn(t, s3.Endpoint, addr)
 	return &clusterEnv{env: &env{s3: s3, want: want, url: "s3://" + bucket + "/train/"}, proxy: proxy, s3env: proxy.env(s3.Env()), shards: shards}
 }
 
 func dial(t *testing.T, n *clusterNode) *stoker.Client {
 	t.Helper()
-	c, err := stoker.Dial(n.grpc, stoker.WithBackoff(10*time.Millisecond, 200*time.Millisecond), stoker.WithRetries(50))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return dialRetrying(t, n.grpc)
 }
 
 // A hint sent to one node warms the owners: S3 sees one GET per shard for

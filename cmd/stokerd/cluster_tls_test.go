@@ -33,12 +33,7 @@ func loadTestTLS(t *testing.T, f tlstest.Files) *stoker.TLSFiles {
 // dialTLS is dial over TLS with f's files.
 func dialTLS(t *testing.T, n *clusterNode, f tlstest.Files) *stoker.Client {
 	t.Helper()
-	c, err := stoker.Dial(n.grpc, stoker.WithTLSFiles(loadTestTLS(t, f)), stoker.WithBackoff(10*time.Millisecond, 200*time.Millisecond), stoker.WithRetries(50))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return dialRetrying(t, n.grpc, stoker.WithTLSFiles(loadTestTLS(t, f)))
 }
 
 // useTLS points the harness's own connection to n (members, hints) at TLS.

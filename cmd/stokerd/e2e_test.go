@@ -26,19 +26,34 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	s3, _, want := startS3Dataset(t)
+	srv := startStokerd(t, s3.Env(), t.TempDir())
+	return &env{s3: s3, srv: srv, client: dialRetrying(t, srv.grpc), want: want, url: "s3://" + bucket + "/train/"}
+}
+
+// startS3Dataset starts an S3 server holding the test dataset's shards in
+// bucket (under train/) and returns them with their samples.
+func startS3Dataset(t *testing.T) (*s3test.Server, []shardFile, sampleData) {
+	t.Helper()
 	s3 := s3test.Start(t)
 	s3.CreateBucket(t, bucket)
 	shards, want := testDataset(t)
 	for _, sh := range shards {
 		s3.Put(t, bucket, sh.name, sh.data)
 	}
-	srv := startStokerd(t, s3.Env(), t.TempDir())
-	c, err := stoker.Dial(srv.grpc, stoker.WithBackoff(10*time.Millisecond, 200*time.Millisecond), stoker.WithRetries(50))
+	return s3, shards, want
+}
+
+// dialRetrying dials addr with opts and quick, patient resumes (a server
+// restarts under the tests), and closes the client when the test ends.
+func dialRetrying(t *testing.T, addr string, opts ...stoker.Option) *stoker.Client {
+	t.Helper()
+	c, err := stoker.Dial(addr, append([]stoker.Option{stoker.WithBackoff(10*time.Millisecond, 200*time.Millisecond), stoker.WithRetries(50)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return &env{s3: s3, srv: srv, client: c, want: want, url: "s3://" + bucket + "/train/"}
+	return c
 }
 
 // readAll reads one rank's epoch and returns its samples in order.
