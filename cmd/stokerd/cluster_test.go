@@ -41,6 +41,21 @@ func newClusterEnvOn(t *testing.T, addr string) *clusterEnv {
 	return &clusterEnv{env: &env{s3: s3, want: want, url: "s3://" + bucket + "/train/"}, proxy: proxy, s3env: proxy.env(s3.Env()), shards: shards}
 }
 
+// checkOneGetPerShard takes the proxy's GETs and fails the test unless
+// they are one of every shard and nothing else; what made them says what.
+func (e *clusterEnv) checkOneGetPerShard(t *testing.T, what string) {
+	t.Helper()
+	gets := e.proxy.takeCounts()
+	for _, sh := range e.shards {
+		if n := gets[bucket+"/"+sh.name]; n != 1 {
+			t.Errorf("%s: %d S3 GETs for %s, want 1", sh.name, n, what)
+		}
+	}
+	if len(gets) != len(e.shards) {
+		t.Errorf("S3 GETs of %d objects, want the %d shards: %v", len(gets), len(e.shards), gets)
+	}
+}
+
 func dial(t *testing.T, n *clusterNode) *stoker.Client {
 	t.Helper()
 	return dialRetrying(t, n.grpc)
@@ -73,15 +88,7 @@ func TestClusterOneGetPerShardHintsAndJoin(t *testing.T) {
 
 	epoch := stoker.Epoch{URL: e.url, Seed: 7, BatchSize: 16, ShuffleWindow: 3}
 	e.checkEpoch(t, readAll(t, dial(t, a), epoch))
-	gets := e.proxy.takeCounts()
-	for _, sh := range e.shards {
-		if n := gets[bucket+"/"+sh.name]; n != 1 {
-			t.Errorf("%s: %d S3 GETs for the hint and epoch 0, want 1", sh.name, n)
-		}
-	}
-	if len(gets) != len(e.shards) {
-		t.Errorf("S3 GETs of %d objects, want the %d shards: %v", len(gets), len(e.shards), gets)
-	}
+	e.checkOneGetPerShard(t, "the hint and epoch 0")
 	owners := a.members(t, e.url).GetOwners()
 	var notA int
 	for _, o := range owners {

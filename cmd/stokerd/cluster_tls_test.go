@@ -88,15 +88,7 @@ func TestClusterMutualTLS(t *testing.T) {
 	e.checkEpoch(t, readAll(t, dialTLS(t, a, trainer), epoch))
 	epoch.Epoch = 1
 	e.checkEpoch(t, readAll(t, dialTLS(t, b, trainer), epoch))
-	gets := e.proxy.takeCounts()
-	for _, sh := range e.shards {
-		if n := gets[bucket+"/"+sh.name]; n != 1 {
-			t.Errorf("%s: %d S3 GETs for two epochs through two nodes, want 1", sh.name, n)
-		}
-	}
-	if len(gets) != len(e.shards) {
-		t.Errorf("S3 GETs of %d objects, want the %d shards: %v", len(gets), len(e.shards), gets)
-	}
+	e.checkOneGetPerShard(t, "two epochs through two nodes")
 	for _, n := range nodes {
 		reads, served, fallbacks := n.metric(t, "stoker_peer_reads_total"), n.metric(t, "stoker_peer_served_total"), n.metric(t, "stoker_peer_fallbacks_total")
 		t.Logf("node %s: %v shards read from the other, %v served to it, %v fallbacks", n.name, reads, served, fallbacks)
