@@ -137,16 +137,17 @@ func readError(err error, what string) error {
 }
 
 // openEntryFile opens path and checks that its header names key (if key is
-// not nil) and that its length matches the header.
-func openEntryFile(path string, key *CacheKey) (*os.File, fileHeader, error) {
+// not nil) and that its length matches the header. It returns the file's
+// FileInfo too, which it stats for the length.
+func openEntryFile(path string, key *CacheKey) (*os.File, fileHeader, fs.FileInfo, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fileHeader{}, err
+		return nil, fileHeader{}, nil, err
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, fileHeader{}, err
+		return nil, fileHeader{}, nil, err
 	}
 	h, err := decodeHeader(f)
 	if err == nil && key != nil && h.key != *key {
@@ -157,9 +158,9 @@ func openEntryFile(path string, key *CacheKey) (*os.File, fileHeader, error) {
 	}
 	if err != nil {
 		f.Close()
-		return nil, fileHeader{}, err
+		return nil, fileHeader{}, nil, err
 	}
-	return f, h, nil
+	return f, h, fi, nil
 }
 
 // readEntryInto returns the data of key's file at path, verified against
@@ -167,7 +168,7 @@ func openEntryFile(path string, key *CacheKey) (*os.File, fileHeader, error) {
 // length (which the header gives). A damaged, short or foreign file is
 // errBadFile.
 func readEntryInto(path string, key CacheKey, buffer func(n int64) []byte) ([]byte, error) {
-	f, h, err := openEntryFile(path, &key)
+	f, h, _, err := openEntryFile(path, &key)
 	if err != nil {
 		return nil, err
 	}
@@ -258,16 +259,12 @@ func scanDir(dir string) (found []scanned, bad map[string]error, err error) {
 		if !strings.HasSuffix(name, fileSuffix) {
 			continue
 		}
-		f, h, err := openEntryFile(filepath.Join(dir, name), nil)
-		if err == nil && fileName(h.key) != name {
-			err = fmt.Errorf("%w: file is named %s, its key's name is %s", errBadFile, name, fileName(h.key))
-		}
-		var fi fs.FileInfo
+		f, h, fi, err := openEntryFile(filepath.Join(dir, name), nil)
 		if err == nil {
-			fi, err = f.Stat()
-		}
-		if f != nil {
 			f.Close()
+			if fileName(h.key) != name {
+				err = fmt.Errorf("%w: file is named %s, its key's name is %s", errBadFile, name, fileName(h.key))
+			}
 		}
 		if err != nil {
 			bad[name] = err

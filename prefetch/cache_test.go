@@ -651,7 +651,7 @@ func TestCacheMetricsAddUp(t *testing.T) {
 				var diskBytes int64
 				files := dirFiles(t, tc.cfg.Dir)
 				for _, name := range files {
-					f, h, err := openEntryFile(filepath.Join(tc.cfg.Dir, name), nil)
+					f, h, _, err := openEntryFile(filepath.Join(tc.cfg.Dir, name), nil)
 					if err != nil {
 						t.Fatal(err)
 					}
