@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -11,11 +10,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/parquet/compress"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/stoker-data/stoker/clients/stoker"
-	"github.com/stoker-data/stoker/prefetch"
 	"github.com/stoker-data/stoker/prefetch/columnar"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 )
@@ -44,36 +40,8 @@ func columnarServer(t *testing.T, mutate func(*Config)) (*stoker.Client, string,
 			t.Fatal(err)
 		}
 	}
-	cfg := DefaultConfig()
-	cfg.Cache.Dir = filepath.Join(dir, "cache")
-	cfg.Cache.MemoryBytes, cfg.Cache.DiskBytes = 64<<20, 0
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	srv, err := New(cfg, prefetch.NewSources(map[string]prefetch.Source{"file": prefetch.NewFileSource()}), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(lis) }()
-	c, err := stoker.Dial(lis.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c.Close()
-		if err := srv.Shutdown(context.Background()); err != nil {
-			t.Error(err)
-		}
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
-	return c, "file://" + data + "/", lis.Addr().String()
+	h := serveDir(t, dir, 64<<20, mutate)
+	return h.client, h.url, h.addr
 }
 
 // A batch larger than MaxPartBytes arrives in several messages and the
@@ -82,12 +50,7 @@ func columnarServer(t *testing.T, mutate func(*Config)) (*stoker.Client, string,
 func TestColumnarParts(t *testing.T) {
 	c, url, addr := columnarServer(t, func(cfg *Config) { cfg.MaxPartBytes = 4 << 10 })
 	t.Run("messages of a step", func(t *testing.T) {
-		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		st, err := stokerv1.NewLoaderClient(conn).StreamBatches(context.Background(), &stokerv1.StreamBatchesRequest{Url: url, BatchSize: 256})
+		st, err := stokerv1.NewLoaderClient(dialRaw(t, addr)).StreamBatches(context.Background(), &stokerv1.StreamBatchesRequest{Url: url, BatchSize: 256})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,8 +11,8 @@ import (
 	"github.com/stoker-data/stoker/prefetch/wds"
 )
 
-// harness is an in-process server over a synthetic dataset in a folder,
-// served on a loopback TCP port.
+// harness is an in-process server over a dataset in a folder, served on a
+// loopback TCP port.
 type harness struct {
 	srv    *Server
 	addr   string
@@ -20,15 +20,24 @@ type harness struct {
 	client *stoker.Client
 }
 
+// newHarness serves a synthetic WebDataset with a 1 GiB memory tier.
 func newHarness(tb testing.TB, syn wds.Synthetic, mutate func(*Config)) *harness {
 	tb.Helper()
 	dir := tb.TempDir()
 	if err := syn.Write(filepath.Join(dir, "data")); err != nil {
 		tb.Fatal(err)
 	}
+	return serveDir(tb, dir, 1<<30, mutate)
+}
+
+// serveDir serves the files under dir/data with a memory tier of
+// memoryBytes (no disk tier) cached under dir/cache, and stops the server
+// at the end of the test.
+func serveDir(tb testing.TB, dir string, memoryBytes int64, mutate func(*Config)) *harness {
+	tb.Helper()
 	cfg := DefaultConfig()
 	cfg.Cache.Dir = filepath.Join(dir, "cache")
-	cfg.Cache.MemoryBytes, cfg.Cache.DiskBytes = 1<<30, 0
+	cfg.Cache.MemoryBytes, cfg.Cache.DiskBytes = memoryBytes, 0
 	if mutate != nil {
 		mutate(&cfg)
 	}
