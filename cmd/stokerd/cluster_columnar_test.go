@@ -1,11 +1,8 @@
 package main
 
 import (
-	"encoding/json"
 	"strings"
 	"testing"
-
-	"github.com/stoker-data/stoker/prefetch/s3test"
 )
 
 // Columnar units (Parquet row groups) are shards of their own in a
@@ -13,12 +10,9 @@ import (
 // whole file, from it. Every row arrives once and intact through the node
 // that owns little.
 func TestClusterColumnar(t *testing.T) {
-	s3 := s3test.Start(t)
-	s3.CreateBucket(t, bucket)
-	e := &colEnv{s3: s3, sizes: map[string]int64{}}
-	e.proxy = startS3Proxy(t, s3.Endpoint)
+	e := newColStore(t)
 	e.putPyarrow(t)
-	env := e.proxy.env(s3.Env())
+	env := e.proxy.env(e.s3.Env())
 	a := startNode(t, env, "a", "")
 	b := startNode(t, env, "b", a.gossip)
 	waitAlive(t, []*clusterNode{a, b}, "a", "b")
@@ -27,15 +21,7 @@ func TestClusterColumnar(t *testing.T) {
 	want := expectedRows(t)
 	seen := map[string]bool{}
 	for _, l := range stokerRead(t, b.grpc, url, "--seed", "5", "--batch-size", "16", "--shuffle-window", "2") {
-		id := string(l.Row["id"].(json.Number))
-		key := l.Object + "#" + id
-		if seen[key] {
-			t.Fatalf("row %s delivered twice", key)
-		}
-		seen[key] = true
-		if got := canonical(t, l.Row); got != want[id] {
-			t.Fatalf("%s row id %s:\n got %s\nwant %s", l.Object, id, got, want[id])
-		}
+		checkRowLine(t, l, want, seen)
 	}
 	if len(seen) != 4*len(want) {
 		t.Fatalf("epoch delivered %d rows, want %d", len(seen), 4*len(want))

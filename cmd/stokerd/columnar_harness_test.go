@@ -38,11 +38,8 @@ type colEnv struct {
 
 func newColEnv(t *testing.T) *colEnv {
 	t.Helper()
-	s3 := s3test.Start(t)
-	s3.CreateBucket(t, bucket)
-	e := &colEnv{s3: s3, sizes: map[string]int64{}}
-	e.proxy = startS3Proxy(t, s3.Endpoint)
-	e.srv = startStokerd(t, e.proxy.env(s3.Env()), t.TempDir())
+	e := newColStore(t)
+	e.srv = startStokerd(t, e.proxy.env(e.s3.Env()), t.TempDir())
 	c, err := stoker.Dial(e.srv.grpc)
 	if err != nil {
 		t.Fatal(err)
@@ -50,6 +47,15 @@ func newColEnv(t *testing.T) *colEnv {
 	t.Cleanup(func() { c.Close() })
 	e.client = c
 	return e
+}
+
+// newColStore is a colEnv without its stokerd: an empty bucket and the
+// proxy, for tests that start their own servers.
+func newColStore(t *testing.T) *colEnv {
+	t.Helper()
+	s3 := s3test.Start(t)
+	s3.CreateBucket(t, bucket)
+	return &colEnv{s3: s3, proxy: startS3Proxy(t, s3.Endpoint), sizes: map[string]int64{}}
 }
 
 func (e *colEnv) put(t *testing.T, key string, data []byte) {
@@ -254,6 +260,21 @@ func stokerRead(t *testing.T, addr string, args ...string) []rowLineJSON {
 		out = append(out, l)
 	}
 	return out
+}
+
+// checkRowLine fails the test when l's row (by object and id) is in seen,
+// or its values are not want's for its id; it then adds the row to seen.
+func checkRowLine(t *testing.T, l rowLineJSON, want map[string]string, seen map[string]bool) {
+	t.Helper()
+	id := string(l.Row["id"].(json.Number))
+	key := l.Object + "#" + id
+	if seen[key] {
+		t.Fatalf("row %s delivered twice", key)
+	}
+	seen[key] = true
+	if got := canonical(t, l.Row); got != want[id] {
+		t.Fatalf("%s row id %s:\n got %s\nwant %s", l.Object, id, got, want[id])
+	}
 }
 
 // expectedRows reads what pyarrow's to_pylist() gave for every row, by id.

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/stoker-data/stoker/clients/stoker"
-	"github.com/stoker-data/stoker/prefetch/s3test"
 )
 
 // In a cluster each unit is read from S3 once for all the nodes, though
@@ -15,12 +14,9 @@ import (
 // trainers read on both nodes: each owner fetches its units once for its
 // own trainer, the other node's reads and its prefetch together.
 func TestColumnarClusterOneGetPerUnit(t *testing.T) {
-	s3 := s3test.Start(t)
-	s3.CreateBucket(t, bucket)
-	e := &colEnv{s3: s3, sizes: map[string]int64{}}
-	e.proxy = startS3Proxy(t, s3.Endpoint)
+	e := newColStore(t)
 	want := e.putSynthetic(t, "once/", 3, 4, 250)
-	env := e.proxy.env(s3.Env())
+	env := e.proxy.env(e.s3.Env())
 	a := startNode(t, env, "a", "")
 	b := startNode(t, env, "b", a.gossip)
 	waitAlive(t, []*clusterNode{a, b}, "a", "b")

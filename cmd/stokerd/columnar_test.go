@@ -47,15 +47,7 @@ func TestColumnarPyarrow(t *testing.T) {
 					if l.Epoch != 1 || l.Rank != rank || !strings.HasPrefix(l.Object, url) {
 						t.Fatalf("line %+v: wrong epoch, rank or object", l)
 					}
-					id := string(l.Row["id"].(json.Number))
-					key := l.Object + "#" + id
-					if seen[key] {
-						t.Fatalf("row %s delivered twice", key)
-					}
-					seen[key] = true
-					if got := canonical(t, l.Row); got != want[id] {
-						t.Fatalf("%s row id %s:\n got %s\nwant %s", l.Object, id, got, want[id])
-					}
+					checkRowLine(t, l, want, seen)
 				}
 			}
 			if len(seen) != tc.files*len(want) {
