@@ -102,7 +102,6 @@ func DefaultCatalogConfig() CatalogConfig {
 type Catalog struct {
 	cfg     CatalogConfig
 	sources *Sources
-	cache   *Cache
 	shards  *Shards
 	log     *slog.Logger
 	group   singleflight.Group // one open per URL at a time
