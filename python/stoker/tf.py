@@ -32,7 +32,7 @@ import tensorflow as tf
 from . import errors
 from .client import Client, Cursor
 from .decode import DecodeOption, decoder_for
-from .tls import PathLike, TLSFiles
+from .tls import PathLike
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -120,8 +120,7 @@ def dataset(
     if not 0 <= rank < world_size:
         raise errors.InvalidArgument(f"rank {rank} is outside world_size {world_size}")
     decoder = decoder_for(decode)
-    tls = TLSFiles.of(tls_ca, tls_cert, tls_key) or TLSFiles()
-    connect = functools.partial(Client, server, token=token, tls_ca=tls.ca, tls_cert=tls.cert, tls_key=tls.key)
+    connect = functools.partial(Client, server, token=token, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key)
     stream_args: dict[str, Any] = dict(
         batch_size=batch_size,
         seed=seed,
