@@ -157,13 +157,9 @@ func parseArrowFooter(b []byte, footerStart int64) (dicts, batches []block, err 
 	}
 	t := flatbuffers.Table{Bytes: b, Pos: flatbuffers.GetUOffsetT(b)}
 	read := func(slot flatbuffers.VOffsetT) ([]block, error) {
-		o := flatbuffers.UOffsetT(t.Offset(slot))
-		if o == 0 {
-			return nil, nil
-		}
-		n, start := t.VectorLen(o), t.Vector(o)
-		if n < 0 || int(start)+n*24 > len(b) {
-			return nil, corrupt(shuffle.FormatArrow, "footer block list of %d entries overruns the footer", n)
+		n, start, err := vector(&t, slot, 24)
+		if err != nil {
+			return nil, corrupt(shuffle.FormatArrow, "footer block list: %v", err)
 		}
 		out := make([]block, n)
 		for i := range out {
