@@ -83,6 +83,7 @@ func TestShmTierSlowClientBacksUp(t *testing.T) {
 		c.MaxPartBytes = 256 << 10
 	})
 	readAll(t, h.client, stoker.Epoch{URL: h.url, BatchSize: 8}) // the whole dataset in the tier
+	before := h.srv.Stats().SamplesServed
 	api := stokerv1.NewLoaderClient(dialRaw(t, serveUnix(t, h)))
 	ctx := context.Background()
 	st, err := api.StreamBatches(ctx, &stokerv1.StreamBatchesRequest{Url: h.url, BatchSize: 8, Shm: true, ShmTier: true, ShmRegionBytes: region})
@@ -101,11 +102,19 @@ func TestShmTierSlowClientBacksUp(t *testing.T) {
 		}
 		return n
 	}
-	early := make([]*stokerv1.StreamBatchesResponse, len(msgs))
+	// The stream is blocked, so what it sent no longer grows; the client
+	// may still be receiving it.
+	sent := h.srv.Stats().SamplesServed - before
+	var early []*stokerv1.StreamBatchesResponse
 	held := uint64(0)
-	for i := range early {
-		early[i] = <-msgs
-		held += tierBytes(early[i])
+	for got := uint64(0); got < sent; {
+		m, ok := <-msgs
+		if !ok {
+			t.Fatalf("the stream ended after %d of the %d samples sent before it waited: %v", got, sent, <-errc)
+		}
+		early = append(early, m)
+		held += tierBytes(m)
+		got += uint64(len(m.GetSamples()))
 	}
 	if len(early) < 2 || held > region || held+tierBytes(early[0]) <= region {
 		t.Fatalf("%d messages holding %d bytes of the tier before the stream waited, in a region of %d", len(early), held, region)
