@@ -159,12 +159,13 @@ func (c *Catalog) Open(ctx context.Context, url string, format shuffle.Format) (
 	if format != "" && format != shuffle.FormatWebDataset && !format.Columnar() {
 		return nil, &Error{Op: "open", Object: url, Kind: ErrBadURL, Err: fmt.Errorf("unknown format %q (want %s, or empty to go by the objects' extensions)", format, knownFormats)}
 	}
-	if o, ok := c.opened.Get(string(format) + " " + url); ok && c.fresh(o) {
+	key := string(format) + " " + url
+	if o, ok := c.opened.Get(key); ok && c.fresh(o) {
 		return o.ds, nil
 	}
 	// The open goes on if this caller gives up: others may wait on it, and
 	// the indexes it stores serve the next open.
-	ch := c.group.DoChan(string(format)+" "+url, func() (any, error) { return c.open(context.WithoutCancel(ctx), url, format) })
+	ch := c.group.DoChan(key, func() (any, error) { return c.open(context.WithoutCancel(ctx), key, url, format) })
 	select {
 	case r := <-ch:
 		if r.Err != nil {
@@ -176,17 +177,18 @@ func (c *Catalog) Open(ctx context.Context, url string, format shuffle.Format) (
 	}
 }
 
-func (c *Catalog) open(ctx context.Context, url string, format shuffle.Format) (*Dataset, error) {
+// open resolves and indexes the dataset at url; key is its entry in
+// c.opened.
+func (c *Catalog) open(ctx context.Context, key, url string, format shuffle.Format) (*Dataset, error) {
 	objs, err := Resolve(ctx, c.sources, url)
 	if errors.Is(err, ErrUnavailable) {
-		key := string(format) + " " + url
 		retryAfter := time.Now().Add(c.cfg.OutageRetry)
 		if o, ok := c.opened.Get(key); ok {
 			c.log.Warn("storage unreachable: using the dataset opened before", "url", url, "opened", o.at, "retry_after", c.cfg.OutageRetry, "err", err)
-			ds := newDataset(o.ds.Manifest, o.ds.Index, true)
-			ds.Columnar = o.ds.Columnar
-			c.opened.Add(key, opened{ds: ds, at: o.at, retryAfter: retryAfter})
-			return ds, nil
+			ds := *o.ds // immutable: the copy shares its manifest, indexes and keys
+			ds.FromStored = true
+			c.opened.Add(key, opened{ds: &ds, at: o.at, retryAfter: retryAfter})
+			return &ds, nil
 		}
 		m, serr := c.loadManifest(url)
 		if serr != nil || (format != "" && m.Format != format) {
@@ -212,7 +214,6 @@ func (c *Catalog) open(ctx context.Context, url string, format shuffle.Format) (
 	if err != nil {
 		return nil, err
 	}
-	key := string(format) + " " + url
 	if objs, format, err = pickFormat(url, format, objs); err != nil {
 		return nil, err
 	}
