@@ -3,7 +3,6 @@ package stoker_test
 import (
 	"context"
 	"crypto/tls"
-	"math/big"
 	"net"
 	"path/filepath"
 	"strings"
@@ -42,29 +41,6 @@ func serveTLS(t *testing.T, cfg *tls.Config) string {
 	return lis.Addr().String()
 }
 
-func mustLoad(t *testing.T, f tlstest.Files) *stoker.TLSFiles {
-	t.Helper()
-	files, err := stoker.LoadTLSFiles(f.CA, f.Cert, f.Key, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return files
-}
-
-// serverSerial opens a new TLS connection and returns the serial number of
-// the certificate the server presents.
-func serverSerial(t *testing.T, addr string, client *stoker.TLSFiles) *big.Int {
-	t.Helper()
-	cfg := client.ClientConfig()
-	cfg.NextProtos = []string{"h2"}
-	conn, err := tls.Dial("tcp", addr, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	return conn.ConnectionState().PeerCertificates[0].SerialNumber
-}
-
 // waitStats polls Stats until it succeeds (want) or fails (!want).
 func waitStats(t *testing.T, c *stoker.Client, want bool) error {
 	t.Helper()
@@ -91,9 +67,9 @@ func TestTLSFilesRotateServerCertificate(t *testing.T) {
 	ca := tlstest.NewCA(t, "ca")
 	first := ca.Issue(t, "stokerd", "127.0.0.1")
 	sf := tlstest.Write(t, dir, "server", first, ca)
-	client := mustLoad(t, tlstest.Write(t, dir, "client", ca.Issue(t, "trainer"), ca))
-	addr := serveTLS(t, mustLoad(t, sf).ServerConfig())
-	if got := serverSerial(t, addr, client); got.Cmp(first.Cert.SerialNumber) != 0 {
+	client := tlstest.Write(t, dir, "client", ca.Issue(t, "trainer"), ca).Load(t)
+	addr := serveTLS(t, sf.Load(t).ServerConfig())
+	if got := tlstest.ServerSerial(t, addr, client.ClientConfig()); got.Cmp(first.Cert.SerialNumber) != 0 {
 		t.Fatalf("server presents serial %v, want %v", got, first.Cert.SerialNumber)
 	}
 	c, err := stoker.Dial(addr, stoker.WithTLSFiles(client), stoker.WithRetries(0))
@@ -105,11 +81,11 @@ func TestTLSFilesRotateServerCertificate(t *testing.T) {
 
 	second := ca.Issue(t, "stokerd", "127.0.0.1")
 	tlstest.WriteFile(t, sf.Cert, second.CertPEM) // the key is still the first's
-	if got := serverSerial(t, addr, client); got.Cmp(first.Cert.SerialNumber) != 0 {
+	if got := tlstest.ServerSerial(t, addr, client.ClientConfig()); got.Cmp(first.Cert.SerialNumber) != 0 {
 		t.Fatalf("with a mismatched key the server presents serial %v, want the first's %v", got, first.Cert.SerialNumber)
 	}
 	tlstest.WriteFile(t, sf.Key, second.KeyPEM)
-	if got := serverSerial(t, addr, client); got.Cmp(second.Cert.SerialNumber) != 0 {
+	if got := tlstest.ServerSerial(t, addr, client.ClientConfig()); got.Cmp(second.Cert.SerialNumber) != 0 {
 		t.Fatalf("after rotation the server presents serial %v, want %v", got, second.Cert.SerialNumber)
 	}
 	if _, err := c.Stats(context.Background()); err != nil {
@@ -125,8 +101,8 @@ func TestTLSFilesRotateCA(t *testing.T) {
 	oldCA, newCA := tlstest.NewCA(t, "old"), tlstest.NewCA(t, "new")
 	sf := tlstest.Write(t, dir, "server", newCA.Issue(t, "stokerd", "127.0.0.1"), oldCA) // serves a new-CA certificate, trusts old-CA clients
 	cf := tlstest.Write(t, dir, "client", oldCA.Issue(t, "trainer"), oldCA)
-	addr := serveTLS(t, mustLoad(t, sf).ServerConfig())
-	c, err := stoker.Dial(addr, stoker.WithTLSFiles(mustLoad(t, cf)), stoker.WithRetries(0))
+	addr := serveTLS(t, sf.Load(t).ServerConfig())
+	c, err := stoker.Dial(addr, stoker.WithTLSFiles(cf.Load(t)), stoker.WithRetries(0))
 	if err != nil {
 		t.Fatal(err)
 	}

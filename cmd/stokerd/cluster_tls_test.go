@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"math/big"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -21,19 +19,10 @@ func tlsArgs(f tlstest.Files) []string {
 	return []string{"--tls-cert", f.Cert, "--tls-key", f.Key, "--tls-ca", f.CA}
 }
 
-func loadTestTLS(t *testing.T, f tlstest.Files) *stoker.TLSFiles {
-	t.Helper()
-	files, err := stoker.LoadTLSFiles(f.CA, f.Cert, f.Key, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return files
-}
-
 // dialTLS is dial over TLS with f's files.
 func dialTLS(t *testing.T, n *clusterNode, f tlstest.Files) *stoker.Client {
 	t.Helper()
-	return dialRetrying(t, n.grpc, stoker.WithTLSFiles(loadTestTLS(t, f)))
+	return dialRetrying(t, n.grpc, stoker.WithTLSFiles(f.Load(t)))
 }
 
 // useTLS points the harness's own connection to n (members, hints) at TLS.
@@ -42,20 +31,6 @@ func useTLS(t *testing.T, n *clusterNode, f tlstest.Files) {
 	old := n.conn
 	n.conn = dialTLS(t, n, f).Conn()
 	old.Close()
-}
-
-// serverSerial opens a new TLS connection to addr and returns the serial
-// number of the certificate the server presents.
-func serverSerial(t *testing.T, addr string, f tlstest.Files) *big.Int {
-	t.Helper()
-	cfg := loadTestTLS(t, f).ClientConfig()
-	cfg.NextProtos = []string{"h2"}
-	conn, err := tls.Dial("tcp", addr, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	return conn.ConnectionState().PeerCertificates[0].SerialNumber
 }
 
 // Two nodes with mutual TLS, each with its own certificate from the job's
@@ -122,11 +97,11 @@ func TestClusterMutualTLS(t *testing.T) {
 
 	// Rotation: b's certificate and key replaced; the next connection
 	// sees the new certificate, and the nodes keep reading each other.
-	before := serverSerial(t, b.grpc, trainer)
+	before := tlstest.ServerSerial(t, b.grpc, trainer.Load(t).ClientConfig())
 	rotated := ca.Issue(t, "node b, rotated", "127.0.0.1")
 	tlstest.WriteFile(t, bFiles.Key, rotated.KeyPEM)
 	tlstest.WriteFile(t, bFiles.Cert, rotated.CertPEM)
-	if got := serverSerial(t, b.grpc, trainer); got.Cmp(rotated.Cert.SerialNumber) != 0 {
+	if got := tlstest.ServerSerial(t, b.grpc, trainer.Load(t).ClientConfig()); got.Cmp(rotated.Cert.SerialNumber) != 0 {
 		t.Fatalf("after rotation node b presents serial %v, want the new %v (was %v)", got, rotated.Cert.SerialNumber, before)
 	}
 	epoch.Epoch = 2

@@ -7,6 +7,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -16,6 +17,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/stoker-data/stoker/clients/stoker"
 )
 
 // CA is a certificate authority.
@@ -114,6 +117,30 @@ func Write(tb testing.TB, dir, name string, p Pair, cas ...*CA) Files {
 	WriteFile(tb, f.Cert, p.CertPEM)
 	WriteFile(tb, f.Key, p.KeyPEM)
 	return f
+}
+
+// Load reads the files as stokerd and the clients do.
+func (f Files) Load(tb testing.TB) *stoker.TLSFiles {
+	tb.Helper()
+	files, err := stoker.LoadTLSFiles(f.CA, f.Cert, f.Key, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return files
+}
+
+// ServerSerial opens a new TLS connection to addr with cfg (a client
+// configuration, for gRPC's ALPN h2) and returns the serial number of the
+// certificate the server presents.
+func ServerSerial(tb testing.TB, addr string, cfg *tls.Config) *big.Int {
+	tb.Helper()
+	cfg.NextProtos = []string{"h2"}
+	conn, err := tls.Dial("tcp", addr, cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0].SerialNumber
 }
 
 // WriteFile writes data to path by rename, so a reader never sees half of it.
