@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -37,20 +38,14 @@ type Columnar struct {
 // dataset's.
 func pickFormat(url string, format shuffle.Format, objs []Object) ([]Object, shuffle.Format, error) {
 	if format == "" {
-		seen := map[shuffle.Format]bool{}
+		seen := map[string]bool{} // formats named by extensions, as strings to join
 		for _, o := range objs {
 			if f := FormatOf(o.URL); f != "" {
-				seen[f] = true
+				seen[string(f)] = true
 			}
 		}
-		switch fs := slices.Sorted(func(yield func(string) bool) {
-			for f := range seen {
-				if !yield(string(f)) {
-					return
-				}
-			}
-		}); {
-		case seen[shuffle.FormatWebDataset] || len(fs) == 0:
+		switch fs := slices.Sorted(maps.Keys(seen)); {
+		case seen[string(shuffle.FormatWebDataset)] || len(fs) == 0:
 			format = shuffle.FormatWebDataset
 		case len(fs) == 1:
 			format = shuffle.Format(fs[0])
