@@ -234,14 +234,23 @@ func checkFooterSchema(b []byte) (err error) {
 	return nil
 }
 
-// checkMessageSchema checks a schema message's header (after its prefix)
-// before arrow decodes it.
-func checkMessageSchema(b []byte, pre int) (err error) {
+// checkMessageSchema checks an encapsulated schema message's header before
+// arrow decodes it.
+func checkMessageSchema(b []byte) (err error) {
 	defer recoverTo(&err, shuffle.FormatArrowStream, "schema message")
-	m := b[pre:]
+	m := b[messagePrefix(b):]
 	t := flatbuffers.Table{Bytes: m, Pos: flatbuffers.GetUOffsetT(m)}
 	if err := checkSchema(&t, 8); err != nil {
 		return corrupt(shuffle.FormatArrowStream, "schema message: %v", err)
 	}
 	return nil
+}
+
+// messagePrefix is the length of an encapsulated message's prefix: the
+// continuation marker (if any) and the metadata length.
+func messagePrefix(b []byte) int {
+	if len(b) >= 4 && b[0] == 0xff && b[1] == 0xff && b[2] == 0xff && b[3] == 0xff {
+		return 8
+	}
+	return 4
 }

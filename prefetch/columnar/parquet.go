@@ -172,10 +172,10 @@ func parquetSchema(md *metadata.FileMetaData) (s *arrow.Schema, err error) {
 			b, derr = base64.RawStdEncoding.DecodeString(*v)
 		}
 		if derr == nil {
-			if _, _, _, head, perr := parseEncapsulated(b); perr != nil || head > len(b) {
+			if _, _, _, _, perr := parseEncapsulated(b); perr != nil {
 				return nil, corrupt(shuffle.FormatParquet, "stored ARROW:schema: %v", perr)
 			}
-			if cerr := checkMessageSchema(b, messagePrefix(b)); cerr != nil {
+			if cerr := checkMessageSchema(b); cerr != nil {
 				return nil, corrupt(shuffle.FormatParquet, "stored ARROW:schema: %v", cerr)
 			}
 		}

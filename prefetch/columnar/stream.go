@@ -42,7 +42,7 @@ func IndexArrowStream(data []byte) (*Index, error) {
 		case typ == msgSchema && sawSchema:
 			return nil, corrupt(f, "second schema message at %d", off)
 		case typ == msgSchema:
-			if err := checkMessageSchema(data[off:off+head], messagePrefix(data[off:])); err != nil {
+			if err := checkMessageSchema(data[off : off+head]); err != nil {
 				return nil, err
 			}
 			sawSchema = true
@@ -107,13 +107,4 @@ func (ix *Index) decodeArrowStream(u Unit, data []byte) (rec arrow.RecordBatch, 
 	rec = r.RecordBatch()
 	rec.Retain()
 	return rec, nil
-}
-
-// messagePrefix is the length of an encapsulated message's prefix: the
-// continuation marker (if any) and the metadata length.
-func messagePrefix(b []byte) int {
-	if len(b) >= 4 && b[0] == 0xff && b[1] == 0xff && b[2] == 0xff && b[3] == 0xff {
-		return 8
-	}
-	return 4
 }
