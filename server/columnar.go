@@ -100,14 +100,14 @@ func (cs *columnarStream) step(ctx context.Context, k int) error {
 		return toStatus(&prefetch.Error{Op: "read", Object: cs.ds.Manifest.URL, Kind: prefetch.ErrCorrupt, Err: err})
 	}
 	defer rec.Release()
-	base := &stokerv1.StreamBatchesResponse{Epoch: cs.epoch, Step: uint64((cs.start + k*size) / size), Rank: uint32(cs.b.Rank)}
+	step := uint64((cs.start + k*size) / size)
 	// Split into parts of about MaxPartBytes (by the average row size).
 	n := int(rec.NumRows())
 	per := n
 	if sz := columnar.RecordBytes(rec); n > 0 && sz > int64(cs.l.s.cfg.MaxPartBytes) {
 		per = max(1, int(int64(n)*int64(cs.l.s.cfg.MaxPartBytes)/sz))
 	}
-	for from := 0; from < n || from == 0; from += per {
+	for from := 0; ; from += per { // at least one part, even of no rows
 		to := min(from+per, n)
 		part := rec.NewSlice(int64(from), int64(to))
 		data, err := ipcBytes(cs.schema, part)
@@ -115,22 +115,20 @@ func (cs *columnarStream) step(ctx context.Context, k int) error {
 		if err != nil {
 			return toStatus(&prefetch.Error{Op: "read", Object: cs.ds.Manifest.URL, Kind: prefetch.ErrCorrupt, Err: err})
 		}
-		msg := &stokerv1.StreamBatchesResponse{Epoch: base.Epoch, Step: base.Step, Rank: base.Rank,
+		msg := &stokerv1.StreamBatchesResponse{Epoch: cs.epoch, Step: step, Rank: uint32(cs.b.Rank),
 			ArrowIpc: data, RowShards: shards[from:to], FirstPosition: uint64(lo + from)}
-		if to >= n {
+		final := to >= n
+		if final {
 			msg.Final = true
 			msg.Cursor = &stokerv1.Cursor{Epoch: cs.epoch, Position: uint64(cs.b.After(total, cs.start, k))}
 		}
-		if err := cs.stream.Send(msg); err != nil {
+		if err := cs.l.send(cs.stream, msg, to-from, len(data)); err != nil {
 			return err
 		}
-		cs.l.s.metrics.samples.Add(uint64(to - from))
-		cs.l.s.metrics.bytes.Add(uint64(len(data)))
-		if to >= n {
-			break
+		if final {
+			return nil
 		}
 	}
-	return nil
 }
 
 // ipcBytes writes rec as an Arrow IPC stream: schema, one batch, end.

@@ -134,11 +134,12 @@ func releaseRefs(refs []*prefetch.Ref) {
 	}
 }
 
-func (l *loader) send(stream stokerv1.Loader_StreamBatchesServer, msg *stokerv1.StreamBatchesResponse, n int) error {
+// send sends msg and counts its samples and payload bytes as served.
+func (l *loader) send(stream stokerv1.Loader_StreamBatchesServer, msg *stokerv1.StreamBatchesResponse, samples, n int) error {
 	if err := stream.Send(msg); err != nil {
 		return err
 	}
-	l.s.metrics.samples.Add(uint64(len(msg.Samples)))
+	l.s.metrics.samples.Add(uint64(samples))
 	l.s.metrics.bytes.Add(uint64(n))
 	return nil
 }

@@ -183,7 +183,7 @@ func (l *loader) sendSamples(stream stokerv1.Loader_StreamBatchesServer, shm *sh
 			return err
 		}
 	}
-	return l.send(stream, msg, n)
+	return l.send(stream, msg, len(msg.Samples), n)
 }
 
 func (l *loader) ReleaseShm(_ context.Context, req *stokerv1.ReleaseShmRequest) (*stokerv1.ReleaseShmResponse, error) {
