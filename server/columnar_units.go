@@ -53,16 +53,12 @@ func (c *unitCache) get(ctx context.Context, i int32) (arrow.RecordBatch, error)
 		return col.Objects[i].Decode(dctx, col.Units[i], r.Bytes(), c.columns)
 	})
 	if err != nil {
-		var pe *prefetch.Error
-		if errors.As(err, &pe) {
+		// A read failure says what it is already; anything else is a
+		// decode of bytes that are not what the index says.
+		if errors.As(err, new(*prefetch.Error)) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return nil, err
 		}
-		obj := c.ds.Manifest.Shards[i].Object
-		kind := prefetch.ErrCorrupt
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			return nil, err
-		}
-		return nil, &prefetch.Error{Op: "read", Object: obj, Kind: kind, Err: err}
+		return nil, &prefetch.Error{Op: "read", Object: c.ds.Manifest.Shards[i].Object, Kind: prefetch.ErrCorrupt, Err: err}
 	}
 	c.recs[i] = rec
 	c.sizes[i] = columnar.RecordBytes(rec)
