@@ -114,7 +114,7 @@ func (ix *Index) init() {
 	})
 }
 
-// Index reads the index of an object of the given format and size.
+// IndexObject reads the index of an object of the given format and size.
 func IndexObject(ctx context.Context, f shuffle.Format, r RangeReader, size int64) (*Index, error) {
 	switch f {
 	case shuffle.FormatParquet:
