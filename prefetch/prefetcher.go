@@ -143,11 +143,12 @@ func (s *Stream) Advance(k int) {
 // wait is counted as stall time. The caller releases the Ref.
 func (s *Stream) Shard(ctx context.Context, i int) (*Ref, error) {
 	o := s.ds.Object(i)
-	if s.p.shards.Cached(o) {
-		return s.p.shards.Get(ctx, o)
+	key := o.CacheKey()
+	if r, _, ok := s.p.shards.cache.Acquire(key); ok {
+		return r, nil
 	}
 	t := time.Now()
-	r, err := s.p.shards.Get(ctx, o)
+	r, err := s.p.shards.getMissed(ctx, key, o)
 	d := time.Since(t)
 	s.Stall += d
 	s.p.stallNanos.Add(int64(d))

@@ -93,6 +93,11 @@ func (s *Shards) Get(ctx context.Context, o Object) (*Ref, error) {
 	if r, _, ok := s.cache.Acquire(key); ok {
 		return r, nil
 	}
+	return s.getMissed(ctx, key, o)
+}
+
+// getMissed is Get after the cache has missed key, o's key.
+func (s *Shards) getMissed(ctx context.Context, key CacheKey, o Object) (*Ref, error) {
 	return s.wait(ctx, s.group.DoChan(key.Object+"\x00"+key.ETag, func() (any, error) { return s.fetch(key, o, true) }))
 }
 
