@@ -240,17 +240,10 @@ func (c *Cache) Acquire(key CacheKey) (r *Ref, tier Tier, ok bool) {
 	if c.closed.Load() {
 		return nil, TierNone, false
 	}
-	c.memMu.Lock()
-	if e := c.mem.entries[key]; e != nil && !e.filling {
-		c.mem.touch(e)
-		e.pins++
-		c.memRefs++
-		r = &Ref{data: e.data, c: c, e: e}
-		c.memMu.Unlock()
+	if r, ok := c.pinMem(key, true); ok {
 		c.memHits.Add(1)
 		return r, TierMemory, true
 	}
-	c.memMu.Unlock()
 	if c.disk != nil {
 		if r, ok := c.getDisk(key); ok {
 			c.diskHits.Add(1)
@@ -268,11 +261,20 @@ func (c *Cache) Pin(key CacheKey) (*Ref, bool) {
 	if c.closed.Load() {
 		return nil, false
 	}
+	return c.pinMem(key, false)
+}
+
+// pinMem pins key's memory entry, unless it is absent or still filling,
+// and returns a Ref to it; with touch it marks the entry used now.
+func (c *Cache) pinMem(key CacheKey, touch bool) (*Ref, bool) {
 	c.memMu.Lock()
 	defer c.memMu.Unlock()
 	e := c.mem.entries[key]
 	if e == nil || e.filling {
 		return nil, false
+	}
+	if touch {
+		c.mem.touch(e)
 	}
 	e.pins++
 	c.memRefs++
