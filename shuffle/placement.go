@@ -33,30 +33,6 @@ func Owner(key string, members []Member) int {
 	return best
 }
 
-// Placement assigns each key of a list to a member. It is Owner applied to
-// every key; Counts and Moved summarise it for tests and status pages.
-type Placement []int
-
-// Place returns the owner index of every key.
-func Place(keys []string, members []Member) Placement {
-	p := make(Placement, len(keys))
-	for i, k := range keys {
-		p[i] = Owner(k, members)
-	}
-	return p
-}
-
-// Counts returns how many keys each of n members owns.
-func (p Placement) Counts(n int) []int {
-	c := make([]int, n)
-	for _, o := range p {
-		if o >= 0 && o < n {
-			c[o]++
-		}
-	}
-	return c
-}
-
 // score is the member's weighted score for a key hash: w / -ln(u) with u
 // uniform in (0, 1) drawn from (key, name). Its maximum over members picks
 // member i with probability w_i / sum(w) (Schindelhauer and Schomaker's

@@ -7,6 +7,30 @@ import (
 	"testing"
 )
 
+// Placement assigns each key of a list to a member: Owner applied to every
+// key, which the property tests below compare across member sets.
+type Placement []int
+
+// Place returns the owner index of every key.
+func Place(keys []string, members []Member) Placement {
+	p := make(Placement, len(keys))
+	for i, k := range keys {
+		p[i] = Owner(k, members)
+	}
+	return p
+}
+
+// Counts returns how many keys each of n members owns.
+func (p Placement) Counts(n int) []int {
+	c := make([]int, n)
+	for _, o := range p {
+		if o >= 0 && o < n {
+			c[o]++
+		}
+	}
+	return c
+}
+
 func shardKeys(n int) []string {
 	k := make([]string, n)
 	for i := range k {
