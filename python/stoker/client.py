@@ -488,15 +488,8 @@ class Client:
         """Poll a hint until every node is done (or failed, or gave up), with
         a tqdm bar of bytes when tqdm is installed. Raises TimeoutError
         after ``timeout`` seconds."""
-        bar = None
-        if progress is None or progress:
-            try:
-                from tqdm.auto import tqdm
-
-                bar = tqdm(unit="B", unit_scale=True, desc="prefetch", dynamic_ncols=True)
-            except ImportError:
-                if progress:
-                    raise ImportError("progress=True needs tqdm: pip install tqdm") from None
+        tqdm = _tqdm(progress)
+        bar = tqdm(unit="B", unit_scale=True, desc="prefetch", dynamic_ncols=True) if tqdm is not None else None
         deadline = time.monotonic() + timeout
         try:
             while True:
@@ -654,9 +647,7 @@ class Client:
         """Every sample of rank's share of an epoch, one by one, with a tqdm
         progress bar when tqdm is installed (``progress=None``) or asked for.
         Takes the same arguments as :meth:`stream`."""
-        bar = None
-        if progress is None or progress:
-            bar = _progress_bar(self, url, batch_size, stream_args, required=bool(progress))
+        bar = _progress_bar(self, url, batch_size, stream_args, progress)
         try:
             for batch in self.stream(url, batch_size=batch_size, **stream_args):
                 if batch.columnar:
@@ -757,12 +748,25 @@ def _stream_error_or(call: Any, err: BaseException) -> BaseException:
     return err
 
 
-def _progress_bar(client: Client, url: str, batch_size: int, args: dict[str, Any], *, required: bool) -> Any:
+def _tqdm(progress: bool | None) -> Any:
+    """tqdm.auto.tqdm where a bar is wanted: progress None when tqdm is
+    installed, True always (ImportError without it); else None."""
+    if progress is not None and not progress:
+        return None
     try:
         from tqdm.auto import tqdm
     except ImportError:
-        if required:
+        if progress:
             raise ImportError("progress=True needs tqdm: pip install tqdm") from None
+        return None
+    return tqdm
+
+
+def _progress_bar(client: Client, url: str, batch_size: int, args: dict[str, Any], progress: bool | None) -> Any:
+    """The bar of iter_samples, its total rank's share of the epoch; None
+    where _tqdm gives no bar."""
+    tqdm = _tqdm(progress)
+    if tqdm is None:
         return None
     info = client.open_dataset(url, args.get("format", ""))
     start = args.get("start", 0)
