@@ -34,17 +34,18 @@ type Dataset struct {
 	// Columnar describes a columnar dataset's units and schema (nil for
 	// WebDataset); its shards are units, and Index is nil.
 	Columnar *Columnar
-	keys     map[CacheKey]int // shard index by cache key
+	keys     []CacheKey       // cache key of shard i, made once (a unit's is formatted)
+	shardOf  map[CacheKey]int // shard index by cache key
 }
 
 // Key returns the cache key of shard i.
 func (d *Dataset) Key(i int) CacheKey {
-	return d.Object(i).CacheKey()
+	return d.keys[i]
 }
 
 // ShardOf returns the index of the shard with key k, or -1.
 func (d *Dataset) ShardOf(k CacheKey) int {
-	if i, ok := d.keys[k]; ok {
+	if i, ok := d.shardOf[k]; ok {
 		return i
 	}
 	return -1
@@ -57,9 +58,11 @@ func (d *Dataset) Object(i int) Object {
 }
 
 func newDataset(m *shuffle.Manifest, idx [][]wds.Sample, stored bool) *Dataset {
-	d := &Dataset{Manifest: m, Index: idx, FromStored: stored, keys: make(map[CacheKey]int, len(m.Shards))}
+	d := &Dataset{Manifest: m, Index: idx, FromStored: stored,
+		keys: make([]CacheKey, len(m.Shards)), shardOf: make(map[CacheKey]int, len(m.Shards))}
 	for i := range m.Shards {
-		d.keys[d.Key(i)] = i
+		d.keys[i] = d.Object(i).CacheKey()
+		d.shardOf[d.keys[i]] = i
 	}
 	return d
 }

@@ -142,13 +142,12 @@ func (s *Stream) Advance(k int) {
 // Shard returns the bytes of shard i, waiting for its fetch if needed; the
 // wait is counted as stall time. The caller releases the Ref.
 func (s *Stream) Shard(ctx context.Context, i int) (*Ref, error) {
-	o := s.ds.Object(i)
-	key := o.CacheKey()
+	key := s.ds.Key(i)
 	if r, _, ok := s.p.shards.cache.Acquire(key); ok {
 		return r, nil
 	}
 	t := time.Now()
-	r, err := s.p.shards.getMissed(ctx, key, o)
+	r, err := s.p.shards.getMissed(ctx, key, s.ds.Object(i))
 	d := time.Since(t)
 	s.Stall += d
 	s.p.stallNanos.Add(int64(d))
