@@ -132,33 +132,20 @@ def main() -> int:
     args = ap.parse_args()
     columns = args.columns.split(",") if args.columns else None
 
-    with ExitStack() as stack:
-        server, url = args.server, args.url
-        if server is None or url is None:
-            from servers import S3Server, Stokerd, build_stokerd, find_versitygw, temp_root
+    from servers import start_bench_servers
 
-            root = temp_root("stoker-bench-")
-            stack.callback(lambda: __import__("shutil").rmtree(root, ignore_errors=True))
-            if url is None:
-                s3srv = S3Server(bin=find_versitygw(), root=root / "s3")
-                s3srv.start()
-                stack.callback(s3srv.stop)
-                os.environ.update(s3srv.env())
-            if server is None:
-                (root / "bin").mkdir()
-                d = Stokerd(bin=build_stokerd(root / "bin"), root=root / "stokerd", env=dict(os.environ),
-                            extra=("--memory-cache", "1GiB"))
-                d.start()
-                stack.callback(d.kill)
-                server = d.address
-            if url is None:
-                s3 = boto3.client("s3", config=Config(s3={"addressing_style": "path"}))
-                s3.create_bucket(Bucket="bench")
-                with tempfile.TemporaryDirectory() as tmp:
-                    for p in write_synthetic(Path(tmp), args.files, args.row_groups, args.rows, args.dim,
-                                             args.compression):
-                        s3.put_object(Bucket="bench", Key=f"parquet/{p.name}", Body=p.read_bytes())
-                url = "s3://bench/parquet/"
+    with ExitStack() as stack:
+        url = args.url
+        server = start_bench_servers(stack, s3=url is None, stokerd=args.server is None,
+                                     stokerd_args=("--memory-cache", "1GiB")) or args.server
+        if url is None:
+            s3 = boto3.client("s3", config=Config(s3={"addressing_style": "path"}))
+            s3.create_bucket(Bucket="bench")
+            with tempfile.TemporaryDirectory() as tmp:
+                for p in write_synthetic(Path(tmp), args.files, args.row_groups, args.rows, args.dim,
+                                         args.compression):
+                    s3.put_object(Bucket="bench", Key=f"parquet/{p.name}", Body=p.read_bytes())
+            url = "s3://bench/parquet/"
 
         with stoker.Client(server) as client:
             info = client.open_dataset(url)

@@ -117,32 +117,19 @@ def main() -> int:
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
 
-    with ExitStack() as stack:
-        server, url = args.server, args.url
-        if server is None or url is None:
-            from servers import S3Server, Stokerd, build_stokerd, find_versitygw, temp_root
+    from servers import start_bench_servers
 
-            root = temp_root("stoker-bench-")
-            stack.callback(lambda: __import__("shutil").rmtree(root, ignore_errors=True))
-            if url is None:
-                s3srv = S3Server(bin=find_versitygw(), root=root / "s3")
-                s3srv.start()
-                stack.callback(s3srv.stop)
-                os.environ.update(s3srv.env())
-            if server is None:
-                (root / "bin").mkdir()
-                d = Stokerd(bin=build_stokerd(root / "bin"), root=root / "stokerd", env=dict(os.environ))
-                d.start()
-                stack.callback(d.kill)
-                server = d.address
-            if url is None:
-                with tempfile.TemporaryDirectory() as tmp:
-                    paths = write_synthetic(Path(tmp), args.shards, args.samples, args.sample_size)
-                    s3 = s3_client()
-                    s3.create_bucket(Bucket="bench")
-                    for p in paths:
-                        s3.put_object(Bucket="bench", Key=f"train/{p.name}", Body=p.read_bytes())
-                url = "s3://bench/train/"
+    with ExitStack() as stack:
+        url = args.url
+        server = start_bench_servers(stack, s3=url is None, stokerd=args.server is None) or args.server
+        if url is None:
+            with tempfile.TemporaryDirectory() as tmp:
+                paths = write_synthetic(Path(tmp), args.shards, args.samples, args.sample_size)
+                s3 = s3_client()
+                s3.create_bucket(Bucket="bench")
+                for p in paths:
+                    s3.put_object(Bucket="bench", Key=f"train/{p.name}", Body=p.read_bytes())
+            url = "s3://bench/train/"
 
         install_s3_opener()
         with stoker.Client(server) as client:

@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -225,3 +226,28 @@ class Stokerd:
 def temp_root(prefix: str) -> Path:
     """A folder under the system temp folder (versitygw needs xattrs there)."""
     return Path(tempfile.mkdtemp(prefix=prefix, dir=tempfile.gettempdir()))
+
+
+def start_bench_servers(
+    stack: ExitStack, *, s3: bool, stokerd: bool, stokerd_args: tuple[str, ...] = ()
+) -> str | None:
+    """For a benchmark: start versitygw when s3 (its AWS variables go into
+    os.environ) and then, when stokerd, a stokerd built from this
+    repository, returning its address; in a temp folder, all stopped and
+    removed when stack closes."""
+    if not (s3 or stokerd):
+        return None
+    root = temp_root("stoker-bench-")
+    stack.callback(shutil.rmtree, root, ignore_errors=True)
+    if s3:
+        s3srv = S3Server(bin=find_versitygw(), root=root / "s3")
+        s3srv.start()
+        stack.callback(s3srv.stop)
+        os.environ.update(s3srv.env())
+    if not stokerd:
+        return None
+    (root / "bin").mkdir()
+    d = Stokerd(bin=build_stokerd(root / "bin"), root=root / "stokerd", env=dict(os.environ), extra=stokerd_args)
+    d.start()
+    stack.callback(d.kill)
+    return d.address
