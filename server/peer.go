@@ -88,55 +88,54 @@ func (p *peer) Members(ctx context.Context, req *stokerv1.MembersRequest) (*stok
 // dataset URL, the owner of each shard.
 func (s *Server) members(ctx context.Context, url string) (*stokerv1.MembersResponse, error) {
 	node := s.cfg.Cluster
+	resp := &stokerv1.MembersResponse{Self: s.selfName()}
 	if node == nil {
-		resp := &stokerv1.MembersResponse{Self: "local", Members: []*stokerv1.Member{{Name: "local", State: "alive", Stats: s.Stats(),
-			CacheCapacity: uint64(s.cfg.Cache.MemoryBytes + s.cfg.Cache.DiskBytes)}}}
-		if url != "" {
-			ds, err := s.catalog.Open(ctx, url, "")
-			if err != nil {
-				return nil, toStatus(err)
-			}
-			for i := range ds.Manifest.Shards {
-				resp.Owners = append(resp.Owners, "local")
-				resp.Members[0].OwnedShards++
-				resp.Members[0].OwnedBytes += uint64(ds.Object(i).Bytes())
+		resp.Members = []*stokerv1.Member{{Name: "local", State: "alive", Stats: s.Stats(),
+			CacheCapacity: uint64(s.cfg.Cache.MemoryBytes + s.cfg.Cache.DiskBytes)}}
+	} else {
+		var wg sync.WaitGroup
+		for _, m := range node.Members() {
+			pm := &stokerv1.Member{Name: m.Name, GrpcAddr: m.Meta.GRPCAddr, Zone: m.Meta.Zone, CacheCapacity: uint64(m.Meta.Capacity), State: m.State}
+			resp.Members = append(resp.Members, pm)
+			switch {
+			case m.Name == node.Name():
+				pm.Stats = s.Stats()
+			case m.State == "alive" || m.State == "suspect":
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					pm.Stats, pm.Error = s.remoteStats(ctx, m.Meta.GRPCAddr)
+				}()
 			}
 		}
+		wg.Wait()
+	}
+	if url == "" {
 		return resp, nil
 	}
-	resp := &stokerv1.MembersResponse{Self: node.Name()}
+	ds, err := s.catalog.Open(ctx, url, "")
+	if err != nil {
+		return nil, toStatus(err)
+	}
 	byName := map[string]*stokerv1.Member{}
-	var wg sync.WaitGroup
-	for _, m := range node.Members() {
-		pm := &stokerv1.Member{Name: m.Name, GrpcAddr: m.Meta.GRPCAddr, Zone: m.Meta.Zone, CacheCapacity: uint64(m.Meta.Capacity), State: m.State}
-		resp.Members = append(resp.Members, pm)
-		byName[m.Name] = pm
-		switch {
-		case m.Name == node.Name():
-			pm.Stats = s.Stats()
-		case m.State == "alive" || m.State == "suspect":
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				pm.Stats, pm.Error = s.remoteStats(ctx, m.Meta.GRPCAddr)
-			}()
+	for _, pm := range resp.Members {
+		byName[pm.Name] = pm
+	}
+	owner := func(prefetch.Object) string { return "local" } // a single node owns everything
+	if node != nil {
+		pool := node.Pool()
+		owner = func(o prefetch.Object) string {
+			m, _ := cluster.OwnerOf(cluster.ShardKey(o), pool)
+			return m.Name // "" when no member is alive
 		}
 	}
-	wg.Wait()
-	if url != "" {
-		ds, err := s.catalog.Open(ctx, url, "")
-		if err != nil {
-			return nil, toStatus(err)
-		}
-		pool := node.Pool()
-		for i := range ds.Manifest.Shards {
-			sh := ds.Object(i)
-			o, ok := cluster.OwnerOf(cluster.ShardKey(sh), pool)
-			resp.Owners = append(resp.Owners, o.Name)
-			if pm := byName[o.Name]; ok && pm != nil {
-				pm.OwnedShards++
-				pm.OwnedBytes += uint64(sh.Bytes())
-			}
+	for i := range ds.Manifest.Shards {
+		sh := ds.Object(i)
+		name := owner(sh)
+		resp.Owners = append(resp.Owners, name)
+		if pm := byName[name]; pm != nil {
+			pm.OwnedShards++
+			pm.OwnedBytes += uint64(sh.Bytes())
 		}
 	}
 	return resp, nil
