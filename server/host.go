@@ -104,19 +104,13 @@ func (c *hostCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
-	b := func(v bool) float64 {
-		if v {
-			return 1
-		}
-		return 0
-	}
 	for _, g := range h.GPUs.Devices {
 		idx := strconv.Itoa(g.Index)
 		gauge(descGPUs, 1, idx, g.Name, g.UUID, g.BusID, strconv.Itoa(g.NUMANode))
 		gauge(descGPUMemory, float64(g.MemoryBytes), idx)
 	}
-	gauge(descNVML, b(h.GPUs.NVML))
-	gauge(descCuFile, b(h.CuFile))
+	gauge(descNVML, boolValue(h.GPUs.NVML))
+	gauge(descCuFile, boolValue(h.CuFile))
 	c.s.collectRegion(ch)
 	sh := c.s.shm
 	gauge(descShmRegions, float64(sh.count()))

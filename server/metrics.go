@@ -20,6 +20,14 @@ func desc(name, help string) *prometheus.Desc {
 	return prometheus.NewDesc("stoker_"+name, help, nil, nil)
 }
 
+// boolValue is a flag's metric value: 1 or 0.
+func boolValue(v bool) float64 {
+	if v {
+		return 1
+	}
+	return 0
+}
+
 var (
 	descMemoryHits  = desc("cache_memory_hits_total", "Shard reads served from the memory tier.")
 	descDiskHits    = desc("cache_disk_hits_total", "Shard reads served from the disk tier.")

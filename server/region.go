@@ -194,18 +194,12 @@ var (
 // collectRegion exports the region's facts.
 func (s *Server) collectRegion(ch chan<- prometheus.Metric) {
 	info := s.region.info
-	b := func(v bool) float64 {
-		if v {
-			return 1
-		}
-		return 0
-	}
 	size := float64(0)
 	if info.GetRegion() {
 		size = float64(info.GetBytes())
 	}
 	for d, v := range map[*prometheus.Desc]float64{
-		descRegionBytes: size, descRegionLocked: b(info.GetLocked()), descRegionHuge: b(info.GetHugePages()), descRegionNode: float64(info.GetNumaNode()),
+		descRegionBytes: size, descRegionLocked: boolValue(info.GetLocked()), descRegionHuge: boolValue(info.GetHugePages()), descRegionNode: float64(info.GetNumaNode()),
 	} {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v)
 	}
