@@ -247,9 +247,6 @@ func (n *Node) reconnect() {
 // Name is this node's name.
 func (n *Node) Name() string { return n.cfg.Name }
 
-// Meta is what this node publishes.
-func (n *Node) Meta() Meta { return n.cfg.Meta }
-
 // Alive returns the live members (this node included), sorted by name.
 func (n *Node) Alive() []Member {
 	n.mu.Lock()

@@ -81,9 +81,6 @@ func NewPeers(node *Node) *Peers {
 	return &Peers{node: node, conns: map[string]*grpc.ClientConn{}}
 }
 
-// Node is the membership Peers reads by.
-func (p *Peers) Node() *Node { return p.node }
-
 // Conn returns a connection to the member serving gRPC at addr.
 func (p *Peers) Conn(addr string) (*grpc.ClientConn, error) {
 	p.mu.Lock()
