@@ -251,11 +251,10 @@ def test_gds_takes_tier_fields_and_extents(tier_stokerd: Stokerd, tier_url: str)
                 for s in b.samples:
                     raw = {}
                     for name, v in s.fields.items():
+                        raw[name] = bytes(v)
                         if isinstance(v, Extent):
-                            raw[name] = bytes(v)
                             extents += 1
                         else:
-                            raw[name] = bytes(v)
                             tier_fields += bool(v) and lo <= address(v) < hi
                     batch.append((s.key, raw))
                 got.append(batch)
