@@ -221,7 +221,12 @@ func (c *Cache) loadOracle() Oracle {
 // the Go heap, and a copy when it is in an Allocator's region (whose bytes
 // are reused after eviction: use Acquire to read them without a copy).
 func (c *Cache) Get(key CacheKey) (data []byte, tier Tier, ok bool) {
-	r, tier, ok := c.Acquire(key)
+	return c.get(key, true)
+}
+
+// get is Get, counted in the metrics or not.
+func (c *Cache) get(key CacheKey, count bool) (data []byte, tier Tier, ok bool) {
+	r, tier, ok := c.acquire(key, count)
 	if !ok {
 		return nil, TierNone, false
 	}
@@ -237,20 +242,31 @@ func (c *Cache) Get(key CacheKey) (data []byte, tier Tier, ok bool) {
 // memory-tier entry is not evicted, until Release. Every Ref must be
 // released, once.
 func (c *Cache) Acquire(key CacheKey) (r *Ref, tier Tier, ok bool) {
+	return c.acquire(key, true)
+}
+
+// acquire is Acquire; count says whether it counts as a hit or a miss
+// (not for a second look on behalf of a Get already counted).
+func (c *Cache) acquire(key CacheKey, count bool) (r *Ref, tier Tier, ok bool) {
 	if c.closed.Load() {
 		return nil, TierNone, false
 	}
+	add := func(n *atomic.Int64) {
+		if count {
+			n.Add(1)
+		}
+	}
 	if r, ok := c.pinMem(key, true); ok {
-		c.memHits.Add(1)
+		add(&c.memHits)
 		return r, TierMemory, true
 	}
 	if c.disk != nil {
 		if r, ok := c.getDisk(key); ok {
-			c.diskHits.Add(1)
+			add(&c.diskHits)
 			return r, TierDisk, true
 		}
 	}
-	c.misses.Add(1)
+	add(&c.misses)
 	return nil, TierNone, false
 }
 

@@ -125,3 +125,22 @@ func TestPrefetcherReadsAheadAndOrdersEviction(t *testing.T) {
 		t.Errorf("NextUse of a finished shard = %d, want -1", got)
 	}
 }
+
+// A Shards.Get counts once in the cache's metrics: a miss, however many
+// flights its fetch goes through (the remote one, then the local one, each
+// looking at the cache again); the next Get is a hit.
+func TestShardsGetCountsOnce(t *testing.T) {
+	e := newPrefetchEnv(t, wds.Synthetic{Shards: 2, PerShard: 2, SampleSize: 100, Seed: 1}, 1<<20)
+	cache, shards := e.fresh(t, 1<<20)
+	shards.SetRemote(&peerRemote{owner: func(Object) *Shards { return nil }}) // this node owns everything: ErrLocal
+	for range 2 {
+		r, err := shards.Get(context.Background(), e.ds.Object(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Release()
+	}
+	if m := cache.Metrics(); m.Misses != 1 || m.Memory.Hits != 1 || m.Disk.Hits != 0 {
+		t.Fatalf("two Gets of one shard: %d misses, %d memory hits, %d disk hits; want 1, 1, 0", m.Misses, m.Memory.Hits, m.Disk.Hits)
+	}
+}

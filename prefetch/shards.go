@@ -158,8 +158,9 @@ func (s *Shards) Fallbacks() uint64 { return s.fallbacks.Load() }
 
 func (s *Shards) fetch(key CacheKey, o Object, remote bool) ([]byte, error) {
 	// A caller may have cached it between our Get miss and here: the
-	// flight's waiters share its result, so it is a heap copy (Get).
-	if data, _, ok := s.cache.Get(key); ok {
+	// flight's waiters share its result, so it is a heap copy (get). Not
+	// counted: the caller's Acquire counted this Get already.
+	if data, _, ok := s.cache.get(key, false); ok {
 		return data, nil
 	}
 	if rb := s.remote.Load(); remote && rb != nil {
