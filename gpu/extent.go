@@ -75,3 +75,6 @@ func FreeDevice(p DevicePtr) error { return deviceFree(p) }
 
 // CopyFromDevice copies len(dst) bytes at p to dst.
 func CopyFromDevice(dst []byte, p DevicePtr) error { return copyDevice(dst, p, false) }
+
+// CopyToDevice copies src to p.
+func CopyToDevice(src []byte, p DevicePtr) error { return copyDevice(src, p, true) }

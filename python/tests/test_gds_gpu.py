@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from conftest import Data
-from servers import Stokerd
+from servers import S3Server, Stokerd
 from test_gds import leases_freed
-from test_shm import poll, unix_address, unix_stokerd  # noqa: F401  (the fixture)
+from test_shm import poll, unix_address
 
 import stoker
 from stoker import gds
@@ -22,7 +26,21 @@ pytestmark = [
 ]
 
 
-def test_extents_to_gpu_by_each_path_bytes_and_rate(unix_stokerd: Stokerd, data: Data) -> None:  # noqa: F811
+@pytest.fixture(scope="module")
+def heap_stokerd(stokerd_bin: str, s3_server: S3Server, data: Data) -> Iterator[Stokerd]:
+    """A stokerd whose memory tier is private (on a GPU host the default
+    shares it, and a field in the shared tier is sent as a view of the tier,
+    never as a disk extent)."""
+    root = Path(tempfile.mkdtemp(prefix="stoker-gds-", dir="/tmp"))
+    srv = Stokerd(bin=stokerd_bin, root=root, env=s3_server.env(),
+                  extra=("--unix", str(root / "s.sock"), "--memory-region", "heap"))
+    srv.start()
+    yield srv
+    srv.kill()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_extents_to_gpu_by_each_path_bytes_and_rate(heap_stokerd: Stokerd, data: Data) -> None:
     """Every extent of an epoch lands in GPU memory with the right bytes by
     each path this host has (a cuFile path that fails falls back to pinned,
     and says so); each path's rate is printed next to a plain pinned torch
@@ -36,7 +54,7 @@ def test_extents_to_gpu_by_each_path_bytes_and_rate(unix_stokerd: Stokerd, data:
     seconds = dict.fromkeys(paths, 0.0)
     via: dict[str, dict[str, int]] = {p: {} for p in paths}
     total, largest = 0, 0
-    with stoker.Client(unix_address(unix_stokerd)) as c:
+    with stoker.Client(unix_address(heap_stokerd)) as c:
         list(c.stream(data.many_url, batch_size=8))  # every shard fetched: written to the disk tier
         deadline = time.monotonic() + 30
         while True:

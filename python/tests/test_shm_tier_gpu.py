@@ -7,6 +7,7 @@ import time
 import pytest
 from servers import Stokerd
 from test_shm import unix_address
+from test_shm_gpu import warm_up
 from test_shm_tier import address, tier_range, tier_stokerd, tier_url  # noqa: F401  (the fixtures)
 
 import stoker
@@ -25,6 +26,7 @@ def test_pinned_tier_to_gpu_bytes_and_rate(tier_stokerd: Stokerd, tier_url: str)
     mapping with the right bytes; the copy rate is printed next to a plain
     pinned torch copy of the same sizes measured in the same run."""
     dev = torch.device("cuda")
+    warm_up(dev)
     with stoker.Client(tier_stokerd.address) as tcp, stoker.Client(unix_address(tier_stokerd)) as c:
         want = {s.key: s.fields for b in tcp.stream(tier_url, batch_size=16) for s in b.samples}  # fills the tier
         tier_s, sizes = 0.0, []
