@@ -139,7 +139,16 @@ type Dataset struct {
 	// IPC stream with no batches (pyarrow.ipc.read_schema reads it).
 	ArrowSchema []byte `protobuf:"bytes,7,opt,name=arrow_schema,json=arrowSchema,proto3" json:"arrow_schema,omitempty"`
 	// columns are the schema's top-level columns.
-	Columns       []*Column `protobuf:"bytes,8,rep,name=columns,proto3" json:"columns,omitempty"`
+	Columns []*Column `protobuf:"bytes,8,rep,name=columns,proto3" json:"columns,omitempty"`
+	// counted is true when every shard's sample count is known (num_samples
+	// is then the dataset's). A WebDataset with no stored manifest and no
+	// index beside its shards is counted as streams reach its shards: until
+	// then the uncounted shards have samples 0.
+	Counted bool `protobuf:"varint,9,opt,name=counted,proto3" json:"counted,omitempty"`
+	// counts_from says where the sample counts came from: "manifest" (stored
+	// by an earlier open), "index" (wids-index.json beside the shards),
+	// "counting" (being counted from the shards), "footers" (columnar).
+	CountsFrom    string `protobuf:"bytes,10,opt,name=counts_from,json=countsFrom,proto3" json:"counts_from,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -228,6 +237,20 @@ func (x *Dataset) GetColumns() []*Column {
 		return x.Columns
 	}
 	return nil
+}
+
+func (x *Dataset) GetCounted() bool {
+	if x != nil {
+		return x.Counted
+	}
+	return false
+}
+
+func (x *Dataset) GetCountsFrom() string {
+	if x != nil {
+		return x.CountsFrom
+	}
+	return ""
 }
 
 // Column is one top-level column of a columnar dataset.
@@ -392,9 +415,14 @@ func (x *Shard) GetLength() int64 {
 // Cursor is a point in an epoch: the position in the epoch's global sample
 // sequence where the next step starts.
 type Cursor struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Epoch         uint64                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
-	Position      uint64                 `protobuf:"varint,2,opt,name=position,proto3" json:"position,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Epoch    uint64                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Position uint64                 `protobuf:"varint,2,opt,name=position,proto3" json:"position,omitempty"`
+	// plan_version is the version of the planner that made the cursor (the
+	// order of an epoch depends on it). The server sets it on every cursor it
+	// sends and refuses a cursor of another version; 0 (a position written by
+	// hand) is taken as the server's own.
+	PlanVersion   uint32 `protobuf:"varint,3,opt,name=plan_version,json=planVersion,proto3" json:"plan_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -443,6 +471,13 @@ func (x *Cursor) GetPosition() uint64 {
 	return 0
 }
 
+func (x *Cursor) GetPlanVersion() uint32 {
+	if x != nil {
+		return x.PlanVersion
+	}
+	return 0
+}
+
 // StreamBatchesRequest asks for one rank's share of an epoch.
 type StreamBatchesRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -455,7 +490,9 @@ type StreamBatchesRequest struct {
 	WorldSize uint32 `protobuf:"varint,6,opt,name=world_size,json=worldSize,proto3" json:"world_size,omitempty"`
 	// batch_size is the number of samples per rank per step; must be > 0.
 	BatchSize uint32 `protobuf:"varint,7,opt,name=batch_size,json=batchSize,proto3" json:"batch_size,omitempty"`
-	// shuffle_window is the number of shards shuffled together; 0 = all.
+	// shuffle_window is the number of shards whose samples are shuffled
+	// together: 0 is the default window (32 shards); 4294967295, or any
+	// value at least the number of shards, shuffles the whole epoch.
 	ShuffleWindow uint32 `protobuf:"varint,8,opt,name=shuffle_window,json=shuffleWindow,proto3" json:"shuffle_window,omitempty"`
 	NoShuffle     bool   `protobuf:"varint,9,opt,name=no_shuffle,json=noShuffle,proto3" json:"no_shuffle,omitempty"`
 	DropLast      bool   `protobuf:"varint,10,opt,name=drop_last,json=dropLast,proto3" json:"drop_last,omitempty"`
@@ -1289,7 +1326,17 @@ type StatsResponse struct {
 	ShmExtentBytes uint64 `protobuf:"varint,22,opt,name=shm_extent_bytes,json=shmExtentBytes,proto3" json:"shm_extent_bytes,omitempty"`
 	// shm_tier_bytes counts field bytes handed out as offsets into the
 	// shared memory tier (no copy).
-	ShmTierBytes  uint64 `protobuf:"varint,23,opt,name=shm_tier_bytes,json=shmTierBytes,proto3" json:"shm_tier_bytes,omitempty"`
+	ShmTierBytes uint64 `protobuf:"varint,23,opt,name=shm_tier_bytes,json=shmTierBytes,proto3" json:"shm_tier_bytes,omitempty"`
+	// storage_range_requests and storage_range_bytes count the reads of
+	// single samples' byte ranges (a window larger than the cache); they are
+	// included in storage_requests and storage_bytes.
+	StorageRangeRequests uint64 `protobuf:"varint,24,opt,name=storage_range_requests,json=storageRangeRequests,proto3" json:"storage_range_requests,omitempty"`
+	StorageRangeBytes    uint64 `protobuf:"varint,25,opt,name=storage_range_bytes,json=storageRangeBytes,proto3" json:"storage_range_bytes,omitempty"`
+	// disk_range_hits counts samples read from the disk tier without reading
+	// (or promoting) their whole shard.
+	DiskRangeHits uint64 `protobuf:"varint,26,opt,name=disk_range_hits,json=diskRangeHits,proto3" json:"disk_range_hits,omitempty"`
+	// counting lists the datasets whose shards are being counted now.
+	Counting      []*CountingProgress `protobuf:"bytes,27,rep,name=counting,proto3" json:"counting,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1485,6 +1532,96 @@ func (x *StatsResponse) GetShmTierBytes() uint64 {
 	return 0
 }
 
+func (x *StatsResponse) GetStorageRangeRequests() uint64 {
+	if x != nil {
+		return x.StorageRangeRequests
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetStorageRangeBytes() uint64 {
+	if x != nil {
+		return x.StorageRangeBytes
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetDiskRangeHits() uint64 {
+	if x != nil {
+		return x.DiskRangeHits
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetCounting() []*CountingProgress {
+	if x != nil {
+		return x.Counting
+	}
+	return nil
+}
+
+// CountingProgress is a dataset whose samples are being counted: it has no
+// stored manifest and no index beside its shards (stoker index writes one).
+type CountingProgress struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Url           string                 `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	ShardsCounted uint64                 `protobuf:"varint,2,opt,name=shards_counted,json=shardsCounted,proto3" json:"shards_counted,omitempty"`
+	ShardsTotal   uint64                 `protobuf:"varint,3,opt,name=shards_total,json=shardsTotal,proto3" json:"shards_total,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CountingProgress) Reset() {
+	*x = CountingProgress{}
+	mi := &file_stoker_v1_loader_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CountingProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CountingProgress) ProtoMessage() {}
+
+func (x *CountingProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_stoker_v1_loader_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CountingProgress.ProtoReflect.Descriptor instead.
+func (*CountingProgress) Descriptor() ([]byte, []int) {
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *CountingProgress) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *CountingProgress) GetShardsCounted() uint64 {
+	if x != nil {
+		return x.ShardsCounted
+	}
+	return 0
+}
+
+func (x *CountingProgress) GetShardsTotal() uint64 {
+	if x != nil {
+		return x.ShardsTotal
+	}
+	return 0
+}
+
 // HostInfo is the GPU host the server runs on.
 type HostInfo struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1514,7 +1651,7 @@ type HostInfo struct {
 
 func (x *HostInfo) Reset() {
 	*x = HostInfo{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[17]
+	mi := &file_stoker_v1_loader_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1526,7 +1663,7 @@ func (x *HostInfo) String() string {
 func (*HostInfo) ProtoMessage() {}
 
 func (x *HostInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[17]
+	mi := &file_stoker_v1_loader_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1539,7 +1676,7 @@ func (x *HostInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostInfo.ProtoReflect.Descriptor instead.
 func (*HostInfo) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{17}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *HostInfo) GetNvml() bool {
@@ -1662,7 +1799,7 @@ type MemoryRegion struct {
 
 func (x *MemoryRegion) Reset() {
 	*x = MemoryRegion{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[18]
+	mi := &file_stoker_v1_loader_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1674,7 +1811,7 @@ func (x *MemoryRegion) String() string {
 func (*MemoryRegion) ProtoMessage() {}
 
 func (x *MemoryRegion) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[18]
+	mi := &file_stoker_v1_loader_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1687,7 +1824,7 @@ func (x *MemoryRegion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemoryRegion.ProtoReflect.Descriptor instead.
 func (*MemoryRegion) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{18}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *MemoryRegion) GetRegion() bool {
@@ -1777,7 +1914,7 @@ type GpuDevice struct {
 
 func (x *GpuDevice) Reset() {
 	*x = GpuDevice{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[19]
+	mi := &file_stoker_v1_loader_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1789,7 +1926,7 @@ func (x *GpuDevice) String() string {
 func (*GpuDevice) ProtoMessage() {}
 
 func (x *GpuDevice) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[19]
+	mi := &file_stoker_v1_loader_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1802,7 +1939,7 @@ func (x *GpuDevice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GpuDevice.ProtoReflect.Descriptor instead.
 func (*GpuDevice) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{19}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GpuDevice) GetIndex() uint32 {
@@ -1869,7 +2006,7 @@ type PrefetchRequest struct {
 
 func (x *PrefetchRequest) Reset() {
 	*x = PrefetchRequest{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[20]
+	mi := &file_stoker_v1_loader_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1881,7 +2018,7 @@ func (x *PrefetchRequest) String() string {
 func (*PrefetchRequest) ProtoMessage() {}
 
 func (x *PrefetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[20]
+	mi := &file_stoker_v1_loader_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1894,7 +2031,7 @@ func (x *PrefetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrefetchRequest.ProtoReflect.Descriptor instead.
 func (*PrefetchRequest) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{20}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PrefetchRequest) GetUrl() string {
@@ -1965,7 +2102,7 @@ type PrefetchResponse struct {
 
 func (x *PrefetchResponse) Reset() {
 	*x = PrefetchResponse{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[21]
+	mi := &file_stoker_v1_loader_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1977,7 +2114,7 @@ func (x *PrefetchResponse) String() string {
 func (*PrefetchResponse) ProtoMessage() {}
 
 func (x *PrefetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[21]
+	mi := &file_stoker_v1_loader_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1990,7 +2127,7 @@ func (x *PrefetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrefetchResponse.ProtoReflect.Descriptor instead.
 func (*PrefetchResponse) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{21}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PrefetchResponse) GetHintId() string {
@@ -2024,7 +2161,7 @@ type PrefetchStatusRequest struct {
 
 func (x *PrefetchStatusRequest) Reset() {
 	*x = PrefetchStatusRequest{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[22]
+	mi := &file_stoker_v1_loader_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2036,7 +2173,7 @@ func (x *PrefetchStatusRequest) String() string {
 func (*PrefetchStatusRequest) ProtoMessage() {}
 
 func (x *PrefetchStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[22]
+	mi := &file_stoker_v1_loader_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2049,7 +2186,7 @@ func (x *PrefetchStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrefetchStatusRequest.ProtoReflect.Descriptor instead.
 func (*PrefetchStatusRequest) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{22}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PrefetchStatusRequest) GetHintId() string {
@@ -2074,7 +2211,7 @@ type PrefetchStatusResponse struct {
 
 func (x *PrefetchStatusResponse) Reset() {
 	*x = PrefetchStatusResponse{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[23]
+	mi := &file_stoker_v1_loader_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2086,7 +2223,7 @@ func (x *PrefetchStatusResponse) String() string {
 func (*PrefetchStatusResponse) ProtoMessage() {}
 
 func (x *PrefetchStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[23]
+	mi := &file_stoker_v1_loader_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2099,7 +2236,7 @@ func (x *PrefetchStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrefetchStatusResponse.ProtoReflect.Descriptor instead.
 func (*PrefetchStatusResponse) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{23}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PrefetchStatusResponse) GetHintId() string {
@@ -2156,7 +2293,7 @@ type PrefetchProgress struct {
 
 func (x *PrefetchProgress) Reset() {
 	*x = PrefetchProgress{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[24]
+	mi := &file_stoker_v1_loader_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2168,7 +2305,7 @@ func (x *PrefetchProgress) String() string {
 func (*PrefetchProgress) ProtoMessage() {}
 
 func (x *PrefetchProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[24]
+	mi := &file_stoker_v1_loader_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2181,7 +2318,7 @@ func (x *PrefetchProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrefetchProgress.ProtoReflect.Descriptor instead.
 func (*PrefetchProgress) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{24}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PrefetchProgress) GetNode() string {
@@ -2242,7 +2379,7 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n" +
 	"\x06format\x18\x02 \x01(\tR\x06format\"C\n" +
 	"\x13OpenDatasetResponse\x12,\n" +
-	"\adataset\x18\x01 \x01(\v2\x12.stoker.v1.DatasetR\adataset\"\xa1\x02\n" +
+	"\adataset\x18\x01 \x01(\v2\x12.stoker.v1.DatasetR\adataset\"\xdc\x02\n" +
 	"\aDataset\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n" +
 	"\x06format\x18\x02 \x01(\tR\x06format\x12(\n" +
@@ -2253,7 +2390,11 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"totalBytes\x120\n" +
 	"\x14from_stored_manifest\x18\x06 \x01(\bR\x12fromStoredManifest\x12!\n" +
 	"\farrow_schema\x18\a \x01(\fR\varrowSchema\x12+\n" +
-	"\acolumns\x18\b \x03(\v2\x11.stoker.v1.ColumnR\acolumns\"L\n" +
+	"\acolumns\x18\b \x03(\v2\x11.stoker.v1.ColumnR\acolumns\x12\x18\n" +
+	"\acounted\x18\t \x01(\bR\acounted\x12\x1f\n" +
+	"\vcounts_from\x18\n" +
+	" \x01(\tR\n" +
+	"countsFrom\"L\n" +
 	"\x06Column\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x1a\n" +
@@ -2265,10 +2406,11 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\asamples\x18\x04 \x01(\x04R\asamples\x12\x12\n" +
 	"\x04part\x18\x05 \x01(\rR\x04part\x12\x16\n" +
 	"\x06offset\x18\x06 \x01(\x03R\x06offset\x12\x16\n" +
-	"\x06length\x18\a \x01(\x03R\x06length\":\n" +
+	"\x06length\x18\a \x01(\x03R\x06length\"]\n" +
 	"\x06Cursor\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x1a\n" +
-	"\bposition\x18\x02 \x01(\x04R\bposition\"\xcd\x03\n" +
+	"\bposition\x18\x02 \x01(\x04R\bposition\x12!\n" +
+	"\fplan_version\x18\x03 \x01(\rR\vplanVersion\"\xcd\x03\n" +
 	"\x14StreamBatchesRequest\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n" +
 	"\x06format\x18\x02 \x01(\tR\x06format\x12\x12\n" +
@@ -2337,7 +2479,7 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x16\n" +
 	"\x06length\x18\x03 \x01(\x04R\x06length\"\x0e\n" +
-	"\fStatsRequest\"\xc9\x06\n" +
+	"\fStatsRequest\"\x90\b\n" +
 	"\rStatsResponse\x12\x1f\n" +
 	"\vmemory_hits\x18\x01 \x01(\x04R\n" +
 	"memoryHits\x12\x1b\n" +
@@ -2367,7 +2509,15 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\x04host\x18\x14 \x01(\v2\x13.stoker.v1.HostInfoR\x04host\x12\x1b\n" +
 	"\tshm_waits\x18\x15 \x01(\x04R\bshmWaits\x12(\n" +
 	"\x10shm_extent_bytes\x18\x16 \x01(\x04R\x0eshmExtentBytes\x12$\n" +
-	"\x0eshm_tier_bytes\x18\x17 \x01(\x04R\fshmTierBytes\"\xd3\x03\n" +
+	"\x0eshm_tier_bytes\x18\x17 \x01(\x04R\fshmTierBytes\x124\n" +
+	"\x16storage_range_requests\x18\x18 \x01(\x04R\x14storageRangeRequests\x12.\n" +
+	"\x13storage_range_bytes\x18\x19 \x01(\x04R\x11storageRangeBytes\x12&\n" +
+	"\x0fdisk_range_hits\x18\x1a \x01(\x04R\rdiskRangeHits\x127\n" +
+	"\bcounting\x18\x1b \x03(\v2\x1b.stoker.v1.CountingProgressR\bcounting\"n\n" +
+	"\x10CountingProgress\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x12%\n" +
+	"\x0eshards_counted\x18\x02 \x01(\x04R\rshardsCounted\x12!\n" +
+	"\fshards_total\x18\x03 \x01(\x04R\vshardsTotal\"\xd3\x03\n" +
 	"\bHostInfo\x12\x12\n" +
 	"\x04nvml\x18\x01 \x01(\bR\x04nvml\x12\x1f\n" +
 	"\vnvml_reason\x18\x02 \x01(\tR\n" +
@@ -2466,7 +2616,7 @@ func file_stoker_v1_loader_proto_rawDescGZIP() []byte {
 	return file_stoker_v1_loader_proto_rawDescData
 }
 
-var file_stoker_v1_loader_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_stoker_v1_loader_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_stoker_v1_loader_proto_goTypes = []any{
 	(*OpenDatasetRequest)(nil),     // 0: stoker.v1.OpenDatasetRequest
 	(*OpenDatasetResponse)(nil),    // 1: stoker.v1.OpenDatasetResponse
@@ -2485,14 +2635,15 @@ var file_stoker_v1_loader_proto_goTypes = []any{
 	(*FileExtent)(nil),             // 14: stoker.v1.FileExtent
 	(*StatsRequest)(nil),           // 15: stoker.v1.StatsRequest
 	(*StatsResponse)(nil),          // 16: stoker.v1.StatsResponse
-	(*HostInfo)(nil),               // 17: stoker.v1.HostInfo
-	(*MemoryRegion)(nil),           // 18: stoker.v1.MemoryRegion
-	(*GpuDevice)(nil),              // 19: stoker.v1.GpuDevice
-	(*PrefetchRequest)(nil),        // 20: stoker.v1.PrefetchRequest
-	(*PrefetchResponse)(nil),       // 21: stoker.v1.PrefetchResponse
-	(*PrefetchStatusRequest)(nil),  // 22: stoker.v1.PrefetchStatusRequest
-	(*PrefetchStatusResponse)(nil), // 23: stoker.v1.PrefetchStatusResponse
-	(*PrefetchProgress)(nil),       // 24: stoker.v1.PrefetchProgress
+	(*CountingProgress)(nil),       // 17: stoker.v1.CountingProgress
+	(*HostInfo)(nil),               // 18: stoker.v1.HostInfo
+	(*MemoryRegion)(nil),           // 19: stoker.v1.MemoryRegion
+	(*GpuDevice)(nil),              // 20: stoker.v1.GpuDevice
+	(*PrefetchRequest)(nil),        // 21: stoker.v1.PrefetchRequest
+	(*PrefetchResponse)(nil),       // 22: stoker.v1.PrefetchResponse
+	(*PrefetchStatusRequest)(nil),  // 23: stoker.v1.PrefetchStatusRequest
+	(*PrefetchStatusResponse)(nil), // 24: stoker.v1.PrefetchStatusResponse
+	(*PrefetchProgress)(nil),       // 25: stoker.v1.PrefetchProgress
 }
 var file_stoker_v1_loader_proto_depIdxs = []int32{
 	2,  // 0: stoker.v1.OpenDatasetResponse.dataset:type_name -> stoker.v1.Dataset
@@ -2506,27 +2657,28 @@ var file_stoker_v1_loader_proto_depIdxs = []int32{
 	8,  // 8: stoker.v1.StreamBatchesResponse.shm_tier:type_name -> stoker.v1.ShmRegion
 	13, // 9: stoker.v1.Sample.fields:type_name -> stoker.v1.Field
 	14, // 10: stoker.v1.Field.extent:type_name -> stoker.v1.FileExtent
-	17, // 11: stoker.v1.StatsResponse.host:type_name -> stoker.v1.HostInfo
-	19, // 12: stoker.v1.HostInfo.gpus:type_name -> stoker.v1.GpuDevice
-	18, // 13: stoker.v1.HostInfo.memory_region:type_name -> stoker.v1.MemoryRegion
-	24, // 14: stoker.v1.PrefetchStatusResponse.nodes:type_name -> stoker.v1.PrefetchProgress
-	0,  // 15: stoker.v1.Loader.OpenDataset:input_type -> stoker.v1.OpenDatasetRequest
-	6,  // 16: stoker.v1.Loader.StreamBatches:input_type -> stoker.v1.StreamBatchesRequest
-	15, // 17: stoker.v1.Loader.Stats:input_type -> stoker.v1.StatsRequest
-	20, // 18: stoker.v1.Loader.Prefetch:input_type -> stoker.v1.PrefetchRequest
-	22, // 19: stoker.v1.Loader.PrefetchStatus:input_type -> stoker.v1.PrefetchStatusRequest
-	10, // 20: stoker.v1.Loader.ReleaseShm:input_type -> stoker.v1.ReleaseShmRequest
-	1,  // 21: stoker.v1.Loader.OpenDataset:output_type -> stoker.v1.OpenDatasetResponse
-	7,  // 22: stoker.v1.Loader.StreamBatches:output_type -> stoker.v1.StreamBatchesResponse
-	16, // 23: stoker.v1.Loader.Stats:output_type -> stoker.v1.StatsResponse
-	21, // 24: stoker.v1.Loader.Prefetch:output_type -> stoker.v1.PrefetchResponse
-	23, // 25: stoker.v1.Loader.PrefetchStatus:output_type -> stoker.v1.PrefetchStatusResponse
-	11, // 26: stoker.v1.Loader.ReleaseShm:output_type -> stoker.v1.ReleaseShmResponse
-	21, // [21:27] is the sub-list for method output_type
-	15, // [15:21] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	18, // 11: stoker.v1.StatsResponse.host:type_name -> stoker.v1.HostInfo
+	17, // 12: stoker.v1.StatsResponse.counting:type_name -> stoker.v1.CountingProgress
+	20, // 13: stoker.v1.HostInfo.gpus:type_name -> stoker.v1.GpuDevice
+	19, // 14: stoker.v1.HostInfo.memory_region:type_name -> stoker.v1.MemoryRegion
+	25, // 15: stoker.v1.PrefetchStatusResponse.nodes:type_name -> stoker.v1.PrefetchProgress
+	0,  // 16: stoker.v1.Loader.OpenDataset:input_type -> stoker.v1.OpenDatasetRequest
+	6,  // 17: stoker.v1.Loader.StreamBatches:input_type -> stoker.v1.StreamBatchesRequest
+	15, // 18: stoker.v1.Loader.Stats:input_type -> stoker.v1.StatsRequest
+	21, // 19: stoker.v1.Loader.Prefetch:input_type -> stoker.v1.PrefetchRequest
+	23, // 20: stoker.v1.Loader.PrefetchStatus:input_type -> stoker.v1.PrefetchStatusRequest
+	10, // 21: stoker.v1.Loader.ReleaseShm:input_type -> stoker.v1.ReleaseShmRequest
+	1,  // 22: stoker.v1.Loader.OpenDataset:output_type -> stoker.v1.OpenDatasetResponse
+	7,  // 23: stoker.v1.Loader.StreamBatches:output_type -> stoker.v1.StreamBatchesResponse
+	16, // 24: stoker.v1.Loader.Stats:output_type -> stoker.v1.StatsResponse
+	22, // 25: stoker.v1.Loader.Prefetch:output_type -> stoker.v1.PrefetchResponse
+	24, // 26: stoker.v1.Loader.PrefetchStatus:output_type -> stoker.v1.PrefetchStatusResponse
+	11, // 27: stoker.v1.Loader.ReleaseShm:output_type -> stoker.v1.ReleaseShmResponse
+	22, // [22:28] is the sub-list for method output_type
+	16, // [16:22] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_stoker_v1_loader_proto_init() }
@@ -2540,7 +2692,7 @@ func file_stoker_v1_loader_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stoker_v1_loader_proto_rawDesc), len(file_stoker_v1_loader_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   25,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

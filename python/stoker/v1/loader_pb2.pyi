@@ -21,7 +21,7 @@ class OpenDatasetResponse(_message.Message):
     def __init__(self, dataset: _Optional[_Union[Dataset, _Mapping]] = ...) -> None: ...
 
 class Dataset(_message.Message):
-    __slots__ = ("url", "format", "shards", "num_samples", "total_bytes", "from_stored_manifest", "arrow_schema", "columns")
+    __slots__ = ("url", "format", "shards", "num_samples", "total_bytes", "from_stored_manifest", "arrow_schema", "columns", "counted", "counts_from")
     URL_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     SHARDS_FIELD_NUMBER: _ClassVar[int]
@@ -30,6 +30,8 @@ class Dataset(_message.Message):
     FROM_STORED_MANIFEST_FIELD_NUMBER: _ClassVar[int]
     ARROW_SCHEMA_FIELD_NUMBER: _ClassVar[int]
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    COUNTED_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_FROM_FIELD_NUMBER: _ClassVar[int]
     url: str
     format: str
     shards: _containers.RepeatedCompositeFieldContainer[Shard]
@@ -38,7 +40,9 @@ class Dataset(_message.Message):
     from_stored_manifest: bool
     arrow_schema: bytes
     columns: _containers.RepeatedCompositeFieldContainer[Column]
-    def __init__(self, url: _Optional[str] = ..., format: _Optional[str] = ..., shards: _Optional[_Iterable[_Union[Shard, _Mapping]]] = ..., num_samples: _Optional[int] = ..., total_bytes: _Optional[int] = ..., from_stored_manifest: _Optional[bool] = ..., arrow_schema: _Optional[bytes] = ..., columns: _Optional[_Iterable[_Union[Column, _Mapping]]] = ...) -> None: ...
+    counted: bool
+    counts_from: str
+    def __init__(self, url: _Optional[str] = ..., format: _Optional[str] = ..., shards: _Optional[_Iterable[_Union[Shard, _Mapping]]] = ..., num_samples: _Optional[int] = ..., total_bytes: _Optional[int] = ..., from_stored_manifest: _Optional[bool] = ..., arrow_schema: _Optional[bytes] = ..., columns: _Optional[_Iterable[_Union[Column, _Mapping]]] = ..., counted: _Optional[bool] = ..., counts_from: _Optional[str] = ...) -> None: ...
 
 class Column(_message.Message):
     __slots__ = ("name", "type", "nullable")
@@ -69,12 +73,14 @@ class Shard(_message.Message):
     def __init__(self, object: _Optional[str] = ..., size: _Optional[int] = ..., etag: _Optional[str] = ..., samples: _Optional[int] = ..., part: _Optional[int] = ..., offset: _Optional[int] = ..., length: _Optional[int] = ...) -> None: ...
 
 class Cursor(_message.Message):
-    __slots__ = ("epoch", "position")
+    __slots__ = ("epoch", "position", "plan_version")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     POSITION_FIELD_NUMBER: _ClassVar[int]
+    PLAN_VERSION_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     position: int
-    def __init__(self, epoch: _Optional[int] = ..., position: _Optional[int] = ...) -> None: ...
+    plan_version: int
+    def __init__(self, epoch: _Optional[int] = ..., position: _Optional[int] = ..., plan_version: _Optional[int] = ...) -> None: ...
 
 class StreamBatchesRequest(_message.Message):
     __slots__ = ("url", "format", "seed", "epoch", "rank", "world_size", "batch_size", "shuffle_window", "no_shuffle", "drop_last", "cursor", "columns", "shm", "shm_region_bytes", "gds", "shm_tier")
@@ -215,7 +221,7 @@ class StatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class StatsResponse(_message.Message):
-    __slots__ = ("memory_hits", "disk_hits", "misses", "memory_bytes", "memory_capacity", "disk_bytes", "disk_capacity", "storage_requests", "storage_bytes", "stall_nanos", "samples_served", "bytes_served", "active_streams", "evictions", "shm_regions", "shm_region_bytes", "shm_leases", "shm_leased_bytes", "shm_bytes_served", "host", "shm_waits", "shm_extent_bytes", "shm_tier_bytes")
+    __slots__ = ("memory_hits", "disk_hits", "misses", "memory_bytes", "memory_capacity", "disk_bytes", "disk_capacity", "storage_requests", "storage_bytes", "stall_nanos", "samples_served", "bytes_served", "active_streams", "evictions", "shm_regions", "shm_region_bytes", "shm_leases", "shm_leased_bytes", "shm_bytes_served", "host", "shm_waits", "shm_extent_bytes", "shm_tier_bytes", "storage_range_requests", "storage_range_bytes", "disk_range_hits", "counting")
     MEMORY_HITS_FIELD_NUMBER: _ClassVar[int]
     DISK_HITS_FIELD_NUMBER: _ClassVar[int]
     MISSES_FIELD_NUMBER: _ClassVar[int]
@@ -239,6 +245,10 @@ class StatsResponse(_message.Message):
     SHM_WAITS_FIELD_NUMBER: _ClassVar[int]
     SHM_EXTENT_BYTES_FIELD_NUMBER: _ClassVar[int]
     SHM_TIER_BYTES_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_RANGE_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_RANGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    DISK_RANGE_HITS_FIELD_NUMBER: _ClassVar[int]
+    COUNTING_FIELD_NUMBER: _ClassVar[int]
     memory_hits: int
     disk_hits: int
     misses: int
@@ -262,7 +272,21 @@ class StatsResponse(_message.Message):
     shm_waits: int
     shm_extent_bytes: int
     shm_tier_bytes: int
-    def __init__(self, memory_hits: _Optional[int] = ..., disk_hits: _Optional[int] = ..., misses: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., memory_capacity: _Optional[int] = ..., disk_bytes: _Optional[int] = ..., disk_capacity: _Optional[int] = ..., storage_requests: _Optional[int] = ..., storage_bytes: _Optional[int] = ..., stall_nanos: _Optional[int] = ..., samples_served: _Optional[int] = ..., bytes_served: _Optional[int] = ..., active_streams: _Optional[int] = ..., evictions: _Optional[int] = ..., shm_regions: _Optional[int] = ..., shm_region_bytes: _Optional[int] = ..., shm_leases: _Optional[int] = ..., shm_leased_bytes: _Optional[int] = ..., shm_bytes_served: _Optional[int] = ..., host: _Optional[_Union[HostInfo, _Mapping]] = ..., shm_waits: _Optional[int] = ..., shm_extent_bytes: _Optional[int] = ..., shm_tier_bytes: _Optional[int] = ...) -> None: ...
+    storage_range_requests: int
+    storage_range_bytes: int
+    disk_range_hits: int
+    counting: _containers.RepeatedCompositeFieldContainer[CountingProgress]
+    def __init__(self, memory_hits: _Optional[int] = ..., disk_hits: _Optional[int] = ..., misses: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., memory_capacity: _Optional[int] = ..., disk_bytes: _Optional[int] = ..., disk_capacity: _Optional[int] = ..., storage_requests: _Optional[int] = ..., storage_bytes: _Optional[int] = ..., stall_nanos: _Optional[int] = ..., samples_served: _Optional[int] = ..., bytes_served: _Optional[int] = ..., active_streams: _Optional[int] = ..., evictions: _Optional[int] = ..., shm_regions: _Optional[int] = ..., shm_region_bytes: _Optional[int] = ..., shm_leases: _Optional[int] = ..., shm_leased_bytes: _Optional[int] = ..., shm_bytes_served: _Optional[int] = ..., host: _Optional[_Union[HostInfo, _Mapping]] = ..., shm_waits: _Optional[int] = ..., shm_extent_bytes: _Optional[int] = ..., shm_tier_bytes: _Optional[int] = ..., storage_range_requests: _Optional[int] = ..., storage_range_bytes: _Optional[int] = ..., disk_range_hits: _Optional[int] = ..., counting: _Optional[_Iterable[_Union[CountingProgress, _Mapping]]] = ...) -> None: ...
+
+class CountingProgress(_message.Message):
+    __slots__ = ("url", "shards_counted", "shards_total")
+    URL_FIELD_NUMBER: _ClassVar[int]
+    SHARDS_COUNTED_FIELD_NUMBER: _ClassVar[int]
+    SHARDS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    url: str
+    shards_counted: int
+    shards_total: int
+    def __init__(self, url: _Optional[str] = ..., shards_counted: _Optional[int] = ..., shards_total: _Optional[int] = ...) -> None: ...
 
 class HostInfo(_message.Message):
     __slots__ = ("nvml", "nvml_reason", "driver_version", "gpus", "numa_nodes", "memlock_bytes", "huge_page_bytes", "huge_pages_free", "cufile", "cufile_reason", "shm_dir", "ipc_lock", "memory_region")
