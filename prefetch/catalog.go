@@ -13,59 +13,11 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
-
-	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/singleflight"
 
-	"github.com/stoker-data/stoker/prefetch/wds"
+	"github.com/stoker-data/stoker/prefetch/dsindex"
 	"github.com/stoker-data/stoker/shuffle"
 )
-
-// Dataset is an opened dataset: its manifest and, for every shard, the
-// index of its samples. A Dataset is immutable; share it freely.
-type Dataset struct {
-	Manifest *shuffle.Manifest
-	// Index[i] lists the samples of shard i with their fields' offsets in
-	// the shard's decompressed bytes.
-	Index [][]wds.Sample
-	// FromStored is true when storage could not be reached and the
-	// manifest stored by an earlier open was used.
-	FromStored bool
-	// Columnar describes a columnar dataset's units and schema (nil for
-	// WebDataset); its shards are units, and Index is nil.
-	Columnar *Columnar
-	keys     []CacheKey       // cache key of shard i, made once (a unit's is formatted)
-	shardOf  map[CacheKey]int // shard index by cache key
-}
-
-// Key returns the cache key of shard i.
-func (d *Dataset) Key(i int) CacheKey {
-	return d.keys[i]
-}
-
-// ShardOf returns the index of the shard with key k, or -1.
-func (d *Dataset) ShardOf(k CacheKey) int {
-	if i, ok := d.shardOf[k]; ok {
-		return i
-	}
-	return -1
-}
-
-// Object returns shard i as a Source object.
-func (d *Dataset) Object(i int) Object {
-	s := d.Manifest.Shards[i]
-	return Object{URL: s.Object, Size: s.Size, ETag: s.ETag, Offset: s.Offset, Length: s.Length}
-}
-
-func newDataset(m *shuffle.Manifest, idx [][]wds.Sample, stored bool) *Dataset {
-	d := &Dataset{Manifest: m, Index: idx, FromStored: stored,
-		keys: make([]CacheKey, len(m.Shards)), shardOf: make(map[CacheKey]int, len(m.Shards))}
-	for i := range m.Shards {
-		d.keys[i] = d.Object(i).CacheKey()
-		d.shardOf[d.keys[i]] = i
-	}
-	return d
-}
 
 // CatalogConfig configures a Catalog.
 type CatalogConfig struct {
@@ -83,8 +35,8 @@ type CatalogConfig struct {
 	// manifest) without trying storage again: each try waits out the
 	// source's retries, which would otherwise delay every stream's start.
 	OutageRetry time.Duration
-	// MaxIndexes is how many shard indexes are kept decoded in memory.
-	MaxIndexes int
+	// IndexBytes bounds the memory of the shard indexes kept decoded.
+	IndexBytes int64
 }
 
 // DefaultCatalogConfig returns the defaults; Dir must still be set.
@@ -93,24 +45,29 @@ func DefaultCatalogConfig() CatalogConfig {
 		IndexParallel: 8,                // indexing reads whole shards: as many as fetches in flight
 		ResolveTTL:    30 * time.Second, // a job's ranks start within seconds of each other
 		OutageRetry:   30 * time.Second, // one slow open per URL every 30 s while storage is down
-		MaxIndexes:    1 << 16,          // 64k shards, a few hundred MiB of keys and offsets at most
+		IndexBytes:    256 << 20,        // millions of samples' keys and offsets
 	}
 }
 
-// Catalog opens datasets: it resolves a URL into objects, indexes every
-// shard once (the index is stored on disk keyed by object and ETag, so a
-// reopen is instant and a changed object is re-indexed), and keeps the
-// manifest of each URL so a dataset stays readable when storage is down.
-// Shards read for indexing are put into the cache. Safe for concurrent use.
+// Catalog opens datasets: it resolves a URL into objects and finds their
+// sample counts without reading the shards when it can (a manifest stored
+// by an earlier open, or an index beside the shards written by stoker
+// index); otherwise the shards are counted as streams reach them (see
+// Dataset.CountShards). A shard's sample index is loaded when the shard is
+// read and stored on disk keyed by object and ETag. The manifest of each
+// URL is kept so a dataset stays readable when storage is down. Safe for
+// concurrent use.
 type Catalog struct {
 	cfg     CatalogConfig
 	sources *Sources
 	shards  *Shards
 	log     *slog.Logger
 	group   singleflight.Group // one open per URL at a time
+	loads   singleflight.Group // one load per shard index
 
-	opened  *lru.Cache[string, opened]         // recently opened datasets by URL; safe for concurrent use
-	indexes *lru.Cache[CacheKey, []wds.Sample] // decoded shard indexes; safe for concurrent use
+	opened  *lru.Cache[string, opened] // recently opened datasets by URL; safe for concurrent use
+	indexes *indexCache                // decoded shard indexes, bounded by bytes
+	storing *lru.Cache[string, bool]   // manifests stored since counting ended, by dataset ID
 }
 
 // opened is a dataset and when its URL was resolved; with storage down,
@@ -138,8 +95,8 @@ func NewCatalog(cfg CatalogConfig, sources *Sources, shards *Shards, log *slog.L
 	if cfg.OutageRetry == 0 {
 		cfg.OutageRetry = d.OutageRetry
 	}
-	if cfg.MaxIndexes <= 0 {
-		cfg.MaxIndexes = d.MaxIndexes
+	if cfg.IndexBytes <= 0 {
+		cfg.IndexBytes = d.IndexBytes
 	}
 	for _, d := range []string{"manifests", "index"} {
 		if err := os.MkdirAll(filepath.Join(cfg.Dir, d), 0o755); err != nil {
@@ -150,14 +107,16 @@ func NewCatalog(cfg CatalogConfig, sources *Sources, shards *Shards, log *slog.L
 	if err != nil {
 		return nil, err
 	}
-	idx, err := lru.New[CacheKey, []wds.Sample](cfg.MaxIndexes)
+	st, err := lru.New[string, bool](256)
 	if err != nil {
 		return nil, err
 	}
-	return &Catalog{cfg: cfg, sources: sources, shards: shards, log: log, opened: o, indexes: idx}, nil
+	return &Catalog{cfg: cfg, sources: sources, shards: shards, log: log, opened: o, storing: st,
+		indexes: newIndexCache(cfg.IndexBytes)}, nil
 }
 
-// Open resolves and indexes the dataset at url. Errors are *Error values.
+// Open resolves the dataset at url and finds its sample counts where they
+// are stored. Errors are *Error values.
 func (c *Catalog) Open(ctx context.Context, url string, format shuffle.Format) (*Dataset, error) {
 	if format != "" && format != shuffle.FormatWebDataset && !format.Columnar() {
 		return nil, &Error{Op: "open", Object: url, Kind: ErrBadURL, Err: fmt.Errorf("unknown format %q (want %s, or empty to go by the objects' extensions)", format, knownFormats)}
@@ -166,8 +125,7 @@ func (c *Catalog) Open(ctx context.Context, url string, format shuffle.Format) (
 	if o, ok := c.opened.Get(key); ok && c.fresh(o) {
 		return o.ds, nil
 	}
-	// The open goes on if this caller gives up: others may wait on it, and
-	// the indexes it stores serve the next open.
+	// The open goes on if this caller gives up: others may wait on it.
 	ch := c.group.DoChan(key, func() (any, error) { return c.open(context.WithoutCancel(ctx), key, url, format) })
 	select {
 	case r := <-ch:
@@ -180,39 +138,11 @@ func (c *Catalog) Open(ctx context.Context, url string, format shuffle.Format) (
 	}
 }
 
-// open resolves and indexes the dataset at url; key is its entry in
-// c.opened.
+// open resolves the dataset at url; key is its entry in c.opened.
 func (c *Catalog) open(ctx context.Context, key, url string, format shuffle.Format) (*Dataset, error) {
-	objs, err := Resolve(ctx, c.sources, url)
+	objs, x, err := c.resolve(ctx, url)
 	if errors.Is(err, ErrUnavailable) {
-		retryAfter := time.Now().Add(c.cfg.OutageRetry)
-		if o, ok := c.opened.Get(key); ok {
-			c.log.Warn("storage unreachable: using the dataset opened before", "url", url, "opened", o.at, "retry_after", c.cfg.OutageRetry, "err", err)
-			ds := *o.ds // immutable: the copy shares its manifest, indexes and keys
-			ds.FromStored = true
-			c.opened.Add(key, opened{ds: &ds, at: o.at, retryAfter: retryAfter})
-			return &ds, nil
-		}
-		m, serr := c.loadManifest(url)
-		if serr != nil || (format != "" && m.Format != format) {
-			return nil, err
-		}
-		c.log.Warn("storage unreachable: using the stored manifest", "url", url, "shards", len(m.Shards), "err", err)
-		if m.Format.Columnar() {
-			ds, cerr := c.loadColumnar(m)
-			if cerr != nil {
-				return nil, err
-			}
-			c.opened.Add(key, opened{ds: ds, retryAfter: retryAfter})
-			return ds, nil
-		}
-		idx, ierr := c.loadIndexes(m)
-		if ierr != nil {
-			return nil, err
-		}
-		ds := newDataset(m, idx, true)
-		c.opened.Add(key, opened{ds: ds, retryAfter: retryAfter})
-		return ds, nil
+		return c.openStored(key, url, format, err)
 	}
 	if err != nil {
 		return nil, err
@@ -225,75 +155,166 @@ func (c *Catalog) open(ctx context.Context, key, url string, format shuffle.Form
 		if err != nil {
 			return nil, err
 		}
+		ds.CountsFrom = CountsFooters
 		c.opened.Add(key, opened{ds: ds, at: time.Now()})
 		return ds, nil
 	}
 	m := &shuffle.Manifest{URL: url, Format: format, Shards: make([]shuffle.Shard, len(objs))}
-	idx := make([][]wds.Sample, len(objs))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(c.cfg.IndexParallel)
 	for i, o := range objs {
-		g.Go(func() error {
-			samples, err := c.index(gctx, o)
-			if err != nil {
-				return err
-			}
-			idx[i] = samples
-			m.Shards[i] = shuffle.Shard{Object: o.URL, Size: o.Size, ETag: o.ETag, Samples: len(samples)}
-			return nil
-		})
+		m.Shards[i] = shuffle.Shard{Object: o.URL, Size: o.Size, ETag: o.ETag}
 	}
-	if err := g.Wait(); err != nil {
-		return nil, err
+	ds := newDataset(m, false, false)
+	// The same objects as the dataset opened before: keep it, and what it
+	// has counted and loaded.
+	if o, ok := c.opened.Get(key); ok && o.ds.ID == ds.ID && o.ds.Columnar == nil {
+		o.ds.stored.Store(false)
+		c.opened.Add(key, opened{ds: o.ds, at: time.Now()})
+		return o.ds, nil
 	}
-	if err := c.storeManifest(m); err != nil {
-		c.log.Warn("cannot store manifest", "url", url, "err", err)
+	ds.cat = c
+	switch {
+	case c.countsFromManifest(ds):
+		ds.CountsFrom = CountsManifest
+	case c.countsFromIndex(ctx, ds, objs, x):
+		ds.CountsFrom = CountsIndex
+		if err := c.storeManifest(ds.withCounts()); err != nil {
+			c.log.Warn("cannot store manifest", "url", url, "err", err)
+		}
+	default:
+		ds.CountsFrom = CountsCounting
+		c.log.Info("dataset has no index: its shards are counted as streams reach them (run `stoker index URL` once to skip this)",
+			"url", url, "shards", len(objs))
 	}
-	ds := newDataset(m, idx, false)
 	c.opened.Add(key, opened{ds: ds, at: time.Now()})
 	return ds, nil
 }
 
-// storedIndex is the on-disk form of one shard's index.
-type storedIndex struct {
-	Object  string       `json:"object"`
-	ETag    string       `json:"etag"`
-	Samples []wds.Sample `json:"samples"`
+// resolve lists the dataset's objects; a URL naming a wids index (.json)
+// lists the index's shards, and returns the index too.
+func (c *Catalog) resolve(ctx context.Context, url string) ([]Object, *dsindex.Index, error) {
+	if !dsindex.IsIndexURL(url) {
+		objs, err := Resolve(ctx, c.sources, url)
+		return objs, nil, err
+	}
+	src, err := c.sources.For(url)
+	if err != nil {
+		return nil, nil, err
+	}
+	x, err := dsindex.Read(ctx, src, url)
+	if err != nil {
+		return nil, nil, err
+	}
+	return dsindex.Objects(x), x, nil
 }
 
-func (c *Catalog) indexPath(o Object) string {
-	return filepath.Join(c.cfg.Dir, "index", digest(o.URL+"\x00"+o.ETag)+".json")
+// openStored opens url from what an earlier open left, storage being
+// unreachable (err): the dataset opened before, else the stored manifest.
+func (c *Catalog) openStored(key, url string, format shuffle.Format, err error) (*Dataset, error) {
+	retryAfter := time.Now().Add(c.cfg.OutageRetry)
+	if o, ok := c.opened.Get(key); ok {
+		c.log.Warn("storage unreachable: using the dataset opened before", "url", url, "opened", o.at, "retry_after", c.cfg.OutageRetry, "err", err)
+		o.ds.stored.Store(true)
+		c.opened.Add(key, opened{ds: o.ds, at: o.at, retryAfter: retryAfter})
+		return o.ds, nil
+	}
+	m, serr := c.loadManifest(url)
+	if serr != nil || (format != "" && m.Format != format) {
+		return nil, err
+	}
+	c.log.Warn("storage unreachable: using the stored manifest", "url", url, "shards", len(m.Shards), "err", err)
+	var ds *Dataset
+	if m.Format.Columnar() {
+		if ds, serr = c.loadColumnar(m); serr != nil {
+			return nil, err
+		}
+		ds.CountsFrom = CountsFooters
+	} else {
+		ds = newDataset(m, true, true)
+		ds.cat, ds.CountsFrom = c, CountsManifest
+	}
+	c.opened.Add(key, opened{ds: ds, retryAfter: retryAfter})
+	return ds, nil
+}
+
+// countsFromManifest takes the counts of the manifest stored by an earlier
+// open of the same URL when it lists the same objects and versions.
+func (c *Catalog) countsFromManifest(ds *Dataset) bool {
+	m, err := c.loadManifest(ds.Manifest.URL)
+	if err != nil || len(m.Shards) != len(ds.Manifest.Shards) || m.Format != ds.Manifest.Format {
+		return false
+	}
+	for i, s := range m.Shards {
+		o := ds.Manifest.Shards[i]
+		if s.Object != o.Object || s.ETag != o.ETag || s.Size != o.Size || s.Samples < 0 {
+			return false
+		}
+	}
+	for i, s := range m.Shards {
+		ds.setCount(i, s.Samples)
+	}
+	return true
+}
+
+// countsFromIndex takes the counts of the index beside the shards (or the
+// one the URL named) when it lists exactly these objects.
+func (c *Catalog) countsFromIndex(ctx context.Context, ds *Dataset, objs []Object, x *dsindex.Index) bool {
+	if x == nil {
+		src, err := c.sources.For(ds.Manifest.URL)
+		if err != nil {
+			return false
+		}
+		var why string
+		x, why, err = dsindex.Load(ctx, src, dsindex.Locate(ds.Manifest.URL, objs), objs)
+		if err != nil {
+			c.log.Warn("cannot read the index beside the shards", "url", ds.Manifest.URL, "err", err)
+			return false
+		}
+		if x == nil {
+			if why != "" {
+				c.log.Info("not using the index beside the shards", "url", ds.Manifest.URL, "why", why)
+			}
+			return false
+		}
+	}
+	counts, ok := dsindex.Counts(x, objs)
+	if !ok {
+		return false
+	}
+	ds.dsIndex = x
+	for i, n := range counts {
+		ds.setCount(i, n)
+	}
+	return true
+}
+
+// counted is called once when lazy counting has made every count of ds
+// known: the manifest is stored with them, so the next open counts nothing.
+func (c *Catalog) counted(ds *Dataset) {
+	if _, seen := c.storing.Get(ds.ID); seen {
+		return
+	}
+	c.storing.Add(ds.ID, true)
+	if err := c.storeManifest(ds.withCounts()); err != nil {
+		c.log.Warn("cannot store manifest", "url", ds.Manifest.URL, "err", err)
+		return
+	}
+	n, _ := ds.NumSamples()
+	c.log.Info("dataset counted: the next open needs no counting", "url", ds.Manifest.URL, "shards", len(ds.Manifest.Shards), "samples", n)
+}
+
+// Counting lists the opened datasets being counted now.
+func (c *Catalog) Counting() []*Dataset {
+	var out []*Dataset
+	for _, o := range c.opened.Values() {
+		if o.ds.Columnar == nil && !o.ds.Counted() && o.ds.ShardsCounted() > 0 {
+			out = append(out, o.ds)
+		}
+	}
+	return out
 }
 
 func (c *Catalog) manifestPath(url string) string {
 	return filepath.Join(c.cfg.Dir, "manifests", digest(url)+".json")
-}
-
-// index returns the sample index of o, from disk or by reading the shard.
-func (c *Catalog) index(ctx context.Context, o Object) ([]wds.Sample, error) {
-	key := CacheKey{Object: o.URL, ETag: o.ETag}
-	if samples, ok := c.indexes.Get(key); ok {
-		return samples, nil
-	}
-	var si storedIndex
-	if err := readJSON(c.indexPath(o), &si); err == nil && si.Object == o.URL && si.ETag == o.ETag {
-		c.indexes.Add(key, si.Samples)
-		return si.Samples, nil
-	}
-	r, err := c.shards.Get(ctx, o)
-	if err != nil {
-		return nil, err
-	}
-	samples, err := wds.IndexBytes(r.Bytes()) // keeps no slice of its input
-	r.Release()
-	if err != nil {
-		return nil, &Error{Op: "index", Object: o.URL, Kind: ErrCorrupt, Err: err}
-	}
-	if err := writeJSON(c.indexPath(o), storedIndex{Object: o.URL, ETag: o.ETag, Samples: samples}); err != nil {
-		c.log.Warn("cannot store shard index", "object", o.URL, "err", err)
-	}
-	c.indexes.Add(key, samples)
-	return samples, nil
 }
 
 func (c *Catalog) storeManifest(m *shuffle.Manifest) error {
@@ -309,19 +330,6 @@ func (c *Catalog) loadManifest(url string) (*shuffle.Manifest, error) {
 		return nil, fmt.Errorf("stored manifest is for %s", m.URL)
 	}
 	return &m, nil
-}
-
-func (c *Catalog) loadIndexes(m *shuffle.Manifest) ([][]wds.Sample, error) {
-	idx := make([][]wds.Sample, len(m.Shards))
-	for i, s := range m.Shards {
-		var si storedIndex
-		o := Object{URL: s.Object, Size: s.Size, ETag: s.ETag}
-		if err := readJSON(c.indexPath(o), &si); err != nil {
-			return nil, err
-		}
-		idx[i] = si.Samples
-	}
-	return idx, nil
 }
 
 func digest(s string) string {
@@ -343,17 +351,5 @@ func writeJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return writeFile(path, b)
 }

@@ -127,7 +127,7 @@ func newColumnarDataset(m *shuffle.Manifest, objs []Object, idx []*columnar.Inde
 		col.Objects = append(col.Objects, ix)
 		col.Units = append(col.Units, u)
 	}
-	ds := newDataset(m, nil, stored)
+	ds := newDataset(m, true, stored)
 	ds.Columnar = col
 	return ds, nil
 }

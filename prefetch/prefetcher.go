@@ -2,9 +2,13 @@ package prefetch
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 
 	"github.com/stoker-data/stoker/shuffle"
 )
@@ -12,31 +16,63 @@ import (
 // PrefetchConfig sets how far ahead of a reader shards are fetched.
 type PrefetchConfig struct {
 	// AheadBatches is how many of a stream's coming batches have their
-	// shards fetched ahead.
+	// bytes fetched ahead.
 	AheadBatches int
-	// AheadBytes caps the bytes of the shards fetched ahead for one stream.
+	// AheadBytes caps the bytes fetched ahead for one stream; it is also
+	// held within a quarter of the memory tier, so what is fetched ahead
+	// does not evict what is read now.
 	AheadBytes int64
+	// MaxRangeReads is the most sample range reads in flight, over every
+	// stream: a read of one sample is small, so throughput needs many.
+	MaxRangeReads int
+	// RangeGap joins the byte ranges of two samples of one shard into one
+	// read when fewer than this many bytes lie between them.
+	RangeGap int64
+	// Keep sets the subset of shards kept across epochs.
+	Keep KeepConfig
 }
 
 // DefaultPrefetchConfig returns the defaults.
 func DefaultPrefetchConfig() PrefetchConfig {
 	return PrefetchConfig{
-		AheadBatches: 16,      // enough to cover S3 latency at typical step rates
-		AheadBytes:   1 << 30, // 1 GiB: the memory tier must hold this and the batches in use
+		AheadBatches:  16,       // enough to cover S3 latency at typical step rates
+		AheadBytes:    1 << 30,  // 1 GiB, and at most a quarter of the memory tier
+		MaxRangeReads: 64,       // ~64 x 30 ms first byte: thousands of samples/s per node
+		RangeGap:      64 << 10, // a request costs about what 64 KiB more of its body does
+		Keep:          DefaultKeepConfig(),
 	}
 }
 
-// Prefetcher walks the plans of open streams ahead of their readers and
-// tells the cache which shards are needed soonest (it is the cache's
-// Oracle). Safe for concurrent use.
+// Far next uses: the oracle ranks a kept shard that no open stream needs
+// after every shard a stream needs (whose distance is under any epoch's
+// length) by farBase plus its keep rank scaled by farScale.
+const (
+	farBase  = int64(1) << 50
+	farScale = float64(int64(1) << 40)
+)
+
+// Prefetcher walks the plans of open streams ahead of their readers,
+// decides how each window's bytes are fetched (whole shards when the
+// window fits the memory tier, else the byte ranges of the samples the
+// coming batches need), and tells the cache which shards are needed
+// soonest (it is the cache's Oracle). Safe for concurrent use.
 type Prefetcher struct {
 	cfg    PrefetchConfig
 	shards *Shards
+	cache  *Cache
+	keep   *keeper
+	log    *slog.Logger
 
 	mu      sync.Mutex // guards streams
 	streams map[*Stream]struct{}
 
-	stallNanos atomic.Int64
+	counting singleflight.Group // one count of a plan's window at a time
+	rangeSem chan struct{}      // bounds sample range reads in flight
+
+	stallNanos    atomic.Int64
+	rangeRequests atomic.Uint64
+	rangeBytes    atomic.Uint64
+	diskRangeHits atomic.Uint64
 }
 
 // NewPrefetcher returns a Prefetcher and makes it the cache's oracle.
@@ -48,13 +84,49 @@ func NewPrefetcher(cfg PrefetchConfig, shards *Shards, cache *Cache) *Prefetcher
 	if cfg.AheadBytes <= 0 {
 		cfg.AheadBytes = d.AheadBytes
 	}
-	p := &Prefetcher{cfg: cfg, shards: shards, streams: map[*Stream]struct{}{}}
+	if cfg.MaxRangeReads <= 0 {
+		cfg.MaxRangeReads = d.MaxRangeReads
+	}
+	if cfg.RangeGap < 0 {
+		cfg.RangeGap = 0
+	}
+	if cfg.Keep.Fill <= 0 || cfg.Keep.Fill > 1 {
+		cfg.Keep.Fill = d.Keep.Fill
+	}
+	if cfg.Keep.ActiveFor <= 0 {
+		cfg.Keep.ActiveFor = d.Keep.ActiveFor
+	}
+	p := &Prefetcher{cfg: cfg, shards: shards, cache: cache, log: shards.log, streams: map[*Stream]struct{}{},
+		rangeSem: make(chan struct{}, cfg.MaxRangeReads)}
+	p.keep = newKeeper(cfg.Keep, func() int64 {
+		mem, disk := cache.Capacity()
+		if disk > 0 {
+			return disk
+		}
+		return mem
+	})
+	shards.setDiskFilter(func(k CacheKey) bool { ok, _ := p.keep.keeps(k); return ok })
 	cache.SetOracle(p)
 	return p
 }
 
+// SetPlacement tells which shards this node owns in a cluster, and the
+// cluster's cache capacity (see Placement); nil is a node alone.
+func (p *Prefetcher) SetPlacement(pl Placement) { p.keep.setPlacement(pl) }
+
+// KeepFraction is the share of each active dataset this node keeps.
+func (p *Prefetcher) KeepFraction() float64 { return p.keep.fraction() }
+
 // Stall is the total time streams have waited for shard bytes.
 func (p *Prefetcher) Stall() time.Duration { return time.Duration(p.stallNanos.Load()) }
+
+// RangeReads are the sample range reads from storage so far, and their bytes.
+func (p *Prefetcher) RangeReads() (requests, bytes uint64) {
+	return p.rangeRequests.Load(), p.rangeBytes.Load()
+}
+
+// DiskRangeHits counts samples read from the disk tier alone.
+func (p *Prefetcher) DiskRangeHits() uint64 { return p.diskRangeHits.Load() }
 
 // Streams is the number of open streams.
 func (p *Prefetcher) Streams() int {
@@ -64,11 +136,11 @@ func (p *Prefetcher) Streams() int {
 }
 
 // NextUse implements Oracle: how many samples from now the shard is next
-// needed by any open stream, or -1.
+// needed by any open stream; else, for a shard of the kept subset, a
+// distance past any epoch that grows with its keep rank; else -1.
 func (p *Prefetcher) NextUse(key CacheKey) int64 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	best := int64(-1)
+	p.mu.Lock()
 	for s := range p.streams {
 		i := s.ds.ShardOf(key)
 		if i < 0 {
@@ -79,84 +151,84 @@ func (p *Prefetcher) NextUse(key CacheKey) int64 {
 			best = int64(n - pos)
 		}
 	}
-	return best
+	p.mu.Unlock()
+	if best >= 0 {
+		return best
+	}
+	if keep, r := p.keep.keeps(key); keep {
+		return farBase + int64(r*farScale)
+	}
+	return -1
 }
 
 // Open registers a stream reading plan from position start with batching b.
 // Close it when done.
 func (p *Prefetcher) Open(ds *Dataset, plan *shuffle.Plan, b shuffle.Batching, start int) *Stream {
-	s := &Stream{p: p, ds: ds, plan: plan, b: b, start: start}
+	s := &Stream{p: p, ds: ds, plan: plan, b: b, start: start, modes: map[int]fetchMode{},
+		refs: map[int32]*Ref{}, indexes: map[int32]*shardIndexEntry{}}
+	s.ranges = newRangeBuffer(s)
 	s.pos.Store(int64(start))
+	p.keep.use(ds.ID, ds.Bytes, time.Now())
 	p.mu.Lock()
 	p.streams[s] = struct{}{}
 	p.mu.Unlock()
 	return s
 }
 
-// Stream is one reader's walk through a plan. Its methods are called by one
-// goroutine; the position is read concurrently by the oracle.
-type Stream struct {
-	p     *Prefetcher
-	ds    *Dataset
-	plan  *shuffle.Plan
-	b     shuffle.Batching
-	start int
-	pos   atomic.Int64 // where the reader is in the plan
-	ahead int          // steps before this one have had their prefetch issued
-
-	Stall time.Duration // time this stream waited for shard bytes
+// aheadBytes is the look-ahead budget of one stream.
+func (p *Prefetcher) aheadBytes() int64 {
+	mem, _ := p.cache.Capacity()
+	return max(min(p.cfg.AheadBytes, mem/4), 1)
 }
 
-// Advance moves the stream to step k and fetches the shards of the coming
-// steps in the order they are needed, within the byte budget.
-func (s *Stream) Advance(k int) {
-	total := s.plan.Len()
-	lo, _ := s.b.Batch(total, s.start, k)
-	s.pos.Store(int64(lo))
-	steps := s.b.Steps(total, s.start)
-	from := max(s.ahead, k)
-	until := min(k+s.p.cfg.AheadBatches, steps)
-	if from >= until {
-		return
+// countWindow makes window k of plan counted: its shards' counts are
+// found (loading or reading their indexes) and given to the plan. One
+// count per plan window at a time; the count goes on if ctx ends, for
+// the other streams that wait on it.
+func (p *Prefetcher) countWindow(ctx context.Context, ds *Dataset, plan *shuffle.Plan, k int) error {
+	if plan.Counted(k) {
+		return nil
 	}
-	var budget int64
-	seen := map[int32]bool{}
-	for j := from; j < until; j++ {
-		blo, bhi := s.b.Batch(total, s.start, j)
-		for _, r := range s.plan.Slice(blo, bhi) {
-			if seen[r.Shard] {
-				continue
-			}
-			seen[r.Shard] = true
-			o := s.ds.Object(int(r.Shard))
-			if budget > 0 && budget+o.Bytes() > s.p.cfg.AheadBytes {
-				return // the budget is spent; later Advance calls go on from j
-			}
-			budget += o.Bytes()
-			s.p.shards.Prefetch(o)
+	ch := p.counting.DoChan(fmt.Sprintf("%p/%d", plan, k), func() (any, error) {
+		return nil, countWindow(context.WithoutCancel(ctx), ds, plan, k, p.log)
+	})
+	select {
+	case r := <-ch:
+		return r.Err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// countWindow counts window k of plan from ds's shards.
+func countWindow(ctx context.Context, ds *Dataset, plan *shuffle.Plan, k int, log *slog.Logger) error {
+	shards := plan.WindowShards(k, nil)
+	missing := 0
+	for _, i := range shards {
+		if _, ok := ds.Count(i); !ok {
+			missing++
 		}
-		s.ahead = j + 1
 	}
+	if missing > 64 {
+		log.Info("counting the samples of a shuffle window before its first batch: its shards are read whole (run `stoker index URL` once to skip this)",
+			"url", ds.Manifest.URL, "window", k, "shards", missing)
+	}
+	if missing > 0 {
+		if err := ds.CountShards(ctx, shards); err != nil {
+			return err
+		}
+	}
+	counts := make([]int, len(shards))
+	for j, i := range shards {
+		n, ok := ds.Count(i)
+		if !ok {
+			return fmt.Errorf("prefetch: shard %d of %s still uncounted", i, ds.Manifest.URL)
+		}
+		counts[j] = n
+	}
+	return plan.SetCounts(k, counts)
 }
 
-// Shard returns the bytes of shard i, waiting for its fetch if needed; the
-// wait is counted as stall time. The caller releases the Ref.
-func (s *Stream) Shard(ctx context.Context, i int) (*Ref, error) {
-	key := s.ds.Key(i)
-	if r, _, ok := s.p.shards.cache.Acquire(key); ok {
-		return r, nil
-	}
-	t := time.Now()
-	r, err := s.p.shards.getMissed(ctx, key, s.ds.Object(i))
-	d := time.Since(t)
-	s.Stall += d
-	s.p.stallNanos.Add(int64(d))
-	return r, err
-}
-
-// Close unregisters the stream.
-func (s *Stream) Close() {
-	s.p.mu.Lock()
-	delete(s.p.streams, s)
-	s.p.mu.Unlock()
-}
+// InKeptSubset reports whether key's shard is in the kept subset of the
+// cluster, whichever node owns it.
+func (p *Prefetcher) InKeptSubset(key CacheKey) bool { return rank(key) < p.keep.fraction() }

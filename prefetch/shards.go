@@ -51,6 +51,9 @@ type Shards struct {
 	sem     chan struct{}      // bounds fetches in flight
 	group   singleflight.Group // one fetch per object+ETag
 	remote  atomic.Pointer[remoteBox]
+	// toDisk says which shards are written to the disk tier (nil: all);
+	// set once, before serving.
+	toDisk func(CacheKey) bool
 
 	fetches   atomic.Uint64 // fetches from storage started
 	peerReads atomic.Uint64 // shards read from their owner
@@ -213,7 +216,16 @@ func (s *Shards) fetch(key CacheKey, o Object, remote bool) ([]byte, error) {
 	return data, nil
 }
 
+// setDiskFilter makes put write to the disk tier only the shards f
+// accepts (the kept subset): the others are read within their window,
+// from memory, and would only push kept shards off the disk.
+func (s *Shards) setDiskFilter(f func(CacheKey) bool) { s.toDisk = f }
+
 func (s *Shards) put(key CacheKey, o Object, data []byte) {
+	if s.toDisk != nil && !s.toDisk(key) {
+		s.cache.PutMemory(key, data)
+		return
+	}
 	if err := s.cache.PutAsync(key, data); err != nil && !errors.Is(err, ErrTooLarge) {
 		s.log.Warn("cannot cache shard", "object", o.URL, "err", err)
 	}

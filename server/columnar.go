@@ -65,26 +65,30 @@ func (l *loader) streamColumnar(req *stokerv1.StreamBatchesRequest, stream stoke
 	cs := &columnarStream{l: l, stream: stream, ds: ds, plan: plan, b: b, start: start, epoch: settings.Epoch,
 		columns: req.GetColumns(), schema: schema, units: newUnitCache(l.s.decoded, ds, ps, req.GetColumns(), unitCacheBytes)}
 	defer cs.units.release()
-	total := plan.Len()
-	for k := range b.Steps(total, start) {
+	for k := 0; ; k++ {
+		lo, hi, after, ok, err := ps.Step(stream.Context(), k)
+		if err != nil {
+			return toStatus(err)
+		}
+		if !ok {
+			return nil
+		}
 		ps.Advance(k)
-		if err := cs.step(stream.Context(), k); err != nil {
+		if err := cs.step(stream.Context(), k, lo, hi, after); err != nil {
 			return err
 		}
-		cs.units.trim(plan, b.After(total, start, k))
+		cs.units.trim(plan, after)
 	}
-	return nil
 }
 
-// step gathers and sends the rows of step k.
-func (cs *columnarStream) step(ctx context.Context, k int) error {
-	total, size := cs.plan.Len(), cs.b.StepSize()
-	lo, hi := cs.b.Batch(total, cs.start, k)
-	refs := cs.plan.Slice(lo, hi)
-	rows := make([]columnar.Row, len(refs))
-	shards := make([]uint32, len(refs))
+// step gathers and sends the rows of step k, positions [lo, hi).
+func (cs *columnarStream) step(ctx context.Context, k, lo, hi, after int) error {
+	size := cs.b.StepSize()
+	rows := make([]columnar.Row, hi-lo)
+	shards := make([]uint32, hi-lo)
 	recs := map[int32]arrow.RecordBatch{}
-	for i, r := range refs {
+	for i := range rows {
+		r := cs.plan.At(lo + i)
 		if _, ok := recs[r.Shard]; !ok {
 			rec, err := cs.units.get(ctx, r.Shard)
 			if err != nil {
@@ -120,7 +124,7 @@ func (cs *columnarStream) step(ctx context.Context, k int) error {
 		final := to >= n
 		if final {
 			msg.Final = true
-			msg.Cursor = &stokerv1.Cursor{Epoch: cs.epoch, Position: uint64(cs.b.After(total, cs.start, k))}
+			msg.Cursor = &stokerv1.Cursor{Epoch: cs.epoch, Position: uint64(after), PlanVersion: shuffle.PlanVersion}
 		}
 		if err := cs.l.send(cs.stream, msg, to-from, len(data)); err != nil {
 			return err

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,32 +73,39 @@ func (h *hints) close() {
 
 // order returns the shards of ds that the given epochs read, each once,
 // in the order they are first needed, cut at budget bytes (0: no cap).
-func (h *hints) order(ds *prefetch.Dataset, base shuffle.Settings, epochs []uint64, budget uint64) []prefetch.Object {
+// Of a dataset larger than the cluster keeps, only the shards of the
+// first epoch's first window and the kept subset are warmed: any other
+// shard would be pushed out again before its epoch reads it.
+func (h *hints) order(ds *prefetch.Dataset, base shuffle.Settings, epochs []uint64, budget uint64) ([]prefetch.Object, error) {
 	seen := make([]bool, len(ds.Manifest.Shards))
 	var out []prefetch.Object
 	var bytes uint64
-	for _, e := range epochs {
+	partial := h.s.prefetcher.KeepFraction() < 1
+	for n, e := range epochs {
 		st := base
 		st.Epoch = e
-		plan := h.s.plans.get(ds, st)
-		idx := make([]int, 0, len(seen))
-		for i := range seen {
-			if !seen[i] && plan.NextUse(i, 0) >= 0 {
-				idx = append(idx, i)
-			}
+		plan, err := h.s.plans.get(ds, st)
+		if err != nil {
+			return nil, err
 		}
-		slices.SortFunc(idx, func(a, b int) int { return plan.NextUse(a, 0) - plan.NextUse(b, 0) })
-		for _, i := range idx {
+		for r := range len(seen) {
+			i := plan.ShardAt(r)
+			if seen[i] {
+				continue
+			}
+			if partial && !(n == 0 && plan.WindowOf(i) == 0) && !h.s.prefetcher.InKeptSubset(ds.Key(i)) {
+				continue
+			}
 			o := ds.Object(i)
 			if budget > 0 && bytes+uint64(o.Bytes()) > budget {
-				return out
+				return out, nil
 			}
 			seen[i] = true
 			bytes += uint64(o.Bytes())
 			out = append(out, o)
 		}
 	}
-	return out
+	return out, nil
 }
 
 // spreadHint hands each owner its part of objs (in order) and returns the

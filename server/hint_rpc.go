@@ -38,7 +38,10 @@ func (l *loader) Prefetch(ctx context.Context, req *stokerv1.PrefetchRequest) (*
 		return nil, toStatus(err)
 	}
 	base := shuffle.Settings{Seed: req.GetSeed(), Window: int(req.GetShuffleWindow()), NoShuffle: req.GetNoShuffle()}
-	objs := l.s.hints.order(ds, base, req.GetEpochs(), req.GetBudgetBytes())
+	objs, err := l.s.hints.order(ds, base, req.GetEpochs(), req.GetBudgetBytes())
+	if err != nil {
+		return nil, toStatus(err)
+	}
 	id := newHintID()
 	parts := l.s.hints.spreadHint(ctx, id, objs, deadline, false)
 	l.s.hints.spread.Add(id, parts)
@@ -140,7 +143,11 @@ func (h *hints) nextEpoch(ds *prefetch.Dataset, st shuffle.Settings) {
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
-		objs := h.order(ds, st, []uint64{st.Epoch + 1}, uint64(budget))
+		objs, err := h.order(ds, st, []uint64{st.Epoch + 1}, uint64(budget))
+		if err != nil {
+			h.s.log.Warn("cannot plan the next epoch's prefetch", "url", ds.Manifest.URL, "err", err)
+			return
+		}
 		h.spreadHint(h.ctx, "next-"+newHintID(), objs, time.Time{}, true)
 	}()
 }

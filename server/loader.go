@@ -8,7 +8,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/stoker-data/stoker/prefetch"
-	"github.com/stoker-data/stoker/prefetch/wds"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 	"github.com/stoker-data/stoker/shuffle"
 )
@@ -32,12 +31,14 @@ func (l *loader) OpenDataset(ctx context.Context, req *stokerv1.OpenDatasetReque
 
 func datasetProto(ds *prefetch.Dataset) *stokerv1.Dataset {
 	m := ds.Manifest
-	out := &stokerv1.Dataset{Url: m.URL, Format: string(m.Format), FromStoredManifest: ds.FromStored}
-	for _, s := range m.Shards {
-		out.Shards = append(out.Shards, &stokerv1.Shard{Object: s.Object, Size: s.Size, Etag: s.ETag, Samples: uint64(s.Samples)})
-		out.NumSamples += uint64(s.Samples)
+	out := &stokerv1.Dataset{Url: m.URL, Format: string(m.Format), FromStoredManifest: ds.FromStored(), CountsFrom: ds.CountsFrom}
+	for i, s := range m.Shards {
+		n, _ := ds.Count(i)
+		out.Shards = append(out.Shards, &stokerv1.Shard{Object: s.Object, Size: s.Size, Etag: s.ETag, Samples: uint64(max(n, 0))})
 		out.TotalBytes += uint64(s.Size)
 	}
+	n, counted := ds.NumSamples()
+	out.NumSamples, out.Counted = uint64(n), counted
 	columnarProto(ds, out)
 	return out
 }
@@ -56,75 +57,98 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 	if err != nil {
 		return toStatus(err)
 	}
-	plan := l.s.plans.get(ds, settings)
-	l.s.hints.nextEpoch(ds, settings)
-	if start > plan.Len() {
-		return invalid("cursor.position", fmt.Sprintf("%d is past the end of the epoch (%d samples)", start, plan.Len()))
+	plan, err := l.s.plans.get(ds, settings)
+	if err != nil {
+		return toStatus(err)
 	}
+	l.s.hints.nextEpoch(ds, settings)
 	ps := l.s.prefetcher.Open(ds, plan, b, start)
 	defer ps.Close()
+	if err := ps.Ensure(ctx, start); err != nil {
+		return toStatus(err)
+	}
+	if total, complete := ps.Total(); complete && start > total {
+		return invalid("cursor.position", fmt.Sprintf("%d is past the end of the epoch (%d samples)", start, total))
+	}
 	if ds.Columnar != nil {
 		return l.streamColumnar(req, stream, ds, plan, ps, b, settings, start)
+	}
+	if len(req.GetColumns()) > 0 {
+		return invalid("columns", fmt.Sprintf("%s is a WebDataset: its samples have fields, not columns (leave columns empty)", ds.Manifest.URL))
 	}
 	l.s.log.Debug("stream open", "url", req.GetUrl(), "epoch", req.GetEpoch(), "rank", b.Rank, "world", b.WorldSize, "start", start, "shm", req.GetShm())
 	var shm *shmStream // nil: bytes travel in the messages
 	if req.GetShm() {
-		if shm, err = l.openShm(ctx, req, ds, plan); err != nil {
+		if shm, err = l.openShm(ctx, req, ds); err != nil {
 			return err
 		}
 		defer shm.close()
 	} else if req.GetGds() {
 		return invalid("gds", "needs shm (extents are leased like shared memory)")
 	}
-
-	total, step := plan.Len(), b.StepSize()
-	var held []*prefetch.Ref // this batch's shards, pinned in the cache until it is sent
-	defer func() { releaseRefs(held) }()
-	for k := range b.Steps(total, start) {
-		ps.Advance(k)
-		lo, hi := b.Batch(total, start, k)
-		if err := shm.checkStep(ds, plan, lo, hi); err != nil {
-			return err
+	step := b.StepSize()
+	for k := 0; ; k++ {
+		lo, hi, after, ok, err := ps.Step(ctx, k)
+		if err != nil {
+			return toStatus(err)
 		}
-		msg := &stokerv1.StreamBatchesResponse{Epoch: settings.Epoch, Step: uint64((start + k*step) / step), Rank: uint32(b.Rank)}
-		shards := map[int32][]byte{} // shard bytes used by this batch
-		partBytes := 0
+		if !ok {
+			break
+		}
+		ps.Advance(k)
+		samples := make([]*prefetch.SampleData, 0, hi-lo)
 		for pos := lo; pos < hi; pos++ {
-			ref := plan.At(pos)
-			data, ok := shards[ref.Shard]
-			if !ok {
-				r, err := ps.Shard(ctx, int(ref.Shard))
-				if err != nil {
-					return toStatus(err)
-				}
-				held = append(held, r)
-				data = r.Bytes()
-				shards[ref.Shard] = data
-			}
-			sample, n, err := buildSample(ds, ref, pos, data)
+			d, err := ps.Sample(ctx, pos)
 			if err != nil {
 				return toStatus(err)
 			}
-			msg.Samples = append(msg.Samples, sample)
-			partBytes += n
-			if partBytes >= l.s.cfg.MaxPartBytes && pos+1 < hi {
-				if err := l.sendSamples(stream, shm, msg, partBytes); err != nil {
-					return err
-				}
-				msg = &stokerv1.StreamBatchesResponse{Epoch: msg.Epoch, Step: msg.Step, Rank: msg.Rank}
-				partBytes = 0
-			}
+			samples = append(samples, d)
 		}
-		msg.Final = true
-		msg.Cursor = &stokerv1.Cursor{Epoch: settings.Epoch, Position: uint64(b.After(total, start, k))}
-		if err := l.sendSamples(stream, shm, msg, partBytes); err != nil {
+		if err := shm.checkStep(samples); err != nil {
 			return err
 		}
-		// Sent: gRPC has encoded the bytes, or shm copied them to the region.
-		releaseRefs(held)
-		held = held[:0]
+		if err := l.sendStep(stream, shm, samples, lo, settings.Epoch, uint64((start+k*step)/step), uint32(b.Rank), uint64(after)); err != nil {
+			return err
+		}
+		// Sent: gRPC has encoded the bytes, or shm copied them to the region
+		// (or pinned what it hands out in place).
+		ps.EndStep()
 	}
 	return shm.drain(ctx)
+}
+
+// sendStep sends one step's samples (positions from lo on) as messages of
+// about MaxPartBytes; the last is final and carries the cursor.
+func (l *loader) sendStep(stream stokerv1.Loader_StreamBatchesServer, shm *shmStream, samples []*prefetch.SampleData,
+	lo int, epoch, step uint64, rank uint32, after uint64) error {
+	newMsg := func() *stokerv1.StreamBatchesResponse {
+		return &stokerv1.StreamBatchesResponse{Epoch: epoch, Step: step, Rank: rank}
+	}
+	msg, part, partBytes := newMsg(), samples[:0:0], 0
+	for i, d := range samples {
+		msg.Samples = append(msg.Samples, sampleProto(d, lo+i))
+		part = append(part, d)
+		partBytes += d.Size()
+		if partBytes >= l.s.cfg.MaxPartBytes && i+1 < len(samples) {
+			if err := l.sendSamples(stream, shm, msg, part, partBytes); err != nil {
+				return err
+			}
+			msg, part, partBytes = newMsg(), part[len(part):], 0
+		}
+	}
+	msg.Final = true
+	msg.Cursor = &stokerv1.Cursor{Epoch: epoch, Position: after, PlanVersion: shuffle.PlanVersion}
+	return l.sendSamples(stream, shm, msg, part, partBytes)
+}
+
+// sampleProto is a sample's message: its fields point at the cached bytes
+// (no copy).
+func sampleProto(d *prefetch.SampleData, pos int) *stokerv1.Sample {
+	s := &stokerv1.Sample{Key: d.Key, Position: uint64(pos), Shard: uint32(d.Ref.Shard), Fields: make([]*stokerv1.Field, len(d.Fields))}
+	for i, f := range d.Fields {
+		s.Fields[i] = &stokerv1.Field{Name: f.Name, Data: f.Data}
+	}
+	return s
 }
 
 // releaseRefs releases every Ref.
@@ -142,24 +166,6 @@ func (l *loader) send(stream stokerv1.Loader_StreamBatchesServer, msg *stokerv1.
 	l.s.metrics.samples.Add(uint64(samples))
 	l.s.metrics.bytes.Add(uint64(n))
 	return nil
-}
-
-// buildSample slices the sample's fields out of its shard's bytes (no
-// copy) and returns it with its payload size.
-func buildSample(ds *prefetch.Dataset, ref shuffle.Ref, pos int, data []byte) (*stokerv1.Sample, int, error) {
-	idx := ds.Index[ref.Shard][ref.Sample]
-	s := &stokerv1.Sample{Key: idx.Key, Position: uint64(pos), Shard: uint32(ref.Shard), Fields: make([]*stokerv1.Field, len(idx.Fields))}
-	n := 0
-	for i, f := range idx.Fields {
-		b, err := wds.FieldData(data, f)
-		if err != nil {
-			return nil, 0, &prefetch.Error{Op: "read", Object: ds.Manifest.Shards[ref.Shard].Object, Kind: prefetch.ErrCorrupt,
-				Err: fmt.Errorf("sample %q field %q: %w", idx.Key, f.Name, err)}
-		}
-		s.Fields[i] = &stokerv1.Field{Name: f.Name, Data: b}
-		n += len(b)
-	}
-	return s, n, nil
 }
 
 // parseStreamRequest checks a request and names the first bad field.
@@ -182,6 +188,10 @@ func parseStreamRequest(req *stokerv1.StreamBatchesRequest) (shuffle.Batching, s
 	if c := req.GetCursor(); c != nil {
 		if c.GetEpoch() != req.GetEpoch() {
 			return b, s, 0, status.Errorf(codes.InvalidArgument, "cursor.epoch: %d does not match epoch %d", c.GetEpoch(), req.GetEpoch())
+		}
+		if v := c.GetPlanVersion(); v != 0 && v != shuffle.PlanVersion {
+			return b, s, 0, status.Errorf(codes.FailedPrecondition,
+				"cursor: made by plan version %d, and this server plans epochs with version %d, whose order differs: the cursor cannot resume this epoch (start it again, or resume with a server of plan version %d)", v, shuffle.PlanVersion, v)
 		}
 		start = int(c.GetPosition())
 	}

@@ -41,11 +41,15 @@ var (
 	descSamples     = desc("samples_served_total", "Samples sent to trainers.")
 	descBytes       = desc("bytes_served_total", "Sample bytes sent to trainers.")
 	descStreams     = desc("active_streams", "Open batch streams.")
+	descRangeReqs   = desc("storage_range_requests_total", "Reads of single samples' byte ranges from storage (windows larger than the cache); included in storage_requests_total.")
+	descRangeBytes  = desc("storage_range_bytes_total", "Bytes of sample range reads from storage; included in storage_bytes_total.")
+	descDiskRange   = desc("cache_disk_range_hits_total", "Samples read from the disk tier without reading their whole shard.")
+	descKeep        = desc("cache_keep_fraction", "Share of each active dataset this node keeps across epochs (1: the datasets fit the cache).")
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descMemoryHits, descDiskHits, descMisses, descMemoryBytes, descDiskBytes, descEvictions,
-		descRequests, descStorage, descStall, descSamples, descBytes, descStreams} {
+		descRequests, descStorage, descStall, descSamples, descBytes, descStreams, descRangeReqs, descRangeBytes, descDiskRange, descKeep} {
 		ch <- d
 	}
 }
@@ -68,4 +72,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descSamples, float64(st.SamplesServed))
 	counter(descBytes, float64(st.BytesServed))
 	gauge(descStreams, float64(st.ActiveStreams))
+	counter(descRangeReqs, float64(st.StorageRangeRequests))
+	counter(descRangeBytes, float64(st.StorageRangeBytes))
+	counter(descDiskRange, float64(st.DiskRangeHits))
+	gauge(descKeep, c.s.prefetcher.KeepFraction())
 }

@@ -1,24 +1,21 @@
 package server
 
 import (
-	"crypto/sha256"
-	"encoding/binary"
-
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/stoker-data/stoker/prefetch"
 	"github.com/stoker-data/stoker/shuffle"
 )
 
-// planKey identifies a plan: the dataset's shards (objects and ETags) and
-// the shuffle settings. Ranks of one job share one plan.
+// planKey identifies a plan: the dataset's objects and versions (its ID)
+// and the shuffle settings. Ranks of one job share one plan.
 type planKey struct {
-	dataset  [32]byte
+	dataset  string
 	settings shuffle.Settings
 }
 
-// planCache keeps recently used plans; building one costs a pass over
-// every sample of the dataset.
+// planCache keeps recently used plans, so the ranks of a job share one
+// (and the windows one of them counts).
 type planCache struct {
 	plans *lru.Cache[planKey, *shuffle.Plan] // safe for concurrent use
 }
@@ -31,22 +28,51 @@ func newPlanCache(n int) *planCache {
 	return &planCache{plans: c}
 }
 
-func (c *planCache) get(ds *prefetch.Dataset, s shuffle.Settings) *shuffle.Plan {
-	h := sha256.New()
-	var n [8]byte
-	for _, sh := range ds.Manifest.Shards {
-		h.Write([]byte(sh.Object))
-		h.Write([]byte{0})
-		h.Write([]byte(sh.ETag))
-		binary.LittleEndian.PutUint64(n[:], uint64(sh.Samples))
-		h.Write(n[:])
-	}
-	k := planKey{settings: s}
-	h.Sum(k.dataset[:0])
+// get returns the plan of ds with settings s; the windows whose shards ds
+// has counted are counted in it, the others are counted as streams reach
+// them.
+func (c *planCache) get(ds *prefetch.Dataset, s shuffle.Settings) (*shuffle.Plan, error) {
+	k := planKey{dataset: ds.ID, settings: s}
 	if p, ok := c.plans.Get(k); ok {
-		return p
+		return p, nil
 	}
-	p := shuffle.NewPlan(ds.Manifest.Counts(), s)
+	p, err := newPlan(ds, s)
+	if err != nil {
+		return nil, err
+	}
 	c.plans.Add(k, p)
-	return p
+	return p, nil
+}
+
+// newPlan makes ds's plan with settings s.
+func newPlan(ds *prefetch.Dataset, s shuffle.Settings) (*shuffle.Plan, error) {
+	n := len(ds.Manifest.Shards)
+	if ds.Counted() {
+		counts := make([]int, n)
+		for i := range counts {
+			counts[i], _ = ds.Count(i)
+		}
+		return shuffle.NewPlan(counts, s)
+	}
+	p, err := shuffle.NewLazyPlan(n, s)
+	if err != nil {
+		return nil, err
+	}
+	var shards []int
+	for k := range p.Windows() {
+		shards = p.WindowShards(k, shards[:0])
+		counts := make([]int, len(shards))
+		known := true
+		for j, i := range shards {
+			if counts[j], known = ds.Count(i); !known {
+				break
+			}
+		}
+		if known {
+			if err := p.SetCounts(k, counts); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return p, nil
 }

@@ -152,6 +152,13 @@ func New(cfg Config, sources *prefetch.Sources, log *slog.Logger) (*Server, erro
 	if cfg.Cluster != nil {
 		s.peers = cluster.NewPeers(cfg.Cluster)
 		shards.SetRemote(s.peers)
+		s.prefetcher.SetPlacement(cluster.NewPlacement(cfg.Cluster, func() int64 {
+			mem, disk := cache.Capacity()
+			if disk > 0 {
+				return disk
+			}
+			return mem
+		}))
 	}
 	s.grpc = grpc.NewServer(
 		grpc.WaitForHandlers(true), // Stop returns after the handlers: none holds a cache Ref then
@@ -232,6 +239,12 @@ func (s *Server) Stats() *stokerv1.StatsResponse {
 		SamplesServed:   s.metrics.samples.Load(),
 		BytesServed:     s.metrics.bytes.Load(),
 		ActiveStreams:   uint64(s.prefetcher.Streams()),
+		DiskRangeHits:   s.prefetcher.DiskRangeHits(),
+	}
+	st.StorageRangeRequests, st.StorageRangeBytes = s.prefetcher.RangeReads()
+	for _, ds := range s.catalog.Counting() {
+		st.Counting = append(st.Counting, &stokerv1.CountingProgress{Url: ds.Manifest.URL,
+			ShardsCounted: uint64(ds.ShardsCounted()), ShardsTotal: uint64(len(ds.Manifest.Shards))})
 	}
 	s.hostStats(st)
 	return st

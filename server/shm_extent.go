@@ -3,7 +3,6 @@ package server
 import (
 	"github.com/stoker-data/stoker/prefetch"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
-	"github.com/stoker-data/stoker/shuffle"
 )
 
 // extentSource turns the fields of samples whose shard is in the disk
@@ -12,20 +11,21 @@ import (
 type extentSource struct {
 	cache *prefetch.Cache
 	ds    *prefetch.Dataset
-	plan  *shuffle.Plan
 }
 
 // replace sets Field.Extent (and clears Data) for every field it can, and
-// returns the pins taken and the field bytes moved out of the message.
-func (x *extentSource) replace(msg *stokerv1.StreamBatchesResponse) (unpins []func(), moved int) {
+// returns the pins taken and the field bytes moved out of the message;
+// samples are msg's samples as the stream read them.
+func (x *extentSource) replace(msg *stokerv1.StreamBatchesResponse, samples []*prefetch.SampleData) (unpins []func(), moved int) {
 	type file struct {
 		path string
 		base int64
 		ok   bool
 	}
 	files := map[int32]file{} // by shard, pinned once per message
-	for _, smp := range msg.Samples {
-		ref := x.plan.At(int(smp.Position))
+	for k, smp := range msg.Samples {
+		d := samples[k]
+		ref := d.Ref
 		fl, seen := files[ref.Shard]
 		if !seen {
 			path, base, unpin, ok := x.cache.DiskExtent(x.ds.Key(int(ref.Shard)))
@@ -38,13 +38,12 @@ func (x *extentSource) replace(msg *stokerv1.StreamBatchesResponse) (unpins []fu
 		if !fl.ok {
 			continue // not on disk: its bytes go through the region
 		}
-		idx := x.ds.Index[ref.Shard][ref.Sample]
 		for i, f := range smp.Fields {
 			if f.ShmTier {
 				continue // in the shared memory tier already: no disk read
 			}
 			n := len(f.Data)
-			f.Extent = &stokerv1.FileExtent{Path: fl.path, Offset: uint64(fl.base + idx.Fields[i].Offset), Length: uint64(n)}
+			f.Extent = &stokerv1.FileExtent{Path: fl.path, Offset: uint64(fl.base + d.Index.Field(int(ref.Sample), i).Offset), Length: uint64(n)}
 			f.Data = nil
 			moved += n
 		}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/stoker-data/stoker/prefetch"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
-	"github.com/stoker-data/stoker/shuffle"
 )
 
 // ShmConfig sets shared-memory delivery.
@@ -43,7 +42,7 @@ type shmStream struct {
 
 // openShm makes the region of a stream that asked for shared memory. Only
 // a client on the server's unix socket is on the same host for sure.
-func (l *loader) openShm(ctx context.Context, req *stokerv1.StreamBatchesRequest, ds *prefetch.Dataset, plan *shuffle.Plan) (*shmStream, error) {
+func (l *loader) openShm(ctx context.Context, req *stokerv1.StreamBatchesRequest, ds *prefetch.Dataset) (*shmStream, error) {
 	if p, ok := grpcpeer.FromContext(ctx); !ok || p.Addr == nil || p.Addr.Network() != "unix" {
 		return nil, status.Error(codes.FailedPrecondition, "shm: needs a connection over the server's unix socket (stokerd --unix PATH, client unix:///PATH)")
 	}
@@ -64,18 +63,19 @@ func (l *loader) openShm(ctx context.Context, req *stokerv1.StreamBatchesRequest
 	}
 	s := &shmStream{region: g}
 	if req.GetGds() {
-		s.extents = &extentSource{cache: l.s.cache, ds: ds, plan: plan}
+		s.extents = &extentSource{cache: l.s.cache, ds: ds}
 	}
 	if r := l.s.region.pinned; req.GetShmTier() && r != nil && r.Path != "" {
 		s.tier = &tierSource{region: &stokerv1.ShmRegion{Id: "tier", Path: r.Path, Size: uint64(cap(r.Bytes()))},
-			mem: r.Bytes(), cache: l.s.cache, ds: ds, plan: plan}
+			mem: r.Bytes(), cache: l.s.cache, ds: ds}
 	}
 	return s, nil
 }
 
 // place copies msg's field bytes (n of them) into a lease of the region
-// and leaves only their offsets in msg, waiting while the region is full.
-func (s *shmStream) place(ctx context.Context, msg *stokerv1.StreamBatchesResponse, n int) error {
+// and leaves only their offsets in msg, waiting while the region is full;
+// samples are msg's samples as the stream read them.
+func (s *shmStream) place(ctx context.Context, msg *stokerv1.StreamBatchesResponse, samples []*prefetch.SampleData, n int) error {
 	var unpins []func()
 	// Fields left in the tier count against the region like copied ones:
 	// what a client holds unreleased is bounded by the region's size,
@@ -83,13 +83,13 @@ func (s *shmStream) place(ctx context.Context, msg *stokerv1.StreamBatchesRespon
 	var pinned int64
 	if s.tier != nil {
 		var moved int
-		unpins, moved = s.tier.replace(msg)
+		unpins, moved = s.tier.replace(msg, samples)
 		n -= moved
 		pinned = int64(moved)
 		s.region.reg.tierBytes.Add(uint64(moved))
 	}
 	if s.extents != nil {
-		more, moved := s.extents.replace(msg)
+		more, moved := s.extents.replace(msg, samples)
 		unpins = append(unpins, more...)
 		n -= moved
 		s.region.reg.extentBytes.Add(uint64(moved))
@@ -139,17 +139,14 @@ func (s *shmStream) place(ctx context.Context, msg *stokerv1.StreamBatchesRespon
 // of its parts is sent: the client then still has the region mapped when
 // it reads the error. With a shared tier some fields may skip the region,
 // so the check is left to alloc.
-func (s *shmStream) checkStep(ds *prefetch.Dataset, plan *shuffle.Plan, lo, hi int) error {
+func (s *shmStream) checkStep(samples []*prefetch.SampleData) error {
 	if s == nil || s.tier != nil {
 		return nil
 	}
 	size := int64(len(s.region.mem))
 	total := int64(0)
-	for pos := lo; pos < hi; pos++ {
-		ref := plan.At(pos)
-		for _, f := range ds.Index[ref.Shard][ref.Sample].Fields {
-			total += f.Size
-		}
+	for _, d := range samples {
+		total += int64(d.Size())
 	}
 	if total > size {
 		return status.Errorf(codes.ResourceExhausted, "shm: a step of %d bytes does not fit the region's %d: ask for a larger shm_region_bytes", total, size)
@@ -177,9 +174,9 @@ func (s *shmStream) close() {
 
 // sendSamples sends a WebDataset message, through the region when the
 // stream asked for shared memory.
-func (l *loader) sendSamples(stream stokerv1.Loader_StreamBatchesServer, shm *shmStream, msg *stokerv1.StreamBatchesResponse, n int) error {
+func (l *loader) sendSamples(stream stokerv1.Loader_StreamBatchesServer, shm *shmStream, msg *stokerv1.StreamBatchesResponse, samples []*prefetch.SampleData, n int) error {
 	if shm != nil {
-		if err := shm.place(stream.Context(), msg, n); err != nil {
+		if err := shm.place(stream.Context(), msg, samples, n); err != nil {
 			return err
 		}
 	}

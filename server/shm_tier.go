@@ -5,7 +5,6 @@ import (
 
 	"github.com/stoker-data/stoker/prefetch"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
-	"github.com/stoker-data/stoker/shuffle"
 )
 
 // tierSource hands out fields whose bytes lie in the shared memory tier as
@@ -16,18 +15,17 @@ type tierSource struct {
 	mem    []byte              // the tier's region
 	cache  *prefetch.Cache
 	ds     *prefetch.Dataset
-	plan   *shuffle.Plan
 }
 
 // replace points every field it can into the tier (ShmTier, ShmOffset,
 // ShmLength; Data cleared) and returns the pins taken and the field bytes
 // moved out of the message.
-func (x *tierSource) replace(msg *stokerv1.StreamBatchesResponse) (unpins []func(), moved int) {
+func (x *tierSource) replace(msg *stokerv1.StreamBatchesResponse, samples []*prefetch.SampleData) (unpins []func(), moved int) {
 	base := uintptr(unsafe.Pointer(unsafe.SliceData(x.mem)))
 	limit := base + uintptr(len(x.mem))
 	pins := map[int32]bool{} // by shard: pinned for this message (true), or not in the tier
-	for _, smp := range msg.Samples {
-		shard := x.plan.At(int(smp.Position)).Shard
+	for k, smp := range msg.Samples {
+		shard := samples[k].Ref.Shard
 		for _, f := range smp.Fields {
 			n := len(f.Data)
 			if n == 0 {

@@ -1,0 +1,387 @@
+package prefetch
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/stoker-data/stoker/prefetch/wds"
+	"github.com/stoker-data/stoker/shuffle"
+)
+
+// fetchMode is how a window's bytes are fetched.
+type fetchMode int
+
+const (
+	// modeWhole fetches whole shards: the window (and the next) fits the
+	// memory tier, so every shard of it stays there while its samples,
+	// spread over the window, are read.
+	modeWhole fetchMode = iota
+	// modeRanged fetches the byte ranges of the samples the coming
+	// batches need, except for shards of the kept subset, fetched whole.
+	modeRanged
+)
+
+// Stream is one reader's walk through a plan. Its methods are called by
+// one goroutine; the position is read concurrently by the oracle.
+type Stream struct {
+	p     *Prefetcher
+	ds    *Dataset
+	plan  *shuffle.Plan
+	b     shuffle.Batching
+	start int
+	pos   atomic.Int64 // where the reader is in the plan
+	ahead int          // steps before this one have had their prefetch issued
+
+	modes   map[int]fetchMode          // by window
+	refs    map[int32]*Ref             // whole shards held for the step being built, by shard
+	held    []*Ref                     // sample ranges held for the step being built
+	indexes map[int32]*shardIndexEntry // the shard indexes this stream uses, by shard
+	ranges  *rangeBuffer               // sample ranges fetched ahead
+
+	Stall time.Duration // time this stream waited for shard bytes
+}
+
+// shardIndexEntry is a shard's index and the window it serves.
+type shardIndexEntry struct {
+	x      *wds.ShardIndex
+	window int
+}
+
+// SampleData is one sample of a step: its place, its index entry and its
+// fields' bytes, valid until EndStep.
+type SampleData struct {
+	Ref    shuffle.Ref
+	Key    string
+	Index  *wds.ShardIndex // the shard's index; the sample is Index's Ref.Sample
+	Fields []FieldData
+	Tier   Tier // where the bytes came from (TierNone: storage)
+}
+
+// Size is the bytes of the sample's fields.
+func (d *SampleData) Size() int {
+	n := 0
+	for _, f := range d.Fields {
+		n += len(f.Data)
+	}
+	return n
+}
+
+// FieldData is one field of a sample.
+type FieldData struct {
+	Name string
+	Data []byte
+}
+
+// Step returns the positions [lo, hi) of this rank's batch at step k and
+// the cursor position after the step, counting the windows the step
+// reaches first (a wait counted as stall); ok is false past the end of
+// the epoch.
+func (s *Stream) Step(ctx context.Context, k int) (lo, hi, after int, ok bool, err error) {
+	size := s.b.StepSize()
+	first := s.start + k*size
+	if err := s.ensure(ctx, first+size); err != nil {
+		return 0, 0, 0, false, err
+	}
+	total, complete := s.plan.Len()
+	if complete && (first >= total || (s.b.DropLast && first+size > total)) {
+		return 0, 0, 0, false, nil
+	}
+	lo, hi = s.b.Batch(total, s.start, k)
+	return lo, hi, s.b.After(total, s.start, k), true, nil
+}
+
+// Total returns the epoch's sample count, and false while it is not known
+// (some window is not counted yet).
+func (s *Stream) Total() (int, bool) { return s.plan.Len() }
+
+// Ensure counts windows until positions [0, pos) are fixed or the plan is
+// complete (a wait counted as stall).
+func (s *Stream) Ensure(ctx context.Context, pos int) error { return s.ensure(ctx, pos) }
+
+// ensure counts windows until positions [0, pos) are fixed or the plan is
+// complete.
+func (s *Stream) ensure(ctx context.Context, pos int) error {
+	for {
+		known := s.plan.Known()
+		if _, complete := s.plan.Len(); complete || known >= pos {
+			return nil
+		}
+		k := s.windowAt(known)
+		t := time.Now()
+		err := s.p.countWindow(ctx, s.ds, s.plan, k)
+		s.stalled(time.Since(t))
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// windowAt is the window whose first position is pos, the first position
+// not fixed: the first window not counted.
+func (s *Stream) windowAt(pos int) int {
+	for k := range s.plan.Windows() {
+		if !s.plan.Counted(k) {
+			return k
+		}
+		if _, hi, ok := s.plan.WindowRange(k); ok && hi > pos {
+			return k
+		}
+	}
+	return s.plan.Windows() - 1
+}
+
+func (s *Stream) stalled(d time.Duration) {
+	s.Stall += d
+	s.p.stallNanos.Add(int64(d))
+}
+
+// mode is how window w's bytes are fetched.
+func (s *Stream) mode(w int) fetchMode {
+	if m, ok := s.modes[w]; ok {
+		return m
+	}
+	m := modeWhole
+	if s.ds.Columnar == nil {
+		var bytes int64
+		for _, i := range s.plan.WindowShards(w, nil) {
+			bytes += s.ds.Object(i).Bytes()
+		}
+		if mem, _ := s.p.cache.Capacity(); 2*bytes > mem {
+			m = modeRanged
+		}
+	}
+	s.modes[w] = m
+	return m
+}
+
+// whole reports whether shard i is fetched whole: in a whole window, a
+// shard of the kept subset, a compressed shard (no byte range of it can
+// be read alone) or a columnar unit.
+func (s *Stream) whole(i int) bool {
+	if s.ds.Columnar != nil || s.mode(s.plan.WindowOf(i)) == modeWhole || compressed(s.ds.Manifest.Shards[i].Object) {
+		return true
+	}
+	keep, _ := s.p.keep.keeps(s.ds.Key(i))
+	return keep
+}
+
+// compressed reports whether a shard's object is a gzipped tar.
+func compressed(url string) bool {
+	return strings.HasSuffix(url, ".gz") || strings.HasSuffix(url, ".tgz")
+}
+
+// Advance moves the stream to step k and fetches the bytes of the coming
+// steps in the order they are needed, within the look-ahead budget: whole
+// shards, or the byte ranges of samples (see fetchMode); a window the
+// look-ahead reaches before it is counted is counted in the background
+// (in a whole window, counting is the window's fetch).
+func (s *Stream) Advance(k int) {
+	size := s.b.StepSize()
+	s.pos.Store(int64(min(s.start+k*size+s.b.Rank*s.b.BatchSize, max(s.plan.Known(), s.start))))
+	s.forget()
+	from := max(s.ahead, k)
+	until := k + s.p.cfg.AheadBatches
+	budget := s.p.aheadBytes()
+	var spent int64
+	seen := map[int32]bool{}
+	for j := from; j < until; j++ {
+		total, complete := s.plan.Len()
+		if complete && s.start+j*size >= total {
+			break
+		}
+		if !complete && s.start+(j+1)*size > total {
+			s.countAhead(s.windowAt(total))
+			break
+		}
+		lo, hi := s.b.Batch(total, s.start, j)
+		for pos := lo; pos < hi; pos++ {
+			ref := s.plan.At(pos)
+			i := int(ref.Shard)
+			if s.whole(i) {
+				if seen[ref.Shard] {
+					continue
+				}
+				seen[ref.Shard] = true
+				o := s.ds.Object(i)
+				if s.p.shards.Cached(o) {
+					continue
+				}
+				if spent > 0 && spent+o.Bytes() > budget {
+					return // the budget is spent; later Advance calls go on from j
+				}
+				spent += o.Bytes()
+				s.p.shards.Prefetch(o)
+				continue
+			}
+			n, ok := s.ranges.want(ref, pos)
+			if ok && spent > 0 && spent+n > budget {
+				s.ranges.issue()
+				return
+			}
+			spent += n
+		}
+		s.ahead = j + 1
+	}
+	s.ranges.issue()
+}
+
+// countAhead counts window k in the background, unless it is counted.
+func (s *Stream) countAhead(k int) {
+	if s.plan.Counted(k) {
+		return
+	}
+	ds, plan, p := s.ds, s.plan, s.p
+	p.shards.wg.Go(func() {
+		if err := p.countWindow(context.Background(), ds, plan, k); err != nil {
+			p.log.Debug("counting a window ahead failed", "url", ds.Manifest.URL, "window", k, "err", err)
+		}
+	})
+}
+
+// forget drops the indexes of shards whose window is behind the reader.
+func (s *Stream) forget() {
+	pos := int(s.pos.Load())
+	for i, e := range s.indexes {
+		if _, hi, ok := s.plan.WindowRange(e.window); ok && hi <= pos {
+			delete(s.indexes, i)
+		}
+	}
+}
+
+// index returns shard i's sample index.
+func (s *Stream) index(ctx context.Context, i int32) (*wds.ShardIndex, error) {
+	if e, ok := s.indexes[i]; ok {
+		return e.x, nil
+	}
+	t := time.Now()
+	x, err := s.ds.ShardIndex(ctx, int(i))
+	if d := time.Since(t); d > time.Millisecond {
+		s.stalled(d)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.indexes[i] = &shardIndexEntry{x: x, window: s.plan.WindowOf(int(i))}
+	return x, nil
+}
+
+// Sample returns the sample at position pos of the plan, its bytes valid
+// until EndStep: from a whole shard in memory (fetched if need be), from
+// the disk tier (the sample's bytes alone), or from the sample ranges
+// fetched ahead (or read now).
+func (s *Stream) Sample(ctx context.Context, pos int) (*SampleData, error) {
+	ref := s.plan.At(pos)
+	x, err := s.index(ctx, ref.Shard)
+	if err != nil {
+		return nil, err
+	}
+	j := int(ref.Sample)
+	if j >= x.Len() {
+		return nil, &Error{Op: "read", Object: s.ds.Manifest.Shards[ref.Shard].Object, Kind: ErrCorrupt,
+			Err: fmt.Errorf("sample %d of a shard indexed with %d", j, x.Len())}
+	}
+	lo, hi := x.Span(j)
+	base, baseOff, tier, err := s.bytes(ctx, ref, pos, lo, hi)
+	if err != nil {
+		return nil, err
+	}
+	d := &SampleData{Ref: ref, Key: x.Key(j), Index: x, Tier: tier, Fields: make([]FieldData, x.NumFields(j))}
+	for f := range d.Fields {
+		fl := x.Field(j, f)
+		a, b := fl.Offset-baseOff, fl.Offset+fl.Size-baseOff
+		if a < 0 || b > int64(len(base)) || a > b {
+			return nil, &Error{Op: "read", Object: s.ds.Manifest.Shards[ref.Shard].Object, Kind: ErrCorrupt,
+				Err: fmt.Errorf("sample %q field %q: bytes [%d, %d) are outside the %d read", d.Key, fl.Name, fl.Offset, fl.Offset+fl.Size, len(base))}
+		}
+		d.Fields[f] = FieldData{Name: fl.Name, Data: base[a:b:b]}
+	}
+	return d, nil
+}
+
+// bytes returns bytes holding [lo, hi) of shard ref.Shard, and the offset
+// in the shard of their first byte.
+func (s *Stream) bytes(ctx context.Context, ref shuffle.Ref, pos int, lo, hi int64) (data []byte, off int64, tier Tier, err error) {
+	if r, ok := s.refs[ref.Shard]; ok {
+		return r.Bytes(), 0, TierMemory, nil
+	}
+	i := int(ref.Shard)
+	key := s.ds.Key(i)
+	if s.whole(i) && s.mode(s.plan.WindowOf(i)) == modeWhole || s.ds.Columnar != nil {
+		// The window fits the memory tier: hold the whole shard there for
+		// the step (promoted from disk if need be).
+		r, err := s.Shard(ctx, i)
+		if err != nil {
+			return nil, 0, TierNone, err
+		}
+		s.refs[ref.Shard] = r
+		return r.Bytes(), 0, TierMemory, nil
+	}
+	if s.ranges.has(pos) {
+		return s.rangeBytes(ctx, ref, pos, lo, hi)
+	}
+	if r, t, ok := s.p.cache.AcquireRange(key, lo, hi-lo); ok {
+		s.held = append(s.held, r)
+		if t == TierDisk {
+			s.p.diskRangeHits.Add(1)
+		}
+		return r.Bytes(), lo, t, nil
+	}
+	if s.whole(i) {
+		r, err := s.Shard(ctx, i)
+		if err != nil {
+			return nil, 0, TierNone, err
+		}
+		s.refs[ref.Shard] = r
+		return r.Bytes(), 0, TierNone, nil
+	}
+	return s.rangeBytes(ctx, ref, pos, lo, hi)
+}
+
+// rangeBytes reads a sample's range from storage (or the read issued
+// ahead), counting the wait as stall.
+func (s *Stream) rangeBytes(ctx context.Context, ref shuffle.Ref, pos int, lo, hi int64) ([]byte, int64, Tier, error) {
+	t := time.Now()
+	b, boff, err := s.ranges.get(ctx, ref, pos, lo, hi)
+	if d := time.Since(t); d > 100*time.Microsecond {
+		s.stalled(d)
+	}
+	return b, boff, TierNone, err
+}
+
+// Shard returns the bytes of shard i, waiting for its fetch if needed; the
+// wait is counted as stall time. The caller releases the Ref.
+func (s *Stream) Shard(ctx context.Context, i int) (*Ref, error) {
+	key := s.ds.Key(i)
+	if r, _, ok := s.p.shards.cache.Acquire(key); ok {
+		return r, nil
+	}
+	t := time.Now()
+	r, err := s.p.shards.getMissed(ctx, key, s.ds.Object(i))
+	s.stalled(time.Since(t))
+	return r, err
+}
+
+// EndStep releases what the step's samples held: call it once the step
+// is sent.
+func (s *Stream) EndStep() {
+	for i, r := range s.refs {
+		r.Release()
+		delete(s.refs, i)
+	}
+	for _, r := range s.held {
+		r.Release()
+	}
+	s.held = s.held[:0]
+}
+
+// Close releases what the stream holds and unregisters it.
+func (s *Stream) Close() {
+	s.EndStep()
+	s.ranges.close()
+	s.p.mu.Lock()
+	delete(s.p.streams, s)
+	s.p.mu.Unlock()
+}
