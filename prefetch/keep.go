@@ -1,7 +1,7 @@
 package prefetch
 
 import (
-	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,18 +15,19 @@ import (
 // one fixed subset of the shards for good and stream the rest through
 // without letting them displace it: each epoch after the first reads
 // (data - kept) from storage. Stoker picks the subset by a hash of each
-// shard's key, so every node and every restart picks the same one without
-// coordination: a shard is kept when its rank (the hash as a fraction of
-// 2^64) is below the keep fraction, the share of the active datasets'
-// bytes that the cache can hold. In a cluster a node keeps only shards it
-// owns, and the fraction is taken over the cluster's capacity, so a dataset
-// that fits the cluster's caches is read from storage once.
+// shard's key (its rank, a fraction in [0, 1)), so every node and every
+// restart picks the same one without coordination: of each active dataset
+// the shards of lowest rank whose bytes fill the dataset's share of the
+// keep capacity (Fill times the disk tier, or the memory tier without
+// one, shared by the active datasets in proportion to their size). In a
+// cluster the share is taken over the cluster's capacity and a node keeps
+// only the shards it owns, so a dataset that fits the cluster's caches is
+// read from storage once.
 //
-// Kept shards are fetched whole and written to the disk tier; the oracle
-// ranks a kept shard that no open stream needs by its rank, after every
+// Kept shards are written to the disk tier, the others only to memory;
+// the oracle ranks a kept shard that no open stream needs after every
 // shard a stream needs and before every shard nobody keeps, so a tier
-// evicts the shards outside the subset first and the subset's highest
-// ranks last among the kept.
+// evicts the shards outside the subset first.
 
 // Placement says which shards this node keeps for the cluster. Methods
 // are called concurrently and must be quick.
@@ -34,9 +35,8 @@ type Placement interface {
 	// Owns reports whether this node is the owner of the shard whose cache
 	// key names object (CacheKey.Object); a node alone owns every shard.
 	Owns(object string) bool
-	// Capacity is the distinct bytes the caches of every node of the
-	// cluster can keep (this node's alone when it is alone), and 0 when
-	// unknown.
+	// Capacity is the bytes the caches of every node of the cluster keep
+	// across epochs (this node's alone when it is alone); 0 when unknown.
 	Capacity() int64
 }
 
@@ -46,7 +46,7 @@ type KeepConfig struct {
 	// rest is left to the shards the streams read now.
 	Fill float64
 	// ActiveFor is how long a dataset counts as active after its last
-	// stream opened: the keep fraction is shared by the active datasets.
+	// stream opened: the keep capacity is shared by the active datasets.
 	ActiveFor time.Duration
 }
 
@@ -63,22 +63,37 @@ type keeper struct {
 	cfg   KeepConfig
 	local func() int64 // this node's keep capacity in bytes
 
-	mu        sync.Mutex // guards active, placement
-	active    map[string]activeDataset
-	placement Placement
+	mu     sync.Mutex // guards active; writers of snap hold it
+	active map[string]*activeDataset
 
-	frac atomic.Uint64 // the keep fraction's float64 bits, remade by use and setPlacement
+	placement atomic.Pointer[placementBox]
+	snap      atomic.Pointer[keepSnapshot] // what keeps reads, remade by refresh
 }
+
+type placementBox struct{ p Placement }
 
 // activeDataset is a dataset a stream opened recently.
 type activeDataset struct {
-	bytes int64
-	last  time.Time
+	ds   *Dataset
+	last time.Time
+}
+
+// keepSnapshot is the kept subset as of the last refresh: the fraction
+// of the active bytes kept, and per active dataset the rank under which
+// its shards are kept.
+type keepSnapshot struct {
+	fraction float64
+	sets     []keptSet
+}
+
+type keptSet struct {
+	ds        *Dataset
+	threshold float64
 }
 
 func newKeeper(cfg KeepConfig, local func() int64) *keeper {
-	k := &keeper{cfg: cfg, local: local, active: map[string]activeDataset{}}
-	k.frac.Store(math.Float64bits(1))
+	k := &keeper{cfg: cfg, local: local, active: map[string]*activeDataset{}}
+	k.snap.Store(&keepSnapshot{fraction: 1})
 	return k
 }
 
@@ -103,58 +118,126 @@ func rank(key CacheKey) float64 {
 
 // setPlacement sets the cluster's placement; nil is a node alone.
 func (k *keeper) setPlacement(p Placement) {
+	if p == nil {
+		k.placement.Store(nil)
+	} else {
+		k.placement.Store(&placementBox{p: p})
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.placement = p
-	k.refresh()
+	k.refresh(time.Now())
 }
 
-// use marks a dataset of the given bytes active now.
-func (k *keeper) use(id string, bytes int64, now time.Time) {
+// use marks ds active now.
+func (k *keeper) use(ds *Dataset, now time.Time) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.active[id] = activeDataset{bytes: bytes, last: now}
-	for other, a := range k.active {
-		if now.Sub(a.last) > k.cfg.ActiveFor {
-			delete(k.active, other)
+	if a, ok := k.active[ds.ID]; ok && a.ds == ds && now.Sub(a.last) < time.Minute {
+		a.last = now
+		return // refreshed within the minute: membership and capacity move slower
+	}
+	k.active[ds.ID] = &activeDataset{ds: ds, last: now}
+	k.refresh(now)
+}
+
+// capacity is the bytes kept across epochs by this node, or by the
+// cluster when there is one.
+func (k *keeper) capacity() int64 {
+	if b := k.placement.Load(); b != nil {
+		if c := b.p.Capacity(); c > 0 {
+			return c
 		}
 	}
-	k.refresh()
+	return k.local()
 }
 
-// fraction is the share of each active dataset that is kept.
-func (k *keeper) fraction() float64 { return math.Float64frombits(k.frac.Load()) }
-
-// refresh remakes the keep fraction. Called with mu held.
-func (k *keeper) refresh() {
+// refresh drops datasets inactive for ActiveFor and remakes the snapshot.
+// Called with mu held.
+func (k *keeper) refresh(now time.Time) {
 	var total int64
-	for _, a := range k.active {
-		total += a.bytes
-	}
-	capacity := k.local()
-	if k.placement != nil {
-		if c := k.placement.Capacity(); c > 0 {
-			capacity = c
+	for id, a := range k.active {
+		if now.Sub(a.last) > k.cfg.ActiveFor {
+			delete(k.active, id)
+			continue
 		}
+		total += a.ds.Bytes
 	}
-	f := 1.0
+	s := &keepSnapshot{fraction: 1}
 	if total > 0 {
-		f = min(1, k.cfg.Fill*float64(capacity)/float64(total))
+		s.fraction = min(1, k.cfg.Fill*float64(k.capacity())/float64(total))
 	}
-	k.frac.Store(math.Float64bits(f))
+	for _, a := range k.active {
+		s.sets = append(s.sets, keptSet{ds: a.ds, threshold: threshold(a.ds, s.fraction)})
+	}
+	k.snap.Store(s)
 }
+
+// threshold is the rank under which ds's shards hold fraction of its
+// bytes: the shards of lowest rank, taken while they fit.
+func threshold(ds *Dataset, fraction float64) float64 {
+	if fraction >= 1 {
+		return 1
+	}
+	type shard struct {
+		rank  float64
+		bytes int64
+	}
+	seen := map[string]bool{}
+	shards := make([]shard, 0, len(ds.Manifest.Shards))
+	for i := range ds.Manifest.Shards {
+		o := ds.Object(i)
+		n := o.Bytes()
+		if o.Length == 0 && seen[o.URL] {
+			n = 0
+		}
+		seen[o.URL] = true
+		shards = append(shards, shard{rank(ds.Key(i)), n})
+	}
+	slices.SortFunc(shards, func(a, b shard) int {
+		switch {
+		case a.rank < b.rank:
+			return -1
+		case a.rank > b.rank:
+			return 1
+		}
+		return 0
+	})
+	budget := int64(fraction * float64(ds.Bytes))
+	var sum int64
+	for _, s := range shards {
+		if sum+s.bytes > budget {
+			return s.rank
+		}
+		sum += s.bytes
+	}
+	return 1
+}
+
+// fraction is the share of the active datasets' bytes that is kept.
+func (k *keeper) fraction() float64 { return k.snap.Load().fraction }
 
 // owns reports whether this node owns the shard of key.
 func (k *keeper) owns(key CacheKey) bool {
-	k.mu.Lock()
-	p := k.placement
-	k.mu.Unlock()
-	return p == nil || p.Owns(key.Object)
+	b := k.placement.Load()
+	return b == nil || b.p.Owns(key.Object)
+}
+
+// inSubset reports whether key's shard is in the kept subset of the
+// cluster, whichever node owns it, and its rank.
+func (k *keeper) inSubset(key CacheKey) (bool, float64) {
+	r := rank(key)
+	s := k.snap.Load()
+	for _, set := range s.sets {
+		if set.ds.ShardOf(key) >= 0 {
+			return r < set.threshold, r
+		}
+	}
+	return r < s.fraction, r
 }
 
 // keeps reports whether key's shard is in the kept subset of this node,
 // and its rank.
 func (k *keeper) keeps(key CacheKey) (bool, float64) {
-	r := rank(key)
-	return r < k.fraction() && k.owns(key), r
+	in, r := k.inSubset(key)
+	return in && k.owns(key), r
 }

@@ -168,7 +168,7 @@ func (p *Prefetcher) Open(ds *Dataset, plan *shuffle.Plan, b shuffle.Batching, s
 		refs: map[int32]*Ref{}, indexes: map[int32]*shardIndexEntry{}}
 	s.ranges = newRangeBuffer(s)
 	s.pos.Store(int64(start))
-	p.keep.use(ds.ID, ds.Bytes, time.Now())
+	p.keep.use(ds, time.Now())
 	p.mu.Lock()
 	p.streams[s] = struct{}{}
 	p.mu.Unlock()
@@ -231,4 +231,7 @@ func countWindow(ctx context.Context, ds *Dataset, plan *shuffle.Plan, k int, lo
 
 // InKeptSubset reports whether key's shard is in the kept subset of the
 // cluster, whichever node owns it.
-func (p *Prefetcher) InKeptSubset(key CacheKey) bool { return rank(key) < p.keep.fraction() }
+func (p *Prefetcher) InKeptSubset(key CacheKey) bool {
+	in, _ := p.keep.inSubset(key)
+	return in
+}

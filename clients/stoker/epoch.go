@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"iter"
+	"math"
 	"math/rand/v2"
 	"time"
 
@@ -24,12 +25,19 @@ type Epoch struct {
 	Rank          int
 	WorldSize     int // 0 means 1
 	BatchSize     int
-	ShuffleWindow int // shards shuffled together; 0 = all
+	// ShuffleWindow is the number of shards whose samples are shuffled
+	// together: 0 is the server's default window, WindowAll (or any count
+	// at least the dataset's shards) the whole epoch.
+	ShuffleWindow int
 	NoShuffle     bool
 	DropLast      bool
 	// Start is the position in the epoch's sequence to resume from (a
 	// Batch's Cursor); 0 starts the epoch.
 	Start uint64
+	// PlanVersion is the plan version of the cursor Start came from (a
+	// Batch's PlanVersion): a server planning with another version refuses
+	// to resume rather than resume another order. 0 skips the check.
+	PlanVersion uint32
 	// Columns projects a columnar dataset to these columns, in this order;
 	// none means all.
 	Columns []string
@@ -54,8 +62,22 @@ type Batch struct {
 	ArrowBytes int
 	// Cursor is where the next step starts: pass it as Epoch.Start to resume.
 	Cursor uint64
+	// PlanVersion is the version of the plan the cursor is a position of:
+	// pass it as Epoch.PlanVersion with the cursor.
+	PlanVersion uint32
 
 	parts []arrow.RecordBatch // a columnar batch's Arrow parts until finishArrow joins them
+}
+
+// WindowAll as Epoch.ShuffleWindow shuffles the whole epoch at once.
+const WindowAll = -1
+
+// window is e.ShuffleWindow as the request carries it.
+func (e Epoch) window() uint32 {
+	if e.ShuffleWindow < 0 || int64(e.ShuffleWindow) > math.MaxUint32 {
+		return math.MaxUint32
+	}
+	return uint32(e.ShuffleWindow)
 }
 
 // Batches streams the epoch as a sequence of batches. When the stream
@@ -67,7 +89,7 @@ func (c *Client) Batches(ctx context.Context, e Epoch) iter.Seq2[*Batch, error] 
 		pos := e.Start
 		failures := 0
 		for {
-			done, progressed, err := c.stream(ctx, e, &pos, yield)
+			done, progressed, err := c.stream(ctx, &e, &pos, yield)
 			if done {
 				return
 			}
@@ -90,14 +112,16 @@ func (c *Client) Batches(ctx context.Context, e Epoch) iter.Seq2[*Batch, error] 
 // stream runs one StreamBatches call from *pos. It returns done when the
 // epoch ended or the consumer stopped, whether any batch was delivered,
 // and the error that broke the stream.
-func (c *Client) stream(ctx context.Context, e Epoch, pos *uint64, yield func(*Batch, error) bool) (done, progressed bool, err error) {
+// A cursor received updates e.PlanVersion, so a resumed stream checks
+// that the server still plans the same order.
+func (c *Client) stream(ctx context.Context, e *Epoch, pos *uint64, yield func(*Batch, error) bool) (done, progressed bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	req := &stokerv1.StreamBatchesRequest{
 		Url: e.URL, Format: e.Format, Seed: e.Seed, Epoch: e.Epoch,
 		Rank: uint32(e.Rank), WorldSize: uint32(e.WorldSize), BatchSize: uint32(e.BatchSize),
-		ShuffleWindow: uint32(e.ShuffleWindow), NoShuffle: e.NoShuffle, DropLast: e.DropLast,
-		Cursor: &stokerv1.Cursor{Epoch: e.Epoch, Position: *pos}, Columns: e.Columns,
+		ShuffleWindow: e.window(), NoShuffle: e.NoShuffle, DropLast: e.DropLast,
+		Cursor: &stokerv1.Cursor{Epoch: e.Epoch, Position: *pos, PlanVersion: e.PlanVersion}, Columns: e.Columns,
 	}
 	shm := c.newShmReader(req) // nil unless WithSharedMemory
 	defer shm.close()
@@ -133,8 +157,8 @@ func (c *Client) stream(ctx context.Context, e Epoch, pos *uint64, yield func(*B
 		if err := cur.finishArrow(); err != nil {
 			return false, progressed, err
 		}
-		cur.Cursor = m.GetCursor().GetPosition()
-		*pos = cur.Cursor
+		cur.Cursor, cur.PlanVersion = m.GetCursor().GetPosition(), m.GetCursor().GetPlanVersion()
+		*pos, e.PlanVersion = cur.Cursor, cur.PlanVersion
 		progressed = true
 		if !yield(cur, nil) {
 			return true, true, nil

@@ -74,7 +74,7 @@ func runDemo(ctx context.Context, args []string, out io.Writer) error {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "epoch\tsamples\tMB\tMB/s\tcache hit rate\tstall\t")
 	for e := range *epochs {
-		s, err := readEpoch(ctx, c, stoker.Epoch{URL: url, Seed: 42, Epoch: uint64(e), BatchSize: 32, ShuffleWindow: 4}, func(*stoker.Batch) error { return nil })
+		s, err := readEpoch(ctx, c, stoker.Epoch{URL: url, Seed: 42, Epoch: uint64(e), BatchSize: 32, ShuffleWindow: 4}, io.Discard, func(*stoker.Batch) error { return nil })
 		if err != nil {
 			return err
 		}

@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
 
 	"github.com/stoker-data/stoker/clients/stoker"
@@ -34,9 +35,13 @@ type fieldLine struct {
 // readSummary is what one read delivered.
 type readSummary struct {
 	Samples, Bytes, Batches int
-	Elapsed                 time.Duration
+	Elapsed, FirstBatch     time.Duration
 	Hits, Gets              uint64
 	Stall                   time.Duration
+	// Storage reads while the epoch was read (every stream of the server
+	// counts): requests and bytes, and of them the sample range reads.
+	StorageRequests, StorageBytes uint64
+	RangeRequests, RangeBytes     uint64
 }
 
 func (s readSummary) mbps() float64 {
@@ -76,7 +81,11 @@ func newReadFlags() readFlags {
 	fs.IntVar(&e.BatchSize, "batch-size", 32, "samples per batch per rank")
 	fs.IntVar(&e.Rank, "rank", 0, "this reader's rank")
 	fs.IntVar(&e.WorldSize, "world-size", 1, "number of ranks")
-	fs.IntVar(&e.ShuffleWindow, "shuffle-window", 0, "shards shuffled together (0: all)")
+	fs.Func("shuffle-window", "shards whose samples are shuffled together: a number, 0 for the server's default (32), or all", func(v string) error {
+		w, err := parseWindow(v)
+		e.ShuffleWindow = w
+		return err
+	})
 	fs.BoolVar(&e.NoShuffle, "no-shuffle", false, "keep file order")
 	fs.BoolVar(&e.DropLast, "drop-last", false, "stop after the last full step")
 	f.start = fs.Uint64("cursor", 0, "resume from this position in the epoch")
@@ -119,7 +128,7 @@ func runRead(ctx context.Context, args []string, out, errOut io.Writer) error {
 			return err
 		}
 	}
-	sum, err := readEpoch(ctx, c, e, func(b *stoker.Batch) error {
+	sum, err := readEpoch(ctx, c, e, errOut, func(b *stoker.Batch) error {
 		if err := extents.fill(b); err != nil {
 			return err
 		}
@@ -134,24 +143,57 @@ func runRead(ctx context.Context, args []string, out, errOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(errOut, "read %s epoch %d rank %d/%d: %d samples, %d bytes, %.2fs, %.1f MB/s, cache hits %d/%d (%.1f%%), stall %s\n",
-		e.URL, e.Epoch, e.Rank, max(e.WorldSize, 1), sum.Samples, sum.Bytes, sum.Elapsed.Seconds(), sum.mbps(),
-		sum.Hits, sum.Gets, 100*sum.hitRate(), sum.Stall.Round(time.Millisecond))
+	fmt.Fprintf(errOut, "read %s epoch %d rank %d/%d: %d samples, %s, %.2fs (first batch %.2fs), %.1f MB/s, cache hits %d/%d (%.1f%%), stall %s, storage %d requests %s (%d sample ranges %s)\n",
+		e.URL, e.Epoch, e.Rank, max(e.WorldSize, 1), sum.Samples, humanBytes(uint64(sum.Bytes)), sum.Elapsed.Seconds(), sum.FirstBatch.Seconds(), sum.mbps(),
+		sum.Hits, sum.Gets, 100*sum.hitRate(), sum.Stall.Round(time.Millisecond),
+		sum.StorageRequests, humanBytes(sum.StorageBytes), sum.RangeRequests, humanBytes(sum.RangeBytes))
 	return nil
+}
+
+// parseWindow reads --shuffle-window: a count of shards, or "all".
+func parseWindow(v string) (int, error) {
+	if v == "all" {
+		return stoker.WindowAll, nil
+	}
+	w, err := strconv.Atoi(v)
+	if err != nil || w < 0 {
+		return 0, fmt.Errorf("want a number of shards (0: the default) or all, got %q", v)
+	}
+	return w, nil
+}
+
+// humanBytes is n in B, KiB, MiB, GiB or TiB.
+func humanBytes(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit && exp < 3; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGT"[exp])
 }
 
 // readEpoch reads an epoch through c, calling each for every batch, and
 // measures it with the server's counters before and after.
-func readEpoch(ctx context.Context, c *stoker.Client, e stoker.Epoch, each func(*stoker.Batch) error) (readSummary, error) {
+func readEpoch(ctx context.Context, c *stoker.Client, e stoker.Epoch, errOut io.Writer, each func(*stoker.Batch) error) (readSummary, error) {
 	var s readSummary
 	before, err := c.Stats(ctx)
 	if err != nil {
 		return s, err
 	}
 	t := time.Now()
+	stop := showCounting(ctx, c, e.URL, errOut)
+	defer stop()
 	for b, err := range c.Batches(ctx, e) {
 		if err != nil {
 			return s, err
+		}
+		if s.Batches == 0 {
+			s.FirstBatch = time.Since(t)
+			stop()
 		}
 		s.Batches++
 		s.Samples += b.Rows()
@@ -173,6 +215,10 @@ func readEpoch(ctx context.Context, c *stoker.Client, e stoker.Epoch, each func(
 	s.Hits = after.GetMemoryHits() + after.GetDiskHits() - before.GetMemoryHits() - before.GetDiskHits()
 	s.Gets = s.Hits + after.GetMisses() - before.GetMisses()
 	s.Stall = time.Duration(after.GetStallNanos() - before.GetStallNanos())
+	s.StorageRequests = after.GetStorageRequests() - before.GetStorageRequests()
+	s.StorageBytes = after.GetStorageBytes() - before.GetStorageBytes()
+	s.RangeRequests = after.GetStorageRangeRequests() - before.GetStorageRangeRequests()
+	s.RangeBytes = after.GetStorageRangeBytes() - before.GetStorageRangeBytes()
 	return s, nil
 }
 

@@ -49,13 +49,34 @@ DEFAULT_SERVER = "127.0.0.1:7470"
 _T = TypeVar("_T")
 
 
+WINDOW_ALL = "all"
+"""``shuffle_window=WINDOW_ALL`` shuffles the whole epoch at once."""
+
+_WINDOW_ALL_VALUE = 0xFFFFFFFF
+
+
+def window_value(window: int | str) -> int:
+    """The request's shuffle_window for a window of ``window`` shards: 0 is
+    the server's default (32 shards), ``"all"`` the whole epoch."""
+    if window == WINDOW_ALL:
+        return _WINDOW_ALL_VALUE
+    if isinstance(window, bool) or not isinstance(window, int) or window < 0:
+        raise errors.InvalidArgument(f"shuffle_window: want a number of shards (0: the default) or 'all', got {window!r}")
+    return min(window, _WINDOW_ALL_VALUE)
+
+
 @dataclass(frozen=True)
 class Cursor:
     """A point in an epoch: the position in its global sequence where the
-    next step starts. Resuming from it yields exactly the rest."""
+    next step starts. Resuming from it yields exactly the rest.
+    ``plan_version`` is the version of the server's planner that made it
+    (the order of an epoch depends on it): a server of another version
+    refuses to resume from it rather than resume another order; 0 skips
+    that check."""
 
     epoch: int
     position: int
+    plan_version: int = 0
 
 
 @dataclass
@@ -445,7 +466,7 @@ class Client:
         epochs: Sequence[int],
         seed: int = 0,
         shuffle: bool = True,
-        shuffle_window: int = 0,
+        shuffle_window: int | str = 0,
         deadline: float | None = None,
         budget_bytes: int = 0,
         format: str = "",
@@ -461,7 +482,7 @@ class Client:
             format=format,
             seed=seed,
             epochs=list(epochs),
-            shuffle_window=shuffle_window,
+            shuffle_window=window_value(shuffle_window),
             no_shuffle=not shuffle,
             deadline_unix_ms=int(deadline * 1000) if deadline is not None else 0,
             budget_bytes=budget_bytes,
@@ -519,7 +540,7 @@ class Client:
         rank: int = 0,
         world_size: int = 1,
         shuffle: bool = True,
-        shuffle_window: int = 0,
+        shuffle_window: int | str = 0,
         drop_last: bool = False,
         start: int | Cursor = 0,
         format: str = "",
@@ -560,10 +581,11 @@ class Client:
         cursor; it gives up after ``retries`` failures in a row. Closing the
         iterator early cancels the server's stream.
         """
+        plan_version = 0
         if isinstance(start, Cursor):
             if start.epoch != epoch:
                 raise errors.InvalidArgument(f"cursor epoch {start.epoch} does not match epoch {epoch}")
-            start = start.position
+            start, plan_version = start.position, start.plan_version
         if batch_size < 1:
             raise errors.InvalidArgument(f"batch_size must be positive, got {batch_size}")
         if not 0 <= rank < max(world_size, 1):
@@ -582,7 +604,7 @@ class Client:
                 rank=rank,
                 world_size=world_size,
                 batch_size=batch_size,
-                shuffle_window=shuffle_window,
+                shuffle_window=window_value(shuffle_window),
                 no_shuffle=not shuffle,
                 drop_last=drop_last,
                 columns=list(columns),
@@ -592,17 +614,23 @@ class Client:
                 gds=bool(gds),
             ),
             start,
+            plan_version,
             pin=shm == "pinned",
             gds_paths=gds_paths,
         )
 
     def _stream(
-        self, fixed: dict[str, Any], position: int, pin: bool = False, gds_paths: list[str] | None = None
+        self,
+        fixed: dict[str, Any],
+        position: int,
+        plan_version: int = 0,
+        pin: bool = False,
+        gds_paths: list[str] | None = None,
     ) -> Iterator[Batch]:
         failures = 0
         while True:
             req = loader_pb2.StreamBatchesRequest(
-                cursor=loader_pb2.Cursor(epoch=fixed["epoch"], position=position), **fixed
+                cursor=loader_pb2.Cursor(epoch=fixed["epoch"], position=position, plan_version=plan_version), **fixed
             )
             call = self._stub.StreamBatches(req, metadata=self._metadata)
             parts: list[loader_pb2.Sample] = []
@@ -614,7 +642,7 @@ class Client:
             )
             try:
                 for batch in _assemble(call, parts, shm):
-                    position = batch.cursor.position
+                    position, plan_version = batch.cursor.position, batch.cursor.plan_version
                     failures = 0
                     yield batch
                     if shm is not None:
@@ -706,7 +734,7 @@ def _assemble(
             step=msg.step,
             rank=msg.rank,
             samples=samples,
-            cursor=Cursor(msg.cursor.epoch, msg.cursor.position),
+            cursor=Cursor(msg.cursor.epoch, msg.cursor.position, msg.cursor.plan_version),
             parts=messages,
             arrow_ipc=arrow,
             row_shards=row_shards,

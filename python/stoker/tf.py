@@ -75,7 +75,7 @@ def dataset(
     seed: int = 0,
     epoch: int = 0,
     shuffle: bool = True,
-    shuffle_window: int = 0,
+    shuffle_window: int | str = 0,
     drop_last: bool = False,
     rank: int | None = None,
     world_size: int | None = None,

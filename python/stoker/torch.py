@@ -52,7 +52,7 @@ import torch.distributed as dist
 from torch.utils.data import IterableDataset, get_worker_info
 
 from . import errors
-from .client import Batch, Client, Sample
+from .client import Batch, Client, Cursor, Sample
 from .decode import DecodeOption, decoder_for
 from .split import worker_split
 from .tls import PathLike, TLSFiles
@@ -62,7 +62,7 @@ if TYPE_CHECKING:
 
 __all__ = ["StokerDataset", "columns_to_tensors", "distributed_rank"]
 
-_STATE_VERSION = 1
+_STATE_VERSION = 2  # 2: with the plan version of the server's cursor
 
 
 def distributed_rank(rank: int | None = None, world_size: int | None = None) -> tuple[int, int]:
@@ -85,6 +85,7 @@ class _Position:
     epoch: int
     position: int
     skip: int
+    plan_version: int = 0  # of the cursor position came from; 0 before the first step
 
 
 class _SharedEpoch:
@@ -238,7 +239,8 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         seed: the job's shuffle seed; the same seed gives the same order.
         epoch: the start epoch (see set_epoch).
         shuffle: False keeps file order.
-        shuffle_window: shards whose samples are shuffled together (0: all).
+        shuffle_window: shards whose samples are shuffled together (0: the
+            server's default, 32; ``"all"``: the whole epoch).
         drop_last: stop every rank after the last full step, so all ranks
             (and workers) get the same number of full batches.
         rank, world_size: override torch.distributed.
@@ -269,7 +271,7 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         seed: int = 0,
         epoch: int = 0,
         shuffle: bool = True,
-        shuffle_window: int = 0,
+        shuffle_window: int | str = 0,
         drop_last: bool = False,
         rank: int | None = None,
         world_size: int | None = None,
@@ -358,6 +360,13 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Resume from a state_dict on the next iteration. The dataset's
         settings and the worker split must be the ones that saved it."""
+        if state.get("version") == 1 and int(state.get("position", 0)) == 0 and int(state.get("skip", 0)) == 0:
+            state = {**state, "version": _STATE_VERSION, "plan_version": 0}  # the start of an epoch is the same in every plan
+        if state.get("version") == 1:
+            raise errors.InvalidArgument(
+                "stoker: this state_dict was saved by a Stoker whose servers planned epochs with plan version 1; "
+                "the server now plans another order, so the saved position cannot resume its epoch: "
+                "start that epoch again (load_state_dict of a state at a new epoch's start works)")
         if state.get("version") != _STATE_VERSION:
             raise errors.InvalidArgument(f"stoker: unknown state version {state.get('version')!r}")
         worker, workers = self._worker()
@@ -366,7 +375,8 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         if diff:
             detail = ", ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in diff.items())
             raise errors.InvalidArgument(f"stoker: state_dict was saved by a different dataset or split ({detail})")
-        self._resume = _Position(int(state["epoch"]), int(state["position"]), int(state["skip"]))
+        self._resume = _Position(int(state["epoch"]), int(state["position"]), int(state["skip"]),
+                                 int(state.get("plan_version", 0)))
         self._state = None
 
     # -- iteration ---------------------------------------------------------
@@ -408,12 +418,13 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
             shuffle=self.shuffle,
             shuffle_window=self.shuffle_window,
             drop_last=self.drop_last,
-            start=pos.position,
+            start=Cursor(pos.epoch, pos.position, pos.plan_version),
             format=self.format,
             columns=self.columns,
         ):
             step_start, n = pos.position, batch.num_rows
             first, skip = min(skip, n), 0
+            pos.plan_version = batch.cursor.plan_version
             if first == n:
                 pos.position, pos.skip = batch.cursor.position, 0
                 continue

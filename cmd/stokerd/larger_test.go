@@ -1,0 +1,231 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stoker-data/stoker/clients/stoker"
+	"github.com/stoker-data/stoker/prefetch/s3test"
+	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
+)
+
+// bigDataset is a WebDataset of many small shards in S3, behind a proxy
+// that counts the bytes S3 sends.
+type bigDataset struct {
+	s3    *s3test.Server
+	proxy *s3Proxy
+	url   string
+	bytes int64 // the objects' total size
+	want  sampleData
+}
+
+// newBigDataset writes shards x perShard samples (a "bin" field of size
+// bytes and a "cls" field) under prefix.
+func newBigDataset(t *testing.T, prefix string, shards, perShard, size int) *bigDataset {
+	t.Helper()
+	s3 := s3test.Start(t)
+	s3.CreateBucket(t, bucket)
+	d := &bigDataset{s3: s3, proxy: startS3Proxy(t, s3.Endpoint), url: "s3://" + bucket + "/" + prefix + "/", want: sampleData{}}
+	r := rand.New(rand.NewPCG(7, uint64(shards)))
+	for i := range shards {
+		var keys []string
+		for j := range perShard {
+			keys = append(keys, fmt.Sprintf("s%03d-%04d", i, j))
+		}
+		data := bigShard(t, keys, d.want, r, size)
+		d.bytes += int64(len(data))
+		s3.Put(t, bucket, fmt.Sprintf("%s/part-%04d.tar", prefix, i), data)
+	}
+	return d
+}
+
+// bigShard writes a shard of keys, each with a bin field of size bytes.
+func bigShard(t *testing.T, keys []string, want sampleData, r *rand.Rand, size int) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, k := range keys {
+		fields := map[string][]byte{"bin": randBytes(r, size), "cls": []byte(strconv.Itoa(r.IntN(1000)))}
+		want[k] = fields
+		for _, ext := range []string{"bin", "cls"} {
+			if err := tw.WriteHeader(&tar.Header{Name: k + "." + ext, Mode: 0o644, Size: int64(len(fields[ext])), Typeflag: tar.TypeReg}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tw.Write(fields[ext]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// s3Bytes is what S3 sent since the last take.
+func (d *bigDataset) s3Bytes() (n int64, gets int) {
+	for _, g := range d.proxy.take() {
+		n += g.bytes
+		gets++
+	}
+	return n, gets
+}
+
+// readRanks reads one epoch with world ranks at once and returns every
+// sample, checking each rank's bytes; firstBatch is called once, when the
+// first batch of any rank arrives.
+func (d *bigDataset) readRanks(t *testing.T, addr string, e stoker.Epoch, world int, firstBatch func()) []*stokerv1.Sample {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var mu sync.Mutex
+	var all []*stokerv1.Sample
+	var once sync.Once
+	var wg sync.WaitGroup
+	errs := make(chan error, world)
+	for rank := range world {
+		c := dialRetrying(t, addr)
+		er := e
+		er.Rank, er.WorldSize = rank, world
+		wg.Go(func() {
+			for b, err := range c.Batches(ctx, er) {
+				if err != nil {
+					errs <- fmt.Errorf("epoch %d rank %d: %w", er.Epoch, rank, err)
+					return
+				}
+				once.Do(firstBatch)
+				mu.Lock()
+				all = append(all, b.Samples...)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	return all
+}
+
+// checkOnce checks every sample's bytes and that the samples are the
+// dataset's, each exactly once.
+func (d *bigDataset) checkOnce(t *testing.T, what string, samples []*stokerv1.Sample) {
+	t.Helper()
+	e := &env{want: d.want}
+	if keys := e.checkSamples(t, samples); len(keys) != len(d.want) {
+		t.Fatalf("%s: %d samples, want %d", what, len(keys), len(d.want))
+	}
+}
+
+// A dataset four times larger than the cache, (a) indexed beside its
+// shards by `stoker index` and read with the default window (larger than
+// the memory tier: its samples are read by byte range), and (b) with no
+// index and a window that fits the memory tier (counted window by window
+// as the stream reaches it). Two ranks read epochs 0 and 1: every sample
+// once, with its bytes; S3 sends at most 1.1x the dataset in epoch 0 and
+// 0.8x in epoch 1 (the disk tier holds a quarter of it); before the first
+// batch only a small part of the dataset was read; and a stokerd killed
+// mid-epoch resumes from the cursor with another world size.
+func TestLargerThanCache(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		index  bool
+		window int
+	}{
+		{"indexed, default window", true, 0},
+		{"no index, window of 2 shards", false, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newBigDataset(t, "big", 48, 24, 16<<10)
+			if tc.index {
+				out, err := exec.Command(filepath.Join(binDir, "stoker"), "index", d.url).CombinedOutput()
+				if err != nil {
+					t.Fatalf("stoker index: %v\n%s", err, out)
+				}
+				t.Logf("stoker index: %s", out)
+			}
+			d.s3Bytes() // not the epochs'
+			disk := d.bytes / 4
+			srv := startStokerd(t, d.proxy.env(d.s3.Env()), t.TempDir(), "--memory-cache", "2MiB", "--disk-cache", strconv.FormatInt(disk, 10))
+			e := stoker.Epoch{URL: d.url, Seed: 5, BatchSize: 8, ShuffleWindow: tc.window}
+			for epoch := range 2 {
+				e.Epoch = uint64(epoch)
+				var before int64
+				samples := d.readRanks(t, srv.grpc, e, 2, func() { before, _ = d.s3Bytes() })
+				d.checkOnce(t, fmt.Sprintf("epoch %d", epoch), samples)
+				after, gets := d.s3Bytes()
+				total := before + after
+				ratio := float64(total) / float64(d.bytes)
+				t.Logf("epoch %d: S3 sent %d bytes in %d GETs, %.2fx the dataset (%d bytes before the first batch, %.2fx)",
+					epoch, total, gets, ratio, before, float64(before)/float64(d.bytes))
+				limit := 1.1
+				if epoch == 1 {
+					limit = 0.8
+				}
+				if ratio > limit {
+					t.Errorf("epoch %d read %.2fx the dataset from S3, want <= %.1fx\n%s", epoch, ratio, limit, srv.logs())
+				}
+				if epoch == 0 && float64(before) > 0.25*float64(d.bytes) {
+					t.Errorf("%d bytes (%.2fx the dataset) were read before the first batch: the first batch should need its window, not the dataset",
+						before, float64(before)/float64(d.bytes))
+				}
+			}
+			// Kill the server mid-epoch; resume the rest with three ranks.
+			e.Epoch, e.Rank, e.WorldSize = 2, 0, 1
+			c := dialRetrying(t, srv.grpc)
+			var head []*stokerv1.Sample
+			var cursor uint64
+			var version uint32
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			for b, err := range c.Batches(ctx, e) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				head = append(head, b.Samples...)
+				cursor, version = b.Cursor, b.PlanVersion
+				if len(head) >= len(d.want)/3 {
+					break
+				}
+			}
+			cancel()
+			if version == 0 {
+				t.Fatal("the server's cursor carries no plan version")
+			}
+			srv.restart("--memory-cache", "2MiB", "--disk-cache", strconv.FormatInt(disk, 10))
+			e.Start, e.PlanVersion = cursor, version
+			rest := d.readRanks(t, srv.grpc, e, 3, func() {})
+			d.checkOnce(t, "epoch 2 resumed by cursor with 3 ranks", append(head, rest...))
+		})
+	}
+}
+
+// A cursor made by another plan version is refused with a message that
+// says so, not resumed into another order.
+func TestCursorOfAnotherPlanVersion(t *testing.T) {
+	d := newBigDataset(t, "small", 2, 4, 1<<10)
+	srv := startStokerd(t, d.s3.Env(), t.TempDir())
+	c := dialRetrying(t, srv.grpc)
+	e := stoker.Epoch{URL: d.url, BatchSize: 2, Start: 2, PlanVersion: 1}
+	for _, err := range c.Batches(context.Background(), e) {
+		if err == nil {
+			t.Fatal("a cursor of plan version 1 was resumed")
+		}
+		if want := "plan version 1"; !strings.Contains(err.Error(), want) {
+			t.Fatalf("error %q does not say %q", err, want)
+		}
+		return
+	}
+	t.Fatal("no batch and no error")
+}
+
