@@ -228,4 +228,3 @@ func TestCursorOfAnotherPlanVersion(t *testing.T) {
 	}
 	t.Fatal("no batch and no error")
 }
-
