@@ -39,13 +39,13 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func startS3Proxy(t *testing.T, endpoint string) *s3Proxy {
+func startS3Proxy(t testing.TB, endpoint string) *s3Proxy {
 	t.Helper()
 	return startS3ProxyOn(t, endpoint, "127.0.0.1:0")
 }
 
 // startS3ProxyOn is startS3Proxy listening on addr.
-func startS3ProxyOn(t *testing.T, endpoint, addr string) *s3Proxy {
+func startS3ProxyOn(t testing.TB, endpoint, addr string) *s3Proxy {
 	t.Helper()
 	target, err := url.Parse(endpoint)
 	if err != nil {

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/stoker-data/stoker/clients/stoker"
+	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/s3test"
+	"github.com/stoker-data/stoker/prefetch/wds"
+)
+
+// BenchmarkEpochLargerThanCache reads a dataset four times larger than
+// stokerd's cache (memory tier an eighth of it, disk tier a quarter)
+// through a toxiproxy that makes loopback S3 behave like real S3 (20 ms
+// latency, 90 MB/s per connection), and a proxy behind it that counts
+// what S3 sends. Baseline, measured in the same iteration: a parallel
+// reader that GETs every shard once, in file order, with as many
+// connections as stokerd fetches with (--max-fetches). Two datasets:
+// indexed beside the shards by `stoker index` and read with the default
+// window, and unindexed, read with a window that fits the memory tier.
+// It reports, per dataset, the time to the first batch, each epoch's time
+// and its ratio to the baseline, and the S3 bytes and GETs per dataset
+// byte and MB.
+func BenchmarkEpochLargerThanCache(b *testing.B) {
+	const fetches = 8
+	s3 := s3test.Start(b)
+	s3.CreateBucket(b, bucket)
+	syn := wds.Synthetic{Shards: 48, PerShard: 32, SampleSize: 64 << 10, Seed: 11} // 48 shards of about 2 MiB
+	dir := b.TempDir()
+	if err := syn.Write(dir); err != nil {
+		b.Fatal(err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var size int64
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		size += int64(len(data))
+		for _, prefix := range []string{"indexed", "plain"} {
+			s3.Put(b, bucket, prefix+"/"+e.Name(), data)
+		}
+	}
+	counter := startS3Proxy(b, s3.Endpoint)
+	proxy := startToxiproxy(b, strings.TrimPrefix(counter.srv.URL, "http://"))
+	for _, kv := range s3.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		b.Setenv(k, v)
+	}
+	bin := buildPlainStokerd(b)
+	stokerCLI := filepath.Join(b.TempDir(), "stoker")
+	if msg, err := exec.Command("go", "build", "-o", stokerCLI, "github.com/stoker-data/stoker/cmd/stoker").CombinedOutput(); err != nil {
+		b.Fatalf("building stoker: %v\n%s", err, msg)
+	}
+	idx := exec.Command(stokerCLI, "index", "s3://"+bucket+"/indexed/")
+	idx.Env = append(os.Environ(), "AWS_ENDPOINT_URL_S3="+counter.srv.URL)
+	if msg, err := idx.CombinedOutput(); err != nil {
+		b.Fatalf("stoker index: %v\n%s", err, msg)
+	}
+	counter.take()
+	mem, disk := size/8, size/4
+	type result struct{ direct, ttfb, first, second time.Duration }
+	for _, ds := range []struct {
+		name, prefix string
+		window       int
+	}{{"indexed-default-window", "indexed", 0}, {"unindexed-window-2", "plain", 2}} {
+		b.Run(ds.name, func(b *testing.B) {
+			var r result
+			var bytes0, bytes1 int64
+			var gets0, gets1 int
+			for i := 0; i < b.N; i++ {
+				r.direct += readParallel(b, proxy, "s3://"+bucket+"/"+ds.prefix+"/", fetches)
+				counter.take()
+				ttfb, first, second, per := readLargerThanCache(b, bin, proxy, "s3://"+bucket+"/"+ds.prefix+"/", ds.window, mem, disk, fetches, counter)
+				r.ttfb += ttfb
+				r.first += first
+				r.second += second
+				bytes0 += per[0].bytes
+				bytes1 += per[1].bytes
+				gets0 += per[0].gets
+				gets1 += per[1].gets
+			}
+			n := float64(b.N)
+			b.ReportMetric(r.direct.Seconds()/n, "s-direct")
+			b.ReportMetric(r.ttfb.Seconds()/n, "s-first-batch")
+			b.ReportMetric(r.first.Seconds()/n, "s-epoch0")
+			b.ReportMetric(r.second.Seconds()/n, "s-epoch1")
+			b.ReportMetric(r.direct.Seconds()/r.first.Seconds(), "x-epoch0-vs-direct")
+			b.ReportMetric(r.direct.Seconds()/r.second.Seconds(), "x-epoch1-vs-direct")
+			b.ReportMetric(float64(bytes0)/n/float64(size), "s3-bytes/data-epoch0")
+			b.ReportMetric(float64(bytes1)/n/float64(size), "s3-bytes/data-epoch1")
+			b.ReportMetric(float64(gets0)/n/(float64(size)/1e6), "GETs/MB-epoch0")
+			b.ReportMetric(float64(gets1)/n/(float64(size)/1e6), "GETs/MB-epoch1")
+		})
+	}
+}
+
+// s3Use is what S3 sent during one epoch.
+type s3Use struct {
+	bytes int64
+	gets  int
+}
+
+// readParallel GETs every shard under prefix once, in file order, with
+// conns requests in flight, and walks each shard's samples.
+func readParallel(b *testing.B, endpoint, prefix string, conns int) time.Duration {
+	ctx := context.Background()
+	src, err := prefetch.NewS3Source(ctx, prefetch.S3Config{Endpoint: endpoint, Region: s3test.Region})
+	if err != nil {
+		b.Fatal(err)
+	}
+	objs, err := src.List(ctx, prefix)
+	if err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	g := errgroup.Group{}
+	g.SetLimit(conns)
+	for _, o := range objs {
+		g.Go(func() error {
+			data, err := prefetch.Fetch(ctx, src, o, prefetch.FetchOptions{PartSize: 1 << 40, Parallel: 1})
+			if err != nil {
+				return err
+			}
+			_, err = wds.IndexBytes(data)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		b.Fatal(err)
+	}
+	return time.Since(start)
+}
+
+// readLargerThanCache starts a fresh stokerd with the given tiers over the
+// proxy and reads two epochs of url through it.
+func readLargerThanCache(b *testing.B, bin, endpoint, url string, window int, mem, disk int64, fetches int, counter *s3Proxy) (ttfb, first, second time.Duration, per [2]s3Use) {
+	grpcAddr, web := freeAddr(b), freeAddr(b)
+	cmd := exec.Command(bin, "--listen", grpcAddr, "--http", web, "--cache-dir", b.TempDir(),
+		"--memory-cache", strconv.FormatInt(mem, 10), "--disk-cache", strconv.FormatInt(disk, 10),
+		"--max-fetches", strconv.Itoa(fetches), "--log-level", "warn")
+	cmd.Env = append(os.Environ(), "AWS_ENDPOINT_URL_S3="+endpoint)
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	waitHealthy(b, web, &logs)
+	c, err := stoker.Dial(grpcAddr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	epoch := func(e uint64) (ttfb, d time.Duration) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		start := time.Now()
+		for _, err := range c.Batches(ctx, stoker.Epoch{URL: url, Seed: 1, Epoch: e, BatchSize: 32, ShuffleWindow: window}) {
+			if err != nil {
+				b.Fatalf("epoch %d: %v\n%s", e, err, logs.String())
+			}
+			if ttfb == 0 {
+				ttfb = time.Since(start)
+			}
+		}
+		return ttfb, time.Since(start)
+	}
+	use := func() s3Use {
+		var u s3Use
+		for _, g := range counter.take() {
+			u.bytes += g.bytes
+			u.gets++
+		}
+		return u
+	}
+	ttfb, first = epoch(0)
+	per[0] = use()
+	_, second = epoch(1)
+	per[1] = use()
+	if testing.Verbose() {
+		fmt.Fprintf(os.Stderr, "%s: epoch 0 %s in %d GETs, epoch 1 %s in %d GETs\n", url, humanMB(per[0].bytes), per[0].gets, humanMB(per[1].bytes), per[1].gets)
+	}
+	return ttfb, first, second, per
+}
+
+func humanMB(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
