@@ -158,3 +158,14 @@ func writeFile(path string, b []byte) error {
 	}
 	return os.Rename(f.Name(), path)
 }
+
+// HasShardIndex reports whether shard i's index is in memory or stored on
+// this node's disk (reading it then reads no shard).
+func (c *Catalog) HasShardIndex(ds *Dataset, i int) bool {
+	key := ds.Key(i)
+	if _, ok := c.indexes.get(key); ok {
+		return true
+	}
+	_, err := os.Stat(c.shardIndexPath(key))
+	return err == nil
+}

@@ -26,7 +26,7 @@ func (l *loader) Prefetch(ctx context.Context, req *stokerv1.PrefetchRequest) (*
 	switch {
 	case req.GetUrl() == "":
 		return nil, invalid("url", "is empty")
-	case len(req.GetEpochs()) == 0:
+	case len(req.GetEpochs()) == 0 && !req.GetIndexOnly():
 		return nil, invalid("epochs", "is empty")
 	}
 	deadline := unixMilli(req.GetDeadlineUnixMs())
@@ -36,6 +36,9 @@ func (l *loader) Prefetch(ctx context.Context, req *stokerv1.PrefetchRequest) (*
 	ds, err := l.s.catalog.Open(ctx, req.GetUrl(), shuffle.Format(req.GetFormat()))
 	if err != nil {
 		return nil, toStatus(err)
+	}
+	if req.GetIndexOnly() {
+		return l.s.hints.startIndex(ds, deadline), nil
 	}
 	base := shuffle.Settings{Seed: req.GetSeed(), Window: int(req.GetShuffleWindow()), NoShuffle: req.GetNoShuffle()}
 	objs, err := l.s.hints.order(ds, base, req.GetEpochs(), req.GetBudgetBytes())

@@ -72,8 +72,8 @@ type Batch struct {
 // WindowAll as Epoch.ShuffleWindow shuffles the whole epoch at once.
 const WindowAll = -1
 
-// window is e.ShuffleWindow as the request carries it.
-func (e Epoch) window() uint32 {
+// Window is e.ShuffleWindow as a request carries it.
+func (e Epoch) Window() uint32 {
 	if e.ShuffleWindow < 0 || int64(e.ShuffleWindow) > math.MaxUint32 {
 		return math.MaxUint32
 	}
@@ -120,7 +120,7 @@ func (c *Client) stream(ctx context.Context, e *Epoch, pos *uint64, yield func(*
 	req := &stokerv1.StreamBatchesRequest{
 		Url: e.URL, Format: e.Format, Seed: e.Seed, Epoch: e.Epoch,
 		Rank: uint32(e.Rank), WorldSize: uint32(e.WorldSize), BatchSize: uint32(e.BatchSize),
-		ShuffleWindow: e.window(), NoShuffle: e.NoShuffle, DropLast: e.DropLast,
+		ShuffleWindow: e.Window(), NoShuffle: e.NoShuffle, DropLast: e.DropLast,
 		Cursor: &stokerv1.Cursor{Epoch: e.Epoch, Position: *pos, PlanVersion: e.PlanVersion}, Columns: e.Columns,
 	}
 	shm := c.newShmReader(req) // nil unless WithSharedMemory

@@ -11,6 +11,7 @@ import (
 
 	"github.com/dustin/go-humanize"
 
+	"github.com/stoker-data/stoker/clients/stoker"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 )
 
@@ -22,7 +23,12 @@ func runPrefetch(ctx context.Context, args []string, out io.Writer) error {
 	epoch := fs.Uint64("epoch", 0, "first epoch to warm")
 	epochs := fs.Int("epochs", 1, "number of epochs to warm from --epoch on")
 	seed := fs.Uint64("seed", 0, "the job's shuffle seed")
-	window := fs.Uint("shuffle-window", 0, "the job's shuffle window (shards; 0 = whole epoch)")
+	var window int
+	fs.Func("shuffle-window", "the job's shuffle window: shards, 0 for the server's default (32), or all", func(v string) (err error) {
+		window, err = parseWindow(v)
+		return err
+	})
+	indexOnly := fs.Bool("index-only", false, "only count and index the dataset's shards on this server (before a job, so its first batch waits for no counting); `stoker index` writes an index beside the shards instead, for every server")
 	noShuffle := fs.Bool("no-shuffle", false, "the job reads in file order")
 	budget := fs.String("budget", "", "most bytes to fetch over the cluster (e.g. 50GiB; empty: no cap)")
 	deadline := fs.Duration("deadline", 0, "give up after this long (0: never)")
@@ -36,7 +42,7 @@ func runPrefetch(ctx context.Context, args []string, out io.Writer) error {
 	if len(pos) != 1 {
 		return errors.New("prefetch: want exactly one dataset URL")
 	}
-	req := &stokerv1.PrefetchRequest{Url: pos[0], Seed: *seed, ShuffleWindow: uint32(*window), NoShuffle: *noShuffle}
+	req := &stokerv1.PrefetchRequest{Url: pos[0], Seed: *seed, ShuffleWindow: stoker.Epoch{ShuffleWindow: window}.Window(), NoShuffle: *noShuffle, IndexOnly: *indexOnly}
 	for e := range *epochs {
 		req.Epochs = append(req.Epochs, *epoch+uint64(e))
 	}

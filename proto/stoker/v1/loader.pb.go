@@ -1999,7 +1999,13 @@ type PrefetchRequest struct {
 	DeadlineUnixMs int64 `protobuf:"varint,7,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
 	// budget_bytes, when set, caps the bytes fetched over the whole cluster;
 	// the shards needed first are fetched first.
-	BudgetBytes   uint64 `protobuf:"varint,8,opt,name=budget_bytes,json=budgetBytes,proto3" json:"budget_bytes,omitempty"`
+	BudgetBytes uint64 `protobuf:"varint,8,opt,name=budget_bytes,json=budgetBytes,proto3" json:"budget_bytes,omitempty"`
+	// index_only counts and indexes the dataset's shards on the node the
+	// hint is sent to, fetching nothing into the cache for its own sake: a
+	// scheduler sends it before the job so the first batch need not wait
+	// for counting (epochs may then be empty). Shards of a dataset with a
+	// stored manifest or an index beside them are done at once.
+	IndexOnly     bool `protobuf:"varint,9,opt,name=index_only,json=indexOnly,proto3" json:"index_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2088,6 +2094,13 @@ func (x *PrefetchRequest) GetBudgetBytes() uint64 {
 		return x.BudgetBytes
 	}
 	return 0
+}
+
+func (x *PrefetchRequest) GetIndexOnly() bool {
+	if x != nil {
+		return x.IndexOnly
+	}
+	return false
 }
 
 // PrefetchResponse names the hint and the work it spread.
@@ -2558,7 +2571,7 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\fmemory_bytes\x18\x04 \x01(\x04R\vmemoryBytes\x12\x1c\n" +
 	"\n" +
 	"pci_bus_id\x18\x05 \x01(\tR\bpciBusId\x12\x1b\n" +
-	"\tnuma_node\x18\x06 \x01(\x05R\bnumaNode\"\xfa\x01\n" +
+	"\tnuma_node\x18\x06 \x01(\x05R\bnumaNode\"\x99\x02\n" +
 	"\x0fPrefetchRequest\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n" +
 	"\x06format\x18\x02 \x01(\tR\x06format\x12\x12\n" +
@@ -2568,7 +2581,9 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\n" +
 	"no_shuffle\x18\x06 \x01(\bR\tnoShuffle\x12(\n" +
 	"\x10deadline_unix_ms\x18\a \x01(\x03R\x0edeadlineUnixMs\x12!\n" +
-	"\fbudget_bytes\x18\b \x01(\x04R\vbudgetBytes\"o\n" +
+	"\fbudget_bytes\x18\b \x01(\x04R\vbudgetBytes\x12\x1d\n" +
+	"\n" +
+	"index_only\x18\t \x01(\bR\tindexOnly\"o\n" +
 	"\x10PrefetchResponse\x12\x17\n" +
 	"\ahint_id\x18\x01 \x01(\tR\x06hintId\x12\x1f\n" +
 	"\vbytes_total\x18\x02 \x01(\x04R\n" +

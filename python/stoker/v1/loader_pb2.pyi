@@ -359,7 +359,7 @@ class GpuDevice(_message.Message):
     def __init__(self, index: _Optional[int] = ..., name: _Optional[str] = ..., uuid: _Optional[str] = ..., memory_bytes: _Optional[int] = ..., pci_bus_id: _Optional[str] = ..., numa_node: _Optional[int] = ...) -> None: ...
 
 class PrefetchRequest(_message.Message):
-    __slots__ = ("url", "format", "seed", "epochs", "shuffle_window", "no_shuffle", "deadline_unix_ms", "budget_bytes")
+    __slots__ = ("url", "format", "seed", "epochs", "shuffle_window", "no_shuffle", "deadline_unix_ms", "budget_bytes", "index_only")
     URL_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
@@ -368,6 +368,7 @@ class PrefetchRequest(_message.Message):
     NO_SHUFFLE_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     BUDGET_BYTES_FIELD_NUMBER: _ClassVar[int]
+    INDEX_ONLY_FIELD_NUMBER: _ClassVar[int]
     url: str
     format: str
     seed: int
@@ -376,7 +377,8 @@ class PrefetchRequest(_message.Message):
     no_shuffle: bool
     deadline_unix_ms: int
     budget_bytes: int
-    def __init__(self, url: _Optional[str] = ..., format: _Optional[str] = ..., seed: _Optional[int] = ..., epochs: _Optional[_Iterable[int]] = ..., shuffle_window: _Optional[int] = ..., no_shuffle: _Optional[bool] = ..., deadline_unix_ms: _Optional[int] = ..., budget_bytes: _Optional[int] = ...) -> None: ...
+    index_only: bool
+    def __init__(self, url: _Optional[str] = ..., format: _Optional[str] = ..., seed: _Optional[int] = ..., epochs: _Optional[_Iterable[int]] = ..., shuffle_window: _Optional[int] = ..., no_shuffle: _Optional[bool] = ..., deadline_unix_ms: _Optional[int] = ..., budget_bytes: _Optional[int] = ..., index_only: _Optional[bool] = ...) -> None: ...
 
 class PrefetchResponse(_message.Message):
     __slots__ = ("hint_id", "bytes_total", "shards_total")
