@@ -18,13 +18,13 @@ import (
 
 // Epoch says which rank's share of which epoch to read.
 type Epoch struct {
-	URL           string
-	Format        string
-	Seed          uint64
-	Epoch         uint64
-	Rank          int
-	WorldSize     int // 0 means 1
-	BatchSize     int
+	URL       string
+	Format    string
+	Seed      uint64
+	Epoch     uint64
+	Rank      int
+	WorldSize int // 0 means 1
+	BatchSize int
 	// ShuffleWindow is the number of shards whose samples are shuffled
 	// together: 0 is the server's default window, WindowAll (or any count
 	// at least the dataset's shards) the whole epoch.
