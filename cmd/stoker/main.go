@@ -31,6 +31,7 @@ commands:
   prefetch  send a prefetch hint for a dataset's epochs (--wait shows progress)
   cluster   list the cluster's members, cache fill, hit rates and shard ownership
   doctor    print what this host offers the GPU path (GPUs, NUMA, mlock, huge pages, cuFile, socket) and what Stoker will use
+  plan      plan an epoch of a dataset shape (no server) and print its shuffle quality (--order writes the order)
 
 read, stats, prefetch and cluster dial a TLS server (stokerd --tls-cert) with
 --tls-ca CA.pem, and add --tls-cert CERT.pem --tls-key KEY.pem where it
@@ -58,6 +59,8 @@ func main() {
 		err = runCluster(ctx, args, os.Stdout)
 	case "doctor":
 		err = runDoctor(ctx, args, os.Stdout)
+	case "plan":
+		err = runPlan(ctx, args, os.Stdout)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 	default:
