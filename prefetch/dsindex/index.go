@@ -106,8 +106,8 @@ type entryJSON struct {
 
 type extJSON struct {
 	ETag   string `json:"etag,omitempty"`
-	Offset int64  `json:"index_offset,omitempty"`
-	Length int64  `json:"index_length,omitempty"`
+	Offset *int64 `json:"index_offset,omitempty"`
+	Length *int64 `json:"index_length,omitempty"`
 	CRC32C string `json:"index_crc32c,omitempty"`
 }
 
@@ -197,19 +197,26 @@ func (x *Index) entry(dir string, i int, s entryJSON) (Entry, error) {
 	}
 	if ext := s.Stoker; ext != nil {
 		e.ETag = ext.ETag
-		if ext.Length != 0 || ext.Offset != 0 {
+		if ext.Length != nil || ext.Offset != nil {
+			var off, length int64
+			if ext.Offset != nil {
+				off = *ext.Offset
+			}
+			if ext.Length != nil {
+				length = *ext.Length
+			}
 			if x.Blob.URL == "" {
 				return Entry{}, bad("a blob slice, but the index names no blob")
 			}
-			if ext.Offset < 0 || ext.Length <= 0 || ext.Length > MaxShardIndexBytes || ext.Offset > x.Blob.Size-ext.Length {
-				return Entry{}, bad("blob slice [%d, %d+%d) outside the %d-byte blob, or over %d bytes",
-					ext.Offset, ext.Offset, ext.Length, x.Blob.Size, MaxShardIndexBytes)
+			if off < 0 || length <= 0 || length > MaxShardIndexBytes || off > x.Blob.Size-length {
+				return Entry{}, bad("blob slice [%d, %d+%d) outside the %d-byte blob, or empty, or over %d bytes",
+					off, off, length, x.Blob.Size, MaxShardIndexBytes)
 			}
 			crc, err := hex.DecodeString(ext.CRC32C)
 			if err != nil || len(crc) != 4 {
 				return Entry{}, bad("index_crc32c %q is not 8 hex digits", ext.CRC32C)
 			}
-			e.IndexOffset, e.IndexLength = ext.Offset, ext.Length
+			e.IndexOffset, e.IndexLength = off, length
 			e.IndexCRC = uint32(crc[0])<<24 | uint32(crc[1])<<16 | uint32(crc[2])<<8 | uint32(crc[3])
 		}
 	}
@@ -238,7 +245,8 @@ func (x *Index) Marshal() ([]byte, error) {
 		if e.ETag != "" || e.IndexLength > 0 {
 			s.Stoker = &extJSON{ETag: e.ETag}
 			if e.IndexLength > 0 {
-				s.Stoker.Offset, s.Stoker.Length = e.IndexOffset, e.IndexLength
+				off, length := e.IndexOffset, e.IndexLength
+				s.Stoker.Offset, s.Stoker.Length = &off, &length
 				s.Stoker.CRC32C = fmt.Sprintf("%08x", e.IndexCRC)
 			}
 		}
