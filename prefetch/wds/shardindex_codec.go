@@ -199,6 +199,13 @@ func (d *decoder) index() (*ShardIndex, error) {
 		return nil, err
 	}
 	bld.init(int64(size), int(n))
+	widest := 0
+	for s := range nShapes {
+		widest = max(widest, int(bld.x.shapeAt[s+1]-bld.x.shapeAt[s]))
+	}
+	// Every field takes at least two bytes: this bounds the guess.
+	fields := min(int(n)*widest, d.left()/2)
+	bld.x.off, bld.x.length = make([]int64, 0, fields), make([]int64, 0, fields)
 	shapeUsed := make([]bool, nShapes)
 	maxKeys := keyRatio * uint64(len(d.b)+4)
 	var keys []byte
@@ -256,7 +263,7 @@ func (d *decoder) index() (*ShardIndex, error) {
 			return nil, corrupt("", int64(d.pos), "shard index: field-name sequence %d is in no sample", s)
 		}
 	}
-	return bld.finish(string(keys)), nil
+	return bld.finish(unsafe.String(unsafe.SliceData(keys), len(keys))), nil
 }
 
 // left is the number of bytes not yet read.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -316,4 +317,55 @@ func BenchmarkShardIndexDecode(b *testing.B) {
 		fastest = min(fastest, time.Since(start))
 	}
 	b.ReportMetric(float64(fastest)/float64(base), "x-json")
+}
+
+// pythonWriter writes, with Python's tarfile (as webdataset's TarWriter
+// does), a shard of 40 samples in the format named by argv[2].
+const pythonWriter = `
+import io, sys, tarfile
+fmt = {"gnu": tarfile.GNU_FORMAT, "pax": tarfile.PAX_FORMAT, "ustar": tarfile.USTAR_FORMAT}[sys.argv[2]]
+with tarfile.open(sys.argv[1], "w", format=fmt) as tf:
+    for i in range(40):
+        for ext, data in (("jpg", bytes(range(256)) * (i % 7 + 1)), ("cls", str(i % 10).encode()), ("json", b'{"i": %d}' % i)):
+            ti = tarfile.TarInfo("shard/%06d.%s" % (i, ext))
+            ti.size, ti.mtime = len(data), 1700000000
+            tf.addfile(ti, io.BytesIO(data))
+`
+
+// TestShardIndexPythonWritten indexes shards Python's tarfile writes, in
+// its three formats, both ways. It skips when python3 is not installed.
+func TestShardIndexPythonWritten(t *testing.T) {
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 is not installed")
+	}
+	for _, format := range []string{"gnu", "pax", "ustar"} {
+		t.Run(format, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "shard.tar")
+			if out, err := exec.Command(python, "-c", pythonWriter, p, format).CombinedOutput(); err != nil {
+				t.Fatalf("python3: %v\n%s", err, out)
+			}
+			data, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			samples, err := IndexBytes(data)
+			if err != nil || len(samples) != 40 {
+				t.Fatalf("Index: %d samples, %v", len(samples), err)
+			}
+			x, err := IndexShard(bytes.NewReader(data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkAgrees(t, x, samples)
+			b, err := x.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, err := UnmarshalShardIndex(b)
+			if err != nil || !back.Equal(x) || back.Size() != int64(len(data)) {
+				t.Fatalf("read back: %v", err)
+			}
+		})
+	}
 }
