@@ -28,7 +28,10 @@ type FileSource struct {
 	counters sourceCounters
 }
 
-var _ Source = (*FileSource)(nil)
+var (
+	_ Source = (*FileSource)(nil)
+	_ Writer = (*FileSource)(nil)
+)
 
 // NewFileSource returns a Source for file:// URLs.
 func NewFileSource() *FileSource { return &FileSource{} }
@@ -171,6 +174,51 @@ func (s *FileSource) ReadAt(ctx context.Context, obj Object, p []byte, off int64
 		return err
 	}
 	s.counters.read(n)
+	return nil
+}
+
+// Put writes data to the file at url atomically: into a temporary file in
+// the same folder, synced, then renamed over the old one. Missing folders
+// are made, as S3 needs none. The file is readable by all (0644).
+func (s *FileSource) Put(ctx context.Context, url string, data []byte) error {
+	const op = "put"
+	path, err := filePath(op, url)
+	if err != nil {
+		return err
+	}
+	if strings.HasSuffix(path, "/") {
+		return &Error{Op: op, Object: url, Kind: ErrBadURL, Err: errors.New("names a folder, not a file")}
+	}
+	if err := ctx.Err(); err != nil {
+		return &Error{Op: op, Object: url, Kind: ErrUnavailable, Err: err}
+	}
+	s.counters.request()
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fileError(op, url, err)
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fileError(op, url, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // after a successful rename, there is nothing to remove
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(0o644)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		return fileError(op, url, err)
+	}
 	return nil
 }
 

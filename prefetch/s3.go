@@ -1,6 +1,7 @@
 package prefetch
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -72,7 +73,10 @@ type S3Source struct {
 	counters  sourceCounters
 }
 
-var _ Source = (*S3Source)(nil)
+var (
+	_ Source = (*S3Source)(nil)
+	_ Writer = (*S3Source)(nil)
+)
 
 // NewS3Source loads the AWS configuration (environment and shared files,
 // overridden by cfg) and returns a Source for s3:// URLs. It sends no
@@ -248,6 +252,24 @@ func (s *S3Source) ReadAt(ctx context.Context, obj Object, p []byte, off int64) 
 		case <-t.C:
 		}
 	}
+}
+
+// Put stores data as the object at url with one PutObject (retried by the
+// SDK, the body being seekable). A missing bucket is ErrNotFound naming
+// the bucket.
+func (s *S3Source) Put(ctx context.Context, url string, data []byte) error {
+	const op = "put"
+	bucket, key, err := s3Object(op, url)
+	if err != nil {
+		return err
+	}
+	_, err = s.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: &bucket, Key: &key, Body: bytes.NewReader(data), ContentLength: aws.Int64(int64(len(data))),
+	})
+	if err != nil {
+		return s3Error(op, url, bucket, err)
+	}
+	return nil
 }
 
 // bodyError is a response body that broke off: the request succeeded, so

@@ -35,3 +35,15 @@ type Source interface {
 	// object gives an error, never a partly filled p reported as success.
 	ReadAt(ctx context.Context, obj Object, p []byte, off int64) error
 }
+
+// Writer is implemented by the Sources that can store objects (S3Source,
+// FileSource). Stoker reads datasets and never writes them; only `stoker
+// index` writes, the dataset index it keeps beside the shards. Put is safe
+// to call concurrently.
+type Writer interface {
+	// Put stores data as the object at url, replacing any object there
+	// whole: a reader sees the old bytes or the new, never a mix. Errors
+	// are *Error values like the Source's: ErrBadURL, ErrNotFound (no such
+	// bucket), ErrPermission, ErrUnavailable.
+	Put(ctx context.Context, url string, data []byte) error
+}

@@ -7,6 +7,7 @@
 //	stoker prefetch --server 127.0.0.1:7470 s3://bucket/train/ --epoch 1 --seed 7 --wait
 //	stoker cluster --server 127.0.0.1:7470 [--url s3://bucket/train/]
 //	stoker doctor [--unix /run/stoker.sock] [--server unix:///run/stoker.sock]
+//	stoker index s3://bucket/train/ [--parallel 16]
 //
 // read, stats, prefetch and cluster take --tls-ca, --tls-cert and --tls-key
 // for a server that serves TLS (stokerd --tls-cert, --tls-ca).
@@ -32,6 +33,7 @@ commands:
   cluster   list the cluster's members, cache fill, hit rates and shard ownership
   doctor    print what this host offers the GPU path (GPUs, NUMA, mlock, huge pages, cuFile, socket) and what Stoker will use
   plan      plan an epoch of a dataset shape (no server) and print its shuffle quality (--order writes the order)
+  index     read every shard of a WebDataset and write its index beside the shards (wids-index.json, wids-index.stoker)
 
 read, stats, prefetch and cluster dial a TLS server (stokerd --tls-cert) with
 --tls-ca CA.pem, and add --tls-cert CERT.pem --tls-key KEY.pem where it
@@ -61,6 +63,8 @@ func main() {
 		err = runDoctor(ctx, args, os.Stdout)
 	case "plan":
 		err = runPlan(ctx, args, os.Stdout)
+	case "index":
+		err = runIndex(ctx, args, os.Stdout)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 	default:

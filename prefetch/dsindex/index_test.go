@@ -1,0 +1,249 @@
+package dsindex
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/wds"
+)
+
+// dataset writes n synthetic shards into a new folder and returns the
+// folder and its shards as a file source lists them.
+func dataset(t *testing.T, n int) (string, []prefetch.Object) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := (wds.Synthetic{Shards: n, PerShard: 7, SampleSize: 300, Seed: 1}).Write(dir); err != nil {
+		t.Fatal(err)
+	}
+	return dir, list(t, dir)
+}
+
+func list(t *testing.T, dir string) []prefetch.Object {
+	t.Helper()
+	objs, err := prefetch.Resolve(context.Background(), prefetch.NewSources(map[string]prefetch.Source{"file": prefetch.NewFileSource()}), "file://"+dir+"/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
+}
+
+// indexAll indexes every shard as stoker index does.
+func indexAll(t *testing.T, objs []prefetch.Object) []Shard {
+	t.Helper()
+	out := make([]Shard, len(objs))
+	for i, o := range objs {
+		data, err := prefetch.Fetch(context.Background(), prefetch.NewFileSource(), o, prefetch.FetchOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, err := wds.IndexShard(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = Shard{Object: o, Samples: x.Len(), Index: x}
+	}
+	return out
+}
+
+// write builds and saves the index of shards in dir.
+func write(t *testing.T, dir string, shards []Shard) *Index {
+	t.Helper()
+	src := prefetch.NewFileSource()
+	x, blob, err := Build("file://"+dir+"/"+IndexName, "test", shards)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Save(context.Background(), src, src, x, blob); err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+// TestRoundTrip writes an index, loads it for the same shards, and reads
+// every shard's compact index back.
+func TestRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	src := prefetch.NewFileSource()
+	dir, objs := dataset(t, 4)
+	shards := indexAll(t, objs)
+	written := write(t, dir, shards)
+	url := Locate("file://"+dir+"/", objs)
+	if url != "file://"+dir+"/"+IndexName {
+		t.Fatalf("Locate = %s", url)
+	}
+	x, ok, why, err := Load(ctx, src, url, objs)
+	if err != nil || !ok {
+		t.Fatalf("Load: ok %v, %s, %v", ok, why, err)
+	}
+	if !reflect.DeepEqual(x, written) {
+		t.Fatalf("loaded %+v\nwritten %+v", x, written)
+	}
+	for i, o := range objs {
+		if x.Entries[i].URL != o.URL || x.Entries[i].Samples != 7 {
+			t.Errorf("entry %d: %+v, want %s with 7 samples", i, x.Entries[i], o.URL)
+		}
+		si, err := ReadShard(ctx, src, x, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !si.Equal(shards[i].Index) {
+			t.Errorf("shard %d: the compact index read back differs", i)
+		}
+	}
+	// The JSON names shards relative to its folder, as wids expects.
+	data, err := os.ReadFile(filepath.Join(dir, IndexName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(data, []byte(`"url": "train-000000.tar"`)) || !bytes.Contains(data, []byte(`"__kind__": "wids-shard-index-v1"`)) {
+		t.Errorf("index JSON lacks a relative url or the kind:\n%.600s", data)
+	}
+	// A subset of the shards (a brace range) loads in its own order.
+	sub := []prefetch.Object{objs[2], objs[0]}
+	x, ok, why, err = Load(ctx, src, url, sub)
+	if err != nil || !ok || len(x.Entries) != 2 || x.Entries[0].URL != objs[2].URL || x.Entries[1].URL != objs[0].URL {
+		t.Fatalf("Load of a subset: ok %v %s %v: %+v", ok, why, err, x)
+	}
+}
+
+// TestLoadStale lists what makes an index unusable for a dataset, each
+// reported as not ok with a reason and no error.
+func TestLoadStale(t *testing.T) {
+	ctx := context.Background()
+	src := prefetch.NewFileSource()
+	tests := []struct {
+		name   string
+		change func(t *testing.T, dir string, objs []prefetch.Object) []prefetch.Object
+		why    string
+	}{
+		{"no index", func(t *testing.T, dir string, objs []prefetch.Object) []prefetch.Object {
+			if err := os.Remove(filepath.Join(dir, IndexName)); err != nil {
+				t.Fatal(err)
+			}
+			return objs
+		}, "no dataset index"},
+		{"shard resized", func(t *testing.T, dir string, objs []prefetch.Object) []prefetch.Object {
+			appendTo(t, filepath.Join(dir, "train-000001.tar"), make([]byte, 512))
+			return list(t, dir)
+		}, "train-000001.tar has"},
+		{"shard rewritten, same size", func(t *testing.T, dir string, objs []prefetch.Object) []prefetch.Object {
+			p := filepath.Join(dir, "train-000002.tar")
+			if err := os.Chtimes(p, time.Time{}, time.Unix(1, 0)); err != nil {
+				t.Fatal(err)
+			}
+			return list(t, dir)
+		}, "train-000002.tar has ETag"},
+		{"shard added", func(t *testing.T, dir string, objs []prefetch.Object) []prefetch.Object {
+			if err := (wds.Synthetic{Shards: 4, PerShard: 2, SampleSize: 10, Seed: 2}).Write(filepath.Join(dir, "more")); err != nil {
+				t.Fatal(err)
+			}
+			return list(t, dir)
+		}, "does not list"},
+		{"corrupt JSON", func(t *testing.T, dir string, objs []prefetch.Object) []prefetch.Object {
+			appendTo(t, filepath.Join(dir, IndexName), []byte("}"))
+			return objs
+		}, "corrupt"},
+		{"neither size nor ETag", func(t *testing.T, dir string, objs []prefetch.Object) []prefetch.Object {
+			rewrite(t, filepath.Join(dir, IndexName), func(s string) string {
+				s = strings.ReplaceAll(s, `"filesize"`, `"was_filesize"`)
+				return strings.ReplaceAll(s, `"etag"`, `"was_etag"`)
+			})
+			return objs
+		}, "neither the size nor the ETag"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, objs := dataset(t, 3)
+			write(t, dir, indexAll(t, objs))
+			objs = tc.change(t, dir, objs)
+			x, ok, why, err := Load(ctx, src, "file://"+dir+"/"+IndexName, objs)
+			if err != nil || ok || x != nil || !strings.Contains(why, tc.why) {
+				t.Fatalf("Load = %v, ok %v, why %q, err %v; want not ok because %q", x, ok, why, err, tc.why)
+			}
+		})
+	}
+	// A shard deleted since does not spoil the index for the others.
+	dir, objs := dataset(t, 3)
+	write(t, dir, indexAll(t, objs))
+	if err := os.Remove(filepath.Join(dir, "train-000001.tar")); err != nil {
+		t.Fatal(err)
+	}
+	x, ok, why, err := Load(ctx, src, "file://"+dir+"/"+IndexName, list(t, dir))
+	if err != nil || !ok || len(x.Entries) != 2 {
+		t.Fatalf("after a shard was deleted: ok %v %q %v %+v", ok, why, err, x)
+	}
+	// A storage error is an error, not a stale index.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, ok, _, err := Load(cctx, src, "file://"+dir+"/"+IndexName, objs); ok || !errors.Is(err, prefetch.ErrUnavailable) {
+		t.Fatalf("Load with a cancelled ctx: ok %v, err %v; want ErrUnavailable", ok, err)
+	}
+}
+
+// TestReadShardDamage checks a damaged blob: rewritten (ErrChanged through
+// its ETag), and damaged where its ETag is not recorded (ErrCorrupt through
+// the checksum).
+func TestReadShardDamage(t *testing.T) {
+	ctx := context.Background()
+	src := prefetch.NewFileSource()
+	dir, objs := dataset(t, 2)
+	x := write(t, dir, indexAll(t, objs))
+	blob := filepath.Join(dir, BlobName)
+	data, err := os.ReadFile(blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[x.Entries[1].IndexOffset+3] ^= 0x40
+	if err := os.WriteFile(blob, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadShard(ctx, src, x, 0); !errors.Is(err, prefetch.ErrChanged) {
+		t.Fatalf("ReadShard of a rewritten blob = %v, want ErrChanged", err)
+	}
+	x.Blob.ETag = ""
+	if _, err := ReadShard(ctx, src, x, 0); err != nil {
+		t.Fatalf("the undamaged slice: %v", err)
+	}
+	_, err = ReadShard(ctx, src, x, 1)
+	var e *prefetch.Error
+	if !errors.As(err, &e) || !errors.Is(err, prefetch.ErrCorrupt) || e.Object != objs[1].URL || !strings.Contains(err.Error(), "crc32c") {
+		t.Fatalf("ReadShard of the damaged slice = %v, want ErrCorrupt naming %s and the checksum", err, objs[1].URL)
+	}
+	x.Entries[0].IndexLength = 0
+	if _, err := ReadShard(ctx, src, x, 0); !errors.Is(err, prefetch.ErrNotFound) {
+		t.Fatalf("ReadShard of an entry without a slice = %v, want ErrNotFound", err)
+	}
+}
+
+func appendTo(t *testing.T, path string, data []byte) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func rewrite(t *testing.T, path string, edit func(string) string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(edit(string(data))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

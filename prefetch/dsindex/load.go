@@ -1,0 +1,109 @@
+package dsindex
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/crc32"
+
+	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/wds"
+)
+
+// castagnoli is the CRC-32C table of the blob slices.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Read reads and parses the index at indexURL from src. A missing index
+// is an ErrNotFound *prefetch.Error; one over MaxJSONBytes ErrTooLarge;
+// one that does not parse ErrCorrupt; storage failures are src's errors.
+func Read(ctx context.Context, src prefetch.Source, indexURL string) (*Index, error) {
+	data, err := prefetch.Fetch(ctx, src, prefetch.Object{URL: indexURL}, prefetch.FetchOptions{MaxSize: MaxJSONBytes})
+	if err != nil {
+		return nil, err
+	}
+	return Parse(indexURL, data)
+}
+
+// Load reads the index at indexURL and checks that it describes objs, the
+// shards a dataset URL resolved to: every object must have an entry with
+// its size (where the entry records one) and its ETag (where both record
+// one), and at least one of the two must be checked. The Index returned
+// has exactly one entry per object, in the order of objs (with the
+// object's URL), so Entries[i].Samples is the count of objs[i]; entries
+// of other shards (another split in the same folder, or shards since
+// deleted) are left out.
+//
+// ok is false, with why saying so for the log, when there is no usable
+// index: none there, too large, corrupt, or stale (a shard added, resized
+// or rewritten since it was written). err is for the rest: storage
+// unreachable, permission denied, a cancelled ctx.
+func Load(ctx context.Context, src prefetch.Source, indexURL string, objs []prefetch.Object) (x *Index, ok bool, why string, err error) {
+	full, err := Read(ctx, src, indexURL)
+	switch {
+	case errors.Is(err, prefetch.ErrNotFound):
+		return nil, false, "no dataset index at " + indexURL, nil
+	case errors.Is(err, prefetch.ErrTooLarge), errors.Is(err, prefetch.ErrCorrupt), errors.Is(err, prefetch.ErrChanged):
+		return nil, false, err.Error(), nil
+	case err != nil:
+		return nil, false, "", err
+	}
+	byURL := make(map[string]int, len(full.Entries))
+	for i, e := range full.Entries {
+		byURL[e.URL] = i
+	}
+	x = &Index{URL: full.URL, Name: full.Name, Blob: full.Blob, Entries: make([]Entry, len(objs))}
+	for i, o := range objs {
+		k, found := byURL[o.URL]
+		if !found {
+			return nil, false, fmt.Sprintf("dataset index %s is stale: it does not list %s", indexURL, o.URL), nil
+		}
+		e := full.Entries[k]
+		switch {
+		case e.Size >= 0 && e.Size != o.Size:
+			return nil, false, fmt.Sprintf("dataset index %s is stale: %s has %d bytes, the index says %d", indexURL, o.URL, o.Size, e.Size), nil
+		case e.ETag != "" && o.ETag != "" && e.ETag != o.ETag:
+			return nil, false, fmt.Sprintf("dataset index %s is stale: %s has ETag %s, the index says %s", indexURL, o.URL, o.ETag, e.ETag), nil
+		case e.Size < 0 && (e.ETag == "" || o.ETag == ""):
+			return nil, false, fmt.Sprintf("dataset index %s records neither the size nor the ETag of %s, so it cannot be checked", indexURL, o.URL), nil
+		}
+		x.Entries[i] = e
+	}
+	return x, true, "", nil
+}
+
+// ReadShard reads the compact index of entry i of x from its slice of the
+// blob, with one ranged read that carries the blob's recorded ETag, and
+// checks its CRC-32C and that it has the entry's sample count. An entry
+// without a compact index is ErrNotFound; a blob rewritten since x was
+// written is ErrChanged; a bad slice is ErrCorrupt; all are *prefetch.Error
+// values naming the shard. src reads the blob's URL.
+func ReadShard(ctx context.Context, src prefetch.Source, x *Index, i int) (*wds.ShardIndex, error) {
+	const op = "read shard index"
+	if i < 0 || i >= len(x.Entries) {
+		return nil, &prefetch.Error{Op: op, Object: x.URL, Kind: prefetch.ErrNotFound, Err: fmt.Errorf("entry %d of %d", i, len(x.Entries))}
+	}
+	e := x.Entries[i]
+	if e.IndexLength <= 0 || x.Blob.URL == "" {
+		return nil, &prefetch.Error{Op: op, Object: e.URL, Kind: prefetch.ErrNotFound, Err: fmt.Errorf("dataset index %s has no compact index of this shard", x.URL)}
+	}
+	if e.IndexLength > MaxShardIndexBytes || e.IndexOffset < 0 {
+		return nil, &prefetch.Error{Op: op, Object: e.URL, Kind: prefetch.ErrTooLarge, Err: fmt.Errorf("blob slice of %d bytes at %d", e.IndexLength, e.IndexOffset)}
+	}
+	buf := make([]byte, e.IndexLength)
+	blob := prefetch.Object{URL: x.Blob.URL, Size: x.Blob.Size, ETag: x.Blob.ETag}
+	if err := src.ReadAt(ctx, blob, buf, e.IndexOffset); err != nil {
+		return nil, fmt.Errorf("reading the index of %s: %w", e.URL, err)
+	}
+	if got := crc32.Checksum(buf, castagnoli); got != e.IndexCRC {
+		return nil, &prefetch.Error{Op: op, Object: e.URL, Kind: prefetch.ErrCorrupt,
+			Err: fmt.Errorf("%s bytes [%d, %d+%d): crc32c %08x, the index says %08x", x.Blob.URL, e.IndexOffset, e.IndexOffset, e.IndexLength, got, e.IndexCRC)}
+	}
+	si, err := wds.UnmarshalShardIndex(buf)
+	if err != nil {
+		return nil, &prefetch.Error{Op: op, Object: e.URL, Kind: prefetch.ErrCorrupt, Err: fmt.Errorf("in %s: %w", x.Blob.URL, err)}
+	}
+	if si.Len() != e.Samples {
+		return nil, &prefetch.Error{Op: op, Object: e.URL, Kind: prefetch.ErrCorrupt, Err: fmt.Errorf("its compact index has %d samples, the entry %d", si.Len(), e.Samples)}
+	}
+	return si, nil
+}
