@@ -15,7 +15,6 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sync/singleflight"
 
-	"github.com/stoker-data/stoker/prefetch/dsindex"
 	"github.com/stoker-data/stoker/shuffle"
 )
 
@@ -37,6 +36,9 @@ type CatalogConfig struct {
 	OutageRetry time.Duration
 	// IndexBytes bounds the memory of the shard indexes kept decoded.
 	IndexBytes int64
+	// Indexes finds indexes beside datasets' shards; nil counts every
+	// dataset from its shards.
+	Indexes IndexFinder
 }
 
 // DefaultCatalogConfig returns the defaults; Dir must still be set.
@@ -191,20 +193,13 @@ func (c *Catalog) open(ctx context.Context, key, url string, format shuffle.Form
 
 // resolve lists the dataset's objects; a URL naming a wids index (.json)
 // lists the index's shards, and returns the index too.
-func (c *Catalog) resolve(ctx context.Context, url string) ([]Object, *dsindex.Index, error) {
-	if !dsindex.IsIndexURL(url) {
+func (c *Catalog) resolve(ctx context.Context, url string) ([]Object, DatasetIndex, error) {
+	if c.cfg.Indexes == nil || !c.cfg.Indexes.IsIndexURL(url) {
 		objs, err := Resolve(ctx, c.sources, url)
 		return objs, nil, err
 	}
-	src, err := c.sources.For(url)
-	if err != nil {
-		return nil, nil, err
-	}
-	x, err := dsindex.Read(ctx, src, url)
-	if err != nil {
-		return nil, nil, err
-	}
-	return dsindex.Objects(x), x, nil
+	x, objs, err := c.cfg.Indexes.Open(ctx, url)
+	return objs, x, err
 }
 
 // openStored opens url from what an earlier open left, storage being
@@ -256,28 +251,26 @@ func (c *Catalog) countsFromManifest(ds *Dataset) bool {
 }
 
 // countsFromIndex takes the counts of the index beside the shards (or the
-// one the URL named) when it lists exactly these objects.
-func (c *Catalog) countsFromIndex(ctx context.Context, ds *Dataset, objs []Object, x *dsindex.Index) bool {
+// one the URL named, x) when it lists exactly these objects.
+func (c *Catalog) countsFromIndex(ctx context.Context, ds *Dataset, objs []Object, x DatasetIndex) bool {
 	if x == nil {
-		src, err := c.sources.For(ds.Manifest.URL)
-		if err != nil {
+		if c.cfg.Indexes == nil {
 			return false
 		}
 		var why string
-		x, why, err = dsindex.Load(ctx, src, dsindex.Locate(ds.Manifest.URL, objs), objs)
+		var err error
+		x, why, err = c.cfg.Indexes.Find(ctx, ds.Manifest.URL, objs)
 		if err != nil {
 			c.log.Warn("cannot read the index beside the shards", "url", ds.Manifest.URL, "err", err)
 			return false
 		}
 		if x == nil {
-			if why != "" {
-				c.log.Info("not using the index beside the shards", "url", ds.Manifest.URL, "why", why)
-			}
+			c.log.Debug("no usable index beside the shards", "url", ds.Manifest.URL, "why", why)
 			return false
 		}
 	}
-	counts, ok := dsindex.Counts(x, objs)
-	if !ok {
+	counts := x.Counts()
+	if len(counts) != len(objs) {
 		return false
 	}
 	ds.dsIndex = x

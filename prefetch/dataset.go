@@ -11,7 +11,6 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/stoker-data/stoker/prefetch/dsindex"
 	"github.com/stoker-data/stoker/prefetch/wds"
 	"github.com/stoker-data/stoker/shuffle"
 )
@@ -51,7 +50,7 @@ type Dataset struct {
 	uncounted atomic.Int64   // shards whose count is unknown
 	countMu   sync.Mutex     // serialises onCounted
 	stored    atomic.Bool    // see FromStored
-	dsIndex   *dsindex.Index // the index beside the shards, if it was found
+	dsIndex   DatasetIndex   // the index beside the shards, if it was found
 	cat       *Catalog       // loads shard indexes; nil for a dataset made without one
 }
 

@@ -1,6 +1,7 @@
 package prefetch
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -9,7 +10,6 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 
-	"github.com/stoker-data/stoker/prefetch/dsindex"
 	"github.com/stoker-data/stoker/prefetch/wds"
 )
 
@@ -71,15 +71,7 @@ func (c *Catalog) indexBeside(ctx context.Context, ds *Dataset, i int) (*wds.Sha
 	if ds.dsIndex == nil {
 		return nil, nil
 	}
-	e, ok := dsindex.Entry(ds.dsIndex, ds.Object(i))
-	if !ok {
-		return nil, nil
-	}
-	src, err := c.sources.For(ds.dsIndex.URL)
-	if err != nil {
-		return nil, err
-	}
-	return dsindex.ReadShard(ctx, src, ds.dsIndex, e)
+	return ds.dsIndex.ShardIndex(ctx, i)
 }
 
 // indexByReading reads the whole shard (into the cache) and indexes it.
@@ -89,7 +81,7 @@ func (c *Catalog) indexByReading(ctx context.Context, o Object) (*wds.ShardIndex
 		return nil, err
 	}
 	defer r.Release()
-	x, err := wds.IndexShardBytes(r.Bytes()) // keeps no slice of its input
+	x, err := wds.IndexShard(bytes.NewReader(r.Bytes())) // keeps no slice of its input
 	if err != nil {
 		return nil, &Error{Op: "index", Object: o.URL, Kind: ErrCorrupt, Err: err}
 	}
