@@ -30,5 +30,5 @@ func (c *Cache) DiskExtent(key CacheKey) (path string, offset int64, unpin func(
 			c.diskMu.Unlock()
 		})
 	}
-	return c.path(key), dataOffset(key), unpin, true
+	return c.path(key), e.file.dataOff, unpin, true
 }

@@ -50,6 +50,7 @@ type entry struct {
 	pins    int    // holders that forbid eviction: a write in progress, reads, Refs
 	data    []byte // memory tier: the shard's bytes
 	ready   bool   // disk tier: the file is in place and may be read
+	file    layout // disk tier: where the parts of the file lie, once ready
 	filling bool   // memory tier: bytes being copied into the Allocator's region
 	dropped bool   // memory tier: removed by Close while pinned; freed at the last unpin
 }
