@@ -145,7 +145,10 @@ type Cache struct {
 	corrupt, errs               atomic.Int64
 	diskReadBytes               atomic.Int64
 
-	block int64 // block size of the disk files it writes: defaultBlockSize but in tests
+	open     []*entry // disk entries whose file range reads keep open; guarded by diskMu
+	maxFiles int      // how many files range reads keep open: defaultMaxFiles, but in benchmarks
+	bufs     bufPool  // buffers of range reads from the disk tier
+	block    int64    // block size of the disk files it writes: defaultBlockSize, but in tests
 }
 
 // oracleBox lets an interface value live in an atomic.Pointer.
@@ -169,7 +172,8 @@ func OpenCache(cfg CacheConfig, log *slog.Logger) (*Cache, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Cache{cfg: cfg, log: log, mem: newIndex(cfg.Policy, cfg.MemoryBytes), drained: make(chan struct{}), block: defaultBlockSize}
+	c := &Cache{cfg: cfg, log: log, mem: newIndex(cfg.Policy, cfg.MemoryBytes), drained: make(chan struct{}),
+		block: defaultBlockSize, maxFiles: defaultMaxFiles}
 	if cfg.DiskBytes > 0 {
 		c.disk = newIndex(cfg.Policy, cfg.DiskBytes)
 		if err := c.openDisk(); err != nil {
@@ -311,8 +315,9 @@ func (c *Cache) pinMem(key CacheKey, touch bool) (*Ref, bool) {
 // bytes are read-only.
 type Ref struct {
 	data     []byte
-	c        *Cache // with e: a pinned memory-tier entry
+	c        *Cache // with e: a pinned memory-tier entry; with buf: the pool it goes back to
 	e        *entry
+	buf      *[]byte // a buffer of c's pool that data lies in
 	released atomic.Bool
 }
 
@@ -331,6 +336,9 @@ func (r *Ref) Release() {
 	}
 	if r.e != nil {
 		r.c.unpinMem(r.e)
+	}
+	if r.buf != nil {
+		r.c.bufs.put(r.buf)
 	}
 }
 
@@ -562,7 +570,7 @@ func (c *Cache) putDisk(key CacheKey, data []byte) error {
 	l, err := writeEntryFile(c.cfg.Dir, c.path(key), key, data, c.block)
 
 	c.diskMu.Lock()
-	e.pins--
+	c.unpinDiskLocked(e)
 	if err != nil {
 		c.disk.remove(e)
 	} else {
@@ -643,6 +651,9 @@ func (c *Cache) Close() error {
 	}
 	c.life.Lock()
 	c.life.Unlock() //nolint:staticcheck // an empty critical section: waiting is the point
+	if c.disk != nil {
+		c.closeFiles()
+	}
 	c.memMu.Lock()
 	for _, e := range c.mem.entries {
 		if e.pins == 0 {
@@ -668,10 +679,12 @@ func (c *Cache) Drained() <-chan struct{} { return c.drained }
 // path is the file of key's disk entry.
 func (c *Cache) path(key CacheKey) string { return filepath.Join(c.cfg.Dir, fileName(key)) }
 
-// removeFiles removes the files of evicted disk entries. Called with
-// diskMu held, or before the cache is shared.
+// removeFiles removes the files of evicted disk entries, which no read
+// holds, and closes them if kept open. Called with diskMu held, or before
+// the cache is shared.
 func (c *Cache) removeFiles(victims []*entry) {
 	for _, v := range victims {
+		c.closeFile(v)
 		c.removeFile(c.path(v.key))
 	}
 }

@@ -89,7 +89,7 @@ func FuzzCacheFile(f *testing.F) {
 		// minBlock: the file must hold exactly those bytes where accepted.
 		l := fileLayout(fuzzKey, int64(n%8192), minBlock)
 		lo := int64(off) % (l.dataLen + 1)
-		if got, err := readRange(r, fuzzKey, l, lo, l.dataLen-lo); err != nil {
+		if got, err := readRange(r, fuzzKey, l, lo, l.dataLen-lo, make([]byte, l.span(lo, l.dataLen-lo).bufLen())); err != nil {
 			wantBad("readRange of the expected entry", err)
 		} else if int64(len(got)) != l.dataLen-lo || len(got) > 0 && !bytes.Equal(got, b[l.dataOff+lo:l.fileSize()]) {
 			t.Fatalf("readRange of [%d, %d) accepted %x, not what the file holds there", lo, l.dataLen, got)
@@ -106,7 +106,7 @@ func FuzzCacheFile(f *testing.F) {
 		}
 		lo = int64(off) % (h.dataLen + 1)
 		hi := lo + int64(n)%(h.dataLen-lo+1)
-		part, partErr := readRange(r, h.key, h.layout, lo, hi-lo)
+		part, partErr := readRange(r, h.key, h.layout, lo, hi-lo, make([]byte, h.span(lo, hi-lo).bufLen()))
 		if partErr != nil {
 			wantBad("readRange", partErr)
 		} else if !bytes.Equal(part, b[h.dataOff+lo:h.dataOff+hi]) {

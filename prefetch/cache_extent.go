@@ -26,7 +26,7 @@ func (c *Cache) DiskExtent(key CacheKey) (path string, offset int64, unpin func(
 	unpin = func() {
 		once.Do(func() {
 			c.diskMu.Lock()
-			e.pins--
+			c.unpinDiskLocked(e)
 			c.diskMu.Unlock()
 		})
 	}

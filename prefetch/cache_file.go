@@ -13,11 +13,6 @@ import (
 	"time"
 )
 
-// metaRead is how far into a file one read for a range's header and
-// checksums may go: its first page, which holds them for shards up to
-// some 16 MiB in 16 KiB blocks. Beyond, the checksums take a second read.
-const metaRead = dataAlign
-
 // openEntryFile opens path and checks its header, that the header names
 // key (if key is not nil), and that the file's length matches the header.
 // It returns the file's FileInfo too, which it stats for the length.
@@ -70,62 +65,6 @@ func readAll(r io.ReaderAt, h fileHeader, buffer func(n int64) []byte) ([]byte, 
 		return nil, err
 	}
 	return data, nil
-}
-
-// readRange returns bytes [off, off+n) of the data of the file r holds,
-// which the index says is key's with the layout l; the caller checks the
-// range lies within l.dataLen. It reads the header and the checksums of
-// the blocks covering the range (one read when they lie in the first
-// metaRead bytes), then those blocks (one read into one buffer, the range
-// rounded out to blocks), and verifies the header and each block: a
-// damaged header, checksum or block is errBadFile, and so is a file that
-// ends early. Other blocks are not read, and a file longer than its
-// header says is only noticed by whole reads.
-func readRange(r io.ReaderAt, key CacheKey, l layout, off, n int64) ([]byte, error) {
-	var first, last int64 // the covering blocks: [first, last)
-	if n > 0 {
-		first, last = off/l.block, (off+n+l.block-1)/l.block
-	}
-	sums, err := readSums(r, key, l, first, last)
-	if err != nil {
-		return nil, err
-	}
-	start := first * l.block
-	buf := make([]byte, min(last*l.block, l.dataLen)-start)
-	if err := readFull(r, buf, l.dataOff+start, "data"); err != nil {
-		return nil, err
-	}
-	if err := verifyBlocks(buf, first, l.block, sums); err != nil {
-		return nil, err
-	}
-	lo := off - start
-	return buf[lo : lo+n : lo+n], nil
-}
-
-// readSums checks the header of the file r holds against key and l, and
-// returns the checksums of blocks [first, last).
-func readSums(r io.ReaderAt, key CacheKey, l layout, first, last int64) ([]byte, error) {
-	if end := l.tableOff + last*sumSize; end <= metaRead {
-		b := make([]byte, end)
-		if err := readFull(r, b, 0, "header"); err != nil {
-			return nil, err
-		}
-		if err := checkHeader(b, key, l); err != nil {
-			return nil, err
-		}
-		return b[l.tableOff+first*sumSize:], nil
-	}
-	b := make([]byte, l.tableOff+(last-first)*sumSize)
-	if err := readFull(r, b[:l.tableOff], 0, "header"); err != nil {
-		return nil, err
-	}
-	if err := checkHeader(b[:l.tableOff], key, l); err != nil {
-		return nil, err
-	}
-	if err := readFull(r, b[l.tableOff:], l.tableOff+first*sumSize, "checksums"); err != nil {
-		return nil, err
-	}
-	return b[l.tableOff:], nil
 }
 
 // verifyBlocks checks data, blocks first onwards of block bytes each

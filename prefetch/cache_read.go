@@ -64,31 +64,33 @@ func checkRange(key CacheKey, off, n, size int64) error {
 func (c *Cache) rangeDisk(key CacheKey, off, n int64) (*Ref, bool, error) {
 	c.life.RLock()
 	defer c.life.RUnlock()
-	e, ok := c.pinDisk(key)
+	e, f, ok := c.pinDisk(key)
 	if !ok {
 		return nil, false, nil
 	}
 	if err := checkRange(key, off, n, e.size); err != nil {
-		c.unpinDisk(e, nil)
+		c.unpinDisk(e, nil, nil)
 		return nil, false, err
 	}
-	data, err := c.readFileRange(e, off, n)
-	c.unpinDisk(e, err)
+	var opened *os.File // f, when this read opened it
+	if f == nil {
+		var err error
+		if f, err = os.Open(c.path(key)); err != nil {
+			c.unpinDisk(e, err, nil)
+			return nil, false, nil
+		}
+		opened = f
+	}
+	s := e.file.span(off, n)
+	buf := c.bufs.get(s.bufLen())
+	data, err := readRange(f, key, e.file, off, n, *buf)
+	c.unpinDisk(e, err, opened)
 	if err != nil {
+		c.bufs.put(buf)
 		return nil, false, nil
 	}
-	c.diskReadBytes.Add(int64(cap(data)))
-	return HeapRef(data), true, nil
-}
-
-// readFileRange reads bytes [off, off+n) of e's file, which is pinned.
-func (c *Cache) readFileRange(e *entry, off, n int64) ([]byte, error) {
-	f, err := os.Open(c.path(e.key))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return readRange(f, e.key, e.file, off, n)
+	c.diskReadBytes.Add(s.end - s.start)
+	return &Ref{data: data, c: c, buf: buf}, true, nil
 }
 
 // Promote reads key's entry from the disk tier into the memory tier if the
@@ -122,7 +124,7 @@ func (c *Cache) Promote(key CacheKey) bool {
 func (c *Cache) getDisk(key CacheKey) (r *Ref, promoted, ok bool) {
 	c.life.RLock()
 	defer c.life.RUnlock()
-	e, ok := c.pinDisk(key)
+	e, _, ok := c.pinDisk(key)
 	if !ok {
 		return nil, false, false
 	}
@@ -140,7 +142,7 @@ func (c *Cache) getDisk(key CacheKey) (r *Ref, promoted, ok bool) {
 	if err != nil && filling != nil {
 		c.fillFailed(filling, fillBuf)
 	}
-	c.unpinDisk(e, err)
+	c.unpinDisk(e, err, nil)
 	if err != nil {
 		return nil, false, false
 	}
@@ -153,32 +155,41 @@ func (c *Cache) getDisk(key CacheKey) (r *Ref, promoted, ok bool) {
 }
 
 // pinDisk finds key's disk entry, unless it is absent or still being
-// written, marks it used now and pins it: it is not evicted while read.
-// Called with life held shared.
-func (c *Cache) pinDisk(key CacheKey) (*entry, bool) {
+// written, marks it used now and pins it: it is not evicted, nor its kept
+// file (returned, or nil) closed, while read. Called with life held
+// shared.
+func (c *Cache) pinDisk(key CacheKey) (*entry, *os.File, bool) {
 	if c.closed.Load() {
-		return nil, false
+		return nil, nil, false
 	}
 	c.diskMu.Lock()
 	defer c.diskMu.Unlock()
 	e := c.disk.entries[key]
 	if e == nil || !e.ready {
-		return nil, false
+		return nil, nil, false
 	}
 	c.disk.touch(e)
 	e.pins++
-	return e, true
+	return e, e.fd, true
 }
 
 // unpinDisk drops a read's pin of e. When the read failed (err) it drops
 // the entry and its file, logs and counts it, once however many readers
-// found it bad.
-func (c *Cache) unpinDisk(e *entry, err error) {
+// found it bad. opened is the file the read opened itself, if any: kept
+// open for the next reads (see keepFile) or closed.
+func (c *Cache) unpinDisk(e *entry, err error, opened *os.File) {
 	c.diskMu.Lock()
-	e.pins--
 	dropped := err != nil && c.disk.remove(e)
 	if dropped {
 		c.removeFile(c.path(e.key))
+	}
+	c.unpinDiskLocked(e)
+	if opened != nil {
+		if err != nil {
+			opened.Close()
+		} else {
+			c.keepFile(e, opened)
+		}
 	}
 	c.diskMu.Unlock()
 	if dropped {
