@@ -46,8 +46,9 @@ type CacheConfig struct {
 	// data. 0 disables the tier.
 	MemoryBytes int64
 	// DiskBytes is the capacity of the disk tier, in bytes of shard data
-	// (each file adds a header of a few dozen bytes, not counted). 0
-	// disables the tier.
+	// (each file adds a header, the key and a table of checksums, 4 bytes
+	// per 16 KiB of data, padded to 4 KiB, not counted). 0 disables the
+	// tier.
 	DiskBytes int64
 	// Dir holds the disk tier's files; it is created if missing and must
 	// not be shared with another Cache. Required when DiskBytes > 0.
@@ -87,6 +88,10 @@ type TierMetrics struct {
 	Capacity  int64 // the tier's configured capacity
 	Evictions int64 // entries evicted to make room, or to fit at open
 	Bypasses  int64 // entries the policy did not admit (see PolicyPlan)
+	// ReadBytes counts the data bytes read from the tier's files by Gets,
+	// Acquires, AcquireRanges and Promotes (disk tier only): whole entries,
+	// and ranges rounded out to blocks.
+	ReadBytes int64
 }
 
 // CacheMetrics is a snapshot of a Cache's counters. Every Get is counted
@@ -105,8 +110,10 @@ type CacheMetrics struct {
 }
 
 // Cache is the two-tier shard cache: a memory tier, written through to a
-// disk tier that survives restarts. Entries are whole shards. Eviction in
-// both tiers follows the configured Policy. Safe for concurrent use.
+// disk tier that survives restarts. Entries are whole shards; a reader may
+// take a range of one (AcquireRange), which the disk tier serves by
+// reading only the blocks that hold it. Eviction in both tiers follows the
+// configured Policy. Safe for concurrent use.
 type Cache struct {
 	cfg    CacheConfig
 	log    *slog.Logger
@@ -136,6 +143,12 @@ type Cache struct {
 	memEvictions, diskEvictions atomic.Int64
 	memBypasses, diskBypasses   atomic.Int64
 	corrupt, errs               atomic.Int64
+	diskReadBytes               atomic.Int64
+
+	open     []*entry // disk entries whose file range reads keep open; guarded by diskMu
+	maxFiles int      // how many files range reads keep open: defaultMaxFiles, but in benchmarks
+	bufs     bufPool  // buffers of range reads from the disk tier
+	block    int64    // block size of the disk files it writes: defaultBlockSize, but in tests
 }
 
 // oracleBox lets an interface value live in an atomic.Pointer.
@@ -159,7 +172,8 @@ func OpenCache(cfg CacheConfig, log *slog.Logger) (*Cache, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Cache{cfg: cfg, log: log, mem: newIndex(cfg.Policy, cfg.MemoryBytes), drained: make(chan struct{})}
+	c := &Cache{cfg: cfg, log: log, mem: newIndex(cfg.Policy, cfg.MemoryBytes), drained: make(chan struct{}),
+		block: defaultBlockSize, maxFiles: defaultMaxFiles}
 	if cfg.DiskBytes > 0 {
 		c.disk = newIndex(cfg.Policy, cfg.DiskBytes)
 		if err := c.openDisk(); err != nil {
@@ -183,7 +197,7 @@ func (c *Cache) openDisk() error {
 		c.dropFile(name, err)
 	}
 	for _, f := range found {
-		e := &entry{key: f.h.key, size: f.h.dataLen, ready: true}
+		e := &entry{key: f.h.key, size: f.h.dataLen, ready: true, file: f.h.layout}
 		c.disk.entries[e.key] = e
 		c.disk.used += e.size
 		c.disk.touch(e)
@@ -214,7 +228,7 @@ func (c *Cache) loadOracle() Oracle {
 }
 
 // Get returns key's data: from the memory tier, or else from the disk
-// tier after verifying its checksum; a disk entry found damaged is removed,
+// tier after verifying every block's checksum; a disk entry found damaged is removed,
 // logged and reported as a miss, never returned. A disk hit is promoted to
 // the memory tier if the policy admits it. The returned slice is read-only;
 // it is shared with the cache and other callers when the memory tier is on
@@ -261,7 +275,7 @@ func (c *Cache) acquire(key CacheKey, count bool) (r *Ref, tier Tier, ok bool) {
 		return r, TierMemory, true
 	}
 	if c.disk != nil {
-		if r, ok := c.getDisk(key); ok {
+		if r, _, ok := c.getDisk(key); ok {
 			add(&c.diskHits)
 			return r, TierDisk, true
 		}
@@ -301,8 +315,9 @@ func (c *Cache) pinMem(key CacheKey, touch bool) (*Ref, bool) {
 // bytes are read-only.
 type Ref struct {
 	data     []byte
-	c        *Cache // with e: a pinned memory-tier entry
+	c        *Cache // with e: a pinned memory-tier entry; with buf: the pool it goes back to
 	e        *entry
+	buf      *[]byte // a buffer of c's pool that data lies in
 	released atomic.Bool
 }
 
@@ -321,6 +336,9 @@ func (r *Ref) Release() {
 	}
 	if r.e != nil {
 		r.c.unpinMem(r.e)
+	}
+	if r.buf != nil {
+		r.c.bufs.put(r.buf)
 	}
 }
 
@@ -351,62 +369,6 @@ func (c *Cache) freeMem(e *entry) {
 		c.cfg.Memory.Free(e.data)
 	}
 	e.data = nil
-}
-
-// getDisk reads key's entry from the disk tier, dropping it if it is bad,
-// and promotes it to the memory tier if the policy admits it. With an
-// Allocator the file is read straight into the entry's bytes in the
-// region, and the Ref pins that entry; otherwise it is read to the heap.
-func (c *Cache) getDisk(key CacheKey) (*Ref, bool) {
-	c.life.RLock()
-	defer c.life.RUnlock()
-	if c.closed.Load() {
-		return nil, false
-	}
-	c.diskMu.Lock()
-	e := c.disk.entries[key]
-	if e == nil || !e.ready {
-		c.diskMu.Unlock()
-		return nil, false
-	}
-	c.disk.touch(e)
-	e.pins++ // not evicted while we read it
-	c.diskMu.Unlock()
-
-	var filling *entry // the memory entry being read into, if any, and its bytes
-	var fillBuf []byte
-	data, err := readEntryInto(c.path(key), key, func(n int64) []byte {
-		if c.cfg.Memory != nil && n > 0 {
-			if me, buf, _, ok := c.admitMem(key, n, nil); ok && buf != nil {
-				filling, fillBuf = me, buf
-				return buf
-			}
-		}
-		return make([]byte, n)
-	})
-	if err != nil && filling != nil {
-		c.fillFailed(filling, fillBuf)
-	}
-
-	c.diskMu.Lock()
-	e.pins--
-	dropped := err != nil && c.disk.remove(e)
-	if dropped {
-		c.removeFile(c.path(key))
-	}
-	c.diskMu.Unlock()
-	if err == nil {
-		if filling != nil {
-			return c.fillDone(filling, data, true), true
-		}
-		c.putMem(key, data)
-		return HeapRef(data), true
-	}
-	if dropped { // another reader may have found and counted it first
-		c.log.Warn("cache: dropped disk entry", "object", key.Object, "etag", key.ETag, "err", err)
-		c.count(err)
-	}
-	return nil, false
 }
 
 // Put adds key's data to the memory tier (evicting as needed) and writes
@@ -605,14 +567,14 @@ func (c *Cache) putDisk(key CacheKey, data []byte) error {
 		return nil
 	}
 
-	err := writeEntryFile(c.cfg.Dir, c.path(key), key, data)
+	l, err := writeEntryFile(c.cfg.Dir, c.path(key), key, data, c.block)
 
 	c.diskMu.Lock()
-	e.pins--
+	c.unpinDiskLocked(e)
 	if err != nil {
 		c.disk.remove(e)
 	} else {
-		e.ready = true
+		e.ready, e.file = true, l
 	}
 	c.diskMu.Unlock()
 	if err != nil {
@@ -658,6 +620,7 @@ func (c *Cache) Metrics() CacheMetrics {
 			Capacity:  c.cfg.DiskBytes,
 			Evictions: c.diskEvictions.Load(),
 			Bypasses:  c.diskBypasses.Load(),
+			ReadBytes: c.diskReadBytes.Load(),
 		},
 		Misses:  c.misses.Load(),
 		Corrupt: c.corrupt.Load(),
@@ -674,6 +637,10 @@ func (c *Cache) Metrics() CacheMetrics {
 	return m
 }
 
+// Capacity returns the tiers' capacities, in bytes of shard data, as
+// configured (0: no such tier): what a prefetcher sizes its look-ahead by.
+func (c *Cache) Capacity() (memory, disk int64) { return c.cfg.MemoryBytes, c.cfg.DiskBytes }
+
 // Close waits for the Puts and disk reads in progress, then empties the
 // memory tier; the disk tier's files stay for the next OpenCache. After
 // Close, Get and Contains find nothing and Put fails. Entries still held
@@ -684,6 +651,9 @@ func (c *Cache) Close() error {
 	}
 	c.life.Lock()
 	c.life.Unlock() //nolint:staticcheck // an empty critical section: waiting is the point
+	if c.disk != nil {
+		c.closeFiles()
+	}
 	c.memMu.Lock()
 	for _, e := range c.mem.entries {
 		if e.pins == 0 {
@@ -709,10 +679,12 @@ func (c *Cache) Drained() <-chan struct{} { return c.drained }
 // path is the file of key's disk entry.
 func (c *Cache) path(key CacheKey) string { return filepath.Join(c.cfg.Dir, fileName(key)) }
 
-// removeFiles removes the files of evicted disk entries. Called with
-// diskMu held, or before the cache is shared.
+// removeFiles removes the files of evicted disk entries, which no read
+// holds, and closes them if kept open. Called with diskMu held, or before
+// the cache is shared.
 func (c *Cache) removeFiles(victims []*entry) {
 	for _, v := range victims {
+		c.closeFile(v)
 		c.removeFile(c.path(v.key))
 	}
 }

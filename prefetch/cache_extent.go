@@ -26,9 +26,9 @@ func (c *Cache) DiskExtent(key CacheKey) (path string, offset int64, unpin func(
 	unpin = func() {
 		once.Do(func() {
 			c.diskMu.Lock()
-			e.pins--
+			c.unpinDiskLocked(e)
 			c.diskMu.Unlock()
 		})
 	}
-	return c.path(key), dataOffset(key), unpin, true
+	return c.path(key), e.file.dataOff, unpin, true
 }

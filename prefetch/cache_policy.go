@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"math"
+	"os"
 	"slices"
 )
 
@@ -45,13 +46,15 @@ type Oracle interface {
 // entry is one cached shard as a tier's index sees it.
 type entry struct {
 	key     CacheKey
-	size    int64  // bytes of shard data
-	lastUse uint64 // the index's clock at the latest insert or hit
-	pins    int    // holders that forbid eviction: a write in progress, reads, Refs
-	data    []byte // memory tier: the shard's bytes
-	ready   bool   // disk tier: the file is in place and may be read
-	filling bool   // memory tier: bytes being copied into the Allocator's region
-	dropped bool   // memory tier: removed by Close while pinned; freed at the last unpin
+	size    int64    // bytes of shard data
+	lastUse uint64   // the index's clock at the latest insert or hit
+	pins    int      // holders that forbid eviction: a write in progress, reads, Refs
+	data    []byte   // memory tier: the shard's bytes
+	ready   bool     // disk tier: the file is in place and may be read
+	file    layout   // disk tier: where the parts of the file lie, once ready
+	fd      *os.File // disk tier: the file, kept open for range reads (see keepFile)
+	filling bool     // memory tier: bytes being copied into the Allocator's region
+	dropped bool     // memory tier: removed by Close while pinned; freed at the last unpin
 }
 
 // index is one tier's bookkeeping: its entries, the bytes they hold, and

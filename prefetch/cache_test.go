@@ -326,7 +326,7 @@ var damages = []struct {
 	{"extra bytes", resize(+1)},
 	{"another entry's file", func(t *testing.T, path string) {
 		other := testKey(99)
-		b := append(encodeHeader(other, 2048, crc32.Checksum(testData(other, 2048), castagnoli)), testData(other, 2048)...)
+		b := append(encodeHead(other, testData(other, 2048), defaultBlockSize), testData(other, 2048)...)
 		if err := os.WriteFile(path, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
