@@ -1,9 +1,9 @@
 package shuffle
 
 import (
+	"errors"
 	"slices"
 	"testing"
-	"testing/quick"
 )
 
 func counts(n, per int) []int {
@@ -22,24 +22,35 @@ func total(c []int) int {
 	return t
 }
 
+func mustPlan(t testing.TB, c []int, s Settings) *Plan {
+	t.Helper()
+	p, err := NewPlan(c, s)
+	if err != nil {
+		t.Fatalf("NewPlan(%d shards, %+v): %v", len(c), s, err)
+	}
+	return p
+}
+
 // key of a Ref for set checks.
 func refKey(r Ref) int64 { return int64(r.Shard)<<32 | int64(r.Sample) }
 
-func isPermutation(t *testing.T, p *Plan, c []int) {
+func isPermutation(t testing.TB, p *Plan, c []int) {
 	t.Helper()
-	if p.Len() != total(c) {
-		t.Fatalf("plan has %d samples, want %d", p.Len(), total(c))
+	if n, complete := p.Total(); n != total(c) || !complete {
+		t.Fatalf("plan has %d samples (complete %v), want %d", n, complete, total(c))
 	}
 	seen := make(map[int64]bool, p.Len())
-	for i := range p.Len() {
-		r := p.At(i)
-		if int(r.Shard) >= len(c) || int(r.Sample) >= c[r.Shard] || r.Sample < 0 {
+	for i, r := range p.Slice(0, p.Len()) {
+		if int(r.Shard) >= len(c) || int(r.Sample) >= c[r.Shard] || r.Sample < 0 || r.Shard < 0 {
 			t.Fatalf("position %d: %+v out of range", i, r)
 		}
 		if seen[refKey(r)] {
 			t.Fatalf("position %d: %+v repeated", i, r)
 		}
 		seen[refKey(r)] = true
+		if a := p.At(i); a != r {
+			t.Fatalf("position %d: At gives %+v, Slice %+v", i, a, r)
+		}
 	}
 }
 
@@ -49,78 +60,105 @@ func TestPlanIsPermutation(t *testing.T) {
 		counts []int
 		s      Settings
 	}{
-		{"full", counts(20, 7), Settings{Seed: 1, Epoch: 0}},
+		{"default window", counts(70, 7), Settings{Seed: 1, Epoch: 0}},
+		{"whole epoch", counts(20, 7), Settings{Seed: 1, Epoch: 0, Window: WindowAll}},
 		{"window3", counts(20, 7), Settings{Seed: 1, Epoch: 0, Window: 3}},
 		{"window1", counts(20, 7), Settings{Seed: 9, Epoch: 4, Window: 1}},
 		{"noshuffle", counts(5, 3), Settings{NoShuffle: true}},
 		{"empty shards", []int{0, 5, 0, 2}, Settings{Seed: 3, Window: 2}},
+		{"all empty", []int{0, 0, 0}, Settings{Seed: 3, Window: 2}},
+		{"one shard", []int{1000}, Settings{Seed: 3}},
 		{"no shards", nil, Settings{Seed: 3}},
 	} {
-		t.Run(tc.name, func(t *testing.T) { isPermutation(t, NewPlan(tc.counts, tc.s), tc.counts) })
-	}
-}
-
-func TestPlanProperties(t *testing.T) {
-	f := func(seed uint64, epoch uint8, nShards, per, window uint8) bool {
-		c := counts(int(nShards%40)+1, int(per%20))
-		s := Settings{Seed: seed, Epoch: uint64(epoch), Window: int(window % 10)}
-		a, b := NewPlan(c, s), NewPlan(c, s)
-		if !slices.Equal(a.seq, b.seq) {
-			t.Errorf("plan not deterministic for %+v", s)
-			return false
-		}
-		isPermutation(t, a, c)
-		return !t.Failed()
-	}
-	if err := quick.Check(f, &quick.Config{MaxCount: 200}); err != nil {
-		t.Fatal(err)
+		t.Run(tc.name, func(t *testing.T) { isPermutation(t, mustPlan(t, tc.counts, tc.s), tc.counts) })
 	}
 }
 
 func TestPlanNoShuffleKeepsFileOrder(t *testing.T) {
-	c := []int{2, 3}
-	p := NewPlan(c, Settings{NoShuffle: true, Seed: 5})
-	want := []Ref{{0, 0}, {0, 1}, {1, 0}, {1, 1}, {1, 2}}
-	if got := p.Slice(0, p.Len()); !slices.Equal(got, want) {
-		t.Fatalf("got %v, want %v", got, want)
+	c := []int{2, 0, 3, 1}
+	for _, w := range []int{0, 1, 2, WindowAll} {
+		p := mustPlan(t, c, Settings{NoShuffle: true, Seed: 5, Window: w})
+		want := []Ref{{0, 0}, {0, 1}, {2, 0}, {2, 1}, {2, 2}, {3, 0}}
+		if got := p.Slice(0, p.Len()); !slices.Equal(got, want) {
+			t.Fatalf("window %d: got %v, want %v", w, got, want)
+		}
 	}
 }
 
 func TestPlanDiffersBetweenEpochsAndSeeds(t *testing.T) {
 	c := counts(30, 10)
-	base := NewPlan(c, Settings{Seed: 7, Epoch: 1})
+	base := mustPlan(t, c, Settings{Seed: 7, Epoch: 1})
+	seq := base.Slice(0, base.Len())
 	for _, s := range []Settings{{Seed: 7, Epoch: 2}, {Seed: 8, Epoch: 1}, {Seed: 7, Epoch: 1, Window: 4}} {
-		if slices.Equal(base.seq, NewPlan(c, s).seq) {
+		p := mustPlan(t, c, s)
+		if slices.Equal(seq, p.Slice(0, p.Len())) {
 			t.Errorf("%+v gives the same order as seed 7 epoch 1", s)
 		}
 	}
+	// The shard order too.
+	a, b := mustPlan(t, c, Settings{Seed: 7, Epoch: 1}), mustPlan(t, c, Settings{Seed: 7, Epoch: 2})
+	same := 0
+	for r := range len(c) {
+		if a.ShardAt(r) == b.ShardAt(r) {
+			same++
+		}
+	}
+	if same == len(c) {
+		t.Error("epochs 1 and 2 have the same shard order")
+	}
 }
 
-func TestPlanWindowKeepsShardsTogether(t *testing.T) {
+func TestWindowZeroIsDefault(t *testing.T) {
+	c := counts(3*DefaultWindow+5, 4)
+	p0 := mustPlan(t, c, Settings{Seed: 3})
+	pd := mustPlan(t, c, Settings{Seed: 3, Window: DefaultWindow})
+	if p0.WindowSize() != DefaultWindow || p0.Windows() != 4 {
+		t.Fatalf("window 0: %d windows of %d shards, want 4 of %d", p0.Windows(), p0.WindowSize(), DefaultWindow)
+	}
+	if !slices.Equal(p0.Slice(0, p0.Len()), pd.Slice(0, pd.Len())) {
+		t.Fatal("window 0 and DefaultWindow give different orders")
+	}
+	all := mustPlan(t, c, Settings{Seed: 3, Window: WindowAll})
+	if all.Windows() != 1 || all.WindowSize() != len(c) {
+		t.Fatalf("WindowAll: %d windows of %d shards, want 1 of %d", all.Windows(), all.WindowSize(), len(c))
+	}
+}
+
+// Every window's positions hold exactly the samples of its shards.
+func TestPlanWindowsHoldTheirShards(t *testing.T) {
 	c := counts(12, 5)
-	const w = 3
-	p := NewPlan(c, Settings{Seed: 2, Epoch: 3, Window: w})
-	// Every window of the sequence holds the samples of exactly w shards.
-	pos := 0
-	for pos < p.Len() {
-		shards := map[int32]bool{}
-		n := 0
-		for pos+n < p.Len() && len(shards) <= w {
-			shards[p.At(pos+n).Shard] = true
-			if len(shards) > w {
-				delete(shards, p.At(pos+n).Shard)
-				break
+	c[4] = 0
+	p := mustPlan(t, c, Settings{Seed: 2, Epoch: 3, Window: 5})
+	if p.Windows() != 3 {
+		t.Fatalf("%d windows, want 3", p.Windows())
+	}
+	next := 0
+	for k := range p.Windows() {
+		lo, hi, ok := p.WindowRange(k)
+		if !ok || lo != next {
+			t.Fatalf("window %d: range [%d, %d) ok %v, want it to start at %d", k, lo, hi, ok, next)
+		}
+		want := map[int64]bool{}
+		for _, s := range p.WindowShards(k, nil) {
+			if p.WindowOf(s) != k {
+				t.Fatalf("shard %d listed in window %d, WindowOf says %d", s, k, p.WindowOf(s))
 			}
-			n++
+			for i := range c[s] {
+				want[refKey(Ref{int32(s), int32(i)})] = true
+			}
 		}
-		want := 0
-		for s := range shards {
-			want += c[s]
+		if hi-lo != len(want) {
+			t.Fatalf("window %d has %d positions, its shards %d samples", k, hi-lo, len(want))
 		}
-		if n != want {
-			t.Fatalf("window at %d has %d samples of shards %v, want %d: windows overlap", pos, n, shards, want)
+		for i := lo; i < hi; i++ {
+			if !want[refKey(p.At(i))] {
+				t.Fatalf("position %d of window %d holds %+v of shard in window %d", i, k, p.At(i), p.WindowOf(int(p.At(i).Shard)))
+			}
 		}
-		pos += n
+		next = hi
+	}
+	if next != p.Len() {
+		t.Fatalf("windows end at %d, the plan at %d", next, p.Len())
 	}
 }
 
@@ -128,7 +166,7 @@ func TestPlanWindowKeepsShardsTogether(t *testing.T) {
 // resuming from any step boundary yields the rest of the sequence.
 func TestBatchesPartitionSequence(t *testing.T) {
 	c := counts(9, 11)
-	p := NewPlan(c, Settings{Seed: 11, Epoch: 2, Window: 2})
+	p := mustPlan(t, c, Settings{Seed: 11, Epoch: 2, Window: 2})
 	for _, world := range []int{1, 2, 3, 4, 7} {
 		for _, bs := range []int{1, 4, 16, 200} {
 			for _, dropLast := range []bool{false, true} {
@@ -169,7 +207,7 @@ func TestBatchesPartitionSequence(t *testing.T) {
 
 func TestResumeFromCursorYieldsRest(t *testing.T) {
 	c := counts(6, 9)
-	p := NewPlan(c, Settings{Seed: 4, Epoch: 0})
+	p := mustPlan(t, c, Settings{Seed: 4, Epoch: 0})
 	b := Batching{WorldSize: 1, BatchSize: 5}
 	full := read(p, b, 0)
 	for start := range p.Len() + 1 {
@@ -200,7 +238,7 @@ func read(p *Plan, b Batching, start int) []Ref {
 	var out []Ref
 	for k := range b.Steps(p.Len(), start) {
 		lo, hi := b.Batch(p.Len(), start, k)
-		out = append(out, p.Slice(lo, hi)...)
+		out = p.AppendRefs(out, lo, hi)
 	}
 	return out
 }
@@ -213,10 +251,27 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+func TestCursorCheck(t *testing.T) {
+	for _, tc := range []struct {
+		c  Cursor
+		ok bool
+	}{
+		{Cursor{Epoch: 1, Position: 5}, true},
+		{Cursor{Epoch: 1, Position: 5, Plan: PlanVersion}, true},
+		{Cursor{Epoch: 1, Position: 5, Plan: 1}, false},
+		{Cursor{Epoch: 1, Position: -1}, false},
+	} {
+		err := tc.c.Check()
+		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrInvalid)) {
+			t.Errorf("%+v: Check() = %v, want ok %v", tc.c, err, tc.ok)
+		}
+	}
+}
+
 func TestNextUse(t *testing.T) {
-	p := NewPlan([]int{3, 3, 3}, Settings{NoShuffle: true})
+	p := mustPlan(t, []int{3, 3, 3}, Settings{NoShuffle: true})
 	for _, tc := range []struct{ shard, pos, want int }{
-		{0, 0, 0}, {1, 0, 3}, {2, 0, 6}, {0, 2, 2}, {0, 3, -1}, {2, 9, -1}, {5, 0, -1},
+		{0, 0, 0}, {1, 0, 3}, {2, 0, 6}, {0, 2, 2}, {0, 3, -1}, {2, 9, -1}, {5, 0, -1}, {-1, 0, -1}, {1, -4, 3},
 	} {
 		if got := p.NextUse(tc.shard, tc.pos); got != tc.want {
 			t.Errorf("NextUse(%d, %d) = %d, want %d", tc.shard, tc.pos, got, tc.want)
