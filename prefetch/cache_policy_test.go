@@ -249,7 +249,10 @@ func TestCachePlanBeatsLRU(t *testing.T) {
 			for e := range plans {
 				s := tc.settings
 				s.Epoch = uint64(e)
-				plans[e] = shuffle.NewPlan(counts, s)
+				var err error
+				if plans[e], err = shuffle.NewPlan(counts, s); err != nil {
+					t.Fatal(err)
+				}
 				for pos := range plans[e].Len() {
 					seq = append(seq, access{epoch: e, pos: pos, shard: int(plans[e].At(pos).Shard)})
 				}

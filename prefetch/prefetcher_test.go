@@ -47,6 +47,23 @@ func newPrefetchEnv(t *testing.T, syn wds.Synthetic, memory int64) *prefetchEnv 
 	return &prefetchEnv{src: src, cache: cache, shards: shards, catalog: cat, ds: ds}
 }
 
+// counts counts every shard of the dataset (through the env's own cache)
+// and returns the counts.
+func (e *prefetchEnv) counts(t *testing.T) []int {
+	t.Helper()
+	all := make([]int, len(e.ds.Manifest.Shards))
+	for i := range all {
+		all[i] = i
+	}
+	if err := e.ds.CountShards(context.Background(), all); err != nil {
+		t.Fatal(err)
+	}
+	for i := range all {
+		all[i], _ = e.ds.Count(i)
+	}
+	return all
+}
+
 // fresh returns an empty cache and a Shards over the same files.
 func (e *prefetchEnv) fresh(t *testing.T, memory int64) (*Cache, *Shards) {
 	t.Helper()
@@ -88,7 +105,10 @@ func TestPrefetcherReadsAheadAndOrdersEviction(t *testing.T) {
 	e := newPrefetchEnv(t, syn, 1<<20)
 	cache, shards := e.fresh(t, 1<<20) // empty: nothing cached by indexing
 	p := NewPrefetcher(PrefetchConfig{AheadBatches: 2, AheadBytes: 1 << 30}, shards, cache)
-	plan := shuffle.NewPlan(e.ds.Manifest.Counts(), shuffle.Settings{Seed: 3, Window: 1})
+	plan, err := shuffle.NewPlan(e.counts(t), shuffle.Settings{Seed: 3, Window: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
 	b := shuffle.Batching{WorldSize: 1, BatchSize: 5}
 	s := p.Open(e.ds, plan, b, 0)
 	defer s.Close()

@@ -85,7 +85,7 @@ func (s *Stream) Step(ctx context.Context, k int) (lo, hi, after int, ok bool, e
 	if err := s.ensure(ctx, first+size); err != nil {
 		return 0, 0, 0, false, err
 	}
-	total, complete := s.plan.Len()
+	total, complete := s.plan.Total()
 	if complete && (first >= total || (s.b.DropLast && first+size > total)) {
 		return 0, 0, 0, false, nil
 	}
@@ -95,7 +95,7 @@ func (s *Stream) Step(ctx context.Context, k int) (lo, hi, after int, ok bool, e
 
 // Total returns the epoch's sample count, and false while it is not known
 // (some window is not counted yet).
-func (s *Stream) Total() (int, bool) { return s.plan.Len() }
+func (s *Stream) Total() (int, bool) { return s.plan.Total() }
 
 // Ensure counts windows until positions [0, pos) are fixed or the plan is
 // complete (a wait counted as stall).
@@ -106,7 +106,7 @@ func (s *Stream) Ensure(ctx context.Context, pos int) error { return s.ensure(ct
 func (s *Stream) ensure(ctx context.Context, pos int) error {
 	for {
 		known := s.plan.Known()
-		if _, complete := s.plan.Len(); complete || known >= pos {
+		if _, complete := s.plan.Total(); complete || known >= pos {
 			return nil
 		}
 		k := s.windowAt(known)
@@ -188,7 +188,7 @@ func (s *Stream) Advance(k int) {
 	var spent int64
 	seen := map[int32]bool{}
 	for j := from; j < until; j++ {
-		total, complete := s.plan.Len()
+		total, complete := s.plan.Total()
 		if complete && s.start+j*size >= total {
 			break
 		}
@@ -322,7 +322,11 @@ func (s *Stream) bytes(ctx context.Context, ref shuffle.Ref, pos int, lo, hi int
 	if s.ranges.has(pos) {
 		return s.rangeBytes(ctx, ref, pos, lo, hi)
 	}
-	if r, t, ok := s.p.cache.AcquireRange(key, lo, hi-lo); ok {
+	r, t, err := s.p.cache.AcquireRange(key, lo, hi-lo)
+	if err != nil {
+		return nil, 0, TierNone, err
+	}
+	if r != nil {
 		s.held = append(s.held, r)
 		if t == TierDisk {
 			s.p.diskRangeHits.Add(1)

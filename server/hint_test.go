@@ -28,21 +28,30 @@ func TestHintOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := shuffle.Settings{Seed: 4, Window: 2}
-	objs := h.srv.hints.order(ds, base, []uint64{3, 4}, 0)
+	objs, err := h.srv.hints.order(ds, base, []uint64{3, 4}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(objs) != 9 {
 		t.Fatalf("%d shards for two epochs, want each of the 9 once", len(objs))
 	}
 	st := base
 	st.Epoch = 3
-	plan := h.srv.plans.get(ds, st)
+	plan, err := h.srv.plans.get(ds, st)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i := 1; i < len(objs); i++ {
 		prev, cur := ds.ShardOf(objs[i-1].CacheKey()), ds.ShardOf(objs[i].CacheKey())
-		if plan.NextUse(prev, 0) > plan.NextUse(cur, 0) {
-			t.Fatalf("shard %d comes before shard %d but epoch 3 needs it later", prev, cur)
+		if plan.Rank(prev) > plan.Rank(cur) {
+			t.Fatalf("shard %d comes before shard %d but epoch 3 reads it later", prev, cur)
 		}
 	}
 	size := objs[0].Bytes()
-	cut := h.srv.hints.order(ds, base, []uint64{3, 4}, uint64(3*size+size/2))
+	cut, err := h.srv.hints.order(ds, base, []uint64{3, 4}, uint64(3*size+size/2))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(cut) != 3 || cut[0] != objs[0] || cut[2] != objs[2] {
 		t.Fatalf("budget of 3.5 shards kept %d shards, want the first 3", len(cut))
 	}
