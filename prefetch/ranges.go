@@ -145,6 +145,7 @@ func (b *rangeBuffer) get(ctx context.Context, ref shuffle.Ref, pos int, lo, hi 
 	slot, ok := b.slots[pos]
 	if ok {
 		delete(b.slots, pos)
+		b.issue() // in case its read was wanted but not started
 		select {
 		case <-slot.ready:
 		case <-ctx.Done():

@@ -187,6 +187,7 @@ func (s *Stream) Advance(k int) {
 	budget := s.p.aheadBytes()
 	var spent int64
 	seen := map[int32]bool{}
+	defer s.ranges.issue() // the sample ranges wanted on the way
 	for j := from; j < until; j++ {
 		total, complete := s.plan.Total()
 		if complete && s.start+j*size >= total {
@@ -218,14 +219,12 @@ func (s *Stream) Advance(k int) {
 			}
 			n, ok := s.ranges.want(ref, pos)
 			if ok && spent > 0 && spent+n > budget {
-				s.ranges.issue()
 				return
 			}
 			spent += n
 		}
 		s.ahead = j + 1
 	}
-	s.ranges.issue()
 }
 
 // countAhead counts window k in the background, unless it is counted.
