@@ -249,7 +249,11 @@ func TestCachePlanBeatsLRU(t *testing.T) {
 			for e := range plans {
 				s := tc.settings
 				s.Epoch = uint64(e)
-				plans[e] = shuffle.NewPlan(counts, s)
+				p, err := shuffle.NewPlan(counts, s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				plans[e] = p
 				for pos := range plans[e].Len() {
 					seq = append(seq, access{epoch: e, pos: pos, shard: int(plans[e].At(pos).Shard)})
 				}

@@ -88,7 +88,10 @@ func TestPrefetcherReadsAheadAndOrdersEviction(t *testing.T) {
 	e := newPrefetchEnv(t, syn, 1<<20)
 	cache, shards := e.fresh(t, 1<<20) // empty: nothing cached by indexing
 	p := NewPrefetcher(PrefetchConfig{AheadBatches: 2, AheadBytes: 1 << 30}, shards, cache)
-	plan := shuffle.NewPlan(e.ds.Manifest.Counts(), shuffle.Settings{Seed: 3, Window: 1})
+	plan, err := shuffle.NewPlan(e.ds.Manifest.Counts(), shuffle.Settings{Seed: 3, Window: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
 	b := shuffle.Batching{WorldSize: 1, BatchSize: 5}
 	s := p.Open(e.ds, plan, b, 0)
 	defer s.Close()

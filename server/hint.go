@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -81,15 +80,15 @@ func (h *hints) order(ds *prefetch.Dataset, base shuffle.Settings, epochs []uint
 	for _, e := range epochs {
 		st := base
 		st.Epoch = e
-		plan := h.s.plans.get(ds, st)
-		idx := make([]int, 0, len(seen))
-		for i := range seen {
-			if !seen[i] && plan.NextUse(i, 0) >= 0 {
-				idx = append(idx, i)
-			}
+		plan, err := h.s.plans.get(ds, st)
+		if err != nil {
+			h.s.log.Warn("no plan for a prefetch hint", "url", ds.Manifest.URL, "epoch", e, "err", err)
+			return out
 		}
-		slices.SortFunc(idx, func(a, b int) int { return plan.NextUse(a, 0) - plan.NextUse(b, 0) })
-		for _, i := range idx {
+		for i := range plan.FirstUses() {
+			if seen[i] {
+				continue
+			}
 			o := ds.Object(i)
 			if budget > 0 && bytes+uint64(o.Bytes()) > budget {
 				return out

@@ -37,7 +37,7 @@ func (l *loader) Prefetch(ctx context.Context, req *stokerv1.PrefetchRequest) (*
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	base := shuffle.Settings{Seed: req.GetSeed(), Window: int(req.GetShuffleWindow()), NoShuffle: req.GetNoShuffle()}
+	base := shuffle.Settings{Seed: req.GetSeed(), Window: wireWindow(req.GetShuffleWindow()), NoShuffle: req.GetNoShuffle()}
 	objs := l.s.hints.order(ds, base, req.GetEpochs(), req.GetBudgetBytes())
 	id := newHintID()
 	parts := l.s.hints.spreadHint(ctx, id, objs, deadline, false)

@@ -34,7 +34,10 @@ func TestHintOrder(t *testing.T) {
 	}
 	st := base
 	st.Epoch = 3
-	plan := h.srv.plans.get(ds, st)
+	plan, err := h.srv.plans.get(ds, st)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i := 1; i < len(objs); i++ {
 		prev, cur := ds.ShardOf(objs[i-1].CacheKey()), ds.ShardOf(objs[i].CacheKey())
 		if plan.NextUse(prev, 0) > plan.NextUse(cur, 0) {

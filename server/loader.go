@@ -56,7 +56,10 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 	if err != nil {
 		return toStatus(err)
 	}
-	plan := l.s.plans.get(ds, settings)
+	plan, err := l.s.plans.get(ds, settings)
+	if err != nil {
+		return toStatus(err)
+	}
 	l.s.hints.nextEpoch(ds, settings)
 	if start > plan.Len() {
 		return invalid("cursor.position", fmt.Sprintf("%d is past the end of the epoch (%d samples)", start, plan.Len()))
@@ -162,6 +165,15 @@ func buildSample(ds *prefetch.Dataset, ref shuffle.Ref, pos int, data []byte) (*
 	return s, n, nil
 }
 
+// wireWindow is a request's shuffle_window as shuffle.Settings.Window: 0
+// on the wire is the whole epoch (for shuffle, 0 is DefaultWindow).
+func wireWindow(w uint32) int {
+	if w == 0 || w > shuffle.WindowAll {
+		return shuffle.WindowAll
+	}
+	return int(w)
+}
+
 // parseStreamRequest checks a request and names the first bad field.
 func parseStreamRequest(req *stokerv1.StreamBatchesRequest) (shuffle.Batching, shuffle.Settings, int, error) {
 	world := int(req.GetWorldSize())
@@ -169,7 +181,7 @@ func parseStreamRequest(req *stokerv1.StreamBatchesRequest) (shuffle.Batching, s
 		world = 1
 	}
 	b := shuffle.Batching{Rank: int(req.GetRank()), WorldSize: world, BatchSize: int(req.GetBatchSize()), DropLast: req.GetDropLast()}
-	s := shuffle.Settings{Seed: req.GetSeed(), Epoch: req.GetEpoch(), Window: int(req.GetShuffleWindow()), NoShuffle: req.GetNoShuffle()}
+	s := shuffle.Settings{Seed: req.GetSeed(), Epoch: req.GetEpoch(), Window: wireWindow(req.GetShuffleWindow()), NoShuffle: req.GetNoShuffle()}
 	switch {
 	case req.GetUrl() == "":
 		return b, s, 0, invalid("url", "is empty")

@@ -18,7 +18,7 @@ type planKey struct {
 }
 
 // planCache keeps recently used plans; building one costs a pass over
-// every sample of the dataset.
+// the dataset's shard counts, and its windows are filled as they are read.
 type planCache struct {
 	plans *lru.Cache[planKey, *shuffle.Plan] // safe for concurrent use
 }
@@ -31,7 +31,7 @@ func newPlanCache(n int) *planCache {
 	return &planCache{plans: c}
 }
 
-func (c *planCache) get(ds *prefetch.Dataset, s shuffle.Settings) *shuffle.Plan {
+func (c *planCache) get(ds *prefetch.Dataset, s shuffle.Settings) (*shuffle.Plan, error) {
 	h := sha256.New()
 	var n [8]byte
 	for _, sh := range ds.Manifest.Shards {
@@ -44,9 +44,12 @@ func (c *planCache) get(ds *prefetch.Dataset, s shuffle.Settings) *shuffle.Plan 
 	k := planKey{settings: s}
 	h.Sum(k.dataset[:0])
 	if p, ok := c.plans.Get(k); ok {
-		return p
+		return p, nil
 	}
-	p := shuffle.NewPlan(ds.Manifest.Counts(), s)
+	p, err := shuffle.NewPlan(ds.Manifest.Counts(), s)
+	if err != nil {
+		return nil, err
+	}
 	c.plans.Add(k, p)
-	return p
+	return p, nil
 }

@@ -123,6 +123,7 @@ type Plan struct {
 	filled  atomic.Int64    // windows [0, filled) have cum and start
 	// Counted shards and samples of a lazy plan, for NextUse's estimates.
 	countedShards, countedSamples atomic.Int64
+	uses                          useLists // NextUse's positions of shards in big windows
 }
 
 // NewPlan builds the plan of an epoch over shards with the given sample
@@ -322,18 +323,36 @@ func (p *Plan) At(i int) Ref {
 
 // AppendRefs appends the samples at positions [lo, hi) to dst and returns
 // it; lo and hi must be in [0, Known()]. A batch's samples cost less this
-// way than by At one at a time.
+// way than by At one at a time: a window's shards are looked up once.
 func (p *Plan) AppendRefs(dst []Ref, lo, hi int) []Ref {
+	var shards [cachedShards]int32 // shards[x]: shard of rank x of the window, -1 until looked up
 	for i := lo; i < hi; {
 		k := p.windowAt(i)
 		wlo, whi := p.start[k], p.start[k+1]
 		w := p.windowPerm(k, uint64(whi-wlo))
+		r0, r1 := p.windowRanks(k)
+		if r1-r0 > cachedShards {
+			for ; i < hi && int64(i) < whi; i++ {
+				dst = append(dst, p.ref(k, uint32(w.at(uint64(int64(i)-wlo)))))
+			}
+			continue
+		}
+		for x := range r1 - r0 {
+			shards[x] = -1
+		}
 		for ; i < hi && int64(i) < whi; i++ {
-			dst = append(dst, p.ref(k, uint32(w.at(uint64(int64(i)-wlo)))))
+			x, sample := p.locate(k, uint32(w.at(uint64(int64(i)-wlo))))
+			if shards[x] < 0 {
+				shards[x] = int32(p.ShardAt(r0 + x))
+			}
+			dst = append(dst, Ref{Shard: shards[x], Sample: sample})
 		}
 	}
 	return dst
 }
+
+// cachedShards bounds the windows whose shards AppendRefs keeps at hand.
+const cachedShards = 64
 
 // Slice returns the samples at positions [lo, hi) in a new slice.
 func (p *Plan) Slice(lo, hi int) []Ref {
@@ -368,14 +387,22 @@ func (p *Plan) windowPerm(k int, n uint64) perm {
 // ref names the j-th sample of window k, counting the window's samples
 // shard by shard in shard order.
 func (p *Plan) ref(k int, j uint32) Ref {
+	x, sample := p.locate(k, j)
+	lo, _ := p.windowRanks(k)
+	return Ref{Shard: int32(p.ShardAt(lo + x)), Sample: sample}
+}
+
+// locate returns the j-th sample of window k as the rank of its shard
+// within the window and its index in the shard.
+func (p *Plan) locate(k int, j uint32) (x int, sample int32) {
 	lo, hi := p.windowRanks(k)
 	cw := p.cum[lo:hi]
-	x, _ := slices.BinarySearch(cw, j+1) // j < 2^32 - 1: no overflow
+	x, _ = slices.BinarySearch(cw, j+1) // j < 2^32 - 1: no overflow
 	before := uint32(0)
 	if x > 0 {
 		before = cw[x-1]
 	}
-	return Ref{Shard: int32(p.ShardAt(lo + x)), Sample: int32(j - before)}
+	return x, int32(j - before)
 }
 
 // Count returns the number of samples of shard, and false while its
