@@ -194,31 +194,46 @@ func BenchmarkAt(b *testing.B) {
 	}
 }
 
-// BenchmarkNextUse asks, as the cache's oracle does, when random shards
-// are next needed from a position that advances through the epoch.
+// BenchmarkNextUse asks, as the cache's oracle does, when shards are next
+// needed from a position that advances through an epoch of 1e4 shards of
+// about 1000 samples: in windows of 32, where NextUse walks, and in one
+// window of the whole epoch, where it keeps sorted positions, for a
+// working set of 512 shards (a cache's worth: the lists fit) and of every
+// shard (they do not: each call rebuilds one). The baseline is the first
+// planner's NextUse, two array reads.
 func BenchmarkNextUse(b *testing.B) {
 	c := counts(10_000, 999)
-	for _, w := range []int{DefaultWindow, WindowAll} {
-		p, err := NewPlan(c, Settings{Seed: 3, Window: w})
+	for _, tc := range []struct {
+		name    string
+		window  int
+		working int
+	}{{"W=32", DefaultWindow, len(c)}, {"W=all/512-shards", WindowAll, 512}, {"W=all/all-shards", WindowAll, len(c)}} {
+		p, err := NewPlan(c, Settings{Seed: 3, Window: tc.window})
 		if err != nil {
 			b.Fatal(err)
 		}
 		n := p.Len()
-		b.Run(fmt.Sprintf("W=%d", p.WindowSize()), func(b *testing.B) {
+		b.Run(tc.name, func(b *testing.B) {
 			r := rand.New(rand.NewPCG(2, 2))
 			i := 0
 			for b.Loop() {
-				pos := (i * 7919) % n
-				// A shard of the window in progress, or any shard.
-				sh := int(p.At(pos).Shard)
-				if i%2 == 1 {
-					sh = r.IntN(len(c))
-				}
-				p.NextUse(sh, pos)
+				p.NextUse(r.IntN(tc.working), (i*7)%n)
 				i++
 			}
 		})
 	}
+	b.Run("v1", func(b *testing.B) {
+		first, last := make([]int, len(c)), make([]int, len(c))
+		r := rand.New(rand.NewPCG(2, 2))
+		i := 0
+		for b.Loop() {
+			s, pos := r.IntN(len(c)), i%1e7
+			if last[s] >= pos {
+				_ = max(first[s], pos)
+			}
+			i++
+		}
+	})
 }
 
 // BenchmarkPerm is one evaluation of a keyed bijection, forward and

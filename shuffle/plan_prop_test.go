@@ -365,7 +365,7 @@ func TestNextUseBigWindows(t *testing.T) {
 				if pos < len(seq) {
 					next[seq[pos].Shard] = pos
 				}
-				if pos%97 != 0 {
+				if pos%211 != 0 {
 					continue
 				}
 				for s := range c {
