@@ -174,6 +174,10 @@ func NewPlan(counts []int, s Settings) (*Plan, error) {
 // counts are not known yet: SetCounts gives them window by window (in any
 // order), and positions become known as a prefix of windows is counted.
 // Errors wrap ErrInvalid.
+//
+// Both constructors allocate 4 bytes per shard and 8 per window at once
+// (zeroed pages: nothing is written until a window is counted), a small
+// part of what any listing of the shards takes.
 func NewLazyPlan(numShards int, s Settings) (*Plan, error) {
 	return newPlan(numShards, s)
 }
