@@ -15,7 +15,8 @@ type Batching struct {
 	DropLast bool
 }
 
-// ErrInvalid is wrapped by every error about bad batching arguments.
+// ErrInvalid is wrapped by every error about bad arguments: batching,
+// plan settings, sample counts, orders to measure.
 var ErrInvalid = errors.New("invalid argument")
 
 // Validate checks the batching arguments and says which one is wrong.

@@ -2,7 +2,7 @@ package shuffle
 
 import "math/bits"
 
-// rounds is the number of Feistel rounds of a perm. Four rounds with a
+// rounds is the number of Feistel rounds of a perm (even: see encrypt). Four rounds with a
 // pseudorandom round function make a strong pseudorandom permutation
 // (Luby and Rackoff), but that bound is weak when a half is a few bits
 // wide, as it is for small windows; six rounds push the distinguishing
@@ -11,32 +11,35 @@ import "math/bits"
 const rounds = 6
 
 // smallPerm is the largest n a perm shuffles with Fisher-Yates instead of
-// the Feistel network. On 2-bit halves (a domain of 16) a Feistel network
-// is far from uniform after cycle walking, whatever its rounds: over 240k
-// keys the 120 orders of 5 elements came out with a chi-square of 69 per
-// degree of freedom at 6 rounds and 15 at 16 rounds, and triples of 7 to
-// 12 elements at 1.25 to 1.45 (4 to 7 standard deviations); from 17
-// elements (3-bit halves) on, triples and pairs are within one standard
-// deviation of uniform at 6 rounds. A shuffle of 16 costs about as much as
-// the network.
+// the Feistel network. On a domain of a few bits a six-round network is
+// far from uniform after cycle walking (TestPermIsUniform, with the
+// network for every n): over 60k keys the 120 orders of 5 elements come
+// out with a chi-square of 30 per degree of freedom, triples of 7
+// elements 7.7, of 16 elements 1.21 (5 standard deviations over 1); from
+// 17 elements (5 bits) on they are within 2 standard deviations. Sixteen
+// rounds would fix small domains too, at more than twice the cost of
+// every call; a shuffle of 16 costs about as much as the network.
 const smallPerm = 16
 
-// perm is a keyed bijection on [0, n): a balanced Feistel network on the
-// smallest even number of bits that covers n, with cycle walking (values
-// that land outside [0, n) are encrypted again until they land inside).
-// The domain is less than 4n, so a call walks fewer than 4 times on
-// average. Neither the permutation nor its inverse is materialized: at and
-// inv are O(1) and allocation-free. A perm is a small value; copy it.
-// Domains of at most smallPerm elements are shuffled by Fisher-Yates on
-// each call instead.
+// perm is a keyed bijection on [0, n): a Feistel network on the b bits
+// that cover n (b = bits.Len(n-1)), with cycle walking (values that land
+// outside [0, n) are encrypted again until they land inside). The two
+// halves are of ceil(b/2) and floor(b/2) bits and trade places each
+// round, so the domain is 2^b < 2n and a call walks fewer than 2 times on
+// average (a balanced network on an even number of bits would need a
+// domain of up to 4n). Neither the permutation nor its inverse is
+// materialized: at and inv are O(1) and allocation-free. A perm is a small
+// value; copy it. Domains of at most smallPerm elements are shuffled by
+// Fisher-Yates on each call instead.
 //
 // n is at most 2^32 (the planner bounds both the number of shards and the
 // samples of a window below it), so a half is at most 16 bits.
 type perm struct {
-	n    uint64
-	half uint   // bits in each half
-	mask uint64 // (1 << half) - 1
-	keys [rounds]uint64
+	n     uint64
+	lo    uint   // bits of the low half, floor(b/2); the high half has hi
+	hmask uint64 // (1 << ceil(b/2)) - 1
+	lmask uint64 // (1 << lo) - 1
+	keys  [rounds]uint64
 }
 
 // newPerm returns the permutation of [0, n) chosen by key.
@@ -46,8 +49,8 @@ func newPerm(n, key uint64) perm {
 		return p
 	}
 	b := uint(bits.Len64(n - 1))
-	p.half = (b + 1) / 2
-	p.mask = 1<<p.half - 1
+	p.lo = b / 2
+	p.hmask, p.lmask = 1<<(b-p.lo)-1, 1<<p.lo-1
 	// The round keys differ from each other above bit 16, so the rounds'
 	// functions fmix(x ^ keys[r]) read disjoint parts of fmix's domain.
 	for r := range p.keys {
@@ -113,20 +116,25 @@ func (p *perm) small() [smallPerm]uint8 {
 	return t
 }
 
+// encrypt is one pass of the network over the domain [0, 2^b). A round
+// maps (l, r) to (r, l ^ F(r)); the halves trade widths each round, so
+// rounds go in pairs and the widths are back in place after each pair.
 func (p *perm) encrypt(x uint64) uint64 {
-	l, r := x>>p.half, x&p.mask
-	for _, k := range p.keys {
-		l, r = r, l^(fmix(r^k)&p.mask)
+	l, r := x>>p.lo, x&p.lmask // l: high width, r: low width
+	for i := 0; i < rounds; i += 2 {
+		l, r = r, (l^fmix(r^p.keys[i]))&p.hmask   // l: low, r: high
+		l, r = r, (l^fmix(r^p.keys[i+1]))&p.lmask // l: high, r: low
 	}
-	return l<<p.half | r
+	return l<<p.lo | r
 }
 
 func (p *perm) decrypt(y uint64) uint64 {
-	l, r := y>>p.half, y&p.mask
-	for i := rounds - 1; i >= 0; i-- {
-		l, r = r^(fmix(l^p.keys[i])&p.mask), l
+	l, r := y>>p.lo, y&p.lmask
+	for i := rounds - 1; i > 0; i -= 2 {
+		l, r = (r^fmix(l^p.keys[i]))&p.lmask, l   // l: low, r: high
+		l, r = (r^fmix(l^p.keys[i-1]))&p.hmask, l // l: high, r: low
 	}
-	return l<<p.half | r
+	return l<<p.lo | r
 }
 
 // mix is a SplitMix64-style hash of two words.

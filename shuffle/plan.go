@@ -19,30 +19,34 @@ const PlanVersion = 2
 // DefaultWindow is the number of shards whose samples are shuffled
 // together when Settings.Window is 0.
 //
-// A window's shards are all read while the window is in progress, so W
-// bounds what must be cached at once (W shards) and how soon counts must
-// be known (a lazily counted plan can start after one window). The order
-// gets better with W, but mostly up to W about the batch size: the
-// quality table of TestQuality (1024 shards of 256 samples, batches of 64
-// and 256) gives, as shares of a full shuffle's score,
+// The order mixes better as W grows (TestQuality; go test -v -run
+// Quality prints it, here for 1024 shards of 256 samples, with Quality's
+// two scores and in brackets their share of a full shuffle's):
 //
-//	W     distinct shards per batch (B=64)  (B=256)  neighbour spread
-//	1          0.02                          0.005      0.001
-//	4          0.07                          0.02       0.004
-//	16         0.26                          0.07       0.02
-//	32         0.50                          0.14       0.03
-//	64         0.73                          0.29       0.06
-//	256        0.95                          0.70       0.25
-//	all        1                             1          1
+//	W     diversity B=64  diversity B=256  spread
+//	1     0.016 (0.02)    0.004 (0.00)     0.001
+//	4     0.063 (0.06)    0.016 (0.02)     0.004
+//	16    0.246 (0.25)    0.063 (0.07)     0.016
+//	32    0.435 (0.45)    0.125 (0.14)     0.031
+//	64    0.636 (0.66)    0.246 (0.28)     0.062
+//	256   0.887 (0.91)    0.634 (0.72)     0.250
+//	all   0.970 (1.00)    0.885 (1.00)     1.001
 //
-// (the table printed by go test -v -run Quality is the authority; these
-// are rounded from it). At W = 32 a per-rank batch of 64 samples holds
-// samples of about 28 shards, half as many as a full shuffle (57); at
-// W = 16 it falls to about 15, at W = 64 it needs twice the cache. 32
-// shards of the usual 0.1 to 1 GiB are 3 to 32 GiB, which fits the memory
-// tier of a training node, so 32 is the largest window a node can keep
-// whole without the disk tier. Jobs that want more mixing and have the
-// cache for it pass a larger Window or WindowAll.
+// Spread is W/shards for every windowed order: only a whole-epoch
+// shuffle moves a sample's file-order neighbours apart across the epoch,
+// and no W short of that gets close. Diversity is what a window buys: a
+// batch of B holds about W(1 - e^(-B/W)) shards, nearly all of the
+// window's once B is twice W. At W = 32 a per-rank batch of 64 draws from
+// 28 shards (a full shuffle: 62); halving W halves that, doubling it
+// gains half again.
+//
+// The price of W is memory: every shard of the window is read throughout
+// the window, so W shards must stay cached at once, and a lazily counted
+// plan needs W shards' counts before its first sample. 32 shards of 256
+// MiB (a usual WebDataset shard) fill the default 8 GiB memory tier
+// (prefetch.DefaultCacheConfig), so 32 is the largest window that a node
+// with the defaults keeps whole in memory. Jobs that want more mixing and
+// have the cache for it pass a larger Window, or WindowAll.
 const DefaultWindow = 32
 
 // WindowAll as Settings.Window shuffles the whole epoch as one window;
@@ -123,6 +127,7 @@ type Plan struct {
 	filled  atomic.Int64    // windows [0, filled) have cum and start
 	// Counted shards and samples of a lazy plan, for NextUse's estimates.
 	countedShards, countedSamples atomic.Int64
+	uses                          useLists // NextUse's positions of shards in big windows
 }
 
 // NewPlan builds the plan of an epoch over shards with the given sample
@@ -169,6 +174,10 @@ func NewPlan(counts []int, s Settings) (*Plan, error) {
 // counts are not known yet: SetCounts gives them window by window (in any
 // order), and positions become known as a prefix of windows is counted.
 // Errors wrap ErrInvalid.
+//
+// Both constructors allocate 4 bytes per shard and 8 per window at once
+// (zeroed pages: nothing is written until a window is counted), a small
+// part of what any listing of the shards takes.
 func NewLazyPlan(numShards int, s Settings) (*Plan, error) {
 	return newPlan(numShards, s)
 }
@@ -322,18 +331,36 @@ func (p *Plan) At(i int) Ref {
 
 // AppendRefs appends the samples at positions [lo, hi) to dst and returns
 // it; lo and hi must be in [0, Known()]. A batch's samples cost less this
-// way than by At one at a time.
+// way than by At one at a time: a window's shards are looked up once.
 func (p *Plan) AppendRefs(dst []Ref, lo, hi int) []Ref {
+	var shards [cachedShards]int32 // shards[x]: shard of rank x of the window, -1 until looked up
 	for i := lo; i < hi; {
 		k := p.windowAt(i)
 		wlo, whi := p.start[k], p.start[k+1]
 		w := p.windowPerm(k, uint64(whi-wlo))
+		r0, r1 := p.windowRanks(k)
+		if r1-r0 > cachedShards {
+			for ; i < hi && int64(i) < whi; i++ {
+				dst = append(dst, p.ref(k, uint32(w.at(uint64(int64(i)-wlo)))))
+			}
+			continue
+		}
+		for x := range r1 - r0 {
+			shards[x] = -1
+		}
 		for ; i < hi && int64(i) < whi; i++ {
-			dst = append(dst, p.ref(k, uint32(w.at(uint64(int64(i)-wlo)))))
+			x, sample := p.locate(k, uint32(w.at(uint64(int64(i)-wlo))))
+			if shards[x] < 0 {
+				shards[x] = int32(p.ShardAt(r0 + x))
+			}
+			dst = append(dst, Ref{Shard: shards[x], Sample: sample})
 		}
 	}
 	return dst
 }
+
+// cachedShards bounds the windows whose shards AppendRefs keeps at hand.
+const cachedShards = 64
 
 // Slice returns the samples at positions [lo, hi) in a new slice.
 func (p *Plan) Slice(lo, hi int) []Ref {
@@ -368,14 +395,22 @@ func (p *Plan) windowPerm(k int, n uint64) perm {
 // ref names the j-th sample of window k, counting the window's samples
 // shard by shard in shard order.
 func (p *Plan) ref(k int, j uint32) Ref {
+	x, sample := p.locate(k, j)
+	lo, _ := p.windowRanks(k)
+	return Ref{Shard: int32(p.ShardAt(lo + x)), Sample: sample}
+}
+
+// locate returns the j-th sample of window k as the rank of its shard
+// within the window and its index in the shard.
+func (p *Plan) locate(k int, j uint32) (x int, sample int32) {
 	lo, hi := p.windowRanks(k)
 	cw := p.cum[lo:hi]
-	x, _ := slices.BinarySearch(cw, j+1) // j < 2^32 - 1: no overflow
+	x, _ = slices.BinarySearch(cw, j+1) // j < 2^32 - 1: no overflow
 	before := uint32(0)
 	if x > 0 {
 		before = cw[x-1]
 	}
-	return Ref{Shard: int32(p.ShardAt(lo + x)), Sample: int32(j - before)}
+	return x, int32(j - before)
 }
 
 // Count returns the number of samples of shard, and false while its

@@ -343,3 +343,93 @@ func TestPlanConcurrentUse(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// In windows too big to walk, NextUse keeps shards' sorted positions;
+// its answers still match a scan, also when the lists it holds are
+// dropped to stay within their budget.
+func TestNextUseBigWindows(t *testing.T) {
+	c := make([]int, 300)
+	for i := range c {
+		c[i] = 90 + i%21
+	}
+	for _, w := range []int{WindowAll, 128} {
+		for _, limit := range []int{0, 500} {
+			p := mustPlan(t, c, Settings{Seed: 12, Window: w})
+			p.uses.limit = limit
+			seq := p.Slice(0, p.Len())
+			next := make([]int, len(c))
+			for i := range next {
+				next[i] = -1
+			}
+			for pos := len(seq); pos >= 0; pos-- {
+				if pos < len(seq) {
+					next[seq[pos].Shard] = pos
+				}
+				if pos%211 != 0 {
+					continue
+				}
+				for s := range c {
+					if got := p.NextUse(s, pos); got != next[s] {
+						t.Fatalf("window %d limit %d: NextUse(%d, %d) = %d, scan says %d", w, limit, s, pos, got, next[s])
+					}
+				}
+			}
+			if held := p.uses.held; held == 0 || limit > 0 && held > limit {
+				t.Fatalf("window %d limit %d: %d positions held", w, limit, held)
+			}
+		}
+	}
+}
+
+// FirstUses lists the shards with samples by their first position, as
+// ordering by NextUse(s, 0) does, and stops when asked to.
+func TestFirstUses(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	for range 100 {
+		sh := randShape(r)
+		p := mustPlan(t, sh.counts, sh.s)
+		var want []int
+		for s, c := range sh.counts {
+			if c > 0 {
+				want = append(want, s)
+			}
+		}
+		slices.SortFunc(want, func(a, b int) int { return p.NextUse(a, 0) - p.NextUse(b, 0) })
+		var got []int
+		for s, pos := range p.FirstUses() {
+			if pos != p.NextUse(s, 0) {
+				t.Fatalf("%+v: shard %d first used at %d, NextUse says %d", sh.s, s, pos, p.NextUse(s, 0))
+			}
+			got = append(got, s)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("%+v: FirstUses %v, by NextUse %v", sh.s, got, want)
+		}
+		n := 0
+		for range p.FirstUses() {
+			if n++; n == 2 {
+				break
+			}
+		}
+	}
+	// A lazy plan yields the counted prefix only.
+	c := counts(10, 3)
+	lazy, _ := NewLazyPlan(len(c), Settings{Seed: 1, Window: 4})
+	var cs []int
+	for _, s := range lazy.WindowShards(0, nil) {
+		cs = append(cs, c[s])
+	}
+	if err := lazy.SetCounts(0, cs); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for s := range lazy.FirstUses() {
+		if lazy.WindowOf(s) != 0 {
+			t.Fatalf("shard %d of uncounted window %d yielded", s, lazy.WindowOf(s))
+		}
+		n++
+	}
+	if n != 4 {
+		t.Fatalf("%d shards yielded, want the 4 of window 0", n)
+	}
+}

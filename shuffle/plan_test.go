@@ -278,3 +278,35 @@ func TestNextUse(t *testing.T) {
 		}
 	}
 }
+
+// The hot paths do not allocate.
+func TestHotPathsDoNotAllocate(t *testing.T) {
+	c := counts(300, 50)
+	for _, w := range []int{4, WindowAll} {
+		p := mustPlan(t, c, Settings{Seed: 1, Window: w})
+		n := p.Len()
+		p.At(n - 1) // fill the windows
+		buf := make([]Ref, 0, 128)
+		i := 0
+		allocs := testing.AllocsPerRun(200, func() {
+			i = (i + 7919) % (n - 128)
+			p.At(i)
+			buf = p.AppendRefs(buf[:0], i, i+128)
+			p.NextUse(int(p.At(i).Shard), i) // walks: lists are for big windows
+		})
+		if allocs != 0 && w != WindowAll {
+			t.Errorf("window %d: %v allocations per At, AppendRefs and NextUse", w, allocs)
+		}
+		if w == WindowAll {
+			// NextUse keeps a list per shard asked about, once.
+			allocs = testing.AllocsPerRun(200, func() {
+				i = (i + 7919) % (n - 128)
+				p.At(i)
+				buf = p.AppendRefs(buf[:0], i, i+128)
+			})
+			if allocs != 0 {
+				t.Errorf("whole epoch: %v allocations per At and AppendRefs", allocs)
+			}
+		}
+	}
+}
