@@ -2,12 +2,13 @@ package prefetch
 
 // PutMemory adds key's data to the memory tier alone, if the policy admits
 // it: for a shard read within its window that the node does not keep, which
-// the disk tier need not hold. The cache keeps data.
-func (c *Cache) PutMemory(key CacheKey, data []byte) {
+// the disk tier need not hold. The cache keeps data. It reports whether the
+// memory tier holds key afterwards.
+func (c *Cache) PutMemory(key CacheKey, data []byte) bool {
 	c.life.RLock()
 	defer c.life.RUnlock()
 	if c.closed.Load() || int64(len(data)) > c.cfg.MemoryBytes {
-		return
+		return false
 	}
-	c.putMem(key, data)
+	return c.putMem(key, data)
 }

@@ -53,7 +53,7 @@ type KeepConfig struct {
 // DefaultKeepConfig returns the defaults.
 func DefaultKeepConfig() KeepConfig {
 	return KeepConfig{
-		Fill:      0.9,       // a tenth of the cache for the windows being read
+		Fill:      0.95,      // the disk tier holds kept shards alone; some room for writes in flight
 		ActiveFor: time.Hour, // a job's epochs follow each other within minutes
 	}
 }

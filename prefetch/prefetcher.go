@@ -35,10 +35,10 @@ type PrefetchConfig struct {
 // DefaultPrefetchConfig returns the defaults.
 func DefaultPrefetchConfig() PrefetchConfig {
 	return PrefetchConfig{
-		AheadBatches:  16,       // enough to cover S3 latency at typical step rates
-		AheadBytes:    1 << 30,  // 1 GiB, and at most a quarter of the memory tier
-		MaxRangeReads: 64,       // ~64 x 30 ms first byte: thousands of samples/s per node
-		RangeGap:      64 << 10, // a request costs about what 64 KiB more of its body does
+		AheadBatches:  16,      // enough to cover S3 latency at typical step rates
+		AheadBytes:    1 << 30, // 1 GiB, and at most a quarter of the memory tier
+		MaxRangeReads: 64,      // ~64 x 30 ms first byte: thousands of samples/s per node
+		RangeGap:      4 << 10, // the tar headers between neighbours: bytes of samples not wanted now would be read twice
 		Keep:          DefaultKeepConfig(),
 	}
 }
@@ -98,17 +98,25 @@ func NewPrefetcher(cfg PrefetchConfig, shards *Shards, cache *Cache) *Prefetcher
 	}
 	p := &Prefetcher{cfg: cfg, shards: shards, cache: cache, log: shards.log, streams: map[*Stream]struct{}{},
 		rangeSem: make(chan struct{}, cfg.MaxRangeReads)}
-	p.keep = newKeeper(cfg.Keep, func() int64 {
-		mem, disk := cache.Capacity()
-		if disk > 0 {
-			return disk
-		}
-		return mem
-	})
+	p.keep = newKeeper(cfg.Keep, func() int64 { return keepCapacity(cache) })
 	shards.setDiskFilter(func(k CacheKey) bool { ok, _ := p.keep.keeps(k); return ok })
 	cache.SetOracle(p)
 	return p
 }
+
+// keepCapacity is the bytes this node keeps across epochs: its disk tier,
+// which holds kept shards alone, or without one half its memory tier (the
+// other half for the windows being read).
+func keepCapacity(c *Cache) int64 {
+	mem, disk := c.Capacity()
+	if disk > 0 {
+		return disk
+	}
+	return mem / 2
+}
+
+// KeepCapacity is the bytes this node keeps across epochs.
+func (p *Prefetcher) KeepCapacity() int64 { return keepCapacity(p.cache) }
 
 // SetPlacement tells which shards this node owns in a cluster, and the
 // cluster's cache capacity (see Placement); nil is a node alone.

@@ -196,6 +196,7 @@ func (s *Shards) fetch(key CacheKey, o Object, remote bool) ([]byte, error) {
 		return nil, err
 	}
 	s.fetches.Add(1)
+	s.log.Debug("fetching a shard from storage", "object", o.URL, "kept", s.toDisk == nil || s.toDisk(key), "cached", s.cache.Contains(key))
 	if o.Length > 0 { // a columnar unit: its byte range, as stored
 		data, err := fetchRange(context.Background(), src, o, s.cfg.Fetch)
 		if err != nil {
@@ -223,7 +224,9 @@ func (s *Shards) setDiskFilter(f func(CacheKey) bool) { s.toDisk = f }
 
 func (s *Shards) put(key CacheKey, o Object, data []byte) {
 	if s.toDisk != nil && !s.toDisk(key) {
-		s.cache.PutMemory(key, data)
+		if !s.cache.PutMemory(key, data) {
+			s.log.Debug("the memory tier did not take a shard", "object", o.URL)
+		}
 		return
 	}
 	if err := s.cache.PutAsync(key, data); err != nil && !errors.Is(err, ErrTooLarge) {

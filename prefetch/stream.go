@@ -149,7 +149,9 @@ func (s *Stream) mode(w int) fetchMode {
 		for _, i := range s.plan.WindowShards(w, nil) {
 			bytes += s.ds.Object(i).Bytes()
 		}
-		if mem, _ := s.p.cache.Capacity(); 2*bytes > mem {
+		// Whole shards when this window, the next one and the look-ahead
+		// fit the memory tier together.
+		if mem, _ := s.p.cache.Capacity(); 3*bytes > mem {
 			m = modeRanged
 		}
 	}

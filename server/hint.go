@@ -81,6 +81,7 @@ func (h *hints) order(ds *prefetch.Dataset, base shuffle.Settings, epochs []uint
 	var out []prefetch.Object
 	var bytes uint64
 	partial := h.s.prefetcher.KeepFraction() < 1
+	mem, _ := h.s.cache.Capacity()
 	for n, e := range epochs {
 		st := base
 		st.Epoch = e
@@ -93,7 +94,7 @@ func (h *hints) order(ds *prefetch.Dataset, base shuffle.Settings, epochs []uint
 			if seen[i] {
 				continue
 			}
-			if partial && !(n == 0 && plan.WindowOf(i) == 0) && !h.s.prefetcher.InKeptSubset(ds.Key(i)) {
+			if partial && !(n == 0 && plan.WindowOf(i) == 0 && fits(ds, plan, 0, mem)) && !h.s.prefetcher.InKeptSubset(ds.Key(i)) {
 				continue
 			}
 			o := ds.Object(i)
@@ -106,6 +107,16 @@ func (h *hints) order(ds *prefetch.Dataset, base shuffle.Settings, epochs []uint
 		}
 	}
 	return out, nil
+}
+
+// fits reports whether window k of plan fits a third of mem (it is read
+// whole then, and stays in memory beside the next while it is read).
+func fits(ds *prefetch.Dataset, plan *shuffle.Plan, k int, mem int64) bool {
+	var bytes int64
+	for _, i := range plan.WindowShards(k, nil) {
+		bytes += ds.Object(i).Bytes()
+	}
+	return 3*bytes <= mem
 }
 
 // spreadHint hands each owner its part of objs (in order) and returns the

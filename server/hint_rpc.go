@@ -135,7 +135,10 @@ func (s *Server) warmRemote(ctx context.Context, addr, id string, objs []prefetc
 // its cache has room, so the next epoch starts warm.
 func (h *hints) nextEpoch(ds *prefetch.Dataset, st shuffle.Settings) {
 	budget := h.s.cfg.NextEpochBytes
-	if budget < 0 {
+	if budget < 0 || h.s.prefetcher.KeepFraction() < 1 {
+		// A dataset larger than the cache keeps its kept subset, which this
+		// epoch reads anyway; anything else fetched for the next epoch would
+		// push out what this one reads.
 		return
 	}
 	key := nextKey(ds.Manifest.URL, st)

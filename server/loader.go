@@ -61,9 +61,9 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 	if err != nil {
 		return toStatus(err)
 	}
-	l.s.hints.nextEpoch(ds, settings)
 	ps := l.s.prefetcher.Open(ds, plan, b, start)
 	defer ps.Close()
+	l.s.hints.nextEpoch(ds, settings) // after Open: the kept subset counts this dataset
 	if err := ps.Ensure(ctx, start); err != nil {
 		return toStatus(err)
 	}

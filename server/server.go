@@ -19,6 +19,7 @@ import (
 
 	"github.com/stoker-data/stoker/gpu"
 	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/dsindex"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 	"github.com/stoker-data/stoker/server/cluster"
 )
@@ -140,7 +141,7 @@ func New(cfg Config, sources *prefetch.Sources, log *slog.Logger) (*Server, erro
 	if dir == "" {
 		dir = cfg.Cache.Dir + "/catalog"
 	}
-	catalog, err := prefetch.NewCatalog(prefetch.CatalogConfig{Dir: dir, Fetch: cfg.Shards.Fetch}, sources, shards, log)
+	catalog, err := prefetch.NewCatalog(prefetch.CatalogConfig{Dir: dir, Fetch: cfg.Shards.Fetch, Indexes: dsindex.NewFinder(sources)}, sources, shards, log)
 	if err != nil {
 		cache.Close()
 		s.closeRegionNow()
@@ -152,13 +153,7 @@ func New(cfg Config, sources *prefetch.Sources, log *slog.Logger) (*Server, erro
 	if cfg.Cluster != nil {
 		s.peers = cluster.NewPeers(cfg.Cluster)
 		shards.SetRemote(s.peers)
-		s.prefetcher.SetPlacement(cluster.NewPlacement(cfg.Cluster, func() int64 {
-			mem, disk := cache.Capacity()
-			if disk > 0 {
-				return disk
-			}
-			return mem
-		}))
+		s.prefetcher.SetPlacement(cluster.NewPlacement(cfg.Cluster, s.prefetcher.KeepCapacity))
 	}
 	s.grpc = grpc.NewServer(
 		grpc.WaitForHandlers(true), // Stop returns after the handlers: none holds a cache Ref then

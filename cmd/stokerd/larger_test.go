@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -27,6 +28,7 @@ type bigDataset struct {
 	url   string
 	bytes int64 // the objects' total size
 	want  sampleData
+	last  map[string]int // GETs per object of the last s3Bytes
 }
 
 // newBigDataset writes shards x perShard samples (a "bin" field of size
@@ -72,11 +74,14 @@ func bigShard(t *testing.T, keys []string, want sampleData, r *rand.Rand, size i
 	return buf.Bytes()
 }
 
-// s3Bytes is what S3 sent since the last take.
+// s3Bytes is what S3 sent since the last take; it keeps the GETs per
+// object of the last take for a failure's message.
 func (d *bigDataset) s3Bytes() (n int64, gets int) {
+	d.last = map[string]int{}
 	for _, g := range d.proxy.take() {
 		n += g.bytes
 		gets++
+		d.last[g.key]++
 	}
 	return n, gets
 }
@@ -134,7 +139,8 @@ func (d *bigDataset) checkOnce(t *testing.T, what string, samples []*stokerv1.Sa
 // index and a window that fits the memory tier (counted window by window
 // as the stream reaches it). Two ranks read epochs 0 and 1: every sample
 // once, with its bytes; S3 sends at most 1.1x the dataset in epoch 0 and
-// 0.8x in epoch 1 (the disk tier holds a quarter of it); before the first
+// 0.8x in epoch 1 (the disk tier holds a quarter of it, the memory tier
+// an eighth, enough for three windows of two shards); before the first
 // batch only a small part of the dataset was read; and a stokerd killed
 // mid-epoch resumes from the cursor with another world size.
 func TestLargerThanCache(t *testing.T) {
@@ -149,7 +155,9 @@ func TestLargerThanCache(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			d := newBigDataset(t, "big", 48, 24, 16<<10)
 			if tc.index {
-				out, err := exec.Command(filepath.Join(binDir, "stoker"), "index", d.url).CombinedOutput()
+				cmd := exec.Command(filepath.Join(binDir, "stoker"), "index", d.url)
+				cmd.Env = append(os.Environ(), d.proxy.env(d.s3.Env())...)
+				out, err := cmd.CombinedOutput()
 				if err != nil {
 					t.Fatalf("stoker index: %v\n%s", err, out)
 				}
@@ -157,7 +165,7 @@ func TestLargerThanCache(t *testing.T) {
 			}
 			d.s3Bytes() // not the epochs'
 			disk := d.bytes / 4
-			srv := startStokerd(t, d.proxy.env(d.s3.Env()), t.TempDir(), "--memory-cache", "2MiB", "--disk-cache", strconv.FormatInt(disk, 10))
+			srv := startStokerd(t, d.proxy.env(d.s3.Env()), t.TempDir(), "--memory-cache", "3MiB", "--disk-cache", strconv.FormatInt(disk, 10))
 			e := stoker.Epoch{URL: d.url, Seed: 5, BatchSize: 8, ShuffleWindow: tc.window}
 			for epoch := range 2 {
 				e.Epoch = uint64(epoch)
@@ -167,14 +175,19 @@ func TestLargerThanCache(t *testing.T) {
 				after, gets := d.s3Bytes()
 				total := before + after
 				ratio := float64(total) / float64(d.bytes)
-				t.Logf("epoch %d: S3 sent %d bytes in %d GETs, %.2fx the dataset (%d bytes before the first batch, %.2fx)",
-					epoch, total, gets, ratio, before, float64(before)/float64(d.bytes))
+				st, err := dialRetrying(t, srv.grpc).Stats(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("epoch %d: S3 sent %d bytes in %d GETs, %.2fx the dataset (%d bytes before the first batch, %.2fx); cache: memory %d bytes, disk %d bytes, hits %d+%d (%d disk ranges), misses %d, evictions %d",
+					epoch, total, gets, ratio, before, float64(before)/float64(d.bytes),
+					st.GetMemoryBytes(), st.GetDiskBytes(), st.GetMemoryHits(), st.GetDiskHits(), st.GetDiskRangeHits(), st.GetMisses(), st.GetEvictions())
 				limit := 1.1
 				if epoch == 1 {
 					limit = 0.8
 				}
 				if ratio > limit {
-					t.Errorf("epoch %d read %.2fx the dataset from S3, want <= %.1fx\n%s", epoch, ratio, limit, srv.logs())
+					t.Errorf("epoch %d read %.2fx the dataset from S3, want <= %.1fx; GETs per object after the first batch: %v\n%s", epoch, ratio, limit, d.last, srv.logs())
 				}
 				if epoch == 0 && float64(before) > 0.25*float64(d.bytes) {
 					t.Errorf("%d bytes (%.2fx the dataset) were read before the first batch: the first batch should need its window, not the dataset",
@@ -202,7 +215,7 @@ func TestLargerThanCache(t *testing.T) {
 			if version == 0 {
 				t.Fatal("the server's cursor carries no plan version")
 			}
-			srv.restart("--memory-cache", "2MiB", "--disk-cache", strconv.FormatInt(disk, 10))
+			srv.restart("--memory-cache", "3MiB", "--disk-cache", strconv.FormatInt(disk, 10))
 			e.Start, e.PlanVersion = cursor, version
 			rest := d.readRanks(t, srv.grpc, e, 3, func() {})
 			d.checkOnce(t, "epoch 2 resumed by cursor with 3 ranks", append(head, rest...))
