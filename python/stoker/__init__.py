@@ -7,6 +7,7 @@ Those two import their framework and are imported only when asked for.
 
 from .client import (
     DEFAULT_SERVER,
+    WINDOW_ALL,
     Batch,
     Client,
     ColumnInfo,
@@ -37,6 +38,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_SERVER",
+    "WINDOW_ALL",
     "Batch",
     "Cancelled",
     "Client",
