@@ -44,6 +44,7 @@ type flags struct {
 	listen, unix, http, cacheDir string
 	memory, disk, memoryRegion   string
 	pathStyle                    bool
+	s3ReadTimeout                time.Duration
 	maxFetches                   int
 	aheadBatches                 int
 	logLevel                     string
@@ -65,6 +66,8 @@ func parseFlags() flags {
 	flag.StringVar(&f.memoryRegion, "memory-region", string(server.RegionAuto),
 		"where the memory tier lives: auto (one mapped region, locked when a GPU is found, on the GPUs' NUMA node), locked (locked always) or heap (the Go heap)")
 	flag.BoolVar(&f.pathStyle, "s3-path-style", false, "force S3 path-style addressing (on by itself for IP and localhost endpoints)")
+	flag.DurationVar(&f.s3ReadTimeout, "s3-read-timeout", prefetch.DefaultS3Config().ReadIdleTimeout,
+		"longest wait for progress on an S3 request (its headers, then each read of its body); a stalled GET is resumed where it stopped, a bounded number of times")
 	flag.IntVar(&f.maxFetches, "max-fetches", prefetch.DefaultShardsConfig().MaxFetches, "shards fetched from storage at once")
 	flag.IntVar(&f.aheadBatches, "prefetch-batches", prefetch.DefaultPrefetchConfig().AheadBatches, "batches whose shards are fetched ahead of each stream")
 	flag.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -119,6 +122,7 @@ func run() error {
 
 	s3cfg := prefetch.DefaultS3Config()
 	s3cfg.PathStyle = f.pathStyle
+	s3cfg.ReadIdleTimeout = f.s3ReadTimeout
 	s3, err := prefetch.NewS3Source(ctx, s3cfg)
 	if err != nil {
 		return err
