@@ -7,38 +7,95 @@ import (
 	"compress/gzip"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
+	"math"
 )
 
 // gzipMagic starts every gzip stream (RFC 1952).
 var gzipMagic = []byte{0x1f, 0x8b}
 
-// Decompress returns the tar bytes of a shard: data gunzipped if it starts
-// with the gzip magic, else data itself. Concatenated gzip members are
-// decompressed one after another, and zero bytes after the last member are
-// ignored, as gzip(1) and Python's gzip module do; anything else after it, a
-// bad checksum, or a stream that ends early is an ErrCorrupt *Error.
+// DefaultMaxSize is the limit Decompress applies: 4 GiB of tar bytes.
+const DefaultMaxSize = 4 << 30
+
+// Decompress is DecompressLimit with DefaultMaxSize.
 func Decompress(data []byte) ([]byte, error) {
+	return DecompressLimit(data, DefaultMaxSize)
+}
+
+// DecompressLimit returns the tar bytes of a shard: data gunzipped if it
+// starts with the gzip magic, else data itself. Concatenated gzip members
+// are decompressed one after another, and zero bytes after the last member
+// are ignored, as gzip(1) and Python's gzip module do; anything else after
+// it, a bad checksum, or a stream that ends early is an ErrCorrupt *Error.
+//
+// Tar bytes beyond limit (> 0) are an ErrTooLarge *Error whose Offset is
+// the limit: decompression stops there, so a gzip bomb costs at most limit
+// bytes (and, while the buffer grows, half as much again), never what it
+// would inflate to. The buffer is sized once from the gzip trailer's
+// ISIZE when that is plausible and within the limit, so a normal shard is
+// decompressed without copies.
+func DecompressLimit(data []byte, limit int64) ([]byte, error) {
+	if limit <= 0 {
+		limit = math.MaxInt64
+	}
 	if !bytes.HasPrefix(data, gzipMagic) {
+		if int64(len(data)) > limit {
+			return nil, tooLarge(limit, "%d bytes, more than the limit of %d", len(data), limit)
+		}
 		return data, nil
 	}
 	r, err := NewReader(bytes.NewReader(data))
 	if err != nil {
 		return nil, err
 	}
-	var out bytes.Buffer
 	// The trailer's ISIZE is the last member's size mod 2^32: a hint only,
 	// trusted where deflate could produce it (at most ~1032:1).
+	size := int64(64 << 10)
 	if n := len(data); n >= 18 {
 		hint := int64(binary.LittleEndian.Uint32(data[n-4:]))
 		if hint <= 1032*int64(n) {
-			out.Grow(int(hint))
+			size = max(hint, 1)
 		}
 	}
-	if _, err := out.ReadFrom(r); err != nil {
-		return nil, err
+	buf := make([]byte, 0, min(size, limit))
+	var one [1]byte
+	for {
+		if len(buf) == cap(buf) {
+			// Full: one byte more says whether the stream goes on, before
+			// growing (an exact hint never grows).
+			n, err := r.Read(one[:])
+			if n == 0 {
+				if err == io.EOF {
+					return buf, nil
+				}
+				if err != nil {
+					return nil, err
+				}
+				continue
+			}
+			if int64(len(buf)) >= limit {
+				return nil, tooLarge(limit, "gzip stream inflates to more than %d bytes, the limit", limit)
+			}
+			grown := make([]byte, len(buf), min(max(2*int64(cap(buf)), 64<<10), limit))
+			copy(grown, buf)
+			buf = append(grown, one[0])
+			continue
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	return out.Bytes(), nil
+}
+
+// tooLarge is an ErrTooLarge *Error for a shard over limit.
+func tooLarge(limit int64, format string, args ...any) *Error {
+	return &Error{Kind: ErrTooLarge, Offset: limit, Err: fmt.Errorf(format, args...)}
 }
 
 // NewReader returns a reader of the tar bytes of the shard read from r: a
