@@ -89,6 +89,7 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 		msg := &stokerv1.StreamBatchesResponse{Epoch: settings.Epoch, Step: uint64((start + k*step) / step), Rank: uint32(b.Rank)}
 		shards := map[int32][]byte{} // shard bytes used by this batch
 		partBytes := 0
+		msgBytes := 0 // encoded size of msg's samples
 		for pos := lo; pos < hi; pos++ {
 			ref := plan.At(pos)
 			data, ok := shards[ref.Shard]
@@ -105,6 +106,20 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 			if err != nil {
 				return toStatus(err)
 			}
+			if shm == nil { // the bytes travel in the message: it must stay under gRPC's limit
+				size := sampleBytes(sample)
+				if err := checkSampleFits(ds, ref, sample, size, l.s.cfg.MaxMessageBytes); err != nil {
+					return err
+				}
+				if len(msg.Samples) > 0 && msgBytes+size+msgHeaderBytes > l.s.cfg.MaxMessageBytes {
+					if err := l.sendSamples(stream, shm, msg, partBytes); err != nil {
+						return err
+					}
+					msg = &stokerv1.StreamBatchesResponse{Epoch: msg.Epoch, Step: msg.Step, Rank: msg.Rank}
+					partBytes, msgBytes = 0, 0
+				}
+				msgBytes += size
+			}
 			msg.Samples = append(msg.Samples, sample)
 			partBytes += n
 			if partBytes >= l.s.cfg.MaxPartBytes && pos+1 < hi {
@@ -112,7 +127,7 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 					return err
 				}
 				msg = &stokerv1.StreamBatchesResponse{Epoch: msg.Epoch, Step: msg.Step, Rank: msg.Rank}
-				partBytes = 0
+				partBytes, msgBytes = 0, 0
 			}
 		}
 		msg.Final = true
