@@ -9,6 +9,7 @@ import (
 	"net/http"
 	neturl "net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -333,14 +334,14 @@ func (s *S3Source) getRange(ctx context.Context, g *rangeGet, p []byte, off int6
 }
 
 // rangeTotal returns the object size of a "bytes a-b/size" Content-Range,
-// or -1.
+// or -1 when there is none ("*") or it is not a size.
 func rangeTotal(contentRange string) int64 {
 	_, total, ok := strings.Cut(contentRange, "/")
 	if !ok {
 		return -1
 	}
-	var n int64
-	if _, err := fmt.Sscan(total, &n); err != nil {
+	n, err := strconv.ParseInt(total, 10, 64)
+	if err != nil || n < 0 {
 		return -1
 	}
 	return n
