@@ -224,7 +224,8 @@ func (s *Shards) fetch(key CacheKey, o Object, remote bool) ([]byte, error) {
 }
 
 func (s *Shards) put(key CacheKey, o Object, data []byte) {
-	if err := s.cache.PutAsync(key, data); err != nil && !errors.Is(err, ErrTooLarge) {
+	// Disk write failures are logged by the cache, rate-limited.
+	if err := s.cache.PutAsync(key, data); err != nil && !errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrUnavailable) {
 		s.log.Warn("cannot cache shard", "object", o.URL, "err", err)
 	}
 }
