@@ -16,8 +16,9 @@ import (
 // kinder than serving it slowly. The floor keeps ordinary shards (WebDataset
 // suggests 100 MB to 1 GB) readable behind a tiny tier, as tests and small
 // machines use; the cap keeps what one gzip bomb can claim, times the
-// fetches in flight, well inside a large node's memory. Whatever the limit,
-// a bomb costs no more than a real shard of the largest size allowed.
+// fetches in flight, well inside a large node's memory. A gzip bomb costs
+// no memory at all (wds.DecompressLimit only counts what it would inflate
+// to), only the CPU to inflate the limit's worth of bytes.
 func DefaultMaxShardBytes(memBytes int64) int64 {
 	return max(256<<20, min(memBytes, 4<<30))
 }

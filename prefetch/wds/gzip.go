@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 )
 
 // gzipMagic starts every gzip stream (RFC 1952).
@@ -30,14 +29,18 @@ func Decompress(data []byte) ([]byte, error) {
 // it, a bad checksum, or a stream that ends early is an ErrCorrupt *Error.
 //
 // Tar bytes beyond limit (> 0) are an ErrTooLarge *Error whose Offset is
-// the limit: decompression stops there, so a gzip bomb costs at most limit
-// bytes (and, while the buffer grows, half as much again), never what it
-// would inflate to. The buffer is sized once from the gzip trailer's
-// ISIZE when that is plausible and within the limit, so a normal shard is
-// decompressed without copies.
+// the limit. Memory is bounded by what the shard really holds, never by
+// what it claims or what a bomb would inflate to: the gzip trailer's ISIZE
+// (the last member's size mod 2^32) sizes the buffer when deflate could
+// produce it and it is within the limit, which for an ordinary one-member
+// shard is exact: one allocation and one pass. When the stream goes on
+// past it (several members, as bgzip writes, or a shard over 4 GiB), the
+// rest is inflated without being kept, only counted, up to the limit; the
+// whole is then inflated again into a buffer of the counted size. A bomb
+// thus costs the CPU to inflate limit bytes, and no memory.
 func DecompressLimit(data []byte, limit int64) ([]byte, error) {
 	if limit <= 0 {
-		limit = math.MaxInt64
+		limit = 1 << 62 // no limit: far more than memory, and limit+1 cannot overflow
 	}
 	if !bytes.HasPrefix(data, gzipMagic) {
 		if int64(len(data)) > limit {
@@ -49,48 +52,57 @@ func DecompressLimit(data []byte, limit int64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The trailer's ISIZE is the last member's size mod 2^32: a hint only,
-	// trusted where deflate could produce it (at most ~1032:1).
-	size := int64(64 << 10)
-	if n := len(data); n >= 18 {
-		hint := int64(binary.LittleEndian.Uint32(data[n-4:]))
-		if hint <= 1032*int64(n) {
-			size = max(hint, 1)
-		}
+	hint := isizeHint(data)
+	if hint > limit {
+		// The last member alone is at least hint bytes (its ISIZE is
+		// checked with its CRC): over the limit, or corrupt. Only count.
+		hint = 0
 	}
-	buf := make([]byte, 0, min(size, limit))
-	var one [1]byte
-	for {
-		if len(buf) == cap(buf) {
-			// Full: one byte more says whether the stream goes on, before
-			// growing (an exact hint never grows).
-			n, err := r.Read(one[:])
-			if n == 0 {
-				if err == io.EOF {
-					return buf, nil
-				}
-				if err != nil {
-					return nil, err
-				}
-				continue
-			}
-			if int64(len(buf)) >= limit {
-				return nil, tooLarge(limit, "gzip stream inflates to more than %d bytes, the limit", limit)
-			}
-			grown := make([]byte, len(buf), min(max(2*int64(cap(buf)), 64<<10), limit))
-			copy(grown, buf)
-			buf = append(grown, one[0])
-			continue
+	buf := make([]byte, hint)
+	n, err := io.ReadFull(r, buf)
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF: // the clean end, before the hint
+		if n < len(buf)/2 {
+			return bytes.Clone(buf[:n]), nil // a lying hint: keep only what is real
 		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return nil, err
-		}
+		return buf[:n], nil
+	case err != nil:
+		return nil, err
 	}
+	// The buffer is full: count what follows, keeping none of it.
+	more, err := io.CopyN(io.Discard, r, limit-int64(n)+1)
+	switch {
+	case err != nil && err != io.EOF:
+		return nil, err
+	case more == 0:
+		return buf, nil // the hint was exact
+	case int64(n)+more > limit:
+		return nil, tooLarge(limit, "gzip stream inflates to more than %d bytes, the limit", limit)
+	}
+	out := make([]byte, int64(n)+more)
+	r, err = NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := io.ReadFull(r, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// isizeHint returns the gzip trailer's ISIZE, the last member's size mod
+// 2^32, when deflate could have produced it from data (at most ~1032:1),
+// else 0.
+func isizeHint(data []byte) int64 {
+	n := len(data)
+	if n < 18 {
+		return 0
+	}
+	hint := int64(binary.LittleEndian.Uint32(data[n-4:]))
+	if hint > 1032*int64(n) {
+		return 0
+	}
+	return hint
 }
 
 // tooLarge is an ErrTooLarge *Error for a shard over limit.

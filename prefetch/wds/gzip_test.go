@@ -184,6 +184,8 @@ func TestDecompressLimit(t *testing.T) {
 		{"two members at the limit", two, int64(len(text)), text, nil},
 		{"two members one over", two, int64(len(text)) - 1, nil, ErrTooLarge},
 		{"no limit", two, 0, text, nil},
+		{"no limit, no hint", cat(one, gz(t, nil)), 0, text, nil}, // the last member is empty: ISIZE 0
+		{"no hint, over the limit", cat(one, gz(t, nil)), 1000, nil, ErrTooLarge},
 		{"lying size", lying, 1 << 20, nil, ErrCorrupt},
 		{"plain at the limit", text, int64(len(text)), text, nil},
 		{"plain one over", text, int64(len(text)) - 1, nil, ErrTooLarge},
@@ -225,4 +227,26 @@ func TestDecompressLimit(t *testing.T) {
 			t.Errorf("allocated %d bytes for %d tar bytes: the buffer grew", n, len(text))
 		}
 	})
+}
+
+// A one-member bomb whose trailer tells its size truthfully, over the
+// limit, is refused without allocating a buffer for it.
+func TestDecompressLimitTruthfulBomb(t *testing.T) {
+	const inflated, limit = 32 << 20, 1 << 20
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := zw.Write(make([]byte, inflated)); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n := allocated(func() { _, err = DecompressLimit(buf.Bytes(), limit) })
+	wantErr(t, err, ErrTooLarge, "", limit)
+	if n > limit/2 {
+		t.Errorf("refusing a %d MiB bomb allocated %d bytes", inflated>>20, n)
+	}
 }
