@@ -17,9 +17,9 @@ import (
 	"github.com/stoker-data/stoker/clients/stoker"
 )
 
-// gzipBomb returns a .tar.gz whose tar is one member of zeros, inflated
-// bytes in all: a tar header, then 1 MiB gzip members of zeros (gzip
-// readers read concatenated members as one stream), about 1000:1.
+// gzipBomb returns a .tar.gz whose tar is one member of zeros, about
+// inflated bytes in all: a tar header, then 1 MiB gzip members of zeros
+// (gzip readers read concatenated members as one stream), about 1000:1.
 func gzipBomb(t *testing.T, inflated int64) []byte {
 	t.Helper()
 	gz := func(b []byte) []byte {
@@ -36,12 +36,13 @@ func gzipBomb(t *testing.T, inflated int64) []byte {
 		}
 		return buf.Bytes()
 	}
+	mib := (inflated - 512) >> 20
 	var hdr bytes.Buffer
-	if err := tar.NewWriter(&hdr).WriteHeader(&tar.Header{Name: "000000.bin", Mode: 0o644, Size: inflated - 512, Typeflag: tar.TypeReg}); err != nil {
+	if err := tar.NewWriter(&hdr).WriteHeader(&tar.Header{Name: "000000.bin", Mode: 0o644, Size: mib << 20, Typeflag: tar.TypeReg}); err != nil {
 		t.Fatal(err)
 	}
 	zeros := gz(make([]byte, 1<<20))
-	return append(gz(hdr.Bytes()), bytes.Repeat(zeros, int((inflated-512)>>20))...)
+	return append(gz(hdr.Bytes()), bytes.Repeat(zeros, int(mib))...)
 }
 
 // vmHWM returns the peak resident memory of process pid, in bytes.
