@@ -11,11 +11,12 @@ import (
 )
 
 // faultCycle is the proxy's schedule of faults on object GETs: throttling,
-// a reset mid-body and a body that stalls with its connection open, among
-// GETs that pass.
+// 500s, connections reset before the answer or mid-body, and bodies that
+// stall with the connection open, among GETs that pass.
 var faultCycle = []s3test.Fault{
 	s3test.Pass, s3test.SlowDown, s3test.Reset, s3test.Pass, s3test.Stall,
 	s3test.Pass, s3test.SlowDown, s3test.Stall, s3test.Reset, s3test.Pass,
+	s3test.Drop, s3test.Pass, s3test.InternalError, s3test.Stall,
 }
 
 // Epochs read through an S3 store that sends no ETags and, on a schedule,
@@ -30,8 +31,9 @@ func TestFaultInjection(t *testing.T) {
 	rows := col.putSynthetic(t, "col/", 2, 3, 300)
 	proxy := s3test.StartProxy(t, s3)
 	proxy.StripETags(true)
-	// At most 2 faults per object: with 5 attempts a read always ends.
-	proxy.Schedule(faultCycle, 2)
+	// At most 4 faults per object: with 5 attempts (per request for
+	// answers the SDK retries, per range for bodies) a read always ends.
+	proxy.Schedule(faultCycle, 4)
 	srv := startStokerd(t, proxy.Env(), t.TempDir(),
 		"--s3-read-timeout", "400ms", "--memory-cache", "64KiB", "--disk-cache", "0")
 	client := dialRetrying(t, srv.grpc)
@@ -59,7 +61,7 @@ func TestFaultInjection(t *testing.T) {
 	t.Logf("2 Parquet epochs in %v", time.Since(start).Round(time.Millisecond))
 
 	inj := proxy.Injected()
-	for _, f := range []s3test.Fault{s3test.SlowDown, s3test.Reset, s3test.Stall} {
+	for _, f := range []s3test.Fault{s3test.SlowDown, s3test.Reset, s3test.Stall, s3test.Drop, s3test.InternalError} {
 		if inj[f] == 0 {
 			t.Errorf("no %v was injected: the schedule proves nothing about it", f)
 		}

@@ -34,20 +34,45 @@ const (
 	// Hang sends no answer at all, not even headers, and holds the
 	// connection open until the client closes it (or the proxy stops).
 	Hang
+	// Drop resets the connection (TCP RST) before answering.
+	Drop
+	// InternalError answers 500 InternalError; Unavailable 503
+	// ServiceUnavailable; Throttling 400 Throttling (retried for its code
+	// alone); AccessDenied 403 AccessDenied (never retried). None of them
+	// is forwarded.
+	InternalError
+	Unavailable
+	Throttling
+	AccessDenied
 )
+
+// s3Errors are the faults that answer with an S3 error: status and code.
+var s3Errors = map[Fault]struct {
+	status int
+	code   string
+}{
+	SlowDown:      {http.StatusServiceUnavailable, "SlowDown"},
+	InternalError: {http.StatusInternalServerError, "InternalError"},
+	Unavailable:   {http.StatusServiceUnavailable, "ServiceUnavailable"},
+	Throttling:    {http.StatusBadRequest, "Throttling"},
+	AccessDenied:  {http.StatusForbidden, "AccessDenied"},
+}
 
 func (f Fault) String() string {
 	switch f {
 	case Pass:
 		return "pass"
-	case SlowDown:
-		return "slowdown"
 	case Reset:
 		return "reset"
 	case Stall:
 		return "stall"
 	case Hang:
 		return "hang"
+	case Drop:
+		return "drop"
+	}
+	if e, ok := s3Errors[f]; ok {
+		return e.code
 	}
 	return "Fault(" + strconv.Itoa(int(f)) + ")"
 }
@@ -66,7 +91,8 @@ type Proxy struct {
 
 	mu           sync.Mutex // guards the fields below
 	stripETags   bool
-	queue        []Fault // faults of the next GETs, before the schedule
+	requests     int     // requests seen
+	queue        []Fault // faults of the next requests, before the schedule
 	schedule     []Fault // repeating faults of object GETs
 	maxPerObject int     // faults the schedule gives one object at most
 	gets         int     // object GETs seen
@@ -123,12 +149,21 @@ func (p *Proxy) StripETags(on bool) {
 	p.stripETags = on
 }
 
-// Queue sets the faults of the next GETs (object GETs and Lists), one
-// each, in order; they come before the schedule.
+// Queue sets the faults of the next requests (of any kind: a body fault
+// on a HEAD does nothing), one each, in order, before the schedule's; it
+// starts the count of Requests afresh.
 func (p *Proxy) Queue(faults ...Fault) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.queue = append(p.queue[:0:0], faults...)
+	p.queue, p.requests = append(faults[:0:0], faults...), 0
+}
+
+// Requests returns how many requests the proxy has had since the last
+// Queue, and how many queued faults are still to come.
+func (p *Proxy) Requests() (requests, queued int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.requests, len(p.queue)
 }
 
 // Schedule makes the n-th object GET (counting from now) get
@@ -155,17 +190,15 @@ func (p *Proxy) Injected() map[Fault]int {
 
 // fault picks the fault of request r.
 func (p *Proxy) fault(r *http.Request) Fault {
-	if r.Method != http.MethodGet {
-		return Pass
-	}
 	bucket, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.requests++
 	f := Pass
 	switch {
 	case len(p.queue) > 0:
 		f, p.queue = p.queue[0], p.queue[1:]
-	case key != "" && len(p.schedule) > 0:
+	case r.Method == http.MethodGet && key != "" && len(p.schedule) > 0:
 		f = p.schedule[p.gets%len(p.schedule)]
 		p.gets++
 		if f != Pass {
@@ -183,13 +216,20 @@ func (p *Proxy) fault(r *http.Request) Fault {
 }
 
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
-	switch f := p.fault(r); f {
+	f := p.fault(r)
+	if e, ok := s3Errors[f]; ok {
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(e.status)
+		_, _ = w.Write([]byte("<Error><Code>" + e.code + "</Code><Message>injected by s3test.Proxy</Message></Error>"))
+		return
+	}
+	switch f {
 	case Pass:
 		p.rp.ServeHTTP(w, r)
-	case SlowDown:
-		w.Header().Set("Content-Type", "application/xml")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.Write([]byte("<Error><Code>SlowDown</Code><Message>Please reduce your request rate (injected).</Message></Error>"))
+	case Drop:
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			resetConn(conn)
+		}
 	case Reset, Stall:
 		p.rp.ServeHTTP(&faultWriter{ResponseWriter: w, fault: f, req: r, closing: p.closing}, r)
 	case Hang:
@@ -266,10 +306,7 @@ func (w *faultWriter) cut() {
 	_ = rc.Flush()
 	if w.fault == Reset {
 		if conn, _, err := rc.Hijack(); err == nil {
-			if tc, ok := conn.(*net.TCPConn); ok {
-				_ = tc.SetLinger(0) // close with RST
-			}
-			conn.Close()
+			resetConn(conn)
 		}
 	} else {
 		select {
@@ -278,4 +315,12 @@ func (w *faultWriter) cut() {
 		}
 	}
 	panic(http.ErrAbortHandler)
+}
+
+// resetConn closes conn with a TCP RST.
+func resetConn(conn net.Conn) {
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	conn.Close()
 }
