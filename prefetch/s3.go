@@ -276,9 +276,8 @@ func (s *S3Source) ReadAt(ctx context.Context, obj Object, p []byte, off int64) 
 	}
 }
 
-// bodyError is a response body that broke off or stalled: the request
-// succeeded, so the SDK's retryer never saw it, and ReadAt reads on from
-// where it stopped.
+// bodyError is a response body that broke off: the request succeeded, so
+// the SDK's retryer never saw it, and ReadAt reads on from where it stopped.
 type bodyError struct{ err error }
 
 func (e *bodyError) Error() string { return e.err.Error() }

@@ -5,9 +5,8 @@
 // so a field is served as a sub-slice (FieldData) without parsing the tar
 // again. The index is stored on disk as JSON.
 //
-// Use DecompressLimit (or NewReader for a stream) to get the tar bytes,
-// then IndexBytes (or Index). Members are read with archive/tar. A shard's
-// bytes are untrusted: DecompressLimit stops a gzip bomb at its limit.
+// Use Decompress (or NewReader for a stream) to get the tar bytes, then
+// IndexBytes (or Index). Members are read with archive/tar.
 //
 // # Samples, as webdataset makes them
 //

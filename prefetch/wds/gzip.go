@@ -17,7 +17,8 @@ var gzipMagic = []byte{0x1f, 0x8b}
 // DefaultMaxSize is the limit Decompress applies: 4 GiB of tar bytes.
 const DefaultMaxSize = 4 << 30
 
-// Decompress is DecompressLimit with DefaultMaxSize.
+// Decompress is DecompressLimit with DefaultMaxSize. A shard's bytes are
+// untrusted: give DecompressLimit the limit the caller can afford.
 func Decompress(data []byte) ([]byte, error) {
 	return DecompressLimit(data, DefaultMaxSize)
 }
