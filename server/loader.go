@@ -89,7 +89,7 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 		msg := &stokerv1.StreamBatchesResponse{Epoch: settings.Epoch, Step: uint64((start + k*step) / step), Rank: uint32(b.Rank)}
 		shards := map[int32][]byte{} // shard bytes used by this batch
 		partBytes := 0
-		msgBytes := 0 // encoded size of msg's samples
+		fit := msgFit{limit: l.s.cfg.MaxMessageBytes}
 		for pos := lo; pos < hi; pos++ {
 			ref := plan.At(pos)
 			data, ok := shards[ref.Shard]
@@ -106,19 +106,15 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 			if err != nil {
 				return toStatus(err)
 			}
-			if shm == nil { // the bytes travel in the message: it must stay under gRPC's limit
-				size := sampleBytes(sample)
-				if err := checkSampleFits(ds, ref, sample, size, l.s.cfg.MaxMessageBytes); err != nil {
+			if shm == nil { // the bytes go in the message: keep it under gRPC's limit
+				if sendFirst, err := fit.add(ds.Manifest.Shards[ref.Shard].Object, sample); err != nil {
 					return err
-				}
-				if len(msg.Samples) > 0 && msgBytes+size+msgHeaderBytes > l.s.cfg.MaxMessageBytes {
+				} else if sendFirst {
 					if err := l.sendSamples(stream, shm, msg, partBytes); err != nil {
 						return err
 					}
-					msg = &stokerv1.StreamBatchesResponse{Epoch: msg.Epoch, Step: msg.Step, Rank: msg.Rank}
-					partBytes, msgBytes = 0, 0
+					msg, partBytes = &stokerv1.StreamBatchesResponse{Epoch: msg.Epoch, Step: msg.Step, Rank: msg.Rank}, 0
 				}
-				msgBytes += size
 			}
 			msg.Samples = append(msg.Samples, sample)
 			partBytes += n
@@ -127,7 +123,8 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 					return err
 				}
 				msg = &stokerv1.StreamBatchesResponse{Epoch: msg.Epoch, Step: msg.Step, Rank: msg.Rank}
-				partBytes, msgBytes = 0, 0
+				partBytes = 0
+				fit.reset()
 			}
 		}
 		msg.Final = true
