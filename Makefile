@@ -9,7 +9,7 @@ PROTOC_GEN_GO_GRPC := $(GOBIN)/protoc-gen-go-grpc
 TOXIPROXY    := $(GOBIN)/toxiproxy-server
 export PATH := $(GOBIN):$(PATH)
 
-.PHONY: all build test test-go test-python check-proto proto tools demo bench
+.PHONY: all build test test-go test-python check-proto proto tools demo bench fuzz
 
 all: build
 
@@ -20,8 +20,8 @@ demo:
 	go run ./cmd/stoker demo
 
 # The test command: tools, the generated-code check, Go tests with the race
-# detector, then the Python tests.
-test: tools check-proto test-go test-python
+# detector, a bounded run of every fuzz target, then the Python tests.
+test: tools check-proto test-go fuzz test-python
 
 tools: $(VERSITYGW) $(PROTOC_GEN_GO) $(PROTOC_GEN_GO_GRPC) $(TOXIPROXY)
 	@command -v buf >/dev/null || npm install -g --silent @bufbuild/buf@1.75.0
@@ -53,6 +53,30 @@ check-proto: tools
 test-go:
 	go vet ./...
 	go test -race -count=1 -timeout 20m ./...
+
+# Every parser of outside bytes has a fuzz target with committed seeds
+# (f.Add in the target, testdata/fuzz/<Target>/). `make fuzz` runs each for
+# FUZZTIME, one per run as go test -fuzz takes one target, in about 1.5
+# minutes on 2 cores. Minimizing a new input is capped (-fuzzminimizetime),
+# or one large interesting input can use up a target's whole time. A
+# failure leaves the input under testdata/fuzz/: commit it as a seed.
+FUZZTIME ?= 10s
+FUZZ_TARGETS := \
+	./prefetch/wds:FuzzIndex \
+	./prefetch/wds:FuzzDecompress \
+	./prefetch/wds:FuzzSplitKey \
+	./prefetch/columnar:FuzzIndex \
+	./prefetch:FuzzCacheHeader \
+	./prefetch:FuzzExpandBraces \
+	./prefetch:FuzzRangeTotal
+# Request parsing (server/): add ./server:FuzzX lines here.
+FUZZ_TARGETS +=
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; fn=$${t##*:}; echo "fuzz $$pkg $$fn for $(FUZZTIME)"; \
+	  go test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s $$pkg || exit 1; \
+	done
 
 # A virtual environment with torch, tensorflow-cpu and webdataset (made once,
 # reused while python/requirements-test.txt is unchanged), then pytest

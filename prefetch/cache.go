@@ -139,6 +139,8 @@ type Cache struct {
 	diskMu sync.Mutex
 	disk   *index // nil without a disk tier
 
+	diskHealth diskHealth // rate-limits disk write warnings, turns writes off while they fail
+
 	memHits, diskHits, misses   atomic.Int64
 	memEvictions, diskEvictions atomic.Int64
 	memBypasses, diskBypasses   atomic.Int64
@@ -540,9 +542,8 @@ func (c *Cache) PutAsync(key CacheKey, data []byte) error {
 	}
 	go func() {
 		defer c.life.RUnlock() // held until the file is written: Close waits
-		if err := c.putDisk(key, data); err != nil {
-			c.log.Warn("cache: background disk write failed", "object", key.Object, "err", err)
-		}
+		// A failure is logged by diskHealth, rate-limited.
+		_ = c.putDisk(key, data)
 	}()
 	return nil
 }
@@ -551,6 +552,10 @@ func (c *Cache) PutAsync(key CacheKey, data []byte) error {
 // outside the lock; the entry is pinned and not readable until the file
 // is in place.
 func (c *Cache) putDisk(key CacheKey, data []byte) error {
+	if !c.diskHealth.try() {
+		c.diskBypasses.Add(1) // the tier is off for writes
+		return nil
+	}
 	e := &entry{key: key, size: int64(len(data)), pins: 1}
 	o := c.loadOracle()
 	c.diskMu.Lock()
@@ -579,8 +584,10 @@ func (c *Cache) putDisk(key CacheKey, data []byte) error {
 	c.diskMu.Unlock()
 	if err != nil {
 		c.errs.Add(1)
+		c.diskHealth.failed(c.log, key.Object, err)
 		return &Error{Op: "cache", Object: key.Object, Kind: ErrUnavailable, Err: err}
 	}
+	c.diskHealth.succeeded(c.log)
 	return nil
 }
 

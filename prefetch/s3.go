@@ -10,6 +10,7 @@ import (
 	"net/http"
 	neturl "net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,6 +52,14 @@ type S3Config struct {
 	// Credentials, if set, replace the SDK's default chain (environment,
 	// shared files, container and instance roles). Default nil.
 	Credentials aws.CredentialsProvider
+	// ReadIdleTimeout bounds how long one request waits for progress
+	// (default 30s): for its response headers (the transport's
+	// ResponseHeaderTimeout), then for each read of its body. A GET whose
+	// body stops with the connection left open is read on from where it
+	// stopped, up to MaxAttempts times; a List or Head is retried by the
+	// SDK. 30 s is a hundred times S3's usual first byte, and far more
+	// than any healthy pause mid-body.
+	ReadIdleTimeout time.Duration
 }
 
 // DefaultS3Config returns the defaults documented on S3Config.
@@ -59,6 +68,8 @@ func DefaultS3Config() S3Config {
 		MaxAttempts: 5,
 		MaxBackoff:  20 * time.Second,
 		MaxConns:    64,
+
+		ReadIdleTimeout: 30 * time.Second,
 	}
 }
 
@@ -92,6 +103,9 @@ func NewS3Source(ctx context.Context, cfg S3Config) (*S3Source, error) {
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = def.MaxConns
 	}
+	if cfg.ReadIdleTimeout <= 0 {
+		cfg.ReadIdleTimeout = def.ReadIdleTimeout
+	}
 	if cfg.Endpoint != "" {
 		if u, err := neturl.Parse(cfg.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return nil, &Error{Op: "config", Object: cfg.Endpoint, Kind: ErrBadURL, Err: errors.New("S3 endpoint must be an http:// or https:// URL with a host")}
@@ -100,6 +114,7 @@ func NewS3Source(ctx context.Context, cfg S3Config) (*S3Source, error) {
 	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
 		tr.MaxConnsPerHost = cfg.MaxConns
 		tr.MaxIdleConnsPerHost = cfg.MaxConns
+		tr.ResponseHeaderTimeout = cfg.ReadIdleTimeout
 	})
 	newRetryer := func() aws.Retryer {
 		return retry.NewStandard(func(o *retry.StandardOptions) {
@@ -139,6 +154,9 @@ func NewS3Source(ctx context.Context, cfg S3Config) (*S3Source, error) {
 		o.UsePathStyle = cfg.PathStyle || needsPathStyle(s.endpoint)
 		s.pathStyle = o.UsePathStyle
 		o.APIOptions = append(o.APIOptions, s.countRequests)
+		// Wrapped here, after the SDK has set up its own client (a custom
+		// CA bundle needs the buildable client at config load).
+		o.HTTPClient = idleClient{inner: o.HTTPClient, timeout: cfg.ReadIdleTimeout}
 	})
 	s.retryer = s.client.Options().Retryer
 	return s, nil
@@ -161,7 +179,9 @@ func (s *S3Source) countRequests(stack *middleware.Stack) error {
 		}), middleware.After)
 }
 
-// Stat returns the object at url (HeadObject).
+// Stat returns the object at url (HeadObject). Its ETag is the object's
+// version token: the ETag, or for a store that sends none, one made of
+// Last-Modified and size (see lmVersion).
 func (s *S3Source) Stat(ctx context.Context, url string) (Object, error) {
 	const op = "stat"
 	bucket, key, err := s3Object(op, url)
@@ -172,12 +192,14 @@ func (s *S3Source) Stat(ctx context.Context, url string) (Object, error) {
 	if err != nil {
 		return Object{}, s3Error(op, url, bucket, err)
 	}
-	return Object{URL: url, Size: aws.ToInt64(out.ContentLength), ETag: aws.ToString(out.ETag)}, nil
+	size := aws.ToInt64(out.ContentLength)
+	return Object{URL: url, Size: size, ETag: s3Version(out.ETag, out.LastModified, size)}, nil
 }
 
 // List returns the objects whose URL starts with prefix (ListObjectsV2),
-// sorted by URL. Keys ending in "/" (folder markers) are left out. A
-// missing bucket is ErrNotFound naming the bucket.
+// sorted by URL, with version tokens as Stat gives them. Keys ending in "/"
+// (folder markers) are left out. A missing bucket is ErrNotFound naming the
+// bucket.
 func (s *S3Source) List(ctx context.Context, prefix string) ([]Object, error) {
 	const op = "list"
 	bucket, keyPrefix, err := s3Split(op, prefix)
@@ -200,7 +222,8 @@ func (s *S3Source) List(ctx context.Context, prefix string) ([]Object, error) {
 			if key == "" || strings.HasSuffix(key, "/") {
 				continue
 			}
-			objs = append(objs, Object{URL: s3Scheme + bucket + "/" + key, Size: aws.ToInt64(o.Size), ETag: aws.ToString(o.ETag)})
+			size := aws.ToInt64(o.Size)
+			objs = append(objs, Object{URL: s3Scheme + bucket + "/" + key, Size: size, ETag: s3Version(o.ETag, o.LastModified, size)})
 		}
 	}
 	sort.Slice(objs, func(i, j int) bool { return objs[i].URL < objs[j].URL })
@@ -208,10 +231,13 @@ func (s *S3Source) List(ctx context.Context, prefix string) ([]Object, error) {
 }
 
 // ReadAt fills p with a ranged GetObject. With obj.ETag set the request
-// carries If-Match, so a rewritten object fails with ErrChanged (412). A
-// range past the end is ErrCorrupt wrapping io.ErrUnexpectedEOF. A body
-// that breaks off mid-read is read on from where it stopped, with the
-// retryer's backoff, up to MaxAttempts times.
+// carries If-Match, so a rewritten object fails with ErrChanged (412); an
+// "lm:" version (an object without an ETag) is compared with each
+// response's Last-Modified and size instead. A range past the end is
+// ErrCorrupt wrapping io.ErrUnexpectedEOF. A body that breaks off mid-read,
+// or sends nothing for ReadIdleTimeout, is read on from where it stopped,
+// with the retryer's backoff, up to MaxAttempts times in all; then the
+// error is ErrUnavailable naming the range and the attempts.
 func (s *S3Source) ReadAt(ctx context.Context, obj Object, p []byte, off int64) error {
 	const op = "read"
 	bucket, key, err := s3Object(op, obj.URL)
@@ -224,21 +250,21 @@ func (s *S3Source) ReadAt(ctx context.Context, obj Object, p []byte, off int64) 
 	if len(p) == 0 {
 		return nil
 	}
-	in := &s3.GetObjectInput{Bucket: &bucket, Key: &key}
-	if obj.ETag != "" {
-		in.IfMatch = aws.String(obj.ETag)
-	}
+	g := rangeGet{in: s3.GetObjectInput{Bucket: &bucket, Key: &key}, url: obj.URL, version: obj.ETag}
 	done := 0
 	for attempt := 1; ; attempt++ {
-		n, err := s.getRange(ctx, in, p[done:], off+int64(done), obj.URL)
+		n, err := s.getRange(ctx, &g, p[done:], off+int64(done))
 		done += n
 		s.counters.read(n)
 		if err == nil {
 			return nil
 		}
 		var be *bodyError
-		if !errors.As(err, &be) || attempt >= s.retryer.MaxAttempts() || ctx.Err() != nil {
+		if !errors.As(err, &be) {
 			return s3Error(op, obj.URL, bucket, err)
+		}
+		if attempt >= s.retryer.MaxAttempts() || ctx.Err() != nil {
+			return s3Error(op, obj.URL, bucket, fmt.Errorf("bytes [%d, %d), %d of them read, after %d attempts: %w", off, off+int64(len(p)), done, attempt, err))
 		}
 		delay, derr := s.retryer.RetryDelay(attempt, be.err)
 		if derr != nil {
@@ -279,27 +305,47 @@ type bodyError struct{ err error }
 func (e *bodyError) Error() string { return e.err.Error() }
 func (e *bodyError) Unwrap() error { return e.err }
 
+// rangeGet is one ReadAt's requests: the GetObject input and the version
+// its reads are pinned to ("" until the first response says).
+type rangeGet struct {
+	in      s3.GetObjectInput
+	url     string
+	version string
+}
+
 // getRange reads len(p) bytes at off with one GetObject (which the SDK
 // retries itself). It returns how many bytes of p it filled, and an SDK
-// error, an *Error, or a *bodyError. It pins in.IfMatch to the first
-// response's ETag.
-func (s *S3Source) getRange(ctx context.Context, in *s3.GetObjectInput, p []byte, off int64, url string) (int, error) {
+// error, an *Error, or a *bodyError. It pins g.version to the first
+// response's.
+func (s *S3Source) getRange(ctx context.Context, g *rangeGet, p []byte, off int64) (int, error) {
 	const op = "read"
-	req := *in
+	req := g.in
 	req.Range = aws.String(fmt.Sprintf("bytes=%d-%d", off, off+int64(len(p))-1))
+	if g.version != "" && !isLMVersion(g.version) {
+		req.IfMatch = aws.String(g.version)
+	}
 	out, err := s.client.GetObject(ctx, &req)
 	if err != nil {
 		return 0, err
 	}
 	defer out.Body.Close()
-	if in.IfMatch == nil && out.ETag != nil {
-		in.IfMatch = out.ETag // a read that resumes must not get another version
-	}
 	if out.ContentLength != nil && *out.ContentLength != int64(len(p)) {
 		if n := *out.ContentLength; n > int64(len(p)) {
-			return 0, &Error{Op: op, Object: url, Kind: ErrCorrupt, Err: fmt.Errorf("asked for %d bytes at %d, got %d: range ignored", len(p), off, n)}
+			return 0, &Error{Op: op, Object: g.url, Kind: ErrCorrupt, Err: fmt.Errorf("asked for %d bytes at %d, got %d: range ignored", len(p), off, n)}
 		}
-		return 0, rangeError(op, url, off, len(p), rangeTotal(aws.ToString(out.ContentRange)))
+		return 0, rangeError(op, g.url, off, len(p), rangeTotal(aws.ToString(out.ContentRange)))
+	}
+	size := rangeTotal(aws.ToString(out.ContentRange))
+	if size < 0 && out.ContentRange == nil {
+		size = int64(len(p)) // the whole object came back, and it is len(p) bytes
+	}
+	switch {
+	case g.version == "":
+		g.version = s3Version(out.ETag, out.LastModified, size) // a read that resumes must not get another version
+	case isLMVersion(g.version):
+		if got := lmToken(out.LastModified, size); got != g.version {
+			return 0, &Error{Op: op, Object: g.url, Kind: ErrChanged, Err: fmt.Errorf("version %s (Last-Modified and size), want %s", got, g.version)}
+		}
 	}
 	n, err := io.ReadFull(out.Body, p)
 	if err != nil {
@@ -309,14 +355,14 @@ func (s *S3Source) getRange(ctx context.Context, in *s3.GetObjectInput, p []byte
 }
 
 // rangeTotal returns the object size of a "bytes a-b/size" Content-Range,
-// or -1.
+// or -1 when there is none ("*") or it is not a size.
 func rangeTotal(contentRange string) int64 {
 	_, total, ok := strings.Cut(contentRange, "/")
 	if !ok {
 		return -1
 	}
-	var n int64
-	if _, err := fmt.Sscan(total, &n); err != nil {
+	n, err := strconv.ParseInt(total, 10, 64)
+	if err != nil || n < 0 {
 		return -1
 	}
 	return n

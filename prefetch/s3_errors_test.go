@@ -139,3 +139,23 @@ func TestNeedsPathStyle(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRangeTotal feeds rangeTotal arbitrary Content-Range headers (the S3
+// server's words): it is a size or -1, never a negative size, and it reads
+// back the size of a well-formed header.
+func FuzzRangeTotal(f *testing.F) {
+	for _, s := range []string{"bytes 0-99/1000", "bytes */1000", "bytes 0-0/*", "", "/", "bytes 1-2/-5", "bytes 1-2/ 7", "bytes 1-2/99999999999999999999"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n := rangeTotal(s)
+		if n < -1 {
+			t.Fatalf("rangeTotal(%q) = %d", s, n)
+		}
+		if n >= 0 {
+			if again := rangeTotal(fmt.Sprintf("bytes 0-0/%d", n)); again != n {
+				t.Fatalf("rangeTotal of a header with size %d = %d", n, again)
+			}
+		}
+	})
+}

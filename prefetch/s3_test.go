@@ -3,13 +3,7 @@ package prefetch_test
 import (
 	"context"
 	"errors"
-	"net"
-	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -186,102 +180,6 @@ func TestS3PathStyle(t *testing.T) {
 	}
 }
 
-// faultProxy forwards to an S3 server, first failing requests as its
-// queue of faults says.
-type faultProxy struct {
-	*httptest.Server
-	rp *httputil.ReverseProxy
-
-	mu       sync.Mutex // guards faults, requests
-	faults   []string
-	requests int
-}
-
-func newFaultProxy(t *testing.T, target string) *faultProxy {
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &faultProxy{rp: &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
-		r.SetURL(u)
-		r.Out.Host = r.In.Host // the signature covers the Host the client sent
-	}}}
-	p.Server = httptest.NewServer(p)
-	t.Cleanup(p.Close)
-	return p
-}
-
-func (p *faultProxy) inject(faults ...string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.faults, p.requests = faults, 0
-}
-
-func (p *faultProxy) counts() (requests, faultsLeft int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.requests, len(p.faults)
-}
-
-func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	p.mu.Lock()
-	p.requests++
-	fault := ""
-	if len(p.faults) > 0 {
-		fault, p.faults = p.faults[0], p.faults[1:]
-	}
-	p.mu.Unlock()
-	s3err := func(status int, code string) {
-		w.Header().Set("Content-Type", "application/xml")
-		w.WriteHeader(status)
-		w.Write([]byte("<Error><Code>" + code + "</Code><Message>injected</Message></Error>"))
-	}
-	switch fault {
-	case "":
-		p.rp.ServeHTTP(w, r)
-	case "500":
-		s3err(http.StatusInternalServerError, "InternalError")
-	case "503":
-		s3err(http.StatusServiceUnavailable, "ServiceUnavailable")
-	case "slowdown":
-		s3err(http.StatusServiceUnavailable, "SlowDown")
-	case "throttle400":
-		s3err(http.StatusBadRequest, "Throttling") // retried by its code alone
-	case "denied":
-		s3err(http.StatusForbidden, "AccessDenied")
-	case "reset":
-		conn, _, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			panic(err)
-		}
-		if tc, ok := conn.(*net.TCPConn); ok {
-			tc.SetLinger(0) // close with RST
-		}
-		conn.Close()
-	case "cut":
-		p.rp.ServeHTTP(&cutWriter{ResponseWriter: w, left: 1000}, r)
-	default:
-		panic("unknown fault " + fault)
-	}
-}
-
-// cutWriter passes on the headers and the first left bytes of a body, then
-// aborts the connection.
-type cutWriter struct {
-	http.ResponseWriter
-	left int
-}
-
-func (c *cutWriter) Write(p []byte) (int, error) {
-	if len(p) <= c.left {
-		c.left -= len(p)
-		return c.ResponseWriter.Write(p)
-	}
-	c.ResponseWriter.Write(p[:c.left])
-	http.NewResponseController(c.ResponseWriter).Flush()
-	panic(http.ErrAbortHandler)
-}
-
 // The standard retryer retries 5xx, throttling and connection resets; a
 // body that breaks off is read on from where it stopped; AccessDenied is
 // not retried.
@@ -291,31 +189,32 @@ func TestS3Retries(t *testing.T) {
 	srv.CreateBucket(t, "bkt")
 	data := sourcetest.Data("retries", 5000)
 	srv.Put(t, "bkt", "k.tar", data)
-	proxy := newFaultProxy(t, srv.Endpoint)
+	proxy := s3test.StartProxy(t, srv)
 	src := newS3Source(t, proxy.URL, srv, 4)
 	obj, err := src.Stat(ctx, "s3://bkt/k.tar")
 	if err != nil {
 		t.Fatal(err)
 	}
+	type faults = []s3test.Fault
 	for _, tc := range []struct {
 		name   string
-		faults []string
+		faults faults
 		want   error
 	}{
-		{"500", []string{"500"}, nil},
-		{"503 twice", []string{"503", "503"}, nil},
-		{"SlowDown", []string{"slowdown", "slowdown", "slowdown"}, nil},
-		{"Throttling code", []string{"throttle400"}, nil},
-		{"connection reset", []string{"reset", "reset"}, nil},
-		{"body cut", []string{"cut"}, nil},
-		{"body cut, then 503", []string{"cut", "503"}, nil},
-		{"503 past MaxAttempts", []string{"503", "503", "503", "503"}, prefetch.ErrUnavailable},
-		{"AccessDenied", []string{"denied"}, prefetch.ErrPermission},
+		{"500", faults{s3test.InternalError}, nil},
+		{"503 twice", faults{s3test.Unavailable, s3test.Unavailable}, nil},
+		{"SlowDown", faults{s3test.SlowDown, s3test.SlowDown, s3test.SlowDown}, nil},
+		{"Throttling code", faults{s3test.Throttling}, nil},
+		{"connection reset", faults{s3test.Drop, s3test.Drop}, nil},
+		{"body cut", faults{s3test.Reset}, nil},
+		{"body cut, then 503", faults{s3test.Reset, s3test.Unavailable}, nil},
+		{"503 past MaxAttempts", faults{s3test.Unavailable, s3test.Unavailable, s3test.Unavailable, s3test.Unavailable}, prefetch.ErrUnavailable},
+		{"AccessDenied", faults{s3test.AccessDenied}, prefetch.ErrPermission},
 	} {
-		proxy.inject(tc.faults...)
+		proxy.Queue(tc.faults...)
 		p := make([]byte, 4000)
 		err := src.ReadAt(ctx, obj, p, 500)
-		requests, left := proxy.counts()
+		requests, left := proxy.Requests()
 		switch {
 		case tc.want == nil && err != nil:
 			t.Errorf("%s: ReadAt: %v", tc.name, err)
@@ -330,16 +229,16 @@ func TestS3Retries(t *testing.T) {
 		}
 	}
 
-	proxy.inject("cut") // without an ETag the resumed range is pinned to the first response's
+	proxy.Queue(s3test.Reset) // without an ETag the resumed range is pinned to the first response's
 	p := make([]byte, 4000)
 	if err := src.ReadAt(ctx, prefetch.Object{URL: obj.URL}, p, 500); err != nil || string(p) != string(data[500:4500]) {
 		t.Errorf("ReadAt without an ETag, body cut: %v", err)
 	}
-	proxy.inject("slowdown")
+	proxy.Queue(s3test.SlowDown)
 	if _, err := src.List(ctx, "s3://bkt/"); err != nil {
 		t.Errorf("List after a SlowDown: %v", err)
 	}
-	proxy.inject("503") // HEAD: an error without a body
+	proxy.Queue(s3test.Unavailable) // HEAD: an error without a body
 	if _, err := src.Stat(ctx, obj.URL); err != nil {
 		t.Errorf("Stat after a 503: %v", err)
 	}

@@ -8,8 +8,6 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sync/singleflight"
-
-	"github.com/stoker-data/stoker/prefetch/wds"
 )
 
 // ShardsConfig bounds how shards are fetched.
@@ -18,6 +16,12 @@ type ShardsConfig struct {
 	MaxFetches int
 	// Fetch sets part size and parallel ranges within one shard.
 	Fetch FetchOptions
+	// MaxShardBytes is the most bytes one shard may hold, stored and as
+	// cached (a WebDataset shard's tar bytes after gunzip, a columnar
+	// unit's range): larger ones, gzip bombs among them, fail with
+	// ErrTooLarge naming the object. 0 is DefaultMaxShardBytes of the
+	// cache's memory tier.
+	MaxShardBytes int64
 }
 
 // DefaultShardsConfig returns the defaults.
@@ -65,6 +69,12 @@ type Shards struct {
 func NewShards(cfg ShardsConfig, sources *Sources, cache *Cache, log *slog.Logger) *Shards {
 	if cfg.MaxFetches <= 0 {
 		cfg.MaxFetches = DefaultShardsConfig().MaxFetches
+	}
+	if cfg.MaxShardBytes <= 0 {
+		cfg.MaxShardBytes = DefaultMaxShardBytes(cache.cfg.MemoryBytes)
+	}
+	if cfg.Fetch.MaxSize <= 0 {
+		cfg.Fetch.MaxSize = cfg.MaxShardBytes
 	}
 	return &Shards{cfg: cfg, sources: sources, cache: cache, log: log, sem: make(chan struct{}, cfg.MaxFetches)}
 }
@@ -200,18 +210,18 @@ func (s *Shards) fetch(key CacheKey, o Object, remote bool) ([]byte, error) {
 	if o.Length > 0 { // a columnar unit: its byte range, as stored
 		data, err := fetchRange(context.Background(), src, o, s.cfg.Fetch)
 		if err != nil {
-			return nil, err
+			return nil, limitHint(err)
 		}
 		s.put(key, o, data)
 		return data, nil
 	}
 	raw, err := Fetch(context.Background(), src, o, s.cfg.Fetch)
 	if err != nil {
-		return nil, err
+		return nil, limitHint(err)
 	}
-	data, err := wds.Decompress(raw)
+	data, err := decompressShard(o, raw, s.cfg.MaxShardBytes)
 	if err != nil {
-		return nil, &Error{Op: "read", Object: o.URL, Kind: ErrCorrupt, Err: err}
+		return nil, err
 	}
 	s.put(key, o, data)
 	return data, nil
@@ -229,7 +239,8 @@ func (s *Shards) put(key CacheKey, o Object, data []byte) {
 		}
 		return
 	}
-	if err := s.cache.PutAsync(key, data); err != nil && !errors.Is(err, ErrTooLarge) {
+	// Disk write failures are logged by the cache, rate-limited.
+	if err := s.cache.PutAsync(key, data); err != nil && !errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrUnavailable) {
 		s.log.Warn("cannot cache shard", "object", o.URL, "err", err)
 	}
 }

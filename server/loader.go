@@ -107,7 +107,7 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 		if err := shm.checkStep(samples); err != nil {
 			return err
 		}
-		if err := l.sendStep(stream, shm, samples, lo, settings.Epoch, uint64((start+k*step)/step), uint32(b.Rank), uint64(after)); err != nil {
+		if err := l.sendStep(stream, shm, ds, samples, lo, settings.Epoch, uint64((start+k*step)/step), uint32(b.Rank), uint64(after)); err != nil {
 			return err
 		}
 		// Sent: gRPC has encoded the bytes, or shm copied them to the region
@@ -118,15 +118,30 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 }
 
 // sendStep sends one step's samples (positions from lo on) as messages of
-// about MaxPartBytes; the last is final and carries the cursor.
-func (l *loader) sendStep(stream stokerv1.Loader_StreamBatchesServer, shm *shmStream, samples []*prefetch.SampleData,
+// about MaxPartBytes, each under gRPC's send limit when the bytes travel in
+// it; the last is final and carries the cursor.
+func (l *loader) sendStep(stream stokerv1.Loader_StreamBatchesServer, shm *shmStream, ds *prefetch.Dataset, samples []*prefetch.SampleData,
 	lo int, epoch, step uint64, rank uint32, after uint64) error {
 	newMsg := func() *stokerv1.StreamBatchesResponse {
 		return &stokerv1.StreamBatchesResponse{Epoch: epoch, Step: step, Rank: rank}
 	}
 	msg, part, partBytes := newMsg(), samples[:0:0], 0
+	fit := msgFit{limit: l.s.cfg.MaxMessageBytes}
 	for i, d := range samples {
-		msg.Samples = append(msg.Samples, sampleProto(d, lo+i))
+		sp := sampleProto(d, lo+i)
+		if shm == nil { // the bytes go in the message: keep it under gRPC's limit
+			sendFirst, err := fit.add(ds.Manifest.Shards[d.Ref.Shard].Object, sp)
+			if err != nil {
+				return err
+			}
+			if sendFirst {
+				if err := l.sendSamples(stream, shm, msg, part, partBytes); err != nil {
+					return err
+				}
+				msg, part, partBytes = newMsg(), part[len(part):], 0
+			}
+		}
+		msg.Samples = append(msg.Samples, sp)
 		part = append(part, d)
 		partBytes += d.Size()
 		if partBytes >= l.s.cfg.MaxPartBytes && i+1 < len(samples) {
@@ -134,6 +149,7 @@ func (l *loader) sendStep(stream stokerv1.Loader_StreamBatchesServer, shm *shmSt
 				return err
 			}
 			msg, part, partBytes = newMsg(), part[len(part):], 0
+			fit.reset()
 		}
 	}
 	msg.Final = true

@@ -16,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -44,6 +45,8 @@ type flags struct {
 	listen, unix, http, cacheDir string
 	memory, disk, memoryRegion   string
 	pathStyle                    bool
+	s3ReadTimeout                time.Duration
+	maxShardSize                 string
 	maxFetches                   int
 	aheadBatches                 int
 	logLevel                     string
@@ -65,6 +68,10 @@ func parseFlags() flags {
 	flag.StringVar(&f.memoryRegion, "memory-region", string(server.RegionAuto),
 		"where the memory tier lives: auto (one mapped region, locked when a GPU is found, on the GPUs' NUMA node), locked (locked always) or heap (the Go heap)")
 	flag.BoolVar(&f.pathStyle, "s3-path-style", false, "force S3 path-style addressing (on by itself for IP and localhost endpoints)")
+	flag.DurationVar(&f.s3ReadTimeout, "s3-read-timeout", prefetch.DefaultS3Config().ReadIdleTimeout,
+		"longest wait for progress on an S3 request (its headers, then each read of its body); a stalled GET is resumed where it stopped, a bounded number of times")
+	flag.StringVar(&f.maxShardSize, "max-shard-size", "",
+		"most bytes one shard may hold (a tar after gunzip, a columnar unit): larger ones, gzip bombs among them, are refused naming the object (default: the memory tier, at least 256MiB, at most 4GiB)")
 	flag.IntVar(&f.maxFetches, "max-fetches", prefetch.DefaultShardsConfig().MaxFetches, "shards fetched from storage at once")
 	flag.IntVar(&f.aheadBatches, "prefetch-batches", prefetch.DefaultPrefetchConfig().AheadBatches, "batches whose shards are fetched ahead of each stream")
 	flag.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -112,6 +119,14 @@ func run() error {
 		return fmt.Errorf("--memory-region: %w", err)
 	}
 	cfg.Shards.MaxFetches = f.maxFetches
+	cfg.Shards.MaxShardBytes = prefetch.DefaultMaxShardBytes(cfg.Cache.MemoryBytes)
+	if f.maxShardSize != "" {
+		n, err := humanize.ParseBytes(f.maxShardSize)
+		if err != nil || n == 0 || n > math.MaxInt64 {
+			return fmt.Errorf("--max-shard-size %q: want a positive size such as 2GiB", f.maxShardSize)
+		}
+		cfg.Shards.MaxShardBytes = int64(n)
+	}
 	cfg.Prefetch.AheadBatches = f.aheadBatches
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
@@ -119,6 +134,7 @@ func run() error {
 
 	s3cfg := prefetch.DefaultS3Config()
 	s3cfg.PathStyle = f.pathStyle
+	s3cfg.ReadIdleTimeout = f.s3ReadTimeout
 	s3, err := prefetch.NewS3Source(ctx, s3cfg)
 	if err != nil {
 		return err

@@ -18,11 +18,14 @@ var (
 	// index, such as a GNU sparse member (its stored bytes are not its
 	// contents, so no single byte range holds them).
 	ErrUnsupported = errors.New("unsupported shard")
+	// ErrTooLarge: the shard's tar bytes exceed the limit given to
+	// DecompressLimit (a gzip bomb, or a shard too large for the cache).
+	ErrTooLarge = errors.New("shard too large")
 )
 
 // Error says where in a shard indexing failed.
 type Error struct {
-	// Kind is ErrCorrupt or ErrUnsupported.
+	// Kind is ErrCorrupt, ErrUnsupported or ErrTooLarge.
 	Kind error
 	// Member is the tar member involved, or "" when the problem is not in a
 	// named member (a damaged header, the gzip stream).

@@ -32,9 +32,12 @@ func FuzzIndex(f *testing.F) {
 	f.Add([]byte{})
 	f.Add(make([]byte, 2*blockSize))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		data, err := Decompress(in)
+		data, err := DecompressLimit(in, fuzzLimit)
 		if err != nil {
-			wantErr(t, err, ErrCorrupt, "", -1)
+			var e *Error
+			if !errors.As(err, &e) || !(errors.Is(err, ErrCorrupt) || errors.Is(err, ErrTooLarge)) {
+				t.Fatalf("Decompress error %v is not a corrupt or too-large *Error", err)
+			}
 			data = in
 		}
 		samples, err := IndexBytes(data)
@@ -66,6 +69,53 @@ func FuzzIndex(f *testing.F) {
 		streamed, err := Index(iotest.HalfReader(bytes.NewReader(data)))
 		if err != nil || !reflect.DeepEqual(streamed, samples) {
 			t.Fatalf("streaming gives %v, %s; want %s", err, describe(streamed), describe(samples))
+		}
+	})
+}
+
+// fuzzLimit bounds what one fuzz input may inflate to, so that a bomb the
+// fuzzer finds costs a fuzz worker little memory.
+const fuzzLimit = 16 << 20
+
+// FuzzDecompress feeds DecompressLimit arbitrary bytes and a limit: it must
+// not panic, must fail only with a corrupt or too-large *Error, must never
+// return more than the limit, and must agree with itself at the edge: the
+// bytes it returns pass with exactly their length as the limit, and one
+// byte less is ErrTooLarge at that offset.
+func FuzzDecompress(f *testing.F) {
+	text := []byte(body(62, 3000) + strings.Repeat("compressible ", 200))
+	f.Add(gz(f, text), uint32(1<<20))
+	f.Add(gz(f, text), uint32(len(text)))
+	f.Add(gz(f, text), uint32(len(text)-1))
+	f.Add(cat(gz(f, text[:10]), make([]byte, 20), gz(f, text[10:])), uint32(5000))
+	f.Add(gzBomb(f, 4<<20), uint32(1<<20))
+	f.Add(text, uint32(100))
+	f.Add([]byte{0x1f, 0x8b}, uint32(10))
+	f.Fuzz(func(t *testing.T, in []byte, limit32 uint32) {
+		limit := int64(limit32)%fuzzLimit + 1
+		out, err := DecompressLimit(in, limit)
+		if err != nil {
+			var e *Error
+			if !errors.As(err, &e) || !(errors.Is(err, ErrCorrupt) || errors.Is(err, ErrTooLarge)) {
+				t.Fatalf("error %v is not a corrupt or too-large *Error", err)
+			}
+			if errors.Is(err, ErrTooLarge) && e.Offset != limit {
+				t.Fatalf("too large at offset %d, limit %d", e.Offset, limit)
+			}
+			return
+		}
+		if int64(len(out)) > limit {
+			t.Fatalf("%d bytes out, limit %d", len(out), limit)
+		}
+		again, err := DecompressLimit(in, int64(len(out)))
+		if len(out) > 0 && (err != nil || !bytes.Equal(again, out)) {
+			t.Fatalf("with its own length %d as the limit: %d bytes, %v", len(out), len(again), err)
+		}
+		if len(out) > 1 {
+			_, err := DecompressLimit(in, int64(len(out))-1)
+			if !errors.Is(err, ErrTooLarge) {
+				t.Fatalf("with a limit one under its %d bytes: %v, want ErrTooLarge", len(out), err)
+			}
 		}
 	})
 }

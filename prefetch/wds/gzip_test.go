@@ -6,6 +6,9 @@ import (
 	"compress/gzip"
 	"errors"
 	"io"
+	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 	"testing/iotest"
 )
@@ -125,4 +128,125 @@ func TestNewReader(t *testing.T) {
 			t.Fatalf("got %v, want %v", err, boom)
 		}
 	})
+}
+
+// gzBomb returns gzip members that inflate to n zero bytes: one member of
+// up to 1 MiB of zeros, repeated (concatenated members are one stream).
+func gzBomb(t testing.TB, n int) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if err != nil {
+		t.Fatal(err)
+	}
+	member := min(n, 1<<20)
+	if _, err := zw.Write(make([]byte, member)); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n%member != 0 {
+		t.Fatalf("%d is not a multiple of %d", n, member)
+	}
+	return bytes.Repeat(buf.Bytes(), n/member)
+}
+
+// allocated returns the bytes f allocated on the heap.
+func allocated(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// DecompressLimit keeps to its limit: exactly the limit passes, one byte
+// more is ErrTooLarge, and a bomb stops at the limit instead of inflating:
+// what it allocates is bounded by the limit, not by the bomb.
+func TestDecompressLimit(t *testing.T) {
+	text := []byte(body(54, 100_000))
+	one := gz(t, text)
+	two := cat(gz(t, text[:40_000]), gz(t, text[40_000:])) // ISIZE says 60000: too small a hint
+	lying := bytes.Clone(one)
+	copy(lying[len(lying)-4:], []byte{0xff, 0xff, 0, 0}) // ISIZE 65535, a plausible lie: the CRC check fails
+	for _, tc := range []struct {
+		name  string
+		in    []byte
+		limit int64
+		want  []byte
+		kind  error
+	}{
+		{"gzip at the limit", one, int64(len(text)), text, nil},
+		{"gzip one byte over", one, int64(len(text)) - 1, nil, ErrTooLarge},
+		{"gzip far over", one, 1000, nil, ErrTooLarge},
+		{"two members at the limit", two, int64(len(text)), text, nil},
+		{"two members one over", two, int64(len(text)) - 1, nil, ErrTooLarge},
+		{"no limit", two, 0, text, nil},
+		{"no limit, no hint", cat(one, gz(t, nil)), 0, text, nil}, // the last member is empty: ISIZE 0
+		{"no hint, over the limit", cat(one, gz(t, nil)), 1000, nil, ErrTooLarge},
+		{"lying size", lying, 1 << 20, nil, ErrCorrupt},
+		{"plain at the limit", text, int64(len(text)), text, nil},
+		{"plain one over", text, int64(len(text)) - 1, nil, ErrTooLarge},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := DecompressLimit(tc.in, tc.limit)
+			if tc.kind != nil {
+				e := wantErr(t, err, tc.kind, "", -1)
+				if tc.kind == ErrTooLarge && (e.Offset != tc.limit || !strings.Contains(err.Error(), strconv.FormatInt(tc.limit, 10))) {
+					t.Errorf("error %q does not name the limit %d", err, tc.limit)
+				}
+				return
+			}
+			if err != nil || !bytes.Equal(got, tc.want) {
+				t.Fatalf("got %d bytes, %v; want %d bytes", len(got), err, len(tc.want))
+			}
+		})
+	}
+
+	t.Run("bomb", func(t *testing.T) {
+		const inflated, limit = 256 << 20, 4 << 20
+		bomb := gzBomb(t, inflated)
+		var err error
+		n := allocated(func() { _, err = DecompressLimit(bomb, limit) })
+		wantErr(t, err, ErrTooLarge, "", limit)
+		if n > 4*limit {
+			t.Errorf("decompressing a %d-byte bomb (%d inflated) with a limit of %d allocated %d bytes", len(bomb), inflated, limit, n)
+		}
+		t.Logf("a %d-byte bomb of %d MiB, limit %d MiB: %d KiB allocated", len(bomb), inflated>>20, limit>>20, n>>10)
+	})
+
+	t.Run("an exact hint allocates once", func(t *testing.T) {
+		var err error
+		n := allocated(func() { _, err = DecompressLimit(one, 1<<30) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > uint64(len(text))+128<<10 { // the buffer, plus the gzip reader's window and tables
+			t.Errorf("allocated %d bytes for %d tar bytes: the buffer grew", n, len(text))
+		}
+	})
+}
+
+// A one-member bomb whose trailer tells its size truthfully, over the
+// limit, is refused without allocating a buffer for it.
+func TestDecompressLimitTruthfulBomb(t *testing.T) {
+	const inflated, limit = 32 << 20, 1 << 20
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := zw.Write(make([]byte, inflated)); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n := allocated(func() { _, err = DecompressLimit(buf.Bytes(), limit) })
+	wantErr(t, err, ErrTooLarge, "", limit)
+	if n > limit/2 {
+		t.Errorf("refusing a %d MiB bomb allocated %d bytes", inflated>>20, n)
+	}
 }
