@@ -185,6 +185,9 @@ func (p *Prefetcher) readRange(ctx context.Context, o Object, lo, hi int64) ([]b
 	if lo < 0 || hi < lo || (o.Size > 0 && hi > o.Size) {
 		return nil, &Error{Op: "read", Object: o.URL, Kind: ErrCorrupt, Err: fmt.Errorf("sample bytes [%d, %d) are outside the %d-byte object", lo, hi, o.Size)}
 	}
+	if limit := p.shards.cfg.MaxShardBytes; hi-lo > limit {
+		return nil, &Error{Op: "read", Object: o.URL, Kind: ErrTooLarge, Err: fmt.Errorf("a sample of %d bytes at %d, over the per-shard limit of %d (stokerd --max-shard-size)", hi-lo, lo, limit)}
+	}
 	src, err := p.shards.sources.For(o.URL)
 	if err != nil {
 		return nil, err
