@@ -12,3 +12,23 @@ func (c *Cache) PutMemory(key CacheKey, data []byte) bool {
 	}
 	return c.putMem(key, data)
 }
+
+// EntrySize returns the bytes of key's entry in either tier, and whether
+// the cache holds it.
+func (c *Cache) EntrySize(key CacheKey) (int64, bool) {
+	c.memMu.Lock()
+	e := c.mem.entries[key]
+	c.memMu.Unlock()
+	if e != nil {
+		return e.size, true
+	}
+	if c.disk == nil {
+		return 0, false
+	}
+	c.diskMu.Lock()
+	defer c.diskMu.Unlock()
+	if e := c.disk.entries[key]; e != nil && e.ready {
+		return e.size, true
+	}
+	return 0, false
+}

@@ -241,3 +241,10 @@ func (k *keeper) keeps(key CacheKey) (bool, float64) {
 	in, r := k.inSubset(key)
 	return in && k.owns(key), r
 }
+
+// keptElsewhere reports whether key's shard is in the cluster's kept
+// subset and another node owns it.
+func (k *keeper) keptElsewhere(key CacheKey) bool {
+	in, _ := k.inSubset(key)
+	return in && !k.owns(key)
+}

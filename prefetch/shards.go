@@ -2,6 +2,7 @@ package prefetch
 
 import (
 	"context"
+	"fmt"
 	"errors"
 	"log/slog"
 	"sync"
@@ -39,6 +40,15 @@ func DefaultShardsConfig() ShardsConfig {
 // the caller reads storage directly. The returned bytes are read-only.
 type Remote interface {
 	Fetch(ctx context.Context, o Object) ([]byte, error)
+}
+
+// RangeRemote is a Remote that also reads a byte range of a shard from its
+// owner's cache (which reads the shard from storage if it has not got it):
+// for samples of a shard another node keeps. FetchRange returns ErrLocal
+// like Fetch, and the bytes [off, off+n) of o's decompressed bytes.
+type RangeRemote interface {
+	Remote
+	FetchRange(ctx context.Context, o Object, off, n int64) ([]byte, error)
 }
 
 // ErrLocal is returned by a Remote for a shard this node reads itself.
@@ -138,6 +148,27 @@ func (s *Shards) wait(ctx context.Context, ch <-chan singleflight.Result) (*Ref,
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// GetRangeRemote reads bytes [off, off+n) of o from its owner, or returns
+// ErrLocal when this node owns o, is alone, or its Remote reads no ranges.
+func (s *Shards) GetRangeRemote(ctx context.Context, o Object, off, n int64) ([]byte, error) {
+	rb := s.remote.Load()
+	if rb == nil {
+		return nil, ErrLocal
+	}
+	rr, ok := rb.r.(RangeRemote)
+	if !ok {
+		return nil, ErrLocal
+	}
+	data, err := rr.FetchRange(ctx, o, off, n)
+	if err == nil {
+		s.peerReads.Add(1)
+		if int64(len(data)) != n {
+			return nil, &Error{Op: "read", Object: o.URL, Kind: ErrCorrupt, Err: fmt.Errorf("the owner sent %d bytes for a range of %d", len(data), n)}
+		}
+	}
+	return data, err
 }
 
 // Prefetch starts fetching o in the background unless it is cached.

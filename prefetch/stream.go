@@ -2,6 +2,7 @@ package prefetch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -219,6 +220,9 @@ func (s *Stream) Advance(k int) {
 				s.p.shards.Prefetch(o)
 				continue
 			}
+			if s.p.keep.keptElsewhere(s.ds.Key(i)) {
+				continue // read from the node that keeps it, when needed
+			}
 			n, ok := s.ranges.want(ref, pos)
 			if ok && spent > 0 && spent+n > budget {
 				return
@@ -341,6 +345,18 @@ func (s *Stream) bytes(ctx context.Context, ref shuffle.Ref, pos int, lo, hi int
 		}
 		s.refs[ref.Shard] = r
 		return r.Bytes(), 0, TierNone, nil
+	}
+	if s.p.keep.keptElsewhere(key) {
+		// Another node keeps it: its samples come from there, not storage.
+		t := time.Now()
+		b, err := s.p.shards.GetRangeRemote(ctx, s.ds.Object(i), lo, hi-lo)
+		s.stalled(time.Since(t))
+		if err == nil {
+			return b, lo, TierNone, nil
+		}
+		if !errors.Is(err, ErrLocal) {
+			s.p.log.Warn("reading a sample from its shard's owner failed: reading storage", "object", s.ds.Object(i).URL, "err", err)
+		}
 	}
 	return s.rangeBytes(ctx, ref, pos, lo, hi)
 }

@@ -32,15 +32,23 @@ func (p *peer) ReadShard(req *stokerv1.ReadShardRequest, stream stokerv1.Peer_Re
 		return invalid("object", "is empty")
 	}
 	o := prefetch.Object{URL: req.GetObject(), Size: req.GetSize(), ETag: req.GetEtag(), Offset: req.GetUnitOffset(), Length: req.GetUnitLength()}
-	r, err := p.s.shards.GetLocal(stream.Context(), o)
+	off, n := req.GetOffset(), req.GetLength()
+	if off < 0 || n < 0 {
+		return invalid("offset", fmt.Sprintf("range [%d, +%d) is negative", off, n))
+	}
+	data, base, total, release, err := p.readRange(o, off, n)
 	if err != nil {
 		return toStatus(err)
 	}
-	defer r.Release()
-	data := r.Bytes()
-	off, n := req.GetOffset(), req.GetLength()
-	total := int64(len(data))
-	if off < 0 || off > total || n < 0 || (n > 0 && off+n > total) {
+	if data == nil { // not a range in the cache: the whole shard, read once if need be
+		r, err := p.s.shards.GetLocal(stream.Context(), o)
+		if err != nil {
+			return toStatus(err)
+		}
+		data, base, total, release = r.Bytes(), 0, int64(len(r.Bytes())), r.Release
+	}
+	defer release()
+	if off > total || (n > 0 && off+n > total) {
 		return invalid("offset", fmt.Sprintf("range [%d, +%d) is outside the shard's %d bytes", off, n, total))
 	}
 	end := total
@@ -50,7 +58,7 @@ func (p *peer) ReadShard(req *stokerv1.ReadShardRequest, stream stokerv1.Peer_Re
 	p.s.peerServed.Add(1)
 	for {
 		hi := min(off+chunkBytes, end)
-		if err := stream.Send(&stokerv1.ReadShardResponse{Offset: off, Data: data[off:hi], Total: total}); err != nil {
+		if err := stream.Send(&stokerv1.ReadShardResponse{Offset: off, Data: data[off-base : hi-base], Total: total}); err != nil {
 			return err
 		}
 		off = hi
@@ -58,6 +66,26 @@ func (p *peer) ReadShard(req *stokerv1.ReadShardRequest, stream stokerv1.Peer_Re
 			return nil
 		}
 	}
+}
+
+// readRange serves a ranged read from the cache alone (a sample of a shard
+// this node keeps, read from disk by its blocks): the bytes, the shard
+// offset of their first, the shard's length and how to release them; nil
+// data when the cache has no such range.
+func (p *peer) readRange(o prefetch.Object, off, n int64) (data []byte, base, total int64, release func(), err error) {
+	if n == 0 {
+		return nil, 0, 0, nil, nil
+	}
+	key := o.CacheKey()
+	total, ok := p.s.cache.EntrySize(key)
+	if !ok || off > total || n > total-off {
+		return nil, 0, 0, nil, nil
+	}
+	r, _, err := p.s.cache.AcquireRange(key, off, n)
+	if err != nil || r == nil {
+		return nil, 0, 0, nil, err
+	}
+	return r.Bytes(), off, total, r.Release, nil
 }
 
 func (p *peer) Warm(_ context.Context, req *stokerv1.WarmRequest) (*stokerv1.WarmResponse, error) {

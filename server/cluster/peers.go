@@ -109,6 +109,22 @@ func (p *Peers) Conn(addr string) (*grpc.ClientConn, error) {
 // Fetch implements prefetch.Remote: it reads o's decompressed bytes from
 // its owner, or returns prefetch.ErrLocal when this node owns o.
 func (p *Peers) Fetch(ctx context.Context, o prefetch.Object) ([]byte, error) {
+	return p.fetch(ctx, o, 0, 0)
+}
+
+// FetchRange implements prefetch.RangeRemote: bytes [off, off+n) of o's
+// decompressed bytes from its owner, or prefetch.ErrLocal.
+func (p *Peers) FetchRange(ctx context.Context, o prefetch.Object, off, n int64) ([]byte, error) {
+	if n <= 0 {
+		return []byte{}, nil
+	}
+	return p.fetch(ctx, o, off, n)
+}
+
+var _ prefetch.RangeRemote = (*Peers)(nil)
+
+// fetch reads o, or its bytes [off, off+n) when n > 0, from its owner.
+func (p *Peers) fetch(ctx context.Context, o prefetch.Object, off, n int64) ([]byte, error) {
 	owner, ok := p.node.Owner(ShardKey(o))
 	if !ok || owner.Name == p.node.Name() {
 		return nil, prefetch.ErrLocal
@@ -117,26 +133,33 @@ func (p *Peers) Fetch(ctx context.Context, o prefetch.Object) ([]byte, error) {
 		return nil, fmt.Errorf("cluster: owner %s of %s publishes no gRPC address", owner.Name, o.URL)
 	}
 	cfg := p.node.cfg.Peer
-	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout+time.Duration(o.Bytes()*int64(time.Second)/cfg.MinRate))
+	size := o.Bytes()
+	if n > 0 {
+		size = n
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout+time.Duration(size*int64(time.Second)/cfg.MinRate))
 	defer cancel()
-	data, err := p.read(ctx, owner.Meta.GRPCAddr, o)
+	data, err := p.read(ctx, owner.Meta.GRPCAddr, o, off, n)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: reading %s from owner %s (%s): %w", o.URL, owner.Name, owner.Meta.GRPCAddr, err)
 	}
 	return data, nil
 }
 
-func (p *Peers) read(ctx context.Context, addr string, o prefetch.Object) ([]byte, error) {
+func (p *Peers) read(ctx context.Context, addr string, o prefetch.Object, off, n int64) ([]byte, error) {
 	conn, err := p.Conn(addr)
 	if err != nil {
 		return nil, err
 	}
-	stream, err := stokerv1.NewPeerClient(conn).ReadShard(ctx, &stokerv1.ReadShardRequest{Object: o.URL, Etag: o.ETag, Size: o.Size, UnitOffset: o.Offset, UnitLength: o.Length})
+	stream, err := stokerv1.NewPeerClient(conn).ReadShard(ctx, &stokerv1.ReadShardRequest{Object: o.URL, Etag: o.ETag, Size: o.Size,
+		UnitOffset: o.Offset, UnitLength: o.Length, Offset: off, Length: n})
 	if err != nil {
 		return nil, err
 	}
+	// The owner sends the shard's bytes from off on (to the end, or n of
+	// them) as chunks naming their offset, each with the shard's length.
 	var buf []byte
-	total := int64(-1)
+	total, want := int64(-1), n
 	for {
 		chunk, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -147,21 +170,33 @@ func (p *Peers) read(ctx context.Context, addr string, o prefetch.Object) ([]byt
 		}
 		if buf == nil {
 			total = chunk.GetTotal()
-			buf = make([]byte, 0, total)
+			if total < 0 || off > total || (n > 0 && off+n > total) {
+				return nil, fmt.Errorf("the owner says the shard has %d bytes, for a read of %d at %d", total, n, off)
+			}
+			if want <= 0 {
+				want = total - off
+			}
+			buf = make([]byte, 0, min(want, maxPrealloc)) // the owner's word on the size is not trusted further
 		}
-		if chunk.GetOffset() != int64(len(buf)) {
-			return nil, fmt.Errorf("chunk at offset %d, want %d", chunk.GetOffset(), len(buf))
+		if chunk.GetOffset() != off+int64(len(buf)) {
+			return nil, fmt.Errorf("chunk at offset %d, want %d", chunk.GetOffset(), off+int64(len(buf)))
+		}
+		if int64(len(buf)+len(chunk.GetData())) > want {
+			return nil, fmt.Errorf("the owner sent more than the %d bytes asked for", want)
 		}
 		buf = append(buf, chunk.GetData()...)
 	}
 	if buf == nil {
 		buf = []byte{}
 	}
-	if total >= 0 && int64(len(buf)) != total {
-		return nil, fmt.Errorf("stream ended after %d of %d bytes", len(buf), total)
+	if total >= 0 && int64(len(buf)) != want {
+		return nil, fmt.Errorf("stream ended after %d of %d bytes", len(buf), want)
 	}
 	return buf, nil
 }
+
+// maxPrealloc caps the buffer made for a read before its bytes arrive.
+const maxPrealloc = 64 << 20
 
 // Close closes every connection. Safe to call more than once.
 func (p *Peers) Close() error {
