@@ -241,3 +241,47 @@ func TestCursorOfAnotherPlanVersion(t *testing.T) {
 	}
 	t.Fatal("no batch and no error")
 }
+
+// A dataset that fits the two nodes' disk tiers together but not either
+// alone is read from S3 once in epoch 0 and not at all in epoch 1: each
+// node keeps the shards it owns, and a trainer on one node reads the
+// samples of shards the other keeps from that node (by byte range, the
+// window being larger than the memory tier).
+func TestClusterKeepsWhatFitsTheCluster(t *testing.T) {
+	d := newBigDataset(t, "big", 32, 16, 16<<10)
+	disk := strconv.FormatInt(d.bytes*6/10, 10)
+	env := d.proxy.env(d.s3.Env())
+	a := startNode(t, env, "a", "", "--memory-cache", "2MiB", "--disk-cache", disk)
+	b := startNode(t, env, "b", a.gossip, "--memory-cache", "2MiB", "--disk-cache", disk)
+	waitAlive(t, []*clusterNode{a, b}, "a", "b")
+	d.s3Bytes()
+	e := stoker.Epoch{URL: d.url, Seed: 9, BatchSize: 8}
+	for epoch := range 2 {
+		e.Epoch = uint64(epoch)
+		var all []*stokerv1.Sample
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for rank, n := range []*clusterNode{a, b} {
+			c := dial(t, n)
+			er := e
+			er.Rank, er.WorldSize = rank, 2
+			wg.Go(func() {
+				got := readAll(t, c, er)
+				mu.Lock()
+				all = append(all, got...)
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		d.checkOnce(t, fmt.Sprintf("epoch %d", epoch), all)
+		n, gets := d.s3Bytes()
+		ratio := float64(n) / float64(d.bytes)
+		t.Logf("epoch %d: S3 sent %d bytes in %d GETs, %.2fx the dataset; per object %v", epoch, n, gets, ratio, d.last)
+		switch {
+		case epoch == 0 && ratio > 1.1:
+			t.Errorf("epoch 0 read %.2fx the dataset from S3, want about 1x", ratio)
+		case epoch == 1 && ratio > 0.02:
+			t.Errorf("epoch 1 read %.2fx the dataset from S3: the cluster's disks hold it all\n%s\n%s", ratio, a.logs(), b.logs())
+		}
+	}
+}
