@@ -123,11 +123,19 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ds.GetShards()) != 8 || ds.GetNumSamples() != uint64(len(e.want)) {
-		t.Fatalf("dataset: %d shards, %d samples; want 8, %d", len(ds.GetShards()), ds.GetNumSamples(), len(e.want))
+	// No index beside the shards and no stored manifest: the shards are
+	// counted as streams reach them, not at the open.
+	if len(ds.GetShards()) != 8 || ds.GetCounted() || ds.GetCountsFrom() != "counting" {
+		t.Fatalf("dataset: %d shards, counted %v from %q; want 8, false, counting", len(ds.GetShards()), ds.GetCounted(), ds.GetCountsFrom())
 	}
 	base := stoker.Epoch{URL: e.url, Seed: 7, BatchSize: 16, ShuffleWindow: 3}
 	epoch0 := e.checkEpoch(t, readAll(t, e.client, base))
+	if ds, err = e.client.OpenDataset(ctx, e.url); err != nil {
+		t.Fatal(err)
+	}
+	if !ds.GetCounted() || ds.GetNumSamples() != uint64(len(e.want)) {
+		t.Fatalf("after an epoch: counted %v, %d samples; want true, %d", ds.GetCounted(), ds.GetNumSamples(), len(e.want))
+	}
 
 	t.Run("same sequence for world size 4", func(t *testing.T) {
 		var mu sync.Mutex
