@@ -97,11 +97,11 @@ func TestAllowFilesRefusesOutside(t *testing.T) {
 	ctx := context.Background()
 	u := func(p string) string { return "file://" + p }
 	for _, p := range []string{
-		filepath.Join(tr.outside, "secret.tar"),        // exists
-		filepath.Join(tr.outside, "missing.tar"),       // does not
-		"/no/such/folder/x.tar",                        // nor its folder
-		"/etc/passwd",                                  // a system file
-		filepath.Join(tr.root, "link-out.tar"),         // a link out of the root
+		filepath.Join(tr.outside, "secret.tar"),         // exists
+		filepath.Join(tr.outside, "missing.tar"),        // does not
+		"/no/such/folder/x.tar",                         // nor its folder
+		"/etc/passwd",                                   // a system file
+		filepath.Join(tr.root, "link-out.tar"),          // a link out of the root
 		filepath.Join(tr.root, "dir-out", "secret.tar"), // through a folder link out
 		filepath.Join(tr.root, "dir-out", "missing.tar"),
 		filepath.Join(tr.root, "dangling.tar"), // a link whose target is gone
