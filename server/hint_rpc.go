@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"sync"
@@ -19,6 +20,9 @@ import (
 	"github.com/stoker-data/stoker/shuffle"
 )
 
+// maxHintEpochs bounds the epochs of one hint: each is planned in full.
+const maxHintEpochs = 1024
+
 // Prefetch takes a scheduler's hint: it opens the dataset, lists the
 // shards the epochs read in the order they are first needed (cut at the
 // byte budget), and hands each owner its part.
@@ -28,14 +32,16 @@ func (l *loader) Prefetch(ctx context.Context, req *stokerv1.PrefetchRequest) (*
 		return nil, invalid("url", "is empty")
 	case len(req.GetEpochs()) == 0:
 		return nil, invalid("epochs", "is empty")
+	case len(req.GetEpochs()) > maxHintEpochs:
+		return nil, invalid("epochs", fmt.Sprintf("%d epochs, over the limit of %d in one hint", len(req.GetEpochs()), maxHintEpochs))
 	}
 	deadline := unixMilli(req.GetDeadlineUnixMs())
 	if !deadline.IsZero() && time.Until(deadline) <= 0 {
 		return nil, invalid("deadline_unix_ms", "is in the past")
 	}
-	ds, err := l.s.catalog.Open(ctx, req.GetUrl(), shuffle.Format(req.GetFormat()))
+	ds, err := l.s.open(ctx, req.GetUrl(), shuffle.Format(req.GetFormat()))
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, err
 	}
 	base := shuffle.Settings{Seed: req.GetSeed(), Window: int(req.GetShuffleWindow()), NoShuffle: req.GetNoShuffle()}
 	objs := l.s.hints.order(ds, base, req.GetEpochs(), req.GetBudgetBytes())
@@ -203,6 +209,10 @@ func writeJSONError(w http.ResponseWriter, err error) {
 		code = http.StatusNotFound
 	case codes.PermissionDenied:
 		code = http.StatusForbidden
+	case codes.Unauthenticated:
+		code = http.StatusUnauthorized
+	case codes.ResourceExhausted:
+		code = http.StatusTooManyRequests
 	case codes.Unavailable:
 		code = http.StatusServiceUnavailable
 	}

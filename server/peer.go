@@ -28,24 +28,20 @@ type peer struct {
 // storage once if needed. It never asks another node (GetLocal), so a read
 // never hops twice even while nodes disagree on membership.
 func (p *peer) ReadShard(req *stokerv1.ReadShardRequest, stream stokerv1.Peer_ReadShardServer) error {
-	if req.GetObject() == "" {
-		return invalid("object", "is empty")
-	}
 	o := prefetch.Object{URL: req.GetObject(), Size: req.GetSize(), ETag: req.GetEtag(), Offset: req.GetUnitOffset(), Length: req.GetUnitLength()}
+	if err := p.s.checkShard("shard", o); err != nil {
+		return err
+	}
 	r, err := p.s.shards.GetLocal(stream.Context(), o)
 	if err != nil {
 		return toStatus(err)
 	}
 	defer r.Release()
 	data := r.Bytes()
-	off, n := req.GetOffset(), req.GetLength()
-	total := int64(len(data))
-	if off < 0 || off > total || n < 0 || (n > 0 && off+n > total) {
-		return invalid("offset", fmt.Sprintf("range [%d, +%d) is outside the shard's %d bytes", off, n, total))
-	}
-	end := total
-	if n > 0 {
-		end = off + n
+	off, total := req.GetOffset(), int64(len(data))
+	end, err := shardRange(off, req.GetLength(), total)
+	if err != nil {
+		return err
 	}
 	p.s.peerServed.Add(1)
 	for {
@@ -61,12 +57,20 @@ func (p *peer) ReadShard(req *stokerv1.ReadShardRequest, stream stokerv1.Peer_Re
 }
 
 func (p *peer) Warm(_ context.Context, req *stokerv1.WarmRequest) (*stokerv1.WarmResponse, error) {
-	if req.GetHintId() == "" {
+	switch {
+	case req.GetHintId() == "":
 		return nil, invalid("hint_id", "is empty")
+	case len(req.GetHintId()) > maxHintIDBytes:
+		return nil, invalid("hint_id", fmt.Sprintf("is %d bytes, over %d", len(req.GetHintId()), maxHintIDBytes))
+	case len(req.GetShards()) > maxHintShards:
+		return nil, invalid("shards", fmt.Sprintf("%d shards, over %d", len(req.GetShards()), maxHintShards))
 	}
 	objs := make([]prefetch.Object, len(req.GetShards()))
 	for i, sh := range req.GetShards() {
 		objs[i] = prefetch.Object{URL: sh.GetObject(), Size: sh.GetSize(), ETag: sh.GetEtag(), Offset: sh.GetOffset(), Length: sh.GetLength()}
+		if err := p.s.checkShard(fmt.Sprintf("shards[%d]", i), objs[i]); err != nil {
+			return nil, err
+		}
 	}
 	p.s.hints.start(req.GetHintId(), objs, unixMilli(req.GetDeadlineUnixMs()), req.GetOnlyIfRoom())
 	return &stokerv1.WarmResponse{}, nil
@@ -113,9 +117,9 @@ func (s *Server) members(ctx context.Context, url string) (*stokerv1.MembersResp
 	if url == "" {
 		return resp, nil
 	}
-	ds, err := s.catalog.Open(ctx, url, "")
+	ds, err := s.open(ctx, url, "")
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, err
 	}
 	byName := map[string]*stokerv1.Member{}
 	for _, pm := range resp.Members {

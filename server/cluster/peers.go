@@ -27,6 +27,9 @@ type PeerConfig struct {
 	MinRate int64
 	// MaxMessageBytes is the receive limit of one chunk.
 	MaxMessageBytes int
+	// MaxShardBytes is the largest shard accepted from an owner: the size
+	// it announces is checked before a buffer is made for it.
+	MaxShardBytes int64
 	// Credentials secure the connections to the other nodes (TLS: the
 	// node's certificate as client certificate, its CA to verify theirs,
 	// each node's certificate naming the host of its gRPC address); nil
@@ -40,6 +43,7 @@ func DefaultPeerConfig() PeerConfig {
 		Timeout:         30 * time.Second, // an owner fetching from a slow S3 still wins
 		MinRate:         8 << 20,          // 8 MiB/s: far below any LAN; slower means the owner is in trouble
 		MaxMessageBytes: 16 << 20,         // chunks are 1 MiB
+		MaxShardBytes:   16 << 30,         // 16 GiB: far past any shard, far short of a size that cannot be allocated
 	}
 }
 
@@ -53,6 +57,9 @@ func (c PeerConfig) withDefaults() PeerConfig {
 	}
 	if c.MaxMessageBytes <= 0 {
 		c.MaxMessageBytes = d.MaxMessageBytes
+	}
+	if c.MaxShardBytes <= 0 {
+		c.MaxShardBytes = d.MaxShardBytes
 	}
 	return c
 }
@@ -135,6 +142,13 @@ func (p *Peers) read(ctx context.Context, addr string, o prefetch.Object) ([]byt
 	if err != nil {
 		return nil, err
 	}
+	return receiveShard(stream, p.node.cfg.Peer.MaxShardBytes)
+}
+
+// receiveShard gathers a ReadShard stream's chunks. Every number in them
+// is the owner's word: the total is checked against limit before a buffer
+// is made, and no chunk may run past it.
+func receiveShard(stream grpc.ServerStreamingClient[stokerv1.ReadShardResponse], limit int64) ([]byte, error) {
 	var buf []byte
 	total := int64(-1)
 	for {
@@ -147,10 +161,16 @@ func (p *Peers) read(ctx context.Context, addr string, o prefetch.Object) ([]byt
 		}
 		if buf == nil {
 			total = chunk.GetTotal()
+			if total < 0 || total > limit {
+				return nil, fmt.Errorf("the owner announces a shard of %d bytes, outside [0, %d]", total, limit)
+			}
 			buf = make([]byte, 0, total)
 		}
 		if chunk.GetOffset() != int64(len(buf)) {
 			return nil, fmt.Errorf("chunk at offset %d, want %d", chunk.GetOffset(), len(buf))
+		}
+		if int64(len(chunk.GetData())) > total-int64(len(buf)) {
+			return nil, fmt.Errorf("chunk of %d bytes at offset %d runs past the announced %d", len(chunk.GetData()), len(buf), total)
 		}
 		buf = append(buf, chunk.GetData()...)
 	}
