@@ -35,6 +35,10 @@ type PeerConfig struct {
 	// each node's certificate naming the host of its gRPC address); nil
 	// dials them in plaintext.
 	Credentials credentials.TransportCredentials
+	// Token, when set, sends this node's bearer token with every call to
+	// the other nodes (stoker.TokenFile.Credentials), for nodes started
+	// with --auth-token-file.
+	Token credentials.PerRPCCredentials
 }
 
 // DefaultPeerConfig returns the defaults.
@@ -102,10 +106,14 @@ func (p *Peers) Conn(addr string) (*grpc.ClientConn, error) {
 	if creds == nil {
 		creds = insecure.NewCredentials()
 	}
-	c, err := grpc.NewClient(addr,
+	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(p.node.cfg.Peer.MaxMessageBytes)),
-	)
+	}
+	if tok := p.node.cfg.Peer.Token; tok != nil {
+		opts = append(opts, grpc.WithPerRPCCredentials(tok))
+	}
+	c, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: dialing %s: %w", addr, err)
 	}
