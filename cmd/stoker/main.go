@@ -8,8 +8,10 @@
 //	stoker cluster --server 127.0.0.1:7470 [--url s3://bucket/train/]
 //	stoker doctor [--unix /run/stoker.sock] [--server unix:///run/stoker.sock]
 //
-// read, stats, prefetch and cluster take --tls-ca, --tls-cert and --tls-key
-// for a server that serves TLS (stokerd --tls-cert, --tls-ca).
+// read, stats, prefetch, cluster and doctor take --tls-ca, --tls-cert and
+// --tls-key for a server that serves TLS (stokerd --tls-cert, --tls-ca), and
+// --token-file (or $STOKER_TOKEN) for one that needs a bearer token
+// (stokerd --auth-token-file).
 package main
 
 import (
@@ -32,9 +34,11 @@ commands:
   cluster   list the cluster's members, cache fill, hit rates and shard ownership
   doctor    print what this host offers the GPU path (GPUs, NUMA, mlock, huge pages, cuFile, socket) and what Stoker will use
 
-read, stats, prefetch and cluster dial a TLS server (stokerd --tls-cert) with
---tls-ca CA.pem, and add --tls-cert CERT.pem --tls-key KEY.pem where it
-verifies clients (stokerd --tls-ca); a unix:// server stays plaintext.
+read, stats, prefetch, cluster and doctor dial a TLS server (stokerd
+--tls-cert) with --tls-ca CA.pem, and add --tls-cert CERT.pem --tls-key
+KEY.pem where it verifies clients (stokerd --tls-ca); a unix:// server
+stays plaintext. A server started with --auth-token-file needs a bearer
+token: --token-file FILE (its first line), or $STOKER_TOKEN.
 `
 
 func main() {
