@@ -68,7 +68,7 @@ func (l *loader) PrefetchStatus(ctx context.Context, req *stokerv1.PrefetchStatu
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			resp.Nodes[i] = l.s.partProgress(ctx, req.GetHintId(), p)
+			resp.Nodes[i] = l.s.partProgress(ctx, p)
 		}()
 	}
 	wg.Wait()
@@ -82,7 +82,8 @@ func (l *loader) PrefetchStatus(ctx context.Context, req *stokerv1.PrefetchStatu
 	return resp, nil
 }
 
-func (s *Server) partProgress(ctx context.Context, id string, p hintPart) *stokerv1.PrefetchProgress {
+func (s *Server) partProgress(ctx context.Context, p hintPart) *stokerv1.PrefetchProgress {
+	id := p.id
 	unreachable := func(err string) *stokerv1.PrefetchProgress {
 		return &stokerv1.PrefetchProgress{Node: p.node, BytesTotal: p.bytes, ShardsTotal: uint32(p.shards), State: hintUnreachable, Error: err}
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -162,13 +163,19 @@ func (s *Server) remoteStats(ctx context.Context, addr string) (*stokerv1.StatsR
 	return st, ""
 }
 
-// owners splits shards by owner among the live members, keeping their
-// order; a single node owns everything.
-func (s *Server) owners(objs []prefetch.Object) (names []string, parts map[string][]prefetch.Object, addrs map[string]string) {
+// owners splits shards by owner among the live members but those in
+// skip, keeping their order; a shard whose pool has no member left, or a
+// single node, goes to this node. Skipping a member hands each of its
+// shards to the next owner in rendezvous order: the one that owns it once
+// the cluster sees that member gone.
+func (s *Server) owners(objs []prefetch.Object, skip map[string]bool) (names []string, parts map[string][]prefetch.Object, addrs map[string]string) {
 	parts, addrs = map[string][]prefetch.Object{}, map[string]string{}
 	pools := [][]cluster.Member{nil} // a single node owns everything
 	if node := s.cfg.Cluster; node != nil {
 		pools = node.Pools() // with zone-local owners, each zone warms its own
+	}
+	for i, pool := range pools {
+		pools[i] = slices.DeleteFunc(slices.Clone(pool), func(m cluster.Member) bool { return skip[m.Name] })
 	}
 	for _, pool := range pools {
 		for _, o := range objs {
