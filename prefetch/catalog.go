@@ -297,7 +297,7 @@ func (c *Catalog) index(ctx context.Context, o Object) ([]wds.Sample, error) {
 }
 
 func (c *Catalog) storeManifest(m *shuffle.Manifest) error {
-	return writeJSON(c.manifestPath(m.URL), m)
+	return c.storeBounded(c.manifestPath(m.URL), m)
 }
 
 func (c *Catalog) loadManifest(url string) (*shuffle.Manifest, error) {
