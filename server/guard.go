@@ -27,7 +27,8 @@ func (s *Server) setupGuards() {
 	m.authFailures.WithLabelValues("http")
 	s.security = m
 	s.sizes = newDatasetSizes()
-	s.limits = newLimiter(s.cfg.Limits, func(limit string) { m.rejected.WithLabelValues(limit).Inc() })
+	s.trim = newTrimmer()
+	s.limits = newLimiter(s.cfg.Limits, func(limit string) { m.rejected.WithLabelValues(limit).Inc() }, s.trim.want)
 	s.registry.MustRegister(m.authFailures, m.rejected, m.panics, &sizeCollector{s: s})
 }
 

@@ -62,11 +62,13 @@ func (l Limits) withDefaults() Limits {
 type limiter struct {
 	cfg      Limits
 	rejected func(limit string) // counts a refusal by the limit's name
+	burst    func()             // called (not blocking) when the streams fall to a quarter of a burst's peak
 
-	mu      sync.Mutex // guards streams, shm, conns
+	mu      sync.Mutex // guards streams, shm, conns, peak
 	streams int
 	shm     int64
 	conns   map[*connTag]*connUse // connections holding anything
+	peak    int                   // the most streams open since burst was last called
 }
 
 // connUse is what one connection holds.
@@ -75,8 +77,8 @@ type connUse struct {
 	shm     int64
 }
 
-func newLimiter(cfg Limits, rejected func(string)) *limiter {
-	return &limiter{cfg: cfg.withDefaults(), rejected: rejected, conns: map[*connTag]*connUse{}}
+func newLimiter(cfg Limits, rejected func(string), burst func()) *limiter {
+	return &limiter{cfg: cfg.withDefaults(), rejected: rejected, burst: burst, conns: map[*connTag]*connUse{}}
 }
 
 // acquire takes streams and shm bytes for the connection of ctx, or
@@ -104,6 +106,7 @@ func (l *limiter) acquire(ctx context.Context, streams int, shm int64) (release 
 	use.shm += shm
 	l.streams += streams
 	l.shm += shm
+	l.peak = max(l.peak, l.streams)
 	l.conns[conn] = use
 	var once sync.Once
 	return func() { once.Do(func() { l.release(conn, streams, shm) }) }, nil
@@ -114,6 +117,10 @@ func (l *limiter) release(conn *connTag, streams int, shm int64) {
 	defer l.mu.Unlock()
 	l.streams -= streams
 	l.shm -= shm
+	if l.peak >= trimMinPeak && l.streams <= l.peak/4 {
+		l.peak = l.streams
+		l.burst()
+	}
 	if use := l.conns[conn]; use != nil {
 		use.streams -= streams
 		use.shm -= shm

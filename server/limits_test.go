@@ -125,3 +125,40 @@ func TestShmLimits(t *testing.T) {
 		t.Fatalf("a region after the others closed: %v", err)
 	}
 }
+
+// A burst of streams asks for a trim once the open streams fall to a
+// quarter of its peak; a few streams coming and going never do.
+func TestLimiterAsksForATrimAfterABurst(t *testing.T) {
+	bursts := 0
+	l := newLimiter(Limits{MaxStreamsPerConn: 1000, MaxStreams: 1000}, func(string) {}, func() { bursts++ })
+	ctx := context.Background()
+	take := func(n int) []func() {
+		var rs []func()
+		for range n {
+			r, err := l.acquire(ctx, 1, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rs = append(rs, r)
+		}
+		return rs
+	}
+	small := take(trimMinPeak - 1)
+	for _, r := range small {
+		r()
+	}
+	if bursts != 0 {
+		t.Fatalf("%d trims after %d streams, want none", bursts, trimMinPeak-1)
+	}
+	big := take(40)
+	for i, r := range big {
+		r()
+		r() // a second release is a no-op
+		if want := map[bool]int{true: 1, false: 0}[i >= 29]; bursts != want {
+			t.Fatalf("after %d of 40 closed: %d trims, want %d", i+1, bursts, want)
+		}
+	}
+	if n, shm, conns := l.held(); n != 0 || shm != 0 || conns != 0 {
+		t.Fatalf("held %d streams, %d shm bytes, %d connections after every release", n, shm, conns)
+	}
+}

@@ -109,6 +109,7 @@ type Server struct {
 	shm        *shmRegistry  // shared-memory regions of local streams
 	region     memoryRegion  // the memory tier's region
 	limits     *limiter      // streams and shm bytes held, by connection
+	trim       *trimmer      // returns a burst's memory once its streams close
 	security   *securityMetrics
 	sizes      *datasetSizes // datasets far larger than the cache, warned of once
 
@@ -217,6 +218,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			<-done
 		}
 		s.hints.close()
+		s.trim.stop()
 		s.shards.Wait()
 		if s.peers != nil {
 			_ = s.peers.Close()
