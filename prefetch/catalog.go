@@ -311,7 +311,7 @@ func (c *Catalog) manifestPath(url string) string {
 }
 
 func (c *Catalog) storeManifest(m *shuffle.Manifest) error {
-	return writeJSON(c.manifestPath(m.URL), m)
+	return c.storeBounded(c.manifestPath(m.URL), m)
 }
 
 func (c *Catalog) loadManifest(url string) (*shuffle.Manifest, error) {

@@ -39,12 +39,14 @@ type hints struct {
 	next   *lru.Cache[string, struct{}]   // next-epoch prefetches already started
 }
 
-// hintPart is the share of a hint one node took.
+// hintPart is the share of a hint one node took, which it runs under id
+// (the hint's, or the hint's with the round of a handover).
 type hintPart struct {
-	node, addr string
-	bytes      uint64
-	shards     int
-	err        string // why the node did not take it
+	id, node string
+	addr     string
+	bytes    uint64
+	shards   int
+	err      string // why the node did not take it (a part in a hint's spread never has one)
 }
 
 // hintRun is this node's progress on its part of one hint.
@@ -120,32 +122,57 @@ func fits(ds *prefetch.Dataset, plan *shuffle.Plan, k int, mem int64) bool {
 }
 
 // spreadHint hands each owner its part of objs (in order) and returns the
-// parts. A node that cannot be reached keeps its part undone: its shards
-// are read on demand later.
+// parts. An owner that cannot take its part (it died, and the cluster
+// does not see it gone yet) is skipped: its shards go to the next owner in
+// rendezvous order, the node that will own them once the cluster sees it
+// gone, or to this node when no other is left, so a hint completes
+// whenever storage can be read. A node that takes shards in a later round
+// runs them as a part of its own (id.round), as it may run one already.
 func (h *hints) spreadHint(ctx context.Context, id string, objs []prefetch.Object, deadline time.Time, onlyIfRoom bool) []hintPart {
-	names, parts, addrs := h.s.owners(objs)
-	out := make([]hintPart, len(names))
-	var wg sync.WaitGroup
-	for i, name := range names {
-		objs := parts[name]
-		out[i] = hintPart{node: name, addr: addrs[name], shards: len(objs)}
-		for _, o := range objs {
-			out[i].bytes += uint64(o.Bytes())
+	var out []hintPart
+	skip := map[string]bool{}
+	for round := 0; len(objs) > 0; round++ {
+		partID := id
+		if round > 0 {
+			partID = fmt.Sprintf("%s.%d", id, round)
 		}
-		if name == h.s.selfName() {
-			h.start(id, objs, deadline, onlyIfRoom)
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := h.s.warmRemote(ctx, addrs[name], id, objs, deadline, onlyIfRoom); err != nil {
-				h.s.log.Warn("cannot hand a prefetch hint to its owner", "hint", id, "node", name, "err", err)
-				out[i].err = err.Error()
+		names, parts, addrs := h.s.owners(objs, skip)
+		taken := make([]hintPart, len(names))
+		var wg sync.WaitGroup
+		for i, name := range names {
+			part := parts[name]
+			taken[i] = hintPart{id: partID, node: name, addr: addrs[name], shards: len(part)}
+			for _, o := range part {
+				taken[i].bytes += uint64(o.Bytes())
 			}
-		}()
+			if name == h.s.selfName() {
+				h.start(partID, part, deadline, onlyIfRoom)
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := h.s.warmRemote(ctx, addrs[name], partID, part, deadline, onlyIfRoom); err != nil {
+					taken[i].err = err.Error()
+				}
+			}()
+		}
+		wg.Wait()
+		var left []prefetch.Object // the shards of the owners that failed, in order
+		for _, p := range taken {
+			if p.err == "" {
+				out = append(out, p)
+				continue
+			}
+			h.s.log.Warn("an owner cannot take its part of a prefetch hint: handing it to the next owner", "hint", id, "node", p.node, "shards", p.shards, "err", p.err)
+			skip[p.node] = true
+			left = append(left, parts[p.node]...)
+		}
+		objs = left
+		if ctx.Err() != nil {
+			break // the hint's caller is gone: what no one took is read on demand
+		}
 	}
-	wg.Wait()
 	return out
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"sync"
@@ -19,6 +20,9 @@ import (
 	"github.com/stoker-data/stoker/shuffle"
 )
 
+// maxHintEpochs bounds the epochs of one hint: each is planned in full.
+const maxHintEpochs = 1024
+
 // Prefetch takes a scheduler's hint: it opens the dataset, lists the
 // shards the epochs read in the order they are first needed (cut at the
 // byte budget), and hands each owner its part.
@@ -28,14 +32,16 @@ func (l *loader) Prefetch(ctx context.Context, req *stokerv1.PrefetchRequest) (*
 		return nil, invalid("url", "is empty")
 	case len(req.GetEpochs()) == 0 && !req.GetIndexOnly():
 		return nil, invalid("epochs", "is empty")
+	case len(req.GetEpochs()) > maxHintEpochs:
+		return nil, invalid("epochs", fmt.Sprintf("%d epochs, over the limit of %d in one hint", len(req.GetEpochs()), maxHintEpochs))
 	}
 	deadline := unixMilli(req.GetDeadlineUnixMs())
 	if !deadline.IsZero() && time.Until(deadline) <= 0 {
 		return nil, invalid("deadline_unix_ms", "is in the past")
 	}
-	ds, err := l.s.catalog.Open(ctx, req.GetUrl(), shuffle.Format(req.GetFormat()))
+	ds, err := l.s.open(ctx, req.GetUrl(), shuffle.Format(req.GetFormat()))
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, err
 	}
 	if req.GetIndexOnly() {
 		return l.s.hints.startIndex(ds, deadline), nil
@@ -68,7 +74,7 @@ func (l *loader) PrefetchStatus(ctx context.Context, req *stokerv1.PrefetchStatu
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			resp.Nodes[i] = l.s.partProgress(ctx, req.GetHintId(), p)
+			resp.Nodes[i] = l.s.partProgress(ctx, p)
 		}()
 	}
 	wg.Wait()
@@ -82,7 +88,8 @@ func (l *loader) PrefetchStatus(ctx context.Context, req *stokerv1.PrefetchStatu
 	return resp, nil
 }
 
-func (s *Server) partProgress(ctx context.Context, id string, p hintPart) *stokerv1.PrefetchProgress {
+func (s *Server) partProgress(ctx context.Context, p hintPart) *stokerv1.PrefetchProgress {
+	id := p.id
 	unreachable := func(err string) *stokerv1.PrefetchProgress {
 		return &stokerv1.PrefetchProgress{Node: p.node, BytesTotal: p.bytes, ShardsTotal: uint32(p.shards), State: hintUnreachable, Error: err}
 	}
@@ -216,6 +223,10 @@ func writeJSONError(w http.ResponseWriter, err error) {
 		code = http.StatusNotFound
 	case codes.PermissionDenied:
 		code = http.StatusForbidden
+	case codes.Unauthenticated:
+		code = http.StatusUnauthorized
+	case codes.ResourceExhausted:
+		code = http.StatusTooManyRequests
 	case codes.Unavailable:
 		code = http.StatusServiceUnavailable
 	}

@@ -22,9 +22,9 @@ func (l *loader) OpenDataset(ctx context.Context, req *stokerv1.OpenDatasetReque
 	if req.GetUrl() == "" {
 		return nil, invalid("url", "is empty")
 	}
-	ds, err := l.s.catalog.Open(ctx, req.GetUrl(), shuffle.Format(req.GetFormat()))
+	ds, err := l.s.open(ctx, req.GetUrl(), shuffle.Format(req.GetFormat()))
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, err
 	}
 	return &stokerv1.OpenDatasetResponse{Dataset: datasetProto(ds)}, nil
 }
@@ -53,9 +53,12 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 	if err != nil {
 		return err
 	}
-	ds, err := l.s.catalog.Open(ctx, req.GetUrl(), shuffle.Format(req.GetFormat()))
+	ds, err := l.s.open(ctx, req.GetUrl(), shuffle.Format(req.GetFormat()))
 	if err != nil {
-		return toStatus(err)
+		return err
+	}
+	if ds.Columnar == nil && len(req.GetColumns()) > 0 {
+		return invalid("columns", fmt.Sprintf("%q: %s is a WebDataset, whose samples have fields, not columns: leave columns empty", req.GetColumns(), ds.Manifest.URL))
 	}
 	plan, err := l.s.plans.get(ds, settings)
 	if err != nil {
@@ -184,22 +187,39 @@ func (l *loader) send(stream stokerv1.Loader_StreamBatchesServer, msg *stokerv1.
 	return nil
 }
 
-// parseStreamRequest checks a request and names the first bad field.
+// Bounds on integers from the wire. A plan holds a Ref per sample, so no
+// epoch comes near maxPosition; maxBatchSize and maxWorldSize keep a step
+// (batch size times world size) and every position computed from a start
+// below maxPosition far from overflowing an int.
+const (
+	maxPosition  = 1 << 48 // samples in an epoch
+	maxBatchSize = 1 << 24 // samples in one rank's batch
+	maxWorldSize = 1 << 20 // ranks
+)
+
+// parseStreamRequest checks a request and names the first bad field. Every
+// integer is checked before it is converted to an int.
 func parseStreamRequest(req *stokerv1.StreamBatchesRequest) (shuffle.Batching, shuffle.Settings, int, error) {
-	world := int(req.GetWorldSize())
+	var b shuffle.Batching
+	var s shuffle.Settings
+	world := req.GetWorldSize()
 	if world == 0 {
 		world = 1
 	}
-	b := shuffle.Batching{Rank: int(req.GetRank()), WorldSize: world, BatchSize: int(req.GetBatchSize()), DropLast: req.GetDropLast()}
-	s := shuffle.Settings{Seed: req.GetSeed(), Epoch: req.GetEpoch(), Window: int(req.GetShuffleWindow()), NoShuffle: req.GetNoShuffle()}
 	switch {
 	case req.GetUrl() == "":
 		return b, s, 0, invalid("url", "is empty")
-	case b.BatchSize <= 0:
+	case req.GetBatchSize() == 0:
 		return b, s, 0, invalid("batch_size", "must be positive")
-	case b.Rank >= b.WorldSize:
-		return b, s, 0, invalid("rank", fmt.Sprintf("%d is outside world_size %d", b.Rank, b.WorldSize))
+	case req.GetBatchSize() > maxBatchSize:
+		return b, s, 0, invalid("batch_size", fmt.Sprintf("%d is over the limit of %d samples per rank", req.GetBatchSize(), maxBatchSize))
+	case world > maxWorldSize:
+		return b, s, 0, invalid("world_size", fmt.Sprintf("%d is over the limit of %d ranks", world, maxWorldSize))
+	case req.GetRank() >= world:
+		return b, s, 0, invalid("rank", fmt.Sprintf("%d is outside world_size %d", req.GetRank(), world))
 	}
+	b = shuffle.Batching{Rank: int(req.GetRank()), WorldSize: int(world), BatchSize: int(req.GetBatchSize()), DropLast: req.GetDropLast()}
+	s = shuffle.Settings{Seed: req.GetSeed(), Epoch: req.GetEpoch(), Window: int(req.GetShuffleWindow()), NoShuffle: req.GetNoShuffle()}
 	start := 0
 	if c := req.GetCursor(); c != nil {
 		if c.GetEpoch() != req.GetEpoch() {
@@ -208,6 +228,9 @@ func parseStreamRequest(req *stokerv1.StreamBatchesRequest) (shuffle.Batching, s
 		if v := c.GetPlanVersion(); v != 0 && v != shuffle.PlanVersion {
 			return b, s, 0, status.Errorf(codes.FailedPrecondition,
 				"cursor: made by plan version %d, and this server plans epochs with version %d, whose order differs: the cursor cannot resume this epoch (start it again, or resume with a server of plan version %d)", v, shuffle.PlanVersion, v)
+		}
+		if c.GetPosition() > maxPosition {
+			return b, s, 0, invalid("cursor.position", fmt.Sprintf("%d is past the end of any epoch", c.GetPosition()))
 		}
 		start = int(c.GetPosition())
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -28,10 +29,10 @@ type peer struct {
 // storage once if needed. It never asks another node (GetLocal), so a read
 // never hops twice even while nodes disagree on membership.
 func (p *peer) ReadShard(req *stokerv1.ReadShardRequest, stream stokerv1.Peer_ReadShardServer) error {
-	if req.GetObject() == "" {
-		return invalid("object", "is empty")
-	}
 	o := prefetch.Object{URL: req.GetObject(), Size: req.GetSize(), ETag: req.GetEtag(), Offset: req.GetUnitOffset(), Length: req.GetUnitLength()}
+	if err := p.s.checkShard("shard", o); err != nil {
+		return err
+	}
 	off, n := req.GetOffset(), req.GetLength()
 	if off < 0 || n < 0 {
 		return invalid("offset", fmt.Sprintf("range [%d, +%d) is negative", off, n))
@@ -48,12 +49,9 @@ func (p *peer) ReadShard(req *stokerv1.ReadShardRequest, stream stokerv1.Peer_Re
 		data, base, total, release = r.Bytes(), 0, int64(len(r.Bytes())), r.Release
 	}
 	defer release()
-	if off > total || (n > 0 && off+n > total) {
-		return invalid("offset", fmt.Sprintf("range [%d, +%d) is outside the shard's %d bytes", off, n, total))
-	}
-	end := total
-	if n > 0 {
-		end = off + n
+	end, err := shardRange(off, n, total)
+	if err != nil {
+		return err
 	}
 	p.s.peerServed.Add(1)
 	for {
@@ -89,12 +87,20 @@ func (p *peer) readRange(o prefetch.Object, off, n int64) (data []byte, base, to
 }
 
 func (p *peer) Warm(_ context.Context, req *stokerv1.WarmRequest) (*stokerv1.WarmResponse, error) {
-	if req.GetHintId() == "" {
+	switch {
+	case req.GetHintId() == "":
 		return nil, invalid("hint_id", "is empty")
+	case len(req.GetHintId()) > maxHintIDBytes:
+		return nil, invalid("hint_id", fmt.Sprintf("is %d bytes, over %d", len(req.GetHintId()), maxHintIDBytes))
+	case len(req.GetShards()) > maxHintShards:
+		return nil, invalid("shards", fmt.Sprintf("%d shards, over %d", len(req.GetShards()), maxHintShards))
 	}
 	objs := make([]prefetch.Object, len(req.GetShards()))
 	for i, sh := range req.GetShards() {
 		objs[i] = prefetch.Object{URL: sh.GetObject(), Size: sh.GetSize(), ETag: sh.GetEtag(), Offset: sh.GetOffset(), Length: sh.GetLength()}
+		if err := p.s.checkShard(fmt.Sprintf("shards[%d]", i), objs[i]); err != nil {
+			return nil, err
+		}
 	}
 	p.s.hints.start(req.GetHintId(), objs, unixMilli(req.GetDeadlineUnixMs()), req.GetOnlyIfRoom())
 	return &stokerv1.WarmResponse{}, nil
@@ -141,9 +147,9 @@ func (s *Server) members(ctx context.Context, url string) (*stokerv1.MembersResp
 	if url == "" {
 		return resp, nil
 	}
-	ds, err := s.catalog.Open(ctx, url, "")
+	ds, err := s.open(ctx, url, "")
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, err
 	}
 	byName := map[string]*stokerv1.Member{}
 	for _, pm := range resp.Members {
@@ -186,13 +192,19 @@ func (s *Server) remoteStats(ctx context.Context, addr string) (*stokerv1.StatsR
 	return st, ""
 }
 
-// owners splits shards by owner among the live members, keeping their
-// order; a single node owns everything.
-func (s *Server) owners(objs []prefetch.Object) (names []string, parts map[string][]prefetch.Object, addrs map[string]string) {
+// owners splits shards by owner among the live members but those in
+// skip, keeping their order; a shard whose pool has no member left, or a
+// single node, goes to this node. Skipping a member hands each of its
+// shards to the next owner in rendezvous order: the one that owns it once
+// the cluster sees that member gone.
+func (s *Server) owners(objs []prefetch.Object, skip map[string]bool) (names []string, parts map[string][]prefetch.Object, addrs map[string]string) {
 	parts, addrs = map[string][]prefetch.Object{}, map[string]string{}
 	pools := [][]cluster.Member{nil} // a single node owns everything
 	if node := s.cfg.Cluster; node != nil {
 		pools = node.Pools() // with zone-local owners, each zone warms its own
+	}
+	for i, pool := range pools {
+		pools[i] = slices.DeleteFunc(slices.Clone(pool), func(m cluster.Member) bool { return skip[m.Name] })
 	}
 	for _, pool := range pools {
 		for _, o := range objs {

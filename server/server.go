@@ -63,6 +63,13 @@ type Config struct {
 	// plaintext: they are local), verifying clients as it says.
 	// stoker.TLSFiles.ServerConfig makes one that follows rotated files.
 	TLS *tls.Config
+	// Limits bounds the streams and shm regions clients hold at once.
+	Limits Limits
+	// Auth, when set, requires a bearer token it accepts on every gRPC
+	// call and HTTP request but /healthz (see guardHTTP); nil: no auth.
+	Auth TokenSource
+	// MetricsWithoutAuth serves /metrics without a token when Auth is set.
+	MetricsWithoutAuth bool
 }
 
 // DefaultConfig returns the defaults.
@@ -77,6 +84,7 @@ func DefaultConfig() Config {
 		WindowBytes:     8 << 20,   // 8 MiB: keeps a 1 GB/s loopback stream busy
 		NextEpochBytes:  1 << 30,   // 1 GiB: the first minutes of the next epoch, not all of it
 		Shm:             DefaultShmConfig(),
+		Limits:          DefaultLimits(),
 	}
 }
 
@@ -101,6 +109,10 @@ type Server struct {
 	host       gpu.Host      // probed once at New
 	shm        *shmRegistry  // shared-memory regions of local streams
 	region     memoryRegion  // the memory tier's region
+	limits     *limiter      // streams and shm bytes held, by connection
+	trim       *trimmer      // returns a burst's memory once its streams close
+	security   *securityMetrics
+	sizes      *datasetSizes // datasets far larger than the cache, warned of once
 
 	closeOnce sync.Once
 }
@@ -130,6 +142,7 @@ func New(cfg Config, sources *prefetch.Sources, log *slog.Logger) (*Server, erro
 		registry: prometheus.NewRegistry(),
 	}
 	s.setupHost()
+	s.setupGuards()
 	s.setupMemoryRegion()
 	cache, err := prefetch.OpenCache(s.cfg.Cache, log)
 	if err != nil {
@@ -155,13 +168,13 @@ func New(cfg Config, sources *prefetch.Sources, log *slog.Logger) (*Server, erro
 		shards.SetRemote(s.peers)
 		s.prefetcher.SetPlacement(cluster.NewPlacement(cfg.Cluster, s.prefetcher.KeepCapacity))
 	}
-	s.grpc = grpc.NewServer(
+	s.grpc = grpc.NewServer(append([]grpc.ServerOption{
 		grpc.WaitForHandlers(true), // Stop returns after the handlers: none holds a cache Ref then
 		grpc.MaxSendMsgSize(cfg.MaxMessageBytes),
 		grpc.InitialWindowSize(cfg.WindowBytes),
 		grpc.InitialConnWindowSize(cfg.WindowBytes),
 		s.tlsOption(),
-	)
+	}, s.guardOptions()...)...)
 	stokerv1.RegisterLoaderServer(s.grpc, &loader{s: s})
 	stokerv1.RegisterPeerServer(s.grpc, &peer{s: s})
 	s.registry.MustRegister(&collector{s: s}, &peerCollector{s: s}, &hostCollector{s: s})
@@ -179,6 +192,8 @@ func (s *Server) Serve(lis net.Listener) error {
 
 // HTTPHandler serves /metrics (Prometheus), /healthz, POST /v1/prefetch
 // (a prefetch hint as JSON) and GET /v1/prefetch/{id} (its progress).
+// With Config.Auth every path but /healthz needs a token (see guardHTTP),
+// and a POST must be JSON.
 func (s *Server) HTTPHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
@@ -188,7 +203,7 @@ func (s *Server) HTTPHandler() http.Handler {
 	})
 	mux.HandleFunc("POST /v1/prefetch", s.handlePrefetch)
 	mux.HandleFunc("GET /v1/prefetch/{id}", s.handlePrefetchStatus)
-	return mux
+	return s.recoverHTTP(s.guardHTTP(mux))
 }
 
 // Shutdown stops accepting streams, lets open ones finish until ctx ends,
@@ -205,6 +220,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			<-done
 		}
 		s.hints.close()
+		s.trim.stop()
 		s.shards.Wait()
 		if s.peers != nil {
 			_ = s.peers.Close()

@@ -38,6 +38,7 @@ type shmStream struct {
 	announced bool
 	extents   *extentSource // nil unless the stream asked for gds
 	tier      *tierSource   // nil unless the stream asked for shm_tier and the tier is shared
+	release   func()        // gives the region's bytes back to the limits
 }
 
 // openShm makes the region of a stream that asked for shared memory. Only
@@ -57,11 +58,16 @@ func (l *loader) openShm(ctx context.Context, req *stokerv1.StreamBatchesRequest
 	if need := l.s.cfg.MaxPartBytes; size < need {
 		return nil, invalid("shm_region_bytes", fmt.Sprintf("%d is under one message part (%d bytes)", size, need))
 	}
+	release, err := l.s.limits.acquire(ctx, 0, int64(size))
+	if err != nil {
+		return nil, err
+	}
 	g, err := l.s.shm.open(size)
 	if err != nil {
+		release()
 		return nil, status.Error(codes.ResourceExhausted, err.Error())
 	}
-	s := &shmStream{region: g}
+	s := &shmStream{region: g, release: release}
 	if req.GetGds() {
 		s.extents = &extentSource{cache: l.s.cache, ds: ds}
 	}
@@ -169,6 +175,7 @@ func (s *shmStream) drain(ctx context.Context) error {
 func (s *shmStream) close() {
 	if s != nil {
 		s.region.close()
+		s.release()
 	}
 }
 

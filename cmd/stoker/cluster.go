@@ -18,7 +18,7 @@ func runCluster(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("cluster", flag.ContinueOnError)
 	addr := fs.String("server", "127.0.0.1:7470", "server address (host:port or unix:///path)")
 	url := fs.String("url", "", "dataset URL whose shard ownership to show")
-	tf := addTLSFlags(fs)
+	tf := addDialFlags(fs)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err

@@ -45,7 +45,11 @@ func runDemo(ctx context.Context, args []string, out io.Writer) error {
 	cfg := server.DefaultConfig()
 	cfg.Cache.Dir = filepath.Join(dir, "cache")
 	cfg.Cache.MemoryBytes, cfg.Cache.DiskBytes = 256<<20, 1<<30
-	sources := prefetch.NewSources(map[string]prefetch.Source{"file": prefetch.NewFileSource()})
+	files, err := prefetch.AllowFiles(prefetch.NewFileSource(), []string{data}) // its own folder, and nothing else
+	if err != nil {
+		return err
+	}
+	sources := prefetch.NewSources(map[string]prefetch.Source{"file": files})
 	srv, err := server.New(cfg, sources, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err

@@ -24,7 +24,7 @@ func runDoctor(ctx context.Context, args []string, out io.Writer) error {
 	sock := fs.String("unix", "", "the unix socket stokerd serves (stokerd --unix), checked for shared-memory delivery")
 	memory := fs.String("memory-cache", "1GiB", "memory tier size to check against the mlock limit")
 	region := fs.String("memory-region", string(server.RegionAuto), "the stokerd --memory-region to plan for: auto, locked or heap")
-	tf := addTLSFlags(fs)
+	tf := addDialFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -9,8 +9,10 @@
 //	stoker doctor [--unix /run/stoker.sock] [--server unix:///run/stoker.sock]
 //	stoker index s3://bucket/train/ [--parallel 16]
 //
-// read, stats, prefetch and cluster take --tls-ca, --tls-cert and --tls-key
-// for a server that serves TLS (stokerd --tls-cert, --tls-ca).
+// read, stats, prefetch, cluster and doctor take --tls-ca, --tls-cert and
+// --tls-key for a server that serves TLS (stokerd --tls-cert, --tls-ca), and
+// --token-file (or $STOKER_TOKEN) for one that needs a bearer token
+// (stokerd --auth-token-file).
 package main
 
 import (
@@ -35,9 +37,11 @@ commands:
   plan      plan an epoch of a dataset shape (no server) and print its shuffle quality (--order writes the order)
   index     read every shard of a WebDataset and write its index beside the shards (wids-index.json, wids-index.stoker)
 
-read, stats, prefetch and cluster dial a TLS server (stokerd --tls-cert) with
---tls-ca CA.pem, and add --tls-cert CERT.pem --tls-key KEY.pem where it
-verifies clients (stokerd --tls-ca); a unix:// server stays plaintext.
+read, stats, prefetch, cluster and doctor dial a TLS server (stokerd
+--tls-cert) with --tls-ca CA.pem, and add --tls-cert CERT.pem --tls-key
+KEY.pem where it verifies clients (stokerd --tls-ca); a unix:// server
+stays plaintext. A server started with --auth-token-file needs a bearer
+token: --token-file FILE (its first line), or $STOKER_TOKEN.
 `
 
 func main() {

@@ -34,7 +34,7 @@ func runPrefetch(ctx context.Context, args []string, out io.Writer) error {
 	deadline := fs.Duration("deadline", 0, "give up after this long (0: never)")
 	wait := fs.Bool("wait", false, "show progress until the cache is warm")
 	interval := fs.Duration("interval", 500*time.Millisecond, "how often --wait polls")
-	tf := addTLSFlags(fs)
+	tf := addDialFlags(fs)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err

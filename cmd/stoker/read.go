@@ -42,6 +42,10 @@ type readSummary struct {
 	// counts): requests and bytes, and of them the sample range reads.
 	StorageRequests, StorageBytes uint64
 	RangeRequests, RangeBytes     uint64
+	// StatsErr says why the server's counters after the epoch could not
+	// be read (Hits, Gets, Stall and the storage reads are then unknown);
+	// the epoch itself was read whole.
+	StatsErr error
 }
 
 func (s readSummary) mbps() float64 {
@@ -68,7 +72,7 @@ type readFlags struct {
 	shm   *bool
 	shmMB *int
 	gds   *bool
-	tls   tlsFlags
+	dial  dialFlags
 }
 
 func newReadFlags() readFlags {
@@ -92,7 +96,7 @@ func newReadFlags() readFlags {
 	f.jsonl = fs.Bool("jsonl", false, "print one JSON object per sample")
 	f.shm = fs.Bool("shm", false, "receive batches through shared memory (needs --server unix:///path)")
 	f.shmMB = fs.Int("shm-region-mib", 0, "with --shm: size of the shared region in MiB (0: the server's default)")
-	f.tls = addTLSFlags(fs)
+	f.dial = addDialFlags(fs)
 	f.gds = fs.Bool("gds", false, "with --shm: take shards in the disk tier as extents of its files and read them here through a pinned buffer (the GPU path without cuFile)")
 	fs.StringVar(&e.Format, "format", "", "webdataset, parquet, arrow or arrows (default: by the objects' extensions)")
 	fs.Func("columns", "comma-separated columns of a columnar dataset (default: all)", func(v string) error {
@@ -113,7 +117,7 @@ func runRead(ctx context.Context, args []string, out, errOut io.Writer) error {
 	}
 	e, addr, jsonl := *f.epoch, f.addr, f.jsonl
 	e.URL, e.Start = pos[0], *f.start
-	c, err := dialRead(*addr, f.tls, *f.shm, *f.gds, *f.shmMB<<20)
+	c, err := dialRead(*addr, f.dial, *f.shm, *f.gds, *f.shmMB<<20)
 	if err != nil {
 		return err
 	}
@@ -143,10 +147,14 @@ func runRead(ctx context.Context, args []string, out, errOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(errOut, "read %s epoch %d rank %d/%d: %d samples, %s, %.2fs (first batch %.2fs), %.1f MB/s, cache hits %d/%d (%.1f%%), stall %s, storage %d requests %s (%d sample ranges %s)\n",
-		e.URL, e.Epoch, e.Rank, max(e.WorldSize, 1), sum.Samples, humanBytes(uint64(sum.Bytes)), sum.Elapsed.Seconds(), sum.FirstBatch.Seconds(), sum.mbps(),
+	cache := fmt.Sprintf("cache hits %d/%d (%.1f%%), stall %s, storage %d requests %s (%d sample ranges %s)",
 		sum.Hits, sum.Gets, 100*sum.hitRate(), sum.Stall.Round(time.Millisecond),
 		sum.StorageRequests, humanBytes(sum.StorageBytes), sum.RangeRequests, humanBytes(sum.RangeBytes))
+	if sum.StatsErr != nil {
+		cache = fmt.Sprintf("cache figures unknown (the server's statistics after the epoch: %v)", sum.StatsErr)
+	}
+	fmt.Fprintf(errOut, "read %s epoch %d rank %d/%d: %d samples, %s, %.2fs (first batch %.2fs), %.1f MB/s, %s\n",
+		e.URL, e.Epoch, e.Rank, max(e.WorldSize, 1), sum.Samples, humanBytes(uint64(sum.Bytes)), sum.Elapsed.Seconds(), sum.FirstBatch.Seconds(), sum.mbps(), cache)
 	return nil
 }
 
@@ -208,9 +216,12 @@ func readEpoch(ctx context.Context, c *stoker.Client, e stoker.Epoch, errOut io.
 		}
 	}
 	s.Elapsed = time.Since(t)
+	// The epoch is read: a server that stops now (the job is done, a
+	// node drains) costs the summary its cache figures, not the read.
 	after, err := c.Stats(ctx)
 	if err != nil {
-		return s, err
+		s.StatsErr = err
+		return s, nil
 	}
 	s.Hits = after.GetMemoryHits() + after.GetDiskHits() - before.GetMemoryHits() - before.GetDiskHits()
 	s.Gets = s.Hits + after.GetMisses() - before.GetMisses()

@@ -12,7 +12,7 @@ import (
 // dialRead connects `stoker read` to its server; with --shm the batches
 // come through shared memory, which needs the server's unix socket, and
 // with --gds cached shards come as disk extents.
-func dialRead(addr string, tf tlsFlags, shm, gds bool, regionBytes int) (*stoker.Client, error) {
+func dialRead(addr string, tf dialFlags, shm, gds bool, regionBytes int) (*stoker.Client, error) {
 	if !shm && !gds {
 		return tf.dial(addr)
 	}

@@ -15,7 +15,7 @@ import (
 func runStats(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("stats", flag.ContinueOnError)
 	addr := fs.String("server", "127.0.0.1:7470", "server address (host:port or unix:///path)")
-	tf := addTLSFlags(fs)
+	tf := addDialFlags(fs)
 	if _, err := parseInterspersed(fs, args); err != nil {
 		return err
 	}

@@ -67,7 +67,8 @@ func dial(t *testing.T, n *clusterNode) *stoker.Client {
 // quarter of the ownership, and only that.
 func TestClusterOneGetPerShardHintsAndJoin(t *testing.T) {
 	e := newClusterEnv(t)
-	a := startNode(t, e.s3env, "a", "")
+	many, manyDir := manyShards(t, 240) // read by nodes a and d below
+	a := startNode(t, e.s3env, "a", "", "--allow-file-root", manyDir)
 	b := startNode(t, e.s3env, "b", a.gossip)
 	c := startNode(t, e.s3env, "c", a.gossip)
 	nodes := []*clusterNode{a, b, c}
@@ -129,9 +130,8 @@ func TestClusterOneGetPerShardHintsAndJoin(t *testing.T) {
 
 	// A fourth node joins: about a quarter of a large dataset's shards
 	// move, every one of them to the new node.
-	many := manyShards(t, 240)
 	before := a.members(t, many).GetOwners()
-	d := startNode(t, e.s3env, "d", b.gossip)
+	d := startNode(t, e.s3env, "d", b.gossip, "--allow-file-root", manyDir)
 	nodes = append(nodes, d)
 	waitAlive(t, nodes, "a", "b", "c", "d")
 	after := a.members(t, many).GetOwners()
@@ -190,8 +190,9 @@ func waitHint(t *testing.T, n *clusterNode, id string) {
 	}
 }
 
-// manyShards writes n one-sample shards to a folder and returns its URL.
-func manyShards(t *testing.T, n int) string {
+// manyShards writes n one-sample shards to a folder and returns its URL
+// and the folder (for --allow-file-root).
+func manyShards(t *testing.T, n int) (string, string) {
 	t.Helper()
 	dir := t.TempDir()
 	r := rand.New(rand.NewPCG(5, 6))
@@ -201,7 +202,7 @@ func manyShards(t *testing.T, n int) string {
 			t.Fatal(err)
 		}
 	}
-	return "file://" + dir + "/"
+	return "file://" + dir + "/", dir
 }
 
 // A trainer reads from node a, which caches nothing and so reads every

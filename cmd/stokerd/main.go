@@ -11,6 +11,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"flag"
@@ -55,13 +56,15 @@ type flags struct {
 	zoneLocal                                             bool
 	// TLS
 	tlsCert, tlsKey, tlsCA string
+	// allow-lists, auth, limits
+	sec securityFlags
 }
 
 func parseFlags() flags {
 	var f flags
 	flag.StringVar(&f.listen, "listen", "127.0.0.1:7470", "gRPC address (host:port)")
 	flag.StringVar(&f.unix, "unix", "", "also serve gRPC on this unix socket path")
-	flag.StringVar(&f.http, "http", "127.0.0.1:7471", "HTTP address for /metrics and /healthz (empty: off)")
+	flag.StringVar(&f.http, "http", "127.0.0.1:7471", "HTTP address for /metrics, /healthz and the prefetch API (empty: off)")
 	flag.StringVar(&f.cacheDir, "cache-dir", defaultCacheDir(), "folder for the disk tier, manifests and indexes")
 	flag.StringVar(&f.memory, "memory-cache", "1GiB", "size of the memory tier")
 	flag.StringVar(&f.disk, "disk-cache", "20GiB", "size of the disk tier (0: off)")
@@ -85,6 +88,7 @@ func parseFlags() flags {
 	flag.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate: serve gRPC on TCP with TLS (the unix socket stays plaintext); also this node's client certificate to the other nodes. Re-read when the file changes")
 	flag.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	flag.StringVar(&f.tlsCA, "tls-ca", "", "PEM CA bundle: require and verify client certificates (trainers and nodes: mutual TLS) and verify the other nodes' certificates. Re-read when the file changes")
+	f.sec.register(flag.CommandLine)
 	flag.Parse()
 	return f
 }
@@ -128,6 +132,10 @@ func run() error {
 		cfg.Shards.MaxShardBytes = int64(n)
 	}
 	cfg.Prefetch.AheadBatches = f.aheadBatches
+	tokens, err := f.sec.apply(&cfg, log)
+	if err != nil {
+		return err
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
@@ -139,7 +147,10 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	sources := prefetch.NewSources(map[string]prefetch.Source{"s3": s3, "file": prefetch.NewFileSource()})
+	sources, err := f.sec.sources(s3, prefetch.NewFileSource())
+	if err != nil {
+		return err
+	}
 	lis, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return err
@@ -152,7 +163,11 @@ func run() error {
 	if tlsFiles != nil {
 		cfg.TLS = tlsFiles.ServerConfig()
 	}
-	node, err := startCluster(ctx, f, lis.Addr().String(), cfg.Cache.MemoryBytes+cfg.Cache.DiskBytes, tlsFiles, log)
+	if f.sec.httpTLS && tlsFiles == nil {
+		lis.Close()
+		return errors.New("--http-tls needs --tls-cert and --tls-key")
+	}
+	node, err := startCluster(ctx, f, lis.Addr().String(), cfg.Cache.MemoryBytes+cfg.Cache.DiskBytes, tlsFiles, tokens, log)
 	if err != nil {
 		lis.Close()
 		return err
@@ -182,6 +197,9 @@ func run() error {
 		if err != nil {
 			return err
 		}
+		if f.sec.httpTLS {
+			hl = tls.NewListener(hl, httpTLS(tlsFiles))
+		}
 		hs = &http.Server{Handler: srv.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second}
 		go func() {
 			if err := hs.Serve(hl); !errors.Is(err, http.ErrServerClosed) {
@@ -194,7 +212,8 @@ func run() error {
 		"huge_page_bytes", host.HugePageBytes, "huge_pages_free", host.HugePagesFree, "cufile", host.CuFile,
 		"cufile_reason", host.CuFileReason, "shm_dir", host.ShmDir)
 	endpoint, pathStyle := s3.Endpoint()
-	log.Info("stokerd serving", "grpc", lis.Addr().String(), "tls", tlsMode(f), "unix", f.unix, "http", f.http,
+	log.Info("stokerd serving", "grpc", lis.Addr().String(), "tls", tlsMode(f), "unix", f.unix, "http", f.http, "http_tls", f.sec.httpTLS,
+		"auth", tokens != nil, "file_roots", f.sec.fileRoots.String(), "s3_prefixes", f.sec.s3Prefixes.String(),
 		"memory_cache", humanize.IBytes(mem), "disk_cache", humanize.IBytes(disk), "cache_dir", f.cacheDir,
 		"s3_endpoint", endpoint, "s3_path_style", pathStyle)
 
@@ -219,8 +238,8 @@ func run() error {
 
 // startCluster joins the cluster when --cluster-addr is set; nil otherwise.
 // With TLS files the node reads from the others over TLS, its certificate
-// as client certificate.
-func startCluster(ctx context.Context, f flags, grpcAddr string, capacity int64, tlsFiles *stoker.TLSFiles, log *slog.Logger) (*cluster.Node, error) {
+// as client certificate; with a token file it sends its token.
+func startCluster(ctx context.Context, f flags, grpcAddr string, capacity int64, tlsFiles *stoker.TLSFiles, tokens *stoker.TokenFile, log *slog.Logger) (*cluster.Node, error) {
 	if f.clusterAddr == "" {
 		if f.join != "" {
 			return nil, errors.New("--join needs --cluster-addr")
@@ -237,6 +256,9 @@ func startCluster(ctx context.Context, f flags, grpcAddr string, capacity int64,
 	}
 	cfg.Meta = cluster.Meta{GRPCAddr: grpcAddr, Capacity: capacity, Zone: f.zone}
 	cfg.ZoneLocal = f.zoneLocal
+	if tokens != nil {
+		cfg.Peer.Token = tokens.Credentials()
+	}
 	if tlsFiles != nil {
 		cfg.Peer.Credentials = tlsFiles.Credentials()
 		checkCertNames(tlsFiles, grpcAddr, log)

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -83,6 +85,11 @@ func (p *stokerd) start(extra ...string) {
 	}
 	p.exited = make(chan struct{})
 	go func() { _ = p.cmd.Wait(); close(p.exited) }()
+	health, client := "http://"+p.web+"/healthz", http.DefaultClient
+	if slices.Contains(extra, "--http-tls") { // the test checks the certificate itself; this only waits
+		health = "https://" + p.web + "/healthz"
+		client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // a readiness poll
+	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		select {
@@ -90,7 +97,7 @@ func (p *stokerd) start(extra ...string) {
 			t.Fatalf("stokerd exited at start:\n%s", p.logs())
 		default:
 		}
-		if r, err := http.Get("http://" + p.web + "/healthz"); err == nil {
+		if r, err := client.Get(health); err == nil {
 			r.Body.Close()
 			if r.StatusCode == http.StatusOK {
 				return

@@ -32,7 +32,8 @@ func TestMemoryRegionModes(t *testing.T) {
 	var first []byte
 	for _, mode := range []string{"heap", "auto", "locked"} {
 		sock := filepath.Join(dir, mode+".sock")
-		srv := startStokerd(t, nil, filepath.Join(dir, "cache-"+mode), "--memory-region", mode, "--memory-cache", "48MiB", "--disk-cache", "0", "--unix", sock)
+		srv := startStokerd(t, nil, filepath.Join(dir, "cache-"+mode), "--memory-region", mode, "--memory-cache", "48MiB", "--disk-cache", "0", "--unix", sock,
+			"--allow-file-root", filepath.Join(dir, "data"))
 		read := func(args ...string) []byte {
 			var got []byte
 			for _, epoch := range []string{"0", "1"} {

@@ -32,7 +32,7 @@ func newShmEnv(t *testing.T, syn wds.Synthetic) *shmEnv {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(dir, "stoker.sock")
-	srv := startStokerd(t, nil, filepath.Join(dir, "cache"), "--unix", sock, "--memory-cache", "512MiB")
+	srv := startStokerd(t, nil, filepath.Join(dir, "cache"), "--unix", sock, "--memory-cache", "512MiB", "--allow-file-root", filepath.Join(dir, "data"))
 	c, err := stoker.Dial(srv.grpc)
 	if err != nil {
 		t.Fatal(err)

@@ -3,11 +3,13 @@
 
 With no --url, it writes `stoker demo`-style synthetic shards
 (train-000000.tar, …, each sample a "cls" label and an "input.npy" feature
-vector that the label can be learned from) into a temporary folder and
-reads them as file:// — the server must run on this machine then:
+vector that the label can be learned from) into --data-dir (default: a
+temporary folder) and reads them as file:// — the server must run on this
+machine then, allowed to read that folder:
 
-    stokerd --listen 127.0.0.1:7470 --http 127.0.0.1:7471 &
-    python examples/train_tiny.py --server 127.0.0.1:7470
+    mkdir -p /tmp/stoker-tiny
+    stokerd --listen 127.0.0.1:7470 --http 127.0.0.1:7471 --allow-file-root /tmp/stoker-tiny &
+    python examples/train_tiny.py --server 127.0.0.1:7470 --data-dir /tmp/stoker-tiny
 
 With --url (s3://bucket/prefix/, file:///dir/) it reads those shards;
 samples without "input.npy" use the first bytes of their "img.bin" field
@@ -67,6 +69,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--server", default=None, help="stokerd address (default $STOKER_SERVER or 127.0.0.1:7470)")
     ap.add_argument("--url", default=None, help="dataset URL (default: write synthetic shards)")
+    ap.add_argument("--data-dir", default=None, help="folder under a stokerd --allow-file-root for the synthetic shards (default: a temporary one)")
     ap.add_argument("--shards", type=int, default=8)
     ap.add_argument("--samples", type=int, default=256, help="samples per synthetic shard")
     ap.add_argument("--batch-size", type=int, default=32)
@@ -78,7 +81,7 @@ def main() -> int:
     tmp = None
     url = args.url
     if url is None:
-        tmp = tempfile.TemporaryDirectory(prefix="stoker-tiny-")
+        tmp = tempfile.TemporaryDirectory(prefix="stoker-tiny-", dir=args.data_dir)
         write_synthetic(Path(tmp.name), args.shards, args.samples)
         url = Path(tmp.name).as_uri() + "/"
     try:

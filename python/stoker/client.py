@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import grpc
 
 from . import errors
+from .auth import TokenFile, token_metadata
 from .gds import PATHS as GDS_PATHS
 from .shm import ShmReader, TierMap, TierMaps
 from .split import rank_count
@@ -304,7 +305,9 @@ class Client:
     """A connection to one Stoker server.
 
     ``address`` is ``host:port`` or ``unix:/path`` (default ``$STOKER_SERVER``
-    or 127.0.0.1:7470). ``token``, when given, is sent as a bearer token.
+    or 127.0.0.1:7470). A server started with ``--auth-token-file`` needs a
+    bearer token: ``token``, or the first line of ``token_file`` (re-read
+    when the file changes), or ``$STOKER_TOKEN`` (see :mod:`stoker.auth`).
     ``retries`` is how many failed attempts in a row (no progress between
     them) a call or a stream makes before it raises ServerUnavailable.
     ``options`` are extra gRPC channel options.
@@ -340,6 +343,7 @@ class Client:
         tls_ca: PathLike | None = None,
         tls_cert: PathLike | None = None,
         tls_key: PathLike | None = None,
+        token_file: PathLike | None = None,
     ) -> None:
         addr = address or os.environ.get("STOKER_SERVER") or DEFAULT_SERVER
         if addr.startswith("grpc://"):
@@ -356,7 +360,7 @@ class Client:
         self._tls_files = files
         self.timeout = timeout
         self._retry = _Retry(retries=retries, first=backoff[0], longest=backoff[1])
-        self._metadata: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {token}"),) if token else ()
+        self._token = token_metadata(token, token_file)
         opts: list[tuple[str, Any]] = [
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", 64 << 20),
@@ -377,6 +381,13 @@ class Client:
         self._tiers = TierMaps()  # the server's memory tier, mapped once for every shm stream
         self._lock = threading.Lock()  # guards _closed
         self._closed = False
+
+    @property
+    def _metadata(self) -> tuple[tuple[str, str], ...]:
+        """The metadata of every call: the bearer token as it is now."""
+        if isinstance(self._token, TokenFile):
+            return (("authorization", f"Bearer {self._token.token()}"),)
+        return self._token
 
     # -- lifecycle ---------------------------------------------------------
 

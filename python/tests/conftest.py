@@ -92,7 +92,9 @@ def data(s3_server: S3Server, workdir: Path) -> Data:
 @pytest.fixture(scope="session")
 def stokerd(stokerd_bin: str, s3_server: S3Server, workdir: Path, data: Data) -> Iterator[Stokerd]:
     """The stokerd shared by the tests that do not stop it."""
-    srv = Stokerd(bin=stokerd_bin, root=workdir / "stokerd", env=s3_server.env())
+    files = workdir / "files"  # local datasets the tests write (stokerd refuses other file:// URLs)
+    files.mkdir(exist_ok=True)
+    srv = Stokerd(bin=stokerd_bin, root=workdir / "stokerd", env=s3_server.env(), extra=("--allow-file-root", str(files)))
     srv.start()
     yield srv
     srv.kill()

@@ -20,8 +20,9 @@ def run_script(args: list[str], env: dict[str, str] | None = None) -> str:
     return res.stdout
 
 
-def test_train_tiny_example(server: str) -> None:
-    out = run_script(["examples/train_tiny.py", "--server", server, "--shards", "4", "--samples", "64"])
+def test_train_tiny_example(server: str, workdir: Path) -> None:
+    out = run_script(["examples/train_tiny.py", "--server", server, "--shards", "4", "--samples", "64",
+                      "--data-dir", str(workdir / "files")])
     assert "epoch 0: 256 samples" in out, out
 
 

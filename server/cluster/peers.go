@@ -27,11 +27,18 @@ type PeerConfig struct {
 	MinRate int64
 	// MaxMessageBytes is the receive limit of one chunk.
 	MaxMessageBytes int
+	// MaxShardBytes is the largest shard accepted from an owner: the size
+	// it announces is checked before a buffer is made for it.
+	MaxShardBytes int64
 	// Credentials secure the connections to the other nodes (TLS: the
 	// node's certificate as client certificate, its CA to verify theirs,
 	// each node's certificate naming the host of its gRPC address); nil
 	// dials them in plaintext.
 	Credentials credentials.TransportCredentials
+	// Token, when set, sends this node's bearer token with every call to
+	// the other nodes (stoker.TokenFile.Credentials), for nodes started
+	// with --auth-token-file.
+	Token credentials.PerRPCCredentials
 }
 
 // DefaultPeerConfig returns the defaults.
@@ -40,6 +47,7 @@ func DefaultPeerConfig() PeerConfig {
 		Timeout:         30 * time.Second, // an owner fetching from a slow S3 still wins
 		MinRate:         8 << 20,          // 8 MiB/s: far below any LAN; slower means the owner is in trouble
 		MaxMessageBytes: 16 << 20,         // chunks are 1 MiB
+		MaxShardBytes:   16 << 30,         // 16 GiB: far past any shard, far short of a size that cannot be allocated
 	}
 }
 
@@ -53,6 +61,9 @@ func (c PeerConfig) withDefaults() PeerConfig {
 	}
 	if c.MaxMessageBytes <= 0 {
 		c.MaxMessageBytes = d.MaxMessageBytes
+	}
+	if c.MaxShardBytes <= 0 {
+		c.MaxShardBytes = d.MaxShardBytes
 	}
 	return c
 }
@@ -95,10 +106,14 @@ func (p *Peers) Conn(addr string) (*grpc.ClientConn, error) {
 	if creds == nil {
 		creds = insecure.NewCredentials()
 	}
-	c, err := grpc.NewClient(addr,
+	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(p.node.cfg.Peer.MaxMessageBytes)),
-	)
+	}
+	if tok := p.node.cfg.Peer.Token; tok != nil {
+		opts = append(opts, grpc.WithPerRPCCredentials(tok))
+	}
+	c, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: dialing %s: %w", addr, err)
 	}
@@ -156,8 +171,15 @@ func (p *Peers) read(ctx context.Context, addr string, o prefetch.Object, off, n
 	if err != nil {
 		return nil, err
 	}
-	// The owner sends the shard's bytes from off on (to the end, or n of
-	// them) as chunks naming their offset, each with the shard's length.
+	return receiveShard(stream, p.node.cfg.Peer.MaxShardBytes, off, n)
+}
+
+// receiveShard gathers a ReadShard stream's chunks: the shard's bytes from
+// off on, to its end or n of them, each chunk naming its offset and the
+// shard's length. Every number in them is the owner's word: the total is
+// checked against limit and the range before a buffer is made, and no
+// chunk may run past what was asked for.
+func receiveShard(stream grpc.ServerStreamingClient[stokerv1.ReadShardResponse], limit, off, n int64) ([]byte, error) {
 	var buf []byte
 	total, want := int64(-1), n
 	for {
@@ -170,19 +192,22 @@ func (p *Peers) read(ctx context.Context, addr string, o prefetch.Object, off, n
 		}
 		if buf == nil {
 			total = chunk.GetTotal()
-			if total < 0 || off > total || (n > 0 && off+n > total) {
-				return nil, fmt.Errorf("the owner says the shard has %d bytes, for a read of %d at %d", total, n, off)
+			if total < 0 || total > limit {
+				return nil, fmt.Errorf("the owner announces a shard of %d bytes, outside [0, %d]", total, limit)
 			}
-			if want <= 0 {
+			if off < 0 || off > total || n < 0 || n > total-off {
+				return nil, fmt.Errorf("the owner announces a shard of %d bytes, for a read of %d at %d", total, n, off)
+			}
+			if want == 0 {
 				want = total - off
 			}
-			buf = make([]byte, 0, min(want, maxPrealloc)) // the owner's word on the size is not trusted further
+			buf = make([]byte, 0, want)
 		}
 		if chunk.GetOffset() != off+int64(len(buf)) {
 			return nil, fmt.Errorf("chunk at offset %d, want %d", chunk.GetOffset(), off+int64(len(buf)))
 		}
-		if int64(len(buf)+len(chunk.GetData())) > want {
-			return nil, fmt.Errorf("the owner sent more than the %d bytes asked for", want)
+		if int64(len(chunk.GetData())) > want-int64(len(buf)) {
+			return nil, fmt.Errorf("chunk of %d bytes at offset %d runs past the %d asked for", len(chunk.GetData()), chunk.GetOffset(), want)
 		}
 		buf = append(buf, chunk.GetData()...)
 	}
@@ -194,9 +219,6 @@ func (p *Peers) read(ctx context.Context, addr string, o prefetch.Object, off, n
 	}
 	return buf, nil
 }
-
-// maxPrealloc caps the buffer made for a read before its bytes arrive.
-const maxPrealloc = 64 << 20
 
 // Close closes every connection. Safe to call more than once.
 func (p *Peers) Close() error {
