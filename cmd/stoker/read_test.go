@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -41,7 +42,7 @@ func TestReadSurvivesServerStopAfterEpoch(t *testing.T) {
 
 	e := stoker.Epoch{URL: "file://" + filepath.Join(dir, "data") + "/", BatchSize: 4}
 	seen := 0
-	sum, err := readEpoch(context.Background(), c, e, func(b *stoker.Batch) error {
+	sum, err := readEpoch(context.Background(), c, e, io.Discard, func(b *stoker.Batch) error {
 		seen += b.Rows()
 		if seen == 30 { // the last batch: the server stops as the stream ends
 			if err := srv.Shutdown(context.Background()); err != nil {
