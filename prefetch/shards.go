@@ -2,8 +2,8 @@ package prefetch
 
 import (
 	"context"
-	"fmt"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
