@@ -61,8 +61,9 @@ func TestCacheDiskFailuresRateLimited(t *testing.T) {
 		t.Fatalf("%d failed writes gave %d warnings; want at most 2, one saying the tier is off:\n%s", n, warns, logs)
 	}
 	m := c.Metrics()
-	if m.Errors != diskOffAfter || m.Disk.Bypasses != n-diskOffAfter {
-		t.Errorf("errors %d, disk bypasses %d; want %d tried and failed, %d not tried", m.Errors, m.Disk.Bypasses, diskOffAfter, n-diskOffAfter)
+	// Writes run at once: those tried before the tier went off still fail.
+	if m.Errors < diskOffAfter || m.Errors > n/2 || m.Errors+m.Disk.Bypasses != n {
+		t.Errorf("errors %d, disk bypasses %d; want about %d tried and failed, the rest of %d not tried", m.Errors, m.Disk.Bypasses, diskOffAfter, n)
 	}
 
 	// A minute on, the disk is back: one write is tried, and it works.

@@ -178,14 +178,16 @@ func (c *Catalog) open(ctx context.Context, key, url string, format shuffle.Form
 	case c.countsFromManifest(ds):
 		ds.CountsFrom = CountsManifest
 	case c.countsFromIndex(ctx, ds, objs, x):
-		ds.CountsFrom = CountsIndex
-		if err := c.storeManifest(ds.withCounts()); err != nil {
-			c.log.Warn("cannot store manifest", "url", url, "err", err)
-		}
+		ds.CountsFrom = CountsIndex // and the manifest is stored with the counts (counted)
 	default:
 		ds.CountsFrom = CountsCounting
 		c.log.Info("dataset has no index: its shards are counted as streams reach them (run `stoker index URL` once to skip this)",
-			"url", url, "shards", len(objs))
+			"url", url, "shards", len(objs), "counted", ds.ShardsCounted())
+		// Its objects are stored now, for opens while storage is down;
+		// the counts when they are all known.
+		if err := c.storeManifest(ds.withCounts()); err != nil {
+			c.log.Warn("cannot store manifest", "url", url, "err", err)
+		}
 	}
 	c.opened.Add(key, opened{ds: ds, at: time.Now()})
 	return ds, nil
@@ -232,7 +234,9 @@ func (c *Catalog) openStored(key, url string, format shuffle.Format, err error) 
 }
 
 // countsFromManifest takes the counts of the manifest stored by an earlier
-// open of the same URL when it lists the same objects and versions.
+// open of the same URL when it lists the same objects and versions, and
+// reports whether that made every count known (a manifest stored while
+// the dataset was being counted has -1 for the shards not counted then).
 func (c *Catalog) countsFromManifest(ds *Dataset) bool {
 	m, err := c.loadManifest(ds.Manifest.URL)
 	if err != nil || len(m.Shards) != len(ds.Manifest.Shards) || m.Format != ds.Manifest.Format {
@@ -240,14 +244,16 @@ func (c *Catalog) countsFromManifest(ds *Dataset) bool {
 	}
 	for i, s := range m.Shards {
 		o := ds.Manifest.Shards[i]
-		if s.Object != o.Object || s.ETag != o.ETag || s.Size != o.Size || s.Samples < 0 {
+		if s.Object != o.Object || s.ETag != o.ETag || s.Size != o.Size {
 			return false
 		}
 	}
 	for i, s := range m.Shards {
-		ds.setCount(i, s.Samples)
+		if s.Samples >= 0 {
+			ds.setCount(i, s.Samples)
+		}
 	}
-	return true
+	return ds.Counted()
 }
 
 // countsFromIndex takes the counts of the index beside the shards (or the

@@ -165,8 +165,10 @@ func newDataset(m *shuffle.Manifest, known, stored bool) *Dataset {
 		d.keys[i] = d.Object(i).CacheKey()
 		d.shardOf[d.keys[i]] = i
 		d.counts[i].Store(-1)
-		if known {
+		if known && s.Samples >= 0 {
 			d.counts[i].Store(int64(s.Samples))
+		} else {
+			d.uncounted.Add(1)
 		}
 		if !seen[s.Object] {
 			seen[s.Object] = true
@@ -178,22 +180,18 @@ func newDataset(m *shuffle.Manifest, known, stored bool) *Dataset {
 		binary.LittleEndian.PutUint64(n[:], uint64(s.Size))
 		h.Write(n[:])
 	}
-	if !known {
-		d.uncounted.Store(int64(len(m.Shards)))
-	}
 	d.stored.Store(stored)
 	d.ID = hex.EncodeToString(h.Sum(nil)[:16])
 	return d
 }
 
-// withCounts returns the manifest with every count known filled in.
+// withCounts returns the manifest with the counts known now, -1 where a
+// shard is not counted yet.
 func (d *Dataset) withCounts() *shuffle.Manifest {
 	m := *d.Manifest
 	m.Shards = append([]shuffle.Shard(nil), d.Manifest.Shards...)
 	for i := range m.Shards {
-		if n, ok := d.Count(i); ok {
-			m.Shards[i].Samples = n
-		}
+		m.Shards[i].Samples, _ = d.Count(i)
 	}
 	return &m
 }

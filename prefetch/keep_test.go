@@ -69,7 +69,7 @@ func (ownNone) Capacity() int64  { return 0 }
 func TestOracleRanksKeptAfterNeededBeforeOthers(t *testing.T) {
 	e := newPrefetchEnv(t, wds.Synthetic{Shards: 8, PerShard: 4, SampleSize: 4000, Seed: 3}, 1<<20)
 	counts := e.counts(t)
-	cache, shards := e.fresh(t, e.ds.Bytes/2)
+	cache, shards := e.fresh(t, 2*e.ds.Bytes) // keeps half the dataset: Fill 0.5 of half the memory
 	p := NewPrefetcher(PrefetchConfig{Keep: KeepConfig{Fill: 0.5, ActiveFor: time.Hour}}, shards, cache)
 	plan, err := shuffle.NewPlan(counts, shuffle.Settings{Seed: 1, Window: 1})
 	if err != nil {

@@ -35,7 +35,13 @@ func TestCacheFarSmallerThanDataset(t *testing.T) {
 	if n := strings.Count(logs.String(), "the cache is far smaller than this dataset"); n != 1 {
 		t.Errorf("%d warnings, want 1 (for the big dataset, once):\n%s", n, logs.String())
 	}
-	if !strings.Contains(logs.String(), big) || strings.Contains(logs.String(), "url=file://"+small) {
+	var warning string
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, "the cache is far smaller than this dataset") {
+			warning = line
+		}
+	}
+	if !strings.Contains(warning, big) || strings.Contains(warning, "url=file://"+small) {
 		t.Errorf("the warning does not name the big dataset alone:\n%s", logs.String())
 	}
 	mfs, err := srv.registry.Gather()
