@@ -186,7 +186,12 @@ class ColumnInfo:
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """A resolved dataset manifest."""
+    """A resolved dataset manifest. ``counted`` says whether every shard's
+    sample count is known (``num_samples`` is then the dataset's): a
+    WebDataset with no stored manifest and no index beside its shards is
+    counted as streams reach its shards, and until then its uncounted shards
+    have 0 samples. ``counts_from`` says where the counts came from
+    ("manifest", "index", "counting", "footers")."""
 
     url: str
     format: str
@@ -198,6 +203,8 @@ class DatasetInfo:
     # decodes it) and its columns; empty for WebDataset.
     arrow_schema: bytes = b""
     columns: tuple[ColumnInfo, ...] = ()
+    counted: bool = True
+    counts_from: str = ""
 
 
 @dataclass(frozen=True)
@@ -459,6 +466,8 @@ class Client:
             from_stored_manifest=d.from_stored_manifest,
             arrow_schema=d.arrow_schema,
             columns=tuple(ColumnInfo(c.name, c.type, c.nullable) for c in d.columns),
+            counted=d.counted,
+            counts_from=d.counts_from,
         )
 
     def stats(self) -> Stats:
@@ -808,6 +817,8 @@ def _progress_bar(client: Client, url: str, batch_size: int, args: dict[str, Any
     if tqdm is None:
         return None
     info = client.open_dataset(url, args.get("format", ""))
+    if not info.counted:  # counted as the epoch reads the shards: no total yet
+        return tqdm(total=None, unit="sample", desc=f"epoch {args.get('epoch', 0)}", dynamic_ncols=True)
     start = args.get("start", 0)
     total = rank_count(
         info.num_samples,
