@@ -79,7 +79,7 @@ def test_resume_from_cursor_yields_the_rest(server: str, data: Data) -> None:
         first = list(itertools.islice(it, 5))
         it.close()
         cursor = first[-1].cursor
-        assert cursor == stoker.Cursor(epoch=2, position=30)
+        assert cursor == stoker.Cursor(epoch=2, position=30, plan_version=cursor.plan_version) and cursor.plan_version > 0
         rest = [s.key for b in c.stream(data.url, batch_size=6, seed=9, epoch=2, start=cursor) for s in b.samples]
     assert [s.key for b in first for s in b.samples] + rest == whole
 
