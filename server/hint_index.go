@@ -22,7 +22,7 @@ func (h *hints) startIndex(ds *prefetch.Dataset, deadline time.Time) *stokerv1.P
 		r.bytesTotal += uint64(ds.Object(i).Bytes())
 	}
 	h.runs.Add(id, r)
-	h.spread.Add(id, []hintPart{{node: h.s.selfName(), shards: n, bytes: r.bytesTotal}})
+	h.spread.Add(id, []hintPart{{id: id, node: h.s.selfName(), shards: n, bytes: r.bytesTotal}})
 	h.wg.Go(func() {
 		ctx, cancel := h.ctx, context.CancelFunc(func() {})
 		if !deadline.IsZero() {
@@ -36,7 +36,7 @@ func (h *hints) startIndex(ds *prefetch.Dataset, deadline time.Time) *stokerv1.P
 				break
 			}
 			g.Go(func() error {
-				if ds.Columnar == nil && !h.s.catalog.HasShardIndex(ds, i) {
+				if _, counted := ds.Count(i); ds.Columnar == nil && (!counted || !h.s.catalog.HasShardIndex(ds, i)) {
 					if _, err := ds.ShardIndex(ctx, i); err != nil {
 						r.fail(err)
 						return nil

@@ -183,3 +183,49 @@ func TestReadShard(t *testing.T) {
 		t.Fatalf("ReadShard without an object: %v, want InvalidArgument", err)
 	}
 }
+
+// An index-only hint counts and indexes every shard of a dataset that has
+// no index beside it, so the next open is counted, and reads no shard of a
+// dataset counted already.
+func TestIndexOnlyHint(t *testing.T) {
+	h := newHarness(t, wds.Synthetic{Shards: 6, PerShard: 7, SampleSize: 1000, Seed: 5}, nil)
+	ctx := context.Background()
+	api := stokerv1.NewLoaderClient(dialRaw(t, h.addr))
+	open := func() *stokerv1.Dataset {
+		r, err := api.OpenDataset(ctx, &stokerv1.OpenDatasetRequest{Url: h.url})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.GetDataset()
+	}
+	if ds := open(); ds.GetCounted() {
+		t.Fatal("a dataset with no index was counted at its open")
+	}
+	for round := range 2 {
+		reads := h.srv.shards.Fetches()
+		resp, err := api.Prefetch(ctx, &stokerv1.PrefetchRequest{Url: h.url, IndexOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			st, err := api.PrefetchStatus(ctx, &stokerv1.PrefetchStatusRequest{HintId: resp.GetHintId()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.GetDone() {
+				if st.GetBytesDone() != st.GetBytesTotal() {
+					t.Fatalf("index hint done with %d of %d bytes: %v", st.GetBytesDone(), st.GetBytesTotal(), st.GetNodes())
+				}
+				break
+			}
+			time.Sleep(5 * time.Millisecond) // poll interval
+		}
+		ds := open()
+		if !ds.GetCounted() || ds.GetNumSamples() != 42 {
+			t.Fatalf("round %d: after the index hint: counted %v, %d samples; want true, 42", round, ds.GetCounted(), ds.GetNumSamples())
+		}
+		if got := h.srv.shards.Fetches() - reads; round == 1 && got != 0 {
+			t.Fatalf("an index hint on a counted, indexed dataset read %d shards", got)
+		}
+	}
+}

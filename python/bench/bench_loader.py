@@ -134,6 +134,9 @@ def main() -> int:
         install_s3_opener()
         with stoker.Client(server) as client:
             info = client.open_dataset(url)
+            if not info.counted:  # no index beside the shards: count them first, to check every read
+                client.wait_prefetch(client.prefetch(url, epochs=[], index_only=True), progress=False)
+                info = client.open_dataset(url)
         shard_urls = [s.object for s in info.shards]
         total = info.num_samples
         print(f"dataset {url}: {total} samples, {len(shard_urls)} shards, {info.total_bytes / 1e6:.1f} MB; "

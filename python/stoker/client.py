@@ -490,13 +490,17 @@ class Client:
         deadline: float | None = None,
         budget_bytes: int = 0,
         format: str = "",
+        index_only: bool = False,
     ) -> PrefetchHint:
         """Tell the server (and through it the cluster) which epochs of a
         dataset the job reads next, so the shards are fetched ahead in plan
         order. Returns at once; follow it with prefetch_status or
         wait_prefetch. ``deadline`` is a Unix time in seconds after which the
         work is abandoned; ``budget_bytes`` caps what is fetched. The seed
-        and shuffle settings must be the trainers'."""
+        and shuffle settings must be the trainers'. ``index_only=True``
+        (``epochs`` may then be empty) only counts and indexes the dataset's
+        shards on that server, so a job's first batch waits for no
+        counting."""
         req = loader_pb2.PrefetchRequest(
             url=url,
             format=format,
@@ -506,6 +510,7 @@ class Client:
             no_shuffle=not shuffle,
             deadline_unix_ms=int(deadline * 1000) if deadline is not None else 0,
             budget_bytes=budget_bytes,
+            index_only=index_only,
         )
         r = self._unary("Prefetch", lambda: self._stub.Prefetch(req, timeout=self.timeout, metadata=self._metadata))
         return PrefetchHint(hint_id=r.hint_id, bytes_total=r.bytes_total, shards_total=r.shards_total)
