@@ -35,7 +35,12 @@ func runStats(ctx context.Context, args []string, out io.Writer) error {
 	fmt.Fprintf(out, "disk tier       %s / %s\n", humanize.IBytes(st.GetDiskBytes()), humanize.IBytes(st.GetDiskCapacity()))
 	fmt.Fprintf(out, "cache hits      memory %d, disk %d, misses %d (hit rate %.1f%%)\n", st.GetMemoryHits(), st.GetDiskHits(), st.GetMisses(), 100*rate)
 	fmt.Fprintf(out, "evictions       %d\n", st.GetEvictions())
-	fmt.Fprintf(out, "storage         %d requests, %s\n", st.GetStorageRequests(), humanize.IBytes(st.GetStorageBytes()))
+	fmt.Fprintf(out, "storage         %d requests, %s (sample ranges: %d requests, %s)\n", st.GetStorageRequests(), humanize.IBytes(st.GetStorageBytes()),
+		st.GetStorageRangeRequests(), humanize.IBytes(st.GetStorageRangeBytes()))
+	fmt.Fprintf(out, "disk samples    %d read from the disk tier without their shard\n", st.GetDiskRangeHits())
+	for _, p := range st.GetCounting() {
+		fmt.Fprintf(out, "counting        %s: %d of %d shards\n", p.GetUrl(), p.GetShardsCounted(), p.GetShardsTotal())
+	}
 	fmt.Fprintf(out, "served          %d samples, %s\n", st.GetSamplesServed(), humanize.IBytes(st.GetBytesServed()))
 	fmt.Fprintf(out, "stall           %s\n", time.Duration(st.GetStallNanos()).Round(time.Millisecond))
 	fmt.Fprintf(out, "active streams  %d\n", st.GetActiveStreams())
