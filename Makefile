@@ -66,11 +66,13 @@ FUZZ_TARGETS := \
 	./prefetch/wds:FuzzDecompress \
 	./prefetch/wds:FuzzSplitKey \
 	./prefetch/columnar:FuzzIndex \
-	./prefetch:FuzzCacheHeader \
+	./prefetch/wds:FuzzUnmarshalShardIndex \
+	./prefetch/dsindex:FuzzParse \
+	./prefetch:FuzzCacheFile \
 	./prefetch:FuzzExpandBraces \
-	./prefetch:FuzzRangeTotal
-# Request parsing (server/): add ./server:FuzzX lines here.
-FUZZ_TARGETS +=
+	./prefetch:FuzzRangeTotal \
+	./shuffle:FuzzPlan \
+	./server:FuzzParseStreamRequest
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
