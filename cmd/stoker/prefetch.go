@@ -125,6 +125,9 @@ func runPrefetch(ctx context.Context, o *prefetchOptions, url string, out io.Wri
 	}
 }
 
+// barThrottle is the least time between two draws of the bar.
+var barThrottle = 100 * time.Millisecond
+
 // prefetchBar draws a hint's progress: bytes done of the total, the rate
 // and the time left, and how many nodes are done.
 type prefetchBar struct {
@@ -141,11 +144,12 @@ func newPrefetchBar(out io.Writer, total uint64) *prefetchBar {
 		progressbar.OptionSetWriter(out),
 		progressbar.OptionSetDescription("prefetch"),
 		progressbar.OptionShowBytes(true),
+		progressbar.OptionShowCount(),
 		progressbar.OptionUseIECUnits(true),
 		progressbar.OptionSetPredictTime(true),
 		progressbar.OptionShowElapsedTimeOnFinish(),
 		progressbar.OptionSetWidth(30),
-		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionThrottle(barThrottle),
 		progressbar.OptionSetRenderBlankState(true),
 	)}
 }
