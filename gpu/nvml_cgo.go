@@ -58,7 +58,7 @@ const (
 // nvmlLib is libnvidia-ml's entry points; each may be nil where the
 // library lacks it (the versioned ones fall back to older versions).
 type nvmlLib struct {
-	init, shutdown, errorString, driverVersion  unsafe.Pointer
+	init, shutdown, errorString, driverVersion unsafe.Pointer
 	count, handle, name, uuid, memoryInfo, pci unsafe.Pointer
 }
 
