@@ -78,16 +78,19 @@ func unwrapStatus(err error) error {
 	return err
 }
 
-// plainStatus replaces a gRPC status error inside err by its message: the
-// server's words, which name what failed and where.
+// plainStatus replaces a gRPC status error inside err by its message, the
+// server's words, which name what failed and where, and the code in
+// parentheses for scripts: "rpc error: code = NotFound desc = list
+// s3://b/x/: ..." reads "list s3://b/x/: ... (NotFound)".
 func plainStatus(err error) error {
 	var se interface{ GRPCStatus() *status.Status }
 	if !errors.As(err, &se) {
 		return err
 	}
 	raw := se.(error).Error()
-	msg := se.GRPCStatus().Message()
-	return &serverError{text: strings.Replace(err.Error(), raw, msg, 1), err: err}
+	st := se.GRPCStatus()
+	text := strings.Replace(err.Error(), raw, st.Message(), 1) + " (" + st.Code().String() + ")"
+	return &serverError{text: text, err: err}
 }
 
 // serverError is an error whose text is reworded and whose chain is kept.

@@ -77,6 +77,7 @@ func newRoot(lookupEnv func(string) (string, bool)) *cobra.Command {
 		},
 	}
 	cli.Setup(root)
+	root.DisableFlagsInUseLine = true // "stoker [command]": the flags are the commands'
 	root.AddCommand(newDemoCmd(), newReadCmd(lookupEnv), newStatsCmd(lookupEnv), newPrefetchCmd(lookupEnv), newClusterCmd(lookupEnv),
 		newDoctorCmd(lookupEnv), newPlanCmd(), newIndexCmd())
 	for _, c := range root.Commands() {

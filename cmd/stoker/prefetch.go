@@ -53,7 +53,7 @@ warmed first.`,
 	fs.IntVar(&o.epochs, "epochs", 1, "number of epochs to warm from --epoch on")
 	fs.Uint64Var(&o.seed, "seed", 0, "the job's shuffle seed")
 	fs.Var(windowValue{&o.window}, "shuffle-window", "the job's shuffle window: shards, 0 for the server's default (32), or all")
-	fs.BoolVar(&o.indexOnly, "index-only", false, "only count and index the dataset's shards on this server (before a job, so its first batch waits for no counting); `stoker index` writes an index beside the shards instead, for every server")
+	fs.BoolVar(&o.indexOnly, "index-only", false, "only count and index the dataset's shards on this server (before a job, so its first batch waits for no counting); stoker index writes an index beside the shards instead, for every server")
 	fs.BoolVar(&o.noShuffle, "no-shuffle", false, "the job reads in file order")
 	fs.StringVar(&o.budget, "budget", "", "most bytes to fetch over the cluster (e.g. 50GiB; empty: no cap)")
 	fs.DurationVar(&o.deadline, "deadline", 0, "give up after this long (0: never)")
