@@ -74,7 +74,7 @@ allow-s3 = ["s3://%s/train/"]
 func TestMissingBucketMessage(t *testing.T) {
 	e := newEnv(t)
 	for url, want := range map[string]string{
-		"s3://no-such-bucket/train/": `^stoker: list s3://no-such-bucket/train/: not found: bucket "no-such-bucket" does not exist \(NotFound\)\n$`,
+		"s3://no-such-bucket/train/":           `^stoker: list s3://no-such-bucket/train/: not found: bucket "no-such-bucket" does not exist \(NotFound\)\n$`,
 		"s3://no-such-bucket/train-{0..3}.tar": `^stoker: stat s3://no-such-bucket/train-0.tar: not found: bucket "no-such-bucket" does not exist \(and 3 more of the 4 objects are missing\) \(NotFound\)\n$`,
 	} {
 		out, err := exec.Command(filepath.Join(binDir, "stoker"), "read", "--server", e.srv.grpc, url).CombinedOutput()
