@@ -146,3 +146,16 @@ func TestOneDashFlags(t *testing.T) {
 		t.Errorf("exit %d %s\n%s", code, errOut, settings)
 	}
 }
+
+// stokerd prints a completion script for each shell, and its completion
+// requests offer a flag's values.
+func TestCompletion(t *testing.T) {
+	for _, sh := range []string{"bash", "zsh", "fish", "powershell"} {
+		if _, out, errOut, code := runStokerd(t, nil, "completion", sh); code != 0 || !strings.Contains(out, "stokerd") {
+			t.Errorf("completion %s: exit %d: %s", sh, code, errOut)
+		}
+	}
+	if _, out, _, _ := runStokerd(t, nil, "__complete", "--memory-region", ""); !strings.Contains(out, "locked\n") {
+		t.Errorf("completing --memory-region:\n%s", out)
+	}
+}
