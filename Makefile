@@ -11,10 +11,15 @@ export PATH := $(GOBIN):$(PATH)
 
 .PHONY: all build test test-go test-python check-proto proto tools demo bench fuzz
 
+# The version stoker and stokerd print (--version): this checkout's tag or
+# commit. A plain `go build` prints the module version or "devel".
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS  := -X github.com/stoker-data/stoker/cmd/internal/cli.version=$(VERSION)
+
 all: build
 
 build:
-	go build -o bin/ ./cmd/...
+	go build -ldflags "$(LDFLAGS)" -o bin/ ./cmd/...
 
 demo:
 	go run ./cmd/stoker demo

@@ -2,7 +2,8 @@
 
 package gpu
 
-// discover reports no NVML: go-nvml needs cgo to dlopen the library.
+// discover reports no NVML: libnvidia-ml is reached through dlopen, which
+// needs cgo.
 func discover(string) (Discovery, error) {
 	return Discovery{Reason: "built without cgo"}, nil
 }

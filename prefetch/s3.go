@@ -190,7 +190,7 @@ func (s *S3Source) Stat(ctx context.Context, url string) (Object, error) {
 	}
 	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: &key})
 	if err != nil {
-		return Object{}, s3Error(op, url, bucket, err)
+		return Object{}, s.statError(ctx, op, url, bucket, err)
 	}
 	size := aws.ToInt64(out.ContentLength)
 	return Object{URL: url, Size: size, ETag: s3Version(out.ETag, out.LastModified, size)}, nil

@@ -3,6 +3,7 @@ package prefetch
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -79,8 +80,9 @@ func s3StatusKind(status int) error {
 // s3Error wraps an SDK error once as an *Error, branching on the API error
 // code, then the HTTP status, with errors.As. Anything without a response
 // (refused or reset connections, timeouts, a cancelled ctx) is
-// ErrUnavailable. A missing bucket names the bucket. An *Error passes as it
-// is.
+// ErrUnavailable. A missing bucket says so, naming the bucket (a
+// missingBucket cause, without the SDK's request and host IDs). An *Error
+// passes as it is.
 func s3Error(op, url, bucket string, err error) error {
 	var e *Error
 	if errors.As(err, &e) {
@@ -94,7 +96,7 @@ func s3Error(op, url, bucket string, err error) error {
 	case errors.As(err, &apiErr) && s3CodeKinds[apiErr.ErrorCode()] != nil:
 		kind = s3CodeKinds[apiErr.ErrorCode()]
 		if apiErr.ErrorCode() == "NoSuchBucket" {
-			url = s3Scheme + bucket
+			err = &missingBucket{bucket: bucket, err: err}
 		}
 	case errors.As(err, &status) && status.HTTPStatusCode() > 0:
 		kind = s3StatusKind(status.HTTPStatusCode())
@@ -105,3 +107,15 @@ func s3Error(op, url, bucket string, err error) error {
 	}
 	return &Error{Op: op, Object: url, Kind: kind, Err: err}
 }
+
+// missingBucket is the cause of a request to a bucket that does not
+// exist. Its text names the bucket and nothing of the SDK's error (request
+// and host IDs say nothing to a person who mistyped a bucket); the SDK's
+// error stays in the chain for errors.As.
+type missingBucket struct {
+	bucket string
+	err    error
+}
+
+func (e *missingBucket) Error() string { return fmt.Sprintf("bucket %q does not exist", e.bucket) }
+func (e *missingBucket) Unwrap() error { return e.err }

@@ -51,7 +51,7 @@ func TestS3ErrorKinds(t *testing.T) {
 		kind   error
 		object string
 	}{
-		{"NoSuchBucket names the bucket", apiErr(404, "NoSuchBucket"), ErrNotFound, "s3://bkt"},
+		{"NoSuchBucket", apiErr(404, "NoSuchBucket"), ErrNotFound, "s3://bkt/k"},
 		{"NoSuchKey", apiErr(404, "NoSuchKey"), ErrNotFound, "s3://bkt/k"},
 		{"HEAD 404", statusErr(404), ErrNotFound, "s3://bkt/k"},
 		{"AccessDenied", apiErr(403, "AccessDenied"), ErrPermission, "s3://bkt/k"},
@@ -80,6 +80,9 @@ func TestS3ErrorKinds(t *testing.T) {
 		if !errors.Is(err, tc.err) && tc.name != "an *Error passes as it is" {
 			t.Errorf("%s: the cause is lost: %v", tc.name, err)
 		}
+	}
+	if err := s3Error("list", "s3://bkt/train/", "bkt", apiErr(404, "NoSuchBucket")); err.Error() != `list s3://bkt/train/: not found: bucket "bkt" does not exist` {
+		t.Errorf("NoSuchBucket: %q, want the URL and the bucket, and nothing of the SDK's error", err)
 	}
 	if err := s3Error("read", "u", "b", apiErr(416, "InvalidRange")); !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Errorf("InvalidRange: %v does not wrap io.ErrUnexpectedEOF", err)

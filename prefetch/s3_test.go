@@ -49,13 +49,20 @@ func TestS3Errors(t *testing.T) {
 	srv.Put(t, "bkt", "k.tar", []byte("data"))
 	good := newS3Source(t, srv.Endpoint, srv, 2)
 
+	// A missing bucket says so, naming the URL and the bucket, and nothing
+	// of the SDK's error (a HEAD's bodiless 404 included).
 	_, err := good.List(ctx, "s3://no-such-bucket/train/")
 	var e *prefetch.Error
-	if !errors.Is(err, prefetch.ErrNotFound) || !errors.As(err, &e) || e.Object != "s3://no-such-bucket" {
-		t.Errorf("List in a missing bucket = %v, want ErrNotFound naming s3://no-such-bucket", err)
+	if !errors.Is(err, prefetch.ErrNotFound) || !errors.As(err, &e) || e.Object != "s3://no-such-bucket/train/" ||
+		err.Error() != `list s3://no-such-bucket/train/: not found: bucket "no-such-bucket" does not exist` {
+		t.Errorf("List in a missing bucket = %v, want ErrNotFound naming the URL and the bucket alone", err)
 	}
-	if _, err := good.Stat(ctx, "s3://bkt/missing.tar"); !errors.Is(err, prefetch.ErrNotFound) {
-		t.Errorf("Stat of a missing key = %v, want ErrNotFound", err)
+	_, err = good.Stat(ctx, "s3://no-such-bucket/train-0.tar")
+	if !errors.Is(err, prefetch.ErrNotFound) || err.Error() != `stat s3://no-such-bucket/train-0.tar: not found: bucket "no-such-bucket" does not exist` {
+		t.Errorf("Stat in a missing bucket = %v, want ErrNotFound naming the URL and the bucket alone", err)
+	}
+	if _, err := good.Stat(ctx, "s3://bkt/missing.tar"); !errors.Is(err, prefetch.ErrNotFound) || strings.Contains(err.Error(), "bucket") {
+		t.Errorf("Stat of a missing key = %v, want ErrNotFound, not a missing bucket", err)
 	}
 	for _, u := range []string{"s3:///k.tar", "s3://bkt", "s3://bkt/", "s3://bkt/dir/", "file:///b/k.tar"} {
 		if _, err := good.Stat(ctx, u); !errors.Is(err, prefetch.ErrBadURL) {

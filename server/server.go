@@ -253,6 +253,8 @@ func (s *Server) Stats() *stokerv1.StatsResponse {
 		DiskRangeHits:   s.prefetcher.DiskRangeHits(),
 	}
 	st.StorageRangeRequests, st.StorageRangeBytes = s.prefetcher.RangeReads()
+	cached := uint64(s.cache.DistinctBytes()) // each shard once, in either tier
+	st.CachedBytes = &cached
 	for _, ds := range s.catalog.Counting() {
 		st.Counting = append(st.Counting, &stokerv1.CountingProgress{Url: ds.Manifest.URL,
 			ShardsCounted: uint64(ds.ShardsCounted()), ShardsTotal: uint64(len(ds.Manifest.Shards))})

@@ -2,61 +2,95 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
+	"text/tabwriter"
 	"time"
 
 	"github.com/dustin/go-humanize"
+	"github.com/spf13/cobra"
 
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 )
 
+func newClusterCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
+	var (
+		dial *dialFlags
+		url  string
+	)
+	c := &cobra.Command{
+		Use:   "cluster [URL]",
+		Short: "List the cluster's members, their cache tiers, hit rates and shard ownership",
+		Long: `List the members the server sees: state, gRPC address, zone, what each
+cache tier holds, the distinct data cached (a shard in both tiers counts
+once) and the hit rate; with a dataset URL (or --url), the shards each
+member owns of it.`,
+		Example: `  stoker cluster --server node1:7470 s3://bucket/train/`,
+		Args:    maxOneURL,
+		RunE: func(c *cobra.Command, args []string) error {
+			if len(args) == 1 && url == "" {
+				url = args[0]
+			}
+			return runCluster(c.Context(), dial, url, c.OutOrStdout())
+		},
+	}
+	dial = addDialFlags(c.Flags(), defaultServer, lookupEnv)
+	c.Flags().StringVar(&url, "url", "", "dataset `URL` whose shard ownership to show")
+	dial.completeFiles(c)
+	return c
+}
+
 // runCluster lists the members a server sees, with cache fill and hit
-// rates, and with --url the shards each owns of a dataset.
-func runCluster(ctx context.Context, args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("cluster", flag.ContinueOnError)
-	addr := fs.String("server", "127.0.0.1:7470", "server address (host:port or unix:///path)")
-	url := fs.String("url", "", "dataset URL whose shard ownership to show")
-	tf := addDialFlags(fs)
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) == 1 && *url == "" {
-		*url = pos[0]
-	}
-	c, err := tf.dial(*addr)
+// rates, and with url the shards each owns of a dataset.
+func runCluster(ctx context.Context, dial *dialFlags, url string, out io.Writer) error {
+	c, err := dial.dial()
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	resp, err := stokerv1.NewPeerClient(c.Conn()).Members(ctx, &stokerv1.MembersRequest{Url: *url})
+	resp, err := stokerv1.NewPeerClient(c.Conn()).Members(ctx, &stokerv1.MembersRequest{Url: url})
 	if err != nil {
-		return fmt.Errorf("cluster from %s: %w", *addr, err)
+		return fmt.Errorf("cluster from %s: %w", dial.addr, err)
 	}
-	fmt.Fprintf(out, "%-24s %-8s %-22s %-8s %-22s %-9s %s\n", "MEMBER", "STATE", "GRPC", "ZONE", "CACHE", "HIT RATE", "OWNED")
+	printMembers(out, resp, url != "")
+	return nil
+}
+
+// printMembers writes the members' table.
+func printMembers(out io.Writer, resp *stokerv1.MembersResponse, owned bool) {
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "MEMBER\tSTATE\tGRPC\tZONE\tMEMORY\tDISK\tDATA\tHIT RATE\tOWNED")
 	for _, m := range resp.GetMembers() {
 		name := m.GetName()
 		if name == resp.GetSelf() {
 			name += " *"
 		}
-		cache, hits := "-", "-"
+		mem, disk, data, hits := "-", "-", "-", "-"
 		if st := m.GetStats(); st != nil {
-			cache = fmt.Sprintf("%s / %s", humanize.IBytes(st.GetMemoryBytes()+st.GetDiskBytes()), humanize.IBytes(st.GetMemoryCapacity()+st.GetDiskCapacity()))
+			mem, disk = tierFill(st.GetMemoryBytes(), st.GetMemoryCapacity()), tierFill(st.GetDiskBytes(), st.GetDiskCapacity())
+			if st.CachedBytes != nil {
+				data = humanize.IBytes(st.GetCachedBytes())
+			}
 			if rate, ok := cacheHitRate(st); ok {
 				hits = fmt.Sprintf("%.1f%%", 100*rate)
 			}
 		} else if m.GetError() != "" && m.GetState() == "alive" {
-			cache = "unreachable"
+			mem = "unreachable"
 		}
-		owned := "-"
-		if *url != "" {
-			owned = fmt.Sprintf("%d shards, %s", m.GetOwnedShards(), humanize.IBytes(m.GetOwnedBytes()))
+		own := "-"
+		if owned {
+			own = fmt.Sprintf("%d shards, %s", m.GetOwnedShards(), humanize.IBytes(m.GetOwnedBytes()))
 		}
-		fmt.Fprintf(out, "%-24s %-8s %-22s %-8s %-22s %-9s %s\n", name, m.GetState(), m.GetGrpcAddr(), m.GetZone(), cache, hits, owned)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, m.GetState(), m.GetGrpcAddr(), orDash(m.GetZone()), mem, disk, data, hits, own)
 	}
-	return nil
+	_ = tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,33 +11,56 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/dustin/go-humanize"
+	"github.com/spf13/cobra"
+
 	"github.com/stoker-data/stoker/clients/stoker"
 	"github.com/stoker-data/stoker/prefetch"
 	"github.com/stoker-data/stoker/prefetch/wds"
 	"github.com/stoker-data/stoker/server"
 )
 
-// runDemo is the quickstart: it needs no S3 and no running server.
-func runDemo(ctx context.Context, args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	shards := fs.Int("shards", 16, "shards to write")
-	perShard := fs.Int("samples", 128, "samples per shard")
-	size := fs.Int("sample-size", 64<<10, "bytes of the image field of each sample")
-	epochs := fs.Int("epochs", 2, "epochs to read")
-	keep := fs.Bool("keep", false, "keep the temporary folder")
-	if _, err := parseInterspersed(fs, args); err != nil {
-		return err
+// demoOptions are the flags of `stoker demo`.
+type demoOptions struct {
+	shards, perShard, size, epochs int
+	keep                           bool
+}
+
+func newDemoCmd() *cobra.Command {
+	o := &demoOptions{}
+	c := &cobra.Command{
+		Use:   "demo",
+		Short: "Write a small synthetic WebDataset, serve it in process, read two epochs",
+		Long: `The quickstart: write a small synthetic WebDataset to a temporary folder,
+serve it from a stokerd inside this process, and read it twice: the
+first epoch from the files, the second from the cache. Needs no S3 and
+no running server.`,
+		Args: noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return runDemo(c.Context(), o, c.OutOrStdout())
+		},
 	}
+	fs := c.Flags()
+	fs.IntVar(&o.shards, "shards", 16, "shards to write")
+	fs.IntVar(&o.perShard, "samples", 128, "samples per shard")
+	fs.IntVar(&o.size, "sample-size", 64<<10, "bytes of the image field of each sample")
+	fs.IntVar(&o.epochs, "epochs", 2, "epochs to read")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temporary folder")
+	return c
+}
+
+// runDemo is the quickstart: it needs no S3 and no running server.
+func runDemo(ctx context.Context, o *demoOptions, out io.Writer) error {
 	dir, err := os.MkdirTemp("", "stoker-demo-")
 	if err != nil {
 		return err
 	}
-	if !*keep {
+	if !o.keep {
 		defer os.RemoveAll(dir)
 	}
 	data := filepath.Join(dir, "data")
-	fmt.Fprintf(out, "writing %d shards x %d samples (%d KiB each) to %s\n", *shards, *perShard, *size>>10, data)
-	if err := (wds.Synthetic{Shards: *shards, PerShard: *perShard, SampleSize: *size, Seed: 1}).Write(data); err != nil {
+	fmt.Fprintf(out, "writing %d shards x %d samples (%s each) to %s\n", o.shards, o.perShard, humanize.IBytes(uint64(o.size)), data)
+	if err := (wds.Synthetic{Shards: o.shards, PerShard: o.perShard, SampleSize: o.size, Seed: 1}).Write(data); err != nil {
 		return err
 	}
 
@@ -76,13 +98,13 @@ func runDemo(ctx context.Context, args []string, out io.Writer) error {
 	fmt.Fprintf(out, "opened %s: %d shards, %d samples, indexed in %s (indexing read each shard once and cached it)\n\n", url, len(ds.GetShards()), ds.GetNumSamples(), time.Since(t).Round(time.Millisecond))
 
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "epoch\tsamples\tMB\tMB/s\tcache hit rate\tstall\t")
-	for e := range *epochs {
+	fmt.Fprintln(tw, "epoch\tsamples\tdata\trate\tcache hit rate\tstall\t")
+	for e := range o.epochs {
 		s, err := readEpoch(ctx, c, stoker.Epoch{URL: url, Seed: 42, Epoch: uint64(e), BatchSize: 32, ShuffleWindow: 4}, io.Discard, func(*stoker.Batch) error { return nil })
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%.1f\t%.0f\t%.1f%%\t%s\t\n", e, s.Samples, float64(s.Bytes)/1e6, s.mbps(), 100*s.hitRate(), s.Stall.Round(time.Microsecond))
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s/s\t%.1f%%\t%s\t\n", e, s.Samples, humanize.IBytes(uint64(s.Bytes)), humanize.IBytes(uint64(s.bytesPerSecond())), 100*s.hitRate(), s.Stall.Round(time.Microsecond))
 	}
 	return tw.Flush()
 }

@@ -2,13 +2,13 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 
 	"github.com/dustin/go-humanize"
+	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
 	"github.com/stoker-data/stoker/gpu"
@@ -16,23 +16,44 @@ import (
 	"github.com/stoker-data/stoker/server"
 )
 
+// doctorOptions are the flags of `stoker doctor`.
+type doctorOptions struct {
+	dial                 *dialFlags
+	sock, memory, region string
+}
+
+func newDoctorCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
+	o := &doctorOptions{}
+	c := &cobra.Command{
+		Use:   "doctor",
+		Short: "Print what this host offers the GPU path and what Stoker will use",
+		Long: `Print what this host offers the GPU path (GPUs, NUMA, mlock limit, huge
+pages, cuFile, the shared-memory folder and socket) and which path each
+stage will take; with --server, what that server found too.`,
+		Args: noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return runDoctor(c.Context(), o, c.OutOrStdout())
+		},
+	}
+	fs := c.Flags()
+	o.dial = addDialFlags(fs, "", lookupEnv)
+	fs.Lookup("server").Usage = "also ask this stokerd (host:port or unix:///path) what it found"
+	fs.StringVar(&o.sock, "unix", "", "the unix socket stokerd serves (stokerd --unix), checked for shared-memory delivery")
+	fs.StringVar(&o.memory, "memory-cache", "1GiB", "memory tier size to check against the mlock limit")
+	fs.StringVar(&o.region, "memory-region", string(server.RegionAuto), "the stokerd --memory-region to plan for: auto, locked or heap")
+	o.dial.completeFiles(c)
+	_ = c.RegisterFlagCompletionFunc("memory-region", fixedCompletions("auto", "locked", "heap"))
+	return c
+}
+
 // runDoctor prints what this host offers the GPU path and what Stoker
 // will use of it; with --server it also shows what that server found.
-func runDoctor(ctx context.Context, args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
-	addr := fs.String("server", "", "also ask this server (host:port or unix:///path) what it found")
-	sock := fs.String("unix", "", "the unix socket stokerd serves (stokerd --unix), checked for shared-memory delivery")
-	memory := fs.String("memory-cache", "1GiB", "memory tier size to check against the mlock limit")
-	region := fs.String("memory-region", string(server.RegionAuto), "the stokerd --memory-region to plan for: auto, locked or heap")
-	tf := addDialFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	mem, err := humanize.ParseBytes(*memory)
+func runDoctor(ctx context.Context, o *doctorOptions, out io.Writer) error {
+	mem, err := humanize.ParseBytes(o.memory)
 	if err != nil {
-		return fmt.Errorf("doctor: --memory-cache %q: %w", *memory, err)
+		return fmt.Errorf("doctor: --memory-cache %q: %w", o.memory, err)
 	}
-	mode, err := server.ParseMemoryRegion(*region)
+	mode, err := server.ParseMemoryRegion(o.region)
 	if err != nil {
 		return fmt.Errorf("doctor: --memory-region: %w", err)
 	}
@@ -43,26 +64,26 @@ func runDoctor(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintf(out, "  nvml error:    %v\n", perr)
 	}
 	sockOK := false
-	if *sock != "" {
-		st, err := os.Stat(strings.TrimPrefix(*sock, "unix://"))
+	if o.sock != "" {
+		st, err := os.Stat(strings.TrimPrefix(o.sock, "unix://"))
 		sockOK = err == nil && st.Mode()&os.ModeSocket != 0
-		fmt.Fprintf(out, "  unix socket:   %s (%s)\n", *sock, map[bool]string{true: "present", false: "missing or not a socket"}[sockOK])
+		fmt.Fprintf(out, "  unix socket:   %s (%s)\n", o.sock, map[bool]string{true: "present", false: "missing or not a socket"}[sockOK])
 	}
 	fmt.Fprintln(out, "stoker will use:")
-	for _, l := range plan(h, mem, mode, *sock != "", sockOK) {
+	for _, l := range plan(h, mem, mode, o.sock != "", sockOK) {
 		fmt.Fprintln(out, "  "+l)
 	}
-	if *addr != "" {
-		c, err := tf.dial(*addr)
+	if o.dial.addr != "" {
+		c, err := o.dial.dial()
 		if err != nil {
 			return err
 		}
 		defer c.Close()
 		st, err := c.Stats(ctx)
 		if err != nil {
-			return fmt.Errorf("doctor: stats of %s: %w", *addr, err)
+			return fmt.Errorf("doctor: stats of %s: %w", o.dial.addr, err)
 		}
-		fmt.Fprintf(out, "server %s:\n", *addr)
+		fmt.Fprintf(out, "server %s:\n", o.dial.addr)
 		printHost(out, st.GetHost())
 		printRegion(out, st.GetHost().GetMemoryRegion())
 		fmt.Fprintf(out, "  shm:           %d regions (%s), %d leases (%s), %s delivered\n", st.GetShmRegions(),

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"path"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dustin/go-humanize"
+	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/stoker-data/stoker/prefetch"
@@ -29,34 +29,47 @@ type indexOptions struct {
 	PartSize int64         // bytes of one ranged read of a shard
 }
 
-// runIndex is `stoker index URL`: it reads every shard of a WebDataset,
-// indexes it, and writes wids-index.json and wids-index.stoker beside the
-// shards.
-func runIndex(ctx context.Context, args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("index", flag.ContinueOnError)
+func newIndexCmd() *cobra.Command {
 	opt := indexOptions{PartSize: 8 << 20}
+	var pathStyle bool
+	c := &cobra.Command{
+		Use:   "index URL",
+		Short: "Index a WebDataset's shards and write the index beside them",
+		Long: `Read every shard of the WebDataset at URL, index it, and write
+wids-index.json and wids-index.stoker beside the shards, so every
+stokerd (and webdataset's wids) opens the dataset without reading it.
+S3 is reached with the standard AWS variables (AWS_ENDPOINT_URL_S3,
+AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE).`,
+		Example: `  stoker index s3://bucket/train/ --parallel 32
+  stoker index 's3://bucket/train-{000000..000099}.tar'`,
+		Args: oneURL,
+		RunE: func(c *cobra.Command, args []string) error {
+			return runIndex(c.Context(), args[0], opt, pathStyle, c.OutOrStdout())
+		},
+	}
+	fs := c.Flags()
 	fs.IntVar(&opt.Parallel, "parallel", 16, "shards read at once")
 	fs.BoolVar(&opt.Force, "force", false, "read every shard again, even those the existing index describes")
 	fs.DurationVar(&opt.Progress, "progress", time.Second, "how often to print progress (0: only the summary)")
-	pathStyle := fs.Bool("s3-path-style", false, "force S3 path-style addressing (on by itself for IP and localhost endpoints)")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return errors.New("index: want exactly one dataset URL (s3://bucket/train/, file:///data/train/, or a brace list)")
-	}
+	fs.BoolVar(&pathStyle, "s3-path-style", false, "force S3 path-style addressing (on by itself for IP and localhost endpoints)")
+	return c
+}
+
+// runIndex is `stoker index URL`: it reads every shard of a WebDataset,
+// indexes it, and writes wids-index.json and wids-index.stoker beside the
+// shards.
+func runIndex(ctx context.Context, url string, opt indexOptions, pathStyle bool, out io.Writer) error {
 	if opt.Parallel < 1 {
 		return errors.New("index: --parallel must be at least 1")
 	}
 	s3cfg := prefetch.DefaultS3Config()
-	s3cfg.PathStyle = *pathStyle
+	s3cfg.PathStyle = pathStyle
 	s3, err := prefetch.NewS3Source(ctx, s3cfg)
 	if err != nil {
 		return err
 	}
 	sources := prefetch.NewSources(map[string]prefetch.Source{"s3": s3, "file": prefetch.NewFileSource()})
-	_, err = indexDataset(ctx, sources, pos[0], opt, out)
+	_, err = indexDataset(ctx, sources, url, opt, out)
 	return err
 }
 

@@ -203,12 +203,12 @@ func TestIndexS3(t *testing.T) {
 		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v)
 	}
-	var out bytes.Buffer
-	if err := runIndex(context.Background(), []string{"s3://data/sets/train/", "--parallel", "2", "--progress", "0"}, &out); err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
+	r := runStoker(t, nil, "index", "s3://data/sets/train/", "--parallel", "2", "--progress", "0")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s\n%s", r.code, r.stderr, r.stdout)
 	}
-	if !strings.Contains(out.String(), "wrote s3://data/sets/train/wids-index.json") {
-		t.Fatalf("output:\n%s", out.String())
+	if !strings.Contains(r.stdout, "wrote s3://data/sets/train/wids-index.json") {
+		t.Fatalf("output:\n%s", r.stdout)
 	}
 	cfg := prefetch.DefaultS3Config()
 	cfg.Endpoint, cfg.Credentials = srv.Endpoint, srv.Credentials()

@@ -6,12 +6,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strconv"
 	"time"
+
+	"github.com/dustin/go-humanize"
+	"github.com/spf13/cobra"
 
 	"github.com/stoker-data/stoker/clients/stoker"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
@@ -48,11 +49,12 @@ type readSummary struct {
 	StatsErr error
 }
 
-func (s readSummary) mbps() float64 {
+// bytesPerSecond is the read's throughput (0 for an instant read).
+func (s readSummary) bytesPerSecond() float64 {
 	if s.Elapsed <= 0 {
 		return 0
 	}
-	return float64(s.Bytes) / 1e6 / s.Elapsed.Seconds()
+	return float64(s.Bytes) / s.Elapsed.Seconds()
 }
 
 func (s readSummary) hitRate() float64 {
@@ -62,72 +64,76 @@ func (s readSummary) hitRate() float64 {
 	return float64(s.Hits) / float64(s.Gets)
 }
 
-// readFlags are the flags of `stoker read`.
-type readFlags struct {
-	set   *flag.FlagSet
-	addr  *string
-	epoch *stoker.Epoch
-	start *uint64
-	jsonl *bool
-	shm   *bool
-	shmMB *int
-	gds   *bool
-	dial  dialFlags
+// readOptions are the flags of `stoker read`.
+type readOptions struct {
+	epoch stoker.Epoch
+	start uint64
+	jsonl bool
+	shm   bool
+	shmMB int
+	gds   bool
+	dial  *dialFlags
 }
 
-func newReadFlags() readFlags {
-	fs := flag.NewFlagSet("read", flag.ContinueOnError)
-	e := &stoker.Epoch{}
-	f := readFlags{set: fs, epoch: e}
-	f.addr = fs.String("server", "127.0.0.1:7470", "server address (host:port or unix:///path)")
+func newReadCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
+	o := &readOptions{}
+	c := &cobra.Command{
+		Use:   "read URL",
+		Short: "Read one rank's epoch from a server (--jsonl prints every sample)",
+		Long: `Read one rank's epoch of the dataset at URL from a stokerd and print a
+summary: samples, bytes, time to the first batch, throughput, cache hits
+and storage reads. --jsonl prints one JSON line per sample (its fields'
+sizes and SHA-256) or per row of a columnar dataset.
+
+URL is a folder (s3://bucket/train/, file:///data/train/), one shard, or
+a brace list, quoted so the shell leaves it alone:
+'train-{000000..000099}.tar'.`,
+		Example: `  stoker read s3://bucket/train/ --epoch 1 --seed 7
+  stoker read --server unix:///run/stoker.sock --shm 's3://bucket/train-{000000..000099}.tar'
+  STOKER_SERVER=node1:7470 stoker read s3://bucket/train/ --jsonl > samples.jsonl`,
+		Args: oneURL,
+		RunE: func(c *cobra.Command, args []string) error {
+			return runRead(c.Context(), o, args[0], c.OutOrStdout(), c.ErrOrStderr())
+		},
+	}
+	fs := c.Flags()
+	e := &o.epoch
+	o.dial = addDialFlags(fs, defaultServer, lookupEnv)
 	fs.Uint64Var(&e.Epoch, "epoch", 0, "epoch to read")
 	fs.Uint64Var(&e.Seed, "seed", 0, "shuffle seed")
 	fs.IntVar(&e.BatchSize, "batch-size", 32, "samples per batch per rank")
 	fs.IntVar(&e.Rank, "rank", 0, "this reader's rank")
 	fs.IntVar(&e.WorldSize, "world-size", 1, "number of ranks")
-	fs.Func("shuffle-window", "shards whose samples are shuffled together: a number, 0 for the server's default (32), or all", func(v string) error {
-		w, err := parseWindow(v)
-		e.ShuffleWindow = w
-		return err
-	})
+	fs.Var(windowValue{&e.ShuffleWindow}, "shuffle-window", "shards whose samples are shuffled together: a number, 0 for the server's default (32), or all")
 	fs.BoolVar(&e.NoShuffle, "no-shuffle", false, "keep file order")
 	fs.BoolVar(&e.DropLast, "drop-last", false, "stop after the last full step")
-	f.start = fs.Uint64("cursor", 0, "resume from this position in the epoch")
-	f.jsonl = fs.Bool("jsonl", false, "print one JSON object per sample")
-	f.shm = fs.Bool("shm", false, "receive batches through shared memory (needs --server unix:///path)")
-	f.shmMB = fs.Int("shm-region-mib", 0, "with --shm: size of the shared region in MiB (0: the server's default)")
-	f.dial = addDialFlags(fs)
-	f.gds = fs.Bool("gds", false, "with --shm: take shards in the disk tier as extents of its files and read them here through a pinned buffer (the GPU path without cuFile)")
+	fs.Uint64Var(&o.start, "cursor", 0, "resume from this `position` in the epoch")
+	fs.BoolVar(&o.jsonl, "jsonl", false, "print one JSON object per sample")
+	fs.BoolVar(&o.shm, "shm", false, "receive batches through shared memory (needs --server unix:///path)")
+	fs.IntVar(&o.shmMB, "shm-region-mib", 0, "with --shm: size of the shared region in MiB (0: the server's default)")
+	fs.BoolVar(&o.gds, "gds", false, "with --shm: take shards in the disk tier as extents of its files and read them here through a pinned buffer (the GPU path without cuFile)")
 	fs.StringVar(&e.Format, "format", "", "webdataset, parquet, arrow or arrows (default: by the objects' extensions)")
-	fs.Func("columns", "comma-separated columns of a columnar dataset (default: all)", func(v string) error {
-		e.Columns = splitColumns(v)
-		return nil
-	})
-	return f
+	fs.Var(columnsValue{&e.Columns}, "columns", "comma-separated `names` of the columns of a columnar dataset to read (default: all)")
+	o.dial.completeFiles(c)
+	_ = c.RegisterFlagCompletionFunc("format", fixedCompletions("webdataset", "parquet", "arrow", "arrows"))
+	_ = c.RegisterFlagCompletionFunc("shuffle-window", fixedCompletions("0", "all"))
+	return c
 }
 
-func runRead(ctx context.Context, args []string, out, errOut io.Writer) error {
-	f := newReadFlags()
-	pos, err := parseInterspersed(f.set, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return errors.New("read: want exactly one dataset URL")
-	}
-	e, addr, jsonl := *f.epoch, f.addr, f.jsonl
-	e.URL, e.Start = pos[0], *f.start
-	c, err := dialRead(*addr, f.dial, *f.shm, *f.gds, *f.shmMB<<20)
+func runRead(ctx context.Context, o *readOptions, url string, out, errOut io.Writer) error {
+	e := o.epoch
+	e.URL, e.Start = url, o.start
+	c, err := dialRead(o.dial, o.shm, o.gds, o.shmMB<<20)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	extents := newExtentReader(*f.gds)
+	extents := newExtentReader(o.gds)
 	defer extents.close()
 	w := bufio.NewWriterSize(out, 1<<16)
 	defer w.Flush()
 	var objects []string // a columnar dataset's object of each shard
-	if *jsonl {
+	if o.jsonl {
 		if objects, err = shardObjects(ctx, c, e); err != nil {
 			return err
 		}
@@ -136,7 +142,7 @@ func runRead(ctx context.Context, args []string, out, errOut io.Writer) error {
 		if err := extents.fill(b); err != nil {
 			return err
 		}
-		if !*jsonl {
+		if !o.jsonl {
 			return nil
 		}
 		if b.Record != nil {
@@ -147,15 +153,22 @@ func runRead(ctx context.Context, args []string, out, errOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cache := fmt.Sprintf("cache hits %d/%d (%.1f%%), stall %s, storage %d requests %s (%d sample ranges %s)",
-		sum.Hits, sum.Gets, 100*sum.hitRate(), sum.Stall.Round(time.Millisecond),
-		sum.StorageRequests, humanBytes(sum.StorageBytes), sum.RangeRequests, humanBytes(sum.RangeBytes))
-	if sum.StatsErr != nil {
-		cache = fmt.Sprintf("cache figures unknown (the server's statistics after the epoch: %v)", sum.StatsErr)
-	}
-	fmt.Fprintf(errOut, "read %s epoch %d rank %d/%d: %d samples, %s, %.2fs (first batch %.2fs), %.1f MB/s, %s\n",
-		e.URL, e.Epoch, e.Rank, max(e.WorldSize, 1), sum.Samples, humanBytes(uint64(sum.Bytes)), sum.Elapsed.Seconds(), sum.FirstBatch.Seconds(), sum.mbps(), cache)
+	fmt.Fprintln(errOut, sum.line(e))
 	return nil
+}
+
+// line is the summary `stoker read` prints: what was read, how fast, and
+// what it cost the cache and storage.
+func (s readSummary) line(e stoker.Epoch) string {
+	cache := fmt.Sprintf("cache hits %d/%d (%.1f%%), stall %s, storage %d requests %s (%d sample ranges %s)",
+		s.Hits, s.Gets, 100*s.hitRate(), s.Stall.Round(time.Millisecond),
+		s.StorageRequests, humanize.IBytes(s.StorageBytes), s.RangeRequests, humanize.IBytes(s.RangeBytes))
+	if s.StatsErr != nil {
+		cache = fmt.Sprintf("cache figures unknown (the server's statistics after the epoch: %v)", s.StatsErr)
+	}
+	return fmt.Sprintf("read %s epoch %d rank %d/%d: %d samples, %s, %.2fs (first batch %.2fs), %s/s, %s",
+		e.URL, e.Epoch, e.Rank, max(e.WorldSize, 1), s.Samples, humanize.IBytes(uint64(s.Bytes)), s.Elapsed.Seconds(), s.FirstBatch.Seconds(),
+		humanize.IBytes(uint64(s.bytesPerSecond())), cache)
 }
 
 // parseWindow reads --shuffle-window: a count of shards, or "all".
@@ -168,20 +181,6 @@ func parseWindow(v string) (int, error) {
 		return 0, fmt.Errorf("want a number of shards (0: the default) or all, got %q", v)
 	}
 	return w, nil
-}
-
-// humanBytes is n in B, KiB, MiB, GiB or TiB.
-func humanBytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit && exp < 3; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGT"[exp])
 }
 
 // readEpoch reads an epoch through c, calling each for every batch, and

@@ -12,9 +12,10 @@ import (
 // dialRead connects `stoker read` to its server; with --shm the batches
 // come through shared memory, which needs the server's unix socket, and
 // with --gds cached shards come as disk extents.
-func dialRead(addr string, tf dialFlags, shm, gds bool, regionBytes int) (*stoker.Client, error) {
+func dialRead(tf *dialFlags, shm, gds bool, regionBytes int) (*stoker.Client, error) {
+	addr := tf.addr
 	if !shm && !gds {
-		return tf.dial(addr)
+		return tf.dial()
 	}
 	if !shm {
 		return nil, fmt.Errorf("read --gds needs --shm")
@@ -23,9 +24,9 @@ func dialRead(addr string, tf dialFlags, shm, gds bool, regionBytes int) (*stoke
 		return nil, fmt.Errorf("read --shm: --server %q is not a unix socket (want unix:///path, the path of stokerd --unix)", addr)
 	}
 	if gds {
-		return tf.dial(addr, stoker.WithGPUDirect(regionBytes))
+		return tf.dial(stoker.WithGPUDirect(regionBytes))
 	}
-	return tf.dial(addr, stoker.WithSharedMemory(regionBytes))
+	return tf.dial(stoker.WithSharedMemory(regionBytes))
 }
 
 // extentReader reads the disk extents of a --gds stream so the JSONL

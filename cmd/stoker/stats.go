@@ -2,24 +2,36 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"time"
 
 	"github.com/dustin/go-humanize"
+	"github.com/spf13/cobra"
 
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 )
 
-func runStats(ctx context.Context, args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("stats", flag.ContinueOnError)
-	addr := fs.String("server", "127.0.0.1:7470", "server address (host:port or unix:///path)")
-	tf := addDialFlags(fs)
-	if _, err := parseInterspersed(fs, args); err != nil {
-		return err
+func newStatsCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
+	var dial *dialFlags
+	c := &cobra.Command{
+		Use:   "stats",
+		Short: "Print a server's statistics",
+		Long: `Print a server's statistics: what each cache tier holds, the distinct
+data cached (a shard in both tiers counts once), hits, storage reads,
+what was served, stall time and open streams.`,
+		Args: noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return runStats(c.Context(), dial, c.OutOrStdout())
+		},
 	}
-	c, err := tf.dial(*addr)
+	dial = addDialFlags(c.Flags(), defaultServer, lookupEnv)
+	dial.completeFiles(c)
+	return c
+}
+
+func runStats(ctx context.Context, dial *dialFlags, out io.Writer) error {
+	c, err := dial.dial()
 	if err != nil {
 		return err
 	}
@@ -28,11 +40,12 @@ func runStats(ctx context.Context, args []string, out io.Writer) error {
 	defer cancel()
 	st, err := c.Stats(ctx)
 	if err != nil {
-		return fmt.Errorf("stats from %s: %w", *addr, err)
+		return fmt.Errorf("stats from %s: %w", dial.addr, err)
 	}
 	rate, _ := cacheHitRate(st)
-	fmt.Fprintf(out, "memory tier     %s / %s\n", humanize.IBytes(st.GetMemoryBytes()), humanize.IBytes(st.GetMemoryCapacity()))
-	fmt.Fprintf(out, "disk tier       %s / %s\n", humanize.IBytes(st.GetDiskBytes()), humanize.IBytes(st.GetDiskCapacity()))
+	fmt.Fprintf(out, "memory tier     %s\n", tierFill(st.GetMemoryBytes(), st.GetMemoryCapacity()))
+	fmt.Fprintf(out, "disk tier       %s\n", tierFill(st.GetDiskBytes(), st.GetDiskCapacity()))
+	fmt.Fprintf(out, "cached data     %s\n", distinct(st))
 	fmt.Fprintf(out, "cache hits      memory %d, disk %d, misses %d (hit rate %.1f%%)\n", st.GetMemoryHits(), st.GetDiskHits(), st.GetMisses(), 100*rate)
 	fmt.Fprintf(out, "evictions       %d\n", st.GetEvictions())
 	fmt.Fprintf(out, "storage         %d requests, %s (sample ranges: %d requests, %s)\n", st.GetStorageRequests(), humanize.IBytes(st.GetStorageBytes()),
@@ -45,6 +58,23 @@ func runStats(ctx context.Context, args []string, out io.Writer) error {
 	fmt.Fprintf(out, "stall           %s\n", time.Duration(st.GetStallNanos()).Round(time.Millisecond))
 	fmt.Fprintf(out, "active streams  %d\n", st.GetActiveStreams())
 	return nil
+}
+
+// tierFill is "65 MiB / 1.0 GiB", or "off" for a tier of no capacity.
+func tierFill(used, capacity uint64) string {
+	if capacity == 0 {
+		return "off"
+	}
+	return humanize.IBytes(used) + " / " + humanize.IBytes(capacity)
+}
+
+// distinct is the data a server caches, each shard once, or "unknown"
+// from a server too old to say.
+func distinct(st *stokerv1.StatsResponse) string {
+	if st.CachedBytes == nil {
+		return "unknown (the server does not report it)"
+	}
+	return humanize.IBytes(st.GetCachedBytes()) + " (a shard in both tiers counts once)"
 }
 
 // cacheHitRate is the share of a server's cache lookups that hit either

@@ -121,7 +121,7 @@ func TestBadInput(t *testing.T) {
 		if lines == 0 || lines >= len(e.want) {
 			t.Fatalf("rank 1 of 2 printed %d samples of %d", lines, len(e.want))
 		}
-		if !strings.Contains(stderr.String(), "samples") || !strings.Contains(stderr.String(), "MB/s") {
+		if !strings.Contains(stderr.String(), "samples") || !strings.Contains(stderr.String(), "iB/s") {
 			t.Fatalf("no summary on stderr: %s", stderr.String())
 		}
 	})

@@ -14,7 +14,6 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"math"
@@ -30,78 +29,17 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/stoker-data/stoker/clients/stoker"
+	"github.com/stoker-data/stoker/cmd/internal/cli"
 	"github.com/stoker-data/stoker/prefetch"
 	"github.com/stoker-data/stoker/server"
 	"github.com/stoker-data/stoker/server/cluster"
 )
 
 func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "stokerd:", err)
-		os.Exit(1)
-	}
+	os.Exit(cli.Run(context.Background(), newRoot(os.LookupEnv, run), os.Args[1:], os.Stderr, nil))
 }
 
-type flags struct {
-	listen, unix, http, cacheDir string
-	memory, disk, memoryRegion   string
-	pathStyle                    bool
-	s3ReadTimeout                time.Duration
-	maxShardSize                 string
-	maxFetches                   int
-	aheadBatches                 int
-	logLevel                     string
-	// cluster
-	clusterAddr, join, nodeName, zone, keyFile, advertise string
-	zoneLocal                                             bool
-	// TLS
-	tlsCert, tlsKey, tlsCA string
-	// allow-lists, auth, limits
-	sec securityFlags
-}
-
-func parseFlags() flags {
-	var f flags
-	flag.StringVar(&f.listen, "listen", "127.0.0.1:7470", "gRPC address (host:port)")
-	flag.StringVar(&f.unix, "unix", "", "also serve gRPC on this unix socket path")
-	flag.StringVar(&f.http, "http", "127.0.0.1:7471", "HTTP address for /metrics, /healthz and the prefetch API (empty: off)")
-	flag.StringVar(&f.cacheDir, "cache-dir", defaultCacheDir(), "folder for the disk tier, manifests and indexes")
-	flag.StringVar(&f.memory, "memory-cache", "1GiB", "size of the memory tier")
-	flag.StringVar(&f.disk, "disk-cache", "20GiB", "size of the disk tier (0: off)")
-	flag.StringVar(&f.memoryRegion, "memory-region", string(server.RegionAuto),
-		"where the memory tier lives: auto (one mapped region, locked when a GPU is found, on the GPUs' NUMA node), locked (locked always) or heap (the Go heap)")
-	flag.BoolVar(&f.pathStyle, "s3-path-style", false, "force S3 path-style addressing (on by itself for IP and localhost endpoints)")
-	flag.DurationVar(&f.s3ReadTimeout, "s3-read-timeout", prefetch.DefaultS3Config().ReadIdleTimeout,
-		"longest wait for progress on an S3 request (its headers, then each read of its body); a stalled GET is resumed where it stopped, a bounded number of times")
-	flag.StringVar(&f.maxShardSize, "max-shard-size", "",
-		"most bytes one shard may hold (a tar after gunzip, a columnar unit): larger ones, gzip bombs among them, are refused naming the object (default: the memory tier, at least 256MiB, at most 4GiB)")
-	flag.IntVar(&f.maxFetches, "max-fetches", prefetch.DefaultShardsConfig().MaxFetches, "shards fetched from storage at once")
-	flag.IntVar(&f.aheadBatches, "prefetch-batches", prefetch.DefaultPrefetchConfig().AheadBatches, "batches whose shards are fetched ahead of each stream")
-	flag.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
-	flag.StringVar(&f.clusterAddr, "cluster-addr", "", "gossip address (host:port, TCP and UDP) of this node; empty: no cluster")
-	flag.StringVar(&f.join, "join", "", "gossip addresses of cluster members to join (host:port[,…])")
-	flag.StringVar(&f.nodeName, "node-name", "", "unique name of this node in the cluster (default hostname:gossip-port)")
-	flag.StringVar(&f.zone, "zone", "", "failure domain of this node (rack, availability zone), shown to the cluster")
-	flag.BoolVar(&f.zoneLocal, "zone-local-owners", false, "give each --zone its own owner of every shard: storage is read once per zone and no shard crosses zones between nodes (set on every node)")
-	flag.StringVar(&f.keyFile, "cluster-key-file", "", "file holding the gossip encryption key (16, 24 or 32 bytes, raw or base64)")
-	flag.StringVar(&f.advertise, "advertise", "", "gRPC address the other nodes reach this one at (default: the --listen address)")
-	flag.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate: serve gRPC on TCP with TLS (the unix socket stays plaintext); also this node's client certificate to the other nodes. Re-read when the file changes")
-	flag.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
-	flag.StringVar(&f.tlsCA, "tls-ca", "", "PEM CA bundle: require and verify client certificates (trainers and nodes: mutual TLS) and verify the other nodes' certificates. Re-read when the file changes")
-	f.sec.register(flag.CommandLine)
-	flag.Parse()
-	return f
-}
-
-func defaultCacheDir() string {
-	if d, err := os.UserCacheDir(); err == nil {
-		return filepath.Join(d, "stoker")
-	}
-	return filepath.Join(os.TempDir(), "stoker-cache")
-}
-
-func run() error {
-	f := parseFlags()
+func run(f flags) error {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)

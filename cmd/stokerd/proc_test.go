@@ -13,8 +13,14 @@ import (
 	"time"
 )
 
-// binDir holds the stokerd and stoker binaries built once by TestMain.
+// binDir holds the stokerd and stoker binaries built once by TestMain,
+// with e2eVersion linked in as the Makefile links its version.
 var binDir string
+
+const (
+	versionVar = "github.com/stoker-data/stoker/cmd/internal/cli.version"
+	e2eVersion = "v0.0.0-e2e"
+)
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "stoker-e2e-bin-")
@@ -23,7 +29,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	for _, cmd := range []string{"stokerd", "stoker"} {
-		out, err := exec.Command("go", "build", "-race", "-o", filepath.Join(dir, cmd), "github.com/stoker-data/stoker/cmd/"+cmd).CombinedOutput()
+		out, err := exec.Command("go", "build", "-race", "-ldflags", "-X "+versionVar+"="+e2eVersion,
+			"-o", filepath.Join(dir, cmd), "github.com/stoker-data/stoker/cmd/"+cmd).CombinedOutput()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", cmd, err, out)
 			os.Exit(1)
@@ -55,6 +62,7 @@ type stokerd struct {
 	cmd       *exec.Cmd
 	exited    chan struct{}
 	log       *os.File
+	bare      bool // start with the extra arguments alone (a --config file names the addresses)
 }
 
 // startStokerd starts a server with the given environment (S3 settings)
@@ -72,6 +80,9 @@ func (p *stokerd) start(extra ...string) {
 	t.Helper()
 	args := append([]string{"--listen", p.grpc, "--http", p.web, "--cache-dir", p.cacheDir,
 		"--memory-cache", "64MiB", "--disk-cache", "256MiB", "--log-level", "debug"}, extra...)
+	if p.bare {
+		args = extra
+	}
 	log, err := os.CreateTemp(t.TempDir(), "stokerd-*.log")
 	if err != nil {
 		t.Fatal(err)

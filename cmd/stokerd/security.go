@@ -3,12 +3,12 @@ package main
 import (
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"strings"
 
 	"github.com/dustin/go-humanize"
+	"github.com/spf13/pflag"
 
 	"github.com/stoker-data/stoker/clients/stoker"
 	"github.com/stoker-data/stoker/prefetch"
@@ -25,16 +25,24 @@ type securityFlags struct {
 	maxShm, maxShmPerConn string
 }
 
-// listFlag is a repeatable flag.
+// listFlag is a repeatable flag; from the environment or a
+// configuration file it takes a list (pflag.SliceValue).
 type listFlag []string
 
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+func (*listFlag) Type() string         { return "list" }
 
-func (s *securityFlags) register(fs *flag.FlagSet) {
+func (l *listFlag) Append(v string) error     { return l.Set(v) }
+func (l *listFlag) Replace(vs []string) error { *l = append((*l)[:0], vs...); return nil }
+func (l *listFlag) GetSlice() []string        { return *l }
+
+var _ pflag.SliceValue = (*listFlag)(nil)
+
+func (s *securityFlags) register(fs *pflag.FlagSet) {
 	d := server.DefaultLimits()
-	fs.Var(&s.fileRoots, "allow-file-root", "serve file:// datasets under this folder (repeatable; links are resolved, and one out of every folder is refused). Without it file:// URLs are refused")
-	fs.Var(&s.s3Prefixes, "allow-s3", "read only S3 objects under this prefix, like s3://bucket/ or s3://bucket/train/ (repeatable; matched as a string prefix). Without it every object the credentials reach")
+	fs.Var(&s.fileRoots, "allow-file-root", "serve file:// datasets under this `folder` (repeatable; links are resolved, and one out of every folder is refused). Without it file:// URLs are refused")
+	fs.Var(&s.s3Prefixes, "allow-s3", "read only S3 objects under this `prefix`, like s3://bucket/ or s3://bucket/train/ (repeatable; matched as a string prefix). Without it every object the credentials reach")
 	fs.StringVar(&s.tokenFile, "auth-token-file", "", "file of bearer tokens, one a line: every gRPC call and HTTP request but /healthz must carry one; the node sends the first to the other nodes. Re-read when the file changes")
 	fs.BoolVar(&s.metricsOpen, "metrics-without-auth", false, "with --auth-token-file, serve /metrics without a token (for a scraper on a trusted network)")
 	fs.BoolVar(&s.httpTLS, "http-tls", false, "serve the HTTP address with TLS, with --tls-cert and --tls-key (and client certificates verified by --tls-ca when given)")

@@ -1336,7 +1336,11 @@ type StatsResponse struct {
 	// (or promoting) their whole shard.
 	DiskRangeHits uint64 `protobuf:"varint,26,opt,name=disk_range_hits,json=diskRangeHits,proto3" json:"disk_range_hits,omitempty"`
 	// counting lists the datasets whose shards are being counted now.
-	Counting      []*CountingProgress `protobuf:"bytes,27,rep,name=counting,proto3" json:"counting,omitempty"`
+	Counting []*CountingProgress `protobuf:"bytes,27,rep,name=counting,proto3" json:"counting,omitempty"`
+	// cached_bytes is the shard data the cache holds, each shard once: a
+	// shard in both tiers is in memory_bytes and disk_bytes but counts here
+	// once. Unset from a server older than the field.
+	CachedBytes   *uint64 `protobuf:"varint,28,opt,name=cached_bytes,json=cachedBytes,proto3,oneof" json:"cached_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1558,6 +1562,13 @@ func (x *StatsResponse) GetCounting() []*CountingProgress {
 		return x.Counting
 	}
 	return nil
+}
+
+func (x *StatsResponse) GetCachedBytes() uint64 {
+	if x != nil && x.CachedBytes != nil {
+		return *x.CachedBytes
+	}
+	return 0
 }
 
 // CountingProgress is a dataset whose samples are being counted: it has no
@@ -2492,7 +2503,7 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x16\n" +
 	"\x06length\x18\x03 \x01(\x04R\x06length\"\x0e\n" +
-	"\fStatsRequest\"\x90\b\n" +
+	"\fStatsRequest\"\xc9\b\n" +
 	"\rStatsResponse\x12\x1f\n" +
 	"\vmemory_hits\x18\x01 \x01(\x04R\n" +
 	"memoryHits\x12\x1b\n" +
@@ -2526,7 +2537,9 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\x16storage_range_requests\x18\x18 \x01(\x04R\x14storageRangeRequests\x12.\n" +
 	"\x13storage_range_bytes\x18\x19 \x01(\x04R\x11storageRangeBytes\x12&\n" +
 	"\x0fdisk_range_hits\x18\x1a \x01(\x04R\rdiskRangeHits\x127\n" +
-	"\bcounting\x18\x1b \x03(\v2\x1b.stoker.v1.CountingProgressR\bcounting\"n\n" +
+	"\bcounting\x18\x1b \x03(\v2\x1b.stoker.v1.CountingProgressR\bcounting\x12&\n" +
+	"\fcached_bytes\x18\x1c \x01(\x04H\x00R\vcachedBytes\x88\x01\x01B\x0f\n" +
+	"\r_cached_bytes\"n\n" +
 	"\x10CountingProgress\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12%\n" +
 	"\x0eshards_counted\x18\x02 \x01(\x04R\rshardsCounted\x12!\n" +
@@ -2701,6 +2714,7 @@ func file_stoker_v1_loader_proto_init() {
 	if File_stoker_v1_loader_proto != nil {
 		return
 	}
+	file_stoker_v1_loader_proto_msgTypes[16].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -221,7 +221,7 @@ class StatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class StatsResponse(_message.Message):
-    __slots__ = ("memory_hits", "disk_hits", "misses", "memory_bytes", "memory_capacity", "disk_bytes", "disk_capacity", "storage_requests", "storage_bytes", "stall_nanos", "samples_served", "bytes_served", "active_streams", "evictions", "shm_regions", "shm_region_bytes", "shm_leases", "shm_leased_bytes", "shm_bytes_served", "host", "shm_waits", "shm_extent_bytes", "shm_tier_bytes", "storage_range_requests", "storage_range_bytes", "disk_range_hits", "counting")
+    __slots__ = ("memory_hits", "disk_hits", "misses", "memory_bytes", "memory_capacity", "disk_bytes", "disk_capacity", "storage_requests", "storage_bytes", "stall_nanos", "samples_served", "bytes_served", "active_streams", "evictions", "shm_regions", "shm_region_bytes", "shm_leases", "shm_leased_bytes", "shm_bytes_served", "host", "shm_waits", "shm_extent_bytes", "shm_tier_bytes", "storage_range_requests", "storage_range_bytes", "disk_range_hits", "counting", "cached_bytes")
     MEMORY_HITS_FIELD_NUMBER: _ClassVar[int]
     DISK_HITS_FIELD_NUMBER: _ClassVar[int]
     MISSES_FIELD_NUMBER: _ClassVar[int]
@@ -249,6 +249,7 @@ class StatsResponse(_message.Message):
     STORAGE_RANGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     DISK_RANGE_HITS_FIELD_NUMBER: _ClassVar[int]
     COUNTING_FIELD_NUMBER: _ClassVar[int]
+    CACHED_BYTES_FIELD_NUMBER: _ClassVar[int]
     memory_hits: int
     disk_hits: int
     misses: int
@@ -276,7 +277,8 @@ class StatsResponse(_message.Message):
     storage_range_bytes: int
     disk_range_hits: int
     counting: _containers.RepeatedCompositeFieldContainer[CountingProgress]
-    def __init__(self, memory_hits: _Optional[int] = ..., disk_hits: _Optional[int] = ..., misses: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., memory_capacity: _Optional[int] = ..., disk_bytes: _Optional[int] = ..., disk_capacity: _Optional[int] = ..., storage_requests: _Optional[int] = ..., storage_bytes: _Optional[int] = ..., stall_nanos: _Optional[int] = ..., samples_served: _Optional[int] = ..., bytes_served: _Optional[int] = ..., active_streams: _Optional[int] = ..., evictions: _Optional[int] = ..., shm_regions: _Optional[int] = ..., shm_region_bytes: _Optional[int] = ..., shm_leases: _Optional[int] = ..., shm_leased_bytes: _Optional[int] = ..., shm_bytes_served: _Optional[int] = ..., host: _Optional[_Union[HostInfo, _Mapping]] = ..., shm_waits: _Optional[int] = ..., shm_extent_bytes: _Optional[int] = ..., shm_tier_bytes: _Optional[int] = ..., storage_range_requests: _Optional[int] = ..., storage_range_bytes: _Optional[int] = ..., disk_range_hits: _Optional[int] = ..., counting: _Optional[_Iterable[_Union[CountingProgress, _Mapping]]] = ...) -> None: ...
+    cached_bytes: int
+    def __init__(self, memory_hits: _Optional[int] = ..., disk_hits: _Optional[int] = ..., misses: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., memory_capacity: _Optional[int] = ..., disk_bytes: _Optional[int] = ..., disk_capacity: _Optional[int] = ..., storage_requests: _Optional[int] = ..., storage_bytes: _Optional[int] = ..., stall_nanos: _Optional[int] = ..., samples_served: _Optional[int] = ..., bytes_served: _Optional[int] = ..., active_streams: _Optional[int] = ..., evictions: _Optional[int] = ..., shm_regions: _Optional[int] = ..., shm_region_bytes: _Optional[int] = ..., shm_leases: _Optional[int] = ..., shm_leased_bytes: _Optional[int] = ..., shm_bytes_served: _Optional[int] = ..., host: _Optional[_Union[HostInfo, _Mapping]] = ..., shm_waits: _Optional[int] = ..., shm_extent_bytes: _Optional[int] = ..., shm_tier_bytes: _Optional[int] = ..., storage_range_requests: _Optional[int] = ..., storage_range_bytes: _Optional[int] = ..., disk_range_hits: _Optional[int] = ..., counting: _Optional[_Iterable[_Union[CountingProgress, _Mapping]]] = ..., cached_bytes: _Optional[int] = ...) -> None: ...
 
 class CountingProgress(_message.Message):
     __slots__ = ("url", "shards_counted", "shards_total")
