@@ -51,6 +51,7 @@ type flags struct {
 	maxFetches                   int
 	aheadBatches                 int
 	logLevel                     string
+	logFormat                    string
 	// cluster
 	clusterAddr, join, nodeName, zone, keyFile, advertise string
 	zoneLocal                                             bool
@@ -78,6 +79,7 @@ func parseFlags() flags {
 	flag.IntVar(&f.maxFetches, "max-fetches", prefetch.DefaultShardsConfig().MaxFetches, "shards fetched from storage at once")
 	flag.IntVar(&f.aheadBatches, "prefetch-batches", prefetch.DefaultPrefetchConfig().AheadBatches, "batches whose shards are fetched ahead of each stream")
 	flag.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	flag.StringVar(&f.logFormat, "log-format", "text", "text (key=value lines) or json (one object a line)")
 	flag.StringVar(&f.clusterAddr, "cluster-addr", "", "gossip address (host:port, TCP and UDP) of this node; empty: no cluster")
 	flag.StringVar(&f.join, "join", "", "gossip addresses of cluster members to join (host:port[,…])")
 	flag.StringVar(&f.nodeName, "node-name", "", "unique name of this node in the cluster (default hostname:gossip-port)")
@@ -106,7 +108,10 @@ func run() error {
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	log, err := newLogger(os.Stderr, f.logFormat, level)
+	if err != nil {
+		return err
+	}
 
 	cfg := server.DefaultConfig()
 	mem, err := humanize.ParseBytes(f.memory)
