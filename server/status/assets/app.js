@@ -69,8 +69,11 @@
     svg.setAttribute("preserveAspectRatio", "none");
     const line = document.createElementNS(ns, "polyline");
     const top = Math.max(1, ...values);
-    const step = 160 / (historyLength - 1);
-    const start = historyLength - values.length;
+    // Up to a minute of points, drawn from the right; a young stream's
+    // few points spread over at least a sixth of the width.
+    const span = Math.max(values.length, 10);
+    const step = 160 / (span - 1);
+    const start = span - values.length;
     const points = values.map((v, i) => ((start + i) * step).toFixed(1) + "," + (27 - (26 * v) / top).toFixed(1));
     line.setAttribute("points", points.join(" "));
     svg.appendChild(line);
