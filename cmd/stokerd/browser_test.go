@@ -147,4 +147,3 @@ func artifactDir(t *testing.T) string {
 	}
 	return dir
 }
-
