@@ -69,9 +69,9 @@ func metricNames(expr string) []string {
 func TestMetricNames(t *testing.T) {
 	for expr, want := range map[string]string{
 		`histogram_quantile(0.99, sum by (le, dataset) (rate(stoker_batch_latency_seconds_bucket{instance=~"$instance",dataset=~"a{b}"}[$__rate_interval])))`: "stoker_batch_latency_seconds_bucket",
-		`sum(rate(a_total[5m])) / clamp_min(sum(b) + c * on(instance) group_left() d, 1e-9)`:                                                                    "a_total b c d",
-		`label_values(stoker_active_streams, instance)`:                                                                                                      "stoker_active_streams",
-		`go_goroutines{instance=~"${instance}"} offset 1h`:                                                                                                   "go_goroutines",
+		`sum(rate(a_total[5m])) / clamp_min(sum(b) + c * on(instance) group_left() d, 1e-9)`:                                                                  "a_total b c d",
+		`label_values(stoker_active_streams, instance)`:                                                                                                       "stoker_active_streams",
+		`go_goroutines{instance=~"${instance}"} offset 1h`:                                                                                                    "go_goroutines",
 	} {
 		if got := strings.Join(metricNames(expr), " "); got != want {
 			t.Errorf("metricNames(%q) = %q, want %q", expr, got, want)
