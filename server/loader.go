@@ -113,6 +113,7 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 		if err := shm.checkStep(samples); err != nil {
 			return err
 		}
+		tr.fetched()
 		if err := l.sendStep(stream, shm, ds, samples, lo, settings.Epoch, uint64((start+k*step)/step), uint32(b.Rank), uint64(after)); err != nil {
 			return err
 		}

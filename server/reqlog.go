@@ -72,7 +72,7 @@ func (s *Server) logUnary(ctx context.Context, req any, info *grpc.UnaryServerIn
 
 func (s *Server) logStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	start := time.Now()
-	rs := &recvStream{ServerStream: ss}
+	rs := &recvStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), startKey{}, start)}
 	err := handler(srv, rs)
 	s.logFailed(ss.Context(), info.FullMethod, rs.dataset(), start, err)
 	return err
@@ -81,9 +81,12 @@ func (s *Server) logStream(srv any, ss grpc.ServerStream, info *grpc.StreamServe
 // recvStream remembers the dataset the stream's first request named.
 type recvStream struct {
 	grpc.ServerStream
-	mu  sync.Mutex // guards url
+	ctx context.Context // the stream's, with the call's arrival (callStart)
+	mu  sync.Mutex      // guards url
 	url string
 }
+
+func (r *recvStream) Context() context.Context { return r.ctx }
 
 func (r *recvStream) RecvMsg(m any) error {
 	err := r.ServerStream.RecvMsg(m)

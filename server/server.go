@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 
 	"github.com/stoker-data/stoker/gpu"
@@ -71,6 +72,9 @@ type Config struct {
 	Auth TokenSource
 	// MetricsWithoutAuth serves /metrics without a token when Auth is set.
 	MetricsWithoutAuth bool
+	// Tracer, when set, traces every batch stream (see trace.go); nil:
+	// no tracing.
+	Tracer trace.Tracer
 	// MetricsDatasets is how many datasets get a label of their own in the
 	// per-dataset metrics at once (the others are "other"); 0 means
 	// DefaultMetricsDatasets.

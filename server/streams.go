@@ -43,6 +43,9 @@ type streamTracker struct {
 	steps    atomic.Uint64
 	stall    atomic.Int64 // nanoseconds
 	closed   sync.Once
+
+	trace   *streamTrace // nil: tracing off
+	fetch   time.Time    // when the step being built had its samples (zero: not told)
 }
 
 // streamSet is the open streams. Safe for concurrent use.
@@ -68,6 +71,7 @@ func (s *Server) track(ctx context.Context, req *stokerv1.StreamBatchesRequest, 
 	}
 	t.position.Store(int64(start))
 	t.total.Store(-1)
+	t.trace = s.traceStream(ctx, t)
 	h.streams.WithLabelValues(label).Inc()
 	s.streams.mu.Lock()
 	s.streams.open[t.id] = t
@@ -76,12 +80,20 @@ func (s *Server) track(ctx context.Context, req *stokerv1.StreamBatchesRequest, 
 }
 
 // begin marks the start of a step.
-func (t *streamTracker) begin() time.Time { return time.Now() }
+func (t *streamTracker) begin() time.Time {
+	t.fetch = time.Time{}
+	return time.Now()
+}
+
+// fetched marks the step's samples gathered: what follows is sending.
+func (t *streamTracker) fetched() { t.fetch = time.Now() }
 
 // sent records a step that began at start and has been sent: n samples
 // of the given bytes, the cursor now at after.
 func (t *streamTracker) sent(start time.Time, n, bytes, after int) {
-	t.batchSeconds.Observe(time.Since(start).Seconds())
+	now := time.Now()
+	t.batchSeconds.Observe(now.Sub(start).Seconds())
+	t.trace.step(t.steps.Load(), start, t.fetch, now, n, bytes, after)
 	t.samplesSent.Add(float64(n))
 	t.bytesSent.Add(float64(bytes))
 	t.samples.Add(uint64(n))
@@ -107,6 +119,7 @@ func sampleBytes(samples []*prefetch.SampleData) int {
 func (t *streamTracker) close() {
 	t.closed.Do(func() {
 		t.s.hist.stall.WithLabelValues(t.label).Observe(t.ps.Stall.Seconds())
+		t.trace.end(t)
 		if t.label != otherDataset {
 			t.s.hist.datasets.release(t.url)
 		}

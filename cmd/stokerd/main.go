@@ -52,6 +52,7 @@ type flags struct {
 	aheadBatches                 int
 	logLevel                     string
 	logFormat                    string
+	otlpEndpoint                 string
 	// cluster
 	clusterAddr, join, nodeName, zone, keyFile, advertise string
 	zoneLocal                                             bool
@@ -80,6 +81,7 @@ func parseFlags() flags {
 	flag.IntVar(&f.aheadBatches, "prefetch-batches", prefetch.DefaultPrefetchConfig().AheadBatches, "batches whose shards are fetched ahead of each stream")
 	flag.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	flag.StringVar(&f.logFormat, "log-format", "text", "text (key=value lines) or json (one object a line)")
+	flag.StringVar(&f.otlpEndpoint, "otlp-endpoint", "", "trace batch streams (open, fetch, send) with OpenTelemetry, exported by OTLP/gRPC to this URL (http://collector:4317; OTEL_EXPORTER_OTLP_* set the rest); empty: off")
 	flag.StringVar(&f.clusterAddr, "cluster-addr", "", "gossip address (host:port, TCP and UDP) of this node; empty: no cluster")
 	flag.StringVar(&f.join, "join", "", "gossip addresses of cluster members to join (host:port[,…])")
 	flag.StringVar(&f.nodeName, "node-name", "", "unique name of this node in the cluster (default hostname:gossip-port)")
@@ -141,6 +143,11 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	var stopTracing func()
+	if cfg.Tracer, stopTracing, err = startTracing(f.otlpEndpoint); err != nil {
+		return err
+	}
+	defer stopTracing()
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
