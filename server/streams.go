@@ -44,8 +44,8 @@ type streamTracker struct {
 	stall    atomic.Int64 // nanoseconds
 	closed   sync.Once
 
-	trace   *streamTrace // nil: tracing off
-	fetch   time.Time    // when the step being built had its samples (zero: not told)
+	trace *streamTrace // nil: tracing off
+	fetch time.Time    // when the step being built had its samples (zero: not told)
 }
 
 // streamSet is the open streams. Safe for concurrent use.
