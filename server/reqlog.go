@@ -60,7 +60,7 @@ func (s *Server) logFailed(ctx context.Context, method, dataset string, start ti
 	st, _ := status.FromError(toStatus(err))
 	s.hist.failed.WithLabelValues("grpc", method, st.Code().String()).Inc()
 	s.log.Log(ctx, failLevel(st.Code()), "request failed", "api", "grpc", "method", method, "code", st.Code().String(),
-		"dataset", dataset, "client", clientOf(ctx), "duration", time.Since(start), "err", st.Message())
+		"dataset", dataset, "client", clientOf(ctx), "seconds", time.Since(start).Seconds(), "err", st.Message())
 }
 
 func (s *Server) logUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
@@ -177,6 +177,6 @@ func (s *Server) logHTTP(h http.Handler) http.Handler {
 		note.mu.Unlock()
 		s.hist.failed.WithLabelValues("http", route, strconv.Itoa(sw.code)).Inc()
 		s.log.Log(r.Context(), level, "request failed", "api", "http", "method", r.Method+" "+r.URL.Path, "route", route,
-			"code", sw.code, "dataset", dataset, "client", r.RemoteAddr, "duration", time.Since(start))
+			"code", sw.code, "dataset", dataset, "client", r.RemoteAddr, "seconds", time.Since(start).Seconds())
 	})
 }
