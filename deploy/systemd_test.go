@@ -51,3 +51,21 @@ func TestSystemdUnit(t *testing.T) {
 		t.Fatalf("systemd-analyze verify passed Restart=sometimes without a word:\n%s", out)
 	}
 }
+
+// The shell scripts of the kit pass shellcheck (where it is installed:
+// make test's set-up installs it with chromium).
+func TestShellScripts(t *testing.T) {
+	bin, err := exec.LookPath("shellcheck")
+	if err != nil {
+		t.Skip("shellcheck is not installed")
+	}
+	scripts, _ := filepath.Glob("slurm/*.sh")
+	ci, _ := filepath.Glob("ci/*.sh")
+	scripts = append(scripts, ci...)
+	if len(scripts) < 4 {
+		t.Fatalf("scripts %v", scripts)
+	}
+	if out, err := exec.Command(bin, append([]string{"--shell=bash"}, scripts...)...).CombinedOutput(); err != nil {
+		t.Fatalf("shellcheck: %v\n%s", err, out)
+	}
+}
