@@ -1,9 +1,10 @@
 #!/bin/bash
-# Installs Debian's chromium (and a font) for the status page test, and
-# shellcheck for the deploy scripts' test, when they are absent. Bounded: apt gets at most 4 minutes for its lists and 6 for
-# the packages (about 15 s on the development machine). When it cannot
-# install them it says why and exits 0: the page test then skips, naming
-# the missing program, so a slow mirror does not fail make test.
+# Installs what make test needs from Debian when it is absent: chromium
+# (and a font) for the status page test, and the shell linter for the
+# deploy scripts' test. Bounded: apt gets at most 4 minutes for its lists
+# and 6 for the packages (about 15 s on the development machine). When it
+# cannot install them it says why and exits 0: those tests then skip,
+# naming the missing program, so a slow mirror does not fail make test.
 set -u
 command -v chromium >/dev/null && command -v shellcheck >/dev/null && exit 0
 if ! command -v apt-get >/dev/null; then
