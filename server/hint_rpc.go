@@ -187,6 +187,7 @@ func (s *Server) handlePrefetch(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, status.Errorf(codes.InvalidArgument, "body: %v", err))
 		return
 	}
+	noteDataset(r.Context(), req.GetUrl())
 	resp, err := (&loader{s: s}).Prefetch(r.Context(), &req)
 	writeJSON(w, resp, err)
 }

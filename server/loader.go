@@ -66,6 +66,8 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 	}
 	ps := l.s.prefetcher.Open(ds, plan, b, start)
 	defer ps.Close()
+	tr := l.s.track(ctx, req, ps, start)
+	defer tr.close()
 	l.s.hints.nextEpoch(ds, settings) // after Open: the kept subset counts this dataset
 	if err := ps.Ensure(ctx, start); err != nil {
 		return toStatus(err)
@@ -74,7 +76,7 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 		return invalid("cursor.position", fmt.Sprintf("%d is past the end of the epoch (%d samples)", start, total))
 	}
 	if ds.Columnar != nil {
-		return l.streamColumnar(req, stream, ds, plan, ps, b, settings, start)
+		return l.streamColumnar(req, stream, ds, plan, ps, b, settings, start, tr)
 	}
 	if len(req.GetColumns()) > 0 {
 		return invalid("columns", fmt.Sprintf("%s is a WebDataset: its samples have fields, not columns (leave columns empty)", ds.Manifest.URL))
@@ -91,6 +93,7 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 	}
 	step := b.StepSize()
 	for k := 0; ; k++ {
+		t := tr.begin()
 		lo, hi, after, ok, err := ps.Step(ctx, k)
 		if err != nil {
 			return toStatus(err)
@@ -110,12 +113,14 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 		if err := shm.checkStep(samples); err != nil {
 			return err
 		}
+		tr.fetched()
 		if err := l.sendStep(stream, shm, ds, samples, lo, settings.Epoch, uint64((start+k*step)/step), uint32(b.Rank), uint64(after)); err != nil {
 			return err
 		}
 		// Sent: gRPC has encoded the bytes, or shm copied them to the region
 		// (or pinned what it hands out in place).
 		ps.EndStep()
+		tr.sent(t, len(samples), sampleBytes(samples), after)
 	}
 	return shm.drain(ctx)
 }

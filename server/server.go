@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 
 	"github.com/stoker-data/stoker/gpu"
@@ -22,6 +23,7 @@ import (
 	"github.com/stoker-data/stoker/prefetch/dsindex"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 	"github.com/stoker-data/stoker/server/cluster"
+	"github.com/stoker-data/stoker/server/status"
 )
 
 // Config configures a Server.
@@ -70,6 +72,13 @@ type Config struct {
 	Auth TokenSource
 	// MetricsWithoutAuth serves /metrics without a token when Auth is set.
 	MetricsWithoutAuth bool
+	// Tracer, when set, traces every batch stream (see trace.go); nil:
+	// no tracing.
+	Tracer trace.Tracer
+	// MetricsDatasets is how many datasets get a label of their own in the
+	// per-dataset metrics at once (the others are "other"); 0 means
+	// DefaultMetricsDatasets.
+	MetricsDatasets int
 }
 
 // DefaultConfig returns the defaults.
@@ -113,6 +122,9 @@ type Server struct {
 	trim       *trimmer      // returns a burst's memory once its streams close
 	security   *securityMetrics
 	sizes      *datasetSizes // datasets far larger than the cache, warned of once
+	hist       *histograms   // latencies, sizes, stalls, per-dataset counters
+	streams    *streamSet    // open batch streams, for the status page
+	started    time.Time
 
 	closeOnce sync.Once
 }
@@ -140,7 +152,12 @@ func New(cfg Config, sources *prefetch.Sources, log *slog.Logger) (*Server, erro
 		decoded:  newDecodedCache(decodedCacheBytes),
 		metrics:  &serverMetrics{},
 		registry: prometheus.NewRegistry(),
+		streams:  newStreamSet(),
+		started:  time.Now(),
 	}
+	s.setupHistograms()
+	sources = s.timeSources(sources)
+	s.sources = sources
 	s.setupHost()
 	s.setupGuards()
 	s.setupMemoryRegion()
@@ -165,7 +182,7 @@ func New(cfg Config, sources *prefetch.Sources, log *slog.Logger) (*Server, erro
 	s.hints = newHints(s)
 	if cfg.Cluster != nil {
 		s.peers = cluster.NewPeers(cfg.Cluster)
-		shards.SetRemote(s.peers)
+		shards.SetRemote(&timedRemote{r: s.peers, seconds: s.hist.peer})
 		s.prefetcher.SetPlacement(cluster.NewPlacement(cfg.Cluster, s.prefetcher.KeepCapacity))
 	}
 	s.grpc = grpc.NewServer(append([]grpc.ServerOption{
@@ -191,7 +208,8 @@ func (s *Server) Serve(lis net.Listener) error {
 }
 
 // HTTPHandler serves /metrics (Prometheus), /healthz, POST /v1/prefetch
-// (a prefetch hint as JSON) and GET /v1/prefetch/{id} (its progress).
+// (a prefetch hint as JSON), GET /v1/prefetch/{id} (its progress), the
+// status page at / and its snapshot at GET /v1/status.
 // With Config.Auth every path but /healthz needs a token (see guardHTTP),
 // and a POST must be JSON.
 func (s *Server) HTTPHandler() http.Handler {
@@ -203,7 +221,12 @@ func (s *Server) HTTPHandler() http.Handler {
 	})
 	mux.HandleFunc("POST /v1/prefetch", s.handlePrefetch)
 	mux.HandleFunc("GET /v1/prefetch/{id}", s.handlePrefetchStatus)
-	return s.recoverHTTP(s.guardHTTP(mux))
+	mux.HandleFunc("GET "+status.Path, s.handleStatus)
+	page := status.Handler()
+	mux.Handle("GET /{$}", page)
+	mux.Handle("GET /index.html", page)
+	mux.Handle("GET /status/", page)
+	return s.recoverHTTP(s.logHTTP(s.guardHTTP(mux)))
 }
 
 // Shutdown stops accepting streams, lets open ones finish until ctx ends,

@@ -93,6 +93,8 @@ type flags struct {
 	maxFetches                   int
 	aheadBatches                 int
 	logLevel                     string
+	logFormat                    string
+	otlpEndpoint                 string
 	// cluster
 	clusterAddr, join, nodeName, zone, keyFile, advertise string
 	zoneLocal                                             bool
@@ -126,6 +128,8 @@ func defineFlags(fs *pflag.FlagSet) *flags {
 	fs.IntVar(&f.maxFetches, "max-fetches", prefetch.DefaultShardsConfig().MaxFetches, "shards fetched from storage at once")
 	fs.IntVar(&f.aheadBatches, "prefetch-batches", prefetch.DefaultPrefetchConfig().AheadBatches, "batches whose shards are fetched ahead of each stream")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.logFormat, "log-format", "text", "text (key=value lines) or json (one object a line)")
+	fs.StringVar(&f.otlpEndpoint, "otlp-endpoint", "", "trace batch streams (open, fetch, send) with OpenTelemetry, exported by OTLP/gRPC to this URL (http://collector:4317; OTEL_EXPORTER_OTLP_* set the rest); empty: off")
 	fs.StringVar(&f.clusterAddr, "cluster-addr", "", "gossip address (host:port, TCP and UDP) of this node; empty: no cluster")
 	fs.StringVar(&f.join, "join", "", "gossip addresses of cluster members to join (host:port[,…])")
 	fs.StringVar(&f.nodeName, "node-name", "", "unique name of this node in the cluster (default hostname:gossip-port)")

@@ -44,7 +44,10 @@ func run(f flags) error {
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	log, err := newLogger(os.Stderr, f.logFormat, level)
+	if err != nil {
+		return err
+	}
 
 	cfg := server.DefaultConfig()
 	mem, err := humanize.ParseBytes(f.memory)
@@ -74,6 +77,11 @@ func run(f flags) error {
 	if err != nil {
 		return err
 	}
+	var stopTracing func()
+	if cfg.Tracer, stopTracing, err = startTracing(f.otlpEndpoint); err != nil {
+		return err
+	}
+	defer stopTracing()
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
