@@ -10,6 +10,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
@@ -23,6 +24,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -33,6 +35,7 @@ import (
 	"github.com/stoker-data/stoker/prefetch"
 	"github.com/stoker-data/stoker/server"
 	"github.com/stoker-data/stoker/server/cluster"
+	"github.com/stoker-data/stoker/server/pipeline"
 )
 
 func main() {
@@ -50,6 +53,7 @@ type flags struct {
 	maxShardSize                 string
 	maxFetches                   int
 	aheadBatches                 int
+	pipelineWorkers              int
 	logLevel                     string
 	// cluster
 	clusterAddr, join, nodeName, zone, keyFile, advertise string
@@ -77,6 +81,7 @@ func parseFlags() flags {
 		"most bytes one shard may hold (a tar after gunzip, a columnar unit): larger ones, gzip bombs among them, are refused naming the object (default: the memory tier, at least 256MiB, at most 4GiB)")
 	flag.IntVar(&f.maxFetches, "max-fetches", prefetch.DefaultShardsConfig().MaxFetches, "shards fetched from storage at once")
 	flag.IntVar(&f.aheadBatches, "prefetch-batches", prefetch.DefaultPrefetchConfig().AheadBatches, "batches whose shards are fetched ahead of each stream")
+	flag.IntVar(&f.pipelineWorkers, "pipeline-workers", 0, "samples decoded and augmented at once for streams that ask for a pipeline (0: one per core)")
 	flag.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	flag.StringVar(&f.clusterAddr, "cluster-addr", "", "gossip address (host:port, TCP and UDP) of this node; empty: no cluster")
 	flag.StringVar(&f.join, "join", "", "gossip addresses of cluster members to join (host:port[,…])")
@@ -132,6 +137,7 @@ func run() error {
 		cfg.Shards.MaxShardBytes = int64(n)
 	}
 	cfg.Prefetch.AheadBatches = f.aheadBatches
+	cfg.Pipeline.Workers = f.pipelineWorkers
 	tokens, err := f.sec.apply(&cfg, log)
 	if err != nil {
 		return err
@@ -211,6 +217,7 @@ func run() error {
 	log.Info("gpu host", "gpus", host.GPUs.String(), "numa_nodes", host.NUMANodes, "memlock_bytes", host.MemlockBytes,
 		"huge_page_bytes", host.HugePageBytes, "huge_pages_free", host.HugePagesFree, "cufile", host.CuFile,
 		"cufile_reason", host.CuFileReason, "shm_dir", host.ShmDir)
+	log.Info("pipeline", "jpeg_decoder", pipeline.JPEGDecoder, "workers", cmp.Or(max(f.pipelineWorkers, 0), runtime.GOMAXPROCS(0)))
 	endpoint, pathStyle := s3.Endpoint()
 	log.Info("stokerd serving", "grpc", lis.Addr().String(), "tls", tlsMode(f), "unix", f.unix, "http", f.http, "http_tls", f.sec.httpTLS,
 		"auth", tokens != nil, "file_roots", f.sec.fileRoots.String(), "s3_prefixes", f.sec.s3Prefixes.String(),
