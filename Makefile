@@ -8,13 +8,17 @@ PROTOC_GEN_GO      := $(GOBIN)/protoc-gen-go
 PROTOC_GEN_GO_GRPC := $(GOBIN)/protoc-gen-go-grpc
 TOXIPROXY    := $(GOBIN)/toxiproxy-server
 export PATH := $(GOBIN):$(PATH)
+# -tags libjpeg decodes JPEGs with libjpeg-turbo through cgo (and runs the
+# pipeline's C kernels) where its headers are installed (Debian:
+# libjpeg62-turbo-dev); without them the build is pure Go.
+GOTAGS       ?= $(shell test -f /usr/include/jpeglib.h && echo libjpeg)
 
 .PHONY: all build test test-go test-python check-proto proto tools demo bench fuzz
 
 all: build
 
 build:
-	go build -o bin/ ./cmd/...
+	go build -tags '$(GOTAGS)' -o bin/ ./cmd/...
 
 demo:
 	go run ./cmd/stoker demo
@@ -25,6 +29,8 @@ test: tools check-proto test-go fuzz test-python
 
 tools: $(VERSITYGW) $(PROTOC_GEN_GO) $(PROTOC_GEN_GO_GRPC) $(TOXIPROXY)
 	@command -v buf >/dev/null || npm install -g --silent @bufbuild/buf@1.75.0
+	@test -f /usr/include/jpeglib.h || apt-get install -y -qq libjpeg62-turbo-dev >/dev/null 2>&1 || \
+	  echo "tools: no libjpeg-turbo headers (apt-get install libjpeg62-turbo-dev): JPEGs decode with Go's image/jpeg"
 
 $(VERSITYGW):
 	go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
@@ -53,6 +59,7 @@ check-proto: tools
 test-go:
 	go vet ./...
 	go test -race -count=1 -timeout 20m ./...
+	@if [ -n "$(GOTAGS)" ]; then go vet -tags '$(GOTAGS)' ./server/pipeline/ && go test -race -count=1 -tags '$(GOTAGS)' ./server/pipeline/ ./server/; fi
 
 # Every parser of outside bytes has a fuzz target with committed seeds
 # (f.Add in the target, testdata/fuzz/<Target>/). `make fuzz` runs each for
@@ -71,18 +78,20 @@ FUZZ_TARGETS := \
 	./prefetch:FuzzRangeTotal
 # Request parsing (server/): add ./server:FuzzX lines here.
 FUZZ_TARGETS +=
+# The pipeline's parsers of sample bytes and of the request's pipeline.
+FUZZ_TARGETS += ./server/pipeline:FuzzNPY ./server/pipeline:FuzzJSON ./server/pipeline:FuzzImage ./server/pipeline:FuzzCompile
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 	  pkg=$${t%%:*}; fn=$${t##*:}; echo "fuzz $$pkg $$fn for $(FUZZTIME)"; \
-	  go test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s $$pkg || exit 1; \
+	  go test -tags '$(GOTAGS)' -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s $$pkg || exit 1; \
 	done
 
 # A virtual environment with torch, tensorflow-cpu and webdataset (made once,
 # reused while python/requirements-test.txt is unchanged), then pytest
 # against a stokerd built from this tree and a real versitygw.
 test-python: $(VERSITYGW)
-	py=$$(bash python/install_test_deps.sh) && "$$py" -m pytest python/tests -q -p no:cacheprovider
+	py=$$(bash python/install_test_deps.sh) && STOKER_GO_TAGS='$(GOTAGS)' "$$py" -m pytest python/tests -q -p no:cacheprovider
 
 # Every benchmark prints its figure next to a baseline measured in the same
 # run (bare gRPC, arrow-go straight from S3, direct S3 through toxiproxy).
