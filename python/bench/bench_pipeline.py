@@ -75,6 +75,23 @@ import gc; gc.collect()
 print(n, wall, cpu() - c)
 """
 
+# The floor of the baseline's CPU: the same decode and transforms on each
+# sample in one process, nothing collated or passed between processes.
+FLOOR = CPU + r"""
+import glob, sys, time, torch, webdataset as wds
+import torchvision.transforms.v2 as T
+from torchvision.io import decode_jpeg
+torch.set_num_threads(1)
+folder, limit = sys.argv[1], int(sys.argv[2])
+tf = T.Compose([T.RandomResizedCrop(224, antialias=True), T.RandomHorizontalFlip(), T.ToDtype(torch.float32, scale=True),
+                T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+data = [s["jpg"] for s in wds.WebDataset(sorted(glob.glob(folder + "/*.tar")), shardshuffle=False, empty_check=False)][:limit]
+c = cpu(); t = time.perf_counter()
+for b in data:
+    x = tf(decode_jpeg(torch.frombuffer(bytearray(b), dtype=torch.uint8)))
+print(len(data), time.perf_counter() - t, cpu() - c)
+"""
+
 STOKER = CPU + r"""
 import sys, time
 from torch.utils.data import DataLoader
@@ -146,21 +163,27 @@ def main() -> int:
         # Warm up: the shards in stokerd's memory tier and the page cache.
         trainer([STOKER, server, url, str(a.batch), "0", str(a.images)], cores, env)
         trainer([BASELINE, str(data), str(a.batch), str(len(cores)), str(a.images)], cores, env)
-        runs: dict[str, list[tuple[float, float, float]]] = {"baseline": [], "stoker": []}
+        runs: dict[str, list[tuple[float, float, float]]] = {"baseline": [], "stoker": [], "stoker_tcp": [], "floor": []}
         for r in range(a.repeat):
             n, wall, cpu = trainer([BASELINE, str(data), str(a.batch), str(len(cores)), str(a.images)], cores, env)
             runs["baseline"].append((n / wall, cpu / n, 0.0))
-            s0 = proc_cpu(d.proc.pid)
-            n, wall, cpu = trainer([STOKER, server, url, str(a.batch), str(r + 1), str(a.images)], cores, env)
-            runs["stoker"].append((n / wall, cpu / n, (proc_cpu(d.proc.pid) - s0) / n))
-            print(f"run {r}: baseline {runs['baseline'][-1][0]:.0f}/s, stoker {runs['stoker'][-1][0]:.0f}/s", file=sys.stderr)
+            for name, addr in (("stoker", server), ("stoker_tcp", d.address)):
+                s0 = proc_cpu(d.proc.pid)
+                n, wall, cpu = trainer([STOKER, addr, url, str(a.batch), str(r + 1), str(a.images)], cores, env)
+                runs[name].append((n / wall, cpu / n, (proc_cpu(d.proc.pid) - s0) / n))
+            n, wall, cpu = trainer([FLOOR, str(data), str(min(a.images, 512))], cores[:1], env)
+            runs["floor"].append((n / wall, cpu / n, 0.0))
+            print(f"run {r}: baseline {runs['baseline'][-1][0]:.0f}/s, stoker {runs['stoker'][-1][0]:.0f}/s, "
+                  f"tcp {runs['stoker_tcp'][-1][0]:.0f}/s", file=sys.stderr)
         med = {k: tuple(statistics.median(x[i] for x in v) for i in range(3)) for k, v in runs.items()}
-        b, s = med["baseline"], med["stoker"]
+        b, s, st, fl = med["baseline"], med["stoker"], med["stoker_tcp"], med["floor"]
         print(f"\n{a.images} photos ({size / a.images / 1024:.0f} KiB each), batch {a.batch}, cores {cores}, "
               f"median of {a.repeat}; stokerd: {jpeg_decoder(d)}")
         print(f"{'':28}{'samples/s':>12}{'trainer CPU ms/sample':>24}{'server CPU ms/sample':>22}")
         print(f"{'DataLoader + torchvision':28}{b[0]:12.0f}{b[1] * 1e3:24.3f}{'-':>22}")
         print(f"{'Stoker ready batches (shm)':28}{s[0]:12.0f}{s[1] * 1e3:24.3f}{s[2] * 1e3:22.3f}")
+        print(f"{'Stoker ready batches (TCP)':28}{st[0]:12.0f}{st[1] * 1e3:24.3f}{st[2] * 1e3:22.3f}")
+        print(f"{'torchvision alone, 1 core':28}{fl[0]:12.0f}{fl[1] * 1e3:24.3f}{'-':>22}   (no DataLoader: the floor)")
         print(f"{'ratio':28}{s[0] / b[0]:11.2f}x{b[1] / s[1]:22.1f}x less  (total CPU: {b[1] / (s[1] + s[2]):.2f}x less)")
         if a.json:
             Path(a.json).write_text(json.dumps({"runs": runs, "median": med, "cores": cores, "images": a.images,

@@ -218,6 +218,7 @@ def test_dct_scaled_decode_is_close(srv: Stokerd, big: str) -> None:
         d = np.abs(fast[key]["image"].astype(int) - exact[key]["image"].astype(int))
         means.append(d.mean())
         worst = max(worst, int(d.max()))
+    print(f"DCT-scaled vs full decode: mean {np.mean(means):.3f}, max {worst}")
     assert 0 < np.mean(means) <= 2 and worst <= 40, (np.mean(means), worst)
 
 
