@@ -98,3 +98,4 @@ test-python: $(VERSITYGW)
 bench: tools
 	go test -run '^$$' -bench . -benchtime 3x ./server/
 	go test -run '^$$' -bench . -benchtime 1x ./cmd/stokerd/
+	go test -tags '$(GOTAGS)' -run '^$$' -bench . -benchtime 20x ./server/pipeline/
