@@ -49,7 +49,7 @@ type Pool struct {
 	runs   sync.WaitGroup // Run calls in progress
 
 	samples   atomic.Uint64
-	busy      atomic.Int64 // nanoseconds
+	busy      atomic.Int64 // nanoseconds workers spent on samples (wall time: a loaded host counts its waits)
 	errors    atomic.Uint64
 	dctScaled atomic.Uint64
 	bytesOut  atomic.Uint64
@@ -172,6 +172,7 @@ func (p *Pool) Run(ctx context.Context, b *Batch, dst []byte) error {
 	}
 	pending.Wait()
 	if first >= 0 {
+		p.errors.Add(1)
 		return errs[first]
 	}
 	if err == nil {
