@@ -50,7 +50,7 @@ func BenchmarkImagenetSample(b *testing.B) {
 		c = cpuTime()
 		for i, x := range filtered {
 			data := x.Fields[0].Data
-			wd, ht, err := jpegHeader(data)
+			wd, ht, _, err := jpegHeader(data)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -39,12 +39,12 @@ func imageFormat(want kind, b []byte) (kind, error) {
 	return got, nil
 }
 
-// imageHeader is an image's size and the bytes a Go decoder holds while
-// decoding it (an estimate from its color model).
+// imageHeader is an image's size and the bytes per pixel its decoder holds
+// besides the region it returns (Go's decoders hold the whole image: an
+// estimate from its color model).
 func imageHeader(f kind, b []byte) (w, h, bpp int, err error) {
 	if f == kindJPEG {
-		w, h, err := jpegHeader(b)
-		return w, h, 4, err
+		return jpegHeader(b)
 	}
 	var cfg image.Config
 	switch f {

@@ -16,7 +16,7 @@ func TestJPEGRegionIsExact(t *testing.T) {
 	r := rand.New(rand.NewPCG(11, 12))
 	for _, name := range []string{"photo.jpg", "progressive.jpg", "444.jpg", "gray.jpg", "cmyk.jpg"} {
 		data := testdata(t, name)
-		w, h, err := jpegHeader(data)
+		w, h, _, err := jpegHeader(data)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,7 +58,7 @@ func TestJPEGRegionIsExact(t *testing.T) {
 func TestJPEGDecodersAgree(t *testing.T) {
 	for _, name := range []string{"photo.jpg", "progressive.jpg", "444.jpg", "gray.jpg", "cmyk.jpg"} {
 		data := testdata(t, name)
-		w, h, _ := jpegHeader(data)
+		w, h, _, _ := jpegHeader(data)
 		ours, err := decodeJPEG(data, 1, 3, 0, 0, w, h, nil, 1<<30)
 		if err != nil {
 			t.Fatal(err)

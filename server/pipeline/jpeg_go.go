@@ -14,12 +14,15 @@ const JPEGDecoder = "go"
 // hasDCTScale says whether the JPEG decoder can scale in the DCT domain.
 const hasDCTScale = false
 
-func jpegHeader(b []byte) (w, h int, err error) {
+// jpegHeader reads a JPEG's size, and the bytes per pixel Go's decoder
+// holds: the whole image (up to 3 a pixel) and, for a progressive image,
+// its coefficients (4 bytes each, up to 3 a pixel): 16 covers both.
+func jpegHeader(b []byte) (w, h, bpp int, err error) {
 	cfg, err := jpeg.DecodeConfig(bytes.NewReader(b))
 	if err != nil {
-		return 0, 0, kindError(ErrDecode, "JPEG header: %v", err)
+		return 0, 0, 0, kindError(ErrDecode, "JPEG header: %v", err)
 	}
-	return cfg.Width, cfg.Height, nil
+	return cfg.Width, cfg.Height, 16, nil
 }
 
 func decodeJPEGGo(b []byte) (image.Image, error) { return jpeg.Decode(bytes.NewReader(b)) }

@@ -47,7 +47,7 @@ static int stk_fail(struct jpeg_decompress_struct *c, stk_err *e, char *msg, int
 	return -1;
 }
 
-static int stk_jpeg_header(const unsigned char *buf, unsigned long n, int *w, int *h, char *msg, int msgn) {
+static int stk_jpeg_header(const unsigned char *buf, unsigned long n, int *w, int *h, int *progressive, char *msg, int msgn) {
 	struct jpeg_decompress_struct c;
 	stk_err e;
 	stk_setup(&c, &e);
@@ -57,6 +57,7 @@ static int stk_jpeg_header(const unsigned char *buf, unsigned long n, int *w, in
 	jpeg_read_header(&c, TRUE);
 	*w = c.image_width;
 	*h = c.image_height;
+	*progressive = c.progressive_mode;
 	jpeg_destroy_decompress(&c);
 	return 0;
 }
@@ -179,16 +180,22 @@ const msgLen = 200
 
 func cmsg(b []C.char) string { return C.GoString(&b[0]) }
 
-func jpegHeader(b []byte) (w, h int, err error) {
+// jpegHeader reads a JPEG's size, and the bytes per pixel libjpeg holds
+// besides the region it decodes: a progressive image's coefficients (2
+// bytes a sample, up to 3 samples a pixel), nothing for a baseline one.
+func jpegHeader(b []byte) (w, h, bpp int, err error) {
 	if len(b) == 0 {
-		return 0, 0, kindError(ErrDecode, "JPEG: empty")
+		return 0, 0, 0, kindError(ErrDecode, "JPEG: empty")
 	}
-	var cw, ch C.int
+	var cw, ch, prog C.int
 	var msg [msgLen]C.char
-	if C.stk_jpeg_header((*C.uchar)(unsafe.Pointer(&b[0])), C.ulong(len(b)), &cw, &ch, &msg[0], msgLen) != 0 {
-		return 0, 0, kindError(ErrDecode, "JPEG header: %s", cmsg(msg[:]))
+	if C.stk_jpeg_header((*C.uchar)(unsafe.Pointer(&b[0])), C.ulong(len(b)), &cw, &ch, &prog, &msg[0], msgLen) != 0 {
+		return 0, 0, 0, kindError(ErrDecode, "JPEG header: %s", cmsg(msg[:]))
 	}
-	return int(cw), int(ch), nil
+	if prog != 0 {
+		bpp = 6
+	}
+	return int(cw), int(ch), bpp, nil
 }
 
 // decodeJPEG decodes the region [x0, x0+w) x [y0, y0+h) of the JPEG

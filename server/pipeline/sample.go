@@ -5,6 +5,10 @@ import (
 	"encoding/binary"
 )
 
+// libjpegOverhead is what libjpeg may allocate beyond the pixels and
+// coefficients counted (row buffers, tables, Huffman state).
+const libjpegOverhead = 16 << 20
+
 // worker is one pool goroutine and the buffers it reuses from sample to
 // sample.
 type worker struct {
@@ -107,10 +111,7 @@ func (w *worker) image(ctx context.Context, o *output, data []byte, key sampleKe
 	rx0, rx1 := w.span(gx, &w.cx)
 	ry0, ry1 := w.span(gy, &w.cy)
 	rw, rh, ch := rx1-rx0, ry1-ry0, img.channels
-	need := int64(rw) * int64(rh) * int64(ch)
-	if f != kindJPEG || !hasDCTScale { // Go's decoders hold the whole image
-		need += int64(width) * int64(height) * int64(bpp)
-	}
+	need := int64(rw)*int64(rh)*int64(ch) + int64(width)*int64(height)*int64(bpp)
 	if need > w.pool.cfg.MemoryBytes {
 		return kindError(ErrTooLarge, "%s of %dx%d needs %d bytes to decode, over the pool's %d", formatNames[f], width, height, need, w.pool.cfg.MemoryBytes)
 	}
@@ -124,7 +125,7 @@ func (w *worker) image(ctx context.Context, o *output, data []byte, key sampleKe
 	}
 	var src rows
 	if f == kindJPEG {
-		src, err = decodeJPEG(data, d, ch, gx.lo+rx0, gy.lo+ry0, rw, rh, w.dec, int64(rw)*int64(rh)*4+(64<<20))
+		src, err = decodeJPEG(data, d, ch, gx.lo+rx0, gy.lo+ry0, rw, rh, w.dec, need+libjpegOverhead)
 	} else {
 		src, err = w.decodeGoRegion(f, data, gx.lo+rx0, gy.lo+ry0, rw, rh, ch)
 	}
