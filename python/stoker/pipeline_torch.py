@@ -6,8 +6,10 @@ output (a list of str for text), ``__key__`` and ``__url__`` (lists), and
 with ``on_error="mask"`` ``__valid__`` and ``__errors__``. Over the
 server's unix socket (``server="unix:/path"``) the tensors are views of the
 shared region the server wrote them into, valid until the next batch is
-asked for (``.clone()`` or ``.to(device)`` what must live longer); over
-TCP they share memory with the received message. Either way they are
+asked for (``.clone()`` or ``.to(device)`` what must live longer); where
+CUDA is available the region is registered with it (``shm="pinned"``), so
+``.to("cuda", non_blocking=True)`` is a DMA. Over TCP they share memory
+with the received message. Either way they are
 read-only in spirit: don't write to them in place.
 
 A sample's augmentation depends on (seed, epoch, its position in the
@@ -56,6 +58,14 @@ def to_torch(batch: Batch, urls: tuple[str, ...], first: int = 0) -> dict[str, A
     return out
 
 
+def _shm_mode(client: Client) -> bool | str:
+    """Shared memory over a unix socket, registered with CUDA (copies to
+    the GPU by DMA) where CUDA is available."""
+    if not client.address.startswith("unix:"):
+        return False
+    return "pinned" if torch.cuda.is_available() else True
+
+
 def ready_batches(ds: StokerDataset, client: Client, pos: _Position, vrank: int, vworld: int) -> Iterator[dict[str, Any]]:
     """The dataset's ready batches from ``pos`` on, keeping ``pos`` at what
     has been yielded (a resume yields exactly the rest). Over a unix
@@ -75,7 +85,7 @@ def ready_batches(ds: StokerDataset, client: Client, pos: _Position, vrank: int,
         start=Cursor(pos.epoch, pos.position, pos.plan_version),
         format=ds.format,
         transform=ds.transform,
-        shm=client.address.startswith("unix:"),
+        shm=_shm_mode(client),
     ):
         first, skip = min(skip, batch.num_rows), 0
         pos.plan_version = batch.cursor.plan_version
