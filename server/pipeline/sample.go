@@ -53,6 +53,7 @@ func (w *worker) sample(ctx context.Context, b *Batch, i int, dst []byte) error 
 			}
 			err = w.image(ctx, o, data, sampleKey{b.p.seed, b.epoch, uint64(in.Position)}, row, params)
 		}
+		w.trim()
 		if err != nil {
 			if ctx.Err() != nil { // stopped, not failed
 				return ctx.Err()
@@ -61,6 +62,24 @@ func (w *worker) sample(ctx context.Context, b *Batch, i int, dst []byte) error 
 		}
 	}
 	return nil
+}
+
+// keepScratch is the most bytes a worker keeps in each buffer between
+// samples: a rare huge image's buffers go back to the heap, a usual
+// image's are reused.
+const keepScratch = 32 << 20
+
+// trim drops buffers a huge image grew.
+func (w *worker) trim() {
+	if cap(w.dec) > keepScratch {
+		w.dec = nil
+	}
+	if cap(w.hpass) > keepScratch {
+		w.hpass = nil
+	}
+	if cap(w.vpass) > keepScratch {
+		w.vpass = nil
+	}
 }
 
 // textOffset is where sample i's text starts in output oi's tensor.
