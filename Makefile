@@ -8,6 +8,10 @@ PROTOC_GEN_GO      := $(GOBIN)/protoc-gen-go
 PROTOC_GEN_GO_GRPC := $(GOBIN)/protoc-gen-go-grpc
 TOXIPROXY    := $(GOBIN)/toxiproxy-server
 export PATH := $(GOBIN):$(PATH)
+# -tags libjpeg decodes JPEGs with libjpeg-turbo through cgo (and runs the
+# pipeline's C kernels) where its headers are installed (Debian:
+# libjpeg62-turbo-dev); without them the build is pure Go.
+GOTAGS       ?= $(shell test -f /usr/include/jpeglib.h && echo libjpeg)
 
 .PHONY: all build test test-go test-python check-proto proto tools demo bench fuzz deploy-tools test-deploy image
 
@@ -19,7 +23,7 @@ LDFLAGS  := -X github.com/stoker-data/stoker/cmd/internal/cli.version=$(VERSION)
 all: build
 
 build:
-	go build -ldflags "$(LDFLAGS)" -o bin/ ./cmd/...
+	go build -tags '$(GOTAGS)' -ldflags "$(LDFLAGS)" -o bin/ ./cmd/...
 
 demo:
 	go run ./cmd/stoker demo
@@ -30,6 +34,8 @@ test: tools deploy-tools check-proto test-go test-deploy fuzz test-python
 
 tools: $(VERSITYGW) $(PROTOC_GEN_GO) $(PROTOC_GEN_GO_GRPC) $(TOXIPROXY)
 	@command -v buf >/dev/null || npm install -g --silent @bufbuild/buf@1.75.0
+	@test -f /usr/include/jpeglib.h || apt-get install -y -qq libjpeg62-turbo-dev >/dev/null 2>&1 || \
+	  echo "tools: no libjpeg-turbo headers (apt-get install libjpeg62-turbo-dev): JPEGs decode with Go's image/jpeg"
 
 $(VERSITYGW):
 	go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
@@ -62,6 +68,7 @@ test-go:
 	go vet ./...
 	STOKER_ARTIFACT_DIR=$(CURDIR)/artifacts STOKER_REQUIRE_BROWSER=$$(command -v chromium >/dev/null && echo 1) \
 	  go test -race -count=1 -timeout 20m ./...
+	@if [ -n "$(GOTAGS)" ]; then go vet -tags '$(GOTAGS)' ./server/pipeline/ && go test -race -count=1 -tags '$(GOTAGS)' ./server/pipeline/ ./server/; fi
 
 # The deployment kit (deploy/, a module of its own so the Helm and
 # Kubernetes libraries stay out of stokerd): Dockerfile (hadolint, the
@@ -98,21 +105,24 @@ FUZZ_TARGETS := \
 	./prefetch:FuzzRangeTotal \
 	./shuffle:FuzzPlan \
 	./server:FuzzParseStreamRequest
+# The pipeline's parsers of sample bytes and of the request's pipeline.
+FUZZ_TARGETS += ./server/pipeline:FuzzNPY ./server/pipeline:FuzzJSON ./server/pipeline:FuzzImage ./server/pipeline:FuzzCompile
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 	  pkg=$${t%%:*}; fn=$${t##*:}; echo "fuzz $$pkg $$fn for $(FUZZTIME)"; \
-	  go test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s $$pkg || exit 1; \
+	  go test -tags '$(GOTAGS)' -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s $$pkg || exit 1; \
 	done
 
 # A virtual environment with torch, tensorflow-cpu and webdataset (made once,
 # reused while python/requirements-test.txt is unchanged), then pytest
 # against a stokerd built from this tree and a real versitygw.
 test-python: $(VERSITYGW)
-	py=$$(bash python/install_test_deps.sh) && "$$py" -m pytest python/tests -q -p no:cacheprovider
+	py=$$(bash python/install_test_deps.sh) && STOKER_GO_TAGS='$(GOTAGS)' "$$py" -m pytest python/tests -q -p no:cacheprovider
 
 # Every benchmark prints its figure next to a baseline measured in the same
 # run (bare gRPC, arrow-go straight from S3, direct S3 through toxiproxy).
 bench: tools
 	go test -run '^$$' -bench . -benchtime 3x ./server/
 	go test -run '^$$' -bench . -benchtime 1x ./cmd/stokerd/
+	go test -tags '$(GOTAGS)' -run '^$$' -bench . -benchtime 20x ./server/pipeline/

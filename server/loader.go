@@ -75,12 +75,20 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 	if total, complete := ps.Total(); complete && start > total {
 		return invalid("cursor.position", fmt.Sprintf("%d is past the end of the epoch (%d samples)", start, total))
 	}
+	if ds.Columnar != nil && req.GetPipeline() != nil {
+		return invalid("pipeline", fmt.Sprintf("%s is columnar: a pipeline decodes WebDataset fields", ds.Manifest.URL))
+	}
 	if ds.Columnar != nil {
 		return l.streamColumnar(req, stream, ds, plan, ps, b, settings, start, tr)
 	}
 	if len(req.GetColumns()) > 0 {
 		return invalid("columns", fmt.Sprintf("%s is a WebDataset: its samples have fields, not columns (leave columns empty)", ds.Manifest.URL))
 	}
+	ready, err := l.openReady(req, ds) // nil: no pipeline
+	if err != nil {
+		return err
+	}
+	defer ready.close()
 	l.s.log.Debug("stream open", "url", req.GetUrl(), "epoch", req.GetEpoch(), "rank", b.Rank, "world", b.WorldSize, "start", start, "shm", req.GetShm())
 	var shm *shmStream // nil: bytes travel in the messages
 	if req.GetShm() {
@@ -109,6 +117,13 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 				return toStatus(err)
 			}
 			samples = append(samples, d)
+		}
+		if ready != nil { // decode and augment: tensors go instead of the bytes
+			if err := l.sendReady(stream, ready, shm, ds, samples, lo, settings.Epoch, uint64((start+k*step)/step), uint32(b.Rank), uint64(after)); err != nil {
+				return err
+			}
+			ps.EndStep()
+			continue
 		}
 		if err := shm.checkStep(samples); err != nil {
 			return err

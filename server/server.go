@@ -24,6 +24,7 @@ import (
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 	"github.com/stoker-data/stoker/server/cluster"
 	"github.com/stoker-data/stoker/server/status"
+	"github.com/stoker-data/stoker/server/pipeline"
 )
 
 // Config configures a Server.
@@ -67,6 +68,9 @@ type Config struct {
 	TLS *tls.Config
 	// Limits bounds the streams and shm regions clients hold at once.
 	Limits Limits
+	// Pipeline sets the workers that decode and augment the samples of
+	// streams that ask for a pipeline (ready batches).
+	Pipeline pipeline.Config
 	// Auth, when set, requires a bearer token it accepts on every gRPC
 	// call and HTTP request but /healthz (see guardHTTP); nil: no auth.
 	Auth TokenSource
@@ -93,6 +97,7 @@ func DefaultConfig() Config {
 		WindowBytes:     8 << 20,   // 8 MiB: keeps a 1 GB/s loopback stream busy
 		NextEpochBytes:  1 << 30,   // 1 GiB: the first minutes of the next epoch, not all of it
 		Shm:             DefaultShmConfig(),
+		Pipeline:        pipeline.DefaultConfig(),
 		Limits:          DefaultLimits(),
 	}
 }
@@ -119,6 +124,7 @@ type Server struct {
 	shm        *shmRegistry  // shared-memory regions of local streams
 	region     memoryRegion  // the memory tier's region
 	limits     *limiter      // streams and shm bytes held, by connection
+	ready      readyPool     // pipeline workers, started by the first pipeline stream
 	trim       *trimmer      // returns a burst's memory once its streams close
 	security   *securityMetrics
 	sizes      *datasetSizes // datasets far larger than the cache, warned of once
@@ -154,6 +160,7 @@ func New(cfg Config, sources *prefetch.Sources, log *slog.Logger) (*Server, erro
 		registry: prometheus.NewRegistry(),
 		streams:  newStreamSet(),
 		started:  time.Now(),
+		ready:    readyPool{cfg: cfg.Pipeline},
 	}
 	s.setupHistograms()
 	sources = s.timeSources(sources)
@@ -243,6 +250,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			<-done
 		}
 		s.hints.close()
+		s.ready.close()
 		s.trim.stop()
 		s.shards.Wait()
 		if s.peers != nil {
@@ -283,5 +291,6 @@ func (s *Server) Stats() *stokerv1.StatsResponse {
 			ShardsCounted: uint64(ds.ShardsCounted()), ShardsTotal: uint64(len(ds.Manifest.Shards))})
 	}
 	s.hostStats(st)
+	st.Pipeline = s.ready.stats()
 	return st
 }

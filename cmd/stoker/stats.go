@@ -57,6 +57,14 @@ func runStats(ctx context.Context, dial *dialFlags, out io.Writer) error {
 	fmt.Fprintf(out, "served          %d samples, %s\n", st.GetSamplesServed(), humanize.IBytes(st.GetBytesServed()))
 	fmt.Fprintf(out, "stall           %s\n", time.Duration(st.GetStallNanos()).Round(time.Millisecond))
 	fmt.Fprintf(out, "active streams  %d\n", st.GetActiveStreams())
+	if p := st.GetPipeline(); p.GetSamples() > 0 || p.GetErrors() > 0 {
+		per := time.Duration(0)
+		if p.GetSamples() > 0 {
+			per = time.Duration(p.GetBusyNanos() / p.GetSamples())
+		}
+		fmt.Fprintf(out, "pipeline        %d samples (%s each on %d workers, %s), %d failed, %d scaled in the DCT domain, %s of tensors\n",
+			p.GetSamples(), per.Round(time.Microsecond), p.GetWorkers(), p.GetJpegDecoder(), p.GetErrors(), p.GetDctScaled(), humanize.IBytes(p.GetBytesOut()))
+	}
 	return nil
 }
 

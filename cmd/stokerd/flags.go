@@ -92,6 +92,7 @@ type flags struct {
 	maxShardSize                 string
 	maxFetches                   int
 	aheadBatches                 int
+	pipelineWorkers              int
 	logLevel                     string
 	logFormat                    string
 	otlpEndpoint                 string
@@ -127,6 +128,7 @@ func defineFlags(fs *pflag.FlagSet) *flags {
 		"most bytes one shard may hold (a tar after gunzip, a columnar unit): larger ones, gzip bombs among them, are refused naming the object (default: the memory tier, at least 256MiB, at most 4GiB)")
 	fs.IntVar(&f.maxFetches, "max-fetches", prefetch.DefaultShardsConfig().MaxFetches, "shards fetched from storage at once")
 	fs.IntVar(&f.aheadBatches, "prefetch-batches", prefetch.DefaultPrefetchConfig().AheadBatches, "batches whose shards are fetched ahead of each stream")
+	fs.IntVar(&f.pipelineWorkers, "pipeline-workers", 0, "samples decoded and augmented at once for streams that ask for a pipeline (0: one per core)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text (key=value lines) or json (one object a line)")
 	fs.StringVar(&f.otlpEndpoint, "otlp-endpoint", "", "trace batch streams (open, fetch, send) with OpenTelemetry, exported by OTLP/gRPC to this URL (http://collector:4317; OTEL_EXPORTER_OTLP_* set the rest); empty: off")

@@ -10,6 +10,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
@@ -22,6 +23,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -33,6 +35,7 @@ import (
 	"github.com/stoker-data/stoker/prefetch"
 	"github.com/stoker-data/stoker/server"
 	"github.com/stoker-data/stoker/server/cluster"
+	"github.com/stoker-data/stoker/server/pipeline"
 )
 
 func main() {
@@ -73,6 +76,7 @@ func run(f flags) error {
 		cfg.Shards.MaxShardBytes = int64(n)
 	}
 	cfg.Prefetch.AheadBatches = f.aheadBatches
+	cfg.Pipeline.Workers = f.pipelineWorkers
 	tokens, err := f.sec.apply(&cfg, log)
 	if err != nil {
 		return err
@@ -157,6 +161,7 @@ func run(f flags) error {
 	log.Info("gpu host", "gpus", host.GPUs.String(), "numa_nodes", host.NUMANodes, "memlock_bytes", host.MemlockBytes,
 		"huge_page_bytes", host.HugePageBytes, "huge_pages_free", host.HugePagesFree, "cufile", host.CuFile,
 		"cufile_reason", host.CuFileReason, "shm_dir", host.ShmDir)
+	log.Info("pipeline", "jpeg_decoder", pipeline.JPEGDecoder, "workers", cmp.Or(max(f.pipelineWorkers, 0), runtime.GOMAXPROCS(0)))
 	endpoint, pathStyle := s3.Endpoint()
 	log.Info("stokerd serving", "grpc", lis.Addr().String(), "tls", tlsMode(f), "unix", f.unix, "http", f.http, "http_tls", f.sec.httpTLS,
 		"auth", tokens != nil, "file_roots", f.sec.fileRoots.String(), "s3_prefixes", f.sec.s3Prefixes.String(),

@@ -117,6 +117,9 @@ class Batch:
     arrow_ipc: list[bytes] = field(default_factory=list)
     row_shards: list[int] = field(default_factory=list)
     first_position: int | None = None
+    # A stream with a pipeline (stream(transform=...)) has its tensors
+    # here, and samples without fields (see stoker.pipeline).
+    ready: Any = None
 
     @property
     def columnar(self) -> bool:
@@ -574,6 +577,7 @@ class Client:
         shm_region_bytes: int = 0,
         shm_tier: bool = True,
         gds: bool | str | Sequence[str] = False,
+        transform: Any = None,
     ) -> Iterator[Batch]:
         """Stream rank's batches of an epoch, from ``start`` (a position or a
         Cursor of the same epoch) to the end. ``columns`` projects a
@@ -600,6 +604,10 @@ class Client:
         A path name or a list of them instead of True fixes the order
         tried, e.g. ``gds="pinned"`` never calls cuFile (see
         :mod:`stoker.gds`).
+
+        ``transform`` (a :class:`stoker.pipeline.Transform`) has the server
+        decode and augment the samples: each Batch's ``ready`` holds the
+        tensors (with shm, arrays over the region; see stoker.pipeline).
 
         Each yielded Batch is whole, however many messages it came in. On
         UNAVAILABLE the stream reconnects and resumes from the last batch's
@@ -634,9 +642,10 @@ class Client:
                 drop_last=drop_last,
                 columns=list(columns),
                 shm=bool(shm) or bool(gds),
-                shm_region_bytes=shm_region_bytes,
+                shm_region_bytes=shm_region_bytes or (transform.region_bytes(batch_size) if shm and transform else 0),
                 shm_tier=(bool(shm) or bool(gds)) and shm_tier,
                 gds=bool(gds),
+                **({} if transform is None else {"pipeline": transform.to_proto(seed)}),
             ),
             start,
             plan_version,
@@ -728,6 +737,7 @@ def _assemble(
     that stopped inside a step. With ``shm`` fields are views into its
     region or the memory tier (or Extents, in a gds stream)."""
     messages = 0
+    ready: Any = None  # a pipeline stream's tensors (stoker.pipeline.ReadyAssembler)
     arrow: list[bytes] = []
     row_shards: list[int] = []
     first: int | None = None
@@ -741,6 +751,12 @@ def _assemble(
                 # server's error, if one follows, is the one that says why.
                 raise _stream_error_or(call, err) from None
         parts.extend(msg.samples)
+        if msg.tensors:
+            if ready is None:
+                from .pipeline import ReadyAssembler
+
+                ready = ReadyAssembler()
+            ready.add(msg, shm)
         if msg.arrow_ipc:
             if first is None:
                 first = msg.first_position
@@ -749,7 +765,9 @@ def _assemble(
         messages += 1
         if not msg.final:
             continue
-        if shm is not None:
+        if ready is not None:
+            samples = [Sample(s.key, s.position, s.shard, {}) for s in parts]
+        elif shm is not None:
             samples = [Sample(s.key, s.position, s.shard, shm.fields(s)) for s in parts]
         else:
             samples = [Sample(s.key, s.position, s.shard, {f.name: f.data for f in s.fields}) for s in parts]
@@ -764,6 +782,7 @@ def _assemble(
             arrow_ipc=arrow,
             row_shards=row_shards,
             first_position=first,
+            ready=ready.finish() if ready is not None else None,
         )
         messages, arrow, row_shards, first = 0, [], [], None
 

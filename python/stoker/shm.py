@@ -155,6 +155,14 @@ class ShmReader:
             out[f.name] = view[off : off + n]
         return out
 
+    def region_bytes(self, offset: int, length: int, what: str) -> memoryview:
+        """``length`` bytes at ``offset`` of the stream's region (a
+        pipeline's tensor), valid as long as the batch's lease."""
+        if self._view is None or offset + length > len(self._view):
+            size = "not mapped" if self._view is None else f"{len(self._view)} bytes"
+            raise RuntimeError(f"stoker: shm {what}: [{offset}, +{length}) outside the region ({size})")
+        return self._view[offset : offset + length]
+
     def release(self) -> None:
         """Give the current batch's leases back to the server (first
         closing its extents' files, so the server may evict them); the

@@ -91,6 +91,7 @@ def dataset(
     tls_ca: PathLike | None = None,
     tls_cert: PathLike | None = None,
     tls_key: PathLike | None = None,
+    transform: Any = None,
 ) -> tf.data.Dataset:
     """A tf.data.Dataset of one rank's samples of one epoch.
 
@@ -112,6 +113,10 @@ def dataset(
     ``tls_ca``, ``tls_cert`` and ``tls_key`` are the PEM files of a TLS
     server, as for stoker.Client (ignored for a ``unix:`` address); they
     are read each time the dataset is iterated.
+
+    ``transform`` (a :class:`stoker.pipeline.Transform`) has the server
+    decode and augment: each element is a ready batch of dense tensors
+    with a static signature (see stoker.pipeline_tf).
     """
     if input_context is not None:
         rank, world_size = input_context.input_pipeline_id, input_context.num_input_pipelines
@@ -121,6 +126,12 @@ def dataset(
         raise errors.InvalidArgument(f"rank {rank} is outside world_size {world_size}")
     decoder = decoder_for(decode)
     connect = functools.partial(Client, server, token=token, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key)
+    if transform is not None:
+        from .pipeline_tf import ready_dataset
+
+        args = dict(batch_size=batch_size, seed=seed, epoch=epoch, rank=rank, world_size=world_size, shuffle=shuffle,
+                    shuffle_window=shuffle_window, drop_last=drop_last, start=start, format=format)
+        return ready_dataset(url, connect, transform, args)
     stream_args: dict[str, Any] = dict(
         batch_size=batch_size,
         seed=seed,

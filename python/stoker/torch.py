@@ -260,6 +260,9 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
             "webdataset", "parquet", "arrow", "arrows").
         columns: a columnar dataset's columns to read, in this order
             (default: all).
+        transform: a :class:`stoker.pipeline.Transform`: the server decodes
+            and augments, and each item is a ready batch of tensors (see
+            stoker.pipeline_torch; use ``DataLoader(batch_size=None)``).
     """
 
     def __init__(
@@ -284,6 +287,7 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         tls_ca: PathLike | None = None,
         tls_cert: PathLike | None = None,
         tls_key: PathLike | None = None,
+        transform: Any = None,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -307,6 +311,7 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         self.tls = TLSFiles.of(tls_ca, tls_cert, tls_key)  # checked here, read by each process's Client
         self.format = format
         self.columns = list(columns or ())
+        self.transform = transform  # stoker.pipeline.Transform: ready batches
         self._epoch = _SharedEpoch(epoch)
         # Per process: the client.
         self._client: Client | None = None
@@ -404,6 +409,11 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
 
     def _generate(self, pos: _Position, vrank: int, vworld: int) -> Iterator[Any]:
         client = self._get_client()
+        if self.transform is not None:
+            from .pipeline_torch import ready_batches
+
+            yield from ready_batches(self, client, pos, vrank, vworld)
+            return
         # The manifest of this epoch, for each sample's __url__ (a shard
         # index refers to it).
         urls = tuple(s.object for s in client.open_dataset(self.url, self.format).shards)

@@ -109,8 +109,10 @@ def build_stokerd(out_dir: Path) -> str:
     if os.environ.get("STOKERD"):
         return os.environ["STOKERD"]
     out = out_dir / "stokerd"
+    # -tags libjpeg (libjpeg-turbo for the pipeline's JPEGs) where its headers are, as `make build` does.
+    tags = os.environ.get("STOKER_GO_TAGS", "libjpeg" if Path("/usr/include/jpeglib.h").exists() else "")
     res = subprocess.run(
-        ["go", "build", "-o", str(out), "./cmd/stokerd"], cwd=REPO, capture_output=True, text=True, check=False
+        ["go", "build", "-tags", tags, "-o", str(out), "./cmd/stokerd"], cwd=REPO, capture_output=True, text=True, check=False
     )
     if res.returncode != 0:
         raise RuntimeError(f"go build ./cmd/stokerd failed:\n{res.stdout}{res.stderr}")

@@ -523,7 +523,12 @@ type StreamBatchesRequest struct {
 	// when it is a shared region (StreamBatchesResponse.shm_tier): fields
 	// whose shard is in it then come as offsets into it, with no copy at
 	// all; the message's lease holds the shard in the tier until released.
-	ShmTier       bool `protobuf:"varint,16,opt,name=shm_tier,json=shmTier,proto3" json:"shm_tier,omitempty"`
+	ShmTier bool `protobuf:"varint,16,opt,name=shm_tier,json=shmTier,proto3" json:"shm_tier,omitempty"`
+	// pipeline, when set, has the server decode and augment every sample
+	// and collate the results: the stream's messages then carry one dense
+	// tensor per output (StreamBatchesResponse.tensors) and samples with
+	// their keys and positions but no fields. See Pipeline.
+	Pipeline      *Pipeline `protobuf:"bytes,17,opt,name=pipeline,proto3" json:"pipeline,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -670,6 +675,13 @@ func (x *StreamBatchesRequest) GetShmTier() bool {
 	return false
 }
 
+func (x *StreamBatchesRequest) GetPipeline() *Pipeline {
+	if x != nil {
+		return x.Pipeline
+	}
+	return nil
+}
+
 // StreamBatchesResponse is one batch, or one part of a large batch.
 type StreamBatchesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -699,7 +711,10 @@ type StreamBatchesResponse struct {
 	// shm_tier is the server's memory tier, a shared region the client maps
 	// read-only; set on the first message of a stream that asked for
 	// shm_tier when the tier is shared. It outlives the stream.
-	ShmTier       *ShmRegion `protobuf:"bytes,12,opt,name=shm_tier,json=shmTier,proto3" json:"shm_tier,omitempty"`
+	ShmTier *ShmRegion `protobuf:"bytes,12,opt,name=shm_tier,json=shmTier,proto3" json:"shm_tier,omitempty"`
+	// tensors are a pipeline stream's outputs for this message's samples
+	// (see StreamBatchesRequest.pipeline), in the pipeline's order.
+	Tensors       []*Tensor `protobuf:"bytes,13,rep,name=tensors,proto3" json:"tensors,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -814,6 +829,13 @@ func (x *StreamBatchesResponse) GetShmLease() *ShmLease {
 func (x *StreamBatchesResponse) GetShmTier() *ShmRegion {
 	if x != nil {
 		return x.ShmTier
+	}
+	return nil
+}
+
+func (x *StreamBatchesResponse) GetTensors() []*Tensor {
+	if x != nil {
+		return x.Tensors
 	}
 	return nil
 }
@@ -1040,8 +1062,11 @@ type Sample struct {
 	// position of the sample in the epoch's global sequence.
 	Position uint64 `protobuf:"varint,2,opt,name=position,proto3" json:"position,omitempty"`
 	// shard is the index of the sample's shard in the dataset.
-	Shard         uint32   `protobuf:"varint,3,opt,name=shard,proto3" json:"shard,omitempty"`
-	Fields        []*Field `protobuf:"bytes,4,rep,name=fields,proto3" json:"fields,omitempty"`
+	Shard  uint32   `protobuf:"varint,3,opt,name=shard,proto3" json:"shard,omitempty"`
+	Fields []*Field `protobuf:"bytes,4,rep,name=fields,proto3" json:"fields,omitempty"`
+	// error, in a pipeline stream with on_error "mask", says why the
+	// sample's rows are zeros (its __valid__ row is 0); empty otherwise.
+	Error         string `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1102,6 +1127,13 @@ func (x *Sample) GetFields() []*Field {
 		return x.Fields
 	}
 	return nil
+}
+
+func (x *Sample) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
 }
 
 // Field is one member of a sample, e.g. name "jpg" or "seg.png".
@@ -1340,7 +1372,9 @@ type StatsResponse struct {
 	// cached_bytes is the shard data the cache holds, each shard once: a
 	// shard in both tiers is in memory_bytes and disk_bytes but counts here
 	// once. Unset from a server older than the field.
-	CachedBytes   *uint64 `protobuf:"varint,28,opt,name=cached_bytes,json=cachedBytes,proto3,oneof" json:"cached_bytes,omitempty"`
+	CachedBytes *uint64 `protobuf:"varint,28,opt,name=cached_bytes,json=cachedBytes,proto3,oneof" json:"cached_bytes,omitempty"`
+	// pipeline counts the work of pipeline streams (ready batches).
+	Pipeline      *PipelineStats `protobuf:"bytes,29,opt,name=pipeline,proto3" json:"pipeline,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1571,6 +1605,113 @@ func (x *StatsResponse) GetCachedBytes() uint64 {
 	return 0
 }
 
+func (x *StatsResponse) GetPipeline() *PipelineStats {
+	if x != nil {
+		return x.Pipeline
+	}
+	return nil
+}
+
+// PipelineStats is what the server's pipeline workers have done.
+type PipelineStats struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// workers in the pool (the cores the server may use).
+	Workers uint32 `protobuf:"varint,1,opt,name=workers,proto3" json:"workers,omitempty"`
+	// jpeg_decoder is "libjpeg-turbo <version>" (cgo build) or "go" (Go's
+	// image/jpeg: built without -tags libjpeg).
+	JpegDecoder string `protobuf:"bytes,2,opt,name=jpeg_decoder,json=jpegDecoder,proto3" json:"jpeg_decoder,omitempty"`
+	Samples     uint64 `protobuf:"varint,3,opt,name=samples,proto3" json:"samples,omitempty"`
+	// busy_nanos sums the workers' time on samples.
+	BusyNanos uint64 `protobuf:"varint,4,opt,name=busy_nanos,json=busyNanos,proto3" json:"busy_nanos,omitempty"`
+	// errors counts samples that failed (masked or failing their stream).
+	Errors uint64 `protobuf:"varint,5,opt,name=errors,proto3" json:"errors,omitempty"`
+	// dct_scaled counts JPEGs decoded at a reduced size in the DCT domain.
+	DctScaled uint64 `protobuf:"varint,6,opt,name=dct_scaled,json=dctScaled,proto3" json:"dct_scaled,omitempty"`
+	// bytes_out counts tensor bytes produced.
+	BytesOut      uint64 `protobuf:"varint,7,opt,name=bytes_out,json=bytesOut,proto3" json:"bytes_out,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PipelineStats) Reset() {
+	*x = PipelineStats{}
+	mi := &file_stoker_v1_loader_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PipelineStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PipelineStats) ProtoMessage() {}
+
+func (x *PipelineStats) ProtoReflect() protoreflect.Message {
+	mi := &file_stoker_v1_loader_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PipelineStats.ProtoReflect.Descriptor instead.
+func (*PipelineStats) Descriptor() ([]byte, []int) {
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *PipelineStats) GetWorkers() uint32 {
+	if x != nil {
+		return x.Workers
+	}
+	return 0
+}
+
+func (x *PipelineStats) GetJpegDecoder() string {
+	if x != nil {
+		return x.JpegDecoder
+	}
+	return ""
+}
+
+func (x *PipelineStats) GetSamples() uint64 {
+	if x != nil {
+		return x.Samples
+	}
+	return 0
+}
+
+func (x *PipelineStats) GetBusyNanos() uint64 {
+	if x != nil {
+		return x.BusyNanos
+	}
+	return 0
+}
+
+func (x *PipelineStats) GetErrors() uint64 {
+	if x != nil {
+		return x.Errors
+	}
+	return 0
+}
+
+func (x *PipelineStats) GetDctScaled() uint64 {
+	if x != nil {
+		return x.DctScaled
+	}
+	return 0
+}
+
+func (x *PipelineStats) GetBytesOut() uint64 {
+	if x != nil {
+		return x.BytesOut
+	}
+	return 0
+}
+
 // CountingProgress is a dataset whose samples are being counted: it has no
 // stored manifest and no index beside its shards (stoker index writes one).
 type CountingProgress struct {
@@ -1584,7 +1725,7 @@ type CountingProgress struct {
 
 func (x *CountingProgress) Reset() {
 	*x = CountingProgress{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[17]
+	mi := &file_stoker_v1_loader_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1596,7 +1737,7 @@ func (x *CountingProgress) String() string {
 func (*CountingProgress) ProtoMessage() {}
 
 func (x *CountingProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[17]
+	mi := &file_stoker_v1_loader_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1609,7 +1750,7 @@ func (x *CountingProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountingProgress.ProtoReflect.Descriptor instead.
 func (*CountingProgress) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{17}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CountingProgress) GetUrl() string {
@@ -1662,7 +1803,7 @@ type HostInfo struct {
 
 func (x *HostInfo) Reset() {
 	*x = HostInfo{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[18]
+	mi := &file_stoker_v1_loader_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1674,7 +1815,7 @@ func (x *HostInfo) String() string {
 func (*HostInfo) ProtoMessage() {}
 
 func (x *HostInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[18]
+	mi := &file_stoker_v1_loader_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1687,7 +1828,7 @@ func (x *HostInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostInfo.ProtoReflect.Descriptor instead.
 func (*HostInfo) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{18}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *HostInfo) GetNvml() bool {
@@ -1810,7 +1951,7 @@ type MemoryRegion struct {
 
 func (x *MemoryRegion) Reset() {
 	*x = MemoryRegion{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[19]
+	mi := &file_stoker_v1_loader_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1822,7 +1963,7 @@ func (x *MemoryRegion) String() string {
 func (*MemoryRegion) ProtoMessage() {}
 
 func (x *MemoryRegion) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[19]
+	mi := &file_stoker_v1_loader_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1835,7 +1976,7 @@ func (x *MemoryRegion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemoryRegion.ProtoReflect.Descriptor instead.
 func (*MemoryRegion) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{19}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *MemoryRegion) GetRegion() bool {
@@ -1925,7 +2066,7 @@ type GpuDevice struct {
 
 func (x *GpuDevice) Reset() {
 	*x = GpuDevice{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[20]
+	mi := &file_stoker_v1_loader_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1937,7 +2078,7 @@ func (x *GpuDevice) String() string {
 func (*GpuDevice) ProtoMessage() {}
 
 func (x *GpuDevice) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[20]
+	mi := &file_stoker_v1_loader_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1950,7 +2091,7 @@ func (x *GpuDevice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GpuDevice.ProtoReflect.Descriptor instead.
 func (*GpuDevice) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{20}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GpuDevice) GetIndex() uint32 {
@@ -2023,7 +2164,7 @@ type PrefetchRequest struct {
 
 func (x *PrefetchRequest) Reset() {
 	*x = PrefetchRequest{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[21]
+	mi := &file_stoker_v1_loader_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2035,7 +2176,7 @@ func (x *PrefetchRequest) String() string {
 func (*PrefetchRequest) ProtoMessage() {}
 
 func (x *PrefetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[21]
+	mi := &file_stoker_v1_loader_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2048,7 +2189,7 @@ func (x *PrefetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrefetchRequest.ProtoReflect.Descriptor instead.
 func (*PrefetchRequest) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{21}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PrefetchRequest) GetUrl() string {
@@ -2126,7 +2267,7 @@ type PrefetchResponse struct {
 
 func (x *PrefetchResponse) Reset() {
 	*x = PrefetchResponse{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[22]
+	mi := &file_stoker_v1_loader_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2138,7 +2279,7 @@ func (x *PrefetchResponse) String() string {
 func (*PrefetchResponse) ProtoMessage() {}
 
 func (x *PrefetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[22]
+	mi := &file_stoker_v1_loader_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2151,7 +2292,7 @@ func (x *PrefetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrefetchResponse.ProtoReflect.Descriptor instead.
 func (*PrefetchResponse) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{22}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PrefetchResponse) GetHintId() string {
@@ -2185,7 +2326,7 @@ type PrefetchStatusRequest struct {
 
 func (x *PrefetchStatusRequest) Reset() {
 	*x = PrefetchStatusRequest{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[23]
+	mi := &file_stoker_v1_loader_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2197,7 +2338,7 @@ func (x *PrefetchStatusRequest) String() string {
 func (*PrefetchStatusRequest) ProtoMessage() {}
 
 func (x *PrefetchStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[23]
+	mi := &file_stoker_v1_loader_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2210,7 +2351,7 @@ func (x *PrefetchStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrefetchStatusRequest.ProtoReflect.Descriptor instead.
 func (*PrefetchStatusRequest) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{23}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PrefetchStatusRequest) GetHintId() string {
@@ -2235,7 +2376,7 @@ type PrefetchStatusResponse struct {
 
 func (x *PrefetchStatusResponse) Reset() {
 	*x = PrefetchStatusResponse{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[24]
+	mi := &file_stoker_v1_loader_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2247,7 +2388,7 @@ func (x *PrefetchStatusResponse) String() string {
 func (*PrefetchStatusResponse) ProtoMessage() {}
 
 func (x *PrefetchStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[24]
+	mi := &file_stoker_v1_loader_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2260,7 +2401,7 @@ func (x *PrefetchStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrefetchStatusResponse.ProtoReflect.Descriptor instead.
 func (*PrefetchStatusResponse) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{24}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PrefetchStatusResponse) GetHintId() string {
@@ -2317,7 +2458,7 @@ type PrefetchProgress struct {
 
 func (x *PrefetchProgress) Reset() {
 	*x = PrefetchProgress{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[25]
+	mi := &file_stoker_v1_loader_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2329,7 +2470,7 @@ func (x *PrefetchProgress) String() string {
 func (*PrefetchProgress) ProtoMessage() {}
 
 func (x *PrefetchProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[25]
+	mi := &file_stoker_v1_loader_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2342,7 +2483,7 @@ func (x *PrefetchProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrefetchProgress.ProtoReflect.Descriptor instead.
 func (*PrefetchProgress) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{25}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PrefetchProgress) GetNode() string {
@@ -2394,6 +2535,827 @@ func (x *PrefetchProgress) GetError() string {
 	return ""
 }
 
+// Pipeline is a declarative transform a stream asks the server to apply
+// to every sample before it is sent: per output, a field is decoded,
+// images go through ops, and the batch's results are collated into one
+// dense tensor per output, rows in the step's order.
+type Pipeline struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// seed keys the random ops: each draws from a generator keyed by
+	// (seed, epoch, the sample's position in the epoch's order, the op's
+	// index in its output), so a sample's augmentation does not depend on
+	// the world size, the worker count, a resume or the node that served
+	// it. Outputs whose ops are alike draw alike (an image and its mask
+	// get the same crop when their sizes match).
+	Seed    uint64            `protobuf:"varint,1,opt,name=seed,proto3" json:"seed,omitempty"`
+	Outputs []*PipelineOutput `protobuf:"bytes,2,rep,name=outputs,proto3" json:"outputs,omitempty"`
+	// on_error is "fail" (default: a sample that cannot be transformed
+	// fails the stream with an error naming the sample and the field) or
+	// "mask": its rows are zeros, the extra uint8 tensor "__valid__" has 0
+	// in its row and Sample.error says why.
+	OnError       string `protobuf:"bytes,3,opt,name=on_error,json=onError,proto3" json:"on_error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Pipeline) Reset() {
+	*x = Pipeline{}
+	mi := &file_stoker_v1_loader_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Pipeline) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Pipeline) ProtoMessage() {}
+
+func (x *Pipeline) ProtoReflect() protoreflect.Message {
+	mi := &file_stoker_v1_loader_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Pipeline.ProtoReflect.Descriptor instead.
+func (*Pipeline) Descriptor() ([]byte, []int) {
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *Pipeline) GetSeed() uint64 {
+	if x != nil {
+		return x.Seed
+	}
+	return 0
+}
+
+func (x *Pipeline) GetOutputs() []*PipelineOutput {
+	if x != nil {
+		return x.Outputs
+	}
+	return nil
+}
+
+func (x *Pipeline) GetOnError() string {
+	if x != nil {
+		return x.OnError
+	}
+	return ""
+}
+
+// PipelineOutput makes one tensor of the batch from one field of each
+// sample.
+type PipelineOutput struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name of the tensor: unique, not starting with "__".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// field is the sample's field (its name after the key, e.g. "jpg" or
+	// "seg.png"); alternatives are separated by ';' and the first the
+	// sample has is used ("jpg;jpeg;png").
+	Field string `protobuf:"bytes,2,opt,name=field,proto3" json:"field,omitempty"`
+	// decode is "image" (JPEG, PNG or WebP, told by their bytes), "jpeg",
+	// "png", "webp", "npy", "json" (a number or a rectangular array of
+	// numbers), "int" (ASCII decimal, as WebDataset's .cls) or "text"
+	// (UTF-8, checked).
+	Decode string `protobuf:"bytes,3,opt,name=decode,proto3" json:"decode,omitempty"`
+	// ops apply to images, in order: at most one resize, then at most one
+	// crop (center or random-resized; random_resized_crop comes first or
+	// not at all), then horizontal_flip and normalize. The image's size
+	// after them must be fixed: end with a crop or a resize to height and
+	// width.
+	Ops []*ImageOp `protobuf:"bytes,4,rep,name=ops,proto3" json:"ops,omitempty"`
+	// dtype of the tensor: images "uint8" (default), "float16" or
+	// "float32" (default when normalized; unnormalized floats are pixel/255);
+	// int "int64" (default) or "int32"; npy the file's own (default) or a
+	// cast to a numeric type; json "float32" (default) or another numeric
+	// type; text "string".
+	Dtype string `protobuf:"bytes,5,opt,name=dtype,proto3" json:"dtype,omitempty"`
+	// layout of an image: "HWC" (default) or "CHW".
+	Layout string `protobuf:"bytes,6,opt,name=layout,proto3" json:"layout,omitempty"`
+	// shape, when set, is the shape every sample's npy or json value must
+	// have; unset, the batch's first sample sets it and the others must
+	// agree.
+	Shape *TensorShape `protobuf:"bytes,7,opt,name=shape,proto3" json:"shape,omitempty"`
+	// channels of an image: 3 (RGB, the default; gray images are
+	// repeated, alpha is dropped) or 1 (luma).
+	Channels uint32 `protobuf:"varint,8,opt,name=channels,proto3" json:"channels,omitempty"`
+	// params adds the tensor "<name>.params" (int32, [rows, 5]): each
+	// sample's crop in the decoded image (top, left, height, width) and
+	// whether it was flipped, e.g. to move boxes with the pixels.
+	Params bool `protobuf:"varint,9,opt,name=params,proto3" json:"params,omitempty"`
+	// full_resolution decodes every JPEG at its full size. By default a
+	// JPEG whose crop is at least twice the output's size is decoded at
+	// 1/2, 1/4 or 1/8 of its size in the DCT domain (libjpeg-turbo only),
+	// which is faster and differs slightly from resampling the full image.
+	FullResolution bool `protobuf:"varint,10,opt,name=full_resolution,json=fullResolution,proto3" json:"full_resolution,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *PipelineOutput) Reset() {
+	*x = PipelineOutput{}
+	mi := &file_stoker_v1_loader_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PipelineOutput) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PipelineOutput) ProtoMessage() {}
+
+func (x *PipelineOutput) ProtoReflect() protoreflect.Message {
+	mi := &file_stoker_v1_loader_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PipelineOutput.ProtoReflect.Descriptor instead.
+func (*PipelineOutput) Descriptor() ([]byte, []int) {
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *PipelineOutput) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PipelineOutput) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *PipelineOutput) GetDecode() string {
+	if x != nil {
+		return x.Decode
+	}
+	return ""
+}
+
+func (x *PipelineOutput) GetOps() []*ImageOp {
+	if x != nil {
+		return x.Ops
+	}
+	return nil
+}
+
+func (x *PipelineOutput) GetDtype() string {
+	if x != nil {
+		return x.Dtype
+	}
+	return ""
+}
+
+func (x *PipelineOutput) GetLayout() string {
+	if x != nil {
+		return x.Layout
+	}
+	return ""
+}
+
+func (x *PipelineOutput) GetShape() *TensorShape {
+	if x != nil {
+		return x.Shape
+	}
+	return nil
+}
+
+func (x *PipelineOutput) GetChannels() uint32 {
+	if x != nil {
+		return x.Channels
+	}
+	return 0
+}
+
+func (x *PipelineOutput) GetParams() bool {
+	if x != nil {
+		return x.Params
+	}
+	return false
+}
+
+func (x *PipelineOutput) GetFullResolution() bool {
+	if x != nil {
+		return x.FullResolution
+	}
+	return false
+}
+
+// TensorShape is a tensor's shape without its batch dimension.
+type TensorShape struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Dims          []uint64               `protobuf:"varint,1,rep,packed,name=dims,proto3" json:"dims,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TensorShape) Reset() {
+	*x = TensorShape{}
+	mi := &file_stoker_v1_loader_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TensorShape) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TensorShape) ProtoMessage() {}
+
+func (x *TensorShape) ProtoReflect() protoreflect.Message {
+	mi := &file_stoker_v1_loader_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TensorShape.ProtoReflect.Descriptor instead.
+func (*TensorShape) Descriptor() ([]byte, []int) {
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *TensorShape) GetDims() []uint64 {
+	if x != nil {
+		return x.Dims
+	}
+	return nil
+}
+
+// ImageOp is one step of an image output.
+type ImageOp struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Op:
+	//
+	//	*ImageOp_Resize
+	//	*ImageOp_CenterCrop
+	//	*ImageOp_RandomResizedCrop
+	//	*ImageOp_HorizontalFlip
+	//	*ImageOp_Normalize
+	Op            isImageOp_Op `protobuf_oneof:"op"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageOp) Reset() {
+	*x = ImageOp{}
+	mi := &file_stoker_v1_loader_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageOp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageOp) ProtoMessage() {}
+
+func (x *ImageOp) ProtoReflect() protoreflect.Message {
+	mi := &file_stoker_v1_loader_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageOp.ProtoReflect.Descriptor instead.
+func (*ImageOp) Descriptor() ([]byte, []int) {
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ImageOp) GetOp() isImageOp_Op {
+	if x != nil {
+		return x.Op
+	}
+	return nil
+}
+
+func (x *ImageOp) GetResize() *Resize {
+	if x != nil {
+		if x, ok := x.Op.(*ImageOp_Resize); ok {
+			return x.Resize
+		}
+	}
+	return nil
+}
+
+func (x *ImageOp) GetCenterCrop() *CenterCrop {
+	if x != nil {
+		if x, ok := x.Op.(*ImageOp_CenterCrop); ok {
+			return x.CenterCrop
+		}
+	}
+	return nil
+}
+
+func (x *ImageOp) GetRandomResizedCrop() *RandomResizedCrop {
+	if x != nil {
+		if x, ok := x.Op.(*ImageOp_RandomResizedCrop); ok {
+			return x.RandomResizedCrop
+		}
+	}
+	return nil
+}
+
+func (x *ImageOp) GetHorizontalFlip() *HorizontalFlip {
+	if x != nil {
+		if x, ok := x.Op.(*ImageOp_HorizontalFlip); ok {
+			return x.HorizontalFlip
+		}
+	}
+	return nil
+}
+
+func (x *ImageOp) GetNormalize() *Normalize {
+	if x != nil {
+		if x, ok := x.Op.(*ImageOp_Normalize); ok {
+			return x.Normalize
+		}
+	}
+	return nil
+}
+
+type isImageOp_Op interface {
+	isImageOp_Op()
+}
+
+type ImageOp_Resize struct {
+	Resize *Resize `protobuf:"bytes,1,opt,name=resize,proto3,oneof"`
+}
+
+type ImageOp_CenterCrop struct {
+	CenterCrop *CenterCrop `protobuf:"bytes,2,opt,name=center_crop,json=centerCrop,proto3,oneof"`
+}
+
+type ImageOp_RandomResizedCrop struct {
+	RandomResizedCrop *RandomResizedCrop `protobuf:"bytes,3,opt,name=random_resized_crop,json=randomResizedCrop,proto3,oneof"`
+}
+
+type ImageOp_HorizontalFlip struct {
+	HorizontalFlip *HorizontalFlip `protobuf:"bytes,4,opt,name=horizontal_flip,json=horizontalFlip,proto3,oneof"`
+}
+
+type ImageOp_Normalize struct {
+	Normalize *Normalize `protobuf:"bytes,5,opt,name=normalize,proto3,oneof"`
+}
+
+func (*ImageOp_Resize) isImageOp_Op() {}
+
+func (*ImageOp_CenterCrop) isImageOp_Op() {}
+
+func (*ImageOp_RandomResizedCrop) isImageOp_Op() {}
+
+func (*ImageOp_HorizontalFlip) isImageOp_Op() {}
+
+func (*ImageOp_Normalize) isImageOp_Op() {}
+
+// Resize resamples the image (bilinear, antialiased as Pillow and
+// torchvision do): its shorter side to shorter, keeping the aspect ratio
+// (torchvision's Resize(int)), or to height x width.
+type Resize struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Shorter       uint32                 `protobuf:"varint,1,opt,name=shorter,proto3" json:"shorter,omitempty"`
+	Height        uint32                 `protobuf:"varint,2,opt,name=height,proto3" json:"height,omitempty"`
+	Width         uint32                 `protobuf:"varint,3,opt,name=width,proto3" json:"width,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Resize) Reset() {
+	*x = Resize{}
+	mi := &file_stoker_v1_loader_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Resize) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Resize) ProtoMessage() {}
+
+func (x *Resize) ProtoReflect() protoreflect.Message {
+	mi := &file_stoker_v1_loader_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Resize.ProtoReflect.Descriptor instead.
+func (*Resize) Descriptor() ([]byte, []int) {
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *Resize) GetShorter() uint32 {
+	if x != nil {
+		return x.Shorter
+	}
+	return 0
+}
+
+func (x *Resize) GetHeight() uint32 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
+func (x *Resize) GetWidth() uint32 {
+	if x != nil {
+		return x.Width
+	}
+	return 0
+}
+
+// CenterCrop cuts height x width from the middle (torchvision's
+// rounding); an image smaller than that is an error naming the sample.
+type CenterCrop struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Height        uint32                 `protobuf:"varint,1,opt,name=height,proto3" json:"height,omitempty"`
+	Width         uint32                 `protobuf:"varint,2,opt,name=width,proto3" json:"width,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CenterCrop) Reset() {
+	*x = CenterCrop{}
+	mi := &file_stoker_v1_loader_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CenterCrop) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CenterCrop) ProtoMessage() {}
+
+func (x *CenterCrop) ProtoReflect() protoreflect.Message {
+	mi := &file_stoker_v1_loader_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CenterCrop.ProtoReflect.Descriptor instead.
+func (*CenterCrop) Descriptor() ([]byte, []int) {
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *CenterCrop) GetHeight() uint32 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
+func (x *CenterCrop) GetWidth() uint32 {
+	if x != nil {
+		return x.Width
+	}
+	return 0
+}
+
+// RandomResizedCrop is torchvision's: a random box of scale (of the area)
+// and ratio (width/height, drawn log-uniformly), ten tries then a center
+// crop, resampled to height x width. Zero scale and ratio bounds are
+// torchvision's defaults (0.08, 1) and (3/4, 4/3).
+type RandomResizedCrop struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Height        uint32                 `protobuf:"varint,1,opt,name=height,proto3" json:"height,omitempty"`
+	Width         uint32                 `protobuf:"varint,2,opt,name=width,proto3" json:"width,omitempty"`
+	ScaleMin      float64                `protobuf:"fixed64,3,opt,name=scale_min,json=scaleMin,proto3" json:"scale_min,omitempty"`
+	ScaleMax      float64                `protobuf:"fixed64,4,opt,name=scale_max,json=scaleMax,proto3" json:"scale_max,omitempty"`
+	RatioMin      float64                `protobuf:"fixed64,5,opt,name=ratio_min,json=ratioMin,proto3" json:"ratio_min,omitempty"`
+	RatioMax      float64                `protobuf:"fixed64,6,opt,name=ratio_max,json=ratioMax,proto3" json:"ratio_max,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RandomResizedCrop) Reset() {
+	*x = RandomResizedCrop{}
+	mi := &file_stoker_v1_loader_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RandomResizedCrop) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RandomResizedCrop) ProtoMessage() {}
+
+func (x *RandomResizedCrop) ProtoReflect() protoreflect.Message {
+	mi := &file_stoker_v1_loader_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RandomResizedCrop.ProtoReflect.Descriptor instead.
+func (*RandomResizedCrop) Descriptor() ([]byte, []int) {
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *RandomResizedCrop) GetHeight() uint32 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
+func (x *RandomResizedCrop) GetWidth() uint32 {
+	if x != nil {
+		return x.Width
+	}
+	return 0
+}
+
+func (x *RandomResizedCrop) GetScaleMin() float64 {
+	if x != nil {
+		return x.ScaleMin
+	}
+	return 0
+}
+
+func (x *RandomResizedCrop) GetScaleMax() float64 {
+	if x != nil {
+		return x.ScaleMax
+	}
+	return 0
+}
+
+func (x *RandomResizedCrop) GetRatioMin() float64 {
+	if x != nil {
+		return x.RatioMin
+	}
+	return 0
+}
+
+func (x *RandomResizedCrop) GetRatioMax() float64 {
+	if x != nil {
+		return x.RatioMax
+	}
+	return 0
+}
+
+// HorizontalFlip mirrors the image with probability p (unset: 0.5).
+type HorizontalFlip struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	P             *float64               `protobuf:"fixed64,1,opt,name=p,proto3,oneof" json:"p,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HorizontalFlip) Reset() {
+	*x = HorizontalFlip{}
+	mi := &file_stoker_v1_loader_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HorizontalFlip) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HorizontalFlip) ProtoMessage() {}
+
+func (x *HorizontalFlip) ProtoReflect() protoreflect.Message {
+	mi := &file_stoker_v1_loader_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HorizontalFlip.ProtoReflect.Descriptor instead.
+func (*HorizontalFlip) Descriptor() ([]byte, []int) {
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *HorizontalFlip) GetP() float64 {
+	if x != nil && x.P != nil {
+		return *x.P
+	}
+	return 0
+}
+
+// Normalize maps each channel's pixel to (pixel/255 - mean) / std in
+// float32, as torchvision's ToDtype(scale=True) then Normalize do.
+type Normalize struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Mean          []float32              `protobuf:"fixed32,1,rep,packed,name=mean,proto3" json:"mean,omitempty"`
+	Std           []float32              `protobuf:"fixed32,2,rep,packed,name=std,proto3" json:"std,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Normalize) Reset() {
+	*x = Normalize{}
+	mi := &file_stoker_v1_loader_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Normalize) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Normalize) ProtoMessage() {}
+
+func (x *Normalize) ProtoReflect() protoreflect.Message {
+	mi := &file_stoker_v1_loader_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Normalize.ProtoReflect.Descriptor instead.
+func (*Normalize) Descriptor() ([]byte, []int) {
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *Normalize) GetMean() []float32 {
+	if x != nil {
+		return x.Mean
+	}
+	return nil
+}
+
+func (x *Normalize) GetStd() []float32 {
+	if x != nil {
+		return x.Std
+	}
+	return nil
+}
+
+// Tensor is one output of a pipeline stream for a message's samples.
+type Tensor struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// dtype is numpy's name: "uint8", "int32", "int64", "float16",
+	// "float32", ... or "string" (rows of UTF-8 bytes).
+	Dtype string `protobuf:"bytes,2,opt,name=dtype,proto3" json:"dtype,omitempty"`
+	// shape is the whole step's, rows first.
+	Shape []uint64 `protobuf:"varint,3,rep,packed,name=shape,proto3" json:"shape,omitempty"`
+	// row_offset and rows: the step's rows this message carries (a step
+	// too large for one message comes in several, its tensors split by
+	// rows); their bytes are data, or in a shared-memory stream shm_length
+	// bytes at shm_offset in the stream's region.
+	RowOffset uint64 `protobuf:"varint,4,opt,name=row_offset,json=rowOffset,proto3" json:"row_offset,omitempty"`
+	Rows      uint64 `protobuf:"varint,5,opt,name=rows,proto3" json:"rows,omitempty"`
+	Data      []byte `protobuf:"bytes,6,opt,name=data,proto3" json:"data,omitempty"`
+	ShmOffset uint64 `protobuf:"varint,7,opt,name=shm_offset,json=shmOffset,proto3" json:"shm_offset,omitempty"`
+	ShmLength uint64 `protobuf:"varint,8,opt,name=shm_length,json=shmLength,proto3" json:"shm_length,omitempty"`
+	// lengths are a string tensor's rows' byte lengths; the rows' bytes
+	// follow one another.
+	Lengths       []uint64 `protobuf:"varint,9,rep,packed,name=lengths,proto3" json:"lengths,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Tensor) Reset() {
+	*x = Tensor{}
+	mi := &file_stoker_v1_loader_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Tensor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Tensor) ProtoMessage() {}
+
+func (x *Tensor) ProtoReflect() protoreflect.Message {
+	mi := &file_stoker_v1_loader_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Tensor.ProtoReflect.Descriptor instead.
+func (*Tensor) Descriptor() ([]byte, []int) {
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *Tensor) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Tensor) GetDtype() string {
+	if x != nil {
+		return x.Dtype
+	}
+	return ""
+}
+
+func (x *Tensor) GetShape() []uint64 {
+	if x != nil {
+		return x.Shape
+	}
+	return nil
+}
+
+func (x *Tensor) GetRowOffset() uint64 {
+	if x != nil {
+		return x.RowOffset
+	}
+	return 0
+}
+
+func (x *Tensor) GetRows() uint64 {
+	if x != nil {
+		return x.Rows
+	}
+	return 0
+}
+
+func (x *Tensor) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *Tensor) GetShmOffset() uint64 {
+	if x != nil {
+		return x.ShmOffset
+	}
+	return 0
+}
+
+func (x *Tensor) GetShmLength() uint64 {
+	if x != nil {
+		return x.ShmLength
+	}
+	return 0
+}
+
+func (x *Tensor) GetLengths() []uint64 {
+	if x != nil {
+		return x.Lengths
+	}
+	return nil
+}
+
 var File_stoker_v1_loader_proto protoreflect.FileDescriptor
 
 const file_stoker_v1_loader_proto_rawDesc = "" +
@@ -2434,7 +3396,7 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\x06Cursor\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x1a\n" +
 	"\bposition\x18\x02 \x01(\x04R\bposition\x12!\n" +
-	"\fplan_version\x18\x03 \x01(\rR\vplanVersion\"\xcd\x03\n" +
+	"\fplan_version\x18\x03 \x01(\rR\vplanVersion\"\xfe\x03\n" +
 	"\x14StreamBatchesRequest\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n" +
 	"\x06format\x18\x02 \x01(\tR\x06format\x12\x12\n" +
@@ -2455,7 +3417,8 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\x03shm\x18\r \x01(\bR\x03shm\x12(\n" +
 	"\x10shm_region_bytes\x18\x0e \x01(\x04R\x0eshmRegionBytes\x12\x10\n" +
 	"\x03gds\x18\x0f \x01(\bR\x03gds\x12\x19\n" +
-	"\bshm_tier\x18\x10 \x01(\bR\ashmTier\"\xbe\x03\n" +
+	"\bshm_tier\x18\x10 \x01(\bR\ashmTier\x12/\n" +
+	"\bpipeline\x18\x11 \x01(\v2\x13.stoker.v1.PipelineR\bpipeline\"\xeb\x03\n" +
 	"\x15StreamBatchesResponse\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x12\n" +
 	"\x04step\x18\x02 \x01(\x04R\x04step\x12\x12\n" +
@@ -2471,7 +3434,8 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"shm_region\x18\n" +
 	" \x01(\v2\x14.stoker.v1.ShmRegionR\tshmRegion\x120\n" +
 	"\tshm_lease\x18\v \x01(\v2\x13.stoker.v1.ShmLeaseR\bshmLease\x12/\n" +
-	"\bshm_tier\x18\f \x01(\v2\x14.stoker.v1.ShmRegionR\ashmTier\"C\n" +
+	"\bshm_tier\x18\f \x01(\v2\x14.stoker.v1.ShmRegionR\ashmTier\x12+\n" +
+	"\atensors\x18\r \x03(\v2\x11.stoker.v1.TensorR\atensors\"C\n" +
 	"\tShmRegion\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\x12\n" +
@@ -2483,12 +3447,13 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\x11ReleaseShmRequest\x12\x16\n" +
 	"\x06region\x18\x01 \x01(\tR\x06region\x12\x16\n" +
 	"\x06leases\x18\x02 \x03(\x04R\x06leases\"\x14\n" +
-	"\x12ReleaseShmResponse\"v\n" +
+	"\x12ReleaseShmResponse\"\x8c\x01\n" +
 	"\x06Sample\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x1a\n" +
 	"\bposition\x18\x02 \x01(\x04R\bposition\x12\x14\n" +
 	"\x05shard\x18\x03 \x01(\rR\x05shard\x12(\n" +
-	"\x06fields\x18\x04 \x03(\v2\x10.stoker.v1.FieldR\x06fields\"\xb7\x01\n" +
+	"\x06fields\x18\x04 \x03(\v2\x10.stoker.v1.FieldR\x06fields\x12\x14\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error\"\xb7\x01\n" +
 	"\x05Field\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x1d\n" +
@@ -2503,7 +3468,7 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x16\n" +
 	"\x06length\x18\x03 \x01(\x04R\x06length\"\x0e\n" +
-	"\fStatsRequest\"\xc9\b\n" +
+	"\fStatsRequest\"\xff\b\n" +
 	"\rStatsResponse\x12\x1f\n" +
 	"\vmemory_hits\x18\x01 \x01(\x04R\n" +
 	"memoryHits\x12\x1b\n" +
@@ -2538,8 +3503,19 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\x13storage_range_bytes\x18\x19 \x01(\x04R\x11storageRangeBytes\x12&\n" +
 	"\x0fdisk_range_hits\x18\x1a \x01(\x04R\rdiskRangeHits\x127\n" +
 	"\bcounting\x18\x1b \x03(\v2\x1b.stoker.v1.CountingProgressR\bcounting\x12&\n" +
-	"\fcached_bytes\x18\x1c \x01(\x04H\x00R\vcachedBytes\x88\x01\x01B\x0f\n" +
-	"\r_cached_bytes\"n\n" +
+	"\fcached_bytes\x18\x1c \x01(\x04H\x00R\vcachedBytes\x88\x01\x01\x124\n" +
+	"\bpipeline\x18\x1d \x01(\v2\x18.stoker.v1.PipelineStatsR\bpipelineB\x0f\n" +
+	"\r_cached_bytes\"\xd9\x01\n" +
+	"\rPipelineStats\x12\x18\n" +
+	"\aworkers\x18\x01 \x01(\rR\aworkers\x12!\n" +
+	"\fjpeg_decoder\x18\x02 \x01(\tR\vjpegDecoder\x12\x18\n" +
+	"\asamples\x18\x03 \x01(\x04R\asamples\x12\x1d\n" +
+	"\n" +
+	"busy_nanos\x18\x04 \x01(\x04R\tbusyNanos\x12\x16\n" +
+	"\x06errors\x18\x05 \x01(\x04R\x06errors\x12\x1d\n" +
+	"\n" +
+	"dct_scaled\x18\x06 \x01(\x04R\tdctScaled\x12\x1b\n" +
+	"\tbytes_out\x18\a \x01(\x04R\bbytesOut\"n\n" +
 	"\x10CountingProgress\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12%\n" +
 	"\x0eshards_counted\x18\x02 \x01(\x04R\rshardsCounted\x12!\n" +
@@ -2622,7 +3598,67 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"shardsDone\x12!\n" +
 	"\fshards_total\x18\x05 \x01(\rR\vshardsTotal\x12\x14\n" +
 	"\x05state\x18\x06 \x01(\tR\x05state\x12\x14\n" +
-	"\x05error\x18\a \x01(\tR\x05error2\xcf\x03\n" +
+	"\x05error\x18\a \x01(\tR\x05error\"n\n" +
+	"\bPipeline\x12\x12\n" +
+	"\x04seed\x18\x01 \x01(\x04R\x04seed\x123\n" +
+	"\aoutputs\x18\x02 \x03(\v2\x19.stoker.v1.PipelineOutputR\aoutputs\x12\x19\n" +
+	"\bon_error\x18\x03 \x01(\tR\aonError\"\xb1\x02\n" +
+	"\x0ePipelineOutput\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05field\x18\x02 \x01(\tR\x05field\x12\x16\n" +
+	"\x06decode\x18\x03 \x01(\tR\x06decode\x12$\n" +
+	"\x03ops\x18\x04 \x03(\v2\x12.stoker.v1.ImageOpR\x03ops\x12\x14\n" +
+	"\x05dtype\x18\x05 \x01(\tR\x05dtype\x12\x16\n" +
+	"\x06layout\x18\x06 \x01(\tR\x06layout\x12,\n" +
+	"\x05shape\x18\a \x01(\v2\x16.stoker.v1.TensorShapeR\x05shape\x12\x1a\n" +
+	"\bchannels\x18\b \x01(\rR\bchannels\x12\x16\n" +
+	"\x06params\x18\t \x01(\bR\x06params\x12'\n" +
+	"\x0ffull_resolution\x18\n" +
+	" \x01(\bR\x0efullResolution\"!\n" +
+	"\vTensorShape\x12\x12\n" +
+	"\x04dims\x18\x01 \x03(\x04R\x04dims\"\xc2\x02\n" +
+	"\aImageOp\x12+\n" +
+	"\x06resize\x18\x01 \x01(\v2\x11.stoker.v1.ResizeH\x00R\x06resize\x128\n" +
+	"\vcenter_crop\x18\x02 \x01(\v2\x15.stoker.v1.CenterCropH\x00R\n" +
+	"centerCrop\x12N\n" +
+	"\x13random_resized_crop\x18\x03 \x01(\v2\x1c.stoker.v1.RandomResizedCropH\x00R\x11randomResizedCrop\x12D\n" +
+	"\x0fhorizontal_flip\x18\x04 \x01(\v2\x19.stoker.v1.HorizontalFlipH\x00R\x0ehorizontalFlip\x124\n" +
+	"\tnormalize\x18\x05 \x01(\v2\x14.stoker.v1.NormalizeH\x00R\tnormalizeB\x04\n" +
+	"\x02op\"P\n" +
+	"\x06Resize\x12\x18\n" +
+	"\ashorter\x18\x01 \x01(\rR\ashorter\x12\x16\n" +
+	"\x06height\x18\x02 \x01(\rR\x06height\x12\x14\n" +
+	"\x05width\x18\x03 \x01(\rR\x05width\":\n" +
+	"\n" +
+	"CenterCrop\x12\x16\n" +
+	"\x06height\x18\x01 \x01(\rR\x06height\x12\x14\n" +
+	"\x05width\x18\x02 \x01(\rR\x05width\"\xb5\x01\n" +
+	"\x11RandomResizedCrop\x12\x16\n" +
+	"\x06height\x18\x01 \x01(\rR\x06height\x12\x14\n" +
+	"\x05width\x18\x02 \x01(\rR\x05width\x12\x1b\n" +
+	"\tscale_min\x18\x03 \x01(\x01R\bscaleMin\x12\x1b\n" +
+	"\tscale_max\x18\x04 \x01(\x01R\bscaleMax\x12\x1b\n" +
+	"\tratio_min\x18\x05 \x01(\x01R\bratioMin\x12\x1b\n" +
+	"\tratio_max\x18\x06 \x01(\x01R\bratioMax\")\n" +
+	"\x0eHorizontalFlip\x12\x11\n" +
+	"\x01p\x18\x01 \x01(\x01H\x00R\x01p\x88\x01\x01B\x04\n" +
+	"\x02_p\"1\n" +
+	"\tNormalize\x12\x12\n" +
+	"\x04mean\x18\x01 \x03(\x02R\x04mean\x12\x10\n" +
+	"\x03std\x18\x02 \x03(\x02R\x03std\"\xe7\x01\n" +
+	"\x06Tensor\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05dtype\x18\x02 \x01(\tR\x05dtype\x12\x14\n" +
+	"\x05shape\x18\x03 \x03(\x04R\x05shape\x12\x1d\n" +
+	"\n" +
+	"row_offset\x18\x04 \x01(\x04R\trowOffset\x12\x12\n" +
+	"\x04rows\x18\x05 \x01(\x04R\x04rows\x12\x12\n" +
+	"\x04data\x18\x06 \x01(\fR\x04data\x12\x1d\n" +
+	"\n" +
+	"shm_offset\x18\a \x01(\x04R\tshmOffset\x12\x1d\n" +
+	"\n" +
+	"shm_length\x18\b \x01(\x04R\tshmLength\x12\x18\n" +
+	"\alengths\x18\t \x03(\x04R\alengths2\xcf\x03\n" +
 	"\x06Loader\x12L\n" +
 	"\vOpenDataset\x12\x1d.stoker.v1.OpenDatasetRequest\x1a\x1e.stoker.v1.OpenDatasetResponse\x12T\n" +
 	"\rStreamBatches\x12\x1f.stoker.v1.StreamBatchesRequest\x1a .stoker.v1.StreamBatchesResponse0\x01\x12:\n" +
@@ -2644,7 +3680,7 @@ func file_stoker_v1_loader_proto_rawDescGZIP() []byte {
 	return file_stoker_v1_loader_proto_rawDescData
 }
 
-var file_stoker_v1_loader_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_stoker_v1_loader_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_stoker_v1_loader_proto_goTypes = []any{
 	(*OpenDatasetRequest)(nil),     // 0: stoker.v1.OpenDatasetRequest
 	(*OpenDatasetResponse)(nil),    // 1: stoker.v1.OpenDatasetResponse
@@ -2663,50 +3699,72 @@ var file_stoker_v1_loader_proto_goTypes = []any{
 	(*FileExtent)(nil),             // 14: stoker.v1.FileExtent
 	(*StatsRequest)(nil),           // 15: stoker.v1.StatsRequest
 	(*StatsResponse)(nil),          // 16: stoker.v1.StatsResponse
-	(*CountingProgress)(nil),       // 17: stoker.v1.CountingProgress
-	(*HostInfo)(nil),               // 18: stoker.v1.HostInfo
-	(*MemoryRegion)(nil),           // 19: stoker.v1.MemoryRegion
-	(*GpuDevice)(nil),              // 20: stoker.v1.GpuDevice
-	(*PrefetchRequest)(nil),        // 21: stoker.v1.PrefetchRequest
-	(*PrefetchResponse)(nil),       // 22: stoker.v1.PrefetchResponse
-	(*PrefetchStatusRequest)(nil),  // 23: stoker.v1.PrefetchStatusRequest
-	(*PrefetchStatusResponse)(nil), // 24: stoker.v1.PrefetchStatusResponse
-	(*PrefetchProgress)(nil),       // 25: stoker.v1.PrefetchProgress
+	(*PipelineStats)(nil),          // 17: stoker.v1.PipelineStats
+	(*CountingProgress)(nil),       // 18: stoker.v1.CountingProgress
+	(*HostInfo)(nil),               // 19: stoker.v1.HostInfo
+	(*MemoryRegion)(nil),           // 20: stoker.v1.MemoryRegion
+	(*GpuDevice)(nil),              // 21: stoker.v1.GpuDevice
+	(*PrefetchRequest)(nil),        // 22: stoker.v1.PrefetchRequest
+	(*PrefetchResponse)(nil),       // 23: stoker.v1.PrefetchResponse
+	(*PrefetchStatusRequest)(nil),  // 24: stoker.v1.PrefetchStatusRequest
+	(*PrefetchStatusResponse)(nil), // 25: stoker.v1.PrefetchStatusResponse
+	(*PrefetchProgress)(nil),       // 26: stoker.v1.PrefetchProgress
+	(*Pipeline)(nil),               // 27: stoker.v1.Pipeline
+	(*PipelineOutput)(nil),         // 28: stoker.v1.PipelineOutput
+	(*TensorShape)(nil),            // 29: stoker.v1.TensorShape
+	(*ImageOp)(nil),                // 30: stoker.v1.ImageOp
+	(*Resize)(nil),                 // 31: stoker.v1.Resize
+	(*CenterCrop)(nil),             // 32: stoker.v1.CenterCrop
+	(*RandomResizedCrop)(nil),      // 33: stoker.v1.RandomResizedCrop
+	(*HorizontalFlip)(nil),         // 34: stoker.v1.HorizontalFlip
+	(*Normalize)(nil),              // 35: stoker.v1.Normalize
+	(*Tensor)(nil),                 // 36: stoker.v1.Tensor
 }
 var file_stoker_v1_loader_proto_depIdxs = []int32{
 	2,  // 0: stoker.v1.OpenDatasetResponse.dataset:type_name -> stoker.v1.Dataset
 	4,  // 1: stoker.v1.Dataset.shards:type_name -> stoker.v1.Shard
 	3,  // 2: stoker.v1.Dataset.columns:type_name -> stoker.v1.Column
 	5,  // 3: stoker.v1.StreamBatchesRequest.cursor:type_name -> stoker.v1.Cursor
-	12, // 4: stoker.v1.StreamBatchesResponse.samples:type_name -> stoker.v1.Sample
-	5,  // 5: stoker.v1.StreamBatchesResponse.cursor:type_name -> stoker.v1.Cursor
-	8,  // 6: stoker.v1.StreamBatchesResponse.shm_region:type_name -> stoker.v1.ShmRegion
-	9,  // 7: stoker.v1.StreamBatchesResponse.shm_lease:type_name -> stoker.v1.ShmLease
-	8,  // 8: stoker.v1.StreamBatchesResponse.shm_tier:type_name -> stoker.v1.ShmRegion
-	13, // 9: stoker.v1.Sample.fields:type_name -> stoker.v1.Field
-	14, // 10: stoker.v1.Field.extent:type_name -> stoker.v1.FileExtent
-	18, // 11: stoker.v1.StatsResponse.host:type_name -> stoker.v1.HostInfo
-	17, // 12: stoker.v1.StatsResponse.counting:type_name -> stoker.v1.CountingProgress
-	20, // 13: stoker.v1.HostInfo.gpus:type_name -> stoker.v1.GpuDevice
-	19, // 14: stoker.v1.HostInfo.memory_region:type_name -> stoker.v1.MemoryRegion
-	25, // 15: stoker.v1.PrefetchStatusResponse.nodes:type_name -> stoker.v1.PrefetchProgress
-	0,  // 16: stoker.v1.Loader.OpenDataset:input_type -> stoker.v1.OpenDatasetRequest
-	6,  // 17: stoker.v1.Loader.StreamBatches:input_type -> stoker.v1.StreamBatchesRequest
-	15, // 18: stoker.v1.Loader.Stats:input_type -> stoker.v1.StatsRequest
-	21, // 19: stoker.v1.Loader.Prefetch:input_type -> stoker.v1.PrefetchRequest
-	23, // 20: stoker.v1.Loader.PrefetchStatus:input_type -> stoker.v1.PrefetchStatusRequest
-	10, // 21: stoker.v1.Loader.ReleaseShm:input_type -> stoker.v1.ReleaseShmRequest
-	1,  // 22: stoker.v1.Loader.OpenDataset:output_type -> stoker.v1.OpenDatasetResponse
-	7,  // 23: stoker.v1.Loader.StreamBatches:output_type -> stoker.v1.StreamBatchesResponse
-	16, // 24: stoker.v1.Loader.Stats:output_type -> stoker.v1.StatsResponse
-	22, // 25: stoker.v1.Loader.Prefetch:output_type -> stoker.v1.PrefetchResponse
-	24, // 26: stoker.v1.Loader.PrefetchStatus:output_type -> stoker.v1.PrefetchStatusResponse
-	11, // 27: stoker.v1.Loader.ReleaseShm:output_type -> stoker.v1.ReleaseShmResponse
-	22, // [22:28] is the sub-list for method output_type
-	16, // [16:22] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	27, // 4: stoker.v1.StreamBatchesRequest.pipeline:type_name -> stoker.v1.Pipeline
+	12, // 5: stoker.v1.StreamBatchesResponse.samples:type_name -> stoker.v1.Sample
+	5,  // 6: stoker.v1.StreamBatchesResponse.cursor:type_name -> stoker.v1.Cursor
+	8,  // 7: stoker.v1.StreamBatchesResponse.shm_region:type_name -> stoker.v1.ShmRegion
+	9,  // 8: stoker.v1.StreamBatchesResponse.shm_lease:type_name -> stoker.v1.ShmLease
+	8,  // 9: stoker.v1.StreamBatchesResponse.shm_tier:type_name -> stoker.v1.ShmRegion
+	36, // 10: stoker.v1.StreamBatchesResponse.tensors:type_name -> stoker.v1.Tensor
+	13, // 11: stoker.v1.Sample.fields:type_name -> stoker.v1.Field
+	14, // 12: stoker.v1.Field.extent:type_name -> stoker.v1.FileExtent
+	19, // 13: stoker.v1.StatsResponse.host:type_name -> stoker.v1.HostInfo
+	18, // 14: stoker.v1.StatsResponse.counting:type_name -> stoker.v1.CountingProgress
+	17, // 15: stoker.v1.StatsResponse.pipeline:type_name -> stoker.v1.PipelineStats
+	21, // 16: stoker.v1.HostInfo.gpus:type_name -> stoker.v1.GpuDevice
+	20, // 17: stoker.v1.HostInfo.memory_region:type_name -> stoker.v1.MemoryRegion
+	26, // 18: stoker.v1.PrefetchStatusResponse.nodes:type_name -> stoker.v1.PrefetchProgress
+	28, // 19: stoker.v1.Pipeline.outputs:type_name -> stoker.v1.PipelineOutput
+	30, // 20: stoker.v1.PipelineOutput.ops:type_name -> stoker.v1.ImageOp
+	29, // 21: stoker.v1.PipelineOutput.shape:type_name -> stoker.v1.TensorShape
+	31, // 22: stoker.v1.ImageOp.resize:type_name -> stoker.v1.Resize
+	32, // 23: stoker.v1.ImageOp.center_crop:type_name -> stoker.v1.CenterCrop
+	33, // 24: stoker.v1.ImageOp.random_resized_crop:type_name -> stoker.v1.RandomResizedCrop
+	34, // 25: stoker.v1.ImageOp.horizontal_flip:type_name -> stoker.v1.HorizontalFlip
+	35, // 26: stoker.v1.ImageOp.normalize:type_name -> stoker.v1.Normalize
+	0,  // 27: stoker.v1.Loader.OpenDataset:input_type -> stoker.v1.OpenDatasetRequest
+	6,  // 28: stoker.v1.Loader.StreamBatches:input_type -> stoker.v1.StreamBatchesRequest
+	15, // 29: stoker.v1.Loader.Stats:input_type -> stoker.v1.StatsRequest
+	22, // 30: stoker.v1.Loader.Prefetch:input_type -> stoker.v1.PrefetchRequest
+	24, // 31: stoker.v1.Loader.PrefetchStatus:input_type -> stoker.v1.PrefetchStatusRequest
+	10, // 32: stoker.v1.Loader.ReleaseShm:input_type -> stoker.v1.ReleaseShmRequest
+	1,  // 33: stoker.v1.Loader.OpenDataset:output_type -> stoker.v1.OpenDatasetResponse
+	7,  // 34: stoker.v1.Loader.StreamBatches:output_type -> stoker.v1.StreamBatchesResponse
+	16, // 35: stoker.v1.Loader.Stats:output_type -> stoker.v1.StatsResponse
+	23, // 36: stoker.v1.Loader.Prefetch:output_type -> stoker.v1.PrefetchResponse
+	25, // 37: stoker.v1.Loader.PrefetchStatus:output_type -> stoker.v1.PrefetchStatusResponse
+	11, // 38: stoker.v1.Loader.ReleaseShm:output_type -> stoker.v1.ReleaseShmResponse
+	33, // [33:39] is the sub-list for method output_type
+	27, // [27:33] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_stoker_v1_loader_proto_init() }
@@ -2715,13 +3773,21 @@ func file_stoker_v1_loader_proto_init() {
 		return
 	}
 	file_stoker_v1_loader_proto_msgTypes[16].OneofWrappers = []any{}
+	file_stoker_v1_loader_proto_msgTypes[30].OneofWrappers = []any{
+		(*ImageOp_Resize)(nil),
+		(*ImageOp_CenterCrop)(nil),
+		(*ImageOp_RandomResizedCrop)(nil),
+		(*ImageOp_HorizontalFlip)(nil),
+		(*ImageOp_Normalize)(nil),
+	}
+	file_stoker_v1_loader_proto_msgTypes[34].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stoker_v1_loader_proto_rawDesc), len(file_stoker_v1_loader_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   26,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

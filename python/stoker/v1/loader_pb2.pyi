@@ -83,7 +83,7 @@ class Cursor(_message.Message):
     def __init__(self, epoch: _Optional[int] = ..., position: _Optional[int] = ..., plan_version: _Optional[int] = ...) -> None: ...
 
 class StreamBatchesRequest(_message.Message):
-    __slots__ = ("url", "format", "seed", "epoch", "rank", "world_size", "batch_size", "shuffle_window", "no_shuffle", "drop_last", "cursor", "columns", "shm", "shm_region_bytes", "gds", "shm_tier")
+    __slots__ = ("url", "format", "seed", "epoch", "rank", "world_size", "batch_size", "shuffle_window", "no_shuffle", "drop_last", "cursor", "columns", "shm", "shm_region_bytes", "gds", "shm_tier", "pipeline")
     URL_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
@@ -100,6 +100,7 @@ class StreamBatchesRequest(_message.Message):
     SHM_REGION_BYTES_FIELD_NUMBER: _ClassVar[int]
     GDS_FIELD_NUMBER: _ClassVar[int]
     SHM_TIER_FIELD_NUMBER: _ClassVar[int]
+    PIPELINE_FIELD_NUMBER: _ClassVar[int]
     url: str
     format: str
     seed: int
@@ -116,10 +117,11 @@ class StreamBatchesRequest(_message.Message):
     shm_region_bytes: int
     gds: bool
     shm_tier: bool
-    def __init__(self, url: _Optional[str] = ..., format: _Optional[str] = ..., seed: _Optional[int] = ..., epoch: _Optional[int] = ..., rank: _Optional[int] = ..., world_size: _Optional[int] = ..., batch_size: _Optional[int] = ..., shuffle_window: _Optional[int] = ..., no_shuffle: _Optional[bool] = ..., drop_last: _Optional[bool] = ..., cursor: _Optional[_Union[Cursor, _Mapping]] = ..., columns: _Optional[_Iterable[str]] = ..., shm: _Optional[bool] = ..., shm_region_bytes: _Optional[int] = ..., gds: _Optional[bool] = ..., shm_tier: _Optional[bool] = ...) -> None: ...
+    pipeline: Pipeline
+    def __init__(self, url: _Optional[str] = ..., format: _Optional[str] = ..., seed: _Optional[int] = ..., epoch: _Optional[int] = ..., rank: _Optional[int] = ..., world_size: _Optional[int] = ..., batch_size: _Optional[int] = ..., shuffle_window: _Optional[int] = ..., no_shuffle: _Optional[bool] = ..., drop_last: _Optional[bool] = ..., cursor: _Optional[_Union[Cursor, _Mapping]] = ..., columns: _Optional[_Iterable[str]] = ..., shm: _Optional[bool] = ..., shm_region_bytes: _Optional[int] = ..., gds: _Optional[bool] = ..., shm_tier: _Optional[bool] = ..., pipeline: _Optional[_Union[Pipeline, _Mapping]] = ...) -> None: ...
 
 class StreamBatchesResponse(_message.Message):
-    __slots__ = ("epoch", "step", "rank", "samples", "final", "cursor", "arrow_ipc", "row_shards", "first_position", "shm_region", "shm_lease", "shm_tier")
+    __slots__ = ("epoch", "step", "rank", "samples", "final", "cursor", "arrow_ipc", "row_shards", "first_position", "shm_region", "shm_lease", "shm_tier", "tensors")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     RANK_FIELD_NUMBER: _ClassVar[int]
@@ -132,6 +134,7 @@ class StreamBatchesResponse(_message.Message):
     SHM_REGION_FIELD_NUMBER: _ClassVar[int]
     SHM_LEASE_FIELD_NUMBER: _ClassVar[int]
     SHM_TIER_FIELD_NUMBER: _ClassVar[int]
+    TENSORS_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     step: int
     rank: int
@@ -144,7 +147,8 @@ class StreamBatchesResponse(_message.Message):
     shm_region: ShmRegion
     shm_lease: ShmLease
     shm_tier: ShmRegion
-    def __init__(self, epoch: _Optional[int] = ..., step: _Optional[int] = ..., rank: _Optional[int] = ..., samples: _Optional[_Iterable[_Union[Sample, _Mapping]]] = ..., final: _Optional[bool] = ..., cursor: _Optional[_Union[Cursor, _Mapping]] = ..., arrow_ipc: _Optional[bytes] = ..., row_shards: _Optional[_Iterable[int]] = ..., first_position: _Optional[int] = ..., shm_region: _Optional[_Union[ShmRegion, _Mapping]] = ..., shm_lease: _Optional[_Union[ShmLease, _Mapping]] = ..., shm_tier: _Optional[_Union[ShmRegion, _Mapping]] = ...) -> None: ...
+    tensors: _containers.RepeatedCompositeFieldContainer[Tensor]
+    def __init__(self, epoch: _Optional[int] = ..., step: _Optional[int] = ..., rank: _Optional[int] = ..., samples: _Optional[_Iterable[_Union[Sample, _Mapping]]] = ..., final: _Optional[bool] = ..., cursor: _Optional[_Union[Cursor, _Mapping]] = ..., arrow_ipc: _Optional[bytes] = ..., row_shards: _Optional[_Iterable[int]] = ..., first_position: _Optional[int] = ..., shm_region: _Optional[_Union[ShmRegion, _Mapping]] = ..., shm_lease: _Optional[_Union[ShmLease, _Mapping]] = ..., shm_tier: _Optional[_Union[ShmRegion, _Mapping]] = ..., tensors: _Optional[_Iterable[_Union[Tensor, _Mapping]]] = ...) -> None: ...
 
 class ShmRegion(_message.Message):
     __slots__ = ("id", "path", "size")
@@ -179,16 +183,18 @@ class ReleaseShmResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class Sample(_message.Message):
-    __slots__ = ("key", "position", "shard", "fields")
+    __slots__ = ("key", "position", "shard", "fields", "error")
     KEY_FIELD_NUMBER: _ClassVar[int]
     POSITION_FIELD_NUMBER: _ClassVar[int]
     SHARD_FIELD_NUMBER: _ClassVar[int]
     FIELDS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
     key: str
     position: int
     shard: int
     fields: _containers.RepeatedCompositeFieldContainer[Field]
-    def __init__(self, key: _Optional[str] = ..., position: _Optional[int] = ..., shard: _Optional[int] = ..., fields: _Optional[_Iterable[_Union[Field, _Mapping]]] = ...) -> None: ...
+    error: str
+    def __init__(self, key: _Optional[str] = ..., position: _Optional[int] = ..., shard: _Optional[int] = ..., fields: _Optional[_Iterable[_Union[Field, _Mapping]]] = ..., error: _Optional[str] = ...) -> None: ...
 
 class Field(_message.Message):
     __slots__ = ("name", "data", "shm_offset", "shm_length", "extent", "shm_tier")
@@ -221,7 +227,7 @@ class StatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class StatsResponse(_message.Message):
-    __slots__ = ("memory_hits", "disk_hits", "misses", "memory_bytes", "memory_capacity", "disk_bytes", "disk_capacity", "storage_requests", "storage_bytes", "stall_nanos", "samples_served", "bytes_served", "active_streams", "evictions", "shm_regions", "shm_region_bytes", "shm_leases", "shm_leased_bytes", "shm_bytes_served", "host", "shm_waits", "shm_extent_bytes", "shm_tier_bytes", "storage_range_requests", "storage_range_bytes", "disk_range_hits", "counting", "cached_bytes")
+    __slots__ = ("memory_hits", "disk_hits", "misses", "memory_bytes", "memory_capacity", "disk_bytes", "disk_capacity", "storage_requests", "storage_bytes", "stall_nanos", "samples_served", "bytes_served", "active_streams", "evictions", "shm_regions", "shm_region_bytes", "shm_leases", "shm_leased_bytes", "shm_bytes_served", "host", "shm_waits", "shm_extent_bytes", "shm_tier_bytes", "storage_range_requests", "storage_range_bytes", "disk_range_hits", "counting", "cached_bytes", "pipeline")
     MEMORY_HITS_FIELD_NUMBER: _ClassVar[int]
     DISK_HITS_FIELD_NUMBER: _ClassVar[int]
     MISSES_FIELD_NUMBER: _ClassVar[int]
@@ -250,6 +256,7 @@ class StatsResponse(_message.Message):
     DISK_RANGE_HITS_FIELD_NUMBER: _ClassVar[int]
     COUNTING_FIELD_NUMBER: _ClassVar[int]
     CACHED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    PIPELINE_FIELD_NUMBER: _ClassVar[int]
     memory_hits: int
     disk_hits: int
     misses: int
@@ -278,7 +285,26 @@ class StatsResponse(_message.Message):
     disk_range_hits: int
     counting: _containers.RepeatedCompositeFieldContainer[CountingProgress]
     cached_bytes: int
-    def __init__(self, memory_hits: _Optional[int] = ..., disk_hits: _Optional[int] = ..., misses: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., memory_capacity: _Optional[int] = ..., disk_bytes: _Optional[int] = ..., disk_capacity: _Optional[int] = ..., storage_requests: _Optional[int] = ..., storage_bytes: _Optional[int] = ..., stall_nanos: _Optional[int] = ..., samples_served: _Optional[int] = ..., bytes_served: _Optional[int] = ..., active_streams: _Optional[int] = ..., evictions: _Optional[int] = ..., shm_regions: _Optional[int] = ..., shm_region_bytes: _Optional[int] = ..., shm_leases: _Optional[int] = ..., shm_leased_bytes: _Optional[int] = ..., shm_bytes_served: _Optional[int] = ..., host: _Optional[_Union[HostInfo, _Mapping]] = ..., shm_waits: _Optional[int] = ..., shm_extent_bytes: _Optional[int] = ..., shm_tier_bytes: _Optional[int] = ..., storage_range_requests: _Optional[int] = ..., storage_range_bytes: _Optional[int] = ..., disk_range_hits: _Optional[int] = ..., counting: _Optional[_Iterable[_Union[CountingProgress, _Mapping]]] = ..., cached_bytes: _Optional[int] = ...) -> None: ...
+    pipeline: PipelineStats
+    def __init__(self, memory_hits: _Optional[int] = ..., disk_hits: _Optional[int] = ..., misses: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., memory_capacity: _Optional[int] = ..., disk_bytes: _Optional[int] = ..., disk_capacity: _Optional[int] = ..., storage_requests: _Optional[int] = ..., storage_bytes: _Optional[int] = ..., stall_nanos: _Optional[int] = ..., samples_served: _Optional[int] = ..., bytes_served: _Optional[int] = ..., active_streams: _Optional[int] = ..., evictions: _Optional[int] = ..., shm_regions: _Optional[int] = ..., shm_region_bytes: _Optional[int] = ..., shm_leases: _Optional[int] = ..., shm_leased_bytes: _Optional[int] = ..., shm_bytes_served: _Optional[int] = ..., host: _Optional[_Union[HostInfo, _Mapping]] = ..., shm_waits: _Optional[int] = ..., shm_extent_bytes: _Optional[int] = ..., shm_tier_bytes: _Optional[int] = ..., storage_range_requests: _Optional[int] = ..., storage_range_bytes: _Optional[int] = ..., disk_range_hits: _Optional[int] = ..., counting: _Optional[_Iterable[_Union[CountingProgress, _Mapping]]] = ..., cached_bytes: _Optional[int] = ..., pipeline: _Optional[_Union[PipelineStats, _Mapping]] = ...) -> None: ...
+
+class PipelineStats(_message.Message):
+    __slots__ = ("workers", "jpeg_decoder", "samples", "busy_nanos", "errors", "dct_scaled", "bytes_out")
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
+    JPEG_DECODER_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    BUSY_NANOS_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    DCT_SCALED_FIELD_NUMBER: _ClassVar[int]
+    BYTES_OUT_FIELD_NUMBER: _ClassVar[int]
+    workers: int
+    jpeg_decoder: str
+    samples: int
+    busy_nanos: int
+    errors: int
+    dct_scaled: int
+    bytes_out: int
+    def __init__(self, workers: _Optional[int] = ..., jpeg_decoder: _Optional[str] = ..., samples: _Optional[int] = ..., busy_nanos: _Optional[int] = ..., errors: _Optional[int] = ..., dct_scaled: _Optional[int] = ..., bytes_out: _Optional[int] = ...) -> None: ...
 
 class CountingProgress(_message.Message):
     __slots__ = ("url", "shards_counted", "shards_total")
@@ -429,3 +455,127 @@ class PrefetchProgress(_message.Message):
     state: str
     error: str
     def __init__(self, node: _Optional[str] = ..., bytes_done: _Optional[int] = ..., bytes_total: _Optional[int] = ..., shards_done: _Optional[int] = ..., shards_total: _Optional[int] = ..., state: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
+
+class Pipeline(_message.Message):
+    __slots__ = ("seed", "outputs", "on_error")
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    ON_ERROR_FIELD_NUMBER: _ClassVar[int]
+    seed: int
+    outputs: _containers.RepeatedCompositeFieldContainer[PipelineOutput]
+    on_error: str
+    def __init__(self, seed: _Optional[int] = ..., outputs: _Optional[_Iterable[_Union[PipelineOutput, _Mapping]]] = ..., on_error: _Optional[str] = ...) -> None: ...
+
+class PipelineOutput(_message.Message):
+    __slots__ = ("name", "field", "decode", "ops", "dtype", "layout", "shape", "channels", "params", "full_resolution")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    DECODE_FIELD_NUMBER: _ClassVar[int]
+    OPS_FIELD_NUMBER: _ClassVar[int]
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    LAYOUT_FIELD_NUMBER: _ClassVar[int]
+    SHAPE_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    FULL_RESOLUTION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    field: str
+    decode: str
+    ops: _containers.RepeatedCompositeFieldContainer[ImageOp]
+    dtype: str
+    layout: str
+    shape: TensorShape
+    channels: int
+    params: bool
+    full_resolution: bool
+    def __init__(self, name: _Optional[str] = ..., field: _Optional[str] = ..., decode: _Optional[str] = ..., ops: _Optional[_Iterable[_Union[ImageOp, _Mapping]]] = ..., dtype: _Optional[str] = ..., layout: _Optional[str] = ..., shape: _Optional[_Union[TensorShape, _Mapping]] = ..., channels: _Optional[int] = ..., params: _Optional[bool] = ..., full_resolution: _Optional[bool] = ...) -> None: ...
+
+class TensorShape(_message.Message):
+    __slots__ = ("dims",)
+    DIMS_FIELD_NUMBER: _ClassVar[int]
+    dims: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, dims: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class ImageOp(_message.Message):
+    __slots__ = ("resize", "center_crop", "random_resized_crop", "horizontal_flip", "normalize")
+    RESIZE_FIELD_NUMBER: _ClassVar[int]
+    CENTER_CROP_FIELD_NUMBER: _ClassVar[int]
+    RANDOM_RESIZED_CROP_FIELD_NUMBER: _ClassVar[int]
+    HORIZONTAL_FLIP_FIELD_NUMBER: _ClassVar[int]
+    NORMALIZE_FIELD_NUMBER: _ClassVar[int]
+    resize: Resize
+    center_crop: CenterCrop
+    random_resized_crop: RandomResizedCrop
+    horizontal_flip: HorizontalFlip
+    normalize: Normalize
+    def __init__(self, resize: _Optional[_Union[Resize, _Mapping]] = ..., center_crop: _Optional[_Union[CenterCrop, _Mapping]] = ..., random_resized_crop: _Optional[_Union[RandomResizedCrop, _Mapping]] = ..., horizontal_flip: _Optional[_Union[HorizontalFlip, _Mapping]] = ..., normalize: _Optional[_Union[Normalize, _Mapping]] = ...) -> None: ...
+
+class Resize(_message.Message):
+    __slots__ = ("shorter", "height", "width")
+    SHORTER_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    shorter: int
+    height: int
+    width: int
+    def __init__(self, shorter: _Optional[int] = ..., height: _Optional[int] = ..., width: _Optional[int] = ...) -> None: ...
+
+class CenterCrop(_message.Message):
+    __slots__ = ("height", "width")
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    height: int
+    width: int
+    def __init__(self, height: _Optional[int] = ..., width: _Optional[int] = ...) -> None: ...
+
+class RandomResizedCrop(_message.Message):
+    __slots__ = ("height", "width", "scale_min", "scale_max", "ratio_min", "ratio_max")
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    SCALE_MIN_FIELD_NUMBER: _ClassVar[int]
+    SCALE_MAX_FIELD_NUMBER: _ClassVar[int]
+    RATIO_MIN_FIELD_NUMBER: _ClassVar[int]
+    RATIO_MAX_FIELD_NUMBER: _ClassVar[int]
+    height: int
+    width: int
+    scale_min: float
+    scale_max: float
+    ratio_min: float
+    ratio_max: float
+    def __init__(self, height: _Optional[int] = ..., width: _Optional[int] = ..., scale_min: _Optional[float] = ..., scale_max: _Optional[float] = ..., ratio_min: _Optional[float] = ..., ratio_max: _Optional[float] = ...) -> None: ...
+
+class HorizontalFlip(_message.Message):
+    __slots__ = ("p",)
+    P_FIELD_NUMBER: _ClassVar[int]
+    p: float
+    def __init__(self, p: _Optional[float] = ...) -> None: ...
+
+class Normalize(_message.Message):
+    __slots__ = ("mean", "std")
+    MEAN_FIELD_NUMBER: _ClassVar[int]
+    STD_FIELD_NUMBER: _ClassVar[int]
+    mean: _containers.RepeatedScalarFieldContainer[float]
+    std: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, mean: _Optional[_Iterable[float]] = ..., std: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class Tensor(_message.Message):
+    __slots__ = ("name", "dtype", "shape", "row_offset", "rows", "data", "shm_offset", "shm_length", "lengths")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    SHAPE_FIELD_NUMBER: _ClassVar[int]
+    ROW_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    SHM_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    SHM_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    LENGTHS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    dtype: str
+    shape: _containers.RepeatedScalarFieldContainer[int]
+    row_offset: int
+    rows: int
+    data: bytes
+    shm_offset: int
+    shm_length: int
+    lengths: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, name: _Optional[str] = ..., dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., row_offset: _Optional[int] = ..., rows: _Optional[int] = ..., data: _Optional[bytes] = ..., shm_offset: _Optional[int] = ..., shm_length: _Optional[int] = ..., lengths: _Optional[_Iterable[int]] = ...) -> None: ...

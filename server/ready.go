@@ -1,0 +1,255 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/stoker-data/stoker/prefetch"
+	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
+	"github.com/stoker-data/stoker/server/pipeline"
+	"github.com/stoker-data/stoker/shuffle"
+)
+
+// readyPool is the server's pipeline workers, started by the first
+// stream that asks for a pipeline.
+type readyPool struct {
+	cfg  pipeline.Config
+	once sync.Once
+	mu   sync.Mutex // guards pool
+	pool *pipeline.Pool
+}
+
+func (r *readyPool) get() *pipeline.Pool {
+	r.once.Do(func() {
+		r.mu.Lock()
+		r.pool = pipeline.NewPool(r.cfg)
+		r.mu.Unlock()
+	})
+	return r.pool
+}
+
+// close stops the workers, if they were started.
+func (r *readyPool) close() {
+	r.mu.Lock()
+	p := r.pool
+	r.mu.Unlock()
+	if p != nil {
+		p.Close()
+	}
+}
+
+// stats reports the pool's work (zeros before the first pipeline stream).
+func (r *readyPool) stats() *stokerv1.PipelineStats {
+	r.mu.Lock()
+	p := r.pool
+	r.mu.Unlock()
+	st := &stokerv1.PipelineStats{JpegDecoder: pipeline.JPEGDecoder}
+	if p == nil {
+		return st
+	}
+	m := p.Stats()
+	st.Workers, st.Samples, st.BusyNanos, st.Errors = uint32(m.Workers), m.Samples, uint64(m.Busy), m.Errors
+	st.DctScaled, st.BytesOut = m.DCTScaled, m.BytesOut
+	return st
+}
+
+// readyStream is a stream whose samples go through a pipeline: it sends
+// tensors, not field bytes.
+type readyStream struct {
+	p       *pipeline.Pipeline
+	pool    *pipeline.Pool
+	buf     []byte // TCP: the step's tensors, reused from step to step
+	release func() // gives buf's bytes back to the limits
+}
+
+// openReady compiles a stream's pipeline; nil when it asks for none.
+func (l *loader) openReady(req *stokerv1.StreamBatchesRequest, ds *prefetch.Dataset) (*readyStream, error) {
+	if req.GetPipeline() == nil {
+		return nil, nil
+	}
+	switch {
+	case ds.Columnar != nil:
+		return nil, invalid("pipeline", fmt.Sprintf("%s is columnar: a pipeline decodes WebDataset fields", ds.Manifest.URL))
+	case req.GetGds():
+		return nil, invalid("gds", "a pipeline stream sends tensors, not extents: ask for one or the other")
+	}
+	p, err := pipeline.Compile(req.GetPipeline())
+	if err != nil {
+		return nil, invalid("pipeline", err.Error())
+	}
+	return &readyStream{p: p, pool: l.s.ready.get(), release: func() {}}, nil
+}
+
+func (r *readyStream) close() {
+	if r != nil {
+		r.release()
+	}
+}
+
+// sendReady runs one step's samples (positions from lo on) through the
+// stream's pipeline into a lease of its region, sent as one message, or
+// into its buffer, sent in messages of about MaxPartBytes split by rows;
+// the last is final and carries the cursor.
+func (l *loader) sendReady(stream stokerv1.Loader_StreamBatchesServer, r *readyStream, shm *shmStream, ds *prefetch.Dataset,
+	samples []*prefetch.SampleData, lo int, epoch, step uint64, rank uint32, after uint64) error {
+	ctx := stream.Context()
+	inputs := make([]pipeline.Input, len(samples))
+	for i, d := range samples {
+		fields := make([]pipeline.Field, len(d.Fields))
+		for k, f := range d.Fields {
+			fields[k] = pipeline.Field{Name: f.Name, Data: f.Data}
+		}
+		inputs[i] = pipeline.Input{Key: d.Key, Object: ds.Manifest.Shards[d.Ref.Shard].Object, Position: lo + i, Fields: fields}
+	}
+	b, err := r.p.Prepare(epoch, inputs)
+	if err != nil {
+		return pipelineStatus(err)
+	}
+	var dst []byte
+	var lease *shmLease
+	if shm != nil {
+		if lease, err = shm.region.alloc(ctx, max(b.Size(), 1), 0, step); err != nil {
+			if errors.Is(err, errTooBig) {
+				return status.Errorf(codes.ResourceExhausted, "shm: a step's tensors take %d bytes, more than the region's %d: ask for a larger shm_region_bytes",
+					b.Size(), len(shm.region.mem))
+			}
+			return shmStatus(err)
+		}
+		dst = shm.region.bytes(lease)
+	} else {
+		if dst, err = r.buffer(ctx, l, b.Size()); err != nil {
+			return err
+		}
+	}
+	if err := r.pool.Run(ctx, b, dst); err != nil {
+		return pipelineStatus(err)
+	}
+	newMsg := func(first, n int) *stokerv1.StreamBatchesResponse {
+		msg := &stokerv1.StreamBatchesResponse{Epoch: epoch, Step: step, Rank: rank, Samples: make([]*stokerv1.Sample, n)}
+		for i := range n {
+			d, e := samples[first+i], b.Errors()[first+i]
+			msg.Samples[i] = &stokerv1.Sample{Key: d.Key, Position: uint64(lo + first + i), Shard: uint32(d.Ref.Shard)}
+			if e != nil {
+				msg.Samples[i].Error = e.Error()
+			}
+		}
+		return msg
+	}
+	tensors := b.Tensors()
+	if shm != nil {
+		msg := newMsg(0, len(samples))
+		for _, t := range tensors {
+			tp := tensorProto(t, 0, b.Len())
+			tp.ShmOffset, tp.ShmLength = uint64(lease.off+t.Offset), uint64(t.Len)
+			msg.Tensors = append(msg.Tensors, tp)
+		}
+		shm.announce(msg, lease, b.Size())
+		msg.Final = true
+		msg.Cursor = &stokerv1.Cursor{Epoch: epoch, Position: after, PlanVersion: shuffle.PlanVersion}
+		return l.send(stream, msg, len(samples), b.Size())
+	}
+	rowBytes := 0
+	for _, t := range tensors {
+		rowBytes += t.Len / max(b.Len(), 1)
+	}
+	per := max(1, l.s.cfg.MaxPartBytes/max(rowBytes, 1))
+	for first := 0; first < b.Len() || first == 0; first += per {
+		n := min(per, b.Len()-first)
+		msg := newMsg(first, n)
+		bytes := 0
+		for _, t := range tensors {
+			tp := tensorProto(t, first, n)
+			off, ln := t.RowRange(first, first+n)
+			tp.Data = dst[t.Offset+off : t.Offset+off+ln]
+			bytes += ln
+			msg.Tensors = append(msg.Tensors, tp)
+		}
+		if first+n >= b.Len() {
+			msg.Final = true
+			msg.Cursor = &stokerv1.Cursor{Epoch: epoch, Position: after, PlanVersion: shuffle.PlanVersion}
+		}
+		if err := l.send(stream, msg, n, bytes); err != nil {
+			return err
+		}
+		if n == 0 {
+			break
+		}
+	}
+	return nil
+}
+
+// tensorProto is t's message for rows [first, first+n) (no bytes yet).
+func tensorProto(t pipeline.Tensor, first, n int) *stokerv1.Tensor {
+	tp := &stokerv1.Tensor{Name: t.Name, Dtype: t.DType, RowOffset: uint64(first), Rows: uint64(n)}
+	for _, d := range t.Shape {
+		tp.Shape = append(tp.Shape, uint64(d))
+	}
+	if t.Lengths != nil {
+		for _, l := range t.Lengths[first : first+n] {
+			tp.Lengths = append(tp.Lengths, uint64(l))
+		}
+	}
+	return tp
+}
+
+// buffer is the stream's buffer of at least n bytes, its growth counted
+// against the limits on the bytes held for streams (those of shm
+// regions: --max-shm).
+func (r *readyStream) buffer(ctx context.Context, l *loader, n int) ([]byte, error) {
+	if n <= cap(r.buf) {
+		return r.buf[:n], nil
+	}
+	release, err := l.s.limits.acquire(ctx, 0, int64(n))
+	if err != nil {
+		return nil, err
+	}
+	r.release()
+	r.release = release
+	r.buf = make([]byte, n)
+	return r.buf, nil
+}
+
+// pipelineStatus maps a pipeline error to a status that keeps its
+// message (it names the sample, the output and the field).
+func pipelineStatus(err error) error {
+	code := codes.Internal
+	switch {
+	case errors.Is(err, context.Canceled):
+		code = codes.Canceled
+	case errors.Is(err, context.DeadlineExceeded):
+		code = codes.DeadlineExceeded
+	case errors.Is(err, pipeline.ErrSpec), errors.Is(err, pipeline.ErrMissingField), errors.Is(err, pipeline.ErrShape):
+		code = codes.InvalidArgument
+	case errors.Is(err, pipeline.ErrDecode):
+		code = codes.DataLoss
+	case errors.Is(err, pipeline.ErrTooLarge):
+		code = codes.ResourceExhausted
+	case errors.Is(err, pipeline.ErrClosed):
+		code = codes.Unavailable
+	}
+	return status.Error(code, err.Error())
+}
+
+// shmStatus maps an error of a region's alloc.
+func shmStatus(err error) error {
+	if errors.Is(err, errRegionClosed) {
+		return status.Error(codes.Canceled, "shm: region closed")
+	}
+	return status.FromContextError(err).Err()
+}
+
+// announce adds the lease (of n bytes) to msg, and on the stream's first
+// message the region.
+func (s *shmStream) announce(msg *stokerv1.StreamBatchesResponse, lease *shmLease, n int) {
+	s.region.reg.served.Add(uint64(n))
+	msg.ShmLease = &stokerv1.ShmLease{Id: lease.id, Offset: uint64(lease.off), Length: uint64(lease.n)}
+	if !s.announced {
+		s.announced = true
+		msg.ShmRegion = &stokerv1.ShmRegion{Id: s.region.id, Path: s.region.path, Size: uint64(len(s.region.mem))}
+	}
+}
