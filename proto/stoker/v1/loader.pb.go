@@ -30,7 +30,12 @@ type OpenDatasetRequest struct {
 	// format is "webdataset", "parquet", "arrow" (IPC file, .arrow or
 	// .feather) or "arrows" (IPC stream); empty goes by the objects'
 	// extensions (WebDataset when there are tars).
-	Format        string `protobuf:"bytes,2,opt,name=format,proto3" json:"format,omitempty"`
+	Format string `protobuf:"bytes,2,opt,name=format,proto3" json:"format,omitempty"`
+	// fields asks for a WebDataset's field names (Dataset.fields): the
+	// server loads every shard's sample index (from its memory or disk, the
+	// index beside the shards, or else by reading the shard) and returns the
+	// union of their field names with how many samples have each.
+	Fields        bool `protobuf:"varint,3,opt,name=fields,proto3" json:"fields,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -77,6 +82,13 @@ func (x *OpenDatasetRequest) GetFormat() string {
 		return x.Format
 	}
 	return ""
+}
+
+func (x *OpenDatasetRequest) GetFields() bool {
+	if x != nil {
+		return x.Fields
+	}
+	return false
 }
 
 // OpenDatasetResponse describes the resolved dataset.
@@ -148,7 +160,12 @@ type Dataset struct {
 	// counts_from says where the sample counts came from: "manifest" (stored
 	// by an earlier open), "index" (wids-index.json beside the shards),
 	// "counting" (being counted from the shards), "footers" (columnar).
-	CountsFrom    string `protobuf:"bytes,10,opt,name=counts_from,json=countsFrom,proto3" json:"counts_from,omitempty"`
+	CountsFrom string `protobuf:"bytes,10,opt,name=counts_from,json=countsFrom,proto3" json:"counts_from,omitempty"`
+	// fields, when OpenDatasetRequest.fields asked for them, are the names
+	// of the fields of a WebDataset's samples (the union over all samples),
+	// sorted. A field whose samples is less than num_samples is one some
+	// samples lack.
+	Fields        []*FieldInfo `protobuf:"bytes,11,rep,name=fields,proto3" json:"fields,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -253,6 +270,67 @@ func (x *Dataset) GetCountsFrom() string {
 	return ""
 }
 
+func (x *Dataset) GetFields() []*FieldInfo {
+	if x != nil {
+		return x.Fields
+	}
+	return nil
+}
+
+// FieldInfo is one field name of a WebDataset.
+type FieldInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// samples is how many samples have the field.
+	Samples       uint64 `protobuf:"varint,2,opt,name=samples,proto3" json:"samples,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FieldInfo) Reset() {
+	*x = FieldInfo{}
+	mi := &file_stoker_v1_loader_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FieldInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FieldInfo) ProtoMessage() {}
+
+func (x *FieldInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_stoker_v1_loader_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FieldInfo.ProtoReflect.Descriptor instead.
+func (*FieldInfo) Descriptor() ([]byte, []int) {
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *FieldInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *FieldInfo) GetSamples() uint64 {
+	if x != nil {
+		return x.Samples
+	}
+	return 0
+}
+
 // Column is one top-level column of a columnar dataset.
 type Column struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -266,7 +344,7 @@ type Column struct {
 
 func (x *Column) Reset() {
 	*x = Column{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[3]
+	mi := &file_stoker_v1_loader_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -278,7 +356,7 @@ func (x *Column) String() string {
 func (*Column) ProtoMessage() {}
 
 func (x *Column) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[3]
+	mi := &file_stoker_v1_loader_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -291,7 +369,7 @@ func (x *Column) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Column.ProtoReflect.Descriptor instead.
 func (*Column) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{3}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Column) GetName() string {
@@ -335,7 +413,7 @@ type Shard struct {
 
 func (x *Shard) Reset() {
 	*x = Shard{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[4]
+	mi := &file_stoker_v1_loader_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -347,7 +425,7 @@ func (x *Shard) String() string {
 func (*Shard) ProtoMessage() {}
 
 func (x *Shard) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[4]
+	mi := &file_stoker_v1_loader_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -360,7 +438,7 @@ func (x *Shard) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Shard.ProtoReflect.Descriptor instead.
 func (*Shard) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{4}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Shard) GetObject() string {
@@ -429,7 +507,7 @@ type Cursor struct {
 
 func (x *Cursor) Reset() {
 	*x = Cursor{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[5]
+	mi := &file_stoker_v1_loader_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -441,7 +519,7 @@ func (x *Cursor) String() string {
 func (*Cursor) ProtoMessage() {}
 
 func (x *Cursor) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[5]
+	mi := &file_stoker_v1_loader_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -454,7 +532,7 @@ func (x *Cursor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cursor.ProtoReflect.Descriptor instead.
 func (*Cursor) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{5}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Cursor) GetEpoch() uint64 {
@@ -530,7 +608,7 @@ type StreamBatchesRequest struct {
 
 func (x *StreamBatchesRequest) Reset() {
 	*x = StreamBatchesRequest{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[6]
+	mi := &file_stoker_v1_loader_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -542,7 +620,7 @@ func (x *StreamBatchesRequest) String() string {
 func (*StreamBatchesRequest) ProtoMessage() {}
 
 func (x *StreamBatchesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[6]
+	mi := &file_stoker_v1_loader_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -555,7 +633,7 @@ func (x *StreamBatchesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamBatchesRequest.ProtoReflect.Descriptor instead.
 func (*StreamBatchesRequest) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{6}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *StreamBatchesRequest) GetUrl() string {
@@ -706,7 +784,7 @@ type StreamBatchesResponse struct {
 
 func (x *StreamBatchesResponse) Reset() {
 	*x = StreamBatchesResponse{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[7]
+	mi := &file_stoker_v1_loader_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -718,7 +796,7 @@ func (x *StreamBatchesResponse) String() string {
 func (*StreamBatchesResponse) ProtoMessage() {}
 
 func (x *StreamBatchesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[7]
+	mi := &file_stoker_v1_loader_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -731,7 +809,7 @@ func (x *StreamBatchesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamBatchesResponse.ProtoReflect.Descriptor instead.
 func (*StreamBatchesResponse) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{7}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *StreamBatchesResponse) GetEpoch() uint64 {
@@ -833,7 +911,7 @@ type ShmRegion struct {
 
 func (x *ShmRegion) Reset() {
 	*x = ShmRegion{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[8]
+	mi := &file_stoker_v1_loader_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -845,7 +923,7 @@ func (x *ShmRegion) String() string {
 func (*ShmRegion) ProtoMessage() {}
 
 func (x *ShmRegion) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[8]
+	mi := &file_stoker_v1_loader_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -858,7 +936,7 @@ func (x *ShmRegion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShmRegion.ProtoReflect.Descriptor instead.
 func (*ShmRegion) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{8}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ShmRegion) GetId() string {
@@ -894,7 +972,7 @@ type ShmLease struct {
 
 func (x *ShmLease) Reset() {
 	*x = ShmLease{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[9]
+	mi := &file_stoker_v1_loader_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -906,7 +984,7 @@ func (x *ShmLease) String() string {
 func (*ShmLease) ProtoMessage() {}
 
 func (x *ShmLease) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[9]
+	mi := &file_stoker_v1_loader_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -919,7 +997,7 @@ func (x *ShmLease) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShmLease.ProtoReflect.Descriptor instead.
 func (*ShmLease) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{9}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ShmLease) GetId() uint64 {
@@ -954,7 +1032,7 @@ type ReleaseShmRequest struct {
 
 func (x *ReleaseShmRequest) Reset() {
 	*x = ReleaseShmRequest{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[10]
+	mi := &file_stoker_v1_loader_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -966,7 +1044,7 @@ func (x *ReleaseShmRequest) String() string {
 func (*ReleaseShmRequest) ProtoMessage() {}
 
 func (x *ReleaseShmRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[10]
+	mi := &file_stoker_v1_loader_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -979,7 +1057,7 @@ func (x *ReleaseShmRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseShmRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseShmRequest) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{10}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ReleaseShmRequest) GetRegion() string {
@@ -1005,7 +1083,7 @@ type ReleaseShmResponse struct {
 
 func (x *ReleaseShmResponse) Reset() {
 	*x = ReleaseShmResponse{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[11]
+	mi := &file_stoker_v1_loader_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1017,7 +1095,7 @@ func (x *ReleaseShmResponse) String() string {
 func (*ReleaseShmResponse) ProtoMessage() {}
 
 func (x *ReleaseShmResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[11]
+	mi := &file_stoker_v1_loader_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1030,7 +1108,7 @@ func (x *ReleaseShmResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseShmResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseShmResponse) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{11}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{12}
 }
 
 // Sample is one WebDataset sample: a key and its fields.
@@ -1048,7 +1126,7 @@ type Sample struct {
 
 func (x *Sample) Reset() {
 	*x = Sample{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[12]
+	mi := &file_stoker_v1_loader_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1060,7 +1138,7 @@ func (x *Sample) String() string {
 func (*Sample) ProtoMessage() {}
 
 func (x *Sample) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[12]
+	mi := &file_stoker_v1_loader_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1073,7 +1151,7 @@ func (x *Sample) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sample.ProtoReflect.Descriptor instead.
 func (*Sample) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{12}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Sample) GetKey() string {
@@ -1125,7 +1203,7 @@ type Field struct {
 
 func (x *Field) Reset() {
 	*x = Field{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[13]
+	mi := &file_stoker_v1_loader_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1137,7 +1215,7 @@ func (x *Field) String() string {
 func (*Field) ProtoMessage() {}
 
 func (x *Field) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[13]
+	mi := &file_stoker_v1_loader_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1150,7 +1228,7 @@ func (x *Field) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Field.ProtoReflect.Descriptor instead.
 func (*Field) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{13}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Field) GetName() string {
@@ -1207,7 +1285,7 @@ type FileExtent struct {
 
 func (x *FileExtent) Reset() {
 	*x = FileExtent{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[14]
+	mi := &file_stoker_v1_loader_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1219,7 +1297,7 @@ func (x *FileExtent) String() string {
 func (*FileExtent) ProtoMessage() {}
 
 func (x *FileExtent) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[14]
+	mi := &file_stoker_v1_loader_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1232,7 +1310,7 @@ func (x *FileExtent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileExtent.ProtoReflect.Descriptor instead.
 func (*FileExtent) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{14}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *FileExtent) GetPath() string {
@@ -1265,7 +1343,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[15]
+	mi := &file_stoker_v1_loader_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1277,7 +1355,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[15]
+	mi := &file_stoker_v1_loader_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1290,7 +1368,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{15}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{16}
 }
 
 // StatsResponse is a snapshot of the server's counters since it started.
@@ -1343,7 +1421,7 @@ type StatsResponse struct {
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[16]
+	mi := &file_stoker_v1_loader_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1355,7 +1433,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[16]
+	mi := &file_stoker_v1_loader_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1368,7 +1446,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{16}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *StatsResponse) GetMemoryHits() uint64 {
@@ -1573,7 +1651,7 @@ type CountingProgress struct {
 
 func (x *CountingProgress) Reset() {
 	*x = CountingProgress{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[17]
+	mi := &file_stoker_v1_loader_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1585,7 +1663,7 @@ func (x *CountingProgress) String() string {
 func (*CountingProgress) ProtoMessage() {}
 
 func (x *CountingProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[17]
+	mi := &file_stoker_v1_loader_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1598,7 +1676,7 @@ func (x *CountingProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountingProgress.ProtoReflect.Descriptor instead.
 func (*CountingProgress) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{17}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CountingProgress) GetUrl() string {
@@ -1651,7 +1729,7 @@ type HostInfo struct {
 
 func (x *HostInfo) Reset() {
 	*x = HostInfo{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[18]
+	mi := &file_stoker_v1_loader_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1663,7 +1741,7 @@ func (x *HostInfo) String() string {
 func (*HostInfo) ProtoMessage() {}
 
 func (x *HostInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[18]
+	mi := &file_stoker_v1_loader_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1676,7 +1754,7 @@ func (x *HostInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostInfo.ProtoReflect.Descriptor instead.
 func (*HostInfo) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{18}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *HostInfo) GetNvml() bool {
@@ -1799,7 +1877,7 @@ type MemoryRegion struct {
 
 func (x *MemoryRegion) Reset() {
 	*x = MemoryRegion{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[19]
+	mi := &file_stoker_v1_loader_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1811,7 +1889,7 @@ func (x *MemoryRegion) String() string {
 func (*MemoryRegion) ProtoMessage() {}
 
 func (x *MemoryRegion) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[19]
+	mi := &file_stoker_v1_loader_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1824,7 +1902,7 @@ func (x *MemoryRegion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemoryRegion.ProtoReflect.Descriptor instead.
 func (*MemoryRegion) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{19}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *MemoryRegion) GetRegion() bool {
@@ -1914,7 +1992,7 @@ type GpuDevice struct {
 
 func (x *GpuDevice) Reset() {
 	*x = GpuDevice{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[20]
+	mi := &file_stoker_v1_loader_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1926,7 +2004,7 @@ func (x *GpuDevice) String() string {
 func (*GpuDevice) ProtoMessage() {}
 
 func (x *GpuDevice) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[20]
+	mi := &file_stoker_v1_loader_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1939,7 +2017,7 @@ func (x *GpuDevice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GpuDevice.ProtoReflect.Descriptor instead.
 func (*GpuDevice) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{20}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GpuDevice) GetIndex() uint32 {
@@ -2012,7 +2090,7 @@ type PrefetchRequest struct {
 
 func (x *PrefetchRequest) Reset() {
 	*x = PrefetchRequest{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[21]
+	mi := &file_stoker_v1_loader_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2024,7 +2102,7 @@ func (x *PrefetchRequest) String() string {
 func (*PrefetchRequest) ProtoMessage() {}
 
 func (x *PrefetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[21]
+	mi := &file_stoker_v1_loader_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2037,7 +2115,7 @@ func (x *PrefetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrefetchRequest.ProtoReflect.Descriptor instead.
 func (*PrefetchRequest) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{21}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PrefetchRequest) GetUrl() string {
@@ -2115,7 +2193,7 @@ type PrefetchResponse struct {
 
 func (x *PrefetchResponse) Reset() {
 	*x = PrefetchResponse{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[22]
+	mi := &file_stoker_v1_loader_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2127,7 +2205,7 @@ func (x *PrefetchResponse) String() string {
 func (*PrefetchResponse) ProtoMessage() {}
 
 func (x *PrefetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[22]
+	mi := &file_stoker_v1_loader_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2140,7 +2218,7 @@ func (x *PrefetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrefetchResponse.ProtoReflect.Descriptor instead.
 func (*PrefetchResponse) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{22}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PrefetchResponse) GetHintId() string {
@@ -2174,7 +2252,7 @@ type PrefetchStatusRequest struct {
 
 func (x *PrefetchStatusRequest) Reset() {
 	*x = PrefetchStatusRequest{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[23]
+	mi := &file_stoker_v1_loader_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2186,7 +2264,7 @@ func (x *PrefetchStatusRequest) String() string {
 func (*PrefetchStatusRequest) ProtoMessage() {}
 
 func (x *PrefetchStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[23]
+	mi := &file_stoker_v1_loader_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2199,7 +2277,7 @@ func (x *PrefetchStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrefetchStatusRequest.ProtoReflect.Descriptor instead.
 func (*PrefetchStatusRequest) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{23}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PrefetchStatusRequest) GetHintId() string {
@@ -2224,7 +2302,7 @@ type PrefetchStatusResponse struct {
 
 func (x *PrefetchStatusResponse) Reset() {
 	*x = PrefetchStatusResponse{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[24]
+	mi := &file_stoker_v1_loader_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2236,7 +2314,7 @@ func (x *PrefetchStatusResponse) String() string {
 func (*PrefetchStatusResponse) ProtoMessage() {}
 
 func (x *PrefetchStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[24]
+	mi := &file_stoker_v1_loader_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2249,7 +2327,7 @@ func (x *PrefetchStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrefetchStatusResponse.ProtoReflect.Descriptor instead.
 func (*PrefetchStatusResponse) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{24}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PrefetchStatusResponse) GetHintId() string {
@@ -2306,7 +2384,7 @@ type PrefetchProgress struct {
 
 func (x *PrefetchProgress) Reset() {
 	*x = PrefetchProgress{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[25]
+	mi := &file_stoker_v1_loader_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2318,7 +2396,7 @@ func (x *PrefetchProgress) String() string {
 func (*PrefetchProgress) ProtoMessage() {}
 
 func (x *PrefetchProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[25]
+	mi := &file_stoker_v1_loader_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2331,7 +2409,7 @@ func (x *PrefetchProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrefetchProgress.ProtoReflect.Descriptor instead.
 func (*PrefetchProgress) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{25}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PrefetchProgress) GetNode() string {
@@ -2387,12 +2465,13 @@ var File_stoker_v1_loader_proto protoreflect.FileDescriptor
 
 const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\n" +
-	"\x16stoker/v1/loader.proto\x12\tstoker.v1\">\n" +
+	"\x16stoker/v1/loader.proto\x12\tstoker.v1\"V\n" +
 	"\x12OpenDatasetRequest\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n" +
-	"\x06format\x18\x02 \x01(\tR\x06format\"C\n" +
+	"\x06format\x18\x02 \x01(\tR\x06format\x12\x16\n" +
+	"\x06fields\x18\x03 \x01(\bR\x06fields\"C\n" +
 	"\x13OpenDatasetResponse\x12,\n" +
-	"\adataset\x18\x01 \x01(\v2\x12.stoker.v1.DatasetR\adataset\"\xdc\x02\n" +
+	"\adataset\x18\x01 \x01(\v2\x12.stoker.v1.DatasetR\adataset\"\x8a\x03\n" +
 	"\aDataset\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n" +
 	"\x06format\x18\x02 \x01(\tR\x06format\x12(\n" +
@@ -2407,7 +2486,11 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\acounted\x18\t \x01(\bR\acounted\x12\x1f\n" +
 	"\vcounts_from\x18\n" +
 	" \x01(\tR\n" +
-	"countsFrom\"L\n" +
+	"countsFrom\x12,\n" +
+	"\x06fields\x18\v \x03(\v2\x14.stoker.v1.FieldInfoR\x06fields\"9\n" +
+	"\tFieldInfo\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\asamples\x18\x02 \x01(\x04R\asamples\"L\n" +
 	"\x06Column\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x1a\n" +
@@ -2631,69 +2714,71 @@ func file_stoker_v1_loader_proto_rawDescGZIP() []byte {
 	return file_stoker_v1_loader_proto_rawDescData
 }
 
-var file_stoker_v1_loader_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_stoker_v1_loader_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_stoker_v1_loader_proto_goTypes = []any{
 	(*OpenDatasetRequest)(nil),     // 0: stoker.v1.OpenDatasetRequest
 	(*OpenDatasetResponse)(nil),    // 1: stoker.v1.OpenDatasetResponse
 	(*Dataset)(nil),                // 2: stoker.v1.Dataset
-	(*Column)(nil),                 // 3: stoker.v1.Column
-	(*Shard)(nil),                  // 4: stoker.v1.Shard
-	(*Cursor)(nil),                 // 5: stoker.v1.Cursor
-	(*StreamBatchesRequest)(nil),   // 6: stoker.v1.StreamBatchesRequest
-	(*StreamBatchesResponse)(nil),  // 7: stoker.v1.StreamBatchesResponse
-	(*ShmRegion)(nil),              // 8: stoker.v1.ShmRegion
-	(*ShmLease)(nil),               // 9: stoker.v1.ShmLease
-	(*ReleaseShmRequest)(nil),      // 10: stoker.v1.ReleaseShmRequest
-	(*ReleaseShmResponse)(nil),     // 11: stoker.v1.ReleaseShmResponse
-	(*Sample)(nil),                 // 12: stoker.v1.Sample
-	(*Field)(nil),                  // 13: stoker.v1.Field
-	(*FileExtent)(nil),             // 14: stoker.v1.FileExtent
-	(*StatsRequest)(nil),           // 15: stoker.v1.StatsRequest
-	(*StatsResponse)(nil),          // 16: stoker.v1.StatsResponse
-	(*CountingProgress)(nil),       // 17: stoker.v1.CountingProgress
-	(*HostInfo)(nil),               // 18: stoker.v1.HostInfo
-	(*MemoryRegion)(nil),           // 19: stoker.v1.MemoryRegion
-	(*GpuDevice)(nil),              // 20: stoker.v1.GpuDevice
-	(*PrefetchRequest)(nil),        // 21: stoker.v1.PrefetchRequest
-	(*PrefetchResponse)(nil),       // 22: stoker.v1.PrefetchResponse
-	(*PrefetchStatusRequest)(nil),  // 23: stoker.v1.PrefetchStatusRequest
-	(*PrefetchStatusResponse)(nil), // 24: stoker.v1.PrefetchStatusResponse
-	(*PrefetchProgress)(nil),       // 25: stoker.v1.PrefetchProgress
+	(*FieldInfo)(nil),              // 3: stoker.v1.FieldInfo
+	(*Column)(nil),                 // 4: stoker.v1.Column
+	(*Shard)(nil),                  // 5: stoker.v1.Shard
+	(*Cursor)(nil),                 // 6: stoker.v1.Cursor
+	(*StreamBatchesRequest)(nil),   // 7: stoker.v1.StreamBatchesRequest
+	(*StreamBatchesResponse)(nil),  // 8: stoker.v1.StreamBatchesResponse
+	(*ShmRegion)(nil),              // 9: stoker.v1.ShmRegion
+	(*ShmLease)(nil),               // 10: stoker.v1.ShmLease
+	(*ReleaseShmRequest)(nil),      // 11: stoker.v1.ReleaseShmRequest
+	(*ReleaseShmResponse)(nil),     // 12: stoker.v1.ReleaseShmResponse
+	(*Sample)(nil),                 // 13: stoker.v1.Sample
+	(*Field)(nil),                  // 14: stoker.v1.Field
+	(*FileExtent)(nil),             // 15: stoker.v1.FileExtent
+	(*StatsRequest)(nil),           // 16: stoker.v1.StatsRequest
+	(*StatsResponse)(nil),          // 17: stoker.v1.StatsResponse
+	(*CountingProgress)(nil),       // 18: stoker.v1.CountingProgress
+	(*HostInfo)(nil),               // 19: stoker.v1.HostInfo
+	(*MemoryRegion)(nil),           // 20: stoker.v1.MemoryRegion
+	(*GpuDevice)(nil),              // 21: stoker.v1.GpuDevice
+	(*PrefetchRequest)(nil),        // 22: stoker.v1.PrefetchRequest
+	(*PrefetchResponse)(nil),       // 23: stoker.v1.PrefetchResponse
+	(*PrefetchStatusRequest)(nil),  // 24: stoker.v1.PrefetchStatusRequest
+	(*PrefetchStatusResponse)(nil), // 25: stoker.v1.PrefetchStatusResponse
+	(*PrefetchProgress)(nil),       // 26: stoker.v1.PrefetchProgress
 }
 var file_stoker_v1_loader_proto_depIdxs = []int32{
 	2,  // 0: stoker.v1.OpenDatasetResponse.dataset:type_name -> stoker.v1.Dataset
-	4,  // 1: stoker.v1.Dataset.shards:type_name -> stoker.v1.Shard
-	3,  // 2: stoker.v1.Dataset.columns:type_name -> stoker.v1.Column
-	5,  // 3: stoker.v1.StreamBatchesRequest.cursor:type_name -> stoker.v1.Cursor
-	12, // 4: stoker.v1.StreamBatchesResponse.samples:type_name -> stoker.v1.Sample
-	5,  // 5: stoker.v1.StreamBatchesResponse.cursor:type_name -> stoker.v1.Cursor
-	8,  // 6: stoker.v1.StreamBatchesResponse.shm_region:type_name -> stoker.v1.ShmRegion
-	9,  // 7: stoker.v1.StreamBatchesResponse.shm_lease:type_name -> stoker.v1.ShmLease
-	8,  // 8: stoker.v1.StreamBatchesResponse.shm_tier:type_name -> stoker.v1.ShmRegion
-	13, // 9: stoker.v1.Sample.fields:type_name -> stoker.v1.Field
-	14, // 10: stoker.v1.Field.extent:type_name -> stoker.v1.FileExtent
-	18, // 11: stoker.v1.StatsResponse.host:type_name -> stoker.v1.HostInfo
-	17, // 12: stoker.v1.StatsResponse.counting:type_name -> stoker.v1.CountingProgress
-	20, // 13: stoker.v1.HostInfo.gpus:type_name -> stoker.v1.GpuDevice
-	19, // 14: stoker.v1.HostInfo.memory_region:type_name -> stoker.v1.MemoryRegion
-	25, // 15: stoker.v1.PrefetchStatusResponse.nodes:type_name -> stoker.v1.PrefetchProgress
-	0,  // 16: stoker.v1.Loader.OpenDataset:input_type -> stoker.v1.OpenDatasetRequest
-	6,  // 17: stoker.v1.Loader.StreamBatches:input_type -> stoker.v1.StreamBatchesRequest
-	15, // 18: stoker.v1.Loader.Stats:input_type -> stoker.v1.StatsRequest
-	21, // 19: stoker.v1.Loader.Prefetch:input_type -> stoker.v1.PrefetchRequest
-	23, // 20: stoker.v1.Loader.PrefetchStatus:input_type -> stoker.v1.PrefetchStatusRequest
-	10, // 21: stoker.v1.Loader.ReleaseShm:input_type -> stoker.v1.ReleaseShmRequest
-	1,  // 22: stoker.v1.Loader.OpenDataset:output_type -> stoker.v1.OpenDatasetResponse
-	7,  // 23: stoker.v1.Loader.StreamBatches:output_type -> stoker.v1.StreamBatchesResponse
-	16, // 24: stoker.v1.Loader.Stats:output_type -> stoker.v1.StatsResponse
-	22, // 25: stoker.v1.Loader.Prefetch:output_type -> stoker.v1.PrefetchResponse
-	24, // 26: stoker.v1.Loader.PrefetchStatus:output_type -> stoker.v1.PrefetchStatusResponse
-	11, // 27: stoker.v1.Loader.ReleaseShm:output_type -> stoker.v1.ReleaseShmResponse
-	22, // [22:28] is the sub-list for method output_type
-	16, // [16:22] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	5,  // 1: stoker.v1.Dataset.shards:type_name -> stoker.v1.Shard
+	4,  // 2: stoker.v1.Dataset.columns:type_name -> stoker.v1.Column
+	3,  // 3: stoker.v1.Dataset.fields:type_name -> stoker.v1.FieldInfo
+	6,  // 4: stoker.v1.StreamBatchesRequest.cursor:type_name -> stoker.v1.Cursor
+	13, // 5: stoker.v1.StreamBatchesResponse.samples:type_name -> stoker.v1.Sample
+	6,  // 6: stoker.v1.StreamBatchesResponse.cursor:type_name -> stoker.v1.Cursor
+	9,  // 7: stoker.v1.StreamBatchesResponse.shm_region:type_name -> stoker.v1.ShmRegion
+	10, // 8: stoker.v1.StreamBatchesResponse.shm_lease:type_name -> stoker.v1.ShmLease
+	9,  // 9: stoker.v1.StreamBatchesResponse.shm_tier:type_name -> stoker.v1.ShmRegion
+	14, // 10: stoker.v1.Sample.fields:type_name -> stoker.v1.Field
+	15, // 11: stoker.v1.Field.extent:type_name -> stoker.v1.FileExtent
+	19, // 12: stoker.v1.StatsResponse.host:type_name -> stoker.v1.HostInfo
+	18, // 13: stoker.v1.StatsResponse.counting:type_name -> stoker.v1.CountingProgress
+	21, // 14: stoker.v1.HostInfo.gpus:type_name -> stoker.v1.GpuDevice
+	20, // 15: stoker.v1.HostInfo.memory_region:type_name -> stoker.v1.MemoryRegion
+	26, // 16: stoker.v1.PrefetchStatusResponse.nodes:type_name -> stoker.v1.PrefetchProgress
+	0,  // 17: stoker.v1.Loader.OpenDataset:input_type -> stoker.v1.OpenDatasetRequest
+	7,  // 18: stoker.v1.Loader.StreamBatches:input_type -> stoker.v1.StreamBatchesRequest
+	16, // 19: stoker.v1.Loader.Stats:input_type -> stoker.v1.StatsRequest
+	22, // 20: stoker.v1.Loader.Prefetch:input_type -> stoker.v1.PrefetchRequest
+	24, // 21: stoker.v1.Loader.PrefetchStatus:input_type -> stoker.v1.PrefetchStatusRequest
+	11, // 22: stoker.v1.Loader.ReleaseShm:input_type -> stoker.v1.ReleaseShmRequest
+	1,  // 23: stoker.v1.Loader.OpenDataset:output_type -> stoker.v1.OpenDatasetResponse
+	8,  // 24: stoker.v1.Loader.StreamBatches:output_type -> stoker.v1.StreamBatchesResponse
+	17, // 25: stoker.v1.Loader.Stats:output_type -> stoker.v1.StatsResponse
+	23, // 26: stoker.v1.Loader.Prefetch:output_type -> stoker.v1.PrefetchResponse
+	25, // 27: stoker.v1.Loader.PrefetchStatus:output_type -> stoker.v1.PrefetchStatusResponse
+	12, // 28: stoker.v1.Loader.ReleaseShm:output_type -> stoker.v1.ReleaseShmResponse
+	23, // [23:29] is the sub-list for method output_type
+	17, // [17:23] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_stoker_v1_loader_proto_init() }
@@ -2707,7 +2792,7 @@ func file_stoker_v1_loader_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stoker_v1_loader_proto_rawDesc), len(file_stoker_v1_loader_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   26,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
