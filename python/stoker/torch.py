@@ -7,13 +7,15 @@ batches with ``batched=True``.
 
 Splitting: the rank and world size come from the arguments, else from
 ``torch.distributed`` when it is initialised, else 0 and 1. Inside a
-DataLoader, worker w of W reads as the virtual rank ``rank·W + w`` of a
-world of ``world_size·W`` (see :func:`stoker.split.worker_split`): every
+DataLoader, worker w of W reads as the virtual rank ``w·N + r`` of a world
+of ``N·W`` (worker-major, see :func:`stoker.split.worker_split`): every
 sample of the epoch is read by exactly one worker of one rank, each worker
 streams only its own samples, and with one rank the DataLoader (which
 takes batches from its workers in turn) yields the epoch in plan order.
 Give the DataLoader the same ``batch_size`` as the dataset so that each
-DataLoader batch is one server batch.
+DataLoader batch is one server batch: :class:`StokerDataLoader` does, and
+a plain DataLoader with another batch size gets a warning (once per
+dataset and process; from a worker it prints on stderr).
 
 Epochs: ``set_epoch(e)`` like ``DistributedSampler``; it reaches persistent
 workers too (the epoch lives in shared memory).
@@ -28,22 +30,41 @@ rest. ``batched=True`` yields each server batch as ``{column: tensor}``
 ``__url__``, a list of the rows' objects; a column it cannot make a tensor
 of raises an error naming it. Columnar datasets need pyarrow.
 
-Resume: ``state_dict()``/``load_state_dict()`` record, per worker, the
-cursor of the step in progress and how many of its samples were yielded,
-which is what ``torchdata.stateful_dataloader.StatefulDataLoader`` saves
-and restores for each worker. A resumed run yields exactly the samples not
-yet yielded, given the same url, seed, batch_size, world size and
-num_workers.
+Resume: :class:`StokerDataLoader` (a DataLoader with the dataset's batch
+size) has ``state_dict()``/``load_state_dict()`` holding a global cursor:
+the position in the epoch before which every sample was yielded by some
+rank and after which none. It resumes exactly with any ``num_workers`` and
+any world size (ranks in lockstep when it is saved, as in DDP).
+The dataset's own ``state_dict()`` is its process's stream: the cursor of
+the step in progress and how many of its samples were yielded, which is
+what ``torchdata.stateful_dataloader.StatefulDataLoader`` saves and
+restores for each worker (exact, with the same num_workers and world
+size). Saved in the main process at a batch boundary (or by a process
+that reads the whole epoch alone) it is a global cursor too. A state that
+cannot resume in a split is refused where it is loaded, saying what
+changed ("num_workers changed from 2 to 3"). States name the url, seed,
+batch_size, shuffle settings, drop_last and columns they were saved with,
+and are refused for another dataset.
+
+Decoding: ``decode=`` takes ``True``/``"auto"``, one of webdataset's image
+modes (``"rgb8"``, ``"torchrgb"``, ``"pil"``, … see
+:data:`stoker.decode.IMAGE_MODES`) or a function; decoded arrays and
+tensors are writable. Ragged values (a columnar list column, images of
+several sizes) do not stack in ``default_collate``: ``collate_fn=``
+:func:`stoker.collate.collate` pads them (or makes nested tensors).
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.context
+import dataclasses
 import os
+import sys
 import warnings
+import weakref
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -52,7 +73,7 @@ import torch.distributed as dist
 from torch.utils.data import IterableDataset, get_worker_info
 
 from . import errors
-from .client import Batch, Client, Cursor, Sample
+from .client import Batch, Client, Cursor, Sample, window_value
 from .decode import DecodeOption, decoder_for
 from .split import worker_split
 from .tls import PathLike, TLSFiles
@@ -60,9 +81,9 @@ from .tls import PathLike, TLSFiles
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["StokerDataset", "columns_to_tensors", "distributed_rank"]
+__all__ = ["StokerDataLoader", "StokerDataset", "columns_to_tensors", "distributed_rank"]
 
-_STATE_VERSION = 2  # 2: with the plan version of the server's cursor
+_STATE_VERSION = 3  # 2: with the plan version of the server's cursor; 3: a global position, workers worker-major
 
 
 def distributed_rank(rank: int | None = None, world_size: int | None = None) -> tuple[int, int]:
@@ -115,6 +136,46 @@ class _SharedEpoch:
             self._shared = state["shared"]
         else:
             self._shared = multiprocessing.Value("q", state["plain"], lock=False)
+
+
+class _SharedProgress:
+    """What the processes streaming an epoch learn and the main process
+    needs for a global state (see StokerDataLoader.state_dict): the plan
+    version of the server's cursors, and where an epoch ends once a stream
+    reached its end (or its short last step). Shared like _SharedEpoch."""
+
+    _PLAN, _END_EPOCH, _END = range(3)
+
+    def __init__(self) -> None:
+        self._shared: Any = multiprocessing.Array("q", [0, -1, -1], lock=False)
+
+    @property
+    def plan_version(self) -> int:
+        return int(self._shared[self._PLAN])
+
+    def saw(self, plan_version: int) -> None:
+        self._shared[self._PLAN] = plan_version
+
+    def ended(self, epoch: int, position: int) -> None:
+        """The epoch ends at position (its last step's cursor)."""
+        self._shared[self._END] = position
+        self._shared[self._END_EPOCH] = epoch
+
+    def end_of(self, epoch: int) -> int | None:
+        """Where epoch ends, when a stream of it told."""
+        end, end_epoch = int(self._shared[self._END]), int(self._shared[self._END_EPOCH])
+        return end if end_epoch == epoch and end >= 0 else None
+
+    def __getstate__(self) -> dict[str, Any]:
+        if multiprocessing.context.get_spawning_popen() is not None:
+            return {"shared": self._shared}
+        return {"plain": list(self._shared)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "shared" in state:
+            self._shared = state["shared"]
+        else:
+            self._shared = multiprocessing.Array("q", state["plain"], lock=False)
 
 
 def _tensor_of(name: str, arr: pa.Array) -> torch.Tensor | None:
@@ -228,6 +289,136 @@ def columnar_rows(rb: pa.RecordBatch, objects: Sequence[str]) -> list[dict[str, 
     return rows
 
 
+_FORMATS = ("", "webdataset", "parquet", "arrow", "arrows")
+
+
+def _check_arguments(
+    url: Any, batch_size: Any, seed: Any, epoch: Any, shuffle_window: Any, format: Any, collate: Any
+) -> None:
+    """Refuse, in the process that makes the dataset, what every worker's
+    stream would refuse later."""
+
+    def integer(name: str, v: Any, least: int) -> None:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise errors.InvalidArgument(f"stoker.torch: {name} must be an int, got {v!r}")
+        if v < least:
+            raise errors.InvalidArgument(f"stoker.torch: {name} must be at least {least}, got {v}")
+
+    if not isinstance(url, str) or not url:
+        raise errors.InvalidArgument(f"stoker.torch: url must be a dataset URL, got {url!r}")
+    integer("batch_size", batch_size, 1)
+    if batch_size > 0xFFFFFFFF:
+        raise errors.InvalidArgument(f"stoker.torch: batch_size {batch_size} is over the server's 2^32-1")
+    integer("seed", seed, 0)
+    integer("epoch", epoch, 0)
+    window_value(shuffle_window)
+    if format not in _FORMATS:
+        raise errors.InvalidArgument(f"stoker.torch: format {format!r}: want one of {_FORMATS}")
+    if collate is not None and not callable(collate):
+        raise errors.InvalidArgument(f"stoker.torch: collate must be a function, got {collate!r}")
+
+
+def _global_position(pos: _Position, vworld: int) -> int | None:
+    """The global cursor of a main-process stream at pos, ranks in lockstep
+    (every rank has yielded as many batches): the step start at a batch
+    boundary, or the sample itself when the process reads the whole epoch
+    alone. None mid-batch with other ranks: no prefix of the epoch is what
+    was yielded then."""
+    if pos.skip == 0:
+        return pos.position
+    if vworld == 1:
+        return pos.position + pos.skip
+    return None
+
+
+def _upgrade(state: dict[str, Any]) -> dict[str, Any]:
+    """A state of an earlier version in version 3's terms, or an error
+    saying why it cannot resume."""
+    version = state.get("version")
+    if version == 1 and int(state.get("position", 0)) == 0 and int(state.get("skip", 0)) == 0:
+        version, state = 2, {**state, "plan_version": 0}  # the start of an epoch is the same in every plan
+    if version == 1:
+        raise errors.InvalidArgument(
+            "stoker: this state_dict was saved by a Stoker whose servers planned epochs with plan version 1; "
+            "the server now plans another order, so the saved position cannot resume its epoch: "
+            "start that epoch again (load_state_dict of a state at a new epoch's start works)")
+    if version == 2:
+        # A stream of one virtual rank. Workers were then split rank-major,
+        # which is the same split with one rank or no workers.
+        pos, skip, vworld = int(state["position"]), int(state["skip"]), int(state["virtual_world_size"])
+        return {
+            **state,
+            "version": _STATE_VERSION,
+            "position": pos if pos == 0 and skip == 0 else (pos + skip if vworld == 1 else None),
+            "stream": {"position": pos, "skip": skip, "rank": int(state["virtual_rank"]), "world_size": vworld},
+        }
+    if version != _STATE_VERSION:
+        raise errors.InvalidArgument(f"stoker: unknown state version {version!r}")
+    return state
+
+
+def _split_changed(state: dict[str, Any], world_size: int, num_workers: int) -> str:
+    """Why a worker's (or a mid-batch) state cannot resume in this split."""
+    stream = state.get("stream") or {}
+    saved_world, saved_workers = state.get("world_size"), state.get("num_workers")
+    what = []
+    if saved_workers is not None and saved_workers != num_workers:
+        what.append(f"num_workers changed from {saved_workers} to {num_workers}")
+    if saved_world is not None and saved_world != world_size:
+        what.append(f"world size changed from {saved_world} to {world_size}")
+    if not what:
+        what.append(f"this process reads another stream (virtual rank {stream.get('rank')} of "
+                    f"{stream.get('world_size')} saved)")
+    return (
+        f"stoker: cannot resume this state_dict: {', '.join(what)}. It holds one stream's place "
+        f"({'a DataLoader worker' if saved_workers else 'mid-batch, with other ranks'}), which only the same "
+        "split resumes exactly. Resume with the same num_workers and world size, or save the state of "
+        "stoker.torch.StokerDataLoader (a global cursor), which resumes with any."
+    )
+
+
+def _checked_batches(ds: StokerDataset, it: Iterator[Any]) -> Iterator[Any]:
+    """it, after a look at the DataLoader that asks for its first item: a
+    batch size other than the dataset's is warned of, once per dataset in
+    each process."""
+    try:
+        first = next(it)
+    except StopIteration:
+        return
+    if not ds._warned_batch:
+        problem = _loader_batch_problem(ds, sys._getframe(1))
+        if problem:
+            ds._warned_batch = True
+            warnings.warn(problem, UserWarning, stacklevel=2)
+    yield first
+    yield from it
+
+
+def _loader_batch_problem(ds: StokerDataset, caller: Any) -> str:
+    """What is wrong with the DataLoader batches a fetcher (torch's
+    _IterableDatasetFetcher.fetch, the caller of the first next()) takes
+    from ds, or "" (also when the caller is no such fetcher)."""
+    if caller is None or caller.f_code.co_name != "fetch" or "possibly_batched_index" not in caller.f_locals:
+        return ""
+    index = caller.f_locals["possibly_batched_index"]
+    auto = bool(caller.f_locals.get("self") is not None and getattr(caller.f_locals["self"], "auto_collation", False))
+    if ds.batched:
+        if auto:
+            return (
+                "stoker.torch: StokerDataset(batched=True) yields whole server batches; the DataLoader batches "
+                f"{len(index)} of them again: use DataLoader(batch_size=None)"
+            )
+        return ""
+    if auto and isinstance(index, list) and len(index) != ds.batch_size:
+        return (
+            f"stoker.torch: the DataLoader's batch_size {len(index)} is not the StokerDataset's batch_size "
+            f"{ds.batch_size}: every sample is still read once, but DataLoader batches mix server batches, "
+            "come out of plan order, and states saved mid-epoch cannot resume with another num_workers. "
+            "Give both the same batch_size, or use stoker.torch.StokerDataLoader(dataset), which does"
+        )
+    return ""
+
+
 class StokerDataset(IterableDataset):  # type: ignore[type-arg]
     """This rank's share of a dataset's epochs, streamed from ``stokerd``.
 
@@ -235,7 +426,8 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         url: the dataset (``s3://bucket/prefix/``, a brace list, ``file:///dir/``).
         server: the server's address (default ``$STOKER_SERVER`` or 127.0.0.1:7470).
         batch_size: samples per rank (per worker) per step on the server;
-            use the same number as the DataLoader's batch_size.
+            use the same number as the DataLoader's batch_size
+            (StokerDataLoader does).
         seed: the job's shuffle seed; the same seed gives the same order.
         epoch: the start epoch (see set_epoch).
         shuffle: False keeps file order.
@@ -245,8 +437,10 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
             (and workers) get the same number of full batches.
         rank, world_size: override torch.distributed.
         decode: None/False for raw bytes, True/"auto" for the common
-            WebDataset fields (see stoker.decode), or a function of the
-            sample dict.
+            WebDataset fields (see stoker.decode), one of webdataset's
+            image modes ("rgb8", "l8", "rgb", "torchrgb", "torchrgb8",
+            "pil", … stoker.decode.IMAGE_MODES) for those fields with
+            images in that mode, or a function of the sample dict.
         batched: yield each server batch as a list of samples (use with
             ``DataLoader(batch_size=None)``) instead of one sample at a time.
         collate: with batched, applied to each list of samples.
@@ -286,10 +480,7 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         tls_key: PathLike | None = None,
     ) -> None:
         super().__init__()
-        if batch_size < 1:
-            raise errors.InvalidArgument(f"batch_size must be positive, got {batch_size}")
-        if epoch < 0:
-            raise errors.InvalidArgument(f"epoch must not be negative, got {epoch}")
+        _check_arguments(url, batch_size, seed, epoch, shuffle_window, format, collate)
         self.url = url
         self.server = server
         self.batch_size = batch_size
@@ -308,13 +499,19 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         self.format = format
         self.columns = list(columns or ())
         self._epoch = _SharedEpoch(epoch)
+        self._progress = _SharedProgress()
+        # In the main process: the StokerDataLoader reading this dataset,
+        # whose state is the dataset's while its workers read.
+        self._loader: weakref.ref[Any] | None = None
         # Per process: the client.
         self._client: Client | None = None
         self._client_pid = -1
         # The iteration in progress in this process (one per worker), and
         # a state loaded but not yet used by an iteration.
         self._state: _Position | None = None
-        self._resume: _Position | None = None
+        self._loaded: dict[str, Any] | None = None
+        self._loaded_in_main = False  # loaded in the main process (set_epoch to another epoch drops it)
+        self._warned_batch = False  # of a DataLoader batch size other than ours
 
     # -- epochs ------------------------------------------------------------
 
@@ -324,7 +521,9 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         return self._epoch.value
 
     def set_epoch(self, epoch: int) -> None:
-        """Read epoch ``epoch`` on the next iteration, in every worker."""
+        """Read epoch ``epoch`` on the next iteration, in every worker. After
+        load_state_dict, the state's epoch resumes where it was and another
+        epoch starts from its beginning."""
         if epoch < 0:
             raise errors.InvalidArgument(f"epoch must not be negative, got {epoch}")
         self._epoch.value = epoch
@@ -335,8 +534,8 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         info = get_worker_info()
         return (info.id, info.num_workers) if info is not None else (0, 1)
 
-    def _identity(self, worker: int, num_workers: int) -> dict[str, Any]:
-        vrank, vworld = worker_split(self.rank, self.world_size, worker, num_workers)
+    def _settings(self) -> dict[str, Any]:
+        """What a state must have been saved with to resume here."""
         return {
             "url": self.url,
             "seed": self.seed,
@@ -344,40 +543,92 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
             "shuffle": self.shuffle,
             "shuffle_window": self.shuffle_window,
             "drop_last": self.drop_last,
-            "virtual_rank": vrank,
-            "virtual_world_size": vworld,
             # Only when projected, so states saved before columns existed load.
             **({"columns": self.columns} if self.columns else {}),
         }
 
     def state_dict(self) -> dict[str, Any]:
         """Where this process's stream is, to resume exactly after what was
-        yielded. In a DataLoader worker this is that worker's state."""
-        pos = self._resume or self._state or _Position(self.epoch, 0, 0)
+        yielded (see the module's note on resume). In a DataLoader worker
+        this is that worker's state; in the main process, while a
+        StokerDataLoader's workers read this dataset, the loader's. A
+        loaded state not yet resumed is returned as it is."""
+        loader = self._loader() if self._loader is not None else None
+        if loader is not None and get_worker_info() is None and loader._owns_state():
+            return dict(loader.state_dict())
+        if self._loaded is not None:
+            return dict(self._loaded)
+        pos = self._state or _Position(self.epoch, 0, 0)
         worker, workers = self._worker()
-        return {"version": _STATE_VERSION, **asdict(pos), **self._identity(worker, workers)}
+        vrank, vworld = worker_split(self.rank, self.world_size, worker, workers)
+        in_worker = get_worker_info() is not None
+        return {
+            "version": _STATE_VERSION,
+            "epoch": pos.epoch,
+            "plan_version": pos.plan_version,
+            "position": None if in_worker else _global_position(pos, vworld),
+            "stream": {"position": pos.position, "skip": pos.skip, "rank": vrank, "world_size": vworld},
+            "world_size": self.world_size,
+            "num_workers": workers if in_worker else 0,
+            **self._settings(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Resume from a state_dict on the next iteration. The dataset's
-        settings and the worker split must be the ones that saved it."""
-        if state.get("version") == 1 and int(state.get("position", 0)) == 0 and int(state.get("skip", 0)) == 0:
-            state = {**state, "version": _STATE_VERSION, "plan_version": 0}  # the start of an epoch is the same in every plan
-        if state.get("version") == 1:
-            raise errors.InvalidArgument(
-                "stoker: this state_dict was saved by a Stoker whose servers planned epochs with plan version 1; "
-                "the server now plans another order, so the saved position cannot resume its epoch: "
-                "start that epoch again (load_state_dict of a state at a new epoch's start works)")
-        if state.get("version") != _STATE_VERSION:
-            raise errors.InvalidArgument(f"stoker: unknown state version {state.get('version')!r}")
-        worker, workers = self._worker()
-        want = self._identity(worker, workers)
-        diff = {k: (state.get(k), v) for k, v in want.items() if state.get(k) != v}
+        """Resume from a state_dict on the next iteration (of the state's
+        epoch: ``set_epoch`` to another one afterwards starts that one
+        from its beginning). The url, seed, batch size, shuffle settings,
+        drop_last and columns must be the ones that saved it. A state with
+        a global ``position`` (StokerDataLoader's, or one saved at a batch
+        boundary without workers) resumes with any num_workers and world
+        size; a DataLoader worker's state resumes that same worker's
+        stream, so only with the same num_workers and world size. What
+        cannot resume here is refused here."""
+        state = _upgrade(state)
+        diff = {k: (state.get(k), v) for k, v in self._settings().items() if state.get(k) != v}
         if diff:
             detail = ", ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in diff.items())
-            raise errors.InvalidArgument(f"stoker: state_dict was saved by a different dataset or split ({detail})")
-        self._resume = _Position(int(state["epoch"]), int(state["position"]), int(state["skip"]),
-                                 int(state.get("plan_version", 0)))
+            raise errors.InvalidArgument(f"stoker: state_dict was saved by a different dataset ({detail})")
+        worker, workers = self._worker()
+        self._resolve(state, worker, workers)  # raises what this process cannot resume
+        self._loaded = state
         self._state = None
+        self._loaded_in_main = get_worker_info() is None
+        if self._loaded_in_main:
+            self._epoch.value = int(state["epoch"])
+
+    def _resolve(self, state: dict[str, Any], worker: int, workers: int) -> _Position:
+        """Where a loaded state resumes worker's stream: exactly where it
+        was when the state holds this stream, else at its global cursor."""
+        vrank, vworld = worker_split(self.rank, self.world_size, worker, workers)
+        epoch, plan = int(state["epoch"]), int(state.get("plan_version", 0))
+        stream = state.get("stream")
+        if stream is not None and (stream["rank"], stream["world_size"]) == (vrank, vworld):
+            return _Position(epoch, int(stream["position"]), int(stream["skip"]), plan)
+        if state.get("position") is not None:
+            return _Position(epoch, int(state["position"]), 0, plan)
+        in_worker = get_worker_info() is not None
+        raise errors.InvalidArgument(_split_changed(state, self.world_size, workers if in_worker else 0))
+
+    def _loaded_for_epoch(self) -> dict[str, Any] | None:
+        """The loaded state, when the next iteration resumes it: set_epoch
+        to another epoch in the main process after the load drops it."""
+        st = self._loaded
+        if st is not None and self._loaded_in_main and int(st["epoch"]) != self.epoch:
+            return None
+        return st
+
+    def _global_start(self) -> _Position:
+        """Where the next iteration starts, as a global cursor (for
+        StokerDataLoader, which loads only global states when it has
+        workers)."""
+        st = self._loaded_for_epoch()
+        if st is None or st.get("position") is None:
+            return _Position(self.epoch, 0, 0)
+        return _Position(int(st["epoch"]), int(st["position"]), 0, int(st.get("plan_version", 0)))
+
+    def _drop_loaded(self) -> None:
+        """The main process handed its loaded state to the workers."""
+        self._loaded = None
 
     # -- iteration ---------------------------------------------------------
 
@@ -392,15 +643,17 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         state = self.__dict__.copy()
         state["_client"] = None
         state["_client_pid"] = -1
+        state["_loader"] = None
         return state
 
     def __iter__(self) -> Iterator[Any]:
         worker, workers = self._worker()
         vrank, vworld = worker_split(self.rank, self.world_size, worker, workers)
-        pos = self._resume or _Position(self.epoch, 0, 0)
-        self._resume = None
+        st = self._loaded_for_epoch()
+        pos = self._resolve(st, worker, workers) if st is not None else _Position(self.epoch, 0, 0)
+        self._loaded = None
         self._state = pos
-        return self._generate(pos, vrank, vworld)
+        return _checked_batches(self, self._generate(pos, vrank, vworld))
 
     def _generate(self, pos: _Position, vrank: int, vworld: int) -> Iterator[Any]:
         client = self._get_client()
@@ -425,6 +678,9 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
             step_start, n = pos.position, batch.num_rows
             first, skip = min(skip, n), 0
             pos.plan_version = batch.cursor.plan_version
+            self._progress.saw(pos.plan_version)
+            if batch.cursor.position - step_start < vworld * self.batch_size:  # the short last step
+                self._progress.ended(pos.epoch, batch.cursor.position)
             if first == n:
                 pos.position, pos.skip = batch.cursor.position, 0
                 continue
@@ -450,6 +706,7 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
                 else:
                     pos.position, pos.skip = step_start, i
                 yield s
+        self._progress.ended(pos.epoch, pos.position)
 
     def _columnar_rows(self, batch: Batch, urls: tuple[str, ...], first: int) -> list[dict[str, Any]]:
         from . import arrow
@@ -474,3 +731,6 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
             f"StokerDataset({self.url!r}, server={self.server!r}, batch_size={self.batch_size}, "
             f"seed={self.seed}, epoch={self.epoch}, rank={self.rank}, world_size={self.world_size})"
         )
+
+
+from .torch_loader import StokerDataLoader  # noqa: E402  (it needs StokerDataset defined)

@@ -1,0 +1,149 @@
+"""``StokerDataLoader``: a DataLoader for a StokerDataset whose state is a
+global cursor.
+
+Import it from :mod:`stoker.torch`. The loader gives the DataLoader the
+dataset's batch size (so each DataLoader batch is one server batch) and
+counts the batches it has yielded. With its workers split worker-major
+(:func:`stoker.split.worker_split`), once every rank has yielded i batches
+the ranks have together yielded exactly the epoch's first ``i·N·B``
+positions from where the iteration started (:func:`stoker.split.loader_cursor`):
+``state_dict()`` is that cursor, and ``load_state_dict`` resumes from it
+with any num_workers and any world size. Ranks must be in lockstep when
+the state is saved (as DDP keeps them: every rank has taken the same
+number of batches); rank 0's state is then every rank's.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from torch.utils.data import DataLoader
+
+from . import errors
+from .split import loader_cursor
+
+if TYPE_CHECKING:
+    from .torch import StokerDataset, _Position
+
+__all__ = ["StokerDataLoader"]
+
+_SAME: Any = object()  # batch_size not given: the dataset's
+
+
+class StokerDataLoader(DataLoader):  # type: ignore[type-arg]
+    """A ``torch.utils.data.DataLoader`` over a :class:`StokerDataset`, with
+    ``state_dict()``/``load_state_dict()`` that resume exactly with any
+    ``num_workers`` and any world size.
+
+    ``batch_size`` is the dataset's (``None`` for ``batched=True``); another
+    one is refused. The other arguments are DataLoader's; ``sampler``,
+    ``batch_sampler``, ``shuffle`` (the server shuffles) and
+    ``in_order=False`` (the count of yielded batches must be in order) are
+    refused.
+
+    The state is ``{"version": 3, "epoch", "position", "plan_version",
+    "world_size", "num_workers"}`` plus the dataset's settings: ``position``
+    is the global cursor (every sample before it was yielded by some rank,
+    none after), so it resumes on any split. Save it at a step boundary
+    with every rank at the same step (what DDP does); without
+    ``drop_last=True`` the short last step of an epoch may give ranks
+    different numbers of batches, and a state saved inside it may repeat a
+    few of that step's samples. After the last batch the state is the end
+    of the epoch (loading it yields nothing until ``set_epoch`` moves on).
+    """
+
+    def __init__(self, dataset: StokerDataset, batch_size: int | None = _SAME, **kwargs: Any) -> None:
+        from .torch import StokerDataset
+
+        if not isinstance(dataset, StokerDataset):
+            raise errors.InvalidArgument(f"StokerDataLoader reads a StokerDataset, got {type(dataset).__name__}")
+        want = None if dataset.batched else dataset.batch_size
+        if batch_size is _SAME:
+            batch_size = want
+        elif batch_size != want:
+            raise errors.InvalidArgument(
+                f"StokerDataLoader: batch_size {batch_size} is not the dataset's "
+                + ("(batched=True yields whole server batches: leave batch_size out, or None)" if dataset.batched
+                   else f"{dataset.batch_size}: leave batch_size out to take the dataset's")
+            )
+        for name in ("sampler", "batch_sampler"):
+            if kwargs.get(name) is not None:
+                raise errors.InvalidArgument(f"StokerDataLoader: no {name}: the server plans every epoch's order")
+        if kwargs.get("shuffle"):
+            raise errors.InvalidArgument("StokerDataLoader: no shuffle=True: the server shuffles (StokerDataset(shuffle=...))")
+        if kwargs.get("in_order") is False:
+            raise errors.InvalidArgument("StokerDataLoader: in_order=False would make the state miscount what was yielded")
+        super().__init__(dataset, batch_size=batch_size, **kwargs)
+        dataset._loader = weakref.ref(self)
+        self._origin: _Position | None = None  # where the iteration in progress (or the last) started
+        self._batches = 0  # batches it yielded
+        self._done = False  # it yielded its last batch
+
+    # -- iteration ---------------------------------------------------------
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        ds: StokerDataset = self.dataset  # type: ignore[assignment]
+        start = ds._global_start()
+        it = super().__iter__()  # workers start here, each with the dataset's loaded state
+        if self.num_workers > 0:
+            ds._drop_loaded()
+        self._origin, self._batches, self._done = start, 0, False
+        return self._count(it)
+
+    def _count(self, it: Iterator[Any]) -> Iterator[Any]:
+        for batch in it:
+            self._batches += 1
+            yield batch
+        self._done = True
+
+    def _owns_state(self) -> bool:
+        """Whether the dataset's state in the main process is this loader's:
+        its workers read the dataset."""
+        return self.num_workers > 0 and self._origin is not None
+
+    # -- state -------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """The global cursor after what this loader yielded (see the class's note)."""
+        ds: StokerDataset = self.dataset  # type: ignore[assignment]
+        if self.num_workers == 0 or self._origin is None:
+            # The dataset itself read (or reads next) in this process.
+            return {**ds.state_dict(), "num_workers": self.num_workers}
+        o = self._origin
+        end = ds._progress.end_of(o.epoch)
+        if self._done and end is not None:
+            position = end
+        else:
+            position = loader_cursor(end if end is not None else 1 << 62, o.position, self._batches,
+                                     ds.world_size, ds.batch_size)
+        return {
+            "version": 3,
+            "epoch": o.epoch,
+            "position": position,
+            "plan_version": ds._progress.plan_version or o.plan_version,
+            "world_size": ds.world_size,
+            "num_workers": self.num_workers,
+            **ds._settings(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume from a state on the next iteration, with this loader's
+        num_workers and the dataset's world size, whatever they were when
+        it was saved. A state only its own split resumes (one DataLoader
+        worker's, as StatefulDataLoader keeps them) is refused here, saying
+        what changed."""
+        from .torch import _split_changed, _upgrade
+
+        ds: StokerDataset = self.dataset  # type: ignore[assignment]
+        st = _upgrade(state)
+        if self.num_workers > 0:
+            if st.get("position") is None:
+                raise errors.InvalidArgument(_split_changed(st, ds.world_size, self.num_workers))
+            st = {k: v for k, v in st.items() if k != "stream"}  # every worker goes on from the global cursor
+        ds.load_state_dict(st)
+        self._origin, self._batches, self._done = None, 0, False
+        # Persistent workers made before the load hold no copy of it: the
+        # next iteration starts new ones (as StatefulDataLoader does).
+        self._iterator = None
