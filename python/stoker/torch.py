@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.context
-import dataclasses
 import os
 import sys
 import warnings
@@ -107,6 +106,7 @@ class _Position:
     position: int
     skip: int
     plan_version: int = 0  # of the cursor position came from; 0 before the first step
+    vrank: int | None = None  # the stream's virtual rank, when not this worker's own (a StokerDataLoader resume)
 
 
 class _SharedEpoch:
@@ -561,6 +561,7 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         pos = self._state or _Position(self.epoch, 0, 0)
         worker, workers = self._worker()
         vrank, vworld = worker_split(self.rank, self.world_size, worker, workers)
+        vrank = vrank if pos.vrank is None else pos.vrank
         in_worker = get_worker_info() is not None
         return {
             "version": _STATE_VERSION,
@@ -601,12 +602,26 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         was when the state holds this stream, else at its global cursor."""
         vrank, vworld = worker_split(self.rank, self.world_size, worker, workers)
         epoch, plan = int(state["epoch"]), int(state.get("plan_version", 0))
+        grid = state.get("grid")
+        in_worker = get_worker_info() is not None
+        if grid is not None and in_worker and (state.get("world_size"), state.get("num_workers")) == (self.world_size, workers):
+            # A StokerDataLoader's state, same split: after i batches of
+            # every rank, worker w of the run that saved it had yielded
+            # ceil((i - w) / W) batches, a whole step of the grid each, and
+            # worker i mod W was next. The DataLoader asks worker 0 first,
+            # so worker k takes the stream of worker (k + i) mod W.
+            i, origin = int(grid["batches"]), int(grid["origin"])
+            role = (worker + i) % workers
+            done = max(0, -(-(i - role) // workers))
+            position = origin + done * vworld * self.batch_size
+            if grid.get("end") is not None:
+                position = min(position, int(grid["end"]))
+            return _Position(epoch, position, 0, plan, worker_split(self.rank, self.world_size, role, workers)[0])
         stream = state.get("stream")
         if stream is not None and (stream["rank"], stream["world_size"]) == (vrank, vworld):
             return _Position(epoch, int(stream["position"]), int(stream["skip"]), plan)
         if state.get("position") is not None:
             return _Position(epoch, int(state["position"]), 0, plan)
-        in_worker = get_worker_info() is not None
         raise errors.InvalidArgument(_split_changed(state, self.world_size, workers if in_worker else 0))
 
     def _loaded_for_epoch(self) -> dict[str, Any] | None:
@@ -653,7 +668,7 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         pos = self._resolve(st, worker, workers) if st is not None else _Position(self.epoch, 0, 0)
         self._loaded = None
         self._state = pos
-        return _checked_batches(self, self._generate(pos, vrank, vworld))
+        return _checked_batches(self, self._generate(pos, vrank if pos.vrank is None else pos.vrank, vworld))
 
     def _generate(self, pos: _Position, vrank: int, vworld: int) -> Iterator[Any]:
         client = self._get_client()

@@ -84,12 +84,21 @@ class StokerDataLoader(DataLoader):  # type: ignore[type-arg]
     # -- iteration ---------------------------------------------------------
 
     def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        from .torch import _Position
+
         ds: StokerDataset = self.dataset  # type: ignore[assignment]
-        start = ds._global_start()
+        start, batches = ds._global_start(), 0
+        st = ds._loaded_for_epoch()
+        grid = st.get("grid") if st is not None else None
+        if grid is not None and self.num_workers > 0 and \
+                (st["world_size"], st["num_workers"]) == (ds.world_size, self.num_workers):  # type: ignore[index]
+            # The workers go on on the grid of the run that saved it (see
+            # StokerDataset._resolve), and so does the count.
+            start, batches = _Position(start.epoch, int(grid["origin"]), 0, start.plan_version), int(grid["batches"])
         it = super().__iter__()  # workers start here, each with the dataset's loaded state
         if self.num_workers > 0:
             ds._drop_loaded()
-        self._origin, self._batches, self._done = start, 0, False
+        self._origin, self._batches, self._done = start, batches, False
         return self._count(it)
 
     def _count(self, it: Iterator[Any]) -> Iterator[Any]:
@@ -118,7 +127,7 @@ class StokerDataLoader(DataLoader):  # type: ignore[type-arg]
         else:
             position = loader_cursor(end if end is not None else 1 << 62, o.position, self._batches,
                                      ds.world_size, ds.batch_size)
-        return {
+        state = {
             "version": 3,
             "epoch": o.epoch,
             "position": position,
@@ -127,6 +136,12 @@ class StokerDataLoader(DataLoader):  # type: ignore[type-arg]
             "num_workers": self.num_workers,
             **ds._settings(),
         }
+        if not self._done:
+            # The same split resumes each worker's own stream on the grid of
+            # steps it was on, so a run with drop_last drops what an
+            # uninterrupted one would (the global position may be mid-step).
+            state["grid"] = {"origin": o.position, "batches": self._batches, "end": end}
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Resume from a state on the next iteration, with this loader's
@@ -141,7 +156,7 @@ class StokerDataLoader(DataLoader):  # type: ignore[type-arg]
         if self.num_workers > 0:
             if st.get("position") is None:
                 raise errors.InvalidArgument(_split_changed(st, ds.world_size, self.num_workers))
-            st = {k: v for k, v in st.items() if k != "stream"}  # every worker goes on from the global cursor
+            st = {k: v for k, v in st.items() if k != "stream"}  # every worker goes on from the global cursor (or grid)
         ds.load_state_dict(st)
         self._origin, self._batches, self._done = None, 0, False
         # Persistent workers made before the load hold no copy of it: the

@@ -213,3 +213,22 @@ def test_a_plain_dataloader_with_another_batch_size_warns(server: str, data: Dat
 def test_constructor_refuses_bad_arguments(kw: dict[str, Any], match: str) -> None:
     with pytest.raises(stoker.InvalidArgument, match=match):
         StokerDataset("s3://b/p/", "127.0.0.1:1", **kw)
+
+
+def test_drop_last_resumed_twice_on_the_same_split_reads_what_one_run_reads(server: str, data: Data) -> None:
+    # 4 and then 5 batches with 3 workers: both saves fall inside a server
+    # step; the same split goes on on the same grid of steps.
+    def make() -> StokerDataLoader:
+        return loader(server, data, num_workers=3, rank=1, world_size=2, drop_last=True)
+
+    whole = keys(iter(make()))
+    first = make()
+    a = keys(iter(first), 4)
+    state = first.state_dict()
+    second = make()
+    second.load_state_dict(state)
+    b = keys(iter(second), 5)
+    state = second.state_dict()
+    third = make()
+    third.load_state_dict(state)
+    assert a + b + keys(iter(third)) == whole
