@@ -80,7 +80,7 @@ from .tls import PathLike, TLSFiles
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["StokerDataLoader", "StokerDataset", "columns_to_tensors", "distributed_rank"]
+__all__ = ["StokerDataLoader", "StokerDataset", "columns_to_tensors", "distributed_rank", "from_stateful_dataloader"]
 
 _STATE_VERSION = 3  # 2: with the plan version of the server's cursor; 3: a global position, workers worker-major
 
@@ -748,4 +748,4 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         )
 
 
-from .torch_loader import StokerDataLoader  # noqa: E402  (it needs StokerDataset defined)
+from .torch_loader import StokerDataLoader, from_stateful_dataloader  # noqa: E402  (it needs StokerDataset defined)

@@ -27,7 +27,7 @@ from .split import loader_cursor
 if TYPE_CHECKING:
     from .torch import StokerDataset, _Position
 
-__all__ = ["StokerDataLoader"]
+__all__ = ["StokerDataLoader", "from_stateful_dataloader"]
 
 _SAME: Any = object()  # batch_size not given: the dataset's
 
@@ -152,6 +152,8 @@ class StokerDataLoader(DataLoader):  # type: ignore[type-arg]
         from .torch import _split_changed, _upgrade
 
         ds: StokerDataset = self.dataset  # type: ignore[assignment]
+        if "_snapshot" in state or "_num_yielded" in state:
+            state = from_stateful_dataloader(state, ds)
         st = _upgrade(state)
         if self.num_workers > 0:
             if st.get("position") is None:
@@ -162,3 +164,55 @@ class StokerDataLoader(DataLoader):  # type: ignore[type-arg]
         # Persistent workers made before the load hold no copy of it: the
         # next iteration starts new ones (as StatefulDataLoader does).
         self._iterator = None
+
+
+def from_stateful_dataloader(state: dict[str, Any], dataset: StokerDataset) -> dict[str, Any]:
+    """The global state of a ``torchdata`` ``StatefulDataLoader.state_dict()``
+    over ``dataset`` (its batch size the dataset's), which a StokerDataLoader
+    resumes with any num_workers and world size.
+
+    Without workers the dataset's own state is in it. With workers it holds
+    each worker's state as of the last batch the loader yielded from it,
+    plus the batches yielded since that snapshot. The DataLoader takes
+    batches from its workers in turn, so the workers one step ahead of the
+    others yielded the latest batches: the global cursor is the step the
+    others are at, plus a batch of every rank for each worker ahead and
+    for each batch since the snapshot."""
+    if "_num_yielded" in state:  # no workers
+        inner = state.get("dataset_state")
+        if not isinstance(inner, dict):
+            raise errors.InvalidArgument("StokerDataLoader: this StatefulDataLoader state holds no dataset state")
+        return inner
+    snap = state["_snapshot"]
+    workers = [w.get("dataset_state") for w in snap.get("_worker_snapshots", {}).values()]
+    if not workers or any(not isinstance(w, dict) for w in workers):
+        raise errors.InvalidArgument("StokerDataLoader: this StatefulDataLoader state holds no state of its workers")
+    from .torch import _upgrade
+
+    workers = [_upgrade(w) for w in workers]
+    streams = [w["stream"] for w in workers]
+    if any(int(s["skip"]) for s in streams):
+        raise errors.InvalidArgument(
+            "StokerDataLoader: this StatefulDataLoader's batches were not the dataset's server batches (a worker "
+            "stopped inside one: its batch_size differed), so what it yielded is no prefix of the epoch: resume it "
+            "with StatefulDataLoader and the same num_workers")
+    world = int(workers[0].get("world_size", dataset.world_size))
+    step = int(streams[0]["world_size"]) * dataset.batch_size
+    positions = [int(s["position"]) for s in streams]
+    low, high = min(positions), max(positions)
+    ahead = sum(p > low for p in positions)
+    end = high if any(p - low not in (0, step) for p in positions) else None  # a stream at the epoch's end
+    since = int(state.get("_steps_since_snapshot", 0))
+    position = low + (ahead + since) * world * dataset.batch_size
+    if end is not None:
+        position = min(position, end)
+    first = workers[0]
+    return {
+        "version": 3,
+        "epoch": int(first["epoch"]),
+        "position": position,
+        "plan_version": max(int(w.get("plan_version", 0)) for w in workers),
+        "world_size": world,
+        "num_workers": len(workers),
+        **{k: first[k] for k in dataset._settings() if k in first},
+    }

@@ -232,3 +232,20 @@ def test_drop_last_resumed_twice_on_the_same_split_reads_what_one_run_reads(serv
     third = make()
     third.load_state_dict(state)
     assert a + b + keys(iter(third)) == whole
+
+
+@pytest.mark.parametrize("saved_workers,snapshot_every", [(2, 1), (3, 2), (0, 1)])
+def test_a_stateful_dataloader_state_resumes_in_a_stoker_dataloader(
+    server: str, data: Data, saved_workers: int, snapshot_every: int
+) -> None:
+    # A job that checkpointed StatefulDataLoader states goes on with another
+    # num_workers through StokerDataLoader.
+    ds = StokerDataset(data.url, server, batch_size=B, seed=29, epoch=2)
+    sdl = StatefulDataLoader(ds, batch_size=B, num_workers=saved_workers, collate_fn=as_list,
+                             snapshot_every_n_steps=snapshot_every)
+    a = keys(iter(sdl), 7)
+    state = sdl.state_dict()
+    del sdl
+    resumed = loader(server, data, num_workers=2)
+    resumed.load_state_dict(state)
+    assert a + keys(iter(resumed)) == plan_order(server, data.url, seed=29, epoch=2)
