@@ -372,8 +372,9 @@ def _split_changed(state: dict[str, Any], world_size: int, num_workers: int) -> 
     return (
         f"stoker: cannot resume this state_dict: {', '.join(what)}. It holds one stream's place "
         f"({'a DataLoader worker' if saved_workers else 'mid-batch, with other ranks'}), which only the same "
-        "split resumes exactly. Resume with the same num_workers and world size, or save the state of "
-        "stoker.torch.StokerDataLoader (a global cursor), which resumes with any."
+        "split resumes exactly. Resume with the same num_workers and world size, or load the whole "
+        "StatefulDataLoader state into stoker.torch.StokerDataLoader (or save a StokerDataLoader's state, a "
+        "global cursor), which resumes with any."
     )
 
 
