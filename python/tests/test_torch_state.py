@@ -249,3 +249,37 @@ def test_a_stateful_dataloader_state_resumes_in_a_stoker_dataloader(
     resumed = loader(server, data, num_workers=2)
     resumed.load_state_dict(state)
     assert a + keys(iter(resumed)) == plan_order(server, data.url, seed=29, epoch=2)
+
+
+def test_batched_and_columnar_resume_with_another_num_workers(server: str, data: Data, columnar: Any) -> None:
+    # batched=True: each DataLoader item is one server batch.
+    def batched(workers: int) -> StokerDataLoader:
+        return StokerDataLoader(StokerDataset(data.url, server, batch_size=B, seed=3, batched=True),
+                                num_workers=workers)
+
+    first = batched(2)
+    a = keys(iter(first), 5)
+    second = batched(0)
+    second.load_state_dict(first.state_dict())
+    assert a + keys(iter(second)) == plan_order(server, data.url, seed=3, epoch=0)
+
+    # Columnar rows.
+    def rows(workers: int) -> StokerDataLoader:
+        ds = StokerDataset(columnar.url, server, batch_size=B, seed=3, columns=["id"])
+        return StokerDataLoader(ds, num_workers=workers)
+
+    def ids(ld: StokerDataLoader, n: int | None = None) -> list[int]:
+        out: list[int] = []
+        for i, b in enumerate(ld):
+            out += b["id"].tolist()
+            if n is not None and i + 1 == n:
+                break
+        return out
+
+    whole = ids(rows(0))
+    first = rows(3)
+    a_ids = ids(first, 4)
+    second = rows(2)
+    second.load_state_dict(first.state_dict())
+    assert a_ids + ids(second) == whole
+    assert sorted(whole) == sorted(columnar.rows)
