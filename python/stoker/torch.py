@@ -59,11 +59,9 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.context
 import os
-import sys
 import warnings
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -72,17 +70,24 @@ import torch.distributed as dist
 from torch.utils.data import IterableDataset, get_worker_info
 
 from . import errors
-from .client import Batch, Client, Cursor, Sample, window_value
+from .client import Batch, Client, Cursor, Sample
 from .decode import DecodeOption, decoder_for
 from .split import worker_split
 from .tls import PathLike, TLSFiles
+from .torch_checks import check_arguments as _check_arguments
+from .torch_checks import checked_batches as _checked_batches
+from .torch_state import STATE_VERSION as _STATE_VERSION
+from .torch_state import Position as _Position
+from .torch_state import SharedProgress as _SharedProgress
+from .torch_state import global_position as _global_position
+from .torch_state import split_changed as _split_changed
+from .torch_state import upgrade as _upgrade
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 __all__ = ["StokerDataLoader", "StokerDataset", "columns_to_tensors", "distributed_rank", "from_stateful_dataloader"]
 
-_STATE_VERSION = 3  # 2: with the plan version of the server's cursor; 3: a global position, workers worker-major
 
 
 def distributed_rank(rank: int | None = None, world_size: int | None = None) -> tuple[int, int]:
@@ -95,18 +100,6 @@ def distributed_rank(rank: int | None = None, world_size: int | None = None) -> 
     else:
         r, w = 0, 1
     return (r if rank is None else rank), (w if world_size is None else world_size)
-
-
-@dataclass
-class _Position:
-    """Where one worker's stream is: the step in progress starts at
-    ``position`` of ``epoch``, and ``skip`` of its samples were yielded."""
-
-    epoch: int
-    position: int
-    skip: int
-    plan_version: int = 0  # of the cursor position came from; 0 before the first step
-    vrank: int | None = None  # the stream's virtual rank, when not this worker's own (a StokerDataLoader resume)
 
 
 class _SharedEpoch:
@@ -136,46 +129,6 @@ class _SharedEpoch:
             self._shared = state["shared"]
         else:
             self._shared = multiprocessing.Value("q", state["plain"], lock=False)
-
-
-class _SharedProgress:
-    """What the processes streaming an epoch learn and the main process
-    needs for a global state (see StokerDataLoader.state_dict): the plan
-    version of the server's cursors, and where an epoch ends once a stream
-    reached its end (or its short last step). Shared like _SharedEpoch."""
-
-    _PLAN, _END_EPOCH, _END = range(3)
-
-    def __init__(self) -> None:
-        self._shared: Any = multiprocessing.Array("q", [0, -1, -1], lock=False)
-
-    @property
-    def plan_version(self) -> int:
-        return int(self._shared[self._PLAN])
-
-    def saw(self, plan_version: int) -> None:
-        self._shared[self._PLAN] = plan_version
-
-    def ended(self, epoch: int, position: int) -> None:
-        """The epoch ends at position (its last step's cursor)."""
-        self._shared[self._END] = position
-        self._shared[self._END_EPOCH] = epoch
-
-    def end_of(self, epoch: int) -> int | None:
-        """Where epoch ends, when a stream of it told."""
-        end, end_epoch = int(self._shared[self._END]), int(self._shared[self._END_EPOCH])
-        return end if end_epoch == epoch and end >= 0 else None
-
-    def __getstate__(self) -> dict[str, Any]:
-        if multiprocessing.context.get_spawning_popen() is not None:
-            return {"shared": self._shared}
-        return {"plain": list(self._shared)}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        if "shared" in state:
-            self._shared = state["shared"]
-        else:
-            self._shared = multiprocessing.Array("q", state["plain"], lock=False)
 
 
 def _tensor_of(name: str, arr: pa.Array) -> torch.Tensor | None:
@@ -287,137 +240,6 @@ def columnar_rows(rb: pa.RecordBatch, objects: Sequence[str]) -> list[dict[str, 
             row[name] = values[r]
         rows.append(row)
     return rows
-
-
-_FORMATS = ("", "webdataset", "parquet", "arrow", "arrows")
-
-
-def _check_arguments(
-    url: Any, batch_size: Any, seed: Any, epoch: Any, shuffle_window: Any, format: Any, collate: Any
-) -> None:
-    """Refuse, in the process that makes the dataset, what every worker's
-    stream would refuse later."""
-
-    def integer(name: str, v: Any, least: int) -> None:
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise errors.InvalidArgument(f"stoker.torch: {name} must be an int, got {v!r}")
-        if v < least:
-            raise errors.InvalidArgument(f"stoker.torch: {name} must be at least {least}, got {v}")
-
-    if not isinstance(url, str) or not url:
-        raise errors.InvalidArgument(f"stoker.torch: url must be a dataset URL, got {url!r}")
-    integer("batch_size", batch_size, 1)
-    if batch_size > 0xFFFFFFFF:
-        raise errors.InvalidArgument(f"stoker.torch: batch_size {batch_size} is over the server's 2^32-1")
-    integer("seed", seed, 0)
-    integer("epoch", epoch, 0)
-    window_value(shuffle_window)
-    if format not in _FORMATS:
-        raise errors.InvalidArgument(f"stoker.torch: format {format!r}: want one of {_FORMATS}")
-    if collate is not None and not callable(collate):
-        raise errors.InvalidArgument(f"stoker.torch: collate must be a function, got {collate!r}")
-
-
-def _global_position(pos: _Position, vworld: int) -> int | None:
-    """The global cursor of a main-process stream at pos, ranks in lockstep
-    (every rank has yielded as many batches): the step start at a batch
-    boundary, or the sample itself when the process reads the whole epoch
-    alone. None mid-batch with other ranks: no prefix of the epoch is what
-    was yielded then."""
-    if pos.skip == 0:
-        return pos.position
-    if vworld == 1:
-        return pos.position + pos.skip
-    return None
-
-
-def _upgrade(state: dict[str, Any]) -> dict[str, Any]:
-    """A state of an earlier version in version 3's terms, or an error
-    saying why it cannot resume."""
-    version = state.get("version")
-    if version == 1 and int(state.get("position", 0)) == 0 and int(state.get("skip", 0)) == 0:
-        version, state = 2, {**state, "plan_version": 0}  # the start of an epoch is the same in every plan
-    if version == 1:
-        raise errors.InvalidArgument(
-            "stoker: this state_dict was saved by a Stoker whose servers planned epochs with plan version 1; "
-            "the server now plans another order, so the saved position cannot resume its epoch: "
-            "start that epoch again (load_state_dict of a state at a new epoch's start works)")
-    if version == 2:
-        # A stream of one virtual rank. Workers were then split rank-major,
-        # which is the same split with one rank or no workers.
-        pos, skip, vworld = int(state["position"]), int(state["skip"]), int(state["virtual_world_size"])
-        return {
-            **state,
-            "version": _STATE_VERSION,
-            "position": pos if pos == 0 and skip == 0 else (pos + skip if vworld == 1 else None),
-            "stream": {"position": pos, "skip": skip, "rank": int(state["virtual_rank"]), "world_size": vworld},
-        }
-    if version != _STATE_VERSION:
-        raise errors.InvalidArgument(f"stoker: unknown state version {version!r}")
-    return state
-
-
-def _split_changed(state: dict[str, Any], world_size: int, num_workers: int) -> str:
-    """Why a worker's (or a mid-batch) state cannot resume in this split."""
-    stream = state.get("stream") or {}
-    saved_world, saved_workers = state.get("world_size"), state.get("num_workers")
-    what = []
-    if saved_workers is not None and saved_workers != num_workers:
-        what.append(f"num_workers changed from {saved_workers} to {num_workers}")
-    if saved_world is not None and saved_world != world_size:
-        what.append(f"world size changed from {saved_world} to {world_size}")
-    if not what:
-        what.append(f"this process reads another stream (virtual rank {stream.get('rank')} of "
-                    f"{stream.get('world_size')} saved)")
-    return (
-        f"stoker: cannot resume this state_dict: {', '.join(what)}. It holds one stream's place "
-        f"({'a DataLoader worker' if saved_workers else 'mid-batch, with other ranks'}), which only the same "
-        "split resumes exactly. Resume with the same num_workers and world size, or load the whole "
-        "StatefulDataLoader state into stoker.torch.StokerDataLoader (or save a StokerDataLoader's state, a "
-        "global cursor), which resumes with any."
-    )
-
-
-def _checked_batches(ds: StokerDataset, it: Iterator[Any]) -> Iterator[Any]:
-    """it, after a look at the DataLoader that asks for its first item: a
-    batch size other than the dataset's is warned of, once per dataset in
-    each process."""
-    try:
-        first = next(it)
-    except StopIteration:
-        return
-    if not ds._warned_batch:
-        problem = _loader_batch_problem(ds, sys._getframe(1))
-        if problem:
-            ds._warned_batch = True
-            warnings.warn(problem, UserWarning, stacklevel=2)
-    yield first
-    yield from it
-
-
-def _loader_batch_problem(ds: StokerDataset, caller: Any) -> str:
-    """What is wrong with the DataLoader batches a fetcher (torch's
-    _IterableDatasetFetcher.fetch, the caller of the first next()) takes
-    from ds, or "" (also when the caller is no such fetcher)."""
-    if caller is None or caller.f_code.co_name != "fetch" or "possibly_batched_index" not in caller.f_locals:
-        return ""
-    index = caller.f_locals["possibly_batched_index"]
-    auto = bool(caller.f_locals.get("self") is not None and getattr(caller.f_locals["self"], "auto_collation", False))
-    if ds.batched:
-        if auto:
-            return (
-                "stoker.torch: StokerDataset(batched=True) yields whole server batches; the DataLoader batches "
-                f"{len(index)} of them again: use DataLoader(batch_size=None)"
-            )
-        return ""
-    if auto and isinstance(index, list) and len(index) != ds.batch_size:
-        return (
-            f"stoker.torch: the DataLoader's batch_size {len(index)} is not the StokerDataset's batch_size "
-            f"{ds.batch_size}: every sample is still read once, but DataLoader batches mix server batches, "
-            "come out of plan order, and states saved mid-epoch cannot resume with another num_workers. "
-            "Give both the same batch_size, or use stoker.torch.StokerDataLoader(dataset), which does"
-        )
-    return ""
 
 
 class StokerDataset(IterableDataset):  # type: ignore[type-arg]

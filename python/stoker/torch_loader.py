@@ -25,7 +25,8 @@ from . import errors
 from .split import loader_cursor
 
 if TYPE_CHECKING:
-    from .torch import StokerDataset, _Position
+    from .torch import StokerDataset
+    from .torch_state import Position
 
 __all__ = ["StokerDataLoader", "from_stateful_dataloader"]
 
@@ -77,14 +78,14 @@ class StokerDataLoader(DataLoader):  # type: ignore[type-arg]
             raise errors.InvalidArgument("StokerDataLoader: in_order=False would make the state miscount what was yielded")
         super().__init__(dataset, batch_size=batch_size, **kwargs)
         dataset._loader = weakref.ref(self)
-        self._origin: _Position | None = None  # where the iteration in progress (or the last) started
+        self._origin: Position | None = None  # where the iteration in progress (or the last) started
         self._batches = 0  # batches it yielded
         self._done = False  # it yielded its last batch
 
     # -- iteration ---------------------------------------------------------
 
     def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
-        from .torch import _Position
+        from .torch_state import Position
 
         ds: StokerDataset = self.dataset  # type: ignore[assignment]
         start, batches = ds._global_start(), 0
@@ -94,7 +95,7 @@ class StokerDataLoader(DataLoader):  # type: ignore[type-arg]
                 (st["world_size"], st["num_workers"]) == (ds.world_size, self.num_workers):  # type: ignore[index]
             # The workers go on on the grid of the run that saved it (see
             # StokerDataset._resolve), and so does the count.
-            start, batches = _Position(start.epoch, int(grid["origin"]), 0, start.plan_version), int(grid["batches"])
+            start, batches = Position(start.epoch, int(grid["origin"]), 0, start.plan_version), int(grid["batches"])
         it = super().__iter__()  # workers start here, each with the dataset's loaded state
         if self.num_workers > 0:
             ds._drop_loaded()
@@ -149,15 +150,15 @@ class StokerDataLoader(DataLoader):  # type: ignore[type-arg]
         it was saved. A state only its own split resumes (one DataLoader
         worker's, as StatefulDataLoader keeps them) is refused here, saying
         what changed."""
-        from .torch import _split_changed, _upgrade
+        from .torch_state import split_changed, upgrade
 
         ds: StokerDataset = self.dataset  # type: ignore[assignment]
         if "_snapshot" in state or "_num_yielded" in state:
             state = from_stateful_dataloader(state, ds)
-        st = _upgrade(state)
+        st = upgrade(state)
         if self.num_workers > 0:
             if st.get("position") is None:
-                raise errors.InvalidArgument(_split_changed(st, ds.world_size, self.num_workers))
+                raise errors.InvalidArgument(split_changed(st, ds.world_size, self.num_workers))
             st = {k: v for k, v in st.items() if k != "stream"}  # every worker goes on from the global cursor (or grid)
         ds.load_state_dict(st)
         self._origin, self._batches, self._done = None, 0, False
@@ -187,9 +188,9 @@ def from_stateful_dataloader(state: dict[str, Any], dataset: StokerDataset) -> d
     workers = [w.get("dataset_state") for w in snap.get("_worker_snapshots", {}).values()]
     if not workers or any(not isinstance(w, dict) for w in workers):
         raise errors.InvalidArgument("StokerDataLoader: this StatefulDataLoader state holds no state of its workers")
-    from .torch import _upgrade
+    from .torch_state import upgrade
 
-    workers = [_upgrade(w) for w in workers]
+    workers = [upgrade(w) for w in workers]
     streams = [w["stream"] for w in workers]
     if any(int(s["skip"]) for s in streams):
         raise errors.InvalidArgument(
