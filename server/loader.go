@@ -26,7 +26,17 @@ func (l *loader) OpenDataset(ctx context.Context, req *stokerv1.OpenDatasetReque
 	if err != nil {
 		return nil, err
 	}
-	return &stokerv1.OpenDatasetResponse{Dataset: datasetProto(ds)}, nil
+	var fields []prefetch.FieldCount
+	if req.GetFields() && ds.Columnar == nil {
+		if fields, err = ds.Fields(ctx); err != nil {
+			return nil, toStatus(err)
+		}
+	}
+	out := datasetProto(ds) // after Fields: its loads counted the shards
+	for _, f := range fields {
+		out.Fields = append(out.Fields, &stokerv1.FieldInfo{Name: f.Name, Samples: uint64(f.Samples)})
+	}
+	return &stokerv1.OpenDatasetResponse{Dataset: out}, nil
 }
 
 func datasetProto(ds *prefetch.Dataset) *stokerv1.Dataset {

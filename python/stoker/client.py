@@ -37,6 +37,7 @@ __all__ = [
     "Sample",
     "DatasetInfo",
     "ColumnInfo",
+    "FieldInfo",
     "ShardInfo",
     "Stats",
     "PrefetchHint",
@@ -188,6 +189,15 @@ class ColumnInfo:
 
 
 @dataclass(frozen=True)
+class FieldInfo:
+    """A field name of a WebDataset and how many samples have it (fewer
+    than the dataset's: some samples lack the field)."""
+
+    name: str
+    samples: int
+
+
+@dataclass(frozen=True)
 class DatasetInfo:
     """A resolved dataset manifest. ``counted`` says whether every shard's
     sample count is known (``num_samples`` is then the dataset's): a
@@ -206,6 +216,9 @@ class DatasetInfo:
     # decodes it) and its columns; empty for WebDataset.
     arrow_schema: bytes = b""
     columns: tuple[ColumnInfo, ...] = ()
+    # A WebDataset's field names (the union over its samples), sorted, when
+    # open_dataset was asked for them; empty otherwise.
+    fields: tuple[FieldInfo, ...] = ()
     counted: bool = True
     counts_from: str = ""
 
@@ -452,10 +465,13 @@ class Client:
                 failures += 1
                 time.sleep(self._retry.wait(failures))
 
-    def open_dataset(self, url: str, format: str = "") -> DatasetInfo:
+    def open_dataset(self, url: str, format: str = "", *, fields: bool = False) -> DatasetInfo:
         """Resolve a dataset URL (``s3://b/prefix/``, a brace list,
-        ``file:///dir/``) on the server and return its manifest."""
-        req = loader_pb2.OpenDatasetRequest(url=url, format=format)
+        ``file:///dir/``) on the server and return its manifest. ``fields``
+        also asks for a WebDataset's field names (``DatasetInfo.fields``):
+        the server loads every shard's index for them, a read of every
+        shard the first time unless ``stoker index`` wrote one."""
+        req = loader_pb2.OpenDatasetRequest(url=url, format=format, fields=fields)
         resp = self._unary(
             "OpenDataset", lambda: self._stub.OpenDataset(req, timeout=self.timeout, metadata=self._metadata)
         )
@@ -469,6 +485,7 @@ class Client:
             from_stored_manifest=d.from_stored_manifest,
             arrow_schema=d.arrow_schema,
             columns=tuple(ColumnInfo(c.name, c.type, c.nullable) for c in d.columns),
+            fields=tuple(FieldInfo(f.name, f.samples) for f in d.fields),
             counted=d.counted,
             counts_from=d.counts_from,
         )

@@ -7,11 +7,16 @@ cursor after a step is where the next step starts. These functions mirror
 the server's ``shuffle.Batching`` so the client can reason about what a
 rank will read without asking.
 
-DataLoader workers of one rank become *virtual ranks*: worker w of W on
-rank r reads as rank ``r·W + w`` of a world of ``N·W``. Every position of S
-still belongs to exactly one (rank, worker), each worker's stream is a
-plain server stream with its own cursor, and with one rank the DataLoader,
-which takes batches from its workers in turn, sees S in order.
+DataLoader workers become *virtual ranks*, worker-major: worker w of W on
+rank r reads as rank ``w·N + r`` of a world of ``N·W``. Every position of S
+still belongs to exactly one (rank, worker) and each worker's stream is a
+plain server stream with its own cursor. A DataLoader takes batches from
+its workers in turn, so rank r's i-th batch is step ``i // W``'s slice
+``(i % W)·N + r``: once every rank has yielded i batches of B samples,
+what they yielded together is exactly the prefix ``S[c : c + i·N·B]``, a
+global cursor from which any world size and any number of workers can go
+on (see stoker.torch.StokerDataLoader). With one rank the DataLoader sees
+S in order.
 """
 
 from __future__ import annotations
@@ -24,13 +29,15 @@ __all__ = [
     "cursor_after",
     "rank_positions",
     "rank_count",
+    "loader_cursor",
 ]
 
 
 def worker_split(rank: int, world_size: int, worker: int, num_workers: int) -> tuple[int, int]:
-    """Return (virtual rank, virtual world size) of one DataLoader worker.
-
-    num_workers 0 (no workers, the main process reads) is the same as 1.
+    """Return (virtual rank, virtual world size) of one DataLoader worker:
+    ``(worker·world_size + rank, world_size·num_workers)``, worker-major
+    (see the module's note). num_workers 0 (no workers, the main process
+    reads) is the same as 1.
     """
     if world_size < 1:
         raise ValueError(f"world_size must be positive, got {world_size}")
@@ -39,7 +46,7 @@ def worker_split(rank: int, world_size: int, worker: int, num_workers: int) -> t
     workers = max(num_workers, 1)
     if not 0 <= worker < workers:
         raise ValueError(f"worker {worker} is outside num_workers {num_workers}")
-    return rank * workers + worker, world_size * workers
+    return worker * world_size + rank, world_size * workers
 
 
 def step_size(world_size: int, batch_size: int) -> int:
@@ -91,3 +98,11 @@ def rank_count(total: int, start: int, rank: int, world_size: int, batch_size: i
         lo, hi = batch_range(total, start, k, rank, world_size, batch_size)
         n += hi - lo
     return n
+
+
+def loader_cursor(total: int, start: int, batches: int, world_size: int, batch_size: int) -> int:
+    """The global cursor once every rank's DataLoader, its batch size the
+    dataset's, has yielded ``batches`` batches of an epoch started at
+    ``start`` (any number of workers): ``start + batches·N·B``, at most
+    ``total``. Every position before it was yielded by some rank."""
+    return min(start + batches * step_size(world_size, batch_size), total)

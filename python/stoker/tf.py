@@ -1,14 +1,35 @@
 """A ``tf.data`` source over a Stoker stream.
 
 ``stoker.tf.dataset(url, server=...)`` returns a ``tf.data.Dataset`` of
-sample dicts built with ``tf.data.Dataset.from_generator`` and a complete
-``output_signature``: ``__key__``, ``__url__`` and every field as scalar
-``tf.string`` tensors (raw bytes), or, with ``decode=``, the decoded values
-with their dtypes and ranks. The field names come from ``fields=`` or from
-the epoch's first sample. Under ``tf.distribute`` pass the InputContext
+sample dicts with a complete ``output_signature``: ``__key__``, ``__url__``
+and every field as scalar ``tf.string`` tensors (raw bytes), or, with
+``decode=``, the decoded values with their dtypes and ranks. Under
+``tf.distribute`` pass the InputContext
 (``strategy.distribute_datasets_from_function(lambda ctx:
 stoker.tf.dataset(..., input_context=ctx))``) and each input pipeline reads
 its own share.
+
+Epochs: each pass over the dataset (each iterator made of it: every epoch
+of ``model.fit(ds, epochs=N)``, each repetition of ``ds.repeat()``) reads
+the next epoch of the plan, from ``epoch=`` on, as ``shuffle`` with
+``reshuffle_each_iteration`` does. ``epochs=k`` makes each pass read k
+epochs in a row instead of one.
+
+Fields: by default the dataset's own, the union of every sample's fields,
+which the server reads from every shard's index (``stoker index`` writes
+one beside the shards; without it the first open reads every shard). A
+field that only some samples have is *optional*: a sample without it has
+an empty value there (``b""``; decoded, ``""``, ``0`` or an empty array)
+and ``False`` in ``element["__present__"][field]``, a dict of one
+``tf.bool`` per optional field (absent when there are none). ``fields=``
+picks and orders fields: those are required (a sample without one is an
+error naming it) unless listed in ``optional=``.
+
+Raw elements are made a server batch at a time (one Python call per batch
+of numpy arrays, ``unbatch`` in TensorFlow), so the GIL is not taken per
+element; ``decode=`` decodes in Python, an element at a time. To decode
+outside the GIL, read raw bytes and ``ds.map(lambda s:
+tf.io.decode_image(s["jpg"]), num_parallel_calls=tf.data.AUTOTUNE)``.
 
 A columnar (Parquet / Arrow) dataset's elements are rows: ``__url__`` (the
 row's object) and one tensor per column (``columns=`` projects), with a
@@ -23,6 +44,7 @@ naming it, when the dataset is made; a null in a row, when it is read.
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -31,15 +53,19 @@ import tensorflow as tf
 
 from . import errors
 from .client import Client, Cursor
-from .decode import DecodeOption, decoder_for
+from .decode import DecodeOption, decode_sample, decoder_for
+from .split import batch_range, num_steps, rank_count
 from .tls import PathLike
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from .client import Batch, DatasetInfo
+    from .client import Batch, DatasetInfo, Sample
 
-__all__ = ["dataset", "signature_of", "columnar_signature"]
+__all__ = ["dataset", "signature_of", "columnar_signature", "PRESENT"]
+
+PRESENT = "__present__"
+"""The key of an element's presence flags of its optional fields."""
 
 
 def signature_of(sample: dict[str, Any]) -> dict[str, tf.TensorSpec]:
@@ -67,6 +93,28 @@ def _spec_name(field: str) -> str:
     return "".join(c if c.isalnum() or c in "_-." else "_" for c in field).lstrip("_.-") or "field"
 
 
+class _Passes:
+    """The epochs each pass over a dataset reads: pass k reads epochs
+    ``first + k·per`` … ``first + k·per + per - 1``; the first pass starts
+    at ``start``. Passes are counted as they begin, from any thread."""
+
+    def __init__(self, first: int, per: int, start: int | Cursor) -> None:
+        self._lock = threading.Lock()  # guards _next
+        self._next = 0
+        self.first, self.per, self.start = first, per, start
+
+    def begin(self) -> list[tuple[int, int | Cursor]]:
+        """This pass's epochs, each with where it starts."""
+        with self._lock:
+            k, self._next = self._next, self._next + 1
+        epochs = range(self.first + k * self.per, self.first + (k + 1) * self.per)
+        return [(e, self.start if k == 0 and i == 0 else 0) for i, e in enumerate(epochs)]
+
+
+def _url_of(urls: tuple[str, ...], shard: int) -> str:
+    return urls[shard] if 0 <= shard < len(urls) else ""
+
+
 def dataset(
     url: str,
     server: str | None = None,
@@ -74,6 +122,7 @@ def dataset(
     batch_size: int = 64,
     seed: int = 0,
     epoch: int = 0,
+    epochs: int = 1,
     shuffle: bool = True,
     shuffle_window: int | str = 0,
     drop_last: bool = False,
@@ -81,8 +130,9 @@ def dataset(
     world_size: int | None = None,
     input_context: tf.distribute.InputContext | None = None,
     fields: Sequence[str] | None = None,
+    optional: Sequence[str] = (),
     decode: DecodeOption = None,
-    output_signature: dict[str, tf.TensorSpec] | None = None,
+    output_signature: dict[str, Any] | None = None,
     start: int | Cursor = 0,
     token: str | None = None,
     format: str = "",
@@ -93,22 +143,28 @@ def dataset(
     tls_key: PathLike | None = None,
     transform: Any = None,
 ) -> tf.data.Dataset:
-    """A tf.data.Dataset of one rank's samples of one epoch.
+    """A tf.data.Dataset of one rank's samples, an epoch per pass.
 
     ``batch_size`` is the server's step size per rank (the unit of
     streaming, not of training: batch the dataset yourself with
     ``.batch``). The rank comes from ``input_context`` when given, else
-    from ``rank``/``world_size`` (default 0 of 1). ``fields`` picks and
-    orders the fields (default: the fields of the epoch's first sample); a
-    sample that lacks one raises an error naming it (InvalidArgumentError
-    inside tf.data; errors of the stream itself come out of tf.data as
-    UnknownError with the server's message, which names the shard). ``decode`` is as for
-    the torch dataset; decoded values get a signature inferred from the
-    first sample unless ``output_signature`` is given.
+    from ``rank``/``world_size`` (default 0 of 1). The first pass reads
+    epoch ``epoch`` from ``start`` (a position or a Cursor), each later
+    pass the next epoch from its beginning; ``epochs`` is how many epochs
+    one pass reads. ``fields`` picks and orders the fields (default: the
+    dataset's, see the module's note on optional fields); ``optional``
+    names picked fields a sample may lack. Errors of the stream come out of
+    tf.data as UnknownError with the server's message, which names the
+    shard; a sample without a required field as InvalidArgumentError
+    naming it. ``decode`` is as for the torch dataset (True, an image mode
+    such as ``"rgb8"``, or a function of the raw sample dict, which gets
+    samples as they are, a missing field missing); decoded values get a
+    signature inferred from samples of the first epoch unless
+    ``output_signature`` is given.
 
     For a columnar dataset (see the module's note) ``columns`` picks the
-    columns and ``batched`` yields whole server batches; ``fields`` and
-    ``decode`` are for WebDataset only.
+    columns and ``batched`` yields whole server batches; ``fields``,
+    ``optional`` and ``decode`` are for WebDataset only.
 
     ``tls_ca``, ``tls_cert`` and ``tls_key`` are the PEM files of a TLS
     server, as for stoker.Client (ignored for a ``unix:`` address); they
@@ -124,6 +180,10 @@ def dataset(
     world_size = 1 if world_size is None else world_size
     if not 0 <= rank < world_size:
         raise errors.InvalidArgument(f"rank {rank} is outside world_size {world_size}")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise errors.InvalidArgument(f"stoker.tf: epochs must be a positive int (epochs per pass), got {epochs!r}")
+    if isinstance(start, Cursor) and start.epoch != epoch:
+        raise errors.InvalidArgument(f"stoker.tf: start cursor of epoch {start.epoch}, but epoch={epoch}")
     decoder = decoder_for(decode)
     connect = functools.partial(Client, server, token=token, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key)
     if transform is not None:
@@ -135,62 +195,227 @@ def dataset(
     stream_args: dict[str, Any] = dict(
         batch_size=batch_size,
         seed=seed,
-        epoch=epoch,
         rank=rank,
         world_size=world_size,
         shuffle=shuffle,
         shuffle_window=shuffle_window,
         drop_last=drop_last,
-        start=start,
         format=format,
     )
+    passes = _Passes(epoch, epochs, start)
 
-    first = None
-    first_dict: dict[str, Any] = {}
     with connect() as client:
         info = client.open_dataset(url, format)
-        urls = tuple(s.object for s in info.shards)
         if info.arrow_schema:
-            if fields is not None or decoder is not None:
+            if fields is not None or optional or decoder is not None:
                 raise errors.InvalidArgument(
-                    f"stoker.tf: {url} is a columnar dataset: pick its columns with columns= (fields= and "
-                    "decode= are for WebDataset)"
+                    f"stoker.tf: {url} is a columnar dataset: pick its columns with columns= (fields=, optional= "
+                    "and decode= are for WebDataset)"
                 )
-            return _columnar_dataset(url, connect, info, columns, batched, stream_args, output_signature)
+            return _with_cardinality(
+                _columnar_dataset(url, connect, info, columns, batched, stream_args, passes, output_signature),
+                info, stream_args, passes, batched)
         if columns or batched:
             raise errors.InvalidArgument(f"stoker.tf: columns= and batched= are for columnar datasets, not {url}")
-        if fields is None or (decoder is not None and output_signature is None):
-            first = _first_sample(client, url, stream_args)
-            if first is not None:
-                first_dict = first.to_dict(urls[first.shard] if first.shard < len(urls) else "")
-            if fields is None:
-                fields = [k for k in first_dict if not k.startswith("__")]
-    names = ["__key__", "__url__", *fields]
-    if output_signature is None:
+        if fields is None:
+            info = client.open_dataset(url, format, fields=True)
+            fields = [f.name for f in info.fields]
+            optional = [*optional, *(f.name for f in info.fields if f.samples < info.num_samples)]
+        unknown = sorted(set(optional) - set(fields))
+        if unknown:
+            raise errors.InvalidArgument(f"stoker.tf: optional= names fields not in fields=: {unknown}")
+        src = _Source(url, connect, tuple(s.object for s in info.shards), list(fields),
+                      [f for f in fields if f in set(optional)], stream_args, passes)
         if decoder is None:
-            output_signature = {n: tf.TensorSpec(shape=(), dtype=tf.string, name=_spec_name(n)) for n in names}
-        else:
-            sample = {n: first_dict.get(n, b"") for n in names}
-            output_signature = signature_of(decoder(sample))
+            return _with_cardinality(src.raw(), info, stream_args, passes, batched=False)
+        if output_signature is None:
+            output_signature = src.infer_signature(client, decoder, decode)
+    return _with_cardinality(src.decoded(decoder, output_signature), info, stream_args, passes, batched=False)
 
-    def generate() -> Iterator[dict[str, Any]]:
-        with connect() as c:
-            for batch in c.stream(url, **stream_args):
-                if batch.columnar:
-                    raise errors.InvalidArgument(
-                        f"stoker.tf: {url} is a columnar dataset (rows arrive as Arrow); use stoker.Client.stream"
-                    )
-                for s in batch.samples:
-                    d = s.to_dict(urls[s.shard] if s.shard < len(urls) else "")
-                    try:
-                        picked = {n: d[n] for n in names}
-                    except KeyError as err:
+
+def _with_cardinality(
+    ds: tf.data.Dataset, info: DatasetInfo, args: dict[str, Any], passes: _Passes, batched: bool
+) -> tf.data.Dataset:
+    """ds with its number of elements a pass, when it is known (every
+    shard counted, every pass from an epoch's start): Keras then knows an
+    epoch's steps from the first one on."""
+    if not info.counted or passes.start not in (0, Cursor(passes.first, 0)):
+        return ds
+    total, rank, world, size = info.num_samples, args["rank"], max(args["world_size"], 1), args["batch_size"]
+    if batched:
+        steps = num_steps(total, 0, world, size, args["drop_last"])
+        n = sum(1 for k in range(steps) if batch_range(total, 0, k, rank, world, size)[1] >
+                batch_range(total, 0, k, rank, world, size)[0])
+    else:
+        n = rank_count(total, 0, rank, world, size, args["drop_last"])
+    return ds.apply(tf.data.experimental.assert_cardinality(n * passes.per))
+
+
+class _Source:
+    """A WebDataset's elements for tf.data (see the module's note)."""
+
+    def __init__(
+        self,
+        url: str,
+        connect: Callable[[], Client],
+        urls: tuple[str, ...],
+        fields: list[str],
+        optional: list[str],
+        stream_args: dict[str, Any],
+        passes: _Passes,
+    ) -> None:
+        self.url, self.connect, self.urls = url, connect, urls
+        self.fields, self.optional = fields, optional
+        self.required = [f for f in fields if f not in set(optional)]
+        self.stream_args, self.passes = stream_args, passes
+
+    def batches(self) -> Iterator[list[Sample]]:
+        """This pass's server batches, whole, of every epoch it reads."""
+        with self.connect() as c:
+            for epoch, start in self.passes.begin():
+                for batch in c.stream(self.url, epoch=epoch, start=start, **self.stream_args):
+                    if batch.columnar:
                         raise errors.InvalidArgument(
-                            f"stoker.tf: sample {s.key!r} of {d.get('__url__')!r} has no field {err.args[0]!r}"
-                        ) from None
-                    yield decoder(picked) if decoder is not None else picked
+                            f"stoker.tf: {self.url} is a columnar dataset (rows arrive as Arrow); use stoker.Client.stream"
+                        )
+                    if batch.samples:
+                        yield batch.samples
 
-    return tf.data.Dataset.from_generator(generate, output_signature=output_signature)
+    def _check(self, s: Sample) -> None:
+        for name in self.required:
+            if name not in s.fields:
+                raise errors.InvalidArgument(
+                    f"stoker.tf: sample {s.key!r} of {_url_of(self.urls, s.shard)!r} has no field {name!r} "
+                    "(name the fields samples may lack in optional=)"
+                )
+
+    # -- raw bytes: a batch per Python call ----------------------------------
+
+    def raw(self) -> tf.data.Dataset:
+        def spec(shape: tuple[int | None, ...], dtype: tf.DType, name: str) -> tf.TensorSpec:
+            return tf.TensorSpec(shape=shape, dtype=dtype, name=_spec_name(name))
+
+        signature: dict[str, Any] = {n: spec((None,), tf.string, n) for n in ("__key__", "__url__", *self.fields)}
+        if self.optional:
+            signature[PRESENT] = {n: spec((None,), tf.bool, "present_" + n) for n in self.optional}
+
+        def generate() -> Iterator[dict[str, Any]]:
+            for samples in self.batches():
+                for s in samples:
+                    self._check(s)
+                cols: dict[str, Any] = {
+                    "__key__": np.array([s.key for s in samples], dtype=object),
+                    "__url__": np.array([_url_of(self.urls, s.shard) for s in samples], dtype=object),
+                }
+                for name in self.fields:
+                    cols[name] = np.array([s.fields.get(name, b"") for s in samples], dtype=object)
+                if self.optional:
+                    cols[PRESENT] = {n: np.array([n in s.fields for s in samples], dtype=bool) for n in self.optional}
+                yield cols
+
+        return tf.data.Dataset.from_generator(generate, output_signature=signature).unbatch()
+
+    # -- decoded: an element per Python call ---------------------------------
+
+    def infer_signature(self, client: Client, decoder: Callable[[dict[str, Any]], Any], decode: DecodeOption) -> Any:
+        """The signature of decoded elements, from samples of the first
+        epoch: the first with every field (a decode function), or the first
+        with each field (the built-in decoders, which decode each field on
+        its own)."""
+        builtin = not callable(decode) or decode is decode_sample
+        want = set(self.fields) if builtin else set(self.required)
+        found: dict[str, Sample] = {}
+        scanned = 0
+        one = dict(self.stream_args, batch_size=256, rank=0, world_size=1, drop_last=False)
+        for batch in client.stream(self.url, epoch=self.passes.first, **one):
+            for s in batch.samples:
+                scanned += 1
+                if builtin:
+                    found.update((n, s) for n in s.fields if n in want and n not in found)
+                elif all(n in s.fields for n in want):
+                    found = {"": s}
+                if (builtin and len(found) == len(want)) or (not builtin and found):
+                    break
+            else:
+                if scanned < _SCAN_SAMPLES:
+                    continue
+            break
+        if not builtin:
+            if not found:
+                raise errors.InvalidArgument(
+                    f"stoker.tf: no sample among the first {scanned} of {self.url} has every required field "
+                    f"{sorted(want)}: give output_signature="
+                )
+            out = decoder(self._dict(found[""]))
+            if isinstance(out, dict) and self.optional:
+                out = {k: v for k, v in out.items() if k != PRESENT}
+                return {**signature_of(out), PRESENT: self._present_spec()}
+            return signature_of(out) if isinstance(out, dict) else _structure_signature(out)
+        missing = sorted(want - set(found))
+        if missing:
+            raise errors.InvalidArgument(
+                f"stoker.tf: fields {missing} are in none of the first {scanned} samples of {self.url}, so their "
+                "decoded type is unknown: give output_signature=, or leave them out with fields="
+            )
+        spec = signature_of(decoder({"__key__": "", "__url__": ""}))
+        for name in self.fields:
+            s = found[name]
+            spec.update(signature_of({name: decoder({"__key__": s.key, name: s.fields[name]})[name]}))
+        if self.optional:
+            spec[PRESENT] = self._present_spec()
+        return spec
+
+    def _present_spec(self) -> dict[str, tf.TensorSpec]:
+        return {n: tf.TensorSpec(shape=(), dtype=tf.bool, name=_spec_name("present_" + n)) for n in self.optional}
+
+    def _dict(self, s: Sample) -> dict[str, Any]:
+        d: dict[str, Any] = {"__key__": s.key, "__url__": _url_of(self.urls, s.shard)}
+        d.update((n, s.fields[n]) for n in self.fields if n in s.fields)
+        return d
+
+    def decoded(self, decoder: Callable[[dict[str, Any]], Any], signature: Any) -> tf.data.Dataset:
+        empty = _empties(signature)
+        fill = isinstance(signature, dict)
+
+        def generate() -> Iterator[Any]:
+            for samples in self.batches():
+                for s in samples:
+                    self._check(s)
+                    out = decoder(self._dict(s))
+                    if fill and isinstance(out, dict):
+                        for name in self.optional:
+                            if name not in s.fields and name in empty:
+                                out[name] = empty[name]
+                        if self.optional:
+                            out[PRESENT] = {n: n in s.fields for n in self.optional}
+                    yield out
+
+        return tf.data.Dataset.from_generator(generate, output_signature=signature)
+
+
+_SCAN_SAMPLES = 4096  # samples read at most to learn decoded types
+
+
+def _empties(signature: Any) -> dict[str, Any]:
+    """An empty value of each top-level spec: what a missing optional
+    field decodes to."""
+    if not isinstance(signature, dict):
+        return {}
+    out: dict[str, Any] = {}
+    for name, spec in signature.items():
+        if isinstance(spec, tf.TensorSpec):
+            if spec.dtype == tf.string:
+                out[name] = b"" if spec.shape.rank == 0 else np.zeros([d or 0 for d in spec.shape], dtype=object)
+            else:
+                out[name] = np.zeros([d or 0 for d in spec.shape], dtype=spec.dtype.as_numpy_dtype)
+    return out
+
+
+def _structure_signature(out: Any) -> Any:
+    """The signature of a decode function's tuple or single value."""
+    if isinstance(out, tuple):
+        return tuple(_structure_signature(v) for v in out)
+    return signature_of({"value": out})["value"]
 
 
 def columnar_signature(schema: pa.Schema, *, batched: bool = False) -> dict[str, tf.TensorSpec]:
@@ -248,41 +473,31 @@ def _columnar_dataset(
     columns: Sequence[str] | None,
     batched: bool,
     stream_args: dict[str, Any],
+    passes: _Passes,
     output_signature: dict[str, tf.TensorSpec] | None,
 ) -> tf.data.Dataset:
+    """Rows (or batches) of a columnar dataset: each server batch's columns
+    as numpy arrays in one Python call, unbatched in TensorFlow."""
     from . import arrow
 
     schema = arrow.schema(info, columns)
     signature = output_signature or columnar_signature(schema, batched=batched)
+    if not batched:  # what the generator yields: a leading dimension of rows
+        signature = tf.nest.map_structure(
+            lambda sp: tf.TensorSpec(shape=(None, *sp.shape), dtype=sp.dtype, name=sp.name), signature)
     urls = np.array([s.object for s in info.shards], dtype=object)
     names = list(schema.names)
 
-    def elements(batch: Batch) -> Iterator[dict[str, Any]]:
-        rb = arrow.record_batch(batch)
-        cols = {"__url__": urls[np.asarray(batch.row_shards, dtype=np.int64)]}
-        cols.update((n, _column_array(n, rb.column(i))) for i, n in enumerate(rb.schema.names))
-        if batched:
-            yield cols
-            return
-        for r in range(rb.num_rows):
-            yield {k: v[r] for k, v in cols.items()}
-
     def generate() -> Iterator[dict[str, Any]]:
         with connect() as c:
-            for batch in c.stream(url, columns=names, **stream_args):
-                yield from elements(batch)
+            for epoch, start in passes.begin():
+                for batch in c.stream(url, columns=names, epoch=epoch, start=start, **stream_args):
+                    if not batch.num_rows:
+                        continue
+                    rb = arrow.record_batch(batch)
+                    cols = {"__url__": urls[np.asarray(batch.row_shards, dtype=np.int64)]}
+                    cols.update((n, _column_array(n, rb.column(i))) for i, n in enumerate(rb.schema.names))
+                    yield cols
 
-    return tf.data.Dataset.from_generator(generate, output_signature=signature)
-
-
-def _first_sample(client: Client, url: str, args: dict[str, Any]) -> Any:
-    """The first sample of the epoch (position 0), to learn its fields."""
-    one = dict(args, batch_size=1, rank=0, world_size=1, start=0, drop_last=False)
-    for batch in client.stream(url, **one):
-        if batch.columnar:
-            raise errors.InvalidArgument(
-                f"stoker.tf: {url} is a columnar dataset (rows arrive as Arrow); use stoker.Client.stream"
-            )
-        if batch.samples:
-            return batch.samples[0]
-    return None
+    ds = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    return ds if batched else ds.unbatch()

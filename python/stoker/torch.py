@@ -7,13 +7,15 @@ batches with ``batched=True``.
 
 Splitting: the rank and world size come from the arguments, else from
 ``torch.distributed`` when it is initialised, else 0 and 1. Inside a
-DataLoader, worker w of W reads as the virtual rank ``rank·W + w`` of a
-world of ``world_size·W`` (see :func:`stoker.split.worker_split`): every
+DataLoader, worker w of W reads as the virtual rank ``w·N + r`` of a world
+of ``N·W`` (worker-major, see :func:`stoker.split.worker_split`): every
 sample of the epoch is read by exactly one worker of one rank, each worker
 streams only its own samples, and with one rank the DataLoader (which
 takes batches from its workers in turn) yields the epoch in plan order.
 Give the DataLoader the same ``batch_size`` as the dataset so that each
-DataLoader batch is one server batch.
+DataLoader batch is one server batch: :class:`StokerDataLoader` does, and
+a plain DataLoader with another batch size gets a warning (once per
+dataset and process; from a worker it prints on stderr).
 
 Epochs: ``set_epoch(e)`` like ``DistributedSampler``; it reaches persistent
 workers too (the epoch lives in shared memory).
@@ -28,12 +30,28 @@ rest. ``batched=True`` yields each server batch as ``{column: tensor}``
 ``__url__``, a list of the rows' objects; a column it cannot make a tensor
 of raises an error naming it. Columnar datasets need pyarrow.
 
-Resume: ``state_dict()``/``load_state_dict()`` record, per worker, the
-cursor of the step in progress and how many of its samples were yielded,
-which is what ``torchdata.stateful_dataloader.StatefulDataLoader`` saves
-and restores for each worker. A resumed run yields exactly the samples not
-yet yielded, given the same url, seed, batch_size, world size and
-num_workers.
+Resume: :class:`StokerDataLoader` (a DataLoader with the dataset's batch
+size) has ``state_dict()``/``load_state_dict()`` holding a global cursor:
+the position in the epoch before which every sample was yielded by some
+rank and after which none. It resumes exactly with any ``num_workers`` and
+any world size (ranks in lockstep when it is saved, as in DDP).
+The dataset's own ``state_dict()`` is its process's stream: the cursor of
+the step in progress and how many of its samples were yielded, which is
+what ``torchdata.stateful_dataloader.StatefulDataLoader`` saves and
+restores for each worker (exact, with the same num_workers and world
+size). Saved in the main process at a batch boundary (or by a process
+that reads the whole epoch alone) it is a global cursor too. A state that
+cannot resume in a split is refused where it is loaded, saying what
+changed ("num_workers changed from 2 to 3"). States name the url, seed,
+batch_size, shuffle settings, drop_last and columns they were saved with,
+and are refused for another dataset.
+
+Decoding: ``decode=`` takes ``True``/``"auto"``, one of webdataset's image
+modes (``"rgb8"``, ``"torchrgb"``, ``"pil"``, … see
+:data:`stoker.decode.IMAGE_MODES`) or a function; decoded arrays and
+tensors are writable. Ragged values (a columnar list column, images of
+several sizes) do not stack in ``default_collate``: ``collate_fn=``
+:func:`stoker.collate.collate` pads them (or makes nested tensors).
 """
 
 from __future__ import annotations
@@ -42,8 +60,8 @@ import multiprocessing
 import multiprocessing.context
 import os
 import warnings
+import weakref
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -56,13 +74,20 @@ from .client import Batch, Client, Cursor, Sample
 from .decode import DecodeOption, decoder_for
 from .split import worker_split
 from .tls import PathLike, TLSFiles
+from .torch_checks import check_arguments as _check_arguments
+from .torch_checks import checked_batches as _checked_batches
+from .torch_state import STATE_VERSION as _STATE_VERSION
+from .torch_state import Position as _Position
+from .torch_state import SharedProgress as _SharedProgress
+from .torch_state import global_position as _global_position
+from .torch_state import split_changed as _split_changed
+from .torch_state import upgrade as _upgrade
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["StokerDataset", "columns_to_tensors", "distributed_rank"]
+__all__ = ["StokerDataLoader", "StokerDataset", "columns_to_tensors", "distributed_rank", "from_stateful_dataloader"]
 
-_STATE_VERSION = 2  # 2: with the plan version of the server's cursor
 
 
 def distributed_rank(rank: int | None = None, world_size: int | None = None) -> tuple[int, int]:
@@ -75,17 +100,6 @@ def distributed_rank(rank: int | None = None, world_size: int | None = None) -> 
     else:
         r, w = 0, 1
     return (r if rank is None else rank), (w if world_size is None else world_size)
-
-
-@dataclass
-class _Position:
-    """Where one worker's stream is: the step in progress starts at
-    ``position`` of ``epoch``, and ``skip`` of its samples were yielded."""
-
-    epoch: int
-    position: int
-    skip: int
-    plan_version: int = 0  # of the cursor position came from; 0 before the first step
 
 
 class _SharedEpoch:
@@ -235,7 +249,8 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         url: the dataset (``s3://bucket/prefix/``, a brace list, ``file:///dir/``).
         server: the server's address (default ``$STOKER_SERVER`` or 127.0.0.1:7470).
         batch_size: samples per rank (per worker) per step on the server;
-            use the same number as the DataLoader's batch_size.
+            use the same number as the DataLoader's batch_size
+            (StokerDataLoader does).
         seed: the job's shuffle seed; the same seed gives the same order.
         epoch: the start epoch (see set_epoch).
         shuffle: False keeps file order.
@@ -245,8 +260,10 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
             (and workers) get the same number of full batches.
         rank, world_size: override torch.distributed.
         decode: None/False for raw bytes, True/"auto" for the common
-            WebDataset fields (see stoker.decode), or a function of the
-            sample dict.
+            WebDataset fields (see stoker.decode), one of webdataset's
+            image modes ("rgb8", "l8", "rgb", "torchrgb", "torchrgb8",
+            "pil", … stoker.decode.IMAGE_MODES) for those fields with
+            images in that mode, or a function of the sample dict.
         batched: yield each server batch as a list of samples (use with
             ``DataLoader(batch_size=None)``) instead of one sample at a time.
         collate: with batched, applied to each list of samples.
@@ -290,10 +307,7 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         transform: Any = None,
     ) -> None:
         super().__init__()
-        if batch_size < 1:
-            raise errors.InvalidArgument(f"batch_size must be positive, got {batch_size}")
-        if epoch < 0:
-            raise errors.InvalidArgument(f"epoch must not be negative, got {epoch}")
+        _check_arguments(url, batch_size, seed, epoch, shuffle_window, format, collate)
         self.url = url
         self.server = server
         self.batch_size = batch_size
@@ -313,13 +327,19 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         self.columns = list(columns or ())
         self.transform = transform  # stoker.pipeline.Transform: ready batches
         self._epoch = _SharedEpoch(epoch)
+        self._progress = _SharedProgress()
+        # In the main process: the StokerDataLoader reading this dataset,
+        # whose state is the dataset's while its workers read.
+        self._loader: weakref.ref[Any] | None = None
         # Per process: the client.
         self._client: Client | None = None
         self._client_pid = -1
         # The iteration in progress in this process (one per worker), and
         # a state loaded but not yet used by an iteration.
         self._state: _Position | None = None
-        self._resume: _Position | None = None
+        self._loaded: dict[str, Any] | None = None
+        self._loaded_in_main = False  # loaded in the main process (set_epoch to another epoch drops it)
+        self._warned_batch = False  # of a DataLoader batch size other than ours
 
     # -- epochs ------------------------------------------------------------
 
@@ -329,7 +349,9 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         return self._epoch.value
 
     def set_epoch(self, epoch: int) -> None:
-        """Read epoch ``epoch`` on the next iteration, in every worker."""
+        """Read epoch ``epoch`` on the next iteration, in every worker. After
+        load_state_dict, the state's epoch resumes where it was and another
+        epoch starts from its beginning."""
         if epoch < 0:
             raise errors.InvalidArgument(f"epoch must not be negative, got {epoch}")
         self._epoch.value = epoch
@@ -340,8 +362,8 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         info = get_worker_info()
         return (info.id, info.num_workers) if info is not None else (0, 1)
 
-    def _identity(self, worker: int, num_workers: int) -> dict[str, Any]:
-        vrank, vworld = worker_split(self.rank, self.world_size, worker, num_workers)
+    def _settings(self) -> dict[str, Any]:
+        """What a state must have been saved with to resume here."""
         return {
             "url": self.url,
             "seed": self.seed,
@@ -349,40 +371,107 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
             "shuffle": self.shuffle,
             "shuffle_window": self.shuffle_window,
             "drop_last": self.drop_last,
-            "virtual_rank": vrank,
-            "virtual_world_size": vworld,
             # Only when projected, so states saved before columns existed load.
             **({"columns": self.columns} if self.columns else {}),
         }
 
     def state_dict(self) -> dict[str, Any]:
         """Where this process's stream is, to resume exactly after what was
-        yielded. In a DataLoader worker this is that worker's state."""
-        pos = self._resume or self._state or _Position(self.epoch, 0, 0)
+        yielded (see the module's note on resume). In a DataLoader worker
+        this is that worker's state; in the main process, while a
+        StokerDataLoader's workers read this dataset, the loader's. A
+        loaded state not yet resumed is returned as it is."""
+        loader = self._loader() if self._loader is not None else None
+        if loader is not None and get_worker_info() is None and loader._owns_state():
+            return dict(loader.state_dict())
+        if self._loaded is not None:
+            return dict(self._loaded)
+        pos = self._state or _Position(self.epoch, 0, 0)
         worker, workers = self._worker()
-        return {"version": _STATE_VERSION, **asdict(pos), **self._identity(worker, workers)}
+        vrank, vworld = worker_split(self.rank, self.world_size, worker, workers)
+        vrank = vrank if pos.vrank is None else pos.vrank
+        in_worker = get_worker_info() is not None
+        return {
+            "version": _STATE_VERSION,
+            "epoch": pos.epoch,
+            "plan_version": pos.plan_version,
+            "position": None if in_worker else _global_position(pos, vworld),
+            "stream": {"position": pos.position, "skip": pos.skip, "rank": vrank, "world_size": vworld},
+            "world_size": self.world_size,
+            "num_workers": workers if in_worker else 0,
+            **self._settings(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Resume from a state_dict on the next iteration. The dataset's
-        settings and the worker split must be the ones that saved it."""
-        if state.get("version") == 1 and int(state.get("position", 0)) == 0 and int(state.get("skip", 0)) == 0:
-            state = {**state, "version": _STATE_VERSION, "plan_version": 0}  # the start of an epoch is the same in every plan
-        if state.get("version") == 1:
-            raise errors.InvalidArgument(
-                "stoker: this state_dict was saved by a Stoker whose servers planned epochs with plan version 1; "
-                "the server now plans another order, so the saved position cannot resume its epoch: "
-                "start that epoch again (load_state_dict of a state at a new epoch's start works)")
-        if state.get("version") != _STATE_VERSION:
-            raise errors.InvalidArgument(f"stoker: unknown state version {state.get('version')!r}")
-        worker, workers = self._worker()
-        want = self._identity(worker, workers)
-        diff = {k: (state.get(k), v) for k, v in want.items() if state.get(k) != v}
+        """Resume from a state_dict on the next iteration (of the state's
+        epoch: ``set_epoch`` to another one afterwards starts that one
+        from its beginning). The url, seed, batch size, shuffle settings,
+        drop_last and columns must be the ones that saved it. A state with
+        a global ``position`` (StokerDataLoader's, or one saved at a batch
+        boundary without workers) resumes with any num_workers and world
+        size; a DataLoader worker's state resumes that same worker's
+        stream, so only with the same num_workers and world size. What
+        cannot resume here is refused here."""
+        state = _upgrade(state)
+        diff = {k: (state.get(k), v) for k, v in self._settings().items() if state.get(k) != v}
         if diff:
             detail = ", ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in diff.items())
-            raise errors.InvalidArgument(f"stoker: state_dict was saved by a different dataset or split ({detail})")
-        self._resume = _Position(int(state["epoch"]), int(state["position"]), int(state["skip"]),
-                                 int(state.get("plan_version", 0)))
+            raise errors.InvalidArgument(f"stoker: state_dict was saved by a different dataset ({detail})")
+        worker, workers = self._worker()
+        self._resolve(state, worker, workers)  # raises what this process cannot resume
+        self._loaded = state
         self._state = None
+        self._loaded_in_main = get_worker_info() is None
+        if self._loaded_in_main:
+            self._epoch.value = int(state["epoch"])
+
+    def _resolve(self, state: dict[str, Any], worker: int, workers: int) -> _Position:
+        """Where a loaded state resumes worker's stream: exactly where it
+        was when the state holds this stream, else at its global cursor."""
+        vrank, vworld = worker_split(self.rank, self.world_size, worker, workers)
+        epoch, plan = int(state["epoch"]), int(state.get("plan_version", 0))
+        grid = state.get("grid")
+        in_worker = get_worker_info() is not None
+        if grid is not None and in_worker and (state.get("world_size"), state.get("num_workers")) == (self.world_size, workers):
+            # A StokerDataLoader's state, same split: after i batches of
+            # every rank, worker w of the run that saved it had yielded
+            # ceil((i - w) / W) batches, a whole step of the grid each, and
+            # worker i mod W was next. The DataLoader asks worker 0 first,
+            # so worker k takes the stream of worker (k + i) mod W.
+            i, origin = int(grid["batches"]), int(grid["origin"])
+            role = (worker + i) % workers
+            done = max(0, -(-(i - role) // workers))
+            position = origin + done * vworld * self.batch_size
+            if grid.get("end") is not None:
+                position = min(position, int(grid["end"]))
+            return _Position(epoch, position, 0, plan, worker_split(self.rank, self.world_size, role, workers)[0])
+        stream = state.get("stream")
+        if stream is not None and (stream["rank"], stream["world_size"]) == (vrank, vworld):
+            return _Position(epoch, int(stream["position"]), int(stream["skip"]), plan)
+        if state.get("position") is not None:
+            return _Position(epoch, int(state["position"]), 0, plan)
+        raise errors.InvalidArgument(_split_changed(state, self.world_size, workers if in_worker else 0))
+
+    def _loaded_for_epoch(self) -> dict[str, Any] | None:
+        """The loaded state, when the next iteration resumes it: set_epoch
+        to another epoch in the main process after the load drops it."""
+        st = self._loaded
+        if st is not None and self._loaded_in_main and int(st["epoch"]) != self.epoch:
+            return None
+        return st
+
+    def _global_start(self) -> _Position:
+        """Where the next iteration starts, as a global cursor (for
+        StokerDataLoader, which loads only global states when it has
+        workers)."""
+        st = self._loaded_for_epoch()
+        if st is None or st.get("position") is None:
+            return _Position(self.epoch, 0, 0)
+        return _Position(int(st["epoch"]), int(st["position"]), 0, int(st.get("plan_version", 0)))
+
+    def _drop_loaded(self) -> None:
+        """The main process handed its loaded state to the workers."""
+        self._loaded = None
 
     # -- iteration ---------------------------------------------------------
 
@@ -397,15 +486,17 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         state = self.__dict__.copy()
         state["_client"] = None
         state["_client_pid"] = -1
+        state["_loader"] = None
         return state
 
     def __iter__(self) -> Iterator[Any]:
         worker, workers = self._worker()
         vrank, vworld = worker_split(self.rank, self.world_size, worker, workers)
-        pos = self._resume or _Position(self.epoch, 0, 0)
-        self._resume = None
+        st = self._loaded_for_epoch()
+        pos = self._resolve(st, worker, workers) if st is not None else _Position(self.epoch, 0, 0)
+        self._loaded = None
         self._state = pos
-        return self._generate(pos, vrank, vworld)
+        return _checked_batches(self, self._generate(pos, vrank if pos.vrank is None else pos.vrank, vworld))
 
     def _generate(self, pos: _Position, vrank: int, vworld: int) -> Iterator[Any]:
         client = self._get_client()
@@ -435,6 +526,9 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
             step_start, n = pos.position, batch.num_rows
             first, skip = min(skip, n), 0
             pos.plan_version = batch.cursor.plan_version
+            self._progress.saw(pos.plan_version)
+            if batch.cursor.position - step_start < vworld * self.batch_size:  # the short last step
+                self._progress.ended(pos.epoch, batch.cursor.position)
             if first == n:
                 pos.position, pos.skip = batch.cursor.position, 0
                 continue
@@ -460,6 +554,7 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
                 else:
                     pos.position, pos.skip = step_start, i
                 yield s
+        self._progress.ended(pos.epoch, pos.position)
 
     def _columnar_rows(self, batch: Batch, urls: tuple[str, ...], first: int) -> list[dict[str, Any]]:
         from . import arrow
@@ -484,3 +579,6 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
             f"StokerDataset({self.url!r}, server={self.server!r}, batch_size={self.batch_size}, "
             f"seed={self.seed}, epoch={self.epoch}, rank={self.rank}, world_size={self.world_size})"
         )
+
+
+from .torch_loader import StokerDataLoader, from_stateful_dataloader  # noqa: E402  (it needs StokerDataset defined)

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from stoker.split import batch_range, cursor_after, num_steps, rank_count, rank_positions, worker_split
+from stoker.split import batch_range, cursor_after, loader_cursor, num_steps, rank_count, rank_positions, worker_split
 
 CASES = list(itertools.product([0, 1, 7, 24, 137], [0, 5], [1, 2, 3], [1, 4], [False, True]))
 
@@ -60,3 +60,23 @@ def test_bad_split_arguments() -> None:
         worker_split(0, 1, 3, 3)
     with pytest.raises(ValueError):
         num_steps(10, 0, 1, 0)
+
+
+@pytest.mark.parametrize("total,start,world,batch,drop_last", CASES)
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_ranks_in_lockstep_yield_a_prefix(total: int, start: int, world: int, batch: int, drop_last: bool, workers: int) -> None:
+    """Each rank's DataLoader takes batches from its workers in turn: once
+    every rank has yielded i batches, they yielded the prefix that
+    loader_cursor names (the global cursor a resume starts from)."""
+    start = min(start, total)
+    per_rank = []
+    for r in range(world):
+        streams = [rank_positions(total, start, *worker_split(r, world, w, workers), batch, drop_last)
+                   for w in range(workers)]
+        chunks = [[s[i : i + batch] for i in range(0, len(s), batch)] for s in streams]
+        per_rank.append([c[k] for k in range(max(map(len, chunks), default=0)) for c in chunks if k < len(c)])
+    for i in range(max(map(len, per_rank)) + 1):
+        yielded = sorted(p for batches in per_rank for b in batches[:i] for p in b)
+        end = loader_cursor(total, start, i, world, batch)
+        if all(len(b) >= i for b in per_rank):
+            assert yielded == list(range(start, end)), (i, end)

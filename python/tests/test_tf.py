@@ -114,9 +114,10 @@ def test_wrong_url_is_a_clear_error(server: str, data: Data) -> None:
 
 
 def test_corrupt_shard_is_a_clear_error(server: str, data: Data) -> None:
-    # The shards are counted as the epoch reads them: the error comes when
-    # the truncated shard is reached (or at once, if it is the first); from
-    # inside the pipeline tf.data wraps it, keeping its message.
-    for fields in (None, ["cls"]):
-        with pytest.raises((stoker.CorruptShard, tf.errors.OpError), match="CorruptShard.*truncated-000000.tar|truncated-000000.tar"):
-            list(stoker.tf.dataset(data.corrupt_url, server, batch_size=8, fields=fields))
+    # The dataset's fields come from every shard's index: the open fails.
+    with pytest.raises(stoker.CorruptShard, match="truncated-000000.tar"):
+        stoker.tf.dataset(data.corrupt_url, server, batch_size=8)
+    # Fields given: the stream fails when it reaches the shard.
+    ds = stoker.tf.dataset(data.corrupt_url, server, batch_size=8, fields=["cls"])
+    with pytest.raises(tf.errors.OpError, match="truncated-000000.tar"):
+        list(ds)

@@ -30,7 +30,12 @@ type OpenDatasetRequest struct {
 	// format is "webdataset", "parquet", "arrow" (IPC file, .arrow or
 	// .feather) or "arrows" (IPC stream); empty goes by the objects'
 	// extensions (WebDataset when there are tars).
-	Format        string `protobuf:"bytes,2,opt,name=format,proto3" json:"format,omitempty"`
+	Format string `protobuf:"bytes,2,opt,name=format,proto3" json:"format,omitempty"`
+	// fields asks for a WebDataset's field names (Dataset.fields): the
+	// server loads every shard's sample index (from its memory or disk, the
+	// index beside the shards, or else by reading the shard) and returns the
+	// union of their field names with how many samples have each.
+	Fields        bool `protobuf:"varint,3,opt,name=fields,proto3" json:"fields,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -77,6 +82,13 @@ func (x *OpenDatasetRequest) GetFormat() string {
 		return x.Format
 	}
 	return ""
+}
+
+func (x *OpenDatasetRequest) GetFields() bool {
+	if x != nil {
+		return x.Fields
+	}
+	return false
 }
 
 // OpenDatasetResponse describes the resolved dataset.
@@ -148,7 +160,12 @@ type Dataset struct {
 	// counts_from says where the sample counts came from: "manifest" (stored
 	// by an earlier open), "index" (wids-index.json beside the shards),
 	// "counting" (being counted from the shards), "footers" (columnar).
-	CountsFrom    string `protobuf:"bytes,10,opt,name=counts_from,json=countsFrom,proto3" json:"counts_from,omitempty"`
+	CountsFrom string `protobuf:"bytes,10,opt,name=counts_from,json=countsFrom,proto3" json:"counts_from,omitempty"`
+	// fields, when OpenDatasetRequest.fields asked for them, are the names
+	// of the fields of a WebDataset's samples (the union over all samples),
+	// sorted. A field whose samples is less than num_samples is one some
+	// samples lack.
+	Fields        []*FieldInfo `protobuf:"bytes,11,rep,name=fields,proto3" json:"fields,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -253,6 +270,67 @@ func (x *Dataset) GetCountsFrom() string {
 	return ""
 }
 
+func (x *Dataset) GetFields() []*FieldInfo {
+	if x != nil {
+		return x.Fields
+	}
+	return nil
+}
+
+// FieldInfo is one field name of a WebDataset.
+type FieldInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// samples is how many samples have the field.
+	Samples       uint64 `protobuf:"varint,2,opt,name=samples,proto3" json:"samples,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FieldInfo) Reset() {
+	*x = FieldInfo{}
+	mi := &file_stoker_v1_loader_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FieldInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FieldInfo) ProtoMessage() {}
+
+func (x *FieldInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_stoker_v1_loader_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FieldInfo.ProtoReflect.Descriptor instead.
+func (*FieldInfo) Descriptor() ([]byte, []int) {
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *FieldInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *FieldInfo) GetSamples() uint64 {
+	if x != nil {
+		return x.Samples
+	}
+	return 0
+}
+
 // Column is one top-level column of a columnar dataset.
 type Column struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -266,7 +344,7 @@ type Column struct {
 
 func (x *Column) Reset() {
 	*x = Column{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[3]
+	mi := &file_stoker_v1_loader_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -278,7 +356,7 @@ func (x *Column) String() string {
 func (*Column) ProtoMessage() {}
 
 func (x *Column) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[3]
+	mi := &file_stoker_v1_loader_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -291,7 +369,7 @@ func (x *Column) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Column.ProtoReflect.Descriptor instead.
 func (*Column) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{3}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Column) GetName() string {
@@ -335,7 +413,7 @@ type Shard struct {
 
 func (x *Shard) Reset() {
 	*x = Shard{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[4]
+	mi := &file_stoker_v1_loader_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -347,7 +425,7 @@ func (x *Shard) String() string {
 func (*Shard) ProtoMessage() {}
 
 func (x *Shard) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[4]
+	mi := &file_stoker_v1_loader_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -360,7 +438,7 @@ func (x *Shard) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Shard.ProtoReflect.Descriptor instead.
 func (*Shard) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{4}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Shard) GetObject() string {
@@ -429,7 +507,7 @@ type Cursor struct {
 
 func (x *Cursor) Reset() {
 	*x = Cursor{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[5]
+	mi := &file_stoker_v1_loader_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -441,7 +519,7 @@ func (x *Cursor) String() string {
 func (*Cursor) ProtoMessage() {}
 
 func (x *Cursor) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[5]
+	mi := &file_stoker_v1_loader_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -454,7 +532,7 @@ func (x *Cursor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cursor.ProtoReflect.Descriptor instead.
 func (*Cursor) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{5}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Cursor) GetEpoch() uint64 {
@@ -535,7 +613,7 @@ type StreamBatchesRequest struct {
 
 func (x *StreamBatchesRequest) Reset() {
 	*x = StreamBatchesRequest{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[6]
+	mi := &file_stoker_v1_loader_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -547,7 +625,7 @@ func (x *StreamBatchesRequest) String() string {
 func (*StreamBatchesRequest) ProtoMessage() {}
 
 func (x *StreamBatchesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[6]
+	mi := &file_stoker_v1_loader_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -560,7 +638,7 @@ func (x *StreamBatchesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamBatchesRequest.ProtoReflect.Descriptor instead.
 func (*StreamBatchesRequest) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{6}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *StreamBatchesRequest) GetUrl() string {
@@ -721,7 +799,7 @@ type StreamBatchesResponse struct {
 
 func (x *StreamBatchesResponse) Reset() {
 	*x = StreamBatchesResponse{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[7]
+	mi := &file_stoker_v1_loader_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -733,7 +811,7 @@ func (x *StreamBatchesResponse) String() string {
 func (*StreamBatchesResponse) ProtoMessage() {}
 
 func (x *StreamBatchesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[7]
+	mi := &file_stoker_v1_loader_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -746,7 +824,7 @@ func (x *StreamBatchesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamBatchesResponse.ProtoReflect.Descriptor instead.
 func (*StreamBatchesResponse) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{7}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *StreamBatchesResponse) GetEpoch() uint64 {
@@ -855,7 +933,7 @@ type ShmRegion struct {
 
 func (x *ShmRegion) Reset() {
 	*x = ShmRegion{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[8]
+	mi := &file_stoker_v1_loader_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -867,7 +945,7 @@ func (x *ShmRegion) String() string {
 func (*ShmRegion) ProtoMessage() {}
 
 func (x *ShmRegion) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[8]
+	mi := &file_stoker_v1_loader_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -880,7 +958,7 @@ func (x *ShmRegion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShmRegion.ProtoReflect.Descriptor instead.
 func (*ShmRegion) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{8}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ShmRegion) GetId() string {
@@ -916,7 +994,7 @@ type ShmLease struct {
 
 func (x *ShmLease) Reset() {
 	*x = ShmLease{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[9]
+	mi := &file_stoker_v1_loader_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -928,7 +1006,7 @@ func (x *ShmLease) String() string {
 func (*ShmLease) ProtoMessage() {}
 
 func (x *ShmLease) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[9]
+	mi := &file_stoker_v1_loader_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -941,7 +1019,7 @@ func (x *ShmLease) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShmLease.ProtoReflect.Descriptor instead.
 func (*ShmLease) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{9}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ShmLease) GetId() uint64 {
@@ -976,7 +1054,7 @@ type ReleaseShmRequest struct {
 
 func (x *ReleaseShmRequest) Reset() {
 	*x = ReleaseShmRequest{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[10]
+	mi := &file_stoker_v1_loader_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -988,7 +1066,7 @@ func (x *ReleaseShmRequest) String() string {
 func (*ReleaseShmRequest) ProtoMessage() {}
 
 func (x *ReleaseShmRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[10]
+	mi := &file_stoker_v1_loader_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1001,7 +1079,7 @@ func (x *ReleaseShmRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseShmRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseShmRequest) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{10}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ReleaseShmRequest) GetRegion() string {
@@ -1027,7 +1105,7 @@ type ReleaseShmResponse struct {
 
 func (x *ReleaseShmResponse) Reset() {
 	*x = ReleaseShmResponse{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[11]
+	mi := &file_stoker_v1_loader_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1039,7 +1117,7 @@ func (x *ReleaseShmResponse) String() string {
 func (*ReleaseShmResponse) ProtoMessage() {}
 
 func (x *ReleaseShmResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[11]
+	mi := &file_stoker_v1_loader_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1052,7 +1130,7 @@ func (x *ReleaseShmResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseShmResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseShmResponse) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{11}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{12}
 }
 
 // Sample is one WebDataset sample: a key and its fields.
@@ -1073,7 +1151,7 @@ type Sample struct {
 
 func (x *Sample) Reset() {
 	*x = Sample{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[12]
+	mi := &file_stoker_v1_loader_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1085,7 +1163,7 @@ func (x *Sample) String() string {
 func (*Sample) ProtoMessage() {}
 
 func (x *Sample) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[12]
+	mi := &file_stoker_v1_loader_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1098,7 +1176,7 @@ func (x *Sample) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sample.ProtoReflect.Descriptor instead.
 func (*Sample) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{12}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Sample) GetKey() string {
@@ -1157,7 +1235,7 @@ type Field struct {
 
 func (x *Field) Reset() {
 	*x = Field{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[13]
+	mi := &file_stoker_v1_loader_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1169,7 +1247,7 @@ func (x *Field) String() string {
 func (*Field) ProtoMessage() {}
 
 func (x *Field) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[13]
+	mi := &file_stoker_v1_loader_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1182,7 +1260,7 @@ func (x *Field) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Field.ProtoReflect.Descriptor instead.
 func (*Field) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{13}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Field) GetName() string {
@@ -1239,7 +1317,7 @@ type FileExtent struct {
 
 func (x *FileExtent) Reset() {
 	*x = FileExtent{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[14]
+	mi := &file_stoker_v1_loader_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1251,7 +1329,7 @@ func (x *FileExtent) String() string {
 func (*FileExtent) ProtoMessage() {}
 
 func (x *FileExtent) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[14]
+	mi := &file_stoker_v1_loader_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1264,7 +1342,7 @@ func (x *FileExtent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileExtent.ProtoReflect.Descriptor instead.
 func (*FileExtent) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{14}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *FileExtent) GetPath() string {
@@ -1297,7 +1375,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[15]
+	mi := &file_stoker_v1_loader_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1309,7 +1387,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[15]
+	mi := &file_stoker_v1_loader_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1322,7 +1400,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{15}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{16}
 }
 
 // StatsResponse is a snapshot of the server's counters since it started.
@@ -1381,7 +1459,7 @@ type StatsResponse struct {
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[16]
+	mi := &file_stoker_v1_loader_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1393,7 +1471,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[16]
+	mi := &file_stoker_v1_loader_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1406,7 +1484,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{16}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *StatsResponse) GetMemoryHits() uint64 {
@@ -1635,7 +1713,7 @@ type PipelineStats struct {
 
 func (x *PipelineStats) Reset() {
 	*x = PipelineStats{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[17]
+	mi := &file_stoker_v1_loader_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1647,7 +1725,7 @@ func (x *PipelineStats) String() string {
 func (*PipelineStats) ProtoMessage() {}
 
 func (x *PipelineStats) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[17]
+	mi := &file_stoker_v1_loader_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1660,7 +1738,7 @@ func (x *PipelineStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PipelineStats.ProtoReflect.Descriptor instead.
 func (*PipelineStats) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{17}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PipelineStats) GetWorkers() uint32 {
@@ -1725,7 +1803,7 @@ type CountingProgress struct {
 
 func (x *CountingProgress) Reset() {
 	*x = CountingProgress{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[18]
+	mi := &file_stoker_v1_loader_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1737,7 +1815,7 @@ func (x *CountingProgress) String() string {
 func (*CountingProgress) ProtoMessage() {}
 
 func (x *CountingProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[18]
+	mi := &file_stoker_v1_loader_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1750,7 +1828,7 @@ func (x *CountingProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountingProgress.ProtoReflect.Descriptor instead.
 func (*CountingProgress) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{18}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CountingProgress) GetUrl() string {
@@ -1803,7 +1881,7 @@ type HostInfo struct {
 
 func (x *HostInfo) Reset() {
 	*x = HostInfo{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[19]
+	mi := &file_stoker_v1_loader_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1815,7 +1893,7 @@ func (x *HostInfo) String() string {
 func (*HostInfo) ProtoMessage() {}
 
 func (x *HostInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[19]
+	mi := &file_stoker_v1_loader_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1828,7 +1906,7 @@ func (x *HostInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostInfo.ProtoReflect.Descriptor instead.
 func (*HostInfo) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{19}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *HostInfo) GetNvml() bool {
@@ -1951,7 +2029,7 @@ type MemoryRegion struct {
 
 func (x *MemoryRegion) Reset() {
 	*x = MemoryRegion{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[20]
+	mi := &file_stoker_v1_loader_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1963,7 +2041,7 @@ func (x *MemoryRegion) String() string {
 func (*MemoryRegion) ProtoMessage() {}
 
 func (x *MemoryRegion) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[20]
+	mi := &file_stoker_v1_loader_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1976,7 +2054,7 @@ func (x *MemoryRegion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemoryRegion.ProtoReflect.Descriptor instead.
 func (*MemoryRegion) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{20}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *MemoryRegion) GetRegion() bool {
@@ -2066,7 +2144,7 @@ type GpuDevice struct {
 
 func (x *GpuDevice) Reset() {
 	*x = GpuDevice{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[21]
+	mi := &file_stoker_v1_loader_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2078,7 +2156,7 @@ func (x *GpuDevice) String() string {
 func (*GpuDevice) ProtoMessage() {}
 
 func (x *GpuDevice) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[21]
+	mi := &file_stoker_v1_loader_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2091,7 +2169,7 @@ func (x *GpuDevice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GpuDevice.ProtoReflect.Descriptor instead.
 func (*GpuDevice) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{21}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GpuDevice) GetIndex() uint32 {
@@ -2164,7 +2242,7 @@ type PrefetchRequest struct {
 
 func (x *PrefetchRequest) Reset() {
 	*x = PrefetchRequest{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[22]
+	mi := &file_stoker_v1_loader_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2176,7 +2254,7 @@ func (x *PrefetchRequest) String() string {
 func (*PrefetchRequest) ProtoMessage() {}
 
 func (x *PrefetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[22]
+	mi := &file_stoker_v1_loader_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2189,7 +2267,7 @@ func (x *PrefetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrefetchRequest.ProtoReflect.Descriptor instead.
 func (*PrefetchRequest) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{22}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PrefetchRequest) GetUrl() string {
@@ -2267,7 +2345,7 @@ type PrefetchResponse struct {
 
 func (x *PrefetchResponse) Reset() {
 	*x = PrefetchResponse{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[23]
+	mi := &file_stoker_v1_loader_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2279,7 +2357,7 @@ func (x *PrefetchResponse) String() string {
 func (*PrefetchResponse) ProtoMessage() {}
 
 func (x *PrefetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[23]
+	mi := &file_stoker_v1_loader_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2292,7 +2370,7 @@ func (x *PrefetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrefetchResponse.ProtoReflect.Descriptor instead.
 func (*PrefetchResponse) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{23}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PrefetchResponse) GetHintId() string {
@@ -2326,7 +2404,7 @@ type PrefetchStatusRequest struct {
 
 func (x *PrefetchStatusRequest) Reset() {
 	*x = PrefetchStatusRequest{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[24]
+	mi := &file_stoker_v1_loader_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2338,7 +2416,7 @@ func (x *PrefetchStatusRequest) String() string {
 func (*PrefetchStatusRequest) ProtoMessage() {}
 
 func (x *PrefetchStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[24]
+	mi := &file_stoker_v1_loader_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2351,7 +2429,7 @@ func (x *PrefetchStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrefetchStatusRequest.ProtoReflect.Descriptor instead.
 func (*PrefetchStatusRequest) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{24}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PrefetchStatusRequest) GetHintId() string {
@@ -2376,7 +2454,7 @@ type PrefetchStatusResponse struct {
 
 func (x *PrefetchStatusResponse) Reset() {
 	*x = PrefetchStatusResponse{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[25]
+	mi := &file_stoker_v1_loader_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2388,7 +2466,7 @@ func (x *PrefetchStatusResponse) String() string {
 func (*PrefetchStatusResponse) ProtoMessage() {}
 
 func (x *PrefetchStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[25]
+	mi := &file_stoker_v1_loader_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2401,7 +2479,7 @@ func (x *PrefetchStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrefetchStatusResponse.ProtoReflect.Descriptor instead.
 func (*PrefetchStatusResponse) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{25}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PrefetchStatusResponse) GetHintId() string {
@@ -2458,7 +2536,7 @@ type PrefetchProgress struct {
 
 func (x *PrefetchProgress) Reset() {
 	*x = PrefetchProgress{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[26]
+	mi := &file_stoker_v1_loader_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2470,7 +2548,7 @@ func (x *PrefetchProgress) String() string {
 func (*PrefetchProgress) ProtoMessage() {}
 
 func (x *PrefetchProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[26]
+	mi := &file_stoker_v1_loader_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2483,7 +2561,7 @@ func (x *PrefetchProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrefetchProgress.ProtoReflect.Descriptor instead.
 func (*PrefetchProgress) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{26}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PrefetchProgress) GetNode() string {
@@ -2560,7 +2638,7 @@ type Pipeline struct {
 
 func (x *Pipeline) Reset() {
 	*x = Pipeline{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[27]
+	mi := &file_stoker_v1_loader_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2572,7 +2650,7 @@ func (x *Pipeline) String() string {
 func (*Pipeline) ProtoMessage() {}
 
 func (x *Pipeline) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[27]
+	mi := &file_stoker_v1_loader_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2585,7 +2663,7 @@ func (x *Pipeline) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pipeline.ProtoReflect.Descriptor instead.
 func (*Pipeline) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{27}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Pipeline) GetSeed() uint64 {
@@ -2660,7 +2738,7 @@ type PipelineOutput struct {
 
 func (x *PipelineOutput) Reset() {
 	*x = PipelineOutput{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[28]
+	mi := &file_stoker_v1_loader_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2672,7 +2750,7 @@ func (x *PipelineOutput) String() string {
 func (*PipelineOutput) ProtoMessage() {}
 
 func (x *PipelineOutput) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[28]
+	mi := &file_stoker_v1_loader_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2685,7 +2763,7 @@ func (x *PipelineOutput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PipelineOutput.ProtoReflect.Descriptor instead.
 func (*PipelineOutput) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{28}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *PipelineOutput) GetName() string {
@@ -2768,7 +2846,7 @@ type TensorShape struct {
 
 func (x *TensorShape) Reset() {
 	*x = TensorShape{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[29]
+	mi := &file_stoker_v1_loader_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2780,7 +2858,7 @@ func (x *TensorShape) String() string {
 func (*TensorShape) ProtoMessage() {}
 
 func (x *TensorShape) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[29]
+	mi := &file_stoker_v1_loader_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2793,7 +2871,7 @@ func (x *TensorShape) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TensorShape.ProtoReflect.Descriptor instead.
 func (*TensorShape) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{29}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *TensorShape) GetDims() []uint64 {
@@ -2820,7 +2898,7 @@ type ImageOp struct {
 
 func (x *ImageOp) Reset() {
 	*x = ImageOp{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[30]
+	mi := &file_stoker_v1_loader_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2832,7 +2910,7 @@ func (x *ImageOp) String() string {
 func (*ImageOp) ProtoMessage() {}
 
 func (x *ImageOp) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[30]
+	mi := &file_stoker_v1_loader_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2845,7 +2923,7 @@ func (x *ImageOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageOp.ProtoReflect.Descriptor instead.
 func (*ImageOp) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{30}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ImageOp) GetOp() isImageOp_Op {
@@ -2948,7 +3026,7 @@ type Resize struct {
 
 func (x *Resize) Reset() {
 	*x = Resize{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[31]
+	mi := &file_stoker_v1_loader_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2960,7 +3038,7 @@ func (x *Resize) String() string {
 func (*Resize) ProtoMessage() {}
 
 func (x *Resize) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[31]
+	mi := &file_stoker_v1_loader_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2973,7 +3051,7 @@ func (x *Resize) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resize.ProtoReflect.Descriptor instead.
 func (*Resize) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{31}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Resize) GetShorter() uint32 {
@@ -3009,7 +3087,7 @@ type CenterCrop struct {
 
 func (x *CenterCrop) Reset() {
 	*x = CenterCrop{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[32]
+	mi := &file_stoker_v1_loader_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3021,7 +3099,7 @@ func (x *CenterCrop) String() string {
 func (*CenterCrop) ProtoMessage() {}
 
 func (x *CenterCrop) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[32]
+	mi := &file_stoker_v1_loader_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3034,7 +3112,7 @@ func (x *CenterCrop) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CenterCrop.ProtoReflect.Descriptor instead.
 func (*CenterCrop) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{32}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CenterCrop) GetHeight() uint32 {
@@ -3069,7 +3147,7 @@ type RandomResizedCrop struct {
 
 func (x *RandomResizedCrop) Reset() {
 	*x = RandomResizedCrop{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[33]
+	mi := &file_stoker_v1_loader_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3081,7 +3159,7 @@ func (x *RandomResizedCrop) String() string {
 func (*RandomResizedCrop) ProtoMessage() {}
 
 func (x *RandomResizedCrop) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[33]
+	mi := &file_stoker_v1_loader_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3094,7 +3172,7 @@ func (x *RandomResizedCrop) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RandomResizedCrop.ProtoReflect.Descriptor instead.
 func (*RandomResizedCrop) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{33}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RandomResizedCrop) GetHeight() uint32 {
@@ -3149,7 +3227,7 @@ type HorizontalFlip struct {
 
 func (x *HorizontalFlip) Reset() {
 	*x = HorizontalFlip{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[34]
+	mi := &file_stoker_v1_loader_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3161,7 +3239,7 @@ func (x *HorizontalFlip) String() string {
 func (*HorizontalFlip) ProtoMessage() {}
 
 func (x *HorizontalFlip) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[34]
+	mi := &file_stoker_v1_loader_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3174,7 +3252,7 @@ func (x *HorizontalFlip) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HorizontalFlip.ProtoReflect.Descriptor instead.
 func (*HorizontalFlip) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{34}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *HorizontalFlip) GetP() float64 {
@@ -3196,7 +3274,7 @@ type Normalize struct {
 
 func (x *Normalize) Reset() {
 	*x = Normalize{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[35]
+	mi := &file_stoker_v1_loader_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3208,7 +3286,7 @@ func (x *Normalize) String() string {
 func (*Normalize) ProtoMessage() {}
 
 func (x *Normalize) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[35]
+	mi := &file_stoker_v1_loader_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3221,7 +3299,7 @@ func (x *Normalize) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Normalize.ProtoReflect.Descriptor instead.
 func (*Normalize) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{35}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *Normalize) GetMean() []float32 {
@@ -3265,7 +3343,7 @@ type Tensor struct {
 
 func (x *Tensor) Reset() {
 	*x = Tensor{}
-	mi := &file_stoker_v1_loader_proto_msgTypes[36]
+	mi := &file_stoker_v1_loader_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3277,7 +3355,7 @@ func (x *Tensor) String() string {
 func (*Tensor) ProtoMessage() {}
 
 func (x *Tensor) ProtoReflect() protoreflect.Message {
-	mi := &file_stoker_v1_loader_proto_msgTypes[36]
+	mi := &file_stoker_v1_loader_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3290,7 +3368,7 @@ func (x *Tensor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tensor.ProtoReflect.Descriptor instead.
 func (*Tensor) Descriptor() ([]byte, []int) {
-	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{36}
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Tensor) GetName() string {
@@ -3360,12 +3438,13 @@ var File_stoker_v1_loader_proto protoreflect.FileDescriptor
 
 const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\n" +
-	"\x16stoker/v1/loader.proto\x12\tstoker.v1\">\n" +
+	"\x16stoker/v1/loader.proto\x12\tstoker.v1\"V\n" +
 	"\x12OpenDatasetRequest\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n" +
-	"\x06format\x18\x02 \x01(\tR\x06format\"C\n" +
+	"\x06format\x18\x02 \x01(\tR\x06format\x12\x16\n" +
+	"\x06fields\x18\x03 \x01(\bR\x06fields\"C\n" +
 	"\x13OpenDatasetResponse\x12,\n" +
-	"\adataset\x18\x01 \x01(\v2\x12.stoker.v1.DatasetR\adataset\"\xdc\x02\n" +
+	"\adataset\x18\x01 \x01(\v2\x12.stoker.v1.DatasetR\adataset\"\x8a\x03\n" +
 	"\aDataset\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n" +
 	"\x06format\x18\x02 \x01(\tR\x06format\x12(\n" +
@@ -3380,7 +3459,11 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\acounted\x18\t \x01(\bR\acounted\x12\x1f\n" +
 	"\vcounts_from\x18\n" +
 	" \x01(\tR\n" +
-	"countsFrom\"L\n" +
+	"countsFrom\x12,\n" +
+	"\x06fields\x18\v \x03(\v2\x14.stoker.v1.FieldInfoR\x06fields\"9\n" +
+	"\tFieldInfo\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\asamples\x18\x02 \x01(\x04R\asamples\"L\n" +
 	"\x06Column\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x1a\n" +
@@ -3680,91 +3763,93 @@ func file_stoker_v1_loader_proto_rawDescGZIP() []byte {
 	return file_stoker_v1_loader_proto_rawDescData
 }
 
-var file_stoker_v1_loader_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_stoker_v1_loader_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_stoker_v1_loader_proto_goTypes = []any{
 	(*OpenDatasetRequest)(nil),     // 0: stoker.v1.OpenDatasetRequest
 	(*OpenDatasetResponse)(nil),    // 1: stoker.v1.OpenDatasetResponse
 	(*Dataset)(nil),                // 2: stoker.v1.Dataset
-	(*Column)(nil),                 // 3: stoker.v1.Column
-	(*Shard)(nil),                  // 4: stoker.v1.Shard
-	(*Cursor)(nil),                 // 5: stoker.v1.Cursor
-	(*StreamBatchesRequest)(nil),   // 6: stoker.v1.StreamBatchesRequest
-	(*StreamBatchesResponse)(nil),  // 7: stoker.v1.StreamBatchesResponse
-	(*ShmRegion)(nil),              // 8: stoker.v1.ShmRegion
-	(*ShmLease)(nil),               // 9: stoker.v1.ShmLease
-	(*ReleaseShmRequest)(nil),      // 10: stoker.v1.ReleaseShmRequest
-	(*ReleaseShmResponse)(nil),     // 11: stoker.v1.ReleaseShmResponse
-	(*Sample)(nil),                 // 12: stoker.v1.Sample
-	(*Field)(nil),                  // 13: stoker.v1.Field
-	(*FileExtent)(nil),             // 14: stoker.v1.FileExtent
-	(*StatsRequest)(nil),           // 15: stoker.v1.StatsRequest
-	(*StatsResponse)(nil),          // 16: stoker.v1.StatsResponse
-	(*PipelineStats)(nil),          // 17: stoker.v1.PipelineStats
-	(*CountingProgress)(nil),       // 18: stoker.v1.CountingProgress
-	(*HostInfo)(nil),               // 19: stoker.v1.HostInfo
-	(*MemoryRegion)(nil),           // 20: stoker.v1.MemoryRegion
-	(*GpuDevice)(nil),              // 21: stoker.v1.GpuDevice
-	(*PrefetchRequest)(nil),        // 22: stoker.v1.PrefetchRequest
-	(*PrefetchResponse)(nil),       // 23: stoker.v1.PrefetchResponse
-	(*PrefetchStatusRequest)(nil),  // 24: stoker.v1.PrefetchStatusRequest
-	(*PrefetchStatusResponse)(nil), // 25: stoker.v1.PrefetchStatusResponse
-	(*PrefetchProgress)(nil),       // 26: stoker.v1.PrefetchProgress
-	(*Pipeline)(nil),               // 27: stoker.v1.Pipeline
-	(*PipelineOutput)(nil),         // 28: stoker.v1.PipelineOutput
-	(*TensorShape)(nil),            // 29: stoker.v1.TensorShape
-	(*ImageOp)(nil),                // 30: stoker.v1.ImageOp
-	(*Resize)(nil),                 // 31: stoker.v1.Resize
-	(*CenterCrop)(nil),             // 32: stoker.v1.CenterCrop
-	(*RandomResizedCrop)(nil),      // 33: stoker.v1.RandomResizedCrop
-	(*HorizontalFlip)(nil),         // 34: stoker.v1.HorizontalFlip
-	(*Normalize)(nil),              // 35: stoker.v1.Normalize
-	(*Tensor)(nil),                 // 36: stoker.v1.Tensor
+	(*FieldInfo)(nil),              // 3: stoker.v1.FieldInfo
+	(*Column)(nil),                 // 4: stoker.v1.Column
+	(*Shard)(nil),                  // 5: stoker.v1.Shard
+	(*Cursor)(nil),                 // 6: stoker.v1.Cursor
+	(*StreamBatchesRequest)(nil),   // 7: stoker.v1.StreamBatchesRequest
+	(*StreamBatchesResponse)(nil),  // 8: stoker.v1.StreamBatchesResponse
+	(*ShmRegion)(nil),              // 9: stoker.v1.ShmRegion
+	(*ShmLease)(nil),               // 10: stoker.v1.ShmLease
+	(*ReleaseShmRequest)(nil),      // 11: stoker.v1.ReleaseShmRequest
+	(*ReleaseShmResponse)(nil),     // 12: stoker.v1.ReleaseShmResponse
+	(*Sample)(nil),                 // 13: stoker.v1.Sample
+	(*Field)(nil),                  // 14: stoker.v1.Field
+	(*FileExtent)(nil),             // 15: stoker.v1.FileExtent
+	(*StatsRequest)(nil),           // 16: stoker.v1.StatsRequest
+	(*StatsResponse)(nil),          // 17: stoker.v1.StatsResponse
+	(*PipelineStats)(nil),          // 18: stoker.v1.PipelineStats
+	(*CountingProgress)(nil),       // 19: stoker.v1.CountingProgress
+	(*HostInfo)(nil),               // 20: stoker.v1.HostInfo
+	(*MemoryRegion)(nil),           // 21: stoker.v1.MemoryRegion
+	(*GpuDevice)(nil),              // 22: stoker.v1.GpuDevice
+	(*PrefetchRequest)(nil),        // 23: stoker.v1.PrefetchRequest
+	(*PrefetchResponse)(nil),       // 24: stoker.v1.PrefetchResponse
+	(*PrefetchStatusRequest)(nil),  // 25: stoker.v1.PrefetchStatusRequest
+	(*PrefetchStatusResponse)(nil), // 26: stoker.v1.PrefetchStatusResponse
+	(*PrefetchProgress)(nil),       // 27: stoker.v1.PrefetchProgress
+	(*Pipeline)(nil),               // 28: stoker.v1.Pipeline
+	(*PipelineOutput)(nil),         // 29: stoker.v1.PipelineOutput
+	(*TensorShape)(nil),            // 30: stoker.v1.TensorShape
+	(*ImageOp)(nil),                // 31: stoker.v1.ImageOp
+	(*Resize)(nil),                 // 32: stoker.v1.Resize
+	(*CenterCrop)(nil),             // 33: stoker.v1.CenterCrop
+	(*RandomResizedCrop)(nil),      // 34: stoker.v1.RandomResizedCrop
+	(*HorizontalFlip)(nil),         // 35: stoker.v1.HorizontalFlip
+	(*Normalize)(nil),              // 36: stoker.v1.Normalize
+	(*Tensor)(nil),                 // 37: stoker.v1.Tensor
 }
 var file_stoker_v1_loader_proto_depIdxs = []int32{
 	2,  // 0: stoker.v1.OpenDatasetResponse.dataset:type_name -> stoker.v1.Dataset
-	4,  // 1: stoker.v1.Dataset.shards:type_name -> stoker.v1.Shard
-	3,  // 2: stoker.v1.Dataset.columns:type_name -> stoker.v1.Column
-	5,  // 3: stoker.v1.StreamBatchesRequest.cursor:type_name -> stoker.v1.Cursor
-	27, // 4: stoker.v1.StreamBatchesRequest.pipeline:type_name -> stoker.v1.Pipeline
-	12, // 5: stoker.v1.StreamBatchesResponse.samples:type_name -> stoker.v1.Sample
-	5,  // 6: stoker.v1.StreamBatchesResponse.cursor:type_name -> stoker.v1.Cursor
-	8,  // 7: stoker.v1.StreamBatchesResponse.shm_region:type_name -> stoker.v1.ShmRegion
-	9,  // 8: stoker.v1.StreamBatchesResponse.shm_lease:type_name -> stoker.v1.ShmLease
-	8,  // 9: stoker.v1.StreamBatchesResponse.shm_tier:type_name -> stoker.v1.ShmRegion
-	36, // 10: stoker.v1.StreamBatchesResponse.tensors:type_name -> stoker.v1.Tensor
-	13, // 11: stoker.v1.Sample.fields:type_name -> stoker.v1.Field
-	14, // 12: stoker.v1.Field.extent:type_name -> stoker.v1.FileExtent
-	19, // 13: stoker.v1.StatsResponse.host:type_name -> stoker.v1.HostInfo
-	18, // 14: stoker.v1.StatsResponse.counting:type_name -> stoker.v1.CountingProgress
-	17, // 15: stoker.v1.StatsResponse.pipeline:type_name -> stoker.v1.PipelineStats
-	21, // 16: stoker.v1.HostInfo.gpus:type_name -> stoker.v1.GpuDevice
-	20, // 17: stoker.v1.HostInfo.memory_region:type_name -> stoker.v1.MemoryRegion
-	26, // 18: stoker.v1.PrefetchStatusResponse.nodes:type_name -> stoker.v1.PrefetchProgress
-	28, // 19: stoker.v1.Pipeline.outputs:type_name -> stoker.v1.PipelineOutput
-	30, // 20: stoker.v1.PipelineOutput.ops:type_name -> stoker.v1.ImageOp
-	29, // 21: stoker.v1.PipelineOutput.shape:type_name -> stoker.v1.TensorShape
-	31, // 22: stoker.v1.ImageOp.resize:type_name -> stoker.v1.Resize
-	32, // 23: stoker.v1.ImageOp.center_crop:type_name -> stoker.v1.CenterCrop
-	33, // 24: stoker.v1.ImageOp.random_resized_crop:type_name -> stoker.v1.RandomResizedCrop
-	34, // 25: stoker.v1.ImageOp.horizontal_flip:type_name -> stoker.v1.HorizontalFlip
-	35, // 26: stoker.v1.ImageOp.normalize:type_name -> stoker.v1.Normalize
-	0,  // 27: stoker.v1.Loader.OpenDataset:input_type -> stoker.v1.OpenDatasetRequest
-	6,  // 28: stoker.v1.Loader.StreamBatches:input_type -> stoker.v1.StreamBatchesRequest
-	15, // 29: stoker.v1.Loader.Stats:input_type -> stoker.v1.StatsRequest
-	22, // 30: stoker.v1.Loader.Prefetch:input_type -> stoker.v1.PrefetchRequest
-	24, // 31: stoker.v1.Loader.PrefetchStatus:input_type -> stoker.v1.PrefetchStatusRequest
-	10, // 32: stoker.v1.Loader.ReleaseShm:input_type -> stoker.v1.ReleaseShmRequest
-	1,  // 33: stoker.v1.Loader.OpenDataset:output_type -> stoker.v1.OpenDatasetResponse
-	7,  // 34: stoker.v1.Loader.StreamBatches:output_type -> stoker.v1.StreamBatchesResponse
-	16, // 35: stoker.v1.Loader.Stats:output_type -> stoker.v1.StatsResponse
-	23, // 36: stoker.v1.Loader.Prefetch:output_type -> stoker.v1.PrefetchResponse
-	25, // 37: stoker.v1.Loader.PrefetchStatus:output_type -> stoker.v1.PrefetchStatusResponse
-	11, // 38: stoker.v1.Loader.ReleaseShm:output_type -> stoker.v1.ReleaseShmResponse
-	33, // [33:39] is the sub-list for method output_type
-	27, // [27:33] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	5,  // 1: stoker.v1.Dataset.shards:type_name -> stoker.v1.Shard
+	4,  // 2: stoker.v1.Dataset.columns:type_name -> stoker.v1.Column
+	3,  // 3: stoker.v1.Dataset.fields:type_name -> stoker.v1.FieldInfo
+	6,  // 4: stoker.v1.StreamBatchesRequest.cursor:type_name -> stoker.v1.Cursor
+	28, // 5: stoker.v1.StreamBatchesRequest.pipeline:type_name -> stoker.v1.Pipeline
+	13, // 6: stoker.v1.StreamBatchesResponse.samples:type_name -> stoker.v1.Sample
+	6,  // 7: stoker.v1.StreamBatchesResponse.cursor:type_name -> stoker.v1.Cursor
+	9,  // 8: stoker.v1.StreamBatchesResponse.shm_region:type_name -> stoker.v1.ShmRegion
+	10, // 9: stoker.v1.StreamBatchesResponse.shm_lease:type_name -> stoker.v1.ShmLease
+	9,  // 10: stoker.v1.StreamBatchesResponse.shm_tier:type_name -> stoker.v1.ShmRegion
+	37, // 11: stoker.v1.StreamBatchesResponse.tensors:type_name -> stoker.v1.Tensor
+	14, // 12: stoker.v1.Sample.fields:type_name -> stoker.v1.Field
+	15, // 13: stoker.v1.Field.extent:type_name -> stoker.v1.FileExtent
+	20, // 14: stoker.v1.StatsResponse.host:type_name -> stoker.v1.HostInfo
+	19, // 15: stoker.v1.StatsResponse.counting:type_name -> stoker.v1.CountingProgress
+	18, // 16: stoker.v1.StatsResponse.pipeline:type_name -> stoker.v1.PipelineStats
+	22, // 17: stoker.v1.HostInfo.gpus:type_name -> stoker.v1.GpuDevice
+	21, // 18: stoker.v1.HostInfo.memory_region:type_name -> stoker.v1.MemoryRegion
+	27, // 19: stoker.v1.PrefetchStatusResponse.nodes:type_name -> stoker.v1.PrefetchProgress
+	29, // 20: stoker.v1.Pipeline.outputs:type_name -> stoker.v1.PipelineOutput
+	31, // 21: stoker.v1.PipelineOutput.ops:type_name -> stoker.v1.ImageOp
+	30, // 22: stoker.v1.PipelineOutput.shape:type_name -> stoker.v1.TensorShape
+	32, // 23: stoker.v1.ImageOp.resize:type_name -> stoker.v1.Resize
+	33, // 24: stoker.v1.ImageOp.center_crop:type_name -> stoker.v1.CenterCrop
+	34, // 25: stoker.v1.ImageOp.random_resized_crop:type_name -> stoker.v1.RandomResizedCrop
+	35, // 26: stoker.v1.ImageOp.horizontal_flip:type_name -> stoker.v1.HorizontalFlip
+	36, // 27: stoker.v1.ImageOp.normalize:type_name -> stoker.v1.Normalize
+	0,  // 28: stoker.v1.Loader.OpenDataset:input_type -> stoker.v1.OpenDatasetRequest
+	7,  // 29: stoker.v1.Loader.StreamBatches:input_type -> stoker.v1.StreamBatchesRequest
+	16, // 30: stoker.v1.Loader.Stats:input_type -> stoker.v1.StatsRequest
+	23, // 31: stoker.v1.Loader.Prefetch:input_type -> stoker.v1.PrefetchRequest
+	25, // 32: stoker.v1.Loader.PrefetchStatus:input_type -> stoker.v1.PrefetchStatusRequest
+	11, // 33: stoker.v1.Loader.ReleaseShm:input_type -> stoker.v1.ReleaseShmRequest
+	1,  // 34: stoker.v1.Loader.OpenDataset:output_type -> stoker.v1.OpenDatasetResponse
+	8,  // 35: stoker.v1.Loader.StreamBatches:output_type -> stoker.v1.StreamBatchesResponse
+	17, // 36: stoker.v1.Loader.Stats:output_type -> stoker.v1.StatsResponse
+	24, // 37: stoker.v1.Loader.Prefetch:output_type -> stoker.v1.PrefetchResponse
+	26, // 38: stoker.v1.Loader.PrefetchStatus:output_type -> stoker.v1.PrefetchStatusResponse
+	12, // 39: stoker.v1.Loader.ReleaseShm:output_type -> stoker.v1.ReleaseShmResponse
+	34, // [34:40] is the sub-list for method output_type
+	28, // [28:34] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_stoker_v1_loader_proto_init() }
@@ -3772,22 +3857,22 @@ func file_stoker_v1_loader_proto_init() {
 	if File_stoker_v1_loader_proto != nil {
 		return
 	}
-	file_stoker_v1_loader_proto_msgTypes[16].OneofWrappers = []any{}
-	file_stoker_v1_loader_proto_msgTypes[30].OneofWrappers = []any{
+	file_stoker_v1_loader_proto_msgTypes[17].OneofWrappers = []any{}
+	file_stoker_v1_loader_proto_msgTypes[31].OneofWrappers = []any{
 		(*ImageOp_Resize)(nil),
 		(*ImageOp_CenterCrop)(nil),
 		(*ImageOp_RandomResizedCrop)(nil),
 		(*ImageOp_HorizontalFlip)(nil),
 		(*ImageOp_Normalize)(nil),
 	}
-	file_stoker_v1_loader_proto_msgTypes[34].OneofWrappers = []any{}
+	file_stoker_v1_loader_proto_msgTypes[35].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stoker_v1_loader_proto_rawDesc), len(file_stoker_v1_loader_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   37,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

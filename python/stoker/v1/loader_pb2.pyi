@@ -7,12 +7,14 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class OpenDatasetRequest(_message.Message):
-    __slots__ = ("url", "format")
+    __slots__ = ("url", "format", "fields")
     URL_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
     url: str
     format: str
-    def __init__(self, url: _Optional[str] = ..., format: _Optional[str] = ...) -> None: ...
+    fields: bool
+    def __init__(self, url: _Optional[str] = ..., format: _Optional[str] = ..., fields: _Optional[bool] = ...) -> None: ...
 
 class OpenDatasetResponse(_message.Message):
     __slots__ = ("dataset",)
@@ -21,7 +23,7 @@ class OpenDatasetResponse(_message.Message):
     def __init__(self, dataset: _Optional[_Union[Dataset, _Mapping]] = ...) -> None: ...
 
 class Dataset(_message.Message):
-    __slots__ = ("url", "format", "shards", "num_samples", "total_bytes", "from_stored_manifest", "arrow_schema", "columns", "counted", "counts_from")
+    __slots__ = ("url", "format", "shards", "num_samples", "total_bytes", "from_stored_manifest", "arrow_schema", "columns", "counted", "counts_from", "fields")
     URL_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     SHARDS_FIELD_NUMBER: _ClassVar[int]
@@ -32,6 +34,7 @@ class Dataset(_message.Message):
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
     COUNTED_FIELD_NUMBER: _ClassVar[int]
     COUNTS_FROM_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
     url: str
     format: str
     shards: _containers.RepeatedCompositeFieldContainer[Shard]
@@ -42,7 +45,16 @@ class Dataset(_message.Message):
     columns: _containers.RepeatedCompositeFieldContainer[Column]
     counted: bool
     counts_from: str
-    def __init__(self, url: _Optional[str] = ..., format: _Optional[str] = ..., shards: _Optional[_Iterable[_Union[Shard, _Mapping]]] = ..., num_samples: _Optional[int] = ..., total_bytes: _Optional[int] = ..., from_stored_manifest: _Optional[bool] = ..., arrow_schema: _Optional[bytes] = ..., columns: _Optional[_Iterable[_Union[Column, _Mapping]]] = ..., counted: _Optional[bool] = ..., counts_from: _Optional[str] = ...) -> None: ...
+    fields: _containers.RepeatedCompositeFieldContainer[FieldInfo]
+    def __init__(self, url: _Optional[str] = ..., format: _Optional[str] = ..., shards: _Optional[_Iterable[_Union[Shard, _Mapping]]] = ..., num_samples: _Optional[int] = ..., total_bytes: _Optional[int] = ..., from_stored_manifest: _Optional[bool] = ..., arrow_schema: _Optional[bytes] = ..., columns: _Optional[_Iterable[_Union[Column, _Mapping]]] = ..., counted: _Optional[bool] = ..., counts_from: _Optional[str] = ..., fields: _Optional[_Iterable[_Union[FieldInfo, _Mapping]]] = ...) -> None: ...
+
+class FieldInfo(_message.Message):
+    __slots__ = ("name", "samples")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    samples: int
+    def __init__(self, name: _Optional[str] = ..., samples: _Optional[int] = ...) -> None: ...
 
 class Column(_message.Message):
     __slots__ = ("name", "type", "nullable")
