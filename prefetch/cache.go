@@ -446,7 +446,7 @@ func (c *Cache) admitMem(key CacheKey, size int64, data []byte) (e *entry, buf [
 	if size > c.cfg.MemoryBytes {
 		return nil, nil, false, false
 	}
-	o := c.loadOracle()
+	o := c.memOracle()
 	c.memMu.Lock()
 	if c.closed.Load() || c.mem.entries[key] != nil {
 		held = c.mem.entries[key] != nil

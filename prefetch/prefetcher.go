@@ -67,6 +67,7 @@ type Prefetcher struct {
 	streams map[*Stream]struct{}
 
 	counting singleflight.Group // one count of a plan's window at a time
+	held     *heldShards        // whole shards the streams' windows hold
 	rangeSem chan struct{}      // bounds sample range reads in flight
 
 	stallNanos    atomic.Int64
@@ -97,7 +98,7 @@ func NewPrefetcher(cfg PrefetchConfig, shards *Shards, cache *Cache) *Prefetcher
 		cfg.Keep.ActiveFor = d.Keep.ActiveFor
 	}
 	p := &Prefetcher{cfg: cfg, shards: shards, cache: cache, log: shards.log, streams: map[*Stream]struct{}{},
-		rangeSem: make(chan struct{}, cfg.MaxRangeReads)}
+		rangeSem: make(chan struct{}, cfg.MaxRangeReads), held: newHeldShards(shards)}
 	p.keep = newKeeper(cfg.Keep, func() int64 { return keepCapacity(cache) })
 	shards.setDiskFilter(func(k CacheKey) bool { ok, _ := p.keep.keeps(k); return ok })
 	cache.SetOracle(p)
@@ -117,6 +118,10 @@ func keepCapacity(c *Cache) int64 {
 
 // KeepCapacity is the bytes this node keeps across epochs.
 func (p *Prefetcher) KeepCapacity() int64 { return keepCapacity(p.cache) }
+
+// Close stops the fetches of whole shards the streams' windows started
+// and waits for them; call it once the streams are closed.
+func (p *Prefetcher) Close() { p.held.close() }
 
 // SetPlacement tells which shards this node owns in a cluster, and the
 // cluster's cache capacity (see Placement); nil is a node alone.
@@ -175,6 +180,7 @@ func (p *Prefetcher) Open(ds *Dataset, plan *shuffle.Plan, b shuffle.Batching, s
 	s := &Stream{p: p, ds: ds, plan: plan, b: b, start: start, modes: map[int]fetchMode{},
 		refs: map[int32]*Ref{}, indexes: map[int32]*shardIndexEntry{}}
 	s.ranges = newRangeBuffer(s)
+	s.windows = newWindowRefs(p.held)
 	s.pos.Store(int64(start))
 	p.keep.use(ds, time.Now())
 	p.mu.Lock()
@@ -187,6 +193,18 @@ func (p *Prefetcher) Open(ds *Dataset, plan *shuffle.Plan, b shuffle.Batching, s
 func (p *Prefetcher) aheadBytes() int64 {
 	mem, _ := p.cache.Capacity()
 	return max(min(p.cfg.AheadBytes, mem/4), 1)
+}
+
+// rangeBudget bounds the bytes of the sample ranges one stream has wanted
+// and not yet read: the look-ahead budget, and at least enough for every
+// range read allowed in flight (MaxRangeReads) at ds's mean sample size,
+// so the reads are not throttled below what storage can serve.
+func (p *Prefetcher) rangeBudget(ds *Dataset) int64 {
+	mean := int64(64 << 10)
+	if n, _ := ds.NumSamples(); n > 0 {
+		mean = max(ds.Bytes/int64(n), 1)
+	}
+	return max(p.aheadBytes(), int64(p.cfg.MaxRangeReads)*mean)
 }
 
 // countWindow makes window k of plan counted: its shards' counts are

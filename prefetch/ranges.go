@@ -24,6 +24,9 @@ type rangeBuffer struct {
 	slots  map[int]*rangeSlot       // by plan position: samples wanted and not yet read
 	wants  map[int32][]wantedSample // wanted since the last issue, by shard
 	wg     sync.WaitGroup
+	// pending is about how many bytes the samples wanted and not yet
+	// read hold (or will); limit bounds it.
+	pending, limit int64
 }
 
 // wantedSample is a sample the coming steps need.
@@ -39,6 +42,7 @@ type rangeSlot struct {
 	ready chan struct{}
 	run   *rangeRun
 	err   error
+	est   int64 // the sample's bytes as want estimated them
 }
 
 // rangeRun is one read of a shard's bytes [lo, hi), covering one or more
@@ -52,8 +56,13 @@ type rangeRun struct {
 
 func newRangeBuffer(s *Stream) *rangeBuffer {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &rangeBuffer{s: s, ctx: ctx, cancel: cancel, slots: map[int]*rangeSlot{}, wants: map[int32][]wantedSample{}}
+	return &rangeBuffer{s: s, ctx: ctx, cancel: cancel, slots: map[int]*rangeSlot{}, wants: map[int32][]wantedSample{},
+		limit: s.p.rangeBudget(s.ds)}
 }
+
+// full reports whether the samples wanted and not yet read fill the
+// budget.
+func (b *rangeBuffer) full() bool { return b.pending >= b.limit }
 
 // want notes that the sample at plan position pos is needed soon, and
 // returns about how many bytes it is (0, false when it was noted before).
@@ -61,15 +70,16 @@ func (b *rangeBuffer) want(ref shuffle.Ref, pos int) (int64, bool) {
 	if _, ok := b.slots[pos]; ok {
 		return 0, false
 	}
-	slot := &rangeSlot{ready: make(chan struct{})}
+	o := b.s.ds.Object(int(ref.Shard))
+	est := o.Bytes()
+	if n, ok := b.s.ds.Count(int(ref.Shard)); ok && n > 0 {
+		est /= int64(n)
+	}
+	slot := &rangeSlot{ready: make(chan struct{}), est: est}
 	b.slots[pos] = slot
 	b.wants[ref.Shard] = append(b.wants[ref.Shard], wantedSample{sample: int(ref.Sample), pos: pos, slot: slot})
-	o := b.s.ds.Object(int(ref.Shard))
-	n, ok := b.s.ds.Count(int(ref.Shard))
-	if !ok || n <= 0 {
-		return o.Bytes(), true
-	}
-	return o.Bytes() / int64(n), true
+	b.pending += est
+	return est, true
 }
 
 // issue starts the reads of the samples wanted since the last issue: per
@@ -145,6 +155,7 @@ func (b *rangeBuffer) get(ctx context.Context, ref shuffle.Ref, pos int, lo, hi 
 	slot, ok := b.slots[pos]
 	if ok {
 		delete(b.slots, pos)
+		b.pending -= slot.est
 		b.issue() // in case its read was wanted but not started
 		select {
 		case <-slot.ready:

@@ -39,6 +39,7 @@ type Stream struct {
 	modes   map[int]fetchMode          // by window
 	refs    map[int32]*Ref             // whole shards held for the step being built, by shard
 	held    []*Ref                     // sample ranges held for the step being built
+	windows *windowRefs                // whole shards held while their window is read
 	indexes map[int32]*shardIndexEntry // the shard indexes this stream uses, by shard
 	ranges  *rangeBuffer               // sample ranges fetched ahead
 
@@ -177,10 +178,12 @@ func compressed(url string) bool {
 }
 
 // Advance moves the stream to step k and fetches the bytes of the coming
-// steps in the order they are needed, within the look-ahead budget: whole
-// shards, or the byte ranges of samples (see fetchMode); a window the
-// look-ahead reaches before it is counted is counted in the background
-// (in a whole window, counting is the window's fetch).
+// steps in the order they are needed: whole shards within the look-ahead
+// budget of the memory tier, and the byte ranges of samples (see
+// fetchMode) while fewer than the range budget's bytes are in flight. A
+// window the look-ahead reaches before it is counted is counted in the
+// background, and so are the windows after it that fit the budget (in a
+// whole window, counting is the window's fetch).
 func (s *Stream) Advance(k int) {
 	size := s.b.StepSize()
 	s.pos.Store(int64(min(s.start+k*size+s.b.Rank*s.b.BatchSize, max(s.plan.Known(), s.start))))
@@ -189,18 +192,20 @@ func (s *Stream) Advance(k int) {
 	until := k + s.p.cfg.AheadBatches
 	budget := s.p.aheadBytes()
 	var spent int64
+	wholeFull, rangesFull := false, false
 	seen := map[int32]bool{}
 	defer s.ranges.issue() // the sample ranges wanted on the way
-	for j := from; j < until; j++ {
+	for j := from; j < until && !(wholeFull && rangesFull); j++ {
 		total, complete := s.plan.Total()
 		if complete && s.start+j*size >= total {
 			break
 		}
 		if !complete && s.start+(j+1)*size > total {
-			s.countAhead(s.windowAt(total))
+			s.countAhead(total, budget-spent)
 			break
 		}
 		lo, hi := s.b.Batch(total, s.start, j)
+		stopped := false // a budget stopped this step part way: go on from it next time
 		for pos := lo; pos < hi; pos++ {
 			ref := s.plan.At(pos)
 			i := int(ref.Shard)
@@ -208,33 +213,56 @@ func (s *Stream) Advance(k int) {
 				if seen[ref.Shard] {
 					continue
 				}
-				seen[ref.Shard] = true
 				o := s.ds.Object(i)
-				if s.p.shards.Cached(o) {
+				if s.p.cache.Contains(s.ds.Key(i)) != TierNone {
+					seen[ref.Shard] = true
+					continue // cached: read by its samples' bytes
+				}
+				// Within the budget, and only what the memory tier would
+				// keep: it holds shards needed sooner, and a shard it does
+				// not take would be fetched again when it is read.
+				if wholeFull || spent > 0 && spent+o.Bytes() > budget || !s.p.cache.MemoryWouldTake(s.ds.Key(i), o.Bytes()) {
+					wholeFull, stopped = true, true
 					continue
 				}
-				if spent > 0 && spent+o.Bytes() > budget {
-					return // the budget is spent; later Advance calls go on from j
-				}
+				seen[ref.Shard] = true
 				spent += o.Bytes()
-				s.p.shards.Prefetch(o)
+				s.windows.fetch(ref.Shard, s.ds.Key(i), s.plan.WindowOf(i), o)
 				continue
 			}
 			if s.p.keep.keptElsewhere(s.ds.Key(i)) {
 				continue // read from the node that keeps it, when needed
 			}
-			n, ok := s.ranges.want(ref, pos)
-			if ok && spent > 0 && spent+n > budget {
-				return
+			if rangesFull || s.ranges.full() {
+				rangesFull, stopped = true, true
+				continue
 			}
-			spent += n
+			s.ranges.want(ref, pos)
 		}
-		s.ahead = j + 1
+		if !stopped {
+			s.ahead = j + 1
+		}
 	}
 }
 
-// countAhead counts window k in the background, unless it is counted.
-func (s *Stream) countAhead(k int) {
+// countAhead counts in the background the first uncounted window (the one
+// at position known) and those after it whose shards fit room bytes.
+func (s *Stream) countAhead(known int, room int64) {
+	for w := s.windowAt(known); w < s.plan.Windows(); w++ {
+		if !s.plan.Counted(w) {
+			s.countWindowAhead(w)
+		}
+		for _, i := range s.plan.WindowShards(w, nil) {
+			room -= s.ds.Object(i).Bytes()
+		}
+		if room <= 0 {
+			return
+		}
+	}
+}
+
+// countWindowAhead counts window k in the background, unless it is counted.
+func (s *Stream) countWindowAhead(k int) {
 	if s.plan.Counted(k) {
 		return
 	}
@@ -246,14 +274,19 @@ func (s *Stream) countAhead(k int) {
 	})
 }
 
-// forget drops the indexes of shards whose window is behind the reader.
+// forget drops the indexes and whole shards of windows behind the reader.
 func (s *Stream) forget() {
 	pos := int(s.pos.Load())
+	behind := func(w int) bool {
+		_, hi, ok := s.plan.WindowRange(w)
+		return ok && hi <= pos
+	}
 	for i, e := range s.indexes {
-		if _, hi, ok := s.plan.WindowRange(e.window); ok && hi <= pos {
+		if behind(e.window) {
 			delete(s.indexes, i)
 		}
 	}
+	s.windows.release(behind)
 }
 
 // index returns shard i's sample index.
@@ -314,9 +347,7 @@ func (s *Stream) bytes(ctx context.Context, ref shuffle.Ref, pos int, lo, hi int
 	}
 	i := int(ref.Shard)
 	key := s.ds.Key(i)
-	if s.whole(i) && s.mode(s.plan.WindowOf(i)) == modeWhole || s.ds.Columnar != nil {
-		// The window fits the memory tier: hold the whole shard there for
-		// the step (promoted from disk if need be).
+	if s.ds.Columnar != nil {
 		r, err := s.Shard(ctx, i)
 		if err != nil {
 			return nil, 0, TierNone, err
@@ -338,12 +369,20 @@ func (s *Stream) bytes(ctx context.Context, ref shuffle.Ref, pos int, lo, hi int
 		}
 		return r.Bytes(), lo, t, nil
 	}
+	// Not cached (a miss counted): a shard read whole is fetched (or its
+	// fetch started ahead waited for) and held until its window is read,
+	// so that a cache too full to take it does not make each step fetch it
+	// again. A shard in either tier was read above by the sample's own
+	// bytes: the disk tier's are not promoted, so a kept shard on disk
+	// never pushes out of memory the shards the windows read now.
 	if s.whole(i) {
-		r, err := s.Shard(ctx, i)
+		t := time.Now()
+		s.windows.fetch(ref.Shard, key, s.plan.WindowOf(i), s.ds.Object(i))
+		r, err := s.windows.wait(ctx, ref.Shard)
+		s.stalled(time.Since(t))
 		if err != nil {
 			return nil, 0, TierNone, err
 		}
-		s.refs[ref.Shard] = r
 		return r.Bytes(), 0, TierNone, nil
 	}
 	if s.p.keep.keptElsewhere(key) {
@@ -402,6 +441,7 @@ func (s *Stream) EndStep() {
 func (s *Stream) Close() {
 	s.EndStep()
 	s.ranges.close()
+	s.windows.close()
 	s.p.mu.Lock()
 	delete(s.p.streams, s)
 	s.p.mu.Unlock()

@@ -252,6 +252,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.hints.close()
 		s.ready.close()
 		s.trim.stop()
+		s.prefetcher.Close()
 		s.shards.Wait()
 		if s.peers != nil {
 			_ = s.peers.Close()

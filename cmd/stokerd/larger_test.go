@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"iter"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -86,39 +87,50 @@ func (d *bigDataset) s3Bytes() (n int64, gets int) {
 	return n, gets
 }
 
-// readRanks reads one epoch with world ranks at once and returns every
-// sample, checking each rank's bytes; firstBatch is called once, when the
-// first batch of any rank arrives.
+// readRanks reads one epoch with world ranks in lockstep, as the ranks of
+// a data-parallel job do (each step waits for every rank's batch), and
+// returns every sample; firstBatch is called once, when the first batch
+// arrives.
 func (d *bigDataset) readRanks(t *testing.T, addr string, e stoker.Epoch, world int, firstBatch func()) []*stokerv1.Sample {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	var mu sync.Mutex
-	var all []*stokerv1.Sample
-	var once sync.Once
-	var wg sync.WaitGroup
-	errs := make(chan error, world)
-	for rank := range world {
+	type pulled struct {
+		next func() (*stoker.Batch, error, bool)
+		stop func()
+	}
+	ranks := make([]pulled, world)
+	for rank := range ranks {
 		c := dialRetrying(t, addr)
 		er := e
 		er.Rank, er.WorldSize = rank, world
-		wg.Go(func() {
-			for b, err := range c.Batches(ctx, er) {
-				if err != nil {
-					errs <- fmt.Errorf("epoch %d rank %d: %w", er.Epoch, rank, err)
-					return
-				}
-				once.Do(firstBatch)
-				mu.Lock()
-				all = append(all, b.Samples...)
-				mu.Unlock()
-			}
-		})
+		next, stop := iter.Pull2(c.Batches(ctx, er))
+		ranks[rank] = pulled{next, stop}
+		defer stop()
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
+	var all []*stokerv1.Sample
+	first := true
+	for live := world; live > 0; {
+		live = 0
+		for rank, r := range ranks {
+			if r.next == nil {
+				continue
+			}
+			b, err, ok := r.next()
+			if !ok {
+				ranks[rank].next = nil
+				continue
+			}
+			if err != nil {
+				t.Fatalf("epoch %d rank %d: %v", e.Epoch, rank, err)
+			}
+			if first {
+				first = false
+				firstBatch()
+			}
+			all = append(all, b.Samples...)
+			live++
+		}
 	}
 	return all
 }
@@ -165,7 +177,7 @@ func TestLargerThanCache(t *testing.T) {
 			}
 			d.s3Bytes() // not the epochs'
 			disk := d.bytes / 4
-			srv := startStokerd(t, d.proxy.env(d.s3.Env()), t.TempDir(), "--memory-cache", "3MiB", "--disk-cache", strconv.FormatInt(disk, 10))
+			srv := startStokerd(t, d.proxy.env(d.s3.Env()), t.TempDir(), "--memory-cache", "4MiB", "--disk-cache", strconv.FormatInt(disk, 10))
 			e := stoker.Epoch{URL: d.url, Seed: 5, BatchSize: 8, ShuffleWindow: tc.window}
 			for epoch := range 2 {
 				e.Epoch = uint64(epoch)
@@ -215,7 +227,7 @@ func TestLargerThanCache(t *testing.T) {
 			if version == 0 {
 				t.Fatal("the server's cursor carries no plan version")
 			}
-			srv.restart("--memory-cache", "3MiB", "--disk-cache", strconv.FormatInt(disk, 10))
+			srv.restart("--memory-cache", "4MiB", "--disk-cache", strconv.FormatInt(disk, 10))
 			e.Start, e.PlanVersion = cursor, version
 			rest := d.readRanks(t, srv.grpc, e, 3, func() {})
 			d.checkOnce(t, "epoch 2 resumed by cursor with 3 ranks", append(head, rest...))
