@@ -63,7 +63,7 @@ type flags struct {
 func parseFlags() flags {
 	var f flags
 	flag.StringVar(&f.listen, "listen", "127.0.0.1:7470", "gRPC address (host:port)")
-	flag.StringVar(&f.unix, "unix", "", "also serve gRPC on this unix socket path")
+	flag.StringVar(&f.unix, "unix", socketAuto, "also serve gRPC on this unix socket path, named to local clients for shared memory (auto: <tmp>/stoker-<uid>/stokerd-<port>.sock; empty: none)")
 	flag.StringVar(&f.http, "http", "127.0.0.1:7471", "HTTP address for /metrics, /healthz and the prefetch API (empty: off)")
 	flag.StringVar(&f.cacheDir, "cache-dir", defaultCacheDir(), "folder for the disk tier, manifests and indexes")
 	flag.StringVar(&f.memory, "memory-cache", "1GiB", "size of the memory tier")
@@ -173,6 +173,12 @@ func run() error {
 		return err
 	}
 	cfg.Cluster = node
+	ul, socket, err := listenUnix(f.unix, lis.Addr(), log)
+	if err != nil {
+		lis.Close()
+		return err
+	}
+	cfg.Shm.Socket = socket
 	srv, err := server.New(cfg, sources, log)
 	if err != nil {
 		return err
@@ -183,12 +189,7 @@ func run() error {
 		defer node.Close()
 	}
 	go func() { errc <- srv.Serve(lis) }()
-	if f.unix != "" {
-		_ = os.Remove(f.unix)
-		ul, err := net.Listen("unix", f.unix)
-		if err != nil {
-			return err
-		}
+	if ul != nil {
 		go func() { errc <- srv.Serve(ul) }()
 	}
 	var hs *http.Server
@@ -212,7 +213,7 @@ func run() error {
 		"huge_page_bytes", host.HugePageBytes, "huge_pages_free", host.HugePagesFree, "cufile", host.CuFile,
 		"cufile_reason", host.CuFileReason, "shm_dir", host.ShmDir)
 	endpoint, pathStyle := s3.Endpoint()
-	log.Info("stokerd serving", "grpc", lis.Addr().String(), "tls", tlsMode(f), "unix", f.unix, "http", f.http, "http_tls", f.sec.httpTLS,
+	log.Info("stokerd serving", "grpc", lis.Addr().String(), "tls", tlsMode(f), "unix", socket, "http", f.http, "http_tls", f.sec.httpTLS,
 		"auth", tokens != nil, "file_roots", f.sec.fileRoots.String(), "s3_prefixes", f.sec.s3Prefixes.String(),
 		"memory_cache", humanize.IBytes(mem), "disk_cache", humanize.IBytes(disk), "cache_dir", f.cacheDir,
 		"s3_endpoint", endpoint, "s3_path_style", pathStyle)
