@@ -52,6 +52,7 @@ import torch.distributed as dist
 from torch.utils.data import IterableDataset, get_worker_info
 
 from . import errors
+from ._stream import SampleBatch, dicts_of
 from .client import Batch, Client, Cursor, Sample
 from .decode import DecodeOption, decoder_for
 from .split import worker_split
@@ -247,8 +248,11 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         decode: None/False for raw bytes, True/"auto" for the common
             WebDataset fields (see stoker.decode), or a function of the
             sample dict.
-        batched: yield each server batch as a list of samples (use with
-            ``DataLoader(batch_size=None)``) instead of one sample at a time.
+        batched: yield each server batch (use with
+            ``DataLoader(batch_size=None)``, which passes it through as it
+            is) instead of one sample at a time: a stoker._stream.SampleBatch,
+            a sequence of sample dicts made on first use (``list(b)``
+            makes a list), or with ``collate`` a list.
         collate: with batched, applied to each list of samples.
         token: bearer token for the server.
         tls_ca, tls_cert, tls_key: PEM files of a TLS server (see
@@ -260,6 +264,15 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
             "webdataset", "parquet", "arrow", "arrows").
         columns: a columnar dataset's columns to read, in this order
             (default: all).
+        local: take the local fast path (the server's unix socket and
+            shared memory, see stoker.Client) when the server is on this
+            host (None, the default), never (False) or always (True: an
+            error without one). Fields are ``bytes`` either way.
+        handoff: with ``batched=True``, no ``decode`` and no ``collate``,
+            a batch made in a DataLoader worker from shared memory crosses
+            to the main process as a handle, and the main process copies
+            its bytes from the same shared memory (stoker._stream), so
+            the bytes go through no pipe; False pickles them as usual.
     """
 
     def __init__(
@@ -284,6 +297,8 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         tls_ca: PathLike | None = None,
         tls_cert: PathLike | None = None,
         tls_key: PathLike | None = None,
+        local: bool | None = None,
+        handoff: bool = True,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -307,6 +322,8 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         self.tls = TLSFiles.of(tls_ca, tls_cert, tls_key)  # checked here, read by each process's Client
         self.format = format
         self.columns = list(columns or ())
+        self.local = local
+        self.handoff = handoff
         self._epoch = _SharedEpoch(epoch)
         # Per process: the client.
         self._client: Client | None = None
@@ -384,7 +401,8 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
     def _get_client(self) -> Client:
         if self._client is None or self._client_pid != os.getpid():
             tls = self.tls or TLSFiles()
-            self._client = Client(self.server, token=self.token, tls_ca=tls.ca, tls_cert=tls.cert, tls_key=tls.key)
+            self._client = Client(self.server, token=self.token, tls_ca=tls.ca, tls_cert=tls.cert, tls_key=tls.key,
+                                  local=self.local)
             self._client_pid = os.getpid()
         return self._client
 
@@ -404,6 +422,9 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
 
     def _generate(self, pos: _Position, vrank: int, vworld: int) -> Iterator[Any]:
         client = self._get_client()
+        # A batch of raw bytes made in a DataLoader worker is handed over
+        # to the main process as a handle when it lies in shared memory.
+        handoff = get_worker_info() is not None and self.decode is None and self.handoff
         # The manifest of this epoch, for each sample's __url__ (a shard
         # index refers to it).
         urls = tuple(s.object for s in client.open_dataset(self.url, self.format).shards)
@@ -430,17 +451,23 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
                 continue
             if self.batched:
                 pos.position, pos.skip = batch.cursor.position, 0
+                if batch.packed is not None and self.collate is None:
+                    # Whole, and unmade until used; from a DataLoader worker
+                    # with no decode it travels as a handle (stoker._stream).
+                    batch.packed.handed_off = handoff
+                    yield SampleBatch(batch.packed, urls, first, decode=self.decode)
+                    continue
                 out: Any = (
                     self._columnar_batch(batch, urls, first)
                     if batch.columnar
-                    else [self._sample(s, urls) for s in batch.samples[first:]]
+                    else self._dicts(batch, urls, first)
                 )
                 yield self.collate(out) if self.collate is not None else out
                 continue
             items: Any = (
                 self._columnar_rows(batch, urls, first)
                 if batch.columnar
-                else (self._sample(s, urls) for s in batch.samples[first:])
+                else self._dicts(batch, urls, first)
             )
             for i, s in enumerate(items, start=first + 1):
                 # The state says what has been yielded once this sample is:
@@ -464,6 +491,13 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         out: dict[str, Any] = dict(columns_to_tensors(arrow.record_batch(batch).slice(first)))
         out["__url__"] = [urls[i] for i in batch.row_shards[first:]]
         return out
+
+    def _dicts(self, batch: Batch, urls: tuple[str, ...], first: int) -> list[Any]:
+        """The batch's samples from first on as (decoded) dicts."""
+        if batch.packed is not None:
+            out = dicts_of(batch.packed, urls, first)
+            return [self.decode(d) for d in out] if self.decode is not None else out
+        return [self._sample(s, urls) for s in batch.samples[first:]]
 
     def _sample(self, s: Sample, urls: tuple[str, ...]) -> Any:
         d = s.to_dict(urls[s.shard] if s.shard < len(urls) else None)

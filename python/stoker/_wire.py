@@ -1,0 +1,229 @@
+"""The stream's messages as bytes: a reader of StreamBatchesResponse that
+keeps one buffer per message.
+
+The stream is read with no protobuf deserializer: each message arrives as
+the bytes gRPC received, and :func:`parse` reads its top-level fields by
+hand. A packed message (``StreamBatchesRequest.packed``) carries its
+samples as ``sample_table`` and ``sample_data``; both stay memoryviews of
+the message's bytes, so no field is copied out of protobuf. Any other
+message (samples as Sample messages, a columnar batch) is parsed by the
+generated class as before.
+
+:class:`PackedSamples` reads a table with numpy (see server/pack.go for
+the layout) and checks every offset and length against the buffer it
+points into before any view is made: the bytes come from the wire.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .v1 import loader_pb2
+
+__all__ = ["Message", "PackedSamples", "parse", "DATA", "REGION", "TIER", "EXTENT"]
+
+DATA, REGION, TIER, EXTENT = 0, 1, 2, 3  # where a field's bytes are (pack.go's kinds)
+_MAGIC = 0x314B5453
+_HEADER = np.dtype("<u4")
+_SAMPLE = np.dtype([("position", "<u8"), ("shard", "<u4"), ("first", "<u4"), ("key_off", "<u4"), ("key_len", "<u4")])
+_FIELD = np.dtype([("name", "<u4"), ("kind", "<u4"), ("offset", "<u8"), ("length", "<u8"), ("path", "<u4"), ("pad", "<u4")])
+
+# Top-level fields of StreamBatchesResponse that parse() reads itself.
+_EPOCH, _STEP, _RANK, _SAMPLES, _FINAL, _CURSOR = 1, 2, 3, 4, 5, 6
+_ARROW, _ROW_SHARDS = 7, 8
+_REGION, _LEASE, _TIER, _TABLE, _DATA = 10, 11, 12, 13, 14
+
+
+class WireError(ValueError):
+    """A message that does not parse."""
+
+
+class Message:
+    """One StreamBatchesResponse. ``pb`` is the generated message when it
+    carried samples the old way or columnar rows (then read it, not the
+    other attributes); else the fields are read here: ``table`` is a
+    memoryview into the message's bytes and ``data`` the span of
+    sample_data in them."""
+
+    __slots__ = ("epoch", "step", "rank", "final", "cursor", "lease", "region", "tier", "table", "data", "pb")
+
+    def __init__(self) -> None:
+        self.epoch = self.step = self.rank = 0
+        self.final = False
+        self.cursor: tuple[int, int, int] | None = None  # epoch, position, plan version
+        self.lease: tuple[int, int, int] | None = None  # id, offset, length
+        self.region: loader_pb2.ShmRegion | None = None
+        self.tier: loader_pb2.ShmRegion | None = None
+        self.table: memoryview | None = None
+        self.data: tuple[int, int] = (0, 0)  # sample_data's span in the message's bytes
+        self.pb: loader_pb2.StreamBatchesResponse | None = None
+
+
+def _varint(b: bytes, i: int) -> tuple[int, int]:
+    x = b[i]
+    if x < 0x80:
+        return x, i + 1
+    shift, v = 0, 0
+    while True:
+        if i >= len(b) or shift > 63:
+            raise WireError("truncated or overlong varint")
+        x = b[i]
+        i += 1
+        v |= (x & 0x7F) << shift
+        if x < 0x80:
+            return v, i
+        shift += 7
+
+
+def _fields(b: bytes | memoryview, lo: int, hi: int) -> Any:
+    """(number, value) of each field in b[lo:hi]: an int for varints, a
+    (start, end) pair for length-delimited ones."""
+    i = lo
+    while i < hi:
+        key, i = _varint(b, i)
+        num, wt = key >> 3, key & 7
+        if wt == 0:
+            v, i = _varint(b, i)
+            yield num, v
+        elif wt == 2:
+            n, i = _varint(b, i)
+            if i + n > hi:
+                raise WireError(f"field {num}: {n} bytes past the message's end")
+            yield num, (i, i + n)
+            i += n
+        elif wt == 1:
+            i += 8
+        elif wt == 5:
+            i += 4
+        else:
+            raise WireError(f"field {num}: wire type {wt}")
+    if i != hi:
+        raise WireError("a field runs past the message's end")
+
+
+def _small(b: bytes, span: tuple[int, int]) -> dict[int, int]:
+    """A small message of varints (Cursor, ShmLease) as {number: value}."""
+    return {n: v for n, v in _fields(b, span[0], span[1]) if isinstance(v, int)}
+
+
+def parse(raw: bytes) -> Message:
+    """A message from the bytes gRPC received."""
+    m = Message()
+    try:
+        for num, v in _fields(raw, 0, len(raw)):
+            if num in (_SAMPLES, _ARROW, _ROW_SHARDS):
+                m.pb = loader_pb2.StreamBatchesResponse.FromString(raw)
+                return m
+            if num == _EPOCH:
+                m.epoch = v
+            elif num == _STEP:
+                m.step = v
+            elif num == _RANK:
+                m.rank = v
+            elif num == _FINAL:
+                m.final = bool(v)
+            elif num == _CURSOR:
+                c = _small(raw, v)
+                m.cursor = (c.get(1, 0), c.get(2, 0), c.get(3, 0))
+            elif num == _LEASE:
+                c = _small(raw, v)
+                m.lease = (c.get(1, 0), c.get(2, 0), c.get(3, 0))
+            elif num == _REGION:
+                m.region = loader_pb2.ShmRegion.FromString(raw[v[0] : v[1]])
+            elif num == _TIER:
+                m.tier = loader_pb2.ShmRegion.FromString(raw[v[0] : v[1]])
+            elif num == _TABLE:
+                m.table = memoryview(raw)[v[0] : v[1]]
+            elif num == _DATA:
+                m.data = v
+    except (IndexError, WireError) as err:
+        raise WireError(f"stoker: a StreamBatches message of {len(raw)} bytes does not parse: {err}") from None
+    return m
+
+
+def _strings(buf: memoryview, at: int, count: int, size: int, what: str) -> tuple[list[str], int]:
+    """count u32-length-prefixed strings from buf[at:at+size]."""
+    out, i, end = [], at, at + size
+    for _ in range(count):
+        if i + 4 > end:
+            raise WireError(f"{what}: truncated")
+        n = int.from_bytes(buf[i : i + 4], "little")
+        if i + 4 + n > end:
+            raise WireError(f"{what}: a string runs past the table")
+        out.append(bytes(buf[i + 4 : i + 4 + n]).decode("utf-8", "surrogateescape"))
+        i += 4 + n
+    if i != end:
+        raise WireError(f"{what}: {end - i} bytes left over")
+    return out, end
+
+
+class PackedSamples:
+    """A packed message's samples: per sample its position, shard, key and
+    the range of its fields; per field its name, kind, offset, length and
+    (extents) path, as Python lists for cheap indexing."""
+
+    __slots__ = ("positions", "shards", "firsts", "keys", "names", "kinds", "offsets", "lengths", "paths",
+                 "field_paths", "n", "_f", "raw_table")
+
+    def __init__(self, table: memoryview) -> None:
+        if len(table) < 32:
+            raise WireError(f"sample_table of {len(table)} bytes: shorter than its header")
+        h = np.frombuffer(table, _HEADER, 8).tolist()
+        magic, n, m, n_names, names_b, keys_b, n_paths, paths_b = h
+        if magic != _MAGIC:
+            raise WireError(f"sample_table: magic {magic:#x}, want {_MAGIC:#x}")
+        need = 32 + _SAMPLE.itemsize * n + _FIELD.itemsize * m + names_b + keys_b + paths_b
+        if need != len(table):
+            raise WireError(f"sample_table: its header says {need} bytes, it has {len(table)}")
+        s = np.frombuffer(table, _SAMPLE, n, 32)
+        at = 32 + _SAMPLE.itemsize * n
+        f = np.frombuffer(table, _FIELD, m, at)
+        at += _FIELD.itemsize * m
+        self.names, at = _strings(table, at, n_names, names_b, "sample_table names")
+        keys = bytes(table[at : at + keys_b])
+        at += keys_b
+        self.paths, _ = _strings(table, at, n_paths, paths_b, "sample_table paths")
+        firsts = s["first"]
+        koff, klen = s["key_off"].astype(np.int64), s["key_len"].astype(np.int64)
+        if n and (np.any(np.diff(firsts.astype(np.int64)) < 0) or int(firsts[0]) != 0 or int(firsts[-1]) > m
+                  or np.any(koff + klen > keys_b)):
+            raise WireError("sample_table: field ranges or keys out of order or out of bounds")
+        if m and (int(f["name"].max()) >= len(self.names) or int(f["kind"].max()) > EXTENT
+                  or np.any((f["kind"] == EXTENT) & (f["path"] >= max(len(self.paths), 1)))):
+            raise WireError("sample_table: a field names a name, kind or path that is not in the table")
+        self.n = n
+        self._f = f
+        self.raw_table = table
+        self.positions: list[int] = s["position"].tolist()
+        self.shards: list[int] = s["shard"].tolist()
+        self.firsts: list[int] = [*firsts.tolist(), m]
+        self.keys = [keys[a : a + b].decode("utf-8", "surrogateescape") for a, b in zip(koff.tolist(), klen.tolist())]
+        self.kinds: list[int] = f["kind"].tolist()
+        self.offsets: list[int] = f["offset"].tolist()
+        self.lengths: list[int] = f["length"].tolist()
+        names = self.names
+        self.field_paths: list[int] = f["path"].tolist()
+        self.names = [names[i] for i in f["name"].tolist()]  # per field now
+
+    def check(self, sizes: dict[int, int | None]) -> None:
+        """Check that every field of a kind lies inside its buffer
+        (sizes[kind]: its length; None: not there, and a field of that
+        kind with bytes is an error). Offsets and lengths are checked
+        apart, so no sum can wrap."""
+        f = self._f
+        for kind, size in sizes.items():
+            mask = f["kind"] == kind
+            if not mask.any():
+                continue
+            off, n = f["offset"][mask], f["length"][mask]
+            if size is None:
+                if n.any():
+                    raise WireError(f"sample_table: fields in {_KIND_NAMES[kind]}, which this stream does not have")
+                continue
+            if np.any(off > size) or np.any(n > size - np.minimum(off, size)):
+                raise WireError(f"sample_table: a field runs past {_KIND_NAMES[kind]} ({size} bytes)")
+
+
+_KIND_NAMES = {DATA: "the message's sample_data", REGION: "the shm region", TIER: "the memory tier"}
