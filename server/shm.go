@@ -69,7 +69,8 @@ func (r *shmRegistry) open(size int, ring bool) (*shmRegion, error) {
 	if err != nil {
 		return fail(err)
 	}
-	g := &shmRegion{reg: r, id: id, path: path, mem: mem, leases: map[uint64]*shmLease{}, room: make(chan struct{})}
+	// Lease ids start at 1: a ring slot the client never wrote holds 0.
+	g := &shmRegion{reg: r, id: id, path: path, mem: mem, leases: map[uint64]*shmLease{}, room: make(chan struct{}), next: 1}
 	if ring {
 		g.ring = ringBytes
 	}
