@@ -108,14 +108,23 @@ def _small(b: bytes, span: tuple[int, int]) -> dict[int, int]:
     return {n: v for n, v in _fields(b, span[0], span[1]) if isinstance(v, int)}
 
 
+_VARINTS = {_EPOCH, _STEP, _RANK, _FINAL}
+_SPANS = {_CURSOR, _LEASE, _REGION, _TIER, _TABLE, _DATA}
+
+
 def parse(raw: bytes) -> Message:
-    """A message from the bytes gRPC received."""
+    """A message from the bytes gRPC received. Bytes that do not parse
+    raise WireError naming why."""
+    from google.protobuf.message import DecodeError
+
     m = Message()
     try:
         for num, v in _fields(raw, 0, len(raw)):
             if num in (_SAMPLES, _ARROW, _ROW_SHARDS):
                 m.pb = loader_pb2.StreamBatchesResponse.FromString(raw)
                 return m
+            if (num in _VARINTS and not isinstance(v, int)) or (num in _SPANS and not isinstance(v, tuple)):
+                raise WireError(f"field {num} has the wrong wire type")
             if num == _EPOCH:
                 m.epoch = v
             elif num == _STEP:
@@ -138,7 +147,7 @@ def parse(raw: bytes) -> Message:
                 m.table = memoryview(raw)[v[0] : v[1]]
             elif num == _DATA:
                 m.data = v
-    except (IndexError, WireError) as err:
+    except (IndexError, WireError, DecodeError) as err:
         raise WireError(f"stoker: a StreamBatches message of {len(raw)} bytes does not parse: {err}") from None
     return m
 
