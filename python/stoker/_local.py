@@ -67,6 +67,9 @@ def _usable(path: str) -> str:
         return f"{path} is not a socket"
     if not os.access(path, os.R_OK | os.W_OK):
         return f"{path}: this user may not connect to it"
+    if st.st_uid != os.geteuid() and os.geteuid() != 0:
+        # The server's shared memory and cache files are its user's alone.
+        return f"{path} is another user's (uid {st.st_uid}): its shared memory would not open"
     return ""
 
 

@@ -106,8 +106,9 @@ class PackedBatch:
                 if kind == EXTENT:
                     if src.extents is None:
                         raise RuntimeError("stoker: a field is an extent, but the stream did not ask for gds")
-                    ext = Extent(t.paths[t.field_paths[j]], t.offsets[j], t.lengths[j], src.extents)
-                    out[j] = bytes(ext.read()) if copy else ext
+                    path = t.paths[t.field_paths[j]]
+                    out[j] = (src.extents.read_bytes(path, t.offsets[j], t.lengths[j]) if copy
+                              else Extent(path, t.offsets[j], t.lengths[j], src.extents))
         return out
 
     def rows(self) -> list[tuple[str, int, int, dict[str, Any]]]:
@@ -277,10 +278,14 @@ def _unpickle_handoff(region_path: str, region_size: int, ring: int, tier_path: 
     src.region = region
     if tier_path:
         src.tier = maps.tiers.get(tier_path, tier_size).map
+    src.extents = ExtentReader()
     batch = PackedBatch([Part(PackedSamples(memoryview(t)), d, 0, len(d), None) for t, d in parts], src, copy=True)
-    for p in batch.parts:
-        p.table.check({**src.sizes(), DATA: len(p.raw)})
-    dicts = dicts_of(batch, urls, first)
+    try:
+        for p in batch.parts:
+            p.table.check({**src.sizes(), DATA: len(p.raw)})
+        dicts = dicts_of(batch, urls, first)
+    finally:
+        src.extents.close()
     if leases:
         if rring is None or not _release_blocking(rring, leases):
             raise errors.StokerError(f"stoker: cannot give back {len(leases)} leases of the shm region {region_path}: "

@@ -693,9 +693,11 @@ class Client:
             if unknown or not gds_paths:
                 raise errors.InvalidArgument(f"gds paths {gds_paths}: want some of {GDS_PATHS}")
         views = bool(shm) or bool(gds)  # asked for: fields are views, valid until the next batch
-        use_shm = views
+        use_shm, use_gds = views, bool(gds)
         if shm is None and not gds and self.local_path().socket:
-            use_shm = True
+            # The local fast path: shared memory, the shared tier, and the
+            # disk tier's files read here (extents), each field copied once.
+            use_shm = use_gds = True
         return self._stream(
             dict(
                 url=url,
@@ -712,7 +714,7 @@ class Client:
                 shm=use_shm,
                 shm_region_bytes=shm_region_bytes,
                 shm_tier=use_shm and shm_tier,
-                gds=bool(gds),
+                gds=use_gds,
                 packed=True,
                 shm_release_ring=use_shm,
             ),
