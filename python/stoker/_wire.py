@@ -9,16 +9,16 @@ the message's bytes, so no field is copied out of protobuf. Any other
 message (samples as Sample messages, a columnar batch) is parsed by the
 generated class as before.
 
-:class:`PackedSamples` reads a table with numpy (see server/pack.go for
-the layout) and checks every offset and length against the buffer it
-points into before any view is made: the bytes come from the wire.
+:class:`PackedSamples` reads a table with struct (see server/pack.go for
+the layout) and checks every index, offset and length against the table
+or the buffer it points into before any view is made: the bytes come from
+the wire.
 """
 
 from __future__ import annotations
 
+import struct
 from typing import Any
-
-import numpy as np
 
 from .v1 import loader_pb2
 
@@ -26,9 +26,9 @@ __all__ = ["Message", "PackedSamples", "parse", "DATA", "REGION", "TIER", "EXTEN
 
 DATA, REGION, TIER, EXTENT = 0, 1, 2, 3  # where a field's bytes are (pack.go's kinds)
 _MAGIC = 0x314B5453
-_HEADER = np.dtype("<u4")
-_SAMPLE = np.dtype([("position", "<u8"), ("shard", "<u4"), ("first", "<u4"), ("key_off", "<u4"), ("key_len", "<u4")])
-_FIELD = np.dtype([("name", "<u4"), ("kind", "<u4"), ("offset", "<u8"), ("length", "<u8"), ("path", "<u4"), ("pad", "<u4")])
+_HEADER_STRUCT = struct.Struct("<8I")
+_SAMPLE_STRUCT = struct.Struct("<QIIII")  # position, shard, first field, key offset, key length
+_FIELD_STRUCT = struct.Struct("<IIQQII")  # name, kind, offset, length, path, zero
 
 # Top-level fields of StreamBatchesResponse that parse() reads itself.
 _EPOCH, _STEP, _RANK, _SAMPLES, _FINAL, _CURSOR = 1, 2, 3, 4, 5, 6
@@ -171,67 +171,79 @@ def _strings(buf: memoryview, at: int, count: int, size: int, what: str) -> tupl
 class PackedSamples:
     """A packed message's samples: per sample its position, shard, key and
     the range of its fields; per field its name, kind, offset, length and
-    (extents) path, as Python lists for cheap indexing."""
+    (extents) path, as Python lists for cheap indexing. Every index is
+    checked against the table here, every offset and length against its
+    buffer by :meth:`check` (Python integers: no sum wraps)."""
 
     __slots__ = ("positions", "shards", "firsts", "keys", "names", "kinds", "offsets", "lengths", "paths",
-                 "field_paths", "n", "_f", "raw_table")
+                 "field_paths", "n", "ends", "raw_table")
 
     def __init__(self, table: memoryview) -> None:
         if len(table) < 32:
             raise WireError(f"sample_table of {len(table)} bytes: shorter than its header")
-        h = np.frombuffer(table, _HEADER, 8).tolist()
-        magic, n, m, n_names, names_b, keys_b, n_paths, paths_b = h
+        magic, n, m, n_names, names_b, keys_b, n_paths, paths_b = _HEADER_STRUCT.unpack_from(table)
         if magic != _MAGIC:
             raise WireError(f"sample_table: magic {magic:#x}, want {_MAGIC:#x}")
-        need = 32 + _SAMPLE.itemsize * n + _FIELD.itemsize * m + names_b + keys_b + paths_b
+        need = 32 + _SAMPLE_STRUCT.size * n + _FIELD_STRUCT.size * m + names_b + keys_b + paths_b
         if need != len(table):
             raise WireError(f"sample_table: its header says {need} bytes, it has {len(table)}")
-        s = np.frombuffer(table, _SAMPLE, n, 32)
-        at = 32 + _SAMPLE.itemsize * n
-        f = np.frombuffer(table, _FIELD, m, at)
-        at += _FIELD.itemsize * m
-        self.names, at = _strings(table, at, n_names, names_b, "sample_table names")
+        at = 32 + _SAMPLE_STRUCT.size * n
+        rows = list(_SAMPLE_STRUCT.iter_unpack(table[32:at]))
+        fields = list(_FIELD_STRUCT.iter_unpack(table[at : at + _FIELD_STRUCT.size * m]))
+        at += _FIELD_STRUCT.size * m
+        names, at = _strings(table, at, n_names, names_b, "sample_table names")
         keys = bytes(table[at : at + keys_b])
         at += keys_b
         self.paths, _ = _strings(table, at, n_paths, paths_b, "sample_table paths")
-        firsts = s["first"]
-        koff, klen = s["key_off"].astype(np.int64), s["key_len"].astype(np.int64)
-        if n and (np.any(np.diff(firsts.astype(np.int64)) < 0) or int(firsts[0]) != 0 or int(firsts[-1]) > m
-                  or np.any(koff + klen > keys_b)):
-            raise WireError("sample_table: field ranges or keys out of order or out of bounds")
-        if m and (int(f["name"].max()) >= len(self.names) or int(f["kind"].max()) > EXTENT
-                  or np.any((f["kind"] == EXTENT) & (f["path"] >= max(len(self.paths), 1)))):
-            raise WireError("sample_table: a field names a name, kind or path that is not in the table")
-        self.n = n
-        self._f = f
-        self.raw_table = table
-        self.positions: list[int] = s["position"].tolist()
-        self.shards: list[int] = s["shard"].tolist()
-        self.firsts: list[int] = [*firsts.tolist(), m]
-        self.keys = [keys[a : a + b].decode("utf-8", "surrogateescape") for a, b in zip(koff.tolist(), klen.tolist())]
-        self.kinds: list[int] = f["kind"].tolist()
-        self.offsets: list[int] = f["offset"].tolist()
-        self.lengths: list[int] = f["length"].tolist()
-        names = self.names
-        self.field_paths: list[int] = f["path"].tolist()
-        self.names = [names[i] for i in f["name"].tolist()]  # per field now
+        self.n, self.raw_table = n, table
+        if n:
+            positions, shards, firsts, koffs, klens = zip(*rows)
+        else:
+            positions = shards = firsts = koffs = klens = ()
+        prev = 0
+        for f in firsts:
+            if f < prev:
+                raise WireError("sample_table: field ranges out of order")
+            prev = f
+        if (n and firsts[0] != 0) or prev > m:
+            raise WireError("sample_table: field ranges out of bounds")
+        if n and max(o + k for o, k in zip(koffs, klens)) > keys_b:
+            raise WireError("sample_table: a key runs past the keys")
+        if m:
+            name_ids, kinds, offsets, lengths, paths, _ = zip(*fields)
+        else:
+            name_ids = kinds = offsets = lengths = paths = ()
+        if m and (max(name_ids) >= len(names) or max(kinds) > EXTENT):
+            raise WireError("sample_table: a field names a name or kind that is not in the table")
+        ends: dict[int, int] = {}
+        for k, o, ln, pth in zip(kinds, offsets, lengths, paths):
+            if k == EXTENT:
+                if pth >= len(self.paths):
+                    raise WireError("sample_table: an extent names a path that is not in the table")
+            elif ln:
+                e = o + ln
+                if e > ends.get(k, -1):
+                    ends[k] = e
+        self.ends = ends  # per kind, the end of its last field with bytes
+        self.positions: list[int] = list(positions)
+        self.shards: list[int] = list(shards)
+        self.firsts: list[int] = [*firsts, m]
+        self.keys = [keys[a : a + b].decode("utf-8", "surrogateescape") for a, b in zip(koffs, klens)]
+        self.kinds: list[int] = list(kinds)
+        self.offsets: list[int] = list(offsets)
+        self.lengths: list[int] = list(lengths)
+        self.field_paths: list[int] = list(paths)
+        self.names = [names[i] for i in name_ids]  # per field
 
     def check(self, sizes: dict[int, int | None]) -> None:
         """Check that every field of a kind lies inside its buffer
         (sizes[kind]: its length; None: not there, and a field of that
-        kind with bytes is an error). Offsets and lengths are checked
-        apart, so no sum can wrap."""
-        f = self._f
-        for kind, size in sizes.items():
-            mask = f["kind"] == kind
-            if not mask.any():
-                continue
-            off, n = f["offset"][mask], f["length"][mask]
+        kind with bytes is an error)."""
+        for kind, end in self.ends.items():
+            size = sizes.get(kind)
             if size is None:
-                if n.any():
-                    raise WireError(f"sample_table: fields in {_KIND_NAMES[kind]}, which this stream does not have")
-                continue
-            if np.any(off > size) or np.any(n > size - np.minimum(off, size)):
+                raise WireError(f"sample_table: fields in {_KIND_NAMES[kind]}, which this stream does not have")
+            if end > size:
                 raise WireError(f"sample_table: a field runs past {_KIND_NAMES[kind]} ({size} bytes)")
 
 
