@@ -223,6 +223,18 @@ class S3TorchTars(IterableDataset):  # type: ignore[type-arg]
                 wds.tariterators.tar_file_expander([{"url": reader.key, "stream": reader}]))
 
 
+def stop_stokerd(d: Stokerd) -> None:
+    """Stop stokerd as a service manager does (SIGTERM), so it removes its
+    shared tier file; kill it if it takes more than 30 s."""
+    if d.proc is not None and d.proc.poll() is None:
+        d.proc.terminate()
+        try:
+            d.proc.wait(timeout=30)
+        except Exception:
+            d.kill()
+    d.proc = None
+
+
 def make_loaders(args: argparse.Namespace, urls: dict[str, str], endpoint: str, stokerd_bin: str,
                  root: Path) -> dict[str, Callable[[int, Path], tuple[float, float]]]:
     import webdataset as wds
@@ -248,7 +260,7 @@ def make_loaders(args: argparse.Namespace, urls: dict[str, str], endpoint: str, 
                     rates.append(epoch(dl, "__key__", "img.bin", n, size))
                 return rates[0], rates[1]
             finally:
-                d.kill()
+                stop_stokerd(d)
         return run
 
     def webdataset(cache: bool) -> Callable[[int, Path], tuple[float, float]]:
