@@ -454,7 +454,8 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
                 if batch.packed is not None and self.collate is None:
                     # Whole, and unmade until used; from a DataLoader worker
                     # with no decode it travels as a handle (stoker._stream).
-                    batch.packed.handed_off = handoff
+                    # Only a stream with a release ring: the receiver gives the leases back through it.
+                    batch.packed.handed_off = handoff and batch.packed.src.ring > 0
                     yield SampleBatch(batch.packed, urls, first, decode=self.decode)
                     continue
                 out: Any = (
