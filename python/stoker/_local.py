@@ -6,9 +6,11 @@ has one), with no setting: TCP stays for servers elsewhere. The socket is,
 in this order:
 
 1. ``$STOKER_SOCKET`` (a path, or ``unix:`` / ``unix://`` and a path);
-2. what the server says in ``Stats.host.unix_socket``, which it tells a
-   client connected from a loopback address (``stokerd --unix``; by
-   default ``<tmp>/stoker-<uid>/stokerd-<port>.sock``).
+2. for a loopback ``host:port`` and a plaintext client, the socket stokerd
+   serves by default for that port: ``<tmp>/stoker-<uid>/stokerd-<port>.sock``
+   (no call over TCP at all);
+3. what the server says in ``Stats.host.unix_socket``, which it tells a
+   client connected from a loopback address (``stokerd --unix PATH``).
 
 Before it is used the socket is checked: it must be a socket this process
 can connect to, and the server behind it must name the same socket (so it
@@ -21,6 +23,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import stat
+import tempfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,10 +76,21 @@ def _usable(path: str) -> str:
     return ""
 
 
-def find_socket(addr: str, stats: Any, env: dict[str, str] | None = None) -> LocalPath:
+def well_known(addr: str) -> str:
+    """The socket stokerd serves by default (--unix auto) for the port of
+    addr: ``<tmp>/stoker-<uid>/stokerd-<port>.sock``; "" without a port."""
+    port = addr.rsplit(":", 1)[-1] if ":" in addr else ""
+    if not port.isdigit():
+        return ""
+    return os.path.join(tempfile.gettempdir(), f"stoker-{os.getuid()}", f"stokerd-{int(port)}.sock")
+
+
+def find_socket(addr: str, stats: Any, env: dict[str, str] | None = None, *, plaintext: bool = True) -> LocalPath:
     """The socket a client of addr streams over. ``stats`` is a function
     that asks the server at addr for its Stats (called only for a loopback
-    TCP address with no $STOKER_SOCKET)."""
+    TCP address with no $STOKER_SOCKET and no socket at the well-known
+    path). A TLS client (``plaintext=False``) asks the server first, so a
+    handshake that fails says so."""
     env = os.environ if env is None else env
     own = socket_path(addr)
     if own:
@@ -88,6 +102,9 @@ def find_socket(addr: str, stats: Any, env: dict[str, str] | None = None) -> Loc
         return LocalPath("", f"$STOKER_SOCKET: {why}") if why else LocalPath(path, "$STOKER_SOCKET")
     if not is_loopback(addr):
         return LocalPath("", f"{addr} is not on this host: TCP")
+    known = well_known(addr) if plaintext else ""
+    if known and not _usable(known):
+        return LocalPath(known, "the server's default socket for its port")
     try:
         path = stats().host.unix_socket
     except Exception as err:  # the stream's own call will say what is wrong

@@ -417,6 +417,7 @@ class Client:
         self._local = local
         self._local_path: LocalPath | None = None  # found on the first stream
         self._local_channel: grpc.Channel | None = None  # to the unix socket, when it is not address
+        self._local_stub: loader_pb2_grpc.LoaderStub | None = None
         self._pid = os.getpid()
         self._tiers = TierMaps()  # the server's memory tier, mapped once for every shm stream
         self._lock = threading.Lock()  # guards _closed, _local_path and _local_channel
@@ -455,7 +456,8 @@ class Client:
             found = LocalPath("", "local=False")
         else:
             found = find_socket(self.address, lambda: self._stub.Stats(
-                loader_pb2.StatsRequest(), timeout=min(self.timeout or 10.0, 10.0), metadata=self._metadata))
+                loader_pb2.StatsRequest(), timeout=min(self.timeout or 10.0, 10.0), metadata=self._metadata),
+                plaintext=not self._tls)
         channel = None
         if found.socket and found.socket != _socket_of(self.address):
             channel, why = self._check_socket(found.socket)
@@ -464,6 +466,8 @@ class Client:
         with self._lock:
             if self._local_path is None:
                 self._local_path, self._local_channel = found, channel
+                if channel is not None:
+                    self._local_stub = loader_pb2_grpc.LoaderStub(channel)
             elif channel is not None:
                 channel.close()
             if self._local is True and not self._local_path.socket:
@@ -527,8 +531,11 @@ class Client:
         """Resolve a dataset URL (``s3://b/prefix/``, a brace list,
         ``file:///dir/``) on the server and return its manifest."""
         req = loader_pb2.OpenDatasetRequest(url=url, format=format)
+        # Over the unix socket once a stream found it (a DataLoader worker
+        # then never connects over TCP).
+        stub = self._local_stub or self._stub
         resp = self._unary(
-            "OpenDataset", lambda: self._stub.OpenDataset(req, timeout=self.timeout, metadata=self._metadata)
+            "OpenDataset", lambda: stub.OpenDataset(req, timeout=self.timeout, metadata=self._metadata)
         )
         d = resp.dataset
         return DatasetInfo(

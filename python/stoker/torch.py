@@ -425,6 +425,8 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         # A batch of raw bytes made in a DataLoader worker is handed over
         # to the main process as a handle when it lies in shared memory.
         handoff = get_worker_info() is not None and self.decode is None and self.handoff
+        if self.local is not False:
+            client.local_path()  # first: the manifest is then read over the unix socket too
         # The manifest of this epoch, for each sample's __url__ (a shard
         # index refers to it).
         urls = tuple(s.object for s in client.open_dataset(self.url, self.format).shards)

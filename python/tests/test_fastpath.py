@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 from conftest import Data
 from servers import S3Server, Stokerd
-from test_shm import poll
+from test_shm import poll, unix_stokerd  # noqa: F401 (a fixture)
 from test_shm_tier import start_tier_stokerd, stop, tier_url  # noqa: F401 (a fixture)
 from torch.utils.data import DataLoader
 
 import stoker
 from stoker import _wire
+from stoker._local import well_known
 from stoker._stream import SampleBatch
 from stoker.torch import StokerDataset
 
@@ -39,7 +40,8 @@ def tier_stokerd(stokerd_bin: str, s3_server: S3Server, tier_url: str) -> Iterat
 def test_tcp_client_finds_the_socket_and_takes_shared_memory(server: str, data: Data) -> None:
     with stoker.Client(server) as c, stoker.Client(server, local=False) as tcp:
         lp = c.local_path()
-        assert lp.socket.endswith(".sock") and "named it" in lp.reason, lp
+        # The server serves its default socket, found with no call over TCP.
+        assert lp == stoker.client.LocalPath(well_known(server), "the server's default socket for its port"), lp
         assert tcp.local_path().socket == "" and tcp.local_path().reason == "local=False"
         before = tcp.stats()
         fast = read(c, data.url)
@@ -52,6 +54,13 @@ def test_tcp_client_finds_the_socket_and_takes_shared_memory(server: str, data: 
     assert mid.shm_bytes_served + mid.shm_tier_bytes > before.shm_bytes_served + before.shm_tier_bytes
     assert after.shm_bytes_served + after.shm_tier_bytes == mid.shm_bytes_served + mid.shm_tier_bytes, \
         "local=False went through shared memory"
+
+
+def test_a_socket_elsewhere_is_named_by_the_server(unix_stokerd: Stokerd, data: Data) -> None:
+    with stoker.Client(unix_stokerd.address) as c:
+        lp = c.local_path()
+        assert lp.socket == str(unix_stokerd.root / "s.sock") and "named it" in lp.reason, lp
+        assert len(read(c, data.url)) == len(data.keys)
 
 
 def test_fields_outlive_the_stream(server: str, data: Data) -> None:
