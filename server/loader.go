@@ -53,8 +53,12 @@ func datasetProto(ds *prefetch.Dataset) *stokerv1.Dataset {
 	return out
 }
 
-func (l *loader) Stats(context.Context, *stokerv1.StatsRequest) (*stokerv1.StatsResponse, error) {
-	return l.s.Stats(), nil
+func (l *loader) Stats(ctx context.Context, _ *stokerv1.StatsRequest) (*stokerv1.StatsResponse, error) {
+	st := l.s.Stats()
+	if localPeer(ctx) {
+		st.Host.UnixSocket = l.s.cfg.Shm.Socket
+	}
+	return st, nil
 }
 
 func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stokerv1.Loader_StreamBatchesServer) error {
@@ -100,6 +104,9 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 	}
 	defer ready.close()
 	l.s.log.Debug("stream open", "url", req.GetUrl(), "epoch", req.GetEpoch(), "rank", b.Rank, "world", b.WorldSize, "start", start, "shm", req.GetShm())
+	if req.GetPacked() && ready == nil { // a pipeline's samples have no fields to pack
+		stream = packedStream{stream}
+	}
 	var shm *shmStream // nil: bytes travel in the messages
 	if req.GetShm() {
 		if shm, err = l.openShm(ctx, req, ds); err != nil {

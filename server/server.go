@@ -23,8 +23,8 @@ import (
 	"github.com/stoker-data/stoker/prefetch/dsindex"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 	"github.com/stoker-data/stoker/server/cluster"
-	"github.com/stoker-data/stoker/server/status"
 	"github.com/stoker-data/stoker/server/pipeline"
+	"github.com/stoker-data/stoker/server/status"
 )
 
 // Config configures a Server.

@@ -44,8 +44,9 @@ func newShmRegistry(dir string) *shmRegistry {
 }
 
 // open makes a region of size bytes: a file under the registry's folder,
-// mapped shared. The stream that opens it closes it.
-func (r *shmRegistry) open(size int) (*shmRegion, error) {
+// mapped shared, its first ringBytes a release ring when ring is set. The
+// stream that opens it closes it.
+func (r *shmRegistry) open(size int, ring bool) (*shmRegion, error) {
 	var idb [16]byte
 	if _, err := rand.Read(idb[:]); err != nil {
 		return nil, err
@@ -68,7 +69,11 @@ func (r *shmRegistry) open(size int) (*shmRegion, error) {
 	if err != nil {
 		return fail(err)
 	}
-	g := &shmRegion{reg: r, id: id, path: path, mem: mem, leases: map[uint64]*shmLease{}, room: make(chan struct{})}
+	// Lease ids start at 1: a ring slot the client never wrote holds 0.
+	g := &shmRegion{reg: r, id: id, path: path, mem: mem, leases: map[uint64]*shmLease{}, room: make(chan struct{}), next: 1}
+	if ring {
+		g.ring = ringBytes
+	}
 	r.mu.Lock()
 	r.regions[id] = g
 	r.mu.Unlock()
@@ -113,6 +118,7 @@ type shmRegion struct {
 	id, path   string
 	mem        []byte
 	closedOnce sync.Once
+	ring       int // bytes at the start that are the release ring (0: none); leases come after
 
 	mu     sync.Mutex // guards the fields below
 	closed bool
@@ -123,6 +129,9 @@ type shmRegion struct {
 	order  []*shmLease // live leases in allocation order
 	leases map[uint64]*shmLease
 	room   chan struct{} // closed and replaced when bytes are freed
+	// The ring's oddities: ids not held, and reads that found the
+	// client's counter past its bound.
+	ringUnknown, ringOverruns uint64
 }
 
 type shmLease struct {
@@ -160,7 +169,7 @@ func (g *shmRegion) attach(l *shmLease, unpins []func()) {
 // own leases: past the pin limit it goes on, and a step whose parts alone
 // fill the ring is an error.
 func (g *shmRegion) alloc(ctx context.Context, n int, pinned int64, step uint64) (*shmLease, error) {
-	size := int64(len(g.mem))
+	size := int64(len(g.mem) - g.ring)
 	if int64(n) > size {
 		return nil, fmt.Errorf("shm: %d bytes in a region of %d: %w", n, size, errTooBig)
 	}
@@ -171,6 +180,7 @@ func (g *shmRegion) alloc(ctx context.Context, n int, pinned int64, step uint64)
 			g.mu.Unlock()
 			return nil, errRegionClosed
 		}
+		g.readRingLocked()
 		pos := g.head % size
 		pad := int64(0)
 		if pos+int64(n) > size {
@@ -183,7 +193,7 @@ func (g *shmRegion) alloc(ctx context.Context, n int, pinned int64, step uint64)
 		ownStep := len(g.order) == 0 || g.order[0].step == step // every live lease is this step's
 		fits := g.head+pad+int64(n)-g.tail <= size
 		if fits && (g.pinned+pinned <= size || ownStep) {
-			l := &shmLease{id: g.next, start: g.head, end: g.head + pad + int64(n), off: int((g.head + pad) % size), n: n, pinned: pinned, step: step}
+			l := &shmLease{id: g.next, start: g.head, end: g.head + pad + int64(n), off: g.ring + int((g.head+pad)%size), n: n, pinned: pinned, step: step}
 			g.next++
 			g.head = l.end
 			g.pinned += pinned
@@ -204,10 +214,9 @@ func (g *shmRegion) alloc(ctx context.Context, n int, pinned int64, step uint64)
 			waited = true
 			g.reg.waits.Add(1)
 		}
-		select {
-		case <-room:
-		case <-ctx.Done():
-			return nil, ctx.Err()
+		g.waitRoom(ctx.Done(), room)
+		if err := ctx.Err(); err != nil {
+			return nil, err
 		}
 	}
 }
@@ -219,7 +228,13 @@ func (g *shmRegion) release(ids []uint64) (unknown int) {
 	if g.closed {
 		return len(ids)
 	}
-	freed := false
+	unknown, _ = g.releaseLocked(ids)
+	return unknown
+}
+
+// releaseLocked is release with g.mu held, g open; it also reports
+// whether bytes were freed (and waiters woken).
+func (g *shmRegion) releaseLocked(ids []uint64) (unknown int, freed bool) {
 	for _, id := range ids {
 		l, ok := g.leases[id]
 		if !ok {
@@ -251,22 +266,22 @@ func (g *shmRegion) release(ids []uint64) (unknown int) {
 		close(g.room)
 		g.room = make(chan struct{})
 	}
-	return unknown
+	return unknown, freed
 }
 
 // drain returns once no lease is held, or when ctx ends.
 func (g *shmRegion) drain(ctx context.Context) {
 	for {
 		g.mu.Lock()
+		g.readRingLocked()
 		if g.closed || len(g.order) == 0 {
 			g.mu.Unlock()
 			return
 		}
 		room := g.room
 		g.mu.Unlock()
-		select {
-		case <-room:
-		case <-ctx.Done():
+		g.waitRoom(ctx.Done(), room)
+		if ctx.Err() != nil {
 			return
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 
 	"google.golang.org/grpc/codes"
 	grpcpeer "google.golang.org/grpc/peer"
@@ -22,6 +23,10 @@ type ShmConfig struct {
 	RegionBytes int
 	// MaxRegionBytes caps what a client may ask for.
 	MaxRegionBytes int
+	// Socket is the unix socket the server is served on (stokerd --unix),
+	// told in Stats to clients on this host so they can switch to it and
+	// to shared memory; empty: none.
+	Socket string
 }
 
 // DefaultShmConfig returns the defaults.
@@ -41,6 +46,20 @@ type shmStream struct {
 	release   func()        // gives the region's bytes back to the limits
 }
 
+// localPeer says whether the caller is on this host: on the unix socket,
+// or on TCP from a loopback address.
+func localPeer(ctx context.Context) bool {
+	p, ok := grpcpeer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return false
+	}
+	if p.Addr.Network() == "unix" {
+		return true
+	}
+	ap, err := netip.ParseAddrPort(p.Addr.String())
+	return err == nil && ap.Addr().Unmap().IsLoopback()
+}
+
 // openShm makes the region of a stream that asked for shared memory. Only
 // a client on the server's unix socket is on the same host for sure.
 func (l *loader) openShm(ctx context.Context, req *stokerv1.StreamBatchesRequest, ds *prefetch.Dataset) (*shmStream, error) {
@@ -58,11 +77,15 @@ func (l *loader) openShm(ctx context.Context, req *stokerv1.StreamBatchesRequest
 	if need := l.s.cfg.MaxPartBytes; size < need {
 		return nil, invalid("shm_region_bytes", fmt.Sprintf("%d is under one message part (%d bytes)", size, need))
 	}
+	ring := 0 // a region with no room for a ring besides a whole part has none: the client calls ReleaseShm
+	if req.GetShmReleaseRing() && size >= l.s.cfg.MaxPartBytes+ringBytes {
+		ring = ringBytes
+	}
 	release, err := l.s.limits.acquire(ctx, 0, int64(size))
 	if err != nil {
 		return nil, err
 	}
-	g, err := l.s.shm.open(size)
+	g, err := l.s.shm.open(size, ring > 0)
 	if err != nil {
 		release()
 		return nil, status.Error(codes.ResourceExhausted, err.Error())
@@ -132,7 +155,7 @@ func (s *shmStream) place(ctx context.Context, msg *stokerv1.StreamBatchesRespon
 	msg.ShmLease = &stokerv1.ShmLease{Id: lease.id, Offset: uint64(lease.off), Length: uint64(lease.n)}
 	if !s.announced {
 		s.announced = true
-		msg.ShmRegion = &stokerv1.ShmRegion{Id: s.region.id, Path: s.region.path, Size: uint64(len(s.region.mem))}
+		msg.ShmRegion = &stokerv1.ShmRegion{Id: s.region.id, Path: s.region.path, Size: uint64(len(s.region.mem)), ReleaseRing: uint64(s.region.ring)}
 		if s.tier != nil {
 			msg.ShmTier = s.tier.region
 		}
@@ -149,7 +172,7 @@ func (s *shmStream) checkStep(samples []*prefetch.SampleData) error {
 	if s == nil || s.tier != nil {
 		return nil
 	}
-	size := int64(len(s.region.mem))
+	size := int64(len(s.region.mem) - s.region.ring)
 	total := int64(0)
 	for _, d := range samples {
 		total += int64(d.Size())

@@ -86,6 +86,7 @@ func runDoctor(ctx context.Context, o *doctorOptions, out io.Writer) error {
 		fmt.Fprintf(out, "server %s:\n", o.dial.addr)
 		printHost(out, st.GetHost())
 		printRegion(out, st.GetHost().GetMemoryRegion())
+		fmt.Fprintf(out, "  client path:   %s\n", clientPath(o.dial.addr, st, os.Getenv))
 		fmt.Fprintf(out, "  shm:           %d regions (%s), %d leases (%s), %s delivered\n", st.GetShmRegions(),
 			humanize.IBytes(st.GetShmRegionBytes()), st.GetShmLeases(), humanize.IBytes(st.GetShmLeasedBytes()), humanize.IBytes(st.GetShmBytesServed()))
 	}
@@ -182,7 +183,7 @@ func plan(h gpu.Host, memory uint64, mode server.MemoryRegion, sockGiven, sockOK
 	case sockGiven:
 		out = append(out, "local delivery: gRPC: the unix socket is missing, so no shared memory")
 	default:
-		out = append(out, "local delivery: shared memory in "+h.ShmDir+" once stokerd serves --unix PATH; gRPC otherwise")
+		out = append(out, "local delivery: shared memory in "+h.ShmDir+" over stokerd's unix socket (by default <tmp>/stoker-<uid>/stokerd-<port>.sock), which clients on this host find; gRPC otherwise")
 	}
 	if h.CuFile {
 		out = append(out, "disk → gpu:    GPUDirect Storage (cuFile)")

@@ -114,7 +114,7 @@ func defineFlags(fs *pflag.FlagSet) *flags {
 	var f flags
 	fs.StringVar(&f.config, "config", "", "read settings from this YAML or TOML `file` (keys: the flags' names); the command line and the environment win over it")
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:7470", "gRPC address (host:port)")
-	fs.StringVar(&f.unix, "unix", "", "also serve gRPC on this unix socket path")
+	fs.StringVar(&f.unix, "unix", socketAuto, "also serve gRPC on this unix socket path, named to local clients for shared memory (auto: <tmp>/stoker-<uid>/stokerd-<port>.sock; empty: none)")
 	fs.StringVar(&f.http, "http", "127.0.0.1:7471", "HTTP address for /metrics, /healthz and the prefetch API (empty: off)")
 	fs.StringVar(&f.cacheDir, "cache-dir", defaultCacheDir(), "folder for the disk tier, manifests and indexes")
 	fs.StringVar(&f.memory, "memory-cache", "1GiB", "size of the memory tier")

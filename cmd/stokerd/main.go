@@ -123,6 +123,12 @@ func run(f flags) error {
 		return err
 	}
 	cfg.Cluster = node
+	ul, socket, err := listenUnix(f.unix, lis.Addr(), log)
+	if err != nil {
+		lis.Close()
+		return err
+	}
+	cfg.Shm.Socket = socket
 	srv, err := server.New(cfg, sources, log)
 	if err != nil {
 		return err
@@ -133,12 +139,7 @@ func run(f flags) error {
 		defer node.Close()
 	}
 	go func() { errc <- srv.Serve(lis) }()
-	if f.unix != "" {
-		_ = os.Remove(f.unix)
-		ul, err := net.Listen("unix", f.unix)
-		if err != nil {
-			return err
-		}
+	if ul != nil {
 		go func() { errc <- srv.Serve(ul) }()
 	}
 	var hs *http.Server
@@ -163,7 +164,7 @@ func run(f flags) error {
 		"cufile_reason", host.CuFileReason, "shm_dir", host.ShmDir)
 	log.Info("pipeline", "jpeg_decoder", pipeline.JPEGDecoder, "workers", cmp.Or(max(f.pipelineWorkers, 0), runtime.GOMAXPROCS(0)))
 	endpoint, pathStyle := s3.Endpoint()
-	log.Info("stokerd serving", "grpc", lis.Addr().String(), "tls", tlsMode(f), "unix", f.unix, "http", f.http, "http_tls", f.sec.httpTLS,
+	log.Info("stokerd serving", "grpc", lis.Addr().String(), "tls", tlsMode(f), "unix", socket, "http", f.http, "http_tls", f.sec.httpTLS,
 		"auth", tokens != nil, "file_roots", f.sec.fileRoots.String(), "s3_prefixes", f.sec.s3Prefixes.String(),
 		"memory_cache", humanize.IBytes(mem), "disk_cache", humanize.IBytes(disk), "cache_dir", f.cacheDir,
 		"s3_endpoint", endpoint, "s3_path_style", pathStyle)

@@ -24,6 +24,8 @@ import grpc
 from . import errors
 from .auth import TokenFile, token_metadata
 from .gds import PATHS as GDS_PATHS
+from ._local import LocalPath, find_socket
+from ._stream import read_stream
 from .shm import ShmReader, TierMap, TierMaps
 from .split import rank_count
 from .tls import PathLike, TLSFiles, handshake_error, is_local
@@ -100,27 +102,50 @@ class Sample:
         return d
 
 
-@dataclass
 class Batch:
     """One rank's batch of one step. ``cursor`` is where the next step
     starts: pass it as ``start`` to resume. A rank's batch at the short last
-    step of an epoch may be empty."""
+    step of an epoch may be empty. ``samples`` is made on first use from a
+    packed stream's tables (see stoker._stream)."""
 
-    epoch: int
-    step: int
-    rank: int
-    samples: list[Sample]
-    cursor: Cursor
-    parts: int = 1  # messages the server sent this batch in
-    # A columnar (Parquet/Arrow) dataset's rows come as Arrow IPC streams,
-    # one per message, instead of samples; row_shards[i] is row i's shard
-    # and first_position the position of the first row.
-    arrow_ipc: list[bytes] = field(default_factory=list)
-    row_shards: list[int] = field(default_factory=list)
-    first_position: int | None = None
-    # A stream with a pipeline (stream(transform=...)) has its tensors
-    # here, and samples without fields (see stoker.pipeline).
-    ready: Any = None
+    def __init__(
+        self,
+        epoch: int,
+        step: int,
+        rank: int,
+        samples: list[Sample] | None,
+        cursor: Cursor,
+        parts: int = 1,  # messages the server sent this batch in
+        # A columnar (Parquet/Arrow) dataset's rows come as Arrow IPC streams,
+        # one per message, instead of samples; row_shards[i] is row i's shard
+        # and first_position the position of the first row.
+        arrow_ipc: list[bytes] | None = None,
+        row_shards: list[int] | None = None,
+        first_position: int | None = None,
+        *,
+        packed: Any = None,
+        ready: Any = None,
+    ) -> None:
+        self.epoch, self.step, self.rank, self.cursor, self.parts = epoch, step, rank, cursor, parts
+        self._samples = samples
+        self.arrow_ipc: list[bytes] = arrow_ipc if arrow_ipc is not None else []
+        self.row_shards: list[int] = row_shards if row_shards is not None else []
+        self.first_position = first_position
+        self.packed = packed  # a stoker._stream.PackedBatch, or None
+        # A stream with a pipeline (stream(transform=...)) has its tensors
+        # here, and samples without fields (see stoker.pipeline).
+        self.ready = ready
+
+    @property
+    def samples(self) -> list[Sample]:
+        """The batch's samples (made from the packed tables on first use)."""
+        if self._samples is None:
+            self._samples = self.packed.samples() if self.packed is not None else []
+        return self._samples
+
+    def __repr__(self) -> str:
+        return (f"Batch(epoch={self.epoch}, step={self.step}, rank={self.rank}, rows={self.num_rows}, "
+                f"cursor={self.cursor}, parts={self.parts})")
 
     @property
     def columnar(self) -> bool:
@@ -130,7 +155,11 @@ class Batch:
     @property
     def num_rows(self) -> int:
         """Samples, or a columnar batch's rows."""
-        return len(self.row_shards) if self.arrow_ipc else len(self.samples)
+        if self.arrow_ipc:
+            return len(self.row_shards)
+        if self._samples is None and self.packed is not None:
+            return int(self.packed.n)
+        return len(self.samples)
 
     def to_arrow(self) -> Any:
         """A columnar batch's rows as one pyarrow.Table (needs pyarrow)."""
@@ -348,6 +377,13 @@ class Client:
     :mod:`stoker.tls`); a plaintext client on a TLS port gets
     PermissionDenied.
 
+    Local fast path: ``local=None`` (the default) streams over the
+    server's unix socket with shared memory when the server is on this
+    host (``$STOKER_SOCKET``, or the socket the server names to a loopback
+    client: see :mod:`stoker._local` and :meth:`local_path`); fields are
+    then still ``bytes`` of their own. ``local=False`` keeps streams on
+    ``address``; ``local=True`` fails when there is no local path.
+
     A Client is safe to use from several threads. After ``os.fork`` a child
     must make its own Client (the torch dataset does this by itself).
     """
@@ -367,6 +403,7 @@ class Client:
         tls_cert: PathLike | None = None,
         tls_key: PathLike | None = None,
         token_file: PathLike | None = None,
+        local: bool | None = None,
     ) -> None:
         addr = address or os.environ.get("STOKER_SERVER") or DEFAULT_SERVER
         if addr.startswith("grpc://"):
@@ -392,17 +429,26 @@ class Client:
             ("grpc.initial_reconnect_backoff_ms", int(backoff[0] * 1000)),
             ("grpc.min_reconnect_backoff_ms", int(backoff[0] * 1000)),
             ("grpc.max_reconnect_backoff_ms", int(backoff[1] * 1000)),
+            # Streams read on the iterating thread, not handed over from
+            # gRPC's channel-spin thread message by message: about twice the
+            # batches per second (grpc.experimental.ChannelOptions).
+            ("SingleThreadedUnaryStream", 1),
             *options,
         ]
+        self._opts = opts
         self._channel = (
             grpc.secure_channel(addr, credentials, options=opts)
             if credentials is not None
             else grpc.insecure_channel(addr, options=opts)
         )
         self._stub = loader_pb2_grpc.LoaderStub(self._channel)
+        self._local = local
+        self._local_path: LocalPath | None = None  # found on the first stream
+        self._local_channel: grpc.Channel | None = None  # to the unix socket, when it is not address
+        self._local_stub: loader_pb2_grpc.LoaderStub | None = None
         self._pid = os.getpid()
         self._tiers = TierMaps()  # the server's memory tier, mapped once for every shm stream
-        self._lock = threading.Lock()  # guards _closed
+        self._lock = threading.Lock()  # guards _closed, _local_path and _local_channel
         self._closed = False
 
     @property
@@ -424,7 +470,51 @@ class Client:
             self._closed = True
         if os.getpid() == self._pid:
             self._channel.close()
+            if self._local_channel is not None:
+                self._local_channel.close()
             self._tiers.close()
+
+    def local_path(self) -> LocalPath:
+        """The unix socket this client's streams take (``socket``, "" for
+        none) and why: found once, on the first call or stream."""
+        with self._lock:
+            if self._local_path is not None:
+                return self._local_path
+        if self._local is False:
+            found = LocalPath("", "local=False")
+        else:
+            found = find_socket(self.address, lambda: self._stub.Stats(
+                loader_pb2.StatsRequest(), timeout=min(self.timeout or 10.0, 10.0), metadata=self._metadata),
+                plaintext=not self._tls)
+        channel = None
+        if found.socket and found.socket != _socket_of(self.address):
+            channel, why = self._check_socket(found.socket)
+            if channel is None:
+                found = LocalPath("", why)
+        with self._lock:
+            if self._local_path is None:
+                self._local_path, self._local_channel = found, channel
+                if channel is not None:
+                    self._local_stub = loader_pb2_grpc.LoaderStub(channel)
+            elif channel is not None:
+                channel.close()
+            if self._local is True and not self._local_path.socket:
+                raise errors.InvalidArgument(f"stoker: local=True, but there is no local path: {self._local_path.reason}")
+            return self._local_path
+
+    def _check_socket(self, path: str) -> tuple[grpc.Channel | None, str]:
+        """A channel to the unix socket path, when the server behind it
+        names the same socket; else None and why."""
+        ch = grpc.insecure_channel(f"unix://{path}", options=self._opts)
+        try:
+            st = loader_pb2_grpc.LoaderStub(ch).Stats(loader_pb2.StatsRequest(), timeout=10.0, metadata=self._metadata)
+        except grpc.RpcError as err:
+            ch.close()
+            return None, f"{path}: {errors.from_rpc_error(err, op='Stats', target=path)}"
+        if st.host.unix_socket != path:
+            ch.close()
+            return None, f"{path} is another server's (it names {st.host.unix_socket or 'no socket'})"
+        return ch, ""
 
     @property
     def shm_tier(self) -> TierMap | None:
@@ -472,8 +562,11 @@ class Client:
         the server loads every shard's index for them, a read of every
         shard the first time unless ``stoker index`` wrote one."""
         req = loader_pb2.OpenDatasetRequest(url=url, format=format, fields=fields)
+        # Over the unix socket once a stream found it (a DataLoader worker
+        # then never connects over TCP).
+        stub = self._local_stub or self._stub
         resp = self._unary(
-            "OpenDataset", lambda: self._stub.OpenDataset(req, timeout=self.timeout, metadata=self._metadata)
+            "OpenDataset", lambda: stub.OpenDataset(req, timeout=self.timeout, metadata=self._metadata)
         )
         d = resp.dataset
         return DatasetInfo(
@@ -590,7 +683,7 @@ class Client:
         start: int | Cursor = 0,
         format: str = "",
         columns: Sequence[str] = (),
-        shm: bool | str = False,
+        shm: bool | str | None = None,
         shm_region_bytes: int = 0,
         shm_tier: bool = True,
         gds: bool | str | Sequence[str] = False,
@@ -626,6 +719,12 @@ class Client:
         decode and augment the samples: each Batch's ``ready`` holds the
         tensors (with shm, arrays over the region; see stoker.pipeline).
 
+        ``shm=None`` (the default) takes the local fast path when there is
+        one (see the class doc): shared memory and the shared tier, with
+        fields copied once into ``bytes`` of their own, so they outlive the
+        stream like TCP's; ``shm=False`` streams over ``address``. A stream
+        with a ``transform`` takes shared memory only when asked (``shm=True``).
+
         Each yielded Batch is whole, however many messages it came in. On
         UNAVAILABLE the stream reconnects and resumes from the last batch's
         cursor; it gives up after ``retries`` failures in a row. Closing the
@@ -645,6 +744,12 @@ class Client:
             unknown = [p for p in gds_paths if p not in GDS_PATHS]
             if unknown or not gds_paths:
                 raise errors.InvalidArgument(f"gds paths {gds_paths}: want some of {GDS_PATHS}")
+        views = bool(shm) or bool(gds)  # asked for: fields are views, valid until the next batch
+        use_shm, use_gds = views, bool(gds)
+        if shm is None and not gds and transform is None and self.local_path().socket:
+            # The local fast path: shared memory, the shared tier, and the
+            # disk tier's files read here (extents), each field copied once.
+            use_shm = use_gds = True
         return self._stream(
             dict(
                 url=url,
@@ -658,17 +763,29 @@ class Client:
                 no_shuffle=not shuffle,
                 drop_last=drop_last,
                 columns=list(columns),
-                shm=bool(shm) or bool(gds),
-                shm_region_bytes=shm_region_bytes or (transform.region_bytes(batch_size) if shm and transform else 0),
-                shm_tier=(bool(shm) or bool(gds)) and shm_tier,
-                gds=bool(gds),
+                shm=use_shm,
+                shm_region_bytes=shm_region_bytes or (transform.region_bytes(batch_size) if use_shm and transform else 0),
+                shm_tier=use_shm and shm_tier,
+                gds=use_gds,
+                packed=transform is None,
+                shm_release_ring=use_shm,
                 **({} if transform is None else {"pipeline": transform.to_proto(seed)}),
             ),
             start,
             plan_version,
             pin=shm == "pinned",
             gds_paths=gds_paths,
+            copy=not views,
         )
+
+    def _stream_channel(self, shm: bool) -> grpc.Channel:
+        """The channel a stream takes: the unix socket for shared memory
+        when address is not one already, else address's."""
+        if shm and not _socket_of(self.address):
+            self.local_path()
+            if self._local_channel is not None:
+                return self._local_channel
+        return self._channel
 
     def _stream(
         self,
@@ -677,28 +794,41 @@ class Client:
         plan_version: int = 0,
         pin: bool = False,
         gds_paths: list[str] | None = None,
+        copy: bool = True,
     ) -> Iterator[Batch]:
         failures = 0
+        channel = self._stream_channel(fixed["shm"])
+        call_stream = channel.unary_stream(
+            "/stoker.v1.Loader/StreamBatches",
+            request_serializer=loader_pb2.StreamBatchesRequest.SerializeToString,
+            response_deserializer=None,  # bytes: stoker._wire reads them
+        )
+        stub = self._stub if channel is self._channel else loader_pb2_grpc.LoaderStub(channel)
         while True:
             req = loader_pb2.StreamBatchesRequest(
                 cursor=loader_pb2.Cursor(epoch=fixed["epoch"], position=position, plan_version=plan_version), **fixed
             )
-            call = self._stub.StreamBatches(req, metadata=self._metadata)
-            parts: list[loader_pb2.Sample] = []
+            call = call_stream(req, metadata=self._metadata)
+            pending: list[Any] = []
             shm = (
-                ShmReader(self._stub, self._metadata, self.timeout, pin=pin, gds=fixed["gds"], gds_paths=gds_paths,
+                ShmReader(stub, self._metadata, self.timeout, pin=pin, gds=fixed["gds"], gds_paths=gds_paths,
                           tiers=self._tiers if fixed["shm_tier"] else None)
                 if fixed["shm"]
                 else None
             )
             try:
-                for batch in _assemble(call, parts, shm):
+                for batch in read_stream(call, pending, shm, copy, _stream_error_or):
                     position, plan_version = batch.cursor.position, batch.cursor.plan_version
                     failures = 0
                     yield batch
                     if shm is not None:
+                        packed = batch.packed
+                        if packed is not None and packed.handed_off:
+                            shm.take_leases()  # the receiver of the handoff gives them back
+                        elif packed is not None and copy:
+                            packed.materialize()  # copies out, while the bytes are leased
                         shm.release()
-                if parts:
+                if pending:
                     raise errors.StokerError(
                         f"stoker StreamBatches at {self.address}: stream ended inside step "
                         f"(after position {position}) without a final message"
@@ -746,64 +876,6 @@ class Client:
         return list(self.iter_samples(url, batch_size=batch_size, progress=progress, **stream_args))
 
 
-def _assemble(
-    call: Iterator[loader_pb2.StreamBatchesResponse], parts: list[loader_pb2.Sample], shm: ShmReader | None = None
-) -> Iterator[Batch]:
-    """Put the messages of each step back together. ``parts`` holds the
-    samples of a step still in progress, so the caller can tell a stream
-    that stopped inside a step. With ``shm`` fields are views into its
-    region or the memory tier (or Extents, in a gds stream)."""
-    messages = 0
-    ready: Any = None  # a pipeline stream's tensors (stoker.pipeline.ReadyAssembler)
-    arrow: list[bytes] = []
-    row_shards: list[int] = []
-    first: int | None = None
-    for msg in call:
-        if shm is not None:
-            try:
-                shm.receive(msg)
-            except Exception as err:
-                # A stream the server failed takes its region file with it,
-                # so a client behind on its messages cannot map it: the
-                # server's error, if one follows, is the one that says why.
-                raise _stream_error_or(call, err) from None
-        parts.extend(msg.samples)
-        if msg.tensors:
-            if ready is None:
-                from .pipeline import ReadyAssembler
-
-                ready = ReadyAssembler()
-            ready.add(msg, shm)
-        if msg.arrow_ipc:
-            if first is None:
-                first = msg.first_position
-            arrow.append(msg.arrow_ipc)
-            row_shards.extend(msg.row_shards)
-        messages += 1
-        if not msg.final:
-            continue
-        if ready is not None:
-            samples = [Sample(s.key, s.position, s.shard, {}) for s in parts]
-        elif shm is not None:
-            samples = [Sample(s.key, s.position, s.shard, shm.fields(s)) for s in parts]
-        else:
-            samples = [Sample(s.key, s.position, s.shard, {f.name: f.data for f in s.fields}) for s in parts]
-        parts.clear()
-        yield Batch(
-            epoch=msg.epoch,
-            step=msg.step,
-            rank=msg.rank,
-            samples=samples,
-            cursor=Cursor(msg.cursor.epoch, msg.cursor.position, msg.cursor.plan_version),
-            parts=messages,
-            arrow_ipc=arrow,
-            row_shards=row_shards,
-            first_position=first,
-            ready=ready.finish() if ready is not None else None,
-        )
-        messages, arrow, row_shards, first = 0, [], [], None
-
-
 # How many messages, and for how long, a stream whose message the client
 # could not take in (its region cannot be mapped) is read on for the
 # server's own error. A stream the server did not fail may be waiting for
@@ -835,6 +907,12 @@ def _stream_error_or(call: Any, err: BaseException) -> BaseException:
     finally:
         timer.cancel()
     return err
+
+
+def _socket_of(addr: str) -> str:
+    from ._local import socket_path
+
+    return socket_path(addr)
 
 
 def _tqdm(progress: bool | None) -> Any:

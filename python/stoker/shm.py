@@ -44,7 +44,7 @@ from . import errors
 from .gds import Extent, ExtentReader, _frombuffer
 from .v1 import loader_pb2
 
-__all__ = ["ShmReader", "TierMap", "TierMaps", "as_numpy", "as_tensor"]
+__all__ = ["ReleaseRing", "ShmReader", "TierMap", "TierMaps", "as_numpy", "as_tensor"]
 
 _log = logging.getLogger("stoker.shm")
 
@@ -80,20 +80,37 @@ class ShmReader:
         self._metadata = metadata
         self._timeout = timeout
         self.region = ""
+        self.path = ""  # the region's file
+        self.size = 0
         self._map: mmap.mmap | None = None
         self._view: memoryview | None = None
         self._tiers = tiers
         self.tier: TierMap | None = None
         self._tier_view: memoryview | None = None
         self._leases: list[int] = []
+        self.ring: ReleaseRing | None = None  # where leases are released, when the server made one
         self.extents = ExtentReader(gds_paths) if gds else None
 
-    def receive(self, msg: loader_pb2.StreamBatchesResponse) -> None:
+    @property
+    def map(self) -> mmap.mmap | None:
+        """The region's mapping (None before the first message)."""
+        return self._map
+
+    def receive(self, msg: Any) -> None:
         """Map the region (and find the tier's mapping) on the first
         message; note the message's lease. A region that cannot be mapped
         raises StokerError naming it."""
-        if msg.HasField("shm_region") and self._map is None:
-            path, size = msg.shm_region.path, msg.shm_region.size
+        region = msg.shm_region if msg.HasField("shm_region") else None
+        tier = msg.shm_tier if msg.HasField("shm_tier") else None
+        lease = msg.shm_lease.id if msg.HasField("shm_lease") else None
+        self.take(region, tier, lease)
+
+    def take(self, region: Any, tier: Any, lease: int | None) -> None:
+        """receive's work, from a message's region, tier and lease id
+        (each None when the message has none)."""
+        msg_region = region
+        if msg_region is not None and self._map is None:
+            path, size = msg_region.path, msg_region.size
             try:
                 self._map, writable = _map_region(path, size)
             except OSError as err:
@@ -105,19 +122,28 @@ class ShmReader:
                     "must run on the server's host as a user that may open it)"
                 ) from err
             self._view = memoryview(self._map)
-            self.region = msg.shm_region.id
+            self.region = msg_region.id
+            self.path, self.size = path, size
+            if msg_region.release_ring and writable:  # else: ReleaseShm
+                self.ring = ReleaseRing(self._map, msg_region.release_ring, path)
             if self._pin:
-                self._pin_region(msg.shm_region.path, writable)
-        if msg.HasField("shm_tier") and self.tier is None:
+                self._pin_region(msg_region.path, writable)
+        if tier is not None and self.tier is None:
             if self._tiers is None:
-                raise RuntimeError(f"stoker: the server sent its memory tier {msg.shm_tier.path}, "
+                raise RuntimeError(f"stoker: the server sent its memory tier {tier.path}, "
                                    "but the stream did not ask for it")
-            self.tier = self._tiers.get(msg.shm_tier.path, msg.shm_tier.size, pin=self._pin)
+            self.tier = self._tiers.get(tier.path, tier.size, pin=self._pin)
             self._tier_view = self.tier.view
-        if msg.HasField("shm_lease"):
+        if lease is not None:
             if self._view is None:
-                raise RuntimeError(f"stoker: shm lease {msg.shm_lease.id} before its region")
-            self._leases.append(msg.shm_lease.id)
+                raise RuntimeError(f"stoker: shm lease {lease} before its region")
+            self._leases.append(lease)
+
+    def take_leases(self) -> list[int]:
+        """The current batch's leases, which the caller now owns (they are
+        no longer released by release())."""
+        ids, self._leases = self._leases, []
+        return ids
 
     def _pin_region(self, path: str, writable: bool) -> None:
         why = _cuda_missing()
@@ -172,6 +198,8 @@ class ShmReader:
         if not self._leases:
             return
         ids, self._leases = self._leases, []
+        if self.ring is not None and self.ring.release(ids):
+            return
         req = loader_pb2.ReleaseShmRequest(region=self.region, leases=ids)
         try:
             self._stub.ReleaseShm(req, timeout=self._timeout, metadata=self._metadata)
@@ -184,6 +212,7 @@ class ShmReader:
         """Drop the region's mapping (views still held keep it alive until
         they go). The tier's mapping is the Client's: it stays."""
         self._leases = []
+        self.ring = None
         self.tier, self._tier_view = None, None
         if self.extents is not None:
             self.extents.close()
@@ -192,6 +221,49 @@ class ShmReader:
             self._pinned = None
         _unmap(self._map, self._view)
         self._map, self._view = None, None
+
+
+class ReleaseRing:
+    """The release ring at the start of a stream's region
+    (``StreamBatchesRequest.shm_release_ring``; server/shm_ring.go has the
+    layout): a lease is given back by writing its id and bumping the
+    written counter, with no call to the server. One writer per ring:
+    calls are serialised by a lock, so any thread of the process may
+    release. ``release`` returns False when the ring has no room (the
+    server has not read it yet): the caller then uses ReleaseShm."""
+
+    _FIRST = 64
+
+    def __init__(self, m: mmap.mmap, size: int, path: str) -> None:
+        if size < self._FIRST + 8 or size > len(m) or size % 8:
+            raise errors.StokerError(f"stoker: the release ring of {path} has a bad size {size}")
+        import numpy as np
+
+        self._mmap = m  # held: the views below need it mapped
+        words = np.frombuffer(m, dtype="<u8", count=size // 8)
+        self._counters = words[:2]  # written (ours), read (the server's)
+        self._slots = words[self._FIRST // 8 :]
+        self.size = size
+        self._lock = threading.Lock()  # guards the written counter and the slots past it
+
+    def release(self, ids: list[int]) -> bool:
+        """Write ids to the ring; False (nothing written) when they do not fit."""
+        with self._lock:
+            c = self._counters
+            written, read = int(c[0]), int(c[1])
+            slots = self._slots
+            n = len(slots)
+            if written - read + len(ids) > n or read > written:
+                return False
+            for k, lease in enumerate(ids):
+                slots[(written + k) % n] = lease
+            c[0] = written + len(ids)  # after the slots: the server reads up to it
+            return True
+
+    def pending(self) -> int:
+        """Ids written that the server has not read yet."""
+        c = self._counters
+        return int(c[0]) - int(c[1])
 
 
 class TierMap:
@@ -226,6 +298,11 @@ class TierMap:
 
     def __repr__(self) -> str:
         return f"TierMap({self.path!r}, size={self.size}, pinned={self.pinned})"
+
+    @property
+    def map(self) -> mmap.mmap:
+        """The mapping itself (slicing it copies: bytes of their own)."""
+        return self._mmap
 
     def is_file(self, path: str, size: int) -> bool:
         """Whether path names the mapped file at this size: the same inode,

@@ -70,6 +70,7 @@ import torch.distributed as dist
 from torch.utils.data import IterableDataset, get_worker_info
 
 from . import errors
+from ._stream import SampleBatch, dicts_of
 from .client import Batch, Client, Cursor, Sample
 from .decode import DecodeOption, decoder_for
 from .split import worker_split
@@ -264,8 +265,11 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
             image modes ("rgb8", "l8", "rgb", "torchrgb", "torchrgb8",
             "pil", … stoker.decode.IMAGE_MODES) for those fields with
             images in that mode, or a function of the sample dict.
-        batched: yield each server batch as a list of samples (use with
-            ``DataLoader(batch_size=None)``) instead of one sample at a time.
+        batched: yield each server batch (use with
+            ``DataLoader(batch_size=None)``, which passes it through as it
+            is) instead of one sample at a time: a stoker._stream.SampleBatch,
+            a sequence of sample dicts made on first use (``list(b)``
+            makes a list), or with ``collate`` a list.
         collate: with batched, applied to each list of samples.
         token: bearer token for the server.
         tls_ca, tls_cert, tls_key: PEM files of a TLS server (see
@@ -280,6 +284,15 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         transform: a :class:`stoker.pipeline.Transform`: the server decodes
             and augments, and each item is a ready batch of tensors (see
             stoker.pipeline_torch; use ``DataLoader(batch_size=None)``).
+        local: take the local fast path (the server's unix socket and
+            shared memory, see stoker.Client) when the server is on this
+            host (None, the default), never (False) or always (True: an
+            error without one). Fields are ``bytes`` either way.
+        handoff: with ``batched=True``, no ``decode`` and no ``collate``,
+            a batch made in a DataLoader worker from shared memory crosses
+            to the main process as a handle, and the main process copies
+            its bytes from the same shared memory (stoker._stream), so
+            the bytes go through no pipe; False pickles them as usual.
     """
 
     def __init__(
@@ -305,6 +318,8 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         tls_cert: PathLike | None = None,
         tls_key: PathLike | None = None,
         transform: Any = None,
+        local: bool | None = None,
+        handoff: bool = True,
     ) -> None:
         super().__init__()
         _check_arguments(url, batch_size, seed, epoch, shuffle_window, format, collate)
@@ -326,6 +341,8 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         self.format = format
         self.columns = list(columns or ())
         self.transform = transform  # stoker.pipeline.Transform: ready batches
+        self.local = local
+        self.handoff = handoff
         self._epoch = _SharedEpoch(epoch)
         self._progress = _SharedProgress()
         # In the main process: the StokerDataLoader reading this dataset,
@@ -478,7 +495,8 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
     def _get_client(self) -> Client:
         if self._client is None or self._client_pid != os.getpid():
             tls = self.tls or TLSFiles()
-            self._client = Client(self.server, token=self.token, tls_ca=tls.ca, tls_cert=tls.cert, tls_key=tls.key)
+            self._client = Client(self.server, token=self.token, tls_ca=tls.ca, tls_cert=tls.cert, tls_key=tls.key,
+                                  local=self.local)
             self._client_pid = os.getpid()
         return self._client
 
@@ -505,6 +523,11 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
 
             yield from ready_batches(self, client, pos, vrank, vworld)
             return
+        # A batch of raw bytes made in a DataLoader worker is handed over
+        # to the main process as a handle when it lies in shared memory.
+        handoff = get_worker_info() is not None and self.decode is None and self.handoff
+        if self.local is not False:
+            client.local_path()  # first: the manifest is then read over the unix socket too
         # The manifest of this epoch, for each sample's __url__ (a shard
         # index refers to it).
         urls = tuple(s.object for s in client.open_dataset(self.url, self.format).shards)
@@ -534,17 +557,24 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
                 continue
             if self.batched:
                 pos.position, pos.skip = batch.cursor.position, 0
+                if batch.packed is not None and self.collate is None:
+                    # Whole, and unmade until used; from a DataLoader worker
+                    # with no decode it travels as a handle (stoker._stream).
+                    # Only a stream with a release ring: the receiver gives the leases back through it.
+                    batch.packed.handed_off = handoff and batch.packed.src.ring > 0
+                    yield SampleBatch(batch.packed, urls, first, decode=self.decode)
+                    continue
                 out: Any = (
                     self._columnar_batch(batch, urls, first)
                     if batch.columnar
-                    else [self._sample(s, urls) for s in batch.samples[first:]]
+                    else self._dicts(batch, urls, first)
                 )
                 yield self.collate(out) if self.collate is not None else out
                 continue
             items: Any = (
                 self._columnar_rows(batch, urls, first)
                 if batch.columnar
-                else (self._sample(s, urls) for s in batch.samples[first:])
+                else self._dicts(batch, urls, first)
             )
             for i, s in enumerate(items, start=first + 1):
                 # The state says what has been yielded once this sample is:
@@ -569,6 +599,13 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         out: dict[str, Any] = dict(columns_to_tensors(arrow.record_batch(batch).slice(first)))
         out["__url__"] = [urls[i] for i in batch.row_shards[first:]]
         return out
+
+    def _dicts(self, batch: Batch, urls: tuple[str, ...], first: int) -> list[Any]:
+        """The batch's samples from first on as (decoded) dicts."""
+        if batch.packed is not None:
+            out = dicts_of(batch.packed, urls, first)
+            return [self.decode(d) for d in out] if self.decode is not None else out
+        return [self._sample(s, urls) for s in batch.samples[first:]]
 
     def _sample(self, s: Sample, urls: tuple[str, ...]) -> Any:
         d = s.to_dict(urls[s.shard] if s.shard < len(urls) else None)

@@ -146,7 +146,7 @@ def test_gds_paths_given_to_the_stream(unix_stokerd: Stokerd, data: Data) -> Non
 
 
 def test_gds_over_tcp_is_refused(unix_stokerd: Stokerd, data: Data) -> None:  # noqa: F811
-    with stoker.Client(unix_stokerd.address) as c, pytest.raises(stoker.StokerError, match="unix socket"):
+    with stoker.Client(unix_stokerd.address, local=False) as c, pytest.raises(stoker.StokerError, match="unix socket"):
         list(c.stream(data.url, batch_size=8, gds=True))
 
 

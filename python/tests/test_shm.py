@@ -132,5 +132,6 @@ def test_killed_client_releases_its_leases(unix_stokerd: Stokerd, data: Data) ->
 
 
 def test_shm_over_tcp_is_refused(unix_stokerd: Stokerd, data: Data) -> None:
-    with stoker.Client(unix_stokerd.address) as c, pytest.raises(stoker.StokerError, match="unix socket"):
+    # local=False: the client would otherwise find the server's socket itself.
+    with stoker.Client(unix_stokerd.address, local=False) as c, pytest.raises(stoker.StokerError, match="unix socket"):
         list(c.stream(data.url, batch_size=8, shm=True))

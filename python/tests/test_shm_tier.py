@@ -150,7 +150,7 @@ def next_with_tier_fields(c: stoker.Client, url: str, **kw: Any) -> tuple[Iterat
 
 @pytest.mark.parametrize("args", [dict(batch_size=8, seed=4), dict(batch_size=5, seed=9, world_size=2, rank=1)])
 def test_tier_epochs_equal_grpc_byte_for_byte(tier_stokerd: Stokerd, tier_url: str, args: dict[str, Any]) -> None:
-    with stoker.Client(tier_stokerd.address) as tcp, stoker.Client(unix_address(tier_stokerd)) as local:
+    with stoker.Client(tier_stokerd.address, local=False) as tcp, stoker.Client(unix_address(tier_stokerd)) as local:
         tier_fields = tier_bytes = copied = 0
         base = tcp.stats()
         for epoch in (0, 1):

@@ -606,9 +606,20 @@ type StreamBatchesRequest struct {
 	// and collate the results: the stream's messages then carry one dense
 	// tensor per output (StreamBatchesResponse.tensors) and samples with
 	// their keys and positions but no fields. See Pipeline.
-	Pipeline      *Pipeline `protobuf:"bytes,17,opt,name=pipeline,proto3" json:"pipeline,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Pipeline *Pipeline `protobuf:"bytes,17,opt,name=pipeline,proto3" json:"pipeline,omitempty"`
+	// packed asks for each message's samples packed for a client that reads
+	// them without a protobuf message per sample and field: samples is then
+	// empty, sample_table describes them and sample_data holds the field
+	// bytes that travel in the message (see server/pack.go for the layout).
+	// Ignored with a pipeline, whose samples have no fields.
+	Packed bool `protobuf:"varint,18,opt,name=packed,proto3" json:"packed,omitempty"`
+	// shm_release_ring (with shm) asks for the region's first page to be a
+	// ring the client writes released lease ids to (ShmRegion.release_ring),
+	// instead of calling ReleaseShm for each message; the server reads it
+	// before each message it places and while it waits for room.
+	ShmReleaseRing bool `protobuf:"varint,19,opt,name=shm_release_ring,json=shmReleaseRing,proto3" json:"shm_release_ring,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *StreamBatchesRequest) Reset() {
@@ -760,6 +771,20 @@ func (x *StreamBatchesRequest) GetPipeline() *Pipeline {
 	return nil
 }
 
+func (x *StreamBatchesRequest) GetPacked() bool {
+	if x != nil {
+		return x.Packed
+	}
+	return false
+}
+
+func (x *StreamBatchesRequest) GetShmReleaseRing() bool {
+	if x != nil {
+		return x.ShmReleaseRing
+	}
+	return false
+}
+
 // StreamBatchesResponse is one batch, or one part of a large batch.
 type StreamBatchesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -792,7 +817,11 @@ type StreamBatchesResponse struct {
 	ShmTier *ShmRegion `protobuf:"bytes,12,opt,name=shm_tier,json=shmTier,proto3" json:"shm_tier,omitempty"`
 	// tensors are a pipeline stream's outputs for this message's samples
 	// (see StreamBatchesRequest.pipeline), in the pipeline's order.
-	Tensors       []*Tensor `protobuf:"bytes,13,rep,name=tensors,proto3" json:"tensors,omitempty"`
+	Tensors []*Tensor `protobuf:"bytes,13,rep,name=tensors,proto3" json:"tensors,omitempty"`
+	// sample_table and sample_data hold the samples of a packed stream
+	// (StreamBatchesRequest.packed).
+	SampleTable   []byte `protobuf:"bytes,14,opt,name=sample_table,json=sampleTable,proto3" json:"sample_table,omitempty"`
+	SampleData    []byte `protobuf:"bytes,15,opt,name=sample_data,json=sampleData,proto3" json:"sample_data,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -918,6 +947,20 @@ func (x *StreamBatchesResponse) GetTensors() []*Tensor {
 	return nil
 }
 
+func (x *StreamBatchesResponse) GetSampleTable() []byte {
+	if x != nil {
+		return x.SampleTable
+	}
+	return nil
+}
+
+func (x *StreamBatchesResponse) GetSampleData() []byte {
+	if x != nil {
+		return x.SampleData
+	}
+	return nil
+}
+
 // ShmRegion is a shared-memory file a local client maps read-only.
 type ShmRegion struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -925,8 +968,12 @@ type ShmRegion struct {
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// path is the file to open and map (under /dev/shm); the server removes
 	// it when the stream ends, so open it on the first message.
-	Path          string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
-	Size          uint64 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	Path string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	Size uint64 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	// release_ring is the size of the release ring at the region's start
+	// (StreamBatchesRequest.shm_release_ring); 0: none, release with
+	// ReleaseShm. Leases never overlap it.
+	ReleaseRing   uint64 `protobuf:"varint,4,opt,name=release_ring,json=releaseRing,proto3" json:"release_ring,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -978,6 +1025,13 @@ func (x *ShmRegion) GetPath() string {
 func (x *ShmRegion) GetSize() uint64 {
 	if x != nil {
 		return x.Size
+	}
+	return 0
+}
+
+func (x *ShmRegion) GetReleaseRing() uint64 {
+	if x != nil {
+		return x.ReleaseRing
 	}
 	return 0
 }
@@ -1874,7 +1928,11 @@ type HostInfo struct {
 	IpcLock bool `protobuf:"varint,12,opt,name=ipc_lock,json=ipcLock,proto3" json:"ipc_lock,omitempty"`
 	// memory_region is where the server keeps its memory tier; unset in
 	// answers about a host that is not a server's (stoker doctor).
-	MemoryRegion  *MemoryRegion `protobuf:"bytes,13,opt,name=memory_region,json=memoryRegion,proto3" json:"memory_region,omitempty"`
+	MemoryRegion *MemoryRegion `protobuf:"bytes,13,opt,name=memory_region,json=memoryRegion,proto3" json:"memory_region,omitempty"`
+	// unix_socket is the server's unix socket (stokerd --unix), told to a
+	// client on the same host (connected over loopback or the socket) so it
+	// can switch to it and to shared memory; empty otherwise.
+	UnixSocket    string `protobuf:"bytes,14,opt,name=unix_socket,json=unixSocket,proto3" json:"unix_socket,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1998,6 +2056,13 @@ func (x *HostInfo) GetMemoryRegion() *MemoryRegion {
 		return x.MemoryRegion
 	}
 	return nil
+}
+
+func (x *HostInfo) GetUnixSocket() string {
+	if x != nil {
+		return x.UnixSocket
+	}
+	return ""
 }
 
 // MemoryRegion is the memory tier's place in host memory.
@@ -3479,7 +3544,7 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\x06Cursor\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x1a\n" +
 	"\bposition\x18\x02 \x01(\x04R\bposition\x12!\n" +
-	"\fplan_version\x18\x03 \x01(\rR\vplanVersion\"\xfe\x03\n" +
+	"\fplan_version\x18\x03 \x01(\rR\vplanVersion\"\xc0\x04\n" +
 	"\x14StreamBatchesRequest\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n" +
 	"\x06format\x18\x02 \x01(\tR\x06format\x12\x12\n" +
@@ -3501,7 +3566,9 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\x10shm_region_bytes\x18\x0e \x01(\x04R\x0eshmRegionBytes\x12\x10\n" +
 	"\x03gds\x18\x0f \x01(\bR\x03gds\x12\x19\n" +
 	"\bshm_tier\x18\x10 \x01(\bR\ashmTier\x12/\n" +
-	"\bpipeline\x18\x11 \x01(\v2\x13.stoker.v1.PipelineR\bpipeline\"\xeb\x03\n" +
+	"\bpipeline\x18\x11 \x01(\v2\x13.stoker.v1.PipelineR\bpipeline\x12\x16\n" +
+	"\x06packed\x18\x12 \x01(\bR\x06packed\x12(\n" +
+	"\x10shm_release_ring\x18\x13 \x01(\bR\x0eshmReleaseRing\"\xaf\x04\n" +
 	"\x15StreamBatchesResponse\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x12\n" +
 	"\x04step\x18\x02 \x01(\x04R\x04step\x12\x12\n" +
@@ -3518,11 +3585,15 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	" \x01(\v2\x14.stoker.v1.ShmRegionR\tshmRegion\x120\n" +
 	"\tshm_lease\x18\v \x01(\v2\x13.stoker.v1.ShmLeaseR\bshmLease\x12/\n" +
 	"\bshm_tier\x18\f \x01(\v2\x14.stoker.v1.ShmRegionR\ashmTier\x12+\n" +
-	"\atensors\x18\r \x03(\v2\x11.stoker.v1.TensorR\atensors\"C\n" +
+	"\atensors\x18\r \x03(\v2\x11.stoker.v1.TensorR\atensors\x12!\n" +
+	"\fsample_table\x18\x0e \x01(\fR\vsampleTable\x12\x1f\n" +
+	"\vsample_data\x18\x0f \x01(\fR\n" +
+	"sampleData\"f\n" +
 	"\tShmRegion\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\x12\n" +
-	"\x04size\x18\x03 \x01(\x04R\x04size\"J\n" +
+	"\x04size\x18\x03 \x01(\x04R\x04size\x12!\n" +
+	"\frelease_ring\x18\x04 \x01(\x04R\vreleaseRing\"J\n" +
 	"\bShmLease\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x16\n" +
@@ -3602,7 +3673,7 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\x10CountingProgress\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12%\n" +
 	"\x0eshards_counted\x18\x02 \x01(\x04R\rshardsCounted\x12!\n" +
-	"\fshards_total\x18\x03 \x01(\x04R\vshardsTotal\"\xd3\x03\n" +
+	"\fshards_total\x18\x03 \x01(\x04R\vshardsTotal\"\xf4\x03\n" +
 	"\bHostInfo\x12\x12\n" +
 	"\x04nvml\x18\x01 \x01(\bR\x04nvml\x12\x1f\n" +
 	"\vnvml_reason\x18\x02 \x01(\tR\n" +
@@ -3619,7 +3690,9 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	" \x01(\tR\fcufileReason\x12\x17\n" +
 	"\ashm_dir\x18\v \x01(\tR\x06shmDir\x12\x19\n" +
 	"\bipc_lock\x18\f \x01(\bR\aipcLock\x12<\n" +
-	"\rmemory_region\x18\r \x01(\v2\x17.stoker.v1.MemoryRegionR\fmemoryRegion\"\xae\x02\n" +
+	"\rmemory_region\x18\r \x01(\v2\x17.stoker.v1.MemoryRegionR\fmemoryRegion\x12\x1f\n" +
+	"\vunix_socket\x18\x0e \x01(\tR\n" +
+	"unixSocket\"\xae\x02\n" +
 	"\fMemoryRegion\x12\x16\n" +
 	"\x06region\x18\x01 \x01(\bR\x06region\x12\x14\n" +
 	"\x05bytes\x18\x02 \x01(\x04R\x05bytes\x12\x16\n" +

@@ -95,7 +95,7 @@ class Cursor(_message.Message):
     def __init__(self, epoch: _Optional[int] = ..., position: _Optional[int] = ..., plan_version: _Optional[int] = ...) -> None: ...
 
 class StreamBatchesRequest(_message.Message):
-    __slots__ = ("url", "format", "seed", "epoch", "rank", "world_size", "batch_size", "shuffle_window", "no_shuffle", "drop_last", "cursor", "columns", "shm", "shm_region_bytes", "gds", "shm_tier", "pipeline")
+    __slots__ = ("url", "format", "seed", "epoch", "rank", "world_size", "batch_size", "shuffle_window", "no_shuffle", "drop_last", "cursor", "columns", "shm", "shm_region_bytes", "gds", "shm_tier", "pipeline", "packed", "shm_release_ring")
     URL_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
@@ -113,6 +113,8 @@ class StreamBatchesRequest(_message.Message):
     GDS_FIELD_NUMBER: _ClassVar[int]
     SHM_TIER_FIELD_NUMBER: _ClassVar[int]
     PIPELINE_FIELD_NUMBER: _ClassVar[int]
+    PACKED_FIELD_NUMBER: _ClassVar[int]
+    SHM_RELEASE_RING_FIELD_NUMBER: _ClassVar[int]
     url: str
     format: str
     seed: int
@@ -130,10 +132,12 @@ class StreamBatchesRequest(_message.Message):
     gds: bool
     shm_tier: bool
     pipeline: Pipeline
-    def __init__(self, url: _Optional[str] = ..., format: _Optional[str] = ..., seed: _Optional[int] = ..., epoch: _Optional[int] = ..., rank: _Optional[int] = ..., world_size: _Optional[int] = ..., batch_size: _Optional[int] = ..., shuffle_window: _Optional[int] = ..., no_shuffle: _Optional[bool] = ..., drop_last: _Optional[bool] = ..., cursor: _Optional[_Union[Cursor, _Mapping]] = ..., columns: _Optional[_Iterable[str]] = ..., shm: _Optional[bool] = ..., shm_region_bytes: _Optional[int] = ..., gds: _Optional[bool] = ..., shm_tier: _Optional[bool] = ..., pipeline: _Optional[_Union[Pipeline, _Mapping]] = ...) -> None: ...
+    packed: bool
+    shm_release_ring: bool
+    def __init__(self, url: _Optional[str] = ..., format: _Optional[str] = ..., seed: _Optional[int] = ..., epoch: _Optional[int] = ..., rank: _Optional[int] = ..., world_size: _Optional[int] = ..., batch_size: _Optional[int] = ..., shuffle_window: _Optional[int] = ..., no_shuffle: _Optional[bool] = ..., drop_last: _Optional[bool] = ..., cursor: _Optional[_Union[Cursor, _Mapping]] = ..., columns: _Optional[_Iterable[str]] = ..., shm: _Optional[bool] = ..., shm_region_bytes: _Optional[int] = ..., gds: _Optional[bool] = ..., shm_tier: _Optional[bool] = ..., pipeline: _Optional[_Union[Pipeline, _Mapping]] = ..., packed: _Optional[bool] = ..., shm_release_ring: _Optional[bool] = ...) -> None: ...
 
 class StreamBatchesResponse(_message.Message):
-    __slots__ = ("epoch", "step", "rank", "samples", "final", "cursor", "arrow_ipc", "row_shards", "first_position", "shm_region", "shm_lease", "shm_tier", "tensors")
+    __slots__ = ("epoch", "step", "rank", "samples", "final", "cursor", "arrow_ipc", "row_shards", "first_position", "shm_region", "shm_lease", "shm_tier", "tensors", "sample_table", "sample_data")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     RANK_FIELD_NUMBER: _ClassVar[int]
@@ -147,6 +151,8 @@ class StreamBatchesResponse(_message.Message):
     SHM_LEASE_FIELD_NUMBER: _ClassVar[int]
     SHM_TIER_FIELD_NUMBER: _ClassVar[int]
     TENSORS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_TABLE_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_DATA_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     step: int
     rank: int
@@ -160,17 +166,21 @@ class StreamBatchesResponse(_message.Message):
     shm_lease: ShmLease
     shm_tier: ShmRegion
     tensors: _containers.RepeatedCompositeFieldContainer[Tensor]
-    def __init__(self, epoch: _Optional[int] = ..., step: _Optional[int] = ..., rank: _Optional[int] = ..., samples: _Optional[_Iterable[_Union[Sample, _Mapping]]] = ..., final: _Optional[bool] = ..., cursor: _Optional[_Union[Cursor, _Mapping]] = ..., arrow_ipc: _Optional[bytes] = ..., row_shards: _Optional[_Iterable[int]] = ..., first_position: _Optional[int] = ..., shm_region: _Optional[_Union[ShmRegion, _Mapping]] = ..., shm_lease: _Optional[_Union[ShmLease, _Mapping]] = ..., shm_tier: _Optional[_Union[ShmRegion, _Mapping]] = ..., tensors: _Optional[_Iterable[_Union[Tensor, _Mapping]]] = ...) -> None: ...
+    sample_table: bytes
+    sample_data: bytes
+    def __init__(self, epoch: _Optional[int] = ..., step: _Optional[int] = ..., rank: _Optional[int] = ..., samples: _Optional[_Iterable[_Union[Sample, _Mapping]]] = ..., final: _Optional[bool] = ..., cursor: _Optional[_Union[Cursor, _Mapping]] = ..., arrow_ipc: _Optional[bytes] = ..., row_shards: _Optional[_Iterable[int]] = ..., first_position: _Optional[int] = ..., shm_region: _Optional[_Union[ShmRegion, _Mapping]] = ..., shm_lease: _Optional[_Union[ShmLease, _Mapping]] = ..., shm_tier: _Optional[_Union[ShmRegion, _Mapping]] = ..., tensors: _Optional[_Iterable[_Union[Tensor, _Mapping]]] = ..., sample_table: _Optional[bytes] = ..., sample_data: _Optional[bytes] = ...) -> None: ...
 
 class ShmRegion(_message.Message):
-    __slots__ = ("id", "path", "size")
+    __slots__ = ("id", "path", "size", "release_ring")
     ID_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_RING_FIELD_NUMBER: _ClassVar[int]
     id: str
     path: str
     size: int
-    def __init__(self, id: _Optional[str] = ..., path: _Optional[str] = ..., size: _Optional[int] = ...) -> None: ...
+    release_ring: int
+    def __init__(self, id: _Optional[str] = ..., path: _Optional[str] = ..., size: _Optional[int] = ..., release_ring: _Optional[int] = ...) -> None: ...
 
 class ShmLease(_message.Message):
     __slots__ = ("id", "offset", "length")
@@ -329,7 +339,7 @@ class CountingProgress(_message.Message):
     def __init__(self, url: _Optional[str] = ..., shards_counted: _Optional[int] = ..., shards_total: _Optional[int] = ...) -> None: ...
 
 class HostInfo(_message.Message):
-    __slots__ = ("nvml", "nvml_reason", "driver_version", "gpus", "numa_nodes", "memlock_bytes", "huge_page_bytes", "huge_pages_free", "cufile", "cufile_reason", "shm_dir", "ipc_lock", "memory_region")
+    __slots__ = ("nvml", "nvml_reason", "driver_version", "gpus", "numa_nodes", "memlock_bytes", "huge_page_bytes", "huge_pages_free", "cufile", "cufile_reason", "shm_dir", "ipc_lock", "memory_region", "unix_socket")
     NVML_FIELD_NUMBER: _ClassVar[int]
     NVML_REASON_FIELD_NUMBER: _ClassVar[int]
     DRIVER_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -343,6 +353,7 @@ class HostInfo(_message.Message):
     SHM_DIR_FIELD_NUMBER: _ClassVar[int]
     IPC_LOCK_FIELD_NUMBER: _ClassVar[int]
     MEMORY_REGION_FIELD_NUMBER: _ClassVar[int]
+    UNIX_SOCKET_FIELD_NUMBER: _ClassVar[int]
     nvml: bool
     nvml_reason: str
     driver_version: str
@@ -356,7 +367,8 @@ class HostInfo(_message.Message):
     shm_dir: str
     ipc_lock: bool
     memory_region: MemoryRegion
-    def __init__(self, nvml: _Optional[bool] = ..., nvml_reason: _Optional[str] = ..., driver_version: _Optional[str] = ..., gpus: _Optional[_Iterable[_Union[GpuDevice, _Mapping]]] = ..., numa_nodes: _Optional[_Iterable[int]] = ..., memlock_bytes: _Optional[int] = ..., huge_page_bytes: _Optional[int] = ..., huge_pages_free: _Optional[int] = ..., cufile: _Optional[bool] = ..., cufile_reason: _Optional[str] = ..., shm_dir: _Optional[str] = ..., ipc_lock: _Optional[bool] = ..., memory_region: _Optional[_Union[MemoryRegion, _Mapping]] = ...) -> None: ...
+    unix_socket: str
+    def __init__(self, nvml: _Optional[bool] = ..., nvml_reason: _Optional[str] = ..., driver_version: _Optional[str] = ..., gpus: _Optional[_Iterable[_Union[GpuDevice, _Mapping]]] = ..., numa_nodes: _Optional[_Iterable[int]] = ..., memlock_bytes: _Optional[int] = ..., huge_page_bytes: _Optional[int] = ..., huge_pages_free: _Optional[int] = ..., cufile: _Optional[bool] = ..., cufile_reason: _Optional[str] = ..., shm_dir: _Optional[str] = ..., ipc_lock: _Optional[bool] = ..., memory_region: _Optional[_Union[MemoryRegion, _Mapping]] = ..., unix_socket: _Optional[str] = ...) -> None: ...
 
 class MemoryRegion(_message.Message):
     __slots__ = ("region", "bytes", "locked", "lock_reason", "huge_pages", "numa_node", "numa_reason", "reason", "shared_path", "share_reason")

@@ -1,0 +1,115 @@
+"""Finding the local fast path: the server's unix socket on this host.
+
+A Client whose server is on this host streams over the server's unix
+socket with shared memory (and the shared memory tier where the server
+has one), with no setting: TCP stays for servers elsewhere. The socket is,
+in this order:
+
+1. ``$STOKER_SOCKET`` (a path, or ``unix:`` / ``unix://`` and a path);
+2. for a loopback ``host:port`` and a plaintext client, the socket stokerd
+   serves by default for that port: ``<tmp>/stoker-<uid>/stokerd-<port>.sock``
+   (no call over TCP at all);
+3. what the server says in ``Stats.host.unix_socket``, which it tells a
+   client connected from a loopback address (``stokerd --unix PATH``).
+
+Before it is used the socket is checked: it must be a socket this process
+can connect to, and the server behind it must name the same socket (so it
+is the same server). Anything else keeps the stream where it was, saying
+why in :attr:`LocalPath.reason`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import stat
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["LocalPath", "find_socket", "is_loopback", "socket_path"]
+
+
+@dataclass(frozen=True)
+class LocalPath:
+    """How a client reaches its server's bytes: ``socket`` is the unix
+    socket streams use ("" for none) and ``reason`` says why (or why not)."""
+
+    socket: str
+    reason: str
+
+
+def socket_path(addr: str) -> str:
+    """The path of a ``unix:`` address (``unix:/p``, ``unix:///p``), or ""."""
+    if addr.startswith("unix://"):
+        return addr[len("unix://") :]
+    if addr.startswith("unix:"):
+        return addr[len("unix:") :]
+    return ""
+
+
+def is_loopback(addr: str) -> bool:
+    """Whether a ``host:port`` address is on this host (a loopback IP or
+    localhost)."""
+    host = addr.rsplit(":", 1)[0].strip("[]") if ":" in addr else addr
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _usable(path: str) -> str:
+    """Why path is not a socket this process can connect to, or ""."""
+    try:
+        st = os.stat(path)
+    except OSError as err:
+        return f"{path}: {err.strerror}"
+    if not stat.S_ISSOCK(st.st_mode):
+        return f"{path} is not a socket"
+    if not os.access(path, os.R_OK | os.W_OK):
+        return f"{path}: this user may not connect to it"
+    if st.st_uid != os.geteuid() and os.geteuid() != 0:
+        # The server's shared memory and cache files are its user's alone.
+        return f"{path} is another user's (uid {st.st_uid}): its shared memory would not open"
+    return ""
+
+
+def well_known(addr: str) -> str:
+    """The socket stokerd serves by default (--unix auto) for the port of
+    addr: ``<tmp>/stoker-<uid>/stokerd-<port>.sock``; "" without a port."""
+    port = addr.rsplit(":", 1)[-1] if ":" in addr else ""
+    if not port.isdigit():
+        return ""
+    return os.path.join(tempfile.gettempdir(), f"stoker-{os.getuid()}", f"stokerd-{int(port)}.sock")
+
+
+def find_socket(addr: str, stats: Any, env: dict[str, str] | None = None, *, plaintext: bool = True) -> LocalPath:
+    """The socket a client of addr streams over. ``stats`` is a function
+    that asks the server at addr for its Stats (called only for a loopback
+    TCP address with no $STOKER_SOCKET and no socket at the well-known
+    path). A TLS client (``plaintext=False``) asks the server first, so a
+    handshake that fails says so."""
+    env = os.environ if env is None else env
+    own = socket_path(addr)
+    if own:
+        return LocalPath(own, "connected to the unix socket")
+    told = env.get("STOKER_SOCKET", "")
+    if told:
+        path = socket_path(told) or told
+        why = _usable(path)
+        return LocalPath("", f"$STOKER_SOCKET: {why}") if why else LocalPath(path, "$STOKER_SOCKET")
+    if not is_loopback(addr):
+        return LocalPath("", f"{addr} is not on this host: TCP")
+    known = well_known(addr) if plaintext else ""
+    if known and not _usable(known):
+        return LocalPath(known, "the server's default socket for its port")
+    try:
+        path = stats().host.unix_socket
+    except Exception as err:  # the stream's own call will say what is wrong
+        return LocalPath("", f"could not ask {addr} for its socket: {err}")
+    if not path:
+        return LocalPath("", f"the server at {addr} serves no unix socket (stokerd --unix)")
+    why = _usable(path)
+    return LocalPath("", f"the server's socket {why}") if why else LocalPath(path, f"the server at {addr} named it")

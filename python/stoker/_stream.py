@@ -1,0 +1,402 @@
+"""Batches of a packed stream, assembled lazily.
+
+A packed step (see :mod:`stoker._wire`) is kept as the tables of its
+messages and the buffers their fields lie in: the message's own bytes, the
+stream's shm region, the server's shared memory tier. Nothing is built per
+sample until it is asked for: :meth:`PackedBatch.samples` makes
+:class:`stoker.Sample` objects, :meth:`PackedBatch.dicts` the
+webdataset-style dicts the torch dataset yields.
+
+``copy`` says what a field is: True, ``bytes`` of its own (from an mmap
+or the message's bytes, one copy), which outlive the stream; False, a
+memoryview into the buffer, valid until the stream's next batch is asked
+for (``Client.stream(shm=True)``'s contract).
+
+A :class:`SampleBatch` is one batch as the torch dataset yields it with
+``batched=True``. Pickled inside a DataLoader worker while its bytes are
+still in shared memory, it travels as a handle (the files, offsets and
+lease ids, a few KiB), and the process that unpickles it copies the bytes
+out of its own mapping of the same files and gives the leases back
+through the region's release ring: the batch's bytes cross no pipe.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from . import errors
+from ._wire import DATA, EXTENT, REGION, TIER, PackedSamples, WireError, parse
+from .gds import Extent, ExtentReader
+from .shm import ReleaseRing, TierMaps, _map_region
+
+__all__ = ["Part", "PackedBatch", "SampleBatch", "read_stream"]
+
+
+class Part:
+    """One message of a step: its table, and its bytes where sample_data
+    starts (fields of kind DATA are at data_at + offset of raw)."""
+
+    __slots__ = ("table", "raw", "data_at", "data_len", "lease")
+
+    def __init__(self, table: PackedSamples, raw: bytes, data_at: int, data_len: int, lease: int | None) -> None:
+        self.table, self.raw, self.data_at, self.data_len, self.lease = table, raw, data_at, data_len, lease
+
+
+class Sources:
+    """The buffers a stream's fields point into: the region's and the
+    tier's mappings (None when the stream has none) and the extents'
+    reader; and the files behind them, for a handoff."""
+
+    __slots__ = ("region", "region_path", "region_size", "ring", "tier", "tier_path", "tier_size", "extents")
+
+    def __init__(self) -> None:
+        self.region: mmap.mmap | None = None
+        self.region_path, self.region_size, self.ring = "", 0, 0
+        self.tier: mmap.mmap | None = None
+        self.tier_path, self.tier_size = "", 0
+        self.extents: ExtentReader | None = None
+
+    def sizes(self) -> dict[int, int | None]:
+        return {REGION: len(self.region) if self.region is not None else None,
+                TIER: len(self.tier) if self.tier is not None else None}
+
+
+class PackedBatch:
+    """The samples of one step of a packed stream (see the module doc)."""
+
+    __slots__ = ("parts", "src", "copy", "n", "_samples_cache", "_rows", "handed_off")
+
+    def __init__(self, parts: list[Part], src: Sources, copy: bool) -> None:
+        self.parts, self.src, self.copy = parts, src, copy
+        self.n = sum(p.table.n for p in parts)
+        self._samples_cache: list[Any] | None = None
+        self._rows: list[tuple[str, int, int, dict[str, Any]]] | None = None
+        self.handed_off = False  # its leases belong to whoever unpickles it
+
+    def leases(self) -> list[int]:
+        return [p.lease for p in self.parts if p.lease is not None]
+
+    def _values(self, part: Part) -> list[Any]:
+        """Every field's value of one part, in table order."""
+        t, src, copy = part.table, self.src, self.copy
+        raw, at = part.raw, part.data_at
+        region, tier = src.region, src.tier
+        rview = memoryview(region) if (region is not None and not copy) else None
+        tview = memoryview(tier) if (tier is not None and not copy) else None
+        mview = memoryview(raw) if not copy else None
+        out: list[Any] = []
+        add = out.append
+        for kind, o, n in zip(t.kinds, t.offsets, t.lengths):
+            e = o + n
+            if kind == TIER:
+                add(tier[o:e] if copy else tview[o:e])  # type: ignore[index]
+            elif kind == DATA:
+                add(raw[at + o : at + e] if copy else mview[at + o : at + e])  # type: ignore[index]
+            elif kind == REGION:
+                add(region[o:e] if copy else rview[o:e])  # type: ignore[index]
+            else:
+                add(None)
+        if EXTENT in t.kinds:
+            for j, kind in enumerate(t.kinds):
+                if kind == EXTENT:
+                    if src.extents is None:
+                        raise RuntimeError("stoker: a field is an extent, but the stream did not ask for gds")
+                    path = t.paths[t.field_paths[j]]
+                    out[j] = (src.extents.read_bytes(path, t.offsets[j], t.lengths[j]) if copy
+                              else Extent(path, t.offsets[j], t.lengths[j], src.extents))
+        return out
+
+    def rows(self) -> list[tuple[str, int, int, dict[str, Any]]]:
+        """(key, position, shard, fields) of each sample, in order, made
+        once (so a copy made while the bytes were leased is the one every
+        later reader gets)."""
+        if self._rows is None:
+            rows = []
+            add = rows.append
+            for part in self.parts:
+                t = part.table
+                values, names, firsts, keys, positions, shards = (self._values(part), t.names, t.firsts, t.keys,
+                                                                  t.positions, t.shards)
+                for i in range(t.n):
+                    a, b = firsts[i], firsts[i + 1]
+                    add((keys[i], positions[i], shards[i], dict(zip(names[a:b], values[a:b]))))
+            self._rows = rows
+        return self._rows
+
+    def samples(self) -> list[Any]:
+        """The samples as stoker.Sample, made once."""
+        if self._samples_cache is None:
+            from .client import Sample
+
+            self._samples_cache = [Sample(k, p, s, f) for k, p, s, f in self.rows()]
+        return self._samples_cache
+
+    def materialize(self) -> None:
+        """Make the rows now, while the bytes they copy are leased."""
+        self.rows()
+
+
+def dicts_of(batch: PackedBatch, urls: tuple[str, ...], first: int = 0) -> list[dict[str, Any]]:
+    """The samples from first on as webdataset dicts (``__key__``,
+    ``__url__``, fields)."""
+    out = []
+    add = out.append
+    nurls = len(urls)
+    rows = batch.rows()
+    for key, _, shard, fields in rows[first:] if first else rows:
+        d = {"__key__": key, "__url__": urls[shard]} if shard < nurls else {"__key__": key}
+        d.update(fields)
+        add(d)
+    return out
+
+
+class SampleBatch:
+    """One batch of the torch dataset's ``batched=True``: a sequence of
+    webdataset-style sample dicts, made on first use. It is not a list
+    (nor registered as a Sequence), so a DataLoader with
+    ``batch_size=None`` hands it over as it is; ``list(batch)`` makes
+    one. See the module doc for how it crosses from a DataLoader worker."""
+
+    __slots__ = ("_packed", "_urls", "_first", "_dicts", "_decode")
+
+    def __init__(self, packed: PackedBatch | None, urls: tuple[str, ...], first: int = 0,
+                 dicts: list[Any] | None = None, decode: Callable[[dict[str, Any]], Any] | None = None) -> None:
+        self._packed, self._urls, self._first, self._dicts, self._decode = packed, urls, first, dicts, decode
+
+    def _items(self) -> list[Any]:
+        if self._dicts is None:
+            assert self._packed is not None
+            d = dicts_of(self._packed, self._urls, self._first)
+            self._dicts = [self._decode(x) for x in d] if self._decode is not None else d
+        return self._dicts
+
+    def __len__(self) -> int:
+        if self._dicts is not None:
+            return len(self._dicts)
+        assert self._packed is not None
+        return self._packed.n - self._first
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._items())
+
+    def __getitem__(self, i: Any) -> Any:
+        return self._items()[i]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, SampleBatch):
+            other = other._items()
+        return self._items() == other
+
+    def __repr__(self) -> str:
+        return f"SampleBatch({len(self)} samples)"
+
+    def __reduce__(self) -> Any:
+        p = self._packed
+        if self._dicts is None and p is not None and p.handed_off:
+            src = p.src
+            parts = [(bytes(x.table_bytes), x.raw[x.data_at : x.data_at + x.data_len]) for x in _tables(p)]
+            return _unpickle_handoff, (src.region_path, src.region_size, src.ring, src.tier_path, src.tier_size,
+                                       p.leases(), parts, self._urls, self._first)
+        return _unpickle_plain, (self._items(),)
+
+
+class _TableBytes:
+    __slots__ = ("table_bytes", "raw", "data_at", "data_len")
+
+
+def _tables(p: PackedBatch) -> list[_TableBytes]:
+    out = []
+    for part in p.parts:
+        tb = _TableBytes()
+        tb.table_bytes, tb.raw, tb.data_at, tb.data_len = part.table.raw_table, part.raw, part.data_at, part.data_len
+        out.append(tb)
+    return out
+
+
+def _unpickle_plain(dicts: list[Any]) -> SampleBatch:
+    return SampleBatch(None, (), dicts=dicts)
+
+
+class _Mappings:
+    """What a process that unpickles handed-off batches maps: the tier
+    (one mapping per file, as a Client's) and the regions' first pages
+    for their rings, the last few regions kept. Safe for concurrent use."""
+
+    KEEP = 16  # regions kept mapped: a few streams' worth (DataLoader workers x epochs in flight)
+
+    def __init__(self) -> None:
+        self.tiers = TierMaps()
+        self._lock = threading.Lock()  # guards _regions
+        self._regions: OrderedDict[str, tuple[mmap.mmap, ReleaseRing | None]] = OrderedDict()
+        self._pid = os.getpid()
+
+    def region(self, path: str, size: int, ring: int) -> tuple[mmap.mmap, ReleaseRing | None]:
+        with self._lock:
+            got = self._regions.get(path)
+            if got is not None:
+                self._regions.move_to_end(path)
+                return got
+            try:
+                m, writable = _map_region(path, size)
+            except OSError as err:
+                raise errors.StokerError(f"stoker: cannot map the shm region {path} of a DataLoader worker's "
+                                         f"stream: {err}") from err
+            got = (m, ReleaseRing(m, ring, path) if ring and writable else None)
+            self._regions[path] = got
+            while len(self._regions) > self.KEEP:
+                self._regions.popitem(last=False)  # its mapping goes with its last view
+            return got
+
+
+_mappings: _Mappings | None = None
+_mappings_lock = threading.Lock()
+
+
+def _process_mappings() -> _Mappings:
+    """This process's mappings for handed-off batches (a forked child
+    makes its own)."""
+    global _mappings
+    with _mappings_lock:
+        if _mappings is None or _mappings._pid != os.getpid():
+            _mappings = _Mappings()
+        return _mappings
+
+
+def _unpickle_handoff(region_path: str, region_size: int, ring: int, tier_path: str, tier_size: int,
+                      leases: list[int], parts: list[tuple[bytes, bytes]], urls: tuple[str, ...],
+                      first: int) -> SampleBatch:
+    """A handed-off batch in the process that receives it: its bytes
+    copied out of this process's mappings, then its leases given back."""
+    maps = _process_mappings()
+    src = Sources()
+    region, rring = maps.region(region_path, region_size, ring) if region_path else (None, None)
+    src.region = region
+    if tier_path:
+        src.tier = maps.tiers.get(tier_path, tier_size).map
+    src.extents = ExtentReader()
+    batch = PackedBatch([Part(PackedSamples(memoryview(t)), d, 0, len(d), None) for t, d in parts], src, copy=True)
+    try:
+        for p in batch.parts:
+            p.table.check({**src.sizes(), DATA: len(p.raw)})
+        dicts = dicts_of(batch, urls, first)
+    finally:
+        src.extents.close()
+    if leases:
+        if rring is None or not _release_blocking(rring, leases):
+            raise errors.StokerError(f"stoker: cannot give back {len(leases)} leases of the shm region {region_path}: "
+                                     "it has no release ring this process can write")
+    return SampleBatch(None, urls, dicts=dicts)
+
+
+def _release_blocking(ring: ReleaseRing, ids: list[int], timeout: float = 60.0) -> bool:
+    """Write ids to the ring, waiting (the server reads it at its next
+    message, or every millisecond while it waits for room) while it is full."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not ring.release(ids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.0005)  # the server's next look at the ring
+    return True
+
+
+def _sources(shm: Any) -> Sources:
+    """A stream's buffers, from its ShmReader (None: the bytes travel in
+    the messages)."""
+    src = Sources()
+    if shm is not None:
+        src.region = shm.map
+        src.region_path, src.region_size = shm.path, shm.size
+        src.ring = shm.ring.size if shm.ring is not None else 0
+        if shm.tier is not None:
+            src.tier, src.tier_path, src.tier_size = shm.tier.map, shm.tier.path, shm.tier.size
+        src.extents = shm.extents
+    return src
+
+
+def read_stream(call: Iterator[bytes], pending: list[Any], shm: Any, copy: bool,
+                error_of: Callable[[Any, BaseException], BaseException]) -> Iterator[Any]:
+    """Put the messages of each step back together into Batches.
+    ``pending`` holds what a step still in progress has, so the caller can
+    tell a stream that stopped inside a step. ``shm`` is the stream's
+    ShmReader; ``error_of(call, err)`` is the error to raise when a
+    message cannot be taken in (the server's own, if one follows)."""
+    from .client import Batch, Cursor, Sample
+
+    messages = 0
+    arrow: list[bytes] = []
+    row_shards: list[int] = []
+    first: int | None = None
+    legacy: list[Any] = []  # Sample messages of a server that does not pack
+    ready: Any = None  # a pipeline stream's tensors (stoker.pipeline.ReadyAssembler)
+    src: Sources | None = None
+    for raw in call:
+        m = parse(raw)
+        pb = m.pb
+        try:
+            if shm is not None:
+                if pb is not None:
+                    shm.receive(pb)
+                else:
+                    shm.take(m.region, m.tier, m.lease[0] if m.lease is not None else None)
+                if src is None or (src.region is None and shm.map is not None) or (src.tier is None and shm.tier is not None):
+                    src = _sources(shm)
+            if pb is None and m.table is not None:
+                if src is None:
+                    src = _sources(None)
+                t = PackedSamples(m.table)
+                t.check({**src.sizes(), DATA: m.data[1] - m.data[0]})
+                pending.append(Part(t, raw, m.data[0], m.data[1] - m.data[0], m.lease[0] if m.lease else None))
+        except (WireError, errors.StokerError, RuntimeError, OSError) as err:
+            # A stream the server failed takes its region file with it,
+            # so a client behind on its messages cannot map it: the
+            # server's error, if one follows, is the one that says why.
+            raise error_of(call, err) from None
+        if pb is not None:
+            legacy.extend(pb.samples)
+            pending.extend(pb.samples)
+            if pb.tensors:
+                if ready is None:
+                    from .pipeline import ReadyAssembler
+
+                    ready = ReadyAssembler()
+                ready.add(pb, shm)
+            if pb.arrow_ipc:
+                if first is None:
+                    first = pb.first_position
+                arrow.append(pb.arrow_ipc)
+                row_shards.extend(pb.row_shards)
+            final, epoch, step, rank = pb.final, pb.epoch, pb.step, pb.rank
+            cursor = (pb.cursor.epoch, pb.cursor.position, pb.cursor.plan_version)
+        else:
+            final, epoch, step, rank = m.final, m.epoch, m.step, m.rank
+            cursor = m.cursor or (0, 0, 0)
+        messages += 1
+        if not final:
+            continue
+        parts = [p for p in pending if isinstance(p, Part)]
+        samples = None
+        if ready is not None:
+            samples = [Sample(s.key, s.position, s.shard, {}) for s in legacy]
+        elif legacy:
+            if shm is not None:
+                samples = [Sample(s.key, s.position, s.shard, shm.fields(s)) for s in legacy]
+                if copy:
+                    for smp in samples:
+                        smp.fields = {k: v if isinstance(v, Extent) else bytes(v) for k, v in smp.fields.items()}
+            else:
+                samples = [Sample(s.key, s.position, s.shard, {f.name: f.data for f in s.fields}) for s in legacy]
+        elif not parts:
+            samples = []
+        packed = PackedBatch(parts, src if src is not None else _sources(None), copy) if parts and not legacy else None
+        pending.clear()
+        yield Batch(epoch=epoch, step=step, rank=rank, samples=samples, cursor=Cursor(*cursor), parts=messages,
+                    arrow_ipc=arrow, row_shards=row_shards, first_position=first, packed=packed,
+                    ready=ready.finish() if ready is not None else None)
+        messages, arrow, row_shards, first, legacy, ready = 0, [], [], None, [], None

@@ -1,0 +1,250 @@
+"""The stream's messages as bytes: a reader of StreamBatchesResponse that
+keeps one buffer per message.
+
+The stream is read with no protobuf deserializer: each message arrives as
+the bytes gRPC received, and :func:`parse` reads its top-level fields by
+hand. A packed message (``StreamBatchesRequest.packed``) carries its
+samples as ``sample_table`` and ``sample_data``; both stay memoryviews of
+the message's bytes, so no field is copied out of protobuf. Any other
+message (samples as Sample messages, a columnar batch) is parsed by the
+generated class as before.
+
+:class:`PackedSamples` reads a table with struct (see server/pack.go for
+the layout) and checks every index, offset and length against the table
+or the buffer it points into before any view is made: the bytes come from
+the wire.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from .v1 import loader_pb2
+
+__all__ = ["Message", "PackedSamples", "parse", "DATA", "REGION", "TIER", "EXTENT"]
+
+DATA, REGION, TIER, EXTENT = 0, 1, 2, 3  # where a field's bytes are (pack.go's kinds)
+_MAGIC = 0x314B5453
+_HEADER_STRUCT = struct.Struct("<8I")
+_SAMPLE_STRUCT = struct.Struct("<QIIII")  # position, shard, first field, key offset, key length
+_FIELD_STRUCT = struct.Struct("<IIQQII")  # name, kind, offset, length, path, zero
+
+# Top-level fields of StreamBatchesResponse that parse() reads itself.
+_EPOCH, _STEP, _RANK, _SAMPLES, _FINAL, _CURSOR = 1, 2, 3, 4, 5, 6
+_ARROW, _ROW_SHARDS = 7, 8
+_REGION, _LEASE, _TIER, _TENSORS, _TABLE, _DATA = 10, 11, 12, 13, 14, 15
+
+
+class WireError(ValueError):
+    """A message that does not parse."""
+
+
+class Message:
+    """One StreamBatchesResponse. ``pb`` is the generated message when it
+    carried samples the old way or columnar rows (then read it, not the
+    other attributes); else the fields are read here: ``table`` is a
+    memoryview into the message's bytes and ``data`` the span of
+    sample_data in them."""
+
+    __slots__ = ("epoch", "step", "rank", "final", "cursor", "lease", "region", "tier", "table", "data", "pb")
+
+    def __init__(self) -> None:
+        self.epoch = self.step = self.rank = 0
+        self.final = False
+        self.cursor: tuple[int, int, int] | None = None  # epoch, position, plan version
+        self.lease: tuple[int, int, int] | None = None  # id, offset, length
+        self.region: loader_pb2.ShmRegion | None = None
+        self.tier: loader_pb2.ShmRegion | None = None
+        self.table: memoryview | None = None
+        self.data: tuple[int, int] = (0, 0)  # sample_data's span in the message's bytes
+        self.pb: loader_pb2.StreamBatchesResponse | None = None
+
+
+def _varint(b: bytes, i: int) -> tuple[int, int]:
+    x = b[i]
+    if x < 0x80:
+        return x, i + 1
+    shift, v = 0, 0
+    while True:
+        if i >= len(b) or shift > 63:
+            raise WireError("truncated or overlong varint")
+        x = b[i]
+        i += 1
+        v |= (x & 0x7F) << shift
+        if x < 0x80:
+            return v, i
+        shift += 7
+
+
+def _fields(b: bytes | memoryview, lo: int, hi: int) -> Any:
+    """(number, value) of each field in b[lo:hi]: an int for varints, a
+    (start, end) pair for length-delimited ones."""
+    i = lo
+    while i < hi:
+        key, i = _varint(b, i)
+        num, wt = key >> 3, key & 7
+        if wt == 0:
+            v, i = _varint(b, i)
+            yield num, v
+        elif wt == 2:
+            n, i = _varint(b, i)
+            if i + n > hi:
+                raise WireError(f"field {num}: {n} bytes past the message's end")
+            yield num, (i, i + n)
+            i += n
+        elif wt == 1:
+            i += 8
+        elif wt == 5:
+            i += 4
+        else:
+            raise WireError(f"field {num}: wire type {wt}")
+    if i != hi:
+        raise WireError("a field runs past the message's end")
+
+
+def _small(b: bytes, span: tuple[int, int]) -> dict[int, int]:
+    """A small message of varints (Cursor, ShmLease) as {number: value}."""
+    return {n: v for n, v in _fields(b, span[0], span[1]) if isinstance(v, int)}
+
+
+_VARINTS = {_EPOCH, _STEP, _RANK, _FINAL}
+_SPANS = {_CURSOR, _LEASE, _REGION, _TIER, _TABLE, _DATA}
+
+
+def parse(raw: bytes) -> Message:
+    """A message from the bytes gRPC received. Bytes that do not parse
+    raise WireError naming why."""
+    from google.protobuf.message import DecodeError
+
+    m = Message()
+    try:
+        for num, v in _fields(raw, 0, len(raw)):
+            if num in (_SAMPLES, _ARROW, _ROW_SHARDS, _TENSORS):
+                m.pb = loader_pb2.StreamBatchesResponse.FromString(raw)
+                return m
+            if (num in _VARINTS and not isinstance(v, int)) or (num in _SPANS and not isinstance(v, tuple)):
+                raise WireError(f"field {num} has the wrong wire type")
+            if num == _EPOCH:
+                m.epoch = v
+            elif num == _STEP:
+                m.step = v
+            elif num == _RANK:
+                m.rank = v
+            elif num == _FINAL:
+                m.final = bool(v)
+            elif num == _CURSOR:
+                c = _small(raw, v)
+                m.cursor = (c.get(1, 0), c.get(2, 0), c.get(3, 0))
+            elif num == _LEASE:
+                c = _small(raw, v)
+                m.lease = (c.get(1, 0), c.get(2, 0), c.get(3, 0))
+            elif num == _REGION:
+                m.region = loader_pb2.ShmRegion.FromString(raw[v[0] : v[1]])
+            elif num == _TIER:
+                m.tier = loader_pb2.ShmRegion.FromString(raw[v[0] : v[1]])
+            elif num == _TABLE:
+                m.table = memoryview(raw)[v[0] : v[1]]
+            elif num == _DATA:
+                m.data = v
+    except (IndexError, WireError, DecodeError) as err:
+        raise WireError(f"stoker: a StreamBatches message of {len(raw)} bytes does not parse: {err}") from None
+    return m
+
+
+def _strings(buf: memoryview, at: int, count: int, size: int, what: str) -> tuple[list[str], int]:
+    """count u32-length-prefixed strings from buf[at:at+size]."""
+    out, i, end = [], at, at + size
+    for _ in range(count):
+        if i + 4 > end:
+            raise WireError(f"{what}: truncated")
+        n = int.from_bytes(buf[i : i + 4], "little")
+        if i + 4 + n > end:
+            raise WireError(f"{what}: a string runs past the table")
+        out.append(bytes(buf[i + 4 : i + 4 + n]).decode("utf-8", "surrogateescape"))
+        i += 4 + n
+    if i != end:
+        raise WireError(f"{what}: {end - i} bytes left over")
+    return out, end
+
+
+class PackedSamples:
+    """A packed message's samples: per sample its position, shard, key and
+    the range of its fields; per field its name, kind, offset, length and
+    (extents) path, as Python lists for cheap indexing. Every index is
+    checked against the table here, every offset and length against its
+    buffer by :meth:`check` (Python integers: no sum wraps)."""
+
+    __slots__ = ("positions", "shards", "firsts", "keys", "names", "kinds", "offsets", "lengths", "paths",
+                 "field_paths", "n", "ends", "raw_table")
+
+    def __init__(self, table: memoryview) -> None:
+        if len(table) < 32:
+            raise WireError(f"sample_table of {len(table)} bytes: shorter than its header")
+        magic, n, m, n_names, names_b, keys_b, n_paths, paths_b = _HEADER_STRUCT.unpack_from(table)
+        if magic != _MAGIC:
+            raise WireError(f"sample_table: magic {magic:#x}, want {_MAGIC:#x}")
+        need = 32 + _SAMPLE_STRUCT.size * n + _FIELD_STRUCT.size * m + names_b + keys_b + paths_b
+        if need != len(table):
+            raise WireError(f"sample_table: its header says {need} bytes, it has {len(table)}")
+        at = 32 + _SAMPLE_STRUCT.size * n
+        rows = list(_SAMPLE_STRUCT.iter_unpack(table[32:at]))
+        fields = list(_FIELD_STRUCT.iter_unpack(table[at : at + _FIELD_STRUCT.size * m]))
+        at += _FIELD_STRUCT.size * m
+        names, at = _strings(table, at, n_names, names_b, "sample_table names")
+        keys = bytes(table[at : at + keys_b])
+        at += keys_b
+        self.paths, _ = _strings(table, at, n_paths, paths_b, "sample_table paths")
+        self.n, self.raw_table = n, table
+        if n:
+            positions, shards, firsts, koffs, klens = zip(*rows)
+        else:
+            positions = shards = firsts = koffs = klens = ()
+        prev = 0
+        for f in firsts:
+            if f < prev:
+                raise WireError("sample_table: field ranges out of order")
+            prev = f
+        if (n and firsts[0] != 0) or prev > m:
+            raise WireError("sample_table: field ranges out of bounds")
+        if n and max(o + k for o, k in zip(koffs, klens)) > keys_b:
+            raise WireError("sample_table: a key runs past the keys")
+        if m:
+            name_ids, kinds, offsets, lengths, paths, _ = zip(*fields)
+        else:
+            name_ids = kinds = offsets = lengths = paths = ()
+        if m and (max(name_ids) >= len(names) or max(kinds) > EXTENT):
+            raise WireError("sample_table: a field names a name or kind that is not in the table")
+        ends: dict[int, int] = {}
+        for k, o, ln, pth in zip(kinds, offsets, lengths, paths):
+            if k == EXTENT:
+                if pth >= len(self.paths):
+                    raise WireError("sample_table: an extent names a path that is not in the table")
+            elif ln:
+                e = o + ln
+                if e > ends.get(k, -1):
+                    ends[k] = e
+        self.ends = ends  # per kind, the end of its last field with bytes
+        self.positions: list[int] = list(positions)
+        self.shards: list[int] = list(shards)
+        self.firsts: list[int] = [*firsts, m]
+        self.keys = [keys[a : a + b].decode("utf-8", "surrogateescape") for a, b in zip(koffs, klens)]
+        self.kinds: list[int] = list(kinds)
+        self.offsets: list[int] = list(offsets)
+        self.lengths: list[int] = list(lengths)
+        self.field_paths: list[int] = list(paths)
+        self.names = [names[i] for i in name_ids]  # per field
+
+    def check(self, sizes: dict[int, int | None]) -> None:
+        """Check that every field of a kind lies inside its buffer
+        (sizes[kind]: its length; None: not there, and a field of that
+        kind with bytes is an error)."""
+        for kind, end in self.ends.items():
+            size = sizes.get(kind)
+            if size is None:
+                raise WireError(f"sample_table: fields in {_KIND_NAMES[kind]}, which this stream does not have")
+            if end > size:
+                raise WireError(f"sample_table: a field runs past {_KIND_NAMES[kind]} ({size} bytes)")
+
+
+_KIND_NAMES = {DATA: "the message's sample_data", REGION: "the shm region", TIER: "the memory tier"}
