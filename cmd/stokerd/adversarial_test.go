@@ -215,7 +215,10 @@ func TestAdversarialClients(t *testing.T) {
 		pid := srv.cmd.Process.Pid
 		before := vmRSS(t, pid, "VmRSS")
 		metric := func(name string) int64 { return promValue(t, "http://"+srv.web+"/metrics", adversaryToken, name) }
-		goroutines, heap := metric("go_goroutines"), metric("go_memstats_heap_inuse_bytes")
+		held := func() int64 {
+			return metric("go_memstats_heap_inuse_bytes") + metric("go_memstats_heap_idle_bytes") - metric("go_memstats_heap_released_bytes")
+		}
+		goroutines, heap := metric("go_goroutines"), held()
 		for round := range 3 {
 			accepted, exhausted, other := thousandStreams(t, srv.grpc, authed, e.url)
 			if accepted != 64 || exhausted != 936 || len(other) > 0 {
@@ -233,20 +236,22 @@ func TestAdversarialClients(t *testing.T) {
 				g = metric("go_goroutines")
 				return g <= goroutines+16
 			})
-			// The heap comes back once the trimmer runs (at most every
-			// 10 s). The test's stokerd is built with -race, whose shadow
-			// memory is not returned with the heap, so its RSS is bounded
-			// more loosely than the heap.
+			// The heap's memory goes back to the system once the trimmer
+			// runs (at most every 10 s): what the Go heap holds from the
+			// system (in use, and idle but not released) comes back to
+			// where it was. The test's stokerd is built with -race, whose
+			// shadow memory stays resident after the heap lets go of its
+			// pages, so RSS itself is bounded more loosely.
 			var after, heapAfter int64
 			waitFor(t, "stokerd's heap to come back", func() bool {
-				heapAfter = metric("go_memstats_heap_inuse_bytes")
-				return heapAfter <= heap+32<<20
+				heapAfter = held()
+				return heapAfter <= heap+16<<20
 			})
-			waitFor(t, "stokerd's memory to come back", func() bool {
-				after = vmRSS(t, pid, "VmRSS")
-				return after <= before+256<<20
-			})
-			t.Logf("round %d: %d streams accepted, %d refused; stokerd RSS %d MiB before, peak %d MiB, %d MiB after they closed (heap in use %d MiB, %d MiB before; %d goroutines, %d before)",
+			after = vmRSS(t, pid, "VmRSS")
+			if after > before+512<<20 {
+				t.Errorf("stokerd's RSS after the streams closed: %d MiB, %d MiB before", after>>20, before>>20)
+			}
+			t.Logf("round %d: %d streams accepted, %d refused; stokerd RSS %d MiB before, peak %d MiB, %d MiB after they closed (heap held %d MiB, %d MiB before; %d goroutines, %d before)",
 				round, accepted, exhausted, before>>20, peak>>20, after>>20, heapAfter>>20, heap>>20, g, goroutines)
 			if peak-before > 512<<20 {
 				t.Errorf("stokerd's peak grew by %d MiB with the streams open", (peak-before)>>20)
