@@ -30,7 +30,7 @@ func sharedTier(n int64) func(*Config) {
 
 // Fields whose shard is in the shared tier come as offsets into it, the
 // others through the stream's region; a tier smaller than the dataset
-// makes both happen, with evictions. Every byte equals the gRPC read.
+// makes both happen. Every byte equals the gRPC read.
 func TestShmTierEpochMatchesGRPC(t *testing.T) {
 	syn := wds.Synthetic{Shards: 6, PerShard: 30, SampleSize: 70 << 10, Seed: 3} // 12.5 MiB
 	h := newHarness(t, syn, func(c *Config) {
@@ -65,10 +65,14 @@ func TestShmTierEpochMatchesGRPC(t *testing.T) {
 		}
 	}
 	st := h.srv.Stats()
-	if st.ShmTierBytes == 0 || st.ShmBytesServed == 0 || st.Evictions == 0 {
-		t.Fatalf("want fields both in place in the tier and copied, with evictions: tier %d, copied %d, evictions %d",
+	// Whether the tier also evicts depends on what the look-ahead let into
+	// it (shards it would not keep are held outside it); eviction under
+	// pinned leases has its own tests (the poisoned region's).
+	if st.ShmTierBytes == 0 || st.ShmBytesServed == 0 {
+		t.Fatalf("want fields both in place in the tier and copied: tier %d, copied %d, evictions %d",
 			st.ShmTierBytes, st.ShmBytesServed, st.Evictions)
 	}
+	t.Logf("tier %d bytes, copied %d, evictions %d", st.ShmTierBytes, st.ShmBytesServed, st.Evictions)
 	waitFor(t, "the leases to go", func() bool { s := h.srv.Stats(); return s.ShmLeases == 0 && s.ShmRegions == 0 })
 }
 

@@ -191,7 +191,7 @@ def test_a_plain_dataloader_with_another_batch_size_warns(server: str, data: Dat
         next(iter(DataLoader(ds, batch_size=3, collate_fn=as_list)))
     batched = StokerDataset(data.url, server, batch_size=B, batched=True)
     with pytest.warns(UserWarning, match=r"use DataLoader\(batch_size=None\)"):
-        next(iter(DataLoader(batched, batch_size=2)))
+        next(iter(DataLoader(batched, batch_size=2, collate_fn=as_list)))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         next(iter(DataLoader(StokerDataset(data.url, server, batch_size=B), batch_size=B, collate_fn=as_list)))
