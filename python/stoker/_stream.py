@@ -25,6 +25,7 @@ from __future__ import annotations
 import mmap
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -32,7 +33,9 @@ from typing import Any
 from . import errors
 from ._wire import DATA, EXTENT, REGION, TIER, PackedSamples, WireError, parse
 from .gds import Extent, ExtentReader
+from .pipeline import ReadyAssembler
 from .shm import ReleaseRing, TierMaps, _map_region
+from .types import Batch, Cursor, Sample
 
 __all__ = ["Part", "PackedBatch", "SampleBatch", "read_stream"]
 
@@ -91,7 +94,7 @@ class PackedBatch:
         mview = memoryview(raw) if not copy else None
         out: list[Any] = []
         add = out.append
-        for kind, o, n in zip(t.kinds, t.offsets, t.lengths):
+        for kind, o, n in zip(t.kinds, t.offsets, t.lengths, strict=True):
             e = o + n
             if kind == TIER:
                 add(tier[o:e] if copy else tview[o:e])  # type: ignore[index]
@@ -116,7 +119,7 @@ class PackedBatch:
         once (so a copy made while the bytes were leased is the one every
         later reader gets)."""
         if self._rows is None:
-            rows = []
+            rows: list[tuple[str, int, int, dict[str, Any]]] = []
             add = rows.append
             for part in self.parts:
                 t = part.table
@@ -124,15 +127,13 @@ class PackedBatch:
                                                                   t.positions, t.shards)
                 for i in range(t.n):
                     a, b = firsts[i], firsts[i + 1]
-                    add((keys[i], positions[i], shards[i], dict(zip(names[a:b], values[a:b]))))
+                    add((keys[i], positions[i], shards[i], dict(zip(names[a:b], values[a:b], strict=True))))
             self._rows = rows
         return self._rows
 
     def samples(self) -> list[Any]:
         """The samples as stoker.Sample, made once."""
         if self._samples_cache is None:
-            from .client import Sample
-
             self._samples_cache = [Sample(k, p, s, f) for k, p, s, f in self.rows()]
         return self._samples_cache
 
@@ -144,7 +145,7 @@ class PackedBatch:
 def dicts_of(batch: PackedBatch, urls: tuple[str, ...], first: int = 0) -> list[dict[str, Any]]:
     """The samples from first on as webdataset dicts (``__key__``,
     ``__url__``, fields)."""
-    out = []
+    out: list[dict[str, Any]] = []
     add = out.append
     nurls = len(urls)
     rows = batch.rows()
@@ -199,23 +200,10 @@ class SampleBatch:
         p = self._packed
         if self._dicts is None and p is not None and p.handed_off:
             src = p.src
-            parts = [(bytes(x.table_bytes), x.raw[x.data_at : x.data_at + x.data_len]) for x in _tables(p)]
+            parts = [(bytes(x.table.raw_table), x.raw[x.data_at : x.data_at + x.data_len]) for x in p.parts]
             return _unpickle_handoff, (src.region_path, src.region_size, src.ring, src.tier_path, src.tier_size,
                                        p.leases(), parts, self._urls, self._first)
         return _unpickle_plain, (self._items(),)
-
-
-class _TableBytes:
-    __slots__ = ("table_bytes", "raw", "data_at", "data_len")
-
-
-def _tables(p: PackedBatch) -> list[_TableBytes]:
-    out = []
-    for part in p.parts:
-        tb = _TableBytes()
-        tb.table_bytes, tb.raw, tb.data_at, tb.data_len = part.table.raw_table, part.raw, part.data_at, part.data_len
-        out.append(tb)
-    return out
 
 
 def _unpickle_plain(dicts: list[Any]) -> SampleBatch:
@@ -296,8 +284,6 @@ def _unpickle_handoff(region_path: str, region_size: int, ring: int, tier_path: 
 def _release_blocking(ring: ReleaseRing, ids: list[int], timeout: float = 60.0) -> bool:
     """Write ids to the ring, waiting (the server reads it at its next
     message, or every millisecond while it waits for room) while it is full."""
-    import time
-
     deadline = time.monotonic() + timeout
     while not ring.release(ids):
         if time.monotonic() > deadline:
@@ -327,8 +313,6 @@ def read_stream(call: Iterator[bytes], pending: list[Any], shm: Any, copy: bool,
     tell a stream that stopped inside a step. ``shm`` is the stream's
     ShmReader; ``error_of(call, err)`` is the error to raise when a
     message cannot be taken in (the server's own, if one follows)."""
-    from .client import Batch, Cursor, Sample
-
     messages = 0
     arrow: list[bytes] = []
     row_shards: list[int] = []
@@ -363,8 +347,6 @@ def read_stream(call: Iterator[bytes], pending: list[Any], shm: Any, copy: bool,
             pending.extend(pb.samples)
             if pb.tensors:
                 if ready is None:
-                    from .pipeline import ReadyAssembler
-
                     ready = ReadyAssembler()
                 ready.add(pb, shm)
             if pb.arrow_ipc:

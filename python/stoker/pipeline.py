@@ -405,11 +405,11 @@ class _SplitMix64:
         z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M
         return z ^ (z >> 31)
 
-    def float(self) -> float:
+    def unit(self) -> float:
         return (self.next() >> 11) * 2.0**-53
 
     def uniform(self, a: float, b: float) -> float:
-        return a + (b - a) * self.float()
+        return a + (b - a) * self.unit()
 
     def intn(self, n: int) -> int:
         return (self.next() * n) >> 64

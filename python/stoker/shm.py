@@ -41,7 +41,8 @@ from typing import Any
 import grpc
 
 from . import errors
-from .gds import Extent, ExtentReader, _frombuffer
+from ._buffers import frombuffer
+from .gds import Extent, ExtentReader
 from .v1 import loader_pb2
 
 __all__ = ["ReleaseRing", "ShmReader", "TierMap", "TierMaps", "as_numpy", "as_tensor"]
@@ -112,7 +113,7 @@ class ShmReader:
         if msg_region is not None and self._map is None:
             path, size = msg_region.path, msg_region.size
             try:
-                self._map, writable = _map_region(path, size)
+                m, writable = _map_region(path, size)
             except OSError as err:
                 # Also what a client behind on its messages sees when the
                 # server failed the stream (and removed its region file):
@@ -121,13 +122,13 @@ class ShmReader:
                     f"stoker: cannot map the shm region {path} ({size} bytes): {err} (a shared-memory client "
                     "must run on the server's host as a user that may open it)"
                 ) from err
-            self._view = memoryview(self._map)
+            self._map, self._view = m, memoryview(m)
             self.region = msg_region.id
             self.path, self.size = path, size
             if msg_region.release_ring and writable:  # else: ReleaseShm
-                self.ring = ReleaseRing(self._map, msg_region.release_ring, path)
+                self.ring = ReleaseRing(m, msg_region.release_ring, path)
             if self._pin:
-                self._pin_region(msg_region.path, writable)
+                self._pin_region(m, msg_region.path, writable)
         if tier is not None and self.tier is None:
             if self._tiers is None:
                 raise RuntimeError(f"stoker: the server sent its memory tier {tier.path}, "
@@ -145,13 +146,13 @@ class ShmReader:
         ids, self._leases = self._leases, []
         return ids
 
-    def _pin_region(self, path: str, writable: bool) -> None:
+    def _pin_region(self, m: mmap.mmap, path: str, writable: bool) -> None:
         why = _cuda_missing()
         if why:
             self.pin_reason = why
             _log.warning("stoker shm: region %s not pinned: %s", path, why)
             return
-        self._pinned, why = _cuda_register(self._map, 0 if writable else _REGISTER_READ_ONLY, f"the shm region {path}")
+        self._pinned, why = _cuda_register(m, 0 if writable else _REGISTER_READ_ONLY, f"the shm region {path}")
         if why:
             raise RuntimeError(f"stoker: {why}")
 
@@ -490,4 +491,4 @@ def as_tensor(view: Any, dtype: Any = None) -> Any:
     (``.to(device)``, ``.clone()``), never write to it."""
     if isinstance(view, Extent):
         view = view.read()
-    return _frombuffer(view, dtype)
+    return frombuffer(view, dtype)

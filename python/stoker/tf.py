@@ -52,15 +52,16 @@ import numpy as np
 import tensorflow as tf
 
 from . import errors
-from .client import Client, Cursor
+from .client import Client
 from .decode import DecodeOption, decode_sample, decoder_for
 from .split import batch_range, num_steps, rank_count
 from .tls import PathLike
+from .types import Cursor
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from .client import Batch, DatasetInfo, Sample
+    from .types import DatasetInfo, Sample
 
 __all__ = ["dataset", "signature_of", "columnar_signature", "PRESENT"]
 

@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from torch.utils.data import DataLoader
 
 from . import errors
 from .split import loader_cursor
-
-if TYPE_CHECKING:
-    from .torch import StokerDataset
-    from .torch_state import Position
+from .torch_dataset import StokerDataset
+from .torch_state import Position, split_changed, upgrade
 
 __all__ = ["StokerDataLoader", "from_stateful_dataloader"]
 
@@ -56,8 +54,6 @@ class StokerDataLoader(DataLoader):  # type: ignore[type-arg]
     """
 
     def __init__(self, dataset: StokerDataset, batch_size: int | None = _SAME, **kwargs: Any) -> None:
-        from .torch import StokerDataset
-
         if not isinstance(dataset, StokerDataset):
             raise errors.InvalidArgument(f"StokerDataLoader reads a StokerDataset, got {type(dataset).__name__}")
         want = None if dataset.batched else dataset.batch_size
@@ -85,8 +81,6 @@ class StokerDataLoader(DataLoader):  # type: ignore[type-arg]
     # -- iteration ---------------------------------------------------------
 
     def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
-        from .torch_state import Position
-
         ds: StokerDataset = self.dataset  # type: ignore[assignment]
         start, batches = ds._global_start(), 0
         st = ds._loaded_for_epoch()
@@ -150,8 +144,6 @@ class StokerDataLoader(DataLoader):  # type: ignore[type-arg]
         it was saved. A state only its own split resumes (one DataLoader
         worker's, as StatefulDataLoader keeps them) is refused here, saying
         what changed."""
-        from .torch_state import split_changed, upgrade
-
         ds: StokerDataset = self.dataset  # type: ignore[assignment]
         if "_snapshot" in state or "_num_yielded" in state:
             state = from_stateful_dataloader(state, ds)
@@ -188,8 +180,6 @@ def from_stateful_dataloader(state: dict[str, Any], dataset: StokerDataset) -> d
     workers = [w.get("dataset_state") for w in snap.get("_worker_snapshots", {}).values()]
     if not workers or any(not isinstance(w, dict) for w in workers):
         raise errors.InvalidArgument("StokerDataLoader: this StatefulDataLoader state holds no state of its workers")
-    from .torch_state import upgrade
-
     workers = [upgrade(w) for w in workers]
     streams = [w["stream"] for w in workers]
     if any(int(s["skip"]) for s in streams):
