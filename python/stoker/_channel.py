@@ -13,8 +13,9 @@ from .tls import PathLike, TLSFiles, is_local
 __all__ = ["channel_options", "credentials_for", "open_channel"]
 
 
-def channel_options(max_message_bytes: int, backoff: tuple[float, float],
-                    extra: Sequence[tuple[str, Any]]) -> list[tuple[str, Any]]:
+def channel_options(
+    max_message_bytes: int, backoff: tuple[float, float], extra: Sequence[tuple[str, Any]]
+) -> list[tuple[str, Any]]:
     """A Client's channel options, ``extra`` (the caller's) last."""
     return [
         ("grpc.max_receive_message_length", max_message_bytes),
@@ -32,9 +33,13 @@ def channel_options(max_message_bytes: int, backoff: tuple[float, float],
     ]
 
 
-def credentials_for(addr: str, credentials: grpc.ChannelCredentials | None, tls_ca: PathLike | None,
-                    tls_cert: PathLike | None, tls_key: PathLike | None
-                    ) -> tuple[grpc.ChannelCredentials | None, TLSFiles | None]:
+def credentials_for(
+    addr: str,
+    credentials: grpc.ChannelCredentials | None,
+    tls_ca: PathLike | None,
+    tls_cert: PathLike | None,
+    tls_key: PathLike | None,
+) -> tuple[grpc.ChannelCredentials | None, TLSFiles | None]:
     """The credentials of a channel to addr (None: plaintext) and the TLS
     files they were read from: a ``unix:`` address has neither."""
     files = TLSFiles.of(tls_ca, tls_cert, tls_key)
@@ -47,8 +52,9 @@ def credentials_for(addr: str, credentials: grpc.ChannelCredentials | None, tls_
     return credentials, files
 
 
-def open_channel(addr: str, credentials: grpc.ChannelCredentials | None,
-                 options: Sequence[tuple[str, Any]]) -> grpc.Channel:
+def open_channel(
+    addr: str, credentials: grpc.ChannelCredentials | None, options: Sequence[tuple[str, Any]]
+) -> grpc.Channel:
     """A channel to addr, secure when there are credentials."""
     if credentials is not None:
         return grpc.secure_channel(addr, credentials, options=options)

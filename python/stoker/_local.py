@@ -121,8 +121,9 @@ def find_socket(addr: str, stats: Any, env: Mapping[str, str] | None = None, *, 
     return LocalPath("", f"the server's socket {why}") if why else LocalPath(path, f"the server at {addr} named it")
 
 
-def check_socket(path: str, options: Sequence[tuple[str, Any]],
-                 metadata: Sequence[tuple[str, str]]) -> tuple[grpc.Channel | None, str]:
+def check_socket(
+    path: str, options: Sequence[tuple[str, Any]], metadata: Sequence[tuple[str, str]]
+) -> tuple[grpc.Channel | None, str]:
     """A channel to the unix socket path, when the server behind it
     names the same socket; else None and why."""
     ch = grpc.insecure_channel(f"unix://{path}", options=options)
@@ -137,8 +138,15 @@ def check_socket(path: str, options: Sequence[tuple[str, Any]],
     return ch, ""
 
 
-def discover(addr: str, local: bool | None, stats: Callable[[], Any], options: Sequence[tuple[str, Any]],
-             metadata: Sequence[tuple[str, str]], *, plaintext: bool) -> tuple[LocalPath, grpc.Channel | None]:
+def discover(
+    addr: str,
+    local: bool | None,
+    stats: Callable[[], Any],
+    options: Sequence[tuple[str, Any]],
+    metadata: Sequence[tuple[str, str]],
+    *,
+    plaintext: bool,
+) -> tuple[LocalPath, grpc.Channel | None]:
     """The local path of a Client of addr (``local`` is its argument: False
     for none) and a checked channel to its socket when that is not addr
     itself (see find_socket for ``stats`` and ``plaintext``)."""
@@ -158,8 +166,16 @@ class LocalLink:
     True makes path() raise InvalidArgument when there is none. Safe to
     use from several threads."""
 
-    def __init__(self, addr: str, local: bool | None, stats: Callable[[], Any], options: Sequence[tuple[str, Any]],
-                 metadata: Callable[[], Sequence[tuple[str, str]]], *, plaintext: bool) -> None:
+    def __init__(
+        self,
+        addr: str,
+        local: bool | None,
+        stats: Callable[[], Any],
+        options: Sequence[tuple[str, Any]],
+        metadata: Callable[[], Sequence[tuple[str, str]]],
+        *,
+        plaintext: bool,
+    ) -> None:
         self._addr, self._local, self._stats, self._options = addr, local, stats, options
         self._metadata, self._plaintext = metadata, plaintext
         self._lock = threading.Lock()  # guards _path, channel and stub
@@ -172,8 +188,9 @@ class LocalLink:
         with self._lock:
             if self._path is not None:
                 return self._path
-        found, channel = discover(self._addr, self._local, self._stats, self._options, self._metadata(),
-                                  plaintext=self._plaintext)
+        found, channel = discover(
+            self._addr, self._local, self._stats, self._options, self._metadata(), plaintext=self._plaintext
+        )
         with self._lock:
             if self._path is None:
                 self._path, self.channel = found, channel

@@ -30,10 +30,27 @@ class StreamPlan:
     copy: bool
 
 
-def stream_plan(url: str, *, batch_size: int, seed: int, epoch: int, rank: int, world_size: int, shuffle: bool,
-                shuffle_window: int | str, drop_last: bool, start: int | Cursor, format: str, columns: Sequence[str],
-                shm: bool | str | None, shm_region_bytes: int, shm_tier: bool, gds: bool | str | Sequence[str],
-                transform: Any, local: Callable[[], bool]) -> StreamPlan:
+def stream_plan(
+    url: str,
+    *,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    rank: int,
+    world_size: int,
+    shuffle: bool,
+    shuffle_window: int | str,
+    drop_last: bool,
+    start: int | Cursor,
+    format: str,
+    columns: Sequence[str],
+    shm: bool | str | None,
+    shm_region_bytes: int,
+    shm_tier: bool,
+    gds: bool | str | Sequence[str],
+    transform: Any,
+    local: Callable[[], bool],
+) -> StreamPlan:
     """Client.stream's arguments (see there) as a StreamPlan. ``local()``
     says whether the client has a local fast path (asked only where the
     arguments leave it to that)."""
@@ -81,9 +98,18 @@ def stream_plan(url: str, *, batch_size: int, seed: int, epoch: int, rank: int, 
     return StreamPlan(fixed, position, plan_version, pin=shm == "pinned", gds_paths=gds_paths, copy=not views)
 
 
-def prefetch_request(url: str, *, epochs: Sequence[int], seed: int, shuffle: bool, shuffle_window: int | str,
-                     deadline: float | None, budget_bytes: int, format: str, index_only: bool
-                     ) -> loader_pb2.PrefetchRequest:
+def prefetch_request(
+    url: str,
+    *,
+    epochs: Sequence[int],
+    seed: int,
+    shuffle: bool,
+    shuffle_window: int | str,
+    deadline: float | None,
+    budget_bytes: int,
+    format: str,
+    index_only: bool,
+) -> loader_pb2.PrefetchRequest:
     """Client.prefetch's arguments (see there) as its request."""
     return loader_pb2.PrefetchRequest(
         url=url,

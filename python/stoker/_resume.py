@@ -93,8 +93,15 @@ def stream_batches(
         call = call_stream(req, metadata=md)
         pending: list[Any] = []
         shm = (
-            ShmReader(stub, md, timeout, pin=pin, gds=fixed["gds"], gds_paths=gds_paths,
-                      tiers=tiers if fixed["shm_tier"] else None)
+            ShmReader(
+                stub,
+                md,
+                timeout,
+                pin=pin,
+                gds=fixed["gds"],
+                gds_paths=gds_paths,
+                tiers=tiers if fixed["shm_tier"] else None,
+            )
             if fixed["shm"]
             else None
         )

@@ -65,8 +65,10 @@ class Sources:
         self.extents: ExtentReader | None = None
 
     def sizes(self) -> dict[int, int | None]:
-        return {REGION: len(self.region) if self.region is not None else None,
-                TIER: len(self.tier) if self.tier is not None else None}
+        return {
+            REGION: len(self.region) if self.region is not None else None,
+            TIER: len(self.tier) if self.tier is not None else None,
+        }
 
 
 class PackedBatch:
@@ -110,8 +112,11 @@ class PackedBatch:
                     if src.extents is None:
                         raise RuntimeError("stoker: a field is an extent, but the stream did not ask for gds")
                     path = t.paths[t.field_paths[j]]
-                    out[j] = (src.extents.read_bytes(path, t.offsets[j], t.lengths[j]) if copy
-                              else Extent(path, t.offsets[j], t.lengths[j], src.extents))
+                    out[j] = (
+                        src.extents.read_bytes(path, t.offsets[j], t.lengths[j])
+                        if copy
+                        else Extent(path, t.offsets[j], t.lengths[j], src.extents)
+                    )
         return out
 
     def rows(self) -> list[tuple[str, int, int, dict[str, Any]]]:
@@ -123,8 +128,14 @@ class PackedBatch:
             add = rows.append
             for part in self.parts:
                 t = part.table
-                values, names, firsts, keys, positions, shards = (self._values(part), t.names, t.firsts, t.keys,
-                                                                  t.positions, t.shards)
+                values, names, firsts, keys, positions, shards = (
+                    self._values(part),
+                    t.names,
+                    t.firsts,
+                    t.keys,
+                    t.positions,
+                    t.shards,
+                )
                 for i in range(t.n):
                     a, b = firsts[i], firsts[i + 1]
                     add((keys[i], positions[i], shards[i], dict(zip(names[a:b], values[a:b], strict=True))))
@@ -165,8 +176,14 @@ class SampleBatch:
 
     __slots__ = ("_packed", "_urls", "_first", "_dicts", "_decode")
 
-    def __init__(self, packed: PackedBatch | None, urls: tuple[str, ...], first: int = 0,
-                 dicts: list[Any] | None = None, decode: Callable[[dict[str, Any]], Any] | None = None) -> None:
+    def __init__(
+        self,
+        packed: PackedBatch | None,
+        urls: tuple[str, ...],
+        first: int = 0,
+        dicts: list[Any] | None = None,
+        decode: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> None:
         self._packed, self._urls, self._first, self._dicts, self._decode = packed, urls, first, dicts, decode
 
     def _items(self) -> list[Any]:
@@ -201,8 +218,17 @@ class SampleBatch:
         if self._dicts is None and p is not None and p.handed_off:
             src = p.src
             parts = [(bytes(x.table.raw_table), x.raw[x.data_at : x.data_at + x.data_len]) for x in p.parts]
-            return _unpickle_handoff, (src.region_path, src.region_size, src.ring, src.tier_path, src.tier_size,
-                                       p.leases(), parts, self._urls, self._first)
+            return _unpickle_handoff, (
+                src.region_path,
+                src.region_size,
+                src.ring,
+                src.tier_path,
+                src.tier_size,
+                p.leases(),
+                parts,
+                self._urls,
+                self._first,
+            )
         return _unpickle_plain, (self._items(),)
 
 
@@ -232,8 +258,9 @@ class _Mappings:
             try:
                 m, writable = _map_region(path, size)
             except OSError as err:
-                raise errors.StokerError(f"stoker: cannot map the shm region {path} of a DataLoader worker's "
-                                         f"stream: {err}") from err
+                raise errors.StokerError(
+                    f"stoker: cannot map the shm region {path} of a DataLoader worker's stream: {err}"
+                ) from err
             got = (m, ReleaseRing(m, ring, path) if ring and writable else None)
             self._regions[path] = got
             while len(self._regions) > self.KEEP:
@@ -255,9 +282,17 @@ def _process_mappings() -> _Mappings:
         return _mappings
 
 
-def _unpickle_handoff(region_path: str, region_size: int, ring: int, tier_path: str, tier_size: int,
-                      leases: list[int], parts: list[tuple[bytes, bytes]], urls: tuple[str, ...],
-                      first: int) -> SampleBatch:
+def _unpickle_handoff(
+    region_path: str,
+    region_size: int,
+    ring: int,
+    tier_path: str,
+    tier_size: int,
+    leases: list[int],
+    parts: list[tuple[bytes, bytes]],
+    urls: tuple[str, ...],
+    first: int,
+) -> SampleBatch:
     """A handed-off batch in the process that receives it: its bytes
     copied out of this process's mappings, then its leases given back."""
     maps = _process_mappings()
@@ -276,8 +311,10 @@ def _unpickle_handoff(region_path: str, region_size: int, ring: int, tier_path: 
         src.extents.close()
     if leases:
         if rring is None or not _release_blocking(rring, leases):
-            raise errors.StokerError(f"stoker: cannot give back {len(leases)} leases of the shm region {region_path}: "
-                                     "it has no release ring this process can write")
+            raise errors.StokerError(
+                f"stoker: cannot give back {len(leases)} leases of the shm region {region_path}: "
+                "it has no release ring this process can write"
+            )
     return SampleBatch(None, urls, dicts=dicts)
 
 
@@ -306,8 +343,13 @@ def _sources(shm: Any) -> Sources:
     return src
 
 
-def read_stream(call: Iterator[bytes], pending: list[Any], shm: Any, copy: bool,
-                error_of: Callable[[Any, BaseException], BaseException]) -> Iterator[Any]:
+def read_stream(
+    call: Iterator[bytes],
+    pending: list[Any],
+    shm: Any,
+    copy: bool,
+    error_of: Callable[[Any, BaseException], BaseException],
+) -> Iterator[Any]:
     """Put the messages of each step back together into Batches.
     ``pending`` holds what a step still in progress has, so the caller can
     tell a stream that stopped inside a step. ``shm`` is the stream's
@@ -329,7 +371,11 @@ def read_stream(call: Iterator[bytes], pending: list[Any], shm: Any, copy: bool,
                     shm.receive(pb)
                 else:
                     shm.take(m.region, m.tier, m.lease[0] if m.lease is not None else None)
-                if src is None or (src.region is None and shm.map is not None) or (src.tier is None and shm.tier is not None):
+                if (
+                    src is None
+                    or (src.region is None and shm.map is not None)
+                    or (src.tier is None and shm.tier is not None)
+                ):
                     src = _sources(shm)
             if pb is None and m.table is not None:
                 if src is None:
@@ -378,7 +424,17 @@ def read_stream(call: Iterator[bytes], pending: list[Any], shm: Any, copy: bool,
             samples = []
         packed = PackedBatch(parts, src if src is not None else _sources(None), copy) if parts and not legacy else None
         pending.clear()
-        yield Batch(epoch=epoch, step=step, rank=rank, samples=samples, cursor=Cursor(*cursor), parts=messages,
-                    arrow_ipc=arrow, row_shards=row_shards, first_position=first, packed=packed,
-                    ready=ready.finish() if ready is not None else None)
+        yield Batch(
+            epoch=epoch,
+            step=step,
+            rank=rank,
+            samples=samples,
+            cursor=Cursor(*cursor),
+            parts=messages,
+            arrow_ipc=arrow,
+            row_shards=row_shards,
+            first_position=first,
+            packed=packed,
+            ready=ready.finish() if ready is not None else None,
+        )
         messages, arrow, row_shards, first, legacy, ready = 0, [], [], None, [], None

@@ -175,8 +175,21 @@ class PackedSamples:
     checked against the table here, every offset and length against its
     buffer by :meth:`check` (Python integers: no sum wraps)."""
 
-    __slots__ = ("positions", "shards", "firsts", "keys", "names", "kinds", "offsets", "lengths", "paths",
-                 "field_paths", "n", "ends", "raw_table")
+    __slots__ = (
+        "positions",
+        "shards",
+        "firsts",
+        "keys",
+        "names",
+        "kinds",
+        "offsets",
+        "lengths",
+        "paths",
+        "field_paths",
+        "n",
+        "ends",
+        "raw_table",
+    )
 
     def __init__(self, table: memoryview) -> None:
         if len(table) < 32:

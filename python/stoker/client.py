@@ -138,9 +138,15 @@ class Client:
         self._channel = open_channel(addr, credentials, self._opts)
         self._stub = loader_pb2_grpc.LoaderStub(self._channel)
         self._link = LocalLink(
-            addr, local, lambda: self._stub.Stats(
-                loader_pb2.StatsRequest(), timeout=min(self.timeout or 10.0, 10.0), metadata=self._metadata),
-            self._opts, lambda: self._metadata, plaintext=not self._tls)
+            addr,
+            local,
+            lambda: self._stub.Stats(
+                loader_pb2.StatsRequest(), timeout=min(self.timeout or 10.0, 10.0), metadata=self._metadata
+            ),
+            self._opts,
+            lambda: self._metadata,
+            plaintext=not self._tls,
+        )
         self._pid = os.getpid()
         self._tiers = TierMaps()  # the server's memory tier, mapped once for every shm stream
         self._lock = threading.Lock()  # guards _closed
@@ -213,9 +219,7 @@ class Client:
         # Over the unix socket once a stream found it (a DataLoader worker
         # then never connects over TCP).
         stub = self._link.stub or self._stub
-        resp = self._unary(
-            "OpenDataset", lambda: stub.OpenDataset(req, timeout=self.timeout, metadata=self._metadata)
-        )
+        resp = self._unary("OpenDataset", lambda: stub.OpenDataset(req, timeout=self.timeout, metadata=self._metadata))
         return DatasetInfo.from_proto(resp.dataset)
 
     def stats(self) -> Stats:
@@ -249,8 +253,17 @@ class Client:
         (``epochs`` may then be empty) only counts and indexes the dataset's
         shards on that server, so a job's first batch waits for no
         counting."""
-        req = prefetch_request(url, epochs=epochs, seed=seed, shuffle=shuffle, shuffle_window=shuffle_window,
-                               deadline=deadline, budget_bytes=budget_bytes, format=format, index_only=index_only)
+        req = prefetch_request(
+            url,
+            epochs=epochs,
+            seed=seed,
+            shuffle=shuffle,
+            shuffle_window=shuffle_window,
+            deadline=deadline,
+            budget_bytes=budget_bytes,
+            format=format,
+            index_only=index_only,
+        )
         r = self._unary("Prefetch", lambda: self._stub.Prefetch(req, timeout=self.timeout, metadata=self._metadata))
         return PrefetchHint(hint_id=r.hint_id, bytes_total=r.bytes_total, shards_total=r.shards_total)
 
@@ -335,12 +348,28 @@ class Client:
         cursor; it gives up after ``retries`` failures in a row. Closing the
         iterator early cancels the server's stream.
         """
-        return self._stream(stream_plan(
-            url, batch_size=batch_size, seed=seed, epoch=epoch, rank=rank, world_size=world_size, shuffle=shuffle,
-            shuffle_window=shuffle_window, drop_last=drop_last, start=start, format=format, columns=columns, shm=shm,
-            shm_region_bytes=shm_region_bytes, shm_tier=shm_tier, gds=gds, transform=transform,
-            local=lambda: bool(self.local_path().socket),
-        ))
+        return self._stream(
+            stream_plan(
+                url,
+                batch_size=batch_size,
+                seed=seed,
+                epoch=epoch,
+                rank=rank,
+                world_size=world_size,
+                shuffle=shuffle,
+                shuffle_window=shuffle_window,
+                drop_last=drop_last,
+                start=start,
+                format=format,
+                columns=columns,
+                shm=shm,
+                shm_region_bytes=shm_region_bytes,
+                shm_tier=shm_tier,
+                gds=gds,
+                transform=transform,
+                local=lambda: bool(self.local_path().socket),
+            )
+        )
 
     def _stream_channel(self, shm: bool) -> grpc.Channel:
         """The channel a stream takes: the unix socket for shared memory
@@ -352,9 +381,20 @@ class Client:
         channel = self._stream_channel(plan.fixed["shm"])
         stub = self._stub if channel is self._channel else loader_pb2_grpc.LoaderStub(channel)
         return stream_batches(
-            channel, stub, plan.fixed, plan.position, plan.plan_version, metadata=lambda: self._metadata,
-            timeout=self.timeout, retry=self._retry, target=self.address, check=self._raise_tls_error,
-            tiers=self._tiers, pin=plan.pin, gds_paths=plan.gds_paths, copy=plan.copy,
+            channel,
+            stub,
+            plan.fixed,
+            plan.position,
+            plan.plan_version,
+            metadata=lambda: self._metadata,
+            timeout=self.timeout,
+            retry=self._retry,
+            target=self.address,
+            check=self._raise_tls_error,
+            tiers=self._tiers,
+            pin=plan.pin,
+            gds_paths=plan.gds_paths,
+            copy=plan.copy,
         )
 
     def iter_samples(
@@ -368,7 +408,9 @@ class Client:
         """Every sample of rank's share of an epoch, one by one, with a tqdm
         progress bar when tqdm is installed (``progress=None``) or asked for.
         Takes the same arguments as :meth:`stream`."""
-        bar = epoch_bar(lambda: self.open_dataset(url, stream_args.get("format", "")), batch_size, stream_args, progress)
+        bar = epoch_bar(
+            lambda: self.open_dataset(url, stream_args.get("format", "")), batch_size, stream_args, progress
+        )
         try:
             for batch in self.stream(url, batch_size=batch_size, **stream_args):
                 if batch.columnar:
@@ -383,6 +425,8 @@ class Client:
             if bar is not None:
                 bar.close()
 
-    def read_epoch(self, url: str, *, batch_size: int = 256, progress: bool | None = None, **stream_args: Any) -> list[Sample]:
+    def read_epoch(
+        self, url: str, *, batch_size: int = 256, progress: bool | None = None, **stream_args: Any
+    ) -> list[Sample]:
         """Read rank's whole share of an epoch into a list (see iter_samples)."""
         return list(self.iter_samples(url, batch_size=batch_size, progress=progress, **stream_args))

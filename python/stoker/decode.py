@@ -166,7 +166,9 @@ def decode_sample(sample: dict[str, Any], image: str = "auto") -> dict[str, Any]
         try:
             out[name] = fn(bytes(value))
         except Exception as err:
-            raise ValueError(f"stoker: cannot decode field {name!r} of sample {sample.get('__key__')!r}: {err}") from err
+            raise ValueError(
+                f"stoker: cannot decode field {name!r} of sample {sample.get('__key__')!r}: {err}"
+            ) from err
     return out
 
 

@@ -147,8 +147,9 @@ def device_paths(device: Any = "cuda") -> list[str]:
         return [HOST]
     dev = torch.device(device)
     cuda = dev.type == "cuda" and torch.cuda.is_available()
-    return candidate_paths(cuda=cuda, kvikio=cuda and _import_kvikio() is not None,
-                           torch_gds=cuda and _torch_gds_built())
+    return candidate_paths(
+        cuda=cuda, kvikio=cuda and _import_kvikio() is not None, torch_gds=cuda and _torch_gds_built()
+    )
 
 
 def candidate_paths(*, cuda: bool, kvikio: bool, torch_gds: bool) -> list[str]:

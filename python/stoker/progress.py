@@ -51,8 +51,9 @@ def epoch_bar(info: Any, batch_size: int, args: dict[str, Any], progress: bool |
     return tqdm(total=total, unit="sample", desc=desc, dynamic_ncols=True)
 
 
-def wait_prefetch(status: Callable[[], PrefetchStatus], timeout: float, poll: float,
-                  progress: bool | None) -> PrefetchStatus:
+def wait_prefetch(
+    status: Callable[[], PrefetchStatus], timeout: float, poll: float, progress: bool | None
+) -> PrefetchStatus:
     """Call status() every poll seconds until it is done, with a bar of
     bytes where tqdm_or_none gives one; TimeoutError after timeout seconds."""
     tqdm = tqdm_or_none(progress)
@@ -67,8 +68,9 @@ def wait_prefetch(status: Callable[[], PrefetchStatus], timeout: float, poll: fl
             if st.done:
                 return st
             if time.monotonic() > deadline:
-                raise TimeoutError(f"stoker: prefetch {st.hint_id} not done after {timeout}s "
-                                   f"({st.bytes_done}/{st.bytes_total} bytes)")
+                raise TimeoutError(
+                    f"stoker: prefetch {st.hint_id} not done after {timeout}s ({st.bytes_done}/{st.bytes_total} bytes)"
+                )
             time.sleep(poll)
     finally:
         if bar is not None:

@@ -49,8 +49,13 @@ class Retry:
         time.sleep(self.wait(failures))
         return failures
 
-    def call(self, op: str, target: str, fn: Callable[[], _T],
-             check: Callable[[grpc.RpcError, str], None] = lambda err, op: None) -> _T:
+    def call(
+        self,
+        op: str,
+        target: str,
+        fn: Callable[[], _T],
+        check: Callable[[grpc.RpcError, str], None] = lambda err, op: None,
+    ) -> _T:
         """fn's result, retried per the policy; ``check(err, op)`` may
         raise first (a TLS handshake that failed)."""
         failures = 0

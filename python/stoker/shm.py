@@ -131,8 +131,9 @@ class ShmReader:
                 self._pin_region(m, msg_region.path, writable)
         if tier is not None and self.tier is None:
             if self._tiers is None:
-                raise RuntimeError(f"stoker: the server sent its memory tier {tier.path}, "
-                                   "but the stream did not ask for it")
+                raise RuntimeError(
+                    f"stoker: the server sent its memory tier {tier.path}, but the stream did not ask for it"
+                )
             self.tier = self._tiers.get(tier.path, tier.size, pin=self._pin)
             self._tier_view = self.tier.view
         if lease is not None:
@@ -163,8 +164,10 @@ class ShmReader:
         for f in sample.fields:
             if f.HasField("extent"):
                 if self.extents is None:
-                    raise RuntimeError(f"stoker: field {f.name!r} of sample {sample.key!r} is an extent, "
-                                       "but the stream did not ask for gds")
+                    raise RuntimeError(
+                        f"stoker: field {f.name!r} of sample {sample.key!r} is an extent, "
+                        "but the stream did not ask for gds"
+                    )
                 out[f.name] = Extent(f.extent.path, f.extent.offset, f.extent.length, self.extents)
                 continue
             n = f.shm_length
@@ -176,8 +179,7 @@ class ShmReader:
             if view is None or off + n > len(view):
                 size = "not mapped" if view is None else f"{len(view)} bytes"
                 raise RuntimeError(
-                    f"stoker: shm field {f.name!r} of sample {sample.key!r}: "
-                    f"[{off}, +{n}) outside {what} ({size})"
+                    f"stoker: shm field {f.name!r} of sample {sample.key!r}: [{off}, +{n}) outside {what} ({size})"
                 )
             out[f.name] = view[off : off + n]
         return out
@@ -326,13 +328,15 @@ class TierMap:
         self._pin_tried = True
         why = _cuda_missing()
         if not why:
-            self._pinned, why = _cuda_register(self._mmap, _REGISTER_PORTABLE | _REGISTER_READ_ONLY,
-                                               f"the memory tier {self.path}")
+            self._pinned, why = _cuda_register(
+                self._mmap, _REGISTER_PORTABLE | _REGISTER_READ_ONLY, f"the memory tier {self.path}"
+            )
         self.pinned = self._pinned is not None
         self.pin_reason = "cudaHostRegister, read-only and portable" if self.pinned else why
         if not self.pinned:
-            _log.warning("stoker shm: memory tier %s not pinned, so copies from it to a GPU are not DMA: %s",
-                         self.path, why)
+            _log.warning(
+                "stoker shm: memory tier %s not pinned, so copies from it to a GPU are not DMA: %s", self.path, why
+            )
 
     def close(self) -> None:
         """Unregister and unmap; views still held keep the mapping alive
@@ -470,8 +474,10 @@ def _clear_cuda_error() -> None:
     except (OSError, IndexError, AttributeError) as err:
         _log.warning("stoker shm: cannot reset CUDA's last error (%s): a later CUDA call may report it", err)
         return
-    _log.warning("stoker shm: libcudart is not loaded as a library, so CUDA's last error stays set: "
-                 "a later CUDA call may report it")
+    _log.warning(
+        "stoker shm: libcudart is not loaded as a library, so CUDA's last error stays set: "
+        "a later CUDA call may report it"
+    )
 
 
 def as_numpy(view: Any, dtype: Any = "uint8") -> Any:

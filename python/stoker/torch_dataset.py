@@ -282,7 +282,11 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         epoch, plan = int(state["epoch"]), int(state.get("plan_version", 0))
         grid = state.get("grid")
         in_worker = get_worker_info() is not None
-        if grid is not None and in_worker and (state.get("world_size"), state.get("num_workers")) == (self.world_size, workers):
+        if (
+            grid is not None
+            and in_worker
+            and (state.get("world_size"), state.get("num_workers")) == (self.world_size, workers)
+        ):
             # A StokerDataLoader's state, same split: after i batches of
             # every rank, worker w of the run that saved it had yielded
             # ceil((i - w) / W) batches, a whole step of the grid each, and
@@ -328,8 +332,9 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
     def _get_client(self) -> Client:
         if self._client is None or self._client_pid != os.getpid():
             tls = self.tls or TLSFiles()
-            self._client = Client(self.server, token=self.token, tls_ca=tls.ca, tls_cert=tls.cert, tls_key=tls.key,
-                                  local=self.local)
+            self._client = Client(
+                self.server, token=self.token, tls_ca=tls.ca, tls_cert=tls.cert, tls_key=tls.key, local=self.local
+            )
             self._client_pid = os.getpid()
         return self._client
 
@@ -396,17 +401,11 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
                     yield SampleBatch(batch.packed, urls, first, decode=self.decode)
                     continue
                 out: Any = (
-                    self._columnar_batch(batch, urls, first)
-                    if batch.columnar
-                    else self._dicts(batch, urls, first)
+                    self._columnar_batch(batch, urls, first) if batch.columnar else self._dicts(batch, urls, first)
                 )
                 yield self.collate(out) if self.collate is not None else out
                 continue
-            items: Any = (
-                self._columnar_rows(batch, urls, first)
-                if batch.columnar
-                else self._dicts(batch, urls, first)
-            )
+            items: Any = self._columnar_rows(batch, urls, first) if batch.columnar else self._dicts(batch, urls, first)
             for i, s in enumerate(items, start=first + 1):
                 # The state says what has been yielded once this sample is:
                 # after the step's last sample, the next step.

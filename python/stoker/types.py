@@ -124,8 +124,10 @@ class Batch:
         return self._samples
 
     def __repr__(self) -> str:
-        return (f"Batch(epoch={self.epoch}, step={self.step}, rank={self.rank}, rows={self.num_rows}, "
-                f"cursor={self.cursor}, parts={self.parts})")
+        return (
+            f"Batch(epoch={self.epoch}, step={self.step}, rank={self.rank}, rows={self.num_rows}, "
+            f"cursor={self.cursor}, parts={self.parts})"
+        )
 
     @property
     def columnar(self) -> bool:
@@ -336,5 +338,3 @@ class PrefetchStatus:
     def errors(self) -> list[str]:
         """The nodes' errors, each naming its node."""
         return [f"{n.node}: {n.state}: {n.error}" for n in self.nodes if n.error]
-
-
