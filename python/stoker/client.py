@@ -23,48 +23,20 @@ from ._channel import channel_options, credentials_for, open_channel
 from ._local import LocalLink, LocalPath
 from ._request import StreamPlan, prefetch_request, stream_plan
 from ._resume import stream_batches
-from .auth import TokenFile, token_metadata
+from .auth import metadata_now, token_metadata
 from .progress import epoch_bar, wait_prefetch
 from .retry import Retry
 from .shm import TierMap, TierMaps
 from .tls import PathLike, handshake_error
 
-# The values a Client hands out live in stoker.types; they are named here
-# too, where they were first.
-from .types import (
-    WINDOW_ALL,
-    Batch,
-    ColumnInfo,
-    Cursor,
-    DatasetInfo,
-    FieldInfo,
-    PrefetchHint,
-    PrefetchProgress,
-    PrefetchStatus,
-    Sample,
-    ShardInfo,
-    Stats,
-    window_value,
-)
+# The values a Client hands out live in stoker.types, and are still named
+# here, where they were first.
+from .types import *  # noqa: F403
+from .types import Batch, Cursor, DatasetInfo, PrefetchHint, PrefetchStatus, Sample, Stats
+from .types import __all__ as _types_all
 from .v1 import loader_pb2, loader_pb2_grpc
 
-__all__ = [
-    "DEFAULT_SERVER",
-    "WINDOW_ALL",
-    "Client",
-    "Cursor",
-    "Batch",
-    "Sample",
-    "DatasetInfo",
-    "ColumnInfo",
-    "FieldInfo",
-    "ShardInfo",
-    "Stats",
-    "PrefetchHint",
-    "PrefetchProgress",
-    "PrefetchStatus",
-    "window_value",
-]
+__all__ = ["DEFAULT_SERVER", "Client", *_types_all]
 
 DEFAULT_SERVER = "127.0.0.1:7470"
 """Where ``stokerd`` listens by default; ``$STOKER_SERVER`` overrides it."""
@@ -83,18 +55,13 @@ class Client:
     them) a call or a stream makes before it raises ServerUnavailable.
     ``options`` are extra gRPC channel options.
 
-    TLS (``stokerd --tls-cert/--tls-key``, and ``--tls-ca`` for mutual TLS):
-    ``tls_ca`` is the PEM CA bundle that verifies the server (default: the
-    system's roots), ``tls_cert`` and ``tls_key`` the PEM client
-    certificate and key a server with ``--tls-ca`` requires. The server's
-    certificate must name the host of the address (DNS name or IP address).
-    Or pass ``credentials`` (grpc.ssl_channel_credentials(...)) as they are.
-    The files are read here, once: gRPC cannot re-read them, so rotated
-    files are used by a new Client. A ``unix:`` address ignores all of these:
-    stokerd serves its unix socket in plaintext. A failed handshake raises
-    :class:`stoker.TLSError` saying why, without retrying (see
-    :mod:`stoker.tls`); a plaintext client on a TLS port gets
-    PermissionDenied.
+    TLS (``stokerd --tls-cert/--tls-key``, and ``--tls-ca`` for mutual TLS;
+    see :mod:`stoker.tls`): ``tls_ca`` is the PEM CA bundle that verifies
+    the server (default: the system's roots), ``tls_cert`` and ``tls_key``
+    the PEM client certificate and key a server with ``--tls-ca`` requires,
+    read here, once; or pass ``credentials`` as they are. A ``unix:``
+    address ignores them. A failed handshake raises :class:`stoker.TLSError`
+    at once; a plaintext client on a TLS port gets PermissionDenied.
 
     Local fast path: ``local=None`` (the default) streams over the
     server's unix socket with shared memory when the server is on this
@@ -155,9 +122,7 @@ class Client:
     @property
     def _metadata(self) -> tuple[tuple[str, str], ...]:
         """The metadata of every call: the bearer token as it is now."""
-        if isinstance(self._token, TokenFile):
-            return (("authorization", f"Bearer {self._token.token()}"),)
-        return self._token
+        return metadata_now(self._token)
 
     # -- lifecycle ---------------------------------------------------------
 

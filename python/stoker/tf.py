@@ -301,7 +301,8 @@ class _Source:
                 for batch in c.stream(self.url, epoch=epoch, start=start, **self.stream_args):
                     if batch.columnar:
                         raise errors.InvalidArgument(
-                            f"stoker.tf: {self.url} is a columnar dataset (rows arrive as Arrow); use stoker.Client.stream"
+                            f"stoker.tf: {self.url} is a columnar dataset (rows arrive as Arrow); "
+                            "use stoker.Client.stream"
                         )
                     if batch.samples:
                         yield batch.samples

@@ -94,9 +94,10 @@ class StokerDataLoader(DataLoader):  # type: ignore[type-arg]
         grid = st.get("grid") if st is not None else None
         if (
             grid is not None
+            and st is not None
             and self.num_workers > 0
             and (st["world_size"], st["num_workers"]) == (ds.world_size, self.num_workers)
-        ):  # type: ignore[index]
+        ):
             # The workers go on on the grid of the run that saved it (see
             # StokerDataset._resolve), and so does the count.
             start, batches = Position(start.epoch, int(grid["origin"]), 0, start.plan_version), int(grid["batches"])
