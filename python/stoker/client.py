@@ -336,16 +336,14 @@ class Client:
             )
         )
 
-    def _stream_channel(self, shm: bool) -> grpc.Channel:
-        """The channel a stream takes: the unix socket for shared memory
-        when address is not one already, else address's."""
-        channel = self._link.shm_channel() if shm else None
-        return channel if channel is not None else self._channel
-
     def _stream(self, plan: StreamPlan) -> Iterator[Batch]:
-        channel = self._stream_channel(plan.fixed["shm"])
+        """The plan's batches over the unix socket for shared memory when
+        address is not one already, else over address's channel: chosen
+        (the local path looked for) on the first next()."""
+        channel = self._link.shm_channel() if plan.fixed["shm"] else None
+        channel = channel if channel is not None else self._channel
         stub = self._stub if channel is self._channel else loader_pb2_grpc.LoaderStub(channel)
-        return stream_batches(
+        yield from stream_batches(
             channel,
             stub,
             plan.fixed,

@@ -157,7 +157,7 @@ class _Collate:
         size = [max(s[d] for s in shapes) for d in range(len(shapes[0]))]
         out = torch.full((len(ts), *size), self.pad_value, dtype=dtype)
         for i, t in enumerate(ts):
-            where = (i, *(slice(0, n) for n in t.shape))
+            where: tuple[int | slice, ...] = (i, *(slice(0, n) for n in t.shape))
             out[where] = t
         lengths = torch.tensor(shapes, dtype=torch.int64)
         return out, lengths[:, 0] if lengths.shape[1] == 1 else lengths

@@ -62,11 +62,11 @@ def columns_to_tensors(batch: ColumnarBatch | pa.RecordBatch) -> dict[str, torch
     them as bits). The tensors share memory with the message: don't write
     to them in place. Any other column, or one with nulls, raises
     InvalidArgument naming it: project it away with ``columns=``."""
-    import pyarrow as pa
-
     from . import arrow
 
-    rb = batch if isinstance(batch, pa.RecordBatch) else arrow.record_batch(batch)
+    # A stoker.Batch has arrow_ipc; anything else (a RecordBatch, a Table)
+    # is read as it is.
+    rb: Any = arrow.record_batch(batch) if hasattr(batch, "arrow_ipc") else batch
     out: dict[str, torch.Tensor] = {}
     for i, name in enumerate(rb.schema.names):
         col = rb.column(i)
