@@ -36,6 +36,7 @@ center crop, then flip and normalize; the output size must be fixed.
 
 from __future__ import annotations
 
+import builtins
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -438,11 +439,12 @@ class _SplitMix64:
         z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M
         return z ^ (z >> 31)
 
-    def unit(self) -> float:
+    # float() shadows the type inside the class: annotations name builtins.float.
+    def float(self) -> builtins.float:
         return (self.next() >> 11) * 2.0**-53
 
-    def uniform(self, a: float, b: float) -> float:
-        return a + (b - a) * self.unit()
+    def uniform(self, a: builtins.float, b: builtins.float) -> builtins.float:
+        return a + (b - a) * self.float()
 
     def intn(self, n: int) -> int:
         return (self.next() * n) >> 64
