@@ -24,10 +24,17 @@ import ipaddress
 import os
 import stat
 import tempfile
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["LocalPath", "find_socket", "is_loopback", "socket_path"]
+import grpc
+
+from . import errors
+from .v1 import loader_pb2, loader_pb2_grpc
+
+__all__ = ["LocalLink", "LocalPath", "check_socket", "discover", "find_socket", "is_loopback", "socket_path"]
 
 
 @dataclass(frozen=True)
@@ -85,17 +92,16 @@ def well_known(addr: str) -> str:
     return os.path.join(tempfile.gettempdir(), f"stoker-{os.getuid()}", f"stokerd-{int(port)}.sock")
 
 
-def find_socket(addr: str, stats: Any, env: dict[str, str] | None = None, *, plaintext: bool = True) -> LocalPath:
+def find_socket(addr: str, stats: Any, env: Mapping[str, str] | None = None, *, plaintext: bool = True) -> LocalPath:
     """The socket a client of addr streams over. ``stats`` is a function
     that asks the server at addr for its Stats (called only for a loopback
     TCP address with no $STOKER_SOCKET and no socket at the well-known
     path). A TLS client (``plaintext=False``) asks the server first, so a
     handshake that fails says so."""
-    env = os.environ if env is None else env
+    told = (os.environ if env is None else env).get("STOKER_SOCKET", "")
     own = socket_path(addr)
     if own:
         return LocalPath(own, "connected to the unix socket")
-    told = env.get("STOKER_SOCKET", "")
     if told:
         path = socket_path(told) or told
         why = _usable(path)
@@ -113,3 +119,96 @@ def find_socket(addr: str, stats: Any, env: dict[str, str] | None = None, *, pla
         return LocalPath("", f"the server at {addr} serves no unix socket (stokerd --unix)")
     why = _usable(path)
     return LocalPath("", f"the server's socket {why}") if why else LocalPath(path, f"the server at {addr} named it")
+
+
+def check_socket(
+    path: str, options: Sequence[tuple[str, Any]], metadata: Sequence[tuple[str, str]]
+) -> tuple[grpc.Channel | None, str]:
+    """A channel to the unix socket path, when the server behind it
+    names the same socket; else None and why."""
+    ch = grpc.insecure_channel(f"unix://{path}", options=options)
+    try:
+        st = loader_pb2_grpc.LoaderStub(ch).Stats(loader_pb2.StatsRequest(), timeout=10.0, metadata=metadata)
+    except grpc.RpcError as err:
+        ch.close()
+        return None, f"{path}: {errors.from_rpc_error(err, op='Stats', target=path)}"
+    if st.host.unix_socket != path:
+        ch.close()
+        return None, f"{path} is another server's (it names {st.host.unix_socket or 'no socket'})"
+    return ch, ""
+
+
+def discover(
+    addr: str,
+    local: bool | None,
+    stats: Callable[[], Any],
+    options: Sequence[tuple[str, Any]],
+    metadata: Sequence[tuple[str, str]],
+    *,
+    plaintext: bool,
+) -> tuple[LocalPath, grpc.Channel | None]:
+    """The local path of a Client of addr (``local`` is its argument: False
+    for none) and a checked channel to its socket when that is not addr
+    itself (see find_socket for ``stats`` and ``plaintext``)."""
+    if local is False:
+        return LocalPath("", "local=False"), None
+    found = find_socket(addr, stats, plaintext=plaintext)
+    if not found.socket or found.socket == socket_path(addr):
+        return found, None
+    channel, why = check_socket(found.socket, options, metadata)
+    return (found, channel) if channel is not None else (LocalPath("", why), None)
+
+
+class LocalLink:
+    """A Client's local fast path: found once, on the first call of
+    :meth:`path` (see discover), then its channel and stub, when the socket
+    is not the client's address itself. ``local`` is the Client's argument:
+    True makes path() raise InvalidArgument when there is none. Safe to
+    use from several threads."""
+
+    def __init__(
+        self,
+        addr: str,
+        local: bool | None,
+        stats: Callable[[], Any],
+        options: Sequence[tuple[str, Any]],
+        metadata: Callable[[], Sequence[tuple[str, str]]],
+        *,
+        plaintext: bool,
+    ) -> None:
+        self._addr, self._local, self._stats, self._options = addr, local, stats, options
+        self._metadata, self._plaintext = metadata, plaintext
+        self._lock = threading.Lock()  # guards _path, channel and stub
+        self._path: LocalPath | None = None
+        self.channel: grpc.Channel | None = None  # to the socket, when it is not addr
+        self.stub: loader_pb2_grpc.LoaderStub | None = None
+
+    def path(self) -> LocalPath:
+        """The local path, found on the first call."""
+        with self._lock:
+            if self._path is not None:
+                return self._path
+        found, channel = discover(
+            self._addr, self._local, self._stats, self._options, self._metadata(), plaintext=self._plaintext
+        )
+        with self._lock:
+            if self._path is None:
+                self._path, self.channel = found, channel
+                if channel is not None:
+                    self.stub = loader_pb2_grpc.LoaderStub(channel)
+            elif channel is not None:
+                channel.close()
+            if self._local is True and not self._path.socket:
+                raise errors.InvalidArgument(f"stoker: local=True, but there is no local path: {self._path.reason}")
+            return self._path
+
+    def shm_channel(self) -> grpc.Channel | None:
+        """The channel of a shared-memory stream, when it is not addr's."""
+        if socket_path(self._addr):
+            return None
+        self.path()
+        return self.channel
+
+    def close(self) -> None:
+        if self.channel is not None:
+            self.channel.close()

@@ -25,6 +25,7 @@ from __future__ import annotations
 import mmap
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -32,7 +33,9 @@ from typing import Any
 from . import errors
 from ._wire import DATA, EXTENT, REGION, TIER, PackedSamples, WireError, parse
 from .gds import Extent, ExtentReader
+from .pipeline import ReadyAssembler
 from .shm import ReleaseRing, TierMaps, _map_region
+from .types import Batch, Cursor, Sample
 
 __all__ = ["Part", "PackedBatch", "SampleBatch", "read_stream"]
 
@@ -62,8 +65,10 @@ class Sources:
         self.extents: ExtentReader | None = None
 
     def sizes(self) -> dict[int, int | None]:
-        return {REGION: len(self.region) if self.region is not None else None,
-                TIER: len(self.tier) if self.tier is not None else None}
+        return {
+            REGION: len(self.region) if self.region is not None else None,
+            TIER: len(self.tier) if self.tier is not None else None,
+        }
 
 
 class PackedBatch:
@@ -91,7 +96,7 @@ class PackedBatch:
         mview = memoryview(raw) if not copy else None
         out: list[Any] = []
         add = out.append
-        for kind, o, n in zip(t.kinds, t.offsets, t.lengths):
+        for kind, o, n in zip(t.kinds, t.offsets, t.lengths, strict=True):
             e = o + n
             if kind == TIER:
                 add(tier[o:e] if copy else tview[o:e])  # type: ignore[index]
@@ -107,8 +112,11 @@ class PackedBatch:
                     if src.extents is None:
                         raise RuntimeError("stoker: a field is an extent, but the stream did not ask for gds")
                     path = t.paths[t.field_paths[j]]
-                    out[j] = (src.extents.read_bytes(path, t.offsets[j], t.lengths[j]) if copy
-                              else Extent(path, t.offsets[j], t.lengths[j], src.extents))
+                    out[j] = (
+                        src.extents.read_bytes(path, t.offsets[j], t.lengths[j])
+                        if copy
+                        else Extent(path, t.offsets[j], t.lengths[j], src.extents)
+                    )
         return out
 
     def rows(self) -> list[tuple[str, int, int, dict[str, Any]]]:
@@ -116,23 +124,27 @@ class PackedBatch:
         once (so a copy made while the bytes were leased is the one every
         later reader gets)."""
         if self._rows is None:
-            rows = []
+            rows: list[tuple[str, int, int, dict[str, Any]]] = []
             add = rows.append
             for part in self.parts:
                 t = part.table
-                values, names, firsts, keys, positions, shards = (self._values(part), t.names, t.firsts, t.keys,
-                                                                  t.positions, t.shards)
+                values, names, firsts, keys, positions, shards = (
+                    self._values(part),
+                    t.names,
+                    t.firsts,
+                    t.keys,
+                    t.positions,
+                    t.shards,
+                )
                 for i in range(t.n):
                     a, b = firsts[i], firsts[i + 1]
-                    add((keys[i], positions[i], shards[i], dict(zip(names[a:b], values[a:b]))))
+                    add((keys[i], positions[i], shards[i], dict(zip(names[a:b], values[a:b], strict=True))))
             self._rows = rows
         return self._rows
 
     def samples(self) -> list[Any]:
         """The samples as stoker.Sample, made once."""
         if self._samples_cache is None:
-            from .client import Sample
-
             self._samples_cache = [Sample(k, p, s, f) for k, p, s, f in self.rows()]
         return self._samples_cache
 
@@ -144,7 +156,7 @@ class PackedBatch:
 def dicts_of(batch: PackedBatch, urls: tuple[str, ...], first: int = 0) -> list[dict[str, Any]]:
     """The samples from first on as webdataset dicts (``__key__``,
     ``__url__``, fields)."""
-    out = []
+    out: list[dict[str, Any]] = []
     add = out.append
     nurls = len(urls)
     rows = batch.rows()
@@ -164,8 +176,14 @@ class SampleBatch:
 
     __slots__ = ("_packed", "_urls", "_first", "_dicts", "_decode")
 
-    def __init__(self, packed: PackedBatch | None, urls: tuple[str, ...], first: int = 0,
-                 dicts: list[Any] | None = None, decode: Callable[[dict[str, Any]], Any] | None = None) -> None:
+    def __init__(
+        self,
+        packed: PackedBatch | None,
+        urls: tuple[str, ...],
+        first: int = 0,
+        dicts: list[Any] | None = None,
+        decode: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> None:
         self._packed, self._urls, self._first, self._dicts, self._decode = packed, urls, first, dicts, decode
 
     def _items(self) -> list[Any]:
@@ -199,23 +217,19 @@ class SampleBatch:
         p = self._packed
         if self._dicts is None and p is not None and p.handed_off:
             src = p.src
-            parts = [(bytes(x.table_bytes), x.raw[x.data_at : x.data_at + x.data_len]) for x in _tables(p)]
-            return _unpickle_handoff, (src.region_path, src.region_size, src.ring, src.tier_path, src.tier_size,
-                                       p.leases(), parts, self._urls, self._first)
+            parts = [(bytes(x.table.raw_table), x.raw[x.data_at : x.data_at + x.data_len]) for x in p.parts]
+            return _unpickle_handoff, (
+                src.region_path,
+                src.region_size,
+                src.ring,
+                src.tier_path,
+                src.tier_size,
+                p.leases(),
+                parts,
+                self._urls,
+                self._first,
+            )
         return _unpickle_plain, (self._items(),)
-
-
-class _TableBytes:
-    __slots__ = ("table_bytes", "raw", "data_at", "data_len")
-
-
-def _tables(p: PackedBatch) -> list[_TableBytes]:
-    out = []
-    for part in p.parts:
-        tb = _TableBytes()
-        tb.table_bytes, tb.raw, tb.data_at, tb.data_len = part.table.raw_table, part.raw, part.data_at, part.data_len
-        out.append(tb)
-    return out
 
 
 def _unpickle_plain(dicts: list[Any]) -> SampleBatch:
@@ -244,8 +258,9 @@ class _Mappings:
             try:
                 m, writable = _map_region(path, size)
             except OSError as err:
-                raise errors.StokerError(f"stoker: cannot map the shm region {path} of a DataLoader worker's "
-                                         f"stream: {err}") from err
+                raise errors.StokerError(
+                    f"stoker: cannot map the shm region {path} of a DataLoader worker's stream: {err}"
+                ) from err
             got = (m, ReleaseRing(m, ring, path) if ring and writable else None)
             self._regions[path] = got
             while len(self._regions) > self.KEEP:
@@ -267,9 +282,17 @@ def _process_mappings() -> _Mappings:
         return _mappings
 
 
-def _unpickle_handoff(region_path: str, region_size: int, ring: int, tier_path: str, tier_size: int,
-                      leases: list[int], parts: list[tuple[bytes, bytes]], urls: tuple[str, ...],
-                      first: int) -> SampleBatch:
+def _unpickle_handoff(
+    region_path: str,
+    region_size: int,
+    ring: int,
+    tier_path: str,
+    tier_size: int,
+    leases: list[int],
+    parts: list[tuple[bytes, bytes]],
+    urls: tuple[str, ...],
+    first: int,
+) -> SampleBatch:
     """A handed-off batch in the process that receives it: its bytes
     copied out of this process's mappings, then its leases given back."""
     maps = _process_mappings()
@@ -288,16 +311,16 @@ def _unpickle_handoff(region_path: str, region_size: int, ring: int, tier_path: 
         src.extents.close()
     if leases:
         if rring is None or not _release_blocking(rring, leases):
-            raise errors.StokerError(f"stoker: cannot give back {len(leases)} leases of the shm region {region_path}: "
-                                     "it has no release ring this process can write")
+            raise errors.StokerError(
+                f"stoker: cannot give back {len(leases)} leases of the shm region {region_path}: "
+                "it has no release ring this process can write"
+            )
     return SampleBatch(None, urls, dicts=dicts)
 
 
 def _release_blocking(ring: ReleaseRing, ids: list[int], timeout: float = 60.0) -> bool:
     """Write ids to the ring, waiting (the server reads it at its next
     message, or every millisecond while it waits for room) while it is full."""
-    import time
-
     deadline = time.monotonic() + timeout
     while not ring.release(ids):
         if time.monotonic() > deadline:
@@ -320,15 +343,18 @@ def _sources(shm: Any) -> Sources:
     return src
 
 
-def read_stream(call: Iterator[bytes], pending: list[Any], shm: Any, copy: bool,
-                error_of: Callable[[Any, BaseException], BaseException]) -> Iterator[Any]:
+def read_stream(
+    call: Iterator[bytes],
+    pending: list[Any],
+    shm: Any,
+    copy: bool,
+    error_of: Callable[[Any, BaseException], BaseException],
+) -> Iterator[Any]:
     """Put the messages of each step back together into Batches.
     ``pending`` holds what a step still in progress has, so the caller can
     tell a stream that stopped inside a step. ``shm`` is the stream's
     ShmReader; ``error_of(call, err)`` is the error to raise when a
     message cannot be taken in (the server's own, if one follows)."""
-    from .client import Batch, Cursor, Sample
-
     messages = 0
     arrow: list[bytes] = []
     row_shards: list[int] = []
@@ -345,7 +371,11 @@ def read_stream(call: Iterator[bytes], pending: list[Any], shm: Any, copy: bool,
                     shm.receive(pb)
                 else:
                     shm.take(m.region, m.tier, m.lease[0] if m.lease is not None else None)
-                if src is None or (src.region is None and shm.map is not None) or (src.tier is None and shm.tier is not None):
+                if (
+                    src is None
+                    or (src.region is None and shm.map is not None)
+                    or (src.tier is None and shm.tier is not None)
+                ):
                     src = _sources(shm)
             if pb is None and m.table is not None:
                 if src is None:
@@ -363,8 +393,6 @@ def read_stream(call: Iterator[bytes], pending: list[Any], shm: Any, copy: bool,
             pending.extend(pb.samples)
             if pb.tensors:
                 if ready is None:
-                    from .pipeline import ReadyAssembler
-
                     ready = ReadyAssembler()
                 ready.add(pb, shm)
             if pb.arrow_ipc:
@@ -396,7 +424,17 @@ def read_stream(call: Iterator[bytes], pending: list[Any], shm: Any, copy: bool,
             samples = []
         packed = PackedBatch(parts, src if src is not None else _sources(None), copy) if parts and not legacy else None
         pending.clear()
-        yield Batch(epoch=epoch, step=step, rank=rank, samples=samples, cursor=Cursor(*cursor), parts=messages,
-                    arrow_ipc=arrow, row_shards=row_shards, first_position=first, packed=packed,
-                    ready=ready.finish() if ready is not None else None)
+        yield Batch(
+            epoch=epoch,
+            step=step,
+            rank=rank,
+            samples=samples,
+            cursor=Cursor(*cursor),
+            parts=messages,
+            arrow_ipc=arrow,
+            row_shards=row_shards,
+            first_position=first,
+            packed=packed,
+            ready=ready.finish() if ready is not None else None,
+        )
         messages, arrow, row_shards, first, legacy, ready = 0, [], [], None, [], None

@@ -61,7 +61,7 @@ class Message:
         self.pb: loader_pb2.StreamBatchesResponse | None = None
 
 
-def _varint(b: bytes, i: int) -> tuple[int, int]:
+def _varint(b: bytes | memoryview, i: int) -> tuple[int, int]:
     x = b[i]
     if x < 0x80:
         return x, i + 1
@@ -175,8 +175,21 @@ class PackedSamples:
     checked against the table here, every offset and length against its
     buffer by :meth:`check` (Python integers: no sum wraps)."""
 
-    __slots__ = ("positions", "shards", "firsts", "keys", "names", "kinds", "offsets", "lengths", "paths",
-                 "field_paths", "n", "ends", "raw_table")
+    __slots__ = (
+        "positions",
+        "shards",
+        "firsts",
+        "keys",
+        "names",
+        "kinds",
+        "offsets",
+        "lengths",
+        "paths",
+        "field_paths",
+        "n",
+        "ends",
+        "raw_table",
+    )
 
     def __init__(self, table: memoryview) -> None:
         if len(table) < 32:
@@ -197,7 +210,7 @@ class PackedSamples:
         self.paths, _ = _strings(table, at, n_paths, paths_b, "sample_table paths")
         self.n, self.raw_table = n, table
         if n:
-            positions, shards, firsts, koffs, klens = zip(*rows)
+            positions, shards, firsts, koffs, klens = zip(*rows, strict=True)
         else:
             positions = shards = firsts = koffs = klens = ()
         prev = 0
@@ -207,16 +220,16 @@ class PackedSamples:
             prev = f
         if (n and firsts[0] != 0) or prev > m:
             raise WireError("sample_table: field ranges out of bounds")
-        if n and max(o + k for o, k in zip(koffs, klens)) > keys_b:
+        if n and max(o + k for o, k in zip(koffs, klens, strict=True)) > keys_b:
             raise WireError("sample_table: a key runs past the keys")
         if m:
-            name_ids, kinds, offsets, lengths, paths, _ = zip(*fields)
+            name_ids, kinds, offsets, lengths, paths, _ = zip(*fields, strict=True)
         else:
             name_ids = kinds = offsets = lengths = paths = ()
         if m and (max(name_ids) >= len(names) or max(kinds) > EXTENT):
             raise WireError("sample_table: a field names a name or kind that is not in the table")
         ends: dict[int, int] = {}
-        for k, o, ln, pth in zip(kinds, offsets, lengths, paths):
+        for k, o, ln, pth in zip(kinds, offsets, lengths, paths, strict=True):
             if k == EXTENT:
                 if pth >= len(self.paths):
                     raise WireError("sample_table: an extent names a path that is not in the table")
@@ -228,7 +241,7 @@ class PackedSamples:
         self.positions: list[int] = list(positions)
         self.shards: list[int] = list(shards)
         self.firsts: list[int] = [*firsts, m]
-        self.keys = [keys[a : a + b].decode("utf-8", "surrogateescape") for a, b in zip(koffs, klens)]
+        self.keys = [keys[a : a + b].decode("utf-8", "surrogateescape") for a, b in zip(koffs, klens, strict=True)]
         self.kinds: list[int] = list(kinds)
         self.offsets: list[int] = list(offsets)
         self.lengths: list[int] = list(lengths)

@@ -25,7 +25,7 @@ The views share memory with the message: don't write to them in place.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -33,8 +33,25 @@ import pyarrow.ipc
 
 from . import errors
 
-if TYPE_CHECKING:
-    from .client import Batch, DatasetInfo
+
+class ColumnarBatch(Protocol):
+    """What this module reads of a :class:`stoker.Batch` (it does not
+    import stoker.types, whose Batch calls it)."""
+
+    @property
+    def step(self) -> int: ...
+    @property
+    def arrow_ipc(self) -> list[bytes]: ...
+
+
+class ColumnarInfo(Protocol):
+    """What :func:`schema` reads of a :class:`stoker.DatasetInfo`."""
+
+    @property
+    def url(self) -> str: ...
+    @property
+    def arrow_schema(self) -> bytes: ...
+
 
 __all__ = [
     "schema",
@@ -46,7 +63,7 @@ __all__ = [
 ]
 
 
-def schema(info: DatasetInfo | bytes, columns: Sequence[str] | None = None) -> pa.Schema:
+def schema(info: ColumnarInfo | bytes, columns: Sequence[str] | None = None) -> pa.Schema:
     """A columnar dataset's Arrow schema (from ``Client.open_dataset``),
     projected to ``columns`` in their order when given. Raises
     InvalidArgument for a WebDataset dataset or an unknown column."""
@@ -74,7 +91,7 @@ def _read_part(data: bytes) -> list[pa.RecordBatch]:
     return list(pa.ipc.open_stream(pa.py_buffer(data)))
 
 
-def record_batch(batch: Batch) -> pa.RecordBatch:
+def record_batch(batch: ColumnarBatch) -> pa.RecordBatch:
     """A columnar batch's rows as one RecordBatch, in the epoch's order.
 
     One message's batch is read in place (its buffers are the message's
@@ -141,7 +158,7 @@ def column_to_numpy(arr: pa.Array) -> np.ndarray:
     return arr.to_numpy(zero_copy_only=False)
 
 
-def to_numpy(batch: Batch | pa.RecordBatch) -> dict[str, np.ndarray]:
+def to_numpy(batch: ColumnarBatch | pa.RecordBatch) -> dict[str, np.ndarray]:
     """A columnar batch (or a RecordBatch) as ``{column: numpy array}``, in
     the schema's column order (see the module's note on zero-copy)."""
     rb = batch if isinstance(batch, pa.RecordBatch) else record_batch(batch)

@@ -15,7 +15,7 @@ import threading
 
 from .errors import InvalidArgument
 
-__all__ = ["TokenFile", "token_metadata"]
+__all__ = ["TokenFile", "metadata_now", "token_metadata"]
 
 Metadata = tuple[tuple[str, str], ...]
 
@@ -60,3 +60,10 @@ def token_metadata(token: str | None, token_file: str | os.PathLike[str] | None)
         return TokenFile(token_file)
     token = token if token is not None else os.environ.get("STOKER_TOKEN", "")
     return (("authorization", f"Bearer {token}"),) if token else ()
+
+
+def metadata_now(token: TokenFile | Metadata) -> Metadata:
+    """The metadata of a call made now, from what token_metadata gave."""
+    if isinstance(token, TokenFile):
+        return (("authorization", f"Bearer {token.token()}"),)
+    return token

@@ -74,7 +74,7 @@ class _Collate:
         if isinstance(elem, tuple):
             if len(present) < len(col) or any(not isinstance(v, tuple) or len(v) != len(elem) for v in col):
                 return col, None
-            parts = [self.values(list(p))[0] for p in zip(*col)]
+            parts = [self.values(list(p))[0] for p in zip(*col, strict=True)]
             return (type(elem)(*parts) if hasattr(elem, "_fields") else tuple(parts)), None
         if isinstance(elem, (str, bytes, bytearray, memoryview)):
             return col, None
@@ -157,6 +157,7 @@ class _Collate:
         size = [max(s[d] for s in shapes) for d in range(len(shapes[0]))]
         out = torch.full((len(ts), *size), self.pad_value, dtype=dtype)
         for i, t in enumerate(ts):
-            out[(i, *(slice(0, n) for n in t.shape))] = t
+            where: tuple[int | slice, ...] = (i, *(slice(0, n) for n in t.shape))
+            out[where] = t
         lengths = torch.tensor(shapes, dtype=torch.int64)
         return out, lengths[:, 0] if lengths.shape[1] == 1 else lengths

@@ -166,17 +166,21 @@ def decode_sample(sample: dict[str, Any], image: str = "auto") -> dict[str, Any]
         try:
             out[name] = fn(bytes(value))
         except Exception as err:
-            raise ValueError(f"stoker: cannot decode field {name!r} of sample {sample.get('__key__')!r}: {err}") from err
+            raise ValueError(
+                f"stoker: cannot decode field {name!r} of sample {sample.get('__key__')!r}: {err}"
+            ) from err
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _by_type(image: str) -> dict[str, Callable[[bytes], Any]]:
     fn = image_decoder(image)
     return {**_BY_TYPE, **{ext: fn for ext in IMAGE_EXTENSIONS}}
 
 
-DecodeOption = Union[bool, str, Decoder, None]
+# Union, not |: on 3.10 a union of a type and a collections.abc.Callable[...]
+# alias is not sure to work at run time.
+DecodeOption = Union[bool, str, Decoder, None]  # noqa: UP007
 
 
 def decoder_for(decode: DecodeOption) -> Decoder | None:

@@ -2,12 +2,16 @@
 
 Every exception keeps the server's message, which names what failed and
 where (the shard object, the request field), and the gRPC code it came
-from. Callers branch on the class, never on the message.
+from. Callers branch on the class, never on the message. This module does
+not import grpc (it knows a code by its name), so stoker.types can use it.
 """
 
 from __future__ import annotations
 
-import grpc
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import grpc
 
 __all__ = [
     "StokerError",
@@ -77,18 +81,18 @@ class Cancelled(StokerError):
     """The call was cancelled or ran past its deadline."""
 
 
-_BY_CODE: dict[grpc.StatusCode, type[StokerError]] = {
-    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
-    grpc.StatusCode.OUT_OF_RANGE: InvalidArgument,
-    grpc.StatusCode.NOT_FOUND: DatasetNotFound,
-    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
-    grpc.StatusCode.UNAUTHENTICATED: PermissionDenied,
-    grpc.StatusCode.DATA_LOSS: CorruptShard,
-    grpc.StatusCode.ABORTED: DatasetChanged,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
-    grpc.StatusCode.UNAVAILABLE: ServerUnavailable,
-    grpc.StatusCode.CANCELLED: Cancelled,
-    grpc.StatusCode.DEADLINE_EXCEEDED: Cancelled,
+_BY_CODE: dict[str, type[StokerError]] = {
+    "INVALID_ARGUMENT": InvalidArgument,
+    "OUT_OF_RANGE": InvalidArgument,
+    "NOT_FOUND": DatasetNotFound,
+    "PERMISSION_DENIED": PermissionDenied,
+    "UNAUTHENTICATED": PermissionDenied,
+    "DATA_LOSS": CorruptShard,
+    "ABORTED": DatasetChanged,
+    "RESOURCE_EXHAUSTED": ResourceExhausted,
+    "UNAVAILABLE": ServerUnavailable,
+    "CANCELLED": Cancelled,
+    "DEADLINE_EXCEEDED": Cancelled,
 }
 
 
@@ -96,10 +100,12 @@ def from_rpc_error(err: grpc.RpcError, *, op: str, target: str) -> StokerError:
     """Turn a gRPC error into the matching StokerError.
 
     op names the call ("StreamBatches"), target the server address; both go
-    into the message next to the server's own details.
+    into the message next to the server's own details. An error that is a
+    grpc.Call has its code and details; any other is a StokerError.
     """
-    code: grpc.StatusCode | None = err.code() if isinstance(err, grpc.Call) else None
-    details = (err.details() if isinstance(err, grpc.Call) else None) or str(err)
-    cls = _BY_CODE.get(code, StokerError) if code is not None else StokerError
+    call: Any = err if callable(getattr(err, "code", None)) and callable(getattr(err, "details", None)) else None
+    code: grpc.StatusCode | None = call.code() if call is not None else None
+    details = (call.details() if call is not None else None) or str(err)
     name = code.name if code is not None else "UNKNOWN"
+    cls = _BY_CODE.get(name, StokerError)
     return cls(f"stoker {op} at {target}: {name}: {details}", code=code, details=details)

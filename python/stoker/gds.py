@@ -36,9 +36,10 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from ._buffers import frombuffer
 
 __all__ = [
     "CUFILE_KVIKIO",
@@ -127,22 +128,7 @@ def to_device(field: Any, device: Any = "cuda") -> Any:
 
     if len(field) == 0:
         return torch.empty(0, dtype=torch.uint8, device=device)
-    return _frombuffer(field).to(device, copy=True)  # the tensor over the bytes only feeds the copy
-
-
-def _frombuffer(buf: Any, dtype: Any = None) -> Any:
-    """A torch tensor over a buffer's bytes (no copy; uint8 by default).
-    Over a read-only buffer (bytes, the shared memory tier) torch warns
-    that it cannot mark the tensor read-only; that is silenced here, and
-    the callers' docs say not to write to it."""
-    import torch
-
-    dtype = dtype if dtype is not None else torch.uint8
-    if not getattr(buf, "readonly", True):
-        return torch.frombuffer(buf, dtype=dtype)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "The given buffer is not writable")
-        return torch.frombuffer(buf, dtype=dtype)
+    return frombuffer(field).to(device, copy=True)  # the tensor over the bytes only feeds the copy
 
 
 def nvidia_fs_loaded() -> bool:
@@ -161,8 +147,9 @@ def device_paths(device: Any = "cuda") -> list[str]:
         return [HOST]
     dev = torch.device(device)
     cuda = dev.type == "cuda" and torch.cuda.is_available()
-    return candidate_paths(cuda=cuda, kvikio=cuda and _import_kvikio() is not None,
-                           torch_gds=cuda and _torch_gds_built())
+    return candidate_paths(
+        cuda=cuda, kvikio=cuda and _import_kvikio() is not None, torch_gds=cuda and _torch_gds_built()
+    )
 
 
 def candidate_paths(*, cuda: bool, kvikio: bool, torch_gds: bool) -> list[str]:

@@ -36,6 +36,7 @@ center crop, then flip and normalize; the output size must be fixed.
 
 from __future__ import annotations
 
+import builtins
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -67,8 +68,20 @@ __all__ = [
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-_SIZES = {"bool": 1, "uint8": 1, "int8": 1, "uint16": 2, "int16": 2, "uint32": 4, "int32": 4, "uint64": 8,
-          "int64": 8, "float16": 2, "float32": 4, "float64": 8}
+_SIZES = {
+    "bool": 1,
+    "uint8": 1,
+    "int8": 1,
+    "uint16": 2,
+    "int16": 2,
+    "uint32": 4,
+    "int32": 4,
+    "uint64": 8,
+    "int64": 8,
+    "float16": 2,
+    "float32": 4,
+    "float64": 8,
+}
 
 
 def _pair(size: int | Sequence[int]) -> tuple[int, int]:
@@ -139,14 +152,17 @@ class ImageOutput(Output):
         return self._op((h, w), center_crop=loader_pb2.CenterCrop(height=h, width=w))
 
     def random_resized_crop(
-        self, size: int | Sequence[int], scale: tuple[float, float] = (0.08, 1.0),
+        self,
+        size: int | Sequence[int],
+        scale: tuple[float, float] = (0.08, 1.0),
         ratio: tuple[float, float] = (3 / 4, 4 / 3),
     ) -> ImageOutput:
         """torchvision's RandomResizedCrop: a random box of ``scale`` of the
         area and ``ratio`` (w/h), resampled to ``size``. First op only."""
         h, w = _pair(size)
-        rrc = loader_pb2.RandomResizedCrop(height=h, width=w, scale_min=scale[0], scale_max=scale[1],
-                                           ratio_min=ratio[0], ratio_max=ratio[1])
+        rrc = loader_pb2.RandomResizedCrop(
+            height=h, width=w, scale_min=scale[0], scale_max=scale[1], ratio_min=ratio[0], ratio_max=ratio[1]
+        )
         return self._op((h, w), random_resized_crop=rrc)
 
     def flip(self, p: float = 0.5) -> ImageOutput:
@@ -162,8 +178,9 @@ class ImageOutput(Output):
     def to(self, dtype: str | None = None, layout: str | None = None) -> ImageOutput:
         """The tensor's dtype ("uint8", "float16", "float32"; unnormalized
         floats are pixel/255) and layout ("HWC" or "CHW")."""
-        return replace(self, dtype=dtype if dtype is not None else self.dtype,
-                       layout=layout if layout is not None else self.layout)
+        return replace(
+            self, dtype=dtype if dtype is not None else self.dtype, layout=layout if layout is not None else self.layout
+        )
 
     def gray(self) -> ImageOutput:
         """One channel: Pillow's luma."""
@@ -182,9 +199,15 @@ class ImageOutput(Output):
 
     def proto(self, name: str) -> loader_pb2.PipelineOutput:
         return loader_pb2.PipelineOutput(
-            name=name, field=self.field, decode=self.decode, ops=list(self.ops), dtype=self.dtype,
-            layout="" if self.layout == "HWC" else self.layout, channels=self.channels,
-            params=self.with_params, full_resolution=self.full_res,
+            name=name,
+            field=self.field,
+            decode=self.decode,
+            ops=list(self.ops),
+            dtype=self.dtype,
+            layout="" if self.layout == "HWC" else self.layout,
+            channels=self.channels,
+            params=self.with_params,
+            full_resolution=self.full_res,
         )
 
     def spec(self) -> tuple[tuple[int | None, ...] | None, str]:
@@ -243,13 +266,18 @@ class Transform:
             raise errors.InvalidArgument(f"stoker.pipeline: on_error {self.on_error!r}: want 'fail' or 'mask'")
         for name, out in self.outputs.items():
             if not isinstance(out, Output):
-                raise errors.InvalidArgument(f"stoker.pipeline: output {name!r} is a {type(out).__name__}, not an Output")
+                raise errors.InvalidArgument(
+                    f"stoker.pipeline: output {name!r} is a {type(out).__name__}, not an Output"
+                )
 
     def to_proto(self, default_seed: int = 0) -> loader_pb2.Pipeline:
         """The request's pipeline (the server checks it and names what is wrong)."""
         seed = self.seed if self.seed is not None else default_seed
-        return loader_pb2.Pipeline(seed=seed & 0xFFFFFFFFFFFFFFFF, on_error=self.on_error,
-                                   outputs=[o.proto(n) for n, o in self.outputs.items()])
+        return loader_pb2.Pipeline(
+            seed=seed & 0xFFFFFFFFFFFFFFFF,
+            on_error=self.on_error,
+            outputs=[o.proto(n) for n, o in self.outputs.items()],
+        )
 
     def signature(self) -> dict[str, tuple[tuple[int | None, ...] | None, str]]:
         """Each tensor's per-sample shape (None where only the data says)
@@ -281,7 +309,9 @@ class Transform:
         return max(floor, min(2 << 30, batches * (per * batch_size + 64 * (len(self.signature()) + 1))))
 
 
-def imagenet_train(size: int = 224, *, dtype: str = "float32", layout: str = "CHW", seed: int | None = None) -> Transform:
+def imagenet_train(
+    size: int = 224, *, dtype: str = "float32", layout: str = "CHW", seed: int | None = None
+) -> Transform:
     """ImageNet's training transform: RandomResizedCrop(size), a flip,
     ImageNet's normalization; and the .cls label."""
     img = image().random_resized_crop(size).flip().normalize().to(dtype, layout)
@@ -335,8 +365,10 @@ class ReadyAssembler:
             rows = int(t.rows)
             first = int(t.row_offset)
             if rows != len(msg.samples) or first + rows > (shape[0] if shape else 0) and rows:
-                raise errors.StokerError(f"stoker: tensor {t.name!r}: rows [{first}, +{rows}) of {shape} in a message "
-                                         f"of {len(msg.samples)} samples")
+                raise errors.StokerError(
+                    f"stoker: tensor {t.name!r}: rows [{first}, +{rows}) of {shape} in a message "
+                    f"of {len(msg.samples)} samples"
+                )
             data: Any
             if shm is not None and t.shm_length:
                 data = shm.region_bytes(t.shm_offset, t.shm_length, f"tensor {t.name!r}")
@@ -348,7 +380,9 @@ class ReadyAssembler:
             dtype = np.dtype(t.dtype)
             per = math.prod(shape[1:]) if len(shape) > 1 else 1
             if len(data) != rows * per * dtype.itemsize:
-                raise errors.StokerError(f"stoker: tensor {t.name!r}: {len(data)} bytes for {rows} rows of {shape} {t.dtype}")
+                raise errors.StokerError(
+                    f"stoker: tensor {t.name!r}: {len(data)} bytes for {rows} rows of {shape} {t.dtype}"
+                )
             part = np.frombuffer(data, dtype=dtype, count=rows * per).reshape((rows, *shape[1:]))
             if first == 0 and rows == (shape[0] if shape else 0):
                 self._arrays[t.name] = part  # the whole step in one message: no copy
@@ -405,10 +439,11 @@ class _SplitMix64:
         z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M
         return z ^ (z >> 31)
 
-    def float(self) -> float:
+    # float() shadows the type inside the class: annotations name builtins.float.
+    def float(self) -> builtins.float:
         return (self.next() >> 11) * 2.0**-53
 
-    def uniform(self, a: float, b: float) -> float:
+    def uniform(self, a: builtins.float, b: builtins.float) -> builtins.float:
         return a + (b - a) * self.float()
 
     def intn(self, n: int) -> int:
@@ -416,7 +451,10 @@ class _SplitMix64:
 
 
 def random_resized_crop_params(
-    width: int, height: int, rng: _SplitMix64, scale: tuple[float, float] = (0.08, 1.0),
+    width: int,
+    height: int,
+    rng: _SplitMix64,
+    scale: tuple[float, float] = (0.08, 1.0),
     ratio: tuple[float, float] = (3 / 4, 4 / 3),
 ) -> tuple[int, int, int, int]:
     """torchvision's RandomResizedCrop.get_params with the server's

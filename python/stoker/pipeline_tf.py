@@ -30,7 +30,9 @@ def ready_signature(transform: Transform, batch_size: int | None) -> dict[str, t
     for name, (shape, dtype) in transform.signature().items():
         tf_dtype = tf.string if dtype == "string" else tf.as_dtype(np.dtype(dtype)) if dtype else None
         if tf_dtype is None:  # an npy output keeping the file's dtype: declare dtype= for tf.data
-            raise ValueError(f"stoker.tf: output {name!r}: give its dtype (npy(..., dtype=...)) for a tf.data signature")
+            raise ValueError(
+                f"stoker.tf: output {name!r}: give its dtype (npy(..., dtype=...)) for a tf.data signature"
+            )
         full = None if shape is None else (batch_size, *shape)
         spec[name] = tf.TensorSpec(shape=full, dtype=tf_dtype, name=_spec_name(name))
     spec["__key__"] = tf.TensorSpec(shape=(batch_size,), dtype=tf.string, name="key")

@@ -24,17 +24,31 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
-from .client import Batch, Client, Cursor
-
-if TYPE_CHECKING:
-    from .torch import StokerDataset, _Position
+from .client import Client
+from .pipeline import Transform
+from .torch_state import Position
+from .types import Batch, Cursor
 
 __all__ = ["ready_batches", "to_torch"]
+
+
+class Settings(Protocol):
+    """What ready_batches reads of a StokerDataset (stoker.torch_dataset,
+    which calls it)."""
+
+    url: str
+    format: str
+    batch_size: int
+    seed: int
+    shuffle: bool
+    shuffle_window: int | str
+    drop_last: bool
+    transform: Transform | None
 
 
 def to_torch(batch: Batch, urls: tuple[str, ...], first: int = 0) -> dict[str, Any]:
@@ -66,7 +80,7 @@ def _shm_mode(client: Client) -> bool | str:
     return "pinned" if torch.cuda.is_available() else True
 
 
-def ready_batches(ds: StokerDataset, client: Client, pos: _Position, vrank: int, vworld: int) -> Iterator[dict[str, Any]]:
+def ready_batches(ds: Settings, client: Client, pos: Position, vrank: int, vworld: int) -> Iterator[dict[str, Any]]:
     """The dataset's ready batches from ``pos`` on, keeping ``pos`` at what
     has been yielded (a resume yields exactly the rest). Over a unix
     socket the tensors come through shared memory."""

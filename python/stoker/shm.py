@@ -41,7 +41,8 @@ from typing import Any
 import grpc
 
 from . import errors
-from .gds import Extent, ExtentReader, _frombuffer
+from ._buffers import frombuffer
+from .gds import Extent, ExtentReader
 from .v1 import loader_pb2
 
 __all__ = ["ReleaseRing", "ShmReader", "TierMap", "TierMaps", "as_numpy", "as_tensor"]
@@ -112,7 +113,7 @@ class ShmReader:
         if msg_region is not None and self._map is None:
             path, size = msg_region.path, msg_region.size
             try:
-                self._map, writable = _map_region(path, size)
+                m, writable = _map_region(path, size)
             except OSError as err:
                 # Also what a client behind on its messages sees when the
                 # server failed the stream (and removed its region file):
@@ -121,17 +122,18 @@ class ShmReader:
                     f"stoker: cannot map the shm region {path} ({size} bytes): {err} (a shared-memory client "
                     "must run on the server's host as a user that may open it)"
                 ) from err
-            self._view = memoryview(self._map)
+            self._map, self._view = m, memoryview(m)
             self.region = msg_region.id
             self.path, self.size = path, size
             if msg_region.release_ring and writable:  # else: ReleaseShm
-                self.ring = ReleaseRing(self._map, msg_region.release_ring, path)
+                self.ring = ReleaseRing(m, msg_region.release_ring, path)
             if self._pin:
-                self._pin_region(msg_region.path, writable)
+                self._pin_region(m, msg_region.path, writable)
         if tier is not None and self.tier is None:
             if self._tiers is None:
-                raise RuntimeError(f"stoker: the server sent its memory tier {tier.path}, "
-                                   "but the stream did not ask for it")
+                raise RuntimeError(
+                    f"stoker: the server sent its memory tier {tier.path}, but the stream did not ask for it"
+                )
             self.tier = self._tiers.get(tier.path, tier.size, pin=self._pin)
             self._tier_view = self.tier.view
         if lease is not None:
@@ -145,13 +147,13 @@ class ShmReader:
         ids, self._leases = self._leases, []
         return ids
 
-    def _pin_region(self, path: str, writable: bool) -> None:
+    def _pin_region(self, m: mmap.mmap, path: str, writable: bool) -> None:
         why = _cuda_missing()
         if why:
             self.pin_reason = why
             _log.warning("stoker shm: region %s not pinned: %s", path, why)
             return
-        self._pinned, why = _cuda_register(self._map, 0 if writable else _REGISTER_READ_ONLY, f"the shm region {path}")
+        self._pinned, why = _cuda_register(m, 0 if writable else _REGISTER_READ_ONLY, f"the shm region {path}")
         if why:
             raise RuntimeError(f"stoker: {why}")
 
@@ -162,8 +164,10 @@ class ShmReader:
         for f in sample.fields:
             if f.HasField("extent"):
                 if self.extents is None:
-                    raise RuntimeError(f"stoker: field {f.name!r} of sample {sample.key!r} is an extent, "
-                                       "but the stream did not ask for gds")
+                    raise RuntimeError(
+                        f"stoker: field {f.name!r} of sample {sample.key!r} is an extent, "
+                        "but the stream did not ask for gds"
+                    )
                 out[f.name] = Extent(f.extent.path, f.extent.offset, f.extent.length, self.extents)
                 continue
             n = f.shm_length
@@ -175,8 +179,7 @@ class ShmReader:
             if view is None or off + n > len(view):
                 size = "not mapped" if view is None else f"{len(view)} bytes"
                 raise RuntimeError(
-                    f"stoker: shm field {f.name!r} of sample {sample.key!r}: "
-                    f"[{off}, +{n}) outside {what} ({size})"
+                    f"stoker: shm field {f.name!r} of sample {sample.key!r}: [{off}, +{n}) outside {what} ({size})"
                 )
             out[f.name] = view[off : off + n]
         return out
@@ -325,13 +328,15 @@ class TierMap:
         self._pin_tried = True
         why = _cuda_missing()
         if not why:
-            self._pinned, why = _cuda_register(self._mmap, _REGISTER_PORTABLE | _REGISTER_READ_ONLY,
-                                               f"the memory tier {self.path}")
+            self._pinned, why = _cuda_register(
+                self._mmap, _REGISTER_PORTABLE | _REGISTER_READ_ONLY, f"the memory tier {self.path}"
+            )
         self.pinned = self._pinned is not None
         self.pin_reason = "cudaHostRegister, read-only and portable" if self.pinned else why
         if not self.pinned:
-            _log.warning("stoker shm: memory tier %s not pinned, so copies from it to a GPU are not DMA: %s",
-                         self.path, why)
+            _log.warning(
+                "stoker shm: memory tier %s not pinned, so copies from it to a GPU are not DMA: %s", self.path, why
+            )
 
     def close(self) -> None:
         """Unregister and unmap; views still held keep the mapping alive
@@ -469,8 +474,10 @@ def _clear_cuda_error() -> None:
     except (OSError, IndexError, AttributeError) as err:
         _log.warning("stoker shm: cannot reset CUDA's last error (%s): a later CUDA call may report it", err)
         return
-    _log.warning("stoker shm: libcudart is not loaded as a library, so CUDA's last error stays set: "
-                 "a later CUDA call may report it")
+    _log.warning(
+        "stoker shm: libcudart is not loaded as a library, so CUDA's last error stays set: "
+        "a later CUDA call may report it"
+    )
 
 
 def as_numpy(view: Any, dtype: Any = "uint8") -> Any:
@@ -490,4 +497,4 @@ def as_tensor(view: Any, dtype: Any = None) -> Any:
     (``.to(device)``, ``.clone()``), never write to it."""
     if isinstance(view, Extent):
         view = view.read()
-    return _frombuffer(view, dtype)
+    return frombuffer(view, dtype)

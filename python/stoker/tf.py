@@ -52,15 +52,16 @@ import numpy as np
 import tensorflow as tf
 
 from . import errors
-from .client import Client, Cursor
+from .client import Client
 from .decode import DecodeOption, decode_sample, decoder_for
 from .split import batch_range, num_steps, rank_count
 from .tls import PathLike
+from .types import Cursor
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from .client import Batch, DatasetInfo, Sample
+    from .types import DatasetInfo, Sample
 
 __all__ = ["dataset", "signature_of", "columnar_signature", "PRESENT"]
 
@@ -189,8 +190,18 @@ def dataset(
     if transform is not None:
         from .pipeline_tf import ready_dataset
 
-        args = dict(batch_size=batch_size, seed=seed, epoch=epoch, rank=rank, world_size=world_size, shuffle=shuffle,
-                    shuffle_window=shuffle_window, drop_last=drop_last, start=start, format=format)
+        args = dict(
+            batch_size=batch_size,
+            seed=seed,
+            epoch=epoch,
+            rank=rank,
+            world_size=world_size,
+            shuffle=shuffle,
+            shuffle_window=shuffle_window,
+            drop_last=drop_last,
+            start=start,
+            format=format,
+        )
         return ready_dataset(url, connect, transform, args)
     stream_args: dict[str, Any] = dict(
         batch_size=batch_size,
@@ -214,7 +225,11 @@ def dataset(
                 )
             return _with_cardinality(
                 _columnar_dataset(url, connect, info, columns, batched, stream_args, passes, output_signature),
-                info, stream_args, passes, batched)
+                info,
+                stream_args,
+                passes,
+                batched,
+            )
         if columns or batched:
             raise errors.InvalidArgument(f"stoker.tf: columns= and batched= are for columnar datasets, not {url}")
         if fields is None:
@@ -224,8 +239,15 @@ def dataset(
         unknown = sorted(set(optional) - set(fields))
         if unknown:
             raise errors.InvalidArgument(f"stoker.tf: optional= names fields not in fields=: {unknown}")
-        src = _Source(url, connect, tuple(s.object for s in info.shards), list(fields),
-                      [f for f in fields if f in set(optional)], stream_args, passes)
+        src = _Source(
+            url,
+            connect,
+            tuple(s.object for s in info.shards),
+            list(fields),
+            [f for f in fields if f in set(optional)],
+            stream_args,
+            passes,
+        )
         if decoder is None:
             return _with_cardinality(src.raw(), info, stream_args, passes, batched=False)
         if output_signature is None:
@@ -244,8 +266,11 @@ def _with_cardinality(
     total, rank, world, size = info.num_samples, args["rank"], max(args["world_size"], 1), args["batch_size"]
     if batched:
         steps = num_steps(total, 0, world, size, args["drop_last"])
-        n = sum(1 for k in range(steps) if batch_range(total, 0, k, rank, world, size)[1] >
-                batch_range(total, 0, k, rank, world, size)[0])
+        n = sum(
+            1
+            for k in range(steps)
+            if batch_range(total, 0, k, rank, world, size)[1] > batch_range(total, 0, k, rank, world, size)[0]
+        )
     else:
         n = rank_count(total, 0, rank, world, size, args["drop_last"])
     return ds.apply(tf.data.experimental.assert_cardinality(n * passes.per))
@@ -276,7 +301,8 @@ class _Source:
                 for batch in c.stream(self.url, epoch=epoch, start=start, **self.stream_args):
                     if batch.columnar:
                         raise errors.InvalidArgument(
-                            f"stoker.tf: {self.url} is a columnar dataset (rows arrive as Arrow); use stoker.Client.stream"
+                            f"stoker.tf: {self.url} is a columnar dataset (rows arrive as Arrow); "
+                            "use stoker.Client.stream"
                         )
                     if batch.samples:
                         yield batch.samples
@@ -438,7 +464,9 @@ def columnar_signature(schema: pa.Schema, *, batched: bool = False) -> dict[str,
             dtype = tf.int64 if dt.kind in "mM" else tf.as_dtype(dt)
         elif pa.types.is_boolean(t):
             dtype, shape = tf.bool, ()
-        elif pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        elif (
+            pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t)
+        ):
             dtype, shape = tf.string, ()
         else:
             unmapped.append(f"{f.name!r} ({t})")
@@ -484,7 +512,8 @@ def _columnar_dataset(
     signature = output_signature or columnar_signature(schema, batched=batched)
     if not batched:  # what the generator yields: a leading dimension of rows
         signature = tf.nest.map_structure(
-            lambda sp: tf.TensorSpec(shape=(None, *sp.shape), dtype=sp.dtype, name=sp.name), signature)
+            lambda sp: tf.TensorSpec(shape=(None, *sp.shape), dtype=sp.dtype, name=sp.name), signature
+        )
     urls = np.array([s.object for s in info.shards], dtype=object)
     names = list(schema.names)
 

@@ -53,8 +53,9 @@ class TLSFiles:
         its key (or a key without its certificate) is refused."""
         f = cls(*(os.fspath(p) if p else "" for p in (ca, cert, key)))
         if bool(f.cert) != bool(f.key):
-            raise InvalidArgument("stoker: TLS: a client certificate and its key go together: give tls_cert and "
-                                  "tls_key, or neither")
+            raise InvalidArgument(
+                "stoker: TLS: a client certificate and its key go together: give tls_cert and tls_key, or neither"
+            )
         return f if f.ca or f.cert else None
 
     def credentials(self) -> grpc.ChannelCredentials:
@@ -87,8 +88,15 @@ _NOT_TLS = ("wrong_version_number", "packet_length_too_long", "http_request")
 # The server ended the handshake: in TLS 1.3 the client finishes first,
 # so a refused (or missing) client certificate shows as the server's alert
 # on the first read, which gRPC reports as a record it cannot decrypt.
-_REFUSED = ("unwrap failed", "tsi_data_corrupted", "alert_certificate_required", "alert_bad_certificate",
-            "alert_unknown_ca", "alert_certificate_unknown", "alert_handshake_failure")
+_REFUSED = (
+    "unwrap failed",
+    "tsi_data_corrupted",
+    "alert_certificate_required",
+    "alert_bad_certificate",
+    "alert_unknown_ca",
+    "alert_certificate_unknown",
+    "alert_handshake_failure",
+)
 # Any other protocol failure of the handshake; not a connection that
 # closed in it ("Handshake read failed (Socket closed)"), which a server
 # that restarts causes and a retry gets past.
@@ -105,30 +113,43 @@ def handshake_error(err: grpc.RpcError, *, op: str, target: str, files: TLSFiles
     d = details.lower()
     host = _host(target)
     if any(s in d for s in _HOSTNAME):
-        why = (f"the server's certificate does not name {host}, the host of the address: dial a name or IP "
-               "address the certificate lists (DNS or IP subject alternative name)")
+        why = (
+            f"the server's certificate does not name {host}, the host of the address: dial a name or IP "
+            "address the certificate lists (DNS or IP subject alternative name)"
+        )
     elif any(s in d for s in _VERIFY_SERVER):
         ca = f"the CA bundle {files.ca}" if files is not None and files.ca else "the system's roots (no tls_ca given)"
         why = f"the server's certificate is not verified by {ca}: give the CA that issued it as tls_ca"
     elif any(s in d for s in _NOT_TLS):
-        why = ("the server did not answer with TLS: this port does not serve TLS (stokerd without --tls-cert, or "
-               "another server); connect without TLS options")
+        why = (
+            "the server did not answer with TLS: this port does not serve TLS (stokerd without --tls-cert, or "
+            "another server); connect without TLS options"
+        )
     elif any(s in d for s in _REFUSED):
         if files is not None and not files.cert:
-            why = ("the server ended the handshake: it requires a client certificate (stokerd --tls-ca, mutual TLS) "
-                   "and this client sent none: give tls_cert and tls_key")
+            why = (
+                "the server ended the handshake: it requires a client certificate (stokerd --tls-ca, mutual TLS) "
+                "and this client sent none: give tls_cert and tls_key"
+            )
         elif files is not None:
-            why = (f"the server ended the handshake: it refused the client certificate {files.cert} (it must be "
-                   "issued by a CA in the server's --tls-ca bundle, be valid now and allow client authentication)")
+            why = (
+                f"the server ended the handshake: it refused the client certificate {files.cert} (it must be "
+                "issued by a CA in the server's --tls-ca bundle, be valid now and allow client authentication)"
+            )
         else:
-            why = ("the server ended the handshake: it refused this client's certificate, or requires one and "
-                   "none was sent (stokerd --tls-ca, mutual TLS)")
+            why = (
+                "the server ended the handshake: it refused this client's certificate, or requires one and "
+                "none was sent (stokerd --tls-ca, mutual TLS)"
+            )
     elif any(s in d for s in _HANDSHAKE):
         why = "the TLS handshake failed"
     else:
         return None
-    return TLSError(f"stoker {op} at {target}: TLS: {why} (not retried; gRPC UNAVAILABLE: {details})",
-                    code=err.code(), details=details)
+    return TLSError(
+        f"stoker {op} at {target}: TLS: {why} (not retried; gRPC UNAVAILABLE: {details})",
+        code=err.code(),
+        details=details,
+    )
 
 
 def _host(target: str) -> str:

@@ -6,17 +6,23 @@ from __future__ import annotations
 import sys
 import warnings
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from . import errors
-from .client import window_value
-
-if TYPE_CHECKING:
-    from .torch import StokerDataset
+from .types import window_value
 
 __all__ = ["check_arguments", "checked_batches"]
 
 _FORMATS = ("", "webdataset", "parquet", "arrow", "arrows")
+
+
+class StokerDataset(Protocol):
+    """What the checks read of a stoker.torch.StokerDataset (whose module
+    calls them)."""
+
+    batch_size: int
+    batched: bool
+    _warned_batch: bool
 
 
 def check_arguments(

@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from torch.utils.data import DataLoader
 
 from . import errors
 from .split import loader_cursor
-
-if TYPE_CHECKING:
-    from .torch import StokerDataset
-    from .torch_state import Position
+from .torch_dataset import StokerDataset
+from .torch_state import Position, split_changed, upgrade
 
 __all__ = ["StokerDataLoader", "from_stateful_dataloader"]
 
@@ -56,8 +54,6 @@ class StokerDataLoader(DataLoader):  # type: ignore[type-arg]
     """
 
     def __init__(self, dataset: StokerDataset, batch_size: int | None = _SAME, **kwargs: Any) -> None:
-        from .torch import StokerDataset
-
         if not isinstance(dataset, StokerDataset):
             raise errors.InvalidArgument(f"StokerDataLoader reads a StokerDataset, got {type(dataset).__name__}")
         want = None if dataset.batched else dataset.batch_size
@@ -66,16 +62,23 @@ class StokerDataLoader(DataLoader):  # type: ignore[type-arg]
         elif batch_size != want:
             raise errors.InvalidArgument(
                 f"StokerDataLoader: batch_size {batch_size} is not the dataset's "
-                + ("(batched=True yields whole server batches: leave batch_size out, or None)" if dataset.batched
-                   else f"{dataset.batch_size}: leave batch_size out to take the dataset's")
+                + (
+                    "(batched=True yields whole server batches: leave batch_size out, or None)"
+                    if dataset.batched
+                    else f"{dataset.batch_size}: leave batch_size out to take the dataset's"
+                )
             )
         for name in ("sampler", "batch_sampler"):
             if kwargs.get(name) is not None:
                 raise errors.InvalidArgument(f"StokerDataLoader: no {name}: the server plans every epoch's order")
         if kwargs.get("shuffle"):
-            raise errors.InvalidArgument("StokerDataLoader: no shuffle=True: the server shuffles (StokerDataset(shuffle=...))")
+            raise errors.InvalidArgument(
+                "StokerDataLoader: no shuffle=True: the server shuffles (StokerDataset(shuffle=...))"
+            )
         if kwargs.get("in_order") is False:
-            raise errors.InvalidArgument("StokerDataLoader: in_order=False would make the state miscount what was yielded")
+            raise errors.InvalidArgument(
+                "StokerDataLoader: in_order=False would make the state miscount what was yielded"
+            )
         super().__init__(dataset, batch_size=batch_size, **kwargs)
         dataset._loader = weakref.ref(self)
         self._origin: Position | None = None  # where the iteration in progress (or the last) started
@@ -85,14 +88,16 @@ class StokerDataLoader(DataLoader):  # type: ignore[type-arg]
     # -- iteration ---------------------------------------------------------
 
     def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
-        from .torch_state import Position
-
         ds: StokerDataset = self.dataset  # type: ignore[assignment]
         start, batches = ds._global_start(), 0
         st = ds._loaded_for_epoch()
         grid = st.get("grid") if st is not None else None
-        if grid is not None and self.num_workers > 0 and \
-                (st["world_size"], st["num_workers"]) == (ds.world_size, self.num_workers):  # type: ignore[index]
+        if (
+            grid is not None
+            and st is not None
+            and self.num_workers > 0
+            and (st["world_size"], st["num_workers"]) == (ds.world_size, self.num_workers)
+        ):
             # The workers go on on the grid of the run that saved it (see
             # StokerDataset._resolve), and so does the count.
             start, batches = Position(start.epoch, int(grid["origin"]), 0, start.plan_version), int(grid["batches"])
@@ -126,8 +131,9 @@ class StokerDataLoader(DataLoader):  # type: ignore[type-arg]
         if self._done and end is not None:
             position = end
         else:
-            position = loader_cursor(end if end is not None else 1 << 62, o.position, self._batches,
-                                     ds.world_size, ds.batch_size)
+            position = loader_cursor(
+                end if end is not None else 1 << 62, o.position, self._batches, ds.world_size, ds.batch_size
+            )
         state = {
             "version": 3,
             "epoch": o.epoch,
@@ -150,8 +156,6 @@ class StokerDataLoader(DataLoader):  # type: ignore[type-arg]
         it was saved. A state only its own split resumes (one DataLoader
         worker's, as StatefulDataLoader keeps them) is refused here, saying
         what changed."""
-        from .torch_state import split_changed, upgrade
-
         ds: StokerDataset = self.dataset  # type: ignore[assignment]
         if "_snapshot" in state or "_num_yielded" in state:
             state = from_stateful_dataloader(state, ds)
@@ -188,15 +192,14 @@ def from_stateful_dataloader(state: dict[str, Any], dataset: StokerDataset) -> d
     workers = [w.get("dataset_state") for w in snap.get("_worker_snapshots", {}).values()]
     if not workers or any(not isinstance(w, dict) for w in workers):
         raise errors.InvalidArgument("StokerDataLoader: this StatefulDataLoader state holds no state of its workers")
-    from .torch_state import upgrade
-
     workers = [upgrade(w) for w in workers]
     streams = [w["stream"] for w in workers]
     if any(int(s["skip"]) for s in streams):
         raise errors.InvalidArgument(
             "StokerDataLoader: this StatefulDataLoader's batches were not the dataset's server batches (a worker "
             "stopped inside one: its batch_size differed), so what it yielded is no prefix of the epoch: resume it "
-            "with StatefulDataLoader and the same num_workers")
+            "with StatefulDataLoader and the same num_workers"
+        )
     world = int(workers[0].get("world_size", dataset.world_size))
     step = int(streams[0]["world_size"]) * dataset.batch_size
     positions = [int(s["position"]) for s in streams]

@@ -91,7 +91,8 @@ def upgrade(state: dict[str, Any]) -> dict[str, Any]:
         raise errors.InvalidArgument(
             "stoker: this state_dict was saved by a Stoker whose servers planned epochs with plan version 1; "
             "the server now plans another order, so the saved position cannot resume its epoch: "
-            "start that epoch again (load_state_dict of a state at a new epoch's start works)")
+            "start that epoch again (load_state_dict of a state at a new epoch's start works)"
+        )
     if version == 2:
         # A stream of one virtual rank. Workers were then split rank-major,
         # which is the same split with one rank or no workers.
@@ -117,8 +118,9 @@ def split_changed(state: dict[str, Any], world_size: int, num_workers: int) -> s
     if saved_world is not None and saved_world != world_size:
         what.append(f"world size changed from {saved_world} to {world_size}")
     if not what:
-        what.append(f"this process reads another stream (virtual rank {stream.get('rank')} of "
-                    f"{stream.get('world_size')} saved)")
+        what.append(
+            f"this process reads another stream (virtual rank {stream.get('rank')} of {stream.get('world_size')} saved)"
+        )
     return (
         f"stoker: cannot resume this state_dict: {', '.join(what)}. It holds one stream's place "
         f"({'a DataLoader worker' if saved_workers else 'mid-batch, with other ranks'}), which only the same "

@@ -17,7 +17,7 @@ from test_shm import poll, region_ranges, unix_address
 from test_shm_tier import stop
 
 import stoker
-from stoker import client as stoker_client
+from stoker import _resume as stoker_resume
 from stoker import shm as stoker_shm
 
 # The "many" dataset is one shard of 40 samples of 1 MiB. Steps of 16
@@ -87,7 +87,7 @@ def test_unmappable_region_of_a_live_stream_is_reported(
         raise PermissionError(13, "Permission denied", path)
 
     monkeypatch.setattr(stoker_shm, "_map_region", refuse)
-    monkeypatch.setattr(stoker_client, "_ERROR_READ_GRACE", 0.5)
+    monkeypatch.setattr(stoker_resume, "_ERROR_READ_GRACE", 0.5)
     with stoker.Client(unix_address(tiny_tier_stokerd)) as c:
         t0 = time.monotonic()
         with pytest.raises(stoker.StokerError) as exc:

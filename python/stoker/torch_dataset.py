@@ -1,0 +1,448 @@
+"""``StokerDataset``, the PyTorch ``IterableDataset`` over a Stoker
+stream: import it from :mod:`stoker.torch`, whose doc says how it splits,
+resumes, decodes and reads columnar datasets."""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.context
+import os
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import torch.distributed as dist
+from torch.utils.data import IterableDataset, get_worker_info
+
+from . import errors
+from ._stream import SampleBatch, dicts_of
+from .client import Client
+from .decode import DecodeOption, decoder_for
+from .pipeline_torch import ready_batches
+from .split import worker_split
+from .tls import PathLike, TLSFiles
+from .torch_checks import check_arguments as _check_arguments
+from .torch_checks import checked_batches as _checked_batches
+from .torch_columns import columnar_rows, columns_to_tensors
+from .torch_state import STATE_VERSION as _STATE_VERSION
+from .torch_state import Position as _Position
+from .torch_state import SharedProgress as _SharedProgress
+from .torch_state import global_position as _global_position
+from .torch_state import split_changed as _split_changed
+from .torch_state import upgrade as _upgrade
+from .types import Batch, Cursor, Sample
+
+__all__ = ["StokerDataset", "distributed_rank"]
+
+
+def distributed_rank(rank: int | None = None, world_size: int | None = None) -> tuple[int, int]:
+    """Rank and world size: the arguments when given, else torch.distributed
+    when it is initialised, else (0, 1)."""
+    if rank is not None and world_size is not None:
+        return rank, world_size
+    if dist.is_available() and dist.is_initialized():
+        r, w = dist.get_rank(), dist.get_world_size()
+    else:
+        r, w = 0, 1
+    return (r if rank is None else rank), (w if world_size is None else world_size)
+
+
+class _SharedEpoch:
+    """An epoch number that DataLoader workers, persistent ones included,
+    read from shared memory, so set_epoch in the main process reaches
+    them. Pickled outside of process spawning (copy, save), it becomes a
+    plain number."""
+
+    def __init__(self, value: int) -> None:
+        self._shared: Any = multiprocessing.Value("q", value, lock=False)
+
+    @property
+    def value(self) -> int:
+        return int(self._shared.value)
+
+    @value.setter
+    def value(self, v: int) -> None:
+        self._shared.value = v
+
+    def __getstate__(self) -> dict[str, Any]:
+        if multiprocessing.context.get_spawning_popen() is not None:
+            return {"shared": self._shared}
+        return {"plain": self.value}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "shared" in state:
+            self._shared = state["shared"]
+        else:
+            self._shared = multiprocessing.Value("q", state["plain"], lock=False)
+
+
+class StokerDataset(IterableDataset):  # type: ignore[type-arg]
+    """This rank's share of a dataset's epochs, streamed from ``stokerd``.
+
+    Args:
+        url: the dataset (``s3://bucket/prefix/``, a brace list, ``file:///dir/``).
+        server: the server's address (default ``$STOKER_SERVER`` or 127.0.0.1:7470).
+        batch_size: samples per rank (per worker) per step on the server;
+            use the same number as the DataLoader's batch_size
+            (StokerDataLoader does).
+        seed: the job's shuffle seed; the same seed gives the same order.
+        epoch: the start epoch (see set_epoch).
+        shuffle: False keeps file order.
+        shuffle_window: shards whose samples are shuffled together (0: the
+            server's default, 32; ``"all"``: the whole epoch).
+        drop_last: stop every rank after the last full step, so all ranks
+            (and workers) get the same number of full batches.
+        rank, world_size: override torch.distributed.
+        decode: None/False for raw bytes, True/"auto" for the common
+            WebDataset fields (see stoker.decode), one of webdataset's
+            image modes ("rgb8", "l8", "rgb", "torchrgb", "torchrgb8",
+            "pil", … stoker.decode.IMAGE_MODES) for those fields with
+            images in that mode, or a function of the sample dict.
+        batched: yield each server batch (use with
+            ``DataLoader(batch_size=None)``, which passes it through as it
+            is) instead of one sample at a time: a stoker._stream.SampleBatch,
+            a sequence of sample dicts made on first use (``list(b)``
+            makes a list), or with ``collate`` a list.
+        collate: with batched, applied to each list of samples.
+        token: bearer token for the server.
+        tls_ca, tls_cert, tls_key: PEM files of a TLS server (see
+            stoker.Client): its CA bundle, and the client certificate and
+            key a server with mutual TLS requires. Each process (each
+            DataLoader worker) reads them when it connects. Ignored for a
+            ``unix:`` address.
+        format: dataset format ("" goes by the objects' extensions,
+            "webdataset", "parquet", "arrow", "arrows").
+        columns: a columnar dataset's columns to read, in this order
+            (default: all).
+        transform: a :class:`stoker.pipeline.Transform`: the server decodes
+            and augments, and each item is a ready batch of tensors (see
+            stoker.pipeline_torch; use ``DataLoader(batch_size=None)``).
+        local: take the local fast path (the server's unix socket and
+            shared memory, see stoker.Client) when the server is on this
+            host (None, the default), never (False) or always (True: an
+            error without one). Fields are ``bytes`` either way.
+        handoff: with ``batched=True``, no ``decode`` and no ``collate``,
+            a batch made in a DataLoader worker from shared memory crosses
+            to the main process as a handle, and the main process copies
+            its bytes from the same shared memory (stoker._stream), so
+            the bytes go through no pipe; False pickles them as usual.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        server: str | None = None,
+        *,
+        batch_size: int = 64,
+        seed: int = 0,
+        epoch: int = 0,
+        shuffle: bool = True,
+        shuffle_window: int | str = 0,
+        drop_last: bool = False,
+        rank: int | None = None,
+        world_size: int | None = None,
+        decode: DecodeOption = None,
+        batched: bool = False,
+        collate: Callable[[list[Any]], Any] | None = None,
+        token: str | None = None,
+        format: str = "",
+        columns: Sequence[str] | None = None,
+        tls_ca: PathLike | None = None,
+        tls_cert: PathLike | None = None,
+        tls_key: PathLike | None = None,
+        transform: Any = None,
+        local: bool | None = None,
+        handoff: bool = True,
+    ) -> None:
+        super().__init__()
+        _check_arguments(url, batch_size, seed, epoch, shuffle_window, format, collate)
+        self.url = url
+        self.server = server
+        self.batch_size = batch_size
+        self.seed = seed
+        self.shuffle = shuffle
+        self.shuffle_window = shuffle_window
+        self.drop_last = drop_last
+        self.rank, self.world_size = distributed_rank(rank, world_size)
+        if not 0 <= self.rank < self.world_size:
+            raise errors.InvalidArgument(f"rank {self.rank} is outside world_size {self.world_size}")
+        self.decode = decoder_for(decode)
+        self.batched = batched
+        self.collate = collate
+        self.token = token
+        self.tls = TLSFiles.of(tls_ca, tls_cert, tls_key)  # checked here, read by each process's Client
+        self.format = format
+        self.columns = list(columns or ())
+        self.transform = transform  # stoker.pipeline.Transform: ready batches
+        self.local = local
+        self.handoff = handoff
+        self._epoch = _SharedEpoch(epoch)
+        self._progress = _SharedProgress()
+        # In the main process: the StokerDataLoader reading this dataset,
+        # whose state is the dataset's while its workers read.
+        self._loader: weakref.ref[Any] | None = None
+        # Per process: the client.
+        self._client: Client | None = None
+        self._client_pid = -1
+        # The iteration in progress in this process (one per worker), and
+        # a state loaded but not yet used by an iteration.
+        self._state: _Position | None = None
+        self._loaded: dict[str, Any] | None = None
+        self._loaded_in_main = False  # loaded in the main process (set_epoch to another epoch drops it)
+        self._warned_batch = False  # of a DataLoader batch size other than ours
+
+    # -- epochs ------------------------------------------------------------
+
+    @property
+    def epoch(self) -> int:
+        """The epoch the next iteration reads (unless a loaded state says otherwise)."""
+        return self._epoch.value
+
+    def set_epoch(self, epoch: int) -> None:
+        """Read epoch ``epoch`` on the next iteration, in every worker. After
+        load_state_dict, the state's epoch resumes where it was and another
+        epoch starts from its beginning."""
+        if epoch < 0:
+            raise errors.InvalidArgument(f"epoch must not be negative, got {epoch}")
+        self._epoch.value = epoch
+
+    # -- state -------------------------------------------------------------
+
+    def _worker(self) -> tuple[int, int]:
+        info = get_worker_info()
+        return (info.id, info.num_workers) if info is not None else (0, 1)
+
+    def _settings(self) -> dict[str, Any]:
+        """What a state must have been saved with to resume here."""
+        return {
+            "url": self.url,
+            "seed": self.seed,
+            "batch_size": self.batch_size,
+            "shuffle": self.shuffle,
+            "shuffle_window": self.shuffle_window,
+            "drop_last": self.drop_last,
+            # Only when projected, so states saved before columns existed load.
+            **({"columns": self.columns} if self.columns else {}),
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where this process's stream is, to resume exactly after what was
+        yielded (see the module's note on resume). In a DataLoader worker
+        this is that worker's state; in the main process, while a
+        StokerDataLoader's workers read this dataset, the loader's. A
+        loaded state not yet resumed is returned as it is."""
+        loader = self._loader() if self._loader is not None else None
+        if loader is not None and get_worker_info() is None and loader._owns_state():
+            return dict(loader.state_dict())
+        if self._loaded is not None:
+            return dict(self._loaded)
+        pos = self._state or _Position(self.epoch, 0, 0)
+        worker, workers = self._worker()
+        vrank, vworld = worker_split(self.rank, self.world_size, worker, workers)
+        vrank = vrank if pos.vrank is None else pos.vrank
+        in_worker = get_worker_info() is not None
+        return {
+            "version": _STATE_VERSION,
+            "epoch": pos.epoch,
+            "plan_version": pos.plan_version,
+            "position": None if in_worker else _global_position(pos, vworld),
+            "stream": {"position": pos.position, "skip": pos.skip, "rank": vrank, "world_size": vworld},
+            "world_size": self.world_size,
+            "num_workers": workers if in_worker else 0,
+            **self._settings(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume from a state_dict on the next iteration (of the state's
+        epoch: ``set_epoch`` to another one afterwards starts that one
+        from its beginning). The url, seed, batch size, shuffle settings,
+        drop_last and columns must be the ones that saved it. A state with
+        a global ``position`` (StokerDataLoader's, or one saved at a batch
+        boundary without workers) resumes with any num_workers and world
+        size; a DataLoader worker's state resumes that same worker's
+        stream, so only with the same num_workers and world size. What
+        cannot resume here is refused here."""
+        state = _upgrade(state)
+        diff = {k: (state.get(k), v) for k, v in self._settings().items() if state.get(k) != v}
+        if diff:
+            detail = ", ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in diff.items())
+            raise errors.InvalidArgument(f"stoker: state_dict was saved by a different dataset ({detail})")
+        worker, workers = self._worker()
+        self._resolve(state, worker, workers)  # raises what this process cannot resume
+        self._loaded = state
+        self._state = None
+        self._loaded_in_main = get_worker_info() is None
+        if self._loaded_in_main:
+            self._epoch.value = int(state["epoch"])
+
+    def _resolve(self, state: dict[str, Any], worker: int, workers: int) -> _Position:
+        """Where a loaded state resumes worker's stream: exactly where it
+        was when the state holds this stream, else at its global cursor."""
+        vrank, vworld = worker_split(self.rank, self.world_size, worker, workers)
+        epoch, plan = int(state["epoch"]), int(state.get("plan_version", 0))
+        grid = state.get("grid")
+        in_worker = get_worker_info() is not None
+        if (
+            grid is not None
+            and in_worker
+            and (state.get("world_size"), state.get("num_workers")) == (self.world_size, workers)
+        ):
+            # A StokerDataLoader's state, same split: after i batches of
+            # every rank, worker w of the run that saved it had yielded
+            # ceil((i - w) / W) batches, a whole step of the grid each, and
+            # worker i mod W was next. The DataLoader asks worker 0 first,
+            # so worker k takes the stream of worker (k + i) mod W.
+            i, origin = int(grid["batches"]), int(grid["origin"])
+            role = (worker + i) % workers
+            done = max(0, -(-(i - role) // workers))
+            position = origin + done * vworld * self.batch_size
+            if grid.get("end") is not None:
+                position = min(position, int(grid["end"]))
+            return _Position(epoch, position, 0, plan, worker_split(self.rank, self.world_size, role, workers)[0])
+        stream = state.get("stream")
+        if stream is not None and (stream["rank"], stream["world_size"]) == (vrank, vworld):
+            return _Position(epoch, int(stream["position"]), int(stream["skip"]), plan)
+        if state.get("position") is not None:
+            return _Position(epoch, int(state["position"]), 0, plan)
+        raise errors.InvalidArgument(_split_changed(state, self.world_size, workers if in_worker else 0))
+
+    def _loaded_for_epoch(self) -> dict[str, Any] | None:
+        """The loaded state, when the next iteration resumes it: set_epoch
+        to another epoch in the main process after the load drops it."""
+        st = self._loaded
+        if st is not None and self._loaded_in_main and int(st["epoch"]) != self.epoch:
+            return None
+        return st
+
+    def _global_start(self) -> _Position:
+        """Where the next iteration starts, as a global cursor (for
+        StokerDataLoader, which loads only global states when it has
+        workers)."""
+        st = self._loaded_for_epoch()
+        if st is None or st.get("position") is None:
+            return _Position(self.epoch, 0, 0)
+        return _Position(int(st["epoch"]), int(st["position"]), 0, int(st.get("plan_version", 0)))
+
+    def _drop_loaded(self) -> None:
+        """The main process handed its loaded state to the workers."""
+        self._loaded = None
+
+    # -- iteration ---------------------------------------------------------
+
+    def _get_client(self) -> Client:
+        if self._client is None or self._client_pid != os.getpid():
+            tls = self.tls or TLSFiles()
+            self._client = Client(
+                self.server, token=self.token, tls_ca=tls.ca, tls_cert=tls.cert, tls_key=tls.key, local=self.local
+            )
+            self._client_pid = os.getpid()
+        return self._client
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_client"] = None
+        state["_client_pid"] = -1
+        state["_loader"] = None
+        return state
+
+    def __iter__(self) -> Iterator[Any]:
+        worker, workers = self._worker()
+        vrank, vworld = worker_split(self.rank, self.world_size, worker, workers)
+        st = self._loaded_for_epoch()
+        pos = self._resolve(st, worker, workers) if st is not None else _Position(self.epoch, 0, 0)
+        self._loaded = None
+        self._state = pos
+        return _checked_batches(self, self._generate(pos, vrank if pos.vrank is None else pos.vrank, vworld))
+
+    def _generate(self, pos: _Position, vrank: int, vworld: int) -> Iterator[Any]:
+        client = self._get_client()
+        if self.transform is not None:
+            yield from ready_batches(self, client, pos, vrank, vworld)
+            return
+        # A batch of raw bytes made in a DataLoader worker is handed over
+        # to the main process as a handle when it lies in shared memory.
+        handoff = get_worker_info() is not None and self.decode is None and self.handoff
+        if self.local is not False:
+            client.local_path()  # first: the manifest is then read over the unix socket too
+        # The manifest of this epoch, for each sample's __url__ (a shard
+        # index refers to it).
+        urls = tuple(s.object for s in client.open_dataset(self.url, self.format).shards)
+        skip = pos.skip
+        for batch in client.stream(
+            self.url,
+            batch_size=self.batch_size,
+            seed=self.seed,
+            epoch=pos.epoch,
+            rank=vrank,
+            world_size=vworld,
+            shuffle=self.shuffle,
+            shuffle_window=self.shuffle_window,
+            drop_last=self.drop_last,
+            start=Cursor(pos.epoch, pos.position, pos.plan_version),
+            format=self.format,
+            columns=self.columns,
+        ):
+            step_start, n = pos.position, batch.num_rows
+            first, skip = min(skip, n), 0
+            pos.plan_version = batch.cursor.plan_version
+            self._progress.saw(pos.plan_version)
+            if batch.cursor.position - step_start < vworld * self.batch_size:  # the short last step
+                self._progress.ended(pos.epoch, batch.cursor.position)
+            if first == n:
+                pos.position, pos.skip = batch.cursor.position, 0
+                continue
+            if self.batched:
+                pos.position, pos.skip = batch.cursor.position, 0
+                if batch.packed is not None and self.collate is None:
+                    # Whole, and unmade until used; from a DataLoader worker
+                    # with no decode it travels as a handle (stoker._stream).
+                    # Only a stream with a release ring: the receiver gives the leases back through it.
+                    batch.packed.handed_off = handoff and batch.packed.src.ring > 0
+                    yield SampleBatch(batch.packed, urls, first, decode=self.decode)
+                    continue
+                out: Any = (
+                    self._columnar_batch(batch, urls, first) if batch.columnar else self._dicts(batch, urls, first)
+                )
+                yield self.collate(out) if self.collate is not None else out
+                continue
+            items: Any = self._columnar_rows(batch, urls, first) if batch.columnar else self._dicts(batch, urls, first)
+            for i, s in enumerate(items, start=first + 1):
+                # The state says what has been yielded once this sample is:
+                # after the step's last sample, the next step.
+                if i == n:
+                    pos.position, pos.skip = batch.cursor.position, 0
+                else:
+                    pos.position, pos.skip = step_start, i
+                yield s
+        self._progress.ended(pos.epoch, pos.position)
+
+    def _columnar_rows(self, batch: Batch, urls: tuple[str, ...], first: int) -> list[dict[str, Any]]:
+        from . import arrow
+
+        rb = arrow.record_batch(batch).slice(first)
+        rows = columnar_rows(rb, [urls[i] for i in batch.row_shards[first:]])
+        return [self.decode(r) for r in rows] if self.decode is not None else rows
+
+    def _columnar_batch(self, batch: Batch, urls: tuple[str, ...], first: int) -> dict[str, Any]:
+        from . import arrow
+
+        out: dict[str, Any] = dict(columns_to_tensors(arrow.record_batch(batch).slice(first)))
+        out["__url__"] = [urls[i] for i in batch.row_shards[first:]]
+        return out
+
+    def _dicts(self, batch: Batch, urls: tuple[str, ...], first: int) -> list[Any]:
+        """The batch's samples from first on as (decoded) dicts."""
+        if batch.packed is not None:
+            out = dicts_of(batch.packed, urls, first)
+            return [self.decode(d) for d in out] if self.decode is not None else out
+        return [self._sample(s, urls) for s in batch.samples[first:]]
+
+    def _sample(self, s: Sample, urls: tuple[str, ...]) -> Any:
+        d = s.to_dict(urls[s.shard] if s.shard < len(urls) else None)
+        return self.decode(d) if self.decode is not None else d
+
+    def __repr__(self) -> str:
+        return (
+            f"StokerDataset({self.url!r}, server={self.server!r}, batch_size={self.batch_size}, "
+            f"seed={self.seed}, epoch={self.epoch}, rank={self.rank}, world_size={self.world_size})"
+        )
