@@ -11,13 +11,6 @@ import (
 	"sync/atomic"
 )
 
-// CacheKey names a cache entry: the whole decompressed bytes of one object
-// version. A changed object (new ETag) is a new entry.
-type CacheKey struct {
-	Object string // the object's URL
-	ETag   string // the object's version
-}
-
 // Tier is where a cache entry was found.
 type Tier int
 
