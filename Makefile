@@ -102,7 +102,7 @@ FUZZ_TARGETS := \
 	./prefetch/dsindex:FuzzParse \
 	./prefetch:FuzzCacheFile \
 	./prefetch:FuzzExpandBraces \
-	./prefetch:FuzzRangeTotal \
+	./prefetch/storage/s3:FuzzRangeTotal \
 	./shuffle:FuzzPlan \
 	./server:FuzzParseStreamRequest
 # The pipeline's parsers of sample bytes and of the request's pipeline.

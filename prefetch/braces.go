@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/stoker-data/stoker/prefetch/storage"
 )
 
 // MaxExpansion caps how many names ExpandBraces returns.
@@ -32,11 +34,11 @@ func ExpandBraces(pattern string) ([]string, error) {
 		err = fmt.Errorf("unmatched } at byte %d", p.i)
 	}
 	if err != nil {
-		kind := ErrBadURL
+		kind := storage.ErrBadURL
 		if errors.Is(err, errTooMany) {
-			kind = ErrTooLarge
+			kind = storage.ErrTooLarge
 		}
-		return nil, &Error{Op: "expand", Object: pattern, Kind: kind, Err: err}
+		return nil, &storage.Error{Op: "expand", Object: pattern, Kind: kind, Err: err}
 	}
 	return out, nil
 }

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/stoker-data/stoker/prefetch/storage"
 )
 
 func TestExpandBraces(t *testing.T) {
@@ -57,21 +59,21 @@ func TestExpandBracesErrors(t *testing.T) {
 		kind error
 		msg  string
 	}{
-		{"s3://b/{000..009.tar", ErrBadURL, "unclosed"},
-		{"s3://b/000..009}.tar", ErrBadURL, "unmatched }"},
-		{"{a,b}}", ErrBadURL, "unmatched }"},
-		{"{}", ErrBadURL, "nothing in it"},
-		{"{a}", ErrBadURL, "single alternative"},
-		{"{{a,b}}", ErrBadURL, "single alternative"},
-		{"{1..5..0}", ErrBadURL, "bad step"},
-		{"{0..99999999999999999999}", ErrBadURL, "too large"},
-		{`a\`, ErrBadURL, "backslash"},
-		{"{0..2000000}", ErrTooLarge, "more than"},
-		{"{0..1023}{0..1023}{0..1}", ErrTooLarge, "more than"},
-		{"{{0..1023}{0..1023},x}", ErrTooLarge, "more than"},
+		{"s3://b/{000..009.tar", storage.ErrBadURL, "unclosed"},
+		{"s3://b/000..009}.tar", storage.ErrBadURL, "unmatched }"},
+		{"{a,b}}", storage.ErrBadURL, "unmatched }"},
+		{"{}", storage.ErrBadURL, "nothing in it"},
+		{"{a}", storage.ErrBadURL, "single alternative"},
+		{"{{a,b}}", storage.ErrBadURL, "single alternative"},
+		{"{1..5..0}", storage.ErrBadURL, "bad step"},
+		{"{0..99999999999999999999}", storage.ErrBadURL, "too large"},
+		{`a\`, storage.ErrBadURL, "backslash"},
+		{"{0..2000000}", storage.ErrTooLarge, "more than"},
+		{"{0..1023}{0..1023}{0..1}", storage.ErrTooLarge, "more than"},
+		{"{{0..1023}{0..1023},x}", storage.ErrTooLarge, "more than"},
 	} {
 		got, err := ExpandBraces(tc.in)
-		var e *Error
+		var e *storage.Error
 		if !errors.As(err, &e) || !errors.Is(err, tc.kind) || e.Object != tc.in || e.Op != "expand" || !strings.Contains(err.Error(), tc.msg) {
 			name := tc.in
 			if len(name) > 40 {
@@ -100,8 +102,8 @@ func FuzzExpandBraces(f *testing.F) {
 		}
 		names, err := ExpandBraces(s)
 		if err != nil {
-			var e *Error
-			if !errors.As(err, &e) || e.Object != s || (!errors.Is(err, ErrBadURL) && !errors.Is(err, ErrTooLarge)) {
+			var e *storage.Error
+			if !errors.As(err, &e) || e.Object != s || (!errors.Is(err, storage.ErrBadURL) && !errors.Is(err, storage.ErrTooLarge)) {
 				t.Fatalf("ExpandBraces(%q): error %v is not an *Error of kind ErrBadURL/ErrTooLarge naming the pattern", s, err)
 			}
 			return

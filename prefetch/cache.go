@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+
+	"github.com/stoker-data/stoker/prefetch/storage"
 )
 
 // Tier is where a cache entry was found.
@@ -172,7 +174,7 @@ func OpenCache(cfg CacheConfig, log *slog.Logger) (*Cache, error) {
 	if cfg.DiskBytes > 0 {
 		c.disk = newIndex(cfg.Policy, cfg.DiskBytes)
 		if err := c.openDisk(); err != nil {
-			return nil, &Error{Op: "cache", Object: cfg.Dir, Kind: ErrUnavailable, Err: err}
+			return nil, &storage.Error{Op: "cache", Object: cfg.Dir, Kind: storage.ErrUnavailable, Err: err}
 		}
 	}
 	return c, nil
@@ -229,12 +231,12 @@ func (c *Cache) loadOracle() Oracle {
 // it is shared with the cache and other callers when the memory tier is on
 // the Go heap, and a copy when it is in an Allocator's region (whose bytes
 // are reused after eviction: use Acquire to read them without a copy).
-func (c *Cache) Get(key CacheKey) (data []byte, tier Tier, ok bool) {
+func (c *Cache) Get(key storage.Key) (data []byte, tier Tier, ok bool) {
 	return c.get(key, true)
 }
 
 // get is Get, counted in the metrics or not.
-func (c *Cache) get(key CacheKey, count bool) (data []byte, tier Tier, ok bool) {
+func (c *Cache) get(key storage.Key, count bool) (data []byte, tier Tier, ok bool) {
 	r, tier, ok := c.acquire(key, count)
 	if !ok {
 		return nil, TierNone, false
@@ -250,13 +252,13 @@ func (c *Cache) get(key CacheKey, count bool) (data []byte, tier Tier, ok bool) 
 // Acquire is Get without a copy: the Ref's bytes stay valid, and its
 // memory-tier entry is not evicted, until Release. Every Ref must be
 // released, once.
-func (c *Cache) Acquire(key CacheKey) (r *Ref, tier Tier, ok bool) {
+func (c *Cache) Acquire(key storage.Key) (r *Ref, tier Tier, ok bool) {
 	return c.acquire(key, true)
 }
 
 // acquire is Acquire; count says whether it counts as a hit or a miss
 // (not for a second look on behalf of a Get already counted).
-func (c *Cache) acquire(key CacheKey, count bool) (r *Ref, tier Tier, ok bool) {
+func (c *Cache) acquire(key storage.Key, count bool) (r *Ref, tier Tier, ok bool) {
 	if c.closed.Load() {
 		return nil, TierNone, false
 	}
@@ -282,7 +284,7 @@ func (c *Cache) acquire(key CacheKey, count bool) (r *Ref, tier Tier, ok bool) {
 // Pin is Acquire of the memory tier alone, counted neither as a hit nor
 // as a miss: for a holder that already has the entry's bytes (through
 // another Ref) and hands them on.
-func (c *Cache) Pin(key CacheKey) (*Ref, bool) {
+func (c *Cache) Pin(key storage.Key) (*Ref, bool) {
 	if c.closed.Load() {
 		return nil, false
 	}
@@ -291,7 +293,7 @@ func (c *Cache) Pin(key CacheKey) (*Ref, bool) {
 
 // pinMem pins key's memory entry, unless it is absent or still filling,
 // and returns a Ref to it; with touch it marks the entry used now.
-func (c *Cache) pinMem(key CacheKey, touch bool) (*Ref, bool) {
+func (c *Cache) pinMem(key storage.Key, touch bool) (*Ref, bool) {
 	c.memMu.Lock()
 	defer c.memMu.Unlock()
 	e := c.mem.entries[key]
@@ -374,17 +376,17 @@ func (c *Cache) freeMem(e *entry) {
 // both return nil. A failed disk write is an *Error of kind ErrUnavailable
 // (the memory tier may still hold the entry). The cache keeps data: the
 // caller must not modify it afterwards.
-func (c *Cache) Put(key CacheKey, data []byte) error {
+func (c *Cache) Put(key storage.Key, data []byte) error {
 	c.life.RLock()
 	defer c.life.RUnlock()
 	if c.closed.Load() {
-		return &Error{Op: "cache", Object: key.Object, Kind: ErrUnavailable, Err: errCacheClosed}
+		return &storage.Error{Op: "cache", Object: key.Object, Kind: storage.ErrUnavailable, Err: errCacheClosed}
 	}
 	size := int64(len(data))
 	toMem := size <= c.cfg.MemoryBytes
 	toDisk := c.disk != nil && size <= c.cfg.DiskBytes
 	if !toMem && !toDisk {
-		return &Error{Op: "cache", Object: key.Object, Kind: ErrTooLarge,
+		return &storage.Error{Op: "cache", Object: key.Object, Kind: storage.ErrTooLarge,
 			Err: fmt.Errorf("%d bytes; memory tier holds %d, disk tier %d", size, c.cfg.MemoryBytes, c.cfg.DiskBytes)}
 	}
 	if c.has(key) {
@@ -401,7 +403,7 @@ func (c *Cache) Put(key CacheKey, data []byte) error {
 
 // has reports whether key is in either tier, disk writes in progress
 // included.
-func (c *Cache) has(key CacheKey) bool {
+func (c *Cache) has(key storage.Key) bool {
 	c.memMu.Lock()
 	in := c.mem.entries[key] != nil
 	c.memMu.Unlock()
@@ -416,7 +418,7 @@ func (c *Cache) has(key CacheKey) bool {
 // putMem admits key's data to the memory tier if the policy allows, and
 // reports whether the memory tier holds key afterwards. With an Allocator
 // the bytes are copied into its region, outside the lock.
-func (c *Cache) putMem(key CacheKey, data []byte) bool {
+func (c *Cache) putMem(key storage.Key, data []byte) bool {
 	e, buf, held, ok := c.admitMem(key, int64(len(data)), data)
 	if held || !ok {
 		return held
@@ -435,7 +437,7 @@ func (c *Cache) putMem(key CacheKey, data []byte) bool {
 // to fill and then hand to fillDone (or fillFailed); meanwhile the entry
 // is filling, which Acquire treats as absent, and pinned, counted as a Ref
 // so that Drained waits for the writes into the region.
-func (c *Cache) admitMem(key CacheKey, size int64, data []byte) (e *entry, buf []byte, held, ok bool) {
+func (c *Cache) admitMem(key storage.Key, size int64, data []byte) (e *entry, buf []byte, held, ok bool) {
 	if size > c.cfg.MemoryBytes {
 		return nil, nil, false, false
 	}
@@ -522,7 +524,7 @@ func (c *Cache) allocMem(e *entry, o Oracle, evicted int) ([]byte, int, bool) {
 // background (Close waits for it; its failure is logged and counted like
 // Put's). Otherwise PutAsync is Put, so that a Get right after it finds
 // the entry either way.
-func (c *Cache) PutAsync(key CacheKey, data []byte) error {
+func (c *Cache) PutAsync(key storage.Key, data []byte) error {
 	c.life.RLock()
 	size := int64(len(data))
 	if c.closed.Load() || c.disk == nil || size > c.cfg.MemoryBytes || size > c.cfg.DiskBytes || c.has(key) {
@@ -544,7 +546,7 @@ func (c *Cache) PutAsync(key CacheKey, data []byte) error {
 // putDisk reserves room for key in the disk tier, then writes its file
 // outside the lock; the entry is pinned and not readable until the file
 // is in place.
-func (c *Cache) putDisk(key CacheKey, data []byte) error {
+func (c *Cache) putDisk(key storage.Key, data []byte) error {
 	if !c.diskHealth.try() {
 		c.diskBypasses.Add(1) // the tier is off for writes
 		return nil
@@ -578,7 +580,7 @@ func (c *Cache) putDisk(key CacheKey, data []byte) error {
 	if err != nil {
 		c.errs.Add(1)
 		c.diskHealth.failed(c.log, key.Object, err)
-		return &Error{Op: "cache", Object: key.Object, Kind: ErrUnavailable, Err: err}
+		return &storage.Error{Op: "cache", Object: key.Object, Kind: storage.ErrUnavailable, Err: err}
 	}
 	c.diskHealth.succeeded(c.log)
 	return nil
@@ -586,7 +588,7 @@ func (c *Cache) putDisk(key CacheKey, data []byte) error {
 
 // Contains reports the first tier holding key, without counting a Get or
 // changing recency. A disk entry still being written is not counted.
-func (c *Cache) Contains(key CacheKey) Tier {
+func (c *Cache) Contains(key storage.Key) Tier {
 	if c.closed.Load() {
 		return TierNone
 	}
@@ -677,7 +679,7 @@ func (c *Cache) Close() error {
 func (c *Cache) Drained() <-chan struct{} { return c.drained }
 
 // path is the file of key's disk entry.
-func (c *Cache) path(key CacheKey) string { return filepath.Join(c.cfg.Dir, fileName(key)) }
+func (c *Cache) path(key storage.Key) string { return filepath.Join(c.cfg.Dir, fileName(key)) }
 
 // removeFiles removes the files of evicted disk entries, which no read
 // holds, and closes them if kept open. Called with diskMu held, or before

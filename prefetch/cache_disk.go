@@ -9,6 +9,8 @@ import (
 	"hash/crc32"
 	"io"
 	"math/bits"
+
+	"github.com/stoker-data/stoker/prefetch/storage"
 )
 
 // The disk tier keeps one file per entry in Dir, named after a hash of the
@@ -79,7 +81,7 @@ type layout struct {
 
 // fileLayout is the layout of key's file holding dataLen bytes in blocks
 // of block bytes.
-func fileLayout(key CacheKey, dataLen, block int64) layout {
+func fileLayout(key storage.Key, dataLen, block int64) layout {
 	tableOff := int64(headerSize + len(key.Object) + len(key.ETag))
 	end := tableOff + blockCount(dataLen, block)*sumSize
 	return layout{dataLen: dataLen, block: block, tableOff: tableOff, dataOff: (end + dataAlign - 1) / dataAlign * dataAlign}
@@ -100,12 +102,12 @@ func blockSum(i int64, b []byte) uint32 {
 
 // fileHeader is what a file's header says.
 type fileHeader struct {
-	key CacheKey
+	key storage.Key
 	layout
 }
 
 // fileName is the name of key's file in Dir.
-func fileName(key CacheKey) string {
+func fileName(key storage.Key) string {
 	h := sha256.New()
 	var n [8]byte
 	binary.LittleEndian.PutUint64(n[:], uint64(len(key.Object)))
@@ -117,7 +119,7 @@ func fileName(key CacheKey) string {
 
 // encodeHead returns the bytes of key's file before its data: header,
 // key, the checksums of data's blocks of block bytes, and padding.
-func encodeHead(key CacheKey, data []byte, block int64) []byte {
+func encodeHead(key storage.Key, data []byte, block int64) []byte {
 	l := fileLayout(key, int64(len(data)), block)
 	b := make([]byte, headerSize, l.dataOff)
 	copy(b, fileMagic)
@@ -192,13 +194,13 @@ func decodeHeader(b []byte) (fileHeader, error) {
 	if err != nil {
 		return fileHeader{}, err
 	}
-	key := CacheKey{Object: string(k[:h.no]), ETag: string(k[h.no:])}
+	key := storage.Key{Object: string(k[:h.no]), ETag: string(k[h.no:])}
 	return fileHeader{key: key, layout: fileLayout(key, h.dataLen, h.block)}, nil
 }
 
 // checkHeader checks that the header and key at the start of b are key's,
 // with the layout l, without decoding the key.
-func checkHeader(b []byte, key CacheKey, l layout) error {
+func checkHeader(b []byte, key storage.Key, l layout) error {
 	h, err := parseFixed(b)
 	if err != nil {
 		return err

@@ -6,17 +6,19 @@ import (
 	"errors"
 	"hash/crc32"
 	"testing"
+
+	"github.com/stoker-data/stoker/prefetch/storage"
 )
 
 func TestCacheFileNames(t *testing.T) {
-	keys := []CacheKey{
+	keys := []storage.Key{
 		{Object: "ab", ETag: "c"},
 		{Object: "a", ETag: "bc"},
 		{Object: "s3://b/x.tar", ETag: `"1"`},
 		{Object: "s3://b/x.tar", ETag: `"2"`},
 		{},
 	}
-	seen := map[string]CacheKey{}
+	seen := map[string]storage.Key{}
 	for _, k := range keys {
 		name := fileName(k)
 		if name != fileName(k) {
@@ -55,7 +57,7 @@ func TestCacheFileLayout(t *testing.T) {
 }
 
 // fuzzKey names the entry of the files FuzzCacheFile reads as the index's.
-var fuzzKey = CacheKey{Object: "s3://bucket/train-000001.tar", ETag: `"abc"`}
+var fuzzKey = storage.Key{Object: "s3://bucket/train-000001.tar", ETag: `"abc"`}
 
 // FuzzCacheFile feeds arbitrary bytes, as a whole entry file, to the
 // readers of entry files, which read whatever a disk holds: the header
@@ -66,7 +68,7 @@ var fuzzKey = CacheKey{Object: "s3://bucket/train-000001.tar", ETag: `"abc"`}
 // bytes the file holds at the data's place; and a file whose whole data
 // verifies must verify in every range.
 func FuzzCacheFile(f *testing.F) {
-	for _, k := range []CacheKey{fuzzKey, {}} {
+	for _, k := range []storage.Key{fuzzKey, {}} {
 		for _, n := range []int{0, 1, 600, 3000} {
 			data := testData(k, n)
 			file := append(encodeHead(k, data, minBlock), data...)
@@ -130,7 +132,7 @@ func FuzzCacheFile(f *testing.F) {
 
 // v2File is a file in format version 2, which had one checksum over all
 // the data; this cache drops such files at open.
-func v2File(key CacheKey, data []byte) []byte {
+func v2File(key storage.Key, data []byte) []byte {
 	b := make([]byte, headerSize)
 	copy(b, fileMagic)
 	binary.LittleEndian.PutUint32(b[4:], 2)

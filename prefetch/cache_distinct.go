@@ -1,5 +1,7 @@
 package prefetch
 
+import "github.com/stoker-data/stoker/prefetch/storage"
+
 // DistinctBytes is the shard data the cache holds, each shard once: the
 // disk tier's bytes, and the memory tier's entries the disk tier does not
 // hold. A shard is usually in both tiers (Put writes through), so the
@@ -10,7 +12,7 @@ package prefetch
 // moves by that entry.
 func (c *Cache) DistinctBytes() int64 {
 	type sized struct {
-		key  CacheKey
+		key  storage.Key
 		size int64
 	}
 	c.memMu.Lock()

@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/storage"
 )
 
 func ExampleCache() {
@@ -21,7 +22,7 @@ func ExampleCache() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	key := prefetch.CacheKey{Object: "s3://bucket/train-000000.tar", ETag: `"9b2cf535f27731c974343645a3985328"`}
+	key := storage.Key{Object: "s3://bucket/train-000000.tar", ETag: `"9b2cf535f27731c974343645a3985328"`}
 	if err := c.Put(key, []byte("shard bytes")); err != nil {
 		log.Fatal(err)
 	}

@@ -1,6 +1,10 @@
 package prefetch
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/stoker-data/stoker/prefetch/storage"
+)
 
 // DiskExtent finds key's entry in the disk tier and pins it: the file is
 // neither evicted nor rewritten until unpin is called (once; more calls do
@@ -8,7 +12,7 @@ import "sync"
 // in it, for a local reader that reads the file itself (cuFile). ok is
 // false when the entry is not on disk (or not yet written). Safe for
 // concurrent use.
-func (c *Cache) DiskExtent(key CacheKey) (path string, offset int64, unpin func(), ok bool) {
+func (c *Cache) DiskExtent(key storage.Key) (path string, offset int64, unpin func(), ok bool) {
 	c.life.RLock()
 	defer c.life.RUnlock()
 	if c.closed.Load() || c.disk == nil {

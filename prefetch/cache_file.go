@@ -11,12 +11,14 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/stoker-data/stoker/prefetch/storage"
 )
 
 // openEntryFile opens path and checks its header, that the header names
 // key (if key is not nil), and that the file's length matches the header.
 // It returns the file's FileInfo too, which it stats for the length.
-func openEntryFile(path string, key *CacheKey) (*os.File, fileHeader, fs.FileInfo, error) {
+func openEntryFile(path string, key *storage.Key) (*os.File, fileHeader, fs.FileInfo, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fileHeader{}, nil, err
@@ -41,7 +43,7 @@ func openEntryFile(path string, key *CacheKey) (*os.File, fileHeader, fs.FileInf
 // verified against its checksum, read into the buffer that buffer returns
 // for the data's length (which the header gives). A damaged, short or
 // foreign file is errBadFile.
-func readEntryInto(path string, key CacheKey, buffer func(n int64) []byte) ([]byte, error) {
+func readEntryInto(path string, key storage.Key, buffer func(n int64) []byte) ([]byte, error) {
 	f, h, _, err := openEntryFile(path, &key)
 	if err != nil {
 		return nil, err
@@ -84,7 +86,7 @@ func verifyBlocks(data []byte, first, block int64, sums []byte) error {
 // bytes: into a temporary file in dir, synced, then renamed into place;
 // the directory is synced so the rename survives a crash. On error
 // nothing is left behind. It returns the file's layout.
-func writeEntryFile(dir, path string, key CacheKey, data []byte, block int64) (l layout, err error) {
+func writeEntryFile(dir, path string, key storage.Key, data []byte, block int64) (l layout, err error) {
 	f, err := os.CreateTemp(dir, "put-*"+tmpSuffix)
 	if err != nil {
 		return layout{}, err

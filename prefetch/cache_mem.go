@@ -1,10 +1,12 @@
 package prefetch
 
+import "github.com/stoker-data/stoker/prefetch/storage"
+
 // PutMemory adds key's data to the memory tier alone, if the policy admits
 // it: for a shard read within its window that the node does not keep, which
 // the disk tier need not hold. The cache keeps data. It reports whether the
 // memory tier holds key afterwards.
-func (c *Cache) PutMemory(key CacheKey, data []byte) bool {
+func (c *Cache) PutMemory(key storage.Key, data []byte) bool {
 	c.life.RLock()
 	defer c.life.RUnlock()
 	if c.closed.Load() || int64(len(data)) > c.cfg.MemoryBytes {
@@ -15,7 +17,7 @@ func (c *Cache) PutMemory(key CacheKey, data []byte) bool {
 
 // EntrySize returns the bytes of key's entry in either tier, and whether
 // the cache holds it.
-func (c *Cache) EntrySize(key CacheKey) (int64, bool) {
+func (c *Cache) EntrySize(key storage.Key) (int64, bool) {
 	c.memMu.Lock()
 	e := c.mem.entries[key]
 	c.memMu.Unlock()
@@ -51,7 +53,7 @@ type diskBacked struct {
 	c *Cache
 }
 
-func (d diskBacked) NextUse(key CacheKey) int64 {
+func (d diskBacked) NextUse(key storage.Key) int64 {
 	d.c.diskMu.Lock()
 	e := d.c.disk.entries[key]
 	onDisk := e != nil && e.ready
@@ -66,7 +68,7 @@ func (d diskBacked) NextUse(key CacheKey) int64 {
 // size bytes for key now: it has room, or the policy would evict entries
 // needed later than key for it. A prefetcher asks before fetching ahead,
 // so that it does not fetch what the tier would not keep.
-func (c *Cache) MemoryWouldTake(key CacheKey, size int64) bool {
+func (c *Cache) MemoryWouldTake(key storage.Key, size int64) bool {
 	if size > c.cfg.MemoryBytes || c.closed.Load() {
 		return false
 	}

@@ -6,6 +6,8 @@ import (
 	"math"
 	"os"
 	"slices"
+
+	"github.com/stoker-data/stoker/prefetch/storage"
 )
 
 // Policy chooses which entries a full cache tier evicts.
@@ -40,12 +42,12 @@ type Oracle interface {
 	// The cache calls it while holding a tier's lock, from many goroutines
 	// at once: it must be safe for concurrent use, quick, and must not
 	// call back into the Cache.
-	NextUse(key CacheKey) int64
+	NextUse(key storage.Key) int64
 }
 
 // entry is one cached shard as a tier's index sees it.
 type entry struct {
-	key     CacheKey
+	key     storage.Key
 	size    int64    // bytes of shard data
 	lastUse uint64   // the index's clock at the latest insert or hit
 	pins    int      // holders that forbid eviction: a write in progress, reads, Refs
@@ -65,11 +67,11 @@ type index struct {
 	capacity int64
 	used     int64
 	clock    uint64 // logical time for recency; advanced by touch
-	entries  map[CacheKey]*entry
+	entries  map[storage.Key]*entry
 }
 
 func newIndex(p Policy, capacity int64) *index {
-	return &index{policy: p, capacity: capacity, entries: map[CacheKey]*entry{}}
+	return &index{policy: p, capacity: capacity, entries: map[storage.Key]*entry{}}
 }
 
 // touch marks e as used now.

@@ -4,13 +4,14 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/shuffle"
 )
 
 // mapOracle gives each key's next use; keys not in the map are not needed.
-type mapOracle map[CacheKey]int64
+type mapOracle map[storage.Key]int64
 
-func (m mapOracle) NextUse(key CacheKey) int64 {
+func (m mapOracle) NextUse(key storage.Key) int64 {
 	if n, ok := m[key]; ok {
 		return n
 	}
@@ -61,9 +62,9 @@ func TestCachePolicyPick(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			x := newIndex(tc.policy, 1000)
 			o := mapOracle{}
-			names := map[CacheKey]string{}
+			names := map[storage.Key]string{}
 			for _, e := range tc.ents {
-				key := CacheKey{Object: e.name}
+				key := storage.Key{Object: e.name}
 				names[key] = e.name
 				x.entries[key] = &entry{key: key, size: e.size, lastUse: e.lastUse, pins: map[bool]int{true: 1}[e.pinned]}
 				if e.next >= 0 {
@@ -92,7 +93,7 @@ func TestCachePolicyPick(t *testing.T) {
 func TestCachePlanBypass(t *testing.T) {
 	const kib = 1 << 10
 	c, _ := openTestCache(t, CacheConfig{MemoryBytes: 3 * kib, Policy: PolicyPlan})
-	k := make([]CacheKey, 7)
+	k := make([]storage.Key, 7)
 	for i := range k {
 		k[i] = testKey(i)
 	}
@@ -134,12 +135,12 @@ func TestCachePlanBypass(t *testing.T) {
 // epoch's plan for shards this epoch needs no more.
 type planOracle struct {
 	plans []*shuffle.Plan
-	shard map[CacheKey]int
+	shard map[storage.Key]int
 	epoch int
 	pos   int // the next sample the stream reads
 }
 
-func (o *planOracle) NextUse(key CacheKey) int64 {
+func (o *planOracle) NextUse(key storage.Key) int64 {
 	s, ok := o.shard[key]
 	if !ok {
 		return -1
@@ -226,8 +227,8 @@ func optHits(seq []access, capacity int) int {
 func TestCachePlanBeatsLRU(t *testing.T) {
 	const shards, samples, shardSize, epochs, fit = 40, 10, 1 << 10, 3, 28
 	counts := make([]int, shards)
-	keys := make([]CacheKey, shards)
-	shardOf := map[CacheKey]int{}
+	keys := make([]storage.Key, shards)
+	shardOf := map[storage.Key]int{}
 	for i := range shards {
 		counts[i] = samples
 		keys[i] = testKey(i)

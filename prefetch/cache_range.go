@@ -1,6 +1,10 @@
 package prefetch
 
-import "io"
+import (
+	"io"
+
+	"github.com/stoker-data/stoker/prefetch/storage"
+)
 
 // metaRead is how far into a file one read for a range's header and
 // checksums may go: its first page, which holds them for shards up to
@@ -44,7 +48,7 @@ func (s rangeSpan) bufLen() int64 { return s.meta + s.end - s.start }
 // is errBadFile, and so is a file that ends early. Other blocks are not
 // read, and a file longer than its header says is only noticed by whole
 // reads.
-func readRange(r io.ReaderAt, key CacheKey, l layout, off, n int64, buf []byte) ([]byte, error) {
+func readRange(r io.ReaderAt, key storage.Key, l layout, off, n int64, buf []byte) ([]byte, error) {
 	s := l.span(off, n)
 	meta, data := buf[:s.meta], buf[s.meta:s.bufLen()]
 	var sums []byte

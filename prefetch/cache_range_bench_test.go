@@ -6,6 +6,8 @@ import (
 	"os"
 	"slices"
 	"testing"
+
+	"github.com/stoker-data/stoker/prefetch/storage"
 )
 
 // BenchmarkDiskTierSample reads 64 KiB samples at random offsets of 8 MiB
@@ -40,7 +42,7 @@ func BenchmarkDiskTierSample(b *testing.B) {
 		picks[i] = pick{r.IntN(shards), r.Int64N((shardSize-sample)/512) * 512}
 	}
 	rates := map[string]float64{}
-	run := func(name string, cfg CacheConfig, block int64, maxFiles int, read func(c *Cache, key CacheKey, off int64) Tier, want Tier) {
+	run := func(name string, cfg CacheConfig, block int64, maxFiles int, read func(c *Cache, key storage.Key, off int64) Tier, want Tier) {
 		b.Run(name, func(b *testing.B) {
 			if cfg.DiskBytes > 0 {
 				cfg.Dir = b.TempDir()
@@ -69,7 +71,7 @@ func BenchmarkDiskTierSample(b *testing.B) {
 			rates[name] = rate // the last run, with the largest N, stays
 		})
 	}
-	acquireRange := func(c *Cache, key CacheKey, off int64) Tier {
+	acquireRange := func(c *Cache, key storage.Key, off int64) Tier {
 		ref, tier, err := c.AcquireRange(key, off, sample)
 		if err != nil || len(ref.Bytes()) != sample {
 			panic(fmt.Sprintf("AcquireRange: %v", err))
@@ -83,7 +85,7 @@ func BenchmarkDiskTierSample(b *testing.B) {
 		run(fmt.Sprintf("disk-range/block=%dK", block>>10), disk, block, defaultMaxFiles, acquireRange, TierDisk)
 	}
 	run("disk-range/no-kept-files", disk, defaultBlockSize, 0, acquireRange, TierDisk)
-	run("disk-range/open", disk, defaultBlockSize, 0, func(c *Cache, key CacheKey, off int64) Tier {
+	run("disk-range/open", disk, defaultBlockSize, 0, func(c *Cache, key storage.Key, off int64) Tier {
 		f, err := os.Open(c.path(key))
 		if err != nil {
 			panic(err)
@@ -91,7 +93,7 @@ func BenchmarkDiskTierSample(b *testing.B) {
 		f.Close()
 		return TierDisk
 	}, TierDisk)
-	run("disk-whole", disk, defaultBlockSize, 0, func(c *Cache, key CacheKey, off int64) Tier {
+	run("disk-whole", disk, defaultBlockSize, 0, func(c *Cache, key storage.Key, off int64) Tier {
 		ref, tier, ok := c.Acquire(key)
 		if !ok || len(ref.Bytes()[off:off+sample]) != sample {
 			panic("Acquire missed")

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"unsafe"
+
+	"github.com/stoker-data/stoker/prefetch/storage"
 )
 
 // openBlockCache is openTestCache for a cache that writes disk files in
@@ -27,7 +29,7 @@ func openBlockCache(t *testing.T, cfg CacheConfig, block int64) (*Cache, *logBuf
 
 // wantRange checks that AcquireRange(key, off, n) returns data[off:off+n]
 // from tier.
-func wantRange(t *testing.T, c *Cache, key CacheKey, data []byte, off, n int64, tier Tier) {
+func wantRange(t *testing.T, c *Cache, key storage.Key, data []byte, off, n int64, tier Tier) {
 	t.Helper()
 	r, got, err := c.AcquireRange(key, off, n)
 	if err != nil || got != tier {
@@ -43,7 +45,7 @@ func wantRange(t *testing.T, c *Cache, key CacheKey, data []byte, off, n int64, 
 }
 
 // wantRangeMiss checks that AcquireRange(key, off, n) is a miss.
-func wantRangeMiss(t *testing.T, c *Cache, key CacheKey, off, n int64) {
+func wantRangeMiss(t *testing.T, c *Cache, key storage.Key, off, n int64) {
 	t.Helper()
 	if r, tier, err := c.AcquireRange(key, off, n); r != nil || tier != TierNone || err != nil {
 		t.Fatalf("AcquireRange(%s, %d, %d) = %v, tier %v, %v; want a miss", key.Object, off, n, r != nil, tier, err)
@@ -146,11 +148,11 @@ func TestCacheRangeOutside(t *testing.T) {
 		{-1, 1}, {0, -1}, {-1, 0}, {size + 1, 0}, {size, 1}, {1, size}, {0, size + 1},
 		{math.MaxInt64, 1}, {1, math.MaxInt64}, {math.MaxInt64, math.MaxInt64}, {math.MinInt64, 10}, {10, math.MinInt64},
 	} {
-		for _, key := range []CacheKey{mem, disk} {
+		for _, key := range []storage.Key{mem, disk} {
 			before := c.Metrics()
 			r, tier, err := c.AcquireRange(key, rg[0], rg[1])
-			var e *Error
-			if r != nil || tier != TierNone || !errors.Is(err, ErrCorrupt) || !errors.As(err, &e) || e.Object != key.Object || e.Op != "cache" {
+			var e *storage.Error
+			if r != nil || tier != TierNone || !errors.Is(err, storage.ErrCorrupt) || !errors.As(err, &e) || e.Object != key.Object || e.Op != "cache" {
 				t.Fatalf("AcquireRange(%s, %d, %d) = %v, tier %v, %v; want an *Error of kind ErrCorrupt naming the object",
 					key.Object, rg[0], rg[1], r != nil, tier, err)
 			}
@@ -363,7 +365,7 @@ func TestCacheRangeConcurrent(t *testing.T) {
 				key := testKey(k)
 				switch op := r.IntN(12); {
 				case op < 3:
-					if err := c.Put(key, testData(key, int(size(k)))); err != nil && !errors.Is(err, ErrUnavailable) {
+					if err := c.Put(key, testData(key, int(size(k)))); err != nil && !errors.Is(err, storage.ErrUnavailable) {
 						t.Errorf("Put: %v", err)
 					}
 				case op == 3:
@@ -416,10 +418,10 @@ func TestCacheRangeConcurrent(t *testing.T) {
 }
 
 // keptFiles returns the files range reads keep open, by key index.
-func keptFiles(c *Cache) map[CacheKey]*os.File {
+func keptFiles(c *Cache) map[storage.Key]*os.File {
 	c.diskMu.Lock()
 	defer c.diskMu.Unlock()
-	m := map[CacheKey]*os.File{}
+	m := map[storage.Key]*os.File{}
 	for _, e := range c.open {
 		m[e.key] = e.fd
 	}

@@ -3,6 +3,8 @@ package prefetch
 import (
 	"fmt"
 	"os"
+
+	"github.com/stoker-data/stoker/prefetch/storage"
 )
 
 // Reading the disk tier. A caller that streams samples reads each with
@@ -24,7 +26,7 @@ import (
 // Source's read past an object's end is. A hit or a miss is counted as an
 // Acquire's is; a failed call is counted as neither. The Ref must be
 // released, once.
-func (c *Cache) AcquireRange(key CacheKey, off, n int64) (*Ref, Tier, error) {
+func (c *Cache) AcquireRange(key storage.Key, off, n int64) (*Ref, Tier, error) {
 	if c.closed.Load() {
 		return nil, TierNone, nil
 	}
@@ -52,16 +54,16 @@ func (c *Cache) AcquireRange(key CacheKey, off, n int64) (*Ref, Tier, error) {
 }
 
 // checkRange checks that [off, off+n) lies within an entry of size bytes.
-func checkRange(key CacheKey, off, n, size int64) error {
+func checkRange(key storage.Key, off, n, size int64) error {
 	if off < 0 || n < 0 || off > size || n > size-off {
-		return &Error{Op: "cache", Object: key.Object, Kind: ErrCorrupt,
+		return &storage.Error{Op: "cache", Object: key.Object, Kind: storage.ErrCorrupt,
 			Err: fmt.Errorf("range of %d bytes at offset %d is outside the entry's %d bytes", n, off, size)}
 	}
 	return nil
 }
 
 // rangeDisk is AcquireRange of the disk tier.
-func (c *Cache) rangeDisk(key CacheKey, off, n int64) (*Ref, bool, error) {
+func (c *Cache) rangeDisk(key storage.Key, off, n int64) (*Ref, bool, error) {
 	c.life.RLock()
 	defer c.life.RUnlock()
 	e, f, ok := c.pinDisk(key)
@@ -98,7 +100,7 @@ func (c *Cache) rangeDisk(key CacheKey, off, n int64) (*Ref, bool, error) {
 // afterwards (true at once if it held it already). Counted neither as a
 // hit nor as a miss: it is for a prefetcher that decided the shard is
 // worth memory, not a read.
-func (c *Cache) Promote(key CacheKey) bool {
+func (c *Cache) Promote(key storage.Key) bool {
 	if c.closed.Load() {
 		return false
 	}
@@ -121,7 +123,7 @@ func (c *Cache) Promote(key CacheKey) bool {
 // the policy admits it (promoted). With an Allocator the file is read
 // straight into the entry's bytes in the region, and the Ref pins that
 // entry; otherwise it is read to the heap.
-func (c *Cache) getDisk(key CacheKey) (r *Ref, promoted, ok bool) {
+func (c *Cache) getDisk(key storage.Key) (r *Ref, promoted, ok bool) {
 	c.life.RLock()
 	defer c.life.RUnlock()
 	e, _, ok := c.pinDisk(key)
@@ -158,7 +160,7 @@ func (c *Cache) getDisk(key CacheKey) (r *Ref, promoted, ok bool) {
 // written, marks it used now and pins it: it is not evicted, nor its kept
 // file (returned, or nil) closed, while read. Called with life held
 // shared.
-func (c *Cache) pinDisk(key CacheKey) (*entry, *os.File, bool) {
+func (c *Cache) pinDisk(key storage.Key) (*entry, *os.File, bool) {
 	if c.closed.Load() {
 		return nil, nil, false
 	}

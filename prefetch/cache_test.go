@@ -15,15 +15,17 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stoker-data/stoker/prefetch/storage"
 )
 
 // testKey is the key of the i-th test shard.
-func testKey(i int) CacheKey {
-	return CacheKey{Object: fmt.Sprintf("s3://bucket/train-%06d.tar", i), ETag: fmt.Sprintf(`"etag-%d"`, i)}
+func testKey(i int) storage.Key {
+	return storage.Key{Object: fmt.Sprintf("s3://bucket/train-%06d.tar", i), ETag: fmt.Sprintf(`"etag-%d"`, i)}
 }
 
 // testData returns n bytes determined by key and n.
-func testData(key CacheKey, n int) []byte {
+func testData(key storage.Key, n int) []byte {
 	r := rand.New(rand.NewPCG(uint64(crc32.ChecksumIEEE([]byte(key.Object+key.ETag))), uint64(n)))
 	b := make([]byte, n)
 	for i := range b {
@@ -63,7 +65,7 @@ func openTestCache(t *testing.T, cfg CacheConfig) (*Cache, *logBuffer) {
 	return c, logs
 }
 
-func mustPut(t *testing.T, c *Cache, key CacheKey, data []byte) {
+func mustPut(t *testing.T, c *Cache, key storage.Key, data []byte) {
 	t.Helper()
 	if err := c.Put(key, data); err != nil {
 		t.Fatalf("Put(%s): %v", key.Object, err)
@@ -71,7 +73,7 @@ func mustPut(t *testing.T, c *Cache, key CacheKey, data []byte) {
 }
 
 // wantGet checks that Get(key) returns want from tier.
-func wantGet(t *testing.T, c *Cache, key CacheKey, want []byte, tier Tier) {
+func wantGet(t *testing.T, c *Cache, key storage.Key, want []byte, tier Tier) {
 	t.Helper()
 	data, got, ok := c.Get(key)
 	if !ok || got != tier {
@@ -82,7 +84,7 @@ func wantGet(t *testing.T, c *Cache, key CacheKey, want []byte, tier Tier) {
 	}
 }
 
-func wantMiss(t *testing.T, c *Cache, key CacheKey) {
+func wantMiss(t *testing.T, c *Cache, key storage.Key) {
 	t.Helper()
 	if _, tier, ok := c.Get(key); ok || tier != TierNone {
 		t.Fatalf("Get(%s) = tier %v, ok %v; want a miss", key.Object, tier, ok)
@@ -133,7 +135,7 @@ func TestCacheOpenRejectsBadConfig(t *testing.T) {
 
 func TestCacheMemoryTier(t *testing.T) {
 	const kib = 1 << 10
-	k := []CacheKey{testKey(0), testKey(1), testKey(2), testKey(3)}
+	k := []storage.Key{testKey(0), testKey(1), testKey(2), testKey(3)}
 	c, _ := openTestCache(t, CacheConfig{MemoryBytes: 3 * kib, Policy: PolicyLRU})
 
 	wantMiss(t, c, k[0])
@@ -152,7 +154,7 @@ func TestCacheMemoryTier(t *testing.T) {
 	mustPut(t, c, k[0], bytes.Repeat([]byte{1}, kib))
 	wantGet(t, c, k[0], testData(k[0], kib), TierMemory)
 	// A new ETag is a new entry.
-	changed := CacheKey{Object: k[0].Object, ETag: `"changed"`}
+	changed := storage.Key{Object: k[0].Object, ETag: `"changed"`}
 	wantMiss(t, c, changed)
 
 	m := c.Metrics()
@@ -442,8 +444,8 @@ func TestCacheFailedDiskWrite(t *testing.T) {
 	}
 	key := testKey(1)
 	err := c.Put(key, testData(key, 100))
-	var e *Error
-	if !errors.Is(err, ErrUnavailable) || !errors.As(err, &e) || e.Object != key.Object {
+	var e *storage.Error
+	if !errors.Is(err, storage.ErrUnavailable) || !errors.As(err, &e) || e.Object != key.Object {
 		t.Fatalf("Put into a removed Dir: %v; want an *Error of kind ErrUnavailable naming the object", err)
 	}
 	// The memory tier still has it; the disk tier has nothing reserved.
@@ -480,8 +482,8 @@ func TestCacheTooLarge(t *testing.T) {
 					t.Fatalf("Put: %v", err)
 				}
 			} else {
-				var e *Error
-				if !errors.Is(err, ErrTooLarge) || !errors.As(err, &e) || e.Object != key.Object || e.Op != "cache" {
+				var e *storage.Error
+				if !errors.Is(err, storage.ErrTooLarge) || !errors.As(err, &e) || e.Object != key.Object || e.Op != "cache" {
 					t.Fatalf("Put: %v; want an *Error of kind ErrTooLarge naming %s", err, key.Object)
 				}
 			}
@@ -508,7 +510,7 @@ func TestCacheClose(t *testing.T) {
 	if got := c.Contains(key); got != TierNone {
 		t.Errorf("Contains after Close = %v", got)
 	}
-	if err := c.Put(testKey(2), []byte("x")); !errors.Is(err, ErrUnavailable) {
+	if err := c.Put(testKey(2), []byte("x")); !errors.Is(err, storage.ErrUnavailable) {
 		t.Errorf("Put after Close: %v; want ErrUnavailable", err)
 	}
 	if m := c.Metrics(); m.Memory.Entries != 0 || m.Disk.Entries != 1 {
@@ -523,7 +525,7 @@ func TestCacheClose(t *testing.T) {
 // others at a distance derived from the key.
 type hashOracle struct{}
 
-func (hashOracle) NextUse(key CacheKey) int64 {
+func (hashOracle) NextUse(key storage.Key) int64 {
 	return int64(crc32.ChecksumIEEE([]byte(key.Object))%50) - 10
 }
 

@@ -15,6 +15,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/shuffle"
 )
 
@@ -25,7 +26,7 @@ type CatalogConfig struct {
 	// IndexParallel is how many shards are indexed at once.
 	IndexParallel int
 	// Fetch sets how whole shards are read for indexing.
-	Fetch FetchOptions
+	Fetch storage.FetchOptions
 	// ResolveTTL is how long an opened dataset is reused before its URL is
 	// listed again: the ranks of a job open the same URL at once.
 	ResolveTTL time.Duration
@@ -61,7 +62,7 @@ func DefaultCatalogConfig() CatalogConfig {
 // concurrent use.
 type Catalog struct {
 	cfg     CatalogConfig
-	sources *Sources
+	sources *storage.Sources
 	shards  *Shards
 	log     *slog.Logger
 	group   singleflight.Group // one open per URL at a time
@@ -86,7 +87,7 @@ func (c *Catalog) fresh(o opened) bool {
 }
 
 // NewCatalog returns a Catalog storing its files under cfg.Dir.
-func NewCatalog(cfg CatalogConfig, sources *Sources, shards *Shards, log *slog.Logger) (*Catalog, error) {
+func NewCatalog(cfg CatalogConfig, sources *storage.Sources, shards *Shards, log *slog.Logger) (*Catalog, error) {
 	d := DefaultCatalogConfig()
 	if cfg.IndexParallel <= 0 {
 		cfg.IndexParallel = d.IndexParallel
@@ -102,7 +103,7 @@ func NewCatalog(cfg CatalogConfig, sources *Sources, shards *Shards, log *slog.L
 	}
 	for _, d := range []string{"manifests", "index"} {
 		if err := os.MkdirAll(filepath.Join(cfg.Dir, d), 0o755); err != nil {
-			return nil, &Error{Op: "catalog", Object: cfg.Dir, Kind: ErrUnavailable, Err: err}
+			return nil, &storage.Error{Op: "catalog", Object: cfg.Dir, Kind: storage.ErrUnavailable, Err: err}
 		}
 	}
 	o, err := lru.New[string, opened](256)
@@ -121,7 +122,7 @@ func NewCatalog(cfg CatalogConfig, sources *Sources, shards *Shards, log *slog.L
 // are stored. Errors are *Error values.
 func (c *Catalog) Open(ctx context.Context, url string, format shuffle.Format) (*Dataset, error) {
 	if format != "" && format != shuffle.FormatWebDataset && !format.Columnar() {
-		return nil, &Error{Op: "open", Object: url, Kind: ErrBadURL, Err: fmt.Errorf("unknown format %q (want %s, or empty to go by the objects' extensions)", format, knownFormats)}
+		return nil, &storage.Error{Op: "open", Object: url, Kind: storage.ErrBadURL, Err: fmt.Errorf("unknown format %q (want %s, or empty to go by the objects' extensions)", format, knownFormats)}
 	}
 	key := string(format) + " " + url
 	if o, ok := c.opened.Get(key); ok && c.fresh(o) {
@@ -143,7 +144,7 @@ func (c *Catalog) Open(ctx context.Context, url string, format shuffle.Format) (
 // open resolves the dataset at url; key is its entry in c.opened.
 func (c *Catalog) open(ctx context.Context, key, url string, format shuffle.Format) (*Dataset, error) {
 	objs, x, err := c.resolve(ctx, url)
-	if errors.Is(err, ErrUnavailable) {
+	if errors.Is(err, storage.ErrUnavailable) {
 		return c.openStored(key, url, format, err)
 	}
 	if err != nil {
@@ -195,7 +196,7 @@ func (c *Catalog) open(ctx context.Context, key, url string, format shuffle.Form
 
 // resolve lists the dataset's objects; a URL naming a wids index (.json)
 // lists the index's shards, and returns the index too.
-func (c *Catalog) resolve(ctx context.Context, url string) ([]Object, DatasetIndex, error) {
+func (c *Catalog) resolve(ctx context.Context, url string) ([]storage.Object, DatasetIndex, error) {
 	if c.cfg.Indexes == nil || !c.cfg.Indexes.IsIndexURL(url) {
 		objs, err := Resolve(ctx, c.sources, url)
 		return objs, nil, err
@@ -258,7 +259,7 @@ func (c *Catalog) countsFromManifest(ds *Dataset) bool {
 
 // countsFromIndex takes the counts of the index beside the shards (or the
 // one the URL named, x) when it lists exactly these objects.
-func (c *Catalog) countsFromIndex(ctx context.Context, ds *Dataset, objs []Object, x DatasetIndex) bool {
+func (c *Catalog) countsFromIndex(ctx context.Context, ds *Dataset, objs []storage.Object, x DatasetIndex) bool {
 	if x == nil {
 		if c.cfg.Indexes == nil {
 			return false

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/stoker-data/stoker/prefetch/columnar"
+	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/shuffle"
 )
 
@@ -36,7 +37,7 @@ type Columnar struct {
 // columnar format of the objects; objects of several columnar formats need
 // a format. An object whose name says no format is kept: its format is the
 // dataset's.
-func pickFormat(url string, format shuffle.Format, objs []Object) ([]Object, shuffle.Format, error) {
+func pickFormat(url string, format shuffle.Format, objs []storage.Object) ([]storage.Object, shuffle.Format, error) {
 	if format == "" {
 		seen := map[string]bool{} // formats named by extensions, as strings to join
 		for _, o := range objs {
@@ -50,7 +51,7 @@ func pickFormat(url string, format shuffle.Format, objs []Object) ([]Object, shu
 		case len(fs) == 1:
 			format = shuffle.Format(fs[0])
 		default:
-			return nil, "", &Error{Op: "open", Object: url, Kind: ErrBadURL,
+			return nil, "", &storage.Error{Op: "open", Object: url, Kind: storage.ErrBadURL,
 				Err: fmt.Errorf("objects of several formats (%s): say which with format", strings.Join(fs, ", "))}
 		}
 	}
@@ -61,7 +62,7 @@ func pickFormat(url string, format shuffle.Format, objs []Object) ([]Object, shu
 		}
 	}
 	if len(kept) == 0 {
-		return nil, "", &Error{Op: "open", Object: url, Kind: ErrNotFound, Err: fmt.Errorf("no %s objects there", format)}
+		return nil, "", &storage.Error{Op: "open", Object: url, Kind: storage.ErrNotFound, Err: fmt.Errorf("no %s objects there", format)}
 	}
 	return kept, format, nil
 }
@@ -69,7 +70,7 @@ func pickFormat(url string, format shuffle.Format, objs []Object) ([]Object, shu
 // openColumnar indexes every object (footers only, stored on disk keyed by
 // object and ETag) and makes one manifest shard per unit, in file order.
 // Every object must have the first one's schema.
-func (c *Catalog) openColumnar(ctx context.Context, url string, format shuffle.Format, objs []Object) (*Dataset, error) {
+func (c *Catalog) openColumnar(ctx context.Context, url string, format shuffle.Format, objs []storage.Object) (*Dataset, error) {
 	idx := make([]*columnar.Index, len(objs))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(c.cfg.IndexParallel)
@@ -100,21 +101,21 @@ func (c *Catalog) openColumnar(ctx context.Context, url string, format shuffle.F
 
 // newColumnarDataset checks the objects' schemas agree and pairs every
 // shard with its object's index.
-func newColumnarDataset(m *shuffle.Manifest, objs []Object, idx []*columnar.Index, stored bool) (*Dataset, error) {
+func newColumnarDataset(m *shuffle.Manifest, objs []storage.Object, idx []*columnar.Index, stored bool) (*Dataset, error) {
 	if len(objs) == 0 {
-		return nil, &Error{Op: "open", Object: m.URL, Kind: ErrNotFound, Err: errors.New("no objects")}
+		return nil, &storage.Error{Op: "open", Object: m.URL, Kind: storage.ErrNotFound, Err: errors.New("no objects")}
 	}
 	col := &Columnar{}
 	byURL := map[string]*columnar.Index{}
 	for i, o := range objs {
 		s, err := idx[i].ArrowSchema()
 		if err != nil {
-			return nil, &Error{Op: "index", Object: o.URL, Kind: ErrCorrupt, Err: err}
+			return nil, &storage.Error{Op: "index", Object: o.URL, Kind: storage.ErrCorrupt, Err: err}
 		}
 		if i == 0 {
 			col.Schema, col.SchemaBytes = s, idx[i].Schema
 		} else if d := columnar.SameFields(col.Schema, s); d != "" {
-			return nil, &Error{Op: "index", Object: o.URL, Kind: ErrCorrupt, Err: fmt.Errorf("schema differs from %s: %s", objs[0].URL, d)}
+			return nil, &storage.Error{Op: "index", Object: o.URL, Kind: storage.ErrCorrupt, Err: fmt.Errorf("schema differs from %s: %s", objs[0].URL, d)}
 		}
 		byURL[o.URL] = idx[i]
 	}
@@ -122,7 +123,7 @@ func newColumnarDataset(m *shuffle.Manifest, objs []Object, idx []*columnar.Inde
 		ix := byURL[sh.Object]
 		u := columnar.Unit{Part: sh.Part, Offset: sh.Offset, Length: sh.Length, Rows: int64(sh.Samples)}
 		if ix == nil || !slices.Contains(ix.Units, u) {
-			return nil, &Error{Op: "open", Object: sh.Object, Kind: ErrCorrupt, Err: fmt.Errorf("manifest unit %d is not in the object's index", sh.Part)}
+			return nil, &storage.Error{Op: "open", Object: sh.Object, Kind: storage.ErrCorrupt, Err: fmt.Errorf("manifest unit %d is not in the object's index", sh.Part)}
 		}
 		col.Objects = append(col.Objects, ix)
 		col.Units = append(col.Units, u)
@@ -139,13 +140,13 @@ type storedColumnar struct {
 	Index  *columnar.Index `json:"index"`
 }
 
-func (c *Catalog) columnarPath(o Object, format shuffle.Format) string {
-	return c.indexPath(Object{URL: o.URL, ETag: o.ETag + "\x00" + string(format)})
+func (c *Catalog) columnarPath(o storage.Object, format shuffle.Format) string {
+	return c.indexPath(storage.Object{URL: o.URL, ETag: o.ETag + "\x00" + string(format)})
 }
 
 // indexColumnar returns o's index: from disk, or by reading its footer
 // (an IPC stream: the whole object, once).
-func (c *Catalog) indexColumnar(ctx context.Context, o Object, format shuffle.Format) (*columnar.Index, error) {
+func (c *Catalog) indexColumnar(ctx context.Context, o storage.Object, format shuffle.Format) (*columnar.Index, error) {
 	var sc storedColumnar
 	if err := readJSON(c.columnarPath(o, format), &sc); err == nil && sc.Object == o.URL && sc.ETag == o.ETag && sc.Index != nil && sc.Index.Format == format {
 		return sc.Index, nil
@@ -156,11 +157,11 @@ func (c *Catalog) indexColumnar(ctx context.Context, o Object, format shuffle.Fo
 	}
 	ix, err := columnar.IndexObject(ctx, format, objectReader{src: src, o: o}, o.Size)
 	if err != nil {
-		var pe *Error
+		var pe *storage.Error
 		if errors.As(err, &pe) {
 			return nil, pe
 		}
-		return nil, &Error{Op: "index", Object: o.URL, Kind: ErrCorrupt, Err: err}
+		return nil, &storage.Error{Op: "index", Object: o.URL, Kind: storage.ErrCorrupt, Err: err}
 	}
 	if err := writeJSON(c.columnarPath(o, format), storedColumnar{Object: o.URL, ETag: o.ETag, Index: ix}); err != nil {
 		c.log.Warn("cannot store columnar index", "object", o.URL, "err", err)
@@ -171,13 +172,13 @@ func (c *Catalog) indexColumnar(ctx context.Context, o Object, format shuffle.Fo
 // loadColumnar rebuilds a dataset from a stored manifest and the stored
 // indexes of its objects.
 func (c *Catalog) loadColumnar(m *shuffle.Manifest) (*Dataset, error) {
-	var objs []Object
+	var objs []storage.Object
 	var idx []*columnar.Index
 	for _, sh := range m.Shards {
 		if len(objs) > 0 && objs[len(objs)-1].URL == sh.Object {
 			continue
 		}
-		o := Object{URL: sh.Object, Size: sh.Size, ETag: sh.ETag}
+		o := storage.Object{URL: sh.Object, Size: sh.Size, ETag: sh.ETag}
 		var sc storedColumnar
 		if err := readJSON(c.columnarPath(o, m.Format), &sc); err != nil || sc.Index == nil {
 			return nil, fmt.Errorf("no stored index for %s", o.URL)
@@ -189,8 +190,8 @@ func (c *Catalog) loadColumnar(m *shuffle.Manifest) (*Dataset, error) {
 
 // objectReader reads ranges of one object version through its Source.
 type objectReader struct {
-	src Source
-	o   Object
+	src storage.Source
+	o   storage.Object
 }
 
 func (r objectReader) ReadAt(ctx context.Context, p []byte, off int64) error {

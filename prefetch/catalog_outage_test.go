@@ -9,21 +9,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/prefetch/wds"
 )
 
 // outageSource is a real file source that can be switched off: List then
 // fails as an unreachable S3 does. It counts the Lists it was asked for.
 type outageSource struct {
-	Source
+	storage.Source
 	down  atomic.Bool
 	lists atomic.Int32
 }
 
-func (s *outageSource) List(ctx context.Context, prefix string) ([]Object, error) {
+func (s *outageSource) List(ctx context.Context, prefix string) ([]storage.Object, error) {
 	s.lists.Add(1)
 	if s.down.Load() {
-		return nil, &Error{Op: "list", Object: prefix, Kind: ErrUnavailable, Err: errors.New("connection refused")}
+		return nil, &storage.Error{Op: "list", Object: prefix, Kind: storage.ErrUnavailable, Err: errors.New("connection refused")}
 	}
 	return s.Source.List(ctx, prefix)
 }
@@ -42,8 +43,8 @@ func TestCatalogOutageRetry(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cache.Close()
-	src := &outageSource{Source: NewFileSource()}
-	sources := NewSources(map[string]Source{"file": src})
+	src := &outageSource{Source: storage.NewFileSource()}
+	sources := storage.NewSources(map[string]storage.Source{"file": src})
 	open := func(retry time.Duration) (*Catalog, func() (*Dataset, error)) {
 		cat, err := NewCatalog(CatalogConfig{Dir: filepath.Join(dir, "catalog"), ResolveTTL: time.Nanosecond, OutageRetry: retry},
 			sources, NewShards(ShardsConfig{}, sources, cache, log), log)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/prefetch/wds"
 )
 
@@ -71,7 +72,7 @@ func TestCatalogBoundsStoredManifests(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cache.Close()
-	sources := NewSources(map[string]Source{"file": NewFileSource()})
+	sources := storage.NewSources(map[string]storage.Source{"file": storage.NewFileSource()})
 	cat, err := NewCatalog(CatalogConfig{Dir: filepath.Join(dir, "catalog")}, sources, NewShards(ShardsConfig{}, sources, cache, log), log)
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/prefetch/wds"
 	"github.com/stoker-data/stoker/shuffle"
 )
@@ -43,8 +44,8 @@ type Dataset struct {
 	// Bytes is the size of the dataset's objects, each counted once.
 	Bytes int64
 
-	keys    []CacheKey       // cache key of shard i, made once (a unit's is formatted)
-	shardOf map[CacheKey]int // shard index by cache key
+	keys    []storage.Key       // cache key of shard i, made once (a unit's is formatted)
+	shardOf map[storage.Key]int // shard index by cache key
 
 	counts    []atomic.Int64 // samples of shard i; -1 while uncounted
 	uncounted atomic.Int64   // shards whose count is unknown
@@ -55,12 +56,12 @@ type Dataset struct {
 }
 
 // Key returns the cache key of shard i.
-func (d *Dataset) Key(i int) CacheKey {
+func (d *Dataset) Key(i int) storage.Key {
 	return d.keys[i]
 }
 
 // ShardOf returns the index of the shard with key k, or -1.
-func (d *Dataset) ShardOf(k CacheKey) int {
+func (d *Dataset) ShardOf(k storage.Key) int {
 	if i, ok := d.shardOf[k]; ok {
 		return i
 	}
@@ -68,9 +69,9 @@ func (d *Dataset) ShardOf(k CacheKey) int {
 }
 
 // Object returns shard i as a Source object.
-func (d *Dataset) Object(i int) Object {
+func (d *Dataset) Object(i int) storage.Object {
 	s := d.Manifest.Shards[i]
-	return Object{URL: s.Object, Size: s.Size, ETag: s.ETag, Offset: s.Offset, Length: s.Length}
+	return storage.Object{URL: s.Object, Size: s.Size, ETag: s.ETag, Offset: s.Offset, Length: s.Length}
 }
 
 // FromStored reports whether storage could not be reached at the latest
@@ -144,7 +145,7 @@ func (d *Dataset) ShardIndex(ctx context.Context, i int) (*wds.ShardIndex, error
 		return nil, err
 	}
 	if want, ok := d.Count(i); ok && want != x.Len() {
-		return nil, &Error{Op: "index", Object: d.Manifest.Shards[i].Object, Kind: ErrCorrupt,
+		return nil, &storage.Error{Op: "index", Object: d.Manifest.Shards[i].Object, Kind: storage.ErrCorrupt,
 			Err: fmt.Errorf("the shard has %d samples, its %s said %d", x.Len(), d.CountsFrom, want)}
 	}
 	d.setCount(i, x.Len())
@@ -155,14 +156,14 @@ func (d *Dataset) ShardIndex(ctx context.Context, i int) (*wds.ShardIndex, error
 // when known is true, else every count is unknown.
 func newDataset(m *shuffle.Manifest, known, stored bool) *Dataset {
 	d := &Dataset{Manifest: m,
-		keys: make([]CacheKey, len(m.Shards)), shardOf: make(map[CacheKey]int, len(m.Shards)),
+		keys: make([]storage.Key, len(m.Shards)), shardOf: make(map[storage.Key]int, len(m.Shards)),
 		counts: make([]atomic.Int64, len(m.Shards))}
 	h := sha256.New()
 	h.Write([]byte(m.Format))
 	var n [8]byte
 	seen := map[string]bool{}
 	for i, s := range m.Shards {
-		d.keys[i] = d.Object(i).CacheKey()
+		d.keys[i] = d.Object(i).Key()
 		d.shardOf[d.keys[i]] = i
 		d.counts[i].Store(-1)
 		if known && s.Samples >= 0 {

@@ -3,6 +3,7 @@ package prefetch
 import (
 	"context"
 
+	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/prefetch/wds"
 )
 
@@ -16,11 +17,11 @@ type IndexFinder interface {
 	// shards.
 	IsIndexURL(url string) bool
 	// Open reads the index url names, and returns it with its shards.
-	Open(ctx context.Context, url string) (DatasetIndex, []Object, error)
+	Open(ctx context.Context, url string) (DatasetIndex, []storage.Object, error)
 	// Find returns the index beside objs, the shards datasetURL resolved
 	// to, describing them in order; nil with why (for the log) when there
 	// is none, or it is stale; an error when storage failed.
-	Find(ctx context.Context, datasetURL string, objs []Object) (idx DatasetIndex, why string, err error)
+	Find(ctx context.Context, datasetURL string, objs []storage.Object) (idx DatasetIndex, why string, err error)
 }
 
 // DatasetIndex is an index that describes a dataset's objects, one entry

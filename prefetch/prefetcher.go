@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
+	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/shuffle"
 )
 
@@ -100,7 +101,7 @@ func NewPrefetcher(cfg PrefetchConfig, shards *Shards, cache *Cache) *Prefetcher
 	p := &Prefetcher{cfg: cfg, shards: shards, cache: cache, log: shards.log, streams: map[*Stream]struct{}{},
 		rangeSem: make(chan struct{}, cfg.MaxRangeReads), held: newHeldShards(shards)}
 	p.keep = newKeeper(cfg.Keep, func() int64 { return keepCapacity(cache) })
-	shards.setDiskFilter(func(k CacheKey) bool { ok, _ := p.keep.keeps(k); return ok })
+	shards.setDiskFilter(func(k storage.Key) bool { ok, _ := p.keep.keeps(k); return ok })
 	cache.SetOracle(p)
 	return p
 }
@@ -151,7 +152,7 @@ func (p *Prefetcher) Streams() int {
 // NextUse implements Oracle: how many samples from now the shard is next
 // needed by any open stream; else, for a shard of the kept subset, a
 // distance past any epoch that grows with its keep rank; else -1.
-func (p *Prefetcher) NextUse(key CacheKey) int64 {
+func (p *Prefetcher) NextUse(key storage.Key) int64 {
 	best := int64(-1)
 	p.mu.Lock()
 	for s := range p.streams {
@@ -257,7 +258,7 @@ func countWindow(ctx context.Context, ds *Dataset, plan *shuffle.Plan, k int, lo
 
 // InKeptSubset reports whether key's shard is in the kept subset of the
 // cluster, whichever node owns it.
-func (p *Prefetcher) InKeptSubset(key CacheKey) bool {
+func (p *Prefetcher) InKeptSubset(key storage.Key) bool {
 	in, _ := p.keep.inSubset(key)
 	return in
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/prefetch/wds"
 	"github.com/stoker-data/stoker/shuffle"
 )
@@ -14,7 +15,7 @@ import (
 // prefetchEnv is a synthetic dataset in a folder, opened through the real
 // file source, catalog, shards and cache.
 type prefetchEnv struct {
-	src     *FileSource
+	src     *storage.FileSource
 	cache   *Cache
 	shards  *Shards
 	catalog *Catalog
@@ -33,8 +34,8 @@ func newPrefetchEnv(t *testing.T, syn wds.Synthetic, memory int64) *prefetchEnv 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cache.Close() })
-	src := NewFileSource()
-	sources := NewSources(map[string]Source{"file": src})
+	src := storage.NewFileSource()
+	sources := storage.NewSources(map[string]storage.Source{"file": src})
 	shards := NewShards(ShardsConfig{MaxFetches: 2}, sources, cache, log)
 	cat, err := NewCatalog(CatalogConfig{Dir: filepath.Join(dir, "catalog")}, sources, shards, log)
 	if err != nil {
@@ -73,7 +74,7 @@ func (e *prefetchEnv) fresh(t *testing.T, memory int64) (*Cache, *Shards) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cache.Close() })
-	return cache, NewShards(ShardsConfig{MaxFetches: 2}, NewSources(map[string]Source{"file": e.src}), cache, log)
+	return cache, NewShards(ShardsConfig{MaxFetches: 2}, storage.NewSources(map[string]storage.Source{"file": e.src}), cache, log)
 }
 
 // However many readers want a shard at once, it is fetched once: they
@@ -155,7 +156,7 @@ func TestPrefetcherReadsAheadAndOrdersEviction(t *testing.T) {
 func TestShardsGetCountsOnce(t *testing.T) {
 	e := newPrefetchEnv(t, wds.Synthetic{Shards: 2, PerShard: 2, SampleSize: 100, Seed: 1}, 1<<20)
 	cache, shards := e.fresh(t, 1<<20)
-	shards.SetRemote(&peerRemote{owner: func(Object) *Shards { return nil }}) // this node owns everything: ErrLocal
+	shards.SetRemote(&peerRemote{owner: func(storage.Object) *Shards { return nil }}) // this node owns everything: ErrLocal
 	for range 2 {
 		r, err := shards.Get(context.Background(), e.ds.Object(0))
 		if err != nil {

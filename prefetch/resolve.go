@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/shuffle"
 )
 
@@ -57,7 +58,7 @@ const resolveParallel = 16
 // ErrBadURL. Other errors come from the Source as they are (a missing
 // shard of a brace list is ErrNotFound naming that shard). Resolve is safe
 // for concurrent use.
-func Resolve(ctx context.Context, sources *Sources, datasetURL string) ([]Object, error) {
+func Resolve(ctx context.Context, sources *storage.Sources, datasetURL string) ([]storage.Object, error) {
 	src, err := sources.For(datasetURL)
 	if err != nil {
 		return nil, err
@@ -68,7 +69,7 @@ func Resolve(ctx context.Context, sources *Sources, datasetURL string) ([]Object
 			return nil, err
 		}
 	}
-	var objs []Object
+	var objs []storage.Object
 	if len(names) == 1 {
 		objs, err = resolveOne(ctx, src, names[0])
 	} else {
@@ -78,22 +79,22 @@ func Resolve(ctx context.Context, sources *Sources, datasetURL string) ([]Object
 		return nil, err
 	}
 	if len(objs) == 0 {
-		return nil, &Error{Op: "resolve", Object: datasetURL, Kind: ErrNotFound, Err: errors.New("no shards (.tar, .tar.gz, .tgz, .parquet, .pq, .arrow, .feather, .arrows) there")}
+		return nil, &storage.Error{Op: "resolve", Object: datasetURL, Kind: storage.ErrNotFound, Err: errors.New("no shards (.tar, .tar.gz, .tgz, .parquet, .pq, .arrow, .feather, .arrows) there")}
 	}
 	return objs, nil
 }
 
 // resolveMany resolves every name, at most resolveParallel at a time, and
 // concatenates the results in the order of names.
-func resolveMany(ctx context.Context, src Source, names []string) ([]Object, error) {
-	parts := make([][]Object, len(names))
+func resolveMany(ctx context.Context, src storage.Source, names []string) ([]storage.Object, error) {
+	parts := make([][]storage.Object, len(names))
 	missing := make([]error, len(names)) // ErrNotFound per name, kept to name the first
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(resolveParallel)
 	for i, name := range names {
 		g.Go(func() (err error) {
 			parts[i], err = resolveOne(gctx, src, name)
-			if errors.Is(err, ErrNotFound) {
+			if errors.Is(err, storage.ErrNotFound) {
 				missing[i] = err
 				return nil
 			}
@@ -123,13 +124,13 @@ func resolveMany(ctx context.Context, src Source, names []string) ([]Object, err
 
 // resolveOne lists the shards under a prefix ending in "/", or Stats one
 // object.
-func resolveOne(ctx context.Context, src Source, name string) ([]Object, error) {
+func resolveOne(ctx context.Context, src storage.Source, name string) ([]storage.Object, error) {
 	if !strings.HasSuffix(name, "/") {
 		o, err := src.Stat(ctx, name)
 		if err != nil {
 			return nil, err
 		}
-		return []Object{o}, nil
+		return []storage.Object{o}, nil
 	}
 	all, err := src.List(ctx, name)
 	if err != nil {

@@ -11,7 +11,8 @@ import (
 	"testing"
 
 	"github.com/stoker-data/stoker/prefetch"
-	"github.com/stoker-data/stoker/prefetch/s3test"
+	"github.com/stoker-data/stoker/prefetch/storage"
+	"github.com/stoker-data/stoker/prefetch/storage/s3/s3test"
 )
 
 // resolveFixture is one dataset layout, put through a source's harness.
@@ -37,7 +38,7 @@ func TestResolve(t *testing.T) {
 		srv.Put(t, "data", name, []byte(name))
 	}
 	s3src := newS3Source(t, srv.Endpoint, srv, 2)
-	sources := prefetch.NewSources(map[string]prefetch.Source{"file": prefetch.NewFileSource(), "s3": s3src})
+	sources := storage.NewSources(map[string]storage.Source{"file": storage.NewFileSource(), "s3": s3src})
 
 	for _, base := range []string{"file://" + dir + "/", "s3://data/"} {
 		urls := func(names ...string) []string {
@@ -62,14 +63,14 @@ func TestResolve(t *testing.T) {
 			{"brace of prefixes", base + "{val/sub,docs}/", urls("val/sub/c.tar"), nil, ""},
 			{"single object", base + "train-000002.tar", urls("train-000002.tar"), nil, ""},
 			{"single object, any name", base + "val/readme.txt", urls("val/readme.txt"), nil, ""},
-			{"brace with a missing shard", base + "train-{000003..000005}.tar", nil, prefetch.ErrNotFound, base + "train-000005.tar"},
-			{"missing object", base + "nope.tar", nil, prefetch.ErrNotFound, base + "nope.tar"},
-			{"prefix without shards", base + "docs/", nil, prefetch.ErrNotFound, base + "docs/"},
-			{"bad brace", base + "train-{000000..000004.tar", nil, prefetch.ErrBadURL, base + "train-{000000..000004.tar"},
+			{"brace with a missing shard", base + "train-{000003..000005}.tar", nil, storage.ErrNotFound, base + "train-000005.tar"},
+			{"missing object", base + "nope.tar", nil, storage.ErrNotFound, base + "nope.tar"},
+			{"prefix without shards", base + "docs/", nil, storage.ErrNotFound, base + "docs/"},
+			{"bad brace", base + "train-{000000..000004.tar", nil, storage.ErrBadURL, base + "train-{000000..000004.tar"},
 		} {
 			got, err := prefetch.Resolve(context.Background(), sources, tc.url)
 			if tc.kind != nil {
-				var e *prefetch.Error
+				var e *storage.Error
 				if !errors.Is(err, tc.kind) || !errors.As(err, &e) || e.Object != tc.object {
 					t.Errorf("%s: Resolve(%s) = %v, want %q naming %s", tc.name, tc.url, err, tc.kind, tc.object)
 				}
@@ -96,8 +97,8 @@ func TestResolve(t *testing.T) {
 		{"file://relative/dir/", "absolute path"},
 	} {
 		_, err := prefetch.Resolve(context.Background(), sources, tc.url)
-		var e *prefetch.Error
-		if !errors.Is(err, prefetch.ErrBadURL) || !errors.As(err, &e) || e.Object != tc.url || !strings.Contains(err.Error(), tc.says) {
+		var e *storage.Error
+		if !errors.Is(err, storage.ErrBadURL) || !errors.As(err, &e) || e.Object != tc.url || !strings.Contains(err.Error(), tc.says) {
 			t.Errorf("Resolve(%q) = %v, want ErrBadURL naming it and saying %q", tc.url, err, tc.says)
 		}
 	}
@@ -113,8 +114,8 @@ func TestResolveManyShards(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	src := prefetch.NewFileSource()
-	sources := prefetch.NewSources(map[string]prefetch.Source{"file": src})
+	src := storage.NewFileSource()
+	sources := storage.NewSources(map[string]storage.Source{"file": src})
 	got, err := prefetch.Resolve(context.Background(), sources, fmt.Sprintf("file://%s/s-{%04d..0000}.tar", dir, n-1))
 	if err != nil || len(got) != n {
 		t.Fatalf("Resolve: %d objects, %v", len(got), err)
@@ -149,11 +150,11 @@ func ExampleResolve() {
 	for _, name := range []string{"a-0.tar", "a-1.tar", "notes.txt"} {
 		os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o644)
 	}
-	sources := prefetch.NewSources(map[string]prefetch.Source{"file": prefetch.NewFileSource()})
+	sources := storage.NewSources(map[string]storage.Source{"file": storage.NewFileSource()})
 	objs, err := prefetch.Resolve(context.Background(), sources, "file://"+dir+"/")
 	fmt.Println(len(objs), err)
 	_, err = prefetch.Resolve(context.Background(), sources, "gs://bucket/train/")
-	fmt.Println(errors.Is(err, prefetch.ErrBadURL))
+	fmt.Println(errors.Is(err, storage.ErrBadURL))
 	// Output:
 	// 2 <nil>
 	// true

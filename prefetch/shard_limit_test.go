@@ -12,6 +12,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/stoker-data/stoker/prefetch/storage"
 )
 
 // tarGz writes a .tar.gz holding one member of n zero bytes: a gzip bomb
@@ -66,8 +68,8 @@ func TestShardsMaxShardBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cache.Close()
-	src := NewFileSource()
-	shards := NewShards(ShardsConfig{MaxShardBytes: limit}, NewSources(map[string]Source{"file": src}), cache, log)
+	src := storage.NewFileSource()
+	shards := NewShards(ShardsConfig{MaxShardBytes: limit}, storage.NewSources(map[string]storage.Source{"file": src}), cache, log)
 	get := func(name string) ([]byte, error) {
 		o, err := src.Stat(context.Background(), "file://"+filepath.Join(dir, name))
 		if err != nil {
@@ -87,8 +89,8 @@ func TestShardsMaxShardBytes(t *testing.T) {
 		runtime.ReadMemStats(&before)
 		_, err := get(name)
 		runtime.ReadMemStats(&after)
-		var e *Error
-		if !errors.Is(err, ErrTooLarge) || !errors.As(err, &e) || !strings.HasSuffix(e.Object, "/"+name) {
+		var e *storage.Error
+		if !errors.Is(err, storage.ErrTooLarge) || !errors.As(err, &e) || !strings.HasSuffix(e.Object, "/"+name) {
 			t.Fatalf("%s: got %v, want ErrTooLarge naming the object", name, err)
 		}
 		for _, want := range []string{"4194304", "--max-shard-size"} {

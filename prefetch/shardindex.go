@@ -10,6 +10,7 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 
+	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/prefetch/wds"
 )
 
@@ -75,7 +76,7 @@ func (c *Catalog) indexBeside(ctx context.Context, ds *Dataset, i int) (*wds.Sha
 }
 
 // indexByReading reads the whole shard (into the cache) and indexes it.
-func (c *Catalog) indexByReading(ctx context.Context, o Object) (*wds.ShardIndex, error) {
+func (c *Catalog) indexByReading(ctx context.Context, o storage.Object) (*wds.ShardIndex, error) {
 	r, err := c.shards.Get(ctx, o)
 	if err != nil {
 		return nil, err
@@ -83,17 +84,17 @@ func (c *Catalog) indexByReading(ctx context.Context, o Object) (*wds.ShardIndex
 	defer r.Release()
 	x, err := wds.IndexShard(bytes.NewReader(r.Bytes())) // keeps no slice of its input
 	if err != nil {
-		return nil, &Error{Op: "index", Object: o.URL, Kind: ErrCorrupt, Err: err}
+		return nil, &storage.Error{Op: "index", Object: o.URL, Kind: storage.ErrCorrupt, Err: err}
 	}
 	return x, nil
 }
 
-func (c *Catalog) shardIndexPath(key CacheKey) string {
+func (c *Catalog) shardIndexPath(key storage.Key) string {
 	return filepath.Join(c.cfg.Dir, "index", digest(key.Object+"\x00"+key.ETag)+".idx")
 }
 
 // indexPath is where a columnar object's index is stored.
-func (c *Catalog) indexPath(o Object) string {
+func (c *Catalog) indexPath(o storage.Object) string {
 	return filepath.Join(c.cfg.Dir, "index", digest(o.URL+"\x00"+o.ETag)+".json")
 }
 
@@ -102,26 +103,26 @@ func (c *Catalog) indexPath(o Object) string {
 type indexCache struct {
 	limit int64
 	mu    sync.Mutex // guards lru, bytes
-	lru   *lru.Cache[CacheKey, *wds.ShardIndex]
+	lru   *lru.Cache[storage.Key, *wds.ShardIndex]
 	bytes int64
 }
 
 func newIndexCache(limit int64) *indexCache {
 	c := &indexCache{limit: limit}
 	// The count bound is never the one reached: bytes are.
-	c.lru, _ = lru.NewWithEvict[CacheKey, *wds.ShardIndex](1<<30, func(_ CacheKey, x *wds.ShardIndex) {
+	c.lru, _ = lru.NewWithEvict[storage.Key, *wds.ShardIndex](1<<30, func(_ storage.Key, x *wds.ShardIndex) {
 		c.bytes -= x.MemBytes()
 	})
 	return c
 }
 
-func (c *indexCache) get(key CacheKey) (*wds.ShardIndex, bool) {
+func (c *indexCache) get(key storage.Key) (*wds.ShardIndex, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.lru.Get(key)
 }
 
-func (c *indexCache) add(key CacheKey, x *wds.ShardIndex) {
+func (c *indexCache) add(key storage.Key, x *wds.ShardIndex) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.lru.Contains(key) {

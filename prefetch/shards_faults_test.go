@@ -15,7 +15,8 @@ import (
 
 	"github.com/stoker-data/stoker/prefetch"
 	"github.com/stoker-data/stoker/prefetch/columnar"
-	"github.com/stoker-data/stoker/prefetch/s3test"
+	"github.com/stoker-data/stoker/prefetch/storage"
+	"github.com/stoker-data/stoker/prefetch/storage/s3/s3test"
 	"github.com/stoker-data/stoker/prefetch/wds"
 )
 
@@ -43,7 +44,7 @@ func TestColumnarWithoutETags(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cache.Close()
-	sources := prefetch.NewSources(map[string]prefetch.Source{"s3": newS3Source(t, proxy.URL, srv, 3)})
+	sources := storage.NewSources(map[string]storage.Source{"s3": newS3Source(t, proxy.URL, srv, 3)})
 	shards := prefetch.NewShards(prefetch.ShardsConfig{}, sources, cache, log)
 	cat, err := prefetch.NewCatalog(prefetch.CatalogConfig{Dir: t.TempDir()}, sources, shards, log)
 	if err != nil {
@@ -101,7 +102,7 @@ func TestShardsThroughFaults(t *testing.T) {
 	proxy.StripETags(true)
 	proxy.Schedule([]s3test.Fault{s3test.Pass, s3test.SlowDown, s3test.Reset, s3test.Stall, s3test.Pass, s3test.Drop, s3test.InternalError, s3test.Stall}, 4)
 	src := newIdleSource(t, proxy.URL, srv, 5, 300*time.Millisecond)
-	sources := prefetch.NewSources(map[string]prefetch.Source{"s3": src})
+	sources := storage.NewSources(map[string]storage.Source{"s3": src})
 	log := slog.New(slog.DiscardHandler)
 
 	for round := range 3 {
@@ -109,7 +110,7 @@ func TestShardsThroughFaults(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		shards := prefetch.NewShards(prefetch.ShardsConfig{MaxFetches: 3, Fetch: prefetch.FetchOptions{PartSize: 64 << 10, Parallel: 3}}, sources, cache, log)
+		shards := prefetch.NewShards(prefetch.ShardsConfig{MaxFetches: 3, Fetch: storage.FetchOptions{PartSize: 64 << 10, Parallel: 3}}, sources, cache, log)
 		cat, err := prefetch.NewCatalog(prefetch.CatalogConfig{Dir: t.TempDir()}, sources, shards, log)
 		if err != nil {
 			t.Fatal(err)

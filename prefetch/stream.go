@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/prefetch/wds"
 	"github.com/stoker-data/stoker/shuffle"
 )
@@ -318,7 +319,7 @@ func (s *Stream) Sample(ctx context.Context, pos int) (*SampleData, error) {
 	}
 	j := int(ref.Sample)
 	if j >= x.Len() {
-		return nil, &Error{Op: "read", Object: s.ds.Manifest.Shards[ref.Shard].Object, Kind: ErrCorrupt,
+		return nil, &storage.Error{Op: "read", Object: s.ds.Manifest.Shards[ref.Shard].Object, Kind: storage.ErrCorrupt,
 			Err: fmt.Errorf("sample %d of a shard indexed with %d", j, x.Len())}
 	}
 	lo, hi := x.Span(j)
@@ -331,7 +332,7 @@ func (s *Stream) Sample(ctx context.Context, pos int) (*SampleData, error) {
 		fl := x.Field(j, f)
 		a, b := fl.Offset-baseOff, fl.Offset+fl.Size-baseOff
 		if a < 0 || b > int64(len(base)) || a > b {
-			return nil, &Error{Op: "read", Object: s.ds.Manifest.Shards[ref.Shard].Object, Kind: ErrCorrupt,
+			return nil, &storage.Error{Op: "read", Object: s.ds.Manifest.Shards[ref.Shard].Object, Kind: storage.ErrCorrupt,
 				Err: fmt.Errorf("sample %q field %q: bytes [%d, %d) are outside the %d read", d.Key, fl.Name, fl.Offset, fl.Offset+fl.Size, len(base))}
 		}
 		d.Fields[f] = FieldData{Name: fl.Name, Data: base[a:b:b]}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stoker-data/stoker/prefetch"
 	"github.com/stoker-data/stoker/prefetch/columnar"
+	"github.com/stoker-data/stoker/prefetch/storage"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 	"github.com/stoker-data/stoker/shuffle"
 )
@@ -103,7 +104,7 @@ func (cs *columnarStream) step(ctx context.Context, k, lo, hi, after int) error 
 	}
 	rec, err := columnar.Gather(ctx, cs.schema, recs, rows)
 	if err != nil {
-		return toStatus(&prefetch.Error{Op: "read", Object: cs.ds.Manifest.URL, Kind: prefetch.ErrCorrupt, Err: err})
+		return toStatus(&storage.Error{Op: "read", Object: cs.ds.Manifest.URL, Kind: storage.ErrCorrupt, Err: err})
 	}
 	defer rec.Release()
 	step := uint64((cs.start + k*size) / size)
@@ -119,7 +120,7 @@ func (cs *columnarStream) step(ctx context.Context, k, lo, hi, after int) error 
 		data, err := ipcBytes(cs.schema, part)
 		part.Release()
 		if err != nil {
-			return toStatus(&prefetch.Error{Op: "read", Object: cs.ds.Manifest.URL, Kind: prefetch.ErrCorrupt, Err: err})
+			return toStatus(&storage.Error{Op: "read", Object: cs.ds.Manifest.URL, Kind: storage.ErrCorrupt, Err: err})
 		}
 		msg := &stokerv1.StreamBatchesResponse{Epoch: cs.epoch, Step: step, Rank: uint32(cs.b.Rank),
 			ArrowIpc: data, RowShards: shards[from:to], FirstPosition: uint64(lo + from)}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stoker-data/stoker/prefetch"
 	"github.com/stoker-data/stoker/prefetch/columnar"
+	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/shuffle"
 )
 
@@ -55,10 +56,10 @@ func (c *unitCache) get(ctx context.Context, i int32) (arrow.RecordBatch, error)
 	if err != nil {
 		// A read failure says what it is already; anything else is a
 		// decode of bytes that are not what the index says.
-		if errors.As(err, new(*prefetch.Error)) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		if errors.As(err, new(*storage.Error)) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return nil, err
 		}
-		return nil, &prefetch.Error{Op: "read", Object: c.ds.Manifest.Shards[i].Object, Kind: prefetch.ErrCorrupt, Err: err}
+		return nil, &storage.Error{Op: "read", Object: c.ds.Manifest.Shards[i].Object, Kind: storage.ErrCorrupt, Err: err}
 	}
 	c.recs[i] = rec
 	c.sizes[i] = columnar.RecordBytes(rec)

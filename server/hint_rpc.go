@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/storage"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 	"github.com/stoker-data/stoker/shuffle"
 )
@@ -116,7 +117,7 @@ func (s *Server) partProgress(ctx context.Context, p hintPart) *stokerv1.Prefetc
 }
 
 // warmRemote hands node at addr its part of a hint.
-func (s *Server) warmRemote(ctx context.Context, addr, id string, objs []prefetch.Object, deadline time.Time, onlyIfRoom bool) error {
+func (s *Server) warmRemote(ctx context.Context, addr, id string, objs []storage.Object, deadline time.Time, onlyIfRoom bool) error {
 	if s.peers == nil || addr == "" {
 		return errors.New("no gRPC address for the owner")
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/stoker-data/stoker/gpu"
 	"github.com/stoker-data/stoker/prefetch"
 	"github.com/stoker-data/stoker/prefetch/dsindex"
+	"github.com/stoker-data/stoker/prefetch/storage"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 	"github.com/stoker-data/stoker/server/cluster"
 	"github.com/stoker-data/stoker/server/pipeline"
@@ -107,7 +108,7 @@ func DefaultConfig() Config {
 type Server struct {
 	cfg        Config
 	log        *slog.Logger
-	sources    *prefetch.Sources
+	sources    *storage.Sources
 	cache      *prefetch.Cache
 	shards     *prefetch.Shards
 	catalog    *prefetch.Catalog
@@ -136,7 +137,7 @@ type Server struct {
 }
 
 // New wires a Server over the given sources.
-func New(cfg Config, sources *prefetch.Sources, log *slog.Logger) (*Server, error) {
+func New(cfg Config, sources *storage.Sources, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

@@ -16,6 +16,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/server/status"
 )
 
@@ -182,7 +183,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, _ *http.Request) {
 // commonPrefix is the longest common prefix of the objects' URLs, cut
 // back to a folder or name boundary, with the shard count: what a hint
 // warms, in words.
-func commonPrefix(objs []prefetch.Object) string {
+func commonPrefix(objs []storage.Object) string {
 	if len(objs) == 0 {
 		return ""
 	}

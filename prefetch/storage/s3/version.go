@@ -1,4 +1,4 @@
-package prefetch
+package s3
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package prefetch
+package s3
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/stoker-data/stoker/prefetch/storage"
 
 	"github.com/aws/smithy-go"
 )
@@ -19,11 +21,11 @@ const s3Scheme = "s3://"
 func s3Split(op, url string) (bucket, key string, err error) {
 	rest, ok := strings.CutPrefix(url, s3Scheme)
 	if !ok {
-		return "", "", &Error{Op: op, Object: url, Kind: ErrBadURL, Err: errors.New("want an s3://bucket/key URL")}
+		return "", "", &storage.Error{Op: op, Object: url, Kind: storage.ErrBadURL, Err: errors.New("want an s3://bucket/key URL")}
 	}
 	bucket, key, _ = strings.Cut(rest, "/")
 	if bucket == "" {
-		return "", "", &Error{Op: op, Object: url, Kind: ErrBadURL, Err: errors.New("no bucket: want s3://bucket/key")}
+		return "", "", &storage.Error{Op: op, Object: url, Kind: storage.ErrBadURL, Err: errors.New("no bucket: want s3://bucket/key")}
 	}
 	return bucket, key, nil
 }
@@ -36,29 +38,29 @@ func s3Object(op, url string) (bucket, key string, err error) {
 		return "", "", err
 	}
 	if key == "" || strings.HasSuffix(key, "/") {
-		return "", "", &Error{Op: op, Object: url, Kind: ErrBadURL, Err: errors.New("no object key: want s3://bucket/key")}
+		return "", "", &storage.Error{Op: op, Object: url, Kind: storage.ErrBadURL, Err: errors.New("no object key: want s3://bucket/key")}
 	}
 	return bucket, key, nil
 }
 
 // s3CodeKinds maps S3 API error codes to kinds of error.
 var s3CodeKinds = map[string]error{
-	"NoSuchBucket":          ErrNotFound,
-	"NoSuchKey":             ErrNotFound,
-	"NotFound":              ErrNotFound, // HEAD has no body, so no better code
-	"AccessDenied":          ErrPermission,
-	"AllAccessDisabled":     ErrPermission,
-	"AccountProblem":        ErrPermission,
-	"InvalidAccessKeyId":    ErrPermission,
-	"SignatureDoesNotMatch": ErrPermission,
-	"InvalidToken":          ErrPermission,
-	"ExpiredToken":          ErrPermission,
-	"TokenRefreshRequired":  ErrPermission,
-	"XAdminUserNotFound":    ErrPermission, // versitygw: unknown access key, as a 404
-	"PreconditionFailed":    ErrChanged,
-	"InvalidRange":          ErrCorrupt, // a range past the object's end
-	"InvalidBucketName":     ErrBadURL,
-	"KeyTooLongError":       ErrBadURL,
+	"NoSuchBucket":          storage.ErrNotFound,
+	"NoSuchKey":             storage.ErrNotFound,
+	"NotFound":              storage.ErrNotFound, // HEAD has no body, so no better code
+	"AccessDenied":          storage.ErrPermission,
+	"AllAccessDisabled":     storage.ErrPermission,
+	"AccountProblem":        storage.ErrPermission,
+	"InvalidAccessKeyId":    storage.ErrPermission,
+	"SignatureDoesNotMatch": storage.ErrPermission,
+	"InvalidToken":          storage.ErrPermission,
+	"ExpiredToken":          storage.ErrPermission,
+	"TokenRefreshRequired":  storage.ErrPermission,
+	"XAdminUserNotFound":    storage.ErrPermission, // versitygw: unknown access key, as a 404
+	"PreconditionFailed":    storage.ErrChanged,
+	"InvalidRange":          storage.ErrCorrupt, // a range past the object's end
+	"InvalidBucketName":     storage.ErrBadURL,
+	"KeyTooLongError":       storage.ErrBadURL,
 }
 
 // s3StatusKind maps an HTTP status to a kind of error, for responses
@@ -66,15 +68,15 @@ var s3CodeKinds = map[string]error{
 func s3StatusKind(status int) error {
 	switch {
 	case status == http.StatusNotFound:
-		return ErrNotFound
+		return storage.ErrNotFound
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		return ErrPermission
+		return storage.ErrPermission
 	case status == http.StatusPreconditionFailed:
-		return ErrChanged
+		return storage.ErrChanged
 	case status == http.StatusRequestedRangeNotSatisfiable:
-		return ErrCorrupt
+		return storage.ErrCorrupt
 	}
-	return ErrUnavailable // 5xx, throttling, anything else the server said
+	return storage.ErrUnavailable // 5xx, throttling, anything else the server said
 }
 
 // s3Error wraps an SDK error once as an *Error, branching on the API error
@@ -84,11 +86,11 @@ func s3StatusKind(status int) error {
 // missingBucket cause, without the SDK's request and host IDs). An *Error
 // passes as it is.
 func s3Error(op, url, bucket string, err error) error {
-	var e *Error
+	var e *storage.Error
 	if errors.As(err, &e) {
 		return err
 	}
-	kind := ErrUnavailable
+	kind := storage.ErrUnavailable
 	var apiErr smithy.APIError
 	var status interface{ HTTPStatusCode() int }
 	switch {
@@ -101,11 +103,11 @@ func s3Error(op, url, bucket string, err error) error {
 	case errors.As(err, &status) && status.HTTPStatusCode() > 0:
 		kind = s3StatusKind(status.HTTPStatusCode())
 	}
-	if kind == ErrCorrupt {
+	if kind == storage.ErrCorrupt {
 		// Only ranges past the end map here; say so the way ReadAt does.
 		err = errors.Join(err, io.ErrUnexpectedEOF)
 	}
-	return &Error{Op: op, Object: url, Kind: kind, Err: err}
+	return &storage.Error{Op: op, Object: url, Kind: kind, Err: err}
 }
 
 // missingBucket is the cause of a request to a bucket that does not

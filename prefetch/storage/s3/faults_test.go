@@ -1,4 +1,4 @@
-package prefetch_test
+package s3_test
 
 import (
 	"bytes"
@@ -8,9 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stoker-data/stoker/prefetch"
-	"github.com/stoker-data/stoker/prefetch/s3test"
-	"github.com/stoker-data/stoker/prefetch/sourcetest"
+	"github.com/stoker-data/stoker/prefetch/storage"
+	"github.com/stoker-data/stoker/prefetch/storage/s3"
+	"github.com/stoker-data/stoker/prefetch/storage/s3/s3test"
+	"github.com/stoker-data/stoker/prefetch/storage/storagetest"
 )
 
 // hangBound is how long a test waits for a call that must not hang before
@@ -19,15 +20,15 @@ import (
 const hangBound = time.Minute
 
 // newIdleSource is newS3Source with a read idle timeout.
-func newIdleSource(t *testing.T, endpoint string, srv *s3test.Server, attempts int, idle time.Duration) *prefetch.S3Source {
+func newIdleSource(t *testing.T, endpoint string, srv *s3test.Server, attempts int, idle time.Duration) *s3.Source {
 	t.Helper()
-	cfg := prefetch.DefaultS3Config()
+	cfg := s3.DefaultConfig()
 	cfg.Endpoint = endpoint
 	cfg.Credentials = srv.Credentials()
 	cfg.MaxAttempts = attempts
 	cfg.MaxBackoff = 20 * time.Millisecond
 	cfg.ReadIdleTimeout = idle
-	src, err := prefetch.NewS3Source(context.Background(), cfg)
+	src, err := s3.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +58,7 @@ func TestS3Stalls(t *testing.T) {
 	ctx := context.Background()
 	srv := s3test.Start(t)
 	srv.CreateBucket(t, "bkt")
-	data := sourcetest.Data("stalls", 64<<10)
+	data := storagetest.Data("stalls", 64<<10)
 	srv.Put(t, "bkt", "k.tar", data)
 	srv.Put(t, "bkt", "one.tar", []byte{7})
 	proxy := s3test.StartProxy(t, srv)
@@ -67,7 +68,7 @@ func TestS3Stalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	read := func(t *testing.T, o prefetch.Object, p []byte, off int64) error {
+	read := func(t *testing.T, o storage.Object, p []byte, off int64) error {
 		return within(t, "ReadAt", func() error { return src.ReadAt(ctx, o, p, off) })
 	}
 
@@ -97,7 +98,7 @@ func TestS3Stalls(t *testing.T) {
 	t.Run("first body byte never comes", func(t *testing.T) {
 		proxy.Queue(s3test.Stall) // a 1-byte body: the stall is before its byte
 		p := make([]byte, 1)
-		if err := read(t, prefetch.Object{URL: "s3://bkt/one.tar"}, p, 0); err != nil || p[0] != 7 {
+		if err := read(t, storage.Object{URL: "s3://bkt/one.tar"}, p, 0); err != nil || p[0] != 7 {
 			t.Fatalf("ReadAt = %v, byte %d", err, p[0])
 		}
 	})
@@ -107,8 +108,8 @@ func TestS3Stalls(t *testing.T) {
 		start := time.Now()
 		err := read(t, obj, make([]byte, 60000), 500)
 		took := time.Since(start)
-		var e *prefetch.Error
-		if !errors.Is(err, prefetch.ErrUnavailable) || !errors.As(err, &e) || e.Object != obj.URL {
+		var e *storage.Error
+		if !errors.Is(err, storage.ErrUnavailable) || !errors.As(err, &e) || e.Object != obj.URL {
 			t.Fatalf("ReadAt = %v, want ErrUnavailable naming %s", err, obj.URL)
 		}
 		for _, want := range []string{"bytes [500, 60500)", "after 3 attempts", idle.String(), "idle timeout"} {
@@ -124,7 +125,7 @@ func TestS3Stalls(t *testing.T) {
 
 	t.Run("list body stalls", func(t *testing.T) {
 		proxy.Queue(s3test.Stall)
-		var objs []prefetch.Object
+		var objs []storage.Object
 		err := within(t, "List", func() (err error) { objs, err = src.List(ctx, "s3://bkt/"); return err })
 		if err != nil || len(objs) != 2 {
 			t.Fatalf("List = %d objects, %v; want 2", len(objs), err)
@@ -145,7 +146,7 @@ func TestS3WithoutETags(t *testing.T) {
 	proxy := s3test.StartProxy(t, srv)
 	proxy.StripETags(true)
 	src := newS3Source(t, proxy.URL, srv, 3)
-	sourcetest.Run(t, sourcetest.Harness{
+	storagetest.Run(t, storagetest.Harness{
 		Source:  src,
 		Base:    "s3://noetag/",
 		Put:     func(t testing.TB, name string, data []byte) { srv.Put(t, "noetag", name, data) },
@@ -153,7 +154,7 @@ func TestS3WithoutETags(t *testing.T) {
 		Metrics: src.Metrics,
 	})
 
-	srv.Put(t, "noetag", "v.tar", sourcetest.Data("v1", 3000))
+	srv.Put(t, "noetag", "v.tar", storagetest.Data("v1", 3000))
 	st, err := src.Stat(ctx, "s3://noetag/v.tar")
 	if err != nil || !strings.HasPrefix(st.ETag, "lm:") || !strings.HasSuffix(st.ETag, "-3000") {
 		t.Fatalf("Stat = %+v, %v; want an lm:…-3000 version", st, err)
@@ -166,8 +167,8 @@ func TestS3WithoutETags(t *testing.T) {
 	if err := src.ReadAt(ctx, st, p, 10); err != nil {
 		t.Fatalf("ReadAt with an lm version: %v", err)
 	}
-	srv.Put(t, "noetag", "v.tar", sourcetest.Data("v2", 3001))
-	if err := src.ReadAt(ctx, st, p, 10); !errors.Is(err, prefetch.ErrChanged) {
+	srv.Put(t, "noetag", "v.tar", storagetest.Data("v2", 3001))
+	if err := src.ReadAt(ctx, st, p, 10); !errors.Is(err, storage.ErrChanged) {
 		t.Fatalf("ReadAt of a rewritten object = %v, want ErrChanged", err)
 	}
 }

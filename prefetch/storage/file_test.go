@@ -1,4 +1,4 @@
-package prefetch_test
+package storage_test
 
 import (
 	"context"
@@ -8,15 +8,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stoker-data/stoker/prefetch"
-	"github.com/stoker-data/stoker/prefetch/sourcetest"
+	"github.com/stoker-data/stoker/prefetch/storage"
+	"github.com/stoker-data/stoker/prefetch/storage/storagetest"
 )
 
 // fileHarness returns a conformance harness over an empty temporary folder.
-func fileHarness(t *testing.T) (sourcetest.Harness, *prefetch.FileSource, string) {
+func fileHarness(t *testing.T) (storagetest.Harness, *storage.FileSource, string) {
 	dir := t.TempDir()
-	src := prefetch.NewFileSource()
-	return sourcetest.Harness{
+	src := storage.NewFileSource()
+	return storagetest.Harness{
 		Source: src,
 		Base:   "file://" + dir + "/",
 		Put: func(t testing.TB, name string, data []byte) {
@@ -36,14 +36,14 @@ func fileHarness(t *testing.T) (sourcetest.Harness, *prefetch.FileSource, string
 
 func TestFileSourceConformance(t *testing.T) {
 	h, _, _ := fileHarness(t)
-	sourcetest.Run(t, h)
+	storagetest.Run(t, h)
 }
 
 // A rewrite that keeps the size still changes the ETag through the
 // modification time.
 func TestFileSourceSameSizeRewrite(t *testing.T) {
 	ctx := context.Background()
-	src := prefetch.NewFileSource()
+	src := storage.NewFileSource()
 	path := filepath.Join(t.TempDir(), "a.tar")
 	if err := os.WriteFile(path, []byte("version one"), 0o644); err != nil {
 		t.Fatal(err)
@@ -60,14 +60,14 @@ func TestFileSourceSameSizeRewrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = src.ReadAt(ctx, old, make([]byte, 3), 0)
-	if !errors.Is(err, prefetch.ErrChanged) {
+	if !errors.Is(err, storage.ErrChanged) {
 		t.Fatalf("ReadAt after a same-size rewrite: %v, want ErrChanged", err)
 	}
 }
 
 func TestFileSourceBadURLs(t *testing.T) {
 	ctx := context.Background()
-	src := prefetch.NewFileSource()
+	src := storage.NewFileSource()
 	dir := t.TempDir()
 	for _, url := range []string{
 		dir + "/a.tar",                // a bare path
@@ -78,10 +78,10 @@ func TestFileSourceBadURLs(t *testing.T) {
 		"file:" + dir + "/a.tar",      // no //
 		"file://" + dir + "/./a.tar/", // not clean
 	} {
-		if _, err := src.Stat(ctx, url); !errors.Is(err, prefetch.ErrBadURL) {
+		if _, err := src.Stat(ctx, url); !errors.Is(err, storage.ErrBadURL) {
 			t.Errorf("Stat(%q) = %v, want ErrBadURL", url, err)
 		}
-		if _, err := src.List(ctx, url); !errors.Is(err, prefetch.ErrBadURL) {
+		if _, err := src.List(ctx, url); !errors.Is(err, storage.ErrBadURL) {
 			t.Errorf("List(%q) = %v, want ErrBadURL", url, err)
 		}
 	}
@@ -89,7 +89,7 @@ func TestFileSourceBadURLs(t *testing.T) {
 
 func TestFileSourceFoldersAndLinks(t *testing.T) {
 	ctx := context.Background()
-	src := prefetch.NewFileSource()
+	src := storage.NewFileSource()
 	dir := t.TempDir()
 	must := func(err error) {
 		t.Helper()
@@ -103,7 +103,7 @@ func TestFileSourceFoldersAndLinks(t *testing.T) {
 	must(os.Symlink(filepath.Join(dir, "nowhere"), filepath.Join(dir, "d", "dangling.tar")))
 	must(os.Symlink(filepath.Join(dir, "d"), filepath.Join(dir, "d", "e", "loop")))
 
-	if _, err := src.Stat(ctx, "file://"+dir+"/d"); !errors.Is(err, prefetch.ErrNotFound) {
+	if _, err := src.Stat(ctx, "file://"+dir+"/d"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("Stat of a folder = %v, want ErrNotFound", err)
 	}
 	objs, err := src.List(ctx, "file://"+dir+"/")
@@ -118,7 +118,7 @@ func TestFileSourceFoldersAndLinks(t *testing.T) {
 	if len(urls) != 2 || urls[0] != want[0] || urls[1] != want[1] {
 		t.Errorf("List = %q, want %q (a link to a file is listed; dangling links and folder links are not)", urls, want)
 	}
-	if _, err := src.List(ctx, "file://"+dir+"/d/real.tar/"); !errors.Is(err, prefetch.ErrNotFound) {
+	if _, err := src.List(ctx, "file://"+dir+"/d/real.tar/"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("List under a file = %v, want ErrNotFound", err)
 	}
 }

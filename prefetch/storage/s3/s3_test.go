@@ -1,4 +1,4 @@
-package prefetch_test
+package s3_test
 
 import (
 	"context"
@@ -9,20 +9,21 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
-	"github.com/stoker-data/stoker/prefetch"
-	"github.com/stoker-data/stoker/prefetch/s3test"
-	"github.com/stoker-data/stoker/prefetch/sourcetest"
+	"github.com/stoker-data/stoker/prefetch/storage"
+	"github.com/stoker-data/stoker/prefetch/storage/s3"
+	"github.com/stoker-data/stoker/prefetch/storage/s3/s3test"
+	"github.com/stoker-data/stoker/prefetch/storage/storagetest"
 )
 
-// newS3Source returns an S3Source for endpoint with fast retries.
-func newS3Source(t *testing.T, endpoint string, srv *s3test.Server, attempts int) *prefetch.S3Source {
+// newS3Source returns a Source for endpoint with fast retries.
+func newS3Source(t *testing.T, endpoint string, srv *s3test.Server, attempts int) *s3.Source {
 	t.Helper()
-	cfg := prefetch.DefaultS3Config()
+	cfg := s3.DefaultConfig()
 	cfg.Endpoint = endpoint
 	cfg.Credentials = srv.Credentials()
 	cfg.MaxAttempts = attempts
 	cfg.MaxBackoff = 20 * time.Millisecond
-	src, err := prefetch.NewS3Source(context.Background(), cfg)
+	src, err := s3.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +34,7 @@ func TestS3SourceConformance(t *testing.T) {
 	srv := s3test.Start(t)
 	srv.CreateBucket(t, "suite")
 	src := newS3Source(t, srv.Endpoint, srv, 3)
-	sourcetest.Run(t, sourcetest.Harness{
+	storagetest.Run(t, storagetest.Harness{
 		Source:  src,
 		Base:    "s3://suite/",
 		Put:     func(t testing.TB, name string, data []byte) { srv.Put(t, "suite", name, data) },
@@ -52,20 +53,20 @@ func TestS3Errors(t *testing.T) {
 	// A missing bucket says so, naming the URL and the bucket, and nothing
 	// of the SDK's error (a HEAD's bodiless 404 included).
 	_, err := good.List(ctx, "s3://no-such-bucket/train/")
-	var e *prefetch.Error
-	if !errors.Is(err, prefetch.ErrNotFound) || !errors.As(err, &e) || e.Object != "s3://no-such-bucket/train/" ||
+	var e *storage.Error
+	if !errors.Is(err, storage.ErrNotFound) || !errors.As(err, &e) || e.Object != "s3://no-such-bucket/train/" ||
 		err.Error() != `list s3://no-such-bucket/train/: not found: bucket "no-such-bucket" does not exist` {
 		t.Errorf("List in a missing bucket = %v, want ErrNotFound naming the URL and the bucket alone", err)
 	}
 	_, err = good.Stat(ctx, "s3://no-such-bucket/train-0.tar")
-	if !errors.Is(err, prefetch.ErrNotFound) || err.Error() != `stat s3://no-such-bucket/train-0.tar: not found: bucket "no-such-bucket" does not exist` {
+	if !errors.Is(err, storage.ErrNotFound) || err.Error() != `stat s3://no-such-bucket/train-0.tar: not found: bucket "no-such-bucket" does not exist` {
 		t.Errorf("Stat in a missing bucket = %v, want ErrNotFound naming the URL and the bucket alone", err)
 	}
-	if _, err := good.Stat(ctx, "s3://bkt/missing.tar"); !errors.Is(err, prefetch.ErrNotFound) || strings.Contains(err.Error(), "bucket") {
+	if _, err := good.Stat(ctx, "s3://bkt/missing.tar"); !errors.Is(err, storage.ErrNotFound) || strings.Contains(err.Error(), "bucket") {
 		t.Errorf("Stat of a missing key = %v, want ErrNotFound, not a missing bucket", err)
 	}
 	for _, u := range []string{"s3:///k.tar", "s3://bkt", "s3://bkt/", "s3://bkt/dir/", "file:///b/k.tar"} {
-		if _, err := good.Stat(ctx, u); !errors.Is(err, prefetch.ErrBadURL) {
+		if _, err := good.Stat(ctx, u); !errors.Is(err, storage.ErrBadURL) {
 			t.Errorf("Stat(%q) = %v, want ErrBadURL", u, err)
 		}
 	}
@@ -74,24 +75,24 @@ func TestS3Errors(t *testing.T) {
 		{"wrong secret", srv.AccessKey, "not-the-secret"},
 		{"unknown access key", "nobody", srv.SecretKey},
 	} {
-		cfg := prefetch.DefaultS3Config()
+		cfg := s3.DefaultConfig()
 		cfg.Endpoint = srv.Endpoint
 		cfg.Credentials = credentials.NewStaticCredentialsProvider(tc.access, tc.secret, "")
-		src, err := prefetch.NewS3Source(ctx, cfg)
+		src, err := s3.New(ctx, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		_, err = src.Stat(ctx, "s3://bkt/k.tar")
 		// versitygw answers an unknown access key with a 404, which a HEAD
 		// (no body, so no code) cannot tell from a missing object.
-		if !errors.Is(err, prefetch.ErrPermission) && !(tc.access == "nobody" && errors.Is(err, prefetch.ErrNotFound)) {
+		if !errors.Is(err, storage.ErrPermission) && !(tc.access == "nobody" && errors.Is(err, storage.ErrNotFound)) {
 			t.Errorf("%s: Stat = %v, want ErrPermission", tc.name, err)
 		}
-		if _, err := src.List(ctx, "s3://bkt/"); !errors.Is(err, prefetch.ErrPermission) {
+		if _, err := src.List(ctx, "s3://bkt/"); !errors.Is(err, storage.ErrPermission) {
 			t.Errorf("%s: List = %v, want ErrPermission", tc.name, err)
 		}
-		err = src.ReadAt(ctx, prefetch.Object{URL: "s3://bkt/k.tar"}, make([]byte, 2), 0)
-		if !errors.Is(err, prefetch.ErrPermission) {
+		err = src.ReadAt(ctx, storage.Object{URL: "s3://bkt/k.tar"}, make([]byte, 2), 0)
+		if !errors.Is(err, storage.ErrPermission) {
 			t.Errorf("%s: ReadAt = %v, want ErrPermission", tc.name, err)
 		}
 	}
@@ -113,16 +114,16 @@ func TestS3ServerDown(t *testing.T) {
 	srv.Stop()
 	before := src.Metrics()
 	_, err = src.Stat(ctx, obj.URL)
-	if !errors.Is(err, prefetch.ErrUnavailable) {
+	if !errors.Is(err, storage.ErrUnavailable) {
 		t.Fatalf("Stat with the server down = %v, want ErrUnavailable", err)
 	}
 	if n := src.Metrics().Requests - before.Requests; n != 3 {
 		t.Errorf("Stat with the server down sent %d requests, want 3 (MaxAttempts)", n)
 	}
-	if _, err := src.List(ctx, "s3://bkt/"); !errors.Is(err, prefetch.ErrUnavailable) {
+	if _, err := src.List(ctx, "s3://bkt/"); !errors.Is(err, storage.ErrUnavailable) {
 		t.Errorf("List with the server down = %v, want ErrUnavailable", err)
 	}
-	if err := src.ReadAt(ctx, obj, make([]byte, 4), 0); !errors.Is(err, prefetch.ErrUnavailable) {
+	if err := src.ReadAt(ctx, obj, make([]byte, 4), 0); !errors.Is(err, storage.ErrUnavailable) {
 		t.Errorf("ReadAt with the server down = %v, want ErrUnavailable", err)
 	}
 
@@ -149,10 +150,10 @@ func TestS3PathStyle(t *testing.T) {
 		{"https://s3.example.com", false, false},
 		{"https://s3.example.com", true, true},
 	} {
-		cfg := prefetch.DefaultS3Config()
+		cfg := s3.DefaultConfig()
 		cfg.Endpoint, cfg.PathStyle = tc.endpoint, tc.force
 		cfg.Credentials = credentials.NewStaticCredentialsProvider("a", "b", "")
-		src, err := prefetch.NewS3Source(ctx, cfg)
+		src, err := s3.New(ctx, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -160,7 +161,7 @@ func TestS3PathStyle(t *testing.T) {
 			t.Errorf("endpoint %s (forced %v): got %s, path style %v; want path style %v", tc.endpoint, tc.force, ep, ps, tc.want)
 		}
 	}
-	if _, err := prefetch.NewS3Source(ctx, prefetch.S3Config{Endpoint: "127.0.0.1:9000"}); !errors.Is(err, prefetch.ErrBadURL) {
+	if _, err := s3.New(ctx, s3.Config{Endpoint: "127.0.0.1:9000"}); !errors.Is(err, storage.ErrBadURL) {
 		t.Errorf("an endpoint without a scheme: %v, want ErrBadURL", err)
 	}
 
@@ -175,7 +176,7 @@ func TestS3PathStyle(t *testing.T) {
 		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v)
 	}
-	src, err := prefetch.NewS3Source(ctx, prefetch.DefaultS3Config())
+	src, err := s3.New(ctx, s3.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +195,7 @@ func TestS3Retries(t *testing.T) {
 	ctx := context.Background()
 	srv := s3test.Start(t)
 	srv.CreateBucket(t, "bkt")
-	data := sourcetest.Data("retries", 5000)
+	data := storagetest.Data("retries", 5000)
 	srv.Put(t, "bkt", "k.tar", data)
 	proxy := s3test.StartProxy(t, srv)
 	src := newS3Source(t, proxy.URL, srv, 4)
@@ -215,8 +216,8 @@ func TestS3Retries(t *testing.T) {
 		{"connection reset", faults{s3test.Drop, s3test.Drop}, nil},
 		{"body cut", faults{s3test.Reset}, nil},
 		{"body cut, then 503", faults{s3test.Reset, s3test.Unavailable}, nil},
-		{"503 past MaxAttempts", faults{s3test.Unavailable, s3test.Unavailable, s3test.Unavailable, s3test.Unavailable}, prefetch.ErrUnavailable},
-		{"AccessDenied", faults{s3test.AccessDenied}, prefetch.ErrPermission},
+		{"503 past MaxAttempts", faults{s3test.Unavailable, s3test.Unavailable, s3test.Unavailable, s3test.Unavailable}, storage.ErrUnavailable},
+		{"AccessDenied", faults{s3test.AccessDenied}, storage.ErrPermission},
 	} {
 		proxy.Queue(tc.faults...)
 		p := make([]byte, 4000)
@@ -231,14 +232,14 @@ func TestS3Retries(t *testing.T) {
 			t.Errorf("%s: ReadAt = %v, want %v", tc.name, err, tc.want)
 		case left != 0:
 			t.Errorf("%s: %d faults not used: the request was not retried", tc.name, left)
-		case tc.want == prefetch.ErrPermission && requests != 1:
+		case tc.want == storage.ErrPermission && requests != 1:
 			t.Errorf("%s: %d requests, want 1: AccessDenied is not retried", tc.name, requests)
 		}
 	}
 
 	proxy.Queue(s3test.Reset) // without an ETag the resumed range is pinned to the first response's
 	p := make([]byte, 4000)
-	if err := src.ReadAt(ctx, prefetch.Object{URL: obj.URL}, p, 500); err != nil || string(p) != string(data[500:4500]) {
+	if err := src.ReadAt(ctx, storage.Object{URL: obj.URL}, p, 500); err != nil || string(p) != string(data[500:4500]) {
 		t.Errorf("ReadAt without an ETag, body cut: %v", err)
 	}
 	proxy.Queue(s3test.SlowDown)

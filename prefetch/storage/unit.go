@@ -1,17 +1,17 @@
-package prefetch
+package storage
 
 import (
 	"context"
 	"fmt"
 )
 
-// CacheKey is the key o's bytes are cached under: the object and its ETag,
+// Key is the key o's bytes are cached under: the object and its ETag,
 // and for a unit its byte range, as "URL#bytes=OFFSET+LENGTH".
-func (o Object) CacheKey() CacheKey {
+func (o Object) Key() Key {
 	if o.Length > 0 {
-		return CacheKey{Object: fmt.Sprintf("%s#bytes=%d+%d", o.URL, o.Offset, o.Length), ETag: o.ETag}
+		return Key{Object: fmt.Sprintf("%s#bytes=%d+%d", o.URL, o.Offset, o.Length), ETag: o.ETag}
 	}
-	return CacheKey{Object: o.URL, ETag: o.ETag}
+	return Key{Object: o.URL, ETag: o.ETag}
 }
 
 // Bytes is the number of bytes o's cache entry holds as stored: the unit's
@@ -23,12 +23,12 @@ func (o Object) Bytes() int64 {
 	return o.Size
 }
 
-// fetchRange reads the unit o names (o.Length > 0) with Fetch's part size
+// FetchRange reads the unit o names (o.Length > 0) with Fetch's part size
 // and parallelism: the bytes [o.Offset, o.Offset+o.Length) of the object.
 // A unit without a version (an object stored without one) is pinned to the
 // version its object has now, and its length is kept: only the version is
 // taken from the Stat.
-func fetchRange(ctx context.Context, src Source, o Object, opt FetchOptions) ([]byte, error) {
+func FetchRange(ctx context.Context, src Source, o Object, opt FetchOptions) ([]byte, error) {
 	if o.Offset < 0 || (o.Size > 0 && o.Offset+o.Length > o.Size) {
 		return nil, &Error{Op: "fetch", Object: o.URL, Kind: ErrCorrupt, Err: fmt.Errorf("range [%d, %d) is outside the object's %d bytes", o.Offset, o.Offset+o.Length, o.Size)}
 	}

@@ -1,4 +1,4 @@
-package prefetch
+package s3
 
 import (
 	"context"
@@ -78,7 +78,7 @@ func (b *idleBody) Close() error {
 type idleError struct{ timeout time.Duration }
 
 func (e *idleError) Error() string {
-	return fmt.Sprintf("no bytes from storage for %v (the S3 read idle timeout, S3Config.ReadIdleTimeout, stokerd --s3-read-timeout)", e.timeout)
+	return fmt.Sprintf("no bytes from storage for %v (the S3 read idle timeout, s3.Config.ReadIdleTimeout, stokerd --s3-read-timeout)", e.timeout)
 }
 func (e *idleError) Timeout() bool   { return true }
 func (e *idleError) Temporary() bool { return true }

@@ -1,4 +1,4 @@
-package prefetch
+package s3
 
 import (
 	"bytes"
@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stoker-data/stoker/prefetch/storage"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
@@ -23,8 +25,8 @@ import (
 	"github.com/aws/smithy-go/middleware"
 )
 
-// S3Config configures an S3Source. Start from DefaultS3Config.
-type S3Config struct {
+// Config configures a Source. Start from DefaultConfig.
+type Config struct {
 	// Endpoint overrides the S3 endpoint ("http://127.0.0.1:7070"). Empty
 	// (the default) leaves it to the SDK, which honours the standard
 	// AWS_ENDPOINT_URL_S3 and AWS_ENDPOINT_URL variables and the shared
@@ -62,9 +64,9 @@ type S3Config struct {
 	ReadIdleTimeout time.Duration
 }
 
-// DefaultS3Config returns the defaults documented on S3Config.
-func DefaultS3Config() S3Config {
-	return S3Config{
+// DefaultConfig returns the defaults documented on Config.
+func DefaultConfig() Config {
+	return Config{
 		MaxAttempts: 5,
 		MaxBackoff:  20 * time.Second,
 		MaxConns:    64,
@@ -73,27 +75,27 @@ func DefaultS3Config() S3Config {
 	}
 }
 
-// S3Source reads objects named s3://bucket/key through aws-sdk-go-v2.
+// Source reads objects named s3://bucket/key through aws-sdk-go-v2.
 // URLs are not percent-decoded: everything after the bucket's slash is the
 // key. Every method is safe to call concurrently.
-type S3Source struct {
+type Source struct {
 	client    *s3.Client
 	retryer   aws.Retryer // the client's; used again for body-read retries
 	endpoint  string      // effective endpoint, "" for AWS's own
 	pathStyle bool
-	counters  sourceCounters
+	counters  storage.Counters
 }
 
 var (
-	_ Source = (*S3Source)(nil)
-	_ Writer = (*S3Source)(nil)
+	_ storage.Source = (*Source)(nil)
+	_ storage.Writer = (*Source)(nil)
 )
 
-// NewS3Source loads the AWS configuration (environment and shared files,
+// New loads the AWS configuration (environment and shared files,
 // overridden by cfg) and returns a Source for s3:// URLs. It sends no
 // request.
-func NewS3Source(ctx context.Context, cfg S3Config) (*S3Source, error) {
-	def := DefaultS3Config()
+func New(ctx context.Context, cfg Config) (*Source, error) {
+	def := DefaultConfig()
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = def.MaxAttempts
 	}
@@ -108,7 +110,7 @@ func NewS3Source(ctx context.Context, cfg S3Config) (*S3Source, error) {
 	}
 	if cfg.Endpoint != "" {
 		if u, err := neturl.Parse(cfg.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, &Error{Op: "config", Object: cfg.Endpoint, Kind: ErrBadURL, Err: errors.New("S3 endpoint must be an http:// or https:// URL with a host")}
+			return nil, &storage.Error{Op: "config", Object: cfg.Endpoint, Kind: storage.ErrBadURL, Err: errors.New("S3 endpoint must be an http:// or https:// URL with a host")}
 		}
 	}
 	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
@@ -143,7 +145,7 @@ func NewS3Source(ctx context.Context, cfg S3Config) (*S3Source, error) {
 	if awsCfg.Region == "" {
 		awsCfg.Region = "us-east-1"
 	}
-	s := &S3Source{}
+	s := &Source{}
 	s.client = s3.NewFromConfig(awsCfg, func(o *s3.Options) {
 		// The SDK has resolved AWS_ENDPOINT_URL_S3 and friends into
 		// BaseEndpoint before it runs this function.
@@ -164,17 +166,17 @@ func NewS3Source(ctx context.Context, cfg S3Config) (*S3Source, error) {
 
 // Endpoint returns the effective endpoint ("" for AWS's own) and whether
 // path-style addressing is on.
-func (s *S3Source) Endpoint() (endpoint string, pathStyle bool) { return s.endpoint, s.pathStyle }
+func (s *Source) Endpoint() (endpoint string, pathStyle bool) { return s.endpoint, s.pathStyle }
 
 // Metrics returns a snapshot of the source's counters: Requests counts
 // HTTP requests, retries included; Bytes the bytes ReadAt delivered.
-func (s *S3Source) Metrics() SourceMetrics { return s.counters.snapshot() }
+func (s *Source) Metrics() storage.Metrics { return s.counters.Snapshot() }
 
 // countRequests counts every attempt: it sits after the retry middleware.
-func (s *S3Source) countRequests(stack *middleware.Stack) error {
+func (s *Source) countRequests(stack *middleware.Stack) error {
 	return stack.Finalize.Add(middleware.FinalizeMiddlewareFunc("StokerCountRequests",
 		func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
-			s.counters.request()
+			s.counters.Request()
 			return next.HandleFinalize(ctx, in)
 		}), middleware.After)
 }
@@ -182,25 +184,25 @@ func (s *S3Source) countRequests(stack *middleware.Stack) error {
 // Stat returns the object at url (HeadObject). Its ETag is the object's
 // version token: the ETag, or for a store that sends none, one made of
 // Last-Modified and size (see lmVersion).
-func (s *S3Source) Stat(ctx context.Context, url string) (Object, error) {
+func (s *Source) Stat(ctx context.Context, url string) (storage.Object, error) {
 	const op = "stat"
 	bucket, key, err := s3Object(op, url)
 	if err != nil {
-		return Object{}, err
+		return storage.Object{}, err
 	}
 	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: &key})
 	if err != nil {
-		return Object{}, s.statError(ctx, op, url, bucket, err)
+		return storage.Object{}, s.statError(ctx, op, url, bucket, err)
 	}
 	size := aws.ToInt64(out.ContentLength)
-	return Object{URL: url, Size: size, ETag: s3Version(out.ETag, out.LastModified, size)}, nil
+	return storage.Object{URL: url, Size: size, ETag: s3Version(out.ETag, out.LastModified, size)}, nil
 }
 
 // List returns the objects whose URL starts with prefix (ListObjectsV2),
 // sorted by URL, with version tokens as Stat gives them. Keys ending in "/"
 // (folder markers) are left out. A missing bucket is ErrNotFound naming the
 // bucket.
-func (s *S3Source) List(ctx context.Context, prefix string) ([]Object, error) {
+func (s *Source) List(ctx context.Context, prefix string) ([]storage.Object, error) {
 	const op = "list"
 	bucket, keyPrefix, err := s3Split(op, prefix)
 	if err != nil {
@@ -210,7 +212,7 @@ func (s *S3Source) List(ctx context.Context, prefix string) ([]Object, error) {
 	if keyPrefix != "" {
 		in.Prefix = &keyPrefix
 	}
-	var objs []Object
+	var objs []storage.Object
 	pages := s3.NewListObjectsV2Paginator(s.client, in)
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
@@ -223,7 +225,7 @@ func (s *S3Source) List(ctx context.Context, prefix string) ([]Object, error) {
 				continue
 			}
 			size := aws.ToInt64(o.Size)
-			objs = append(objs, Object{URL: s3Scheme + bucket + "/" + key, Size: size, ETag: s3Version(o.ETag, o.LastModified, size)})
+			objs = append(objs, storage.Object{URL: s3Scheme + bucket + "/" + key, Size: size, ETag: s3Version(o.ETag, o.LastModified, size)})
 		}
 	}
 	sort.Slice(objs, func(i, j int) bool { return objs[i].URL < objs[j].URL })
@@ -238,14 +240,14 @@ func (s *S3Source) List(ctx context.Context, prefix string) ([]Object, error) {
 // or sends nothing for ReadIdleTimeout, is read on from where it stopped,
 // with the retryer's backoff, up to MaxAttempts times in all; then the
 // error is ErrUnavailable naming the range and the attempts.
-func (s *S3Source) ReadAt(ctx context.Context, obj Object, p []byte, off int64) error {
+func (s *Source) ReadAt(ctx context.Context, obj storage.Object, p []byte, off int64) error {
 	const op = "read"
 	bucket, key, err := s3Object(op, obj.URL)
 	if err != nil {
 		return err
 	}
 	if off < 0 {
-		return rangeError(op, obj.URL, off, len(p), -1)
+		return storage.RangeError(op, obj.URL, off, len(p), -1)
 	}
 	if len(p) == 0 {
 		return nil
@@ -255,7 +257,7 @@ func (s *S3Source) ReadAt(ctx context.Context, obj Object, p []byte, off int64) 
 	for attempt := 1; ; attempt++ {
 		n, err := s.getRange(ctx, &g, p[done:], off+int64(done))
 		done += n
-		s.counters.read(n)
+		s.counters.Read(n)
 		if err == nil {
 			return nil
 		}
@@ -283,7 +285,7 @@ func (s *S3Source) ReadAt(ctx context.Context, obj Object, p []byte, off int64) 
 // Put stores data as the object at url with one PutObject (retried by the
 // SDK, the body being seekable). A missing bucket is ErrNotFound naming
 // the bucket.
-func (s *S3Source) Put(ctx context.Context, url string, data []byte) error {
+func (s *Source) Put(ctx context.Context, url string, data []byte) error {
 	const op = "put"
 	bucket, key, err := s3Object(op, url)
 	if err != nil {
@@ -317,7 +319,7 @@ type rangeGet struct {
 // retries itself). It returns how many bytes of p it filled, and an SDK
 // error, an *Error, or a *bodyError. It pins g.version to the first
 // response's.
-func (s *S3Source) getRange(ctx context.Context, g *rangeGet, p []byte, off int64) (int, error) {
+func (s *Source) getRange(ctx context.Context, g *rangeGet, p []byte, off int64) (int, error) {
 	const op = "read"
 	req := g.in
 	req.Range = aws.String(fmt.Sprintf("bytes=%d-%d", off, off+int64(len(p))-1))
@@ -331,9 +333,9 @@ func (s *S3Source) getRange(ctx context.Context, g *rangeGet, p []byte, off int6
 	defer out.Body.Close()
 	if out.ContentLength != nil && *out.ContentLength != int64(len(p)) {
 		if n := *out.ContentLength; n > int64(len(p)) {
-			return 0, &Error{Op: op, Object: g.url, Kind: ErrCorrupt, Err: fmt.Errorf("asked for %d bytes at %d, got %d: range ignored", len(p), off, n)}
+			return 0, &storage.Error{Op: op, Object: g.url, Kind: storage.ErrCorrupt, Err: fmt.Errorf("asked for %d bytes at %d, got %d: range ignored", len(p), off, n)}
 		}
-		return 0, rangeError(op, g.url, off, len(p), rangeTotal(aws.ToString(out.ContentRange)))
+		return 0, storage.RangeError(op, g.url, off, len(p), rangeTotal(aws.ToString(out.ContentRange)))
 	}
 	size := rangeTotal(aws.ToString(out.ContentRange))
 	if size < 0 && out.ContentRange == nil {
@@ -344,7 +346,7 @@ func (s *S3Source) getRange(ctx context.Context, g *rangeGet, p []byte, off int6
 		g.version = s3Version(out.ETag, out.LastModified, size) // a read that resumes must not get another version
 	case isLMVersion(g.version):
 		if got := lmToken(out.LastModified, size); got != g.version {
-			return 0, &Error{Op: op, Object: g.url, Kind: ErrChanged, Err: fmt.Errorf("version %s (Last-Modified and size), want %s", got, g.version)}
+			return 0, &storage.Error{Op: op, Object: g.url, Kind: storage.ErrChanged, Err: fmt.Errorf("version %s (Last-Modified and size), want %s", got, g.version)}
 		}
 	}
 	n, err := io.ReadFull(out.Body, p)

@@ -1,4 +1,4 @@
-package prefetch
+package s3
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"syscall"
 	"testing"
+
+	"github.com/stoker-data/stoker/prefetch/storage"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
@@ -51,28 +53,28 @@ func TestS3ErrorKinds(t *testing.T) {
 		kind   error
 		object string
 	}{
-		{"NoSuchBucket", apiErr(404, "NoSuchBucket"), ErrNotFound, "s3://bkt/k"},
-		{"NoSuchKey", apiErr(404, "NoSuchKey"), ErrNotFound, "s3://bkt/k"},
-		{"HEAD 404", statusErr(404), ErrNotFound, "s3://bkt/k"},
-		{"AccessDenied", apiErr(403, "AccessDenied"), ErrPermission, "s3://bkt/k"},
-		{"InvalidAccessKeyId", apiErr(403, "InvalidAccessKeyId"), ErrPermission, "s3://bkt/k"},
-		{"SignatureDoesNotMatch", apiErr(403, "SignatureDoesNotMatch"), ErrPermission, "s3://bkt/k"},
-		{"HEAD 403", statusErr(403), ErrPermission, "s3://bkt/k"},
-		{"PreconditionFailed", apiErr(412, "PreconditionFailed"), ErrChanged, "s3://bkt/k"},
-		{"HEAD 412", statusErr(412), ErrChanged, "s3://bkt/k"},
-		{"InvalidRange", apiErr(416, "InvalidRange"), ErrCorrupt, "s3://bkt/k"},
-		{"InvalidBucketName", apiErr(400, "InvalidBucketName"), ErrBadURL, "s3://bkt/k"},
-		{"SlowDown", apiErr(503, "SlowDown"), ErrUnavailable, "s3://bkt/k"},
-		{"InternalError", apiErr(500, "InternalError"), ErrUnavailable, "s3://bkt/k"},
-		{"HEAD 503", statusErr(503), ErrUnavailable, "s3://bkt/k"},
-		{"an unknown code on 404 goes by status", apiErr(404, "SomethingNew"), ErrNotFound, "s3://bkt/k"},
-		{"connection refused", netErr(syscall.ECONNREFUSED), ErrUnavailable, "s3://bkt/k"},
-		{"connection reset", netErr(syscall.ECONNRESET), ErrUnavailable, "s3://bkt/k"},
-		{"cancelled", fmt.Errorf("op: %w", context.Canceled), ErrUnavailable, "s3://bkt/k"},
-		{"an *Error passes as it is", &Error{Op: "read", Object: "x", Kind: ErrChanged}, ErrChanged, "x"},
+		{"NoSuchBucket", apiErr(404, "NoSuchBucket"), storage.ErrNotFound, "s3://bkt/k"},
+		{"NoSuchKey", apiErr(404, "NoSuchKey"), storage.ErrNotFound, "s3://bkt/k"},
+		{"HEAD 404", statusErr(404), storage.ErrNotFound, "s3://bkt/k"},
+		{"AccessDenied", apiErr(403, "AccessDenied"), storage.ErrPermission, "s3://bkt/k"},
+		{"InvalidAccessKeyId", apiErr(403, "InvalidAccessKeyId"), storage.ErrPermission, "s3://bkt/k"},
+		{"SignatureDoesNotMatch", apiErr(403, "SignatureDoesNotMatch"), storage.ErrPermission, "s3://bkt/k"},
+		{"HEAD 403", statusErr(403), storage.ErrPermission, "s3://bkt/k"},
+		{"PreconditionFailed", apiErr(412, "PreconditionFailed"), storage.ErrChanged, "s3://bkt/k"},
+		{"HEAD 412", statusErr(412), storage.ErrChanged, "s3://bkt/k"},
+		{"InvalidRange", apiErr(416, "InvalidRange"), storage.ErrCorrupt, "s3://bkt/k"},
+		{"InvalidBucketName", apiErr(400, "InvalidBucketName"), storage.ErrBadURL, "s3://bkt/k"},
+		{"SlowDown", apiErr(503, "SlowDown"), storage.ErrUnavailable, "s3://bkt/k"},
+		{"InternalError", apiErr(500, "InternalError"), storage.ErrUnavailable, "s3://bkt/k"},
+		{"HEAD 503", statusErr(503), storage.ErrUnavailable, "s3://bkt/k"},
+		{"an unknown code on 404 goes by status", apiErr(404, "SomethingNew"), storage.ErrNotFound, "s3://bkt/k"},
+		{"connection refused", netErr(syscall.ECONNREFUSED), storage.ErrUnavailable, "s3://bkt/k"},
+		{"connection reset", netErr(syscall.ECONNRESET), storage.ErrUnavailable, "s3://bkt/k"},
+		{"cancelled", fmt.Errorf("op: %w", context.Canceled), storage.ErrUnavailable, "s3://bkt/k"},
+		{"an *Error passes as it is", &storage.Error{Op: "read", Object: "x", Kind: storage.ErrChanged}, storage.ErrChanged, "x"},
 	} {
 		err := s3Error("read", "s3://bkt/k", "bkt", tc.err)
-		var e *Error
+		var e *storage.Error
 		if !errors.As(err, &e) || !errors.Is(err, tc.kind) || e.Object != tc.object {
 			t.Errorf("%s: %v, want kind %q naming %s", tc.name, err, tc.kind, tc.object)
 			continue
@@ -89,10 +91,10 @@ func TestS3ErrorKinds(t *testing.T) {
 	}
 }
 
-// The retryer S3Source configures retries what a loader must survive, and
+// The retryer Source configures retries what a loader must survive, and
 // nothing that retrying cannot fix.
 func TestS3Retryable(t *testing.T) {
-	src, err := NewS3Source(context.Background(), S3Config{Endpoint: "http://127.0.0.1:1", MaxAttempts: 3})
+	src, err := New(context.Background(), Config{Endpoint: "http://127.0.0.1:1", MaxAttempts: 3})
 	if err != nil {
 		t.Fatal(err)
 	}

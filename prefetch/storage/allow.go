@@ -1,4 +1,4 @@
-package prefetch
+package storage
 
 import (
 	"context"
@@ -14,6 +14,9 @@ import (
 // AllowS3); the error's Kind is ErrPermission. Its message is the same
 // whether the object exists or not, and says nothing about it.
 var ErrNotAllowed = errors.New("outside what this server is allowed to read")
+
+// s3Scheme starts every URL AllowS3 allows.
+const s3Scheme = "s3://"
 
 // allowSource is a Source that reads only the URLs its check allows: every
 // Stat, List and ReadAt is checked before the wrapped Source sees it, and
@@ -68,11 +71,11 @@ func (a *allowSource) ReadAt(ctx context.Context, obj Object, p []byte, off int6
 func (a *allowSource) Allowed(url string) error { return a.check("read", url) }
 
 // Metrics passes on the wrapped Source's counters.
-func (a *allowSource) Metrics() SourceMetrics {
-	if m, ok := a.Source.(interface{ Metrics() SourceMetrics }); ok {
+func (a *allowSource) Metrics() Metrics {
+	if m, ok := a.Source.(interface{ Metrics() Metrics }); ok {
 		return m.Metrics()
 	}
-	return SourceMetrics{}
+	return Metrics{}
 }
 
 // Allowed returns nil when the Source for url's scheme may read url (see

@@ -1,4 +1,4 @@
-package prefetch
+package storage
 
 import "context"
 
@@ -14,7 +14,7 @@ type Object struct {
 	// Offset and Length, when Length > 0, name the byte range of the
 	// object that a columnar unit (a Parquet row group, an Arrow record
 	// batch) is: Shards fetch and cache only these bytes, under a key of
-	// their own (see CacheKey).
+	// their own (see Key).
 	Offset int64 `json:"offset,omitempty"`
 	Length int64 `json:"length,omitempty"`
 }
@@ -36,7 +36,7 @@ type Source interface {
 	ReadAt(ctx context.Context, obj Object, p []byte, off int64) error
 }
 
-// Writer is implemented by the Sources that can store objects (S3Source,
+// Writer is implemented by the Sources that can store objects (s3.Source,
 // FileSource). Stoker reads datasets and never writes them; only `stoker
 // index` writes, the dataset index it keeps beside the shards. Put is safe
 // to call concurrently.

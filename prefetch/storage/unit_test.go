@@ -1,4 +1,4 @@
-package prefetch
+package storage
 
 import (
 	"bytes"
@@ -32,7 +32,7 @@ func TestFetchUnitWithoutVersion(t *testing.T) {
 	for _, opt := range []FetchOptions{{}, {PartSize: 4096, Parallel: 3}} {
 		for _, u := range [][2]int64{{4, 90000}, {0, int64(len(data))}, {95999, 1}} {
 			o := Object{URL: url, Size: int64(len(data)), Offset: u[0], Length: u[1]}
-			got, err := fetchRange(context.Background(), src, o, opt)
+			got, err := FetchRange(context.Background(), src, o, opt)
 			if err != nil {
 				t.Fatalf("unit [%d,+%d), part %d: %v", u[0], u[1], opt.PartSize, err)
 			}
@@ -46,7 +46,7 @@ func TestFetchUnitWithoutVersion(t *testing.T) {
 	if err := os.WriteFile(path, data[:1000], 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err := fetchRange(context.Background(), src, Object{URL: url, Offset: 4, Length: 90000}, FetchOptions{})
+	_, err := FetchRange(context.Background(), src, Object{URL: url, Offset: 4, Length: 90000}, FetchOptions{})
 	if !errors.Is(err, ErrChanged) {
 		t.Fatalf("unit beyond a shrunk object: %v, want ErrChanged", err)
 	}

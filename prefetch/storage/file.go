@@ -1,4 +1,4 @@
-package prefetch
+package storage
 
 import (
 	"context"
@@ -25,7 +25,7 @@ const fileScheme = "file://"
 // A FileSource has no mutable state but its counters: every method is safe
 // to call concurrently.
 type FileSource struct {
-	counters sourceCounters
+	counters Counters
 }
 
 var (
@@ -38,7 +38,7 @@ func NewFileSource() *FileSource { return &FileSource{} }
 
 // Metrics returns a snapshot of the source's counters: Requests counts
 // Stat, List and ReadAt calls, Bytes the bytes ReadAt delivered.
-func (s *FileSource) Metrics() SourceMetrics { return s.counters.snapshot() }
+func (s *FileSource) Metrics() Metrics { return s.counters.Snapshot() }
 
 // Stat returns the regular file at url. A folder is ErrNotFound.
 func (s *FileSource) Stat(ctx context.Context, url string) (Object, error) {
@@ -50,7 +50,7 @@ func (s *FileSource) Stat(ctx context.Context, url string) (Object, error) {
 	if err := ctx.Err(); err != nil {
 		return Object{}, &Error{Op: op, Object: url, Kind: ErrUnavailable, Err: err}
 	}
-	s.counters.request()
+	s.counters.Request()
 	fi, err := os.Stat(path)
 	if err != nil {
 		return Object{}, fileError(op, url, err)
@@ -75,7 +75,7 @@ func (s *FileSource) List(ctx context.Context, prefix string) ([]Object, error) 
 	if !strings.HasSuffix(root, "/") {
 		root = filepath.Dir(root)
 	}
-	s.counters.request()
+	s.counters.Request()
 	fi, err := os.Stat(root)
 	if err != nil {
 		return nil, fileError(op, fileScheme+root, err)
@@ -138,9 +138,9 @@ func (s *FileSource) ReadAt(ctx context.Context, obj Object, p []byte, off int64
 		return &Error{Op: op, Object: obj.URL, Kind: ErrUnavailable, Err: err}
 	}
 	if off < 0 {
-		return rangeError(op, obj.URL, off, len(p), -1)
+		return RangeError(op, obj.URL, off, len(p), -1)
 	}
-	s.counters.request()
+	s.counters.Request()
 	f, err := os.Open(path)
 	if err != nil {
 		return fileError(op, obj.URL, err)
@@ -166,14 +166,14 @@ func (s *FileSource) ReadAt(ctx context.Context, obj Object, p []byte, off int64
 	n, err := f.ReadAt(p, off)
 	if n < len(p) {
 		if err == nil || errors.Is(err, io.EOF) {
-			return rangeError(op, obj.URL, off, len(p), fi.Size())
+			return RangeError(op, obj.URL, off, len(p), fi.Size())
 		}
 		return fileError(op, obj.URL, err)
 	}
 	if _, err := check(); err != nil {
 		return err
 	}
-	s.counters.read(n)
+	s.counters.Read(n)
 	return nil
 }
 
@@ -192,7 +192,7 @@ func (s *FileSource) Put(ctx context.Context, url string, data []byte) error {
 	if err := ctx.Err(); err != nil {
 		return &Error{Op: op, Object: url, Kind: ErrUnavailable, Err: err}
 	}
-	s.counters.request()
+	s.counters.Request()
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fileError(op, url, err)
@@ -259,16 +259,4 @@ func fileError(op, url string, err error) error {
 		kind = ErrPermission
 	}
 	return &Error{Op: op, Object: url, Kind: kind, Err: err}
-}
-
-// rangeError reports a read of [off, off+n) that the object cannot fill.
-// size is the object's size, or -1 where it is not known.
-func rangeError(op, url string, off int64, n int, size int64) error {
-	var cause error
-	if size >= 0 {
-		cause = fmt.Errorf("range [%d,%d) beyond the %d-byte object: %w", off, off+int64(n), size, io.ErrUnexpectedEOF)
-	} else {
-		cause = fmt.Errorf("range [%d,%d) outside the object: %w", off, off+int64(n), io.ErrUnexpectedEOF)
-	}
-	return &Error{Op: op, Object: url, Kind: ErrCorrupt, Err: cause}
 }

@@ -1,8 +1,9 @@
-package prefetch
+package storage
 
 import (
 	"errors"
 	"fmt"
+	"io"
 )
 
 // Kinds of error. An *Error wraps exactly one of them; test with errors.Is.
@@ -37,4 +38,16 @@ func (e *Error) Unwrap() []error {
 		return []error{e.Kind}
 	}
 	return []error{e.Kind, e.Err}
+}
+
+// RangeError is the error a Source returns for a read of [off, off+n) that the object cannot fill.
+// size is the object's size, or -1 where it is not known.
+func RangeError(op, url string, off int64, n int, size int64) error {
+	var cause error
+	if size >= 0 {
+		cause = fmt.Errorf("range [%d,%d) beyond the %d-byte object: %w", off, off+int64(n), size, io.ErrUnexpectedEOF)
+	} else {
+		cause = fmt.Errorf("range [%d,%d) outside the object: %w", off, off+int64(n), io.ErrUnexpectedEOF)
+	}
+	return &Error{Op: op, Object: url, Kind: ErrCorrupt, Err: cause}
 }

@@ -1,4 +1,4 @@
-package prefetch_test
+package storage_test
 
 import (
 	"context"
@@ -9,31 +9,31 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/stoker-data/stoker/prefetch"
-	"github.com/stoker-data/stoker/prefetch/s3test"
-	"github.com/stoker-data/stoker/prefetch/sourcetest"
+	"github.com/stoker-data/stoker/prefetch/storage"
+	"github.com/stoker-data/stoker/prefetch/storage/s3/s3test"
+	"github.com/stoker-data/stoker/prefetch/storage/storagetest"
 )
 
 // A Source behind an allow-list still passes the conformance suite for
 // what it allows.
 func TestAllowFilesConformance(t *testing.T) {
 	h, _, dir := fileHarness(t)
-	src, err := prefetch.AllowFiles(h.Source, []string{dir})
+	src, err := storage.AllowFiles(h.Source, []string{dir})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.Source = src
-	sourcetest.Run(t, h)
+	storagetest.Run(t, h)
 }
 
 func TestAllowS3Conformance(t *testing.T) {
 	srv := s3test.Start(t)
 	srv.CreateBucket(t, "suite")
-	s3, err := prefetch.AllowS3(newS3Source(t, srv.Endpoint, srv, 3), []string{"s3://suite", "s3://no-such-bucket/"})
+	s3, err := storage.AllowS3(newS3Source(t, srv.Endpoint, srv, 3), []string{"s3://suite", "s3://no-such-bucket/"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sourcetest.Run(t, sourcetest.Harness{
+	storagetest.Run(t, storagetest.Harness{
 		Source:  s3,
 		Base:    "s3://suite/",
 		Put:     func(t testing.TB, name string, data []byte) { srv.Put(t, "suite", name, data) },
@@ -46,7 +46,7 @@ func TestAllowS3Conformance(t *testing.T) {
 // outside folder with a secret shard.
 type allowTree struct {
 	root, outside string
-	src           prefetch.Source
+	src           storage.Source
 }
 
 func newAllowTree(t *testing.T) allowTree {
@@ -81,7 +81,7 @@ func newAllowTree(t *testing.T) allowTree {
 	if err := os.Symlink(root, alias); err != nil {
 		t.Fatal(err)
 	}
-	src, err := prefetch.AllowFiles(prefetch.NewFileSource(), []string{alias})
+	src, err := storage.AllowFiles(storage.NewFileSource(), []string{alias})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestAllowFilesRefusesOutside(t *testing.T) {
 		filepath.Dir(tr.root),                  // the root's parent
 	} {
 		_, err := tr.src.Stat(ctx, u(p))
-		if !errors.Is(err, prefetch.ErrPermission) || !errors.Is(err, prefetch.ErrNotAllowed) {
+		if !errors.Is(err, storage.ErrPermission) || !errors.Is(err, storage.ErrNotAllowed) {
 			t.Errorf("Stat %s: %v, want ErrPermission and ErrNotAllowed", p, err)
 			continue
 		}
@@ -116,11 +116,11 @@ func TestAllowFilesRefusesOutside(t *testing.T) {
 			t.Errorf("Stat %s says\n  %v\nwant the same words for every refused path:\n  %s", p, err, want)
 		}
 		buf := make([]byte, 4)
-		if err := tr.src.ReadAt(ctx, prefetch.Object{URL: u(p), Size: 12}, buf, 0); !errors.Is(err, prefetch.ErrNotAllowed) || string(buf) != "\x00\x00\x00\x00" {
+		if err := tr.src.ReadAt(ctx, storage.Object{URL: u(p), Size: 12}, buf, 0); !errors.Is(err, storage.ErrNotAllowed) || string(buf) != "\x00\x00\x00\x00" {
 			t.Errorf("ReadAt %s: %v, read %q", p, err, buf)
 		}
 	}
-	if _, err := tr.src.Stat(ctx, "file://"+tr.root+"/../outside/secret.tar"); !errors.Is(err, prefetch.ErrBadURL) {
+	if _, err := tr.src.Stat(ctx, "file://"+tr.root+"/../outside/secret.tar"); !errors.Is(err, storage.ErrBadURL) {
 		t.Errorf("a path with ..: %v, want ErrBadURL", err)
 	}
 
@@ -129,7 +129,7 @@ func TestAllowFilesRefusesOutside(t *testing.T) {
 			t.Errorf("Stat %s inside the root: %v", p, err)
 		}
 	}
-	if _, err := tr.src.Stat(ctx, u(filepath.Join(tr.root, "missing.tar"))); !errors.Is(err, prefetch.ErrNotFound) {
+	if _, err := tr.src.Stat(ctx, u(filepath.Join(tr.root, "missing.tar"))); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("a missing file inside the root: %v, want ErrNotFound", err)
 	}
 
@@ -145,14 +145,14 @@ func TestAllowFilesRefusesOutside(t *testing.T) {
 		t.Errorf("listing the root: %v, want %v (no link out of it)", names, want)
 	}
 	for _, prefix := range []string{u(tr.outside + "/"), "file:///", u(tr.root + "/dir-out/"), u(filepath.Dir(tr.root) + "/all")} {
-		if _, err := tr.src.List(ctx, prefix); !errors.Is(err, prefetch.ErrNotAllowed) {
+		if _, err := tr.src.List(ctx, prefix); !errors.Is(err, storage.ErrNotAllowed) {
 			t.Errorf("List %s: %v, want ErrNotAllowed", prefix, err)
 		}
 	}
 
 	// The mux answers the same for a server's own checks.
-	srcs := prefetch.NewSources(map[string]prefetch.Source{"file": tr.src})
-	if err := srcs.Allowed(u(filepath.Join(tr.outside, "secret.tar"))); !errors.Is(err, prefetch.ErrNotAllowed) {
+	srcs := storage.NewSources(map[string]storage.Source{"file": tr.src})
+	if err := srcs.Allowed(u(filepath.Join(tr.outside, "secret.tar"))); !errors.Is(err, storage.ErrNotAllowed) {
 		t.Errorf("Sources.Allowed outside: %v", err)
 	}
 	if err := srcs.Allowed(u(filepath.Join(tr.root, "a.tar"))); err != nil {
@@ -167,18 +167,18 @@ func TestAllowFilesNoRoots(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "a.tar"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	src, err := prefetch.AllowFiles(prefetch.NewFileSource(), nil)
+	src, err := storage.AllowFiles(storage.NewFileSource(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = src.Stat(context.Background(), "file://"+dir+"/a.tar")
-	if !errors.Is(err, prefetch.ErrNotAllowed) || !strings.Contains(err.Error(), "--allow-file-root") {
+	if !errors.Is(err, storage.ErrNotAllowed) || !strings.Contains(err.Error(), "--allow-file-root") {
 		t.Fatalf("Stat with no roots: %v", err)
 	}
-	if _, err := prefetch.AllowFiles(prefetch.NewFileSource(), []string{filepath.Join(dir, "a.tar")}); err == nil {
+	if _, err := storage.AllowFiles(storage.NewFileSource(), []string{filepath.Join(dir, "a.tar")}); err == nil {
 		t.Error("a file as a root was accepted")
 	}
-	if _, err := prefetch.AllowFiles(prefetch.NewFileSource(), []string{filepath.Join(dir, "missing")}); err == nil {
+	if _, err := storage.AllowFiles(storage.NewFileSource(), []string{filepath.Join(dir, "missing")}); err == nil {
 		t.Error("a missing root was accepted")
 	}
 }
@@ -188,7 +188,7 @@ func TestAllowFilesNoRoots(t *testing.T) {
 // segments; nothing is asked of storage for a refused URL.
 func TestAllowS3(t *testing.T) {
 	fake := &recordingSource{}
-	src, err := prefetch.AllowS3(fake, []string{"s3://data/train/", "s3://whole"})
+	src, err := storage.AllowS3(fake, []string{"s3://data/train/", "s3://whole"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,14 +206,14 @@ func TestAllowS3(t *testing.T) {
 		"s3://data/train//a.tar":          false,
 	} {
 		_, err := src.Stat(ctx, url)
-		if ok != (err == nil) || (!ok && !errors.Is(err, prefetch.ErrNotAllowed)) {
+		if ok != (err == nil) || (!ok && !errors.Is(err, storage.ErrNotAllowed)) {
 			t.Errorf("Stat %s: %v, want allowed=%v", url, err, ok)
 		}
 	}
-	if _, err := src.List(ctx, "s3://data/tr"); !errors.Is(err, prefetch.ErrNotAllowed) {
+	if _, err := src.List(ctx, "s3://data/tr"); !errors.Is(err, storage.ErrNotAllowed) {
 		t.Errorf("listing a prefix wider than the allowed one: %v", err)
 	}
-	fake.list = []prefetch.Object{{URL: "s3://data/train/a.tar"}}
+	fake.list = []storage.Object{{URL: "s3://data/train/a.tar"}}
 	if objs, err := src.List(ctx, "s3://data/train/"); err != nil || len(objs) != 1 {
 		t.Errorf("listing the allowed prefix: %v, %v", objs, err)
 	}
@@ -221,7 +221,7 @@ func TestAllowS3(t *testing.T) {
 		t.Errorf("storage was asked for %v, want only %v", fake.asked, want)
 	}
 	for _, bad := range []string{"data/train", "s3://", "s3:///x"} {
-		if _, err := prefetch.AllowS3(fake, []string{bad}); err == nil {
+		if _, err := storage.AllowS3(fake, []string{bad}); err == nil {
 			t.Errorf("AllowS3 accepted %q", bad)
 		}
 	}
@@ -237,20 +237,20 @@ func sameSet(a, b []string) bool {
 // recordingSource is a fake Source that records the URLs it is asked for.
 type recordingSource struct {
 	asked []string
-	list  []prefetch.Object
+	list  []storage.Object
 }
 
-func (r *recordingSource) Stat(_ context.Context, url string) (prefetch.Object, error) {
+func (r *recordingSource) Stat(_ context.Context, url string) (storage.Object, error) {
 	r.asked = append(r.asked, url)
-	return prefetch.Object{URL: url}, nil
+	return storage.Object{URL: url}, nil
 }
 
-func (r *recordingSource) List(_ context.Context, prefix string) ([]prefetch.Object, error) {
+func (r *recordingSource) List(_ context.Context, prefix string) ([]storage.Object, error) {
 	r.asked = append(r.asked, prefix)
 	return r.list, nil
 }
 
-func (r *recordingSource) ReadAt(_ context.Context, obj prefetch.Object, _ []byte, _ int64) error {
+func (r *recordingSource) ReadAt(_ context.Context, obj storage.Object, _ []byte, _ int64) error {
 	r.asked = append(r.asked, obj.URL)
 	return nil
 }

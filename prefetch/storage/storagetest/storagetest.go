@@ -1,6 +1,6 @@
-// Package sourcetest is the conformance suite every prefetch.Source passes:
+// Package storagetest is the conformance suite every storage.Source passes:
 // one set of tests, run against the file source and the S3 source alike.
-package sourcetest
+package storagetest
 
 import (
 	"bytes"
@@ -15,13 +15,13 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/storage"
 )
 
 // Harness is what the suite needs of one Source implementation.
 type Harness struct {
 	// Source is the Source under test.
-	Source prefetch.Source
+	Source storage.Source
 	// Base is a URL ending in "/" under which nothing exists yet; the suite
 	// puts its objects under it, each test in its own sub-prefix.
 	Base string
@@ -33,7 +33,7 @@ type Harness struct {
 	Missing string
 	// Metrics, if set, returns the Source's counters; the suite checks that
 	// ReadAt counts its bytes and requests.
-	Metrics func() prefetch.SourceMetrics
+	Metrics func() storage.Metrics
 }
 
 // Run runs the suite. Its subtests run one after another; within them,
@@ -80,9 +80,9 @@ func Data(seed string, n int) []byte {
 }
 
 // wantKind fails t unless err is an *Error of kind.
-func wantKind(t *testing.T, what string, err, kind error) *prefetch.Error {
+func wantKind(t *testing.T, what string, err, kind error) *storage.Error {
 	t.Helper()
-	var e *prefetch.Error
+	var e *storage.Error
 	if !errors.As(err, &e) || !errors.Is(err, kind) {
 		t.Fatalf("%s: got error %v (%T), want a *prefetch.Error of kind %q", what, err, err, kind)
 	}
@@ -112,11 +112,11 @@ func testStat(t *testing.T, h Harness, base string) {
 
 	missing := base + "missing.tar"
 	_, err = h.Source.Stat(ctx, missing)
-	if e := wantKind(t, "Stat of a missing object", err, prefetch.ErrNotFound); e.Object != missing || e.Op == "" {
+	if e := wantKind(t, "Stat of a missing object", err, storage.ErrNotFound); e.Object != missing || e.Op == "" {
 		t.Errorf("Stat of a missing object: Op %q Object %q, want an op and %s", e.Op, e.Object, missing)
 	}
 	_, err = h.Source.Stat(ctx, "nosuchscheme://x/y")
-	wantKind(t, "Stat of another scheme's URL", err, prefetch.ErrBadURL)
+	wantKind(t, "Stat of another scheme's URL", err, storage.ErrBadURL)
 }
 
 func testList(t *testing.T, h Harness, base string) {
@@ -168,7 +168,7 @@ func testList(t *testing.T, h Harness, base string) {
 
 func testListMissing(t *testing.T, h Harness, base string) {
 	_, err := h.Source.List(context.Background(), h.Missing)
-	wantKind(t, "List of a missing bucket or folder", err, prefetch.ErrNotFound)
+	wantKind(t, "List of a missing bucket or folder", err, storage.ErrNotFound)
 }
 
 func testReadAt(t *testing.T, h Harness, base string) {
@@ -180,7 +180,7 @@ func testReadAt(t *testing.T, h Harness, base string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, obj := range []prefetch.Object{st, {URL: url}} {
+	for _, obj := range []storage.Object{st, {URL: url}} {
 		for _, tc := range []struct {
 			name    string
 			off     int64
@@ -192,10 +192,10 @@ func testReadAt(t *testing.T, h Harness, base string) {
 			{"middle", 4097, 50000, nil},
 			{"last byte", size - 1, 1, nil},
 			{"empty", 10, 0, nil},
-			{"across the end", size - 10, 20, prefetch.ErrCorrupt},
-			{"at the end", size, 1, prefetch.ErrCorrupt},
-			{"far past the end", 10 * size, 5, prefetch.ErrCorrupt},
-			{"negative offset", -1, 5, prefetch.ErrCorrupt},
+			{"across the end", size - 10, 20, storage.ErrCorrupt},
+			{"at the end", size, 1, storage.ErrCorrupt},
+			{"far past the end", 10 * size, 5, storage.ErrCorrupt},
+			{"negative offset", -1, 5, storage.ErrCorrupt},
 		} {
 			p := make([]byte, tc.n)
 			err := h.Source.ReadAt(ctx, obj, p, tc.off)
@@ -213,9 +213,9 @@ func testReadAt(t *testing.T, h Harness, base string) {
 			}
 		}
 	}
-	missing := prefetch.Object{URL: base + "missing.tar", Size: 10, ETag: st.ETag}
+	missing := storage.Object{URL: base + "missing.tar", Size: 10, ETag: st.ETag}
 	err = h.Source.ReadAt(ctx, missing, make([]byte, 5), 0)
-	if e := wantKind(t, "ReadAt of a missing object", err, prefetch.ErrNotFound); e.Object != missing.URL {
+	if e := wantKind(t, "ReadAt of a missing object", err, storage.ErrNotFound); e.Object != missing.URL {
 		t.Errorf("ReadAt of a missing object names %q, want %s", e.Object, missing.URL)
 	}
 }
@@ -230,7 +230,7 @@ func testReadAtChanged(t *testing.T, h Harness, base string) {
 	v2 := Data("v2", 4097) // another size too, so that coarse timestamps cannot hide the change
 	put(t, h, base, "obj.tar", v2)
 	err = h.Source.ReadAt(ctx, old, make([]byte, 100), 0)
-	if e := wantKind(t, "ReadAt with the old ETag", err, prefetch.ErrChanged); e.Object != url {
+	if e := wantKind(t, "ReadAt with the old ETag", err, storage.ErrChanged); e.Object != url {
 		t.Errorf("ErrChanged names %q, want %s", e.Object, url)
 	}
 	cur, err := h.Source.Stat(ctx, url)
@@ -248,14 +248,14 @@ func testFetch(t *testing.T, h Harness, base string) {
 	tests := []struct {
 		name string
 		size int
-		opt  prefetch.FetchOptions
+		opt  storage.FetchOptions
 	}{
-		{"empty", 0, prefetch.FetchOptions{}},
-		{"small, defaults", 3000, prefetch.FetchOptions{}},
-		{"one part exactly", 64 << 10, prefetch.FetchOptions{PartSize: 64 << 10}},
-		{"parts, even", 1 << 20, prefetch.FetchOptions{PartSize: 64 << 10, Parallel: 4}},
-		{"parts, ragged end", 1<<20 + 123, prefetch.FetchOptions{PartSize: 100 << 10, Parallel: 3}},
-		{"parts, one at a time", 300 << 10, prefetch.FetchOptions{PartSize: 64 << 10, Parallel: 1}},
+		{"empty", 0, storage.FetchOptions{}},
+		{"small, defaults", 3000, storage.FetchOptions{}},
+		{"one part exactly", 64 << 10, storage.FetchOptions{PartSize: 64 << 10}},
+		{"parts, even", 1 << 20, storage.FetchOptions{PartSize: 64 << 10, Parallel: 4}},
+		{"parts, ragged end", 1<<20 + 123, storage.FetchOptions{PartSize: 100 << 10, Parallel: 3}},
+		{"parts, one at a time", 300 << 10, storage.FetchOptions{PartSize: 64 << 10, Parallel: 1}},
 	}
 	for i, tc := range tests {
 		data := Data(tc.name, tc.size)
@@ -264,19 +264,19 @@ func testFetch(t *testing.T, h Harness, base string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, obj := range []prefetch.Object{st, {URL: url}} {
-			got, err := prefetch.Fetch(ctx, h.Source, obj, tc.opt)
+		for _, obj := range []storage.Object{st, {URL: url}} {
+			got, err := storage.Fetch(ctx, h.Source, obj, tc.opt)
 			if err != nil || !bytes.Equal(got, data) {
 				t.Errorf("Fetch %s (etag %q): %v (%d bytes, want %d, equal %v)", tc.name, obj.ETag, err, len(got), len(data), bytes.Equal(got, data))
 			}
 		}
 		if tc.size > 0 {
-			_, err = prefetch.Fetch(ctx, h.Source, st, prefetch.FetchOptions{MaxSize: int64(tc.size) - 1})
-			wantKind(t, "Fetch over MaxSize", err, prefetch.ErrTooLarge)
+			_, err = storage.Fetch(ctx, h.Source, st, storage.FetchOptions{MaxSize: int64(tc.size) - 1})
+			wantKind(t, "Fetch over MaxSize", err, storage.ErrTooLarge)
 		}
 	}
-	_, err := prefetch.Fetch(ctx, h.Source, prefetch.Object{URL: base + "missing.tar"}, prefetch.FetchOptions{})
-	wantKind(t, "Fetch of a missing object", err, prefetch.ErrNotFound)
+	_, err := storage.Fetch(ctx, h.Source, storage.Object{URL: base + "missing.tar"}, storage.FetchOptions{})
+	wantKind(t, "Fetch of a missing object", err, storage.ErrNotFound)
 }
 
 func testFetchChanged(t *testing.T, h Harness, base string) {
@@ -287,15 +287,15 @@ func testFetchChanged(t *testing.T, h Harness, base string) {
 		t.Fatal(err)
 	}
 	put(t, h, base, "obj.tar", Data("v2", 200<<10+1))
-	_, err = prefetch.Fetch(ctx, h.Source, old, prefetch.FetchOptions{PartSize: 32 << 10, Parallel: 2})
-	wantKind(t, "Fetch with the old ETag", err, prefetch.ErrChanged)
+	_, err = storage.Fetch(ctx, h.Source, old, storage.FetchOptions{PartSize: 32 << 10, Parallel: 2})
+	wantKind(t, "Fetch with the old ETag", err, storage.ErrChanged)
 }
 
 func testConcurrent(t *testing.T, h Harness, base string) {
 	ctx := context.Background()
 	const objects, size, workers = 4, 256 << 10, 8
 	data := make([][]byte, objects)
-	objs := make([]prefetch.Object, objects)
+	objs := make([]storage.Object, objects)
 	for i := range objects {
 		data[i] = Data(fmt.Sprint("concurrent", i), size)
 		url := put(t, h, base, fmt.Sprintf("obj%d.tar", i), data[i])
@@ -323,7 +323,7 @@ func testConcurrent(t *testing.T, h Harness, base string) {
 			if list, err := h.Source.List(ctx, base); err != nil || len(list) != objects {
 				t.Errorf("worker %d: List = %d objects, %v", w, len(list), err)
 			}
-			got, err := prefetch.Fetch(ctx, h.Source, objs[i], prefetch.FetchOptions{PartSize: 40 << 10, Parallel: 3})
+			got, err := storage.Fetch(ctx, h.Source, objs[i], storage.FetchOptions{PartSize: 40 << 10, Parallel: 3})
 			if err != nil || !bytes.Equal(got, data[i]) {
 				t.Errorf("worker %d: Fetch %s: %v", w, objs[i].URL, err)
 			}

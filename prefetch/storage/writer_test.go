@@ -1,4 +1,4 @@
-package prefetch_test
+package storage_test
 
 import (
 	"bytes"
@@ -9,15 +9,16 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/stoker-data/stoker/prefetch"
-	"github.com/stoker-data/stoker/prefetch/s3test"
-	"github.com/stoker-data/stoker/prefetch/sourcetest"
+	"github.com/stoker-data/stoker/prefetch/storage"
+	"github.com/stoker-data/stoker/prefetch/storage/s3"
+	"github.com/stoker-data/stoker/prefetch/storage/s3/s3test"
+	"github.com/stoker-data/stoker/prefetch/storage/storagetest"
 )
 
 // writerSource is a Source that can Put.
 type writerSource interface {
-	prefetch.Source
-	prefetch.Writer
+	storage.Source
+	storage.Writer
 }
 
 // testPut checks Put on src under base (a URL ending in "/" where nothing
@@ -27,7 +28,7 @@ type writerSource interface {
 func testPut(t *testing.T, src writerSource, base string) {
 	ctx := context.Background()
 	url := base + "d/wids-index.json"
-	one := sourcetest.Data("one", 3000)
+	one := storagetest.Data("one", 3000)
 	if err := src.Put(ctx, url, one); err != nil {
 		t.Fatalf("Put(%s): %v", url, err)
 	}
@@ -39,7 +40,7 @@ func testPut(t *testing.T, src writerSource, base string) {
 	if err := src.ReadAt(ctx, o, got, 0); err != nil || !bytes.Equal(got, one) {
 		t.Fatalf("ReadAt after Put: %v, equal %v", err, bytes.Equal(got, one))
 	}
-	two := sourcetest.Data("two", 1000)
+	two := storagetest.Data("two", 1000)
 	if err := src.Put(ctx, url, two); err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +48,7 @@ func testPut(t *testing.T, src writerSource, base string) {
 	if err != nil || o2.Size != int64(len(two)) || o2.ETag == o.ETag {
 		t.Fatalf("Stat after a second Put = %+v, %v; want %d bytes and a new ETag", o2, err, len(two))
 	}
-	if err := src.ReadAt(ctx, o, got[:10], 0); !errors.Is(err, prefetch.ErrChanged) {
+	if err := src.ReadAt(ctx, o, got[:10], 0); !errors.Is(err, storage.ErrChanged) {
 		t.Fatalf("ReadAt of the replaced version = %v, want ErrChanged", err)
 	}
 	if err := src.Put(ctx, base+"d/empty.stoker", nil); err != nil {
@@ -59,7 +60,7 @@ func testPut(t *testing.T, src writerSource, base string) {
 	}
 
 	var wg sync.WaitGroup
-	versions := [][]byte{sourcetest.Data("a", 100_000), sourcetest.Data("b", 100_000), sourcetest.Data("c", 100_000)}
+	versions := [][]byte{storagetest.Data("a", 100_000), storagetest.Data("b", 100_000), storagetest.Data("c", 100_000)}
 	for _, v := range versions {
 		wg.Go(func() {
 			if err := src.Put(ctx, base+"race", v); err != nil {
@@ -81,20 +82,20 @@ func testPut(t *testing.T, src writerSource, base string) {
 	}
 
 	for _, bad := range []string{base, base + "d/", "nosuchscheme://x/y"} {
-		if err := src.Put(ctx, bad, one); !errors.Is(err, prefetch.ErrBadURL) {
+		if err := src.Put(ctx, bad, one); !errors.Is(err, storage.ErrBadURL) {
 			t.Errorf("Put(%q) = %v, want ErrBadURL", bad, err)
 		}
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if err := src.Put(cctx, base+"cancelled", one); !errors.Is(err, prefetch.ErrUnavailable) {
+	if err := src.Put(cctx, base+"cancelled", one); !errors.Is(err, storage.ErrUnavailable) {
 		t.Errorf("Put with a cancelled ctx = %v, want ErrUnavailable", err)
 	}
 }
 
 func TestFileSourcePut(t *testing.T) {
 	dir := t.TempDir()
-	src := prefetch.NewFileSource()
+	src := storage.NewFileSource()
 	testPut(t, src, "file://"+dir+"/")
 	left, err := filepath.Glob(filepath.Join(dir, "d", ".*"))
 	if err != nil || len(left) != 0 {
@@ -105,7 +106,7 @@ func TestFileSourcePut(t *testing.T) {
 		t.Errorf("written file: %v, mode %v; want 0644", err, fi.Mode())
 	}
 	// A file where a folder must be: nothing can be written under it.
-	if err := src.Put(context.Background(), "file://"+dir+"/d/wids-index.json/x", nil); !errors.Is(err, prefetch.ErrNotFound) {
+	if err := src.Put(context.Background(), "file://"+dir+"/d/wids-index.json/x", nil); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("Put under a file = %v, want ErrNotFound", err)
 	}
 }
@@ -115,17 +116,17 @@ func TestS3SourcePut(t *testing.T) {
 	srv.CreateBucket(t, "put")
 	src := newS3Source(t, srv.Endpoint, srv, 2)
 	testPut(t, src, "s3://put/")
-	if err := src.Put(context.Background(), "s3://no-such-bucket/x.json", []byte("x")); !errors.Is(err, prefetch.ErrNotFound) {
+	if err := src.Put(context.Background(), "s3://no-such-bucket/x.json", []byte("x")); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("Put into a missing bucket = %v, want ErrNotFound", err)
 	}
-	cfg := prefetch.DefaultS3Config()
+	cfg := s3.DefaultConfig()
 	cfg.Endpoint = srv.Endpoint
 	cfg.Credentials = (&s3test.Server{AccessKey: srv.AccessKey, SecretKey: "wrong"}).Credentials()
-	bad, err := prefetch.NewS3Source(context.Background(), cfg)
+	bad, err := s3.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := bad.Put(context.Background(), "s3://put/y.json", []byte("y")); !errors.Is(err, prefetch.ErrPermission) {
+	if err := bad.Put(context.Background(), "s3://put/y.json", []byte("y")); !errors.Is(err, storage.ErrPermission) {
 		t.Errorf("Put with a wrong secret = %v, want ErrPermission", err)
 	}
 }
