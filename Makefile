@@ -100,7 +100,7 @@ FUZZ_TARGETS := \
 	./prefetch/columnar:FuzzIndex \
 	./prefetch/wds:FuzzUnmarshalShardIndex \
 	./prefetch/dsindex:FuzzParse \
-	./prefetch:FuzzCacheFile \
+	./prefetch/cache:FuzzCacheFile \
 	./prefetch:FuzzExpandBraces \
 	./prefetch/storage/s3:FuzzRangeTotal \
 	./shuffle:FuzzPlan \

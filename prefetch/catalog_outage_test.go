@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stoker-data/stoker/prefetch/cache"
 	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/prefetch/wds"
 )
@@ -38,16 +39,16 @@ func TestCatalogOutageRetry(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
-	cache, err := OpenCache(CacheConfig{MemoryBytes: 1 << 20}, log)
+	tiers, err := cache.Open(cache.Config{MemoryBytes: 1 << 20}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cache.Close()
+	defer tiers.Close()
 	src := &outageSource{Source: storage.NewFileSource()}
 	sources := storage.NewSources(map[string]storage.Source{"file": src})
 	open := func(retry time.Duration) (*Catalog, func() (*Dataset, error)) {
 		cat, err := NewCatalog(CatalogConfig{Dir: filepath.Join(dir, "catalog"), ResolveTTL: time.Nanosecond, OutageRetry: retry},
-			sources, NewShards(ShardsConfig{}, sources, cache, log), log)
+			sources, NewShards(ShardsConfig{}, sources, tiers, log), log)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stoker-data/stoker/prefetch/cache"
 	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/prefetch/wds"
 )
@@ -67,13 +68,13 @@ func TestCatalogBoundsStoredManifests(t *testing.T) {
 		writeAged(t, filepath.Join(manifests, fmt.Sprintf("old-%05d.json", i)), 16, time.Duration(100000-i)*time.Second)
 	}
 	log := slog.New(slog.DiscardHandler)
-	cache, err := OpenCache(CacheConfig{MemoryBytes: 1 << 20}, log)
+	tiers, err := cache.Open(cache.Config{MemoryBytes: 1 << 20}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cache.Close()
+	defer tiers.Close()
 	sources := storage.NewSources(map[string]storage.Source{"file": storage.NewFileSource()})
-	cat, err := NewCatalog(CatalogConfig{Dir: filepath.Join(dir, "catalog")}, sources, NewShards(ShardsConfig{}, sources, cache, log), log)
+	cat, err := NewCatalog(CatalogConfig{Dir: filepath.Join(dir, "catalog")}, sources, NewShards(ShardsConfig{}, sources, tiers, log), log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
+	"github.com/stoker-data/stoker/prefetch/cache"
 	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/shuffle"
 )
@@ -60,7 +61,7 @@ const (
 type Prefetcher struct {
 	cfg    PrefetchConfig
 	shards *Shards
-	cache  *Cache
+	cache  *cache.Cache
 	keep   *keeper
 	log    *slog.Logger
 
@@ -78,7 +79,7 @@ type Prefetcher struct {
 }
 
 // NewPrefetcher returns a Prefetcher and makes it the cache's oracle.
-func NewPrefetcher(cfg PrefetchConfig, shards *Shards, cache *Cache) *Prefetcher {
+func NewPrefetcher(cfg PrefetchConfig, shards *Shards, tiers *cache.Cache) *Prefetcher {
 	d := DefaultPrefetchConfig()
 	if cfg.AheadBatches <= 0 {
 		cfg.AheadBatches = d.AheadBatches
@@ -98,18 +99,18 @@ func NewPrefetcher(cfg PrefetchConfig, shards *Shards, cache *Cache) *Prefetcher
 	if cfg.Keep.ActiveFor <= 0 {
 		cfg.Keep.ActiveFor = d.Keep.ActiveFor
 	}
-	p := &Prefetcher{cfg: cfg, shards: shards, cache: cache, log: shards.log, streams: map[*Stream]struct{}{},
+	p := &Prefetcher{cfg: cfg, shards: shards, cache: tiers, log: shards.log, streams: map[*Stream]struct{}{},
 		rangeSem: make(chan struct{}, cfg.MaxRangeReads), held: newHeldShards(shards)}
-	p.keep = newKeeper(cfg.Keep, func() int64 { return keepCapacity(cache) })
+	p.keep = newKeeper(cfg.Keep, func() int64 { return keepCapacity(tiers) })
 	shards.setDiskFilter(func(k storage.Key) bool { ok, _ := p.keep.keeps(k); return ok })
-	cache.SetOracle(p)
+	tiers.SetOracle(p)
 	return p
 }
 
 // keepCapacity is the bytes this node keeps across epochs: its disk tier,
 // which holds kept shards alone, or without one half its memory tier (the
 // other half for the windows being read).
-func keepCapacity(c *Cache) int64 {
+func keepCapacity(c *cache.Cache) int64 {
 	mem, disk := c.Capacity()
 	if disk > 0 {
 		return disk
@@ -179,7 +180,7 @@ func (p *Prefetcher) NextUse(key storage.Key) int64 {
 // Close it when done.
 func (p *Prefetcher) Open(ds *Dataset, plan *shuffle.Plan, b shuffle.Batching, start int) *Stream {
 	s := &Stream{p: p, ds: ds, plan: plan, b: b, start: start, modes: map[int]fetchMode{},
-		refs: map[int32]*Ref{}, indexes: map[int32]*shardIndexEntry{}}
+		refs: map[int32]*cache.Ref{}, indexes: map[int32]*shardIndexEntry{}}
 	s.ranges = newRangeBuffer(s)
 	s.windows = newWindowRefs(p.held)
 	s.pos.Store(int64(start))

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stoker-data/stoker/prefetch/cache"
 	"github.com/stoker-data/stoker/prefetch/storage"
 )
 
@@ -63,13 +64,13 @@ func TestShardsMaxShardBytes(t *testing.T) {
 		}
 	}
 	log := slog.New(slog.DiscardHandler)
-	cache, err := OpenCache(CacheConfig{MemoryBytes: 64 << 20}, log)
+	tiers, err := cache.Open(cache.Config{MemoryBytes: 64 << 20}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cache.Close()
+	defer tiers.Close()
 	src := storage.NewFileSource()
-	shards := NewShards(ShardsConfig{MaxShardBytes: limit}, storage.NewSources(map[string]storage.Source{"file": src}), cache, log)
+	shards := NewShards(ShardsConfig{MaxShardBytes: limit}, storage.NewSources(map[string]storage.Source{"file": src}), tiers, log)
 	get := func(name string) ([]byte, error) {
 		o, err := src.Stat(context.Background(), "file://"+filepath.Join(dir, name))
 		if err != nil {

@@ -8,9 +8,10 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/stoker-data/stoker/prefetch/storage"
-
 	"golang.org/x/sync/singleflight"
+
+	"github.com/stoker-data/stoker/prefetch/cache"
+	"github.com/stoker-data/stoker/prefetch/storage"
 )
 
 // ShardsConfig bounds how shards are fetched.
@@ -62,7 +63,7 @@ var ErrLocal = errors.New("owned by this node")
 type Shards struct {
 	cfg     ShardsConfig
 	sources *storage.Sources
-	cache   *Cache
+	cache   *cache.Cache
 	log     *slog.Logger
 	sem     chan struct{}      // bounds fetches in flight
 	group   singleflight.Group // one fetch per object+ETag
@@ -77,18 +78,19 @@ type Shards struct {
 	wg        sync.WaitGroup
 }
 
-// NewShards returns a Shards reading through sources into cache.
-func NewShards(cfg ShardsConfig, sources *storage.Sources, cache *Cache, log *slog.Logger) *Shards {
+// NewShards returns a Shards reading through sources into tiers.
+func NewShards(cfg ShardsConfig, sources *storage.Sources, tiers *cache.Cache, log *slog.Logger) *Shards {
 	if cfg.MaxFetches <= 0 {
 		cfg.MaxFetches = DefaultShardsConfig().MaxFetches
 	}
 	if cfg.MaxShardBytes <= 0 {
-		cfg.MaxShardBytes = DefaultMaxShardBytes(cache.cfg.MemoryBytes)
+		mem, _ := tiers.Capacity()
+		cfg.MaxShardBytes = DefaultMaxShardBytes(mem)
 	}
 	if cfg.Fetch.MaxSize <= 0 {
 		cfg.Fetch.MaxSize = cfg.MaxShardBytes
 	}
-	return &Shards{cfg: cfg, sources: sources, cache: cache, log: log, sem: make(chan struct{}, cfg.MaxFetches)}
+	return &Shards{cfg: cfg, sources: sources, cache: tiers, log: log, sem: make(chan struct{}, cfg.MaxFetches)}
 }
 
 type remoteBox struct{ r Remote }
@@ -105,7 +107,7 @@ func (s *Shards) SetRemote(r Remote) {
 
 // Cached reports whether o is in the cache.
 func (s *Shards) Cached(o storage.Object) bool {
-	return s.cache.Contains(o.Key()) != TierNone
+	return s.cache.Contains(o.Key()) != cache.TierNone
 }
 
 // Get returns o's decompressed bytes: from the cache, else from its owner
@@ -113,7 +115,7 @@ func (s *Shards) Cached(o storage.Object) bool {
 // ctx (another caller may be waiting on it); ctx only stops this wait.
 // The bytes are read-only and valid until the Ref is released, which the
 // caller must do.
-func (s *Shards) Get(ctx context.Context, o storage.Object) (*Ref, error) {
+func (s *Shards) Get(ctx context.Context, o storage.Object) (*cache.Ref, error) {
 	key := o.Key()
 	if r, _, ok := s.cache.Acquire(key); ok {
 		return r, nil
@@ -122,13 +124,13 @@ func (s *Shards) Get(ctx context.Context, o storage.Object) (*Ref, error) {
 }
 
 // getMissed is Get after the cache has missed key, o's key.
-func (s *Shards) getMissed(ctx context.Context, key storage.Key, o storage.Object) (*Ref, error) {
+func (s *Shards) getMissed(ctx context.Context, key storage.Key, o storage.Object) (*cache.Ref, error) {
 	return s.wait(ctx, s.group.DoChan(key.Object+"\x00"+key.ETag, func() (any, error) { return s.fetch(key, o, true) }))
 }
 
 // GetLocal is Get without the remote step: the cache, else storage. The
 // Peer service answers other nodes with it, so a read never hops twice.
-func (s *Shards) GetLocal(ctx context.Context, o storage.Object) (*Ref, error) {
+func (s *Shards) GetLocal(ctx context.Context, o storage.Object) (*cache.Ref, error) {
 	key := o.Key()
 	if r, _, ok := s.cache.Acquire(key); ok {
 		return r, nil
@@ -140,13 +142,13 @@ func (s *Shards) GetLocal(ctx context.Context, o storage.Object) (*Ref, error) {
 
 // wait hands each waiter of a flight its own Ref to the flight's bytes,
 // which live on the Go heap.
-func (s *Shards) wait(ctx context.Context, ch <-chan singleflight.Result) (*Ref, error) {
+func (s *Shards) wait(ctx context.Context, ch <-chan singleflight.Result) (*cache.Ref, error) {
 	select {
 	case r := <-ch:
 		if r.Err != nil {
 			return nil, r.Err
 		}
-		return HeapRef(r.Val.([]byte)), nil
+		return cache.HeapRef(r.Val.([]byte)), nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -204,9 +206,9 @@ func (s *Shards) Fallbacks() uint64 { return s.fallbacks.Load() }
 
 func (s *Shards) fetch(key storage.Key, o storage.Object, remote bool) ([]byte, error) {
 	// A caller may have cached it between our Get miss and here: the
-	// flight's waiters share its result, so it is a heap copy (get). Not
+	// flight's waiters share its result, so it is a heap copy (Peek). Not
 	// counted: the caller's Acquire counted this Get already.
-	if data, _, ok := s.cache.get(key, false); ok {
+	if data, _, ok := s.cache.Peek(key); ok {
 		return data, nil
 	}
 	if rb := s.remote.Load(); remote && rb != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/compress"
 
 	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/cache"
 	"github.com/stoker-data/stoker/prefetch/columnar"
 	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/prefetch/storage/s3/s3test"
@@ -39,13 +40,13 @@ func TestColumnarWithoutETags(t *testing.T) {
 	proxy.StripETags(true)
 
 	log := slog.New(slog.DiscardHandler)
-	cache, err := prefetch.OpenCache(prefetch.CacheConfig{MemoryBytes: 64 << 20}, log)
+	tiers, err := cache.Open(cache.Config{MemoryBytes: 64 << 20}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cache.Close()
+	defer tiers.Close()
 	sources := storage.NewSources(map[string]storage.Source{"s3": newS3Source(t, proxy.URL, srv, 3)})
-	shards := prefetch.NewShards(prefetch.ShardsConfig{}, sources, cache, log)
+	shards := prefetch.NewShards(prefetch.ShardsConfig{}, sources, tiers, log)
 	cat, err := prefetch.NewCatalog(prefetch.CatalogConfig{Dir: t.TempDir()}, sources, shards, log)
 	if err != nil {
 		t.Fatal(err)
@@ -106,11 +107,11 @@ func TestShardsThroughFaults(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 
 	for round := range 3 {
-		cache, err := prefetch.OpenCache(prefetch.CacheConfig{MemoryBytes: 64 << 20}, log)
+		tiers, err := cache.Open(cache.Config{MemoryBytes: 64 << 20}, log)
 		if err != nil {
 			t.Fatal(err)
 		}
-		shards := prefetch.NewShards(prefetch.ShardsConfig{MaxFetches: 3, Fetch: storage.FetchOptions{PartSize: 64 << 10, Parallel: 3}}, sources, cache, log)
+		shards := prefetch.NewShards(prefetch.ShardsConfig{MaxFetches: 3, Fetch: storage.FetchOptions{PartSize: 64 << 10, Parallel: 3}}, sources, tiers, log)
 		cat, err := prefetch.NewCatalog(prefetch.CatalogConfig{Dir: t.TempDir()}, sources, shards, log)
 		if err != nil {
 			t.Fatal(err)
@@ -134,7 +135,7 @@ func TestShardsThroughFaults(t *testing.T) {
 				t.Fatalf("round %d, %s: %d bytes, %v; want the %d bytes written", round, o.URL, len(got), err, len(want[o.URL]))
 			}
 		}
-		cache.Close()
+		tiers.Close()
 	}
 	inj := proxy.Injected()
 	for _, f := range []s3test.Fault{s3test.SlowDown, s3test.Reset, s3test.Stall, s3test.Drop, s3test.InternalError} {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"github.com/stoker-data/stoker/prefetch/cache"
 	"github.com/stoker-data/stoker/prefetch/storage"
 )
 
@@ -28,7 +29,7 @@ type heldShards struct {
 type heldShard struct {
 	users int
 	ready chan struct{}
-	ref   *Ref
+	ref   *cache.Ref
 	err   error
 }
 
@@ -120,7 +121,7 @@ func (w *windowRefs) fetch(i int32, key storage.Key, window int, o storage.Objec
 }
 
 // wait returns shard i's bytes once fetched; fetch must have been called.
-func (w *windowRefs) wait(ctx context.Context, i int32) (*Ref, error) {
+func (w *windowRefs) wait(ctx context.Context, i int32) (*cache.Ref, error) {
 	r := w.held[i]
 	select {
 	case <-r.s.ready:

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/cache"
 	"github.com/stoker-data/stoker/prefetch/storage"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 	"github.com/stoker-data/stoker/shuffle"
@@ -233,7 +234,7 @@ func (h *hints) start(id string, objs []storage.Object, deadline time.Time, only
 // is read in Shards' local flight, which this node's streams (Get) and the
 // other nodes' reads (GetLocal, through ReadShard) share, so a hint that
 // runs beside an epoch reading the same shard reads it once.
-func (h *hints) warm(ctx context.Context, o storage.Object) (*prefetch.Ref, error) {
+func (h *hints) warm(ctx context.Context, o storage.Object) (*cache.Ref, error) {
 	return h.s.shards.GetLocal(ctx, o)
 }
 

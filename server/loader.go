@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/cache"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 	"github.com/stoker-data/stoker/shuffle"
 )
@@ -208,7 +209,7 @@ func sampleProto(d *prefetch.SampleData, pos int) *stokerv1.Sample {
 }
 
 // releaseRefs releases every Ref.
-func releaseRefs(refs []*prefetch.Ref) {
+func releaseRefs(refs []*cache.Ref) {
 	for _, r := range refs {
 		r.Release()
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/stoker-data/stoker/gpu"
 	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/cache"
 	"github.com/stoker-data/stoker/prefetch/dsindex"
 	"github.com/stoker-data/stoker/prefetch/storage"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
@@ -31,7 +32,7 @@ import (
 // Config configures a Server.
 type Config struct {
 	// Cache sets the memory and disk tiers.
-	Cache prefetch.CacheConfig
+	Cache cache.Config
 	// MemoryRegion says where the memory tier lives (see RegionAuto, the
 	// default). A Cache.Memory the caller set is used as it is.
 	MemoryRegion MemoryRegion
@@ -89,7 +90,7 @@ type Config struct {
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
-		Cache:           prefetch.DefaultCacheConfig(),
+		Cache:           cache.DefaultConfig(),
 		MemoryRegion:    RegionAuto,
 		Shards:          prefetch.DefaultShardsConfig(),
 		Prefetch:        prefetch.DefaultPrefetchConfig(),
@@ -109,7 +110,7 @@ type Server struct {
 	cfg        Config
 	log        *slog.Logger
 	sources    *storage.Sources
-	cache      *prefetch.Cache
+	cache      *cache.Cache
 	shards     *prefetch.Shards
 	catalog    *prefetch.Catalog
 	prefetcher *prefetch.Prefetcher
@@ -169,24 +170,24 @@ func New(cfg Config, sources *storage.Sources, log *slog.Logger) (*Server, error
 	s.setupHost()
 	s.setupGuards()
 	s.setupMemoryRegion()
-	cache, err := prefetch.OpenCache(s.cfg.Cache, log)
+	tiers, err := cache.Open(s.cfg.Cache, log)
 	if err != nil {
 		s.closeRegionNow()
 		return nil, err
 	}
-	shards := prefetch.NewShards(cfg.Shards, sources, cache, log)
+	shards := prefetch.NewShards(cfg.Shards, sources, tiers, log)
 	dir := cfg.CatalogDir
 	if dir == "" {
 		dir = cfg.Cache.Dir + "/catalog"
 	}
 	catalog, err := prefetch.NewCatalog(prefetch.CatalogConfig{Dir: dir, Fetch: cfg.Shards.Fetch, Indexes: dsindex.NewFinder(sources)}, sources, shards, log)
 	if err != nil {
-		cache.Close()
+		tiers.Close()
 		s.closeRegionNow()
 		return nil, err
 	}
-	s.cache, s.shards, s.catalog = cache, shards, catalog
-	s.prefetcher = prefetch.NewPrefetcher(cfg.Prefetch, shards, cache)
+	s.cache, s.shards, s.catalog = tiers, shards, catalog
+	s.prefetcher = prefetch.NewPrefetcher(cfg.Prefetch, shards, tiers)
 	s.hints = newHints(s)
 	if cfg.Cluster != nil {
 		s.peers = cluster.NewPeers(cfg.Cluster)

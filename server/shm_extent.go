@@ -2,6 +2,7 @@ package server
 
 import (
 	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/cache"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 )
 
@@ -9,7 +10,7 @@ import (
 // tier into extents of the cache file (GPUDirect Storage: the client reads
 // them with cuFile), pinning each file while the message's lease lives.
 type extentSource struct {
-	cache *prefetch.Cache
+	cache *cache.Cache
 	ds    *prefetch.Dataset
 }
 

@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/cache"
 	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/server/status"
 )
@@ -67,7 +67,7 @@ func (s *Server) StatusSnapshot() status.Snapshot {
 	return snap
 }
 
-func tier(m prefetch.TierMetrics) status.Tier {
+func tier(m cache.TierMetrics) status.Tier {
 	return status.Tier{Bytes: m.Bytes, Capacity: m.Capacity, Entries: m.Entries, Hits: m.Hits, Evictions: m.Evictions}
 }
 

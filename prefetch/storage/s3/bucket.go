@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 
-	"github.com/stoker-data/stoker/prefetch/storage"
-
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/stoker-data/stoker/prefetch/storage"
 )
 
 // statError is s3Error for a HeadObject. A HEAD's 404 has no body, so it

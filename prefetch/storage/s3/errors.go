@@ -8,9 +8,9 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/stoker-data/stoker/prefetch/storage"
-
 	"github.com/aws/smithy-go"
+
+	"github.com/stoker-data/stoker/prefetch/storage"
 )
 
 // s3Scheme is the URL prefix of S3 objects: s3://bucket/key.

@@ -11,11 +11,11 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/stoker-data/stoker/prefetch/storage"
-
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/stoker-data/stoker/prefetch/storage"
 )
 
 // apiErr builds the error the SDK returns for an S3 error response.

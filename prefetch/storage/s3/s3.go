@@ -14,8 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/stoker-data/stoker/prefetch/storage"
-
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
@@ -23,6 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go/middleware"
+
+	"github.com/stoker-data/stoker/prefetch/storage"
 )
 
 // Config configures a Source. Start from DefaultConfig.

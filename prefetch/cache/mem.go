@@ -1,4 +1,4 @@
-package prefetch
+package cache
 
 import "github.com/stoker-data/stoker/prefetch/storage"
 

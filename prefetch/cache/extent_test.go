@@ -1,4 +1,4 @@
-package prefetch
+package cache
 
 import (
 	"bytes"
@@ -10,7 +10,7 @@ import (
 // pinned entry outlives the evictions around it, and goes once unpinned.
 func TestCacheDiskExtent(t *testing.T) {
 	const kib = 1 << 10
-	c, _ := openTestCache(t, CacheConfig{DiskBytes: 3 * kib, Dir: t.TempDir(), Policy: PolicyLRU})
+	c, _ := openTestCache(t, Config{DiskBytes: 3 * kib, Dir: t.TempDir(), Policy: PolicyLRU})
 	if _, _, _, ok := c.DiskExtent(testKey(0)); ok {
 		t.Fatal("extent of an entry never put")
 	}

@@ -1,4 +1,4 @@
-package prefetch
+package cache
 
 import (
 	"os"
@@ -34,7 +34,7 @@ func (c *testClock) add(d time.Duration) {
 func TestCacheDiskFailuresRateLimited(t *testing.T) {
 	const n, kib = 40, 1 << 10
 	dir := filepath.Join(t.TempDir(), "cache")
-	c, logs := openTestCache(t, CacheConfig{MemoryBytes: 1 << 20, DiskBytes: 1 << 20, Dir: dir})
+	c, logs := openTestCache(t, Config{MemoryBytes: 1 << 20, DiskBytes: 1 << 20, Dir: dir})
 	clock := &testClock{now: time.Unix(1_000_000, 0)}
 	c.diskHealth.clockFunc = clock.Now
 	// The disk "fails": its folder is now a file, so every write fails.

@@ -1,4 +1,4 @@
-package prefetch
+package cache
 
 import (
 	"bytes"
@@ -20,7 +20,7 @@ import (
 
 // openBlockCache is openTestCache for a cache that writes disk files in
 // blocks of block bytes.
-func openBlockCache(t *testing.T, cfg CacheConfig, block int64) (*Cache, *logBuffer) {
+func openBlockCache(t *testing.T, cfg Config, block int64) (*Cache, *logBuffer) {
 	t.Helper()
 	c, logs := openTestCache(t, cfg)
 	c.block = block
@@ -84,7 +84,7 @@ func TestCacheRangeRoundTrip(t *testing.T) {
 			sizes = append(sizes, 1100*block+3) // 1101 checksums: more than a page
 		}
 		dir := t.TempDir()
-		cfg := CacheConfig{MemoryBytes: 64 << 20, DiskBytes: 64 << 20, Dir: dir, Policy: PolicyLRU}
+		cfg := Config{MemoryBytes: 64 << 20, DiskBytes: 64 << 20, Dir: dir, Policy: PolicyLRU}
 		first, _ := openBlockCache(t, cfg, block)
 		for i, n := range sizes {
 			mustPut(t, first, testKey(i), testData(testKey(i), int(n)))
@@ -138,7 +138,7 @@ func TestCacheRangeRoundTrip(t *testing.T) {
 func TestCacheRangeOutside(t *testing.T) {
 	const size = 3000
 	mem, disk := testKey(1), testKey(2)
-	c, _ := openBlockCache(t, CacheConfig{MemoryBytes: 4000, DiskBytes: 1 << 20, Dir: t.TempDir(), Policy: PolicyLRU}, minBlock)
+	c, _ := openBlockCache(t, Config{MemoryBytes: 4000, DiskBytes: 1 << 20, Dir: t.TempDir(), Policy: PolicyLRU}, minBlock)
 	mustPut(t, c, disk, testData(disk, size))
 	mustPut(t, c, mem, testData(mem, size)) // pushes disk's entry out of memory
 	if c.Contains(mem) != TierMemory || c.Contains(disk) != TierDisk {
@@ -229,7 +229,7 @@ func TestCacheRangeDamage(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			c, logs := openBlockCache(t, CacheConfig{DiskBytes: 1 << 20, Dir: dir}, minBlock)
+			c, logs := openBlockCache(t, Config{DiskBytes: 1 << 20, Dir: dir}, minBlock)
 			data, good := testData(key, dmgSize), testKey(2)
 			mustPut(t, c, key, data)
 			mustPut(t, c, good, testData(good, dmgSize))
@@ -261,7 +261,7 @@ func TestCacheRangeDamage(t *testing.T) {
 func TestCacheRangeDamageWholeRead(t *testing.T) {
 	key := testKey(1)
 	dir := t.TempDir()
-	c, _ := openBlockCache(t, CacheConfig{DiskBytes: 1 << 20, Dir: dir}, minBlock)
+	c, _ := openBlockCache(t, Config{DiskBytes: 1 << 20, Dir: dir}, minBlock)
 	data := testData(key, dmgSize)
 	mustPut(t, c, key, data)
 	l := fileLayout(key, dmgSize, minBlock)
@@ -279,7 +279,7 @@ func TestCacheRangeDamageWholeRead(t *testing.T) {
 // and a good file kept.
 func TestCacheOpenDropsOldFormats(t *testing.T) {
 	dir := t.TempDir()
-	first, _ := openBlockCache(t, CacheConfig{DiskBytes: 1 << 20, Dir: dir}, minBlock)
+	first, _ := openBlockCache(t, Config{DiskBytes: 1 << 20, Dir: dir}, minBlock)
 	good, cut, old := testKey(1), testKey(2), testKey(3)
 	mustPut(t, first, good, testData(good, 5000))
 	mustPut(t, first, cut, testData(cut, 5000))
@@ -299,7 +299,7 @@ func TestCacheOpenDropsOldFormats(t *testing.T) {
 		}
 	}
 
-	c, logs := openTestCache(t, CacheConfig{DiskBytes: 1 << 20, Dir: dir})
+	c, logs := openTestCache(t, Config{DiskBytes: 1 << 20, Dir: dir})
 	want := []string{fileName(good), "notes.txt"}
 	slices.Sort(want)
 	if got := dirFiles(t, dir); !slices.Equal(got, want) {
@@ -324,7 +324,7 @@ func TestCacheOpenDropsOldFormats(t *testing.T) {
 func TestCacheRangeConcurrent(t *testing.T) {
 	_, arena := newRegion(t, 48<<10)
 	dir := t.TempDir()
-	c, _ := openBlockCache(t, CacheConfig{MemoryBytes: 48 << 10, Memory: arena, DiskBytes: 96 << 10, Dir: dir}, minBlock)
+	c, _ := openBlockCache(t, Config{MemoryBytes: 48 << 10, Memory: arena, DiskBytes: 96 << 10, Dir: dir}, minBlock)
 	c.maxFiles = 4 // fewer than the entries read at once: files are closed to make room
 	c.SetOracle(hashOracle{})
 	const workers, ops, keys = 12, 400, 40
@@ -442,7 +442,7 @@ func wantClosed(t *testing.T, f *os.File, what string) {
 func TestCacheRangeKeptFiles(t *testing.T) {
 	const size = 4 * minBlock
 	dir := t.TempDir()
-	c, _ := openBlockCache(t, CacheConfig{DiskBytes: 5 * size, Dir: dir, Policy: PolicyLRU}, minBlock)
+	c, _ := openBlockCache(t, Config{DiskBytes: 5 * size, Dir: dir, Policy: PolicyLRU}, minBlock)
 	c.maxFiles = 3
 	for i := range 5 {
 		mustPut(t, c, testKey(i), testData(testKey(i), size))

@@ -1,4 +1,4 @@
-package prefetch
+package cache
 
 import (
 	"errors"
@@ -35,8 +35,8 @@ func (t Tier) String() string {
 	return fmt.Sprintf("Tier(%d)", int(t))
 }
 
-// CacheConfig sizes the cache tiers.
-type CacheConfig struct {
+// Config sizes the cache tiers.
+type Config struct {
 	// MemoryBytes is the capacity of the memory tier, in bytes of shard
 	// data. 0 disables the tier.
 	MemoryBytes int64
@@ -65,9 +65,9 @@ type Allocator interface {
 	Free(b []byte)
 }
 
-// DefaultCacheConfig returns the defaults.
-func DefaultCacheConfig() CacheConfig {
-	return CacheConfig{
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
 		MemoryBytes: 8 << 30,                                     // 8 GiB: thousands of MiB-sized shards
 		DiskBytes:   256 << 30,                                   // 256 GiB of local NVMe
 		Dir:         filepath.Join(os.TempDir(), "stoker-cache"), // set to the NVMe mount in production
@@ -89,9 +89,9 @@ type TierMetrics struct {
 	ReadBytes int64
 }
 
-// CacheMetrics is a snapshot of a Cache's counters. Every Get is counted
+// Metrics is a snapshot of a Cache's counters. Every Get is counted
 // once: Memory.Hits + Disk.Hits + Misses is the number of Gets.
-type CacheMetrics struct {
+type Metrics struct {
 	Memory TierMetrics
 	Disk   TierMetrics
 	// Misses counts Gets answered by neither tier.
@@ -110,7 +110,7 @@ type CacheMetrics struct {
 // reading only the blocks that hold it. Eviction in both tiers follows the
 // configured Policy. Safe for concurrent use.
 type Cache struct {
-	cfg    CacheConfig
+	cfg    Config
 	log    *slog.Logger
 	oracle atomic.Pointer[oracleBox]
 
@@ -153,11 +153,11 @@ type oracleBox struct{ o Oracle }
 
 var errCacheClosed = errors.New("cache closed")
 
-// OpenCache opens a cache. With a disk tier it creates cfg.Dir, takes in
+// Open opens a cache. With a disk tier it creates cfg.Dir, takes in
 // the entries a previous Cache left there (their checksums are verified
 // when read), drops damaged files and leftover temporary files, and evicts
 // the oldest entries until the tier fits cfg.DiskBytes. log may be nil.
-func OpenCache(cfg CacheConfig, log *slog.Logger) (*Cache, error) {
+func Open(cfg Config, log *slog.Logger) (*Cache, error) {
 	switch {
 	case cfg.MemoryBytes < 0 || cfg.DiskBytes < 0:
 		return nil, fmt.Errorf("prefetch: cache capacities must not be negative (memory %d, disk %d)", cfg.MemoryBytes, cfg.DiskBytes)
@@ -233,6 +233,12 @@ func (c *Cache) loadOracle() Oracle {
 // are reused after eviction: use Acquire to read them without a copy).
 func (c *Cache) Get(key storage.Key) (data []byte, tier Tier, ok bool) {
 	return c.get(key, true)
+}
+
+// Peek is Get not counted in the metrics (hits, misses): for a caller
+// that looks again after a miss its own Get counted already.
+func (c *Cache) Peek(key storage.Key) (data []byte, tier Tier, ok bool) {
+	return c.get(key, false)
 }
 
 // get is Get, counted in the metrics or not.
@@ -609,8 +615,8 @@ func (c *Cache) Contains(key storage.Key) Tier {
 }
 
 // Metrics returns a snapshot of the cache's counters.
-func (c *Cache) Metrics() CacheMetrics {
-	m := CacheMetrics{
+func (c *Cache) Metrics() Metrics {
+	m := Metrics{
 		Memory: TierMetrics{
 			Hits:      c.memHits.Load(),
 			Capacity:  c.cfg.MemoryBytes,
@@ -644,7 +650,7 @@ func (c *Cache) Metrics() CacheMetrics {
 func (c *Cache) Capacity() (memory, disk int64) { return c.cfg.MemoryBytes, c.cfg.DiskBytes }
 
 // Close waits for the Puts and disk reads in progress, then empties the
-// memory tier; the disk tier's files stay for the next OpenCache. After
+// memory tier; the disk tier's files stay for the next Open. After
 // Close, Get and Contains find nothing and Put fails. Entries still held
 // by a Ref are freed at its Release (see Drained). Close is idempotent.
 func (c *Cache) Close() error {

@@ -1,11 +1,11 @@
-package prefetch_test
+package cache_test
 
 import (
 	"fmt"
 	"log"
 	"os"
 
-	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/cache"
 	"github.com/stoker-data/stoker/prefetch/storage"
 )
 
@@ -15,10 +15,10 @@ func ExampleCache() {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	cfg := prefetch.DefaultCacheConfig()
+	cfg := cache.DefaultConfig()
 	cfg.MemoryBytes, cfg.DiskBytes, cfg.Dir = 64<<20, 1<<30, dir
 
-	c, err := prefetch.OpenCache(cfg, nil)
+	c, err := cache.Open(cfg, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func ExampleCache() {
 	c.Close()
 
 	// A restarted server finds the entry on disk.
-	c, err = prefetch.OpenCache(cfg, nil)
+	c, err = cache.Open(cfg, nil)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package prefetch
+package cache
 
 import (
 	"bytes"
@@ -54,12 +54,12 @@ func (l *logBuffer) String() string {
 
 // openTestCache opens a cache that is closed when the test ends, and
 // returns it with its log.
-func openTestCache(t *testing.T, cfg CacheConfig) (*Cache, *logBuffer) {
+func openTestCache(t *testing.T, cfg Config) (*Cache, *logBuffer) {
 	t.Helper()
 	logs := &logBuffer{}
-	c, err := OpenCache(cfg, slog.New(slog.NewTextHandler(logs, nil)))
+	c, err := Open(cfg, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
-		t.Fatalf("OpenCache: %v", err)
+		t.Fatalf("Open: %v", err)
 	}
 	t.Cleanup(func() { c.Close() })
 	return c, logs
@@ -120,15 +120,15 @@ func TestCacheTierAndPolicyStrings(t *testing.T) {
 }
 
 func TestCacheOpenRejectsBadConfig(t *testing.T) {
-	for name, cfg := range map[string]CacheConfig{
+	for name, cfg := range map[string]Config{
 		"negative memory":  {MemoryBytes: -1},
 		"negative disk":    {DiskBytes: -1, Dir: t.TempDir()},
 		"disk without dir": {DiskBytes: 1 << 20},
 		"unknown policy":   {MemoryBytes: 1 << 20, Policy: Policy(5)},
 	} {
-		if c, err := OpenCache(cfg, nil); err == nil {
+		if c, err := Open(cfg, nil); err == nil {
 			c.Close()
-			t.Errorf("%s: OpenCache(%+v) succeeded", name, cfg)
+			t.Errorf("%s: Open(%+v) succeeded", name, cfg)
 		}
 	}
 }
@@ -136,7 +136,7 @@ func TestCacheOpenRejectsBadConfig(t *testing.T) {
 func TestCacheMemoryTier(t *testing.T) {
 	const kib = 1 << 10
 	k := []storage.Key{testKey(0), testKey(1), testKey(2), testKey(3)}
-	c, _ := openTestCache(t, CacheConfig{MemoryBytes: 3 * kib, Policy: PolicyLRU})
+	c, _ := openTestCache(t, Config{MemoryBytes: 3 * kib, Policy: PolicyLRU})
 
 	wantMiss(t, c, k[0])
 	for _, key := range k[:3] {
@@ -167,7 +167,7 @@ func TestCacheMemoryTier(t *testing.T) {
 func TestCacheDiskTier(t *testing.T) {
 	const kib = 1 << 10
 	dir := t.TempDir()
-	c, _ := openTestCache(t, CacheConfig{MemoryBytes: 2 * kib, DiskBytes: 16 * kib, Dir: dir, Policy: PolicyLRU})
+	c, _ := openTestCache(t, Config{MemoryBytes: 2 * kib, DiskBytes: 16 * kib, Dir: dir, Policy: PolicyLRU})
 	big, small, other := testKey(0), testKey(1), testKey(2)
 
 	// Larger than the memory tier: disk only, and not promoted.
@@ -208,7 +208,7 @@ func TestCacheDiskTier(t *testing.T) {
 func TestCacheDiskEviction(t *testing.T) {
 	const kib = 1 << 10
 	dir := t.TempDir()
-	c, _ := openTestCache(t, CacheConfig{DiskBytes: 3 * kib, Dir: dir, Policy: PolicyLRU})
+	c, _ := openTestCache(t, Config{DiskBytes: 3 * kib, Dir: dir, Policy: PolicyLRU})
 	for i := range 5 {
 		mustPut(t, c, testKey(i), testData(testKey(i), kib))
 	}
@@ -225,7 +225,7 @@ func TestCacheDiskEviction(t *testing.T) {
 func TestCacheRestart(t *testing.T) {
 	const n, kib = 12, 1 << 10
 	dir := t.TempDir()
-	cfg := CacheConfig{MemoryBytes: 4 * kib, DiskBytes: 64 * kib, Dir: dir}
+	cfg := Config{MemoryBytes: 4 * kib, DiskBytes: 64 * kib, Dir: dir}
 	first, _ := openTestCache(t, cfg)
 	for i := range n {
 		mustPut(t, first, testKey(i), testData(testKey(i), kib+i))
@@ -248,7 +248,7 @@ func TestCacheRestart(t *testing.T) {
 func TestCacheRestartTrimsOldestFirst(t *testing.T) {
 	const kib = 1 << 10
 	dir := t.TempDir()
-	first, _ := openTestCache(t, CacheConfig{DiskBytes: 8 * kib, Dir: dir})
+	first, _ := openTestCache(t, Config{DiskBytes: 8 * kib, Dir: dir})
 	base := time.Now().Add(-time.Hour)
 	for i := range 8 {
 		mustPut(t, first, testKey(i), testData(testKey(i), kib))
@@ -260,7 +260,7 @@ func TestCacheRestartTrimsOldestFirst(t *testing.T) {
 	}
 	first.Close()
 
-	second, _ := openTestCache(t, CacheConfig{DiskBytes: 5 * kib, Dir: dir})
+	second, _ := openTestCache(t, Config{DiskBytes: 5 * kib, Dir: dir})
 	for i := range 8 {
 		want := TierDisk
 		if i < 3 {
@@ -341,7 +341,7 @@ func TestCacheCorruptDiskEntry(t *testing.T) {
 	for _, d := range damages {
 		t.Run(d.name, func(t *testing.T) {
 			dir := t.TempDir()
-			c, logs := openTestCache(t, CacheConfig{DiskBytes: 1 << 20, Dir: dir})
+			c, logs := openTestCache(t, Config{DiskBytes: 1 << 20, Dir: dir})
 			key, good := testKey(1), testKey(2)
 			mustPut(t, c, key, testData(key, 2048))
 			mustPut(t, c, good, testData(good, 2048))
@@ -378,7 +378,7 @@ func TestCacheCorruptDiskEntryAtOpen(t *testing.T) {
 	for _, d := range damages {
 		t.Run(d.name, func(t *testing.T) {
 			dir := t.TempDir()
-			cfg := CacheConfig{DiskBytes: 1 << 20, Dir: dir}
+			cfg := Config{DiskBytes: 1 << 20, Dir: dir}
 			first, _ := openTestCache(t, cfg)
 			key, good := testKey(1), testKey(2)
 			mustPut(t, first, key, testData(key, 2048))
@@ -401,7 +401,7 @@ func TestCacheCorruptDiskEntryAtOpen(t *testing.T) {
 
 func TestCacheVanishedFileIsAMiss(t *testing.T) {
 	dir := t.TempDir()
-	c, logs := openTestCache(t, CacheConfig{DiskBytes: 1 << 20, Dir: dir})
+	c, logs := openTestCache(t, Config{DiskBytes: 1 << 20, Dir: dir})
 	key := testKey(1)
 	mustPut(t, c, key, testData(key, 100))
 	if err := os.Remove(filepath.Join(dir, fileName(key))); err != nil {
@@ -424,7 +424,7 @@ func TestCacheAtomicWrite(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c, _ := openTestCache(t, CacheConfig{MemoryBytes: 1 << 20, DiskBytes: 1 << 20, Dir: dir})
+	c, _ := openTestCache(t, Config{MemoryBytes: 1 << 20, DiskBytes: 1 << 20, Dir: dir})
 	want := []string{"README"}
 	for i := range 10 {
 		mustPut(t, c, testKey(i), testData(testKey(i), 1000*i))
@@ -438,7 +438,7 @@ func TestCacheAtomicWrite(t *testing.T) {
 
 func TestCacheFailedDiskWrite(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "cache")
-	c, _ := openTestCache(t, CacheConfig{MemoryBytes: 1 << 20, DiskBytes: 1 << 20, Dir: dir})
+	c, _ := openTestCache(t, Config{MemoryBytes: 1 << 20, DiskBytes: 1 << 20, Dir: dir})
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
@@ -458,17 +458,17 @@ func TestCacheFailedDiskWrite(t *testing.T) {
 func TestCacheTooLarge(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
-		cfg         CacheConfig
+		cfg         Config
 		size        int
 		wantErr     bool
 		wantContain Tier
 	}{
-		{"fits memory", CacheConfig{MemoryBytes: 1000}, 1000, false, TierMemory},
-		{"larger than memory, no disk", CacheConfig{MemoryBytes: 1000}, 1001, true, TierNone},
-		{"no tier at all", CacheConfig{}, 1, true, TierNone},
-		{"larger than memory, fits disk", CacheConfig{MemoryBytes: 1000, DiskBytes: 2000}, 2000, false, TierDisk},
-		{"larger than both", CacheConfig{MemoryBytes: 1000, DiskBytes: 2000}, 2001, true, TierNone},
-		{"fits memory, larger than disk", CacheConfig{MemoryBytes: 3000, DiskBytes: 2000}, 2500, false, TierMemory},
+		{"fits memory", Config{MemoryBytes: 1000}, 1000, false, TierMemory},
+		{"larger than memory, no disk", Config{MemoryBytes: 1000}, 1001, true, TierNone},
+		{"no tier at all", Config{}, 1, true, TierNone},
+		{"larger than memory, fits disk", Config{MemoryBytes: 1000, DiskBytes: 2000}, 2000, false, TierDisk},
+		{"larger than both", Config{MemoryBytes: 1000, DiskBytes: 2000}, 2001, true, TierNone},
+		{"fits memory, larger than disk", Config{MemoryBytes: 3000, DiskBytes: 2000}, 2500, false, TierMemory},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.cfg.DiskBytes > 0 {
@@ -496,7 +496,7 @@ func TestCacheTooLarge(t *testing.T) {
 
 func TestCacheClose(t *testing.T) {
 	dir := t.TempDir()
-	c, _ := openTestCache(t, CacheConfig{MemoryBytes: 1 << 20, DiskBytes: 1 << 20, Dir: dir})
+	c, _ := openTestCache(t, Config{MemoryBytes: 1 << 20, DiskBytes: 1 << 20, Dir: dir})
 	key := testKey(1)
 	mustPut(t, c, key, testData(key, 10))
 	for range 2 {
@@ -536,7 +536,7 @@ func TestCacheConcurrent(t *testing.T) {
 	for _, p := range []Policy{PolicyPlan, PolicyLRU} {
 		t.Run(p.String(), func(t *testing.T) {
 			dir := t.TempDir()
-			c, _ := openTestCache(t, CacheConfig{MemoryBytes: 24 << 10, DiskBytes: 48 << 10, Dir: dir, Policy: p})
+			c, _ := openTestCache(t, Config{MemoryBytes: 24 << 10, DiskBytes: 48 << 10, Dir: dir, Policy: p})
 			const workers, ops, keys = 16, 400, 48
 			size := func(k int) int { return 512 + (k%7)*512 }
 			var gets atomic.Int64
@@ -599,13 +599,13 @@ func TestCacheConcurrent(t *testing.T) {
 func TestCacheMetricsAddUp(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		cfg  CacheConfig
+		cfg  Config
 	}{
-		{"memory only, lru", CacheConfig{MemoryBytes: 20 << 10, Policy: PolicyLRU}},
-		{"memory only, plan", CacheConfig{MemoryBytes: 20 << 10, Policy: PolicyPlan}},
-		{"disk only", CacheConfig{DiskBytes: 30 << 10}},
-		{"both tiers, lru", CacheConfig{MemoryBytes: 10 << 10, DiskBytes: 30 << 10, Policy: PolicyLRU}},
-		{"both tiers, plan", CacheConfig{MemoryBytes: 10 << 10, DiskBytes: 30 << 10, Policy: PolicyPlan}},
+		{"memory only, lru", Config{MemoryBytes: 20 << 10, Policy: PolicyLRU}},
+		{"memory only, plan", Config{MemoryBytes: 20 << 10, Policy: PolicyPlan}},
+		{"disk only", Config{DiskBytes: 30 << 10}},
+		{"both tiers, lru", Config{MemoryBytes: 10 << 10, DiskBytes: 30 << 10, Policy: PolicyLRU}},
+		{"both tiers, plan", Config{MemoryBytes: 10 << 10, DiskBytes: 30 << 10, Policy: PolicyPlan}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.cfg.DiskBytes > 0 {

@@ -1,4 +1,4 @@
-package prefetch
+package cache
 
 import (
 	"bytes"
@@ -27,7 +27,7 @@ func inRegion(region *gpu.Pinned, b []byte) bool {
 
 func TestCacheRegionHoldsEntries(t *testing.T) {
 	region, arena := newRegion(t, 64<<10)
-	c, _ := openTestCache(t, CacheConfig{MemoryBytes: 64 << 10, Memory: arena, Policy: PolicyLRU})
+	c, _ := openTestCache(t, Config{MemoryBytes: 64 << 10, Memory: arena, Policy: PolicyLRU})
 	const size = 10 << 10 // 3 pages each in the arena
 	for i := range 3 {
 		mustPut(t, c, testKey(i), testData(testKey(i), size))
@@ -70,7 +70,7 @@ func TestCacheRegionHoldsEntries(t *testing.T) {
 // evictable a new entry is bypassed rather than overwrite pinned bytes.
 func TestCacheRegionRefPinsEntry(t *testing.T) {
 	_, arena := newRegion(t, 32<<10)
-	c, _ := openTestCache(t, CacheConfig{MemoryBytes: 32 << 10, Memory: arena, Policy: PolicyLRU})
+	c, _ := openTestCache(t, Config{MemoryBytes: 32 << 10, Memory: arena, Policy: PolicyLRU})
 	const size = 8 << 10
 	mustPut(t, c, testKey(0), testData(testKey(0), size))
 	held, _, _ := c.Acquire(testKey(0))
@@ -114,7 +114,7 @@ func TestCacheRegionRefPinsEntry(t *testing.T) {
 // region may not, and the cache evicts until the entry fits.
 func TestCacheRegionEvictsWhenRegionIsFull(t *testing.T) {
 	_, arena := newRegion(t, 8*gpu.Align)
-	c, _ := openTestCache(t, CacheConfig{MemoryBytes: 8 * gpu.Align, Memory: arena, Policy: PolicyLRU})
+	c, _ := openTestCache(t, Config{MemoryBytes: 8 * gpu.Align, Memory: arena, Policy: PolicyLRU})
 	for i := range 9 { // 9 bytes in the index, 9 pages wanted
 		mustPut(t, c, testKey(i), []byte{byte(i)})
 	}
@@ -131,7 +131,7 @@ func TestCacheRegionEvictsWhenRegionIsFull(t *testing.T) {
 
 func TestCacheRegionCloseWaitsForRefs(t *testing.T) {
 	_, arena := newRegion(t, 16<<10)
-	c, _ := openTestCache(t, CacheConfig{MemoryBytes: 16 << 10, Memory: arena})
+	c, _ := openTestCache(t, Config{MemoryBytes: 16 << 10, Memory: arena})
 	mustPut(t, c, testKey(0), testData(testKey(0), 5000))
 	mustPut(t, c, testKey(1), testData(testKey(1), 5000))
 	r, _, _ := c.Acquire(testKey(0))
@@ -157,7 +157,7 @@ func TestCacheRegionCloseWaitsForRefs(t *testing.T) {
 // freed while pinned reads back poisoned. Run with -race.
 func TestCacheRegionConcurrent(t *testing.T) {
 	_, arena := newRegion(t, 48<<10)
-	c, _ := openTestCache(t, CacheConfig{MemoryBytes: 48 << 10, Memory: arena, DiskBytes: 256 << 10, Dir: t.TempDir()})
+	c, _ := openTestCache(t, Config{MemoryBytes: 48 << 10, Memory: arena, DiskBytes: 256 << 10, Dir: t.TempDir()})
 	c.SetOracle(hashOracle{})
 	const workers, ops, keys = 12, 300, 40
 	size := func(k int) int { return 300 + (k%9)*1100 }
@@ -217,7 +217,7 @@ func TestCacheRegionConcurrent(t *testing.T) {
 func TestCacheRegionDiskHitReadsIntoRegion(t *testing.T) {
 	region, arena := newRegion(t, 16<<10)
 	dir := t.TempDir()
-	c, _ := openTestCache(t, CacheConfig{MemoryBytes: 16 << 10, Memory: arena, DiskBytes: 1 << 20, Dir: dir, Policy: PolicyLRU})
+	c, _ := openTestCache(t, Config{MemoryBytes: 16 << 10, Memory: arena, DiskBytes: 1 << 20, Dir: dir, Policy: PolicyLRU})
 	const size = 6 << 10 // two fit in memory
 	for i := range 4 {
 		mustPut(t, c, testKey(i), testData(testKey(i), size))

@@ -1,4 +1,4 @@
-package prefetch
+package cache
 
 import (
 	"fmt"
@@ -42,12 +42,12 @@ func BenchmarkDiskTierSample(b *testing.B) {
 		picks[i] = pick{r.IntN(shards), r.Int64N((shardSize-sample)/512) * 512}
 	}
 	rates := map[string]float64{}
-	run := func(name string, cfg CacheConfig, block int64, maxFiles int, read func(c *Cache, key storage.Key, off int64) Tier, want Tier) {
+	run := func(name string, cfg Config, block int64, maxFiles int, read func(c *Cache, key storage.Key, off int64) Tier, want Tier) {
 		b.Run(name, func(b *testing.B) {
 			if cfg.DiskBytes > 0 {
 				cfg.Dir = b.TempDir()
 			}
-			c, err := OpenCache(cfg, nil)
+			c, err := Open(cfg, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -79,8 +79,8 @@ func BenchmarkDiskTierSample(b *testing.B) {
 		ref.Release()
 		return tier
 	}
-	run("memory", CacheConfig{MemoryBytes: 2 * shards * shardSize}, defaultBlockSize, defaultMaxFiles, acquireRange, TierMemory)
-	disk := CacheConfig{DiskBytes: 2 * shards * shardSize}
+	run("memory", Config{MemoryBytes: 2 * shards * shardSize}, defaultBlockSize, defaultMaxFiles, acquireRange, TierMemory)
+	disk := Config{DiskBytes: 2 * shards * shardSize}
 	for _, block := range []int64{4 << 10, 16 << 10, 64 << 10} {
 		run(fmt.Sprintf("disk-range/block=%dK", block>>10), disk, block, defaultMaxFiles, acquireRange, TierDisk)
 	}

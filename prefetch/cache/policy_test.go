@@ -1,4 +1,4 @@
-package prefetch
+package cache
 
 import (
 	"slices"
@@ -92,7 +92,7 @@ func TestCachePolicyPick(t *testing.T) {
 // would displace is not admitted, and counted.
 func TestCachePlanBypass(t *testing.T) {
 	const kib = 1 << 10
-	c, _ := openTestCache(t, CacheConfig{MemoryBytes: 3 * kib, Policy: PolicyPlan})
+	c, _ := openTestCache(t, Config{MemoryBytes: 3 * kib, Policy: PolicyPlan})
 	k := make([]storage.Key, 7)
 	for i := range k {
 		k[i] = testKey(i)
@@ -260,7 +260,7 @@ func TestCachePlanBeatsLRU(t *testing.T) {
 			}
 
 			replay := func(p Policy) (hits int) {
-				c, _ := openTestCache(t, CacheConfig{MemoryBytes: fit * shardSize, Policy: p})
+				c, _ := openTestCache(t, Config{MemoryBytes: fit * shardSize, Policy: p})
 				o := &planOracle{plans: plans, shard: shardOf}
 				c.SetOracle(o)
 				for _, a := range seq {

@@ -1,4 +1,4 @@
-package prefetch
+package cache
 
 import (
 	"sync"
@@ -12,7 +12,7 @@ import (
 func TestCachePutAsync(t *testing.T) {
 	const n, kib = 8, 1 << 10
 	dir := t.TempDir()
-	cfg := CacheConfig{MemoryBytes: 16 * kib, DiskBytes: 64 * kib, Dir: dir}
+	cfg := Config{MemoryBytes: 16 * kib, DiskBytes: 64 * kib, Dir: dir}
 	first, _ := openTestCache(t, cfg)
 	var wg sync.WaitGroup
 	for i := range n {

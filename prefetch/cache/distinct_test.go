@@ -1,4 +1,4 @@
-package prefetch
+package cache
 
 import "testing"
 
@@ -6,7 +6,7 @@ import "testing"
 // by its disk copy; with no disk tier the figure is the memory tier's.
 func TestCacheDistinctBytes(t *testing.T) {
 	const size = 1000
-	c, _ := openTestCache(t, CacheConfig{MemoryBytes: 2 * size, DiskBytes: 10 * size, Dir: t.TempDir()})
+	c, _ := openTestCache(t, Config{MemoryBytes: 2 * size, DiskBytes: 10 * size, Dir: t.TempDir()})
 	for i := range 3 {
 		mustPut(t, c, testKey(i), testData(testKey(i), size))
 	}
@@ -18,7 +18,7 @@ func TestCacheDistinctBytes(t *testing.T) {
 		t.Errorf("DistinctBytes %d, want %d (three shards, two of them in both tiers)", got, 3*size)
 	}
 
-	mem, _ := openTestCache(t, CacheConfig{MemoryBytes: 4 * size})
+	mem, _ := openTestCache(t, Config{MemoryBytes: 4 * size})
 	mustPut(t, mem, testKey(0), testData(testKey(0), size))
 	if got := mem.DistinctBytes(); got != size {
 		t.Errorf("memory only: DistinctBytes %d, want %d", got, size)
