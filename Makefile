@@ -101,7 +101,7 @@ FUZZ_TARGETS := \
 	./prefetch/wds:FuzzUnmarshalShardIndex \
 	./prefetch/dsindex:FuzzParse \
 	./prefetch/cache:FuzzCacheFile \
-	./prefetch:FuzzExpandBraces \
+	./prefetch/dataset:FuzzExpandBraces \
 	./prefetch/storage/s3:FuzzRangeTotal \
 	./shuffle:FuzzPlan \
 	./server:FuzzParseStreamRequest

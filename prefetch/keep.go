@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/stoker-data/stoker/prefetch/dataset"
 	"github.com/stoker-data/stoker/prefetch/storage"
 )
 
@@ -76,7 +77,7 @@ type placementBox struct{ p Placement }
 
 // activeDataset is a dataset a stream opened recently.
 type activeDataset struct {
-	ds   *Dataset
+	ds   *dataset.Dataset
 	last time.Time
 }
 
@@ -89,7 +90,7 @@ type keepSnapshot struct {
 }
 
 type keptSet struct {
-	ds        *Dataset
+	ds        *dataset.Dataset
 	threshold float64
 }
 
@@ -131,7 +132,7 @@ func (k *keeper) setPlacement(p Placement) {
 }
 
 // use marks ds active now.
-func (k *keeper) use(ds *Dataset, now time.Time) {
+func (k *keeper) use(ds *dataset.Dataset, now time.Time) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if a, ok := k.active[ds.ID]; ok && a.ds == ds && now.Sub(a.last) < time.Minute {
@@ -176,7 +177,7 @@ func (k *keeper) refresh(now time.Time) {
 
 // threshold is the rank under which ds's shards hold fraction of its
 // bytes: the shards of lowest rank, taken while they fit.
-func threshold(ds *Dataset, fraction float64) float64 {
+func threshold(ds *dataset.Dataset, fraction float64) float64 {
 	if fraction >= 1 {
 		return 1
 	}

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/stoker-data/stoker/prefetch/cache"
+	"github.com/stoker-data/stoker/prefetch/dataset"
 	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/shuffle"
 )
@@ -178,7 +179,7 @@ func (p *Prefetcher) NextUse(key storage.Key) int64 {
 
 // Open registers a stream reading plan from position start with batching b.
 // Close it when done.
-func (p *Prefetcher) Open(ds *Dataset, plan *shuffle.Plan, b shuffle.Batching, start int) *Stream {
+func (p *Prefetcher) Open(ds *dataset.Dataset, plan *shuffle.Plan, b shuffle.Batching, start int) *Stream {
 	s := &Stream{p: p, ds: ds, plan: plan, b: b, start: start, modes: map[int]fetchMode{},
 		refs: map[int32]*cache.Ref{}, indexes: map[int32]*shardIndexEntry{}}
 	s.ranges = newRangeBuffer(s)
@@ -201,7 +202,7 @@ func (p *Prefetcher) aheadBytes() int64 {
 // and not yet read: the look-ahead budget, and at least enough for every
 // range read allowed in flight (MaxRangeReads) at ds's mean sample size,
 // so the reads are not throttled below what storage can serve.
-func (p *Prefetcher) rangeBudget(ds *Dataset) int64 {
+func (p *Prefetcher) rangeBudget(ds *dataset.Dataset) int64 {
 	mean := int64(64 << 10)
 	if n, _ := ds.NumSamples(); n > 0 {
 		mean = max(ds.Bytes/int64(n), 1)
@@ -213,7 +214,7 @@ func (p *Prefetcher) rangeBudget(ds *Dataset) int64 {
 // found (loading or reading their indexes) and given to the plan. One
 // count per plan window at a time; the count goes on if ctx ends, for
 // the other streams that wait on it.
-func (p *Prefetcher) countWindow(ctx context.Context, ds *Dataset, plan *shuffle.Plan, k int) error {
+func (p *Prefetcher) countWindow(ctx context.Context, ds *dataset.Dataset, plan *shuffle.Plan, k int) error {
 	if plan.Counted(k) {
 		return nil
 	}
@@ -229,7 +230,7 @@ func (p *Prefetcher) countWindow(ctx context.Context, ds *Dataset, plan *shuffle
 }
 
 // countWindow counts window k of plan from ds's shards.
-func countWindow(ctx context.Context, ds *Dataset, plan *shuffle.Plan, k int, log *slog.Logger) error {
+func countWindow(ctx context.Context, ds *dataset.Dataset, plan *shuffle.Plan, k int, log *slog.Logger) error {
 	shards := plan.WindowShards(k, nil)
 	missing := 0
 	for _, i := range shards {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/stoker-data/stoker/prefetch/cache"
+	"github.com/stoker-data/stoker/prefetch/dataset"
 	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/prefetch/wds"
 	"github.com/stoker-data/stoker/shuffle"
@@ -19,8 +20,8 @@ type prefetchEnv struct {
 	src     *storage.FileSource
 	cache   *cache.Cache
 	shards  *Shards
-	catalog *Catalog
-	ds      *Dataset
+	catalog *dataset.Catalog
+	ds      *dataset.Dataset
 }
 
 func newPrefetchEnv(t *testing.T, syn wds.Synthetic, memory int64) *prefetchEnv {
@@ -38,7 +39,7 @@ func newPrefetchEnv(t *testing.T, syn wds.Synthetic, memory int64) *prefetchEnv 
 	src := storage.NewFileSource()
 	sources := storage.NewSources(map[string]storage.Source{"file": src})
 	shards := NewShards(ShardsConfig{MaxFetches: 2}, sources, tiers, log)
-	cat, err := NewCatalog(CatalogConfig{Dir: filepath.Join(dir, "catalog")}, sources, shards, log)
+	cat, err := dataset.NewCatalog(dataset.CatalogConfig{Dir: filepath.Join(dir, "catalog")}, sources, shards, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/stoker-data/stoker/prefetch"
 	"github.com/stoker-data/stoker/prefetch/cache"
 	"github.com/stoker-data/stoker/prefetch/columnar"
+	"github.com/stoker-data/stoker/prefetch/dataset"
 	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/prefetch/storage/s3/s3test"
 	"github.com/stoker-data/stoker/prefetch/wds"
@@ -47,7 +48,7 @@ func TestColumnarWithoutETags(t *testing.T) {
 	defer tiers.Close()
 	sources := storage.NewSources(map[string]storage.Source{"s3": newS3Source(t, proxy.URL, srv, 3)})
 	shards := prefetch.NewShards(prefetch.ShardsConfig{}, sources, tiers, log)
-	cat, err := prefetch.NewCatalog(prefetch.CatalogConfig{Dir: t.TempDir()}, sources, shards, log)
+	cat, err := dataset.NewCatalog(dataset.CatalogConfig{Dir: t.TempDir()}, sources, shards, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,11 +113,11 @@ func TestShardsThroughFaults(t *testing.T) {
 			t.Fatal(err)
 		}
 		shards := prefetch.NewShards(prefetch.ShardsConfig{MaxFetches: 3, Fetch: storage.FetchOptions{PartSize: 64 << 10, Parallel: 3}}, sources, tiers, log)
-		cat, err := prefetch.NewCatalog(prefetch.CatalogConfig{Dir: t.TempDir()}, sources, shards, log)
+		cat, err := dataset.NewCatalog(dataset.CatalogConfig{Dir: t.TempDir()}, sources, shards, log)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var ds *prefetch.Dataset
+		var ds *dataset.Dataset
 		if err := within(t, "Open", func() (err error) { ds, err = cat.Open(ctx, "s3://faults/ds/", ""); return err }); err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stoker-data/stoker/prefetch/cache"
+	"github.com/stoker-data/stoker/prefetch/dataset"
 	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/prefetch/wds"
 	"github.com/stoker-data/stoker/shuffle"
@@ -31,7 +32,7 @@ const (
 // one goroutine; the position is read concurrently by the oracle.
 type Stream struct {
 	p     *Prefetcher
-	ds    *Dataset
+	ds    *dataset.Dataset
 	plan  *shuffle.Plan
 	b     shuffle.Batching
 	start int

@@ -10,13 +10,14 @@ import (
 
 	"github.com/stoker-data/stoker/prefetch"
 	"github.com/stoker-data/stoker/prefetch/columnar"
+	"github.com/stoker-data/stoker/prefetch/dataset"
 	"github.com/stoker-data/stoker/prefetch/storage"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 	"github.com/stoker-data/stoker/shuffle"
 )
 
 // columnarProto adds a columnar dataset's schema and units to its answer.
-func columnarProto(ds *prefetch.Dataset, out *stokerv1.Dataset) {
+func columnarProto(ds *dataset.Dataset, out *stokerv1.Dataset) {
 	for i, s := range ds.Manifest.Shards {
 		sh := out.Shards[i]
 		sh.Part, sh.Offset, sh.Length = uint32(s.Part), s.Offset, s.Length
@@ -44,7 +45,7 @@ func columnarProto(ds *prefetch.Dataset, out *stokerv1.Dataset) {
 type columnarStream struct {
 	l       *loader
 	stream  stokerv1.Loader_StreamBatchesServer
-	ds      *prefetch.Dataset
+	ds      *dataset.Dataset
 	plan    *shuffle.Plan
 	b       shuffle.Batching
 	start   int
@@ -58,7 +59,7 @@ type columnarStream struct {
 // the requested columns, rows in the plan's order (several messages when
 // the batch is larger than MaxPartBytes).
 func (l *loader) streamColumnar(req *stokerv1.StreamBatchesRequest, stream stokerv1.Loader_StreamBatchesServer,
-	ds *prefetch.Dataset, plan *shuffle.Plan, ps *prefetch.Stream, b shuffle.Batching, settings shuffle.Settings, start int, tr *streamTracker) error {
+	ds *dataset.Dataset, plan *shuffle.Plan, ps *prefetch.Stream, b shuffle.Batching, settings shuffle.Settings, start int, tr *streamTracker) error {
 	schema, err := columnar.ProjectSchema(ds.Columnar.Schema, req.GetColumns())
 	if err != nil {
 		return invalid("columns", fmt.Sprintf("%v, in %s", err, ds.Manifest.URL))

@@ -17,8 +17,8 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/stoker-data/stoker/clients/stoker"
-	"github.com/stoker-data/stoker/prefetch"
 	"github.com/stoker-data/stoker/prefetch/columnar"
+	"github.com/stoker-data/stoker/prefetch/dataset"
 	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/prefetch/storage/s3"
 	"github.com/stoker-data/stoker/prefetch/storage/s3/s3test"
@@ -108,7 +108,7 @@ func benchColumnarEpoch(b *testing.B, ranks int) {
 		return n, bytes
 	}
 	epoch(0) // warm the cache
-	objs, err := prefetch.Resolve(ctx, sources, url)
+	objs, err := dataset.Resolve(ctx, sources, url)
 	if err != nil {
 		b.Fatal(err)
 	}

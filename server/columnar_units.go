@@ -8,6 +8,7 @@ import (
 
 	"github.com/stoker-data/stoker/prefetch"
 	"github.com/stoker-data/stoker/prefetch/columnar"
+	"github.com/stoker-data/stoker/prefetch/dataset"
 	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/shuffle"
 )
@@ -23,7 +24,7 @@ const unitCacheBytes = 512 << 20
 // stream's goroutine only.
 type unitCache struct {
 	shared  *decodedCache
-	ds      *prefetch.Dataset
+	ds      *dataset.Dataset
 	ps      *prefetch.Stream
 	columns []string
 	limit   int64
@@ -32,7 +33,7 @@ type unitCache struct {
 	bytes   int64
 }
 
-func newUnitCache(shared *decodedCache, ds *prefetch.Dataset, ps *prefetch.Stream, columns []string, limit int64) *unitCache {
+func newUnitCache(shared *decodedCache, ds *dataset.Dataset, ps *prefetch.Stream, columns []string, limit int64) *unitCache {
 	return &unitCache{shared: shared, ds: ds, ps: ps, columns: columns, limit: limit, recs: map[int32]arrow.RecordBatch{}, sizes: map[int32]int64{}}
 }
 

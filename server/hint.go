@@ -12,8 +12,8 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/stoker-data/stoker/prefetch"
 	"github.com/stoker-data/stoker/prefetch/cache"
+	"github.com/stoker-data/stoker/prefetch/dataset"
 	"github.com/stoker-data/stoker/prefetch/storage"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 	"github.com/stoker-data/stoker/shuffle"
@@ -82,7 +82,7 @@ func (h *hints) close() {
 // Of a dataset larger than the cluster keeps, only the shards of the
 // first epoch's first window and the kept subset are warmed: any other
 // shard would be pushed out again before its epoch reads it.
-func (h *hints) order(ds *prefetch.Dataset, base shuffle.Settings, epochs []uint64, budget uint64) ([]storage.Object, error) {
+func (h *hints) order(ds *dataset.Dataset, base shuffle.Settings, epochs []uint64, budget uint64) ([]storage.Object, error) {
 	seen := make([]bool, len(ds.Manifest.Shards))
 	var out []storage.Object
 	var bytes uint64
@@ -117,7 +117,7 @@ func (h *hints) order(ds *prefetch.Dataset, base shuffle.Settings, epochs []uint
 
 // fits reports whether window k of plan fits a third of mem (it is read
 // whole then, and stays in memory beside the next while it is read).
-func fits(ds *prefetch.Dataset, plan *shuffle.Plan, k int, mem int64) bool {
+func fits(ds *dataset.Dataset, plan *shuffle.Plan, k int, mem int64) bool {
 	var bytes int64
 	for _, i := range plan.WindowShards(k, nil) {
 		bytes += ds.Object(i).Bytes()

@@ -21,6 +21,7 @@ import (
 	"github.com/stoker-data/stoker/gpu"
 	"github.com/stoker-data/stoker/prefetch"
 	"github.com/stoker-data/stoker/prefetch/cache"
+	"github.com/stoker-data/stoker/prefetch/dataset"
 	"github.com/stoker-data/stoker/prefetch/dsindex"
 	"github.com/stoker-data/stoker/prefetch/storage"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
@@ -112,7 +113,7 @@ type Server struct {
 	sources    *storage.Sources
 	cache      *cache.Cache
 	shards     *prefetch.Shards
-	catalog    *prefetch.Catalog
+	catalog    *dataset.Catalog
 	prefetcher *prefetch.Prefetcher
 	grpc       *grpc.Server
 	plans      *planCache
@@ -180,7 +181,7 @@ func New(cfg Config, sources *storage.Sources, log *slog.Logger) (*Server, error
 	if dir == "" {
 		dir = cfg.Cache.Dir + "/catalog"
 	}
-	catalog, err := prefetch.NewCatalog(prefetch.CatalogConfig{Dir: dir, Fetch: cfg.Shards.Fetch, Indexes: dsindex.NewFinder(sources)}, sources, shards, log)
+	catalog, err := dataset.NewCatalog(dataset.CatalogConfig{Dir: dir, Fetch: cfg.Shards.Fetch, Indexes: dsindex.NewFinder(sources)}, sources, shards, log)
 	if err != nil {
 		tiers.Close()
 		s.closeRegionNow()

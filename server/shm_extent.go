@@ -3,6 +3,7 @@ package server
 import (
 	"github.com/stoker-data/stoker/prefetch"
 	"github.com/stoker-data/stoker/prefetch/cache"
+	"github.com/stoker-data/stoker/prefetch/dataset"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 )
 
@@ -11,7 +12,7 @@ import (
 // them with cuFile), pinning each file while the message's lease lives.
 type extentSource struct {
 	cache *cache.Cache
-	ds    *prefetch.Dataset
+	ds    *dataset.Dataset
 }
 
 // replace sets Field.Extent (and clears Data) for every field it can, and

@@ -5,6 +5,7 @@ import (
 
 	"github.com/stoker-data/stoker/prefetch"
 	"github.com/stoker-data/stoker/prefetch/cache"
+	"github.com/stoker-data/stoker/prefetch/dataset"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 )
 
@@ -15,7 +16,7 @@ type tierSource struct {
 	region *stokerv1.ShmRegion // what the client maps
 	mem    []byte              // the tier's region
 	cache  *cache.Cache
-	ds     *prefetch.Dataset
+	ds     *dataset.Dataset
 }
 
 // replace points every field it can into the tier (ShmTier, ShmOffset,

@@ -15,7 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/dataset"
 	"github.com/stoker-data/stoker/prefetch/dsindex"
 	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/prefetch/storage/s3"
@@ -93,13 +93,13 @@ func indexDataset(ctx context.Context, sources *storage.Sources, url string, opt
 	if strings.HasSuffix(url, ".json") {
 		return sum, fmt.Errorf("index: %s names an index; give the shards' URL (a folder, a brace list or a shard)", url)
 	}
-	all, err := prefetch.Resolve(ctx, sources, url)
+	all, err := dataset.Resolve(ctx, sources, url)
 	if err != nil {
 		return sum, fmt.Errorf("index: %w", err)
 	}
 	var objs []storage.Object
 	for _, o := range all {
-		if prefetch.FormatOf(o.URL) == shuffle.FormatWebDataset {
+		if dataset.FormatOf(o.URL) == shuffle.FormatWebDataset {
 			objs = append(objs, o)
 		}
 	}

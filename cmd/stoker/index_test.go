@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/dataset"
 	"github.com/stoker-data/stoker/prefetch/dsindex"
 	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/prefetch/storage/s3"
@@ -92,7 +92,7 @@ func checkIndexed(t *testing.T, src storage.Source, datasetURL string, objs []st
 
 func resolve(t *testing.T, sources *storage.Sources, url string) []storage.Object {
 	t.Helper()
-	objs, err := prefetch.Resolve(context.Background(), sources, url)
+	objs, err := dataset.Resolve(context.Background(), sources, url)
 	if err != nil {
 		t.Fatal(err)
 	}

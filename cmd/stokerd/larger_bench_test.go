@@ -15,7 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/stoker-data/stoker/clients/stoker"
-	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/dataset"
 	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/prefetch/storage/s3"
 	"github.com/stoker-data/stoker/prefetch/storage/s3/s3test"
@@ -132,7 +132,7 @@ func readParallel(b *testing.B, endpoint, prefix string, conns int) time.Duratio
 	}
 	var objs []storage.Object
 	for _, o := range all {
-		if prefetch.IsShardName(o.URL) { // not the index beside them
+		if dataset.IsShardName(o.URL) { // not the index beside them
 			objs = append(objs, o)
 		}
 	}

@@ -6,19 +6,19 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/dataset"
 	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/prefetch/wds"
 )
 
 // Finder finds datasets' indexes for the catalog: it is the
-// prefetch.IndexFinder that stokerd gives its Catalog. Safe for
+// dataset.IndexFinder that stokerd gives its Catalog. Safe for
 // concurrent use.
 type Finder struct {
 	sources *storage.Sources
 }
 
-var _ prefetch.IndexFinder = (*Finder)(nil)
+var _ dataset.IndexFinder = (*Finder)(nil)
 
 // NewFinder returns a Finder reading through sources.
 func NewFinder(sources *storage.Sources) *Finder { return &Finder{sources: sources} }
@@ -28,7 +28,7 @@ func (f *Finder) IsIndexURL(url string) bool { return strings.HasSuffix(url, ".j
 
 // Open reads the index url names and returns it with the shards it lists,
 // Stat'ing those whose size or ETag it does not record.
-func (f *Finder) Open(ctx context.Context, url string) (prefetch.DatasetIndex, []storage.Object, error) {
+func (f *Finder) Open(ctx context.Context, url string) (dataset.Index, []storage.Object, error) {
 	src, err := f.sources.For(url)
 	if err != nil {
 		return nil, nil, err
@@ -67,7 +67,7 @@ func (f *Finder) Open(ctx context.Context, url string) (prefetch.DatasetIndex, [
 
 // Find returns the index beside the shards objs of datasetURL, in the
 // order of objs, or nil with why (for the log) when there is none usable.
-func (f *Finder) Find(ctx context.Context, datasetURL string, objs []storage.Object) (prefetch.DatasetIndex, string, error) {
+func (f *Finder) Find(ctx context.Context, datasetURL string, objs []storage.Object) (dataset.Index, string, error) {
 	src, err := f.sources.For(datasetURL)
 	if err != nil {
 		return nil, "", err

@@ -11,14 +11,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/dataset"
 	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/prefetch/wds"
 )
 
-// dataset writes n synthetic shards into a new folder and returns the
+// synthDataset writes n synthetic shards into a new folder and returns the
 // folder and its shards as a file source lists them.
-func dataset(t *testing.T, n int) (string, []storage.Object) {
+func synthDataset(t *testing.T, n int) (string, []storage.Object) {
 	t.Helper()
 	dir := t.TempDir()
 	if err := (wds.Synthetic{Shards: n, PerShard: 7, SampleSize: 300, Seed: 1}).Write(dir); err != nil {
@@ -29,7 +29,7 @@ func dataset(t *testing.T, n int) (string, []storage.Object) {
 
 func list(t *testing.T, dir string) []storage.Object {
 	t.Helper()
-	objs, err := prefetch.Resolve(context.Background(), storage.NewSources(map[string]storage.Source{"file": storage.NewFileSource()}), "file://"+dir+"/")
+	objs, err := dataset.Resolve(context.Background(), storage.NewSources(map[string]storage.Source{"file": storage.NewFileSource()}), "file://"+dir+"/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func write(t *testing.T, dir string, shards []Shard) *Index {
 func TestRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	src := storage.NewFileSource()
-	dir, objs := dataset(t, 4)
+	dir, objs := synthDataset(t, 4)
 	shards := indexAll(t, objs)
 	written := write(t, dir, shards)
 	url := Locate("file://"+dir+"/", objs)
@@ -162,7 +162,7 @@ func TestLoadStale(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			dir, objs := dataset(t, 3)
+			dir, objs := synthDataset(t, 3)
 			write(t, dir, indexAll(t, objs))
 			objs = tc.change(t, dir, objs)
 			x, ok, why, err := Load(ctx, src, "file://"+dir+"/"+IndexName, objs)
@@ -172,7 +172,7 @@ func TestLoadStale(t *testing.T) {
 		})
 	}
 	// A shard deleted since does not spoil the index for the others.
-	dir, objs := dataset(t, 3)
+	dir, objs := synthDataset(t, 3)
 	write(t, dir, indexAll(t, objs))
 	if err := os.Remove(filepath.Join(dir, "train-000001.tar")); err != nil {
 		t.Fatal(err)
@@ -195,7 +195,7 @@ func TestLoadStale(t *testing.T) {
 func TestReadShardDamage(t *testing.T) {
 	ctx := context.Background()
 	src := storage.NewFileSource()
-	dir, objs := dataset(t, 2)
+	dir, objs := synthDataset(t, 2)
 	x := write(t, dir, indexAll(t, objs))
 	blob := filepath.Join(dir, BlobName)
 	data, err := os.ReadFile(blob)

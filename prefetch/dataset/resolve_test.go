@@ -1,4 +1,4 @@
-package prefetch_test
+package dataset_test
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/dataset"
 	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/prefetch/storage/s3/s3test"
 )
@@ -68,7 +68,7 @@ func TestResolve(t *testing.T) {
 			{"prefix without shards", base + "docs/", nil, storage.ErrNotFound, base + "docs/"},
 			{"bad brace", base + "train-{000000..000004.tar", nil, storage.ErrBadURL, base + "train-{000000..000004.tar"},
 		} {
-			got, err := prefetch.Resolve(context.Background(), sources, tc.url)
+			got, err := dataset.Resolve(context.Background(), sources, tc.url)
 			if tc.kind != nil {
 				var e *storage.Error
 				if !errors.Is(err, tc.kind) || !errors.As(err, &e) || e.Object != tc.object {
@@ -96,7 +96,7 @@ func TestResolve(t *testing.T) {
 		{"s3:///train/", "no bucket"},
 		{"file://relative/dir/", "absolute path"},
 	} {
-		_, err := prefetch.Resolve(context.Background(), sources, tc.url)
+		_, err := dataset.Resolve(context.Background(), sources, tc.url)
 		var e *storage.Error
 		if !errors.Is(err, storage.ErrBadURL) || !errors.As(err, &e) || e.Object != tc.url || !strings.Contains(err.Error(), tc.says) {
 			t.Errorf("Resolve(%q) = %v, want ErrBadURL naming it and saying %q", tc.url, err, tc.says)
@@ -116,7 +116,7 @@ func TestResolveManyShards(t *testing.T) {
 	}
 	src := storage.NewFileSource()
 	sources := storage.NewSources(map[string]storage.Source{"file": src})
-	got, err := prefetch.Resolve(context.Background(), sources, fmt.Sprintf("file://%s/s-{%04d..0000}.tar", dir, n-1))
+	got, err := dataset.Resolve(context.Background(), sources, fmt.Sprintf("file://%s/s-{%04d..0000}.tar", dir, n-1))
 	if err != nil || len(got) != n {
 		t.Fatalf("Resolve: %d objects, %v", len(got), err)
 	}
@@ -131,7 +131,7 @@ func TestResolveManyShards(t *testing.T) {
 }
 
 func ExampleExpandBraces() {
-	names, _ := prefetch.ExpandBraces("s3://bucket/{train,val}-{0000..0002}.tar")
+	names, _ := dataset.ExpandBraces("s3://bucket/{train,val}-{0000..0002}.tar")
 	for _, n := range names {
 		fmt.Println(n)
 	}
@@ -151,9 +151,9 @@ func ExampleResolve() {
 		os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o644)
 	}
 	sources := storage.NewSources(map[string]storage.Source{"file": storage.NewFileSource()})
-	objs, err := prefetch.Resolve(context.Background(), sources, "file://"+dir+"/")
+	objs, err := dataset.Resolve(context.Background(), sources, "file://"+dir+"/")
 	fmt.Println(len(objs), err)
-	_, err = prefetch.Resolve(context.Background(), sources, "gs://bucket/train/")
+	_, err = dataset.Resolve(context.Background(), sources, "gs://bucket/train/")
 	fmt.Println(errors.Is(err, storage.ErrBadURL))
 	// Output:
 	// 2 <nil>

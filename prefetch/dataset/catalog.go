@@ -1,4 +1,4 @@
-package prefetch
+package dataset
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/stoker-data/stoker/prefetch/cache"
 	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/shuffle"
 )
@@ -63,7 +64,7 @@ func DefaultCatalogConfig() CatalogConfig {
 type Catalog struct {
 	cfg     CatalogConfig
 	sources *storage.Sources
-	shards  *Shards
+	shards  ShardReader
 	log     *slog.Logger
 	group   singleflight.Group // one open per URL at a time
 	loads   singleflight.Group // one load per shard index
@@ -86,8 +87,18 @@ func (c *Catalog) fresh(o opened) bool {
 	return time.Since(o.at) < c.cfg.ResolveTTL || time.Now().Before(o.retryAfter)
 }
 
-// NewCatalog returns a Catalog storing its files under cfg.Dir.
-func NewCatalog(cfg CatalogConfig, sources *storage.Sources, shards *Shards, log *slog.Logger) (*Catalog, error) {
+// ShardReader reads a whole shard through the caches, for the Catalog to
+// index a shard that has no index yet: prefetch.Shards is the one Stoker
+// uses. Get is called concurrently.
+type ShardReader interface {
+	// Get returns o's decompressed bytes, read-only and valid until the
+	// Ref is released, which the caller must do.
+	Get(ctx context.Context, o storage.Object) (*cache.Ref, error)
+}
+
+// NewCatalog returns a Catalog storing its files under cfg.Dir, reading
+// shards to index through shards.
+func NewCatalog(cfg CatalogConfig, sources *storage.Sources, shards ShardReader, log *slog.Logger) (*Catalog, error) {
 	d := DefaultCatalogConfig()
 	if cfg.IndexParallel <= 0 {
 		cfg.IndexParallel = d.IndexParallel
@@ -196,7 +207,7 @@ func (c *Catalog) open(ctx context.Context, key, url string, format shuffle.Form
 
 // resolve lists the dataset's objects; a URL naming a wids index (.json)
 // lists the index's shards, and returns the index too.
-func (c *Catalog) resolve(ctx context.Context, url string) ([]storage.Object, DatasetIndex, error) {
+func (c *Catalog) resolve(ctx context.Context, url string) ([]storage.Object, Index, error) {
 	if c.cfg.Indexes == nil || !c.cfg.Indexes.IsIndexURL(url) {
 		objs, err := Resolve(ctx, c.sources, url)
 		return objs, nil, err
@@ -259,7 +270,7 @@ func (c *Catalog) countsFromManifest(ds *Dataset) bool {
 
 // countsFromIndex takes the counts of the index beside the shards (or the
 // one the URL named, x) when it lists exactly these objects.
-func (c *Catalog) countsFromIndex(ctx context.Context, ds *Dataset, objs []storage.Object, x DatasetIndex) bool {
+func (c *Catalog) countsFromIndex(ctx context.Context, ds *Dataset, objs []storage.Object, x Index) bool {
 	if x == nil {
 		if c.cfg.Indexes == nil {
 			return false

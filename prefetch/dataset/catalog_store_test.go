@@ -1,4 +1,4 @@
-package prefetch
+package dataset
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stoker-data/stoker/prefetch/cache"
 	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/prefetch/wds"
 )
@@ -68,13 +67,8 @@ func TestCatalogBoundsStoredManifests(t *testing.T) {
 		writeAged(t, filepath.Join(manifests, fmt.Sprintf("old-%05d.json", i)), 16, time.Duration(100000-i)*time.Second)
 	}
 	log := slog.New(slog.DiscardHandler)
-	tiers, err := cache.Open(cache.Config{MemoryBytes: 1 << 20}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tiers.Close()
 	sources := storage.NewSources(map[string]storage.Source{"file": storage.NewFileSource()})
-	cat, err := NewCatalog(CatalogConfig{Dir: filepath.Join(dir, "catalog")}, sources, NewShards(ShardsConfig{}, sources, tiers, log), log)
+	cat, err := NewCatalog(CatalogConfig{Dir: filepath.Join(dir, "catalog")}, sources, fetchShards{sources}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

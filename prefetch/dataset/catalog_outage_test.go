@@ -1,4 +1,4 @@
-package prefetch
+package dataset
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stoker-data/stoker/prefetch/cache"
 	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/prefetch/wds"
 )
@@ -39,16 +38,11 @@ func TestCatalogOutageRetry(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
-	tiers, err := cache.Open(cache.Config{MemoryBytes: 1 << 20}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tiers.Close()
 	src := &outageSource{Source: storage.NewFileSource()}
 	sources := storage.NewSources(map[string]storage.Source{"file": src})
 	open := func(retry time.Duration) (*Catalog, func() (*Dataset, error)) {
 		cat, err := NewCatalog(CatalogConfig{Dir: filepath.Join(dir, "catalog"), ResolveTTL: time.Nanosecond, OutageRetry: retry},
-			sources, NewShards(ShardsConfig{}, sources, tiers, log), log)
+			sources, fetchShards{sources}, log)
 		if err != nil {
 			t.Fatal(err)
 		}

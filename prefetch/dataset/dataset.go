@@ -1,4 +1,4 @@
-package prefetch
+package dataset
 
 import (
 	"context"
@@ -51,7 +51,7 @@ type Dataset struct {
 	uncounted atomic.Int64   // shards whose count is unknown
 	countMu   sync.Mutex     // serialises onCounted
 	stored    atomic.Bool    // see FromStored
-	dsIndex   DatasetIndex   // the index beside the shards, if it was found
+	dsIndex   Index          // the index beside the shards, if it was found
 	cat       *Catalog       // loads shard indexes; nil for a dataset made without one
 }
 

@@ -1,4 +1,4 @@
-package prefetch
+package dataset
 
 import (
 	"context"
@@ -17,16 +17,16 @@ type IndexFinder interface {
 	// shards.
 	IsIndexURL(url string) bool
 	// Open reads the index url names, and returns it with its shards.
-	Open(ctx context.Context, url string) (DatasetIndex, []storage.Object, error)
+	Open(ctx context.Context, url string) (Index, []storage.Object, error)
 	// Find returns the index beside objs, the shards datasetURL resolved
 	// to, describing them in order; nil with why (for the log) when there
 	// is none, or it is stale; an error when storage failed.
-	Find(ctx context.Context, datasetURL string, objs []storage.Object) (idx DatasetIndex, why string, err error)
+	Find(ctx context.Context, datasetURL string, objs []storage.Object) (idx Index, why string, err error)
 }
 
-// DatasetIndex is an index that describes a dataset's objects, one entry
+// Index is an index that describes a dataset's objects, one entry
 // each, in the dataset's order.
-type DatasetIndex interface {
+type Index interface {
 	// URL is where the index is.
 	URL() string
 	// Counts are the objects' sample counts.
