@@ -151,7 +151,9 @@ func (p *Prefetcher) Streams() int {
 	return len(p.streams)
 }
 
-// NextUse implements Oracle: how many samples from now the shard is next
+var _ cache.Oracle = (*Prefetcher)(nil)
+
+// NextUse implements cache.Oracle: how many samples from now the shard is next
 // needed by any open stream; else, for a shard of the kept subset, a
 // distance past any epoch that grows with its keep rank; else -1.
 func (p *Prefetcher) NextUse(key storage.Key) int64 {

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/stoker-data/stoker/prefetch/cache"
+	"github.com/stoker-data/stoker/prefetch/dataset"
 	"github.com/stoker-data/stoker/prefetch/storage"
 )
 
@@ -77,6 +78,10 @@ type Shards struct {
 	fallbacks atomic.Uint64 // remote reads that failed and went to storage
 	wg        sync.WaitGroup
 }
+
+// Shards is the Catalog's ShardReader: it indexes a shard by reading it
+// through the caches like any stream.
+var _ dataset.ShardReader = (*Shards)(nil)
 
 // NewShards returns a Shards reading through sources into tiers.
 func NewShards(cfg ShardsConfig, sources *storage.Sources, tiers *cache.Cache, log *slog.Logger) *Shards {
