@@ -100,9 +100,9 @@ FUZZ_TARGETS := \
 	./prefetch/columnar:FuzzIndex \
 	./prefetch/wds:FuzzUnmarshalShardIndex \
 	./prefetch/dsindex:FuzzParse \
-	./prefetch:FuzzCacheFile \
-	./prefetch:FuzzExpandBraces \
-	./prefetch:FuzzRangeTotal \
+	./prefetch/cache:FuzzCacheFile \
+	./prefetch/dataset:FuzzExpandBraces \
+	./prefetch/storage/s3:FuzzRangeTotal \
 	./shuffle:FuzzPlan \
 	./server:FuzzParseStreamRequest
 # The pipeline's parsers of sample bytes and of the request's pipeline.

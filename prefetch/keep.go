@@ -5,6 +5,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/stoker-data/stoker/prefetch/dataset"
+	"github.com/stoker-data/stoker/prefetch/storage"
 )
 
 // Which shards a node keeps across epochs.
@@ -33,7 +36,7 @@ import (
 // are called concurrently and must be quick.
 type Placement interface {
 	// Owns reports whether this node is the owner of the shard whose cache
-	// key names object (CacheKey.Object); a node alone owns every shard.
+	// key names object (storage.Key.Object); a node alone owns every shard.
 	Owns(object string) bool
 	// Capacity is the bytes the caches of every node of the cluster keep
 	// across epochs (this node's alone when it is alone); 0 when unknown.
@@ -74,7 +77,7 @@ type placementBox struct{ p Placement }
 
 // activeDataset is a dataset a stream opened recently.
 type activeDataset struct {
-	ds   *Dataset
+	ds   *dataset.Dataset
 	last time.Time
 }
 
@@ -87,7 +90,7 @@ type keepSnapshot struct {
 }
 
 type keptSet struct {
-	ds        *Dataset
+	ds        *dataset.Dataset
 	threshold float64
 }
 
@@ -99,7 +102,7 @@ func newKeeper(cfg KeepConfig, local func() int64) *keeper {
 
 // rank is the shard's place in the keep order, a fraction in [0, 1): the
 // same on every node and every run (FNV-1a, then a finaliser).
-func rank(key CacheKey) float64 {
+func rank(key storage.Key) float64 {
 	h := uint64(14695981039346656037)
 	for i := 0; i < len(key.Object); i++ {
 		h = (h ^ uint64(key.Object[i])) * 1099511628211
@@ -129,7 +132,7 @@ func (k *keeper) setPlacement(p Placement) {
 }
 
 // use marks ds active now.
-func (k *keeper) use(ds *Dataset, now time.Time) {
+func (k *keeper) use(ds *dataset.Dataset, now time.Time) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if a, ok := k.active[ds.ID]; ok && a.ds == ds && now.Sub(a.last) < time.Minute {
@@ -174,7 +177,7 @@ func (k *keeper) refresh(now time.Time) {
 
 // threshold is the rank under which ds's shards hold fraction of its
 // bytes: the shards of lowest rank, taken while they fit.
-func threshold(ds *Dataset, fraction float64) float64 {
+func threshold(ds *dataset.Dataset, fraction float64) float64 {
 	if fraction >= 1 {
 		return 1
 	}
@@ -217,14 +220,14 @@ func threshold(ds *Dataset, fraction float64) float64 {
 func (k *keeper) fraction() float64 { return k.snap.Load().fraction }
 
 // owns reports whether this node owns the shard of key.
-func (k *keeper) owns(key CacheKey) bool {
+func (k *keeper) owns(key storage.Key) bool {
 	b := k.placement.Load()
 	return b == nil || b.p.Owns(key.Object)
 }
 
 // inSubset reports whether key's shard is in the kept subset of the
 // cluster, whichever node owns it, and its rank.
-func (k *keeper) inSubset(key CacheKey) (bool, float64) {
+func (k *keeper) inSubset(key storage.Key) (bool, float64) {
 	r := rank(key)
 	s := k.snap.Load()
 	for _, set := range s.sets {
@@ -237,14 +240,14 @@ func (k *keeper) inSubset(key CacheKey) (bool, float64) {
 
 // keeps reports whether key's shard is in the kept subset of this node,
 // and its rank.
-func (k *keeper) keeps(key CacheKey) (bool, float64) {
+func (k *keeper) keeps(key storage.Key) (bool, float64) {
 	in, r := k.inSubset(key)
 	return in && k.owns(key), r
 }
 
 // keptElsewhere reports whether key's shard is in the cluster's kept
 // subset and another node owns it.
-func (k *keeper) keptElsewhere(key CacheKey) bool {
+func (k *keeper) keptElsewhere(key storage.Key) bool {
 	in, _ := k.inSubset(key)
 	return in && !k.owns(key)
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/prefetch/wds"
 	"github.com/stoker-data/stoker/shuffle"
 )
@@ -14,7 +15,7 @@ import (
 func TestRankIsStableAndSpread(t *testing.T) {
 	var buckets [10]int
 	for i := range 1000 {
-		k := CacheKey{Object: "s3://b/train/" + string(rune('a'+i%26)) + "-" + time.Duration(i).String() + ".tar", ETag: "e"}
+		k := storage.Key{Object: "s3://b/train/" + string(rune('a'+i%26)) + "-" + time.Duration(i).String() + ".tar", ETag: "e"}
 		r := rank(k)
 		if r < 0 || r >= 1 || r != rank(k) {
 			t.Fatalf("rank %v of %v", r, k)

@@ -10,6 +10,9 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
+	"github.com/stoker-data/stoker/prefetch/cache"
+	"github.com/stoker-data/stoker/prefetch/dataset"
+	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/shuffle"
 )
 
@@ -59,7 +62,7 @@ const (
 type Prefetcher struct {
 	cfg    PrefetchConfig
 	shards *Shards
-	cache  *Cache
+	cache  *cache.Cache
 	keep   *keeper
 	log    *slog.Logger
 
@@ -77,7 +80,7 @@ type Prefetcher struct {
 }
 
 // NewPrefetcher returns a Prefetcher and makes it the cache's oracle.
-func NewPrefetcher(cfg PrefetchConfig, shards *Shards, cache *Cache) *Prefetcher {
+func NewPrefetcher(cfg PrefetchConfig, shards *Shards, tiers *cache.Cache) *Prefetcher {
 	d := DefaultPrefetchConfig()
 	if cfg.AheadBatches <= 0 {
 		cfg.AheadBatches = d.AheadBatches
@@ -97,18 +100,18 @@ func NewPrefetcher(cfg PrefetchConfig, shards *Shards, cache *Cache) *Prefetcher
 	if cfg.Keep.ActiveFor <= 0 {
 		cfg.Keep.ActiveFor = d.Keep.ActiveFor
 	}
-	p := &Prefetcher{cfg: cfg, shards: shards, cache: cache, log: shards.log, streams: map[*Stream]struct{}{},
+	p := &Prefetcher{cfg: cfg, shards: shards, cache: tiers, log: shards.log, streams: map[*Stream]struct{}{},
 		rangeSem: make(chan struct{}, cfg.MaxRangeReads), held: newHeldShards(shards)}
-	p.keep = newKeeper(cfg.Keep, func() int64 { return keepCapacity(cache) })
-	shards.setDiskFilter(func(k CacheKey) bool { ok, _ := p.keep.keeps(k); return ok })
-	cache.SetOracle(p)
+	p.keep = newKeeper(cfg.Keep, func() int64 { return keepCapacity(tiers) })
+	shards.setDiskFilter(func(k storage.Key) bool { ok, _ := p.keep.keeps(k); return ok })
+	tiers.SetOracle(p)
 	return p
 }
 
 // keepCapacity is the bytes this node keeps across epochs: its disk tier,
 // which holds kept shards alone, or without one half its memory tier (the
 // other half for the windows being read).
-func keepCapacity(c *Cache) int64 {
+func keepCapacity(c *cache.Cache) int64 {
 	mem, disk := c.Capacity()
 	if disk > 0 {
 		return disk
@@ -148,10 +151,12 @@ func (p *Prefetcher) Streams() int {
 	return len(p.streams)
 }
 
-// NextUse implements Oracle: how many samples from now the shard is next
+var _ cache.Oracle = (*Prefetcher)(nil)
+
+// NextUse implements cache.Oracle: how many samples from now the shard is next
 // needed by any open stream; else, for a shard of the kept subset, a
 // distance past any epoch that grows with its keep rank; else -1.
-func (p *Prefetcher) NextUse(key CacheKey) int64 {
+func (p *Prefetcher) NextUse(key storage.Key) int64 {
 	best := int64(-1)
 	p.mu.Lock()
 	for s := range p.streams {
@@ -176,9 +181,9 @@ func (p *Prefetcher) NextUse(key CacheKey) int64 {
 
 // Open registers a stream reading plan from position start with batching b.
 // Close it when done.
-func (p *Prefetcher) Open(ds *Dataset, plan *shuffle.Plan, b shuffle.Batching, start int) *Stream {
+func (p *Prefetcher) Open(ds *dataset.Dataset, plan *shuffle.Plan, b shuffle.Batching, start int) *Stream {
 	s := &Stream{p: p, ds: ds, plan: plan, b: b, start: start, modes: map[int]fetchMode{},
-		refs: map[int32]*Ref{}, indexes: map[int32]*shardIndexEntry{}}
+		refs: map[int32]*cache.Ref{}, indexes: map[int32]*shardIndexEntry{}}
 	s.ranges = newRangeBuffer(s)
 	s.windows = newWindowRefs(p.held)
 	s.pos.Store(int64(start))
@@ -199,7 +204,7 @@ func (p *Prefetcher) aheadBytes() int64 {
 // and not yet read: the look-ahead budget, and at least enough for every
 // range read allowed in flight (MaxRangeReads) at ds's mean sample size,
 // so the reads are not throttled below what storage can serve.
-func (p *Prefetcher) rangeBudget(ds *Dataset) int64 {
+func (p *Prefetcher) rangeBudget(ds *dataset.Dataset) int64 {
 	mean := int64(64 << 10)
 	if n, _ := ds.NumSamples(); n > 0 {
 		mean = max(ds.Bytes/int64(n), 1)
@@ -211,7 +216,7 @@ func (p *Prefetcher) rangeBudget(ds *Dataset) int64 {
 // found (loading or reading their indexes) and given to the plan. One
 // count per plan window at a time; the count goes on if ctx ends, for
 // the other streams that wait on it.
-func (p *Prefetcher) countWindow(ctx context.Context, ds *Dataset, plan *shuffle.Plan, k int) error {
+func (p *Prefetcher) countWindow(ctx context.Context, ds *dataset.Dataset, plan *shuffle.Plan, k int) error {
 	if plan.Counted(k) {
 		return nil
 	}
@@ -227,7 +232,7 @@ func (p *Prefetcher) countWindow(ctx context.Context, ds *Dataset, plan *shuffle
 }
 
 // countWindow counts window k of plan from ds's shards.
-func countWindow(ctx context.Context, ds *Dataset, plan *shuffle.Plan, k int, log *slog.Logger) error {
+func countWindow(ctx context.Context, ds *dataset.Dataset, plan *shuffle.Plan, k int, log *slog.Logger) error {
 	shards := plan.WindowShards(k, nil)
 	missing := 0
 	for _, i := range shards {
@@ -257,7 +262,7 @@ func countWindow(ctx context.Context, ds *Dataset, plan *shuffle.Plan, k int, lo
 
 // InKeptSubset reports whether key's shard is in the kept subset of the
 // cluster, whichever node owns it.
-func (p *Prefetcher) InKeptSubset(key CacheKey) bool {
+func (p *Prefetcher) InKeptSubset(key storage.Key) bool {
 	in, _ := p.keep.inSubset(key)
 	return in
 }

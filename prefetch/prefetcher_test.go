@@ -7,6 +7,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/stoker-data/stoker/prefetch/cache"
+	"github.com/stoker-data/stoker/prefetch/dataset"
+	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/prefetch/wds"
 	"github.com/stoker-data/stoker/shuffle"
 )
@@ -14,11 +17,11 @@ import (
 // prefetchEnv is a synthetic dataset in a folder, opened through the real
 // file source, catalog, shards and cache.
 type prefetchEnv struct {
-	src     *FileSource
-	cache   *Cache
+	src     *storage.FileSource
+	cache   *cache.Cache
 	shards  *Shards
-	catalog *Catalog
-	ds      *Dataset
+	catalog *dataset.Catalog
+	ds      *dataset.Dataset
 }
 
 func newPrefetchEnv(t *testing.T, syn wds.Synthetic, memory int64) *prefetchEnv {
@@ -28,15 +31,15 @@ func newPrefetchEnv(t *testing.T, syn wds.Synthetic, memory int64) *prefetchEnv 
 		t.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
-	cache, err := OpenCache(CacheConfig{MemoryBytes: memory, Dir: filepath.Join(dir, "cache"), Policy: PolicyPlan}, log)
+	tiers, err := cache.Open(cache.Config{MemoryBytes: memory, Dir: filepath.Join(dir, "cache"), Policy: cache.PolicyPlan}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cache.Close() })
-	src := NewFileSource()
-	sources := NewSources(map[string]Source{"file": src})
-	shards := NewShards(ShardsConfig{MaxFetches: 2}, sources, cache, log)
-	cat, err := NewCatalog(CatalogConfig{Dir: filepath.Join(dir, "catalog")}, sources, shards, log)
+	t.Cleanup(func() { tiers.Close() })
+	src := storage.NewFileSource()
+	sources := storage.NewSources(map[string]storage.Source{"file": src})
+	shards := NewShards(ShardsConfig{MaxFetches: 2}, sources, tiers, log)
+	cat, err := dataset.NewCatalog(dataset.CatalogConfig{Dir: filepath.Join(dir, "catalog")}, sources, shards, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +47,7 @@ func newPrefetchEnv(t *testing.T, syn wds.Synthetic, memory int64) *prefetchEnv 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &prefetchEnv{src: src, cache: cache, shards: shards, catalog: cat, ds: ds}
+	return &prefetchEnv{src: src, cache: tiers, shards: shards, catalog: cat, ds: ds}
 }
 
 // counts counts every shard of the dataset (through the env's own cache)
@@ -65,15 +68,15 @@ func (e *prefetchEnv) counts(t *testing.T) []int {
 }
 
 // fresh returns an empty cache and a Shards over the same files.
-func (e *prefetchEnv) fresh(t *testing.T, memory int64) (*Cache, *Shards) {
+func (e *prefetchEnv) fresh(t *testing.T, memory int64) (*cache.Cache, *Shards) {
 	t.Helper()
 	log := slog.New(slog.DiscardHandler)
-	cache, err := OpenCache(CacheConfig{MemoryBytes: memory, Dir: t.TempDir(), Policy: PolicyPlan}, log)
+	tiers, err := cache.Open(cache.Config{MemoryBytes: memory, Dir: t.TempDir(), Policy: cache.PolicyPlan}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cache.Close() })
-	return cache, NewShards(ShardsConfig{MaxFetches: 2}, NewSources(map[string]Source{"file": e.src}), cache, log)
+	t.Cleanup(func() { tiers.Close() })
+	return tiers, NewShards(ShardsConfig{MaxFetches: 2}, storage.NewSources(map[string]storage.Source{"file": e.src}), tiers, log)
 }
 
 // However many readers want a shard at once, it is fetched once: they
@@ -103,8 +106,8 @@ func TestOneFetchPerShard(t *testing.T) {
 func TestPrefetcherReadsAheadAndOrdersEviction(t *testing.T) {
 	syn := wds.Synthetic{Shards: 6, PerShard: 5, SampleSize: 2000, Seed: 1}
 	e := newPrefetchEnv(t, syn, 1<<20)
-	cache, shards := e.fresh(t, 1<<20) // empty: nothing cached by indexing
-	p := NewPrefetcher(PrefetchConfig{AheadBatches: 2, AheadBytes: 1 << 30}, shards, cache)
+	tiers, shards := e.fresh(t, 1<<20) // empty: nothing cached by indexing
+	p := NewPrefetcher(PrefetchConfig{AheadBatches: 2, AheadBytes: 1 << 30}, shards, tiers)
 	plan, err := shuffle.NewPlan(e.counts(t), shuffle.Settings{Seed: 3, Window: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -118,11 +121,11 @@ func TestPrefetcherReadsAheadAndOrdersEviction(t *testing.T) {
 	// Window 1: batch k is shard order[k]; batches 0 and 1 are fetched.
 	for k := range 2 {
 		sh := int(plan.At(k * 5).Shard)
-		if cache.Contains(e.ds.Key(sh)) == TierNone {
+		if tiers.Contains(e.ds.Key(sh)) == cache.TierNone {
 			t.Fatalf("shard of batch %d not prefetched", k)
 		}
 	}
-	if sh := int(plan.At(10).Shard); cache.Contains(e.ds.Key(sh)) != TierNone {
+	if sh := int(plan.At(10).Shard); tiers.Contains(e.ds.Key(sh)) != cache.TierNone {
 		t.Fatal("batch 2's shard fetched beyond the 2-batch window")
 	}
 	r, err := s.Shard(context.Background(), int(plan.At(0).Shard))
@@ -154,8 +157,8 @@ func TestPrefetcherReadsAheadAndOrdersEviction(t *testing.T) {
 // looking at the cache again); the next Get is a hit.
 func TestShardsGetCountsOnce(t *testing.T) {
 	e := newPrefetchEnv(t, wds.Synthetic{Shards: 2, PerShard: 2, SampleSize: 100, Seed: 1}, 1<<20)
-	cache, shards := e.fresh(t, 1<<20)
-	shards.SetRemote(&peerRemote{owner: func(Object) *Shards { return nil }}) // this node owns everything: ErrLocal
+	tiers, shards := e.fresh(t, 1<<20)
+	shards.SetRemote(&peerRemote{owner: func(storage.Object) *Shards { return nil }}) // this node owns everything: ErrLocal
 	for range 2 {
 		r, err := shards.Get(context.Background(), e.ds.Object(0))
 		if err != nil {
@@ -163,7 +166,7 @@ func TestShardsGetCountsOnce(t *testing.T) {
 		}
 		r.Release()
 	}
-	if m := cache.Metrics(); m.Misses != 1 || m.Memory.Hits != 1 || m.Disk.Hits != 0 {
+	if m := tiers.Metrics(); m.Misses != 1 || m.Memory.Hits != 1 || m.Disk.Hits != 0 {
 		t.Fatalf("two Gets of one shard: %d misses, %d memory hits, %d disk hits; want 1, 1, 0", m.Misses, m.Memory.Hits, m.Disk.Hits)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/shuffle"
 )
 
@@ -110,7 +111,7 @@ func (b *rangeBuffer) read(shard int, ws []wantedSample) {
 	spans := make([]span, 0, len(ws))
 	for _, w := range ws {
 		if w.sample >= x.Len() {
-			w.slot.err = &Error{Op: "read", Object: ds.Manifest.Shards[shard].Object, Kind: ErrCorrupt, Err: errSampleOutside}
+			w.slot.err = &storage.Error{Op: "read", Object: ds.Manifest.Shards[shard].Object, Kind: storage.ErrCorrupt, Err: errSampleOutside}
 			close(w.slot.ready)
 			continue
 		}
@@ -186,7 +187,7 @@ func (b *rangeBuffer) close() {
 
 // readRange reads bytes [lo, hi) of o from storage, one of at most
 // MaxRangeReads at a time, and counts it.
-func (p *Prefetcher) readRange(ctx context.Context, o Object, lo, hi int64) ([]byte, error) {
+func (p *Prefetcher) readRange(ctx context.Context, o storage.Object, lo, hi int64) ([]byte, error) {
 	select {
 	case p.rangeSem <- struct{}{}:
 	case <-ctx.Done():
@@ -194,10 +195,10 @@ func (p *Prefetcher) readRange(ctx context.Context, o Object, lo, hi int64) ([]b
 	}
 	defer func() { <-p.rangeSem }()
 	if lo < 0 || hi < lo || (o.Size > 0 && hi > o.Size) {
-		return nil, &Error{Op: "read", Object: o.URL, Kind: ErrCorrupt, Err: fmt.Errorf("sample bytes [%d, %d) are outside the %d-byte object", lo, hi, o.Size)}
+		return nil, &storage.Error{Op: "read", Object: o.URL, Kind: storage.ErrCorrupt, Err: fmt.Errorf("sample bytes [%d, %d) are outside the %d-byte object", lo, hi, o.Size)}
 	}
 	if limit := p.shards.cfg.MaxShardBytes; hi-lo > limit {
-		return nil, &Error{Op: "read", Object: o.URL, Kind: ErrTooLarge, Err: fmt.Errorf("a sample of %d bytes at %d, over the per-shard limit of %d (stokerd --max-shard-size)", hi-lo, lo, limit)}
+		return nil, &storage.Error{Op: "read", Object: o.URL, Kind: storage.ErrTooLarge, Err: fmt.Errorf("a sample of %d bytes at %d, over the per-shard limit of %d (stokerd --max-shard-size)", hi-lo, lo, limit)}
 	}
 	src, err := p.shards.sources.For(o.URL)
 	if err != nil {

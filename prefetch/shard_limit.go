@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/prefetch/wds"
 )
 
@@ -24,14 +25,14 @@ func DefaultMaxShardBytes(memBytes int64) int64 {
 }
 
 // decompressShard returns the tar bytes of o, fetched as raw, within limit.
-func decompressShard(o Object, raw []byte, limit int64) ([]byte, error) {
+func decompressShard(o storage.Object, raw []byte, limit int64) ([]byte, error) {
 	data, err := wds.DecompressLimit(raw, limit)
 	if err != nil {
-		kind := ErrCorrupt
+		kind := storage.ErrCorrupt
 		if errors.Is(err, wds.ErrTooLarge) {
-			kind = ErrTooLarge
+			kind = storage.ErrTooLarge
 		}
-		return nil, limitHint(&Error{Op: "read", Object: o.URL, Kind: kind, Err: err})
+		return nil, limitHint(&storage.Error{Op: "read", Object: o.URL, Kind: kind, Err: err})
 	}
 	return data, nil
 }
@@ -39,10 +40,10 @@ func decompressShard(o Object, raw []byte, limit int64) ([]byte, error) {
 // limitHint says how to raise the per-shard limit in an ErrTooLarge error
 // of a fetch; other errors pass as they are.
 func limitHint(err error) error {
-	var e *Error
-	if !errors.As(err, &e) || !errors.Is(err, ErrTooLarge) {
+	var e *storage.Error
+	if !errors.As(err, &e) || !errors.Is(err, storage.ErrTooLarge) {
 		return err
 	}
-	return &Error{Op: e.Op, Object: e.Object, Kind: ErrTooLarge,
+	return &storage.Error{Op: e.Op, Object: e.Object, Kind: storage.ErrTooLarge,
 		Err: fmt.Errorf("%w (raise the per-shard limit with stokerd --max-shard-size, or ShardsConfig.MaxShardBytes)", e.Err)}
 }

@@ -12,6 +12,9 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/stoker-data/stoker/prefetch/cache"
+	"github.com/stoker-data/stoker/prefetch/storage"
 )
 
 // tarGz writes a .tar.gz holding one member of n zero bytes: a gzip bomb
@@ -61,13 +64,13 @@ func TestShardsMaxShardBytes(t *testing.T) {
 		}
 	}
 	log := slog.New(slog.DiscardHandler)
-	cache, err := OpenCache(CacheConfig{MemoryBytes: 64 << 20}, log)
+	tiers, err := cache.Open(cache.Config{MemoryBytes: 64 << 20}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cache.Close()
-	src := NewFileSource()
-	shards := NewShards(ShardsConfig{MaxShardBytes: limit}, NewSources(map[string]Source{"file": src}), cache, log)
+	defer tiers.Close()
+	src := storage.NewFileSource()
+	shards := NewShards(ShardsConfig{MaxShardBytes: limit}, storage.NewSources(map[string]storage.Source{"file": src}), tiers, log)
 	get := func(name string) ([]byte, error) {
 		o, err := src.Stat(context.Background(), "file://"+filepath.Join(dir, name))
 		if err != nil {
@@ -87,8 +90,8 @@ func TestShardsMaxShardBytes(t *testing.T) {
 		runtime.ReadMemStats(&before)
 		_, err := get(name)
 		runtime.ReadMemStats(&after)
-		var e *Error
-		if !errors.Is(err, ErrTooLarge) || !errors.As(err, &e) || !strings.HasSuffix(e.Object, "/"+name) {
+		var e *storage.Error
+		if !errors.Is(err, storage.ErrTooLarge) || !errors.As(err, &e) || !strings.HasSuffix(e.Object, "/"+name) {
 			t.Fatalf("%s: got %v, want ErrTooLarge naming the object", name, err)
 		}
 		for _, want := range []string{"4194304", "--max-shard-size"} {

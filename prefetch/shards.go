@@ -9,6 +9,10 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sync/singleflight"
+
+	"github.com/stoker-data/stoker/prefetch/cache"
+	"github.com/stoker-data/stoker/prefetch/dataset"
+	"github.com/stoker-data/stoker/prefetch/storage"
 )
 
 // ShardsConfig bounds how shards are fetched.
@@ -16,7 +20,7 @@ type ShardsConfig struct {
 	// MaxFetches is the most shards fetched from storage at once.
 	MaxFetches int
 	// Fetch sets part size and parallel ranges within one shard.
-	Fetch FetchOptions
+	Fetch storage.FetchOptions
 	// MaxShardBytes is the most bytes one shard may hold, stored and as
 	// cached (a WebDataset shard's tar bytes after gunzip, a columnar
 	// unit's range): larger ones, gzip bombs among them, fail with
@@ -39,7 +43,7 @@ func DefaultShardsConfig() ShardsConfig {
 // or any other error when the owner is down, slow or failed, in which case
 // the caller reads storage directly. The returned bytes are read-only.
 type Remote interface {
-	Fetch(ctx context.Context, o Object) ([]byte, error)
+	Fetch(ctx context.Context, o storage.Object) ([]byte, error)
 }
 
 // RangeRemote is a Remote that also reads a byte range of a shard from its
@@ -48,7 +52,7 @@ type Remote interface {
 // like Fetch, and the bytes [off, off+n) of o's decompressed bytes.
 type RangeRemote interface {
 	Remote
-	FetchRange(ctx context.Context, o Object, off, n int64) ([]byte, error)
+	FetchRange(ctx context.Context, o storage.Object, off, n int64) ([]byte, error)
 }
 
 // ErrLocal is returned by a Remote for a shard this node reads itself.
@@ -59,15 +63,15 @@ var ErrLocal = errors.New("owned by this node")
 // the same time, then cached. Safe for concurrent use.
 type Shards struct {
 	cfg     ShardsConfig
-	sources *Sources
-	cache   *Cache
+	sources *storage.Sources
+	cache   *cache.Cache
 	log     *slog.Logger
 	sem     chan struct{}      // bounds fetches in flight
 	group   singleflight.Group // one fetch per object+ETag
 	remote  atomic.Pointer[remoteBox]
 	// toDisk says which shards are written to the disk tier (nil: all);
 	// set once, before serving.
-	toDisk func(CacheKey) bool
+	toDisk func(storage.Key) bool
 
 	fetches   atomic.Uint64 // fetches from storage started
 	peerReads atomic.Uint64 // shards read from their owner
@@ -75,18 +79,23 @@ type Shards struct {
 	wg        sync.WaitGroup
 }
 
-// NewShards returns a Shards reading through sources into cache.
-func NewShards(cfg ShardsConfig, sources *Sources, cache *Cache, log *slog.Logger) *Shards {
+// Shards is the Catalog's ShardReader: it indexes a shard by reading it
+// through the caches like any stream.
+var _ dataset.ShardReader = (*Shards)(nil)
+
+// NewShards returns a Shards reading through sources into tiers.
+func NewShards(cfg ShardsConfig, sources *storage.Sources, tiers *cache.Cache, log *slog.Logger) *Shards {
 	if cfg.MaxFetches <= 0 {
 		cfg.MaxFetches = DefaultShardsConfig().MaxFetches
 	}
 	if cfg.MaxShardBytes <= 0 {
-		cfg.MaxShardBytes = DefaultMaxShardBytes(cache.cfg.MemoryBytes)
+		mem, _ := tiers.Capacity()
+		cfg.MaxShardBytes = DefaultMaxShardBytes(mem)
 	}
 	if cfg.Fetch.MaxSize <= 0 {
 		cfg.Fetch.MaxSize = cfg.MaxShardBytes
 	}
-	return &Shards{cfg: cfg, sources: sources, cache: cache, log: log, sem: make(chan struct{}, cfg.MaxFetches)}
+	return &Shards{cfg: cfg, sources: sources, cache: tiers, log: log, sem: make(chan struct{}, cfg.MaxFetches)}
 }
 
 type remoteBox struct{ r Remote }
@@ -102,8 +111,8 @@ func (s *Shards) SetRemote(r Remote) {
 }
 
 // Cached reports whether o is in the cache.
-func (s *Shards) Cached(o Object) bool {
-	return s.cache.Contains(o.CacheKey()) != TierNone
+func (s *Shards) Cached(o storage.Object) bool {
+	return s.cache.Contains(o.Key()) != cache.TierNone
 }
 
 // Get returns o's decompressed bytes: from the cache, else from its owner
@@ -111,8 +120,8 @@ func (s *Shards) Cached(o Object) bool {
 // ctx (another caller may be waiting on it); ctx only stops this wait.
 // The bytes are read-only and valid until the Ref is released, which the
 // caller must do.
-func (s *Shards) Get(ctx context.Context, o Object) (*Ref, error) {
-	key := o.CacheKey()
+func (s *Shards) Get(ctx context.Context, o storage.Object) (*cache.Ref, error) {
+	key := o.Key()
 	if r, _, ok := s.cache.Acquire(key); ok {
 		return r, nil
 	}
@@ -120,14 +129,14 @@ func (s *Shards) Get(ctx context.Context, o Object) (*Ref, error) {
 }
 
 // getMissed is Get after the cache has missed key, o's key.
-func (s *Shards) getMissed(ctx context.Context, key CacheKey, o Object) (*Ref, error) {
+func (s *Shards) getMissed(ctx context.Context, key storage.Key, o storage.Object) (*cache.Ref, error) {
 	return s.wait(ctx, s.group.DoChan(key.Object+"\x00"+key.ETag, func() (any, error) { return s.fetch(key, o, true) }))
 }
 
 // GetLocal is Get without the remote step: the cache, else storage. The
 // Peer service answers other nodes with it, so a read never hops twice.
-func (s *Shards) GetLocal(ctx context.Context, o Object) (*Ref, error) {
-	key := o.CacheKey()
+func (s *Shards) GetLocal(ctx context.Context, o storage.Object) (*cache.Ref, error) {
+	key := o.Key()
 	if r, _, ok := s.cache.Acquire(key); ok {
 		return r, nil
 	}
@@ -138,13 +147,13 @@ func (s *Shards) GetLocal(ctx context.Context, o Object) (*Ref, error) {
 
 // wait hands each waiter of a flight its own Ref to the flight's bytes,
 // which live on the Go heap.
-func (s *Shards) wait(ctx context.Context, ch <-chan singleflight.Result) (*Ref, error) {
+func (s *Shards) wait(ctx context.Context, ch <-chan singleflight.Result) (*cache.Ref, error) {
 	select {
 	case r := <-ch:
 		if r.Err != nil {
 			return nil, r.Err
 		}
-		return HeapRef(r.Val.([]byte)), nil
+		return cache.HeapRef(r.Val.([]byte)), nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -152,7 +161,7 @@ func (s *Shards) wait(ctx context.Context, ch <-chan singleflight.Result) (*Ref,
 
 // GetRangeRemote reads bytes [off, off+n) of o from its owner, or returns
 // ErrLocal when this node owns o, is alone, or its Remote reads no ranges.
-func (s *Shards) GetRangeRemote(ctx context.Context, o Object, off, n int64) ([]byte, error) {
+func (s *Shards) GetRangeRemote(ctx context.Context, o storage.Object, off, n int64) ([]byte, error) {
 	rb := s.remote.Load()
 	if rb == nil {
 		return nil, ErrLocal
@@ -165,14 +174,14 @@ func (s *Shards) GetRangeRemote(ctx context.Context, o Object, off, n int64) ([]
 	if err == nil {
 		s.peerReads.Add(1)
 		if int64(len(data)) != n {
-			return nil, &Error{Op: "read", Object: o.URL, Kind: ErrCorrupt, Err: fmt.Errorf("the owner sent %d bytes for a range of %d", len(data), n)}
+			return nil, &storage.Error{Op: "read", Object: o.URL, Kind: storage.ErrCorrupt, Err: fmt.Errorf("the owner sent %d bytes for a range of %d", len(data), n)}
 		}
 	}
 	return data, err
 }
 
 // Prefetch starts fetching o in the background unless it is cached.
-func (s *Shards) Prefetch(o Object) {
+func (s *Shards) Prefetch(o storage.Object) {
 	if s.Cached(o) {
 		return
 	}
@@ -200,11 +209,11 @@ func (s *Shards) PeerReads() uint64 { return s.peerReads.Load() }
 // Fallbacks is the number of remote reads that failed and went to storage.
 func (s *Shards) Fallbacks() uint64 { return s.fallbacks.Load() }
 
-func (s *Shards) fetch(key CacheKey, o Object, remote bool) ([]byte, error) {
+func (s *Shards) fetch(key storage.Key, o storage.Object, remote bool) ([]byte, error) {
 	// A caller may have cached it between our Get miss and here: the
-	// flight's waiters share its result, so it is a heap copy (get). Not
+	// flight's waiters share its result, so it is a heap copy (Peek). Not
 	// counted: the caller's Acquire counted this Get already.
-	if data, _, ok := s.cache.get(key, false); ok {
+	if data, _, ok := s.cache.Peek(key); ok {
 		return data, nil
 	}
 	if rb := s.remote.Load(); remote && rb != nil {
@@ -239,14 +248,14 @@ func (s *Shards) fetch(key CacheKey, o Object, remote bool) ([]byte, error) {
 	s.fetches.Add(1)
 	s.log.Debug("fetching a shard from storage", "object", o.URL, "kept", s.toDisk == nil || s.toDisk(key), "cached", s.cache.Contains(key))
 	if o.Length > 0 { // a columnar unit: its byte range, as stored
-		data, err := fetchRange(context.Background(), src, o, s.cfg.Fetch)
+		data, err := storage.FetchRange(context.Background(), src, o, s.cfg.Fetch)
 		if err != nil {
 			return nil, limitHint(err)
 		}
 		s.put(key, o, data)
 		return data, nil
 	}
-	raw, err := Fetch(context.Background(), src, o, s.cfg.Fetch)
+	raw, err := storage.Fetch(context.Background(), src, o, s.cfg.Fetch)
 	if err != nil {
 		return nil, limitHint(err)
 	}
@@ -261,9 +270,9 @@ func (s *Shards) fetch(key CacheKey, o Object, remote bool) ([]byte, error) {
 // setDiskFilter makes put write to the disk tier only the shards f
 // accepts (the kept subset): the others are read within their window,
 // from memory, and would only push kept shards off the disk.
-func (s *Shards) setDiskFilter(f func(CacheKey) bool) { s.toDisk = f }
+func (s *Shards) setDiskFilter(f func(storage.Key) bool) { s.toDisk = f }
 
-func (s *Shards) put(key CacheKey, o Object, data []byte) {
+func (s *Shards) put(key storage.Key, o storage.Object, data []byte) {
 	if s.toDisk != nil && !s.toDisk(key) {
 		if !s.cache.PutMemory(key, data) {
 			s.log.Debug("the memory tier did not take a shard", "object", o.URL)
@@ -271,7 +280,7 @@ func (s *Shards) put(key CacheKey, o Object, data []byte) {
 		return
 	}
 	// Disk write failures are logged by the cache, rate-limited.
-	if err := s.cache.PutAsync(key, data); err != nil && !errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrUnavailable) {
+	if err := s.cache.PutAsync(key, data); err != nil && !errors.Is(err, storage.ErrTooLarge) && !errors.Is(err, storage.ErrUnavailable) {
 		s.log.Warn("cannot cache shard", "object", o.URL, "err", err)
 	}
 }

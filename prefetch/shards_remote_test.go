@@ -6,19 +6,20 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/prefetch/wds"
 )
 
 // peerRemote reads shards from another Shards in the same process, the way
 // the cluster's Peer service does over gRPC: the owner's GetLocal.
 type peerRemote struct {
-	owner func(Object) *Shards // nil: this node owns it
+	owner func(storage.Object) *Shards // nil: this node owns it
 	down  bool
 }
 
 var errPeerDown = errors.New("peer down")
 
-func (r *peerRemote) Fetch(ctx context.Context, o Object) ([]byte, error) {
+func (r *peerRemote) Fetch(ctx context.Context, o storage.Object) ([]byte, error) {
 	owner := r.owner(o)
 	switch {
 	case owner == nil:
@@ -46,7 +47,7 @@ func TestShardsReadFromOwner(t *testing.T) {
 	for i := range e.ds.Manifest.Shards {
 		objects[e.ds.Object(i).URL] = i
 	}
-	r := &peerRemote{owner: func(o Object) *Shards {
+	r := &peerRemote{owner: func(o storage.Object) *Shards {
 		if objects[o.URL]%2 == 0 {
 			return b
 		}
@@ -76,7 +77,7 @@ func TestShardsReadFromOwner(t *testing.T) {
 
 	// The owner is down: a reads storage itself, and says so.
 	_, c := e.fresh(t, 64<<20)
-	c.SetRemote(&peerRemote{owner: func(Object) *Shards { return b }, down: true})
+	c.SetRemote(&peerRemote{owner: func(storage.Object) *Shards { return b }, down: true})
 	if _, err := c.Get(ctx, e.ds.Object(0)); err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +86,7 @@ func TestShardsReadFromOwner(t *testing.T) {
 	}
 	// GetLocal never asks the remote.
 	_, d := e.fresh(t, 64<<20)
-	d.SetRemote(&peerRemote{owner: func(Object) *Shards { t.Fatal("GetLocal asked the remote"); return nil }})
+	d.SetRemote(&peerRemote{owner: func(storage.Object) *Shards { t.Fatal("GetLocal asked the remote"); return nil }})
 	if _, err := d.GetLocal(ctx, e.ds.Object(1)); err != nil || d.Fetches() != 1 {
 		t.Fatalf("GetLocal: err %v, fetches %d", err, d.Fetches())
 	}

@@ -8,6 +8,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/stoker-data/stoker/prefetch/cache"
+	"github.com/stoker-data/stoker/prefetch/dataset"
+	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/prefetch/wds"
 	"github.com/stoker-data/stoker/shuffle"
 )
@@ -29,7 +32,7 @@ const (
 // one goroutine; the position is read concurrently by the oracle.
 type Stream struct {
 	p     *Prefetcher
-	ds    *Dataset
+	ds    *dataset.Dataset
 	plan  *shuffle.Plan
 	b     shuffle.Batching
 	start int
@@ -37,8 +40,8 @@ type Stream struct {
 	ahead int          // steps before this one have had their prefetch issued
 
 	modes   map[int]fetchMode          // by window
-	refs    map[int32]*Ref             // whole shards held for the step being built, by shard
-	held    []*Ref                     // sample ranges held for the step being built
+	refs    map[int32]*cache.Ref       // whole shards held for the step being built, by shard
+	held    []*cache.Ref               // sample ranges held for the step being built
 	windows *windowRefs                // whole shards held while their window is read
 	indexes map[int32]*shardIndexEntry // the shard indexes this stream uses, by shard
 	ranges  *rangeBuffer               // sample ranges fetched ahead
@@ -59,7 +62,7 @@ type SampleData struct {
 	Key    string
 	Index  *wds.ShardIndex // the shard's index; the sample is Index's Ref.Sample
 	Fields []FieldData
-	Tier   Tier // where the bytes came from (TierNone: storage)
+	Tier   cache.Tier // where the bytes came from (TierNone: storage)
 }
 
 // Size is the bytes of the sample's fields.
@@ -214,7 +217,7 @@ func (s *Stream) Advance(k int) {
 					continue
 				}
 				o := s.ds.Object(i)
-				if s.p.cache.Contains(s.ds.Key(i)) != TierNone {
+				if s.p.cache.Contains(s.ds.Key(i)) != cache.TierNone {
 					seen[ref.Shard] = true
 					continue // cached: read by its samples' bytes
 				}
@@ -318,7 +321,7 @@ func (s *Stream) Sample(ctx context.Context, pos int) (*SampleData, error) {
 	}
 	j := int(ref.Sample)
 	if j >= x.Len() {
-		return nil, &Error{Op: "read", Object: s.ds.Manifest.Shards[ref.Shard].Object, Kind: ErrCorrupt,
+		return nil, &storage.Error{Op: "read", Object: s.ds.Manifest.Shards[ref.Shard].Object, Kind: storage.ErrCorrupt,
 			Err: fmt.Errorf("sample %d of a shard indexed with %d", j, x.Len())}
 	}
 	lo, hi := x.Span(j)
@@ -331,7 +334,7 @@ func (s *Stream) Sample(ctx context.Context, pos int) (*SampleData, error) {
 		fl := x.Field(j, f)
 		a, b := fl.Offset-baseOff, fl.Offset+fl.Size-baseOff
 		if a < 0 || b > int64(len(base)) || a > b {
-			return nil, &Error{Op: "read", Object: s.ds.Manifest.Shards[ref.Shard].Object, Kind: ErrCorrupt,
+			return nil, &storage.Error{Op: "read", Object: s.ds.Manifest.Shards[ref.Shard].Object, Kind: storage.ErrCorrupt,
 				Err: fmt.Errorf("sample %q field %q: bytes [%d, %d) are outside the %d read", d.Key, fl.Name, fl.Offset, fl.Offset+fl.Size, len(base))}
 		}
 		d.Fields[f] = FieldData{Name: fl.Name, Data: base[a:b:b]}
@@ -341,30 +344,30 @@ func (s *Stream) Sample(ctx context.Context, pos int) (*SampleData, error) {
 
 // bytes returns bytes holding [lo, hi) of shard ref.Shard, and the offset
 // in the shard of their first byte.
-func (s *Stream) bytes(ctx context.Context, ref shuffle.Ref, pos int, lo, hi int64) (data []byte, off int64, tier Tier, err error) {
+func (s *Stream) bytes(ctx context.Context, ref shuffle.Ref, pos int, lo, hi int64) (data []byte, off int64, tier cache.Tier, err error) {
 	if r, ok := s.refs[ref.Shard]; ok {
-		return r.Bytes(), 0, TierMemory, nil
+		return r.Bytes(), 0, cache.TierMemory, nil
 	}
 	i := int(ref.Shard)
 	key := s.ds.Key(i)
 	if s.ds.Columnar != nil {
 		r, err := s.Shard(ctx, i)
 		if err != nil {
-			return nil, 0, TierNone, err
+			return nil, 0, cache.TierNone, err
 		}
 		s.refs[ref.Shard] = r
-		return r.Bytes(), 0, TierMemory, nil
+		return r.Bytes(), 0, cache.TierMemory, nil
 	}
 	if s.ranges.has(pos) {
 		return s.rangeBytes(ctx, ref, pos, lo, hi)
 	}
 	r, t, err := s.p.cache.AcquireRange(key, lo, hi-lo)
 	if err != nil {
-		return nil, 0, TierNone, err
+		return nil, 0, cache.TierNone, err
 	}
 	if r != nil {
 		s.held = append(s.held, r)
-		if t == TierDisk {
+		if t == cache.TierDisk {
 			s.p.diskRangeHits.Add(1)
 		}
 		return r.Bytes(), lo, t, nil
@@ -381,9 +384,9 @@ func (s *Stream) bytes(ctx context.Context, ref shuffle.Ref, pos int, lo, hi int
 		r, err := s.windows.wait(ctx, ref.Shard)
 		s.stalled(time.Since(t))
 		if err != nil {
-			return nil, 0, TierNone, err
+			return nil, 0, cache.TierNone, err
 		}
-		return r.Bytes(), 0, TierNone, nil
+		return r.Bytes(), 0, cache.TierNone, nil
 	}
 	if s.p.keep.keptElsewhere(key) {
 		// Another node keeps it: its samples come from there, not storage.
@@ -391,7 +394,7 @@ func (s *Stream) bytes(ctx context.Context, ref shuffle.Ref, pos int, lo, hi int
 		b, err := s.p.shards.GetRangeRemote(ctx, s.ds.Object(i), lo, hi-lo)
 		s.stalled(time.Since(t))
 		if err == nil {
-			return b, lo, TierNone, nil
+			return b, lo, cache.TierNone, nil
 		}
 		if !errors.Is(err, ErrLocal) {
 			s.p.log.Warn("reading a sample from its shard's owner failed: reading storage", "object", s.ds.Object(i).URL, "err", err)
@@ -402,18 +405,18 @@ func (s *Stream) bytes(ctx context.Context, ref shuffle.Ref, pos int, lo, hi int
 
 // rangeBytes reads a sample's range from storage (or the read issued
 // ahead), counting the wait as stall.
-func (s *Stream) rangeBytes(ctx context.Context, ref shuffle.Ref, pos int, lo, hi int64) ([]byte, int64, Tier, error) {
+func (s *Stream) rangeBytes(ctx context.Context, ref shuffle.Ref, pos int, lo, hi int64) ([]byte, int64, cache.Tier, error) {
 	t := time.Now()
 	b, boff, err := s.ranges.get(ctx, ref, pos, lo, hi)
 	if d := time.Since(t); d > 100*time.Microsecond {
 		s.stalled(d)
 	}
-	return b, boff, TierNone, err
+	return b, boff, cache.TierNone, err
 }
 
 // Shard returns the bytes of shard i, waiting for its fetch if needed; the
 // wait is counted as stall time. The caller releases the Ref.
-func (s *Stream) Shard(ctx context.Context, i int) (*Ref, error) {
+func (s *Stream) Shard(ctx context.Context, i int) (*cache.Ref, error) {
 	key := s.ds.Key(i)
 	if r, _, ok := s.p.shards.cache.Acquire(key); ok {
 		return r, nil

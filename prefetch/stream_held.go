@@ -3,6 +3,9 @@ package prefetch
 import (
 	"context"
 	"sync"
+
+	"github.com/stoker-data/stoker/prefetch/cache"
+	"github.com/stoker-data/stoker/prefetch/storage"
 )
 
 // heldShards are the whole shards the streams of a Prefetcher hold while
@@ -18,7 +21,7 @@ type heldShards struct {
 	wg     sync.WaitGroup
 
 	mu    sync.Mutex // guards byKey
-	byKey map[CacheKey]*heldShard
+	byKey map[storage.Key]*heldShard
 }
 
 // heldShard is one shard's fetch, and how many streams hold it; ready is
@@ -26,18 +29,18 @@ type heldShards struct {
 type heldShard struct {
 	users int
 	ready chan struct{}
-	ref   *Ref
+	ref   *cache.Ref
 	err   error
 }
 
 func newHeldShards(shards *Shards) *heldShards {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &heldShards{shards: shards, ctx: ctx, cancel: cancel, byKey: map[CacheKey]*heldShard{}}
+	return &heldShards{shards: shards, ctx: ctx, cancel: cancel, byKey: map[storage.Key]*heldShard{}}
 }
 
 // acquire adds a user of key's shard (object o), fetching it unless it is
 // held or being fetched.
-func (h *heldShards) acquire(key CacheKey, o Object) *heldShard {
+func (h *heldShards) acquire(key storage.Key, o storage.Object) *heldShard {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if s, ok := h.byKey[key]; ok {
@@ -55,7 +58,7 @@ func (h *heldShards) acquire(key CacheKey, o Object) *heldShard {
 
 // release drops a user of key's shard s; the last one releases its bytes
 // (once fetched: a fetch in flight releases them when it ends).
-func (h *heldShards) release(key CacheKey, s *heldShard) {
+func (h *heldShards) release(key storage.Key, s *heldShard) {
 	h.mu.Lock()
 	s.users--
 	last := s.users == 0
@@ -75,7 +78,7 @@ func (h *heldShards) release(key CacheKey, s *heldShard) {
 }
 
 // forget drops a failed fetch so the next acquire tries again.
-func (h *heldShards) forget(key CacheKey, s *heldShard) {
+func (h *heldShards) forget(key storage.Key, s *heldShard) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.byKey[key] == s {
@@ -99,7 +102,7 @@ type windowRefs struct {
 }
 
 type windowRef struct {
-	key    CacheKey
+	key    storage.Key
 	window int
 	s      *heldShard
 }
@@ -110,7 +113,7 @@ func newWindowRefs(h *heldShards) *windowRefs {
 
 // fetch holds shard i (key, object o, of window w), fetching it unless a
 // stream holds it already.
-func (w *windowRefs) fetch(i int32, key CacheKey, window int, o Object) {
+func (w *windowRefs) fetch(i int32, key storage.Key, window int, o storage.Object) {
 	if _, ok := w.held[i]; ok {
 		return
 	}
@@ -118,7 +121,7 @@ func (w *windowRefs) fetch(i int32, key CacheKey, window int, o Object) {
 }
 
 // wait returns shard i's bytes once fetched; fetch must have been called.
-func (w *windowRefs) wait(ctx context.Context, i int32) (*Ref, error) {
+func (w *windowRefs) wait(ctx context.Context, i int32) (*cache.Ref, error) {
 	r := w.held[i]
 	select {
 	case <-r.s.ready:

@@ -10,12 +10,14 @@ import (
 
 	"github.com/stoker-data/stoker/prefetch"
 	"github.com/stoker-data/stoker/prefetch/columnar"
+	"github.com/stoker-data/stoker/prefetch/dataset"
+	"github.com/stoker-data/stoker/prefetch/storage"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 	"github.com/stoker-data/stoker/shuffle"
 )
 
 // columnarProto adds a columnar dataset's schema and units to its answer.
-func columnarProto(ds *prefetch.Dataset, out *stokerv1.Dataset) {
+func columnarProto(ds *dataset.Dataset, out *stokerv1.Dataset) {
 	for i, s := range ds.Manifest.Shards {
 		sh := out.Shards[i]
 		sh.Part, sh.Offset, sh.Length = uint32(s.Part), s.Offset, s.Length
@@ -43,7 +45,7 @@ func columnarProto(ds *prefetch.Dataset, out *stokerv1.Dataset) {
 type columnarStream struct {
 	l       *loader
 	stream  stokerv1.Loader_StreamBatchesServer
-	ds      *prefetch.Dataset
+	ds      *dataset.Dataset
 	plan    *shuffle.Plan
 	b       shuffle.Batching
 	start   int
@@ -57,7 +59,7 @@ type columnarStream struct {
 // the requested columns, rows in the plan's order (several messages when
 // the batch is larger than MaxPartBytes).
 func (l *loader) streamColumnar(req *stokerv1.StreamBatchesRequest, stream stokerv1.Loader_StreamBatchesServer,
-	ds *prefetch.Dataset, plan *shuffle.Plan, ps *prefetch.Stream, b shuffle.Batching, settings shuffle.Settings, start int, tr *streamTracker) error {
+	ds *dataset.Dataset, plan *shuffle.Plan, ps *prefetch.Stream, b shuffle.Batching, settings shuffle.Settings, start int, tr *streamTracker) error {
 	schema, err := columnar.ProjectSchema(ds.Columnar.Schema, req.GetColumns())
 	if err != nil {
 		return invalid("columns", fmt.Sprintf("%v, in %s", err, ds.Manifest.URL))
@@ -103,7 +105,7 @@ func (cs *columnarStream) step(ctx context.Context, k, lo, hi, after int) error 
 	}
 	rec, err := columnar.Gather(ctx, cs.schema, recs, rows)
 	if err != nil {
-		return toStatus(&prefetch.Error{Op: "read", Object: cs.ds.Manifest.URL, Kind: prefetch.ErrCorrupt, Err: err})
+		return toStatus(&storage.Error{Op: "read", Object: cs.ds.Manifest.URL, Kind: storage.ErrCorrupt, Err: err})
 	}
 	defer rec.Release()
 	step := uint64((cs.start + k*size) / size)
@@ -119,7 +121,7 @@ func (cs *columnarStream) step(ctx context.Context, k, lo, hi, after int) error 
 		data, err := ipcBytes(cs.schema, part)
 		part.Release()
 		if err != nil {
-			return toStatus(&prefetch.Error{Op: "read", Object: cs.ds.Manifest.URL, Kind: prefetch.ErrCorrupt, Err: err})
+			return toStatus(&storage.Error{Op: "read", Object: cs.ds.Manifest.URL, Kind: storage.ErrCorrupt, Err: err})
 		}
 		msg := &stokerv1.StreamBatchesResponse{Epoch: cs.epoch, Step: step, Rank: uint32(cs.b.Rank),
 			ArrowIpc: data, RowShards: shards[from:to], FirstPosition: uint64(lo + from)}

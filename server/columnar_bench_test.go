@@ -17,9 +17,11 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/stoker-data/stoker/clients/stoker"
-	"github.com/stoker-data/stoker/prefetch"
 	"github.com/stoker-data/stoker/prefetch/columnar"
-	"github.com/stoker-data/stoker/prefetch/s3test"
+	"github.com/stoker-data/stoker/prefetch/dataset"
+	"github.com/stoker-data/stoker/prefetch/storage"
+	"github.com/stoker-data/stoker/prefetch/storage/s3"
+	"github.com/stoker-data/stoker/prefetch/storage/s3/s3test"
 )
 
 // BenchmarkColumnarEpoch reads one shuffled epoch of a Parquet dataset on
@@ -42,8 +44,8 @@ func BenchmarkColumnarEpoch(b *testing.B) {
 
 func benchColumnarEpoch(b *testing.B, ranks int) {
 	const files, groups, rows = 4, 4, 4000
-	s3 := s3test.Start(b)
-	s3.CreateBucket(b, "bench")
+	store := s3test.Start(b)
+	store.CreateBucket(b, "bench")
 	for i := range files {
 		var recs []arrow.RecordBatch
 		for g := range groups {
@@ -53,15 +55,15 @@ func benchColumnarEpoch(b *testing.B, ranks int) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		s3.Put(b, "bench", fmt.Sprintf("pq/part-%03d.parquet", i), data)
+		store.Put(b, "bench", fmt.Sprintf("pq/part-%03d.parquet", i), data)
 	}
-	cfg := prefetch.DefaultS3Config()
-	cfg.Endpoint, cfg.Credentials = s3.Endpoint, s3.Credentials()
-	src, err := prefetch.NewS3Source(context.Background(), cfg)
+	cfg := s3.DefaultConfig()
+	cfg.Endpoint, cfg.Credentials = store.Endpoint, store.Credentials()
+	src, err := s3.New(context.Background(), cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
-	sources := prefetch.NewSources(map[string]prefetch.Source{"s3": src})
+	sources := storage.NewSources(map[string]storage.Source{"s3": src})
 	scfg := DefaultConfig()
 	scfg.Cache.Dir = filepath.Join(b.TempDir(), "cache")
 	scfg.Cache.MemoryBytes, scfg.Cache.DiskBytes = 1<<30, 0
@@ -106,14 +108,14 @@ func benchColumnarEpoch(b *testing.B, ranks int) {
 		return n, bytes
 	}
 	epoch(0) // warm the cache
-	objs, err := prefetch.Resolve(ctx, sources, url)
+	objs, err := dataset.Resolve(ctx, sources, url)
 	if err != nil {
 		b.Fatal(err)
 	}
 	direct := func() (int64, int64) {
 		var n, bytes int64
 		for _, o := range objs {
-			data, err := prefetch.Fetch(ctx, src, o, prefetch.FetchOptions{})
+			data, err := storage.Fetch(ctx, src, o, storage.FetchOptions{})
 			if err != nil {
 				b.Fatal(err)
 			}

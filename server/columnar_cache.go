@@ -9,8 +9,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"golang.org/x/sync/singleflight"
 
-	"github.com/stoker-data/stoker/prefetch"
 	"github.com/stoker-data/stoker/prefetch/columnar"
+	"github.com/stoker-data/stoker/prefetch/storage"
 )
 
 // decodedCacheBytes bounds the decoded units shared by all streams. The
@@ -21,7 +21,7 @@ const decodedCacheBytes = 512 << 20
 
 // decodedKey names a decoded unit: the unit's cache key and the columns.
 type decodedKey struct {
-	unit    prefetch.CacheKey
+	unit    storage.Key
 	columns string
 }
 

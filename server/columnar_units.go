@@ -8,6 +8,8 @@ import (
 
 	"github.com/stoker-data/stoker/prefetch"
 	"github.com/stoker-data/stoker/prefetch/columnar"
+	"github.com/stoker-data/stoker/prefetch/dataset"
+	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/shuffle"
 )
 
@@ -22,7 +24,7 @@ const unitCacheBytes = 512 << 20
 // stream's goroutine only.
 type unitCache struct {
 	shared  *decodedCache
-	ds      *prefetch.Dataset
+	ds      *dataset.Dataset
 	ps      *prefetch.Stream
 	columns []string
 	limit   int64
@@ -31,7 +33,7 @@ type unitCache struct {
 	bytes   int64
 }
 
-func newUnitCache(shared *decodedCache, ds *prefetch.Dataset, ps *prefetch.Stream, columns []string, limit int64) *unitCache {
+func newUnitCache(shared *decodedCache, ds *dataset.Dataset, ps *prefetch.Stream, columns []string, limit int64) *unitCache {
 	return &unitCache{shared: shared, ds: ds, ps: ps, columns: columns, limit: limit, recs: map[int32]arrow.RecordBatch{}, sizes: map[int32]int64{}}
 }
 
@@ -55,10 +57,10 @@ func (c *unitCache) get(ctx context.Context, i int32) (arrow.RecordBatch, error)
 	if err != nil {
 		// A read failure says what it is already; anything else is a
 		// decode of bytes that are not what the index says.
-		if errors.As(err, new(*prefetch.Error)) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		if errors.As(err, new(*storage.Error)) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return nil, err
 		}
-		return nil, &prefetch.Error{Op: "read", Object: c.ds.Manifest.Shards[i].Object, Kind: prefetch.ErrCorrupt, Err: err}
+		return nil, &storage.Error{Op: "read", Object: c.ds.Manifest.Shards[i].Object, Kind: storage.ErrCorrupt, Err: err}
 	}
 	c.recs[i] = rec
 	c.sizes[i] = columnar.RecordBytes(rec)

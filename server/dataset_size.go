@@ -8,7 +8,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/dataset"
 	"github.com/stoker-data/stoker/shuffle"
 )
 
@@ -32,7 +32,7 @@ func newDatasetSizes() *datasetSizes {
 // server may read it (a dataset opened before, or its stored manifest,
 // would otherwise answer without storage being asked), and warns of one
 // far larger than the cache. Errors are gRPC statuses.
-func (s *Server) open(ctx context.Context, url string, format shuffle.Format) (*prefetch.Dataset, error) {
+func (s *Server) open(ctx context.Context, url string, format shuffle.Format) (*dataset.Dataset, error) {
 	if err := s.sources.Allowed(url); err != nil {
 		return nil, toStatus(err)
 	}
@@ -46,7 +46,7 @@ func (s *Server) open(ctx context.Context, url string, format shuffle.Format) (*
 
 // observeSize records ds's ratio and logs once per URL when the cache it
 // is read through (this node's, or the cluster's) is far smaller.
-func (s *Server) observeSize(ds *prefetch.Dataset) {
+func (s *Server) observeSize(ds *dataset.Dataset) {
 	var bytes int64
 	seen := map[string]bool{} // a columnar dataset's units share objects
 	for _, sh := range ds.Manifest.Shards {

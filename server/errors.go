@@ -7,7 +7,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/shuffle"
 )
 
@@ -18,7 +18,7 @@ func toStatus(err error) error {
 	if err == nil {
 		return nil
 	}
-	if _, ok := status.FromError(err); ok && !errors.As(err, new(*prefetch.Error)) {
+	if _, ok := status.FromError(err); ok && !errors.As(err, new(*storage.Error)) {
 		return err
 	}
 	code := codes.Internal
@@ -27,19 +27,19 @@ func toStatus(err error) error {
 		code = codes.Canceled
 	case errors.Is(err, context.DeadlineExceeded):
 		code = codes.DeadlineExceeded
-	case errors.Is(err, shuffle.ErrInvalid), errors.Is(err, prefetch.ErrBadURL):
+	case errors.Is(err, shuffle.ErrInvalid), errors.Is(err, storage.ErrBadURL):
 		code = codes.InvalidArgument
-	case errors.Is(err, prefetch.ErrNotFound):
+	case errors.Is(err, storage.ErrNotFound):
 		code = codes.NotFound
-	case errors.Is(err, prefetch.ErrPermission):
+	case errors.Is(err, storage.ErrPermission):
 		code = codes.PermissionDenied
-	case errors.Is(err, prefetch.ErrCorrupt):
+	case errors.Is(err, storage.ErrCorrupt):
 		code = codes.DataLoss
-	case errors.Is(err, prefetch.ErrChanged):
+	case errors.Is(err, storage.ErrChanged):
 		code = codes.Aborted
-	case errors.Is(err, prefetch.ErrUnavailable):
+	case errors.Is(err, storage.ErrUnavailable):
 		code = codes.Unavailable
-	case errors.Is(err, prefetch.ErrTooLarge):
+	case errors.Is(err, storage.ErrTooLarge):
 		code = codes.ResourceExhausted
 	}
 	return status.Error(code, err.Error())

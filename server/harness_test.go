@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/stoker-data/stoker/clients/stoker"
-	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/prefetch/wds"
 )
 
@@ -41,7 +41,7 @@ func serveDir(tb testing.TB, dir string, memoryBytes int64, mutate func(*Config)
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	srv, err := New(cfg, prefetch.NewSources(map[string]prefetch.Source{"file": prefetch.NewFileSource()}), nil)
+	srv, err := New(cfg, storage.NewSources(map[string]storage.Source{"file": storage.NewFileSource()}), nil)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -12,7 +12,9 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/cache"
+	"github.com/stoker-data/stoker/prefetch/dataset"
+	"github.com/stoker-data/stoker/prefetch/storage"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 	"github.com/stoker-data/stoker/shuffle"
 )
@@ -80,9 +82,9 @@ func (h *hints) close() {
 // Of a dataset larger than the cluster keeps, only the shards of the
 // first epoch's first window and the kept subset are warmed: any other
 // shard would be pushed out again before its epoch reads it.
-func (h *hints) order(ds *prefetch.Dataset, base shuffle.Settings, epochs []uint64, budget uint64) ([]prefetch.Object, error) {
+func (h *hints) order(ds *dataset.Dataset, base shuffle.Settings, epochs []uint64, budget uint64) ([]storage.Object, error) {
 	seen := make([]bool, len(ds.Manifest.Shards))
-	var out []prefetch.Object
+	var out []storage.Object
 	var bytes uint64
 	partial := h.s.prefetcher.KeepFraction() < 1
 	mem, _ := h.s.cache.Capacity()
@@ -115,7 +117,7 @@ func (h *hints) order(ds *prefetch.Dataset, base shuffle.Settings, epochs []uint
 
 // fits reports whether window k of plan fits a third of mem (it is read
 // whole then, and stays in memory beside the next while it is read).
-func fits(ds *prefetch.Dataset, plan *shuffle.Plan, k int, mem int64) bool {
+func fits(ds *dataset.Dataset, plan *shuffle.Plan, k int, mem int64) bool {
 	var bytes int64
 	for _, i := range plan.WindowShards(k, nil) {
 		bytes += ds.Object(i).Bytes()
@@ -130,7 +132,7 @@ func fits(ds *prefetch.Dataset, plan *shuffle.Plan, k int, mem int64) bool {
 // gone, or to this node when no other is left, so a hint completes
 // whenever storage can be read. A node that takes shards in a later round
 // runs them as a part of its own (id.round), as it may run one already.
-func (h *hints) spreadHint(ctx context.Context, id string, objs []prefetch.Object, deadline time.Time, onlyIfRoom bool) []hintPart {
+func (h *hints) spreadHint(ctx context.Context, id string, objs []storage.Object, deadline time.Time, onlyIfRoom bool) []hintPart {
 	var out []hintPart
 	skip := map[string]bool{}
 	for round := 0; len(objs) > 0; round++ {
@@ -160,7 +162,7 @@ func (h *hints) spreadHint(ctx context.Context, id string, objs []prefetch.Objec
 			}()
 		}
 		wg.Wait()
-		var left []prefetch.Object // the shards of the owners that failed, in order
+		var left []storage.Object // the shards of the owners that failed, in order
 		for _, p := range taken {
 			if p.err == "" {
 				out = append(out, p)
@@ -181,7 +183,7 @@ func (h *hints) spreadHint(ctx context.Context, id string, objs []prefetch.Objec
 // start runs this node's part of a hint in the background: the shards in
 // order, as many at once as the fetch limit allows, each from the cache
 // or storage (see warm).
-func (h *hints) start(id string, objs []prefetch.Object, deadline time.Time, onlyIfRoom bool) {
+func (h *hints) start(id string, objs []storage.Object, deadline time.Time, onlyIfRoom bool) {
 	r := &hintRun{state: hintRunning, shardsTotal: uint64(len(objs)), started: time.Now(), what: commonPrefix(objs)}
 	for _, o := range objs {
 		r.bytesTotal += uint64(o.Bytes())
@@ -232,7 +234,7 @@ func (h *hints) start(id string, objs []prefetch.Object, deadline time.Time, onl
 // is read in Shards' local flight, which this node's streams (Get) and the
 // other nodes' reads (GetLocal, through ReadShard) share, so a hint that
 // runs beside an epoch reading the same shard reads it once.
-func (h *hints) warm(ctx context.Context, o prefetch.Object) (*prefetch.Ref, error) {
+func (h *hints) warm(ctx context.Context, o storage.Object) (*cache.Ref, error) {
 	return h.s.shards.GetLocal(ctx, o)
 }
 
@@ -248,7 +250,7 @@ func (r *hintRun) running() bool {
 	return r.state == hintRunning
 }
 
-func (r *hintRun) skip(o prefetch.Object) {
+func (r *hintRun) skip(o storage.Object) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.err = fmt.Sprintf("skipped %s: no room in the cache", o.URL)

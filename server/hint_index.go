@@ -6,7 +6,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/dataset"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 )
 
@@ -14,7 +14,7 @@ import (
 // counted and indexed (an uncounted shard is read whole, once), so the
 // first batch of a stream waits for no counting. It is followed like any
 // hint, with this node its one part.
-func (h *hints) startIndex(ds *prefetch.Dataset, deadline time.Time) *stokerv1.PrefetchResponse {
+func (h *hints) startIndex(ds *dataset.Dataset, deadline time.Time) *stokerv1.PrefetchResponse {
 	id := newHintID()
 	n := len(ds.Manifest.Shards)
 	r := &hintRun{state: hintRunning, shardsTotal: uint64(n)}

@@ -15,7 +15,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/dataset"
+	"github.com/stoker-data/stoker/prefetch/storage"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 	"github.com/stoker-data/stoker/shuffle"
 )
@@ -116,7 +117,7 @@ func (s *Server) partProgress(ctx context.Context, p hintPart) *stokerv1.Prefetc
 }
 
 // warmRemote hands node at addr its part of a hint.
-func (s *Server) warmRemote(ctx context.Context, addr, id string, objs []prefetch.Object, deadline time.Time, onlyIfRoom bool) error {
+func (s *Server) warmRemote(ctx context.Context, addr, id string, objs []storage.Object, deadline time.Time, onlyIfRoom bool) error {
 	if s.peers == nil || addr == "" {
 		return errors.New("no gRPC address for the owner")
 	}
@@ -140,7 +141,7 @@ func (s *Server) warmRemote(ctx context.Context, addr, id string, objs []prefetc
 // nextEpoch starts, once per (dataset, settings), the prefetch of the
 // first shards of the epoch after st.Epoch by their owners, each only if
 // its cache has room, so the next epoch starts warm.
-func (h *hints) nextEpoch(ds *prefetch.Dataset, st shuffle.Settings) {
+func (h *hints) nextEpoch(ds *dataset.Dataset, st shuffle.Settings) {
 	budget := h.s.cfg.NextEpochBytes
 	if budget < 0 || h.s.prefetcher.KeepFraction() < 1 {
 		// A dataset larger than the cache keeps its kept subset, which this

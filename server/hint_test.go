@@ -42,7 +42,7 @@ func TestHintOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 1; i < len(objs); i++ {
-		prev, cur := ds.ShardOf(objs[i-1].CacheKey()), ds.ShardOf(objs[i].CacheKey())
+		prev, cur := ds.ShardOf(objs[i-1].Key()), ds.ShardOf(objs[i].Key())
 		if plan.Rank(prev) > plan.Rank(cur) {
 			t.Fatalf("shard %d comes before shard %d but epoch 3 reads it later", prev, cur)
 		}

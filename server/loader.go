@@ -8,6 +8,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/cache"
+	"github.com/stoker-data/stoker/prefetch/dataset"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 	"github.com/stoker-data/stoker/shuffle"
 )
@@ -26,7 +28,7 @@ func (l *loader) OpenDataset(ctx context.Context, req *stokerv1.OpenDatasetReque
 	if err != nil {
 		return nil, err
 	}
-	var fields []prefetch.FieldCount
+	var fields []dataset.FieldCount
 	if req.GetFields() && ds.Columnar == nil {
 		if fields, err = ds.Fields(ctx); err != nil {
 			return nil, toStatus(err)
@@ -39,7 +41,7 @@ func (l *loader) OpenDataset(ctx context.Context, req *stokerv1.OpenDatasetReque
 	return &stokerv1.OpenDatasetResponse{Dataset: out}, nil
 }
 
-func datasetProto(ds *prefetch.Dataset) *stokerv1.Dataset {
+func datasetProto(ds *dataset.Dataset) *stokerv1.Dataset {
 	m := ds.Manifest
 	out := &stokerv1.Dataset{Url: m.URL, Format: string(m.Format), FromStoredManifest: ds.FromStored(), CountsFrom: ds.CountsFrom}
 	for i, s := range m.Shards {
@@ -160,7 +162,7 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 // sendStep sends one step's samples (positions from lo on) as messages of
 // about MaxPartBytes, each under gRPC's send limit when the bytes travel in
 // it; the last is final and carries the cursor.
-func (l *loader) sendStep(stream stokerv1.Loader_StreamBatchesServer, shm *shmStream, ds *prefetch.Dataset, samples []*prefetch.SampleData,
+func (l *loader) sendStep(stream stokerv1.Loader_StreamBatchesServer, shm *shmStream, ds *dataset.Dataset, samples []*prefetch.SampleData,
 	lo int, epoch, step uint64, rank uint32, after uint64) error {
 	newMsg := func() *stokerv1.StreamBatchesResponse {
 		return &stokerv1.StreamBatchesResponse{Epoch: epoch, Step: step, Rank: rank}
@@ -208,7 +210,7 @@ func sampleProto(d *prefetch.SampleData, pos int) *stokerv1.Sample {
 }
 
 // releaseRefs releases every Ref.
-func releaseRefs(refs []*prefetch.Ref) {
+func releaseRefs(refs []*cache.Ref) {
 	for _, r := range refs {
 		r.Release()
 	}

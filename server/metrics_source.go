@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/storage"
 )
 
 // timedSource times every ReadAt of a Source (one GET with its retries and
@@ -16,14 +17,14 @@ import (
 // optional methods the prefetch package asks of a Source (Metrics,
 // Allowed).
 type timedSource struct {
-	prefetch.Source
+	storage.Source
 	seconds prometheus.ObserverVec // by result, curried with the scheme
 	bytes   prometheus.Observer
 }
 
-var _ prefetch.Source = (*timedSource)(nil)
+var _ storage.Source = (*timedSource)(nil)
 
-func (t *timedSource) ReadAt(ctx context.Context, obj prefetch.Object, p []byte, off int64) error {
+func (t *timedSource) ReadAt(ctx context.Context, obj storage.Object, p []byte, off int64) error {
 	start := time.Now()
 	err := t.Source.ReadAt(ctx, obj, p, off)
 	t.seconds.WithLabelValues(result(err)).Observe(time.Since(start).Seconds())
@@ -32,11 +33,11 @@ func (t *timedSource) ReadAt(ctx context.Context, obj prefetch.Object, p []byte,
 }
 
 // Metrics passes on the wrapped Source's counters.
-func (t *timedSource) Metrics() prefetch.SourceMetrics {
-	if m, ok := t.Source.(interface{ Metrics() prefetch.SourceMetrics }); ok {
+func (t *timedSource) Metrics() storage.Metrics {
+	if m, ok := t.Source.(interface{ Metrics() storage.Metrics }); ok {
 		return m.Metrics()
 	}
-	return prefetch.SourceMetrics{}
+	return storage.Metrics{}
 }
 
 // Allowed passes on the wrapped Source's allow-list.
@@ -48,8 +49,8 @@ func (t *timedSource) Allowed(url string) error {
 }
 
 // timeSources returns sources with every Source timed.
-func (s *Server) timeSources(sources *prefetch.Sources) *prefetch.Sources {
-	m := map[string]prefetch.Source{}
+func (s *Server) timeSources(sources *storage.Sources) *storage.Sources {
+	m := map[string]storage.Source{}
 	for _, scheme := range sources.Schemes() {
 		src, err := sources.For(scheme + "://")
 		if err != nil {
@@ -59,7 +60,7 @@ func (s *Server) timeSources(sources *prefetch.Sources) *prefetch.Sources {
 			seconds: s.hist.storage.MustCurryWith(prometheus.Labels{"scheme": scheme}),
 			bytes:   s.hist.storageBytes.WithLabelValues(scheme)}
 	}
-	return prefetch.NewSources(m)
+	return storage.NewSources(m)
 }
 
 // timedRemote times the reads from owner nodes into
@@ -72,14 +73,14 @@ type timedRemote struct {
 
 var _ prefetch.RangeRemote = (*timedRemote)(nil)
 
-func (t *timedRemote) Fetch(ctx context.Context, o prefetch.Object) ([]byte, error) {
+func (t *timedRemote) Fetch(ctx context.Context, o storage.Object) ([]byte, error) {
 	start := time.Now()
 	b, err := t.r.Fetch(ctx, o)
 	t.observe("shard", start, err)
 	return b, err
 }
 
-func (t *timedRemote) FetchRange(ctx context.Context, o prefetch.Object, off, n int64) ([]byte, error) {
+func (t *timedRemote) FetchRange(ctx context.Context, o storage.Object, off, n int64) ([]byte, error) {
 	start := time.Now()
 	b, err := t.r.FetchRange(ctx, o, off, n)
 	t.observe("range", start, err)

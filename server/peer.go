@@ -10,7 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/storage"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 	"github.com/stoker-data/stoker/server/cluster"
 )
@@ -29,7 +29,7 @@ type peer struct {
 // storage once if needed. It never asks another node (GetLocal), so a read
 // never hops twice even while nodes disagree on membership.
 func (p *peer) ReadShard(req *stokerv1.ReadShardRequest, stream stokerv1.Peer_ReadShardServer) error {
-	o := prefetch.Object{URL: req.GetObject(), Size: req.GetSize(), ETag: req.GetEtag(), Offset: req.GetUnitOffset(), Length: req.GetUnitLength()}
+	o := storage.Object{URL: req.GetObject(), Size: req.GetSize(), ETag: req.GetEtag(), Offset: req.GetUnitOffset(), Length: req.GetUnitLength()}
 	if err := p.s.checkShard("shard", o); err != nil {
 		return err
 	}
@@ -70,11 +70,11 @@ func (p *peer) ReadShard(req *stokerv1.ReadShardRequest, stream stokerv1.Peer_Re
 // this node keeps, read from disk by its blocks): the bytes, the shard
 // offset of their first, the shard's length and how to release them; nil
 // data when the cache has no such range.
-func (p *peer) readRange(o prefetch.Object, off, n int64) (data []byte, base, total int64, release func(), err error) {
+func (p *peer) readRange(o storage.Object, off, n int64) (data []byte, base, total int64, release func(), err error) {
 	if n == 0 {
 		return nil, 0, 0, nil, nil
 	}
-	key := o.CacheKey()
+	key := o.Key()
 	total, ok := p.s.cache.EntrySize(key)
 	if !ok || off > total || n > total-off {
 		return nil, 0, 0, nil, nil
@@ -95,9 +95,9 @@ func (p *peer) Warm(_ context.Context, req *stokerv1.WarmRequest) (*stokerv1.War
 	case len(req.GetShards()) > maxHintShards:
 		return nil, invalid("shards", fmt.Sprintf("%d shards, over %d", len(req.GetShards()), maxHintShards))
 	}
-	objs := make([]prefetch.Object, len(req.GetShards()))
+	objs := make([]storage.Object, len(req.GetShards()))
 	for i, sh := range req.GetShards() {
-		objs[i] = prefetch.Object{URL: sh.GetObject(), Size: sh.GetSize(), ETag: sh.GetEtag(), Offset: sh.GetOffset(), Length: sh.GetLength()}
+		objs[i] = storage.Object{URL: sh.GetObject(), Size: sh.GetSize(), ETag: sh.GetEtag(), Offset: sh.GetOffset(), Length: sh.GetLength()}
 		if err := p.s.checkShard(fmt.Sprintf("shards[%d]", i), objs[i]); err != nil {
 			return nil, err
 		}
@@ -155,10 +155,10 @@ func (s *Server) members(ctx context.Context, url string) (*stokerv1.MembersResp
 	for _, pm := range resp.Members {
 		byName[pm.Name] = pm
 	}
-	owner := func(prefetch.Object) string { return "local" } // a single node owns everything
+	owner := func(storage.Object) string { return "local" } // a single node owns everything
 	if node != nil {
 		pool := node.Pool()
-		owner = func(o prefetch.Object) string {
+		owner = func(o storage.Object) string {
 			m, _ := cluster.OwnerOf(cluster.ShardKey(o), pool)
 			return m.Name // "" when no member is alive
 		}
@@ -197,8 +197,8 @@ func (s *Server) remoteStats(ctx context.Context, addr string) (*stokerv1.StatsR
 // single node, goes to this node. Skipping a member hands each of its
 // shards to the next owner in rendezvous order: the one that owns it once
 // the cluster sees that member gone.
-func (s *Server) owners(objs []prefetch.Object, skip map[string]bool) (names []string, parts map[string][]prefetch.Object, addrs map[string]string) {
-	parts, addrs = map[string][]prefetch.Object{}, map[string]string{}
+func (s *Server) owners(objs []storage.Object, skip map[string]bool) (names []string, parts map[string][]storage.Object, addrs map[string]string) {
+	parts, addrs = map[string][]storage.Object{}, map[string]string{}
 	pools := [][]cluster.Member{nil} // a single node owns everything
 	if node := s.cfg.Cluster; node != nil {
 		pools = node.Pools() // with zone-local owners, each zone warms its own

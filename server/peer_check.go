@@ -3,7 +3,7 @@ package server
 import (
 	"fmt"
 
-	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/storage"
 )
 
 // Bounds on what another node (or anyone holding the token) may ask of the
@@ -26,7 +26,7 @@ func (s *Server) maxShardBytes() int64 {
 // checkShard checks a shard named on the wire before it is fetched: the
 // server may read its URL, its size and unit range are within bounds and
 // consistent. field names it in the request.
-func (s *Server) checkShard(field string, o prefetch.Object) error {
+func (s *Server) checkShard(field string, o storage.Object) error {
 	switch limit := s.maxShardBytes(); {
 	case o.URL == "":
 		return invalid(field+".object", "is empty")

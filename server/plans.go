@@ -3,7 +3,7 @@ package server
 import (
 	lru "github.com/hashicorp/golang-lru/v2"
 
-	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/dataset"
 	"github.com/stoker-data/stoker/shuffle"
 )
 
@@ -31,7 +31,7 @@ func newPlanCache(n int) *planCache {
 // get returns the plan of ds with settings s; the windows whose shards ds
 // has counted are counted in it, the others are counted as streams reach
 // them.
-func (c *planCache) get(ds *prefetch.Dataset, s shuffle.Settings) (*shuffle.Plan, error) {
+func (c *planCache) get(ds *dataset.Dataset, s shuffle.Settings) (*shuffle.Plan, error) {
 	k := planKey{dataset: ds.ID, settings: s}
 	if p, ok := c.plans.Get(k); ok {
 		return p, nil
@@ -45,7 +45,7 @@ func (c *planCache) get(ds *prefetch.Dataset, s shuffle.Settings) (*shuffle.Plan
 }
 
 // newPlan makes ds's plan with settings s.
-func newPlan(ds *prefetch.Dataset, s shuffle.Settings) (*shuffle.Plan, error) {
+func newPlan(ds *dataset.Dataset, s shuffle.Settings) (*shuffle.Plan, error) {
 	n := len(ds.Manifest.Shards)
 	if ds.Counted() {
 		counts := make([]int, n)

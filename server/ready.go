@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/dataset"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 	"github.com/stoker-data/stoker/server/pipeline"
 	"github.com/stoker-data/stoker/shuffle"
@@ -68,7 +69,7 @@ type readyStream struct {
 }
 
 // openReady compiles a stream's pipeline; nil when it asks for none.
-func (l *loader) openReady(req *stokerv1.StreamBatchesRequest, ds *prefetch.Dataset) (*readyStream, error) {
+func (l *loader) openReady(req *stokerv1.StreamBatchesRequest, ds *dataset.Dataset) (*readyStream, error) {
 	if req.GetPipeline() == nil {
 		return nil, nil
 	}
@@ -95,7 +96,7 @@ func (r *readyStream) close() {
 // stream's pipeline into a lease of its region, sent as one message, or
 // into its buffer, sent in messages of about MaxPartBytes split by rows;
 // the last is final and carries the cursor.
-func (l *loader) sendReady(stream stokerv1.Loader_StreamBatchesServer, r *readyStream, shm *shmStream, ds *prefetch.Dataset,
+func (l *loader) sendReady(stream stokerv1.Loader_StreamBatchesServer, r *readyStream, shm *shmStream, ds *dataset.Dataset,
 	samples []*prefetch.SampleData, lo int, epoch, step uint64, rank uint32, after uint64) error {
 	ctx := stream.Context()
 	inputs := make([]pipeline.Input, len(samples))

@@ -16,7 +16,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
-	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/storage"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 )
 
@@ -99,7 +99,7 @@ func serveLogged(t *testing.T, mutate func(*Config), register func(*Server)) (*S
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	srv, err := New(cfg, prefetch.NewSources(map[string]prefetch.Source{"file": prefetch.NewFileSource()}), slog.New(slog.NewTextHandler(logs, nil)))
+	srv, err := New(cfg, storage.NewSources(map[string]storage.Source{"file": storage.NewFileSource()}), slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

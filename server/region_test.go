@@ -16,7 +16,7 @@ import (
 
 	"github.com/stoker-data/stoker/clients/stoker"
 	"github.com/stoker-data/stoker/gpu/gputest"
-	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/cache"
 	"github.com/stoker-data/stoker/prefetch/wds"
 )
 
@@ -125,7 +125,7 @@ func TestRegionEvictionKeepsDecodedUnitsIntact(t *testing.T) {
 	mutate, _ := withPoisonRegion(t, len(fixture)*2) // two of the three files
 	c, _, _ := columnarServer(t, func(c *Config) {
 		mutate(c)
-		c.Cache.Policy = prefetch.PolicyLRU // evicts units the plan still needs, whose decoded records live on
+		c.Cache.Policy = cache.PolicyLRU // evicts units the plan still needs, whose decoded records live on
 	})
 	url := "file://" + dir + "/"
 	for epoch := range uint64(2) {

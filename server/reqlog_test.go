@@ -17,7 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/prefetch/wds"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 )
@@ -61,7 +61,7 @@ func TestFailedRequestsLoggedOnce(t *testing.T) {
 	var logs lockedBuffer
 	cfg := DefaultConfig()
 	cfg.Cache.Dir, cfg.Cache.MemoryBytes, cfg.Cache.DiskBytes = filepath.Join(dir, "cache"), 64<<20, 0
-	srv, err := New(cfg, prefetch.NewSources(map[string]prefetch.Source{"file": prefetch.NewFileSource()}),
+	srv, err := New(cfg, storage.NewSources(map[string]storage.Source{"file": storage.NewFileSource()}),
 		slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)

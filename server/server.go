@@ -20,7 +20,10 @@ import (
 
 	"github.com/stoker-data/stoker/gpu"
 	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/cache"
+	"github.com/stoker-data/stoker/prefetch/dataset"
 	"github.com/stoker-data/stoker/prefetch/dsindex"
+	"github.com/stoker-data/stoker/prefetch/storage"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 	"github.com/stoker-data/stoker/server/cluster"
 	"github.com/stoker-data/stoker/server/pipeline"
@@ -30,7 +33,7 @@ import (
 // Config configures a Server.
 type Config struct {
 	// Cache sets the memory and disk tiers.
-	Cache prefetch.CacheConfig
+	Cache cache.Config
 	// MemoryRegion says where the memory tier lives (see RegionAuto, the
 	// default). A Cache.Memory the caller set is used as it is.
 	MemoryRegion MemoryRegion
@@ -88,7 +91,7 @@ type Config struct {
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
-		Cache:           prefetch.DefaultCacheConfig(),
+		Cache:           cache.DefaultConfig(),
 		MemoryRegion:    RegionAuto,
 		Shards:          prefetch.DefaultShardsConfig(),
 		Prefetch:        prefetch.DefaultPrefetchConfig(),
@@ -107,10 +110,10 @@ func DefaultConfig() Config {
 type Server struct {
 	cfg        Config
 	log        *slog.Logger
-	sources    *prefetch.Sources
-	cache      *prefetch.Cache
+	sources    *storage.Sources
+	cache      *cache.Cache
 	shards     *prefetch.Shards
-	catalog    *prefetch.Catalog
+	catalog    *dataset.Catalog
 	prefetcher *prefetch.Prefetcher
 	grpc       *grpc.Server
 	plans      *planCache
@@ -136,7 +139,7 @@ type Server struct {
 }
 
 // New wires a Server over the given sources.
-func New(cfg Config, sources *prefetch.Sources, log *slog.Logger) (*Server, error) {
+func New(cfg Config, sources *storage.Sources, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -168,24 +171,24 @@ func New(cfg Config, sources *prefetch.Sources, log *slog.Logger) (*Server, erro
 	s.setupHost()
 	s.setupGuards()
 	s.setupMemoryRegion()
-	cache, err := prefetch.OpenCache(s.cfg.Cache, log)
+	tiers, err := cache.Open(s.cfg.Cache, log)
 	if err != nil {
 		s.closeRegionNow()
 		return nil, err
 	}
-	shards := prefetch.NewShards(cfg.Shards, sources, cache, log)
+	shards := prefetch.NewShards(cfg.Shards, sources, tiers, log)
 	dir := cfg.CatalogDir
 	if dir == "" {
 		dir = cfg.Cache.Dir + "/catalog"
 	}
-	catalog, err := prefetch.NewCatalog(prefetch.CatalogConfig{Dir: dir, Fetch: cfg.Shards.Fetch, Indexes: dsindex.NewFinder(sources)}, sources, shards, log)
+	catalog, err := dataset.NewCatalog(dataset.CatalogConfig{Dir: dir, Fetch: cfg.Shards.Fetch, Indexes: dsindex.NewFinder(sources)}, sources, shards, log)
 	if err != nil {
-		cache.Close()
+		tiers.Close()
 		s.closeRegionNow()
 		return nil, err
 	}
-	s.cache, s.shards, s.catalog = cache, shards, catalog
-	s.prefetcher = prefetch.NewPrefetcher(cfg.Prefetch, shards, cache)
+	s.cache, s.shards, s.catalog = tiers, shards, catalog
+	s.prefetcher = prefetch.NewPrefetcher(cfg.Prefetch, shards, tiers)
 	s.hints = newHints(s)
 	if cfg.Cluster != nil {
 		s.peers = cluster.NewPeers(cfg.Cluster)

@@ -2,6 +2,8 @@ package server
 
 import (
 	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/cache"
+	"github.com/stoker-data/stoker/prefetch/dataset"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 )
 
@@ -9,8 +11,8 @@ import (
 // tier into extents of the cache file (GPUDirect Storage: the client reads
 // them with cuFile), pinning each file while the message's lease lives.
 type extentSource struct {
-	cache *prefetch.Cache
-	ds    *prefetch.Dataset
+	cache *cache.Cache
+	ds    *dataset.Dataset
 }
 
 // replace sets Field.Extent (and clears Data) for every field it can, and

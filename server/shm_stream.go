@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/dataset"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 )
 
@@ -62,7 +63,7 @@ func localPeer(ctx context.Context) bool {
 
 // openShm makes the region of a stream that asked for shared memory. Only
 // a client on the server's unix socket is on the same host for sure.
-func (l *loader) openShm(ctx context.Context, req *stokerv1.StreamBatchesRequest, ds *prefetch.Dataset) (*shmStream, error) {
+func (l *loader) openShm(ctx context.Context, req *stokerv1.StreamBatchesRequest, ds *dataset.Dataset) (*shmStream, error) {
 	if p, ok := grpcpeer.FromContext(ctx); !ok || p.Addr == nil || p.Addr.Network() != "unix" {
 		return nil, status.Error(codes.FailedPrecondition, "shm: needs a connection over the server's unix socket (stokerd --unix PATH, client unix:///PATH)")
 	}

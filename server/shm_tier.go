@@ -4,6 +4,8 @@ import (
 	"unsafe"
 
 	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/cache"
+	"github.com/stoker-data/stoker/prefetch/dataset"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 )
 
@@ -13,8 +15,8 @@ import (
 type tierSource struct {
 	region *stokerv1.ShmRegion // what the client maps
 	mem    []byte              // the tier's region
-	cache  *prefetch.Cache
-	ds     *prefetch.Dataset
+	cache  *cache.Cache
+	ds     *dataset.Dataset
 }
 
 // replace points every field it can into the tier (ShmTier, ShmOffset,
@@ -39,7 +41,7 @@ func (x *tierSource) replace(msg *stokerv1.StreamBatchesResponse, samples []*pre
 			if !seen {
 				// The stream's own Ref holds the entry these bytes are in, so
 				// the key still names it.
-				var r *prefetch.Ref
+				var r *cache.Ref
 				if r, ok = x.cache.Pin(x.ds.Key(int(shard))); ok {
 					unpins = append(unpins, r.Release)
 				}

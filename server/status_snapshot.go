@@ -15,7 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/cache"
+	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/server/status"
 )
 
@@ -66,7 +67,7 @@ func (s *Server) StatusSnapshot() status.Snapshot {
 	return snap
 }
 
-func tier(m prefetch.TierMetrics) status.Tier {
+func tier(m cache.TierMetrics) status.Tier {
 	return status.Tier{Bytes: m.Bytes, Capacity: m.Capacity, Entries: m.Entries, Hits: m.Hits, Evictions: m.Evictions}
 }
 
@@ -182,7 +183,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, _ *http.Request) {
 // commonPrefix is the longest common prefix of the objects' URLs, cut
 // back to a folder or name boundary, with the shard count: what a hint
 // warms, in words.
-func commonPrefix(objs []prefetch.Object) string {
+func commonPrefix(objs []storage.Object) string {
 	if len(objs) == 0 {
 		return ""
 	}

@@ -17,7 +17,7 @@ import (
 
 	"github.com/stoker-data/stoker/clients/stoker"
 	"github.com/stoker-data/stoker/clients/stoker/tlstest"
-	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/prefetch/wds"
 )
 
@@ -56,7 +56,7 @@ func startTLSServer(t *testing.T, files *stoker.TLSFiles) *tlsServer {
 	cfg.Cache.Dir, cfg.Cache.MemoryBytes, cfg.Cache.DiskBytes = filepath.Join(dir, "cache"), 64<<20, 0
 	cfg.TLS = files.ServerConfig()
 	logs := &syncBuffer{}
-	srv, err := New(cfg, prefetch.NewSources(map[string]prefetch.Source{"file": prefetch.NewFileSource()}), slog.New(slog.NewTextHandler(logs, nil)))
+	srv, err := New(cfg, storage.NewSources(map[string]storage.Source{"file": storage.NewFileSource()}), slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

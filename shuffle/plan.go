@@ -44,7 +44,7 @@ const PlanVersion = 2
 // the window, so W shards must stay cached at once, and a lazily counted
 // plan needs W shards' counts before its first sample. 32 shards of 256
 // MiB (a usual WebDataset shard) fill the default 8 GiB memory tier
-// (prefetch.DefaultCacheConfig), so 32 is the largest window that a node
+// (prefetch/cache.DefaultConfig), so 32 is the largest window that a node
 // with the defaults keeps whole in memory. Jobs that want more mixing and
 // have the cache for it pass a larger Window, or WindowAll.
 const DefaultWindow = 32

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/stoker-data/stoker/clients/stoker"
-	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/prefetch/wds"
 	"github.com/stoker-data/stoker/server"
 )
@@ -26,7 +26,7 @@ func startServer() (addr, url string, stop func()) {
 	}
 	cfg := server.DefaultConfig()
 	cfg.Cache.Dir, cfg.Cache.MemoryBytes, cfg.Cache.DiskBytes = filepath.Join(dir, "cache"), 64<<20, 0
-	srv, err := server.New(cfg, prefetch.NewSources(map[string]prefetch.Source{"file": prefetch.NewFileSource()}), nil)
+	srv, err := server.New(cfg, storage.NewSources(map[string]storage.Source{"file": storage.NewFileSource()}), nil)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/stoker-data/stoker/clients/stoker"
 	"github.com/stoker-data/stoker/clients/stoker/tlstest"
-	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/server"
 )
 
@@ -22,7 +22,7 @@ func serveTLS(t *testing.T, cfg *tls.Config) string {
 	sc := server.DefaultConfig()
 	sc.Cache.Dir, sc.Cache.MemoryBytes, sc.Cache.DiskBytes = filepath.Join(t.TempDir(), "cache"), 1<<20, 0
 	sc.TLS = cfg
-	srv, err := server.New(sc, prefetch.NewSources(map[string]prefetch.Source{"file": prefetch.NewFileSource()}), nil)
+	srv, err := server.New(sc, storage.NewSources(map[string]storage.Source{"file": storage.NewFileSource()}), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

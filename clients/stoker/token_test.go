@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/stoker-data/stoker/clients/stoker"
-	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/server"
 )
 
@@ -46,7 +46,7 @@ func TestTokenFileRotation(t *testing.T) {
 	cfg := server.DefaultConfig()
 	cfg.Cache.Dir, cfg.Cache.MemoryBytes, cfg.Cache.DiskBytes = filepath.Join(dir, "cache"), 16<<20, 0
 	cfg.Auth = srvTokens
-	srv, err := server.New(cfg, prefetch.NewSources(map[string]prefetch.Source{"file": prefetch.NewFileSource()}), nil)
+	srv, err := server.New(cfg, storage.NewSources(map[string]storage.Source{"file": storage.NewFileSource()}), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/stoker-data/stoker/clients/stoker"
-	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/prefetch/wds"
 	"github.com/stoker-data/stoker/server"
 )
@@ -67,11 +67,11 @@ func runDemo(ctx context.Context, o *demoOptions, out io.Writer) error {
 	cfg := server.DefaultConfig()
 	cfg.Cache.Dir = filepath.Join(dir, "cache")
 	cfg.Cache.MemoryBytes, cfg.Cache.DiskBytes = 256<<20, 1<<30
-	files, err := prefetch.AllowFiles(prefetch.NewFileSource(), []string{data}) // its own folder, and nothing else
+	files, err := storage.AllowFiles(storage.NewFileSource(), []string{data}) // its own folder, and nothing else
 	if err != nil {
 		return err
 	}
-	sources := prefetch.NewSources(map[string]prefetch.Source{"file": files})
+	sources := storage.NewSources(map[string]storage.Source{"file": files})
 	srv, err := server.New(cfg, sources, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err

@@ -15,8 +15,10 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/dataset"
 	"github.com/stoker-data/stoker/prefetch/dsindex"
+	"github.com/stoker-data/stoker/prefetch/storage"
+	"github.com/stoker-data/stoker/prefetch/storage/s3"
 	"github.com/stoker-data/stoker/prefetch/wds"
 	"github.com/stoker-data/stoker/shuffle"
 )
@@ -62,13 +64,13 @@ func runIndex(ctx context.Context, url string, opt indexOptions, pathStyle bool,
 	if opt.Parallel < 1 {
 		return errors.New("index: --parallel must be at least 1")
 	}
-	s3cfg := prefetch.DefaultS3Config()
+	s3cfg := s3.DefaultConfig()
 	s3cfg.PathStyle = pathStyle
-	s3, err := prefetch.NewS3Source(ctx, s3cfg)
+	s3src, err := s3.New(ctx, s3cfg)
 	if err != nil {
 		return err
 	}
-	sources := prefetch.NewSources(map[string]prefetch.Source{"s3": s3, "file": prefetch.NewFileSource()})
+	sources := storage.NewSources(map[string]storage.Source{"s3": s3src, "file": storage.NewFileSource()})
 	_, err = indexDataset(ctx, sources, url, opt, out)
 	return err
 }
@@ -85,19 +87,19 @@ type indexSummary struct {
 }
 
 // indexDataset indexes the WebDataset at url and writes its index.
-func indexDataset(ctx context.Context, sources *prefetch.Sources, url string, opt indexOptions, out io.Writer) (indexSummary, error) {
+func indexDataset(ctx context.Context, sources *storage.Sources, url string, opt indexOptions, out io.Writer) (indexSummary, error) {
 	start := time.Now()
 	var sum indexSummary
 	if strings.HasSuffix(url, ".json") {
 		return sum, fmt.Errorf("index: %s names an index; give the shards' URL (a folder, a brace list or a shard)", url)
 	}
-	all, err := prefetch.Resolve(ctx, sources, url)
+	all, err := dataset.Resolve(ctx, sources, url)
 	if err != nil {
 		return sum, fmt.Errorf("index: %w", err)
 	}
-	var objs []prefetch.Object
+	var objs []storage.Object
 	for _, o := range all {
-		if prefetch.FormatOf(o.URL) == shuffle.FormatWebDataset {
+		if dataset.FormatOf(o.URL) == shuffle.FormatWebDataset {
 			objs = append(objs, o)
 		}
 	}
@@ -110,15 +112,15 @@ func indexDataset(ctx context.Context, sources *prefetch.Sources, url string, op
 	if err != nil {
 		return sum, err
 	}
-	w, ok := src.(prefetch.Writer)
+	w, ok := src.(storage.Writer)
 	if !ok {
 		return sum, fmt.Errorf("index: cannot write %s: its source stores nothing", sum.IndexURL)
 	}
 	old, err := dsindex.Read(ctx, src, sum.IndexURL)
 	switch {
-	case errors.Is(err, prefetch.ErrNotFound):
+	case errors.Is(err, storage.ErrNotFound):
 		old = nil
-	case errors.Is(err, prefetch.ErrCorrupt), errors.Is(err, prefetch.ErrTooLarge):
+	case errors.Is(err, storage.ErrCorrupt), errors.Is(err, storage.ErrTooLarge):
 		fmt.Fprintf(out, "replacing the unreadable index there: %v\n", err)
 		old = nil
 	case err != nil:
@@ -196,7 +198,7 @@ func indexDataset(ctx context.Context, sources *prefetch.Sources, url string, op
 // describes it unchanged, and which old entries are other shards to keep
 // (another split in the same folder). reuse has len(objs)+len(kept)
 // entries: the old entry of objs[i], or -1, then that of kept[i].
-func reusePlan(old *dsindex.Index, objs []prefetch.Object, force bool) (reuse []int, kept []dsindex.Shard) {
+func reusePlan(old *dsindex.Index, objs []storage.Object, force bool) (reuse []int, kept []dsindex.Shard) {
 	reuse = make([]int, len(objs))
 	for i := range reuse {
 		reuse[i] = -1
@@ -221,7 +223,7 @@ func reusePlan(old *dsindex.Index, objs []prefetch.Object, force bool) (reuse []
 	}
 	for k, e := range old.Entries {
 		if !mine[e.URL] {
-			kept = append(kept, dsindex.Shard{Object: prefetch.Object{URL: e.URL, Size: e.Size, ETag: e.ETag}, Samples: e.Samples})
+			kept = append(kept, dsindex.Shard{Object: storage.Object{URL: e.URL, Size: e.Size, ETag: e.ETag}, Samples: e.Samples})
 			reuse = append(reuse, k)
 		}
 	}
@@ -230,7 +232,7 @@ func reusePlan(old *dsindex.Index, objs []prefetch.Object, force bool) (reuse []
 
 // indexShard reads obj in ranged parts, decompressing a gzipped shard as
 // it goes, and indexes it.
-func indexShard(ctx context.Context, sources *prefetch.Sources, obj prefetch.Object, part int64, p *progress) (*wds.ShardIndex, error) {
+func indexShard(ctx context.Context, sources *storage.Sources, obj storage.Object, part int64, p *progress) (*wds.ShardIndex, error) {
 	src, err := sources.For(obj.URL)
 	if err != nil {
 		return nil, err
@@ -250,8 +252,8 @@ func indexShard(ctx context.Context, sources *prefetch.Sources, obj prefetch.Obj
 // part bytes, each pinned to the object's ETag.
 type objectReader struct {
 	ctx  context.Context
-	src  prefetch.Source
-	obj  prefetch.Object
+	src  storage.Source
+	obj  storage.Object
 	part int64
 	off  int64
 	p    *progress
@@ -330,7 +332,7 @@ func (s indexSummary) report(out io.Writer) {
 		s.BlobURL, humanize.IBytes(uint64(s.BlobBytes)), float64(s.BlobBytes)/float64(max(s.IndexSamples, 1)))
 }
 
-func totalSize(objs []prefetch.Object) int64 {
+func totalSize(objs []storage.Object) int64 {
 	var n int64
 	for _, o := range objs {
 		n += o.Size

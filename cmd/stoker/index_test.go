@@ -10,9 +10,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/dataset"
 	"github.com/stoker-data/stoker/prefetch/dsindex"
-	"github.com/stoker-data/stoker/prefetch/s3test"
+	"github.com/stoker-data/stoker/prefetch/storage"
+	"github.com/stoker-data/stoker/prefetch/storage/s3"
+	"github.com/stoker-data/stoker/prefetch/storage/s3/s3test"
 	"github.com/stoker-data/stoker/prefetch/wds"
 )
 
@@ -51,7 +53,7 @@ func pad(i int) string { return strings.Repeat("0", 5) + string(rune('0'+i)) }
 // checkIndexed loads the index beside objs and checks it against the
 // shards themselves: every count is what wds.Index finds, and every
 // compact index read back equals IndexShard's.
-func checkIndexed(t *testing.T, src prefetch.Source, datasetURL string, objs []prefetch.Object) {
+func checkIndexed(t *testing.T, src storage.Source, datasetURL string, objs []storage.Object) {
 	t.Helper()
 	ctx := context.Background()
 	x, ok, why, err := dsindex.Load(ctx, src, dsindex.Locate(datasetURL, objs), objs)
@@ -59,7 +61,7 @@ func checkIndexed(t *testing.T, src prefetch.Source, datasetURL string, objs []p
 		t.Fatalf("Load beside %s: ok %v, %s, %v", datasetURL, ok, why, err)
 	}
 	for i, o := range objs {
-		raw, err := prefetch.Fetch(ctx, src, o, prefetch.FetchOptions{})
+		raw, err := storage.Fetch(ctx, src, o, storage.FetchOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -88,9 +90,9 @@ func checkIndexed(t *testing.T, src prefetch.Source, datasetURL string, objs []p
 	}
 }
 
-func resolve(t *testing.T, sources *prefetch.Sources, url string) []prefetch.Object {
+func resolve(t *testing.T, sources *storage.Sources, url string) []storage.Object {
 	t.Helper()
-	objs, err := prefetch.Resolve(context.Background(), sources, url)
+	objs, err := dataset.Resolve(context.Background(), sources, url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,8 +107,8 @@ func TestIndexFile(t *testing.T) {
 	dir := t.TempDir()
 	writeShards(t, dir, "train", 4, 1, true)
 	writeShards(t, dir, "val", 2, 2, false)
-	src := prefetch.NewFileSource()
-	sources := prefetch.NewSources(map[string]prefetch.Source{"file": src})
+	src := storage.NewFileSource()
+	sources := storage.NewSources(map[string]storage.Source{"file": src})
 	opt := indexOptions{Parallel: 3, PartSize: 4096}
 	train := "file://" + dir + "/train-{000000..000002}.tar"
 	trainObjs := append(resolve(t, sources, train), resolve(t, sources, "file://"+dir+"/train-000003.tar.gz")...)
@@ -170,7 +172,7 @@ func TestIndexCorruptShard(t *testing.T) {
 	if err := os.WriteFile(bad, data[:len(data)/2+100], 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sources := prefetch.NewSources(map[string]prefetch.Source{"file": prefetch.NewFileSource()})
+	sources := storage.NewSources(map[string]storage.Source{"file": storage.NewFileSource()})
 	_, err = indexDataset(context.Background(), sources, "file://"+dir+"/", indexOptions{Parallel: 2, PartSize: 1 << 20}, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "file://"+bad) || !strings.Contains(err.Error(), "corrupt") {
 		t.Fatalf("got %v, want a corrupt-shard error naming %s", err, bad)
@@ -210,16 +212,16 @@ func TestIndexS3(t *testing.T) {
 	if !strings.Contains(r.stdout, "wrote s3://data/sets/train/wids-index.json") {
 		t.Fatalf("output:\n%s", r.stdout)
 	}
-	cfg := prefetch.DefaultS3Config()
+	cfg := s3.DefaultConfig()
 	cfg.Endpoint, cfg.Credentials = srv.Endpoint, srv.Credentials()
-	s3, err := prefetch.NewS3Source(context.Background(), cfg)
+	s3src, err := s3.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sources := prefetch.NewSources(map[string]prefetch.Source{"s3": s3})
+	sources := storage.NewSources(map[string]storage.Source{"s3": s3src})
 	objs := resolve(t, sources, "s3://data/sets/train/")
 	if len(objs) != 5 {
 		t.Fatalf("listed %d shards", len(objs))
 	}
-	checkIndexed(t, s3, "s3://data/sets/train/", objs)
+	checkIndexed(t, s3src, "s3://data/sets/train/", objs)
 }

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/prefetch/wds"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 	"github.com/stoker-data/stoker/server"
@@ -28,11 +28,11 @@ func startServer(t *testing.T, shards, perShard, sampleSize int) (addr, url stri
 	}
 	cfg := server.DefaultConfig()
 	cfg.Cache.Dir, cfg.Cache.MemoryBytes, cfg.Cache.DiskBytes = filepath.Join(dir, "cache"), 64<<20, 128<<20
-	files, err := prefetch.AllowFiles(prefetch.NewFileSource(), []string{data})
+	files, err := storage.AllowFiles(storage.NewFileSource(), []string{data})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(cfg, prefetch.NewSources(map[string]prefetch.Source{"file": files}), slog.New(slog.DiscardHandler))
+	srv, err := server.New(cfg, storage.NewSources(map[string]storage.Source{"file": files}), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/stoker-data/stoker/clients/stoker"
-	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/prefetch/wds"
 	"github.com/stoker-data/stoker/server"
 )
@@ -24,7 +24,7 @@ func TestReadSurvivesServerStopAfterEpoch(t *testing.T) {
 	}
 	cfg := server.DefaultConfig()
 	cfg.Cache.Dir, cfg.Cache.MemoryBytes, cfg.Cache.DiskBytes = filepath.Join(dir, "cache"), 16<<20, 0
-	srv, err := server.New(cfg, prefetch.NewSources(map[string]prefetch.Source{"file": prefetch.NewFileSource()}), slog.New(slog.DiscardHandler))
+	srv, err := server.New(cfg, storage.NewSources(map[string]storage.Source{"file": storage.NewFileSource()}), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,8 +15,9 @@ import (
 	"time"
 
 	"github.com/stoker-data/stoker/clients/stoker"
-	"github.com/stoker-data/stoker/prefetch"
-	"github.com/stoker-data/stoker/prefetch/s3test"
+	"github.com/stoker-data/stoker/prefetch/storage"
+	"github.com/stoker-data/stoker/prefetch/storage/s3"
+	"github.com/stoker-data/stoker/prefetch/storage/s3/s3test"
 	"github.com/stoker-data/stoker/prefetch/wds"
 )
 
@@ -77,7 +78,7 @@ func BenchmarkEpochS3VersusStoker(b *testing.B) {
 // walks its samples, as a webdataset trainer does.
 func readDirect(b *testing.B, endpoint string, names []string) time.Duration {
 	ctx := context.Background()
-	src, err := prefetch.NewS3Source(ctx, prefetch.S3Config{Endpoint: endpoint, Region: s3test.Region})
+	src, err := s3.New(ctx, s3.Config{Endpoint: endpoint, Region: s3test.Region})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -87,7 +88,7 @@ func readDirect(b *testing.B, endpoint string, names []string) time.Duration {
 	}
 	start := time.Now()
 	for _, o := range objs {
-		data, err := prefetch.Fetch(ctx, src, o, prefetch.FetchOptions{PartSize: 1 << 40, Parallel: 1})
+		data, err := storage.Fetch(ctx, src, o, storage.FetchOptions{PartSize: 1 << 40, Parallel: 1})
 		if err != nil {
 			b.Fatal(err)
 		}

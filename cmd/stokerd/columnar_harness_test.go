@@ -19,7 +19,7 @@ import (
 
 	"github.com/stoker-data/stoker/clients/stoker"
 	"github.com/stoker-data/stoker/prefetch/columnar"
-	"github.com/stoker-data/stoker/prefetch/s3test"
+	"github.com/stoker-data/stoker/prefetch/storage/s3/s3test"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 )
 

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/stoker-data/stoker/clients/stoker"
-	"github.com/stoker-data/stoker/prefetch/s3test"
+	"github.com/stoker-data/stoker/prefetch/storage/s3/s3test"
 )
 
 // faultCycle is the proxy's schedule of faults on object GETs: throttling,

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stoker-data/stoker/cmd/internal/cli"
 	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/storage/s3"
 	"github.com/stoker-data/stoker/server"
 )
 
@@ -122,7 +123,7 @@ func defineFlags(fs *pflag.FlagSet) *flags {
 	fs.StringVar(&f.memoryRegion, "memory-region", string(server.RegionAuto),
 		"where the memory tier lives: auto (one mapped region, locked when a GPU is found, on the GPUs' NUMA node), locked (locked always) or heap (the Go heap)")
 	fs.BoolVar(&f.pathStyle, "s3-path-style", false, "force S3 path-style addressing (on by itself for IP and localhost endpoints)")
-	fs.DurationVar(&f.s3ReadTimeout, "s3-read-timeout", prefetch.DefaultS3Config().ReadIdleTimeout,
+	fs.DurationVar(&f.s3ReadTimeout, "s3-read-timeout", s3.DefaultConfig().ReadIdleTimeout,
 		"longest wait for progress on an S3 request (its headers, then each read of its body); a stalled GET is resumed where it stopped, a bounded number of times")
 	fs.StringVar(&f.maxShardSize, "max-shard-size", "",
 		"most bytes one shard may hold (a tar after gunzip, a columnar unit): larger ones, gzip bombs among them, are refused naming the object (default: the memory tier, at least 256MiB, at most 4GiB)")

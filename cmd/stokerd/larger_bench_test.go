@@ -15,8 +15,10 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/stoker-data/stoker/clients/stoker"
-	"github.com/stoker-data/stoker/prefetch"
-	"github.com/stoker-data/stoker/prefetch/s3test"
+	"github.com/stoker-data/stoker/prefetch/dataset"
+	"github.com/stoker-data/stoker/prefetch/storage"
+	"github.com/stoker-data/stoker/prefetch/storage/s3"
+	"github.com/stoker-data/stoker/prefetch/storage/s3/s3test"
 	"github.com/stoker-data/stoker/prefetch/wds"
 )
 
@@ -120,7 +122,7 @@ type s3Use struct {
 // conns requests in flight, and walks each shard's samples.
 func readParallel(b *testing.B, endpoint, prefix string, conns int) time.Duration {
 	ctx := context.Background()
-	src, err := prefetch.NewS3Source(ctx, prefetch.S3Config{Endpoint: endpoint, Region: s3test.Region})
+	src, err := s3.New(ctx, s3.Config{Endpoint: endpoint, Region: s3test.Region})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -128,9 +130,9 @@ func readParallel(b *testing.B, endpoint, prefix string, conns int) time.Duratio
 	if err != nil {
 		b.Fatal(err)
 	}
-	var objs []prefetch.Object
+	var objs []storage.Object
 	for _, o := range all {
-		if prefetch.IsShardName(o.URL) { // not the index beside them
+		if dataset.IsShardName(o.URL) { // not the index beside them
 			objs = append(objs, o)
 		}
 	}
@@ -139,7 +141,7 @@ func readParallel(b *testing.B, endpoint, prefix string, conns int) time.Duratio
 	g.SetLimit(conns)
 	for _, o := range objs {
 		g.Go(func() error {
-			data, err := prefetch.Fetch(ctx, src, o, prefetch.FetchOptions{PartSize: 1 << 40, Parallel: 1})
+			data, err := storage.Fetch(ctx, src, o, storage.FetchOptions{PartSize: 1 << 40, Parallel: 1})
 			if err != nil {
 				return err
 			}

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/stoker-data/stoker/clients/stoker"
-	"github.com/stoker-data/stoker/prefetch/s3test"
+	"github.com/stoker-data/stoker/prefetch/storage/s3/s3test"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 )
 

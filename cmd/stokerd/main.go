@@ -33,6 +33,8 @@ import (
 	"github.com/stoker-data/stoker/clients/stoker"
 	"github.com/stoker-data/stoker/cmd/internal/cli"
 	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/storage"
+	"github.com/stoker-data/stoker/prefetch/storage/s3"
 	"github.com/stoker-data/stoker/server"
 	"github.com/stoker-data/stoker/server/cluster"
 	"github.com/stoker-data/stoker/server/pipeline"
@@ -90,14 +92,14 @@ func run(f flags) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 
-	s3cfg := prefetch.DefaultS3Config()
+	s3cfg := s3.DefaultConfig()
 	s3cfg.PathStyle = f.pathStyle
 	s3cfg.ReadIdleTimeout = f.s3ReadTimeout
-	s3, err := prefetch.NewS3Source(ctx, s3cfg)
+	s3src, err := s3.New(ctx, s3cfg)
 	if err != nil {
 		return err
 	}
-	sources, err := f.sec.sources(s3, prefetch.NewFileSource())
+	sources, err := f.sec.sources(s3src, storage.NewFileSource())
 	if err != nil {
 		return err
 	}
@@ -163,7 +165,7 @@ func run(f flags) error {
 		"huge_page_bytes", host.HugePageBytes, "huge_pages_free", host.HugePagesFree, "cufile", host.CuFile,
 		"cufile_reason", host.CuFileReason, "shm_dir", host.ShmDir)
 	log.Info("pipeline", "jpeg_decoder", pipeline.JPEGDecoder, "workers", cmp.Or(max(f.pipelineWorkers, 0), runtime.GOMAXPROCS(0)))
-	endpoint, pathStyle := s3.Endpoint()
+	endpoint, pathStyle := s3src.Endpoint()
 	log.Info("stokerd serving", "grpc", lis.Addr().String(), "tls", tlsMode(f), "unix", socket, "http", f.http, "http_tls", f.sec.httpTLS,
 		"auth", tokens != nil, "file_roots", f.sec.fileRoots.String(), "s3_prefixes", f.sec.s3Prefixes.String(),
 		"memory_cache", humanize.IBytes(mem), "disk_cache", humanize.IBytes(disk), "cache_dir", f.cacheDir,

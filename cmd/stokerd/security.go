@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/stoker-data/stoker/clients/stoker"
-	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/server"
 )
 
@@ -53,16 +53,16 @@ func (s *securityFlags) register(fs *pflag.FlagSet) {
 }
 
 // sources wraps the storage sources in the allow-lists.
-func (s *securityFlags) sources(s3, file prefetch.Source) (*prefetch.Sources, error) {
-	files, err := prefetch.AllowFiles(file, s.fileRoots)
+func (s *securityFlags) sources(s3, file storage.Source) (*storage.Sources, error) {
+	files, err := storage.AllowFiles(file, s.fileRoots)
 	if err != nil {
 		return nil, fmt.Errorf("--allow-file-root: %w", err)
 	}
-	objs, err := prefetch.AllowS3(s3, s.s3Prefixes)
+	objs, err := storage.AllowS3(s3, s.s3Prefixes)
 	if err != nil {
 		return nil, fmt.Errorf("--allow-s3: %w", err)
 	}
-	return prefetch.NewSources(map[string]prefetch.Source{"s3": objs, "file": files}), nil
+	return storage.NewSources(map[string]storage.Source{"s3": objs, "file": files}), nil
 }
 
 // apply sets the server's limits and auth; the token file (nil without

@@ -6,28 +6,29 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/dataset"
+	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/prefetch/wds"
 )
 
 // Finder finds datasets' indexes for the catalog: it is the
-// prefetch.IndexFinder that stokerd gives its Catalog. Safe for
+// dataset.IndexFinder that stokerd gives its Catalog. Safe for
 // concurrent use.
 type Finder struct {
-	sources *prefetch.Sources
+	sources *storage.Sources
 }
 
-var _ prefetch.IndexFinder = (*Finder)(nil)
+var _ dataset.IndexFinder = (*Finder)(nil)
 
 // NewFinder returns a Finder reading through sources.
-func NewFinder(sources *prefetch.Sources) *Finder { return &Finder{sources: sources} }
+func NewFinder(sources *storage.Sources) *Finder { return &Finder{sources: sources} }
 
 // IsIndexURL reports whether a dataset URL names an index (a .json).
 func (f *Finder) IsIndexURL(url string) bool { return strings.HasSuffix(url, ".json") }
 
 // Open reads the index url names and returns it with the shards it lists,
 // Stat'ing those whose size or ETag it does not record.
-func (f *Finder) Open(ctx context.Context, url string) (prefetch.DatasetIndex, []prefetch.Object, error) {
+func (f *Finder) Open(ctx context.Context, url string) (dataset.Index, []storage.Object, error) {
 	src, err := f.sources.For(url)
 	if err != nil {
 		return nil, nil, err
@@ -59,14 +60,14 @@ func (f *Finder) Open(ctx context.Context, url string) (prefetch.DatasetIndex, [
 		return nil, nil, err
 	}
 	if !ok {
-		return nil, nil, &prefetch.Error{Op: "open", Object: url, Kind: prefetch.ErrCorrupt, Err: errorString(why)}
+		return nil, nil, &storage.Error{Op: "open", Object: url, Kind: storage.ErrCorrupt, Err: errorString(why)}
 	}
 	return &found{src: src, x: x}, objs, nil
 }
 
 // Find returns the index beside the shards objs of datasetURL, in the
 // order of objs, or nil with why (for the log) when there is none usable.
-func (f *Finder) Find(ctx context.Context, datasetURL string, objs []prefetch.Object) (prefetch.DatasetIndex, string, error) {
+func (f *Finder) Find(ctx context.Context, datasetURL string, objs []storage.Object) (dataset.Index, string, error) {
 	src, err := f.sources.For(datasetURL)
 	if err != nil {
 		return nil, "", err
@@ -80,7 +81,7 @@ func (f *Finder) Find(ctx context.Context, datasetURL string, objs []prefetch.Ob
 
 // found is an index that describes a dataset's objects, one entry each.
 type found struct {
-	src prefetch.Source
+	src storage.Source
 	x   *Index
 }
 

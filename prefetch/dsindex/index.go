@@ -27,7 +27,7 @@ import (
 	"path"
 	"strings"
 
-	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/storage"
 )
 
 // Names and limits.
@@ -123,21 +123,21 @@ const extVersion = 1
 
 // corrupt is the error for an index that is not one.
 func corrupt(url, format string, args ...any) error {
-	return &prefetch.Error{Op: "parse index", Object: url, Kind: prefetch.ErrCorrupt, Err: fmt.Errorf(format, args...)}
+	return &storage.Error{Op: "parse index", Object: url, Kind: storage.ErrCorrupt, Err: fmt.Errorf(format, args...)}
 }
 
 // Parse reads the index JSON data found at indexURL. The data are
 // untrusted: over MaxJSONBytes, more than MaxEntries shards, a
 // wids_version other than 1, another __kind__, sub-datasets, empty or
 // repeated shard URLs, counts or sizes out of range, or blob slices outside
-// the blob are an ErrCorrupt *prefetch.Error naming indexURL.
+// the blob are an ErrCorrupt *storage.Error naming indexURL.
 func Parse(indexURL string, data []byte) (*Index, error) {
 	if len(data) > MaxJSONBytes {
 		return nil, corrupt(indexURL, "%d bytes, over the limit of %d", len(data), MaxJSONBytes)
 	}
 	dir, ok := folder(indexURL)
 	if !ok {
-		return nil, &prefetch.Error{Op: "parse index", Object: indexURL, Kind: prefetch.ErrBadURL, Err: errors.New("want scheme://host/path")}
+		return nil, &storage.Error{Op: "parse index", Object: indexURL, Kind: storage.ErrBadURL, Err: errors.New("want scheme://host/path")}
 	}
 	var j indexJSON
 	if err := json.Unmarshal(data, &j); err != nil {
@@ -228,7 +228,7 @@ func (x *Index) entry(dir string, i int, s entryJSON) (Entry, error) {
 func (x *Index) Marshal() ([]byte, error) {
 	dir, ok := folder(x.URL)
 	if !ok {
-		return nil, &prefetch.Error{Op: "write index", Object: x.URL, Kind: prefetch.ErrBadURL, Err: errors.New("want scheme://host/path")}
+		return nil, &storage.Error{Op: "write index", Object: x.URL, Kind: storage.ErrBadURL, Err: errors.New("want scheme://host/path")}
 	}
 	one := 1
 	j := indexJSON{Kind: Kind, WidsVersion: &one, Name: x.Name, ShardList: make([]entryJSON, len(x.Entries))}
@@ -258,10 +258,10 @@ func (x *Index) Marshal() ([]byte, error) {
 // Shards returns the shards an index names, as objects to read: for a
 // dataset URL that names the index JSON. Size is -1 and ETag "" where the
 // index does not record them: Stat those before use.
-func Shards(x *Index) []prefetch.Object {
-	objs := make([]prefetch.Object, len(x.Entries))
+func Shards(x *Index) []storage.Object {
+	objs := make([]storage.Object, len(x.Entries))
 	for i, e := range x.Entries {
-		objs[i] = prefetch.Object{URL: e.URL, Size: e.Size, ETag: e.ETag}
+		objs[i] = storage.Object{URL: e.URL, Size: e.Size, ETag: e.ETag}
 	}
 	return objs
 }
@@ -269,7 +269,7 @@ func Shards(x *Index) []prefetch.Object {
 // Locate returns the URL of the index to look for beside the shards objs
 // of datasetURL: datasetURL itself when it names a .json, else IndexName in
 // the deepest folder that holds every shard.
-func Locate(datasetURL string, objs []prefetch.Object) string {
+func Locate(datasetURL string, objs []storage.Object) string {
 	if strings.HasSuffix(datasetURL, ".json") {
 		return datasetURL
 	}

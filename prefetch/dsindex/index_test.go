@@ -11,13 +11,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/dataset"
+	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/prefetch/wds"
 )
 
-// dataset writes n synthetic shards into a new folder and returns the
+// synthDataset writes n synthetic shards into a new folder and returns the
 // folder and its shards as a file source lists them.
-func dataset(t *testing.T, n int) (string, []prefetch.Object) {
+func synthDataset(t *testing.T, n int) (string, []storage.Object) {
 	t.Helper()
 	dir := t.TempDir()
 	if err := (wds.Synthetic{Shards: n, PerShard: 7, SampleSize: 300, Seed: 1}).Write(dir); err != nil {
@@ -26,9 +27,9 @@ func dataset(t *testing.T, n int) (string, []prefetch.Object) {
 	return dir, list(t, dir)
 }
 
-func list(t *testing.T, dir string) []prefetch.Object {
+func list(t *testing.T, dir string) []storage.Object {
 	t.Helper()
-	objs, err := prefetch.Resolve(context.Background(), prefetch.NewSources(map[string]prefetch.Source{"file": prefetch.NewFileSource()}), "file://"+dir+"/")
+	objs, err := dataset.Resolve(context.Background(), storage.NewSources(map[string]storage.Source{"file": storage.NewFileSource()}), "file://"+dir+"/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,11 +37,11 @@ func list(t *testing.T, dir string) []prefetch.Object {
 }
 
 // indexAll indexes every shard as stoker index does.
-func indexAll(t *testing.T, objs []prefetch.Object) []Shard {
+func indexAll(t *testing.T, objs []storage.Object) []Shard {
 	t.Helper()
 	out := make([]Shard, len(objs))
 	for i, o := range objs {
-		data, err := prefetch.Fetch(context.Background(), prefetch.NewFileSource(), o, prefetch.FetchOptions{})
+		data, err := storage.Fetch(context.Background(), storage.NewFileSource(), o, storage.FetchOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -56,7 +57,7 @@ func indexAll(t *testing.T, objs []prefetch.Object) []Shard {
 // write builds and saves the index of shards in dir.
 func write(t *testing.T, dir string, shards []Shard) *Index {
 	t.Helper()
-	src := prefetch.NewFileSource()
+	src := storage.NewFileSource()
 	x, blob, err := Build("file://"+dir+"/"+IndexName, "test", shards)
 	if err != nil {
 		t.Fatal(err)
@@ -71,8 +72,8 @@ func write(t *testing.T, dir string, shards []Shard) *Index {
 // every shard's compact index back.
 func TestRoundTrip(t *testing.T) {
 	ctx := context.Background()
-	src := prefetch.NewFileSource()
-	dir, objs := dataset(t, 4)
+	src := storage.NewFileSource()
+	dir, objs := synthDataset(t, 4)
 	shards := indexAll(t, objs)
 	written := write(t, dir, shards)
 	url := Locate("file://"+dir+"/", objs)
@@ -107,7 +108,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Errorf("index JSON lacks a relative url or the kind:\n%.600s", data)
 	}
 	// A subset of the shards (a brace range) loads in its own order.
-	sub := []prefetch.Object{objs[2], objs[0]}
+	sub := []storage.Object{objs[2], objs[0]}
 	x, ok, why, err = Load(ctx, src, url, sub)
 	if err != nil || !ok || len(x.Entries) != 2 || x.Entries[0].URL != objs[2].URL || x.Entries[1].URL != objs[0].URL {
 		t.Fatalf("Load of a subset: ok %v %s %v: %+v", ok, why, err, x)
@@ -118,40 +119,40 @@ func TestRoundTrip(t *testing.T) {
 // reported as not ok with a reason and no error.
 func TestLoadStale(t *testing.T) {
 	ctx := context.Background()
-	src := prefetch.NewFileSource()
+	src := storage.NewFileSource()
 	tests := []struct {
 		name   string
-		change func(t *testing.T, dir string, objs []prefetch.Object) []prefetch.Object
+		change func(t *testing.T, dir string, objs []storage.Object) []storage.Object
 		why    string
 	}{
-		{"no index", func(t *testing.T, dir string, objs []prefetch.Object) []prefetch.Object {
+		{"no index", func(t *testing.T, dir string, objs []storage.Object) []storage.Object {
 			if err := os.Remove(filepath.Join(dir, IndexName)); err != nil {
 				t.Fatal(err)
 			}
 			return objs
 		}, "no dataset index"},
-		{"shard resized", func(t *testing.T, dir string, objs []prefetch.Object) []prefetch.Object {
+		{"shard resized", func(t *testing.T, dir string, objs []storage.Object) []storage.Object {
 			appendTo(t, filepath.Join(dir, "train-000001.tar"), make([]byte, 512))
 			return list(t, dir)
 		}, "train-000001.tar has"},
-		{"shard rewritten, same size", func(t *testing.T, dir string, objs []prefetch.Object) []prefetch.Object {
+		{"shard rewritten, same size", func(t *testing.T, dir string, objs []storage.Object) []storage.Object {
 			p := filepath.Join(dir, "train-000002.tar")
 			if err := os.Chtimes(p, time.Time{}, time.Unix(1, 0)); err != nil {
 				t.Fatal(err)
 			}
 			return list(t, dir)
 		}, "train-000002.tar has ETag"},
-		{"shard added", func(t *testing.T, dir string, objs []prefetch.Object) []prefetch.Object {
+		{"shard added", func(t *testing.T, dir string, objs []storage.Object) []storage.Object {
 			if err := (wds.Synthetic{Shards: 4, PerShard: 2, SampleSize: 10, Seed: 2}).Write(filepath.Join(dir, "more")); err != nil {
 				t.Fatal(err)
 			}
 			return list(t, dir)
 		}, "does not list"},
-		{"corrupt JSON", func(t *testing.T, dir string, objs []prefetch.Object) []prefetch.Object {
+		{"corrupt JSON", func(t *testing.T, dir string, objs []storage.Object) []storage.Object {
 			appendTo(t, filepath.Join(dir, IndexName), []byte("}"))
 			return objs
 		}, "corrupt"},
-		{"neither size nor ETag", func(t *testing.T, dir string, objs []prefetch.Object) []prefetch.Object {
+		{"neither size nor ETag", func(t *testing.T, dir string, objs []storage.Object) []storage.Object {
 			rewrite(t, filepath.Join(dir, IndexName), func(s string) string {
 				s = strings.ReplaceAll(s, `"filesize"`, `"was_filesize"`)
 				return strings.ReplaceAll(s, `"etag"`, `"was_etag"`)
@@ -161,7 +162,7 @@ func TestLoadStale(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			dir, objs := dataset(t, 3)
+			dir, objs := synthDataset(t, 3)
 			write(t, dir, indexAll(t, objs))
 			objs = tc.change(t, dir, objs)
 			x, ok, why, err := Load(ctx, src, "file://"+dir+"/"+IndexName, objs)
@@ -171,7 +172,7 @@ func TestLoadStale(t *testing.T) {
 		})
 	}
 	// A shard deleted since does not spoil the index for the others.
-	dir, objs := dataset(t, 3)
+	dir, objs := synthDataset(t, 3)
 	write(t, dir, indexAll(t, objs))
 	if err := os.Remove(filepath.Join(dir, "train-000001.tar")); err != nil {
 		t.Fatal(err)
@@ -183,7 +184,7 @@ func TestLoadStale(t *testing.T) {
 	// A storage error is an error, not a stale index.
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, ok, _, err := Load(cctx, src, "file://"+dir+"/"+IndexName, objs); ok || !errors.Is(err, prefetch.ErrUnavailable) {
+	if _, ok, _, err := Load(cctx, src, "file://"+dir+"/"+IndexName, objs); ok || !errors.Is(err, storage.ErrUnavailable) {
 		t.Fatalf("Load with a cancelled ctx: ok %v, err %v; want ErrUnavailable", ok, err)
 	}
 }
@@ -193,8 +194,8 @@ func TestLoadStale(t *testing.T) {
 // the checksum).
 func TestReadShardDamage(t *testing.T) {
 	ctx := context.Background()
-	src := prefetch.NewFileSource()
-	dir, objs := dataset(t, 2)
+	src := storage.NewFileSource()
+	dir, objs := synthDataset(t, 2)
 	x := write(t, dir, indexAll(t, objs))
 	blob := filepath.Join(dir, BlobName)
 	data, err := os.ReadFile(blob)
@@ -205,7 +206,7 @@ func TestReadShardDamage(t *testing.T) {
 	if err := os.WriteFile(blob, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ReadShard(ctx, src, x, 0); !errors.Is(err, prefetch.ErrChanged) {
+	if _, err := ReadShard(ctx, src, x, 0); !errors.Is(err, storage.ErrChanged) {
 		t.Fatalf("ReadShard of a rewritten blob = %v, want ErrChanged", err)
 	}
 	x.Blob.ETag = ""
@@ -213,12 +214,12 @@ func TestReadShardDamage(t *testing.T) {
 		t.Fatalf("the undamaged slice: %v", err)
 	}
 	_, err = ReadShard(ctx, src, x, 1)
-	var e *prefetch.Error
-	if !errors.As(err, &e) || !errors.Is(err, prefetch.ErrCorrupt) || e.Object != objs[1].URL || !strings.Contains(err.Error(), "crc32c") {
+	var e *storage.Error
+	if !errors.As(err, &e) || !errors.Is(err, storage.ErrCorrupt) || e.Object != objs[1].URL || !strings.Contains(err.Error(), "crc32c") {
 		t.Fatalf("ReadShard of the damaged slice = %v, want ErrCorrupt naming %s and the checksum", err, objs[1].URL)
 	}
 	x.Entries[0].IndexLength = 0
-	if _, err := ReadShard(ctx, src, x, 0); !errors.Is(err, prefetch.ErrNotFound) {
+	if _, err := ReadShard(ctx, src, x, 0); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("ReadShard of an entry without a slice = %v, want ErrNotFound", err)
 	}
 }

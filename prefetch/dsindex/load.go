@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 
-	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/prefetch/wds"
 )
 
@@ -14,10 +14,10 @@ import (
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Read reads and parses the index at indexURL from src. A missing index
-// is an ErrNotFound *prefetch.Error; one over MaxJSONBytes ErrTooLarge;
+// is an ErrNotFound *storage.Error; one over MaxJSONBytes ErrTooLarge;
 // one that does not parse ErrCorrupt; storage failures are src's errors.
-func Read(ctx context.Context, src prefetch.Source, indexURL string) (*Index, error) {
-	data, err := prefetch.Fetch(ctx, src, prefetch.Object{URL: indexURL}, prefetch.FetchOptions{MaxSize: MaxJSONBytes})
+func Read(ctx context.Context, src storage.Source, indexURL string) (*Index, error) {
+	data, err := storage.Fetch(ctx, src, storage.Object{URL: indexURL}, storage.FetchOptions{MaxSize: MaxJSONBytes})
 	if err != nil {
 		return nil, err
 	}
@@ -37,12 +37,12 @@ func Read(ctx context.Context, src prefetch.Source, indexURL string) (*Index, er
 // index: none there, too large, corrupt, or stale (a shard added, resized
 // or rewritten since it was written). err is for the rest: storage
 // unreachable, permission denied, a cancelled ctx.
-func Load(ctx context.Context, src prefetch.Source, indexURL string, objs []prefetch.Object) (x *Index, ok bool, why string, err error) {
+func Load(ctx context.Context, src storage.Source, indexURL string, objs []storage.Object) (x *Index, ok bool, why string, err error) {
 	full, err := Read(ctx, src, indexURL)
 	switch {
-	case errors.Is(err, prefetch.ErrNotFound):
+	case errors.Is(err, storage.ErrNotFound):
 		return nil, false, "no dataset index at " + indexURL, nil
-	case errors.Is(err, prefetch.ErrTooLarge), errors.Is(err, prefetch.ErrCorrupt), errors.Is(err, prefetch.ErrChanged):
+	case errors.Is(err, storage.ErrTooLarge), errors.Is(err, storage.ErrCorrupt), errors.Is(err, storage.ErrChanged):
 		return nil, false, err.Error(), nil
 	case err != nil:
 		return nil, false, "", err
@@ -75,35 +75,35 @@ func Load(ctx context.Context, src prefetch.Source, indexURL string, objs []pref
 // blob, with one ranged read that carries the blob's recorded ETag, and
 // checks its CRC-32C and that it has the entry's sample count. An entry
 // without a compact index is ErrNotFound; a blob rewritten since x was
-// written is ErrChanged; a bad slice is ErrCorrupt; all are *prefetch.Error
+// written is ErrChanged; a bad slice is ErrCorrupt; all are *storage.Error
 // values naming the shard. src reads the blob's URL.
-func ReadShard(ctx context.Context, src prefetch.Source, x *Index, i int) (*wds.ShardIndex, error) {
+func ReadShard(ctx context.Context, src storage.Source, x *Index, i int) (*wds.ShardIndex, error) {
 	const op = "read shard index"
 	if i < 0 || i >= len(x.Entries) {
-		return nil, &prefetch.Error{Op: op, Object: x.URL, Kind: prefetch.ErrNotFound, Err: fmt.Errorf("entry %d of %d", i, len(x.Entries))}
+		return nil, &storage.Error{Op: op, Object: x.URL, Kind: storage.ErrNotFound, Err: fmt.Errorf("entry %d of %d", i, len(x.Entries))}
 	}
 	e := x.Entries[i]
 	if e.IndexLength <= 0 || x.Blob.URL == "" {
-		return nil, &prefetch.Error{Op: op, Object: e.URL, Kind: prefetch.ErrNotFound, Err: fmt.Errorf("dataset index %s has no compact index of this shard", x.URL)}
+		return nil, &storage.Error{Op: op, Object: e.URL, Kind: storage.ErrNotFound, Err: fmt.Errorf("dataset index %s has no compact index of this shard", x.URL)}
 	}
 	if e.IndexLength > MaxShardIndexBytes || e.IndexOffset < 0 {
-		return nil, &prefetch.Error{Op: op, Object: e.URL, Kind: prefetch.ErrTooLarge, Err: fmt.Errorf("blob slice of %d bytes at %d", e.IndexLength, e.IndexOffset)}
+		return nil, &storage.Error{Op: op, Object: e.URL, Kind: storage.ErrTooLarge, Err: fmt.Errorf("blob slice of %d bytes at %d", e.IndexLength, e.IndexOffset)}
 	}
 	buf := make([]byte, e.IndexLength)
-	blob := prefetch.Object{URL: x.Blob.URL, Size: x.Blob.Size, ETag: x.Blob.ETag}
+	blob := storage.Object{URL: x.Blob.URL, Size: x.Blob.Size, ETag: x.Blob.ETag}
 	if err := src.ReadAt(ctx, blob, buf, e.IndexOffset); err != nil {
 		return nil, fmt.Errorf("reading the index of %s: %w", e.URL, err)
 	}
 	if got := crc32.Checksum(buf, castagnoli); got != e.IndexCRC {
-		return nil, &prefetch.Error{Op: op, Object: e.URL, Kind: prefetch.ErrCorrupt,
+		return nil, &storage.Error{Op: op, Object: e.URL, Kind: storage.ErrCorrupt,
 			Err: fmt.Errorf("%s bytes [%d, %d+%d): crc32c %08x, the index says %08x", x.Blob.URL, e.IndexOffset, e.IndexOffset, e.IndexLength, got, e.IndexCRC)}
 	}
 	si, err := wds.UnmarshalShardIndex(buf)
 	if err != nil {
-		return nil, &prefetch.Error{Op: op, Object: e.URL, Kind: prefetch.ErrCorrupt, Err: fmt.Errorf("in %s: %w", x.Blob.URL, err)}
+		return nil, &storage.Error{Op: op, Object: e.URL, Kind: storage.ErrCorrupt, Err: fmt.Errorf("in %s: %w", x.Blob.URL, err)}
 	}
 	if si.Len() != e.Samples {
-		return nil, &prefetch.Error{Op: op, Object: e.URL, Kind: prefetch.ErrCorrupt, Err: fmt.Errorf("its compact index has %d samples, the entry %d", si.Len(), e.Samples)}
+		return nil, &storage.Error{Op: op, Object: e.URL, Kind: storage.ErrCorrupt, Err: fmt.Errorf("its compact index has %d samples, the entry %d", si.Len(), e.Samples)}
 	}
 	return si, nil
 }

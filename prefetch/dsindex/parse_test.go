@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/storage"
 )
 
 // An index as webdataset's widsindex writes it (no Stoker extension): its
@@ -35,7 +35,7 @@ func TestParseWids(t *testing.T) {
 		t.Fatalf("parsed %+v\nwant entries %+v", x, want)
 	}
 	objs := Shards(x)
-	if len(objs) != 5 || objs[1] != (prefetch.Object{URL: want[1].URL, Size: 1}) || objs[4].Size != -1 {
+	if len(objs) != 5 || objs[1] != (storage.Object{URL: want[1].URL, Size: 1}) || objs[4].Size != -1 {
 		t.Fatalf("Shards = %+v", objs)
 	}
 	// Written back, it reads the same, URLs relative where they can be.
@@ -86,8 +86,8 @@ func TestParseRejects(t *testing.T) {
 	for name, data := range tests {
 		t.Run(name, func(t *testing.T) {
 			x, err := Parse("s3://b/d/wids-index.json", []byte(data))
-			var e *prefetch.Error
-			if !errors.As(err, &e) || !errors.Is(err, prefetch.ErrCorrupt) || e.Object != "s3://b/d/wids-index.json" {
+			var e *storage.Error
+			if !errors.As(err, &e) || !errors.Is(err, storage.ErrCorrupt) || e.Object != "s3://b/d/wids-index.json" {
 				t.Fatalf("Parse = %+v, %v; want an ErrCorrupt *prefetch.Error naming the index", x, err)
 			}
 		})
@@ -95,16 +95,16 @@ func TestParseRejects(t *testing.T) {
 }
 
 func TestLocate(t *testing.T) {
-	objs := func(urls ...string) []prefetch.Object {
-		var out []prefetch.Object
+	objs := func(urls ...string) []storage.Object {
+		var out []storage.Object
 		for _, u := range urls {
-			out = append(out, prefetch.Object{URL: u})
+			out = append(out, storage.Object{URL: u})
 		}
 		return out
 	}
 	tests := []struct {
 		dataset string
-		objs    []prefetch.Object
+		objs    []storage.Object
 		want    string
 	}{
 		{"s3://b/train/", objs("s3://b/train/a.tar", "s3://b/train/b.tar"), "s3://b/train/wids-index.json"},
@@ -125,7 +125,7 @@ func TestLocate(t *testing.T) {
 }
 
 // FuzzParse feeds Parse arbitrary JSON: it must not panic, must fail only
-// with an ErrCorrupt *prefetch.Error, and an index it accepts must have
+// with an ErrCorrupt *storage.Error, and an index it accepts must have
 // valid entries and read back equal from Marshal.
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"__kind__": "wids-shard-index-v1", "wids_version": 1, "name": "n", "shardlist": [{"url": "a.tar", "nsamples": 3, "filesize": 10}]}`))
@@ -137,8 +137,8 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		x, err := Parse("s3://bucket/dir/wids-index.json", data)
 		if err != nil {
-			var e *prefetch.Error
-			if !errors.As(err, &e) || !errors.Is(err, prefetch.ErrCorrupt) {
+			var e *storage.Error
+			if !errors.As(err, &e) || !errors.Is(err, storage.ErrCorrupt) {
 				t.Fatalf("error %v is not an ErrCorrupt *prefetch.Error", err)
 			}
 			return

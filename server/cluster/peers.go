@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/storage"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 )
 
@@ -72,7 +73,7 @@ func (c PeerConfig) withDefaults() PeerConfig {
 // columnar unit its byte range too (the units of one file spread over the
 // nodes). It depends only on the shard, so every node, whatever it has
 // opened, computes the same owner.
-func ShardKey(o prefetch.Object) string { return o.CacheKey().Object }
+func ShardKey(o storage.Object) string { return o.Key().Object }
 
 // Peers reads shards from their owners over the Peer service and keeps
 // one gRPC connection per member. It is the prefetch.Remote of a node.
@@ -123,13 +124,13 @@ func (p *Peers) Conn(addr string) (*grpc.ClientConn, error) {
 
 // Fetch implements prefetch.Remote: it reads o's decompressed bytes from
 // its owner, or returns prefetch.ErrLocal when this node owns o.
-func (p *Peers) Fetch(ctx context.Context, o prefetch.Object) ([]byte, error) {
+func (p *Peers) Fetch(ctx context.Context, o storage.Object) ([]byte, error) {
 	return p.fetch(ctx, o, 0, 0)
 }
 
 // FetchRange implements prefetch.RangeRemote: bytes [off, off+n) of o's
 // decompressed bytes from its owner, or prefetch.ErrLocal.
-func (p *Peers) FetchRange(ctx context.Context, o prefetch.Object, off, n int64) ([]byte, error) {
+func (p *Peers) FetchRange(ctx context.Context, o storage.Object, off, n int64) ([]byte, error) {
 	if n <= 0 {
 		return []byte{}, nil
 	}
@@ -139,7 +140,7 @@ func (p *Peers) FetchRange(ctx context.Context, o prefetch.Object, off, n int64)
 var _ prefetch.RangeRemote = (*Peers)(nil)
 
 // fetch reads o, or its bytes [off, off+n) when n > 0, from its owner.
-func (p *Peers) fetch(ctx context.Context, o prefetch.Object, off, n int64) ([]byte, error) {
+func (p *Peers) fetch(ctx context.Context, o storage.Object, off, n int64) ([]byte, error) {
 	owner, ok := p.node.Owner(ShardKey(o))
 	if !ok || owner.Name == p.node.Name() {
 		return nil, prefetch.ErrLocal
@@ -161,7 +162,7 @@ func (p *Peers) fetch(ctx context.Context, o prefetch.Object, off, n int64) ([]b
 	return data, nil
 }
 
-func (p *Peers) read(ctx context.Context, addr string, o prefetch.Object, off, n int64) ([]byte, error) {
+func (p *Peers) read(ctx context.Context, addr string, o storage.Object, off, n int64) ([]byte, error) {
 	conn, err := p.Conn(addr)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,38 @@
+package cache
+
+import (
+	"sync"
+
+	"github.com/stoker-data/stoker/prefetch/storage"
+)
+
+// DiskExtent finds key's entry in the disk tier and pins it: the file is
+// neither evicted nor rewritten until unpin is called (once; more calls do
+// nothing). It returns the file and the offset of the shard's first byte
+// in it, for a local reader that reads the file itself (cuFile). ok is
+// false when the entry is not on disk (or not yet written). Safe for
+// concurrent use.
+func (c *Cache) DiskExtent(key storage.Key) (path string, offset int64, unpin func(), ok bool) {
+	c.life.RLock()
+	defer c.life.RUnlock()
+	if c.closed.Load() || c.disk == nil {
+		return "", 0, nil, false
+	}
+	c.diskMu.Lock()
+	e := c.disk.entries[key]
+	if e == nil || !e.ready {
+		c.diskMu.Unlock()
+		return "", 0, nil, false
+	}
+	e.pins++
+	c.diskMu.Unlock()
+	var once sync.Once
+	unpin = func() {
+		once.Do(func() {
+			c.diskMu.Lock()
+			c.unpinDiskLocked(e)
+			c.diskMu.Unlock()
+		})
+	}
+	return c.path(key), e.file.dataOff, unpin, true
+}

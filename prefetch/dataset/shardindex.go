@@ -1,0 +1,164 @@
+package dataset
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/stoker-data/stoker/prefetch/storage"
+	"github.com/stoker-data/stoker/prefetch/wds"
+)
+
+// shardIndex loads shard i's sample index, from the first place that has
+// it: memory, the catalog's disk, the index beside the shards, or the
+// shard itself (read whole: the cache keeps the bytes for the stream that
+// asked). One load per shard version at a time.
+func (c *Catalog) shardIndex(ctx context.Context, ds *Dataset, i int) (*wds.ShardIndex, error) {
+	key := ds.Key(i)
+	if x, ok := c.indexes.get(key); ok {
+		return x, nil
+	}
+	ch := c.loads.DoChan(key.Object+"\x00"+key.ETag, func() (any, error) {
+		return c.loadShardIndex(context.WithoutCancel(ctx), ds, i)
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*wds.ShardIndex), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (c *Catalog) loadShardIndex(ctx context.Context, ds *Dataset, i int) (*wds.ShardIndex, error) {
+	key, o := ds.Key(i), ds.Object(i)
+	path := c.shardIndexPath(key)
+	if b, err := os.ReadFile(path); err == nil {
+		if x, err := wds.UnmarshalShardIndex(b); err == nil {
+			c.indexes.add(key, x)
+			return x, nil
+		}
+		c.log.Warn("dropping a damaged stored shard index", "object", o.URL, "file", path)
+		os.Remove(path)
+	}
+	x, err := c.indexBeside(ctx, ds, i)
+	if err != nil {
+		c.log.Warn("cannot read the shard's index beside it: reading the shard", "object", o.URL, "err", err)
+	}
+	if x == nil {
+		if x, err = c.indexByReading(ctx, o); err != nil {
+			return nil, err
+		}
+	}
+	if b, err := x.MarshalBinary(); err == nil {
+		if err := writeFile(path, b); err != nil {
+			c.log.Warn("cannot store shard index", "object", o.URL, "err", err)
+		}
+	}
+	c.indexes.add(key, x)
+	return x, nil
+}
+
+// indexBeside reads shard i's index from the index beside the shards, or
+// returns nil when there is none.
+func (c *Catalog) indexBeside(ctx context.Context, ds *Dataset, i int) (*wds.ShardIndex, error) {
+	if ds.dsIndex == nil {
+		return nil, nil
+	}
+	return ds.dsIndex.ShardIndex(ctx, i)
+}
+
+// indexByReading reads the whole shard (into the cache) and indexes it.
+func (c *Catalog) indexByReading(ctx context.Context, o storage.Object) (*wds.ShardIndex, error) {
+	r, err := c.shards.Get(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Release()
+	x, err := wds.IndexShard(bytes.NewReader(r.Bytes())) // keeps no slice of its input
+	if err != nil {
+		return nil, &storage.Error{Op: "index", Object: o.URL, Kind: storage.ErrCorrupt, Err: err}
+	}
+	return x, nil
+}
+
+func (c *Catalog) shardIndexPath(key storage.Key) string {
+	return filepath.Join(c.cfg.Dir, "index", digest(key.Object+"\x00"+key.ETag)+".idx")
+}
+
+// indexPath is where a columnar object's index is stored.
+func (c *Catalog) indexPath(o storage.Object) string {
+	return filepath.Join(c.cfg.Dir, "index", digest(o.URL+"\x00"+o.ETag)+".json")
+}
+
+// indexCache keeps decoded shard indexes, least recently used out first,
+// within a bound on their memory. Safe for concurrent use.
+type indexCache struct {
+	limit int64
+	mu    sync.Mutex // guards lru, bytes
+	lru   *lru.Cache[storage.Key, *wds.ShardIndex]
+	bytes int64
+}
+
+func newIndexCache(limit int64) *indexCache {
+	c := &indexCache{limit: limit}
+	// The count bound is never the one reached: bytes are.
+	c.lru, _ = lru.NewWithEvict[storage.Key, *wds.ShardIndex](1<<30, func(_ storage.Key, x *wds.ShardIndex) {
+		c.bytes -= x.MemBytes()
+	})
+	return c
+}
+
+func (c *indexCache) get(key storage.Key) (*wds.ShardIndex, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lru.Get(key)
+}
+
+func (c *indexCache) add(key storage.Key, x *wds.ShardIndex) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lru.Contains(key) {
+		return
+	}
+	c.lru.Add(key, x)
+	c.bytes += x.MemBytes()
+	for c.bytes > c.limit && c.lru.Len() > 1 {
+		c.lru.RemoveOldest()
+	}
+}
+
+// writeFile writes b to path atomically (temporary file, then rename).
+func writeFile(path string, b []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// HasShardIndex reports whether shard i's index is in memory or stored on
+// this node's disk (reading it then reads no shard).
+func (c *Catalog) HasShardIndex(ds *Dataset, i int) bool {
+	key := ds.Key(i)
+	if _, ok := c.indexes.get(key); ok {
+		return true
+	}
+	_, err := os.Stat(c.shardIndexPath(key))
+	return err == nil
+}
