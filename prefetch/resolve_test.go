@@ -147,7 +147,9 @@ func ExampleResolve() {
 	dir, _ := os.MkdirTemp("", "resolve-example")
 	defer os.RemoveAll(dir)
 	for _, name := range []string{"a-0.tar", "a-1.tar", "notes.txt"} {
-		os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o644)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o644); err != nil {
+			fmt.Println(err) // and the output differs
+		}
 	}
 	sources := prefetch.NewSources(map[string]prefetch.Source{"file": prefetch.NewFileSource()})
 	objs, err := prefetch.Resolve(context.Background(), sources, "file://"+dir+"/")

@@ -64,14 +64,14 @@ var s3CodeKinds = map[string]error{
 // s3StatusKind maps an HTTP status to a kind of error, for responses
 // whose error code is not in s3CodeKinds.
 func s3StatusKind(status int) error {
-	switch {
-	case status == http.StatusNotFound:
+	switch status {
+	case http.StatusNotFound:
 		return ErrNotFound
-	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+	case http.StatusUnauthorized, http.StatusForbidden:
 		return ErrPermission
-	case status == http.StatusPreconditionFailed:
+	case http.StatusPreconditionFailed:
 		return ErrChanged
-	case status == http.StatusRequestedRangeNotSatisfiable:
+	case http.StatusRequestedRangeNotSatisfiable:
 		return ErrCorrupt
 	}
 	return ErrUnavailable // 5xx, throttling, anything else the server said
@@ -101,7 +101,7 @@ func s3Error(op, url, bucket string, err error) error {
 	case errors.As(err, &status) && status.HTTPStatusCode() > 0:
 		kind = s3StatusKind(status.HTTPStatusCode())
 	}
-	if kind == ErrCorrupt {
+	if errors.Is(kind, ErrCorrupt) {
 		// Only ranges past the end map here; say so the way ReadAt does.
 		err = errors.Join(err, io.ErrUnexpectedEOF)
 	}

@@ -207,13 +207,6 @@ func sampleProto(d *prefetch.SampleData, pos int) *stokerv1.Sample {
 	return s
 }
 
-// releaseRefs releases every Ref.
-func releaseRefs(refs []*prefetch.Ref) {
-	for _, r := range refs {
-		r.Release()
-	}
-}
-
 // send sends msg and counts its samples and payload bytes as served.
 func (l *loader) send(stream stokerv1.Loader_StreamBatchesServer, msg *stokerv1.StreamBatchesResponse, samples, n int) error {
 	if err := stream.Send(msg); err != nil {
