@@ -64,7 +64,7 @@ type Config struct {
 	Host *gpu.Host
 	// TLS, when set, serves gRPC on TCP with TLS (unix sockets stay
 	// plaintext: they are local), verifying clients as it says.
-	// stoker.TLSFiles.ServerConfig makes one that follows rotated files.
+	// tlsfiles.Files.ServerConfig makes one that follows rotated files.
 	TLS *tls.Config
 	// Limits bounds the streams and shm regions clients hold at once.
 	Limits Limits

@@ -48,6 +48,8 @@ var rules = []rule{
 		why: "the host's memory and devices are below everything that uses them"},
 	{from: []string{"clients/..."}, deny: []string{"server/...", "prefetch/..."},
 		why: "a client speaks the wire format only (its tests start a real server)"},
+	{from: []string{"clients/tlsfiles/..."}, deny: []string{"..."}, allow: []string{"clients/tlsfiles/..."}, tests: true,
+		why: "the TLS files serve stokerd, its cluster peers and the clients alike: a leaf"},
 	{from: []string{"..."}, notFrom: []string{"server/...", "clients/...", "cmd/...", "proto/..."}, deny: []string{"proto/..."},
 		why: "the wire format is spoken at the edges: serving, the clients, the commands"},
 }
@@ -186,7 +188,8 @@ func TestCheckFindsUpwardImports(t *testing.T) {
 		p("prefetch/cache", []string{"prefetch/storage"}),
 		p("gpu", nil, "clients/stoker"),                            // a test's import, ruled too
 		p("clients/stoker", []string{"proto/stoker/v1"}, "server"), // a test may start a server
-		p("server", []string{"prefetch", "gpu", "proto/stoker/v1"}),
+		p("clients/tlsfiles", nil),
+		p("server", []string{"prefetch", "gpu", "proto/stoker/v1", "clients/tlsfiles"}),
 		p("server/cluster", []string{"proto/stoker/v1"}),
 		p("cmd/stoker", []string{"server", "proto/stoker/v1"}),
 		p("shuffle/x", []string{"proto/stoker/v1"}), // shuffle imports proto: two rules

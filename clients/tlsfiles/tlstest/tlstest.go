@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stoker-data/stoker/clients/stoker"
+	"github.com/stoker-data/stoker/clients/tlsfiles"
 )
 
 // CA is a certificate authority.
@@ -106,9 +106,9 @@ func Write(tb testing.TB, dir, name string, p Pair, cas ...*CA) Files {
 }
 
 // Load reads the files as stokerd and the clients do.
-func (f Files) Load(tb testing.TB) *stoker.TLSFiles {
+func (f Files) Load(tb testing.TB) *tlsfiles.Files {
 	tb.Helper()
-	files, err := stoker.LoadTLSFiles(f.CA, f.Cert, f.Key, nil)
+	files, err := tlsfiles.Load(f.CA, f.Cert, f.Key, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
