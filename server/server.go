@@ -31,9 +31,9 @@ import (
 type Config struct {
 	// Cache sets the memory and disk tiers.
 	Cache prefetch.CacheConfig
-	// MemoryRegion says where the memory tier lives (see RegionAuto, the
+	// MemoryRegion says where the memory tier lives (see gpu.RegionAuto, the
 	// default). A Cache.Memory the caller set is used as it is.
-	MemoryRegion MemoryRegion
+	MemoryRegion gpu.MemoryRegion
 	// Shards bounds fetches from storage.
 	Shards prefetch.ShardsConfig
 	// Prefetch sets how far ahead of each stream shards are fetched.
@@ -89,7 +89,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Cache:           prefetch.DefaultCacheConfig(),
-		MemoryRegion:    RegionAuto,
+		MemoryRegion:    gpu.RegionAuto,
 		Shards:          prefetch.DefaultShardsConfig(),
 		Prefetch:        prefetch.DefaultPrefetchConfig(),
 		MaxPartBytes:    8 << 20,   // 8 MiB: big enough to amortise per-message cost

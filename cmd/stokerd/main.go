@@ -33,6 +33,7 @@ import (
 	"github.com/stoker-data/stoker/clients/stoker"
 	"github.com/stoker-data/stoker/clients/tlsfiles"
 	"github.com/stoker-data/stoker/cmd/internal/cli"
+	"github.com/stoker-data/stoker/gpu"
 	"github.com/stoker-data/stoker/prefetch"
 	"github.com/stoker-data/stoker/server"
 	"github.com/stoker-data/stoker/server/cluster"
@@ -64,7 +65,7 @@ func run(f flags) error {
 	}
 	cfg.Cache.MemoryBytes, cfg.Cache.DiskBytes, cfg.Cache.Dir = int64(mem), int64(disk), filepath.Join(f.cacheDir, "shards")
 	cfg.CatalogDir = filepath.Join(f.cacheDir, "catalog")
-	if cfg.MemoryRegion, err = server.ParseMemoryRegion(f.memoryRegion); err != nil {
+	if cfg.MemoryRegion, err = gpu.ParseMemoryRegion(f.memoryRegion); err != nil {
 		return fmt.Errorf("--memory-region: %w", err)
 	}
 	cfg.Shards.MaxFetches = f.maxFetches
