@@ -1,5 +1,10 @@
 // Package server is Stoker's gRPC front: the Loader service trainers call,
 // batch assembly from cached shards, metrics and the health endpoint.
+// It is the one place errors become gRPC codes.
+//
+// It wires the parts below it (prefetch, shuffle, gpu, server/cluster,
+// server/pipeline, server/status) to the wire format; it never imports the
+// clients or the commands (its tests start real clients).
 package server
 
 import (

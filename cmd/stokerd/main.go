@@ -7,6 +7,9 @@
 //
 // S3 is configured by the standard AWS variables (AWS_ENDPOINT_URL_S3,
 // AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE).
+//
+// A command sits on top: it wires the server, its cluster, the TLS files
+// and the flags, and nothing imports it.
 package main
 
 import (

@@ -1,6 +1,7 @@
 // Package tlstest makes certificate authorities and certificates for
 // tests (ECDSA P-256, made in the test, never committed), and writes them
-// as the PEM files stokerd and the clients read.
+// as the PEM files stokerd and the clients read. It imports only
+// clients/tlsfiles of Stoker.
 package tlstest
 
 import (
