@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go/parser"
+	"go/token"
 	"io"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -65,6 +68,8 @@ var rules = []rule{
 // pkg is one package and what it imports, as go list tells.
 type pkg struct {
 	ImportPath   string
+	Dir          string
+	GoFiles      []string
 	Imports      []string
 	TestImports  []string
 	XTestImports []string
@@ -141,7 +146,7 @@ func check(rules []rule, pkgs []pkg) []string {
 // list runs go list over the module.
 func list(t *testing.T) []pkg {
 	t.Helper()
-	cmd := exec.Command("go", "list", "-e", "-json=ImportPath,Imports,TestImports,XTestImports", module+"/...")
+	cmd := exec.Command("go", "list", "-e", "-json=ImportPath,Dir,GoFiles,Imports,TestImports,XTestImports", module+"/...")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -171,6 +176,57 @@ func TestImportDirection(t *testing.T) {
 	for _, b := range check(rules, pkgs) {
 		t.Error(b)
 	}
+	for _, b := range checkFiles(t, fileRules, pkgs) {
+		t.Error(b)
+	}
+}
+
+// A fileRule bounds the imports of some files of a package where the
+// package as a whole imports more: stoker doctor plans from gpu's facts
+// while stoker demo runs a server in process.
+type fileRule struct {
+	pkg, glob string
+	deny      []string
+	why       string
+}
+
+var fileRules = []fileRule{
+	{pkg: "cmd/stoker", glob: "doctor*.go", deny: []string{"server/..."},
+		why: "doctor plans from gpu's facts and reads a server through its Stats, never the server's code"},
+}
+
+// checkFiles returns every import of a file that breaks a file rule, and
+// every rule that matches no file.
+func checkFiles(t *testing.T, rules []fileRule, pkgs []pkg) []string {
+	var bad []string
+	for _, r := range rules {
+		n := 0
+		for _, p := range pkgs {
+			if rel, _ := relative(p.ImportPath); rel != r.pkg {
+				continue
+			}
+			for _, name := range p.GoFiles {
+				if ok, _ := filepath.Match(r.glob, name); !ok {
+					continue
+				}
+				n++
+				f, err := parser.ParseFile(token.NewFileSet(), filepath.Join(p.Dir, name), nil, parser.ImportsOnly)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, imp := range f.Imports {
+					to, ok := relative(strings.Trim(imp.Path.Value, `"`))
+					if ok && matchAny(r.deny, to) {
+						bad = append(bad, fmt.Sprintf("%s/%s imports %s: %s", r.pkg, name, to, r.why))
+					}
+				}
+			}
+		}
+		if n == 0 {
+			bad = append(bad, fmt.Sprintf("file rule %s/%s matches no file: renamed?", r.pkg, r.glob))
+		}
+	}
+	return bad
 }
 
 // TestCheckFindsUpwardImports runs the check over a made-up tree that
