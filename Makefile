@@ -7,13 +7,14 @@ VERSITYGW    := $(GOBIN)/versitygw
 PROTOC_GEN_GO      := $(GOBIN)/protoc-gen-go
 PROTOC_GEN_GO_GRPC := $(GOBIN)/protoc-gen-go-grpc
 TOXIPROXY    := $(GOBIN)/toxiproxy-server
+GOLANGCI_LINT := $(GOBIN)/golangci-lint
 export PATH := $(GOBIN):$(PATH)
 # -tags libjpeg decodes JPEGs with libjpeg-turbo through cgo (and runs the
 # pipeline's C kernels) where its headers are installed (Debian:
 # libjpeg62-turbo-dev); without them the build is pure Go.
 GOTAGS       ?= $(shell test -f /usr/include/jpeglib.h && echo libjpeg)
 
-.PHONY: all build test test-go test-python check-proto proto tools demo bench fuzz deploy-tools test-deploy image
+.PHONY: all build lint test test-go test-python check-proto proto tools demo bench fuzz deploy-tools test-deploy image
 
 # The version stoker and stokerd print (--version): this checkout's tag or
 # commit. A plain `go build` prints the module version or "devel".
@@ -28,9 +29,21 @@ build:
 demo:
 	go run ./cmd/stoker demo
 
-# The test command: tools, the generated-code check, Go tests with the race
-# detector, a bounded run of every fuzz target, then the Python tests.
-test: tools deploy-tools check-proto test-go test-deploy fuzz test-python
+# The test command: tools, the linters, the generated-code check, Go tests
+# with the race detector, a bounded run of every fuzz target, then the
+# Python tests.
+test: tools lint deploy-tools check-proto test-go test-deploy fuzz test-python
+
+# golangci-lint with .golangci.yml, over both modules (the deploy kit's
+# too), with the build tags the build uses (the libjpeg kernels are code
+# like any other); then the Python linters where python/lint.sh exists.
+lint: $(GOLANGCI_LINT)
+	$(GOLANGCI_LINT) run --build-tags '$(GOTAGS)' ./...
+	cd deploy && $(GOLANGCI_LINT) run --config ../.golangci.yml ./...
+	@if [ -f python/lint.sh ]; then bash python/lint.sh; fi
+
+$(GOLANGCI_LINT):
+	go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 
 tools: $(VERSITYGW) $(PROTOC_GEN_GO) $(PROTOC_GEN_GO_GRPC) $(TOXIPROXY)
 	@command -v buf >/dev/null || npm install -g --silent @bufbuild/buf@1.75.0

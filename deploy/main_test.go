@@ -60,7 +60,7 @@ func buildLikeDockerfile(dir string) error {
 	cmd.Dir = repoRoot
 	cmd.Env = append(os.Environ(), env...)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build %s (the Dockerfile's, in %s): %v\n%s", strings.Join(args, " "), repoRoot, err, out)
+		return fmt.Errorf("go build %s (the Dockerfile's, in %s): %w\n%s", strings.Join(args, " "), repoRoot, err, out)
 	}
 	return nil
 }

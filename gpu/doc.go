@@ -8,4 +8,8 @@
 // as a normal result rather than an error. cgo lives only in files behind
 // a `//go:build cgo` / `//go:build !cgo` pair, so CGO_ENABLED=0 builds a
 // binary that simply reports no GPU and no cuFile.
+//
+// It also plans the memory tier's region from those facts (PlanRegion),
+// which stokerd follows and stoker doctor prints. It imports nothing of
+// Stoker: never the server, prefetch, the clients or the wire format.
 package gpu

@@ -122,7 +122,7 @@ func TestPageNodeOfUntouchedPage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer unix.Munmap(b)
+	defer func() { _ = unix.Munmap(b) }()
 	if _, err := pageNode(b); !errors.Is(err, errPageNotTouched) {
 		t.Fatalf("untouched page: %v, want errPageNotTouched", err)
 	}

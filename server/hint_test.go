@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -154,7 +155,7 @@ func TestReadShard(t *testing.T) {
 		var got []byte
 		for {
 			c, err := st.Recv()
-			if err == io.EOF {
+			if errors.Is(err, io.EOF) {
 				return got, nil
 			}
 			if err != nil {

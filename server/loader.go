@@ -8,7 +8,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/stoker-data/stoker/prefetch"
-	"github.com/stoker-data/stoker/prefetch/cache"
 	"github.com/stoker-data/stoker/prefetch/dataset"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 	"github.com/stoker-data/stoker/shuffle"
@@ -207,13 +206,6 @@ func sampleProto(d *prefetch.SampleData, pos int) *stokerv1.Sample {
 		s.Fields[i] = &stokerv1.Field{Name: f.Name, Data: f.Data}
 	}
 	return s
-}
-
-// releaseRefs releases every Ref.
-func releaseRefs(refs []*cache.Ref) {
-	for _, r := range refs {
-		r.Release()
-	}
 }
 
 // send sends msg and counts its samples and payload bytes as served.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"io"
 	"math"
 	"testing"
@@ -34,7 +35,7 @@ func TestPeerRequestsChecked(t *testing.T) {
 		n := 0
 		for {
 			m, err := st.Recv()
-			if err == io.EOF {
+			if errors.Is(err, io.EOF) {
 				return n, nil
 			}
 			if err != nil {

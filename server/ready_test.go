@@ -113,7 +113,7 @@ func readRank(t *testing.T, c *stoker.Client, req *stokerv1.StreamBatchesRequest
 	var regionID string
 	for {
 		msg, err := st.Recv()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
@@ -182,7 +182,9 @@ func TestReadyDeterministic(t *testing.T) {
 			t.Fatalf("position %d: image row of %d bytes", pos, len(img))
 		}
 		var label int
-		fmt.Sscanf(s.key, "%d", &label)
+		if _, err := fmt.Sscanf(s.key, "%d", &label); err != nil {
+			t.Fatalf("position %d: key %q is not a number: %v", pos, s.key, err)
+		}
 		if got := s.tensors["label"]; len(got) != 8 || int(got[0]) != label%10 {
 			t.Fatalf("position %d (%s): label % x", pos, s.key, got)
 		}
@@ -267,7 +269,7 @@ func TestReadyBadSample(t *testing.T) {
 		var msgs []*stokerv1.StreamBatchesResponse
 		for {
 			m, err := st.Recv()
-			if err == io.EOF {
+			if errors.Is(err, io.EOF) {
 				return msgs, nil
 			}
 			if err != nil {

@@ -1,5 +1,10 @@
 // Package server is Stoker's gRPC front: the Loader service trainers call,
 // batch assembly from cached shards, metrics and the health endpoint.
+// It is the one place errors become gRPC codes.
+//
+// It wires the parts below it (prefetch, shuffle, gpu, server/cluster,
+// server/pipeline, server/status) to the wire format; it never imports the
+// clients or the commands (its tests start real clients).
 package server
 
 import (
@@ -34,9 +39,9 @@ import (
 type Config struct {
 	// Cache sets the memory and disk tiers.
 	Cache cache.Config
-	// MemoryRegion says where the memory tier lives (see RegionAuto, the
+	// MemoryRegion says where the memory tier lives (see gpu.RegionAuto, the
 	// default). A Cache.Memory the caller set is used as it is.
-	MemoryRegion MemoryRegion
+	MemoryRegion gpu.MemoryRegion
 	// Shards bounds fetches from storage.
 	Shards prefetch.ShardsConfig
 	// Prefetch sets how far ahead of each stream shards are fetched.
@@ -67,7 +72,7 @@ type Config struct {
 	Host *gpu.Host
 	// TLS, when set, serves gRPC on TCP with TLS (unix sockets stay
 	// plaintext: they are local), verifying clients as it says.
-	// stoker.TLSFiles.ServerConfig makes one that follows rotated files.
+	// tlsfiles.Files.ServerConfig makes one that follows rotated files.
 	TLS *tls.Config
 	// Limits bounds the streams and shm regions clients hold at once.
 	Limits Limits
@@ -92,7 +97,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Cache:           cache.DefaultConfig(),
-		MemoryRegion:    RegionAuto,
+		MemoryRegion:    gpu.RegionAuto,
 		Shards:          prefetch.DefaultShardsConfig(),
 		Prefetch:        prefetch.DefaultPrefetchConfig(),
 		MaxPartBytes:    8 << 20,   // 8 MiB: big enough to amortise per-message cost

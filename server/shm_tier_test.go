@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/stoker-data/stoker/clients/stoker"
+	"github.com/stoker-data/stoker/gpu"
 	"github.com/stoker-data/stoker/prefetch/wds"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 )
@@ -23,7 +24,7 @@ import (
 // (--memory-region locked shares it whether or not mlock is allowed).
 func sharedTier(n int64) func(*Config) {
 	return func(c *Config) {
-		c.MemoryRegion = RegionLocked
+		c.MemoryRegion = gpu.RegionLocked
 		c.Cache.MemoryBytes = n
 	}
 }

@@ -16,7 +16,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/stoker-data/stoker/clients/stoker"
-	"github.com/stoker-data/stoker/clients/stoker/tlstest"
+	"github.com/stoker-data/stoker/clients/tlsfiles"
+	"github.com/stoker-data/stoker/clients/tlsfiles/tlstest"
 	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/prefetch/wds"
 )
@@ -46,7 +47,7 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-func startTLSServer(t *testing.T, files *stoker.TLSFiles) *tlsServer {
+func startTLSServer(t *testing.T, files *tlsfiles.Files) *tlsServer {
 	t.Helper()
 	dir := t.TempDir()
 	if err := (wds.Synthetic{Shards: 3, PerShard: 10, SampleSize: 2048, Seed: 9}).Write(filepath.Join(dir, "data")); err != nil {
@@ -105,9 +106,9 @@ func newTLSPKI(t *testing.T) tlsPKI {
 	}
 }
 
-func loadFiles(t *testing.T, ca, cert, key string) *stoker.TLSFiles {
+func loadFiles(t *testing.T, ca, cert, key string) *tlsfiles.Files {
 	t.Helper()
-	f, err := stoker.LoadTLSFiles(ca, cert, key, nil)
+	f, err := tlsfiles.Load(ca, cert, key, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,7 @@ func TestStreamTrace(t *testing.T) {
 	stream := streams[0]
 	attrs := map[string]string{}
 	for _, a := range stream.Attributes() {
-		attrs[string(a.Key)] = a.Value.Emit()
+		attrs[string(a.Key)] = a.Value.String()
 	}
 	if attrs["stoker.dataset"] != h.url || attrs["stoker.samples_sent"] != "32" || attrs["stoker.steps"] != "8" {
 		t.Errorf("stream span attributes %v", attrs)

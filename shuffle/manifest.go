@@ -2,7 +2,8 @@
 // sample order of an epoch as a pure function of (manifest, seed, epoch,
 // shuffle settings), its split into ranks and batches, and cursors.
 //
-// Nothing here does I/O, reads a clock or starts a goroutine.
+// Nothing here does I/O, reads a clock or starts a goroutine, and it
+// imports nothing of Stoker.
 package shuffle
 
 // Format names a shard format.

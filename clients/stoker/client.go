@@ -1,6 +1,10 @@
 // Package stoker is the Go client of a Stoker server: open datasets, stream
 // an epoch's batches as an iterator that survives broken connections by
 // resuming from the last cursor, and read server statistics.
+//
+// It speaks the wire format (proto/stoker/v1) and takes its TLS files from
+// clients/tlsfiles; it never imports the server or prefetch, so a trainer
+// that links it links no storage or caching code.
 package stoker
 
 import (

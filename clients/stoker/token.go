@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/stoker-data/stoker/clients/tlsfiles"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 )
@@ -94,7 +95,7 @@ func (f *TokenFile) Tokens() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fi, err := os.Stat(f.path)
-	if err == nil && sameStamps([3]os.FileInfo{fi}, [3]os.FileInfo{f.stamp}) {
+	if err == nil && tlsfiles.Unchanged(fi, f.stamp) {
 		return f.tokens
 	}
 	if err == nil {

@@ -55,7 +55,7 @@ func TestTokenFileRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	go func() { _ = srv.Serve(lis) }()
-	defer srv.Shutdown(context.Background())
+	defer func() { _ = srv.Shutdown(context.Background()) }()
 
 	cliTokens, err := stoker.LoadTokenFile(clientFile, nil)
 	if err != nil {

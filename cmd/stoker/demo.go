@@ -81,7 +81,7 @@ func runDemo(ctx context.Context, o *demoOptions, out io.Writer) error {
 		return err
 	}
 	go func() { _ = srv.Serve(lis) }()
-	defer srv.Shutdown(context.Background())
+	defer func() { _ = srv.Shutdown(context.Background()) }()
 	fmt.Fprintf(out, "serving in process on %s\n\n", lis.Addr())
 
 	c, err := stoker.Dial(lis.Addr().String())

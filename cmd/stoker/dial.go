@@ -5,6 +5,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/stoker-data/stoker/clients/stoker"
+	"github.com/stoker-data/stoker/clients/tlsfiles"
 )
 
 // defaultServer is where stokerd listens unless told otherwise
@@ -43,7 +44,7 @@ func (f *dialFlags) completeFiles(c *cobra.Command) {
 func (f *dialFlags) options() ([]stoker.Option, error) {
 	var opts []stoker.Option
 	if f.ca != "" || f.cert != "" || f.key != "" {
-		files, err := stoker.LoadTLSFiles(f.ca, f.cert, f.key, nil)
+		files, err := tlsfiles.Load(f.ca, f.cert, f.key, nil)
 		if err != nil {
 			return nil, err
 		}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/stoker-data/stoker/gpu"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
-	"github.com/stoker-data/stoker/server"
 )
 
 // doctorOptions are the flags of `stoker doctor`.
@@ -40,7 +39,7 @@ stage will take; with --server, what that server found too.`,
 	fs.Lookup("server").Usage = "also ask this stokerd (host:port or unix:///path) what it found"
 	fs.StringVar(&o.sock, "unix", "", "the unix socket stokerd serves (stokerd --unix), checked for shared-memory delivery")
 	fs.StringVar(&o.memory, "memory-cache", "1GiB", "memory tier size to check against the mlock limit")
-	fs.StringVar(&o.region, "memory-region", string(server.RegionAuto), "the stokerd --memory-region to plan for: auto, locked or heap")
+	fs.StringVar(&o.region, "memory-region", string(gpu.RegionAuto), "the stokerd --memory-region to plan for: auto, locked or heap")
 	o.dial.completeFiles(c)
 	_ = c.RegisterFlagCompletionFunc("memory-region", fixedCompletions("auto", "locked", "heap"))
 	return c
@@ -53,13 +52,13 @@ func runDoctor(ctx context.Context, o *doctorOptions, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("doctor: --memory-cache %q: %w", o.memory, err)
 	}
-	mode, err := server.ParseMemoryRegion(o.region)
+	mode, err := gpu.ParseMemoryRegion(o.region)
 	if err != nil {
 		return fmt.Errorf("doctor: --memory-region: %w", err)
 	}
 	h, perr := gpu.Probe()
 	fmt.Fprintln(out, "this host:")
-	printHost(out, server.HostProto(h))
+	printHost(out, h)
 	if perr != nil {
 		fmt.Fprintf(out, "  nvml error:    %v\n", perr)
 	}
@@ -84,7 +83,7 @@ func runDoctor(ctx context.Context, o *doctorOptions, out io.Writer) error {
 			return fmt.Errorf("doctor: stats of %s: %w", o.dial.addr, err)
 		}
 		fmt.Fprintf(out, "server %s:\n", o.dial.addr)
-		printHost(out, st.GetHost())
+		printHost(out, hostOf(st.GetHost()))
 		printRegion(out, st.GetHost().GetMemoryRegion())
 		fmt.Fprintf(out, "  client path:   %s\n", clientPath(o.dial.addr, st, os.Getenv))
 		fmt.Fprintf(out, "  shm:           %d regions (%s), %d leases (%s), %s delivered\n", st.GetShmRegions(),
@@ -93,33 +92,54 @@ func runDoctor(ctx context.Context, o *doctorOptions, out io.Writer) error {
 	return nil
 }
 
-func printHost(out io.Writer, h *stokerv1.HostInfo) {
-	if !h.GetNvml() {
-		fmt.Fprintf(out, "  gpus:          none (no NVML: %s)\n", h.GetNvmlReason())
+// printHost prints a host's facts: this host's probe, or a server's as
+// hostOf reads them back from its Stats.
+func printHost(out io.Writer, h gpu.Host) {
+	if !h.GPUs.NVML {
+		fmt.Fprintf(out, "  gpus:          none (no NVML: %s)\n", h.GPUs.Reason)
 	} else {
-		fmt.Fprintf(out, "  gpus:          %d (driver %s)\n", len(h.GetGpus()), h.GetDriverVersion())
-		for _, g := range h.GetGpus() {
-			fmt.Fprintf(out, "    %d: %s %s, %s, bus %s, numa node %d\n", g.GetIndex(), g.GetName(), g.GetUuid(),
-				humanize.IBytes(g.GetMemoryBytes()), g.GetPciBusId(), g.GetNumaNode())
+		fmt.Fprintf(out, "  gpus:          %d (driver %s)\n", len(h.GPUs.Devices), h.GPUs.DriverVersion)
+		for _, g := range h.GPUs.Devices {
+			fmt.Fprintf(out, "    %d: %s %s, %s, bus %s, numa node %d\n", g.Index, g.Name, g.UUID,
+				humanize.IBytes(g.MemoryBytes), g.BusID, g.NUMANode)
 		}
 	}
-	fmt.Fprintf(out, "  numa nodes:    %v\n", h.GetNumaNodes())
+	fmt.Fprintf(out, "  numa nodes:    %v\n", h.NUMANodes)
 	ipc := ""
-	if h.GetIpcLock() {
+	if h.IPCLock {
 		ipc = " (CAP_IPC_LOCK held: no limit applies)"
 	}
-	fmt.Fprintf(out, "  mlock limit:   %s%s\n", memlock(h.GetMemlockBytes()), ipc)
-	if h.GetHugePageBytes() == 0 {
+	fmt.Fprintf(out, "  mlock limit:   %s%s\n", memlock(h.MemlockBytes), ipc)
+	if h.HugePageBytes == 0 {
 		fmt.Fprintln(out, "  huge pages:    none")
 	} else {
-		fmt.Fprintf(out, "  huge pages:    %d free of %s\n", h.GetHugePagesFree(), humanize.IBytes(h.GetHugePageBytes()))
+		fmt.Fprintf(out, "  huge pages:    %d free of %s\n", h.HugePagesFree, humanize.IBytes(h.HugePageBytes))
 	}
-	if h.GetCufile() {
+	if h.CuFile {
 		fmt.Fprintln(out, "  cufile:        found, driver open")
 	} else {
-		fmt.Fprintf(out, "  cufile:        not found (%s)\n", h.GetCufileReason())
+		fmt.Fprintf(out, "  cufile:        not found (%s)\n", h.CuFileReason)
 	}
-	fmt.Fprintf(out, "  shm folder:    %s\n", h.GetShmDir())
+	fmt.Fprintf(out, "  shm folder:    %s\n", h.ShmDir)
+}
+
+// hostOf reads a server's host facts (its Stats) back into a probe's
+// form, the inverse of what the server sends.
+func hostOf(h *stokerv1.HostInfo) gpu.Host {
+	out := gpu.Host{
+		GPUs:         gpu.Discovery{NVML: h.GetNvml(), Reason: h.GetNvmlReason(), DriverVersion: h.GetDriverVersion()},
+		MemlockBytes: h.GetMemlockBytes(), IPCLock: h.GetIpcLock(),
+		HugePageBytes: h.GetHugePageBytes(), HugePagesFree: h.GetHugePagesFree(),
+		CuFile: h.GetCufile(), CuFileReason: h.GetCufileReason(), ShmDir: h.GetShmDir(),
+	}
+	for _, n := range h.GetNumaNodes() {
+		out.NUMANodes = append(out.NUMANodes, int(n))
+	}
+	for _, g := range h.GetGpus() {
+		out.GPUs.Devices = append(out.GPUs.Devices, gpu.Device{Index: int(g.GetIndex()), Name: g.GetName(), UUID: g.GetUuid(),
+			MemoryBytes: g.GetMemoryBytes(), BusID: g.GetPciBusId(), NUMANode: int(g.GetNumaNode())})
+	}
+	return out
 }
 
 func memlock(n uint64) string {
@@ -146,9 +166,9 @@ func printRegion(out io.Writer, r *stokerv1.MemoryRegion) {
 }
 
 // plan says which path each stage takes on this host.
-func plan(h gpu.Host, memory uint64, mode server.MemoryRegion, sockGiven, sockOK bool) []string {
+func plan(h gpu.Host, memory uint64, mode gpu.MemoryRegion, sockGiven, sockOK bool) []string {
 	var out []string
-	p := server.PlanRegion(h, mode, memory)
+	p := gpu.PlanRegion(h, mode, memory)
 	switch {
 	case !p.Region:
 		out = append(out, "memory tier:   on the Go heap")

@@ -38,8 +38,12 @@ func writeShards(t *testing.T, dir, name string, n int, seed uint64, gz bool) {
 		if gz && i == n-1 {
 			var b bytes.Buffer
 			zw := gzip.NewWriter(&b)
-			zw.Write(data)
-			zw.Close()
+			if _, err := zw.Write(data); err != nil {
+				t.Fatal(err)
+			}
+			if err := zw.Close(); err != nil {
+				t.Fatal(err)
+			}
 			data, out = b.Bytes(), out+".gz"
 		}
 		if err := os.WriteFile(out, data, 0o644); err != nil {

@@ -15,6 +15,10 @@
 // --token-file (or $STOKER_TOKEN) for one that needs a bearer token
 // (stokerd --auth-token-file). Every flag can also be set by a STOKER_*
 // environment variable ($STOKER_SERVER for --server).
+//
+// A command sits on top: it may import any package, and none imports it.
+// Only demo runs a server in process; the others are clients of one
+// (doctor plans from gpu's facts, not the server's code).
 package main
 
 import (

@@ -33,7 +33,7 @@ func TestReadSurvivesServerStopAfterEpoch(t *testing.T) {
 		t.Fatal(err)
 	}
 	go func() { _ = srv.Serve(lis) }()
-	defer srv.Shutdown(context.Background())
+	defer func() { _ = srv.Shutdown(context.Background()) }()
 	c, err := stoker.Dial(lis.Addr().String(), stoker.WithRetries(0))
 	if err != nil {
 		t.Fatal(err)

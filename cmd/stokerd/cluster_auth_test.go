@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/stoker-data/stoker/clients/stoker"
-	"github.com/stoker-data/stoker/clients/stoker/tlstest"
+	"github.com/stoker-data/stoker/clients/tlsfiles/tlstest"
 )
 
 // Nodes started with --auth-token-file send their token to each other:

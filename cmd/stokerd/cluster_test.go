@@ -124,8 +124,12 @@ func TestClusterOneGetPerShardHintsAndJoin(t *testing.T) {
 		t.Fatalf("POST /v1/prefetch: %d, %+v, %v", resp.StatusCode, hint, err)
 	}
 	waitHint(t, b, hint.HintID)
-	if r, _ := http.Post("http://"+b.web+"/v1/prefetch", "application/json", strings.NewReader(`{"seed": 1}`)); r == nil || r.StatusCode != http.StatusBadRequest {
-		t.Errorf("POST /v1/prefetch without a url: want 400, got %v", r)
+	r, err := http.Post("http://"+b.web+"/v1/prefetch", "application/json", strings.NewReader(`{"seed": 1}`))
+	if err == nil {
+		_ = r.Body.Close()
+	}
+	if err != nil || r.StatusCode != http.StatusBadRequest {
+		t.Errorf("POST /v1/prefetch without a url: want 400, got %v (%v)", r, err)
 	}
 
 	// A fourth node joins: about a quarter of a large dataset's shards

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/stoker-data/stoker/clients/stoker"
-	"github.com/stoker-data/stoker/clients/stoker/tlstest"
+	"github.com/stoker-data/stoker/clients/tlsfiles/tlstest"
 )
 
 // tlsArgs are the flags of f, the same for stokerd (mutual TLS) and for

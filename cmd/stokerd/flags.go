@@ -9,9 +9,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/stoker-data/stoker/cmd/internal/cli"
+	"github.com/stoker-data/stoker/gpu"
 	"github.com/stoker-data/stoker/prefetch"
 	"github.com/stoker-data/stoker/prefetch/storage/s3"
-	"github.com/stoker-data/stoker/server"
 )
 
 // envPrefix starts the environment variable of every flag:
@@ -120,7 +120,7 @@ func defineFlags(fs *pflag.FlagSet) *flags {
 	fs.StringVar(&f.cacheDir, "cache-dir", defaultCacheDir(), "folder for the disk tier, manifests and indexes")
 	fs.StringVar(&f.memory, "memory-cache", "1GiB", "size of the memory tier")
 	fs.StringVar(&f.disk, "disk-cache", "20GiB", "size of the disk tier (0: off)")
-	fs.StringVar(&f.memoryRegion, "memory-region", string(server.RegionAuto),
+	fs.StringVar(&f.memoryRegion, "memory-region", string(gpu.RegionAuto),
 		"where the memory tier lives: auto (one mapped region, locked when a GPU is found, on the GPUs' NUMA node), locked (locked always) or heap (the Go heap)")
 	fs.BoolVar(&f.pathStyle, "s3-path-style", false, "force S3 path-style addressing (on by itself for IP and localhost endpoints)")
 	fs.DurationVar(&f.s3ReadTimeout, "s3-read-timeout", s3.DefaultConfig().ReadIdleTimeout,
@@ -162,7 +162,7 @@ func completions(c *cobra.Command) {
 			return values, cobra.ShellCompDirectiveNoFileComp
 		}
 	}
-	_ = c.RegisterFlagCompletionFunc("memory-region", fixed(string(server.RegionAuto), string(server.RegionLocked), string(server.RegionHeap)))
+	_ = c.RegisterFlagCompletionFunc("memory-region", fixed(string(gpu.RegionAuto), string(gpu.RegionLocked), string(gpu.RegionHeap)))
 	_ = c.RegisterFlagCompletionFunc("log-level", fixed("debug", "info", "warn", "error"))
 }
 

@@ -7,6 +7,9 @@
 //
 // S3 is configured by the standard AWS variables (AWS_ENDPOINT_URL_S3,
 // AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE).
+//
+// A command sits on top: it wires the server, its cluster, the TLS files
+// and the flags, and nothing imports it.
 package main
 
 import (
@@ -31,7 +34,9 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/stoker-data/stoker/clients/stoker"
+	"github.com/stoker-data/stoker/clients/tlsfiles"
 	"github.com/stoker-data/stoker/cmd/internal/cli"
+	"github.com/stoker-data/stoker/gpu"
 	"github.com/stoker-data/stoker/prefetch"
 	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/prefetch/storage/s3"
@@ -65,7 +70,7 @@ func run(f flags) error {
 	}
 	cfg.Cache.MemoryBytes, cfg.Cache.DiskBytes, cfg.Cache.Dir = int64(mem), int64(disk), filepath.Join(f.cacheDir, "shards")
 	cfg.CatalogDir = filepath.Join(f.cacheDir, "catalog")
-	if cfg.MemoryRegion, err = server.ParseMemoryRegion(f.memoryRegion); err != nil {
+	if cfg.MemoryRegion, err = gpu.ParseMemoryRegion(f.memoryRegion); err != nil {
 		return fmt.Errorf("--memory-region: %w", err)
 	}
 	cfg.Shards.MaxFetches = f.maxFetches
@@ -193,7 +198,7 @@ func run(f flags) error {
 // startCluster joins the cluster when --cluster-addr is set; nil otherwise.
 // With TLS files the node reads from the others over TLS, its certificate
 // as client certificate; with a token file it sends its token.
-func startCluster(ctx context.Context, f flags, grpcAddr string, capacity int64, tlsFiles *stoker.TLSFiles, tokens *stoker.TokenFile, log *slog.Logger) (*cluster.Node, error) {
+func startCluster(ctx context.Context, f flags, grpcAddr string, capacity int64, tlsFiles *tlsfiles.Files, tokens *stoker.TokenFile, log *slog.Logger) (*cluster.Node, error) {
 	if f.clusterAddr == "" {
 		if f.join != "" {
 			return nil, errors.New("--join needs --cluster-addr")
@@ -244,14 +249,14 @@ func readKey(path string) ([]byte, error) {
 }
 
 // loadTLS reads the --tls-* files; nil when TLS is off.
-func loadTLS(f flags, log *slog.Logger) (*stoker.TLSFiles, error) {
+func loadTLS(f flags, log *slog.Logger) (*tlsfiles.Files, error) {
 	if f.tlsCert == "" && f.tlsKey == "" && f.tlsCA == "" {
 		return nil, nil
 	}
 	if f.tlsCert == "" || f.tlsKey == "" {
 		return nil, errors.New("TLS needs this server's certificate and key: give --tls-cert and --tls-key (and --tls-ca to verify clients)")
 	}
-	files, err := stoker.LoadTLSFiles(f.tlsCA, f.tlsCert, f.tlsKey, log.With("tls_cert", f.tlsCert))
+	files, err := tlsfiles.Load(f.tlsCA, f.tlsCert, f.tlsKey, log.With("tls_cert", f.tlsCert))
 	if err != nil {
 		return nil, fmt.Errorf("--tls-*: %w", err)
 	}
@@ -273,7 +278,7 @@ func tlsMode(f flags) string {
 // checkCertNames warns when this node's certificate does not name the host
 // of the gRPC address it publishes: the other nodes verify that name, so
 // they would refuse it and read its shards from storage instead.
-func checkCertNames(files *stoker.TLSFiles, grpcAddr string, log *slog.Logger) {
+func checkCertNames(files *tlsfiles.Files, grpcAddr string, log *slog.Logger) {
 	host, _, err := net.SplitHostPort(grpcAddr)
 	leaf := files.Leaf()
 	if err != nil || leaf == nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/stoker-data/stoker/clients/stoker"
+	"github.com/stoker-data/stoker/clients/tlsfiles"
 	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/server"
 )
@@ -100,7 +101,7 @@ func (s *securityFlags) apply(cfg *server.Config, log *slog.Logger) (*stoker.Tok
 // offering HTTP/1.1 alone (the gRPC port's configuration offers h2 alone,
 // which curl and Prometheus would not get past, and the listener is
 // served as HTTP/1.1).
-func httpTLS(files *stoker.TLSFiles) *tls.Config {
+func httpTLS(files *tlsfiles.Files) *tls.Config {
 	base := files.ServerConfig()
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,

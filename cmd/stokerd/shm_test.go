@@ -144,7 +144,9 @@ func TestShmClientKilledMidEpoch(t *testing.T) {
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	<-exited
+	if err := <-exited; err == nil {
+		t.Fatal("the killed reader exited with status 0")
+	}
 	e.waitStats(t, "the dead reader's leases to be freed", func(st *stokerv1.StatsResponse) bool {
 		return st.GetShmRegions() == 0 && st.GetShmLeases() == 0 && st.GetShmLeasedBytes() == 0 && st.GetShmRegionBytes() == 0
 	})

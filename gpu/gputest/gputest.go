@@ -1,5 +1,5 @@
 // Package gputest has test helpers for code that keeps data in gpu
-// regions.
+// regions. It imports only gpu of Stoker.
 package gputest
 
 import (

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
@@ -49,7 +48,6 @@ type Dataset struct {
 
 	counts    []atomic.Int64 // samples of shard i; -1 while uncounted
 	uncounted atomic.Int64   // shards whose count is unknown
-	countMu   sync.Mutex     // serialises onCounted
 	stored    atomic.Bool    // see FromStored
 	dsIndex   Index          // the index beside the shards, if it was found
 	cat       *Catalog       // loads shard indexes; nil for a dataset made without one

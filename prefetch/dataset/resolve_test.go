@@ -148,7 +148,9 @@ func ExampleResolve() {
 	dir, _ := os.MkdirTemp("", "resolve-example")
 	defer os.RemoveAll(dir)
 	for _, name := range []string{"a-0.tar", "a-1.tar", "notes.txt"} {
-		os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o644)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o644); err != nil {
+			fmt.Println(err) // and the output differs
+		}
 	}
 	sources := storage.NewSources(map[string]storage.Source{"file": storage.NewFileSource()})
 	objs, err := dataset.Resolve(context.Background(), sources, "file://"+dir+"/")

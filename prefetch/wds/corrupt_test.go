@@ -190,7 +190,7 @@ func TestDamagedTar(t *testing.T) {
 				checkSamples(t, tc.data, got, tc.want)
 				return
 			}
-			wantErr(t, err, tc.kind, tc.member, tc.offset)
+			_ = wantErr(t, err, tc.kind, tc.member, tc.offset)
 			if got != nil {
 				t.Errorf("got samples with an error: %s", describe(got))
 			}

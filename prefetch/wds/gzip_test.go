@@ -57,7 +57,7 @@ func TestDecompress(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := Decompress(tc.in)
 			if tc.corrupt {
-				wantErr(t, err, ErrCorrupt, "", -1)
+				_ = wantErr(t, err, ErrCorrupt, "", -1)
 				return
 			}
 			if err != nil {
@@ -194,7 +194,7 @@ func TestDecompressLimit(t *testing.T) {
 			got, err := DecompressLimit(tc.in, tc.limit)
 			if tc.kind != nil {
 				e := wantErr(t, err, tc.kind, "", -1)
-				if tc.kind == ErrTooLarge && (e.Offset != tc.limit || !strings.Contains(err.Error(), strconv.FormatInt(tc.limit, 10))) {
+				if errors.Is(tc.kind, ErrTooLarge) && (e.Offset != tc.limit || !strings.Contains(err.Error(), strconv.FormatInt(tc.limit, 10))) {
 					t.Errorf("error %q does not name the limit %d", err, tc.limit)
 				}
 				return
@@ -210,7 +210,7 @@ func TestDecompressLimit(t *testing.T) {
 		bomb := gzBomb(t, inflated)
 		var err error
 		n := allocated(func() { _, err = DecompressLimit(bomb, limit) })
-		wantErr(t, err, ErrTooLarge, "", limit)
+		_ = wantErr(t, err, ErrTooLarge, "", limit)
 		if n > 4*limit {
 			t.Errorf("decompressing a %d-byte bomb (%d inflated) with a limit of %d allocated %d bytes", len(bomb), inflated, limit, n)
 		}
@@ -245,7 +245,7 @@ func TestDecompressLimitTruthfulBomb(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := allocated(func() { _, err = DecompressLimit(buf.Bytes(), limit) })
-	wantErr(t, err, ErrTooLarge, "", limit)
+	_ = wantErr(t, err, ErrTooLarge, "", limit)
 	if n > limit/2 {
 		t.Errorf("refusing a %d MiB bomb allocated %d bytes", inflated>>20, n)
 	}

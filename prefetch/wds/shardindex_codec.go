@@ -212,7 +212,7 @@ func (d *decoder) index() (*ShardIndex, error) {
 	prev := 0 // start of the previous key in keys
 	prevEnd := int64(0)
 	for j := range int(n) {
-		shape, err := d.count("sample's field-name sequence", uint64(nShapes))
+		shape, err := d.count("sample's field-name sequence", nShapes)
 		if err != nil {
 			return nil, err
 		}

@@ -2,6 +2,7 @@
 // membership over hashicorp/memberlist (the only importer of memberlist),
 // shard ownership by weighted rendezvous hashing over the live members, and
 // the client side of the Peer service that reads a shard from its owner.
+// It never imports the server that starts it, the clients or the commands.
 package cluster
 
 import (

@@ -258,7 +258,7 @@ func TestBadInput(t *testing.T) {
 		{"image smaller than its crop", []Input{{Key: "tiny", Object: "o", Fields: []Field{{"jpg", photo}, cls}}}, ErrShape, "center_crop 600x600"},
 	} {
 		pp := p
-		if c.kind == ErrShape {
+		if errors.Is(c.kind, ErrShape) {
 			pp = compile(t, &stokerv1.Pipeline{Outputs: []*stokerv1.PipelineOutput{{Name: "image", Field: "jpg", Decode: "image", Ops: []*stokerv1.ImageOp{cropOp(600, 600)}}}})
 		}
 		var before runtime.MemStats

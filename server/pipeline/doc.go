@@ -17,4 +17,7 @@
 // integer for integer. A Pool of workers, one per core, does the work of
 // every stream; each worker reuses its buffers, and the bytes images
 // decode to are bounded by the pool's budget.
+//
+// It imports only the wire format (the request's Pipeline message) of
+// Stoker: never the server, the cache or the clients.
 package pipeline

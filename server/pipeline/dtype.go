@@ -36,9 +36,6 @@ func (d dtype) String() string { return dtypeNames[d] }
 // size is the bytes of one element (a string's: one byte of its rows).
 func (d dtype) size() int { return dtypeSizes[d] }
 
-// numeric says whether d holds numbers (bool counts: 0 or 1).
-func (d dtype) numeric() bool { return d != dtNone && d != dtString }
-
 // isFloat says whether d is a floating-point type.
 func (d dtype) isFloat() bool { return d == dtFloat16 || d == dtFloat32 || d == dtFloat64 }
 

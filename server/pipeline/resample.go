@@ -18,13 +18,15 @@ type coeffs struct {
 	start, count []int32
 	k            []int32
 	scratch      []float64
-	off, kt      []int32 // blocks' layout of start and k
+	off, kt      []int32 //nolint:unused // blocks' layout of start and k, for the cgo kernels (-tags libjpeg)
 }
 
 // blocks lays the coefficients out for the 8-wide horizontal pass: each
 // output's first byte (3 channels, less shift pixels), and the weights of
 // each block of 8 outputs tap by tap (maxCount taps).
-func (c *coeffs) blocks(shift int) (off, kt []int32) {
+//
+// Only the cgo kernels (kernels_c.go, -tags libjpeg) call it.
+func (c *coeffs) blocks(shift int) (off, kt []int32) { //nolint:unused // used with -tags libjpeg
 	n := len(c.start) / 8 * 8
 	c.off = grow(c.off, n)
 	c.kt = grow(c.kt, n*c.maxCount)

@@ -2,7 +2,7 @@
 // embedded in the binary (no build step), and the JSON document the page
 // polls (Snapshot, served by the server at /v1/status). The page is
 // read-only; it is served behind the HTTP port's authentication like every
-// other path.
+// other path. It imports nothing of Stoker: the server fills its types.
 package status
 
 import (

@@ -6,4 +6,6 @@
 //
 // Precedence, highest first: the command line, the environment, the
 // configuration file, the flag's default.
+//
+// It imports nothing of Stoker: the commands hand it their flags.
 package cli

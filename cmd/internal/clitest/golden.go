@@ -1,5 +1,6 @@
 // Package clitest compares the stoker and stokerd commands' output with
-// golden files under testdata/ (go test -update rewrites them).
+// golden files under testdata/ (go test -update rewrites them). It imports
+// nothing of Stoker.
 package clitest
 
 import (

@@ -66,14 +66,14 @@ var s3CodeKinds = map[string]error{
 // s3StatusKind maps an HTTP status to a kind of error, for responses
 // whose error code is not in s3CodeKinds.
 func s3StatusKind(status int) error {
-	switch {
-	case status == http.StatusNotFound:
+	switch status {
+	case http.StatusNotFound:
 		return storage.ErrNotFound
-	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+	case http.StatusUnauthorized, http.StatusForbidden:
 		return storage.ErrPermission
-	case status == http.StatusPreconditionFailed:
+	case http.StatusPreconditionFailed:
 		return storage.ErrChanged
-	case status == http.StatusRequestedRangeNotSatisfiable:
+	case http.StatusRequestedRangeNotSatisfiable:
 		return storage.ErrCorrupt
 	}
 	return storage.ErrUnavailable // 5xx, throttling, anything else the server said
@@ -103,7 +103,7 @@ func s3Error(op, url, bucket string, err error) error {
 	case errors.As(err, &status) && status.HTTPStatusCode() > 0:
 		kind = s3StatusKind(status.HTTPStatusCode())
 	}
-	if kind == storage.ErrCorrupt {
+	if errors.Is(kind, storage.ErrCorrupt) {
 		// Only ranges past the end map here; say so the way ReadAt does.
 		err = errors.Join(err, io.ErrUnexpectedEOF)
 	}

@@ -232,7 +232,7 @@ func TestS3Retries(t *testing.T) {
 			t.Errorf("%s: ReadAt = %v, want %v", tc.name, err, tc.want)
 		case left != 0:
 			t.Errorf("%s: %d faults not used: the request was not retried", tc.name, left)
-		case tc.want == storage.ErrPermission && requests != 1:
+		case errors.Is(tc.want, storage.ErrPermission) && requests != 1:
 			t.Errorf("%s: %d requests, want 1: AccessDenied is not retried", tc.name, requests)
 		}
 	}

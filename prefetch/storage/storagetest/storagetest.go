@@ -116,7 +116,7 @@ func testStat(t *testing.T, h Harness, base string) {
 		t.Errorf("Stat of a missing object: Op %q Object %q, want an op and %s", e.Op, e.Object, missing)
 	}
 	_, err = h.Source.Stat(ctx, "nosuchscheme://x/y")
-	wantKind(t, "Stat of another scheme's URL", err, storage.ErrBadURL)
+	_ = wantKind(t, "Stat of another scheme's URL", err, storage.ErrBadURL)
 }
 
 func testList(t *testing.T, h Harness, base string) {
@@ -168,7 +168,7 @@ func testList(t *testing.T, h Harness, base string) {
 
 func testListMissing(t *testing.T, h Harness, base string) {
 	_, err := h.Source.List(context.Background(), h.Missing)
-	wantKind(t, "List of a missing bucket or folder", err, storage.ErrNotFound)
+	_ = wantKind(t, "List of a missing bucket or folder", err, storage.ErrNotFound)
 }
 
 func testReadAt(t *testing.T, h Harness, base string) {
@@ -272,11 +272,11 @@ func testFetch(t *testing.T, h Harness, base string) {
 		}
 		if tc.size > 0 {
 			_, err = storage.Fetch(ctx, h.Source, st, storage.FetchOptions{MaxSize: int64(tc.size) - 1})
-			wantKind(t, "Fetch over MaxSize", err, storage.ErrTooLarge)
+			_ = wantKind(t, "Fetch over MaxSize", err, storage.ErrTooLarge)
 		}
 	}
 	_, err := storage.Fetch(ctx, h.Source, storage.Object{URL: base + "missing.tar"}, storage.FetchOptions{})
-	wantKind(t, "Fetch of a missing object", err, storage.ErrNotFound)
+	_ = wantKind(t, "Fetch of a missing object", err, storage.ErrNotFound)
 }
 
 func testFetchChanged(t *testing.T, h Harness, base string) {
@@ -288,7 +288,7 @@ func testFetchChanged(t *testing.T, h Harness, base string) {
 	}
 	put(t, h, base, "obj.tar", Data("v2", 200<<10+1))
 	_, err = storage.Fetch(ctx, h.Source, old, storage.FetchOptions{PartSize: 32 << 10, Parallel: 2})
-	wantKind(t, "Fetch with the old ETag", err, storage.ErrChanged)
+	_ = wantKind(t, "Fetch with the old ETag", err, storage.ErrChanged)
 }
 
 func testConcurrent(t *testing.T, h Harness, base string) {

@@ -293,10 +293,10 @@ func (w *faultWriter) Write(b []byte) (int, error) {
 		w.left -= int64(len(b))
 		return w.ResponseWriter.Write(b)
 	}
-	n, _ := w.ResponseWriter.Write(b[:w.left])
+	_, _ = w.ResponseWriter.Write(b[:w.left]) // cut flushes it or the client sees the cut sooner
 	w.left = 0
-	w.cut()
-	return n, nil // not reached
+	w.cut() // panics: http.ErrAbortHandler
+	return 0, nil
 }
 
 // cut flushes what was let through, then resets or stalls; it ends the

@@ -1,6 +1,7 @@
 // Package tlstest makes certificate authorities and certificates for
 // tests (ECDSA P-256, made in the test, never committed), and writes them
-// as the PEM files stokerd and the clients read.
+// as the PEM files stokerd and the clients read. It imports only
+// clients/tlsfiles of Stoker.
 package tlstest
 
 import (
@@ -18,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stoker-data/stoker/clients/stoker"
+	"github.com/stoker-data/stoker/clients/tlsfiles"
 )
 
 // CA is a certificate authority.
@@ -106,9 +107,9 @@ func Write(tb testing.TB, dir, name string, p Pair, cas ...*CA) Files {
 }
 
 // Load reads the files as stokerd and the clients do.
-func (f Files) Load(tb testing.TB) *stoker.TLSFiles {
+func (f Files) Load(tb testing.TB) *tlsfiles.Files {
 	tb.Helper()
-	files, err := stoker.LoadTLSFiles(f.CA, f.Cert, f.Key, nil)
+	files, err := tlsfiles.Load(f.CA, f.Cert, f.Key, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
