@@ -82,11 +82,13 @@ type S3Source struct {
 	endpoint  string      // effective endpoint, "" for AWS's own
 	pathStyle bool
 	counters  sourceCounters
+	link      Link // first byte and body rate of completed GETs
 }
 
 var (
 	_ Source = (*S3Source)(nil)
 	_ Writer = (*S3Source)(nil)
+	_ Linked = (*S3Source)(nil)
 )
 
 // NewS3Source loads the AWS configuration (environment and shared files,
@@ -169,6 +171,11 @@ func (s *S3Source) Endpoint() (endpoint string, pathStyle bool) { return s.endpo
 // Metrics returns a snapshot of the source's counters: Requests counts
 // HTTP requests, retries included; Bytes the bytes ReadAt delivered.
 func (s *S3Source) Metrics() SourceMetrics { return s.counters.snapshot() }
+
+// Link returns what the source's completed GETs have shown of one
+// connection: the time to the first byte and the body rate (zero before
+// any has completed).
+func (s *S3Source) Link() (LinkEstimate, bool) { return s.link.Estimate(), true }
 
 // countRequests counts every attempt: it sits after the retry middleware.
 func (s *S3Source) countRequests(stack *middleware.Stack) error {
@@ -324,11 +331,13 @@ func (s *S3Source) getRange(ctx context.Context, g *rangeGet, p []byte, off int6
 	if g.version != "" && !isLMVersion(g.version) {
 		req.IfMatch = aws.String(g.version)
 	}
+	start := time.Now()
 	out, err := s.client.GetObject(ctx, &req)
 	if err != nil {
 		return 0, err
 	}
 	defer out.Body.Close()
+	headers := time.Now()
 	if out.ContentLength != nil && *out.ContentLength != int64(len(p)) {
 		if n := *out.ContentLength; n > int64(len(p)) {
 			return 0, &Error{Op: op, Object: g.url, Kind: ErrCorrupt, Err: fmt.Errorf("asked for %d bytes at %d, got %d: range ignored", len(p), off, n)}
@@ -351,6 +360,7 @@ func (s *S3Source) getRange(ctx context.Context, g *rangeGet, p []byte, off int6
 	if err != nil {
 		return n, &bodyError{fmt.Errorf("body broke off after %d of %d bytes: %w", n, len(p), err)}
 	}
+	s.link.Observe(headers.Sub(start), n, time.Since(headers))
 	return n, nil
 }
 

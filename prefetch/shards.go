@@ -15,7 +15,14 @@ import (
 type ShardsConfig struct {
 	// MaxFetches is the most shards fetched from storage at once.
 	MaxFetches int
-	// Fetch sets part size and parallel ranges within one shard.
+	// MaxGets is the most ranged reads of shards in flight, over every
+	// fetch: the parts of one shard wait for slots with the others'
+	// (default 4 per fetch). Fetch.Gets is ignored.
+	MaxGets int
+	// Fetch sets part size and parallel ranges within one shard. A
+	// PartSize of 0 sizes the parts of each shard from what the source's
+	// reads show of its connections (see PartSize), 8 MiB where the
+	// source shows nothing (file://); Parallel 0 is 8.
 	Fetch FetchOptions
 	// MaxShardBytes is the most bytes one shard may hold, stored and as
 	// cached (a WebDataset shard's tar bytes after gunzip, a columnar
@@ -28,7 +35,8 @@ type ShardsConfig struct {
 // DefaultShardsConfig returns the defaults.
 func DefaultShardsConfig() ShardsConfig {
 	return ShardsConfig{
-		MaxFetches: 8, // with 4 ranges each: 32 requests in flight, enough for S3's ~30 ms first byte
+		MaxFetches: 8,  // with 4 ranges each: 32 requests in flight, enough for S3's ~30 ms first byte
+		MaxGets:    32, // 4 per fetch: a shard's parts read in parallel where others leave slots
 	}
 }
 
@@ -75,6 +83,11 @@ type Shards struct {
 	wg        sync.WaitGroup
 }
 
+// shardParallel is the default of the ranges of one shard read at once:
+// a shard of 8 MiB over S3 (a bandwidth-delay product of about 2 MiB) is
+// read in one round.
+const shardParallel = 8
+
 // NewShards returns a Shards reading through sources into cache.
 func NewShards(cfg ShardsConfig, sources *Sources, cache *Cache, log *slog.Logger) *Shards {
 	if cfg.MaxFetches <= 0 {
@@ -83,9 +96,16 @@ func NewShards(cfg ShardsConfig, sources *Sources, cache *Cache, log *slog.Logge
 	if cfg.MaxShardBytes <= 0 {
 		cfg.MaxShardBytes = DefaultMaxShardBytes(cache.cfg.MemoryBytes)
 	}
+	if cfg.MaxGets <= 0 {
+		cfg.MaxGets = 4 * cfg.MaxFetches
+	}
 	if cfg.Fetch.MaxSize <= 0 {
 		cfg.Fetch.MaxSize = cfg.MaxShardBytes
 	}
+	if cfg.Fetch.Parallel <= 0 {
+		cfg.Fetch.Parallel = shardParallel
+	}
+	cfg.Fetch.Gets = NewGetSlots(cfg.MaxGets)
 	return &Shards{cfg: cfg, sources: sources, cache: cache, log: log, sem: make(chan struct{}, cfg.MaxFetches)}
 }
 
@@ -238,15 +258,19 @@ func (s *Shards) fetch(key CacheKey, o Object, remote bool) ([]byte, error) {
 	}
 	s.fetches.Add(1)
 	s.log.Debug("fetching a shard from storage", "object", o.URL, "kept", s.toDisk == nil || s.toDisk(key), "cached", s.cache.Contains(key))
+	opt := s.cfg.Fetch
+	if e, ok := LinkOf(src); ok && opt.PartSize <= 0 {
+		opt.PartSize = PartSize(o.Bytes(), e)
+	}
 	if o.Length > 0 { // a columnar unit: its byte range, as stored
-		data, err := fetchRange(context.Background(), src, o, s.cfg.Fetch)
+		data, err := fetchRange(context.Background(), src, o, opt)
 		if err != nil {
 			return nil, limitHint(err)
 		}
 		s.put(key, o, data)
 		return data, nil
 	}
-	raw, err := Fetch(context.Background(), src, o, s.cfg.Fetch)
+	raw, err := Fetch(context.Background(), src, o, opt)
 	if err != nil {
 		return nil, limitHint(err)
 	}
