@@ -116,6 +116,14 @@ func (s *GetSlots) acquire(ctx context.Context) error {
 	}
 }
 
+// spare is how many more reads could start now.
+func (s *GetSlots) spare() int {
+	if s == nil {
+		return math.MaxInt
+	}
+	return cap(s.ch) - len(s.ch)
+}
+
 func (s *GetSlots) release() {
 	if s != nil {
 		<-s.ch
@@ -124,10 +132,13 @@ func (s *GetSlots) release() {
 
 // Bounds of the part size chosen from a link's estimate.
 const (
-	// MinPartSize is the smallest part an object is split into: below it
-	// the requests' own cost (signing, a first byte each, S3's price per
-	// request) outweighs what more connections bring.
-	MinPartSize = 1 << 20
+	// MinPartSize is the smallest part an object is split into, and only
+	// where connections would stay idle otherwise: below it the requests'
+	// own cost (signing, a first byte each, S3's price per request)
+	// outweighs what more connections bring.
+	MinPartSize = 512 << 10
+	// busyPartSize is the smallest part where connections are not idle.
+	busyPartSize = 1 << 20
 	// MaxPartSize is the largest part, whatever the link: S3's guidance
 	// for ranged reads is 8 to 16 MB.
 	MaxPartSize = 16 << 20
@@ -140,12 +151,15 @@ const (
 var typicalLink = LinkEstimate{FirstByte: 25 * time.Millisecond, Rate: 90e6}
 
 // PartSize returns the size of the parts an object of size bytes is read
-// in over a link estimated as e: a part's body takes about as long as its
-// first byte (the link's bandwidth-delay product), so the object arrives in
-// about two first bytes while each connection still spends half its time
-// moving bytes; within [MinPartSize, MaxPartSize], the object split into
-// equal parts. An estimate without both figures is taken as typicalLink.
-func PartSize(size int64, e LinkEstimate) int64 {
+// in over a link estimated as e, with spare more reads free to start now.
+// A part's body takes about as long as its first byte (the link's
+// bandwidth-delay product), so the object arrives in about two first bytes
+// while each connection still spends half its time moving bytes: at least
+// 1 MiB and at most MaxPartSize. Where that makes fewer parts than spare,
+// the object is split into more, down to MinPartSize, so connections that
+// would stay idle shorten the wait for it. Parts are equal, the last no
+// larger. An estimate without both figures is taken as typicalLink.
+func PartSize(size int64, e LinkEstimate, spare int) int64 {
 	if e.FirstByte <= 0 || e.Rate <= 0 || math.IsNaN(e.Rate) || math.IsInf(e.Rate, 0) {
 		e = typicalLink
 	}
@@ -153,11 +167,15 @@ func PartSize(size int64, e LinkEstimate) int64 {
 	if bdp := e.Rate * e.FirstByte.Seconds(); bdp < target {
 		target = bdp
 	}
-	part := max(MinPartSize, int64(target))
-	if size <= part {
+	part := max(busyPartSize, int64(target))
+	n := ceilDiv(max(size, 1), part) // parts
+	if idle := int64(spare); idle > n {
+		n = max(n, min(idle, size/MinPartSize))
+	}
+	if n <= 1 {
 		return part // one read
 	}
-	part = ceilDiv(size, ceilDiv(size, part)) // equal parts, the last one no larger
+	part = ceilDiv(size, n) // equal parts, the last one no larger
 	return min(ceilDiv(part, partAlign)*partAlign, MaxPartSize)
 }
 

@@ -16,32 +16,41 @@ func TestPartSize(t *testing.T) {
 	const MiB = 1 << 20
 	s3 := LinkEstimate{FirstByte: 20 * time.Millisecond, Rate: 90e6} // 1.8 MB a part
 	tests := []struct {
-		name string
-		size int64
-		e    LinkEstimate
-		want int64
+		name  string
+		size  int64
+		e     LinkEstimate
+		spare int
+		want  int64
 	}{
-		{"fits one part", 1 * MiB, s3, 1800000},
-		{"two equal parts", 2 * MiB, s3, 1 * MiB},
-		{"equal parts, rounded to 64 KiB", 8 * MiB, s3, 1664 << 10}, // 5 parts of 1.6 MiB
-		{"ragged size: the last part is no larger", 8*MiB + 1, s3, 1664 << 10},
-		{"empty object: one read", 0, s3, 1800000},
-		{"no estimate: S3's typical link", 8 * MiB, LinkEstimate{}, 2 * MiB}, // 2.25 MB: 4 parts
-		{"first byte only: S3's typical link", 8 * MiB, LinkEstimate{FirstByte: time.Second}, 2 * MiB},
-		{"rate only: S3's typical link", 8 * MiB, LinkEstimate{Rate: 1e12}, 2 * MiB},
-		{"NaN rate: S3's typical link", 8 * MiB, LinkEstimate{FirstByte: time.Millisecond, Rate: math.NaN()}, 2 * MiB},
-		{"infinite rate: S3's typical link", 8 * MiB, LinkEstimate{FirstByte: time.Millisecond, Rate: math.Inf(1)}, 2 * MiB},
-		{"slow link: the floor", 8 * MiB, LinkEstimate{FirstByte: time.Millisecond, Rate: 10e6}, MinPartSize},
-		{"fast link: the ceiling", 64 * MiB, LinkEstimate{FirstByte: 100 * time.Millisecond, Rate: 1e9}, MaxPartSize},
-		{"fast link, small object: one read", 5 * MiB, LinkEstimate{FirstByte: 100 * time.Millisecond, Rate: 1e9}, MaxPartSize},
-		{"huge object: no overflow", math.MaxInt64, s3, 1792 << 10},
+		{"fits one part", 1 * MiB, s3, 0, 1800000},
+		{"two equal parts", 2 * MiB, s3, 0, 1 * MiB},
+		{"equal parts, rounded to 64 KiB", 8 * MiB, s3, 0, 1664 << 10}, // 5 parts of 1.6 MiB
+		{"ragged size: the last part is no larger", 8*MiB + 1, s3, 0, 1664 << 10},
+		{"empty object: one read", 0, s3, 0, 1800000},
+		{"no estimate: S3's typical link", 8 * MiB, LinkEstimate{}, 0, 2 * MiB}, // 2.25 MB: 4 parts
+		{"first byte only: S3's typical link", 8 * MiB, LinkEstimate{FirstByte: time.Second}, 0, 2 * MiB},
+		{"rate only: S3's typical link", 8 * MiB, LinkEstimate{Rate: 1e12}, 0, 2 * MiB},
+		{"NaN rate: S3's typical link", 8 * MiB, LinkEstimate{FirstByte: time.Millisecond, Rate: math.NaN()}, 0, 2 * MiB},
+		{"infinite rate: S3's typical link", 8 * MiB, LinkEstimate{FirstByte: time.Millisecond, Rate: math.Inf(1)}, 0, 2 * MiB},
+		{"slow link: the floor", 8 * MiB, LinkEstimate{FirstByte: time.Millisecond, Rate: 10e6}, 0, 1 * MiB},
+		{"fast link: the ceiling", 64 * MiB, LinkEstimate{FirstByte: 100 * time.Millisecond, Rate: 1e9}, 0, MaxPartSize},
+		{"fast link, small object: one read", 5 * MiB, LinkEstimate{FirstByte: 100 * time.Millisecond, Rate: 1e9}, 0, MaxPartSize},
+		{"huge object: no overflow", math.MaxInt64, s3, 0, 1792 << 10},
+		{"spare reads: more parts", 8 * MiB, s3, 8, 1 * MiB},
+		{"spare reads: down to the smallest part", 2 * MiB, s3, 8, MinPartSize},
+		{"spare reads: a small object in two", 1 * MiB, s3, 8, MinPartSize},
+		{"spare reads: not split below the smallest part", 600 << 10, s3, 8, 1800000},
+		{"fewer spare reads than parts: as busy", 8 * MiB, s3, 3, 1664 << 10},
+		{"spare reads on a fast link", 64 * MiB, LinkEstimate{FirstByte: 100 * time.Millisecond, Rate: 1e9}, 8, 8 * MiB},
+		{"unbounded spare, huge object: no overflow", math.MaxInt64, s3, math.MaxInt, 576 << 10},
+		{"negative spare: as busy", 2 * MiB, s3, -5, 1 * MiB},
 	}
 	for _, tc := range tests {
-		got := PartSize(tc.size, tc.e)
+		got := PartSize(tc.size, tc.e, tc.spare)
 		if got != tc.want {
-			t.Errorf("%s: PartSize(%d, %+v) = %d, want %d", tc.name, tc.size, tc.e, got, tc.want)
+			t.Errorf("%s: PartSize(%d, %+v, %d) = %d, want %d", tc.name, tc.size, tc.e, tc.spare, got, tc.want)
 		}
-		if got < MinPartSize || got > MaxPartSize || got <= 0 {
+		if got < MinPartSize || got > MaxPartSize {
 			t.Errorf("%s: PartSize = %d, outside [%d, %d]", tc.name, got, MinPartSize, MaxPartSize)
 		}
 		if tc.size > got && got%partAlign != 0 {

@@ -260,7 +260,9 @@ func (s *Shards) fetch(key CacheKey, o Object, remote bool) ([]byte, error) {
 	s.log.Debug("fetching a shard from storage", "object", o.URL, "kept", s.toDisk == nil || s.toDisk(key), "cached", s.cache.Contains(key))
 	opt := s.cfg.Fetch
 	if e, ok := LinkOf(src); ok && opt.PartSize <= 0 {
-		opt.PartSize = PartSize(o.Bytes(), e)
+		// Half the reads free now: the fetches that start with this one
+		// find some too.
+		opt.PartSize = PartSize(o.Bytes(), e, min(opt.Parallel, opt.Gets.spare()/2))
 	}
 	if o.Length > 0 { // a columnar unit: its byte range, as stored
 		data, err := fetchRange(context.Background(), src, o, opt)

@@ -50,9 +50,11 @@ func TestShardsFetchInParts(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	shards := prefetch.NewShards(prefetch.DefaultShardsConfig(), prefetch.NewSources(map[string]prefetch.Source{"s3": src}), cache, log)
+	cfg := prefetch.ShardsConfig{MaxFetches: 8, MaxGets: 32, Fetch: prefetch.FetchOptions{Parallel: 4}} // 4 reads spare
+	shards := prefetch.NewShards(cfg, prefetch.NewSources(map[string]prefetch.Source{"s3": src}), cache, log)
 	link, _ := src.Link()
-	parts := (int64(size) + prefetch.PartSize(int64(size), link) - 1) / prefetch.PartSize(int64(size), link)
+	part := prefetch.PartSize(int64(size), link, 4)
+	parts := (int64(size) + part - 1) / part
 	before := src.Metrics()
 	r, err := shards.Get(ctx, obj)
 	if err != nil {
@@ -78,7 +80,6 @@ func TestShardsFetchInParts(t *testing.T) {
 		t.Fatal(err)
 	}
 	rw := &rewritingSource{S3Source: src, rewrite: func() { srv.Put(t, "parts", "ds/b.tar", sourcetest.Data("parts v2", size)) }}
-	cfg := prefetch.DefaultShardsConfig()
 	cfg.MaxGets = 1
 	shards = prefetch.NewShards(cfg, prefetch.NewSources(map[string]prefetch.Source{"s3": rw}), cache, log)
 	before = src.Metrics()
