@@ -260,9 +260,16 @@ func (s *Shards) fetch(key CacheKey, o Object, remote bool) ([]byte, error) {
 	s.log.Debug("fetching a shard from storage", "object", o.URL, "kept", s.toDisk == nil || s.toDisk(key), "cached", s.cache.Contains(key))
 	opt := s.cfg.Fetch
 	if e, ok := LinkOf(src); ok && opt.PartSize <= 0 {
-		// Half the reads free now: the fetches that start with this one
-		// find some too.
-		opt.PartSize = PartSize(o.Bytes(), e, min(opt.Parallel, opt.Gets.spare()/2))
+		// With fetches to spare (few shards wanted at once: a small
+		// look-ahead, the start of an epoch), half the free reads make the
+		// shard's parts smaller, so it arrives sooner; the fetches that
+		// start with this one find some too. With many, parts are sized
+		// by the link alone: fewer requests move the same bytes.
+		spare := 0
+		if len(s.sem) <= cap(s.sem)/2 {
+			spare = min(opt.Parallel, opt.Gets.spare()/2)
+		}
+		opt.PartSize = PartSize(o.Bytes(), e, spare)
 	}
 	if o.Length > 0 { // a columnar unit: its byte range, as stored
 		data, err := fetchRange(context.Background(), src, o, opt)
