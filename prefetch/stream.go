@@ -112,10 +112,6 @@ func (s *Stream) ensure(ctx context.Context, pos int) error {
 			return nil
 		}
 		k := s.windowAt(known)
-		// The windows after k that fit the look-ahead are counted (in a
-		// whole window: fetched) while k is: the first batch of an epoch
-		// waits for one window, not for it and then the next.
-		s.countAhead(known, s.p.aheadBytes())
 		t := time.Now()
 		err := s.p.countWindow(ctx, s.ds, s.plan, k)
 		s.stalled(time.Since(t))
