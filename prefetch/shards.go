@@ -19,7 +19,14 @@ import (
 type ShardsConfig struct {
 	// MaxFetches is the most shards fetched from storage at once.
 	MaxFetches int
-	// Fetch sets part size and parallel ranges within one shard.
+	// MaxGets is the most ranged reads of shards in flight, over every
+	// fetch: the parts of one shard wait for slots with the others'
+	// (default 4 per fetch). Fetch.Gets is ignored.
+	MaxGets int
+	// Fetch sets part size and parallel ranges within one shard. A
+	// PartSize of 0 sizes the parts of each shard from what the source's
+	// reads show of its connections (see storage.PartSize), 8 MiB where the
+	// source shows nothing (file://); Parallel 0 is 8.
 	Fetch storage.FetchOptions
 	// MaxShardBytes is the most bytes one shard may hold, stored and as
 	// cached (a WebDataset shard's tar bytes after gunzip, a columnar
@@ -32,7 +39,8 @@ type ShardsConfig struct {
 // DefaultShardsConfig returns the defaults.
 func DefaultShardsConfig() ShardsConfig {
 	return ShardsConfig{
-		MaxFetches: 8, // with 4 ranges each: 32 requests in flight, enough for S3's ~30 ms first byte
+		MaxFetches: 8,  // with 4 ranges each: 32 requests in flight, enough for S3's ~30 ms first byte
+		MaxGets:    32, // 4 per fetch: a shard's parts read in parallel where others leave slots
 	}
 }
 
@@ -83,6 +91,11 @@ type Shards struct {
 // through the caches like any stream.
 var _ dataset.ShardReader = (*Shards)(nil)
 
+// shardParallel is the default of the ranges of one shard read at once:
+// a shard of 8 MiB over S3 (a bandwidth-delay product of about 2 MiB) is
+// read in one round.
+const shardParallel = 8
+
 // NewShards returns a Shards reading through sources into tiers.
 func NewShards(cfg ShardsConfig, sources *storage.Sources, tiers *cache.Cache, log *slog.Logger) *Shards {
 	if cfg.MaxFetches <= 0 {
@@ -92,9 +105,16 @@ func NewShards(cfg ShardsConfig, sources *storage.Sources, tiers *cache.Cache, l
 		mem, _ := tiers.Capacity()
 		cfg.MaxShardBytes = DefaultMaxShardBytes(mem)
 	}
+	if cfg.MaxGets <= 0 {
+		cfg.MaxGets = 4 * cfg.MaxFetches
+	}
 	if cfg.Fetch.MaxSize <= 0 {
 		cfg.Fetch.MaxSize = cfg.MaxShardBytes
 	}
+	if cfg.Fetch.Parallel <= 0 {
+		cfg.Fetch.Parallel = shardParallel
+	}
+	cfg.Fetch.Gets = storage.NewGetSlots(cfg.MaxGets)
 	return &Shards{cfg: cfg, sources: sources, cache: tiers, log: log, sem: make(chan struct{}, cfg.MaxFetches)}
 }
 
@@ -247,15 +267,28 @@ func (s *Shards) fetch(key storage.Key, o storage.Object, remote bool) ([]byte, 
 	}
 	s.fetches.Add(1)
 	s.log.Debug("fetching a shard from storage", "object", o.URL, "kept", s.toDisk == nil || s.toDisk(key), "cached", s.cache.Contains(key))
+	opt := s.cfg.Fetch
+	if e, ok := storage.LinkOf(src); ok && opt.PartSize <= 0 {
+		// With fetches to spare (few shards wanted at once: a small
+		// look-ahead, the start of an epoch), half the free reads make the
+		// shard's parts smaller, so it arrives sooner; the fetches that
+		// start with this one find some too. With many, parts are sized
+		// by the link alone: fewer requests move the same bytes.
+		spare := 0
+		if len(s.sem) <= cap(s.sem)/2 {
+			spare = min(opt.Parallel, opt.Gets.Spare()/2)
+		}
+		opt.PartSize = storage.PartSize(o.Bytes(), e, spare)
+	}
 	if o.Length > 0 { // a columnar unit: its byte range, as stored
-		data, err := storage.FetchRange(context.Background(), src, o, s.cfg.Fetch)
+		data, err := storage.FetchRange(context.Background(), src, o, opt)
 		if err != nil {
 			return nil, limitHint(err)
 		}
 		s.put(key, o, data)
 		return data, nil
 	}
-	raw, err := storage.Fetch(context.Background(), src, o, s.cfg.Fetch)
+	raw, err := storage.Fetch(context.Background(), src, o, opt)
 	if err != nil {
 		return nil, limitHint(err)
 	}

@@ -15,7 +15,7 @@ import (
 // resumes, for S3) into stoker_storage_read_seconds and its size into
 // stoker_storage_read_bytes. Stat and List pass through. It passes on the
 // optional methods the prefetch package asks of a Source (Metrics,
-// Allowed).
+// Allowed, Link).
 type timedSource struct {
 	storage.Source
 	seconds prometheus.ObserverVec // by result, curried with the scheme
@@ -47,6 +47,9 @@ func (t *timedSource) Allowed(url string) error {
 	}
 	return nil
 }
+
+// Link passes on the wrapped Source's estimate of its connections.
+func (t *timedSource) Link() (storage.LinkEstimate, bool) { return storage.LinkOf(t.Source) }
 
 // timeSources returns sources with every Source timed.
 func (s *Server) timeSources(sources *storage.Sources) *storage.Sources {

@@ -92,6 +92,7 @@ type flags struct {
 	s3ReadTimeout                time.Duration
 	maxShardSize                 string
 	maxFetches                   int
+	fetchPartSize                string
 	aheadBatches                 int
 	pipelineWorkers              int
 	logLevel                     string
@@ -128,6 +129,8 @@ func defineFlags(fs *pflag.FlagSet) *flags {
 	fs.StringVar(&f.maxShardSize, "max-shard-size", "",
 		"most bytes one shard may hold (a tar after gunzip, a columnar unit): larger ones, gzip bombs among them, are refused naming the object (default: the memory tier, at least 256MiB, at most 4GiB)")
 	fs.IntVar(&f.maxFetches, "max-fetches", prefetch.DefaultShardsConfig().MaxFetches, "shards fetched from storage at once")
+	fs.StringVar(&f.fetchPartSize, "fetch-part-size", "0", "size of the ranged reads a shard is fetched in (0: sized from the storage's first byte and per-connection rate)")
+	_ = fs.MarkHidden("fetch-part-size") // for comparing part sizes in benchmarks
 	fs.IntVar(&f.aheadBatches, "prefetch-batches", prefetch.DefaultPrefetchConfig().AheadBatches, "batches whose shards are fetched ahead of each stream")
 	fs.IntVar(&f.pipelineWorkers, "pipeline-workers", 0, "samples decoded and augmented at once for streams that ask for a pipeline (0: one per core)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")

@@ -82,6 +82,11 @@ func run(f flags) error {
 		}
 		cfg.Shards.MaxShardBytes = int64(n)
 	}
+	part, err := humanize.ParseBytes(f.fetchPartSize)
+	if err != nil || part > math.MaxInt64 {
+		return fmt.Errorf("--fetch-part-size %q: want a size such as 8MiB, or 0", f.fetchPartSize)
+	}
+	cfg.Shards.Fetch.PartSize = int64(part)
 	cfg.Prefetch.AheadBatches = f.aheadBatches
 	cfg.Pipeline.Workers = f.pipelineWorkers
 	tokens, err := f.sec.apply(&cfg, log)

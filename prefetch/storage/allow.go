@@ -78,6 +78,9 @@ func (a *allowSource) Metrics() Metrics {
 	return Metrics{}
 }
 
+// Link passes on the wrapped Source's estimate.
+func (a *allowSource) Link() (LinkEstimate, bool) { return LinkOf(a.Source) }
+
 // Allowed returns nil when the Source for url's scheme may read url (see
 // AllowFiles, AllowS3), else the error a read of it gets. A server checks
 // requests with it that its cache may answer without reading storage.

@@ -84,11 +84,13 @@ type Source struct {
 	endpoint  string      // effective endpoint, "" for AWS's own
 	pathStyle bool
 	counters  storage.Counters
+	link      storage.Link // first byte and body rate of completed GETs
 }
 
 var (
 	_ storage.Source = (*Source)(nil)
 	_ storage.Writer = (*Source)(nil)
+	_ storage.Linked = (*Source)(nil)
 )
 
 // New loads the AWS configuration (environment and shared files,
@@ -171,6 +173,11 @@ func (s *Source) Endpoint() (endpoint string, pathStyle bool) { return s.endpoin
 // Metrics returns a snapshot of the source's counters: Requests counts
 // HTTP requests, retries included; Bytes the bytes ReadAt delivered.
 func (s *Source) Metrics() storage.Metrics { return s.counters.Snapshot() }
+
+// Link returns what the source's completed GETs have shown of one
+// connection: the time to the first byte and the body rate (zero before
+// any has completed).
+func (s *Source) Link() (storage.LinkEstimate, bool) { return s.link.Estimate(), true }
 
 // countRequests counts every attempt: it sits after the retry middleware.
 func (s *Source) countRequests(stack *middleware.Stack) error {
@@ -326,11 +333,13 @@ func (s *Source) getRange(ctx context.Context, g *rangeGet, p []byte, off int64)
 	if g.version != "" && !isLMVersion(g.version) {
 		req.IfMatch = aws.String(g.version)
 	}
+	start := time.Now()
 	out, err := s.client.GetObject(ctx, &req)
 	if err != nil {
 		return 0, err
 	}
 	defer out.Body.Close()
+	headers := time.Now()
 	if out.ContentLength != nil && *out.ContentLength != int64(len(p)) {
 		if n := *out.ContentLength; n > int64(len(p)) {
 			return 0, &storage.Error{Op: op, Object: g.url, Kind: storage.ErrCorrupt, Err: fmt.Errorf("asked for %d bytes at %d, got %d: range ignored", len(p), off, n)}
@@ -353,6 +362,7 @@ func (s *Source) getRange(ctx context.Context, g *rangeGet, p []byte, off int64)
 	if err != nil {
 		return n, &bodyError{fmt.Errorf("body broke off after %d of %d bytes: %w", n, len(p), err)}
 	}
+	s.link.Observe(headers.Sub(start), n, time.Since(headers))
 	return n, nil
 }
 
