@@ -66,8 +66,10 @@ type Prefetcher struct {
 	keep   *keeper
 	log    *slog.Logger
 
-	mu      sync.Mutex // guards streams
+	mu      sync.Mutex // guards streams and move
 	streams map[*Stream]struct{}
+	move    chan struct{} // closed (and replaced) when a stream moves, delivers or closes: see pace
+	paced   atomic.Uint64 // waits of streams for their siblings (see pace)
 
 	counting singleflight.Group // one count of a plan's window at a time
 	held     *heldShards        // whole shards the streams' windows hold
@@ -100,7 +102,7 @@ func NewPrefetcher(cfg PrefetchConfig, shards *Shards, tiers *cache.Cache) *Pref
 	if cfg.Keep.ActiveFor <= 0 {
 		cfg.Keep.ActiveFor = d.Keep.ActiveFor
 	}
-	p := &Prefetcher{cfg: cfg, shards: shards, cache: tiers, log: shards.log, streams: map[*Stream]struct{}{},
+	p := &Prefetcher{cfg: cfg, shards: shards, cache: tiers, log: shards.log, streams: map[*Stream]struct{}{}, move: make(chan struct{}),
 		rangeSem: make(chan struct{}, cfg.MaxRangeReads), held: newHeldShards(shards)}
 	p.keep = newKeeper(cfg.Keep, func() int64 { return keepCapacity(tiers) })
 	shards.setDiskFilter(func(k storage.Key) bool { ok, _ := p.keep.keeps(k); return ok })

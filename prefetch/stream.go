@@ -39,6 +39,9 @@ type Stream struct {
 	pos   atomic.Int64 // where the reader is in the plan
 	ahead int          // steps before this one have had their prefetch issued
 
+	delivering atomic.Bool // the step is read and being sent (Deliver): siblings do not wait for it
+	done       atomic.Bool // past the last step: siblings do not wait for it
+
 	modes   map[int]fetchMode          // by window
 	refs    map[int32]*cache.Ref       // whole shards held for the step being built, by shard
 	held    []*cache.Ref               // sample ranges held for the step being built
@@ -85,6 +88,7 @@ type FieldData struct {
 // reaches first (a wait counted as stall); ok is false past the end of
 // the epoch.
 func (s *Stream) Step(ctx context.Context, k int) (lo, hi, after int, ok bool, err error) {
+	s.delivering.Store(false)
 	size := s.b.StepSize()
 	first := s.start + k*size
 	if err := s.ensure(ctx, first+size); err != nil {
@@ -92,7 +96,12 @@ func (s *Stream) Step(ctx context.Context, k int) (lo, hi, after int, ok bool, e
 	}
 	total, complete := s.plan.Total()
 	if complete && (first >= total || (s.b.DropLast && first+size > total)) {
+		s.done.Store(true)
+		s.p.moved()
 		return 0, 0, 0, false, nil
+	}
+	if err := s.pace(ctx, first); err != nil {
+		return 0, 0, 0, false, err
 	}
 	lo, hi = s.b.Batch(total, s.start, k)
 	return lo, hi, s.b.After(total, s.start, k), true, nil
@@ -190,6 +199,7 @@ func compressed(url string) bool {
 func (s *Stream) Advance(k int) {
 	size := s.b.StepSize()
 	s.pos.Store(int64(min(s.start+k*size+s.b.Rank*s.b.BatchSize, max(s.plan.Known(), s.start))))
+	s.p.moved() // a sibling may wait for this stream to move (see pace)
 	s.forget()
 	from := max(s.ahead, k)
 	until := k + s.p.cfg.AheadBatches
@@ -447,5 +457,6 @@ func (s *Stream) Close() {
 	s.windows.close()
 	s.p.mu.Lock()
 	delete(s.p.streams, s)
+	s.p.movedLocked()
 	s.p.mu.Unlock()
 }

@@ -108,6 +108,7 @@ func (cs *columnarStream) step(ctx context.Context, k, lo, hi, after int) error 
 		return toStatus(&storage.Error{Op: "read", Object: cs.ds.Manifest.URL, Kind: storage.ErrCorrupt, Err: err})
 	}
 	defer rec.Release()
+	cs.units.ps.Deliver() // read: the step waits on the reader now, not on storage
 	step := uint64((cs.start + k*size) / size)
 	// Split into parts of about MaxPartBytes (by the average row size).
 	n := int(rec.NumRows())

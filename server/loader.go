@@ -136,6 +136,8 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 			}
 			samples = append(samples, d)
 		}
+		// Read: the step waits on the reader now, not on storage.
+		ps.Deliver()
 		if ready != nil { // decode and augment: tensors go instead of the bytes
 			if err := l.sendReady(stream, ready, shm, ds, samples, lo, settings.Epoch, uint64((start+k*step)/step), uint32(b.Rank), uint64(after)); err != nil {
 				return err

@@ -318,6 +318,15 @@ func (p *Plan) WindowRange(k int) (lo, hi int, ok bool) {
 	return int(p.start[k]), int(p.start[k+1]), true
 }
 
+// WindowAt returns the window holding position i, and false when i is
+// outside [0, Known()).
+func (p *Plan) WindowAt(i int) (int, bool) {
+	if i < 0 || i >= p.Known() {
+		return 0, false
+	}
+	return p.windowAt(i), true
+}
+
 // At returns the sample at position i, which must be in [0, Known()); At
 // panics otherwise, as indexing a slice would. It does not allocate; it
 // costs two keyed bijections and two binary searches (over the windows,
