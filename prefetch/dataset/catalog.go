@@ -38,6 +38,9 @@ type CatalogConfig struct {
 	OutageRetry time.Duration
 	// IndexBytes bounds the memory of the shard indexes kept decoded.
 	IndexBytes int64
+	// IndexDiskBytes bounds the shard and columnar indexes stored on disk
+	// (default 4 GiB): past it the indexes used longest ago are removed.
+	IndexDiskBytes int64
 	// Indexes finds indexes beside datasets' shards; nil counts every
 	// dataset from its shards.
 	Indexes IndexFinder
@@ -46,10 +49,11 @@ type CatalogConfig struct {
 // DefaultCatalogConfig returns the defaults; Dir must still be set.
 func DefaultCatalogConfig() CatalogConfig {
 	return CatalogConfig{
-		IndexParallel: 8,                // indexing reads whole shards: as many as fetches in flight
-		ResolveTTL:    30 * time.Second, // a job's ranks start within seconds of each other
-		OutageRetry:   30 * time.Second, // one slow open per URL every 30 s while storage is down
-		IndexBytes:    256 << 20,        // millions of samples' keys and offsets
+		IndexParallel:  8,                // indexing reads whole shards: as many as fetches in flight
+		ResolveTTL:     30 * time.Second, // a job's ranks start within seconds of each other
+		OutageRetry:    30 * time.Second, // one slow open per URL every 30 s while storage is down
+		IndexBytes:     256 << 20,        // millions of samples' keys and offsets
+		IndexDiskBytes: defaultIndexDiskBytes,
 	}
 }
 
@@ -71,6 +75,7 @@ type Catalog struct {
 
 	opened  *lru.Cache[string, opened] // recently opened datasets by URL; safe for concurrent use
 	indexes *indexCache                // decoded shard indexes, bounded by bytes
+	stored  *storedIndexes             // the indexes stored on disk, bounded by bytes
 	storing *lru.Cache[string, bool]   // manifests stored since counting ended, by dataset ID
 }
 
@@ -112,6 +117,9 @@ func NewCatalog(cfg CatalogConfig, sources *storage.Sources, shards ShardReader,
 	if cfg.IndexBytes <= 0 {
 		cfg.IndexBytes = d.IndexBytes
 	}
+	if cfg.IndexDiskBytes <= 0 {
+		cfg.IndexDiskBytes = d.IndexDiskBytes
+	}
 	for _, d := range []string{"manifests", "index"} {
 		if err := os.MkdirAll(filepath.Join(cfg.Dir, d), 0o755); err != nil {
 			return nil, &storage.Error{Op: "catalog", Object: cfg.Dir, Kind: storage.ErrUnavailable, Err: err}
@@ -126,7 +134,7 @@ func NewCatalog(cfg CatalogConfig, sources *storage.Sources, shards ShardReader,
 		return nil, err
 	}
 	return &Catalog{cfg: cfg, sources: sources, shards: shards, log: log, opened: o, storing: st,
-		indexes: newIndexCache(cfg.IndexBytes)}, nil
+		indexes: newIndexCache(cfg.IndexBytes), stored: newStoredIndexes(filepath.Join(cfg.Dir, "index"), cfg.IndexDiskBytes)}, nil
 }
 
 // Open resolves the dataset at url and finds its sample counts where they

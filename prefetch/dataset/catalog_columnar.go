@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 
@@ -148,7 +149,9 @@ func (c *Catalog) columnarPath(o storage.Object, format shuffle.Format) string {
 // (an IPC stream: the whole object, once).
 func (c *Catalog) indexColumnar(ctx context.Context, o storage.Object, format shuffle.Format) (*columnar.Index, error) {
 	var sc storedColumnar
-	if err := readJSON(c.columnarPath(o, format), &sc); err == nil && sc.Object == o.URL && sc.ETag == o.ETag && sc.Index != nil && sc.Index.Format == format {
+	path := c.columnarPath(o, format)
+	if err := readJSON(path, &sc); err == nil && sc.Object == o.URL && sc.ETag == o.ETag && sc.Index != nil && sc.Index.Format == format {
+		c.stored.loaded(path)
 		return sc.Index, nil
 	}
 	src, err := c.sources.For(o.URL)
@@ -163,8 +166,10 @@ func (c *Catalog) indexColumnar(ctx context.Context, o storage.Object, format sh
 		}
 		return nil, &storage.Error{Op: "index", Object: o.URL, Kind: storage.ErrCorrupt, Err: err}
 	}
-	if err := writeJSON(c.columnarPath(o, format), storedColumnar{Object: o.URL, ETag: o.ETag, Index: ix}); err != nil {
+	if err := writeJSON(path, storedColumnar{Object: o.URL, ETag: o.ETag, Index: ix}); err != nil {
 		c.log.Warn("cannot store columnar index", "object", o.URL, "err", err)
+	} else if fi, err := os.Stat(path); err == nil {
+		c.storedIndex(path, fi.Size())
 	}
 	return ix, nil
 }

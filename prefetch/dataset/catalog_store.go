@@ -1,10 +1,12 @@
 package dataset
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -25,7 +27,7 @@ func (c *Catalog) storeBounded(path string, v any) error {
 	if err := writeJSON(path, v); err != nil {
 		return err
 	}
-	removed, err := pruneStored(filepath.Dir(path), path, maxStoredManifests, maxStoredManifestBytes)
+	removed, _, err := pruneStored(filepath.Dir(path), path, maxStoredManifests, maxStoredManifestBytes, ".json")
 	if err != nil {
 		c.log.Warn("cannot prune stored manifests", "dir", filepath.Dir(path), "err", err)
 	}
@@ -36,14 +38,15 @@ func (c *Catalog) storeBounded(path string, v any) error {
 	return nil
 }
 
-// pruneStored removes the .json files of dir stored longest ago (by
-// modification time; a manifest is rewritten at every open from storage)
-// until at most maxCount remain holding at most maxBytes. keep, the file
-// just stored, is never removed. It returns how many it removed.
-func pruneStored(dir, keep string, maxCount int, maxBytes int64) (int, error) {
+// pruneStored removes the files of dir with one of the suffixes stored
+// longest ago (by modification time; a manifest is rewritten at every open
+// from storage, a stored index touched when it is loaded) until at most
+// maxCount remain holding at most maxBytes. keep, the file just stored, is
+// never removed. It returns how many it removed and the bytes left.
+func pruneStored(dir, keep string, maxCount int, maxBytes int64, suffixes ...string) (int, int64, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	type stored struct {
 		path string
@@ -53,7 +56,7 @@ func pruneStored(dir, keep string, maxCount int, maxBytes int64) (int, error) {
 	var files []stored
 	var total int64
 	for _, e := range entries {
-		if !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), ".json") {
+		if !e.Type().IsRegular() || !slices.ContainsFunc(suffixes, func(x string) bool { return strings.HasSuffix(e.Name(), x) }) {
 			continue
 		}
 		fi, err := e.Info()
@@ -73,10 +76,67 @@ func pruneStored(dir, keep string, maxCount int, maxBytes int64) (int, error) {
 			continue
 		}
 		if err := os.Remove(f.path); err != nil && !os.IsNotExist(err) {
-			return removed, err
+			return removed, total, err
 		}
 		removed++
 		total -= f.size
 	}
+	return removed, total, nil
+}
+
+// defaultIndexDiskBytes bounds the catalog's stored shard and columnar
+// indexes (index/), which, like the manifests, live outside the cache's
+// budget: one per object ever indexed, they would otherwise grow with
+// every dataset a node reads. 4 GiB holds the indexes of a few hundred
+// million samples; an index pruned is loaded again from beside the shards
+// or by reading its shard.
+const defaultIndexDiskBytes = 4 << 30
+
+// storedIndexes keeps the bytes of the index folder under a bound: it
+// counts what is written (the folder is read once, at the first write),
+// and past the bound removes the indexes stored or loaded longest ago,
+// down to nine tenths of it, so a folder of millions of files is read
+// again only after a tenth of the bound was written. Safe for concurrent
+// use.
+type storedIndexes struct {
+	dir   string
+	limit int64
+
+	mu    sync.Mutex // guards total
+	total int64      // bytes of the folder's indexes; -1: not counted yet
+}
+
+func newStoredIndexes(dir string, limit int64) *storedIndexes {
+	return &storedIndexes{dir: dir, limit: limit, total: -1}
+}
+
+// wrote counts n bytes written to path, and prunes the folder when it is
+// over the bound. It returns how many indexes it removed.
+func (s *storedIndexes) wrote(path string, n int64) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.total >= 0 {
+		s.total += n
+		if s.total <= s.limit {
+			return 0, nil
+		}
+	}
+	target := s.limit
+	if s.total >= 0 { // over the bound: leave room for a tenth of it
+		target = s.limit / 10 * 9
+	}
+	removed, left, err := pruneStored(s.dir, path, math.MaxInt, target, ".idx", ".json")
+	if err != nil {
+		s.total = -1 // count again at the next write
+		return removed, err
+	}
+	s.total = left
 	return removed, nil
+}
+
+// loaded marks a stored index as used now, so the bound removes it after
+// the indexes not used since.
+func (s *storedIndexes) loaded(path string) {
+	now := time.Now()
+	_ = os.Chtimes(path, now, now) // best effort: a failure only makes it older
 }

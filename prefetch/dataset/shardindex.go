@@ -42,6 +42,7 @@ func (c *Catalog) loadShardIndex(ctx context.Context, ds *Dataset, i int) (*wds.
 	path := c.shardIndexPath(key)
 	if b, err := os.ReadFile(path); err == nil {
 		if x, err := wds.UnmarshalShardIndex(b); err == nil {
+			c.stored.loaded(path)
 			c.indexes.add(key, x)
 			return x, nil
 		}
@@ -60,6 +61,8 @@ func (c *Catalog) loadShardIndex(ctx context.Context, ds *Dataset, i int) (*wds.
 	if b, err := x.MarshalBinary(); err == nil {
 		if err := writeFile(path, b); err != nil {
 			c.log.Warn("cannot store shard index", "object", o.URL, "err", err)
+		} else {
+			c.storedIndex(path, int64(len(b)))
 		}
 	}
 	c.indexes.add(key, x)
@@ -87,6 +90,19 @@ func (c *Catalog) indexByReading(ctx context.Context, o storage.Object) (*wds.Sh
 		return nil, &storage.Error{Op: "index", Object: o.URL, Kind: storage.ErrCorrupt, Err: err}
 	}
 	return x, nil
+}
+
+// storedIndex counts an index of n bytes stored at path against the
+// bound on stored indexes, pruning the oldest past it.
+func (c *Catalog) storedIndex(path string, n int64) {
+	removed, err := c.stored.wrote(path, n)
+	if err != nil {
+		c.log.Warn("cannot prune stored indexes", "dir", c.stored.dir, "err", err)
+	}
+	if removed > 0 {
+		c.log.Info("removed the stored indexes used longest ago", "dir", c.stored.dir, "removed", removed,
+			"max_bytes", c.stored.limit)
+	}
 }
 
 func (c *Catalog) shardIndexPath(key storage.Key) string {
