@@ -46,7 +46,7 @@ func TestColumnarWithoutETags(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tiers.Close()
-	sources := storage.NewSources(map[string]storage.Source{"s3": newS3Source(t, proxy.URL, srv, 3)})
+	sources := storage.NewSources(map[string]storage.Source{"s3": srv.Source(t, proxy.URL, 3, 0)})
 	shards := prefetch.NewShards(prefetch.ShardsConfig{}, sources, tiers, log)
 	cat, err := dataset.NewCatalog(dataset.CatalogConfig{Dir: t.TempDir()}, sources, shards, log)
 	if err != nil {
@@ -103,7 +103,7 @@ func TestShardsThroughFaults(t *testing.T) {
 	proxy := s3test.StartProxy(t, srv)
 	proxy.StripETags(true)
 	proxy.Schedule([]s3test.Fault{s3test.Pass, s3test.SlowDown, s3test.Reset, s3test.Stall, s3test.Pass, s3test.Drop, s3test.InternalError, s3test.Stall}, 4)
-	src := newIdleSource(t, proxy.URL, srv, 5, 300*time.Millisecond)
+	src := srv.Source(t, proxy.URL, 5, 300*time.Millisecond)
 	sources := storage.NewSources(map[string]storage.Source{"s3": src})
 	log := slog.New(slog.DiscardHandler)
 
@@ -118,13 +118,13 @@ func TestShardsThroughFaults(t *testing.T) {
 			t.Fatal(err)
 		}
 		var ds *dataset.Dataset
-		if err := within(t, "Open", func() (err error) { ds, err = cat.Open(ctx, "s3://faults/ds/", ""); return err }); err != nil {
+		if err := s3test.Within(t, "Open", func() (err error) { ds, err = cat.Open(ctx, "s3://faults/ds/", ""); return err }); err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
 		for i := range ds.Manifest.Shards {
 			o := ds.Object(i)
 			var got []byte
-			err := within(t, "Get", func() error {
+			err := s3test.Within(t, "Get", func() error {
 				r, err := shards.Get(ctx, o)
 				if err == nil {
 					got = bytes.Clone(r.Bytes())

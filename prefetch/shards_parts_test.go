@@ -41,7 +41,7 @@ func TestShardsFetchInParts(t *testing.T) {
 	size := 2*storage.MaxPartSize + 123 // at least 3 parts, whatever the link
 	data := storagetest.Data("parts v1", size)
 	srv.Put(t, "parts", "ds/a.tar", data)
-	src := newS3Source(t, srv.Endpoint, srv, 3)
+	src := srv.Source(t, srv.Endpoint, 3, 0)
 	log := slog.New(slog.DiscardHandler)
 	tiers, err := cache.Open(cache.Config{MemoryBytes: 256 << 20}, log)
 	if err != nil {

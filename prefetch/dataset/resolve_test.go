@@ -37,7 +37,7 @@ func TestResolve(t *testing.T) {
 		}
 		srv.Put(t, "data", name, []byte(name))
 	}
-	s3src := newS3Source(t, srv.Endpoint, srv, 2)
+	s3src := srv.Source(t, srv.Endpoint, 2, 0)
 	sources := storage.NewSources(map[string]storage.Source{"file": storage.NewFileSource(), "s3": s3src})
 
 	for _, base := range []string{"file://" + dir + "/", "s3://data/"} {

@@ -29,7 +29,7 @@ func TestAllowFilesConformance(t *testing.T) {
 func TestAllowS3Conformance(t *testing.T) {
 	srv := s3test.Start(t)
 	srv.CreateBucket(t, "suite")
-	s3, err := storage.AllowS3(newS3Source(t, srv.Endpoint, srv, 3), []string{"s3://suite", "s3://no-such-bucket/"})
+	s3, err := storage.AllowS3(srv.Source(t, srv.Endpoint, 3, 0), []string{"s3://suite", "s3://no-such-bucket/"})
 	if err != nil {
 		t.Fatal(err)
 	}

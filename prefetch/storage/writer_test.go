@@ -114,7 +114,7 @@ func TestFileSourcePut(t *testing.T) {
 func TestS3SourcePut(t *testing.T) {
 	srv := s3test.Start(t)
 	srv.CreateBucket(t, "put")
-	src := newS3Source(t, srv.Endpoint, srv, 2)
+	src := srv.Source(t, srv.Endpoint, 2, 0)
 	testPut(t, src, "s3://put/")
 	if err := src.Put(context.Background(), "s3://no-such-bucket/x.json", []byte("x")); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("Put into a missing bucket = %v, want ErrNotFound", err)

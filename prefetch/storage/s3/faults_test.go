@@ -9,46 +9,9 @@ import (
 	"time"
 
 	"github.com/stoker-data/stoker/prefetch/storage"
-	"github.com/stoker-data/stoker/prefetch/storage/s3"
 	"github.com/stoker-data/stoker/prefetch/storage/s3/s3test"
 	"github.com/stoker-data/stoker/prefetch/storage/storagetest"
 )
-
-// hangBound is how long a test waits for a call that must not hang before
-// failing it: a generous multiple of the timeouts the calls run under,
-// not a measure of speed.
-const hangBound = time.Minute
-
-// newIdleSource is newS3Source with a read idle timeout.
-func newIdleSource(t *testing.T, endpoint string, srv *s3test.Server, attempts int, idle time.Duration) *s3.Source {
-	t.Helper()
-	cfg := s3.DefaultConfig()
-	cfg.Endpoint = endpoint
-	cfg.Credentials = srv.Credentials()
-	cfg.MaxAttempts = attempts
-	cfg.MaxBackoff = 20 * time.Millisecond
-	cfg.ReadIdleTimeout = idle
-	src, err := s3.New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return src
-}
-
-// within runs f and returns its error, failing the test if f has not
-// returned after hangBound.
-func within(t *testing.T, what string, f func() error) error {
-	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- f() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(hangBound):
-		t.Fatalf("%s: still blocked after %v", what, hangBound)
-		return nil
-	}
-}
 
 // A body that stops with its connection left open is read on from where
 // it stopped after ReadIdleTimeout; when every attempt stalls, ReadAt
@@ -63,13 +26,13 @@ func TestS3Stalls(t *testing.T) {
 	srv.Put(t, "bkt", "one.tar", []byte{7})
 	proxy := s3test.StartProxy(t, srv)
 	const idle = 300 * time.Millisecond
-	src := newIdleSource(t, proxy.URL, srv, 3, idle)
+	src := srv.Source(t, proxy.URL, 3, idle)
 	obj, err := src.Stat(ctx, "s3://bkt/k.tar")
 	if err != nil {
 		t.Fatal(err)
 	}
 	read := func(t *testing.T, o storage.Object, p []byte, off int64) error {
-		return within(t, "ReadAt", func() error { return src.ReadAt(ctx, o, p, off) })
+		return s3test.Within(t, "ReadAt", func() error { return src.ReadAt(ctx, o, p, off) })
 	}
 
 	for _, tc := range []struct {
@@ -126,7 +89,7 @@ func TestS3Stalls(t *testing.T) {
 	t.Run("list body stalls", func(t *testing.T) {
 		proxy.Queue(s3test.Stall)
 		var objs []storage.Object
-		err := within(t, "List", func() (err error) { objs, err = src.List(ctx, "s3://bkt/"); return err })
+		err := s3test.Within(t, "List", func() (err error) { objs, err = src.List(ctx, "s3://bkt/"); return err })
 		if err != nil || len(objs) != 2 {
 			t.Fatalf("List = %d objects, %v; want 2", len(objs), err)
 		}
@@ -145,7 +108,7 @@ func TestS3WithoutETags(t *testing.T) {
 	srv.CreateBucket(t, "noetag")
 	proxy := s3test.StartProxy(t, srv)
 	proxy.StripETags(true)
-	src := newS3Source(t, proxy.URL, srv, 3)
+	src := srv.Source(t, proxy.URL, 3, 0)
 	storagetest.Run(t, storagetest.Harness{
 		Source:  src,
 		Base:    "s3://noetag/",

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
@@ -15,25 +14,10 @@ import (
 	"github.com/stoker-data/stoker/prefetch/storage/storagetest"
 )
 
-// newS3Source returns a Source for endpoint with fast retries.
-func newS3Source(t *testing.T, endpoint string, srv *s3test.Server, attempts int) *s3.Source {
-	t.Helper()
-	cfg := s3.DefaultConfig()
-	cfg.Endpoint = endpoint
-	cfg.Credentials = srv.Credentials()
-	cfg.MaxAttempts = attempts
-	cfg.MaxBackoff = 20 * time.Millisecond
-	src, err := s3.New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return src
-}
-
 func TestS3SourceConformance(t *testing.T) {
 	srv := s3test.Start(t)
 	srv.CreateBucket(t, "suite")
-	src := newS3Source(t, srv.Endpoint, srv, 3)
+	src := srv.Source(t, srv.Endpoint, 3, 0)
 	storagetest.Run(t, storagetest.Harness{
 		Source:  src,
 		Base:    "s3://suite/",
@@ -48,7 +32,7 @@ func TestS3Errors(t *testing.T) {
 	srv := s3test.Start(t)
 	srv.CreateBucket(t, "bkt")
 	srv.Put(t, "bkt", "k.tar", []byte("data"))
-	good := newS3Source(t, srv.Endpoint, srv, 2)
+	good := srv.Source(t, srv.Endpoint, 2, 0)
 
 	// A missing bucket says so, naming the URL and the bucket, and nothing
 	// of the SDK's error (a HEAD's bodiless 404 included).
@@ -105,7 +89,7 @@ func TestS3ServerDown(t *testing.T) {
 	srv := s3test.Start(t)
 	srv.CreateBucket(t, "bkt")
 	srv.Put(t, "bkt", "k.tar", []byte("data"))
-	src := newS3Source(t, srv.Endpoint, srv, 3)
+	src := srv.Source(t, srv.Endpoint, 3, 0)
 	obj, err := src.Stat(ctx, "s3://bkt/k.tar")
 	if err != nil {
 		t.Fatal(err)
@@ -198,7 +182,7 @@ func TestS3Retries(t *testing.T) {
 	data := storagetest.Data("retries", 5000)
 	srv.Put(t, "bkt", "k.tar", data)
 	proxy := s3test.StartProxy(t, srv)
-	src := newS3Source(t, proxy.URL, srv, 4)
+	src := srv.Source(t, proxy.URL, 4, 0)
 	obj, err := src.Stat(ctx, "s3://bkt/k.tar")
 	if err != nil {
 		t.Fatal(err)
