@@ -73,23 +73,26 @@ func TestRanksPacedWithinAWindow(t *testing.T) {
 	}
 
 	// lag is at position 0, in window 0 [0, 8): lead starts its steps 0-3
-	// (positions 0-7), not step 4 at position 8, while lag moves within
-	// window 0.
+	// (positions 0-7), not step 4 at position 8, while lag is at a
+	// position p with both the window's end (8) and two steps past p
+	// (p+4) at most 8: positions 1 and 3.
 	for k := range 4 {
 		step(lead, k)
 	}
 	done := started(4)
-	for k := range 4 {
+	for k := range 2 {
 		if returned(done) {
 			t.Fatalf("step 4 of rank 0 started at position 8 with rank 1 at step %d, in window 0", k)
 		}
-		step(lag, k) // positions 1, 3, 5, 7
+		step(lag, k) // positions 1, 3
 	}
 	if returned(done) {
-		t.Fatal("step 4 of rank 0 started at position 8 with rank 1 at position 7")
+		t.Fatal("step 4 of rank 0 started at position 8 with rank 1 at position 3")
 	}
-	step(lag, 4) // position 9, window 1 [8, 16): lead may start steps up to position 15
+	step(lag, 2) // position 5: two steps past it is 9, so lead may start position 8
 	<-done
+	step(lag, 3)
+	step(lag, 4) // position 9, window 1 [8, 16): lead may start steps up to position 15
 	lead.Advance(4)
 	for k := 5; k < 8; k++ {
 		step(lead, k)
