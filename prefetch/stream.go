@@ -48,6 +48,7 @@ type Stream struct {
 	windows *windowRefs                // whole shards held while their window is read
 	indexes map[int32]*shardIndexEntry // the shard indexes this stream uses, by shard
 	ranges  *rangeBuffer               // sample ranges fetched ahead
+	preload int                        // windows before it have had their shard indexes read ahead
 
 	Stall time.Duration // time this stream waited for shard bytes
 }
@@ -222,6 +223,10 @@ func (s *Stream) Advance(k int) {
 		for pos := lo; pos < hi; pos++ {
 			ref := s.plan.At(pos)
 			i := int(ref.Shard)
+			if w := s.plan.WindowOf(i); w >= s.preload {
+				s.preloadIndexes(w)
+				s.preload = w + 1
+			}
 			if s.whole(i) {
 				if seen[ref.Shard] {
 					continue
@@ -255,6 +260,15 @@ func (s *Stream) Advance(k int) {
 		if !stopped {
 			s.ahead = j + 1
 		}
+	}
+}
+
+// preloadIndexes reads the shard indexes of window w in the background, in
+// a few joined reads from the index beside the shards (when the dataset
+// has one): a stream's first read of each shard then finds its index.
+func (s *Stream) preloadIndexes(w int) {
+	if read := s.ds.PreloadShardIndexes(s.plan.WindowShards(w, nil)); read != nil {
+		s.p.shards.wg.Go(func() { read(context.Background()) })
 	}
 }
 

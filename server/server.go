@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,6 +88,9 @@ type Config struct {
 	// Tracer, when set, traces every batch stream (see trace.go); nil:
 	// no tracing.
 	Tracer trace.Tracer
+	// Profiling serves Go's profiles (net/http/pprof) under /debug/pprof/
+	// on the HTTP port, behind the same auth as the other paths.
+	Profiling bool
 	// MetricsDatasets is how many datasets get a label of their own in the
 	// per-dataset metrics at once (the others are "other"); 0 means
 	// DefaultMetricsDatasets.
@@ -241,6 +245,13 @@ func (s *Server) HTTPHandler() http.Handler {
 	mux.Handle("GET /{$}", page)
 	mux.Handle("GET /index.html", page)
 	mux.Handle("GET /status/", page)
+	if s.cfg.Profiling {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return s.recoverHTTP(s.logHTTP(s.guardHTTP(mux)))
 }
 

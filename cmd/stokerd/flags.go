@@ -98,6 +98,7 @@ type flags struct {
 	logLevel                     string
 	logFormat                    string
 	otlpEndpoint                 string
+	pprof                        bool
 	// cluster
 	clusterAddr, join, nodeName, zone, keyFile, advertise string
 	zoneLocal                                             bool
@@ -136,6 +137,7 @@ func defineFlags(fs *pflag.FlagSet) *flags {
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text (key=value lines) or json (one object a line)")
 	fs.StringVar(&f.otlpEndpoint, "otlp-endpoint", "", "trace batch streams (open, fetch, send) with OpenTelemetry, exported by OTLP/gRPC to this URL (http://collector:4317; OTEL_EXPORTER_OTLP_* set the rest); empty: off")
+	fs.BoolVar(&f.pprof, "pprof", false, "serve Go's CPU, heap and goroutine profiles under /debug/pprof/ on the --http port (behind --auth-token-file when set)")
 	fs.StringVar(&f.clusterAddr, "cluster-addr", "", "gossip address (host:port, TCP and UDP) of this node; empty: no cluster")
 	fs.StringVar(&f.join, "join", "", "gossip addresses of cluster members to join (host:port[,…])")
 	fs.StringVar(&f.nodeName, "node-name", "", "unique name of this node in the cluster (default hostname:gossip-port)")

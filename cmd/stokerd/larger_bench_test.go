@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,40 +24,56 @@ import (
 	"github.com/stoker-data/stoker/prefetch/wds"
 )
 
-// BenchmarkEpochLargerThanCache reads a dataset four times larger than
-// stokerd's cache (memory tier an eighth of it, disk tier a quarter)
+// BenchmarkEpochLargerThanCache reads datasets four times larger than
+// stokerd's cache (memory and disk tiers together a quarter of the data)
 // through a toxiproxy that makes loopback S3 behave like real S3 (20 ms
 // latency, 90 MB/s per connection), and a proxy behind it that counts
 // what S3 sends. Baseline, measured in the same iteration: a parallel
 // reader that GETs every shard once, in file order, with as many
-// connections as stokerd fetches with (--max-fetches). Two datasets:
-// indexed beside the shards by `stoker index` and read with the default
-// window, and unindexed, read with a window that fits the memory tier.
-// It reports, per dataset, the time to the first batch, each epoch's time
+// connections as stokerd fetches with (--max-fetches). The cases:
+//
+//   - indexed-default-window: indexed beside the shards by `stoker index`,
+//     read with the default window, a memory tier that holds three
+//     windows (what whole-shard fetching needs: the window read, the next,
+//     and the look-ahead) and a disk tier that holds one: the proportions
+//     of a node whose memory is far larger than a window of shards.
+//   - indexed-window-over-memory: the default window over few, larger
+//     shards, with a memory tier of an eighth of the data, a fifth of one
+//     window: every sample is read by its own byte range (a GET each).
+//   - unindexed-window-2: counted as it is read, a window of two shards,
+//     the same tiers as the case before.
+//
+// It reports, per case, the time to the first batch, each epoch's time
 // and its ratio to the baseline, and the S3 bytes and GETs per dataset
 // byte and MB.
 func BenchmarkEpochLargerThanCache(b *testing.B) {
 	const fetches = 8
 	s3 := s3test.Start(b)
 	s3.CreateBucket(b, bucket)
-	syn := wds.Synthetic{Shards: 48, PerShard: 32, SampleSize: 64 << 10, Seed: 11} // 48 shards of about 2 MiB
-	dir := b.TempDir()
-	if err := syn.Write(dir); err != nil {
-		b.Fatal(err)
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var size int64
-	for _, e := range entries {
-		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+	small := wds.Synthetic{Shards: 512, PerShard: 8, SampleSize: 32 << 10, Seed: 12} // 512 shards of about 270 KB
+	large := wds.Synthetic{Shards: 48, PerShard: 32, SampleSize: 64 << 10, Seed: 11} // 48 shards of about 2 MiB
+	sizes := map[string]int64{}
+	for _, d := range []struct {
+		syn      wds.Synthetic
+		prefixes []string
+	}{{small, []string{"small"}}, {large, []string{"indexed", "plain"}}} {
+		dir := b.TempDir()
+		if err := d.syn.Write(dir); err != nil {
+			b.Fatal(err)
+		}
+		entries, err := os.ReadDir(dir)
 		if err != nil {
 			b.Fatal(err)
 		}
-		size += int64(len(data))
-		for _, prefix := range []string{"indexed", "plain"} {
-			s3.Put(b, bucket, prefix+"/"+e.Name(), data)
+		for _, e := range entries {
+			data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, prefix := range d.prefixes {
+				sizes[prefix] += int64(len(data))
+				s3.Put(b, bucket, prefix+"/"+e.Name(), data)
+			}
 		}
 	}
 	counter := startS3Proxy(b, s3.Endpoint)
@@ -69,19 +87,27 @@ func BenchmarkEpochLargerThanCache(b *testing.B) {
 	if msg, err := exec.Command("go", "build", "-o", stokerCLI, "github.com/stoker-data/stoker/cmd/stoker").CombinedOutput(); err != nil {
 		b.Fatalf("building stoker: %v\n%s", err, msg)
 	}
-	idx := exec.Command(stokerCLI, "index", "s3://"+bucket+"/indexed/")
-	idx.Env = append(os.Environ(), "AWS_ENDPOINT_URL_S3="+counter.srv.URL)
-	if msg, err := idx.CombinedOutput(); err != nil {
-		b.Fatalf("stoker index: %v\n%s", err, msg)
+	for _, prefix := range []string{"small", "indexed"} {
+		idx := exec.Command(stokerCLI, "index", "s3://"+bucket+"/"+prefix+"/")
+		idx.Env = append(os.Environ(), "AWS_ENDPOINT_URL_S3="+counter.srv.URL)
+		if msg, err := idx.CombinedOutput(); err != nil {
+			b.Fatalf("stoker index: %v\n%s", err, msg)
+		}
 	}
 	counter.take()
-	mem, disk := size/8, size/4
 	type result struct{ direct, ttfb, first, second time.Duration }
 	for _, ds := range []struct {
 		name, prefix string
 		window       int
-	}{{"indexed-default-window", "indexed", 0}, {"unindexed-window-2", "plain", 2}} {
+		mem, disk    float64 // of the data
+	}{
+		{"indexed-default-window", "small", 0, 3.0 / 16, 1.0 / 16}, // 16 windows of 32 shards: memory 3 windows, disk 1
+		{"indexed-window-over-memory", "indexed", 0, 1.0 / 8, 1.0 / 8},
+		{"unindexed-window-2", "plain", 2, 1.0 / 8, 1.0 / 8},
+	} {
 		b.Run(ds.name, func(b *testing.B) {
+			size := sizes[ds.prefix]
+			mem, disk := int64(float64(size)*ds.mem), int64(float64(size)*ds.disk)
 			var r result
 			var bytes0, bytes1 int64
 			var gets0, gets1 int
@@ -161,7 +187,7 @@ func readLargerThanCache(b *testing.B, bin, endpoint, url string, window int, me
 	grpcAddr, web := freeAddr(b), freeAddr(b)
 	cmd := exec.Command(bin, "--listen", grpcAddr, "--http", web, "--cache-dir", b.TempDir(),
 		"--memory-cache", strconv.FormatInt(mem, 10), "--disk-cache", strconv.FormatInt(disk, 10),
-		"--max-fetches", strconv.Itoa(fetches), "--log-level", "warn")
+		"--max-fetches", strconv.Itoa(fetches), "--log-level", "warn", "--pprof")
 	cmd.Env = append(os.Environ(), "AWS_ENDPOINT_URL_S3="+endpoint)
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
@@ -197,7 +223,9 @@ func readLargerThanCache(b *testing.B, bin, endpoint, url string, window int, me
 		}
 		return u
 	}
+	profiled := profileCPU(b, web, url)
 	ttfb, first = epoch(0)
+	profiled()
 	per[0] = use()
 	_, second = epoch(1)
 	per[1] = use()
@@ -208,3 +236,33 @@ func readLargerThanCache(b *testing.B, bin, endpoint, url string, window int, me
 }
 
 func humanMB(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
+
+// profileCPU, when STOKER_BENCH_PPROF names a folder, takes a CPU profile
+// of stokerd (its --pprof endpoint) for two seconds from now and writes it
+// there when the returned func is called; otherwise it does nothing.
+func profileCPU(b *testing.B, web, url string) func() {
+	dir := os.Getenv("STOKER_BENCH_PPROF")
+	if dir == "" {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		resp, err := http.Get("http://" + web + "/debug/pprof/profile?seconds=2")
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer resp.Body.Close()
+		data, err := io.ReadAll(resp.Body)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		name := strings.NewReplacer("/", "_", ":", "").Replace(url) + ".pprof"
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			b.Error(err)
+		}
+	}()
+	return func() { <-done }
+}

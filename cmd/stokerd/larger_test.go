@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/stoker-data/stoker/clients/stoker"
+	"github.com/stoker-data/stoker/prefetch/dsindex"
 	"github.com/stoker-data/stoker/prefetch/storage/s3/s3test"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 )
@@ -182,9 +183,18 @@ func TestLargerThanCache(t *testing.T) {
 			for epoch := range 2 {
 				e.Epoch = uint64(epoch)
 				var before int64
-				samples := d.readRanks(t, srv.grpc, e, 2, func() { before, _ = d.s3Bytes() })
+				blobKey := bucket + "/big/" + dsindex.BlobName
+				blobGets := 0 // reads of the shards' compact indexes
+				samples := d.readRanks(t, srv.grpc, e, 2, func() { before, _ = d.s3Bytes(); blobGets = d.last[blobKey] })
 				d.checkOnce(t, fmt.Sprintf("epoch %d", epoch), samples)
 				after, gets := d.s3Bytes()
+				blobGets += d.last[blobKey]
+				// A window's shard indexes are read ahead together: a few
+				// reads of the blob per window (48 shards: two windows), not
+				// one per shard.
+				if windows := 2; tc.index && blobGets > 2*windows {
+					t.Errorf("epoch %d read the shard indexes in %d GETs, want at most %d (two per window)", epoch, blobGets, 2*windows)
+				}
 				total := before + after
 				ratio := float64(total) / float64(d.bytes)
 				st, err := dialRetrying(t, srv.grpc).Stats(context.Background())

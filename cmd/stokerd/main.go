@@ -89,6 +89,7 @@ func run(f flags) error {
 	cfg.Shards.Fetch.PartSize = int64(part)
 	cfg.Prefetch.AheadBatches = f.aheadBatches
 	cfg.Pipeline.Workers = f.pipelineWorkers
+	cfg.Profiling = f.pprof
 	tokens, err := f.sec.apply(&cfg, log)
 	if err != nil {
 		return err

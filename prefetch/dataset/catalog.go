@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -70,8 +71,10 @@ type Catalog struct {
 	sources *storage.Sources
 	shards  ShardReader
 	log     *slog.Logger
-	group   singleflight.Group // one open per URL at a time
-	loads   singleflight.Group // one load per shard index
+	group   singleflight.Group            // one open per URL at a time
+	loads   singleflight.Group            // one load per shard index
+	batchMu sync.Mutex                    // guards batches
+	batches map[storage.Key]chan struct{} // shard indexes being read together, closed when read
 
 	opened  *lru.Cache[string, opened] // recently opened datasets by URL; safe for concurrent use
 	indexes *indexCache                // decoded shard indexes, bounded by bytes
@@ -134,7 +137,7 @@ func NewCatalog(cfg CatalogConfig, sources *storage.Sources, shards ShardReader,
 		return nil, err
 	}
 	return &Catalog{cfg: cfg, sources: sources, shards: shards, log: log, opened: o, storing: st,
-		indexes: newIndexCache(cfg.IndexBytes), stored: newStoredIndexes(filepath.Join(cfg.Dir, "index"), cfg.IndexDiskBytes)}, nil
+		indexes: newIndexCache(cfg.IndexBytes), batches: map[storage.Key]chan struct{}{}, stored: newStoredIndexes(filepath.Join(cfg.Dir, "index"), cfg.IndexDiskBytes)}, nil
 }
 
 // Open resolves the dataset at url and finds its sample counts where they

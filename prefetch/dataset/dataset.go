@@ -127,6 +127,20 @@ func (d *Dataset) CountShards(ctx context.Context, shards []int) error {
 	return g.Wait()
 }
 
+// PreloadShardIndexes returns a func that reads the sample indexes of
+// shards is (a shuffle window's) from the index beside the shards, in a
+// few joined reads instead of one each as each shard is first read; run
+// it in the background. Until it ends, ShardIndex of those shards waits
+// for it. nil: nothing to read (no such index, or every index is loaded
+// or stored). A failed read is left to the shard's own load (ShardIndex),
+// which reports it.
+func (d *Dataset) PreloadShardIndexes(is []int) func(context.Context) {
+	if d.Columnar != nil || d.cat == nil || d.dsIndex == nil {
+		return nil
+	}
+	return d.cat.preloadShardIndexes(d, is)
+}
+
 // ShardIndex returns shard i's sample index: from the catalog's memory,
 // the copy it stored on disk, the index beside the shards, or else by
 // reading the whole shard (which the cache then holds). Loading it also

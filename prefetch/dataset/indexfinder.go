@@ -33,4 +33,7 @@ type Index interface {
 	Counts() []int
 	// ShardIndex reads object i's sample index.
 	ShardIndex(ctx context.Context, i int) (*wds.ShardIndex, error)
+	// ShardIndexes reads the sample indexes of objects is, in fewer
+	// reads than one each where it can: out[j] or errs[j] is is[j]'s.
+	ShardIndexes(ctx context.Context, is []int) (out []*wds.ShardIndex, errs []error)
 }

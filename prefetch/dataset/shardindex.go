@@ -23,6 +23,16 @@ func (c *Catalog) shardIndex(ctx context.Context, ds *Dataset, i int) (*wds.Shar
 	if x, ok := c.indexes.get(key); ok {
 		return x, nil
 	}
+	if batch := c.batchOf(key); batch != nil { // read with its window's: wait for it
+		select {
+		case <-batch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if x, ok := c.indexes.get(key); ok {
+			return x, nil
+		}
+	}
 	ch := c.loads.DoChan(key.Object+"\x00"+key.ETag, func() (any, error) {
 		return c.loadShardIndex(context.WithoutCancel(ctx), ds, i)
 	})
@@ -58,6 +68,14 @@ func (c *Catalog) loadShardIndex(ctx context.Context, ds *Dataset, i int) (*wds.
 			return nil, err
 		}
 	}
+	c.keepShardIndex(key, o, x)
+	return x, nil
+}
+
+// keepShardIndex stores x, the index of object o, on disk and keeps it
+// decoded.
+func (c *Catalog) keepShardIndex(key storage.Key, o storage.Object, x *wds.ShardIndex) {
+	path := c.shardIndexPath(key)
 	if b, err := x.MarshalBinary(); err == nil {
 		if err := writeFile(path, b); err != nil {
 			c.log.Warn("cannot store shard index", "object", o.URL, "err", err)
@@ -66,7 +84,58 @@ func (c *Catalog) loadShardIndex(ctx context.Context, ds *Dataset, i int) (*wds.
 		}
 	}
 	c.indexes.add(key, x)
-	return x, nil
+}
+
+// batchOf returns the channel closed when the batch reading key's shard
+// index ends, or nil when none is.
+func (c *Catalog) batchOf(key storage.Key) chan struct{} {
+	c.batchMu.Lock()
+	defer c.batchMu.Unlock()
+	return c.batches[key]
+}
+
+// preloadShardIndexes marks the indexes of ds's shards is that are
+// neither decoded nor stored on disk as being read together, and returns
+// the func that reads them from the index beside the shards in a few
+// joined reads (Index.ShardIndexes) and keeps them as loadShardIndex
+// does; nil when there is nothing to read. A load of a marked index
+// meanwhile waits for the batch. A shard whose read fails is left to its
+// own load, which reports the error.
+func (c *Catalog) preloadShardIndexes(ds *Dataset, is []int) func(context.Context) {
+	done := make(chan struct{})
+	var want []int
+	c.batchMu.Lock()
+	for _, i := range is {
+		key := ds.Key(i)
+		if _, busy := c.batches[key]; busy || c.indexes.has(key) {
+			continue
+		}
+		if _, err := os.Stat(c.shardIndexPath(key)); err == nil {
+			continue
+		}
+		c.batches[key] = done
+		want = append(want, i)
+	}
+	c.batchMu.Unlock()
+	if len(want) == 0 {
+		return nil
+	}
+	return func(ctx context.Context) {
+		defer func() {
+			c.batchMu.Lock()
+			for _, i := range want {
+				delete(c.batches, ds.Key(i))
+			}
+			c.batchMu.Unlock()
+			close(done)
+		}()
+		out, errs := ds.dsIndex.ShardIndexes(ctx, want)
+		for j, i := range want {
+			if errs[j] == nil {
+				c.keepShardIndex(ds.Key(i), ds.Object(i), out[j])
+			}
+		}
+	}
 }
 
 // indexBeside reads shard i's index from the index beside the shards, or
@@ -136,6 +205,13 @@ func (c *indexCache) get(key storage.Key) (*wds.ShardIndex, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.lru.Get(key)
+}
+
+// has reports whether key's index is kept, without making it recent.
+func (c *indexCache) has(key storage.Key) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lru.Contains(key)
 }
 
 func (c *indexCache) add(key storage.Key, x *wds.ShardIndex) {

@@ -99,6 +99,10 @@ func (d *found) ShardIndex(ctx context.Context, i int) (*wds.ShardIndex, error) 
 	return ReadShard(ctx, d.src, d.x, i)
 }
 
+func (d *found) ShardIndexes(ctx context.Context, is []int) ([]*wds.ShardIndex, []error) {
+	return ReadShards(ctx, d.src, d.x, is)
+}
+
 type errorString string
 
 func (e errorString) Error() string { return string(e) }

@@ -248,3 +248,60 @@ func rewrite(t *testing.T, path string, edit func(string) string) {
 		t.Fatal(err)
 	}
 }
+
+// countingSource counts the ranged reads made through it.
+type countingSource struct {
+	storage.Source
+	reads int
+}
+
+func (c *countingSource) ReadAt(ctx context.Context, o storage.Object, buf []byte, off int64) error {
+	c.reads++
+	return c.Source.ReadAt(ctx, o, buf, off)
+}
+
+// TestReadShards reads several shards' compact indexes in one joined
+// read, each equal to what ReadShard gives, and checks that a damaged
+// slice, an entry without one and an entry out of range fail alone.
+func TestReadShards(t *testing.T) {
+	ctx := context.Background()
+	src := &countingSource{Source: storage.NewFileSource()}
+	dir, objs := synthDataset(t, 6)
+	shards := indexAll(t, objs)
+	x := write(t, dir, shards)
+	is := []int{4, 1, 3}
+	out, errs := ReadShards(ctx, src, x, is)
+	if src.reads != 1 {
+		t.Errorf("ReadShards of 3 slices close together made %d reads, want 1", src.reads)
+	}
+	for j, i := range is {
+		if errs[j] != nil || !out[j].Equal(shards[i].Index) {
+			t.Errorf("shard %d: err %v, or its index differs from the shard's", i, errs[j])
+		}
+	}
+
+	blob := filepath.Join(dir, BlobName)
+	data, err := os.ReadFile(blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[x.Entries[3].IndexOffset+3] ^= 0x40
+	if err := os.WriteFile(blob, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	x.Blob.ETag = "" // the damage is found by the checksum, not the ETag
+	x.Entries[5].IndexLength = 0
+	is = []int{5, 3, 0, 99}
+	out, errs = ReadShards(ctx, src, x, is)
+	var e *storage.Error
+	switch {
+	case !errors.Is(errs[0], storage.ErrNotFound):
+		t.Errorf("entry without a slice: %v, want ErrNotFound", errs[0])
+	case !errors.As(errs[1], &e) || !errors.Is(errs[1], storage.ErrCorrupt) || e.Object != objs[3].URL:
+		t.Errorf("damaged slice: %v, want ErrCorrupt naming %s", errs[1], objs[3].URL)
+	case errs[2] != nil || !out[2].Equal(shards[0].Index):
+		t.Errorf("undamaged slice read with a damaged one: %v", errs[2])
+	case !errors.Is(errs[3], storage.ErrNotFound):
+		t.Errorf("entry out of range: %v, want ErrNotFound", errs[3])
+	}
+}
