@@ -93,7 +93,7 @@ func (b *rangeBuffer) issue() {
 	}
 }
 
-// read fetches the wanted samples of one shard.
+// read fetches the wanted samples of one shard, its runs in parallel.
 func (b *rangeBuffer) read(shard int, ws []wantedSample) {
 	ds, p := b.s.ds, b.s.p
 	x, err := ds.ShardIndex(b.ctx, shard)
@@ -135,8 +135,10 @@ func (b *rangeBuffer) read(shard int, ws []wantedSample) {
 			close(sp.w.slot.ready)
 		}
 		spans = spans[n:]
-		run.data, run.err = p.readRange(b.ctx, o, run.lo, run.hi)
-		close(run.done)
+		b.wg.Go(func() { // the runs of a shard are read at once, each one of MaxRangeReads
+			run.data, run.err = p.readRange(b.ctx, o, run.lo, run.hi)
+			close(run.done)
+		})
 	}
 }
 
