@@ -43,6 +43,7 @@ import os
 import random
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -206,18 +207,20 @@ def epoch(loader: Iterable[Any], key: str, img: str, n: int, size: int) -> float
 
 class S3TorchTars(IterableDataset):  # type: ignore[type-arg]
     """s3torchconnector's S3IterableDataset over the tars (sharded over
-    DataLoader workers), each object parsed by webdataset's tar reader."""
+    DataLoader workers), each object parsed by webdataset's tar reader.
+    The tars are named (from_objects), not listed: Stoker's index lies
+    beside them."""
 
-    def __init__(self, url: str, endpoint: str) -> None:
-        self.url, self.endpoint = url, endpoint
+    def __init__(self, urls: list[str], endpoint: str) -> None:
+        self.urls, self.endpoint = urls, endpoint
 
     def __iter__(self) -> Any:
         import webdataset as wds
         from s3torchconnector import S3ClientConfig, S3IterableDataset
 
-        ds = S3IterableDataset.from_prefix(self.url, region=os.environ.get("AWS_REGION", "us-east-1"),
-                                           endpoint=self.endpoint, enable_sharding=True,
-                                           s3client_config=S3ClientConfig(force_path_style=True))
+        ds = S3IterableDataset.from_objects(self.urls, region=os.environ.get("AWS_REGION", "us-east-1"),
+                                            endpoint=self.endpoint, enable_sharding=True,
+                                            s3client_config=S3ClientConfig(force_path_style=True))
         for reader in ds:
             yield from wds.tariterators.group_by_keys(
                 wds.tariterators.tar_file_expander([{"url": reader.key, "stream": reader}]))
@@ -306,7 +309,7 @@ def make_loaders(args: argparse.Namespace, urls: dict[str, str], endpoint: str, 
     def s3torch(workers: int, tmp: Path) -> tuple[float, float]:
         rates = []
         for _ in (0, 1):
-            dl = DataLoader(S3TorchTars(urls["wds"], endpoint), batch_size=bs, num_workers=workers,
+            dl = DataLoader(S3TorchTars(wds_shards, endpoint), batch_size=bs, num_workers=workers,
                             collate_fn=as_list)
             rates.append(epoch(dl, "__key__", "img.bin", n, size))
         return rates[0], rates[1]
@@ -363,6 +366,12 @@ def main() -> int:
         stokerd_bin = build_stokerd(root / "bin")
         print(f"writing {args.samples} samples of {args.sample_size} bytes in each format...", flush=True)
         urls = write_all(root / "data", s3, args.samples, args.sample_size, args.per_shard)
+        # Stoker's own format: the tars and `stoker index` beside them (as
+        # MDS and litdata write their index.json), read straight from S3.
+        stoker_cli = str(root / "bin" / "stoker")
+        subprocess.run(["go", "build", "-o", stoker_cli, "./cmd/stoker"], cwd=HERE.parent.parent, check=True)
+        subprocess.run([stoker_cli, "index", urls["wds"]], check=True, capture_output=True,
+                       env={**os.environ, **s3srv.env()})
         shutil.rmtree(root / "data", ignore_errors=True)
         loaders = make_loaders(args, urls, endpoint, stokerd_bin, root)
         workers = [int(w) for w in args.workers.split(",")]
