@@ -7,6 +7,7 @@ import (
 
 	"github.com/stoker-data/stoker/gpu"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
+	"github.com/stoker-data/stoker/server/shm"
 )
 
 // setupHost probes the host (unless the caller did) and opens the
@@ -36,8 +37,8 @@ func (s *Server) setupHost() {
 	if s.cfg.Shm.MaxRegionBytes <= 0 {
 		s.cfg.Shm.MaxRegionBytes = max(d.MaxRegionBytes, s.cfg.Shm.RegionBytes)
 	}
-	s.shm = newShmRegistry(dir)
-	s.shm.sweep()
+	s.shm = shm.New(dir)
+	s.shm.Sweep()
 }
 
 // Host returns what the server found on its host at start.
@@ -45,14 +46,15 @@ func (s *Server) Host() gpu.Host { return s.host }
 
 // hostStats adds the host and shared-memory figures to a Stats snapshot.
 func (s *Server) hostStats(st *stokerv1.StatsResponse) {
-	st.ShmRegions = uint64(s.shm.count())
-	st.ShmRegionBytes = uint64(s.shm.regionBytes.Load())
-	st.ShmLeases = uint64(s.shm.leases.Load())
-	st.ShmLeasedBytes = uint64(s.shm.leasedBytes.Load())
-	st.ShmBytesServed = s.shm.served.Load()
-	st.ShmWaits = s.shm.waits.Load()
-	st.ShmExtentBytes = s.shm.extentBytes.Load()
-	st.ShmTierBytes = s.shm.tierBytes.Load()
+	sh := s.shm.Stats()
+	st.ShmRegions = uint64(sh.Regions)
+	st.ShmRegionBytes = uint64(sh.RegionBytes)
+	st.ShmLeases = uint64(sh.Leases)
+	st.ShmLeasedBytes = uint64(sh.LeasedBytes)
+	st.ShmBytesServed = sh.Served
+	st.ShmWaits = sh.Waits
+	st.ShmExtentBytes = sh.ExtentBytes
+	st.ShmTierBytes = sh.TierBytes
 	st.Host = HostProto(s.host)
 	st.Host.MemoryRegion = s.region.info
 }
@@ -112,12 +114,12 @@ func (c *hostCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descNVML, boolValue(h.GPUs.NVML))
 	gauge(descCuFile, boolValue(h.CuFile))
 	c.s.collectRegion(ch)
-	sh := c.s.shm
-	gauge(descShmRegions, float64(sh.count()))
-	gauge(descShmBytes, float64(sh.regionBytes.Load()))
-	gauge(descShmLeases, float64(sh.leases.Load()))
-	gauge(descShmLeased, float64(sh.leasedBytes.Load()))
-	ch <- prometheus.MustNewConstMetric(descShmServed, prometheus.CounterValue, float64(sh.served.Load()))
-	ch <- prometheus.MustNewConstMetric(descShmWaits, prometheus.CounterValue, float64(sh.waits.Load()))
-	ch <- prometheus.MustNewConstMetric(descShmTier, prometheus.CounterValue, float64(sh.tierBytes.Load()))
+	sh := c.s.shm.Stats()
+	gauge(descShmRegions, float64(sh.Regions))
+	gauge(descShmBytes, float64(sh.RegionBytes))
+	gauge(descShmLeases, float64(sh.Leases))
+	gauge(descShmLeased, float64(sh.LeasedBytes))
+	ch <- prometheus.MustNewConstMetric(descShmServed, prometheus.CounterValue, float64(sh.Served))
+	ch <- prometheus.MustNewConstMetric(descShmWaits, prometheus.CounterValue, float64(sh.Waits))
+	ch <- prometheus.MustNewConstMetric(descShmTier, prometheus.CounterValue, float64(sh.TierBytes))
 }

@@ -108,12 +108,12 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 	if req.GetPacked() && ready == nil { // a pipeline's samples have no fields to pack
 		stream = packedStream{stream}
 	}
-	var shm *shmStream // nil: bytes travel in the messages
+	var sh *shmStream // nil: bytes travel in the messages
 	if req.GetShm() {
-		if shm, err = l.openShm(ctx, req, ds); err != nil {
+		if sh, err = l.openShm(ctx, req, ds); err != nil {
 			return err
 		}
-		defer shm.close()
+		defer sh.close()
 	} else if req.GetGds() {
 		return invalid("gds", "needs shm (extents are leased like shared memory)")
 	}
@@ -139,17 +139,17 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 		// Read: the step waits on the reader now, not on storage.
 		ps.Deliver()
 		if ready != nil { // decode and augment: tensors go instead of the bytes
-			if err := l.sendReady(stream, ready, shm, ds, samples, lo, settings.Epoch, uint64((start+k*step)/step), uint32(b.Rank), uint64(after)); err != nil {
+			if err := l.sendReady(stream, ready, sh, ds, samples, lo, settings.Epoch, uint64((start+k*step)/step), uint32(b.Rank), uint64(after)); err != nil {
 				return err
 			}
 			ps.EndStep()
 			continue
 		}
-		if err := shm.checkStep(samples); err != nil {
+		if err := sh.checkStep(samples); err != nil {
 			return err
 		}
 		tr.fetched()
-		if err := l.sendStep(stream, shm, ds, samples, lo, settings.Epoch, uint64((start+k*step)/step), uint32(b.Rank), uint64(after)); err != nil {
+		if err := l.sendStep(stream, sh, ds, samples, lo, settings.Epoch, uint64((start+k*step)/step), uint32(b.Rank), uint64(after)); err != nil {
 			return err
 		}
 		// Sent: gRPC has encoded the bytes, or shm copied them to the region
@@ -157,13 +157,13 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 		ps.EndStep()
 		tr.sent(t, len(samples), sampleBytes(samples), after)
 	}
-	return shm.drain(ctx)
+	return sh.drain(ctx)
 }
 
 // sendStep sends one step's samples (positions from lo on) as messages of
 // about MaxPartBytes, each under gRPC's send limit when the bytes travel in
 // it; the last is final and carries the cursor.
-func (l *loader) sendStep(stream stokerv1.Loader_StreamBatchesServer, shm *shmStream, ds *dataset.Dataset, samples []*prefetch.SampleData,
+func (l *loader) sendStep(stream stokerv1.Loader_StreamBatchesServer, sh *shmStream, ds *dataset.Dataset, samples []*prefetch.SampleData,
 	lo int, epoch, step uint64, rank uint32, after uint64) error {
 	newMsg := func() *stokerv1.StreamBatchesResponse {
 		return &stokerv1.StreamBatchesResponse{Epoch: epoch, Step: step, Rank: rank}
@@ -172,13 +172,13 @@ func (l *loader) sendStep(stream stokerv1.Loader_StreamBatchesServer, shm *shmSt
 	fit := msgFit{limit: l.s.cfg.MaxMessageBytes}
 	for i, d := range samples {
 		sp := sampleProto(d, lo+i)
-		if shm == nil { // the bytes go in the message: keep it under gRPC's limit
+		if sh == nil { // the bytes go in the message: keep it under gRPC's limit
 			sendFirst, err := fit.add(ds.Manifest.Shards[d.Ref.Shard].Object, sp)
 			if err != nil {
 				return err
 			}
 			if sendFirst {
-				if err := l.sendSamples(stream, shm, msg, part, partBytes); err != nil {
+				if err := l.sendSamples(stream, sh, msg, part, partBytes); err != nil {
 					return err
 				}
 				msg, part, partBytes = newMsg(), part[len(part):], 0
@@ -188,7 +188,7 @@ func (l *loader) sendStep(stream stokerv1.Loader_StreamBatchesServer, shm *shmSt
 		part = append(part, d)
 		partBytes += d.Size()
 		if partBytes >= l.s.cfg.MaxPartBytes && i+1 < len(samples) {
-			if err := l.sendSamples(stream, shm, msg, part, partBytes); err != nil {
+			if err := l.sendSamples(stream, sh, msg, part, partBytes); err != nil {
 				return err
 			}
 			msg, part, partBytes = newMsg(), part[len(part):], 0
@@ -197,7 +197,7 @@ func (l *loader) sendStep(stream stokerv1.Loader_StreamBatchesServer, shm *shmSt
 	}
 	msg.Final = true
 	msg.Cursor = &stokerv1.Cursor{Epoch: epoch, Position: after, PlanVersion: shuffle.PlanVersion}
-	return l.sendSamples(stream, shm, msg, part, partBytes)
+	return l.sendSamples(stream, sh, msg, part, partBytes)
 }
 
 // sampleProto is a sample's message: its fields point at the cached bytes

@@ -13,6 +13,7 @@ import (
 	"github.com/stoker-data/stoker/prefetch/dataset"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 	"github.com/stoker-data/stoker/server/pipeline"
+	"github.com/stoker-data/stoker/server/shm"
 	"github.com/stoker-data/stoker/shuffle"
 )
 
@@ -96,7 +97,7 @@ func (r *readyStream) close() {
 // stream's pipeline into a lease of its region, sent as one message, or
 // into its buffer, sent in messages of about MaxPartBytes split by rows;
 // the last is final and carries the cursor.
-func (l *loader) sendReady(stream stokerv1.Loader_StreamBatchesServer, r *readyStream, shm *shmStream, ds *dataset.Dataset,
+func (l *loader) sendReady(stream stokerv1.Loader_StreamBatchesServer, r *readyStream, sh *shmStream, ds *dataset.Dataset,
 	samples []*prefetch.SampleData, lo int, epoch, step uint64, rank uint32, after uint64) error {
 	ctx := stream.Context()
 	inputs := make([]pipeline.Input, len(samples))
@@ -112,16 +113,16 @@ func (l *loader) sendReady(stream stokerv1.Loader_StreamBatchesServer, r *readyS
 		return pipelineStatus(err)
 	}
 	var dst []byte
-	var lease *shmLease
-	if shm != nil {
-		if lease, err = shm.region.alloc(ctx, max(b.Size(), 1), 0, step); err != nil {
-			if errors.Is(err, errTooBig) {
+	var lease *shm.Lease
+	if sh != nil {
+		if lease, err = sh.region.Alloc(ctx, max(b.Size(), 1), 0, step); err != nil {
+			if errors.Is(err, shm.ErrTooBig) {
 				return status.Errorf(codes.ResourceExhausted, "shm: a step's tensors take %d bytes, more than the region's %d: ask for a larger shm_region_bytes",
-					b.Size(), len(shm.region.mem))
+					b.Size(), sh.region.Size())
 			}
 			return shmStatus(err)
 		}
-		dst = shm.region.bytes(lease)
+		dst = sh.region.Bytes(lease)
 	} else {
 		if dst, err = r.buffer(ctx, l, b.Size()); err != nil {
 			return err
@@ -142,14 +143,14 @@ func (l *loader) sendReady(stream stokerv1.Loader_StreamBatchesServer, r *readyS
 		return msg
 	}
 	tensors := b.Tensors()
-	if shm != nil {
+	if sh != nil {
 		msg := newMsg(0, len(samples))
 		for _, t := range tensors {
 			tp := tensorProto(t, 0, b.Len())
-			tp.ShmOffset, tp.ShmLength = uint64(lease.off+t.Offset), uint64(t.Len)
+			tp.ShmOffset, tp.ShmLength = uint64(lease.Offset()+t.Offset), uint64(t.Len)
 			msg.Tensors = append(msg.Tensors, tp)
 		}
-		shm.announce(msg, lease, b.Size())
+		sh.announce(msg, lease, b.Size())
 		msg.Final = true
 		msg.Cursor = &stokerv1.Cursor{Epoch: epoch, Position: after, PlanVersion: shuffle.PlanVersion}
 		return l.send(stream, msg, len(samples), b.Size())
@@ -238,7 +239,7 @@ func pipelineStatus(err error) error {
 
 // shmStatus maps an error of a region's alloc.
 func shmStatus(err error) error {
-	if errors.Is(err, errRegionClosed) {
+	if errors.Is(err, shm.ErrRegionClosed) {
 		return status.Error(codes.Canceled, "shm: region closed")
 	}
 	return status.FromContextError(err).Err()
@@ -246,11 +247,11 @@ func shmStatus(err error) error {
 
 // announce adds the lease (of n bytes) to msg, and on the stream's first
 // message the region.
-func (s *shmStream) announce(msg *stokerv1.StreamBatchesResponse, lease *shmLease, n int) {
-	s.region.reg.served.Add(uint64(n))
-	msg.ShmLease = &stokerv1.ShmLease{Id: lease.id, Offset: uint64(lease.off), Length: uint64(lease.n)}
+func (s *shmStream) announce(msg *stokerv1.StreamBatchesResponse, lease *shm.Lease, n int) {
+	s.reg.AddServed(uint64(n))
+	msg.ShmLease = &stokerv1.ShmLease{Id: lease.ID(), Offset: uint64(lease.Offset()), Length: uint64(lease.Len())}
 	if !s.announced {
 		s.announced = true
-		msg.ShmRegion = &stokerv1.ShmRegion{Id: s.region.id, Path: s.region.path, Size: uint64(len(s.region.mem))}
+		msg.ShmRegion = &stokerv1.ShmRegion{Id: s.region.ID(), Path: s.region.Path(), Size: uint64(s.region.Size())}
 	}
 }

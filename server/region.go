@@ -47,7 +47,7 @@ func (s *Server) setupMemoryRegion() {
 	var r *gpu.Pinned
 	var err error
 	if p.Share {
-		opt.Path = filepath.Join(s.shm.dir, fmt.Sprintf("stoker-%d-tier.shm", os.Getpid()))
+		opt.Path = filepath.Join(s.shm.Dir(), fmt.Sprintf("stoker-%d-tier.shm", os.Getpid()))
 		// A file by this name is an earlier stokerd's that had our pid (a
 		// restarted container keeps its shm folder and its pid 1); clients
 		// that map it keep their mapping.

@@ -33,6 +33,7 @@ import (
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 	"github.com/stoker-data/stoker/server/cluster"
 	"github.com/stoker-data/stoker/server/pipeline"
+	"github.com/stoker-data/stoker/server/shm"
 	"github.com/stoker-data/stoker/server/status"
 )
 
@@ -133,7 +134,7 @@ type Server struct {
 	hints      *hints
 	peerServed atomic.Uint64 // shards served to other nodes
 	host       gpu.Host      // probed once at New
-	shm        *shmRegistry  // shared-memory regions of local streams
+	shm        *shm.Registry // shared-memory regions of local streams
 	region     memoryRegion  // the memory tier's region
 	limits     *limiter      // streams and shm bytes held, by connection
 	ready      readyPool     // pipeline workers, started by the first pipeline stream

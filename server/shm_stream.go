@@ -13,6 +13,7 @@ import (
 	"github.com/stoker-data/stoker/prefetch"
 	"github.com/stoker-data/stoker/prefetch/dataset"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
+	"github.com/stoker-data/stoker/server/shm"
 )
 
 // ShmConfig sets shared-memory delivery.
@@ -40,7 +41,8 @@ func DefaultShmConfig() ShmConfig {
 
 // shmStream places one stream's messages in its region.
 type shmStream struct {
-	region    *shmRegion
+	reg       *shm.Registry
+	region    *shm.Region
 	announced bool
 	extents   *extentSource // nil unless the stream asked for gds
 	tier      *tierSource   // nil unless the stream asked for shm_tier and the tier is shared
@@ -79,19 +81,19 @@ func (l *loader) openShm(ctx context.Context, req *stokerv1.StreamBatchesRequest
 		return nil, invalid("shm_region_bytes", fmt.Sprintf("%d is under one message part (%d bytes)", size, need))
 	}
 	ring := 0 // a region with no room for a ring besides a whole part has none: the client calls ReleaseShm
-	if req.GetShmReleaseRing() && size >= l.s.cfg.MaxPartBytes+ringBytes {
-		ring = ringBytes
+	if req.GetShmReleaseRing() && size >= l.s.cfg.MaxPartBytes+shm.RingBytes {
+		ring = shm.RingBytes
 	}
 	release, err := l.s.limits.acquire(ctx, 0, int64(size))
 	if err != nil {
 		return nil, err
 	}
-	g, err := l.s.shm.open(size, ring > 0)
+	g, err := l.s.shm.Open(size, ring > 0)
 	if err != nil {
 		release()
 		return nil, status.Error(codes.ResourceExhausted, err.Error())
 	}
-	s := &shmStream{region: g, release: release}
+	s := &shmStream{reg: l.s.shm, region: g, release: release}
 	if req.GetGds() {
 		s.extents = &extentSource{cache: l.s.cache, ds: ds}
 	}
@@ -116,31 +118,31 @@ func (s *shmStream) place(ctx context.Context, msg *stokerv1.StreamBatchesRespon
 		unpins, moved = s.tier.replace(msg, samples)
 		n -= moved
 		pinned = int64(moved)
-		s.region.reg.tierBytes.Add(uint64(moved))
+		s.reg.AddTierBytes(uint64(moved))
 	}
 	if s.extents != nil {
 		more, moved := s.extents.replace(msg, samples)
 		unpins = append(unpins, more...)
 		n -= moved
-		s.region.reg.extentBytes.Add(uint64(moved))
+		s.reg.AddExtentBytes(uint64(moved))
 	}
-	lease, err := s.region.alloc(ctx, n, pinned, msg.Step)
+	lease, err := s.region.Alloc(ctx, n, pinned, msg.Step)
 	if err != nil {
 		for _, u := range unpins {
 			u()
 		}
 	} else {
-		s.region.attach(lease, unpins)
+		s.region.Attach(lease, unpins)
 	}
 	switch {
-	case errors.Is(err, errTooBig):
+	case errors.Is(err, shm.ErrTooBig):
 		return status.Errorf(codes.ResourceExhausted, "%v: ask for a larger shm_region_bytes", err)
-	case errors.Is(err, errRegionClosed):
+	case errors.Is(err, shm.ErrRegionClosed):
 		return status.Error(codes.Canceled, "shm: region closed")
 	case err != nil:
 		return status.FromContextError(err).Err()
 	}
-	buf := s.region.bytes(lease)
+	buf := s.region.Bytes(lease)
 	off := 0
 	for _, smp := range msg.Samples {
 		for _, f := range smp.Fields {
@@ -148,15 +150,15 @@ func (s *shmStream) place(ctx context.Context, msg *stokerv1.StreamBatchesRespon
 				continue
 			}
 			k := copy(buf[off:], f.Data)
-			f.ShmOffset, f.ShmLength, f.Data = uint64(lease.off+off), uint64(k), nil
+			f.ShmOffset, f.ShmLength, f.Data = uint64(lease.Offset()+off), uint64(k), nil
 			off += k
 		}
 	}
-	s.region.reg.served.Add(uint64(off))
-	msg.ShmLease = &stokerv1.ShmLease{Id: lease.id, Offset: uint64(lease.off), Length: uint64(lease.n)}
+	s.reg.AddServed(uint64(off))
+	msg.ShmLease = &stokerv1.ShmLease{Id: lease.ID(), Offset: uint64(lease.Offset()), Length: uint64(lease.Len())}
 	if !s.announced {
 		s.announced = true
-		msg.ShmRegion = &stokerv1.ShmRegion{Id: s.region.id, Path: s.region.path, Size: uint64(len(s.region.mem)), ReleaseRing: uint64(s.region.ring)}
+		msg.ShmRegion = &stokerv1.ShmRegion{Id: s.region.ID(), Path: s.region.Path(), Size: uint64(s.region.Size()), ReleaseRing: uint64(s.region.Ring())}
 		if s.tier != nil {
 			msg.ShmTier = s.tier.region
 		}
@@ -173,7 +175,7 @@ func (s *shmStream) checkStep(samples []*prefetch.SampleData) error {
 	if s == nil || s.tier != nil {
 		return nil
 	}
-	size := int64(len(s.region.mem) - s.region.ring)
+	size := int64(s.region.Size() - s.region.Ring())
 	total := int64(0)
 	for _, d := range samples {
 		total += int64(d.Size())
@@ -191,23 +193,23 @@ func (s *shmStream) drain(ctx context.Context) error {
 	if s == nil {
 		return nil
 	}
-	s.region.drain(ctx)
+	s.region.Drain(ctx)
 	return nil
 }
 
 // close ends the stream's region, freeing every lease it still holds.
 func (s *shmStream) close() {
 	if s != nil {
-		s.region.close()
+		s.region.Close()
 		s.release()
 	}
 }
 
 // sendSamples sends a WebDataset message, through the region when the
 // stream asked for shared memory.
-func (l *loader) sendSamples(stream stokerv1.Loader_StreamBatchesServer, shm *shmStream, msg *stokerv1.StreamBatchesResponse, samples []*prefetch.SampleData, n int) error {
-	if shm != nil {
-		if err := shm.place(stream.Context(), msg, samples, n); err != nil {
+func (l *loader) sendSamples(stream stokerv1.Loader_StreamBatchesServer, sh *shmStream, msg *stokerv1.StreamBatchesResponse, samples []*prefetch.SampleData, n int) error {
+	if sh != nil {
+		if err := sh.place(stream.Context(), msg, samples, n); err != nil {
 			return err
 		}
 	}
@@ -215,11 +217,11 @@ func (l *loader) sendSamples(stream stokerv1.Loader_StreamBatchesServer, shm *sh
 }
 
 func (l *loader) ReleaseShm(_ context.Context, req *stokerv1.ReleaseShmRequest) (*stokerv1.ReleaseShmResponse, error) {
-	g := l.s.shm.get(req.GetRegion())
+	g := l.s.shm.Get(req.GetRegion())
 	if g == nil {
 		return nil, status.Errorf(codes.NotFound, "shm region %q: not open (its stream ended)", req.GetRegion())
 	}
-	if unknown := g.release(req.GetLeases()); unknown > 0 {
+	if unknown := g.Release(req.GetLeases()); unknown > 0 {
 		return nil, status.Errorf(codes.InvalidArgument, "shm region %q: %d of %d leases are not held", req.GetRegion(), unknown, len(req.GetLeases()))
 	}
 	return &stokerv1.ReleaseShmResponse{}, nil

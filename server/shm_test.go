@@ -118,7 +118,7 @@ func TestShmEpochMatchesGRPC(t *testing.T) {
 		t.Fatalf("after the epoch: %d regions (%d bytes), %d leases (%d bytes), served %d",
 			st.ShmRegions, st.ShmRegionBytes, st.ShmLeases, st.ShmLeasedBytes, st.ShmBytesServed)
 	}
-	if m, _ := filepath.Glob(filepath.Join(h.srv.shm.dir, fmt.Sprintf("stoker-%d-*.shm", os.Getpid()))); len(m) != 0 {
+	if m, _ := filepath.Glob(filepath.Join(h.srv.shm.Dir(), fmt.Sprintf("stoker-%d-*.shm", os.Getpid()))); len(m) != 0 {
 		t.Fatalf("region files left behind: %v", m)
 	}
 }

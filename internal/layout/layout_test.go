@@ -59,12 +59,14 @@ var rules = []rule{
 		why: "a client speaks the wire format only (its tests start a real server)"},
 	{from: []string{"clients/tlsfiles/..."}, deny: []string{"..."}, allow: []string{"clients/tlsfiles/..."}, tests: true,
 		why: "the TLS files serve stokerd, its cluster peers and the clients alike: a leaf"},
-	{from: []string{"server/cluster/...", "server/pipeline/...", "server/status/..."}, deny: []string{"server", "clients/...", "cmd/..."}, tests: true,
+	{from: []string{"server/cluster/...", "server/pipeline/...", "server/shm/...", "server/status/..."}, deny: []string{"server", "clients/...", "cmd/..."}, tests: true,
 		why: "the server's parts are below the server that wires them"},
 	{from: []string{"server/pipeline/..."}, deny: []string{"..."}, allow: []string{"server/pipeline/...", "proto/..."}, tests: true,
 		why: "decoding and augmenting samples needs only the request's pipeline message"},
 	{from: []string{"server/status/..."}, deny: []string{"..."}, allow: []string{"server/status/..."}, tests: true,
 		why: "the status page and its JSON types are a leaf the server fills"},
+	{from: []string{"server/shm/..."}, deny: []string{"..."}, allow: []string{"server/shm/..."}, tests: true,
+		why: "shared-memory regions and leases hold bytes and lease ids: no wire format, cache, sample or server"},
 	{from: []string{"cmd/internal/..."}, deny: []string{"..."}, allow: []string{"cmd/internal/..."}, tests: true,
 		why: "what the two commands share on their command lines knows nothing of what they run"},
 	{from: []string{"..."}, notFrom: []string{"server/...", "clients/...", "cmd/...", "proto/..."}, deny: []string{"proto/..."},
@@ -262,7 +264,8 @@ func TestCheckFindsUpwardImports(t *testing.T) {
 		p("server", []string{"prefetch", "gpu", "proto/stoker/v1", "clients/tlsfiles"}),
 		p("server/cluster", []string{"proto/stoker/v1", "prefetch"}),
 		p("server/pipeline", []string{"proto/stoker/v1"}),
-		p("server/status", nil, "server"), // a test's upward import
+		p("server/shm", []string{"prefetch"}), // a leaf that reaches for samples
+		p("server/status", nil, "server"),     // a test's upward import
 		p("cmd/internal/cli", nil),
 		p("cmd/stoker", []string{"server", "proto/stoker/v1"}),
 		p("shuffle/x", []string{"proto/stoker/v1"}), // shuffle imports proto: two rules
@@ -280,6 +283,7 @@ func TestCheckFindsUpwardImports(t *testing.T) {
 		"gpu tests import clients/stoker: " + why("gpu/..."),
 		"prefetch imports server: " + why("prefetch/..."),
 		"prefetch/storage imports shuffle: " + why("prefetch/storage/..."),
+		"server/shm imports prefetch: " + why("server/shm/..."),
 		"server/status tests import server: " + why("server/cluster/..."),
 		"server/status tests import server: " + why("server/status/..."),
 		"shuffle/x imports proto/stoker/v1: " + why("shuffle/..."),

@@ -228,7 +228,7 @@ class ShmReader:
 
 class ReleaseRing:
     """The release ring at the start of a stream's region
-    (``StreamBatchesRequest.shm_release_ring``; server/shm_ring.go has the
+    (``StreamBatchesRequest.shm_release_ring``; server/shm/ring.go has the
     layout): a lease is given back by writing its id and bumping the
     written counter, with no call to the server. One writer per ring:
     calls are serialised by a lock, so any thread of the process may

@@ -1,4 +1,4 @@
-package server
+package shm
 
 import (
 	"sync/atomic"
@@ -7,14 +7,14 @@ import (
 )
 
 // The release ring: with StreamBatchesRequest.shm_release_ring the first
-// ringBytes of a stream's region are a single-producer ring the client
+// RingBytes of a stream's region are a single-producer ring the client
 // writes released lease ids to, so a release costs the client a store in
 // memory instead of a ReleaseShm call. Layout (little-endian, as the
 // hosts that map it):
 //
 //	[0, 8)    written: ids ever written (the client's counter)
 //	[8, 16)   read: ids ever read (the server's counter)
-//	[64, ringBytes) ringSlots slots of 8 bytes; id k is at slot k % ringSlots
+//	[64, RingBytes) ringSlots slots of 8 bytes; id k is at slot k % ringSlots
 //
 // The client writes the slot, then stores written+1; it never gets more
 // than ringSlots ahead of read (it calls ReleaseShm instead). The server
@@ -23,21 +23,21 @@ import (
 // not held is ignored (counted), a counter more than ringSlots ahead is
 // taken as ringSlots ahead.
 const (
-	ringBytes = 64 << 10 // 64 KiB: 8184 ids, more than a region's leases outstanding at once
+	RingBytes = 64 << 10 // 64 KiB: 8184 ids, more than a region's leases outstanding at once
 	ringFirst = 64
-	ringSlots = (ringBytes - ringFirst) / 8
+	ringSlots = (RingBytes - ringFirst) / 8
 	ringPoll  = time.Millisecond // how often a waiting stream looks at its ring
 )
 
 // ringCounter is the counter at off in the region's first page (8-aligned
 // in a page-aligned mapping).
-func (g *shmRegion) ringCounter(off int) *atomic.Uint64 {
+func (g *Region) ringCounter(off int) *atomic.Uint64 {
 	return (*atomic.Uint64)(unsafe.Pointer(&g.mem[off]))
 }
 
 // readRingLocked takes the ids the client wrote since the last read and
 // releases them; g.mu is held. It reports whether anything was freed.
-func (g *shmRegion) readRingLocked() (freed bool) {
+func (g *Region) readRingLocked() (freed bool) {
 	if g.ring == 0 || g.closed {
 		return false
 	}
@@ -63,7 +63,7 @@ func (g *shmRegion) readRingLocked() (freed bool) {
 
 // waitRoom waits for room to be closed, for ctx, or (with a ring) for the
 // next look at the ring.
-func (g *shmRegion) waitRoom(done <-chan struct{}, room <-chan struct{}) {
+func (g *Region) waitRoom(done <-chan struct{}, room <-chan struct{}) {
 	if g.ring == 0 {
 		select {
 		case <-room:

@@ -1,4 +1,4 @@
-package server
+package shm
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 )
 
 // ringClient writes released ids into a region's ring as a client does.
-type ringClient struct{ g *shmRegion }
+type ringClient struct{ g *Region }
 
 func (c ringClient) release(ids ...uint64) {
 	written := (*atomic.Uint64)(unsafe.Pointer(&c.g.mem[0]))
@@ -22,28 +22,28 @@ func (c ringClient) release(ids ...uint64) {
 }
 
 func TestShmRingReleasesWithoutACall(t *testing.T) {
-	reg := newShmRegistry(t.TempDir())
-	const size = ringBytes + 1<<20
-	g, err := reg.open(size, true)
+	reg := New(t.TempDir())
+	const size = RingBytes + 1<<20
+	g, err := reg.Open(size, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer g.close()
+	defer g.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	// Leases never overlap the ring.
-	a, err := g.alloc(ctx, 600<<10, 0, 1)
+	a, err := g.Alloc(ctx, 600<<10, 0, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.off < ringBytes {
-		t.Fatalf("lease at %d overlaps the ring (%d bytes)", a.off, ringBytes)
+	if a.off < RingBytes {
+		t.Fatalf("lease at %d overlaps the ring (%d bytes)", a.off, RingBytes)
 	}
 	// The region is full: the next step's lease waits until the client
 	// writes a's id to the ring, with no release call.
-	got := make(chan *shmLease, 1)
+	got := make(chan *Lease, 1)
 	go func() {
-		l, err := g.alloc(ctx, 600<<10, 0, 2)
+		l, err := g.Alloc(ctx, 600<<10, 0, 2)
 		if err != nil {
 			t.Error(err)
 		}
@@ -56,7 +56,7 @@ func TestShmRingReleasesWithoutACall(t *testing.T) {
 	}
 	ringClient{g}.release(a.id)
 	b := <-got
-	if b == nil || b.off < ringBytes || b.off+b.n > size {
+	if b == nil || b.off < RingBytes || b.off+b.n > size {
 		t.Fatalf("lease after the ring's release: %+v", b)
 	}
 	if n := reg.leases.Load(); n != 1 {
@@ -64,21 +64,21 @@ func TestShmRingReleasesWithoutACall(t *testing.T) {
 	}
 	// drain reads the ring too.
 	ringClient{g}.release(b.id)
-	g.drain(ctx)
+	g.Drain(ctx)
 	if ctx.Err() != nil || reg.leases.Load() != 0 {
 		t.Fatalf("drain: %v, %d leases held", ctx.Err(), reg.leases.Load())
 	}
 }
 
 func TestShmRingUntrustedWrites(t *testing.T) {
-	reg := newShmRegistry(t.TempDir())
-	g, err := reg.open(ringBytes+1<<20, true)
+	reg := New(t.TempDir())
+	g, err := reg.Open(RingBytes+1<<20, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer g.close()
+	defer g.Close()
 	ctx := context.Background()
-	l, err := g.alloc(ctx, 1000, 0, 1)
+	l, err := g.Alloc(ctx, 1000, 0, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestShmRingUntrustedWrites(t *testing.T) {
 	// the ring holds is read as a full ring, without reading past it.
 	ringClient{g}.release(l.id+100, l.id+200)
 	(*atomic.Uint64)(unsafe.Pointer(&g.mem[0])).Add(10 * ringSlots)
-	if _, err := g.alloc(ctx, 1000, 0, 1); err != nil {
+	if _, err := g.Alloc(ctx, 1000, 0, 1); err != nil {
 		t.Fatal(err)
 	}
 	g.mu.Lock()
@@ -104,13 +104,13 @@ func TestShmRingUntrustedWrites(t *testing.T) {
 }
 
 func TestShmRegionWithoutRing(t *testing.T) {
-	reg := newShmRegistry(t.TempDir())
-	g, err := reg.open(1<<20, false)
+	reg := New(t.TempDir())
+	g, err := reg.Open(1<<20, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer g.close()
-	l, err := g.alloc(context.Background(), 1<<20, 0, 1)
+	defer g.Close()
+	l, err := g.Alloc(context.Background(), 1<<20, 0, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
