@@ -197,15 +197,7 @@ func TestReadShardDamage(t *testing.T) {
 	src := storage.NewFileSource()
 	dir, objs := synthDataset(t, 2)
 	x := write(t, dir, indexAll(t, objs))
-	blob := filepath.Join(dir, BlobName)
-	data, err := os.ReadFile(blob)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data[x.Entries[1].IndexOffset+3] ^= 0x40
-	if err := os.WriteFile(blob, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	damageSlice(t, dir, x, 1)
 	if _, err := ReadShard(ctx, src, x, 0); !errors.Is(err, storage.ErrChanged) {
 		t.Fatalf("ReadShard of a rewritten blob = %v, want ErrChanged", err)
 	}
@@ -213,7 +205,7 @@ func TestReadShardDamage(t *testing.T) {
 	if _, err := ReadShard(ctx, src, x, 0); err != nil {
 		t.Fatalf("the undamaged slice: %v", err)
 	}
-	_, err = ReadShard(ctx, src, x, 1)
+	_, err := ReadShard(ctx, src, x, 1)
 	var e *storage.Error
 	if !errors.As(err, &e) || !errors.Is(err, storage.ErrCorrupt) || e.Object != objs[1].URL || !strings.Contains(err.Error(), "crc32c") {
 		t.Fatalf("ReadShard of the damaged slice = %v, want ErrCorrupt naming %s and the checksum", err, objs[1].URL)
@@ -280,15 +272,7 @@ func TestReadShards(t *testing.T) {
 		}
 	}
 
-	blob := filepath.Join(dir, BlobName)
-	data, err := os.ReadFile(blob)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data[x.Entries[3].IndexOffset+3] ^= 0x40
-	if err := os.WriteFile(blob, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	damageSlice(t, dir, x, 3)
 	x.Blob.ETag = "" // the damage is found by the checksum, not the ETag
 	x.Entries[5].IndexLength = 0
 	is = []int{5, 3, 0, 99}
@@ -303,5 +287,19 @@ func TestReadShards(t *testing.T) {
 		t.Errorf("undamaged slice read with a damaged one: %v", errs[2])
 	case !errors.Is(errs[3], storage.ErrNotFound):
 		t.Errorf("entry out of range: %v, want ErrNotFound", errs[3])
+	}
+}
+
+// damageSlice flips a bit in entry i's slice of the blob in dir.
+func damageSlice(t *testing.T, dir string, x *Index, i int) {
+	t.Helper()
+	blob := filepath.Join(dir, BlobName)
+	data, err := os.ReadFile(blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[x.Entries[i].IndexOffset+3] ^= 0x40
+	if err := os.WriteFile(blob, data, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
