@@ -153,7 +153,7 @@ func slice(x *Index, i int) (Entry, error) {
 	if e.IndexLength <= 0 || x.Blob.URL == "" {
 		return Entry{}, &storage.Error{Op: op, Object: e.URL, Kind: storage.ErrNotFound, Err: fmt.Errorf("dataset index %s has no compact index of this shard", x.URL)}
 	}
-	if e.IndexLength > MaxShardIndexBytes || e.IndexOffset < 0 || (x.Blob.Size > 0 && e.IndexOffset+e.IndexLength > x.Blob.Size) {
+	if e.IndexLength > MaxShardIndexBytes || e.IndexOffset < 0 || (x.Blob.Size > 0 && e.IndexOffset > x.Blob.Size-e.IndexLength) {
 		return Entry{}, &storage.Error{Op: op, Object: e.URL, Kind: storage.ErrTooLarge, Err: fmt.Errorf("blob slice of %d bytes at %d", e.IndexLength, e.IndexOffset)}
 	}
 	return e, nil
