@@ -22,8 +22,10 @@ type PrefetchConfig struct {
 	// bytes fetched ahead.
 	AheadBatches int
 	// AheadBytes caps the bytes fetched ahead for one stream; it is also
-	// held within a quarter of the memory tier, so what is fetched ahead
-	// does not evict what is read now.
+	// held within a quarter of the memory tier for sample ranges and the
+	// counting of windows ahead, half of it for whole shards (which ask
+	// the cache's oracle first), so what is fetched ahead does not evict
+	// what is read now.
 	AheadBytes int64
 	// MaxRangeReads is the most sample range reads in flight, over every
 	// stream: a read of one sample is small, so throughput needs many.
@@ -39,7 +41,7 @@ type PrefetchConfig struct {
 func DefaultPrefetchConfig() PrefetchConfig {
 	return PrefetchConfig{
 		AheadBatches:  16,      // enough to cover S3 latency at typical step rates
-		AheadBytes:    1 << 30, // 1 GiB, and at most a quarter of the memory tier
+		AheadBytes:    1 << 30, // 1 GiB, and at most a quarter (half for whole shards) of the memory tier
 		MaxRangeReads: 64,      // ~64 x 30 ms first byte: thousands of samples/s per node
 		RangeGap:      4 << 10, // the tar headers between neighbours: bytes of samples not wanted now would be read twice
 		Keep:          DefaultKeepConfig(),
@@ -200,6 +202,17 @@ func (p *Prefetcher) Open(ds *dataset.Dataset, plan *shuffle.Plan, b shuffle.Bat
 func (p *Prefetcher) aheadBytes() int64 {
 	mem, _ := p.cache.Capacity()
 	return max(min(p.cfg.AheadBytes, mem/4), 1)
+}
+
+// wholeAheadBytes is the look-ahead budget of one stream for whole
+// shards: half the memory tier. A whole shard fetched ahead evicts only
+// what the cache's oracle says is needed later (MemoryWouldTake), and the
+// shards of the windows being read are held, so it can take more than
+// the quarter that bounds counting and sample ranges, whose bytes do not
+// ask the oracle.
+func (p *Prefetcher) wholeAheadBytes() int64 {
+	mem, _ := p.cache.Capacity()
+	return max(min(p.cfg.AheadBytes, mem/2), 1)
 }
 
 // rangeBudget bounds the bytes of the sample ranges one stream has wanted

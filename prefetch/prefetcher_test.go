@@ -152,6 +152,39 @@ func TestPrefetcherReadsAheadAndOrdersEviction(t *testing.T) {
 	}
 }
 
+// Whole shards are fetched ahead within half the memory tier (they ask
+// the oracle before they evict anything): with shards of an eighth of it,
+// four of the coming batches' shards, not the quarter's two.
+func TestPrefetcherWholeShardsWithinHalfTheMemoryTier(t *testing.T) {
+	syn := wds.Synthetic{Shards: 8, PerShard: 5, SampleSize: 2000, Seed: 1}
+	e := newPrefetchEnv(t, syn, 1<<20)
+	size := e.ds.Object(0).Bytes()
+	for i := range syn.Shards {
+		if e.ds.Object(i).Bytes() != size {
+			t.Fatalf("shard %d has %d bytes, shard 0 %d: the test wants shards of one size", i, e.ds.Object(i).Bytes(), size)
+		}
+	}
+	tiers, shards := e.fresh(t, 8*size)
+	p := NewPrefetcher(PrefetchConfig{AheadBatches: 8, AheadBytes: 1 << 30}, shards, tiers)
+	plan, err := shuffle.NewPlan(e.counts(t), shuffle.Settings{Seed: 3, Window: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := p.Open(e.ds, plan, shuffle.Batching{WorldSize: 1, BatchSize: 5}, 0)
+	defer s.Close()
+	s.Advance(0)
+	shards.Wait()
+	var fetched []int
+	for k := range syn.Shards {
+		if tiers.Contains(e.ds.Key(int(plan.At(k*5).Shard))) != cache.TierNone {
+			fetched = append(fetched, k)
+		}
+	}
+	if len(fetched) != 4 || fetched[0] != 0 || fetched[3] != 3 {
+		t.Fatalf("the shards of batches %v were fetched ahead, want those of batches 0-3 (half the memory tier)", fetched)
+	}
+}
+
 // A Shards.Get counts once in the cache's metrics: a miss, however many
 // flights its fetch goes through (the remote one, then the local one, each
 // looking at the cache again); the next Get is a hit.

@@ -205,6 +205,7 @@ func (s *Stream) Advance(k int) {
 	from := max(s.ahead, k)
 	until := k + s.p.cfg.AheadBatches
 	budget := s.p.aheadBytes()
+	wholeBudget := s.p.wholeAheadBytes()
 	var spent int64
 	wholeFull, rangesFull := false, false
 	seen := map[int32]bool{}
@@ -239,7 +240,7 @@ func (s *Stream) Advance(k int) {
 				// Within the budget, and only what the memory tier would
 				// keep: it holds shards needed sooner, and a shard it does
 				// not take would be fetched again when it is read.
-				if wholeFull || spent > 0 && spent+o.Bytes() > budget || !s.p.cache.MemoryWouldTake(s.ds.Key(i), o.Bytes()) {
+				if wholeFull || spent > 0 && spent+o.Bytes() > wholeBudget || !s.p.cache.MemoryWouldTake(s.ds.Key(i), o.Bytes()) {
 					wholeFull, stopped = true, true
 					continue
 				}
