@@ -762,8 +762,12 @@ type PreprocessResponse struct {
 	// tensors describe the outputs (name, dtype, shape with the samples'
 	// rows first; no data), in the pipeline's order, an image's params
 	// after it; a masking pipeline's __valid__ is left out.
-	Tensors       []*Tensor           `protobuf:"bytes,1,rep,name=tensors,proto3" json:"tensors,omitempty"`
-	Results       []*PreprocessResult `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
+	Tensors []*Tensor           `protobuf:"bytes,1,rep,name=tensors,proto3" json:"tensors,omitempty"`
+	Results []*PreprocessResult `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
+	// jpeg_decoder is the answering node's build (PipelineStats.jpeg_decoder):
+	// builds with different decoders and kernels may differ in a pixel's
+	// last bit, so the caller uses the rows only when it is its own.
+	JpegDecoder   string `protobuf:"bytes,3,opt,name=jpeg_decoder,json=jpegDecoder,proto3" json:"jpeg_decoder,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -810,6 +814,13 @@ func (x *PreprocessResponse) GetResults() []*PreprocessResult {
 		return x.Results
 	}
 	return nil
+}
+
+func (x *PreprocessResponse) GetJpegDecoder() string {
+	if x != nil {
+		return x.JpegDecoder
+	}
+	return ""
 }
 
 // PreprocessResult is one sample's output: its row of each tensor, or why
@@ -931,10 +942,11 @@ const file_stoker_v1_peer_proto_rawDesc = "" +
 	"\x05shard\x18\x01 \x01(\rR\x05shard\x12\x12\n" +
 	"\x04etag\x18\x02 \x01(\tR\x04etag\x12\x16\n" +
 	"\x06sample\x18\x03 \x01(\rR\x06sample\x12\x1a\n" +
-	"\bposition\x18\x04 \x01(\x04R\bposition\"x\n" +
+	"\bposition\x18\x04 \x01(\x04R\bposition\"\x9b\x01\n" +
 	"\x12PreprocessResponse\x12+\n" +
 	"\atensors\x18\x01 \x03(\v2\x11.stoker.v1.TensorR\atensors\x125\n" +
-	"\aresults\x18\x02 \x03(\v2\x1b.stoker.v1.PreprocessResultR\aresults\"N\n" +
+	"\aresults\x18\x02 \x03(\v2\x1b.stoker.v1.PreprocessResultR\aresults\x12!\n" +
+	"\fjpeg_decoder\x18\x03 \x01(\tR\vjpegDecoder\"N\n" +
 	"\x10PreprocessResult\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04rows\x18\x02 \x03(\fR\x04rows\x12\x14\n" +
