@@ -250,6 +250,9 @@ func parseStreamRequest(req *stokerv1.StreamBatchesRequest) (shuffle.Batching, s
 		return b, s, 0, invalid("world_size", fmt.Sprintf("%d is over the limit of %d ranks", world, maxWorldSize))
 	case req.GetRank() >= world:
 		return b, s, 0, invalid("rank", fmt.Sprintf("%d is outside world_size %d", req.GetRank(), world))
+	case stokerv1.PreprocessOn_name[int32(req.GetPreprocessOn())] == "":
+		return b, s, 0, invalid("preprocess_on", fmt.Sprintf("%d is not LOCAL (%d) or ANY (%d)", req.GetPreprocessOn(),
+			stokerv1.PreprocessOn_PREPROCESS_ON_LOCAL, stokerv1.PreprocessOn_PREPROCESS_ON_ANY))
 	}
 	b = shuffle.Batching{Rank: int(req.GetRank()), WorldSize: int(world), BatchSize: int(req.GetBatchSize()), DropLast: req.GetDropLast()}
 	s = shuffle.Settings{Seed: req.GetSeed(), Epoch: req.GetEpoch(), Window: int(req.GetShuffleWindow()), NoShuffle: req.GetNoShuffle()}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -24,6 +25,10 @@ type readyPool struct {
 	once sync.Once
 	mu   sync.Mutex // guards pool
 	pool *pipeline.Pool
+
+	sent      atomic.Uint64 // samples of this node's streams other nodes preprocessed
+	fallbacks atomic.Uint64 // samples sent to another node and done here after all
+	served    atomic.Uint64 // samples preprocessed for other nodes' streams
 }
 
 func (r *readyPool) get() *pipeline.Pool {
@@ -50,7 +55,8 @@ func (r *readyPool) stats() *stokerv1.PipelineStats {
 	r.mu.Lock()
 	p := r.pool
 	r.mu.Unlock()
-	st := &stokerv1.PipelineStats{JpegDecoder: pipeline.JPEGDecoder}
+	st := &stokerv1.PipelineStats{JpegDecoder: pipeline.JPEGDecoder,
+		PeerSamplesSent: r.sent.Load(), PeerFallbacks: r.fallbacks.Load(), PeerSamplesServed: r.served.Load()}
 	if p == nil {
 		return st
 	}
@@ -65,6 +71,10 @@ func (r *readyPool) stats() *stokerv1.PipelineStats {
 type readyStream struct {
 	p       *pipeline.Pipeline
 	pool    *pipeline.Pool
+	spec    *stokerv1.Pipeline
+	url     string
+	format  string
+	any     bool   // preprocess_on ANY in a cluster: samples go to their shards' owners
 	buf     []byte // TCP: the step's tensors, reused from step to step
 	release func() // gives buf's bytes back to the limits
 }
@@ -84,7 +94,8 @@ func (l *loader) openReady(req *stokerv1.StreamBatchesRequest, ds *dataset.Datas
 	if err != nil {
 		return nil, invalid("pipeline", err.Error())
 	}
-	return &readyStream{p: p, pool: l.s.ready.get(), release: func() {}}, nil
+	return &readyStream{p: p, pool: l.s.ready.get(), release: func() {}, spec: req.GetPipeline(), url: req.GetUrl(), format: req.GetFormat(),
+		any: req.GetPreprocessOn() == stokerv1.PreprocessOn_PREPROCESS_ON_ANY && l.s.cfg.Cluster != nil}, nil
 }
 
 func (r *readyStream) close() {
@@ -101,7 +112,9 @@ func (l *loader) sendReady(stream stokerv1.Loader_StreamBatchesServer, r *readyS
 	samples []*prefetch.SampleData, lo int, epoch, step uint64, rank uint32, after uint64) error {
 	ctx := stream.Context()
 	inputs := make([]pipeline.Input, len(samples))
+	refs := make([]shuffle.Ref, len(samples))
 	for i, d := range samples {
+		refs[i] = d.Ref
 		fields := make([]pipeline.Field, len(d.Fields))
 		for k, f := range d.Fields {
 			fields[k] = pipeline.Field{Name: f.Name, Data: f.Data}
@@ -128,7 +141,12 @@ func (l *loader) sendReady(stream stokerv1.Loader_StreamBatchesServer, r *readyS
 			return err
 		}
 	}
-	if err := r.pool.Run(ctx, b, dst); err != nil {
+	if r.any {
+		err = l.runAnywhere(ctx, r, ds, b, dst, inputs, refs, epoch)
+	} else {
+		err = r.pool.Run(ctx, b, dst)
+	}
+	if err != nil {
 		return pipelineStatus(err)
 	}
 	newMsg := func(first, n int) *stokerv1.StreamBatchesResponse {

@@ -295,3 +295,83 @@ func IsSampleError(err error) bool {
 	var se *SampleError
 	return errors.As(err, &se)
 }
+
+// rowBytes is the bytes of sample i's rows in all tensors.
+func (b *Batch) rowBytes(i int) int {
+	n := 0
+	for ti := range b.tensors {
+		_, ln := b.tensors[ti].RowRange(i, i+1)
+		n += ln
+	}
+	return n
+}
+
+// Outputs are the batch's tensors but a masking pipeline's __valid__:
+// those a sample's rows (SampleRows, PutRows) are of.
+func (b *Batch) Outputs() []Tensor {
+	if b.valid < 0 {
+		return b.tensors
+	}
+	return slices.Delete(slices.Clone(b.tensors), b.valid, b.valid+1)
+}
+
+// SampleRows are sample i's rows of each of Outputs, in dst (the buffer
+// the batch ran into): slices of it, not copies.
+func (b *Batch) SampleRows(i int, dst []byte) [][]byte {
+	rows := make([][]byte, 0, len(b.tensors))
+	for ti := range b.tensors {
+		if ti == b.valid {
+			continue
+		}
+		t := &b.tensors[ti]
+		off, n := t.RowRange(i, i+1)
+		rows = append(rows, dst[t.Offset+off:t.Offset+off+n:t.Offset+off+n])
+	}
+	return rows
+}
+
+// PutRows writes sample i's rows of each of Outputs, computed elsewhere
+// (another node ran the same pipeline on the same sample), into dst, and
+// marks the sample valid. It writes nothing and returns false unless
+// there is one row per output and each is the length the sample's rows
+// have here, and the sample was not masked in Prepare.
+func (b *Batch) PutRows(i int, rows [][]byte, dst []byte) bool {
+	if i < 0 || i >= len(b.inputs) || b.errs[i] != nil || len(rows) != len(b.Outputs()) {
+		return false
+	}
+	k := 0
+	for ti := range b.tensors {
+		if ti == b.valid {
+			continue
+		}
+		t := &b.tensors[ti]
+		if _, n := t.RowRange(i, i+1); n != len(rows[k]) {
+			return false
+		}
+		k++
+	}
+	k = 0
+	for ti := range b.tensors {
+		t := &b.tensors[ti]
+		off, _ := t.RowRange(i, i+1)
+		if ti == b.valid {
+			dst[t.Offset+i] = 1
+			continue
+		}
+		copy(dst[t.Offset+off:], rows[k])
+		k++
+	}
+	return true
+}
+
+// Masking is the pipeline with on_error "mask": a batch of it keeps going
+// past a failed sample, each sample with its own error (a node
+// preprocessing samples for another reports each one's fate).
+func (p *Pipeline) Masking() *Pipeline {
+	q := *p
+	q.mask = true
+	return &q
+}
+
+// Key is sample i's key.
+func (b *Batch) Key(i int) string { return b.inputs[i].Key }

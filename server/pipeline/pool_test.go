@@ -79,3 +79,64 @@ func contents(b *Batch, dst []byte) []byte {
 	}
 	return out
 }
+
+// A batch made of some samples run here and the others' rows computed in
+// another batch (as another node does, masking, with the samples alone)
+// and put with PutRows is the batch run whole, __valid__ included.
+func TestRunSamplesAndPutRows(t *testing.T) {
+	pool := NewPoolForTest(t)
+	spec := imagenet(3)
+	spec.OnError = "mask"
+	p := compile(t, spec)
+	all := photos(t, 10, 11, 12, 13, 14, 15)
+	whole, wdst, err := run(t, p, pool, 2, all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := p.Prepare(2, all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := make([]byte, b.Size())
+	here := []bool{true, false, true, false, false, true}
+	var away []Input
+	for i, h := range here {
+		if !h {
+			away = append(away, all[i])
+		}
+	}
+	ob, odst, err := run(t, p.Masking(), pool, 2, away)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ob.Outputs()) != len(b.Tensors())-1 {
+		t.Fatalf("%d outputs of %d tensors", len(ob.Outputs()), len(b.Tensors()))
+	}
+	before := pool.Stats().Samples
+	if err := pool.RunSamples(context.Background(), b, dst, here); err != nil {
+		t.Fatal(err)
+	}
+	if got := pool.Stats().Samples - before; got != 3 {
+		t.Errorf("RunSamples counted %d samples, ran 3", got)
+	}
+	k := 0
+	for i, h := range here {
+		if h {
+			continue
+		}
+		rows := ob.SampleRows(k, odst)
+		if b.PutRows(i, rows[:1], dst) || b.PutRows(i, append([][]byte{rows[0][1:]}, rows[1:]...), dst) {
+			t.Fatal("PutRows took rows of the wrong number or length")
+		}
+		if !b.PutRows(i, rows, dst) {
+			t.Fatalf("PutRows refused sample %d", i)
+		}
+		k++
+	}
+	if !bytes.Equal(contents(b, dst), contents(whole, wdst)) {
+		t.Fatal("the batch put together differs from the batch run whole")
+	}
+	if err := pool.RunSamples(context.Background(), b, dst, here[:2]); err == nil {
+		t.Error("RunSamples took a choice of 2 for a batch of 6")
+	}
+}
