@@ -8,20 +8,28 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
 
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 )
 
 // writePhotoDataset writes shards of samples with a photo (the pipeline
 // package's test images, in turn: JPEGs of several kinds and a PNG) and
-// a label, and returns the dataset's file:// URL.
-func writePhotoDataset(t *testing.T, dir string, shards, per int) string {
+// a label, and returns the dataset's file:// URL. files, when set, are the
+// images instead (JPEGs).
+func writePhotoDataset(t testing.TB, dir string, shards, per int, files ...string) string {
 	t.Helper()
-	files := []string{"photo.jpg", "progressive.jpg", "444.jpg", "gray.jpg", "photo.png"}
+	if files == nil {
+		files = []string{"photo.jpg", "progressive.jpg", "444.jpg", "gray.jpg", "photo.png"}
+	}
 	imgs := make([][]byte, len(files))
 	for i, f := range files {
 		b, err := os.ReadFile(filepath.Join("..", "..", "server", "pipeline", "testdata", f))
@@ -45,7 +53,7 @@ func writePhotoDataset(t *testing.T, dir string, shards, per int) string {
 			n := s*per + i
 			key := fmt.Sprintf("%05d", n)
 			ext := "jpg"
-			if n%len(imgs) == 4 {
+			if files[n%len(imgs)] == "photo.png" {
 				ext = "png"
 			}
 			put(key+"."+ext, imgs[n%len(imgs)])
@@ -144,7 +152,7 @@ func sameRows(t *testing.T, what string, got, want []readyRow) {
 	}
 }
 
-func pipelineStats(t *testing.T, n *clusterNode) *stokerv1.PipelineStats {
+func pipelineStats(t testing.TB, n *clusterNode) *stokerv1.PipelineStats {
 	t.Helper()
 	st, err := stokerv1.NewLoaderClient(n.conn).Stats(context.Background(), &stokerv1.StatsRequest{})
 	if err != nil {
@@ -245,4 +253,122 @@ func sameImages(a, b []readyRow) int {
 		}
 	}
 	return n
+}
+
+// procCPU is a process's user and system CPU time so far.
+func procCPU(tb testing.TB, pid int) time.Duration {
+	tb.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// Fields after the command's closing parenthesis: utime and stime are
+	// the 12th and 13th, in clock ticks (USER_HZ, 100 on Linux).
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	var ticks int64
+	for _, s := range f[11:13] {
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		ticks += v
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
+}
+
+// BenchmarkClusterPreprocessCPU measures the serving node's CPU time per
+// sample of a pipeline stream (ImageNet's training transform at 224, CHW,
+// float32 normalized or uint8 pixels, on the test photos of ImageNet's sizes) with preprocess_on LOCAL and ANY, on a cluster
+// of two nodes a and b built without the race detector (with -tags libjpeg
+// where its headers are). Both processes share this machine's cores, so the
+// figure is CPU time, not throughput. Each iteration reads one epoch each
+// way (alternating which goes first) through a.
+func BenchmarkClusterPreprocessCPU(b *testing.B) {
+	plain := filepath.Join(b.TempDir(), "stokerd")
+	args := []string{"build", "-o", plain}
+	if _, err := os.Stat("/usr/include/jpeglib.h"); err == nil {
+		args = append(args, "-tags", "libjpeg")
+	}
+	if msg, err := exec.Command("go", append(args, "github.com/stoker-data/stoker/cmd/stokerd")...).CombinedOutput(); err != nil {
+		b.Fatalf("building stokerd: %v\n%s", err, msg)
+	}
+	saved := binDir
+	binDir = filepath.Dir(plain)
+	b.Cleanup(func() { binDir = saved })
+	dir := b.TempDir()
+	url := writePhotoDataset(b, dir, 8, 32, "photo.jpg", "progressive.jpg") // 500x375 and 333x500: ImageNet's sizes
+	a := startNode(b, nil, "a", "", "--allow-file-root", dir, "--log-level", "info")
+	nb := startNode(b, nil, "b", a.gossip, "--allow-file-root", dir, "--log-level", "info")
+	waitAlive(b, []*clusterNode{a, nb}, "a", "b")
+	for _, dtype := range []string{"float32", "uint8"} {
+		b.Run(dtype, func(b *testing.B) { benchPreprocessCPU(b, a, nb, url, dtype) })
+	}
+}
+
+func benchPreprocessCPU(b *testing.B, a, nb *clusterNode, url, dtype string) {
+	spec := func() *stokerv1.Pipeline {
+		p := 0.5
+		return &stokerv1.Pipeline{Seed: 1, Outputs: []*stokerv1.PipelineOutput{
+			{Name: "image", Field: "jpg;png", Decode: "image", Layout: "CHW", Dtype: dtype, Ops: []*stokerv1.ImageOp{
+				{Op: &stokerv1.ImageOp_RandomResizedCrop{RandomResizedCrop: &stokerv1.RandomResizedCrop{Height: 224, Width: 224}}},
+				{Op: &stokerv1.ImageOp_HorizontalFlip{HorizontalFlip: &stokerv1.HorizontalFlip{P: &p}}},
+				{Op: &stokerv1.ImageOp_Normalize{Normalize: &stokerv1.Normalize{Mean: []float32{0.485, 0.456, 0.406}, Std: []float32{0.229, 0.224, 0.225}}}},
+			}},
+			{Name: "label", Field: "cls", Decode: "int"},
+		}}
+	}
+	if dtype == "uint8" { // pixels as they are: no normalize
+		inner := spec
+		spec = func() *stokerv1.Pipeline {
+			p := inner()
+			p.Outputs[0].Ops = p.Outputs[0].Ops[:2]
+			return p
+		}
+	}
+	read := func(epoch uint64, on stokerv1.PreprocessOn) (samples int, aCPU, bCPU, wall time.Duration) {
+		a0, b0, t0 := procCPU(b, a.cmd.Process.Pid), procCPU(b, nb.cmd.Process.Pid), time.Now()
+		ctx := context.Background()
+		st, err := stokerv1.NewLoaderClient(a.conn).StreamBatches(ctx, &stokerv1.StreamBatchesRequest{Url: url, Seed: 3, Epoch: epoch,
+			BatchSize: 32, ShuffleWindow: 2, Pipeline: spec(), PreprocessOn: on}, grpc.MaxCallRecvMsgSize(64<<20))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for {
+			msg, err := st.Recv()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			samples += len(msg.GetSamples())
+		}
+		return samples, procCPU(b, a.cmd.Process.Pid) - a0, procCPU(b, nb.cmd.Process.Pid) - b0, time.Since(t0)
+	}
+	read(1000, stokerv1.PreprocessOn_PREPROCESS_ON_LOCAL) // warm: both caches hold their shards, the pools are started
+	read(1001, stokerv1.PreprocessOn_PREPROCESS_ON_ANY)
+	var n [2]int
+	var ac, bc, wall [2]time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		for k := range 2 {
+			mode := (i + k) % 2
+			on := []stokerv1.PreprocessOn{stokerv1.PreprocessOn_PREPROCESS_ON_LOCAL, stokerv1.PreprocessOn_PREPROCESS_ON_ANY}[mode]
+			s, x, y, w := read(uint64(2*i+k), on)
+			n[mode] += s
+			ac[mode] += x
+			bc[mode] += y
+			wall[mode] += w
+		}
+	}
+	b.StopTimer()
+	per := func(d time.Duration, n int) float64 { return float64(d.Microseconds()) / 1000 / float64(n) }
+	b.ReportMetric(per(ac[0], n[0]), "a-ms-cpu/sample-local")
+	b.ReportMetric(per(bc[0], n[0]), "b-ms-cpu/sample-local")
+	b.ReportMetric(per(ac[1], n[1]), "a-ms-cpu/sample-any")
+	b.ReportMetric(per(bc[1], n[1]), "b-ms-cpu/sample-any")
+	b.ReportMetric(per(wall[0], n[0]), "ms-wall/sample-local")
+	b.ReportMetric(per(wall[1], n[1]), "ms-wall/sample-any")
+	st := pipelineStats(b, a)
+	b.Logf("a: %d samples sent to b, %d fell back", st.GetPeerSamplesSent(), st.GetPeerFallbacks())
 }
