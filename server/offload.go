@@ -130,6 +130,14 @@ func (p *peer) Preprocess(ctx context.Context, req *stokerv1.PreprocessRequest) 
 	if b.Size() > maxPreprocessBytes {
 		return nil, status.Errorf(codes.ResourceExhausted, "preprocess: the samples' outputs take %d bytes, over %d: ask for fewer at once", b.Size(), maxPreprocessBytes)
 	}
+	// The rows count against the bytes held for streams (--max-shm), as a
+	// TCP pipeline stream's buffer does: past them the caller does the
+	// samples itself.
+	release, err := p.s.limits.acquire(ctx, 0, int64(b.Size()))
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	dst := make([]byte, b.Size())
 	if err := p.s.ready.get().Run(ctx, b, dst); err != nil {
 		return nil, pipelineStatus(err)

@@ -147,3 +147,32 @@ func TestPreprocessHandler(t *testing.T) {
 		t.Errorf("an answer of 12 MiB: %v, want ResourceExhausted", err)
 	}
 }
+
+// A Preprocess answer's rows count against the bytes held for streams
+// (--max-shm): past them the call is refused, and the caller does the
+// samples itself.
+func TestPreprocessCountsAgainstLimits(t *testing.T) {
+	h := photoHarness(t, 1, 8, nil, func(c *Config) { c.Limits.MaxShmBytes = 64 << 10 })
+	ctx := context.Background()
+	ds, err := h.client.OpenDataset(ctx, h.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := func(n int) *stokerv1.PreprocessRequest {
+		r := &stokerv1.PreprocessRequest{Url: h.url, Pipeline: readyPipeline(1)}
+		for i := range n {
+			r.Samples = append(r.Samples, &stokerv1.PreprocessSample{Sample: uint32(i), Position: uint64(i), Etag: ds.GetShards()[0].GetEtag()})
+		}
+		return r
+	}
+	peer := stokerv1.NewPeerClient(h.client.Conn())
+	if _, err := peer.Preprocess(ctx, req(2)); err != nil { // 2 x 18 KiB of image rows
+		t.Fatal(err)
+	}
+	if _, err := peer.Preprocess(ctx, req(8)); status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "--max-shm") {
+		t.Fatalf("8 samples, 147 KiB of rows, with --max-shm 64 KiB: %v", err)
+	}
+	if _, err := peer.Preprocess(ctx, req(2)); err != nil {
+		t.Fatalf("after a refusal, the bytes are back: %v", err)
+	}
+}
