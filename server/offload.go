@@ -243,21 +243,19 @@ type offloadJob struct {
 // does here any sample an owner did not. The result is what
 // pool.Run(ctx, b, dst) gives.
 func (l *loader) runAnywhere(ctx context.Context, r *readyStream, ds *dataset.Dataset, b *pipeline.Batch,
-	dst []byte, inputs []pipeline.Input, refs []shuffle.Ref, epoch uint64) error {
+	dst []byte, inputs []pipeline.Input, refs []shuffle.Ref, epoch uint64, fetch func(i int) ([]pipeline.Field, error)) error {
 	node := l.s.cfg.Cluster
 	jobs := l.offloadJobs(node, ds, b, refs)
-	if len(jobs) == 0 {
-		return r.pool.Run(ctx, b, dst)
-	}
 	n := b.Len()
-	local := make([]bool, n)
-	for i := range local {
-		local[i] = true
-	}
+	local := make([]bool, n) // run here at once: not sent, and the bytes are here
+	sentTo := make([]bool, n)
 	for _, j := range jobs {
 		for _, i := range j.idx {
-			local[i] = false
+			sentTo[i] = true
 		}
+	}
+	for i := range local {
+		local[i] = !sentTo[i] && !(b.Deferred(i) && b.Errors()[i] == nil)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -294,13 +292,34 @@ func (l *loader) runAnywhere(ctx context.Context, r *readyStream, ds *dataset.Da
 			sent++
 		default:
 			fallback[i] = true
-			back++
+			if sentTo[i] {
+				back++
+			}
 		}
 	}
 	l.s.ready.sent.Add(uint64(sent))
 	l.s.ready.fallbacks.Add(uint64(back))
 	if err != nil && !pipeline.IsSampleError(err) {
 		return err
+	}
+	// The samples whose bytes were not read here (their owner was to do
+	// them) are read now; a sample that fails its reading fails the
+	// stream before any that fails its run, as in Prepare then Run.
+	var fillErr error
+	for i := range n {
+		if !fallback[i] || !b.Deferred(i) {
+			continue
+		}
+		fields, err := fetch(i)
+		if err != nil {
+			return err
+		}
+		if err := b.Fill(i, fields); err != nil && fillErr == nil {
+			fillErr = err
+		}
+	}
+	if fillErr != nil {
+		return fillErr
 	}
 	ferr := r.pool.RunSamples(ctx, b, dst, fallback)
 	return firstSampleError(err, ferr)

@@ -164,11 +164,16 @@ func pipelineStats(t testing.TB, n *clusterNode) *stokerv1.PipelineStats {
 // A pipeline stream read through node a with preprocess_on ANY has its
 // samples preprocessed by the owners of their shards, b and c, and gives
 // the tensors, bytes for bytes and in the same order, that LOCAL gives;
+// the raw bytes of b's and c's shards never travel to a (the dataset has
+// its index beside the shards, so nothing reads them to count them);
 // the Stats and metrics say who did what. Then c is killed mid-stream:
 // the ANY stream completes, still identical (a does c's samples itself).
 func TestClusterPreprocessAnywhere(t *testing.T) {
 	dir := t.TempDir()
 	url := writePhotoDataset(t, dir, 9, 8)
+	if out, err := exec.Command(filepath.Join(binDir, "stoker"), "index", url).CombinedOutput(); err != nil {
+		t.Fatalf("stoker index: %v\n%s", err, out)
+	}
 	a := startNode(t, nil, "a", "", "--allow-file-root", dir)
 	b := startNode(t, nil, "b", a.gossip, "--allow-file-root", dir)
 	c := startNode(t, nil, "c", a.gossip, "--allow-file-root", dir)
@@ -185,15 +190,27 @@ func TestClusterPreprocessAnywhere(t *testing.T) {
 		return &stokerv1.StreamBatchesRequest{Url: url, Seed: 5, Epoch: epoch, BatchSize: 6, ShuffleWindow: 3,
 			Pipeline: photoPipeline(), PreprocessOn: on}
 	}
+	anywhere := readReadyOrdered(t, a, req(0, stokerv1.PreprocessOn_PREPROCESS_ON_ANY), nil)
+	if got := a.metric(t, "stoker_peer_reads_total"); got != 0 {
+		t.Errorf("ANY: a read %v shards or sample ranges from their owners: the raw bytes travelled", got)
+	}
+	for _, n := range []*clusterNode{b, c} {
+		if got := n.metric(t, "stoker_peer_served_total"); got != 0 {
+			t.Errorf("ANY: %s served %v shard reads", n.name, got)
+		}
+	}
+	st := pipelineStats(t, a)
 	local := readReadyOrdered(t, a, req(0, stokerv1.PreprocessOn_PREPROCESS_ON_LOCAL), nil)
 	if len(local) != 72 {
 		t.Fatalf("LOCAL read %d samples, want 72", len(local))
 	}
-	if st := pipelineStats(t, a); st.GetPeerSamplesSent() != 0 {
-		t.Fatalf("LOCAL sent %d samples to peers", st.GetPeerSamplesSent())
-	}
-	anywhere := readReadyOrdered(t, a, req(0, stokerv1.PreprocessOn_PREPROCESS_ON_ANY), nil)
 	sameRows(t, "ANY", anywhere, local)
+	if after := pipelineStats(t, a); after.GetPeerSamplesSent() != st.GetPeerSamplesSent() {
+		t.Fatalf("LOCAL sent %d samples to peers", after.GetPeerSamplesSent()-st.GetPeerSamplesSent())
+	}
+	if got := a.metric(t, "stoker_peer_reads_total"); got == 0 {
+		t.Error("LOCAL: a read nothing from the owners: the check of ANY above proves nothing")
+	}
 
 	// Every sample of b's and c's shards went to them, and only those.
 	ownedBy := map[string]int{}
@@ -204,7 +221,6 @@ func TestClusterPreprocessAnywhere(t *testing.T) {
 		}
 		ownedBy[owners[shard/8]]++
 	}
-	st := pipelineStats(t, a)
 	if want := uint64(ownedBy["b"] + ownedBy["c"]); st.GetPeerSamplesSent() != want || st.GetPeerFallbacks() != 0 {
 		t.Errorf("a: %d samples preprocessed by peers, %d fallbacks; want %d and 0 (owners %v)", st.GetPeerSamplesSent(), st.GetPeerFallbacks(), want, owners)
 	}

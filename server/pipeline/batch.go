@@ -11,6 +11,11 @@ type Input struct {
 	Object   string // its shard's object, named in errors
 	Position int    // its position in the epoch's order
 	Fields   []Field
+	// Deferred says the fields' Data is not here yet (their names are):
+	// Prepare checks the fields are there but reads none, and the
+	// sample's rows come from PutRows, or from Fill then a run. Only for
+	// a pipeline whose rows do not depend on the data (FixedRows).
+	Deferred bool
 }
 
 // Field is one field of a sample: its name after the key ("jpg").
@@ -116,6 +121,9 @@ func (b *Batch) read(oi int, o *output, i int) error {
 	fail := func(field string, err error) error {
 		return &SampleError{Key: in.Key, Object: in.Object, Position: in.Position, Output: o.name, Field: field, Err: err}
 	}
+	if in.Deferred && !b.p.FixedRows() {
+		return fail("", errorf("pipeline: sample %q deferred in a pipeline whose rows depend on the data", in.Key))
+	}
 	var data []byte
 	name := ""
 	for _, want := range o.fields {
@@ -137,6 +145,9 @@ func (b *Batch) read(oi int, o *output, i int) error {
 		return fail("", kindError(ErrMissingField, "none of %q (the sample has %q)", o.fields, have))
 	}
 	b.data[oi][i], b.fields[oi][i] = data, name
+	if in.Deferred {
+		return nil
+	}
 	var err error
 	switch o.kind {
 	case kindInt:
@@ -375,3 +386,40 @@ func (p *Pipeline) Masking() *Pipeline {
 
 // Key is sample i's key.
 func (b *Batch) Key(i int) string { return b.inputs[i].Key }
+
+// FixedRows says whether every output's row size and layout are the
+// pipeline's alone (images and ints), not the data's (text, json, npy):
+// then a sample can be Deferred.
+func (p *Pipeline) FixedRows() bool {
+	for _, o := range p.outputs {
+		if !o.kind.image() && o.kind != kindInt {
+			return false
+		}
+	}
+	return true
+}
+
+// Fill gives a Deferred sample its fields and reads them as Prepare
+// would have; the sample is then run like any other (Pool.RunSamples).
+// A sample that fails is a *SampleError, returned, or in a masking
+// pipeline noted in Errors.
+func (b *Batch) Fill(i int, fields []Field) error {
+	in := &b.inputs[i]
+	if !in.Deferred {
+		return errorf("pipeline: sample %q filled, but it was not deferred", in.Key)
+	}
+	in.Fields, in.Deferred = fields, false
+	for oi, o := range b.p.outputs {
+		if err := b.read(oi, o, i); err != nil {
+			if !b.p.mask {
+				return err
+			}
+			b.errs[i] = err
+			return nil
+		}
+	}
+	return nil
+}
+
+// Deferred says whether sample i's fields are still to come (Fill).
+func (b *Batch) Deferred(i int) bool { return b.inputs[i].Deferred }

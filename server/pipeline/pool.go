@@ -149,6 +149,11 @@ func (p *Pool) run(ctx context.Context, b *Batch, dst []byte, which []bool) erro
 	if len(dst) < b.size {
 		return errorf("pipeline: a buffer of %d bytes for a batch of %d", len(dst), b.size)
 	}
+	for i := range b.inputs {
+		if (which == nil || which[i]) && b.inputs[i].Deferred && b.errs[i] == nil {
+			return errorf("pipeline: sample %q run before its fields came (Fill)", b.inputs[i].Key)
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var mu sync.Mutex // guards errs, first

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -138,5 +140,60 @@ func TestRunSamplesAndPutRows(t *testing.T) {
 	}
 	if err := pool.RunSamples(context.Background(), b, dst, here[:2]); err == nil {
 		t.Error("RunSamples took a choice of 2 for a batch of 6")
+	}
+}
+
+// Deferred samples: Prepare checks their fields are named but reads no
+// bytes; a run refuses them until Fill gives them their bytes; filled and
+// run, the batch is the batch run whole. A pipeline with text, json or npy
+// outputs has rows that depend on the data: it defers nothing.
+func TestDeferredAndFill(t *testing.T) {
+	pool := NewPoolForTest(t)
+	p := compile(t, imagenet(5))
+	if !p.FixedRows() || compile(t, &stokerv1.Pipeline{Outputs: []*stokerv1.PipelineOutput{{Name: "t", Field: "txt", Decode: "text"}}}).FixedRows() {
+		t.Fatal("FixedRows: images and ints are fixed, text is not")
+	}
+	all := photos(t, 20, 21, 22, 23)
+	whole, wdst, err := run(t, p, pool, 1, all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := photos(t, 20, 21, 22, 23)
+	for _, i := range []int{1, 3} {
+		in[i].Deferred = true
+		for k := range in[i].Fields {
+			in[i].Fields[k].Data = nil // the names alone: the label is not parsed
+		}
+	}
+	b, err := p.Prepare(1, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := make([]byte, b.Size())
+	if err := pool.Run(context.Background(), b, dst); err == nil {
+		t.Fatal("a run with deferred samples not filled")
+	}
+	if err := b.Fill(0, all[0].Fields); err == nil {
+		t.Fatal("Fill of a sample that was not deferred")
+	}
+	for _, i := range []int{1, 3} {
+		if !b.Deferred(i) {
+			t.Fatalf("sample %d not deferred", i)
+		}
+		if err := b.Fill(i, all[i].Fields); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pool.Run(context.Background(), b, dst); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(contents(b, dst), contents(whole, wdst)) {
+		t.Fatal("the batch with samples filled late differs from the batch run whole")
+	}
+	// A deferred sample without the field fails in Prepare, as it would with its bytes.
+	in = photos(t, 30)
+	in[0].Deferred, in[0].Fields = true, in[0].Fields[1:]
+	if _, err := p.Prepare(1, in); !errors.Is(err, ErrMissingField) {
+		t.Fatalf("a deferred sample without its image: %v", err)
 	}
 }
