@@ -365,6 +365,7 @@ func benchPreprocessCPU(b *testing.B, a, nb *clusterNode, url, dtype string) {
 	read(1001, stokerv1.PreprocessOn_PREPROCESS_ON_ANY)
 	var n [2]int
 	var ac, bc, wall [2]time.Duration
+	sent0 := pipelineStats(b, a).GetPeerSamplesSent()
 	b.ResetTimer()
 	for i := range b.N {
 		for k := range 2 {
@@ -385,6 +386,15 @@ func benchPreprocessCPU(b *testing.B, a, nb *clusterNode, url, dtype string) {
 	b.ReportMetric(per(bc[1], n[1]), "b-ms-cpu/sample-any")
 	b.ReportMetric(per(wall[0], n[0]), "ms-wall/sample-local")
 	b.ReportMetric(per(wall[1], n[1]), "ms-wall/sample-any")
+	// The share of the ANY samples b did (the owners depend on the
+	// dataset's folder, a new one each run), and a's CPU saved per sample
+	// b did: the figure that compares across runs.
+	sent := pipelineStats(b, a).GetPeerSamplesSent() - sent0
+	b.ReportMetric(float64(sent)/float64(n[1]), "share-offloaded")
+	if sent > 0 {
+		saved := per(ac[0], n[0])*float64(n[1]) - float64(ac[1].Microseconds())/1000
+		b.ReportMetric(saved/float64(sent), "a-ms-cpu-saved/offloaded-sample")
+	}
 	st := pipelineStats(b, a)
 	b.Logf("a: %d samples sent to b, %d fell back", st.GetPeerSamplesSent(), st.GetPeerFallbacks())
 }
