@@ -42,13 +42,14 @@ type Stream struct {
 	delivering atomic.Bool // the step is read and being sent (Deliver): siblings do not wait for it
 	done       atomic.Bool // past the last step: siblings do not wait for it
 
-	modes   map[int]fetchMode          // by window
-	refs    map[int32]*cache.Ref       // whole shards held for the step being built, by shard
-	held    []*cache.Ref               // sample ranges held for the step being built
-	windows *windowRefs                // whole shards held while their window is read
-	indexes map[int32]*shardIndexEntry // the shard indexes this stream uses, by shard
-	ranges  *rangeBuffer               // sample ranges fetched ahead
-	preload int                        // windows before it have had their shard indexes read ahead
+	modes     map[int]fetchMode          // by window
+	refs      map[int32]*cache.Ref       // whole shards held for the step being built, by shard
+	held      []*cache.Ref               // sample ranges held for the step being built
+	windows   *windowRefs                // whole shards held while their window is read
+	indexes   map[int32]*shardIndexEntry // the shard indexes this stream uses, by shard
+	ranges    *rangeBuffer               // sample ranges fetched ahead
+	preload   int                        // windows before it have had their shard indexes read ahead
+	elsewhere func(shard int) bool       // shards whose bytes the reader does not want ahead (SetElsewhere)
 
 	Stall time.Duration // time this stream waited for shard bytes
 }
@@ -67,6 +68,7 @@ type SampleData struct {
 	Index  *wds.ShardIndex // the shard's index; the sample is Index's Ref.Sample
 	Fields []FieldData
 	Tier   cache.Tier // where the bytes came from (TierNone: storage)
+	Meta   bool       // from Meta: the fields' names, no bytes
 }
 
 // Size is the bytes of the sample's fields.
@@ -228,6 +230,9 @@ func (s *Stream) Advance(k int) {
 				s.preloadIndexes(w)
 				s.preload = w + 1
 			}
+			if s.elsewhere != nil && s.elsewhere(i) {
+				continue // its samples are read elsewhere (Meta); a fallback reads on demand
+			}
 			if s.whole(i) {
 				if seen[ref.Shard] {
 					continue
@@ -363,6 +368,33 @@ func (s *Stream) Sample(ctx context.Context, pos int) (*SampleData, error) {
 				Err: fmt.Errorf("sample %q field %q: bytes [%d, %d) are outside the %d read", d.Key, fl.Name, fl.Offset, fl.Offset+fl.Size, len(base))}
 		}
 		d.Fields[f] = FieldData{Name: fl.Name, Data: base[a:b:b]}
+	}
+	return d, nil
+}
+
+// SetElsewhere tells the stream which shards' bytes its reader does not
+// want fetched ahead: their samples are read with Meta (another node
+// works on their bytes). Sample still reads any sample on demand. Call
+// it before the first Advance; f is called from Advance's goroutine.
+func (s *Stream) SetElsewhere(f func(shard int) bool) { s.elsewhere = f }
+
+// Meta returns the sample at position pos without its bytes: its place,
+// key, index entry, and its fields' names (Data nil). It reads the
+// shard's index if need be, never the shard.
+func (s *Stream) Meta(ctx context.Context, pos int) (*SampleData, error) {
+	ref := s.plan.At(pos)
+	x, err := s.index(ctx, ref.Shard)
+	if err != nil {
+		return nil, err
+	}
+	j := int(ref.Sample)
+	if j >= x.Len() {
+		return nil, &storage.Error{Op: "read", Object: s.ds.Manifest.Shards[ref.Shard].Object, Kind: storage.ErrCorrupt,
+			Err: fmt.Errorf("sample %d of a shard indexed with %d", j, x.Len())}
+	}
+	d := &SampleData{Ref: ref, Key: x.Key(j), Index: x, Tier: cache.TierNone, Meta: true, Fields: make([]FieldData, x.NumFields(j))}
+	for f := range d.Fields {
+		d.Fields[f] = FieldData{Name: x.Field(j, f).Name}
 	}
 	return d, nil
 }

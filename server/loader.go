@@ -104,6 +104,9 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 		return err
 	}
 	defer ready.close()
+	if ready != nil && ready.elsewhere != nil {
+		ps.SetElsewhere(ready.elsewhere) // their owners read and preprocess them: none fetched ahead here
+	}
 	l.s.log.Debug("stream open", "url", req.GetUrl(), "epoch", req.GetEpoch(), "rank", b.Rank, "world", b.WorldSize, "start", start, "shm", req.GetShm())
 	if req.GetPacked() && ready == nil { // a pipeline's samples have no fields to pack
 		stream = packedStream{stream}
@@ -130,7 +133,7 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 		ps.Advance(k)
 		samples := make([]*prefetch.SampleData, 0, hi-lo)
 		for pos := lo; pos < hi; pos++ {
-			d, err := ps.Sample(ctx, pos)
+			d, err := ready.sample(ctx, ps, plan, pos)
 			if err != nil {
 				return toStatus(err)
 			}
@@ -139,7 +142,7 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 		// Read: the step waits on the reader now, not on storage.
 		ps.Deliver()
 		if ready != nil { // decode and augment: tensors go instead of the bytes
-			if err := l.sendReady(stream, ready, sh, ds, samples, lo, settings.Epoch, uint64((start+k*step)/step), uint32(b.Rank), uint64(after)); err != nil {
+			if err := l.sendReady(stream, ready, sh, ds, ps, samples, lo, settings.Epoch, uint64((start+k*step)/step), uint32(b.Rank), uint64(after)); err != nil {
 				return err
 			}
 			ps.EndStep()
@@ -250,6 +253,9 @@ func parseStreamRequest(req *stokerv1.StreamBatchesRequest) (shuffle.Batching, s
 		return b, s, 0, invalid("world_size", fmt.Sprintf("%d is over the limit of %d ranks", world, maxWorldSize))
 	case req.GetRank() >= world:
 		return b, s, 0, invalid("rank", fmt.Sprintf("%d is outside world_size %d", req.GetRank(), world))
+	case stokerv1.PreprocessOn_name[int32(req.GetPreprocessOn())] == "":
+		return b, s, 0, invalid("preprocess_on", fmt.Sprintf("%d is not LOCAL (%d) or ANY (%d)", req.GetPreprocessOn(),
+			stokerv1.PreprocessOn_PREPROCESS_ON_LOCAL, stokerv1.PreprocessOn_PREPROCESS_ON_ANY))
 	}
 	b = shuffle.Batching{Rank: int(req.GetRank()), WorldSize: int(world), BatchSize: int(req.GetBatchSize()), DropLast: req.GetDropLast()}
 	s = shuffle.Settings{Seed: req.GetSeed(), Epoch: req.GetEpoch(), Window: int(req.GetShuffleWindow()), NoShuffle: req.GetNoShuffle()}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -12,6 +13,7 @@ import (
 	"github.com/stoker-data/stoker/prefetch"
 	"github.com/stoker-data/stoker/prefetch/dataset"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
+	"github.com/stoker-data/stoker/server/cluster"
 	"github.com/stoker-data/stoker/server/pipeline"
 	"github.com/stoker-data/stoker/server/shm"
 	"github.com/stoker-data/stoker/shuffle"
@@ -24,6 +26,10 @@ type readyPool struct {
 	once sync.Once
 	mu   sync.Mutex // guards pool
 	pool *pipeline.Pool
+
+	sent      atomic.Uint64 // samples of this node's streams other nodes preprocessed
+	fallbacks atomic.Uint64 // samples sent to another node and done here after all
+	served    atomic.Uint64 // samples preprocessed for other nodes' streams
 }
 
 func (r *readyPool) get() *pipeline.Pool {
@@ -50,7 +56,8 @@ func (r *readyPool) stats() *stokerv1.PipelineStats {
 	r.mu.Lock()
 	p := r.pool
 	r.mu.Unlock()
-	st := &stokerv1.PipelineStats{JpegDecoder: pipeline.JPEGDecoder}
+	st := &stokerv1.PipelineStats{JpegDecoder: pipeline.JPEGDecoder,
+		PeerSamplesSent: r.sent.Load(), PeerFallbacks: r.fallbacks.Load(), PeerSamplesServed: r.served.Load()}
 	if p == nil {
 		return st
 	}
@@ -63,10 +70,18 @@ func (r *readyPool) stats() *stokerv1.PipelineStats {
 // readyStream is a stream whose samples go through a pipeline: it sends
 // tensors, not field bytes.
 type readyStream struct {
-	p       *pipeline.Pipeline
-	pool    *pipeline.Pool
-	buf     []byte // TCP: the step's tensors, reused from step to step
-	release func() // gives buf's bytes back to the limits
+	p      *pipeline.Pipeline
+	pool   *pipeline.Pool
+	spec   *stokerv1.Pipeline
+	url    string
+	format string
+	any    bool // preprocess_on ANY in a cluster: samples go to their shards' owners
+	// elsewhere, with any and a pipeline whose rows do not depend on the
+	// data, says which shards another node owns: their samples' bytes
+	// are not read here (unless their owner fails).
+	elsewhere func(shard int) bool
+	buf       []byte // TCP: the step's tensors, reused from step to step
+	release   func() // gives buf's bytes back to the limits
 }
 
 // openReady compiles a stream's pipeline; nil when it asks for none.
@@ -84,7 +99,26 @@ func (l *loader) openReady(req *stokerv1.StreamBatchesRequest, ds *dataset.Datas
 	if err != nil {
 		return nil, invalid("pipeline", err.Error())
 	}
-	return &readyStream{p: p, pool: l.s.ready.get(), release: func() {}}, nil
+	r := &readyStream{p: p, pool: l.s.ready.get(), release: func() {}, spec: req.GetPipeline(), url: req.GetUrl(), format: req.GetFormat(),
+		any: req.GetPreprocessOn() == stokerv1.PreprocessOn_PREPROCESS_ON_ANY && l.s.cfg.Cluster != nil}
+	if r.any && p.FixedRows() {
+		node := l.s.cfg.Cluster
+		r.elsewhere = func(shard int) bool {
+			m, ok := cluster.OwnerOf(cluster.ShardKey(ds.Object(shard)), node.Pool())
+			return ok && m.Name != node.Name() && m.Meta.GRPCAddr != ""
+		}
+	}
+	return r, nil
+}
+
+// sample reads the sample at pos for the step: without its bytes when
+// its shard's owner is another node that preprocesses it (Meta), else
+// with them.
+func (r *readyStream) sample(ctx context.Context, ps *prefetch.Stream, plan *shuffle.Plan, pos int) (*prefetch.SampleData, error) {
+	if r != nil && r.elsewhere != nil && r.elsewhere(int(plan.At(pos).Shard)) {
+		return ps.Meta(ctx, pos)
+	}
+	return ps.Sample(ctx, pos)
 }
 
 func (r *readyStream) close() {
@@ -97,16 +131,18 @@ func (r *readyStream) close() {
 // stream's pipeline into a lease of its region, sent as one message, or
 // into its buffer, sent in messages of about MaxPartBytes split by rows;
 // the last is final and carries the cursor.
-func (l *loader) sendReady(stream stokerv1.Loader_StreamBatchesServer, r *readyStream, sh *shmStream, ds *dataset.Dataset,
+func (l *loader) sendReady(stream stokerv1.Loader_StreamBatchesServer, r *readyStream, sh *shmStream, ds *dataset.Dataset, ps *prefetch.Stream,
 	samples []*prefetch.SampleData, lo int, epoch, step uint64, rank uint32, after uint64) error {
 	ctx := stream.Context()
 	inputs := make([]pipeline.Input, len(samples))
+	refs := make([]shuffle.Ref, len(samples))
 	for i, d := range samples {
+		refs[i] = d.Ref
 		fields := make([]pipeline.Field, len(d.Fields))
 		for k, f := range d.Fields {
 			fields[k] = pipeline.Field{Name: f.Name, Data: f.Data}
 		}
-		inputs[i] = pipeline.Input{Key: d.Key, Object: ds.Manifest.Shards[d.Ref.Shard].Object, Position: lo + i, Fields: fields}
+		inputs[i] = pipeline.Input{Key: d.Key, Object: ds.Manifest.Shards[d.Ref.Shard].Object, Position: lo + i, Fields: fields, Deferred: d.Meta}
 	}
 	b, err := r.p.Prepare(epoch, inputs)
 	if err != nil {
@@ -128,7 +164,23 @@ func (l *loader) sendReady(stream stokerv1.Loader_StreamBatchesServer, r *readyS
 			return err
 		}
 	}
-	if err := r.pool.Run(ctx, b, dst); err != nil {
+	if r.any {
+		fetch := func(i int) ([]pipeline.Field, error) { // a deferred sample's bytes, read here after all
+			d, err := ps.Sample(ctx, lo+i)
+			if err != nil {
+				return nil, toStatus(err)
+			}
+			fields := make([]pipeline.Field, len(d.Fields))
+			for k, f := range d.Fields {
+				fields[k] = pipeline.Field{Name: f.Name, Data: f.Data}
+			}
+			return fields, nil
+		}
+		err = l.runAnywhere(ctx, r, ds, b, dst, inputs, refs, epoch, fetch)
+	} else {
+		err = r.pool.Run(ctx, b, dst)
+	}
+	if err != nil {
 		return pipelineStatus(err)
 	}
 	newMsg := func(first, n int) *stokerv1.StreamBatchesResponse {
@@ -219,6 +271,9 @@ func (r *readyStream) buffer(ctx context.Context, l *loader, n int) ([]byte, err
 // pipelineStatus maps a pipeline error to a status that keeps its
 // message (it names the sample, the output and the field).
 func pipelineStatus(err error) error {
+	if _, ok := status.FromError(err); ok { // already a status (reading a sample's bytes)
+		return err
+	}
 	code := codes.Internal
 	switch {
 	case errors.Is(err, context.Canceled):

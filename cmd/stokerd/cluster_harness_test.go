@@ -23,7 +23,7 @@ type clusterNode struct {
 }
 
 // startNode starts a cluster member; join is a gossip address or empty.
-func startNode(t *testing.T, env []string, name, join string, extra ...string) *clusterNode {
+func startNode(t testing.TB, env []string, name, join string, extra ...string) *clusterNode {
 	t.Helper()
 	gossip := freeAddr(t)
 	args := append([]string{"--cluster-addr", gossip, "--node-name", name, "--zone", "zone-" + name}, extra...)
@@ -39,7 +39,7 @@ func startNode(t *testing.T, env []string, name, join string, extra ...string) *
 	return &clusterNode{stokerd: p, name: name, gossip: gossip, conn: conn}
 }
 
-func (n *clusterNode) members(t *testing.T, url string) *stokerv1.MembersResponse {
+func (n *clusterNode) members(t testing.TB, url string) *stokerv1.MembersResponse {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -61,7 +61,7 @@ func aliveNames(r *stokerv1.MembersResponse) []string {
 }
 
 // waitAlive polls until every node sees exactly the given names alive.
-func waitAlive(t *testing.T, nodes []*clusterNode, names ...string) {
+func waitAlive(t testing.TB, nodes []*clusterNode, names ...string) {
 	t.Helper()
 	want := strings.Join(names, ",")
 	deadline := time.Now().Add(60 * time.Second)
@@ -80,7 +80,7 @@ func waitAlive(t *testing.T, nodes []*clusterNode, names ...string) {
 }
 
 // metric reads one unlabelled value from the node's /metrics.
-func (n *clusterNode) metric(t *testing.T, name string) float64 {
+func (n *clusterNode) metric(t testing.TB, name string) float64 {
 	t.Helper()
 	r, err := http.Get("http://" + n.web + "/metrics")
 	if err != nil {

@@ -12,7 +12,18 @@ from .gds import PATHS as GDS_PATHS
 from .types import Cursor, window_value
 from .v1 import loader_pb2
 
-__all__ = ["StreamPlan", "stream_plan", "prefetch_request"]
+__all__ = ["StreamPlan", "stream_plan", "prefetch_request", "preprocess_on_value"]
+
+# Where a transform's samples are preprocessed (StreamBatchesRequest.preprocess_on).
+PREPROCESS_ON = {"local": loader_pb2.PREPROCESS_ON_LOCAL, "any": loader_pb2.PREPROCESS_ON_ANY}
+
+
+def preprocess_on_value(preprocess_on: str) -> int:
+    """``preprocess_on`` ("local" or "any") as the request's enum value."""
+    try:
+        return PREPROCESS_ON[preprocess_on]
+    except (KeyError, TypeError):
+        raise errors.InvalidArgument(f"preprocess_on {preprocess_on!r}: want one of {sorted(PREPROCESS_ON)}") from None
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,7 @@ def stream_plan(
     gds: bool | str | Sequence[str],
     transform: Any,
     local: Callable[[], bool],
+    preprocess_on: str = "local",
 ) -> StreamPlan:
     """Client.stream's arguments (see there) as a StreamPlan. ``local()``
     says whether the client has a local fast path (asked only where the
@@ -69,6 +81,9 @@ def stream_plan(
         unknown = [p for p in gds_paths if p not in GDS_PATHS]
         if unknown or not gds_paths:
             raise errors.InvalidArgument(f"gds paths {gds_paths}: want some of {GDS_PATHS}")
+    on = preprocess_on_value(preprocess_on)
+    if transform is None and preprocess_on != "local":
+        raise errors.InvalidArgument(f"preprocess_on={preprocess_on!r} is for a transform's stream: pass transform too")
     views = bool(shm) or bool(gds)  # asked for: fields are views, valid until the next batch
     use_shm, use_gds = views, bool(gds)
     if shm is None and not gds and transform is None and local():
@@ -93,7 +108,7 @@ def stream_plan(
         gds=use_gds,
         packed=transform is None,
         shm_release_ring=use_shm,
-        **({} if transform is None else {"pipeline": transform.to_proto(seed)}),
+        **({} if transform is None else {"pipeline": transform.to_proto(seed), "preprocess_on": on}),
     )
     return StreamPlan(fixed, position, plan_version, pin=shm == "pinned", gds_paths=gds_paths, copy=not views)
 

@@ -271,6 +271,7 @@ class Client:
         shm_tier: bool = True,
         gds: bool | str | Sequence[str] = False,
         transform: Any = None,
+        preprocess_on: str = "local",
     ) -> Iterator[Batch]:
         """Stream rank's batches of an epoch, from ``start`` (a position or a
         Cursor of the same epoch) to the end. ``columns`` projects a
@@ -301,6 +302,11 @@ class Client:
         ``transform`` (a :class:`stoker.pipeline.Transform`) has the server
         decode and augment the samples: each Batch's ``ready`` holds the
         tensors (with shm, arrays over the region; see stoker.pipeline).
+        ``preprocess_on="any"`` lets a server in a cluster have each sample
+        preprocessed by the node that holds its shard (its decoded rows
+        travel instead of its bytes); the default ``"local"`` does it all
+        on the server streamed from. The tensors, their order and the
+        augmentations are the same either way.
 
         ``shm=None`` (the default) takes the local fast path when there is
         one (see the class doc): shared memory and the shared tier, with
@@ -333,6 +339,7 @@ class Client:
                 gds=gds,
                 transform=transform,
                 local=lambda: bool(self.local_path().socket),
+                preprocess_on=preprocess_on,
             )
         )
 

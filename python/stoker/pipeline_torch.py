@@ -49,6 +49,7 @@ class Settings(Protocol):
     shuffle_window: int | str
     drop_last: bool
     transform: Transform | None
+    preprocess_on: str
 
 
 def to_torch(batch: Batch, urls: tuple[str, ...], first: int = 0) -> dict[str, Any]:
@@ -99,6 +100,7 @@ def ready_batches(ds: Settings, client: Client, pos: Position, vrank: int, vworl
         start=Cursor(pos.epoch, pos.position, pos.plan_version),
         format=ds.format,
         transform=ds.transform,
+        preprocess_on=ds.preprocess_on,
         shm=_shm_mode(client),
     ):
         first, skip = min(skip, batch.num_rows), 0

@@ -52,6 +52,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import errors
+from ._request import preprocess_on_value
 from .client import Client
 from .decode import DecodeOption, decode_sample, decoder_for
 from .split import batch_range, num_steps, rank_count
@@ -143,6 +144,7 @@ def dataset(
     tls_cert: PathLike | None = None,
     tls_key: PathLike | None = None,
     transform: Any = None,
+    preprocess_on: str = "local",
 ) -> tf.data.Dataset:
     """A tf.data.Dataset of one rank's samples, an epoch per pass.
 
@@ -173,7 +175,8 @@ def dataset(
 
     ``transform`` (a :class:`stoker.pipeline.Transform`) has the server
     decode and augment: each element is a ready batch of dense tensors
-    with a static signature (see stoker.pipeline_tf).
+    with a static signature (see stoker.pipeline_tf). ``preprocess_on``
+    is as for stoker.Client.stream ("local" or "any").
     """
     if input_context is not None:
         rank, world_size = input_context.input_pipeline_id, input_context.num_input_pipelines
@@ -187,6 +190,10 @@ def dataset(
         raise errors.InvalidArgument(f"stoker.tf: start cursor of epoch {start.epoch}, but epoch={epoch}")
     decoder = decoder_for(decode)
     connect = functools.partial(Client, server, token=token, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key)
+    if transform is not None or preprocess_on != "local":
+        preprocess_on_value(preprocess_on)  # raises InvalidArgument
+    if transform is None and preprocess_on != "local":
+        raise errors.InvalidArgument(f"preprocess_on={preprocess_on!r} is for ready batches: pass transform too")
     if transform is not None:
         from .pipeline_tf import ready_dataset
 
@@ -201,6 +208,7 @@ def dataset(
             drop_last=drop_last,
             start=start,
             format=format,
+            preprocess_on=preprocess_on,
         )
         return ready_dataset(url, connect, transform, args)
     stream_args: dict[str, Any] = dict(

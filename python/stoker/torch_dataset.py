@@ -15,6 +15,7 @@ import torch.distributed as dist
 from torch.utils.data import IterableDataset, get_worker_info
 
 from . import errors
+from ._request import preprocess_on_value
 from ._stream import SampleBatch, dicts_of
 from .client import Client
 from .decode import DecodeOption, decoder_for
@@ -117,6 +118,9 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         transform: a :class:`stoker.pipeline.Transform`: the server decodes
             and augments, and each item is a ready batch of tensors (see
             stoker.pipeline_torch; use ``DataLoader(batch_size=None)``).
+        preprocess_on: with transform, "local" (the default: the server
+            streamed from preprocesses) or "any" (in a cluster, the node
+            holding each sample's shard does; same tensors, same order).
         local: take the local fast path (the server's unix socket and
             shared memory, see stoker.Client) when the server is on this
             host (None, the default), never (False) or always (True: an
@@ -153,6 +157,7 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         transform: Any = None,
         local: bool | None = None,
         handoff: bool = True,
+        preprocess_on: str = "local",
     ) -> None:
         super().__init__()
         _check_arguments(url, batch_size, seed, epoch, shuffle_window, format, collate)
@@ -174,6 +179,10 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         self.format = format
         self.columns = list(columns or ())
         self.transform = transform  # stoker.pipeline.Transform: ready batches
+        preprocess_on_value(preprocess_on)  # checked here: raises InvalidArgument
+        if transform is None and preprocess_on != "local":
+            raise errors.InvalidArgument(f"preprocess_on={preprocess_on!r} is for ready batches: pass transform too")
+        self.preprocess_on = preprocess_on
         self.local = local
         self.handoff = handoff
         self._epoch = _SharedEpoch(epoch)

@@ -429,3 +429,42 @@ def test_bad_pipeline_refused(srv: Stokerd, photos: str) -> None:
             next(iter(c.stream(photos, batch_size=4, transform=Transform({"x": image().resize(64).random_resized_crop(32)}))))
         with pytest.raises(stoker.InvalidArgument, match="not fixed"):
             next(iter(c.stream(photos, batch_size=4, transform=Transform({"x": image().resize(64)}))))
+
+
+def test_preprocess_on(srv: Stokerd, photos: str) -> None:
+    """preprocess_on goes into the request; a single server does the work
+    itself either way, with the same tensors; a bad value is refused."""
+    from stoker._request import stream_plan
+    from stoker.v1 import loader_pb2
+
+    t = imagenet_train(48, seed=123)
+    args: dict[str, Any] = dict(
+        batch_size=4,
+        seed=0,
+        epoch=0,
+        rank=0,
+        world_size=1,
+        shuffle=True,
+        shuffle_window=0,
+        drop_last=False,
+        start=0,
+        format="",
+        columns=(),
+        shm=False,
+        shm_region_bytes=0,
+        shm_tier=False,
+        gds=False,
+        local=lambda: False,
+    )
+    req = loader_pb2.StreamBatchesRequest(**stream_plan(photos, transform=t, preprocess_on="any", **args).fixed)
+    assert req.preprocess_on == loader_pb2.PREPROCESS_ON_ANY
+    req = loader_pb2.StreamBatchesRequest(**stream_plan(photos, transform=t, **args).fixed)
+    assert req.preprocess_on == loader_pb2.PREPROCESS_ON_LOCAL
+    assert _digests(srv.address, photos, t, 1, 0, preprocess_on="any") == _digests(srv.address, photos, t, 1, 0)
+    with stoker.Client(srv.address) as c:
+        with pytest.raises(stoker.InvalidArgument, match="preprocess_on 'anywhere'"):
+            next(iter(c.stream(photos, batch_size=4, transform=t, preprocess_on="anywhere")))
+        with pytest.raises(stoker.InvalidArgument, match="pass transform too"):
+            next(iter(c.stream(photos, batch_size=4, preprocess_on="any")))
+    with pytest.raises(stoker.InvalidArgument, match="preprocess_on"):
+        StokerDataset(photos, server=srv.address, transform=t, preprocess_on="remote")

@@ -11,6 +11,11 @@ type Input struct {
 	Object   string // its shard's object, named in errors
 	Position int    // its position in the epoch's order
 	Fields   []Field
+	// Deferred says the fields' Data is not here yet (their names are):
+	// Prepare checks the fields are there but reads none, and the
+	// sample's rows come from PutRows, or from Fill then a run. Only for
+	// a pipeline whose rows do not depend on the data (FixedRows).
+	Deferred bool
 }
 
 // Field is one field of a sample: its name after the key ("jpg").
@@ -116,6 +121,9 @@ func (b *Batch) read(oi int, o *output, i int) error {
 	fail := func(field string, err error) error {
 		return &SampleError{Key: in.Key, Object: in.Object, Position: in.Position, Output: o.name, Field: field, Err: err}
 	}
+	if in.Deferred && !b.p.FixedRows() {
+		return fail("", errorf("pipeline: sample %q deferred in a pipeline whose rows depend on the data", in.Key))
+	}
 	var data []byte
 	name := ""
 	for _, want := range o.fields {
@@ -137,6 +145,9 @@ func (b *Batch) read(oi int, o *output, i int) error {
 		return fail("", kindError(ErrMissingField, "none of %q (the sample has %q)", o.fields, have))
 	}
 	b.data[oi][i], b.fields[oi][i] = data, name
+	if in.Deferred {
+		return nil
+	}
 	var err error
 	switch o.kind {
 	case kindInt:
@@ -295,3 +306,120 @@ func IsSampleError(err error) bool {
 	var se *SampleError
 	return errors.As(err, &se)
 }
+
+// rowBytes is the bytes of sample i's rows in all tensors.
+func (b *Batch) rowBytes(i int) int {
+	n := 0
+	for ti := range b.tensors {
+		_, ln := b.tensors[ti].RowRange(i, i+1)
+		n += ln
+	}
+	return n
+}
+
+// Outputs are the batch's tensors but a masking pipeline's __valid__:
+// those a sample's rows (SampleRows, PutRows) are of.
+func (b *Batch) Outputs() []Tensor {
+	if b.valid < 0 {
+		return b.tensors
+	}
+	return slices.Delete(slices.Clone(b.tensors), b.valid, b.valid+1)
+}
+
+// SampleRows are sample i's rows of each of Outputs, in dst (the buffer
+// the batch ran into): slices of it, not copies.
+func (b *Batch) SampleRows(i int, dst []byte) [][]byte {
+	rows := make([][]byte, 0, len(b.tensors))
+	for ti := range b.tensors {
+		if ti == b.valid {
+			continue
+		}
+		t := &b.tensors[ti]
+		off, n := t.RowRange(i, i+1)
+		rows = append(rows, dst[t.Offset+off:t.Offset+off+n:t.Offset+off+n])
+	}
+	return rows
+}
+
+// PutRows writes sample i's rows of each of Outputs, computed elsewhere
+// (another node ran the same pipeline on the same sample), into dst, and
+// marks the sample valid. It writes nothing and returns false unless
+// there is one row per output and each is the length the sample's rows
+// have here, and the sample was not masked in Prepare.
+func (b *Batch) PutRows(i int, rows [][]byte, dst []byte) bool {
+	if i < 0 || i >= len(b.inputs) || b.errs[i] != nil || len(rows) != len(b.Outputs()) {
+		return false
+	}
+	k := 0
+	for ti := range b.tensors {
+		if ti == b.valid {
+			continue
+		}
+		t := &b.tensors[ti]
+		if _, n := t.RowRange(i, i+1); n != len(rows[k]) {
+			return false
+		}
+		k++
+	}
+	k = 0
+	for ti := range b.tensors {
+		t := &b.tensors[ti]
+		off, _ := t.RowRange(i, i+1)
+		if ti == b.valid {
+			dst[t.Offset+i] = 1
+			continue
+		}
+		copy(dst[t.Offset+off:], rows[k])
+		k++
+	}
+	return true
+}
+
+// Masking is the pipeline with on_error "mask": a batch of it keeps going
+// past a failed sample, each sample with its own error (a node
+// preprocessing samples for another reports each one's fate).
+func (p *Pipeline) Masking() *Pipeline {
+	q := *p
+	q.mask = true
+	return &q
+}
+
+// Key is sample i's key.
+func (b *Batch) Key(i int) string { return b.inputs[i].Key }
+
+// FixedRows says whether every output's row size and layout are the
+// pipeline's alone (images and ints), not the data's (text, json, npy):
+// then a sample can be Deferred.
+func (p *Pipeline) FixedRows() bool {
+	for _, o := range p.outputs {
+		if !o.kind.image() && o.kind != kindInt {
+			return false
+		}
+	}
+	return true
+}
+
+// Fill gives a Deferred sample its fields and reads them as Prepare
+// would have; the sample is then run like any other (Pool.RunSamples).
+// A sample that fails is a *SampleError, returned, or in a masking
+// pipeline noted in Errors.
+func (b *Batch) Fill(i int, fields []Field) error {
+	in := &b.inputs[i]
+	if !in.Deferred {
+		return errorf("pipeline: sample %q filled, but it was not deferred", in.Key)
+	}
+	in.Fields, in.Deferred = fields, false
+	for oi, o := range b.p.outputs {
+		if err := b.read(oi, o, i); err != nil {
+			if !b.p.mask {
+				return err
+			}
+			b.errs[i] = err
+			return nil
+		}
+	}
+	return nil
+}
+
+// Deferred says whether sample i's fields are still to come (Fill).
+func (b *Batch) Deferred(i int) bool { return b.inputs[i].Deferred }

@@ -123,6 +123,21 @@ func (p *Pool) work() {
 // more. A sample that fails is its *SampleError (the first in sample
 // order), unless the pipeline masks it; ctx ending stops the batch.
 func (p *Pool) Run(ctx context.Context, b *Batch, dst []byte) error {
+	return p.run(ctx, b, dst, nil)
+}
+
+// RunSamples is Run for the samples i with which[i] alone: the others'
+// rows are left as they are (the caller writes them, with PutRows, or
+// runs them later). Their __valid__ entries are set too; the pool counts
+// only the samples run, and their rows' bytes.
+func (p *Pool) RunSamples(ctx context.Context, b *Batch, dst []byte, which []bool) error {
+	if len(which) != len(b.inputs) {
+		return errorf("pipeline: %d samples chosen of a batch of %d", len(which), len(b.inputs))
+	}
+	return p.run(ctx, b, dst, which)
+}
+
+func (p *Pool) run(ctx context.Context, b *Batch, dst []byte, which []bool) error {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -133,6 +148,11 @@ func (p *Pool) Run(ctx context.Context, b *Batch, dst []byte) error {
 	defer p.runs.Done()
 	if len(dst) < b.size {
 		return errorf("pipeline: a buffer of %d bytes for a batch of %d", len(dst), b.size)
+	}
+	for i := range b.inputs {
+		if (which == nil || which[i]) && b.inputs[i].Deferred && b.errs[i] == nil {
+			return errorf("pipeline: sample %q run before its fields came (Fill)", b.inputs[i].Key)
+		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -155,6 +175,9 @@ func (p *Pool) Run(ctx context.Context, b *Batch, dst []byte) error {
 	}
 	var err error
 	for i := range b.inputs {
+		if which != nil && !which[i] {
+			continue
+		}
 		if b.errs[i] != nil { // masked in Prepare
 			b.zero(i, dst)
 			continue
@@ -195,14 +218,26 @@ func (p *Pool) Run(ctx context.Context, b *Batch, dst []byte) error {
 	if b.valid >= 0 {
 		t := b.tensors[b.valid]
 		for i := range b.inputs {
+			if which != nil && !which[i] {
+				continue
+			}
 			dst[t.Offset+i] = 1
 			if b.errs[i] != nil {
 				dst[t.Offset+i] = 0
 			}
 		}
 	}
-	p.samples.Add(uint64(len(b.inputs)))
-	p.bytesOut.Add(uint64(b.size))
+	if which == nil {
+		p.samples.Add(uint64(len(b.inputs)))
+		p.bytesOut.Add(uint64(b.size))
+		return nil
+	}
+	for i, w := range which {
+		if w {
+			p.samples.Add(1)
+			p.bytesOut.Add(uint64(b.rowBytes(i)))
+		}
+	}
 	return nil
 }
 

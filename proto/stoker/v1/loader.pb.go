@@ -21,6 +21,63 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// PreprocessOn is where a pipeline stream's samples are preprocessed.
+type PreprocessOn int32
+
+const (
+	// PREPROCESS_ON_UNSPECIFIED (the default) is LOCAL.
+	PreprocessOn_PREPROCESS_ON_UNSPECIFIED PreprocessOn = 0
+	// PREPROCESS_ON_LOCAL: on the node serving the stream.
+	PreprocessOn_PREPROCESS_ON_LOCAL PreprocessOn = 1
+	// PREPROCESS_ON_ANY: in a cluster, each sample on the owner of its
+	// shard, which holds its bytes (Peer.Preprocess): the output travels
+	// instead of the raw bytes and the serving node only collates. Samples
+	// the serving node owns, and those whose owner fails or is gone, are
+	// done locally. A single node does everything locally.
+	PreprocessOn_PREPROCESS_ON_ANY PreprocessOn = 2
+)
+
+// Enum value maps for PreprocessOn.
+var (
+	PreprocessOn_name = map[int32]string{
+		0: "PREPROCESS_ON_UNSPECIFIED",
+		1: "PREPROCESS_ON_LOCAL",
+		2: "PREPROCESS_ON_ANY",
+	}
+	PreprocessOn_value = map[string]int32{
+		"PREPROCESS_ON_UNSPECIFIED": 0,
+		"PREPROCESS_ON_LOCAL":       1,
+		"PREPROCESS_ON_ANY":         2,
+	}
+)
+
+func (x PreprocessOn) Enum() *PreprocessOn {
+	p := new(PreprocessOn)
+	*p = x
+	return p
+}
+
+func (x PreprocessOn) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PreprocessOn) Descriptor() protoreflect.EnumDescriptor {
+	return file_stoker_v1_loader_proto_enumTypes[0].Descriptor()
+}
+
+func (PreprocessOn) Type() protoreflect.EnumType {
+	return &file_stoker_v1_loader_proto_enumTypes[0]
+}
+
+func (x PreprocessOn) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PreprocessOn.Descriptor instead.
+func (PreprocessOn) EnumDescriptor() ([]byte, []int) {
+	return file_stoker_v1_loader_proto_rawDescGZIP(), []int{0}
+}
+
 // OpenDatasetRequest names a dataset.
 type OpenDatasetRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -618,8 +675,12 @@ type StreamBatchesRequest struct {
 	// instead of calling ReleaseShm for each message; the server reads it
 	// before each message it places and while it waits for room.
 	ShmReleaseRing bool `protobuf:"varint,19,opt,name=shm_release_ring,json=shmReleaseRing,proto3" json:"shm_release_ring,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// preprocess_on (with pipeline) says where the samples are decoded and
+	// augmented; the order, the augmentations and the tensors are the same
+	// either way.
+	PreprocessOn  PreprocessOn `protobuf:"varint,20,opt,name=preprocess_on,json=preprocessOn,proto3,enum=stoker.v1.PreprocessOn" json:"preprocess_on,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StreamBatchesRequest) Reset() {
@@ -783,6 +844,13 @@ func (x *StreamBatchesRequest) GetShmReleaseRing() bool {
 		return x.ShmReleaseRing
 	}
 	return false
+}
+
+func (x *StreamBatchesRequest) GetPreprocessOn() PreprocessOn {
+	if x != nil {
+		return x.PreprocessOn
+	}
+	return PreprocessOn_PREPROCESS_ON_UNSPECIFIED
 }
 
 // StreamBatchesResponse is one batch, or one part of a large batch.
@@ -1760,9 +1828,18 @@ type PipelineStats struct {
 	// dct_scaled counts JPEGs decoded at a reduced size in the DCT domain.
 	DctScaled uint64 `protobuf:"varint,6,opt,name=dct_scaled,json=dctScaled,proto3" json:"dct_scaled,omitempty"`
 	// bytes_out counts tensor bytes produced.
-	BytesOut      uint64 `protobuf:"varint,7,opt,name=bytes_out,json=bytesOut,proto3" json:"bytes_out,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	BytesOut uint64 `protobuf:"varint,7,opt,name=bytes_out,json=bytesOut,proto3" json:"bytes_out,omitempty"`
+	// peer_samples_sent counts samples of this node's streams preprocessed
+	// by other nodes (preprocess_on ANY) whose output was used.
+	PeerSamplesSent uint64 `protobuf:"varint,8,opt,name=peer_samples_sent,json=peerSamplesSent,proto3" json:"peer_samples_sent,omitempty"`
+	// peer_fallbacks counts samples sent to another node and done here
+	// after all (the node failed, was gone, or answered something unusable).
+	PeerFallbacks uint64 `protobuf:"varint,9,opt,name=peer_fallbacks,json=peerFallbacks,proto3" json:"peer_fallbacks,omitempty"`
+	// peer_samples_served counts samples this node preprocessed for other
+	// nodes' streams (also counted in samples).
+	PeerSamplesServed uint64 `protobuf:"varint,10,opt,name=peer_samples_served,json=peerSamplesServed,proto3" json:"peer_samples_served,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *PipelineStats) Reset() {
@@ -1840,6 +1917,27 @@ func (x *PipelineStats) GetDctScaled() uint64 {
 func (x *PipelineStats) GetBytesOut() uint64 {
 	if x != nil {
 		return x.BytesOut
+	}
+	return 0
+}
+
+func (x *PipelineStats) GetPeerSamplesSent() uint64 {
+	if x != nil {
+		return x.PeerSamplesSent
+	}
+	return 0
+}
+
+func (x *PipelineStats) GetPeerFallbacks() uint64 {
+	if x != nil {
+		return x.PeerFallbacks
+	}
+	return 0
+}
+
+func (x *PipelineStats) GetPeerSamplesServed() uint64 {
+	if x != nil {
+		return x.PeerSamplesServed
 	}
 	return 0
 }
@@ -3544,7 +3642,7 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\x06Cursor\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x1a\n" +
 	"\bposition\x18\x02 \x01(\x04R\bposition\x12!\n" +
-	"\fplan_version\x18\x03 \x01(\rR\vplanVersion\"\xc0\x04\n" +
+	"\fplan_version\x18\x03 \x01(\rR\vplanVersion\"\xfe\x04\n" +
 	"\x14StreamBatchesRequest\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n" +
 	"\x06format\x18\x02 \x01(\tR\x06format\x12\x12\n" +
@@ -3568,7 +3666,8 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\bshm_tier\x18\x10 \x01(\bR\ashmTier\x12/\n" +
 	"\bpipeline\x18\x11 \x01(\v2\x13.stoker.v1.PipelineR\bpipeline\x12\x16\n" +
 	"\x06packed\x18\x12 \x01(\bR\x06packed\x12(\n" +
-	"\x10shm_release_ring\x18\x13 \x01(\bR\x0eshmReleaseRing\"\xaf\x04\n" +
+	"\x10shm_release_ring\x18\x13 \x01(\bR\x0eshmReleaseRing\x12<\n" +
+	"\rpreprocess_on\x18\x14 \x01(\x0e2\x17.stoker.v1.PreprocessOnR\fpreprocessOn\"\xaf\x04\n" +
 	"\x15StreamBatchesResponse\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x12\n" +
 	"\x04step\x18\x02 \x01(\x04R\x04step\x12\x12\n" +
@@ -3659,7 +3758,7 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\bcounting\x18\x1b \x03(\v2\x1b.stoker.v1.CountingProgressR\bcounting\x12&\n" +
 	"\fcached_bytes\x18\x1c \x01(\x04H\x00R\vcachedBytes\x88\x01\x01\x124\n" +
 	"\bpipeline\x18\x1d \x01(\v2\x18.stoker.v1.PipelineStatsR\bpipelineB\x0f\n" +
-	"\r_cached_bytes\"\xd9\x01\n" +
+	"\r_cached_bytes\"\xdc\x02\n" +
 	"\rPipelineStats\x12\x18\n" +
 	"\aworkers\x18\x01 \x01(\rR\aworkers\x12!\n" +
 	"\fjpeg_decoder\x18\x02 \x01(\tR\vjpegDecoder\x12\x18\n" +
@@ -3669,7 +3768,11 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"\x06errors\x18\x05 \x01(\x04R\x06errors\x12\x1d\n" +
 	"\n" +
 	"dct_scaled\x18\x06 \x01(\x04R\tdctScaled\x12\x1b\n" +
-	"\tbytes_out\x18\a \x01(\x04R\bbytesOut\"n\n" +
+	"\tbytes_out\x18\a \x01(\x04R\bbytesOut\x12*\n" +
+	"\x11peer_samples_sent\x18\b \x01(\x04R\x0fpeerSamplesSent\x12%\n" +
+	"\x0epeer_fallbacks\x18\t \x01(\x04R\rpeerFallbacks\x12.\n" +
+	"\x13peer_samples_served\x18\n" +
+	" \x01(\x04R\x11peerSamplesServed\"n\n" +
 	"\x10CountingProgress\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12%\n" +
 	"\x0eshards_counted\x18\x02 \x01(\x04R\rshardsCounted\x12!\n" +
@@ -3814,7 +3917,11 @@ const file_stoker_v1_loader_proto_rawDesc = "" +
 	"shm_offset\x18\a \x01(\x04R\tshmOffset\x12\x1d\n" +
 	"\n" +
 	"shm_length\x18\b \x01(\x04R\tshmLength\x12\x18\n" +
-	"\alengths\x18\t \x03(\x04R\alengths2\xcf\x03\n" +
+	"\alengths\x18\t \x03(\x04R\alengths*]\n" +
+	"\fPreprocessOn\x12\x1d\n" +
+	"\x19PREPROCESS_ON_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13PREPROCESS_ON_LOCAL\x10\x01\x12\x15\n" +
+	"\x11PREPROCESS_ON_ANY\x10\x022\xcf\x03\n" +
 	"\x06Loader\x12L\n" +
 	"\vOpenDataset\x12\x1d.stoker.v1.OpenDatasetRequest\x1a\x1e.stoker.v1.OpenDatasetResponse\x12T\n" +
 	"\rStreamBatches\x12\x1f.stoker.v1.StreamBatchesRequest\x1a .stoker.v1.StreamBatchesResponse0\x01\x12:\n" +
@@ -3836,93 +3943,96 @@ func file_stoker_v1_loader_proto_rawDescGZIP() []byte {
 	return file_stoker_v1_loader_proto_rawDescData
 }
 
+var file_stoker_v1_loader_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_stoker_v1_loader_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_stoker_v1_loader_proto_goTypes = []any{
-	(*OpenDatasetRequest)(nil),     // 0: stoker.v1.OpenDatasetRequest
-	(*OpenDatasetResponse)(nil),    // 1: stoker.v1.OpenDatasetResponse
-	(*Dataset)(nil),                // 2: stoker.v1.Dataset
-	(*FieldInfo)(nil),              // 3: stoker.v1.FieldInfo
-	(*Column)(nil),                 // 4: stoker.v1.Column
-	(*Shard)(nil),                  // 5: stoker.v1.Shard
-	(*Cursor)(nil),                 // 6: stoker.v1.Cursor
-	(*StreamBatchesRequest)(nil),   // 7: stoker.v1.StreamBatchesRequest
-	(*StreamBatchesResponse)(nil),  // 8: stoker.v1.StreamBatchesResponse
-	(*ShmRegion)(nil),              // 9: stoker.v1.ShmRegion
-	(*ShmLease)(nil),               // 10: stoker.v1.ShmLease
-	(*ReleaseShmRequest)(nil),      // 11: stoker.v1.ReleaseShmRequest
-	(*ReleaseShmResponse)(nil),     // 12: stoker.v1.ReleaseShmResponse
-	(*Sample)(nil),                 // 13: stoker.v1.Sample
-	(*Field)(nil),                  // 14: stoker.v1.Field
-	(*FileExtent)(nil),             // 15: stoker.v1.FileExtent
-	(*StatsRequest)(nil),           // 16: stoker.v1.StatsRequest
-	(*StatsResponse)(nil),          // 17: stoker.v1.StatsResponse
-	(*PipelineStats)(nil),          // 18: stoker.v1.PipelineStats
-	(*CountingProgress)(nil),       // 19: stoker.v1.CountingProgress
-	(*HostInfo)(nil),               // 20: stoker.v1.HostInfo
-	(*MemoryRegion)(nil),           // 21: stoker.v1.MemoryRegion
-	(*GpuDevice)(nil),              // 22: stoker.v1.GpuDevice
-	(*PrefetchRequest)(nil),        // 23: stoker.v1.PrefetchRequest
-	(*PrefetchResponse)(nil),       // 24: stoker.v1.PrefetchResponse
-	(*PrefetchStatusRequest)(nil),  // 25: stoker.v1.PrefetchStatusRequest
-	(*PrefetchStatusResponse)(nil), // 26: stoker.v1.PrefetchStatusResponse
-	(*PrefetchProgress)(nil),       // 27: stoker.v1.PrefetchProgress
-	(*Pipeline)(nil),               // 28: stoker.v1.Pipeline
-	(*PipelineOutput)(nil),         // 29: stoker.v1.PipelineOutput
-	(*TensorShape)(nil),            // 30: stoker.v1.TensorShape
-	(*ImageOp)(nil),                // 31: stoker.v1.ImageOp
-	(*Resize)(nil),                 // 32: stoker.v1.Resize
-	(*CenterCrop)(nil),             // 33: stoker.v1.CenterCrop
-	(*RandomResizedCrop)(nil),      // 34: stoker.v1.RandomResizedCrop
-	(*HorizontalFlip)(nil),         // 35: stoker.v1.HorizontalFlip
-	(*Normalize)(nil),              // 36: stoker.v1.Normalize
-	(*Tensor)(nil),                 // 37: stoker.v1.Tensor
+	(PreprocessOn)(0),              // 0: stoker.v1.PreprocessOn
+	(*OpenDatasetRequest)(nil),     // 1: stoker.v1.OpenDatasetRequest
+	(*OpenDatasetResponse)(nil),    // 2: stoker.v1.OpenDatasetResponse
+	(*Dataset)(nil),                // 3: stoker.v1.Dataset
+	(*FieldInfo)(nil),              // 4: stoker.v1.FieldInfo
+	(*Column)(nil),                 // 5: stoker.v1.Column
+	(*Shard)(nil),                  // 6: stoker.v1.Shard
+	(*Cursor)(nil),                 // 7: stoker.v1.Cursor
+	(*StreamBatchesRequest)(nil),   // 8: stoker.v1.StreamBatchesRequest
+	(*StreamBatchesResponse)(nil),  // 9: stoker.v1.StreamBatchesResponse
+	(*ShmRegion)(nil),              // 10: stoker.v1.ShmRegion
+	(*ShmLease)(nil),               // 11: stoker.v1.ShmLease
+	(*ReleaseShmRequest)(nil),      // 12: stoker.v1.ReleaseShmRequest
+	(*ReleaseShmResponse)(nil),     // 13: stoker.v1.ReleaseShmResponse
+	(*Sample)(nil),                 // 14: stoker.v1.Sample
+	(*Field)(nil),                  // 15: stoker.v1.Field
+	(*FileExtent)(nil),             // 16: stoker.v1.FileExtent
+	(*StatsRequest)(nil),           // 17: stoker.v1.StatsRequest
+	(*StatsResponse)(nil),          // 18: stoker.v1.StatsResponse
+	(*PipelineStats)(nil),          // 19: stoker.v1.PipelineStats
+	(*CountingProgress)(nil),       // 20: stoker.v1.CountingProgress
+	(*HostInfo)(nil),               // 21: stoker.v1.HostInfo
+	(*MemoryRegion)(nil),           // 22: stoker.v1.MemoryRegion
+	(*GpuDevice)(nil),              // 23: stoker.v1.GpuDevice
+	(*PrefetchRequest)(nil),        // 24: stoker.v1.PrefetchRequest
+	(*PrefetchResponse)(nil),       // 25: stoker.v1.PrefetchResponse
+	(*PrefetchStatusRequest)(nil),  // 26: stoker.v1.PrefetchStatusRequest
+	(*PrefetchStatusResponse)(nil), // 27: stoker.v1.PrefetchStatusResponse
+	(*PrefetchProgress)(nil),       // 28: stoker.v1.PrefetchProgress
+	(*Pipeline)(nil),               // 29: stoker.v1.Pipeline
+	(*PipelineOutput)(nil),         // 30: stoker.v1.PipelineOutput
+	(*TensorShape)(nil),            // 31: stoker.v1.TensorShape
+	(*ImageOp)(nil),                // 32: stoker.v1.ImageOp
+	(*Resize)(nil),                 // 33: stoker.v1.Resize
+	(*CenterCrop)(nil),             // 34: stoker.v1.CenterCrop
+	(*RandomResizedCrop)(nil),      // 35: stoker.v1.RandomResizedCrop
+	(*HorizontalFlip)(nil),         // 36: stoker.v1.HorizontalFlip
+	(*Normalize)(nil),              // 37: stoker.v1.Normalize
+	(*Tensor)(nil),                 // 38: stoker.v1.Tensor
 }
 var file_stoker_v1_loader_proto_depIdxs = []int32{
-	2,  // 0: stoker.v1.OpenDatasetResponse.dataset:type_name -> stoker.v1.Dataset
-	5,  // 1: stoker.v1.Dataset.shards:type_name -> stoker.v1.Shard
-	4,  // 2: stoker.v1.Dataset.columns:type_name -> stoker.v1.Column
-	3,  // 3: stoker.v1.Dataset.fields:type_name -> stoker.v1.FieldInfo
-	6,  // 4: stoker.v1.StreamBatchesRequest.cursor:type_name -> stoker.v1.Cursor
-	28, // 5: stoker.v1.StreamBatchesRequest.pipeline:type_name -> stoker.v1.Pipeline
-	13, // 6: stoker.v1.StreamBatchesResponse.samples:type_name -> stoker.v1.Sample
-	6,  // 7: stoker.v1.StreamBatchesResponse.cursor:type_name -> stoker.v1.Cursor
-	9,  // 8: stoker.v1.StreamBatchesResponse.shm_region:type_name -> stoker.v1.ShmRegion
-	10, // 9: stoker.v1.StreamBatchesResponse.shm_lease:type_name -> stoker.v1.ShmLease
-	9,  // 10: stoker.v1.StreamBatchesResponse.shm_tier:type_name -> stoker.v1.ShmRegion
-	37, // 11: stoker.v1.StreamBatchesResponse.tensors:type_name -> stoker.v1.Tensor
-	14, // 12: stoker.v1.Sample.fields:type_name -> stoker.v1.Field
-	15, // 13: stoker.v1.Field.extent:type_name -> stoker.v1.FileExtent
-	20, // 14: stoker.v1.StatsResponse.host:type_name -> stoker.v1.HostInfo
-	19, // 15: stoker.v1.StatsResponse.counting:type_name -> stoker.v1.CountingProgress
-	18, // 16: stoker.v1.StatsResponse.pipeline:type_name -> stoker.v1.PipelineStats
-	22, // 17: stoker.v1.HostInfo.gpus:type_name -> stoker.v1.GpuDevice
-	21, // 18: stoker.v1.HostInfo.memory_region:type_name -> stoker.v1.MemoryRegion
-	27, // 19: stoker.v1.PrefetchStatusResponse.nodes:type_name -> stoker.v1.PrefetchProgress
-	29, // 20: stoker.v1.Pipeline.outputs:type_name -> stoker.v1.PipelineOutput
-	31, // 21: stoker.v1.PipelineOutput.ops:type_name -> stoker.v1.ImageOp
-	30, // 22: stoker.v1.PipelineOutput.shape:type_name -> stoker.v1.TensorShape
-	32, // 23: stoker.v1.ImageOp.resize:type_name -> stoker.v1.Resize
-	33, // 24: stoker.v1.ImageOp.center_crop:type_name -> stoker.v1.CenterCrop
-	34, // 25: stoker.v1.ImageOp.random_resized_crop:type_name -> stoker.v1.RandomResizedCrop
-	35, // 26: stoker.v1.ImageOp.horizontal_flip:type_name -> stoker.v1.HorizontalFlip
-	36, // 27: stoker.v1.ImageOp.normalize:type_name -> stoker.v1.Normalize
-	0,  // 28: stoker.v1.Loader.OpenDataset:input_type -> stoker.v1.OpenDatasetRequest
-	7,  // 29: stoker.v1.Loader.StreamBatches:input_type -> stoker.v1.StreamBatchesRequest
-	16, // 30: stoker.v1.Loader.Stats:input_type -> stoker.v1.StatsRequest
-	23, // 31: stoker.v1.Loader.Prefetch:input_type -> stoker.v1.PrefetchRequest
-	25, // 32: stoker.v1.Loader.PrefetchStatus:input_type -> stoker.v1.PrefetchStatusRequest
-	11, // 33: stoker.v1.Loader.ReleaseShm:input_type -> stoker.v1.ReleaseShmRequest
-	1,  // 34: stoker.v1.Loader.OpenDataset:output_type -> stoker.v1.OpenDatasetResponse
-	8,  // 35: stoker.v1.Loader.StreamBatches:output_type -> stoker.v1.StreamBatchesResponse
-	17, // 36: stoker.v1.Loader.Stats:output_type -> stoker.v1.StatsResponse
-	24, // 37: stoker.v1.Loader.Prefetch:output_type -> stoker.v1.PrefetchResponse
-	26, // 38: stoker.v1.Loader.PrefetchStatus:output_type -> stoker.v1.PrefetchStatusResponse
-	12, // 39: stoker.v1.Loader.ReleaseShm:output_type -> stoker.v1.ReleaseShmResponse
-	34, // [34:40] is the sub-list for method output_type
-	28, // [28:34] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	3,  // 0: stoker.v1.OpenDatasetResponse.dataset:type_name -> stoker.v1.Dataset
+	6,  // 1: stoker.v1.Dataset.shards:type_name -> stoker.v1.Shard
+	5,  // 2: stoker.v1.Dataset.columns:type_name -> stoker.v1.Column
+	4,  // 3: stoker.v1.Dataset.fields:type_name -> stoker.v1.FieldInfo
+	7,  // 4: stoker.v1.StreamBatchesRequest.cursor:type_name -> stoker.v1.Cursor
+	29, // 5: stoker.v1.StreamBatchesRequest.pipeline:type_name -> stoker.v1.Pipeline
+	0,  // 6: stoker.v1.StreamBatchesRequest.preprocess_on:type_name -> stoker.v1.PreprocessOn
+	14, // 7: stoker.v1.StreamBatchesResponse.samples:type_name -> stoker.v1.Sample
+	7,  // 8: stoker.v1.StreamBatchesResponse.cursor:type_name -> stoker.v1.Cursor
+	10, // 9: stoker.v1.StreamBatchesResponse.shm_region:type_name -> stoker.v1.ShmRegion
+	11, // 10: stoker.v1.StreamBatchesResponse.shm_lease:type_name -> stoker.v1.ShmLease
+	10, // 11: stoker.v1.StreamBatchesResponse.shm_tier:type_name -> stoker.v1.ShmRegion
+	38, // 12: stoker.v1.StreamBatchesResponse.tensors:type_name -> stoker.v1.Tensor
+	15, // 13: stoker.v1.Sample.fields:type_name -> stoker.v1.Field
+	16, // 14: stoker.v1.Field.extent:type_name -> stoker.v1.FileExtent
+	21, // 15: stoker.v1.StatsResponse.host:type_name -> stoker.v1.HostInfo
+	20, // 16: stoker.v1.StatsResponse.counting:type_name -> stoker.v1.CountingProgress
+	19, // 17: stoker.v1.StatsResponse.pipeline:type_name -> stoker.v1.PipelineStats
+	23, // 18: stoker.v1.HostInfo.gpus:type_name -> stoker.v1.GpuDevice
+	22, // 19: stoker.v1.HostInfo.memory_region:type_name -> stoker.v1.MemoryRegion
+	28, // 20: stoker.v1.PrefetchStatusResponse.nodes:type_name -> stoker.v1.PrefetchProgress
+	30, // 21: stoker.v1.Pipeline.outputs:type_name -> stoker.v1.PipelineOutput
+	32, // 22: stoker.v1.PipelineOutput.ops:type_name -> stoker.v1.ImageOp
+	31, // 23: stoker.v1.PipelineOutput.shape:type_name -> stoker.v1.TensorShape
+	33, // 24: stoker.v1.ImageOp.resize:type_name -> stoker.v1.Resize
+	34, // 25: stoker.v1.ImageOp.center_crop:type_name -> stoker.v1.CenterCrop
+	35, // 26: stoker.v1.ImageOp.random_resized_crop:type_name -> stoker.v1.RandomResizedCrop
+	36, // 27: stoker.v1.ImageOp.horizontal_flip:type_name -> stoker.v1.HorizontalFlip
+	37, // 28: stoker.v1.ImageOp.normalize:type_name -> stoker.v1.Normalize
+	1,  // 29: stoker.v1.Loader.OpenDataset:input_type -> stoker.v1.OpenDatasetRequest
+	8,  // 30: stoker.v1.Loader.StreamBatches:input_type -> stoker.v1.StreamBatchesRequest
+	17, // 31: stoker.v1.Loader.Stats:input_type -> stoker.v1.StatsRequest
+	24, // 32: stoker.v1.Loader.Prefetch:input_type -> stoker.v1.PrefetchRequest
+	26, // 33: stoker.v1.Loader.PrefetchStatus:input_type -> stoker.v1.PrefetchStatusRequest
+	12, // 34: stoker.v1.Loader.ReleaseShm:input_type -> stoker.v1.ReleaseShmRequest
+	2,  // 35: stoker.v1.Loader.OpenDataset:output_type -> stoker.v1.OpenDatasetResponse
+	9,  // 36: stoker.v1.Loader.StreamBatches:output_type -> stoker.v1.StreamBatchesResponse
+	18, // 37: stoker.v1.Loader.Stats:output_type -> stoker.v1.StatsResponse
+	25, // 38: stoker.v1.Loader.Prefetch:output_type -> stoker.v1.PrefetchResponse
+	27, // 39: stoker.v1.Loader.PrefetchStatus:output_type -> stoker.v1.PrefetchStatusResponse
+	13, // 40: stoker.v1.Loader.ReleaseShm:output_type -> stoker.v1.ReleaseShmResponse
+	35, // [35:41] is the sub-list for method output_type
+	29, // [29:35] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_stoker_v1_loader_proto_init() }
@@ -3944,13 +4054,14 @@ func file_stoker_v1_loader_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stoker_v1_loader_proto_rawDesc), len(file_stoker_v1_loader_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      1,
 			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_stoker_v1_loader_proto_goTypes,
 		DependencyIndexes: file_stoker_v1_loader_proto_depIdxs,
+		EnumInfos:         file_stoker_v1_loader_proto_enumTypes,
 		MessageInfos:      file_stoker_v1_loader_proto_msgTypes,
 	}.Build()
 	File_stoker_v1_loader_proto = out.File

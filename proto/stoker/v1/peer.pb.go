@@ -604,6 +604,287 @@ func (x *Member) GetOwnedBytes() uint64 {
 	return 0
 }
 
+// PreprocessRequest is a part of one step of a pipeline stream.
+type PreprocessRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// url and format name the dataset, as in StreamBatchesRequest.
+	Url    string `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	Format string `protobuf:"bytes,2,opt,name=format,proto3" json:"format,omitempty"`
+	// pipeline is the stream's (its seed keys the augmentations).
+	Pipeline      *Pipeline           `protobuf:"bytes,3,opt,name=pipeline,proto3" json:"pipeline,omitempty"`
+	Epoch         uint64              `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Samples       []*PreprocessSample `protobuf:"bytes,5,rep,name=samples,proto3" json:"samples,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PreprocessRequest) Reset() {
+	*x = PreprocessRequest{}
+	mi := &file_stoker_v1_peer_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PreprocessRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PreprocessRequest) ProtoMessage() {}
+
+func (x *PreprocessRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stoker_v1_peer_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PreprocessRequest.ProtoReflect.Descriptor instead.
+func (*PreprocessRequest) Descriptor() ([]byte, []int) {
+	return file_stoker_v1_peer_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *PreprocessRequest) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *PreprocessRequest) GetFormat() string {
+	if x != nil {
+		return x.Format
+	}
+	return ""
+}
+
+func (x *PreprocessRequest) GetPipeline() *Pipeline {
+	if x != nil {
+		return x.Pipeline
+	}
+	return nil
+}
+
+func (x *PreprocessRequest) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *PreprocessRequest) GetSamples() []*PreprocessSample {
+	if x != nil {
+		return x.Samples
+	}
+	return nil
+}
+
+// PreprocessSample names a sample by its shard and its number in the
+// shard, and its position in the epoch's order.
+type PreprocessSample struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// shard is the shard's index in the dataset's manifest.
+	Shard uint32 `protobuf:"varint,1,opt,name=shard,proto3" json:"shard,omitempty"`
+	// etag is the shard's, as the caller's manifest has it: a node whose
+	// manifest differs does not preprocess the sample.
+	Etag          string `protobuf:"bytes,2,opt,name=etag,proto3" json:"etag,omitempty"`
+	Sample        uint32 `protobuf:"varint,3,opt,name=sample,proto3" json:"sample,omitempty"`
+	Position      uint64 `protobuf:"varint,4,opt,name=position,proto3" json:"position,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PreprocessSample) Reset() {
+	*x = PreprocessSample{}
+	mi := &file_stoker_v1_peer_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PreprocessSample) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PreprocessSample) ProtoMessage() {}
+
+func (x *PreprocessSample) ProtoReflect() protoreflect.Message {
+	mi := &file_stoker_v1_peer_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PreprocessSample.ProtoReflect.Descriptor instead.
+func (*PreprocessSample) Descriptor() ([]byte, []int) {
+	return file_stoker_v1_peer_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *PreprocessSample) GetShard() uint32 {
+	if x != nil {
+		return x.Shard
+	}
+	return 0
+}
+
+func (x *PreprocessSample) GetEtag() string {
+	if x != nil {
+		return x.Etag
+	}
+	return ""
+}
+
+func (x *PreprocessSample) GetSample() uint32 {
+	if x != nil {
+		return x.Sample
+	}
+	return 0
+}
+
+func (x *PreprocessSample) GetPosition() uint64 {
+	if x != nil {
+		return x.Position
+	}
+	return 0
+}
+
+// PreprocessResponse is each sample's output, in the request's order.
+type PreprocessResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// tensors describe the outputs (name, dtype, shape with the samples'
+	// rows first; no data), in the pipeline's order, an image's params
+	// after it; a masking pipeline's __valid__ is left out.
+	Tensors []*Tensor           `protobuf:"bytes,1,rep,name=tensors,proto3" json:"tensors,omitempty"`
+	Results []*PreprocessResult `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
+	// jpeg_decoder is the answering node's build (PipelineStats.jpeg_decoder):
+	// builds with different decoders and kernels may differ in a pixel's
+	// last bit, so the caller uses the rows only when it is its own.
+	JpegDecoder   string `protobuf:"bytes,3,opt,name=jpeg_decoder,json=jpegDecoder,proto3" json:"jpeg_decoder,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PreprocessResponse) Reset() {
+	*x = PreprocessResponse{}
+	mi := &file_stoker_v1_peer_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PreprocessResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PreprocessResponse) ProtoMessage() {}
+
+func (x *PreprocessResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stoker_v1_peer_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PreprocessResponse.ProtoReflect.Descriptor instead.
+func (*PreprocessResponse) Descriptor() ([]byte, []int) {
+	return file_stoker_v1_peer_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *PreprocessResponse) GetTensors() []*Tensor {
+	if x != nil {
+		return x.Tensors
+	}
+	return nil
+}
+
+func (x *PreprocessResponse) GetResults() []*PreprocessResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *PreprocessResponse) GetJpegDecoder() string {
+	if x != nil {
+		return x.JpegDecoder
+	}
+	return ""
+}
+
+// PreprocessResult is one sample's output: its row of each tensor, or why
+// it has none (the caller then preprocesses it itself).
+type PreprocessResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Rows          [][]byte               `protobuf:"bytes,2,rep,name=rows,proto3" json:"rows,omitempty"`
+	Error         string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PreprocessResult) Reset() {
+	*x = PreprocessResult{}
+	mi := &file_stoker_v1_peer_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PreprocessResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PreprocessResult) ProtoMessage() {}
+
+func (x *PreprocessResult) ProtoReflect() protoreflect.Message {
+	mi := &file_stoker_v1_peer_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PreprocessResult.ProtoReflect.Descriptor instead.
+func (*PreprocessResult) Descriptor() ([]byte, []int) {
+	return file_stoker_v1_peer_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *PreprocessResult) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *PreprocessResult) GetRows() [][]byte {
+	if x != nil {
+		return x.Rows
+	}
+	return nil
+}
+
+func (x *PreprocessResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 var File_stoker_v1_peer_proto protoreflect.FileDescriptor
 
 const file_stoker_v1_peer_proto_rawDesc = "" +
@@ -650,13 +931,34 @@ const file_stoker_v1_peer_proto_rawDesc = "" +
 	"\x05error\x18\a \x01(\tR\x05error\x12!\n" +
 	"\fowned_shards\x18\b \x01(\rR\vownedShards\x12\x1f\n" +
 	"\vowned_bytes\x18\t \x01(\x04R\n" +
-	"ownedBytes2\x96\x02\n" +
+	"ownedBytes\"\xbb\x01\n" +
+	"\x11PreprocessRequest\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n" +
+	"\x06format\x18\x02 \x01(\tR\x06format\x12/\n" +
+	"\bpipeline\x18\x03 \x01(\v2\x13.stoker.v1.PipelineR\bpipeline\x12\x14\n" +
+	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x125\n" +
+	"\asamples\x18\x05 \x03(\v2\x1b.stoker.v1.PreprocessSampleR\asamples\"p\n" +
+	"\x10PreprocessSample\x12\x14\n" +
+	"\x05shard\x18\x01 \x01(\rR\x05shard\x12\x12\n" +
+	"\x04etag\x18\x02 \x01(\tR\x04etag\x12\x16\n" +
+	"\x06sample\x18\x03 \x01(\rR\x06sample\x12\x1a\n" +
+	"\bposition\x18\x04 \x01(\x04R\bposition\"\x9b\x01\n" +
+	"\x12PreprocessResponse\x12+\n" +
+	"\atensors\x18\x01 \x03(\v2\x11.stoker.v1.TensorR\atensors\x125\n" +
+	"\aresults\x18\x02 \x03(\v2\x1b.stoker.v1.PreprocessResultR\aresults\x12!\n" +
+	"\fjpeg_decoder\x18\x03 \x01(\tR\vjpegDecoder\"N\n" +
+	"\x10PreprocessResult\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
+	"\x04rows\x18\x02 \x03(\fR\x04rows\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error2\xe1\x02\n" +
 	"\x04Peer\x12H\n" +
 	"\tReadShard\x12\x1b.stoker.v1.ReadShardRequest\x1a\x1c.stoker.v1.ReadShardResponse0\x01\x127\n" +
 	"\x04Warm\x12\x16.stoker.v1.WarmRequest\x1a\x17.stoker.v1.WarmResponse\x12I\n" +
 	"\n" +
 	"HintStatus\x12\x1c.stoker.v1.HintStatusRequest\x1a\x1d.stoker.v1.HintStatusResponse\x12@\n" +
-	"\aMembers\x12\x19.stoker.v1.MembersRequest\x1a\x1a.stoker.v1.MembersResponseB8Z6github.com/stoker-data/stoker/proto/stoker/v1;stokerv1b\x06proto3"
+	"\aMembers\x12\x19.stoker.v1.MembersRequest\x1a\x1a.stoker.v1.MembersResponse\x12I\n" +
+	"\n" +
+	"Preprocess\x12\x1c.stoker.v1.PreprocessRequest\x1a\x1d.stoker.v1.PreprocessResponseB8Z6github.com/stoker-data/stoker/proto/stoker/v1;stokerv1b\x06proto3"
 
 var (
 	file_stoker_v1_peer_proto_rawDescOnce sync.Once
@@ -670,7 +972,7 @@ func file_stoker_v1_peer_proto_rawDescGZIP() []byte {
 	return file_stoker_v1_peer_proto_rawDescData
 }
 
-var file_stoker_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_stoker_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_stoker_v1_peer_proto_goTypes = []any{
 	(*ReadShardRequest)(nil),   // 0: stoker.v1.ReadShardRequest
 	(*ReadShardResponse)(nil),  // 1: stoker.v1.ReadShardResponse
@@ -681,28 +983,40 @@ var file_stoker_v1_peer_proto_goTypes = []any{
 	(*MembersRequest)(nil),     // 6: stoker.v1.MembersRequest
 	(*MembersResponse)(nil),    // 7: stoker.v1.MembersResponse
 	(*Member)(nil),             // 8: stoker.v1.Member
-	(*Shard)(nil),              // 9: stoker.v1.Shard
-	(*PrefetchProgress)(nil),   // 10: stoker.v1.PrefetchProgress
-	(*StatsResponse)(nil),      // 11: stoker.v1.StatsResponse
+	(*PreprocessRequest)(nil),  // 9: stoker.v1.PreprocessRequest
+	(*PreprocessSample)(nil),   // 10: stoker.v1.PreprocessSample
+	(*PreprocessResponse)(nil), // 11: stoker.v1.PreprocessResponse
+	(*PreprocessResult)(nil),   // 12: stoker.v1.PreprocessResult
+	(*Shard)(nil),              // 13: stoker.v1.Shard
+	(*PrefetchProgress)(nil),   // 14: stoker.v1.PrefetchProgress
+	(*StatsResponse)(nil),      // 15: stoker.v1.StatsResponse
+	(*Pipeline)(nil),           // 16: stoker.v1.Pipeline
+	(*Tensor)(nil),             // 17: stoker.v1.Tensor
 }
 var file_stoker_v1_peer_proto_depIdxs = []int32{
-	9,  // 0: stoker.v1.WarmRequest.shards:type_name -> stoker.v1.Shard
-	10, // 1: stoker.v1.HintStatusResponse.progress:type_name -> stoker.v1.PrefetchProgress
+	13, // 0: stoker.v1.WarmRequest.shards:type_name -> stoker.v1.Shard
+	14, // 1: stoker.v1.HintStatusResponse.progress:type_name -> stoker.v1.PrefetchProgress
 	8,  // 2: stoker.v1.MembersResponse.members:type_name -> stoker.v1.Member
-	11, // 3: stoker.v1.Member.stats:type_name -> stoker.v1.StatsResponse
-	0,  // 4: stoker.v1.Peer.ReadShard:input_type -> stoker.v1.ReadShardRequest
-	2,  // 5: stoker.v1.Peer.Warm:input_type -> stoker.v1.WarmRequest
-	4,  // 6: stoker.v1.Peer.HintStatus:input_type -> stoker.v1.HintStatusRequest
-	6,  // 7: stoker.v1.Peer.Members:input_type -> stoker.v1.MembersRequest
-	1,  // 8: stoker.v1.Peer.ReadShard:output_type -> stoker.v1.ReadShardResponse
-	3,  // 9: stoker.v1.Peer.Warm:output_type -> stoker.v1.WarmResponse
-	5,  // 10: stoker.v1.Peer.HintStatus:output_type -> stoker.v1.HintStatusResponse
-	7,  // 11: stoker.v1.Peer.Members:output_type -> stoker.v1.MembersResponse
-	8,  // [8:12] is the sub-list for method output_type
-	4,  // [4:8] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	15, // 3: stoker.v1.Member.stats:type_name -> stoker.v1.StatsResponse
+	16, // 4: stoker.v1.PreprocessRequest.pipeline:type_name -> stoker.v1.Pipeline
+	10, // 5: stoker.v1.PreprocessRequest.samples:type_name -> stoker.v1.PreprocessSample
+	17, // 6: stoker.v1.PreprocessResponse.tensors:type_name -> stoker.v1.Tensor
+	12, // 7: stoker.v1.PreprocessResponse.results:type_name -> stoker.v1.PreprocessResult
+	0,  // 8: stoker.v1.Peer.ReadShard:input_type -> stoker.v1.ReadShardRequest
+	2,  // 9: stoker.v1.Peer.Warm:input_type -> stoker.v1.WarmRequest
+	4,  // 10: stoker.v1.Peer.HintStatus:input_type -> stoker.v1.HintStatusRequest
+	6,  // 11: stoker.v1.Peer.Members:input_type -> stoker.v1.MembersRequest
+	9,  // 12: stoker.v1.Peer.Preprocess:input_type -> stoker.v1.PreprocessRequest
+	1,  // 13: stoker.v1.Peer.ReadShard:output_type -> stoker.v1.ReadShardResponse
+	3,  // 14: stoker.v1.Peer.Warm:output_type -> stoker.v1.WarmResponse
+	5,  // 15: stoker.v1.Peer.HintStatus:output_type -> stoker.v1.HintStatusResponse
+	7,  // 16: stoker.v1.Peer.Members:output_type -> stoker.v1.MembersResponse
+	11, // 17: stoker.v1.Peer.Preprocess:output_type -> stoker.v1.PreprocessResponse
+	13, // [13:18] is the sub-list for method output_type
+	8,  // [8:13] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_stoker_v1_peer_proto_init() }
@@ -717,7 +1031,7 @@ func file_stoker_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stoker_v1_peer_proto_rawDesc), len(file_stoker_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,6 +23,7 @@ const (
 	Peer_Warm_FullMethodName       = "/stoker.v1.Peer/Warm"
 	Peer_HintStatus_FullMethodName = "/stoker.v1.Peer/HintStatus"
 	Peer_Members_FullMethodName    = "/stoker.v1.Peer/Members"
+	Peer_Preprocess_FullMethodName = "/stoker.v1.Peer/Preprocess"
 )
 
 // PeerClient is the client API for Peer service.
@@ -45,6 +46,13 @@ type PeerClient interface {
 	// Members lists the cluster as this node sees it, with each member's
 	// statistics, and for a dataset URL the owner of every shard.
 	Members(ctx context.Context, in *MembersRequest, opts ...grpc.CallOption) (*MembersResponse, error)
+	// Preprocess runs a stream's pipeline on samples of shards this node
+	// owns, read from its cache (or storage), for the node serving the
+	// stream (StreamBatchesRequest.preprocess_on ANY). Each sample's random
+	// augmentations are keyed by the pipeline's seed, the epoch and the
+	// sample's position in the epoch, so its output is the one the serving
+	// node would compute.
+	Preprocess(ctx context.Context, in *PreprocessRequest, opts ...grpc.CallOption) (*PreprocessResponse, error)
 }
 
 type peerClient struct {
@@ -104,6 +112,16 @@ func (c *peerClient) Members(ctx context.Context, in *MembersRequest, opts ...gr
 	return out, nil
 }
 
+func (c *peerClient) Preprocess(ctx context.Context, in *PreprocessRequest, opts ...grpc.CallOption) (*PreprocessResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PreprocessResponse)
+	err := c.cc.Invoke(ctx, Peer_Preprocess_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerServer is the server API for Peer service.
 // All implementations must embed UnimplementedPeerServer
 // for forward compatibility.
@@ -124,6 +142,13 @@ type PeerServer interface {
 	// Members lists the cluster as this node sees it, with each member's
 	// statistics, and for a dataset URL the owner of every shard.
 	Members(context.Context, *MembersRequest) (*MembersResponse, error)
+	// Preprocess runs a stream's pipeline on samples of shards this node
+	// owns, read from its cache (or storage), for the node serving the
+	// stream (StreamBatchesRequest.preprocess_on ANY). Each sample's random
+	// augmentations are keyed by the pipeline's seed, the epoch and the
+	// sample's position in the epoch, so its output is the one the serving
+	// node would compute.
+	Preprocess(context.Context, *PreprocessRequest) (*PreprocessResponse, error)
 	mustEmbedUnimplementedPeerServer()
 }
 
@@ -145,6 +170,9 @@ func (UnimplementedPeerServer) HintStatus(context.Context, *HintStatusRequest) (
 }
 func (UnimplementedPeerServer) Members(context.Context, *MembersRequest) (*MembersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Members not implemented")
+}
+func (UnimplementedPeerServer) Preprocess(context.Context, *PreprocessRequest) (*PreprocessResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Preprocess not implemented")
 }
 func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
 func (UnimplementedPeerServer) testEmbeddedByValue()              {}
@@ -232,6 +260,24 @@ func _Peer_Members_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Peer_Preprocess_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PreprocessRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).Preprocess(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_Preprocess_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).Preprocess(ctx, req.(*PreprocessRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -250,6 +296,10 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Members",
 			Handler:    _Peer_Members_Handler,
+		},
+		{
+			MethodName: "Preprocess",
+			Handler:    _Peer_Preprocess_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1,10 +1,20 @@
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class PreprocessOn(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PREPROCESS_ON_UNSPECIFIED: _ClassVar[PreprocessOn]
+    PREPROCESS_ON_LOCAL: _ClassVar[PreprocessOn]
+    PREPROCESS_ON_ANY: _ClassVar[PreprocessOn]
+PREPROCESS_ON_UNSPECIFIED: PreprocessOn
+PREPROCESS_ON_LOCAL: PreprocessOn
+PREPROCESS_ON_ANY: PreprocessOn
 
 class OpenDatasetRequest(_message.Message):
     __slots__ = ("url", "format", "fields")
@@ -95,7 +105,7 @@ class Cursor(_message.Message):
     def __init__(self, epoch: _Optional[int] = ..., position: _Optional[int] = ..., plan_version: _Optional[int] = ...) -> None: ...
 
 class StreamBatchesRequest(_message.Message):
-    __slots__ = ("url", "format", "seed", "epoch", "rank", "world_size", "batch_size", "shuffle_window", "no_shuffle", "drop_last", "cursor", "columns", "shm", "shm_region_bytes", "gds", "shm_tier", "pipeline", "packed", "shm_release_ring")
+    __slots__ = ("url", "format", "seed", "epoch", "rank", "world_size", "batch_size", "shuffle_window", "no_shuffle", "drop_last", "cursor", "columns", "shm", "shm_region_bytes", "gds", "shm_tier", "pipeline", "packed", "shm_release_ring", "preprocess_on")
     URL_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
@@ -115,6 +125,7 @@ class StreamBatchesRequest(_message.Message):
     PIPELINE_FIELD_NUMBER: _ClassVar[int]
     PACKED_FIELD_NUMBER: _ClassVar[int]
     SHM_RELEASE_RING_FIELD_NUMBER: _ClassVar[int]
+    PREPROCESS_ON_FIELD_NUMBER: _ClassVar[int]
     url: str
     format: str
     seed: int
@@ -134,7 +145,8 @@ class StreamBatchesRequest(_message.Message):
     pipeline: Pipeline
     packed: bool
     shm_release_ring: bool
-    def __init__(self, url: _Optional[str] = ..., format: _Optional[str] = ..., seed: _Optional[int] = ..., epoch: _Optional[int] = ..., rank: _Optional[int] = ..., world_size: _Optional[int] = ..., batch_size: _Optional[int] = ..., shuffle_window: _Optional[int] = ..., no_shuffle: _Optional[bool] = ..., drop_last: _Optional[bool] = ..., cursor: _Optional[_Union[Cursor, _Mapping]] = ..., columns: _Optional[_Iterable[str]] = ..., shm: _Optional[bool] = ..., shm_region_bytes: _Optional[int] = ..., gds: _Optional[bool] = ..., shm_tier: _Optional[bool] = ..., pipeline: _Optional[_Union[Pipeline, _Mapping]] = ..., packed: _Optional[bool] = ..., shm_release_ring: _Optional[bool] = ...) -> None: ...
+    preprocess_on: PreprocessOn
+    def __init__(self, url: _Optional[str] = ..., format: _Optional[str] = ..., seed: _Optional[int] = ..., epoch: _Optional[int] = ..., rank: _Optional[int] = ..., world_size: _Optional[int] = ..., batch_size: _Optional[int] = ..., shuffle_window: _Optional[int] = ..., no_shuffle: _Optional[bool] = ..., drop_last: _Optional[bool] = ..., cursor: _Optional[_Union[Cursor, _Mapping]] = ..., columns: _Optional[_Iterable[str]] = ..., shm: _Optional[bool] = ..., shm_region_bytes: _Optional[int] = ..., gds: _Optional[bool] = ..., shm_tier: _Optional[bool] = ..., pipeline: _Optional[_Union[Pipeline, _Mapping]] = ..., packed: _Optional[bool] = ..., shm_release_ring: _Optional[bool] = ..., preprocess_on: _Optional[_Union[PreprocessOn, str]] = ...) -> None: ...
 
 class StreamBatchesResponse(_message.Message):
     __slots__ = ("epoch", "step", "rank", "samples", "final", "cursor", "arrow_ipc", "row_shards", "first_position", "shm_region", "shm_lease", "shm_tier", "tensors", "sample_table", "sample_data")
@@ -311,7 +323,7 @@ class StatsResponse(_message.Message):
     def __init__(self, memory_hits: _Optional[int] = ..., disk_hits: _Optional[int] = ..., misses: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., memory_capacity: _Optional[int] = ..., disk_bytes: _Optional[int] = ..., disk_capacity: _Optional[int] = ..., storage_requests: _Optional[int] = ..., storage_bytes: _Optional[int] = ..., stall_nanos: _Optional[int] = ..., samples_served: _Optional[int] = ..., bytes_served: _Optional[int] = ..., active_streams: _Optional[int] = ..., evictions: _Optional[int] = ..., shm_regions: _Optional[int] = ..., shm_region_bytes: _Optional[int] = ..., shm_leases: _Optional[int] = ..., shm_leased_bytes: _Optional[int] = ..., shm_bytes_served: _Optional[int] = ..., host: _Optional[_Union[HostInfo, _Mapping]] = ..., shm_waits: _Optional[int] = ..., shm_extent_bytes: _Optional[int] = ..., shm_tier_bytes: _Optional[int] = ..., storage_range_requests: _Optional[int] = ..., storage_range_bytes: _Optional[int] = ..., disk_range_hits: _Optional[int] = ..., counting: _Optional[_Iterable[_Union[CountingProgress, _Mapping]]] = ..., cached_bytes: _Optional[int] = ..., pipeline: _Optional[_Union[PipelineStats, _Mapping]] = ...) -> None: ...
 
 class PipelineStats(_message.Message):
-    __slots__ = ("workers", "jpeg_decoder", "samples", "busy_nanos", "errors", "dct_scaled", "bytes_out")
+    __slots__ = ("workers", "jpeg_decoder", "samples", "busy_nanos", "errors", "dct_scaled", "bytes_out", "peer_samples_sent", "peer_fallbacks", "peer_samples_served")
     WORKERS_FIELD_NUMBER: _ClassVar[int]
     JPEG_DECODER_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
@@ -319,6 +331,9 @@ class PipelineStats(_message.Message):
     ERRORS_FIELD_NUMBER: _ClassVar[int]
     DCT_SCALED_FIELD_NUMBER: _ClassVar[int]
     BYTES_OUT_FIELD_NUMBER: _ClassVar[int]
+    PEER_SAMPLES_SENT_FIELD_NUMBER: _ClassVar[int]
+    PEER_FALLBACKS_FIELD_NUMBER: _ClassVar[int]
+    PEER_SAMPLES_SERVED_FIELD_NUMBER: _ClassVar[int]
     workers: int
     jpeg_decoder: str
     samples: int
@@ -326,7 +341,10 @@ class PipelineStats(_message.Message):
     errors: int
     dct_scaled: int
     bytes_out: int
-    def __init__(self, workers: _Optional[int] = ..., jpeg_decoder: _Optional[str] = ..., samples: _Optional[int] = ..., busy_nanos: _Optional[int] = ..., errors: _Optional[int] = ..., dct_scaled: _Optional[int] = ..., bytes_out: _Optional[int] = ...) -> None: ...
+    peer_samples_sent: int
+    peer_fallbacks: int
+    peer_samples_served: int
+    def __init__(self, workers: _Optional[int] = ..., jpeg_decoder: _Optional[str] = ..., samples: _Optional[int] = ..., busy_nanos: _Optional[int] = ..., errors: _Optional[int] = ..., dct_scaled: _Optional[int] = ..., bytes_out: _Optional[int] = ..., peer_samples_sent: _Optional[int] = ..., peer_fallbacks: _Optional[int] = ..., peer_samples_served: _Optional[int] = ...) -> None: ...
 
 class CountingProgress(_message.Message):
     __slots__ = ("url", "shards_counted", "shards_total")
