@@ -339,20 +339,30 @@ func (s *Stream) index(ctx context.Context, i int32) (*wds.ShardIndex, error) {
 	return x, nil
 }
 
+// indexed returns the place of the sample at position pos, its shard's
+// index and its number in that index, checked against the index.
+func (s *Stream) indexed(ctx context.Context, pos int) (shuffle.Ref, *wds.ShardIndex, int, error) {
+	ref := s.plan.At(pos)
+	x, err := s.index(ctx, ref.Shard)
+	if err != nil {
+		return ref, nil, 0, err
+	}
+	j := int(ref.Sample)
+	if j >= x.Len() {
+		return ref, nil, 0, &storage.Error{Op: "read", Object: s.ds.Manifest.Shards[ref.Shard].Object, Kind: storage.ErrCorrupt,
+			Err: fmt.Errorf("sample %d of a shard indexed with %d", j, x.Len())}
+	}
+	return ref, x, j, nil
+}
+
 // Sample returns the sample at position pos of the plan, its bytes valid
 // until EndStep: from a whole shard in memory (fetched if need be), from
 // the disk tier (the sample's bytes alone), or from the sample ranges
 // fetched ahead (or read now).
 func (s *Stream) Sample(ctx context.Context, pos int) (*SampleData, error) {
-	ref := s.plan.At(pos)
-	x, err := s.index(ctx, ref.Shard)
+	ref, x, j, err := s.indexed(ctx, pos)
 	if err != nil {
 		return nil, err
-	}
-	j := int(ref.Sample)
-	if j >= x.Len() {
-		return nil, &storage.Error{Op: "read", Object: s.ds.Manifest.Shards[ref.Shard].Object, Kind: storage.ErrCorrupt,
-			Err: fmt.Errorf("sample %d of a shard indexed with %d", j, x.Len())}
 	}
 	lo, hi := x.Span(j)
 	base, baseOff, tier, err := s.bytes(ctx, ref, pos, lo, hi)
@@ -382,15 +392,9 @@ func (s *Stream) SetElsewhere(f func(shard int) bool) { s.elsewhere = f }
 // key, index entry, and its fields' names (Data nil). It reads the
 // shard's index if need be, never the shard.
 func (s *Stream) Meta(ctx context.Context, pos int) (*SampleData, error) {
-	ref := s.plan.At(pos)
-	x, err := s.index(ctx, ref.Shard)
+	ref, x, j, err := s.indexed(ctx, pos)
 	if err != nil {
 		return nil, err
-	}
-	j := int(ref.Sample)
-	if j >= x.Len() {
-		return nil, &storage.Error{Op: "read", Object: s.ds.Manifest.Shards[ref.Shard].Object, Kind: storage.ErrCorrupt,
-			Err: fmt.Errorf("sample %d of a shard indexed with %d", j, x.Len())}
 	}
 	d := &SampleData{Ref: ref, Key: x.Key(j), Index: x, Tier: cache.TierNone, Meta: true, Fields: make([]FieldData, x.NumFields(j))}
 	for f := range d.Fields {

@@ -302,11 +302,8 @@ class Client:
         ``transform`` (a :class:`stoker.pipeline.Transform`) has the server
         decode and augment the samples: each Batch's ``ready`` holds the
         tensors (with shm, arrays over the region; see stoker.pipeline).
-        ``preprocess_on="any"`` lets a server in a cluster have each sample
-        preprocessed by the node that holds its shard (its decoded rows
-        travel instead of its bytes); the default ``"local"`` does it all
-        on the server streamed from. The tensors, their order and the
-        augmentations are the same either way.
+        ``preprocess_on="any"``: in a cluster, samples are preprocessed on the
+        nodes holding their shards; the tensors equal the default ``"local"``'s.
 
         ``shm=None`` (the default) takes the local fast path when there is
         one (see the class doc): shared memory and the shared tier, with
