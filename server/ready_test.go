@@ -1,7 +1,6 @@
 package server
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
@@ -18,63 +17,12 @@ import (
 
 	"github.com/stoker-data/stoker/clients/stoker"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
+	"github.com/stoker-data/stoker/server/pipeline/pipelinetest"
 )
-
-// writePhotoShards writes shards of samples with an image (the pipeline
-// package's test photos, in turn) and a label; bad maps a key to the
-// bytes its image gets instead (nil: no image field).
-func writePhotoShards(tb testing.TB, dir string, shards, per int, bad map[string][]byte) {
-	tb.Helper()
-	files := []string{"photo.jpg", "progressive.jpg", "444.jpg", "gray.jpg", "photo.png"}
-	imgs := make([][]byte, len(files))
-	for i, f := range files {
-		b, err := os.ReadFile(filepath.Join("pipeline", "testdata", f))
-		if err != nil {
-			tb.Fatal(err)
-		}
-		imgs[i] = b
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		tb.Fatal(err)
-	}
-	for s := range shards {
-		var buf bytes.Buffer
-		tw := tar.NewWriter(&buf)
-		put := func(name string, data []byte) {
-			if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg}); err != nil {
-				tb.Fatal(err)
-			}
-			if _, err := tw.Write(data); err != nil {
-				tb.Fatal(err)
-			}
-		}
-		for i := range per {
-			n := s*per + i
-			key := fmt.Sprintf("%05d", n)
-			ext, data := "jpg", imgs[n%len(imgs)]
-			if n%len(imgs) == 4 {
-				ext = "png"
-			}
-			if b, ok := bad[key]; ok {
-				data = b
-			}
-			if data != nil {
-				put(key+"."+ext, data)
-			}
-			put(key+".cls", fmt.Appendf(nil, "%d", n%10))
-		}
-		if err := tw.Close(); err != nil {
-			tb.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("train-%03d.tar", s)), buf.Bytes(), 0o644); err != nil {
-			tb.Fatal(err)
-		}
-	}
-}
 
 func photoHarness(tb testing.TB, shards, per int, bad map[string][]byte, mutate func(*Config)) *harness {
 	dir := tb.TempDir()
-	writePhotoShards(tb, filepath.Join(dir, "data"), shards, per, bad)
+	pipelinetest.WritePhotoShards(tb, filepath.Join(dir, "data"), shards, per, nil, bad)
 	return serveDir(tb, dir, 1<<30, mutate)
 }
 

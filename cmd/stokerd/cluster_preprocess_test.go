@@ -1,7 +1,6 @@
 package main
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
@@ -19,53 +18,15 @@ import (
 	"google.golang.org/grpc"
 
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
+	"github.com/stoker-data/stoker/server/pipeline/pipelinetest"
 )
 
-// writePhotoDataset writes shards of samples with a photo (the pipeline
-// package's test images, in turn: JPEGs of several kinds and a PNG) and
-// a label, and returns the dataset's file:// URL. files, when set, are the
-// images instead (JPEGs).
+// writePhotoDataset writes shards of the pipeline package's test photos
+// (pipelinetest.Photos, or files) with labels into dir and returns the
+// dataset's file:// URL.
 func writePhotoDataset(t testing.TB, dir string, shards, per int, files ...string) string {
 	t.Helper()
-	if files == nil {
-		files = []string{"photo.jpg", "progressive.jpg", "444.jpg", "gray.jpg", "photo.png"}
-	}
-	imgs := make([][]byte, len(files))
-	for i, f := range files {
-		b, err := os.ReadFile(filepath.Join("..", "..", "server", "pipeline", "testdata", f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		imgs[i] = b
-	}
-	for s := range shards {
-		var buf bytes.Buffer
-		tw := tar.NewWriter(&buf)
-		put := func(name string, data []byte) {
-			if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg}); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := tw.Write(data); err != nil {
-				t.Fatal(err)
-			}
-		}
-		for i := range per {
-			n := s*per + i
-			key := fmt.Sprintf("%05d", n)
-			ext := "jpg"
-			if files[n%len(imgs)] == "photo.png" {
-				ext = "png"
-			}
-			put(key+"."+ext, imgs[n%len(imgs)])
-			put(key+".cls", fmt.Appendf(nil, "%d", n%10))
-		}
-		if err := tw.Close(); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("train-%03d.tar", s)), buf.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	pipelinetest.WritePhotoShards(t, dir, shards, per, files, nil)
 	return "file://" + dir + "/"
 }
 
