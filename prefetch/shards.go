@@ -83,7 +83,7 @@ type Shards struct {
 
 	fetches   atomic.Uint64 // fetches from storage started
 	peerReads atomic.Uint64 // shards read from their owner
-	fallbacks atomic.Uint64 // remote reads that failed and went to storage
+	fallbacks atomic.Uint64 // remote reads (whole shards, sample ranges) that failed and went to storage
 	wg        sync.WaitGroup
 }
 
@@ -191,13 +191,19 @@ func (s *Shards) GetRangeRemote(ctx context.Context, o storage.Object, off, n in
 		return nil, ErrLocal
 	}
 	data, err := rr.FetchRange(ctx, o, off, n)
-	if err == nil {
-		s.peerReads.Add(1)
-		if int64(len(data)) != n {
-			return nil, &storage.Error{Op: "read", Object: o.URL, Kind: storage.ErrCorrupt, Err: fmt.Errorf("the owner sent %d bytes for a range of %d", len(data), n)}
-		}
+	if err == nil && int64(len(data)) != n {
+		err = &storage.Error{Op: "read", Object: o.URL, Kind: storage.ErrCorrupt, Err: fmt.Errorf("the owner sent %d bytes for a range of %d", len(data), n)}
 	}
-	return data, err
+	switch {
+	case err == nil:
+		s.peerReads.Add(1)
+	case !errors.Is(err, ErrLocal) && ctx.Err() == nil:
+		s.fallbacks.Add(1) // the caller reads storage instead
+	}
+	if err != nil {
+		return nil, err
+	}
+	return data, nil
 }
 
 // Prefetch starts fetching o in the background unless it is cached.
@@ -226,7 +232,8 @@ func (s *Shards) Fetches() uint64 { return s.fetches.Load() }
 // PeerReads is the number of shards read from their owner so far.
 func (s *Shards) PeerReads() uint64 { return s.peerReads.Load() }
 
-// Fallbacks is the number of remote reads that failed and went to storage.
+// Fallbacks is the number of remote reads (whole shards and sample
+// ranges) that failed and went to storage.
 func (s *Shards) Fallbacks() uint64 { return s.fallbacks.Load() }
 
 func (s *Shards) fetch(key storage.Key, o storage.Object, remote bool) ([]byte, error) {

@@ -91,3 +91,54 @@ func TestShardsReadFromOwner(t *testing.T) {
 		t.Fatalf("GetLocal: err %v, fetches %d", err, d.Fetches())
 	}
 }
+
+// rangePeer is a peerRemote that also reads ranges from the owner, and
+// may answer with a short range.
+type rangePeer struct {
+	peerRemote
+	short bool
+}
+
+func (r *rangePeer) FetchRange(ctx context.Context, o storage.Object, off, n int64) ([]byte, error) {
+	data, err := r.Fetch(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	if r.short {
+		n--
+	}
+	return data[off : off+n], nil
+}
+
+var _ RangeRemote = (*rangePeer)(nil)
+
+// A sample range read from the owner counts as a peer read; one that fails
+// (owner down, or a range of the wrong length) counts as a fallback, as a
+// whole shard's does; a shard this node owns counts as neither.
+func TestShardsRangeFromOwnerCounts(t *testing.T) {
+	e := newPrefetchEnv(t, wds.Synthetic{Shards: 2, PerShard: 5, SampleSize: 512}, 64<<20)
+	_, owner := e.fresh(t, 64<<20)
+	ctx := context.Background()
+	o := e.ds.Object(0)
+	for _, tc := range []struct {
+		name             string
+		peer             *rangePeer
+		reads, fallbacks uint64
+		ok, local        bool
+	}{
+		{"owner answers", &rangePeer{peerRemote: peerRemote{owner: func(storage.Object) *Shards { return owner }}}, 1, 0, true, false},
+		{"owner down", &rangePeer{peerRemote: peerRemote{owner: func(storage.Object) *Shards { return owner }, down: true}}, 0, 1, false, false},
+		{"short range", &rangePeer{peerRemote: peerRemote{owner: func(storage.Object) *Shards { return owner }}, short: true}, 0, 1, false, false},
+		{"owned here", &rangePeer{peerRemote: peerRemote{owner: func(storage.Object) *Shards { return nil }}}, 0, 0, false, true},
+	} {
+		_, s := e.fresh(t, 64<<20)
+		s.SetRemote(tc.peer)
+		data, err := s.GetRangeRemote(ctx, o, 512, 100)
+		if (err == nil) != tc.ok || errors.Is(err, ErrLocal) != tc.local || (tc.ok && len(data) != 100) {
+			t.Errorf("%s: %d bytes, err %v", tc.name, len(data), err)
+		}
+		if s.PeerReads() != tc.reads || s.Fallbacks() != tc.fallbacks {
+			t.Errorf("%s: peer reads %d, fallbacks %d; want %d, %d", tc.name, s.PeerReads(), s.Fallbacks(), tc.reads, tc.fallbacks)
+		}
+	}
+}

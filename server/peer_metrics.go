@@ -8,7 +8,7 @@ type peerCollector struct{ s *Server }
 
 var (
 	descPeerReads     = desc("peer_reads_total", "Shards read from their owner node.")
-	descPeerFallbacks = desc("peer_fallbacks_total", "Reads from an owner that failed and went to storage.")
+	descPeerFallbacks = desc("peer_fallbacks_total", "Reads from an owner (whole shards and sample ranges) that failed and went to storage.")
 	descPeerServed    = desc("peer_served_total", "Shards served to other nodes.")
 	descMembers       = desc("cluster_members", "Live members of the cluster as this node sees it.")
 	descPreSent       = desc("pipeline_peer_samples_sent_total", "Samples of this node's pipeline streams preprocessed by their shards' owners (preprocess_on ANY).")
