@@ -102,21 +102,8 @@ func readDirect(b *testing.B, endpoint string, names []string) time.Duration {
 // readThroughStoker starts a fresh stokerd over the proxy and times two
 // epochs read through it.
 func readThroughStoker(b *testing.B, bin, endpoint, url string) (first, second time.Duration) {
-	grpcAddr, web := freeAddr(b), freeAddr(b)
-	cmd := exec.Command(bin, "--listen", grpcAddr, "--http", web, "--cache-dir", b.TempDir(), "--memory-cache", "256MiB", "--log-level", "warn")
-	cmd.Env = append(os.Environ(), "AWS_ENDPOINT_URL_S3="+endpoint)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	waitHealthy(b, web, &logs)
-	c, err := stoker.Dial(grpcAddr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
+	c, _, logs, stop := startBenchStokerd(b, bin, endpoint, "--memory-cache", "256MiB")
+	defer stop()
 	epoch := func(e uint64) time.Duration {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
@@ -131,6 +118,30 @@ func readThroughStoker(b *testing.B, bin, endpoint, url string) (first, second t
 	first = epoch(0)
 	second = epoch(1)
 	return first, second
+}
+
+// startBenchStokerd starts stokerd (bin) with S3 at endpoint, a fresh
+// cache folder and args, waits until it is healthy, and dials it; stop
+// closes the client and kills the server. web is its HTTP address, logs
+// what it printed.
+func startBenchStokerd(b *testing.B, bin, endpoint string, args ...string) (c *stoker.Client, web string, logs *bytes.Buffer, stop func()) {
+	grpcAddr := freeAddr(b)
+	web = freeAddr(b)
+	cmd := exec.Command(bin, append([]string{"--listen", grpcAddr, "--http", web, "--cache-dir", b.TempDir(), "--log-level", "warn"}, args...)...)
+	cmd.Env = append(os.Environ(), "AWS_ENDPOINT_URL_S3="+endpoint)
+	logs = &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	kill := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	waitHealthy(b, web, logs)
+	c, err := stoker.Dial(grpcAddr)
+	if err != nil {
+		kill()
+		b.Fatal(err)
+	}
+	return c, web, logs, func() { c.Close(); kill() }
 }
 
 func waitHealthy(b *testing.B, web string, logs *bytes.Buffer) {

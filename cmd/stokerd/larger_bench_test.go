@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -184,23 +183,9 @@ func readParallel(b *testing.B, endpoint, prefix string, conns int) time.Duratio
 // readLargerThanCache starts a fresh stokerd with the given tiers over the
 // proxy and reads two epochs of url through it.
 func readLargerThanCache(b *testing.B, bin, endpoint, url string, window int, mem, disk int64, fetches int, counter *s3Proxy) (ttfb, first, second time.Duration, per [2]s3Use) {
-	grpcAddr, web := freeAddr(b), freeAddr(b)
-	cmd := exec.Command(bin, "--listen", grpcAddr, "--http", web, "--cache-dir", b.TempDir(),
-		"--memory-cache", strconv.FormatInt(mem, 10), "--disk-cache", strconv.FormatInt(disk, 10),
-		"--max-fetches", strconv.Itoa(fetches), "--log-level", "warn", "--pprof")
-	cmd.Env = append(os.Environ(), "AWS_ENDPOINT_URL_S3="+endpoint)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	waitHealthy(b, web, &logs)
-	c, err := stoker.Dial(grpcAddr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
+	c, web, logs, stop := startBenchStokerd(b, bin, endpoint, "--memory-cache", strconv.FormatInt(mem, 10), "--disk-cache", strconv.FormatInt(disk, 10),
+		"--max-fetches", strconv.Itoa(fetches), "--pprof")
+	defer stop()
 	epoch := func(e uint64) (ttfb, d time.Duration) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
