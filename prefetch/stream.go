@@ -369,17 +369,28 @@ func (s *Stream) Sample(ctx context.Context, pos int) (*SampleData, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &SampleData{Ref: ref, Key: x.Key(j), Index: x, Tier: tier, Fields: make([]FieldData, x.NumFields(j))}
-	for f := range d.Fields {
+	fields, err := SampleFields(s.ds.Manifest.Shards[ref.Shard].Object, x, j, base, baseOff)
+	if err != nil {
+		return nil, err
+	}
+	return &SampleData{Ref: ref, Key: x.Key(j), Index: x, Tier: tier, Fields: fields}, nil
+}
+
+// SampleFields are the fields of sample j of a shard indexed by x (its
+// object), as slices of base, which holds the shard's bytes from offset
+// baseOff on; a field outside base is ErrCorrupt, naming it.
+func SampleFields(object string, x *wds.ShardIndex, j int, base []byte, baseOff int64) ([]FieldData, error) {
+	fields := make([]FieldData, x.NumFields(j))
+	for f := range fields {
 		fl := x.Field(j, f)
 		a, b := fl.Offset-baseOff, fl.Offset+fl.Size-baseOff
 		if a < 0 || b > int64(len(base)) || a > b {
-			return nil, &storage.Error{Op: "read", Object: s.ds.Manifest.Shards[ref.Shard].Object, Kind: storage.ErrCorrupt,
-				Err: fmt.Errorf("sample %q field %q: bytes [%d, %d) are outside the %d read", d.Key, fl.Name, fl.Offset, fl.Offset+fl.Size, len(base))}
+			return nil, &storage.Error{Op: "read", Object: object, Kind: storage.ErrCorrupt,
+				Err: fmt.Errorf("sample %q field %q: bytes [%d, %d) are outside the %d read", x.Key(j), fl.Name, fl.Offset, fl.Offset+fl.Size, len(base))}
 		}
-		d.Fields[f] = FieldData{Name: fl.Name, Data: base[a:b:b]}
+		fields[f] = FieldData{Name: fl.Name, Data: base[a:b:b]}
 	}
-	return d, nil
+	return fields, nil
 }
 
 // SetElsewhere tells the stream which shards' bytes its reader does not

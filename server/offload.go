@@ -10,8 +10,10 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/stoker-data/stoker/prefetch"
 	"github.com/stoker-data/stoker/prefetch/cache"
 	"github.com/stoker-data/stoker/prefetch/dataset"
+	"github.com/stoker-data/stoker/prefetch/storage"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 	"github.com/stoker-data/stoker/server/cluster"
 	"github.com/stoker-data/stoker/server/pipeline"
@@ -219,16 +221,11 @@ func (rd *sampleReader) read(ctx context.Context, sm preprocessSample) (pipeline
 			base = r.Bytes()
 		}
 	}
-	in := pipeline.Input{Key: x.Key(j), Object: o.URL, Position: sm.position, Fields: make([]pipeline.Field, x.NumFields(j))}
-	for f := range in.Fields {
-		fl := x.Field(j, f)
-		a, b := fl.Offset-baseOff, fl.Offset+fl.Size-baseOff
-		if a < 0 || b > int64(len(base)) || a > b {
-			return pipeline.Input{}, fmt.Errorf("sample %q field %q: bytes [%d, %d) are outside the %d read", in.Key, fl.Name, fl.Offset, fl.Offset+fl.Size, len(base))
-		}
-		in.Fields[f] = pipeline.Field{Name: fl.Name, Data: base[a:b:b]}
+	fields, err := prefetch.SampleFields(o.URL, x, j, base, baseOff)
+	if err != nil {
+		return pipeline.Input{}, err
 	}
-	return in, nil
+	return pipeline.Input{Key: x.Key(j), Object: o.URL, Position: sm.position, Fields: pipelineFields(fields)}, nil
 }
 
 // offloadJob is one Preprocess call: samples (indexes in the step) of
@@ -347,16 +344,8 @@ func (l *loader) offloadJobs(node *cluster.Node, ds *dataset.Dataset, b *pipelin
 	if node == nil {
 		return nil
 	}
-	pool, self := node.Pool(), node.Name()
-	outs := b.Outputs()
-	rowBytes := func(i int) int {
-		n := 0
-		for _, t := range outs {
-			_, ln := t.RowRange(i, i+1)
-			n += ln
-		}
-		return n
-	}
+	outs := len(b.Outputs())
+	owners := map[int32]cluster.Member{} // by shard, for this step: ownership is looked up once a shard
 	var jobs []offloadJob
 	open := map[string]int{} // owner: index of its job being filled
 	bytes := map[string]int{}
@@ -365,16 +354,20 @@ func (l *loader) offloadJobs(node *cluster.Node, ds *dataset.Dataset, b *pipelin
 		if errs[i] != nil {
 			continue
 		}
-		m, ok := cluster.OwnerOf(cluster.ShardKey(ds.Object(int(ref.Shard))), pool)
-		if !ok || m.Name == self || m.Meta.GRPCAddr == "" {
+		m, seen := owners[ref.Shard]
+		if !seen {
+			m, _ = remoteOwner(node, ds.Object(int(ref.Shard)))
+			owners[ref.Shard] = m
+		}
+		if m.Name == "" { // this node's, or no owner to ask
 			continue
 		}
-		rb := rowBytes(i)
+		rb := b.RowBytes(i)
 		if rb > maxPreprocessBytes/2 { // leaves room for alignment: done here
 			continue
 		}
 		k, ok := open[m.Name]
-		if !ok || len(jobs[k].idx) >= maxPreprocessSamples || bytes[m.Name]+rb+len(outs)*64 > maxPreprocessBytes {
+		if !ok || len(jobs[k].idx) >= maxPreprocessSamples || bytes[m.Name]+rb+outs*64 > maxPreprocessBytes {
 			jobs = append(jobs, offloadJob{owner: m.Name, addr: m.Meta.GRPCAddr})
 			k = len(jobs) - 1
 			open[m.Name], bytes[m.Name] = k, 0
@@ -383,6 +376,17 @@ func (l *loader) offloadJobs(node *cluster.Node, ds *dataset.Dataset, b *pipelin
 		bytes[m.Name] += rb
 	}
 	return jobs
+}
+
+// remoteOwner is the owner of o's shard when it is another live node
+// that can be asked (it publishes a gRPC address); false when this node
+// owns it or is alone.
+func remoteOwner(node *cluster.Node, o storage.Object) (cluster.Member, bool) {
+	m, ok := node.Owner(cluster.ShardKey(o))
+	if !ok || m.Name == node.Name() || m.Meta.GRPCAddr == "" {
+		return cluster.Member{}, false
+	}
+	return m, true
 }
 
 // offload makes one Preprocess call and puts the rows it gets into dst,

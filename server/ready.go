@@ -13,7 +13,6 @@ import (
 	"github.com/stoker-data/stoker/prefetch"
 	"github.com/stoker-data/stoker/prefetch/dataset"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
-	"github.com/stoker-data/stoker/server/cluster"
 	"github.com/stoker-data/stoker/server/pipeline"
 	"github.com/stoker-data/stoker/server/shm"
 	"github.com/stoker-data/stoker/shuffle"
@@ -104,8 +103,8 @@ func (l *loader) openReady(req *stokerv1.StreamBatchesRequest, ds *dataset.Datas
 	if r.any && p.FixedRows() {
 		node := l.s.cfg.Cluster
 		r.elsewhere = func(shard int) bool {
-			m, ok := cluster.OwnerOf(cluster.ShardKey(ds.Object(shard)), node.Pool())
-			return ok && m.Name != node.Name() && m.Meta.GRPCAddr != ""
+			_, ok := remoteOwner(node, ds.Object(shard))
+			return ok
 		}
 	}
 	return r, nil
@@ -138,11 +137,7 @@ func (l *loader) sendReady(stream stokerv1.Loader_StreamBatchesServer, r *readyS
 	refs := make([]shuffle.Ref, len(samples))
 	for i, d := range samples {
 		refs[i] = d.Ref
-		fields := make([]pipeline.Field, len(d.Fields))
-		for k, f := range d.Fields {
-			fields[k] = pipeline.Field{Name: f.Name, Data: f.Data}
-		}
-		inputs[i] = pipeline.Input{Key: d.Key, Object: ds.Manifest.Shards[d.Ref.Shard].Object, Position: lo + i, Fields: fields, Deferred: d.Meta}
+		inputs[i] = pipeline.Input{Key: d.Key, Object: ds.Manifest.Shards[d.Ref.Shard].Object, Position: lo + i, Fields: pipelineFields(d.Fields), Deferred: d.Meta}
 	}
 	b, err := r.p.Prepare(epoch, inputs)
 	if err != nil {
@@ -170,11 +165,7 @@ func (l *loader) sendReady(stream stokerv1.Loader_StreamBatchesServer, r *readyS
 			if err != nil {
 				return nil, toStatus(err)
 			}
-			fields := make([]pipeline.Field, len(d.Fields))
-			for k, f := range d.Fields {
-				fields[k] = pipeline.Field{Name: f.Name, Data: f.Data}
-			}
-			return fields, nil
+			return pipelineFields(d.Fields), nil
 		}
 		err = l.runAnywhere(ctx, r, ds, b, dst, inputs, refs, epoch, fetch)
 	} else {
@@ -266,6 +257,16 @@ func (r *readyStream) buffer(ctx context.Context, l *loader, n int) ([]byte, err
 	r.release = release
 	r.buf = make([]byte, n)
 	return r.buf, nil
+}
+
+// pipelineFields are a sample's fields as the pipeline takes them (the
+// same bytes).
+func pipelineFields(fields []prefetch.FieldData) []pipeline.Field {
+	out := make([]pipeline.Field, len(fields))
+	for k, f := range fields {
+		out[k] = pipeline.Field{Name: f.Name, Data: f.Data}
+	}
+	return out
 }
 
 // pipelineStatus maps a pipeline error to a status that keeps its

@@ -307,8 +307,8 @@ func IsSampleError(err error) bool {
 	return errors.As(err, &se)
 }
 
-// rowBytes is the bytes of sample i's rows in all tensors.
-func (b *Batch) rowBytes(i int) int {
+// RowBytes is the bytes of sample i's rows in all tensors.
+func (b *Batch) RowBytes(i int) int {
 	n := 0
 	for ti := range b.tensors {
 		_, ln := b.tensors[ti].RowRange(i, i+1)

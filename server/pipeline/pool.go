@@ -235,7 +235,7 @@ func (p *Pool) run(ctx context.Context, b *Batch, dst []byte, which []bool) erro
 	for i, w := range which {
 		if w {
 			p.samples.Add(1)
-			p.bytesOut.Add(uint64(b.rowBytes(i)))
+			p.bytesOut.Add(uint64(b.RowBytes(i)))
 		}
 	}
 	return nil
