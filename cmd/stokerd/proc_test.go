@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -75,7 +76,27 @@ func startStokerd(t testing.TB, env []string, cacheDir string, extra ...string) 
 	return p
 }
 
+// start starts the process and waits until it is healthy. freeAddr's
+// ports were free a moment ago, not reserved: when another process took
+// one first (stokerd exits with "address already in use"), start picks
+// new gRPC and HTTP ports and tries again, a few times.
 func (p *stokerd) start(extra ...string) {
+	p.t.Helper()
+	for attempt := 1; ; attempt++ {
+		if p.startOnce(extra...) {
+			return
+		}
+		if p.bare || attempt == 3 || !strings.Contains(p.logs(), "address already in use") {
+			p.t.Fatalf("stokerd exited at start:\n%s", p.logs())
+		}
+		p.t.Logf("stokerd found a port taken (attempt %d): trying new ports", attempt)
+		p.grpc, p.web = freeAddr(p.t), freeAddr(p.t)
+	}
+}
+
+// startOnce starts the process and waits until it is healthy; false when
+// it exited first.
+func (p *stokerd) startOnce(extra ...string) bool {
 	t := p.t
 	t.Helper()
 	args := append([]string{"--listen", p.grpc, "--http", p.web, "--cache-dir", p.cacheDir,
@@ -105,13 +126,13 @@ func (p *stokerd) start(extra ...string) {
 	for {
 		select {
 		case <-p.exited:
-			t.Fatalf("stokerd exited at start:\n%s", p.logs())
+			return false
 		default:
 		}
 		if r, err := client.Get(health); err == nil {
 			r.Body.Close()
 			if r.StatusCode == http.StatusOK {
-				return
+				return true
 			}
 		}
 		if time.Now().After(deadline) {
@@ -141,4 +162,20 @@ func (p *stokerd) kill() {
 func (p *stokerd) restart(extra ...string) {
 	p.kill()
 	p.start(extra...)
+}
+
+// A port taken between freeAddr and stokerd's listen makes start try new
+// ports instead of failing the test.
+func TestStartRetriesATakenPort(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	p := &stokerd{t: t, grpc: taken.Addr().String(), web: freeAddr(t), cacheDir: t.TempDir()}
+	p.start("--disk-cache", "0")
+	t.Cleanup(p.kill)
+	if p.grpc == taken.Addr().String() {
+		t.Fatalf("stokerd serves on %s, the port another process holds", p.grpc)
+	}
 }
