@@ -141,8 +141,13 @@ func TestClusterTLSNodeWithoutValidCertFallsBack(t *testing.T) {
 	e.checkEpoch(t, readAll(t, dialTLS(t, c, trainer), stoker.Epoch{URL: e.url, Seed: 5, BatchSize: 8}))
 	reads, fallbacks := c.metric(t, "stoker_peer_reads_total"), c.metric(t, "stoker_peer_fallbacks_total")
 	t.Logf("node c: %v reads from its peer, %v fallbacks to S3; node a owns %d shards", reads, fallbacks, ownedByA)
-	if reads != 0 || int(fallbacks) < ownedByA {
-		t.Errorf("node c read %v shards from its peer with %v fallbacks: want none read and at least the %d node a owns fallen back", reads, fallbacks, ownedByA)
+	// Every shard node a owns is a fallback while node c sees a alive; a
+	// moment in which c's gossip suspects a (a loaded machine) makes c the
+	// owner of some of them, read from S3 with no fallback. So the count
+	// is at least one, not one per shard a owns; the S3 GETs below show
+	// that each shard was still read.
+	if reads != 0 || fallbacks < 1 {
+		t.Errorf("node c read %v shards from its peer with %v fallbacks: want none read and fallbacks for the shards node a owns (%d)", reads, fallbacks, ownedByA)
 	}
 	if served := a.metric(t, "stoker_peer_served_total"); served != 0 {
 		t.Errorf("node a served %v shards to a node its CA did not sign", served)
