@@ -27,13 +27,11 @@ func (l *loader) OpenDataset(ctx context.Context, req *stokerv1.OpenDatasetReque
 	if err != nil {
 		return nil, err
 	}
-	var fields []dataset.FieldCount
-	if req.GetFields() && ds.Columnar == nil {
-		if fields, err = ds.Fields(ctx); err != nil {
-			return nil, toStatus(err)
-		}
+	fields, err := wireOf(ds).fields(ctx, ds, req.GetFields())
+	if err != nil {
+		return nil, err
 	}
-	out := datasetProto(ds) // after Fields: its loads counted the shards
+	out := datasetProto(ds) // after fields: their loads counted the shards
 	for _, f := range fields {
 		out.Fields = append(out.Fields, &stokerv1.FieldInfo{Name: f.Name, Samples: uint64(f.Samples)})
 	}
@@ -50,7 +48,11 @@ func datasetProto(ds *dataset.Dataset) *stokerv1.Dataset {
 	}
 	n, counted := ds.NumSamples()
 	out.NumSamples, out.Counted = uint64(n), counted
-	columnarProto(ds, out)
+	for i, s := range m.Shards {
+		sh := out.Shards[i]
+		sh.Part, sh.Offset, sh.Length = uint32(s.Part), s.Offset, s.Length
+	}
+	wireOf(ds).describe(out)
 	return out
 }
 
@@ -72,8 +74,9 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 	if err != nil {
 		return err
 	}
-	if ds.Columnar == nil && len(req.GetColumns()) > 0 {
-		return invalid("columns", fmt.Sprintf("%q: %s is a WebDataset, whose samples have fields, not columns: leave columns empty", req.GetColumns(), ds.Manifest.URL))
+	wire := wireOf(ds)
+	if err := wire.checkColumns(req, ds); err != nil {
+		return err
 	}
 	plan, err := l.s.plans.get(ds, settings)
 	if err != nil {
@@ -90,15 +93,14 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 	if total, complete := ps.Total(); complete && start > total {
 		return invalid("cursor.position", fmt.Sprintf("%d is past the end of the epoch (%d samples)", start, total))
 	}
-	if ds.Columnar != nil && req.GetPipeline() != nil {
-		return invalid("pipeline", fmt.Sprintf("%s is columnar: a pipeline decodes WebDataset fields", ds.Manifest.URL))
-	}
-	if ds.Columnar != nil {
-		return l.streamColumnar(req, stream, ds, plan, ps, b, settings, start, tr)
-	}
-	if len(req.GetColumns()) > 0 {
-		return invalid("columns", fmt.Sprintf("%s is a WebDataset: its samples have fields, not columns (leave columns empty)", ds.Manifest.URL))
-	}
+	return wire.stream(l, req, stream, ds, plan, ps, b, settings, start, tr)
+}
+
+// streamSamples sends each step's samples with their fields (or, with a
+// pipeline, its tensors).
+func (l *loader) streamSamples(req *stokerv1.StreamBatchesRequest, stream stokerv1.Loader_StreamBatchesServer,
+	ds *dataset.Dataset, plan *shuffle.Plan, ps *prefetch.Stream, b shuffle.Batching, settings shuffle.Settings, start int, tr *streamTracker) error {
+	ctx := stream.Context()
 	ready, err := l.openReady(req, ds) // nil: no pipeline
 	if err != nil {
 		return err
