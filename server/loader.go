@@ -43,15 +43,13 @@ func datasetProto(ds *dataset.Dataset) *stokerv1.Dataset {
 	out := &stokerv1.Dataset{Url: m.URL, Format: string(m.Format), FromStoredManifest: ds.FromStored(), CountsFrom: ds.CountsFrom}
 	for i, s := range m.Shards {
 		n, _ := ds.Count(i)
-		out.Shards = append(out.Shards, &stokerv1.Shard{Object: s.Object, Size: s.Size, Etag: s.ETag, Samples: uint64(max(n, 0))})
+		sh := shardProto(ds.Object(i))
+		sh.Samples, sh.Part = uint64(max(n, 0)), uint32(s.Part)
+		out.Shards = append(out.Shards, sh)
 		out.TotalBytes += uint64(s.Size)
 	}
 	n, counted := ds.NumSamples()
 	out.NumSamples, out.Counted = uint64(n), counted
-	for i, s := range m.Shards {
-		sh := out.Shards[i]
-		sh.Part, sh.Offset, sh.Length = uint32(s.Part), s.Offset, s.Length
-	}
 	wireOf(ds).describe(out)
 	return out
 }

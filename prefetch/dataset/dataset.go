@@ -69,8 +69,7 @@ func (d *Dataset) ShardOf(k storage.Key) int {
 
 // Object returns shard i as a Source object.
 func (d *Dataset) Object(i int) storage.Object {
-	s := d.Manifest.Shards[i]
-	return storage.Object{URL: s.Object, Size: s.Size, ETag: s.ETag, Offset: s.Offset, Length: s.Length}
+	return shardObject(d.Manifest.Shards[i])
 }
 
 // FromStored reports whether storage could not be reached at the latest

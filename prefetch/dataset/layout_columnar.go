@@ -85,7 +85,7 @@ func (c *Catalog) openColumnar(ctx context.Context, url string, format shuffle.F
 	m := &shuffle.Manifest{URL: url, Format: format}
 	for i, o := range objs {
 		for _, u := range idx[i].Units {
-			m.Shards = append(m.Shards, shuffle.Shard{Object: o.URL, Size: o.Size, ETag: o.ETag, Samples: int(u.Rows), Part: u.Part, Offset: u.Offset, Length: u.Length})
+			m.Shards = append(m.Shards, manifestShard(unitObject(o, u), int(u.Rows), u.Part))
 		}
 	}
 	ds, err := newColumnarDataset(m, objs, idx, false)
@@ -120,7 +120,7 @@ func newColumnarDataset(m *shuffle.Manifest, objs []storage.Object, idx []*colum
 	}
 	for _, sh := range m.Shards {
 		ix := byURL[sh.Object]
-		u := columnar.Unit{Part: sh.Part, Offset: sh.Offset, Length: sh.Length, Rows: int64(sh.Samples)}
+		u := shardUnit(sh)
 		if ix == nil || !slices.Contains(ix.Units, u) {
 			return nil, &storage.Error{Op: "open", Object: sh.Object, Kind: storage.ErrCorrupt, Err: fmt.Errorf("manifest unit %d is not in the object's index", sh.Part)}
 		}
@@ -179,7 +179,8 @@ func (c *Catalog) loadColumnar(m *shuffle.Manifest) (*Dataset, error) {
 		if len(objs) > 0 && objs[len(objs)-1].URL == sh.Object {
 			continue
 		}
-		o := storage.Object{URL: sh.Object, Size: sh.Size, ETag: sh.ETag}
+		o := shardObject(sh)
+		o.Offset, o.Length = 0, 0 // the whole object, whose unit sh is
 		var sc storedColumnar
 		if err := readJSON(c.columnarPath(o, m.Format), &sc); err != nil || sc.Index == nil {
 			return nil, fmt.Errorf("no stored index for %s", o.URL)

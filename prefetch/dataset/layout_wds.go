@@ -30,7 +30,7 @@ func (webDataset) Columnar() *Columnar { return nil }
 func (l webDataset) open(ctx context.Context, c *Catalog, key, url string, objs []storage.Object, x Index) (*Dataset, error) {
 	m := &shuffle.Manifest{URL: url, Format: shuffle.FormatWebDataset, Shards: make([]shuffle.Shard, len(objs))}
 	for i, o := range objs {
-		m.Shards[i] = shuffle.Shard{Object: o.URL, Size: o.Size, ETag: o.ETag}
+		m.Shards[i] = manifestShard(o, 0, 0) // counts: see newDataset's known
 	}
 	ds := newDataset(m, l, false, false)
 	// The same objects as the dataset opened before: keep it, and what it
