@@ -187,7 +187,7 @@ func (p *Prefetcher) NextUse(key storage.Key) int64 {
 // Close it when done.
 func (p *Prefetcher) Open(ds *dataset.Dataset, plan *shuffle.Plan, b shuffle.Batching, start int) *Stream {
 	s := &Stream{p: p, ds: ds, plan: plan, b: b, start: start, modes: map[int]fetchMode{},
-		refs: map[int32]*cache.Ref{}, indexes: map[int32]*shardIndexEntry{}}
+		indexes: map[int32]*shardIndexEntry{}}
 	s.ranges = newRangeBuffer(s)
 	s.windows = newWindowRefs(p.held)
 	s.pos.Store(int64(start))

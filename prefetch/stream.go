@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -43,7 +42,6 @@ type Stream struct {
 	done       atomic.Bool // past the last step: siblings do not wait for it
 
 	modes     map[int]fetchMode          // by window
-	refs      map[int32]*cache.Ref       // whole shards held for the step being built, by shard
 	held      []*cache.Ref               // sample ranges held for the step being built
 	windows   *windowRefs                // whole shards held while their window is read
 	indexes   map[int32]*shardIndexEntry // the shard indexes this stream uses, by shard
@@ -155,41 +153,36 @@ func (s *Stream) stalled(d time.Duration) {
 	s.p.stallNanos.Add(int64(d))
 }
 
-// mode is how window w's bytes are fetched.
+// mode is how window w's bytes are fetched, where its shards' samples can
+// be read as byte ranges (see whole).
 func (s *Stream) mode(w int) fetchMode {
 	if m, ok := s.modes[w]; ok {
 		return m
 	}
 	m := modeWhole
-	if s.ds.Columnar == nil {
-		var bytes int64
-		for _, i := range s.plan.WindowShards(w, nil) {
-			bytes += s.ds.Object(i).Bytes()
-		}
-		// Whole shards when this window, the next one and the look-ahead
-		// fit the memory tier together.
-		if mem, _ := s.p.cache.Capacity(); 3*bytes > mem {
-			m = modeRanged
-		}
+	var bytes int64
+	for _, i := range s.plan.WindowShards(w, nil) {
+		bytes += s.ds.Object(i).Bytes()
+	}
+	// Whole shards when this window, the next one and the look-ahead fit
+	// the memory tier together.
+	if mem, _ := s.p.cache.Capacity(); 3*bytes > mem {
+		m = modeRanged
 	}
 	s.modes[w] = m
 	return m
 }
 
-// whole reports whether shard i is fetched whole: in a whole window, a
-// shard of the kept subset, a compressed shard (no byte range of it can
-// be read alone) or a columnar unit.
+// whole reports whether shard i is fetched whole: a shard none of whose
+// samples can be read alone as a byte range (the dataset's Layout says: a
+// gzipped tar, a columnar unit), one in a whole window, or a shard of the
+// kept subset.
 func (s *Stream) whole(i int) bool {
-	if s.ds.Columnar != nil || s.mode(s.plan.WindowOf(i)) == modeWhole || compressed(s.ds.Manifest.Shards[i].Object) {
+	if !s.ds.Layout.SampleRanges(s.ds.Object(i)) || s.mode(s.plan.WindowOf(i)) == modeWhole {
 		return true
 	}
 	keep, _ := s.p.keep.keeps(s.ds.Key(i))
 	return keep
-}
-
-// compressed reports whether a shard's object is a gzipped tar.
-func compressed(url string) bool {
-	return strings.HasSuffix(url, ".gz") || strings.HasSuffix(url, ".tgz")
 }
 
 // Advance moves the stream to step k and fetches the bytes of the coming
@@ -417,19 +410,8 @@ func (s *Stream) Meta(ctx context.Context, pos int) (*SampleData, error) {
 // bytes returns bytes holding [lo, hi) of shard ref.Shard, and the offset
 // in the shard of their first byte.
 func (s *Stream) bytes(ctx context.Context, ref shuffle.Ref, pos int, lo, hi int64) (data []byte, off int64, tier cache.Tier, err error) {
-	if r, ok := s.refs[ref.Shard]; ok {
-		return r.Bytes(), 0, cache.TierMemory, nil
-	}
 	i := int(ref.Shard)
 	key := s.ds.Key(i)
-	if s.ds.Columnar != nil {
-		r, err := s.Shard(ctx, i)
-		if err != nil {
-			return nil, 0, cache.TierNone, err
-		}
-		s.refs[ref.Shard] = r
-		return r.Bytes(), 0, cache.TierMemory, nil
-	}
 	if s.ranges.has(pos) {
 		return s.rangeBytes(ctx, ref, pos, lo, hi)
 	}
@@ -502,10 +484,6 @@ func (s *Stream) Shard(ctx context.Context, i int) (*cache.Ref, error) {
 // EndStep releases what the step's samples held: call it once the step
 // is sent.
 func (s *Stream) EndStep() {
-	for i, r := range s.refs {
-		r.Release()
-		delete(s.refs, i)
-	}
 	for _, r := range s.held {
 		r.Release()
 	}

@@ -16,29 +16,46 @@ import (
 	"github.com/stoker-data/stoker/shuffle"
 )
 
-// columnarProto adds a columnar dataset's schema and units to its answer.
-func columnarProto(ds *dataset.Dataset, out *stokerv1.Dataset) {
-	for i, s := range ds.Manifest.Shards {
-		sh := out.Shards[i]
-		sh.Part, sh.Offset, sh.Length = uint32(s.Part), s.Offset, s.Length
-	}
-	c := ds.Columnar
-	if c == nil {
-		return
-	}
-	// Shards are units: count each object's bytes once.
+// columnarWire sends rows as Arrow record batches (streamColumnar): the
+// columnar formats.
+type columnarWire struct{ c *dataset.Columnar }
+
+// fields: a columnar dataset has columns (describe), not fields.
+func (columnarWire) fields(context.Context, *dataset.Dataset, bool) ([]dataset.FieldCount, error) {
+	return nil, nil
+}
+
+// describe adds the schema and columns, and counts each object's bytes
+// once: shards are units.
+func (w columnarWire) describe(out *stokerv1.Dataset) {
 	out.TotalBytes = 0
 	seen := map[string]bool{}
-	for _, s := range ds.Manifest.Shards {
+	for _, s := range out.Shards {
 		if !seen[s.Object] {
 			seen[s.Object] = true
 			out.TotalBytes += uint64(s.Size)
 		}
 	}
-	out.ArrowSchema = c.SchemaBytes
-	for _, f := range c.Schema.Fields() {
+	out.ArrowSchema = w.c.SchemaBytes
+	for _, f := range w.c.Schema.Fields() {
 		out.Columns = append(out.Columns, &stokerv1.Column{Name: f.Name, Type: f.Type.String(), Nullable: f.Nullable})
 	}
+}
+
+// checkColumns: the columns are checked against the schema as the stream
+// starts (streamColumnar).
+func (columnarWire) checkColumns(*stokerv1.StreamBatchesRequest, *dataset.Dataset) error { return nil }
+
+func (w columnarWire) stream(l *loader, req *stokerv1.StreamBatchesRequest, stream stokerv1.Loader_StreamBatchesServer,
+	ds *dataset.Dataset, plan *shuffle.Plan, ps *prefetch.Stream, b shuffle.Batching, settings shuffle.Settings, start int, tr *streamTracker) error {
+	if req.GetPipeline() != nil {
+		return invalid("pipeline", w.noPipeline(ds))
+	}
+	return l.streamColumnar(req, stream, ds, w.c, plan, ps, b, settings, start, tr)
+}
+
+func (columnarWire) noPipeline(ds *dataset.Dataset) string {
+	return fmt.Sprintf("%s is columnar: a pipeline decodes WebDataset fields", ds.Manifest.URL)
 }
 
 // columnarStream is one StreamBatches call on a columnar dataset.
@@ -59,13 +76,13 @@ type columnarStream struct {
 // the requested columns, rows in the plan's order (several messages when
 // the batch is larger than MaxPartBytes).
 func (l *loader) streamColumnar(req *stokerv1.StreamBatchesRequest, stream stokerv1.Loader_StreamBatchesServer,
-	ds *dataset.Dataset, plan *shuffle.Plan, ps *prefetch.Stream, b shuffle.Batching, settings shuffle.Settings, start int, tr *streamTracker) error {
-	schema, err := columnar.ProjectSchema(ds.Columnar.Schema, req.GetColumns())
+	ds *dataset.Dataset, col *dataset.Columnar, plan *shuffle.Plan, ps *prefetch.Stream, b shuffle.Batching, settings shuffle.Settings, start int, tr *streamTracker) error {
+	schema, err := columnar.ProjectSchema(col.Schema, req.GetColumns())
 	if err != nil {
 		return invalid("columns", fmt.Sprintf("%v, in %s", err, ds.Manifest.URL))
 	}
 	cs := &columnarStream{l: l, stream: stream, ds: ds, plan: plan, b: b, start: start, epoch: settings.Epoch,
-		columns: req.GetColumns(), schema: schema, units: newUnitCache(l.s.decoded, ds, ps, req.GetColumns(), unitCacheBytes)}
+		columns: req.GetColumns(), schema: schema, units: newUnitCache(l.s.decoded, ds, col, ps, req.GetColumns(), unitCacheBytes)}
 	defer cs.units.release()
 	for k := 0; ; k++ {
 		t := tr.begin()

@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/parquet/compress"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/stoker-data/stoker/clients/stoker"
 	"github.com/stoker-data/stoker/prefetch/columnar"
@@ -109,5 +112,49 @@ func TestColumnarParts(t *testing.T) {
 				t.Fatalf("%d rows, last batch %d; want %d, %d", len(seen), lastRows, tc.rows, tc.last)
 			}
 		})
+	}
+}
+
+// What a columnar dataset refuses or ignores, as the wire says it (the
+// one dispatch on a dataset's format, wireOf): a pipeline (StreamBatches
+// names pipeline, Preprocess names url), and fields (OpenDataset answers
+// with columns and no fields).
+func TestColumnarWireRefusals(t *testing.T) {
+	c, url, addr := columnarServer(t, nil)
+	ctx := context.Background()
+	conn := dialRaw(t, addr)
+	err := streamErr(ctx, stokerv1.NewLoaderClient(conn), &stokerv1.StreamBatchesRequest{Url: url, BatchSize: 4, Pipeline: readyPipeline(1)})
+	if status.Code(err) != codes.InvalidArgument || !strings.HasPrefix(status.Convert(err).Message(), "pipeline: ") ||
+		!strings.Contains(err.Error(), "is columnar: a pipeline decodes WebDataset fields") {
+		t.Errorf("pipeline on a columnar stream: %v, want InvalidArgument naming pipeline", err)
+	}
+	_, err = stokerv1.NewPeerClient(c.Conn()).Preprocess(ctx, &stokerv1.PreprocessRequest{Url: url, Pipeline: readyPipeline(1),
+		Samples: []*stokerv1.PreprocessSample{{Shard: 0, Sample: 0}}})
+	if status.Code(err) != codes.InvalidArgument || !strings.HasPrefix(status.Convert(err).Message(), "url: ") ||
+		!strings.Contains(err.Error(), "is columnar") {
+		t.Errorf("Preprocess of a columnar dataset: %v, want InvalidArgument naming url", err)
+	}
+	resp, err := stokerv1.NewLoaderClient(conn).OpenDataset(ctx, &stokerv1.OpenDatasetRequest{Url: url, Fields: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := resp.GetDataset()
+	if len(ds.GetFields()) != 0 || len(ds.GetColumns()) != columnar.SyntheticSchema.NumFields() || len(ds.GetArrowSchema()) == 0 || len(ds.GetShards()) != 6 {
+		t.Errorf("OpenDataset with fields of a columnar dataset: %d fields, %d columns, %d shards; want none, %d, 6",
+			len(ds.GetFields()), len(ds.GetColumns()), len(ds.GetShards()), columnar.SyntheticSchema.NumFields())
+	}
+	var total uint64
+	seen := map[string]bool{}
+	for i, sh := range ds.GetShards() {
+		if sh.GetPart() != uint32(i%3) || sh.GetLength() == 0 {
+			t.Errorf("shard %d: part %d, length %d", i, sh.GetPart(), sh.GetLength())
+		}
+		if !seen[sh.GetObject()] {
+			seen[sh.GetObject()] = true
+			total += uint64(sh.GetSize())
+		}
+	}
+	if ds.GetTotalBytes() != total {
+		t.Errorf("total bytes %d, want each object's once (%d)", ds.GetTotalBytes(), total)
 	}
 }

@@ -25,6 +25,7 @@ const unitCacheBytes = 512 << 20
 type unitCache struct {
 	shared  *decodedCache
 	ds      *dataset.Dataset
+	col     *dataset.Columnar // ds's schema and units
 	ps      *prefetch.Stream
 	columns []string
 	limit   int64
@@ -33,8 +34,8 @@ type unitCache struct {
 	bytes   int64
 }
 
-func newUnitCache(shared *decodedCache, ds *dataset.Dataset, ps *prefetch.Stream, columns []string, limit int64) *unitCache {
-	return &unitCache{shared: shared, ds: ds, ps: ps, columns: columns, limit: limit, recs: map[int32]arrow.RecordBatch{}, sizes: map[int32]int64{}}
+func newUnitCache(shared *decodedCache, ds *dataset.Dataset, col *dataset.Columnar, ps *prefetch.Stream, columns []string, limit int64) *unitCache {
+	return &unitCache{shared: shared, ds: ds, col: col, ps: ps, columns: columns, limit: limit, recs: map[int32]arrow.RecordBatch{}, sizes: map[int32]int64{}}
 }
 
 // get returns unit i decoded, reading its bytes through the prefetcher.
@@ -51,8 +52,7 @@ func (c *unitCache) get(ctx context.Context, i int32) (arrow.RecordBatch, error)
 			return nil, err
 		}
 		defer r.Release() // Decode keeps no slice of its input (TestDecodeKeepsNoInput)
-		col := c.ds.Columnar
-		return col.Objects[i].Decode(dctx, col.Units[i], r.Bytes(), c.columns)
+		return c.col.Objects[i].Decode(dctx, c.col.Units[i], r.Bytes(), c.columns)
 	})
 	if err != nil {
 		// A read failure says what it is already; anything else is a

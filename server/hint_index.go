@@ -36,7 +36,7 @@ func (h *hints) startIndex(ds *dataset.Dataset, deadline time.Time) *stokerv1.Pr
 				break
 			}
 			g.Go(func() error {
-				if _, counted := ds.Count(i); ds.Columnar == nil && (!counted || !h.s.catalog.HasShardIndex(ds, i)) {
+				if _, counted := ds.Count(i); ds.Layout.SampleIndexes() && (!counted || !h.s.catalog.HasShardIndex(ds, i)) {
 					if _, err := ds.ShardIndex(ctx, i); err != nil {
 						r.fail(err)
 						return nil

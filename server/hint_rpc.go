@@ -130,7 +130,7 @@ func (s *Server) warmRemote(ctx context.Context, addr, id string, objs []storage
 		req.DeadlineUnixMs = deadline.UnixMilli()
 	}
 	for _, o := range objs {
-		req.Shards = append(req.Shards, &stokerv1.Shard{Object: o.URL, Size: o.Size, Etag: o.ETag, Offset: o.Offset, Length: o.Length})
+		req.Shards = append(req.Shards, shardProto(o))
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()

@@ -27,13 +27,11 @@ func (l *loader) OpenDataset(ctx context.Context, req *stokerv1.OpenDatasetReque
 	if err != nil {
 		return nil, err
 	}
-	var fields []dataset.FieldCount
-	if req.GetFields() && ds.Columnar == nil {
-		if fields, err = ds.Fields(ctx); err != nil {
-			return nil, toStatus(err)
-		}
+	fields, err := wireOf(ds).fields(ctx, ds, req.GetFields())
+	if err != nil {
+		return nil, err
 	}
-	out := datasetProto(ds) // after Fields: its loads counted the shards
+	out := datasetProto(ds) // after fields: their loads counted the shards
 	for _, f := range fields {
 		out.Fields = append(out.Fields, &stokerv1.FieldInfo{Name: f.Name, Samples: uint64(f.Samples)})
 	}
@@ -45,12 +43,14 @@ func datasetProto(ds *dataset.Dataset) *stokerv1.Dataset {
 	out := &stokerv1.Dataset{Url: m.URL, Format: string(m.Format), FromStoredManifest: ds.FromStored(), CountsFrom: ds.CountsFrom}
 	for i, s := range m.Shards {
 		n, _ := ds.Count(i)
-		out.Shards = append(out.Shards, &stokerv1.Shard{Object: s.Object, Size: s.Size, Etag: s.ETag, Samples: uint64(max(n, 0))})
+		sh := shardProto(ds.Object(i))
+		sh.Samples, sh.Part = uint64(max(n, 0)), uint32(s.Part)
+		out.Shards = append(out.Shards, sh)
 		out.TotalBytes += uint64(s.Size)
 	}
 	n, counted := ds.NumSamples()
 	out.NumSamples, out.Counted = uint64(n), counted
-	columnarProto(ds, out)
+	wireOf(ds).describe(out)
 	return out
 }
 
@@ -72,8 +72,9 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 	if err != nil {
 		return err
 	}
-	if ds.Columnar == nil && len(req.GetColumns()) > 0 {
-		return invalid("columns", fmt.Sprintf("%q: %s is a WebDataset, whose samples have fields, not columns: leave columns empty", req.GetColumns(), ds.Manifest.URL))
+	wire := wireOf(ds)
+	if err := wire.checkColumns(req, ds); err != nil {
+		return err
 	}
 	plan, err := l.s.plans.get(ds, settings)
 	if err != nil {
@@ -90,15 +91,14 @@ func (l *loader) StreamBatches(req *stokerv1.StreamBatchesRequest, stream stoker
 	if total, complete := ps.Total(); complete && start > total {
 		return invalid("cursor.position", fmt.Sprintf("%d is past the end of the epoch (%d samples)", start, total))
 	}
-	if ds.Columnar != nil && req.GetPipeline() != nil {
-		return invalid("pipeline", fmt.Sprintf("%s is columnar: a pipeline decodes WebDataset fields", ds.Manifest.URL))
-	}
-	if ds.Columnar != nil {
-		return l.streamColumnar(req, stream, ds, plan, ps, b, settings, start, tr)
-	}
-	if len(req.GetColumns()) > 0 {
-		return invalid("columns", fmt.Sprintf("%s is a WebDataset: its samples have fields, not columns (leave columns empty)", ds.Manifest.URL))
-	}
+	return wire.stream(l, req, stream, ds, plan, ps, b, settings, start, tr)
+}
+
+// streamSamples sends each step's samples with their fields (or, with a
+// pipeline, its tensors).
+func (l *loader) streamSamples(req *stokerv1.StreamBatchesRequest, stream stokerv1.Loader_StreamBatchesServer,
+	ds *dataset.Dataset, plan *shuffle.Plan, ps *prefetch.Stream, b shuffle.Batching, settings shuffle.Settings, start int, tr *streamTracker) error {
+	ctx := stream.Context()
 	ready, err := l.openReady(req, ds) // nil: no pipeline
 	if err != nil {
 		return err

@@ -101,8 +101,8 @@ func (p *peer) Preprocess(ctx context.Context, req *stokerv1.PreprocessRequest) 
 	if err != nil {
 		return nil, err
 	}
-	if ds.Columnar != nil {
-		return nil, invalid("url", fmt.Sprintf("%s is columnar: a pipeline decodes WebDataset fields", ds.Manifest.URL))
+	if why := wireOf(ds).noPipeline(ds); why != "" {
+		return nil, invalid("url", why)
 	}
 	resp := &stokerv1.PreprocessResponse{JpegDecoder: pipeline.JPEGDecoder, Results: make([]*stokerv1.PreprocessResult, len(samples))}
 	rd := &sampleReader{s: p.s, ds: ds, whole: map[int]*cache.Ref{}}

@@ -97,7 +97,7 @@ func (p *peer) Warm(_ context.Context, req *stokerv1.WarmRequest) (*stokerv1.War
 	}
 	objs := make([]storage.Object, len(req.GetShards()))
 	for i, sh := range req.GetShards() {
-		objs[i] = storage.Object{URL: sh.GetObject(), Size: sh.GetSize(), ETag: sh.GetEtag(), Offset: sh.GetOffset(), Length: sh.GetLength()}
+		objs[i] = shardObject(sh)
 		if err := p.s.checkShard(fmt.Sprintf("shards[%d]", i), objs[i]); err != nil {
 			return nil, err
 		}

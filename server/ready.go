@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -83,15 +82,13 @@ type readyStream struct {
 	release   func() // gives buf's bytes back to the limits
 }
 
-// openReady compiles a stream's pipeline; nil when it asks for none.
+// openReady compiles a stream's pipeline; nil when it asks for none. A
+// columnar dataset's stream never gets here (wireFormat.stream).
 func (l *loader) openReady(req *stokerv1.StreamBatchesRequest, ds *dataset.Dataset) (*readyStream, error) {
 	if req.GetPipeline() == nil {
 		return nil, nil
 	}
-	switch {
-	case ds.Columnar != nil:
-		return nil, invalid("pipeline", fmt.Sprintf("%s is columnar: a pipeline decodes WebDataset fields", ds.Manifest.URL))
-	case req.GetGds():
+	if req.GetGds() {
 		return nil, invalid("gds", "a pipeline stream sends tensors, not extents: ask for one or the other")
 	}
 	p, err := pipeline.Compile(req.GetPipeline())

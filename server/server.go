@@ -4,7 +4,10 @@
 //
 // It wires the parts below it (prefetch, shuffle, gpu, server/cluster,
 // server/pipeline, server/status) to the wire format; it never imports the
-// clients or the commands (its tests start real clients).
+// clients or the commands (its tests start real clients). What differs on
+// the wire by a dataset's format (samples' fields, or Arrow record
+// batches) is chosen in one place, wireOf (wire.go); everything else asks
+// the dataset's Layout.
 package server
 
 import (

@@ -49,8 +49,10 @@ var rules = []rule{
 		why: "the cache tiers hold bytes of storage objects and know no format, dataset or reader"},
 	{from: []string{"prefetch/dataset/..."}, deny: []string{"prefetch"}, absentOK: true,
 		why: "datasets are resolved and counted below the shard reads and the prefetcher, which they reach through an interface"},
-	{from: []string{"prefetch/wds/...", "prefetch/columnar/..."}, deny: []string{"prefetch", "prefetch/cache/...", "prefetch/dataset/..."}, absentOK: true,
-		why: "formats parse objects; they know no cache, dataset or reader"},
+	{from: []string{"prefetch/wds/..."}, deny: []string{"..."}, allow: []string{"prefetch/wds/...", "prefetch/storage/...", "shuffle/..."}, tests: true, absentOK: true,
+		why: "formats parse objects; they know no cache, dataset, reader or other format (prefetch/dataset's Layout joins them)"},
+	{from: []string{"prefetch/columnar/..."}, deny: []string{"..."}, allow: []string{"prefetch/columnar/...", "prefetch/storage/...", "shuffle/..."}, tests: true, absentOK: true,
+		why: "formats parse objects; they know no cache, dataset, reader or other format (prefetch/dataset's Layout joins them)"},
 	{from: []string{"prefetch/..."}, deny: []string{"server/...", "clients/...", "cmd/..."}, tests: true,
 		why: "storage and caching sit below serving and know no client"},
 	{from: []string{"gpu/..."}, deny: []string{"..."}, allow: []string{"gpu/..."}, tests: true,
@@ -258,6 +260,8 @@ func TestCheckFindsUpwardImports(t *testing.T) {
 		p("prefetch/storage", []string{"prefetch/storage/s3", "shuffle"}), // shuffle: not a leaf
 		p("prefetch/storage/s3", nil),
 		p("prefetch/cache", []string{"prefetch/storage"}),
+		p("prefetch/columnar", []string{"prefetch/storage", "shuffle"}),
+		p("prefetch/wds", nil, "prefetch/columnar"),                // one format's test reaches for another
 		p("gpu", nil, "clients/stoker"),                            // a test's import, ruled too
 		p("clients/stoker", []string{"proto/stoker/v1"}, "server"), // a test may start a server
 		p("clients/tlsfiles", nil),
@@ -283,6 +287,7 @@ func TestCheckFindsUpwardImports(t *testing.T) {
 		"gpu tests import clients/stoker: " + why("gpu/..."),
 		"prefetch imports server: " + why("prefetch/..."),
 		"prefetch/storage imports shuffle: " + why("prefetch/storage/..."),
+		"prefetch/wds tests import prefetch/columnar: " + why("prefetch/wds/..."),
 		"server/shm imports prefetch: " + why("server/shm/..."),
 		"server/status tests import server: " + why("server/cluster/..."),
 		"server/status tests import server: " + why("server/status/..."),

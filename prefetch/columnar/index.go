@@ -10,6 +10,11 @@
 //
 // Errors about the bytes are *Error values (the caller names the object);
 // errors of the RangeReader come back wrapped, unchanged.
+//
+// Of Stoker it imports only shuffle (the formats' names); it knows no
+// cache, dataset or reader, nor the WebDataset format: prefetch/dataset's
+// Layout joins the formats to the catalog and the reads (internal/layout
+// checks it).
 package columnar
 
 import (

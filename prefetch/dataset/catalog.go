@@ -143,7 +143,7 @@ func NewCatalog(cfg CatalogConfig, sources *storage.Sources, shards ShardReader,
 // Open resolves the dataset at url and finds its sample counts where they
 // are stored. Errors are *Error values.
 func (c *Catalog) Open(ctx context.Context, url string, format shuffle.Format) (*Dataset, error) {
-	if format != "" && format != shuffle.FormatWebDataset && !format.Columnar() {
+	if _, ok := layoutOf(format); !ok {
 		return nil, &storage.Error{Op: "open", Object: url, Kind: storage.ErrBadURL, Err: fmt.Errorf("unknown format %q (want %s, or empty to go by the objects' extensions)", format, knownFormats)}
 	}
 	key := string(format) + " " + url
@@ -175,42 +175,10 @@ func (c *Catalog) open(ctx context.Context, key, url string, format shuffle.Form
 	if objs, format, err = pickFormat(url, format, objs); err != nil {
 		return nil, err
 	}
-	if format.Columnar() {
-		ds, err := c.openColumnar(ctx, url, format, objs)
-		if err != nil {
-			return nil, err
-		}
-		ds.CountsFrom = CountsFooters
-		c.opened.Add(key, opened{ds: ds, at: time.Now()})
-		return ds, nil
-	}
-	m := &shuffle.Manifest{URL: url, Format: format, Shards: make([]shuffle.Shard, len(objs))}
-	for i, o := range objs {
-		m.Shards[i] = shuffle.Shard{Object: o.URL, Size: o.Size, ETag: o.ETag}
-	}
-	ds := newDataset(m, false, false)
-	// The same objects as the dataset opened before: keep it, and what it
-	// has counted and loaded.
-	if o, ok := c.opened.Get(key); ok && o.ds.ID == ds.ID && o.ds.Columnar == nil {
-		o.ds.stored.Store(false)
-		c.opened.Add(key, opened{ds: o.ds, at: time.Now()})
-		return o.ds, nil
-	}
-	ds.cat = c
-	switch {
-	case c.countsFromManifest(ds):
-		ds.CountsFrom = CountsManifest
-	case c.countsFromIndex(ctx, ds, objs, x):
-		ds.CountsFrom = CountsIndex // and the manifest is stored with the counts (counted)
-	default:
-		ds.CountsFrom = CountsCounting
-		c.log.Info("dataset has no index: its shards are counted as streams reach them (run `stoker index URL` once to skip this)",
-			"url", url, "shards", len(objs), "counted", ds.ShardsCounted())
-		// Its objects are stored now, for opens while storage is down;
-		// the counts when they are all known.
-		if err := c.storeManifest(ds.withCounts()); err != nil {
-			c.log.Warn("cannot store manifest", "url", url, "err", err)
-		}
+	l, _ := layoutOf(format)
+	ds, err := l.open(ctx, c, key, url, objs, x)
+	if err != nil {
+		return nil, err
 	}
 	c.opened.Add(key, opened{ds: ds, at: time.Now()})
 	return ds, nil
@@ -242,15 +210,10 @@ func (c *Catalog) openStored(key, url string, format shuffle.Format, err error) 
 		return nil, err
 	}
 	c.log.Warn("storage unreachable: using the stored manifest", "url", url, "shards", len(m.Shards), "err", err)
-	var ds *Dataset
-	if m.Format.Columnar() {
-		if ds, serr = c.loadColumnar(m); serr != nil {
-			return nil, err
-		}
-		ds.CountsFrom = CountsFooters
-	} else {
-		ds = newDataset(m, true, true)
-		ds.cat, ds.CountsFrom = c, CountsManifest
+	l, _ := layoutOf(m.Format)
+	ds, serr := l.load(c, m)
+	if serr != nil {
+		return nil, err
 	}
 	c.opened.Add(key, opened{ds: ds, retryAfter: retryAfter})
 	return ds, nil
@@ -328,7 +291,7 @@ func (c *Catalog) counted(ds *Dataset) {
 func (c *Catalog) Counting() []*Dataset {
 	var out []*Dataset
 	for _, o := range c.opened.Values() {
-		if o.ds.Columnar == nil && !o.ds.Counted() && o.ds.ShardsCounted() > 0 {
+		if o.ds.Layout.SampleIndexes() && !o.ds.Counted() && o.ds.ShardsCounted() > 0 {
 			out = append(out, o.ds)
 		}
 	}

@@ -32,9 +32,10 @@ type Dataset struct {
 	// Manifest lists the shards. Its Samples are those known at the open;
 	// Count has the ones learnt since.
 	Manifest *shuffle.Manifest
-	// Columnar describes a columnar dataset's units and schema (nil for
-	// WebDataset); its shards are units.
-	Columnar *Columnar
+	// Layout is how the dataset's format lays its samples out: what the
+	// callers ask instead of telling the formats apart. Chosen at the
+	// open; for a columnar dataset it holds the schema and units.
+	Layout Layout
 	// CountsFrom says where the sample counts came from (Counts*).
 	CountsFrom string
 	// ID identifies the dataset's objects and versions (and format): plans
@@ -68,8 +69,7 @@ func (d *Dataset) ShardOf(k storage.Key) int {
 
 // Object returns shard i as a Source object.
 func (d *Dataset) Object(i int) storage.Object {
-	s := d.Manifest.Shards[i]
-	return storage.Object{URL: s.Object, Size: s.Size, ETag: s.ETag, Offset: s.Offset, Length: s.Length}
+	return shardObject(d.Manifest.Shards[i])
 }
 
 // FromStored reports whether storage could not be reached at the latest
@@ -135,7 +135,7 @@ func (d *Dataset) CountShards(ctx context.Context, shards []int) error {
 // or stored). A failed read is left to the shard's own load (ShardIndex),
 // which reports it.
 func (d *Dataset) PreloadShardIndexes(is []int) func(context.Context) {
-	if d.Columnar != nil || d.cat == nil || d.dsIndex == nil {
+	if !d.Layout.SampleIndexes() || d.cat == nil || d.dsIndex == nil {
 		return nil
 	}
 	return d.cat.preloadShardIndexes(d, is)
@@ -146,7 +146,7 @@ func (d *Dataset) PreloadShardIndexes(is []int) func(context.Context) {
 // reading the whole shard (which the cache then holds). Loading it also
 // counts the shard.
 func (d *Dataset) ShardIndex(ctx context.Context, i int) (*wds.ShardIndex, error) {
-	if d.Columnar != nil {
+	if !d.Layout.SampleIndexes() {
 		return nil, fmt.Errorf("prefetch: shard %d of %s is a columnar unit, which has no sample index", i, d.Manifest.URL)
 	}
 	if d.cat == nil {
@@ -164,10 +164,10 @@ func (d *Dataset) ShardIndex(ctx context.Context, i int) (*wds.ShardIndex, error
 	return x, nil
 }
 
-// newDataset makes a dataset of m; Samples of m are taken as known counts
-// when known is true, else every count is unknown.
-func newDataset(m *shuffle.Manifest, known, stored bool) *Dataset {
-	d := &Dataset{Manifest: m,
+// newDataset makes a dataset of m laid out by l; Samples of m are taken
+// as known counts when known is true, else every count is unknown.
+func newDataset(m *shuffle.Manifest, l Layout, known, stored bool) *Dataset {
+	d := &Dataset{Manifest: m, Layout: l,
 		keys: make([]storage.Key, len(m.Shards)), shardOf: make(map[storage.Key]int, len(m.Shards)),
 		counts: make([]atomic.Int64, len(m.Shards))}
 	h := sha256.New()

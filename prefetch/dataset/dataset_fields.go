@@ -22,7 +22,7 @@ type FieldCount struct {
 // catalog or an index beside the shards has them, a read of every shard
 // otherwise. A columnar dataset has columns, not fields: an error.
 func (d *Dataset) Fields(ctx context.Context) ([]FieldCount, error) {
-	if d.Columnar != nil {
+	if !d.Layout.SampleIndexes() {
 		return nil, fmt.Errorf("prefetch: %s is a columnar dataset: it has columns, not fields", d.Manifest.URL)
 	}
 	var mu sync.Mutex // guards counts

@@ -58,4 +58,9 @@
 //     last are ignored (gzip(1), Python); other trailing bytes, a bad CRC or
 //     length, or a cut stream are ErrCorrupt. Other compressions (bzip2, xz,
 //     zstd) are not recognized, so they fail as a bad tar header.
+//
+// It imports nothing of Stoker (a format may import prefetch/storage and
+// shuffle, never a cache, dataset, reader or other format):
+// prefetch/dataset's Layout joins the formats to the catalog and the reads
+// (internal/layout checks it).
 package wds

@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"os"
 	"slices"
-	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"golang.org/x/sync/errgroup"
@@ -16,9 +14,6 @@ import (
 	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/shuffle"
 )
-
-// knownFormats lists the formats Open accepts, for error messages.
-const knownFormats = `"webdataset", "parquet", "arrow", "arrows"`
 
 // Columnar is what a columnar dataset adds to its manifest: the schema and,
 // for every shard (unit), the index of its object. Immutable once made.
@@ -32,40 +27,43 @@ type Columnar struct {
 	Units   []columnar.Unit
 }
 
-// pickFormat settles a dataset's format and keeps the objects of that
-// format. With no format given, the extensions decide: WebDataset when
-// any object is a tar (as before columnar formats existed), else the one
-// columnar format of the objects; objects of several columnar formats need
-// a format. An object whose name says no format is kept: its format is the
-// dataset's.
-func pickFormat(url string, format shuffle.Format, objs []storage.Object) ([]storage.Object, shuffle.Format, error) {
-	if format == "" {
-		seen := map[string]bool{} // formats named by extensions, as strings to join
-		for _, o := range objs {
-			if f := FormatOf(o.URL); f != "" {
-				seen[string(f)] = true
-			}
-		}
-		switch fs := slices.Sorted(maps.Keys(seen)); {
-		case seen[string(shuffle.FormatWebDataset)] || len(fs) == 0:
-			format = shuffle.FormatWebDataset
-		case len(fs) == 1:
-			format = shuffle.Format(fs[0])
-		default:
-			return nil, "", &storage.Error{Op: "open", Object: url, Kind: storage.ErrBadURL,
-				Err: fmt.Errorf("objects of several formats (%s): say which with format", strings.Join(fs, ", "))}
-		}
+// columnarLayout is the Layout of the columnar formats: a shard is one
+// unit of an object (a Parquet row group, an Arrow record batch), fetched
+// as its byte range and decoded whole. An opened dataset's holds its
+// schema and units (col); layoutOf's, which opens it, has none yet.
+type columnarLayout struct {
+	format shuffle.Format
+	col    *Columnar
+}
+
+func (l *columnarLayout) Format() shuffle.Format { return l.format }
+
+// SampleRanges: a unit is decoded whole, so fetched whole.
+func (*columnarLayout) SampleRanges(storage.Object) bool { return false }
+
+func (*columnarLayout) SampleIndexes() bool { return false }
+
+func (l *columnarLayout) Columnar() *Columnar { return l.col }
+
+// open indexes the objects (their footers): the units' row counts are the
+// dataset's counts.
+func (l *columnarLayout) open(ctx context.Context, c *Catalog, _, url string, objs []storage.Object, _ Index) (*Dataset, error) {
+	ds, err := c.openColumnar(ctx, url, l.format, objs)
+	if err != nil {
+		return nil, err
 	}
-	kept := objs[:0:0]
-	for _, o := range objs {
-		if f := FormatOf(o.URL); f == "" || f == format || len(objs) == 1 {
-			kept = append(kept, o)
-		}
+	ds.CountsFrom = CountsFooters
+	return ds, nil
+}
+
+// load takes the objects' indexes stored by the open that stored m.
+func (l *columnarLayout) load(c *Catalog, m *shuffle.Manifest) (*Dataset, error) {
+	ds, err := c.loadColumnar(m)
+	if err != nil {
+		return nil, err
 	}
-	if len(kept) == 0 {
-		return nil, "", &storage.Error{Op: "open", Object: url, Kind: storage.ErrNotFound, Err: fmt.Errorf("no %s objects there", format)}
-	}
-	return kept, format, nil
+	ds.CountsFrom = CountsFooters
+	return ds, nil
 }
 
 // openColumnar indexes every object (footers only, stored on disk keyed by
@@ -87,7 +85,7 @@ func (c *Catalog) openColumnar(ctx context.Context, url string, format shuffle.F
 	m := &shuffle.Manifest{URL: url, Format: format}
 	for i, o := range objs {
 		for _, u := range idx[i].Units {
-			m.Shards = append(m.Shards, shuffle.Shard{Object: o.URL, Size: o.Size, ETag: o.ETag, Samples: int(u.Rows), Part: u.Part, Offset: u.Offset, Length: u.Length})
+			m.Shards = append(m.Shards, manifestShard(unitObject(o, u), int(u.Rows), u.Part))
 		}
 	}
 	ds, err := newColumnarDataset(m, objs, idx, false)
@@ -122,16 +120,14 @@ func newColumnarDataset(m *shuffle.Manifest, objs []storage.Object, idx []*colum
 	}
 	for _, sh := range m.Shards {
 		ix := byURL[sh.Object]
-		u := columnar.Unit{Part: sh.Part, Offset: sh.Offset, Length: sh.Length, Rows: int64(sh.Samples)}
+		u := shardUnit(sh)
 		if ix == nil || !slices.Contains(ix.Units, u) {
 			return nil, &storage.Error{Op: "open", Object: sh.Object, Kind: storage.ErrCorrupt, Err: fmt.Errorf("manifest unit %d is not in the object's index", sh.Part)}
 		}
 		col.Objects = append(col.Objects, ix)
 		col.Units = append(col.Units, u)
 	}
-	ds := newDataset(m, true, stored)
-	ds.Columnar = col
-	return ds, nil
+	return newDataset(m, &columnarLayout{format: m.Format, col: col}, true, stored), nil
 }
 
 // storedColumnar is the on-disk form of one object's columnar index.
@@ -183,7 +179,8 @@ func (c *Catalog) loadColumnar(m *shuffle.Manifest) (*Dataset, error) {
 		if len(objs) > 0 && objs[len(objs)-1].URL == sh.Object {
 			continue
 		}
-		o := storage.Object{URL: sh.Object, Size: sh.Size, ETag: sh.ETag}
+		o := shardObject(sh)
+		o.Offset, o.Length = 0, 0 // the whole object, whose unit sh is
 		var sc storedColumnar
 		if err := readJSON(c.columnarPath(o, m.Format), &sc); err != nil || sc.Index == nil {
 			return nil, fmt.Errorf("no stored index for %s", o.URL)
