@@ -334,19 +334,21 @@ class LeaseHold:
     this object does: every view made by :func:`held_view` with it
     refers to it, so the lease lives as long as the last view. ``disarm``
     hands the ids to someone else (a batch pickled to another process,
-    which releases them)."""
+    which releases them). Only the process that made it gives them back:
+    a forked child's copy goes without a word (its parent's views still
+    hold the bytes)."""
 
-    __slots__ = ("ids", "ring")
+    __slots__ = ("ids", "ring", "pid")
 
     def __init__(self, ring: ReleaseRing, ids: list[int]) -> None:
-        self.ring, self.ids = ring, ids
+        self.ring, self.ids, self.pid = ring, ids, os.getpid()
 
     def disarm(self) -> list[int]:
         ids, self.ids = self.ids, []
         return ids
 
     def __del__(self) -> None:
-        if self.ids:
+        if self.ids and self.pid == os.getpid():
             try:
                 self.ring.give_back(self.ids)
             except Exception:  # a finaliser must not raise; the server frees them with the region

@@ -218,3 +218,33 @@ def test_keeping_every_tier_batch_completes(tier_stokerd: Stokerd, tier_url: str
         assert {s.key: raw(s.fields) for b in kept for s in b.samples} == want
         del kept
         poll(lambda: freed(watch), "the kept batches' leases to be freed")
+
+
+_KEPT: list[Any] = []
+
+
+def _drop_kept() -> None:
+    _KEPT.clear()  # the child's copies of the parent's views go here
+
+
+def test_forked_child_leaves_the_parents_leases(unix_stokerd: Stokerd, data: Data) -> None:
+    """A child forked while the parent holds views (a DataLoader's
+    workers) drops its copies of them without giving their leases back:
+    the parent's views still hold the bytes."""
+    import multiprocessing
+
+    want = tcp_epoch(unix_stokerd, data.many_url)
+    with stoker.Client(unix_address(unix_stokerd)) as c:
+        stream = c.stream(data.many_url, shm=True, shm_region_bytes=REGION, **ARGS)
+        _KEPT.append(next(stream))  # the only reference: the child's clear() drops its copy
+        stream.close()
+        ring = _KEPT[0].packed.parts[0].hold.ring
+        written = int(ring._counters[0])  # the ring is shared memory: a child's write shows here
+        p = multiprocessing.get_context("fork").Process(target=_drop_kept)
+        p.start()
+        p.join(60)
+        assert p.exitcode == 0
+        assert int(ring._counters[0]) == written, "a forked child gave back its parent's leases"
+        assert all(raw(s.fields) == want[s.key] for s in _KEPT[0].samples)
+        _KEPT.clear()
+        assert int(ring._counters[0]) > written, "the parent's last view did not give its lease back"
