@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync"
 
 	"google.golang.org/grpc/codes"
 	grpcpeer "google.golang.org/grpc/peer"
@@ -44,10 +45,12 @@ type shmStream struct {
 	reg       *shm.Registry
 	region    *shm.Region
 	announced bool
-	extents   *extentSource // nil unless the stream asked for gds
-	tier      *tierSource   // nil unless the stream asked for shm_tier and the tier is shared
-	release   func()        // gives the region's bytes back to the limits
-	inline    int           // the most bytes a message may carry on the copy path (under gRPC's send limit)
+	extents   *extentSource   // nil unless the stream asked for gds
+	tier      *tierSource     // nil unless the stream asked for shm_tier and the tier is shared
+	release   func()          // gives the region's bytes back to the limits
+	limits    *limiter        // where release's bytes were taken, for a detached region's smaller share
+	ctx       context.Context // the stream's: names its connection to the limits
+	inline    int             // the most bytes a message may carry on the copy path (under gRPC's send limit)
 }
 
 // localPeer says whether the caller is on this host: on the unix socket,
@@ -94,7 +97,7 @@ func (l *loader) openShm(ctx context.Context, req *stokerv1.StreamBatchesRequest
 		release()
 		return nil, status.Error(codes.ResourceExhausted, err.Error())
 	}
-	s := &shmStream{reg: l.s.shm, region: g, release: release, inline: l.s.cfg.MaxMessageBytes - l.s.cfg.MaxMessageBytes/8}
+	s := &shmStream{reg: l.s.shm, region: g, release: release, limits: l.s.limits, ctx: ctx, inline: l.s.cfg.MaxMessageBytes - l.s.cfg.MaxMessageBytes/8}
 	if req.GetGds() {
 		s.extents = &extentSource{cache: l.s.cache, ds: ds}
 	}
@@ -228,11 +231,34 @@ func (s *shmStream) drain(ctx context.Context) error {
 
 // close ends the stream's region: at once, freeing every lease, unless
 // the client holds views of it (shm.Region.Detach): then when it lets go
-// of them. The region's bytes count against the limits until then.
+// of them. Until then what it still takes (its ring and the held
+// leases' pages, the rest given back) counts against the limits instead
+// of its whole size.
 func (s *shmStream) close() {
-	if s != nil {
-		s.region.Detach(s.release)
+	if s == nil {
+		return
 	}
+	var mu sync.Mutex // guards release
+	release := s.release
+	keep := func(kept int64) {
+		// The whole region's share goes first, so the smaller one fits;
+		// refused (other streams took the room meanwhile), the region is
+		// left uncounted rather than closed under the client's views.
+		mu.Lock()
+		defer mu.Unlock()
+		release()
+		small, err := s.limits.acquire(s.ctx, 0, kept)
+		if err != nil {
+			small = func() {}
+		}
+		release = small
+	}
+	s.region.Detach(keep, func() {
+		mu.Lock()
+		r := release
+		mu.Unlock()
+		r()
+	})
 }
 
 // sendSamples sends a WebDataset message, through the region when the

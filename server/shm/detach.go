@@ -22,20 +22,53 @@ const (
 // open, its file and its pins kept, until the client releases them
 // through the ring or goes away (no process holds the file's lock, see
 // clientGone), or the registry closes: then it is closed and done runs.
-// The region's bytes stay counted until then. Call it once, instead of
-// Close.
-func (g *Region) Detach(done func()) {
+// Meanwhile the pages of the file that no live lease covers are given
+// back to the system, and keep is told, before Detach returns, the bytes
+// the region still takes (the ring and the held leases' pages), so the
+// caller can count those instead of the whole region. Call it once,
+// instead of Close.
+func (g *Region) Detach(keep func(kept int64), done func()) {
 	g.mu.Lock()
 	g.readRingLocked()
 	live := len(g.order) > 0 && !g.closed
+	var kept int64
+	if live {
+		kept = g.trimLocked()
+	}
 	g.mu.Unlock()
 	if !live || g.clientGone() {
 		g.Close()
 		done()
 		return
 	}
+	keep(kept)
 	g.reg.detached.Add(1)
 	go g.reap(done)
+}
+
+// trimLocked gives back the pages of the lease area that no live lease
+// touches (MADV_REMOVE punches them out of the file; where the file
+// system cannot, they stay) and returns the bytes the region still
+// takes: its ring and the pages of its live leases. g.mu is held.
+func (g *Region) trimLocked() (kept int64) {
+	page := int64(os.Getpagesize())
+	down := func(x int64) int64 { return x / page * page }
+	up := func(x int64) int64 { return down(x + page - 1) }
+	punch := func(a, b int64) { // absolute offsets
+		if a, b = up(a), down(b); b > a {
+			_ = unix.Madvise(g.mem[a:b], unix.MADV_REMOVE)
+		}
+	}
+	a := int64(g.ring)
+	kept = up(a)
+	for _, l := range g.order { // by offset
+		lo, hi := int64(l.off), int64(l.off+l.n)
+		punch(a, lo)
+		kept += up(hi) - down(lo) // a page two leases share counts twice: a bound
+		a = max(a, hi)
+	}
+	punch(a, int64(len(g.mem)))
+	return min(kept, int64(len(g.mem)))
 }
 
 // reap watches a detached region until it can close.

@@ -155,7 +155,11 @@ func TestRegionDetach(t *testing.T) {
 			t.Fatal(err)
 		}
 		done := make(chan struct{})
-		g.Detach(func() { close(done) })
+		var kept int64 = -1
+		g.Detach(func(k int64) { kept = k }, func() { close(done) })
+		if page := int64(os.Getpagesize()); kept != RingBytes+page {
+			t.Fatalf("%s: Detach kept %d bytes, want the ring and one page", how, kept)
+		}
 		if s := reg.Stats(); s.Detached != 1 || s.Leases != 1 || reg.Get(g.ID()) != g {
 			t.Fatalf("%s: detached region: %+v", how, s)
 		}
@@ -181,7 +185,7 @@ func TestRegionDetach(t *testing.T) {
 	g := openRing(t, reg, 1<<20)
 	alloc(t, g, 1000, 1)
 	closed := false
-	g.Detach(func() { closed = true })
+	g.Detach(func(int64) { t.Fatal("kept a region no client locks") }, func() { closed = true })
 	if !closed || reg.Count() != 0 {
 		t.Fatalf("a region no client locks: closed %v, %d open", closed, reg.Count())
 	}
@@ -265,4 +269,50 @@ func FuzzRegionAlloc(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestRegionDetachGivesBackFreePages: a detached region keeps only the
+// pages of the leases still held (on tmpfs, where pages can be punched
+// out of the file).
+func TestRegionDetachGivesBackFreePages(t *testing.T) {
+	dir, err := os.MkdirTemp("/dev/shm", "stoker-shm-test-")
+	if err != nil {
+		t.Skipf("no /dev/shm: %v", err)
+	}
+	defer os.RemoveAll(dir)
+	reg := New(dir)
+	defer reg.Close()
+	g := openRing(t, reg, 1<<20)
+	c := ringClient{g}
+	a, b := alloc(t, g, 256<<10, 1), alloc(t, g, 256<<10, 2)
+	for i := range g.mem[RingBytes:] {
+		g.mem[RingBytes+i] = 0xAA
+	}
+	c.consume(2) // a held; b released
+	c.release(b.id)
+	f, err := os.Open(g.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH); err != nil {
+		t.Fatal(err)
+	}
+	var st0 unix.Stat_t
+	_ = unix.Fstat(int(f.Fd()), &st0)
+	var kept int64
+	g.Detach(func(k int64) { kept = k }, func() {})
+	if kept != RingBytes+256<<10 {
+		t.Fatalf("kept %d bytes, want the ring and a's %d", kept, RingBytes+256<<10)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := st.Blocks*512, int64(RingBytes+256<<10); got > want {
+		t.Fatalf("the file holds %d bytes after Detach (%d before), want at most %d", got, st0.Blocks*512, want)
+	}
+	if g.Bytes(a)[0] != 0xAA || g.Bytes(a)[a.Len()-1] != 0xAA {
+		t.Fatal("the held lease's bytes were punched out")
+	}
 }
