@@ -248,3 +248,34 @@ def test_forked_child_leaves_the_parents_leases(unix_stokerd: Stokerd, data: Dat
         assert all(raw(s.fields) == want[s.key] for s in _KEPT[0].samples)
         _KEPT.clear()
         assert int(ring._counters[0]) > written, "the parent's last view did not give its lease back"
+
+
+def test_views_kept_from_many_streams_take_little(stokerd_bin: str, s3_server: S3Server, data: Data,
+                                                  tmp_path: Any) -> None:
+    """A view kept from each of many streams of one connection: each
+    stream's region, detached, counts only its held pages against
+    --max-shm-per-conn (three regions' worth here), so the next streams
+    are not refused."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    root = Path(tempfile.mkdtemp(prefix="stoker-keep-", dir="/tmp"))  # a short socket path
+    srv = Stokerd(bin=stokerd_bin, root=root, env=s3_server.env(),
+                  extra=("--unix", str(root / "s.sock"), "--max-shm-per-conn", str(3 * REGION)))
+    srv.start()
+    try:
+        with stoker.Client(srv.address, local=False) as watch, stoker.Client(unix_address(srv)) as c:
+            kept = []
+            for epoch in range(6):
+                for b in c.stream(data.many_url, shm=True, shm_region_bytes=REGION, **{**ARGS, "epoch": epoch}):
+                    if len(kept) == epoch:
+                        kept.append((b.samples[0].key, raw(b.samples[0].fields), b.samples[0].fields))
+                del b
+            assert watch.stats().shm_regions == 6
+            assert all(raw(fields) == want for _, want, fields in kept)
+            del kept
+            poll(lambda: freed(watch), "the kept views' leases to be freed")
+    finally:
+        srv.kill()
+        shutil.rmtree(root, ignore_errors=True)
