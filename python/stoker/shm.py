@@ -246,8 +246,9 @@ class ReleaseRing:
     release. ``release`` returns False when the ring has no room (the
     server has not read it yet): the caller then uses ReleaseShm.
     ``give_back`` never blocks nor fails: what does not go now is queued
-    and written by the next call that can (for :class:`LeaseHold`, whose
-    last view may go on any thread, inside a release too). The ring holds
+    and written by the next call that can, or, when the ring is full, by
+    a timer thread once the server has read it (for :class:`LeaseHold`,
+    whose last view may go on any thread, inside a release too). The ring holds
     the mapping, and ``lock`` (the descriptor of the region file's
     shared flock, -1: none) while it lives: the server keeps a region
     whose stream ended while any process holds that lock."""
@@ -269,6 +270,7 @@ class ReleaseRing:
         self.path = path
         self._lock = threading.Lock()  # guards the written counter and the slots past it
         self._queued: collections.deque[int] = collections.deque()  # ids give_back could not write yet
+        self._retry: threading.Timer | None = None  # writes the queue later, while the ring is full
         self._flock = lock
 
     def __del__(self) -> None:
@@ -279,21 +281,25 @@ class ReleaseRing:
     def release(self, ids: list[int]) -> bool:
         """Write ids to the ring; False (nothing written) when they do not fit."""
         with self._lock:
-            ok = self._write(ids)
+            ok = self._write(ids) == len(ids)
         self._flush()
         return ok
 
-    def _write(self, ids: list[int]) -> bool:
+    def _write(self, ids: list[int], some: bool = False) -> int:
+        """Write ids (with some, as many as there is room for) and return
+        how many went: all or none without some."""
         c = self._counters
         written, read = int(c[0]), int(c[1])
         slots = self._slots
         n = len(slots)
-        if written - read + len(ids) > n or read > written:
-            return False
+        room = n - (written - read)
+        if read > written or room < (1 if some else len(ids)):
+            return 0
+        ids = ids[:room]
         for k, lease in enumerate(ids):
             slots[(written + k) % n] = lease
         c[0] = written + len(ids)  # after the slots: the server reads up to it
-        return True
+        return len(ids)
 
     def give_back(self, ids: list[int]) -> None:
         """Queue ids and write what the ring has room for, without waiting:
@@ -311,11 +317,23 @@ class ReleaseRing:
                 ids: list[int] = []
                 while self._queued:
                     ids.append(self._queued.popleft())
-                if not self._write(ids):
-                    self._queued.extendleft(reversed(ids))  # no room: the next call tries again
+                done = self._write(ids, some=True)
+                if done < len(ids):
+                    self._queued.extendleft(reversed(ids[done:]))  # no room: the server reads the ring soon
+                    if self._retry is None:
+                        self._retry = threading.Timer(self._RETRY, self._flush_later)
+                        self._retry.daemon = True
+                        self._retry.start()
                     return
             finally:
                 self._lock.release()
+
+    _RETRY = 0.005  # seconds between writes of a queue the full ring refused (the server reads it every 10 ms)
+
+    def _flush_later(self) -> None:
+        with self._lock:
+            self._retry = None
+        self._flush()
 
     def consume(self, step: int) -> None:
         """Tell the server the client has every step before ``step`` whole

@@ -279,3 +279,21 @@ def test_views_kept_from_many_streams_take_little(stokerd_bin: str, s3_server: S
     finally:
         srv.kill()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_full_ring_queues_and_writes_later() -> None:
+    """give_back on a full ring queues what does not fit and writes it
+    once the server has read the ring, with no further call."""
+    import mmap
+
+    from stoker.shm import ReleaseRing
+
+    m = mmap.mmap(-1, 64 + 4 * 8)  # 4 slots
+    ring = ReleaseRing(m, 64 + 4 * 8, "test")
+    ring.give_back([1, 2, 3, 4, 5, 6])
+    c = ring._counters
+    assert int(c[0]) == 4 and ring.pending() == 6  # 4 written, 2 queued
+    assert not ring.release([7]), "release() wrote to a full ring"
+    c[1] = 4  # the server read them
+    poll(lambda: int(c[0]) == 6, "the queued ids to be written")
+    assert list(ring._slots) == [5, 6, 3, 4] and ring.pending() == 2
