@@ -297,3 +297,17 @@ def test_full_ring_queues_and_writes_later() -> None:
     c[1] = 4  # the server read them
     poll(lambda: int(c[0]) == 6, "the queued ids to be written")
     assert list(ring._slots) == [5, 6, 3, 4] and ring.pending() == 2
+
+
+def test_per_sample_views_collate_like_bytes(unix_stokerd: Stokerd, data: Data) -> None:
+    """Per-sample mode on the local path yields views; the DataLoader's
+    default collate makes lists of them, as of bytes."""
+    want = tcp_epoch(unix_stokerd, data.many_url, batch_size=4, seed=3)
+    ds = StokerDataset(data.many_url, unix_stokerd.address, batch_size=4, seed=3)
+    got: dict[str, Fields] = {}
+    for b in DataLoader(ds, batch_size=4):
+        names = [k for k in b if not k.startswith("__")]
+        assert names and all(type(b[k]) is list and type(b[k][0]) is memoryview for k in names), b.keys()
+        for i, key in enumerate(b["__key__"]):
+            got[key] = {k: bytes(b[k][i]) for k in names}
+    assert got == want
