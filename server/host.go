@@ -91,7 +91,10 @@ var (
 	descShmServed   = desc("shm_bytes_served_total", "Sample bytes delivered through shared memory.")
 	descShmWaits    = desc("shm_waits_total", "Times a stream waited for a client to release shared memory.")
 	descShmTier     = desc("shm_tier_bytes_total", "Sample bytes handed to local clients in place in the shared memory tier (no copy).")
+	descShmDetached = desc("shm_detached_regions", "Shared-memory regions kept past their stream for views their client still holds.")
+	descShmFallback = desc("shm_fallbacks_total", "Stream messages sent with their bytes in them because a client's held views filled its region.")
 	hostDescriptors = []*prometheus.Desc{descGPUs, descGPUMemory, descNVML, descCuFile, descShmRegions, descShmBytes, descShmLeases, descShmLeased, descShmServed, descShmWaits, descShmTier,
+		descShmDetached, descShmFallback,
 		descRegionBytes, descRegionLocked, descRegionHuge, descRegionNode}
 )
 
@@ -122,4 +125,6 @@ func (c *hostCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descShmServed, prometheus.CounterValue, float64(sh.Served))
 	ch <- prometheus.MustNewConstMetric(descShmWaits, prometheus.CounterValue, float64(sh.Waits))
 	ch <- prometheus.MustNewConstMetric(descShmTier, prometheus.CounterValue, float64(sh.TierBytes))
+	gauge(descShmDetached, float64(sh.Detached))
+	ch <- prometheus.MustNewConstMetric(descShmFallback, prometheus.CounterValue, float64(sh.Fallbacks))
 }

@@ -272,6 +272,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			s.grpc.Stop()
 			<-done
 		}
+		s.shm.Close() // regions kept for clients' views: their pins go before the cache
 		s.hints.close()
 		s.ready.close()
 		s.trim.stop()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync"
 
 	"google.golang.org/grpc/codes"
 	grpcpeer "google.golang.org/grpc/peer"
@@ -44,9 +45,12 @@ type shmStream struct {
 	reg       *shm.Registry
 	region    *shm.Region
 	announced bool
-	extents   *extentSource // nil unless the stream asked for gds
-	tier      *tierSource   // nil unless the stream asked for shm_tier and the tier is shared
-	release   func()        // gives the region's bytes back to the limits
+	extents   *extentSource   // nil unless the stream asked for gds
+	tier      *tierSource     // nil unless the stream asked for shm_tier and the tier is shared
+	release   func()          // gives the region's bytes back to the limits
+	limits    *limiter        // where release's bytes were taken, for a detached region's smaller share
+	ctx       context.Context // the stream's: names its connection to the limits
+	inline    int             // the most bytes a message may carry on the copy path (under gRPC's send limit)
 }
 
 // localPeer says whether the caller is on this host: on the unix socket,
@@ -93,7 +97,7 @@ func (l *loader) openShm(ctx context.Context, req *stokerv1.StreamBatchesRequest
 		release()
 		return nil, status.Error(codes.ResourceExhausted, err.Error())
 	}
-	s := &shmStream{reg: l.s.shm, region: g, release: release}
+	s := &shmStream{reg: l.s.shm, region: g, release: release, limits: l.s.limits, ctx: ctx, inline: l.s.cfg.MaxMessageBytes - l.s.cfg.MaxMessageBytes/8}
 	if req.GetGds() {
 		s.extents = &extentSource{cache: l.s.cache, ds: ds}
 	}
@@ -106,25 +110,39 @@ func (l *loader) openShm(ctx context.Context, req *stokerv1.StreamBatchesRequest
 
 // place copies msg's field bytes (n of them) into a lease of the region
 // and leaves only their offsets in msg, waiting while the region is full;
-// samples are msg's samples as the stream read them.
+// samples are msg's samples as the stream read them. When the views the
+// client holds fill the region (shm.ErrHeld) it leaves the bytes in msg
+// instead, the copy path: a client that keeps old batches never stalls
+// the stream. Tier fields are left in the tier only while the tier
+// fields the client holds as views take at most half the region's size:
+// past that they are copied, so held views bound what they pin.
 func (s *shmStream) place(ctx context.Context, msg *stokerv1.StreamBatchesResponse, samples []*prefetch.SampleData, n int) error {
+	var data [][]byte // every field's bytes, put back on the copy path
+	for _, smp := range msg.Samples {
+		for _, f := range smp.Fields {
+			data = append(data, f.Data)
+		}
+	}
 	var unpins []func()
 	// Fields left in the tier count against the region like copied ones:
 	// what a client holds unreleased is bounded by the region's size,
 	// however large the shards it pins (a WebDataset shard may be a GiB).
 	var pinned int64
+	total := n
 	if s.tier != nil {
-		var moved int
-		unpins, moved = s.tier.replace(msg, samples)
-		n -= moved
-		pinned = int64(moved)
-		s.reg.AddTierBytes(uint64(moved))
+		if _, heldPinned := s.region.Held(); 2*heldPinned <= int64(s.region.Size()-s.region.Ring()) {
+			var moved int
+			unpins, moved = s.tier.replace(msg, samples)
+			n -= moved
+			pinned = int64(moved)
+		}
 	}
+	var extentBytes int
 	if s.extents != nil {
 		more, moved := s.extents.replace(msg, samples)
 		unpins = append(unpins, more...)
 		n -= moved
-		s.reg.AddExtentBytes(uint64(moved))
+		extentBytes = moved
 	}
 	lease, err := s.region.Alloc(ctx, n, pinned, msg.Step)
 	if err != nil {
@@ -135,6 +153,18 @@ func (s *shmStream) place(ctx context.Context, msg *stokerv1.StreamBatchesRespon
 		s.region.Attach(lease, unpins)
 	}
 	switch {
+	case errors.Is(err, shm.ErrHeld) && total <= s.inline:
+		k := 0
+		for _, smp := range msg.Samples {
+			for _, f := range smp.Fields {
+				f.Data, f.ShmTier, f.ShmOffset, f.ShmLength, f.Extent = data[k], false, 0, 0, nil
+				k++
+			}
+		}
+		s.reg.AddFallback()
+		return nil
+	case errors.Is(err, shm.ErrHeld):
+		return status.Errorf(codes.ResourceExhausted, "%v, and a message of %d bytes is over the send limit: release old views, or ask for a larger shm_region_bytes", err, total)
 	case errors.Is(err, shm.ErrTooBig):
 		return status.Errorf(codes.ResourceExhausted, "%v: ask for a larger shm_region_bytes", err)
 	case errors.Is(err, shm.ErrRegionClosed):
@@ -142,6 +172,8 @@ func (s *shmStream) place(ctx context.Context, msg *stokerv1.StreamBatchesRespon
 	case err != nil:
 		return status.FromContextError(err).Err()
 	}
+	s.reg.AddTierBytes(uint64(pinned))
+	s.reg.AddExtentBytes(uint64(extentBytes))
 	buf := s.region.Bytes(lease)
 	off := 0
 	for _, smp := range msg.Samples {
@@ -186,9 +218,9 @@ func (s *shmStream) checkStep(samples []*prefetch.SampleData) error {
 	return nil
 }
 
-// drain waits until the client has released every lease (so it had the
-// region file open before the stream ends and the file goes) or until the
-// client goes away.
+// drain waits until the client has released or taken as views every
+// lease (so it had the region file open before the stream ends and the
+// file goes) or until the client goes away.
 func (s *shmStream) drain(ctx context.Context) error {
 	if s == nil {
 		return nil
@@ -197,12 +229,36 @@ func (s *shmStream) drain(ctx context.Context) error {
 	return nil
 }
 
-// close ends the stream's region, freeing every lease it still holds.
+// close ends the stream's region: at once, freeing every lease, unless
+// the client holds views of it (shm.Region.Detach): then when it lets go
+// of them. Until then what it still takes (its ring and the held
+// leases' pages, the rest given back) counts against the limits instead
+// of its whole size.
 func (s *shmStream) close() {
-	if s != nil {
-		s.region.Close()
-		s.release()
+	if s == nil {
+		return
 	}
+	var mu sync.Mutex // guards release
+	release := s.release
+	keep := func(kept int64) {
+		// The whole region's share goes first, so the smaller one fits;
+		// refused (other streams took the room meanwhile), the region is
+		// left uncounted rather than closed under the client's views.
+		mu.Lock()
+		defer mu.Unlock()
+		release()
+		small, err := s.limits.acquire(s.ctx, 0, kept)
+		if err != nil {
+			small = func() {}
+		}
+		release = small
+	}
+	s.region.Detach(keep, func() {
+		mu.Lock()
+		r := release
+		mu.Unlock()
+		r()
+	})
 }
 
 // sendSamples sends a WebDataset message, through the region when the

@@ -247,7 +247,7 @@ def make_loaders(args: argparse.Namespace, urls: dict[str, str], endpoint: str, 
     n, size, bs = args.samples, args.sample_size, args.batch_size
     wds_shards = [f"{urls['wds']}train-{i:06d}.tar" for i in range((n + args.per_shard - 1) // args.per_shard)]
 
-    def stoker(memory: str, batched: bool) -> Callable[[int, Path], tuple[float, float]]:
+    def stoker(memory: str, batched: bool, copy: bool | None = None) -> Callable[[int, Path], tuple[float, float]]:
         def run(workers: int, tmp: Path) -> tuple[float, float]:
             from stoker.torch import StokerDataset
 
@@ -257,7 +257,8 @@ def make_loaders(args: argparse.Namespace, urls: dict[str, str], endpoint: str, 
             try:
                 rates = []
                 for e in (0, 1):
-                    ds = StokerDataset(urls["wds"], d.address, batch_size=bs, seed=1, epoch=e, batched=batched)
+                    ds = StokerDataset(urls["wds"], d.address, batch_size=bs, seed=1, epoch=e, batched=batched,
+                                       copy=copy)
                     dl = (DataLoader(ds, batch_size=None, num_workers=workers) if batched
                           else DataLoader(ds, batch_size=bs, num_workers=workers, collate_fn=as_list))
                     rates.append(epoch(dl, "__key__", "img.bin", n, size))
@@ -320,6 +321,7 @@ def make_loaders(args: argparse.Namespace, urls: dict[str, str], endpoint: str, 
         "stoker-mem": stoker("1GiB", True),
         f"stoker-disk ({small} memory)": stoker(small, True),
         "stoker-mem, per sample": stoker("1GiB", False),
+        "stoker-mem, copy=True": stoker("1GiB", True, copy=True),
         "webdataset (S3 stream)": webdataset(False),
         "webdataset cache_dir": webdataset(True),
         "mosaicml-streaming": mosaic,

@@ -84,7 +84,7 @@ def stream_plan(
     on = preprocess_on_value(preprocess_on)
     if transform is None and preprocess_on != "local":
         raise errors.InvalidArgument(f"preprocess_on={preprocess_on!r} is for a transform's stream: pass transform too")
-    views = bool(shm) or bool(gds)  # asked for: fields are views, valid until the next batch
+    views = bool(shm) or bool(gds)  # asked for: fields are views (holding their leases: stoker.shm)
     use_shm, use_gds = views, bool(gds)
     if shm is None and not gds and transform is None and local():
         # The local fast path: shared memory, the shared tier, and the

@@ -4,7 +4,9 @@
 together (:func:`stoker._stream.read_stream`), and on UNAVAILABLE (the
 server restarts, a proxy resets) calls it again from the cursor of the last
 whole batch, so nothing is lost or repeated. With shared memory it gives
-each batch's leases back once the caller asks for the next batch.
+each batch's leases back once the caller asks for the next batch, or,
+for views that hold their leases (stoker.shm.LeaseHold), leaves that to
+the views.
 """
 
 from __future__ import annotations
@@ -117,6 +119,8 @@ def stream_batches(
                     elif packed is not None and copy:
                         packed.materialize()  # copies out, while the bytes are leased
                     shm.release()
+                    del packed
+                del batch  # views that hold their leases go with the caller's last reference
             if pending:
                 raise errors.StokerError(
                     f"stoker StreamBatches at {target}: stream ended inside step "

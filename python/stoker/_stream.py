@@ -9,15 +9,19 @@ webdataset-style dicts the torch dataset yields.
 
 ``copy`` says what a field is: True, ``bytes`` of its own (from an mmap
 or the message's bytes, one copy), which outlive the stream; False, a
-memoryview into the buffer, valid until the stream's next batch is asked
-for (``Client.stream(shm=True)``'s contract).
+memoryview into the buffer. With shared memory and a release ring each
+part's lease is a :class:`stoker.shm.LeaseHold` that its views refer
+to: they stay valid as long as they are referenced, past the stream's
+end, and the lease goes back when the last one goes; without a ring
+they are valid until the stream's next batch is asked for.
 
 A :class:`SampleBatch` is one batch as the torch dataset yields it with
 ``batched=True``. Pickled inside a DataLoader worker while its bytes are
 still in shared memory, it travels as a handle (the files, offsets and
 lease ids, a few KiB), and the process that unpickles it copies the bytes
 out of its own mapping of the same files and gives the leases back
-through the region's release ring: the batch's bytes cross no pipe.
+through the region's release ring: the batch's bytes cross no pipe. With
+``views`` the receiver makes lease-held views instead of copies.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from . import errors
 from ._wire import DATA, EXTENT, REGION, TIER, PackedSamples, WireError, parse
 from .gds import Extent, ExtentReader
 from .pipeline import ReadyAssembler
-from .shm import ReleaseRing, TierMaps, _map_region
+from .shm import LeaseHold, ReleaseRing, TierMaps, _map_region, held_view, lock_region
 from .types import Batch, Cursor, Sample
 
 __all__ = ["Part", "PackedBatch", "SampleBatch", "read_stream"]
@@ -44,10 +48,11 @@ class Part:
     """One message of a step: its table, and its bytes where sample_data
     starts (fields of kind DATA are at data_at + offset of raw)."""
 
-    __slots__ = ("table", "raw", "data_at", "data_len", "lease")
+    __slots__ = ("table", "raw", "data_at", "data_len", "lease", "hold")
 
     def __init__(self, table: PackedSamples, raw: bytes, data_at: int, data_len: int, lease: int | None) -> None:
         self.table, self.raw, self.data_at, self.data_len, self.lease = table, raw, data_at, data_len, lease
+        self.hold: LeaseHold | None = None  # its lease, when its views hold it
 
 
 class Sources:
@@ -74,7 +79,7 @@ class Sources:
 class PackedBatch:
     """The samples of one step of a packed stream (see the module doc)."""
 
-    __slots__ = ("parts", "src", "copy", "n", "_samples_cache", "_rows", "handed_off")
+    __slots__ = ("parts", "src", "copy", "n", "_samples_cache", "_rows", "handed_off", "views")
 
     def __init__(self, parts: list[Part], src: Sources, copy: bool) -> None:
         self.parts, self.src, self.copy = parts, src, copy
@@ -82,6 +87,7 @@ class PackedBatch:
         self._samples_cache: list[Any] | None = None
         self._rows: list[tuple[str, int, int, dict[str, Any]]] | None = None
         self.handed_off = False  # its leases belong to whoever unpickles it
+        self.views = False  # handed off: the receiver makes lease-held views, not copies
 
     def leases(self) -> list[int]:
         return [p.lease for p in self.parts if p.lease is not None]
@@ -90,9 +96,13 @@ class PackedBatch:
         """Every field's value of one part, in table order."""
         t, src, copy = part.table, self.src, self.copy
         raw, at = part.raw, part.data_at
-        region, tier = src.region, src.tier
-        rview = memoryview(region) if (region is not None and not copy) else None
-        tview = memoryview(tier) if (tier is not None and not copy) else None
+        region, tier, hold = src.region, src.tier, part.hold
+        if hold is not None and not copy:  # views that hold the part's lease
+            rview = held_view(region, hold) if region is not None else None
+            tview = held_view(tier, hold) if tier is not None else None
+        else:
+            rview = memoryview(region) if (region is not None and not copy) else None
+            tview = memoryview(tier) if (tier is not None and not copy) else None
         mview = memoryview(raw) if not copy else None
         out: list[Any] = []
         add = out.append
@@ -216,6 +226,9 @@ class SampleBatch:
     def __reduce__(self) -> Any:
         p = self._packed
         if self._dicts is None and p is not None and p.handed_off:
+            for x in p.parts:
+                if x.hold is not None:
+                    x.hold.disarm()  # the receiver gives them back
             src = p.src
             parts = [(bytes(x.table.raw_table), x.raw[x.data_at : x.data_at + x.data_len]) for x in p.parts]
             return _unpickle_handoff, (
@@ -228,6 +241,7 @@ class SampleBatch:
                 parts,
                 self._urls,
                 self._first,
+                p.views,
             )
         return _unpickle_plain, (self._items(),)
 
@@ -261,7 +275,7 @@ class _Mappings:
                 raise errors.StokerError(
                     f"stoker: cannot map the shm region {path} of a DataLoader worker's stream: {err}"
                 ) from err
-            got = (m, ReleaseRing(m, ring, path) if ring and writable else None)
+            got = (m, ReleaseRing(m, ring, path, lock_region(path)) if ring and writable else None)
             self._regions[path] = got
             while len(self._regions) > self.KEEP:
                 self._regions.popitem(last=False)  # its mapping goes with its last view
@@ -292,15 +306,24 @@ def _unpickle_handoff(
     parts: list[tuple[bytes, bytes]],
     urls: tuple[str, ...],
     first: int,
+    views: bool = False,
 ) -> SampleBatch:
     """A handed-off batch in the process that receives it: its bytes
-    copied out of this process's mappings, then its leases given back."""
+    copied out of this process's mappings, then its leases given back;
+    with views, lease-held views into those mappings instead."""
     maps = _process_mappings()
     src = Sources()
     region, rring = maps.region(region_path, region_size, ring) if region_path else (None, None)
     src.region = region
     if tier_path:
         src.tier = maps.tiers.get(tier_path, tier_size).map
+    if views and rring is not None:
+        hold = LeaseHold(rring, leases)
+        held = PackedBatch([Part(PackedSamples(memoryview(t)), d, 0, len(d), None) for t, d in parts], src, copy=False)
+        for p in held.parts:
+            p.hold = hold
+            p.table.check({**src.sizes(), DATA: len(p.raw)})
+        return SampleBatch(held, urls, first)
     src.extents = ExtentReader()
     batch = PackedBatch([Part(PackedSamples(memoryview(t)), d, 0, len(d), None) for t, d in parts], src, copy=True)
     try:
@@ -367,6 +390,8 @@ def read_stream(
         pb = m.pb
         try:
             if shm is not None:
+                if shm.ring is not None:
+                    shm.ring.give_back([])  # what finalisers queued
                 if pb is not None:
                     shm.receive(pb)
                 else:
@@ -424,6 +449,16 @@ def read_stream(
             samples = []
         packed = PackedBatch(parts, src if src is not None else _sources(None), copy) if parts and not legacy else None
         pending.clear()
+        ring = shm.ring if shm is not None and shm.extents is None else None
+        if packed is not None and not copy and ring is not None:
+            # Views hold their leases (stoker.shm.LeaseHold): the stream
+            # no longer gives them back, and the server, told the step is
+            # the client's, never waits for them.
+            shm.take_leases()
+            for p in parts:
+                if p.lease is not None:
+                    p.hold = LeaseHold(ring, [p.lease])
+            ring.consume(step + 1)
         yield Batch(
             epoch=epoch,
             step=step,
@@ -438,3 +473,4 @@ def read_stream(
             ready=ready.finish() if ready is not None else None,
         )
         messages, arrow, row_shards, first, legacy, ready = 0, [], [], None, [], None
+        parts, packed, samples = [], None, None  # held views go when the caller lets go of them

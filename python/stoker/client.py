@@ -279,7 +279,7 @@ class Client:
 
         ``shm=True`` (over the server's unix socket, ``unix:/path``) takes
         the bytes through shared memory: fields are memoryviews into a
-        mapped region, valid until the next batch is asked for (see
+        mapped region that hold their lease while referenced (see
         :mod:`stoker.shm`); ``shm_region_bytes`` sizes the region.
         Where the server's memory tier is itself shared (``stokerd
         --memory-region locked``, or ``auto`` on a GPU host), fields of

@@ -6,11 +6,19 @@ places each batch's bytes in a region file under /dev/shm that this module
 maps, and the messages carry only offsets. Each field of a yielded
 ``Sample`` is then a ``memoryview`` into the mapping: no copy.
 
-The bytes are leased: they stay valid until the next batch is asked for
-(or the stream is closed), when the client gives them back to the server,
-which reuses the space. Copy what must live longer — ``bytes(view)``, or
-``as_tensor(view).cuda()`` / ``.clone()``. A client that dies frees its
-leases with its stream.
+The bytes are leased. Where the region has a release ring (the client
+asks for one) the lease of each message lives as long as the last view
+of it (:class:`LeaseHold`): a view kept past later batches, past the
+stream's end or the Client's close still holds the right bytes, and
+when the last one goes its lease is written to the ring and the server
+reuses the space. The server places later batches around leases still
+held; when held views fill half the region it sends a batch's bytes in
+the message instead (still correct, a copy), so a loop that keeps old
+batches never stalls the stream. Without a ring, views stay valid until
+the next batch is asked for. Copy what must not hold region space —
+``bytes(view)``, or ``as_tensor(view).cuda()`` / ``.clone()``. The
+client holds a shared lock on the region file while any view of it
+lives: a client that dies frees its leases with it.
 
 ``as_numpy`` and ``as_tensor`` view a field as an array without a copy.
 
@@ -20,8 +28,9 @@ names it), the stream asks for it (``shm_tier``): fields whose shard is in
 the tier are then views into the tier's own pages, which the client maps
 read-only once (:class:`TierMaps`, one per Client, shared by its streams),
 and the server copies nothing. Their lifetime is the same: the batch's
-lease pins the shard in the tier until the next batch is asked for. They
-are read-only: ``as_numpy`` gives a read-only array, ``as_tensor`` a
+lease pins the shard in the tier while a view of it lives (the server
+copies into the region instead once held views pin half the region's
+size). They are read-only: ``as_numpy`` gives a read-only array, ``as_tensor`` a
 tensor that must not be written to (the page is mapped read-only: a write
 kills the process rather than corrupt the server's cache).
 
@@ -32,6 +41,8 @@ the same lifetime; see :mod:`stoker.gds`.
 
 from __future__ import annotations
 
+import collections
+import fcntl
 import logging
 import mmap
 import os
@@ -45,7 +56,7 @@ from ._buffers import frombuffer
 from .gds import Extent, ExtentReader
 from .v1 import loader_pb2
 
-__all__ = ["ReleaseRing", "ShmReader", "TierMap", "TierMaps", "as_numpy", "as_tensor"]
+__all__ = ["LeaseHold", "ReleaseRing", "ShmReader", "TierMap", "TierMaps", "as_numpy", "as_tensor", "held_view"]
 
 _log = logging.getLogger("stoker.shm")
 
@@ -126,7 +137,7 @@ class ShmReader:
             self.region = msg_region.id
             self.path, self.size = path, size
             if msg_region.release_ring and writable:  # else: ReleaseShm
-                self.ring = ReleaseRing(m, msg_region.release_ring, path)
+                self.ring = ReleaseRing(m, msg_region.release_ring, path, lock_region(path))
             if self._pin:
                 self._pin_region(m, msg_region.path, writable)
         if tier is not None and self.tier is None:
@@ -233,40 +244,166 @@ class ReleaseRing:
     written counter, with no call to the server. One writer per ring:
     calls are serialised by a lock, so any thread of the process may
     release. ``release`` returns False when the ring has no room (the
-    server has not read it yet): the caller then uses ReleaseShm."""
+    server has not read it yet): the caller then uses ReleaseShm.
+    ``give_back`` never blocks nor fails: what does not go now is queued
+    and written by the next call that can, or, when the ring is full, by
+    a timer thread once the server has read it (for :class:`LeaseHold`,
+    whose last view may go on any thread, inside a release too). The ring holds
+    the mapping, and ``lock`` (the descriptor of the region file's
+    shared flock, -1: none) while it lives: the server keeps a region
+    whose stream ended while any process holds that lock."""
 
     _FIRST = 64
 
-    def __init__(self, m: mmap.mmap, size: int, path: str) -> None:
+    def __init__(self, m: mmap.mmap, size: int, path: str, lock: int = -1) -> None:
         if size < self._FIRST + 8 or size > len(m) or size % 8:
+            if lock >= 0:
+                os.close(lock)
             raise errors.StokerError(f"stoker: the release ring of {path} has a bad size {size}")
         import numpy as np
 
         self._mmap = m  # held: the views below need it mapped
         words = np.frombuffer(m, dtype="<u8", count=size // 8)
-        self._counters = words[:2]  # written (ours), read (the server's)
+        self._counters = words[:3]  # written (ours), read (the server's), consumed (ours)
         self._slots = words[self._FIRST // 8 :]
         self.size = size
+        self.path = path
         self._lock = threading.Lock()  # guards the written counter and the slots past it
+        self._queued: collections.deque[int] = collections.deque()  # ids give_back could not write yet
+        self._retry: threading.Timer | None = None  # writes the queue later, while the ring is full
+        self._flock = lock
+
+    def __del__(self) -> None:
+        if self._flock >= 0:
+            os.close(self._flock)  # the lock goes with it
+            self._flock = -1
 
     def release(self, ids: list[int]) -> bool:
         """Write ids to the ring; False (nothing written) when they do not fit."""
         with self._lock:
-            c = self._counters
-            written, read = int(c[0]), int(c[1])
-            slots = self._slots
-            n = len(slots)
-            if written - read + len(ids) > n or read > written:
-                return False
-            for k, lease in enumerate(ids):
-                slots[(written + k) % n] = lease
-            c[0] = written + len(ids)  # after the slots: the server reads up to it
-            return True
+            ok = self._write(ids) == len(ids)
+        self._flush()
+        return ok
+
+    def _write(self, ids: list[int], some: bool = False) -> int:
+        """Write ids (with some, as many as there is room for) and return
+        how many went: all or none without some."""
+        c = self._counters
+        written, read = int(c[0]), int(c[1])
+        slots = self._slots
+        n = len(slots)
+        room = n - (written - read)
+        if read > written or room < (1 if some else len(ids)):
+            return 0
+        ids = ids[:room]
+        for k, lease in enumerate(ids):
+            slots[(written + k) % n] = lease
+        c[0] = written + len(ids)  # after the slots: the server reads up to it
+        return len(ids)
+
+    def give_back(self, ids: list[int]) -> None:
+        """Queue ids and write what the ring has room for, without waiting:
+        safe from a finaliser on any thread."""
+        self._queued.extend(ids)
+        self._flush()
+
+    def _flush(self) -> None:
+        # Whoever holds the lock writes the queue; an id queued while it
+        # is held is seen by the holder's look after it lets go.
+        while self._queued:
+            if not self._lock.acquire(blocking=False):
+                return
+            try:
+                ids: list[int] = []
+                while self._queued:
+                    ids.append(self._queued.popleft())
+                done = self._write(ids, some=True)
+                if done < len(ids):
+                    self._queued.extendleft(reversed(ids[done:]))  # no room: the server reads the ring soon
+                    if self._retry is None:
+                        self._retry = threading.Timer(self._RETRY, self._flush_later)
+                        self._retry.daemon = True
+                        self._retry.start()
+                    return
+            finally:
+                self._lock.release()
+
+    _RETRY = 0.005  # seconds between writes of a queue the full ring refused (the server reads it every 10 ms)
+
+    def _flush_later(self) -> None:
+        with self._lock:
+            self._retry = None
+        self._flush()
+
+    def consume(self, step: int) -> None:
+        """Tell the server the client has every step before ``step`` whole
+        and keeps their leases as views until they go (LeaseHold), so it
+        never waits on them."""
+        self._counters[2] = step
 
     def pending(self) -> int:
-        """Ids written that the server has not read yet."""
+        """Ids written that the server has not read yet, and ids queued."""
         c = self._counters
-        return int(c[0]) - int(c[1])
+        return int(c[0]) - int(c[1]) + len(self._queued)
+
+
+class LeaseHold:
+    """Leases of a region that go back through its release ring when
+    this object does: every view made by :func:`held_view` with it
+    refers to it, so the lease lives as long as the last view. ``disarm``
+    hands the ids to someone else (a batch pickled to another process,
+    which releases them). Only the process that made it gives them back:
+    a forked child's copy goes without a word (its parent's views still
+    hold the bytes)."""
+
+    __slots__ = ("ids", "ring", "pid")
+
+    def __init__(self, ring: ReleaseRing, ids: list[int]) -> None:
+        self.ring, self.ids, self.pid = ring, ids, os.getpid()
+
+    def disarm(self) -> list[int]:
+        ids, self.ids = self.ids, []
+        return ids
+
+    def __del__(self) -> None:
+        if self.ids and self.pid == os.getpid():
+            try:
+                self.ring.give_back(self.ids)
+            except Exception:  # a finaliser must not raise; the server frees them with the region
+                pass
+
+
+_held_type: Any = None
+
+
+def held_view(buf: Any, hold: LeaseHold) -> memoryview:
+    """A memoryview of the whole of buf (a mapping) that keeps hold alive:
+    its exporter is a numpy array carrying it, so every slice of the view,
+    and every array or tensor made over one, holds the lease too."""
+    global _held_type
+    import numpy as np
+
+    if _held_type is None:
+        _held_type = type("HeldBuffer", (np.ndarray,), {"__doc__": "Bytes of a leased mapping; ``hold`` is the lease."})
+    arr = np.frombuffer(buf, dtype=np.uint8).view(_held_type)
+    arr.hold = hold
+    return memoryview(arr)
+
+
+def lock_region(path: str) -> int:
+    """A descriptor holding a shared flock on the region file (-1 where
+    it cannot be taken): the server sees the client alive while it is
+    open. Not inherited across exec."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return -1
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+    except OSError:
+        os.close(fd)
+        return -1
+    return fd
 
 
 class TierMap:

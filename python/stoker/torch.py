@@ -2,8 +2,9 @@
 
 ``StokerDataset`` reads this rank's share of each epoch from a ``stokerd``
 and yields webdataset-style sample dicts (``__key__``, ``__url__`` and one
-entry per field, raw bytes unless ``decode=`` says otherwise), or whole
-batches with ``batched=True``.
+entry per field, raw bytes unless ``decode=`` says otherwise: on the local
+fast path memoryviews that hold their shared-memory lease, ``bytes``
+with ``copy=True`` or over TCP), or whole batches with ``batched=True``.
 
 Splitting: the rank and world size come from the arguments, else from
 ``torch.distributed`` when it is initialised, else 0 and 1. Inside a

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch.distributed as dist
 from torch.utils.data import IterableDataset, get_worker_info
+from torch.utils.data._utils.collate import collate_str_fn, default_collate_fn_map
 
 from . import errors
 from ._request import preprocess_on_value
@@ -46,6 +47,16 @@ def distributed_rank(rank: int | None = None, world_size: int | None = None) -> 
     else:
         r, w = 0, 1
     return (r if rank is None else rank), (w if world_size is None else world_size)
+
+
+def _user_function(decode: DecodeOption) -> bool:
+    """Whether decode is a function of the user's (not one of ours)."""
+    return callable(decode) and getattr(decode, "__module__", "") != "stoker.decode"
+
+
+# A DataLoader that batches per-sample items collates memoryview fields
+# (the local path's views) as it does bytes: into a list.
+default_collate_fn_map.setdefault(memoryview, collate_str_fn)
 
 
 class _SharedEpoch:
@@ -124,7 +135,20 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         local: take the local fast path (the server's unix socket and
             shared memory, see stoker.Client) when the server is on this
             host (None, the default), never (False) or always (True: an
-            error without one). Fields are ``bytes`` either way.
+            error without one).
+        copy: on the local fast path, fields are memoryviews into the
+            shared memory that hold their lease (stoker.shm.LeaseHold):
+            valid for as long as they are referenced, the space reused
+            once the last one goes, no copy made (None, the default,
+            unless ``decode`` or ``collate`` is a function of yours:
+            those get bytes); True gives ``bytes`` of their own, as TCP
+            does. Kept views take region space: the server sends a
+            batch's bytes in its message instead once they hold half of
+            it. A DataLoader worker's samples are pickled to the main
+            process, so there they are bytes, but for ``batched``
+            batches handed off (below), which the main process reads as
+            views. ``torch.frombuffer(view, dtype=torch.uint8)`` makes a
+            tensor over one (it holds the lease too).
         handoff: with ``batched=True``, no ``decode`` and no ``collate``,
             a batch made in a DataLoader worker from shared memory crosses
             to the main process as a handle, and the main process copies
@@ -158,6 +182,7 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         local: bool | None = None,
         handoff: bool = True,
         preprocess_on: str = "local",
+        copy: bool | None = None,
     ) -> None:
         super().__init__()
         _check_arguments(url, batch_size, seed, epoch, shuffle_window, format, collate)
@@ -185,6 +210,9 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         self.preprocess_on = preprocess_on
         self.local = local
         self.handoff = handoff
+        # Views unless asked for copies, or a function of the user's
+        # (which may want bytes) gets the fields.
+        self.views = copy is False or (copy is None and collate is None and not _user_function(decode))
         self._epoch = _SharedEpoch(epoch)
         self._progress = _SharedProgress()
         # In the main process: the StokerDataLoader reading this dataset,
@@ -370,9 +398,12 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
             return
         # A batch of raw bytes made in a DataLoader worker is handed over
         # to the main process as a handle when it lies in shared memory.
-        handoff = get_worker_info() is not None and self.decode is None and self.handoff
-        if self.local is not False:
-            client.local_path()  # first: the manifest is then read over the unix socket too
+        in_worker = get_worker_info() is not None
+        handoff = in_worker and self.decode is None and self.handoff
+        local = client.local_path().socket if self.local is not False else ""  # first: the manifest then goes over it
+        # Views (stoker.shm.LeaseHold) over the local path, but in a worker
+        # whose samples are pickled to the main process.
+        views = self.views and bool(local) and (not in_worker or (handoff and self.batched and self.collate is None))
         # The manifest of this epoch, for each sample's __url__ (a shard
         # index refers to it).
         urls = tuple(s.object for s in client.open_dataset(self.url, self.format).shards)
@@ -390,6 +421,7 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
             start=Cursor(pos.epoch, pos.position, pos.plan_version),
             format=self.format,
             columns=self.columns,
+            shm=True if views else None,
         ):
             step_start, n = pos.position, batch.num_rows
             first, skip = min(skip, n), 0
@@ -407,6 +439,7 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
                     # with no decode it travels as a handle (stoker._stream).
                     # Only a stream with a release ring: the receiver gives the leases back through it.
                     batch.packed.handed_off = handoff and batch.packed.src.ring > 0
+                    batch.packed.views = self.views  # how the main process takes it
                     yield SampleBatch(batch.packed, urls, first, decode=self.decode)
                     continue
                 out: Any = (

@@ -114,7 +114,9 @@ def test_batched_handoff_from_workers(tier_stokerd: Stokerd, tier_url: str, work
         for key, s in got:
             assert {k: v for k, v in s.items() if not k.startswith("__")} == want[key], key
             assert s["__url__"].startswith(tier_url)
-        # The main process gave back the workers' leases (through the rings).
+        # The main process gives back the workers' leases (through the
+        # rings) once the views that hold them go.
+        del batches, got, s
         poll(lambda: tcp.stats().shm_leases == 0 and tcp.stats().shm_regions == 0, "the handed-off leases")
 
 

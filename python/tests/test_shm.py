@@ -59,11 +59,14 @@ def test_shm_epoch_has_every_byte(unix_stokerd: Stokerd, data: Data) -> None:
         for b in c.stream(data.url, batch_size=8, seed=5, epoch=0, shm=True, shm_region_bytes=16 << 20):
             for s in b.samples:
                 assert all(isinstance(v, memoryview) for v in s.fields.values()), s.key
-                # Copy: the views are valid only until the next batch.
                 raw = {k: bytes(v) for k, v in s.fields.items()}
                 assert_matches_reference({"__key__": s.key, "__url__": urls[s.shard], **raw}, data.reference)
                 positions.append(s.position)
                 keys.append(s.key)
+        # The last batch's views hold its lease past the stream's end;
+        # once they go, the server frees it and closes the region.
+        del b, s
+        poll(lambda: c.stats().shm_regions == 0, "the region to close once its views went")
         st = c.stats()
     assert positions == list(range(sum(COUNTS)))
     assert_exactly_once(keys, data.keys)

@@ -225,14 +225,19 @@ def test_closing_early_frees_the_leases(tier_stokerd: Stokerd, tier_url: str) ->
             stream.close()
             del batch, views
             poll(lambda: leases_freed(watch), "a closed stream's leases to be freed")
-        # A client closed with its stream still open frees them too.
+        # A client closed with its stream still open: the views it holds
+        # keep their leases (and the tier's shards pinned), so they stay
+        # right; once they go, the leases are freed.
         c = stoker.Client(unix_address(tier_stokerd))
         stream, batch, views = next_with_tier_fields(c, tier_url, batch_size=8, epoch=3)
+        want = [bytes(v) for v in views]
         assert watch.stats().shm_leases > 0
         c.close()
-        poll(lambda: leases_freed(watch), "a closed client's leases to be freed")
-        assert all(bytes(v) == bytes(as_numpy(v)) for v in views)  # still mapped while held
         stream.close()
+        assert watch.stats().shm_leases > 0
+        assert [bytes(v) for v in views] == want and all(bytes(v) == bytes(as_numpy(v)) for v in views)
+        del batch, views
+        poll(lambda: leases_freed(watch), "a closed client's leases to be freed")
 
 
 def test_gds_takes_tier_fields_and_extents(tier_stokerd: Stokerd, tier_url: str) -> None:
@@ -262,7 +267,7 @@ def test_gds_takes_tier_fields_and_extents(tier_stokerd: Stokerd, tier_url: str)
             assert time.monotonic() < deadline, f"{tier_fields} tier fields and {extents} extents"
         st = tcp.stats()
         assert st.shm_tier_bytes > base.shm_tier_bytes and st.shm_extent_bytes > base.shm_extent_bytes
-        poll(lambda: leases_freed(tcp), "the gds streams' leases to be released")
+        poll(lambda: leases_freed(tcp), f"the gds streams' leases to be released: {tcp.stats()}")
 
 
 def test_pinned_without_cuda_makes_no_cuda_call(tier_stokerd: Stokerd, tier_url: str,

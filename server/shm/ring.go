@@ -14,6 +14,9 @@ import (
 //
 //	[0, 8)    written: ids ever written (the client's counter)
 //	[8, 16)   read: ids ever read (the server's counter)
+//	[16, 24)  consumed: 1 + the last step the client has whole and hands
+//	          out as views that hold their leases (0: it releases each
+//	          step when the next is asked for). The client's, untrusted.
 //	[64, RingBytes) ringSlots slots of 8 bytes; id k is at slot k % ringSlots
 //
 // The client writes the slot, then stores written+1; it never gets more
@@ -42,6 +45,7 @@ func (g *Region) readRingLocked() (freed bool) {
 		return false
 	}
 	written, read := g.ringCounter(0).Load(), g.ringCounter(8)
+	g.consumed = g.ringCounter(16).Load()
 	r := read.Load()
 	if written-r > ringSlots { // a client past its bound (or a torn counter): read what the ring can hold
 		g.ringOverruns++

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,21 +32,25 @@ var ErrTooBig = errors.New("message larger than the shm region")
 type Registry struct {
 	dir string
 
-	mu      sync.Mutex // guards regions
-	regions map[string]*Region
+	mu        sync.Mutex // guards regions
+	regions   map[string]*Region
+	closing   chan struct{} // closed by Close: detached regions' reapers stop
+	closeOnce sync.Once
 
 	regionBytes atomic.Int64  // sum of open regions' sizes
 	leases      atomic.Int64  // leases held now, over all regions
-	leasedBytes atomic.Int64  // bytes of those leases (wrap padding included)
+	leasedBytes atomic.Int64  // bytes of those leases
 	served      atomic.Uint64 // bytes placed in regions so far
 	waits       atomic.Uint64 // times a stream waited for releases
 	extentBytes atomic.Uint64 // field bytes handed out as disk extents
 	tierBytes   atomic.Uint64 // field bytes handed out in the shared memory tier
+	detached    atomic.Int64  // regions whose stream ended while the client held views
+	fallbacks   atomic.Uint64 // messages sent in the message, not the region, because views held it
 }
 
 // New returns an empty registry whose regions are files in dir.
 func New(dir string) *Registry {
-	return &Registry{dir: dir, regions: map[string]*Region{}}
+	return &Registry{dir: dir, regions: map[string]*Region{}, closing: make(chan struct{})}
 }
 
 // Dir is the folder the registry's region files are in.
@@ -55,11 +61,13 @@ type Stats struct {
 	Regions     int    // regions open now
 	RegionBytes int64  // sum of the open regions' sizes
 	Leases      int64  // leases held now, over all regions
-	LeasedBytes int64  // bytes of those leases (wrap padding included)
+	LeasedBytes int64  // bytes of those leases
 	Served      uint64 // bytes placed in regions so far (AddServed)
 	Waits       uint64 // times an Alloc waited for releases
 	ExtentBytes uint64 // field bytes handed out as disk extents (AddExtentBytes)
 	TierBytes   uint64 // field bytes handed out in the shared memory tier (AddTierBytes)
+	Detached    int64  // regions open past their stream for the views their client holds
+	Fallbacks   uint64 // messages whose bytes went in the message because views held the region (AddFallback)
 }
 
 // Stats returns the registry's figures now.
@@ -69,6 +77,7 @@ func (r *Registry) Stats() Stats {
 		Leases: r.leases.Load(), LeasedBytes: r.leasedBytes.Load(),
 		Served: r.served.Load(), Waits: r.waits.Load(),
 		ExtentBytes: r.extentBytes.Load(), TierBytes: r.tierBytes.Load(),
+		Detached: r.detached.Load(), Fallbacks: r.fallbacks.Load(),
 	}
 }
 
@@ -78,6 +87,10 @@ func (r *Registry) AddServed(n uint64) { r.served.Add(n) }
 // AddExtentBytes counts n field bytes the caller handed out as disk
 // extents instead of placing them in a region.
 func (r *Registry) AddExtentBytes(n uint64) { r.extentBytes.Add(n) }
+
+// AddFallback counts a message sent with its bytes in it because the
+// client's views held its region (ErrHeld).
+func (r *Registry) AddFallback() { r.fallbacks.Add(1) }
 
 // AddTierBytes counts n field bytes the caller handed out in place in the
 // shared memory tier instead of placing them in a region.
@@ -150,10 +163,11 @@ func (r *Registry) Sweep() {
 	}
 }
 
-// Region is one stream's ring of leased byte ranges in a shared file.
-// Allocation is in order at the head; the tail moves past the oldest lease
-// once it and all before it are released, so a client may release out of
-// order. Safe for concurrent use.
+// Region is one stream's leased byte ranges in a shared file. Leases are
+// placed next-fit from where the last one ended, around the live ones, so
+// a client that releases in order sees a ring, and one that keeps a few
+// old leases (views it still holds) only makes the allocator step around
+// them. Safe for concurrent use.
 type Region struct {
 	reg        *Registry
 	id, path   string
@@ -161,15 +175,15 @@ type Region struct {
 	closedOnce sync.Once
 	ring       int // bytes at the start that are the release ring (0: none); leases come after
 
-	mu     sync.Mutex // guards the fields below
-	closed bool
-	head   int64 // monotonic: bytes ever allocated (padding included)
-	tail   int64 // monotonic: bytes freed
-	next   uint64
-	pinned int64    // bytes of tier fields the live leases hold
-	order  []*Lease // live leases in allocation order
-	leases map[uint64]*Lease
-	room   chan struct{} // closed and replaced when bytes are freed
+	mu       sync.Mutex // guards the fields below
+	closed   bool
+	cursor   int64    // where the next lease is tried first, past the ring
+	next     uint64   // the next lease id
+	consumed uint64   // from the ring: steps before it are the client's, whole (untrusted)
+	pinned   int64    // bytes of tier fields the live leases hold
+	order    []*Lease // live leases by offset
+	leases   map[uint64]*Lease
+	room     chan struct{} // closed and replaced when bytes are freed
 	// The ring's oddities: ids not held, and reads that found the
 	// client's counter past its bound.
 	ringUnknown, ringOverruns uint64
@@ -178,14 +192,20 @@ type Region struct {
 // Lease is a byte range of a region handed to a client until it releases
 // it by id.
 type Lease struct {
-	id         uint64
-	start, end int64  // monotonic range, padding included
-	off, n     int    // the bytes handed out
-	pinned     int64  // bytes of tier fields it holds
-	step       uint64 // the step of its message
-	released   bool
-	unpins     []func() // disk extents held with the lease (gds)
+	id     uint64
+	pos    int64    // where its bytes start, past the ring
+	off, n int      // the bytes handed out
+	pinned int64    // bytes of tier fields it holds
+	step   uint64   // the step of its message
+	unpins []func() // disk extents held with the lease (gds)
 }
+
+// ErrHeld means a lease does not fit and cannot until the client lets go
+// of views it holds (leases of steps it has whole and keeps), or such
+// views hold more than half the region: the caller sends the message's
+// bytes another way (in the message) instead of waiting, which could be
+// forever.
+var ErrHeld = errors.New("shm region held by the client's views")
 
 // Attach ties unpins to l: they run when l is released or the region
 // closes (at once when it is closed already).
@@ -204,15 +224,62 @@ func (g *Region) Attach(l *Lease, unpins []func()) {
 	l.unpins = unpins
 }
 
+// size is the bytes leases may use.
+func (g *Region) size() int64 { return int64(len(g.mem) - g.ring) }
+
+// heldLocked says whether the client holds l as a view: its step is one
+// the client has whole (the ring's consumed counter is past it).
+func (g *Region) heldLocked(l *Lease) bool { return l.step < g.consumed }
+
+// fitLocked finds n free bytes, next-fit from the cursor then from the
+// start, among the live leases that keep says count (all when nil).
+func (g *Region) fitLocked(n int64, keep func(*Lease) bool) (int64, bool) {
+	size := g.size()
+	for _, from := range [2]int64{g.cursor, 0} {
+		a := int64(0)
+		for _, l := range g.order {
+			if keep != nil && !keep(l) {
+				continue
+			}
+			if s := max(a, from); l.pos-s >= n {
+				return s, true
+			}
+			a = max(a, l.pos+int64(l.n))
+		}
+		if s := max(a, from); size-s >= n {
+			return s, true
+		}
+	}
+	return 0, false
+}
+
+// Held is what the live leases the client holds as views take: bytes
+// of the region, and bytes of tier fields they pin.
+func (g *Region) Held() (bytes, pinned int64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.readRingLocked()
+	for _, l := range g.order {
+		if g.heldLocked(l) {
+			bytes += int64(l.n)
+			pinned += l.pinned
+		}
+	}
+	return bytes, pinned
+}
+
 // Alloc leases n bytes for a message of step, holding pinned bytes of
 // fields in the memory tier with them, waiting while the region is full,
-// or the stream's tier fields held would pass the region's size, until the client
-// releases enough, ctx ends or the region closes. Clients release a step's
-// leases once they have all of its parts, so a step never waits on its
-// own leases: past the pin limit it goes on, and a step whose parts alone
-// fill the ring is an error.
+// or the stream's tier fields held would pass the region's size, until the
+// client releases enough, ctx ends or the region closes. Clients release
+// a step's leases once they have all of its parts, so a step never waits
+// on its own leases: past the pin limit it goes on, and a step whose parts
+// alone fill the region is an error (ErrTooBig). Nor does it wait on
+// leases the client holds as views (see heldLocked): when only their
+// release could make room, or they take more than half the region, it
+// returns ErrHeld.
 func (g *Region) Alloc(ctx context.Context, n int, pinned int64, step uint64) (*Lease, error) {
-	size := int64(len(g.mem) - g.ring)
+	size := g.size()
 	if int64(n) > size {
 		return nil, fmt.Errorf("shm: %d bytes in a region of %d: %w", n, size, ErrTooBig)
 	}
@@ -224,32 +291,47 @@ func (g *Region) Alloc(ctx context.Context, n int, pinned int64, step uint64) (*
 			return nil, ErrRegionClosed
 		}
 		g.readRingLocked()
-		pos := g.head % size
-		pad := int64(0)
-		if pos+int64(n) > size {
-			pad = size - pos       // wrap: skip the end of the ring
-			if len(g.order) == 0 { // nothing held: the whole ring is free
-				g.head += pad
-				g.tail, pad = g.head, 0
+		var held, heldPinned, ownPinned int64
+		ownOnly := true // every live lease is this step's
+		for _, l := range g.order {
+			switch {
+			case l.step == step:
+				ownPinned += l.pinned
+			case g.heldLocked(l):
+				held += int64(l.n)
+				heldPinned += l.pinned
+				ownOnly = false
+			default:
+				ownOnly = false
 			}
 		}
-		ownStep := len(g.order) == 0 || g.order[0].step == step // every live lease is this step's
-		fits := g.head+pad+int64(n)-g.tail <= size
-		if fits && (g.pinned+pinned <= size || ownStep) {
-			l := &Lease{id: g.next, start: g.head, end: g.head + pad + int64(n), off: g.ring + int((g.head+pad)%size), n: n, pinned: pinned, step: step}
+		pinsFit := g.pinned+pinned <= size || ownOnly
+		if pos, ok := g.fitLocked(int64(n), nil); ok && pinsFit {
+			l := &Lease{id: g.next, pos: pos, off: g.ring + int(pos), n: n, pinned: pinned, step: step}
 			g.next++
-			g.head = l.end
+			g.cursor = pos + int64(n)
 			g.pinned += pinned
-			g.order = append(g.order, l)
+			i := sort.Search(len(g.order), func(i int) bool { return g.order[i].pos > pos })
+			g.order = slices.Insert(g.order, i, l)
 			g.leases[l.id] = l
 			g.mu.Unlock()
 			g.reg.leases.Add(1)
-			g.reg.leasedBytes.Add(l.end - l.start)
+			g.reg.leasedBytes.Add(int64(n))
 			return l, nil
 		}
-		if !fits && ownStep {
+		// What stays however long it waits: the step's own leases and
+		// the views the client holds.
+		stays := func(l *Lease) bool { return l.step == step || g.heldLocked(l) }
+		_, could := g.fitLocked(int64(n), stays)
+		if could && !pinsFit {
+			could = heldPinned+ownPinned+pinned <= size
+		}
+		if !could || 2*held > size {
 			g.mu.Unlock()
-			return nil, fmt.Errorf("shm: step %d needs more than the region's %d bytes: %w", step, size, ErrTooBig)
+			if held == 0 && heldPinned == 0 {
+				return nil, fmt.Errorf("shm: step %d needs more than the region's %d bytes: %w", step, size, ErrTooBig)
+			}
+			return nil, fmt.Errorf("shm: %d bytes for step %d, %d of the region's %d held by views: %w", n, step, held, size, ErrHeld)
 		}
 		room := g.room
 		g.mu.Unlock()
@@ -286,25 +368,15 @@ func (g *Region) releaseLocked(ids []uint64) (unknown int, freed bool) {
 			continue
 		}
 		delete(g.leases, id)
-		l.released = true
-		if l.pinned > 0 {
-			g.pinned -= l.pinned
-			freed = true
-		}
+		g.order = slices.DeleteFunc(g.order, func(o *Lease) bool { return o == l })
+		g.pinned -= l.pinned
 		for _, u := range l.unpins {
 			u()
 		}
 		l.unpins = nil
-		g.reg.leases.Add(-1)
-		g.reg.leasedBytes.Add(-(l.end - l.start))
-	}
-	for len(g.order) > 0 && g.order[0].released {
-		g.tail = g.order[0].end
-		g.order = g.order[1:]
 		freed = true
-	}
-	if len(g.order) == 0 {
-		g.tail = g.head
+		g.reg.leases.Add(-1)
+		g.reg.leasedBytes.Add(-int64(l.n))
 	}
 	if freed {
 		close(g.room)
@@ -313,12 +385,21 @@ func (g *Region) releaseLocked(ids []uint64) (unknown int, freed bool) {
 	return unknown, freed
 }
 
-// Drain returns once no lease is held, the region is closed, or ctx ends.
+// Drain returns once no lease is in flight (every live one is released
+// or held by the client as a view, so the client has had every message
+// and mapped the region), the region is closed, or ctx ends.
 func (g *Region) Drain(ctx context.Context) {
 	for {
 		g.mu.Lock()
 		g.readRingLocked()
-		if g.closed || len(g.order) == 0 {
+		inFlight := false
+		for _, l := range g.order {
+			if !g.heldLocked(l) {
+				inFlight = true
+				break
+			}
+		}
+		if g.closed || !inFlight {
 			g.mu.Unlock()
 			return
 		}
@@ -353,7 +434,7 @@ func (l *Lease) ID() uint64 { return l.id }
 // Offset is where the lease's bytes start in the region.
 func (l *Lease) Offset() int { return l.off }
 
-// Len is the bytes the lease hands out (wrap padding not included).
+// Len is the bytes the lease hands out.
 func (l *Lease) Len() int { return l.n }
 
 // Close frees every lease (running what was attached), unmaps and removes
@@ -368,7 +449,7 @@ func (g *Region) Close() {
 				u()
 			}
 			g.reg.leases.Add(-1)
-			g.reg.leasedBytes.Add(-(l.end - l.start))
+			g.reg.leasedBytes.Add(-int64(l.n))
 		}
 		g.leases, g.order = nil, nil
 		close(g.room)
