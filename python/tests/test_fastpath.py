@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import random
 import struct
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from conftest import Data
-from servers import S3Server, Stokerd
+from servers import Stokerd
 from test_shm import poll, unix_stokerd  # noqa: F401 (a fixture)
-from test_shm_tier import start_tier_stokerd, stop, tier_url  # noqa: F401 (a fixture)
+from test_shm_tier import tier_stokerd, tier_url  # noqa: F401 (fixtures)
 from torch.utils.data import DataLoader
 
 import stoker
@@ -27,14 +26,6 @@ from stoker.torch import StokerDataset
 def read(c: stoker.Client, url: str, **kw: Any) -> list[tuple[str, int, dict[str, Any]]]:
     return [(s.key, s.position, dict(s.fields)) for b in c.stream(url, batch_size=7, seed=5, **kw) for s in b.samples]
 
-
-@pytest.fixture(scope="module")
-def tier_stokerd(stokerd_bin: str, s3_server: S3Server, tier_url: str) -> Iterator[Stokerd]:
-    srv = start_tier_stokerd(stokerd_bin, s3_server)
-    with stoker.Client(srv.address) as c:
-        path = c.stats().shm_tier_path
-    yield srv
-    stop(srv, [path])
 
 
 def test_tcp_client_finds_the_socket_and_takes_shared_memory(server: str, data: Data) -> None:

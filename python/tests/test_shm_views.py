@@ -10,7 +10,6 @@ import queue
 import re
 import threading
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,7 +18,7 @@ from check import assert_exactly_once
 from conftest import Data
 from servers import S3Server, Stokerd
 from test_shm import poll, unix_address, unix_stokerd  # noqa: F401 (a fixture)
-from test_shm_tier import address, start_tier_stokerd, stop, tier_range, tier_url  # noqa: F401 (a fixture)
+from test_shm_tier import address, tier_range, tier_stokerd, tier_url  # noqa: F401 (fixtures)
 from torch.utils.data import DataLoader
 
 import stoker
@@ -176,14 +175,6 @@ def test_torch_batches_are_views_that_outlive_the_loader(unix_stokerd: Stokerd, 
         del batches, got
         poll(lambda: freed(watch), "the batches' leases to be freed")
 
-
-@pytest.fixture(scope="module")
-def tier_stokerd(stokerd_bin: str, s3_server: S3Server, tier_url: str) -> Iterator[Stokerd]:
-    srv = start_tier_stokerd(stokerd_bin, s3_server)
-    with stoker.Client(srv.address) as c:
-        path = c.stats().shm_tier_path
-    yield srv
-    stop(srv, [path])
 
 
 def test_kept_tier_view_pins_its_shard(tier_stokerd: Stokerd, tier_url: str) -> None:
