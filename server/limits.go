@@ -112,6 +112,18 @@ func (l *limiter) acquire(ctx context.Context, streams int, shm int64) (release 
 	return func() { once.Do(func() { l.release(conn, streams, shm) }) }, nil
 }
 
+// shrink turns of shm bytes that acquire took for the connection of ctx
+// into keep of them, in one step (so it cannot be refused: keep is at
+// most of), and returns the release of what is kept. The release acquire
+// returned for of must not be called after it.
+func (l *limiter) shrink(ctx context.Context, of, keep int64) (release func()) {
+	conn := connOf(ctx)
+	keep = min(max(keep, 0), of)
+	l.release(conn, 0, of-keep)
+	var once sync.Once
+	return func() { once.Do(func() { l.release(conn, 0, keep) }) }
+}
+
 func (l *limiter) release(conn *connTag, streams int, shm int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

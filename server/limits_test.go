@@ -162,3 +162,33 @@ func TestLimiterAsksForATrimAfterABurst(t *testing.T) {
 		t.Fatalf("held %d streams, %d shm bytes, %d connections after every release", n, shm, conns)
 	}
 }
+
+// A region kept past its stream shrinks its share of the limits to what
+// it still takes in one step: never refused, even with the limits full,
+// and its release gives back only what is kept.
+func TestLimiterShrinkIsNeverRefused(t *testing.T) {
+	l := newLimiter(Limits{MaxShmBytesPerConn: 100, MaxShmBytes: 100, MaxStreamsPerConn: 10, MaxStreams: 10}, func(string) {}, func() {})
+	ctx := context.Background()
+	whole, err := l.acquire(ctx, 0, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := l.acquire(ctx, 0, 40) // the limits are full now
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = whole // shrink replaces it: it is not called
+	kept := l.shrink(ctx, 60, 8)
+	if _, shm, _ := l.held(); shm != 48 {
+		t.Fatalf("%d shm bytes held after the shrink, want 40 + 8", shm)
+	}
+	if _, err := l.acquire(ctx, 0, 53); err == nil {
+		t.Fatal("53 more bytes were taken with 48 of 100 held")
+	}
+	kept()
+	kept() // once
+	other()
+	if _, shm, conns := l.held(); shm != 0 || conns != 0 {
+		t.Fatalf("%d shm bytes and %d connections held after every release", shm, conns)
+	}
+}

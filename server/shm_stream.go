@@ -48,6 +48,7 @@ type shmStream struct {
 	extents   *extentSource   // nil unless the stream asked for gds
 	tier      *tierSource     // nil unless the stream asked for shm_tier and the tier is shared
 	release   func()          // gives the region's bytes back to the limits
+	size      int64           // the bytes release gives back
 	limits    *limiter        // where release's bytes were taken, for a detached region's smaller share
 	ctx       context.Context // the stream's: names its connection to the limits
 	inline    int             // the most bytes a message may carry on the copy path (under gRPC's send limit)
@@ -97,7 +98,7 @@ func (l *loader) openShm(ctx context.Context, req *stokerv1.StreamBatchesRequest
 		release()
 		return nil, status.Error(codes.ResourceExhausted, err.Error())
 	}
-	s := &shmStream{reg: l.s.shm, region: g, release: release, limits: l.s.limits, ctx: ctx, inline: l.s.cfg.MaxMessageBytes - l.s.cfg.MaxMessageBytes/8}
+	s := &shmStream{reg: l.s.shm, region: g, release: release, size: int64(size), limits: l.s.limits, ctx: ctx, inline: l.s.cfg.MaxMessageBytes - l.s.cfg.MaxMessageBytes/8}
 	if req.GetGds() {
 		s.extents = &extentSource{cache: l.s.cache, ds: ds}
 	}
@@ -241,17 +242,11 @@ func (s *shmStream) close() {
 	var mu sync.Mutex // guards release
 	release := s.release
 	keep := func(kept int64) {
-		// The whole region's share goes first, so the smaller one fits;
-		// refused (other streams took the room meanwhile), the region is
-		// left uncounted rather than closed under the client's views.
+		// The region's share shrinks to what it still takes, in one step:
+		// it stays counted however full the limits are meanwhile.
 		mu.Lock()
 		defer mu.Unlock()
-		release()
-		small, err := s.limits.acquire(s.ctx, 0, kept)
-		if err != nil {
-			small = func() {}
-		}
-		release = small
+		release = s.limits.shrink(s.ctx, s.size, kept)
 	}
 	s.region.Detach(keep, func() {
 		mu.Lock()
