@@ -92,12 +92,15 @@ def well_known(addr: str) -> str:
     return os.path.join(tempfile.gettempdir(), f"stoker-{os.getuid()}", f"stokerd-{int(port)}.sock")
 
 
-def find_socket(addr: str, stats: Any, env: Mapping[str, str] | None = None, *, plaintext: bool = True) -> LocalPath:
+def find_socket(
+    addr: str, stats: Any, env: Mapping[str, str] | None = None, *, plaintext: bool = True, known: bool = True
+) -> LocalPath:
     """The socket a client of addr streams over. ``stats`` is a function
     that asks the server at addr for its Stats (called only for a loopback
     TCP address with no $STOKER_SOCKET and no socket at the well-known
-    path). A TLS client (``plaintext=False``) asks the server first, so a
-    handshake that fails says so."""
+    path, or with ``known`` False: that path is not looked at). A TLS
+    client (``plaintext=False``) asks the server first, so a handshake
+    that fails says so."""
     told = (os.environ if env is None else env).get("STOKER_SOCKET", "")
     own = socket_path(addr)
     if own:
@@ -108,9 +111,9 @@ def find_socket(addr: str, stats: Any, env: Mapping[str, str] | None = None, *, 
         return LocalPath("", f"$STOKER_SOCKET: {why}") if why else LocalPath(path, "$STOKER_SOCKET")
     if not is_loopback(addr):
         return LocalPath("", f"{addr} is not on this host: TCP")
-    known = well_known(addr) if plaintext else ""
-    if known and not _usable(known):
-        return LocalPath(known, "the server's default socket for its port")
+    default = well_known(addr) if plaintext and known else ""
+    if default and not _usable(default):
+        return LocalPath(default, "the server's default socket for its port")
     try:
         path = stats().host.unix_socket
     except Exception as err:  # the stream's own call will say what is wrong
@@ -156,6 +159,13 @@ def discover(
     if not found.socket or found.socket == socket_path(addr):
         return found, None
     channel, why = check_socket(found.socket, options, metadata)
+    if channel is None and found.socket == well_known(addr):
+        # A socket file left at the default path by a server that died (or
+        # another server's): ask the server at addr which socket is its own.
+        found = find_socket(addr, stats, plaintext=plaintext, known=False)
+        if not found.socket:
+            return LocalPath("", f"{why}; {found.reason}"), None
+        channel, why = check_socket(found.socket, options, metadata)
     return (found, channel) if channel is not None else (LocalPath("", why), None)
 
 

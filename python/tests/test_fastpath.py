@@ -5,7 +5,9 @@ ring; torch batches handed from DataLoader workers as handles."""
 
 from __future__ import annotations
 
+import os
 import random
+import socket
 import struct
 from typing import Any
 
@@ -25,7 +27,6 @@ from stoker.torch import StokerDataset
 
 def read(c: stoker.Client, url: str, **kw: Any) -> list[tuple[str, int, dict[str, Any]]]:
     return [(s.key, s.position, dict(s.fields)) for b in c.stream(url, batch_size=7, seed=5, **kw) for s in b.samples]
-
 
 
 def test_tcp_client_finds_the_socket_and_takes_shared_memory(server: str, data: Data) -> None:
@@ -54,6 +55,26 @@ def test_a_socket_elsewhere_is_named_by_the_server(unix_stokerd: Stokerd, data: 
         lp = c.local_path()
         assert lp.socket == str(unix_stokerd.root / "s.sock") and "named it" in lp.reason, lp
         assert len(read(c, data.url)) == len(data.keys)
+
+
+def test_a_stale_default_socket_does_not_hide_the_named_one(unix_stokerd: Stokerd, data: Data) -> None:
+    """A socket file left at the default path for the server's port (a
+    server that was killed there before) is skipped: the client asks the
+    server for its socket instead of falling back to TCP."""
+    stale = well_known(unix_stokerd.address)
+    os.makedirs(os.path.dirname(stale), exist_ok=True)
+    if os.path.exists(stale):
+        os.unlink(stale)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(stale)
+    s.close()  # the file stays, with nobody listening: what a killed server leaves
+    try:
+        with stoker.Client(unix_stokerd.address) as c:
+            lp = c.local_path()
+            assert lp.socket == str(unix_stokerd.root / "s.sock") and "named it" in lp.reason, lp
+            assert len(read(c, data.url)) == len(data.keys)
+    finally:
+        os.unlink(stale)
 
 
 def test_fields_outlive_the_stream(server: str, data: Data) -> None:
