@@ -13,7 +13,6 @@ from typing import Any
 
 import torch.distributed as dist
 from torch.utils.data import IterableDataset, get_worker_info
-from torch.utils.data._utils.collate import collate_str_fn, default_collate_fn_map
 
 from . import errors
 from ._request import preprocess_on_value
@@ -54,9 +53,20 @@ def _user_function(decode: DecodeOption) -> bool:
     return callable(decode) and getattr(decode, "__module__", "") != "stoker.decode"
 
 
-# A DataLoader that batches per-sample items collates memoryview fields
-# (the local path's views) as it does bytes: into a list.
-default_collate_fn_map.setdefault(memoryview, collate_str_fn)
+def _collate_views_as_bytes() -> None:
+    """Make a DataLoader that batches per-sample items collate memoryview
+    fields (the local path's views) as it does bytes: into a list. The
+    table is torch's own (torch.utils.data._utils.collate, 2.x); where a
+    torch lacks it, its default collate raises on a view, and
+    ``StokerDataset(copy=True)`` gives bytes instead."""
+    try:
+        from torch.utils.data._utils.collate import collate_str_fn, default_collate_fn_map
+    except ImportError:  # pragma: no cover - a torch without the table
+        return
+    default_collate_fn_map.setdefault(memoryview, collate_str_fn)
+
+
+_collate_views_as_bytes()
 
 
 class _SharedEpoch:
