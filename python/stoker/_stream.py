@@ -258,7 +258,7 @@ class _Mappings:
     KEEP = 16  # regions kept mapped: a few streams' worth (DataLoader workers x epochs in flight)
 
     def __init__(self) -> None:
-        self.tiers = TierMaps()
+        self.tiers = TierMaps(shared=False)  # its own: kept for as long as the process
         self._lock = threading.Lock()  # guards _regions
         self._regions: OrderedDict[str, tuple[mmap.mmap, ReleaseRing | None]] = OrderedDict()
         self._pid = os.getpid()
