@@ -375,18 +375,20 @@ class LeaseHold:
 
 
 _held_type: Any = None
+_frombuffer: Any = None
 
 
 def held_view(buf: Any, hold: LeaseHold) -> memoryview:
     """A memoryview of the whole of buf (a mapping) that keeps hold alive:
     its exporter is a numpy array carrying it, so every slice of the view,
     and every array or tensor made over one, holds the lease too."""
-    global _held_type
-    import numpy as np
-
+    global _held_type, _frombuffer
     if _held_type is None:
+        import numpy as np
+
+        _frombuffer = np.frombuffer
         _held_type = type("HeldBuffer", (np.ndarray,), {"__doc__": "Bytes of a leased mapping; ``hold`` is the lease."})
-    arr = np.frombuffer(buf, dtype=np.uint8).view(_held_type)
+    arr = _frombuffer(buf, dtype="u1").view(_held_type)
     arr.hold = hold
     return memoryview(arr)
 
