@@ -548,6 +548,7 @@ class TierMaps:
         self._lock = threading.Lock()  # guards _current, and an unshared TierMap's pin and close
         self._current: TierMap | None = None
         self._shared = shared
+        self._pid = os.getpid()
 
     @property
     def current(self) -> TierMap | None:
@@ -602,9 +603,12 @@ class TierMaps:
 
     def __del__(self) -> None:
         m = getattr(self, "_current", None)
-        if m is not None and self._shared:
+        if m is not None and self._shared and self._pid == os.getpid():  # a forked child's copy: not its mapping
             self._current = None
-            _shared_tier.dropped.append(m)  # no lock in a finaliser: counted out at the next get or close
+            try:
+                _shared_tier.dropped.append(m)  # no lock in a finaliser: counted out at the next get or close
+            except Exception:  # at interpreter exit the module may be gone: the mapping goes with the process
+                pass
 
 
 def _map_region(path: str, size: int) -> tuple[mmap.mmap, bool]:
