@@ -208,8 +208,7 @@ def _part_dicts(t: PackedSamples, values: list[Any], urls: tuple[str, ...], firs
     n, keys, shards, names, firsts = t.n, t.keys, t.shards, t.names, t.firsts
     k = firsts[1] if n else 0
     if (
-        0 < n
-        and k <= _BUILDERS_MAX
+        0 < k <= _BUILDERS_MAX
         and len(names) == n * k
         and max(shards) < len(urls)
         and firsts == list(range(0, n * k + 1, k))
@@ -235,13 +234,13 @@ _builders: dict[int, Callable[..., list[Any]]] = {}
 
 def _builder(k: int) -> Callable[..., list[Any]]:
     """A function (keys, urls, names, columns) -> the dicts of samples of
-    k fields each, one dict display per sample: made from a fixed
+    k > 0 fields each, one dict display per sample: made from a fixed
     template in which only k varies (nothing from the wire is code)."""
     fn = _builders.get(k)
     if fn is None:
         vs = [f"v{j}" for j in range(k)]
         ns = [f"n{j}" for j in range(k)]
-        unpack = f"    {', '.join(ns)}, = names\n" if k else ""
+        unpack = f"    {', '.join(ns)}, = names\n"
         items = "".join(f", {a}: {b}" for a, b in zip(ns, vs, strict=True))
         targets = "".join(f"{v}, " for v in vs)
         src = (

@@ -213,13 +213,16 @@ def test_packed_batch_dicts_same_fields_or_not(copy: bool) -> None:
 
     same = [(f"s{i}", i, i % 2, [("jpg", 0, 10 * i, 5), ("cls", 0, 10 * i + 5, 1)]) for i in range(6)]
     mixed = [*same[:2], ("odd", 9, 7, [("cls", 0, 3, 2)]), ("none", 10, 0, []), *same[4:]]
-    for spec in (same, mixed):
+    bare = [("e0", 0, 0, []), ("e1", 1, 1, [])]  # samples of no fields
+    for spec in (same, mixed, bare):
         want = []
         for key, _, shard, fs in spec:
             d: dict[str, Any] = {"__key__": key, **({"__url__": urls[shard]} if shard < len(urls) else {})}
             d.update((name, data[o : o + n]) for name, _, o, n in fs)
             want.append(d)
         for first in (0, 1, 5):
+            if first >= len(spec):
+                continue
             got = dicts_of(batch(spec), urls, first)
             assert got == want[first:] and [list(d) for d in got] == [list(d) for d in want[first:]]
             assert all(type(v) is (bytes if copy else memoryview) for d in got for k, v in d.items()
