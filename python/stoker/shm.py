@@ -532,8 +532,15 @@ class _SharedTier:
             self.map = None
         m.close()
 
+    def after_fork(self) -> None:
+        """In a forked child: a lock of its own (the parent's may have been
+        held by another thread at the fork), and none of the parent's maps."""
+        self.lock = threading.Lock()
+        self.pid, self.map, self.dropped = os.getpid(), None, []
+
 
 _shared_tier = _SharedTier()
+os.register_at_fork(after_in_child=_shared_tier.after_fork)
 
 
 class TierMaps:
