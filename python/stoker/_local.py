@@ -92,12 +92,14 @@ def well_known(addr: str) -> str:
     return os.path.join(tempfile.gettempdir(), f"stoker-{os.getuid()}", f"stokerd-{int(port)}.sock")
 
 
-def find_socket(addr: str, stats: Any, env: Mapping[str, str] | None = None, *, plaintext: bool = True) -> LocalPath:
+def find_socket(
+    addr: str, stats: Any, env: Mapping[str, str] | None = None, *, plaintext: bool = True, known: bool = True
+) -> LocalPath:
     """The socket a client of addr streams over. ``stats`` is a function
     that asks the server at addr for its Stats (called only for a loopback
     TCP address with no $STOKER_SOCKET and no socket at the well-known
-    path). A TLS client (``plaintext=False``) asks the server first, so a
-    handshake that fails says so."""
+    path, or with ``known=False``). A TLS client (``plaintext=False``)
+    asks the server first, so a handshake that fails says so."""
     told = (os.environ if env is None else env).get("STOKER_SOCKET", "")
     own = socket_path(addr)
     if own:
@@ -108,9 +110,9 @@ def find_socket(addr: str, stats: Any, env: Mapping[str, str] | None = None, *, 
         return LocalPath("", f"$STOKER_SOCKET: {why}") if why else LocalPath(path, "$STOKER_SOCKET")
     if not is_loopback(addr):
         return LocalPath("", f"{addr} is not on this host: TCP")
-    known = well_known(addr) if plaintext else ""
-    if known and not _usable(known):
-        return LocalPath(known, "the server's default socket for its port")
+    at = well_known(addr) if plaintext and known else ""
+    if at and not _usable(at):
+        return LocalPath(at, "the server's default socket for its port")
     try:
         path = stats().host.unix_socket
     except Exception as err:  # the stream's own call will say what is wrong
@@ -156,6 +158,15 @@ def discover(
     if not found.socket or found.socket == socket_path(addr):
         return found, None
     channel, why = check_socket(found.socket, options, metadata)
+    if channel is None and found.socket == well_known(addr):
+        # A socket left at the well-known path by a server that was killed
+        # (another server now has the port): ask the server for its own.
+        named = find_socket(addr, stats, plaintext=plaintext, known=False)
+        if named.socket and named.socket != found.socket:
+            channel, also = check_socket(named.socket, options, metadata)
+            if channel is not None:
+                return named, channel
+            why = f"{why}; {also}"
     return (found, channel) if channel is not None else (LocalPath("", why), None)
 
 

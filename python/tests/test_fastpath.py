@@ -5,6 +5,7 @@ ring; torch batches handed from DataLoader workers as handles."""
 
 from __future__ import annotations
 
+import os
 import random
 import struct
 from collections.abc import Iterator
@@ -63,6 +64,29 @@ def test_a_socket_elsewhere_is_named_by_the_server(unix_stokerd: Stokerd, data: 
         lp = c.local_path()
         assert lp.socket == str(unix_stokerd.root / "s.sock") and "named it" in lp.reason, lp
         assert len(read(c, data.url)) == len(data.keys)
+
+
+def test_a_stale_socket_at_the_well_known_path_is_passed_over(unix_stokerd: Stokerd, data: Data) -> None:
+    """A socket file left at the port's well-known path by a server that
+    was killed (nothing listens on it): the client asks the server for its
+    socket instead of falling back to TCP."""
+    import socket
+
+    stale = well_known(unix_stokerd.address)
+    assert stale
+    if os.path.exists(stale):
+        os.unlink(stale)  # one an earlier server of this port left: the port is unix_stokerd's now
+    os.makedirs(os.path.dirname(stale), mode=0o700, exist_ok=True)
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(stale)
+    s.close()  # the file stays, nothing listens
+    try:
+        with stoker.Client(unix_stokerd.address) as c:
+            lp = c.local_path()
+            assert lp.socket == str(unix_stokerd.root / "s.sock") and "named it" in lp.reason, lp
+            assert len(read(c, data.url)) == len(data.keys)
+    finally:
+        os.unlink(stale)
 
 
 def test_fields_outlive_the_stream(server: str, data: Data) -> None:
