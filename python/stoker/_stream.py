@@ -43,6 +43,8 @@ from .types import Batch, Cursor, Sample
 
 __all__ = ["Part", "PackedBatch", "SampleBatch", "read_stream"]
 
+_EMPTY_VIEW = memoryview(b"")
+
 
 class Part:
     """One message of a step: its table, and its bytes where sample_data
@@ -93,30 +95,33 @@ class PackedBatch:
         return [p.lease for p in self.parts if p.lease is not None]
 
     def _values(self, part: Part) -> list[Any]:
-        """Every field's value of one part, in table order."""
+        """Every field's value of one part, in table order: a slice of its
+        kind's buffer (offsets checked against it by PackedSamples.check)."""
         t, src, copy = part.table, self.src, self.copy
-        raw, at = part.raw, part.data_at
-        region, tier, hold = src.region, src.tier, part.hold
-        if hold is not None and not copy:  # views that hold the part's lease
-            rview = held_view(region, hold) if region is not None else None
-            tview = held_view(tier, hold) if tier is not None else None
-        else:
-            rview = memoryview(region) if (region is not None and not copy) else None
-            tview = memoryview(tier) if (tier is not None and not copy) else None
-        mview = memoryview(raw) if not copy else None
-        out: list[Any] = []
-        add = out.append
-        for kind, o, n in zip(t.kinds, t.offsets, t.lengths, strict=True):
-            e = o + n
-            if kind == TIER:
-                add(tier[o:e] if copy else tview[o:e])  # type: ignore[index]
-            elif kind == DATA:
-                add(raw[at + o : at + e] if copy else mview[at + o : at + e])  # type: ignore[index]
-            elif kind == REGION:
-                add(region[o:e] if copy else rview[o:e])  # type: ignore[index]
+        present = t.present
+        data: Any = memoryview(part.raw)[part.data_at : part.data_at + part.data_len]
+        region: Any = src.region if REGION in present else None
+        tier: Any = src.tier if TIER in present else None
+        if not copy:  # one view per mapping and part, sliced per field
+            hold = part.hold
+            if hold is not None:  # views that hold the part's lease
+                region = held_view(region, hold) if region is not None else None
+                tier = held_view(tier, hold) if tier is not None else None
             else:
-                add(None)
-        if EXTENT in t.kinds:
+                region = memoryview(region) if region is not None else None
+                tier = memoryview(tier) if tier is not None else None
+        empty = _EMPTY_VIEW if not copy else b""  # a kind with no buffer has only fields of no bytes
+        bufs = (data, region if region is not None else empty, tier if tier is not None else empty, empty)
+        if len(present) == 1 and EXTENT not in present:
+            buf = bufs[t.kinds[0]]
+            out: list[Any] = [buf[o:e] for o, e in zip(t.offsets, t.stops, strict=True)]
+            if copy and t.kinds[0] == DATA:
+                out = list(map(bytes, out))
+        else:
+            out = [bufs[k][o:e] for k, o, e in zip(t.kinds, t.offsets, t.stops, strict=True)]
+            if copy and DATA in present:
+                out = [bytes(v) if k == DATA else v for k, v in zip(t.kinds, out, strict=True)]
+        if EXTENT in present:
             for j, kind in enumerate(t.kinds):
                 if kind == EXTENT:
                     if src.extents is None:
@@ -127,6 +132,22 @@ class PackedBatch:
                         if copy
                         else Extent(path, t.offsets[j], t.lengths[j], src.extents)
                     )
+        return out
+
+    def dicts(self, urls: tuple[str, ...], first: int = 0) -> list[dict[str, Any]]:
+        """The samples from first on as webdataset dicts, made from the
+        tables now (views: each call makes its own; copies go through
+        rows, made once)."""
+        if self.copy or self._rows is not None:
+            return _dicts_of_rows(self.rows(), urls, first)
+        out: list[dict[str, Any]] = []
+        for part in self.parts:
+            t = part.table
+            if first >= t.n:
+                first -= t.n
+                continue
+            out.extend(_part_dicts(t, self._values(part), urls, first))
+            first = 0
         return out
 
     def rows(self) -> list[tuple[str, int, int, dict[str, Any]]]:
@@ -166,15 +187,71 @@ class PackedBatch:
 def dicts_of(batch: PackedBatch, urls: tuple[str, ...], first: int = 0) -> list[dict[str, Any]]:
     """The samples from first on as webdataset dicts (``__key__``,
     ``__url__``, fields)."""
+    return batch.dicts(urls, first)
+
+
+def _dicts_of_rows(rows: list[tuple[str, int, int, dict[str, Any]]], urls: tuple[str, ...], first: int) -> list[Any]:
     out: list[dict[str, Any]] = []
     add = out.append
     nurls = len(urls)
-    rows = batch.rows()
     for key, _, shard, fields in rows[first:] if first else rows:
         d = {"__key__": key, "__url__": urls[shard]} if shard < nurls else {"__key__": key}
         d.update(fields)
         add(d)
     return out
+
+
+def _part_dicts(t: PackedSamples, values: list[Any], urls: tuple[str, ...], first: int) -> list[Any]:
+    """One part's samples from first on as webdataset dicts. Where every
+    sample has the same fields (the usual table) and a url, one dict
+    display per sample (see _builder); else field ranges one by one."""
+    n, keys, shards, names, firsts = t.n, t.keys, t.shards, t.names, t.firsts
+    k = firsts[1] if n else 0
+    if (
+        0 < k <= _BUILDERS_MAX
+        and len(names) == n * k
+        and max(shards) < len(urls)
+        and firsts == list(range(0, n * k + 1, k))
+        and names == names[:k] * n
+    ):
+        us = [urls[s] for s in shards[first:]]
+        cols = [values[first * k + j :: k] for j in range(k)]
+        return _builder(k)(keys[first:] if first else keys, us, names[:k], cols)
+    out: list[dict[str, Any]] = []
+    add = out.append
+    nurls = len(urls)
+    for i in range(first, n):
+        a, b, sh = firsts[i], firsts[i + 1], shards[i]
+        d = {"__key__": keys[i], "__url__": urls[sh]} if sh < nurls else {"__key__": keys[i]}
+        d.update(zip(names[a:b], values[a:b], strict=True))
+        add(d)
+    return out
+
+
+_BUILDERS_MAX = 32  # fields per sample that get a builder of their own
+_builders: dict[int, Callable[..., list[Any]]] = {}
+
+
+def _builder(k: int) -> Callable[..., list[Any]]:
+    """A function (keys, urls, names, columns) -> the dicts of samples of
+    k > 0 fields each, one dict display per sample: made from a fixed
+    template in which only k varies (nothing from the wire is code)."""
+    fn = _builders.get(k)
+    if fn is None:
+        vs = [f"v{j}" for j in range(k)]
+        ns = [f"n{j}" for j in range(k)]
+        unpack = f"    {', '.join(ns)}, = names\n"
+        items = "".join(f", {a}: {b}" for a, b in zip(ns, vs, strict=True))
+        targets = "".join(f"{v}, " for v in vs)
+        src = (
+            "def build(keys, urls, names, cols):\n"
+            + unpack
+            + f"    return [{{'__key__': kk, '__url__': u{items}}} for kk, u, {targets}in zip(keys, urls, *cols)]\n"
+        )
+        scope: dict[str, Any] = {}
+        exec(src, scope)  # noqa: S102 - a template of k alone
+        fn = _builders[k] = scope["build"]
+    return fn
 
 
 class SampleBatch:
@@ -258,7 +335,7 @@ class _Mappings:
     KEEP = 16  # regions kept mapped: a few streams' worth (DataLoader workers x epochs in flight)
 
     def __init__(self) -> None:
-        self.tiers = TierMaps()
+        self.tiers = TierMaps(shared=False)  # its own: kept for as long as the process
         self._lock = threading.Lock()  # guards _regions
         self._regions: OrderedDict[str, tuple[mmap.mmap, ReleaseRing | None]] = OrderedDict()
         self._pid = os.getpid()

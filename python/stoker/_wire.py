@@ -18,7 +18,11 @@ the wire.
 from __future__ import annotations
 
 import struct
+from itertools import compress
+from operator import add as _add
 from typing import Any
+
+from google.protobuf.message import DecodeError
 
 from .v1 import loader_pb2
 
@@ -79,16 +83,29 @@ def _varint(b: bytes | memoryview, i: int) -> tuple[int, int]:
 
 def _fields(b: bytes | memoryview, lo: int, hi: int) -> Any:
     """(number, value) of each field in b[lo:hi]: an int for varints, a
-    (start, end) pair for length-delimited ones."""
+    (start, end) pair for length-delimited ones. (One-byte varints, the
+    usual keys and lengths, are read inline.)"""
     i = lo
     while i < hi:
-        key, i = _varint(b, i)
+        key = b[i]
+        if key < 0x80:
+            i += 1
+        else:
+            key, i = _varint(b, i)
         num, wt = key >> 3, key & 7
         if wt == 0:
-            v, i = _varint(b, i)
+            v = b[i]
+            if v < 0x80:
+                i += 1
+            else:
+                v, i = _varint(b, i)
             yield num, v
         elif wt == 2:
-            n, i = _varint(b, i)
+            n = b[i]
+            if n < 0x80:
+                i += 1
+            else:
+                n, i = _varint(b, i)
             if i + n > hi:
                 raise WireError(f"field {num}: {n} bytes past the message's end")
             yield num, (i, i + n)
@@ -103,9 +120,13 @@ def _fields(b: bytes | memoryview, lo: int, hi: int) -> Any:
         raise WireError("a field runs past the message's end")
 
 
-def _small(b: bytes, span: tuple[int, int]) -> dict[int, int]:
-    """A small message of varints (Cursor, ShmLease) as {number: value}."""
-    return {n: v for n, v in _fields(b, span[0], span[1]) if isinstance(v, int)}
+def _small(b: bytes, span: tuple[int, int]) -> tuple[int, int, int]:
+    """Fields 1 to 3 of a small message of varints (Cursor, ShmLease), 0 where absent."""
+    out = [0, 0, 0, 0]
+    for n, v in _fields(b, span[0], span[1]):
+        if 1 <= n <= 3 and isinstance(v, int):
+            out[n] = v
+    return out[1], out[2], out[3]
 
 
 _VARINTS = {_EPOCH, _STEP, _RANK, _FINAL}
@@ -115,8 +136,6 @@ _SPANS = {_CURSOR, _LEASE, _REGION, _TIER, _TABLE, _DATA}
 def parse(raw: bytes) -> Message:
     """A message from the bytes gRPC received. Bytes that do not parse
     raise WireError naming why."""
-    from google.protobuf.message import DecodeError
-
     m = Message()
     try:
         for num, v in _fields(raw, 0, len(raw)):
@@ -134,11 +153,9 @@ def parse(raw: bytes) -> Message:
             elif num == _FINAL:
                 m.final = bool(v)
             elif num == _CURSOR:
-                c = _small(raw, v)
-                m.cursor = (c.get(1, 0), c.get(2, 0), c.get(3, 0))
+                m.cursor = _small(raw, v)
             elif num == _LEASE:
-                c = _small(raw, v)
-                m.lease = (c.get(1, 0), c.get(2, 0), c.get(3, 0))
+                m.lease = _small(raw, v)
             elif num == _REGION:
                 m.region = loader_pb2.ShmRegion.FromString(raw[v[0] : v[1]])
             elif num == _TIER:
@@ -168,6 +185,38 @@ def _strings(buf: memoryview, at: int, count: int, size: int, what: str) -> tupl
     return out, end
 
 
+_structs: dict[tuple[str, int], struct.Struct] = {}
+_STRUCT_MAX = 1024  # records unpacked by one cached Struct; more go row by row
+
+
+def _columns(fmt: str, count: int, buf: memoryview, at: int) -> list[tuple[int, ...]]:
+    """count little-endian records of fmt at buf[at:], as one tuple per
+    column (one unpack of them all, then a slice per column)."""
+    width = len(fmt.replace("4x", ""))
+    if count == 0:
+        return [()] * width
+    if count > _STRUCT_MAX:
+        rec = struct.Struct("<" + fmt)
+        return [tuple(c) for c in zip(*rec.iter_unpack(buf[at : at + rec.size * count]), strict=True)]
+    st = _structs.get((fmt, count))
+    if st is None:
+        if len(_structs) >= 64:
+            _structs.clear()
+        st = _structs[(fmt, count)] = struct.Struct("<" + fmt * count)
+    flat = st.unpack_from(buf, at)
+    return [flat[i::width] for i in range(width)]
+
+
+def _keys(keys: bytes, offs: tuple[int, ...], ends: list[int]) -> list[str]:
+    """The keys at keys[offs[i]:ends[i]] (checked to lie inside it):
+    decoded once and sliced when they are ASCII, else one by one."""
+    try:
+        text = keys.decode("ascii")
+    except UnicodeDecodeError:
+        return [keys[a:b].decode("utf-8", "surrogateescape") for a, b in zip(offs, ends, strict=True)]
+    return [text[a:b] for a, b in zip(offs, ends, strict=True)]
+
+
 class PackedSamples:
     """A packed message's samples: per sample its position, shard, key and
     the range of its fields; per field its name, kind, offset, length and
@@ -188,6 +237,8 @@ class PackedSamples:
         "field_paths",
         "n",
         "ends",
+        "stops",
+        "present",
         "raw_table",
     )
 
@@ -201,52 +252,52 @@ class PackedSamples:
         if need != len(table):
             raise WireError(f"sample_table: its header says {need} bytes, it has {len(table)}")
         at = 32 + _SAMPLE_STRUCT.size * n
-        rows = list(_SAMPLE_STRUCT.iter_unpack(table[32:at]))
-        fields = list(_FIELD_STRUCT.iter_unpack(table[at : at + _FIELD_STRUCT.size * m]))
+        positions, shards, firsts, koffs, klens = _columns("QIIII", n, table, 32)
+        name_ids, kinds, offsets, lengths, paths = _columns("IIQQI4x", m, table, at)  # 4x: the zero
         at += _FIELD_STRUCT.size * m
         names, at = _strings(table, at, n_names, names_b, "sample_table names")
         keys = bytes(table[at : at + keys_b])
         at += keys_b
         self.paths, _ = _strings(table, at, n_paths, paths_b, "sample_table paths")
         self.n, self.raw_table = n, table
-        if n:
-            positions, shards, firsts, koffs, klens = zip(*rows, strict=True)
-        else:
-            positions = shards = firsts = koffs = klens = ()
-        prev = 0
-        for f in firsts:
-            if f < prev:
-                raise WireError("sample_table: field ranges out of order")
-            prev = f
-        if (n and firsts[0] != 0) or prev > m:
+        # Each check below is one pass in C (map, max, sorted), not a
+        # Python loop per sample or field.
+        self.firsts: list[int] = [*firsts, m]
+        if n and (firsts[0] != 0 or firsts[-1] > m):
             raise WireError("sample_table: field ranges out of bounds")
-        if n and max(o + k for o, k in zip(koffs, klens, strict=True)) > keys_b:
+        if list(firsts) != sorted(firsts):
+            raise WireError("sample_table: field ranges out of order")
+        kends = list(map(_add, koffs, klens))
+        if n and max(kends) > keys_b:
             raise WireError("sample_table: a key runs past the keys")
-        if m:
-            name_ids, kinds, offsets, lengths, paths, _ = zip(*fields, strict=True)
-        else:
-            name_ids = kinds = offsets = lengths = paths = ()
         if m and (max(name_ids) >= len(names) or max(kinds) > EXTENT):
             raise WireError("sample_table: a field names a name or kind that is not in the table")
+        stops = list(map(_add, offsets, lengths))
+        kinds_in = set(kinds)
+        self.present = frozenset(kinds_in)  # the kinds of its fields
+        if EXTENT in kinds_in:
+            if max(compress(paths, map(EXTENT.__eq__, kinds))) >= len(self.paths):
+                raise WireError("sample_table: an extent names a path that is not in the table")
+            kinds_in.discard(EXTENT)
         ends: dict[int, int] = {}
-        for k, o, ln, pth in zip(kinds, offsets, lengths, paths, strict=True):
-            if k == EXTENT:
-                if pth >= len(self.paths):
-                    raise WireError("sample_table: an extent names a path that is not in the table")
-            elif ln:
-                e = o + ln
-                if e > ends.get(k, -1):
-                    ends[k] = e
+        for k in kinds_in:
+            # the end of the last field of kind k with bytes (a field of none is not checked)
+            sel: Any = stops if len(kinds_in) == 1 and EXTENT not in kinds else compress(stops, map(k.__eq__, kinds))
+            if 0 in lengths:
+                sel = compress(sel, (ln for ln, kk in zip(lengths, kinds, strict=True) if kk == k))
+            e = max(sel, default=None)
+            if e is not None:
+                ends[k] = e
         self.ends = ends  # per kind, the end of its last field with bytes
+        self.stops = stops  # per field, offset + length
         self.positions: list[int] = list(positions)
         self.shards: list[int] = list(shards)
-        self.firsts: list[int] = [*firsts, m]
-        self.keys = [keys[a : a + b].decode("utf-8", "surrogateescape") for a, b in zip(koffs, klens, strict=True)]
+        self.keys = _keys(keys, koffs, kends)
         self.kinds: list[int] = list(kinds)
         self.offsets: list[int] = list(offsets)
         self.lengths: list[int] = list(lengths)
         self.field_paths: list[int] = list(paths)
-        self.names = [names[i] for i in name_ids]  # per field
+        self.names = list(map(names.__getitem__, name_ids))  # per field
 
     def check(self, sizes: dict[int, int | None]) -> None:
         """Check that every field of a kind lies inside its buffer

@@ -127,9 +127,9 @@ class Client:
     # -- lifecycle ---------------------------------------------------------
 
     def close(self) -> None:
-        """Close the channel and unmap the server's memory tier (views of
-        it still held keep it mapped until they go). Safe to call more than
-        once."""
+        """Close the channel and unmap the server's memory tier unless another
+        Client of the process holds it (views still held keep it mapped until
+        they go). Safe to call more than once."""
         with self._lock:
             if self._closed:
                 return

@@ -26,8 +26,9 @@ When the server's memory tier is itself a shared file (``stokerd
 --memory-region locked``, or ``auto`` on a GPU host; ``Stats.shm_tier_path``
 names it), the stream asks for it (``shm_tier``): fields whose shard is in
 the tier are then views into the tier's own pages, which the client maps
-read-only once (:class:`TierMaps`, one per Client, shared by its streams),
-and the server copies nothing. Their lifetime is the same: the batch's
+read-only once (:class:`TierMaps`: one mapping per process, shared by
+its Clients and streams, kept for the next Client when one is dropped
+without close), and the server copies nothing. Their lifetime is the same: the batch's
 lease pins the shard in the tier while a view of it lives (the server
 copies into the region instead once held views pin half the region's
 size). They are read-only: ``as_numpy`` gives a read-only array, ``as_tensor`` a
@@ -374,18 +375,20 @@ class LeaseHold:
 
 
 _held_type: Any = None
+_frombuffer: Any = None
 
 
 def held_view(buf: Any, hold: LeaseHold) -> memoryview:
     """A memoryview of the whole of buf (a mapping) that keeps hold alive:
     its exporter is a numpy array carrying it, so every slice of the view,
     and every array or tensor made over one, holds the lease too."""
-    global _held_type
-    import numpy as np
-
+    global _held_type, _frombuffer
     if _held_type is None:
+        import numpy as np
+
+        _frombuffer = np.frombuffer
         _held_type = type("HeldBuffer", (np.ndarray,), {"__doc__": "Bytes of a leased mapping; ``hold`` is the lease."})
-    arr = np.frombuffer(buf, dtype=np.uint8).view(_held_type)
+    arr = _frombuffer(buf, dtype="u1").view(_held_type)
     arr.hold = hold
     return memoryview(arr)
 
@@ -435,6 +438,7 @@ class TierMap:
         self.pin_reason = 'not asked for (shm="pinned")'
         self._pin_tried = False
         self._pinned: Any = None  # the array whose address CUDA registered
+        self.users = 0  # the open TierMaps that hold it (see _SharedTier)
 
     def __repr__(self) -> str:
         return f"TierMap({self.path!r}, size={self.size}, pinned={self.pinned})"
@@ -484,15 +488,74 @@ class TierMap:
         _unmap(self._mmap, self.view)
 
 
-class TierMaps:
-    """A Client's mapping of the server's memory tier, by path: every
-    stream of the Client that is told of the same file shares one mapping;
-    a new file (the server restarted) replaces it, the old one unmapped.
-    Safe for concurrent use."""
+class _SharedTier:
+    """The process's mapping of the server's memory tier, shared by every
+    Client of the process (the latest file's; a Client still reading an
+    older file keeps that one until it moves on): ``map`` and, per
+    TierMap, ``users`` (the open TierMaps holding it). A mapping whose
+    TierMaps were all dropped without close stays mapped for the
+    process's next Client, so a Client made per epoch (a torch dataset
+    made anew) finds the tier's pages already mapped instead of faulting
+    each in again; close() of the last TierMaps holding it unmaps it.
+    ``dropped`` is where a TierMaps' finaliser puts its mapping, without
+    a lock (a finaliser may run inside a locked section), to be counted
+    out at the next get or close."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()  # guards _current, and each TierMap's pin and close
+        self.lock = threading.Lock()  # guards map, every shared TierMap's users, pin and close
+        self.pid = os.getpid()
+        self.map: TierMap | None = None
+        self.dropped: list[TierMap] = []
+
+    def settle(self) -> None:
+        """Count out the dropped TierMaps' uses (under lock); a forked
+        child starts with none of its parent's."""
+        if self.pid != os.getpid():
+            self.pid, self.map, self.dropped = os.getpid(), None, []
+            return
+        while self.dropped:
+            try:
+                m = self.dropped.pop()
+            except IndexError:
+                break
+            self.leave(m, unmap=False)
+
+    def leave(self, m: TierMap, *, unmap: bool) -> None:
+        """One user less of m: with none left, m is unmapped unless it is
+        the latest file's mapping and the user was dropped (not closed)."""
+        m.users -= 1
+        if m.users > 0:
+            return
+        if m is self.map:
+            if not unmap:
+                return  # kept for the process's next Client
+            self.map = None
+        m.close()
+
+    def after_fork(self) -> None:
+        """In a forked child: a lock of its own (the parent's may have been
+        held by another thread at the fork), and none of the parent's maps."""
+        self.lock = threading.Lock()
+        self.pid, self.map, self.dropped = os.getpid(), None, []
+
+
+_shared_tier = _SharedTier()
+os.register_at_fork(after_in_child=_shared_tier.after_fork)
+
+
+class TierMaps:
+    """A Client's mapping of the server's memory tier, by path: every
+    stream of the Client that is told of the same file shares one mapping,
+    and with ``shared`` (the default) so does every Client of the process
+    (see _SharedTier: a Client dropped without close leaves the mapping to
+    the next); a new file (the server restarted) replaces it, the old one
+    unmapped once no Client holds it. Safe for concurrent use."""
+
+    def __init__(self, shared: bool = True) -> None:
+        self._lock = threading.Lock()  # guards _current, and an unshared TierMap's pin and close
         self._current: TierMap | None = None
+        self._shared = shared
+        self._pid = os.getpid()
 
     @property
     def current(self) -> TierMap | None:
@@ -502,22 +565,57 @@ class TierMaps:
     def get(self, path: str, size: int, *, pin: bool = False) -> TierMap:
         """The mapping of the tier file at path (mapped on first sight), registered with CUDA when pin."""
         with self._lock:
-            m = self._current
-            if m is None or not m.is_file(path, size):
-                self._current = None
-                if m is not None:
-                    m.close()
-                m = self._current = TierMap(path, size)
-            if pin:
-                m.pin()
-            return m
+            if not self._shared:
+                m = self._current
+                if m is None or not m.is_file(path, size):
+                    self._current = None
+                    if m is not None:
+                        m.close()
+                    m = self._current = TierMap(path, size)
+                if pin:
+                    m.pin()
+                return m
+            s = _shared_tier
+            with s.lock:
+                s.settle()
+                m = self._current
+                if m is None or not m.is_file(path, size):
+                    if m is not None:
+                        self._current = None
+                        s.leave(m, unmap=True)
+                    m = s.map
+                    if m is None or not m.is_file(path, size):
+                        if m is not None and m.users == 0:
+                            s.map = None
+                            m.close()
+                        m = s.map = TierMap(path, size)
+                    m.users += 1
+                    self._current = m
+                if pin:
+                    m.pin()
+                return m
 
     def close(self) -> None:
-        """Unmap the tier. Safe to repeat."""
+        """Unmap the tier (a shared mapping: once no other Client holds it). Safe to repeat."""
         with self._lock:
             m, self._current = self._current, None
-            if m is not None:
+            if m is None:
+                return
+            if not self._shared:
                 m.close()
+                return
+            with _shared_tier.lock:
+                _shared_tier.settle()
+                _shared_tier.leave(m, unmap=True)
+
+    def __del__(self) -> None:
+        m = getattr(self, "_current", None)
+        if m is not None and self._shared and self._pid == os.getpid():  # a forked child's copy: not its mapping
+            self._current = None
+            try:
+                _shared_tier.dropped.append(m)  # no lock in a finaliser: counted out at the next get or close
+            except Exception:  # at interpreter exit the module may be gone: the mapping goes with the process
+                pass
 
 
 def _map_region(path: str, size: int) -> tuple[mmap.mmap, bool]:

@@ -181,6 +181,66 @@ def test_packed_table_offsets_cannot_wrap() -> None:
         t.check({_wire.TIER: 1 << 30})
 
 
+def test_packed_table_reads_the_same_in_one_unpack_or_row_by_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keys in ASCII (decoded at once) or not, fields of no bytes (their
+    offsets unchecked), kinds mixed: the cached Struct of a whole table and
+    the row-by-row reading of a large one give the same lists."""
+    spec = [(f"k{i}" if i % 3 else f"ключ{i}", i, i % 4,
+             [("jpg", 2, 64 * i, 64), ("cls", 0, i, 1), ("none", 1, 2**63 + i, 0)][: 1 + i % 3]) for i in range(40)]
+    table = packed(spec)
+
+    def lists(t: _wire.PackedSamples) -> tuple[Any, ...]:
+        return (t.n, t.keys, t.positions, t.shards, t.firsts, t.names, t.kinds, t.offsets, t.lengths, t.stops, t.ends,
+                t.present)
+
+    one = lists(_wire.PackedSamples(memoryview(table)))
+    assert one[1] == [k for k, *_ in spec] and one[10] == {_wire.TIER: 64 * 39 + 64, _wire.DATA: 38 + 1}
+    assert one[11] == {_wire.DATA, _wire.REGION, _wire.TIER}
+    ascii_only = packed([(k.encode("ascii", "replace").decode(), *rest) for k, *rest in spec])
+    assert _wire.PackedSamples(memoryview(ascii_only)).keys == [k.encode("ascii", "replace").decode() for k, *_ in spec]
+    monkeypatch.setattr(_wire, "_STRUCT_MAX", 0)
+    assert lists(_wire.PackedSamples(memoryview(table))) == one
+    t = _wire.PackedSamples(memoryview(table))
+    t.check({_wire.TIER: 64 * 40, _wire.DATA: 40, _wire.REGION: None})  # REGION fields have no bytes
+    with pytest.raises(_wire.WireError, match="memory tier"):
+        t.check({_wire.TIER: 64 * 40 - 1, _wire.DATA: 40, _wire.REGION: None})
+
+
+@pytest.mark.parametrize("copy", [False, True])
+def test_packed_batch_dicts_same_fields_or_not(copy: bool) -> None:
+    """A batch's dicts, from a table whose samples all have the same
+    fields (one dict display each) and from one whose do not, from the
+    first sample or a later one, with and without a url."""
+    from stoker._stream import Part, Sources, dicts_of
+
+    urls = ("s3://b/0.tar", "s3://b/1.tar")
+    data = bytes(range(256))
+
+    def batch(spec: list[tuple[str, int, int, list[tuple[str, int, int, int]]]]) -> Any:
+        from stoker._stream import PackedBatch
+
+        t = _wire.PackedSamples(memoryview(packed(spec)))
+        t.check({_wire.DATA: len(data), _wire.REGION: None, _wire.TIER: None})
+        return PackedBatch([Part(t, b"xx" + data, 2, len(data), None)], Sources(), copy)
+
+    same = [(f"s{i}", i, i % 2, [("jpg", 0, 10 * i, 5), ("cls", 0, 10 * i + 5, 1)]) for i in range(6)]
+    mixed = [*same[:2], ("odd", 9, 7, [("cls", 0, 3, 2)]), ("none", 10, 0, []), *same[4:]]
+    bare = [("e0", 0, 0, []), ("e1", 1, 1, [])]  # samples of no fields
+    for spec in (same, mixed, bare):
+        want = []
+        for key, _, shard, fs in spec:
+            d: dict[str, Any] = {"__key__": key, **({"__url__": urls[shard]} if shard < len(urls) else {})}
+            d.update((name, data[o : o + n]) for name, _, o, n in fs)
+            want.append(d)
+        for first in (0, 1, 5):
+            if first >= len(spec):
+                continue
+            got = dicts_of(batch(spec), urls, first)
+            assert got == want[first:] and [list(d) for d in got] == [list(d) for d in want[first:]]
+            assert all(type(v) is (bytes if copy else memoryview) for d in got for k, v in d.items()
+                       if not k.startswith("__"))
+
+
 def test_corrupt_tables_raise_wire_errors_only() -> None:
     good = packed([("k%d" % i, i, i % 3, [("img", 2, 64 * i, 64), ("cls", 0, i, 1)]) for i in range(20)])
     rng = random.Random(12)

@@ -1,9 +1,10 @@
 """The server's shared memory tier (stokerd --memory-region locked): fields
 of shards in it are read-only views into the tier's own pages, mapped once
-per Client; every byte checked against gRPC, leases and mappings freed."""
+per process; every byte checked against gRPC, leases and mappings freed."""
 
 from __future__ import annotations
 
+import gc
 import shutil
 import tempfile
 import time
@@ -197,6 +198,7 @@ def test_tier_fields_are_read_only_views_of_the_mapping(tier_stokerd: Stokerd, t
 
 
 def test_one_tier_mapping_per_client_unmapped_on_close(tier_stokerd: Stokerd, tier_url: str) -> None:
+    gc.collect()  # Clients of earlier tests dropped without close (they share the mapping) are counted out
     c = stoker.Client(unix_address(tier_stokerd))
     one, first, held = next_with_tier_fields(c, tier_url, batch_size=8, epoch=0)
     tier = c.shm_tier
@@ -215,6 +217,36 @@ def test_one_tier_mapping_per_client_unmapped_on_close(tier_stokerd: Stokerd, ti
     c.close()
     assert c.shm_tier is None and not mapping_at(tier.path, lo), "the tier is still mapped after Client.close"
     c.close()
+
+
+def test_clients_of_a_process_share_the_tier_mapping(tier_stokerd: Stokerd, tier_url: str) -> None:
+    """Every Client of a process maps the tier once; a Client dropped
+    without close leaves the mapping (its pages already faulted in) to the
+    next one, as a torch dataset made anew each epoch does; closing the
+    last Client that holds it unmaps it."""
+    gc.collect()  # Clients of earlier tests dropped without close: counted out at the next get
+    a = stoker.Client(unix_address(tier_stokerd))
+    stream, batch, views = next_with_tier_fields(a, tier_url, batch_size=8, epoch=0)
+    tier = a.shm_tier
+    assert tier is not None
+    lo, _ = tier_range(a)
+    n = len(mappings(tier.path))
+    want = [bytes(v) for v in views]
+    b = stoker.Client(unix_address(tier_stokerd))
+    assert sum(len(x.samples) for x in b.stream(tier_url, batch_size=16, epoch=1, shm=True)) == SHARDS * SAMPLES
+    assert b.shm_tier is tier and len(mappings(tier.path)) == n, "a second Client mapped the tier again"
+    b.close()
+    assert b.shm_tier is None and a.shm_tier is tier and mapping_at(tier.path, lo), "b's close unmapped a's tier"
+    assert [bytes(v) for v in views] == want
+    stream.close()
+    del stream, batch, views, b
+    del a  # dropped, not closed
+    gc.collect()
+    c = stoker.Client(unix_address(tier_stokerd))
+    assert sum(len(x.samples) for x in c.stream(tier_url, batch_size=16, epoch=2, shm=True)) == SHARDS * SAMPLES
+    assert c.shm_tier is tier and len(mappings(tier.path)) == n and mapping_at(tier.path, lo), "mapped anew"
+    c.close()
+    assert not mapping_at(tier.path, lo), "the tier is still mapped after the last Client's close"
 
 
 def test_closing_early_frees_the_leases(tier_stokerd: Stokerd, tier_url: str) -> None:
