@@ -262,6 +262,10 @@ def make_loaders(args: argparse.Namespace, urls: dict[str, str], endpoint: str, 
                     dl = (DataLoader(ds, batch_size=None, num_workers=workers) if batched
                           else DataLoader(ds, batch_size=bs, num_workers=workers, collate_fn=as_list))
                     rates.append(epoch(dl, "__key__", "img.bin", n, size))
+                if os.environ.get("BENCH_STATS"):
+                    import stoker as _s
+                    with _s.Client(d.address, local=False) as c:
+                        print(c.stats(), flush=True)
                 return rates[0], rates[1]
             finally:
                 stop_stokerd(d)
@@ -322,6 +326,7 @@ def make_loaders(args: argparse.Namespace, urls: dict[str, str], endpoint: str, 
         f"stoker-disk ({small} memory)": stoker(small, True),
         "stoker-mem, per sample": stoker("1GiB", False),
         "stoker-mem, copy=True": stoker("1GiB", True, copy=True),
+        f"stoker-disk ({small} memory), copy=True": stoker(small, True, copy=True),
         "webdataset (S3 stream)": webdataset(False),
         "webdataset cache_dir": webdataset(True),
         "mosaicml-streaming": mosaic,

@@ -39,6 +39,7 @@ class StreamPlan:
     pin: bool
     gds_paths: list[str] | None
     copy: bool
+    extent_bytes: bool = False
 
 
 def stream_plan(
@@ -86,10 +87,16 @@ def stream_plan(
         raise errors.InvalidArgument(f"preprocess_on={preprocess_on!r} is for a transform's stream: pass transform too")
     views = bool(shm) or bool(gds)  # asked for: fields are views (holding their leases: stoker.shm)
     use_shm, use_gds = views, bool(gds)
+    extent_bytes = False
     if shm is None and not gds and transform is None and local():
         # The local fast path: shared memory, the shared tier, and the
         # disk tier's files read here (extents), each field copied once.
         use_shm = use_gds = True
+    elif shm == "views" and not gds and transform is None:
+        # The torch dataset's views: the region's and the tier's fields in
+        # place, the disk tier's read here from its files into bytes, which
+        # costs the server no read and copy into the region.
+        use_gds = extent_bytes = True
     fixed = dict(
         url=url,
         format=format,
@@ -110,7 +117,15 @@ def stream_plan(
         shm_release_ring=use_shm,
         **({} if transform is None else {"pipeline": transform.to_proto(seed), "preprocess_on": on}),
     )
-    return StreamPlan(fixed, position, plan_version, pin=shm == "pinned", gds_paths=gds_paths, copy=not views)
+    return StreamPlan(
+        fixed,
+        position,
+        plan_version,
+        pin=shm == "pinned",
+        gds_paths=gds_paths,
+        copy=not views,
+        extent_bytes=extent_bytes,
+    )
 
 
 def prefetch_request(

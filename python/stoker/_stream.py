@@ -62,7 +62,17 @@ class Sources:
     tier's mappings (None when the stream has none) and the extents'
     reader; and the files behind them, for a handoff."""
 
-    __slots__ = ("region", "region_path", "region_size", "ring", "tier", "tier_path", "tier_size", "extents")
+    __slots__ = (
+        "region",
+        "region_path",
+        "region_size",
+        "ring",
+        "tier",
+        "tier_path",
+        "tier_size",
+        "extents",
+        "extent_bytes",
+    )
 
     def __init__(self) -> None:
         self.region: mmap.mmap | None = None
@@ -70,6 +80,7 @@ class Sources:
         self.tier: mmap.mmap | None = None
         self.tier_path, self.tier_size = "", 0
         self.extents: ExtentReader | None = None
+        self.extent_bytes = False  # extents are read into bytes whatever copy says
 
     def sizes(self) -> dict[int, int | None]:
         return {
@@ -129,7 +140,7 @@ class PackedBatch:
                     path = t.paths[t.field_paths[j]]
                     out[j] = (
                         src.extents.read_bytes(path, t.offsets[j], t.lengths[j])
-                        if copy
+                        if copy or src.extent_bytes
                         else Extent(path, t.offsets[j], t.lengths[j], src.extents)
                     )
         return out
@@ -394,15 +405,19 @@ def _unpickle_handoff(
     src.region = region
     if tier_path:
         src.tier = maps.tiers.get(tier_path, tier_size).map
-    if views and rring is not None:
+    tables = [PackedSamples(memoryview(t)) for t, _ in parts]
+    if views and rring is not None and not any(EXTENT in t.present for t in tables):
         hold = LeaseHold(rring, leases)
-        held = PackedBatch([Part(PackedSamples(memoryview(t)), d, 0, len(d), None) for t, d in parts], src, copy=False)
+        held = PackedBatch(
+            [Part(t, d, 0, len(d), None) for t, (_, d) in zip(tables, parts, strict=True)], src, copy=False
+        )
         for p in held.parts:
             p.hold = hold
             p.table.check({**src.sizes(), DATA: len(p.raw)})
         return SampleBatch(held, urls, first)
+    # Copies (fields of the disk tier's files among them: read here, now).
     src.extents = ExtentReader()
-    batch = PackedBatch([Part(PackedSamples(memoryview(t)), d, 0, len(d), None) for t, d in parts], src, copy=True)
+    batch = PackedBatch([Part(t, d, 0, len(d), None) for t, (_, d) in zip(tables, parts, strict=True)], src, copy=True)
     try:
         for p in batch.parts:
             p.table.check({**src.sizes(), DATA: len(p.raw)})
@@ -440,6 +455,7 @@ def _sources(shm: Any) -> Sources:
         if shm.tier is not None:
             src.tier, src.tier_path, src.tier_size = shm.tier.map, shm.tier.path, shm.tier.size
         src.extents = shm.extents
+        src.extent_bytes = shm.extent_bytes
     return src
 
 
@@ -526,7 +542,10 @@ def read_stream(
             samples = []
         packed = PackedBatch(parts, src if src is not None else _sources(None), copy) if parts and not legacy else None
         pending.clear()
-        ring = shm.ring if shm is not None and shm.extents is None else None
+        # Extents handed out are read later by their holder, with no hold
+        # of the lease: only a stream whose extents are read into bytes
+        # here (while the part's hold lives) lets views hold leases.
+        ring = shm.ring if shm is not None and (shm.extents is None or shm.extent_bytes) else None
         if packed is not None and not copy and ring is not None:
             # Views hold their leases (stoker.shm.LeaseHold): the stream
             # no longer gives them back, and the server, told the step is

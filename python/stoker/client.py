@@ -280,16 +280,16 @@ class Client:
         ``shm=True`` (over the server's unix socket, ``unix:/path``) takes
         the bytes through shared memory: fields are memoryviews into a
         mapped region that hold their lease while referenced (see
-        :mod:`stoker.shm`); ``shm_region_bytes`` sizes the region.
-        Where the server's memory tier is itself shared (``stokerd
+        :mod:`stoker.shm`; ``"views"``: the disk tier's fields read from its
+        files, as bytes); ``shm_region_bytes`` sizes the region. Where
+        the server's memory tier is itself shared (``stokerd
         --memory-region locked``, or ``auto`` on a GPU host), fields of
         shards in it are read-only views into the tier, which the client
         maps once for all its streams (:attr:`shm_tier`) and the server
         does not copy at all; ``shm_tier=False`` has every field copied
         into the region instead. ``shm="pinned"`` also registers the
-        region, and the tier once, with CUDA (cudaHostRegister, needs
-        torch; skipped where CUDA is not available), so copies to the GPU
-        are DMA.
+        region, and the tier once, with CUDA (cudaHostRegister, needs torch;
+        skipped where CUDA is not available), so copies to the GPU are DMA.
         ``gds=True`` (implies ``shm=True``) also asks for extents: fields of
         shards in the server's disk tier come as :class:`stoker.gds.Extent`,
         a range of a local file that ``extent.to_device()`` reads into GPU
@@ -302,14 +302,13 @@ class Client:
         ``transform`` (a :class:`stoker.pipeline.Transform`) has the server
         decode and augment the samples: each Batch's ``ready`` holds the
         tensors (with shm, arrays over the region; see stoker.pipeline).
-        ``preprocess_on="any"``: in a cluster, samples are preprocessed on the
-        nodes holding their shards; the tensors equal the default ``"local"``'s.
+        ``preprocess_on="any"``: in a cluster, samples are preprocessed on
+        the nodes holding their shards; the tensors equal ``"local"``'s.
 
         ``shm=None`` (the default) takes the local fast path when there is
-        one (see the class doc): shared memory and the shared tier, with
-        fields copied once into ``bytes`` of their own, so they outlive the
-        stream like TCP's; ``shm=False`` streams over ``address``. A stream
-        with a ``transform`` takes shared memory only when asked (``shm=True``).
+        one (see the class doc): shared memory and the shared tier, fields
+        copied once into ``bytes`` that outlive the stream like TCP's;
+        ``shm=False`` streams over ``address``; with a ``transform``, only ``shm=True`` does.
 
         Each yielded Batch is whole, however many messages it came in. On
         UNAVAILABLE the stream reconnects and resumes from the last batch's
@@ -362,6 +361,7 @@ class Client:
             pin=plan.pin,
             gds_paths=plan.gds_paths,
             copy=plan.copy,
+            extent_bytes=plan.extent_bytes,
         )
 
     def iter_samples(

@@ -87,6 +87,7 @@ class ShmReader:
         tiers: TierMaps | None = None,
     ) -> None:
         self._stub = stub
+        self.extent_bytes = False  # extents read into bytes, not handed out (views of the rest)
         self._pin = pin
         self._pinned: Any = None  # the array whose address CUDA registered
         self.pin_reason = ""  # why the region is not pinned, when asked to be

@@ -431,7 +431,7 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
             start=Cursor(pos.epoch, pos.position, pos.plan_version),
             format=self.format,
             columns=self.columns,
-            shm=True if views else None,
+            shm="views" if views else None,
         ):
             step_start, n = pos.position, batch.num_rows
             first, skip = min(skip, n), 0

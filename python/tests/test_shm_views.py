@@ -160,18 +160,20 @@ def test_dropped_views_give_the_region_back(unix_stokerd: Stokerd, data: Data) -
 
 
 @pytest.mark.parametrize("workers", [0, 2])
-def test_torch_batches_are_views_that_outlive_the_loader(unix_stokerd: Stokerd, data: Data, workers: int) -> None:
-    want = tcp_epoch(unix_stokerd, data.many_url, batch_size=4, seed=7)
-    ds = StokerDataset(data.many_url, unix_stokerd.address, batch_size=4, seed=7, batched=True)
+def test_torch_batches_are_views_that_outlive_the_loader(tier_stokerd: Stokerd, tier_url: str, workers: int) -> None:
+    want = tcp_epoch(tier_stokerd, tier_url, batch_size=4, seed=7)
+    ds = StokerDataset(tier_url, tier_stokerd.address, batch_size=4, seed=7, batched=True)
     batches = run_with_timeout(lambda: list(DataLoader(ds, batch_size=None, num_workers=workers)), 120)
     got = [s for b in batches for s in b]
     path = ds._get_client().local_path()
-    assert all(type(v) is memoryview for s in got for k, v in s.items() if not k.startswith("__")), path
+    # Views, but for fields of the disk tier's shards: read from its files, as bytes.
+    kinds = {type(v) for s in got for k, v in s.items() if not k.startswith("__")}
+    assert memoryview in kinds and kinds <= {memoryview, bytes}, (kinds, path)
     assert_exactly_once([s["__key__"] for s in got], want)
     assert all(raw(s) == want[s["__key__"]] for s in got)
-    copies = StokerDataset(data.many_url, unix_stokerd.address, batch_size=4, seed=7, copy=True)
+    copies = StokerDataset(tier_url, tier_stokerd.address, batch_size=4, seed=7, copy=True)
     assert all(type(v) is bytes for s in copies for k, v in s.items() if not k.startswith("__"))
-    with stoker.Client(unix_stokerd.address, local=False) as watch:
+    with stoker.Client(tier_stokerd.address, local=False) as watch:
         del batches, got
         poll(lambda: freed(watch), "the batches' leases to be freed")
 
@@ -290,15 +292,18 @@ def test_full_ring_queues_and_writes_later() -> None:
     assert list(ring._slots) == [5, 6, 3, 4] and ring.pending() == 2
 
 
-def test_per_sample_views_collate_like_bytes(unix_stokerd: Stokerd, data: Data) -> None:
+def test_per_sample_views_collate_like_bytes(tier_stokerd: Stokerd, tier_url: str) -> None:
     """Per-sample mode on the local path yields views; the DataLoader's
     default collate makes lists of them, as of bytes."""
-    want = tcp_epoch(unix_stokerd, data.many_url, batch_size=4, seed=3)
-    ds = StokerDataset(data.many_url, unix_stokerd.address, batch_size=4, seed=3)
+    want = tcp_epoch(tier_stokerd, tier_url, batch_size=4, seed=3)
+    ds = StokerDataset(tier_url, tier_stokerd.address, batch_size=4, seed=3)
     got: dict[str, Fields] = {}
+    views = 0
     for b in DataLoader(ds, batch_size=4):
         names = [k for k in b if not k.startswith("__")]
-        assert names and all(type(b[k]) is list and type(b[k][0]) is memoryview for k in names), b.keys()
+        assert names and all(type(b[k]) is list and type(b[k][0]) in (memoryview, bytes) for k in names), b.keys()
+        views += sum(type(b[k][0]) is memoryview for k in names)
         for i, key in enumerate(b["__key__"]):
             got[key] = {k: bytes(b[k][i]) for k in names}
+    assert views, "no field was a view"
     assert got == want
