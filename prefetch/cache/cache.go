@@ -697,7 +697,9 @@ func (c *Cache) removeFiles(victims []*entry) {
 	}
 }
 
-// removeFile removes one entry file; a file already gone is fine.
+// removeFile removes one entry file; a file already gone is fine. It
+// only unlinks: clients may still map the file (see writeEntryFile), and
+// their mappings keep its bytes until they go, so it is never truncated.
 func (c *Cache) removeFile(path string) {
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		c.log.Warn("cache: cannot remove disk entry", "file", path, "err", err)

@@ -9,7 +9,9 @@ import (
 // DiskExtent finds key's entry in the disk tier and pins it: the file is
 // neither evicted nor rewritten until unpin is called (once; more calls do
 // nothing). It returns the file and the offset of the shard's first byte
-// in it, for a local reader that reads the file itself (cuFile). ok is
+// in it, for a local reader that reads the file itself (cuFile) or maps
+// it (the Python client: its mappings outlive the pin, which the file's
+// write-once life allows, see writeEntryFile). ok is
 // false when the entry is not on disk (or not yet written). Safe for
 // concurrent use.
 func (c *Cache) DiskExtent(key storage.Key) (path string, offset int64, unpin func(), ok bool) {

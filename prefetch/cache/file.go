@@ -86,6 +86,14 @@ func verifyBlocks(data []byte, first, block int64, sums []byte) error {
 // bytes: into a temporary file in dir, synced, then renamed into place;
 // the directory is synced so the rename survives a crash. On error
 // nothing is left behind. It returns the file's layout.
+//
+// Local clients map entry files read-only (DiskExtent hands out their
+// paths; python/stoker/_filemaps.py keeps the mappings, and views of
+// them, past the pin and past eviction). So an entry file, once renamed
+// into place, must never be written in place, truncated or reused: a
+// new version of an entry is a new file renamed over the path, and an
+// evicted one is unlinked (removeFile), which leaves its inode and bytes
+// to the mappings still alive.
 func writeEntryFile(dir, path string, key storage.Key, data []byte, block int64) (l layout, err error) {
 	f, err := os.CreateTemp(dir, "put-*"+tmpSuffix)
 	if err != nil {

@@ -21,7 +21,9 @@ still in shared memory, it travels as a handle (the files, offsets and
 lease ids, a few KiB), and the process that unpickles it copies the bytes
 out of its own mapping of the same files and gives the leases back
 through the region's release ring: the batch's bytes cross no pipe. With
-``views`` the receiver makes lease-held views instead of copies.
+``views`` the receiver makes lease-held views instead of copies, and
+views of its own mappings of the disk tier's files (stoker._filemaps),
+which need no lease once made.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import errors
+from ._filemaps import extent_values
 from ._wire import DATA, EXTENT, REGION, TIER, PackedSamples, WireError, parse
 from .gds import Extent, ExtentReader
 from .pipeline import ReadyAssembler
@@ -80,7 +83,7 @@ class Sources:
         self.tier: mmap.mmap | None = None
         self.tier_path, self.tier_size = "", 0
         self.extents: ExtentReader | None = None
-        self.extent_bytes = False  # extents are read into bytes whatever copy says
+        self.extent_bytes = False  # extents are views of the files' mappings (bytes with copy), not Extents
 
     def sizes(self) -> dict[int, int | None]:
         return {
@@ -133,16 +136,18 @@ class PackedBatch:
             if copy and DATA in present:
                 out = [bytes(v) if k == DATA else v for k, v in zip(t.kinds, out, strict=True)]
         if EXTENT in present:
-            for j, kind in enumerate(t.kinds):
-                if kind == EXTENT:
-                    if src.extents is None:
-                        raise RuntimeError("stoker: a field is an extent, but the stream did not ask for gds")
-                    path = t.paths[t.field_paths[j]]
-                    out[j] = (
-                        src.extents.read_bytes(path, t.offsets[j], t.lengths[j])
-                        if copy or src.extent_bytes
-                        else Extent(path, t.offsets[j], t.lengths[j], src.extents)
-                    )
+            if src.extents is None and not src.extent_bytes:
+                raise RuntimeError("stoker: a field is an extent, but the stream did not ask for gds")
+            if copy or src.extent_bytes:
+                # Views of (or, copy, bytes out of) the process's mappings
+                # of the disk tier's files (stoker._filemaps), looked up
+                # now, while the part's lease pins them.
+                extent_values(t, out, as_bytes=copy)
+            else:  # gds: Extents, read by their holder
+                for j, kind in enumerate(t.kinds):
+                    if kind == EXTENT:
+                        path = t.paths[t.field_paths[j]]
+                        out[j] = Extent(path, t.offsets[j], t.lengths[j], src.extents)
         return out
 
     def dicts(self, urls: tuple[str, ...], first: int = 0) -> list[dict[str, Any]]:
@@ -406,7 +411,10 @@ def _unpickle_handoff(
     if tier_path:
         src.tier = maps.tiers.get(tier_path, tier_size).map
     tables = [PackedSamples(memoryview(t)) for t, _ in parts]
-    if views and rring is not None and not any(EXTENT in t.present for t in tables):
+    # The disk tier's files are mapped here (stoker._filemaps) while the
+    # leases, and with them the server's pins of the files, are not given back.
+    src.extent_bytes = True
+    if views and rring is not None:
         hold = LeaseHold(rring, leases)
         held = PackedBatch(
             [Part(t, d, 0, len(d), None) for t, (_, d) in zip(tables, parts, strict=True)], src, copy=False
@@ -415,15 +423,11 @@ def _unpickle_handoff(
             p.hold = hold
             p.table.check({**src.sizes(), DATA: len(p.raw)})
         return SampleBatch(held, urls, first)
-    # Copies (fields of the disk tier's files among them: read here, now).
-    src.extents = ExtentReader()
+    # Copies (fields of the disk tier's files among them: copied here, now).
     batch = PackedBatch([Part(t, d, 0, len(d), None) for t, (_, d) in zip(tables, parts, strict=True)], src, copy=True)
-    try:
-        for p in batch.parts:
-            p.table.check({**src.sizes(), DATA: len(p.raw)})
-        dicts = dicts_of(batch, urls, first)
-    finally:
-        src.extents.close()
+    for p in batch.parts:
+        p.table.check({**src.sizes(), DATA: len(p.raw)})
+    dicts = dicts_of(batch, urls, first)
     if leases:
         if rring is None or not _release_blocking(rring, leases):
             raise errors.StokerError(

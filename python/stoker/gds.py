@@ -249,23 +249,6 @@ class ExtentReader:
         e.via = HOST
         return view
 
-    def read_bytes(self, path: str, offset: int, length: int) -> bytes:
-        """length bytes of path at offset, as bytes of their own (one
-        copy, from the page cache)."""
-        fd = self._fd(path)
-        out = os.pread(fd, length, offset)
-        if len(out) < length:  # a short read: the rest, joined
-            parts = [out]
-            done = len(out)
-            while done < length:
-                more = os.pread(fd, length - done, offset + done)
-                if not more:
-                    raise OSError(f"stoker: extent {path} [{offset}, +{length}): end of file after {done} bytes")
-                parts.append(more)
-                done += len(more)
-            out = b"".join(parts)
-        return out
-
     def _fd(self, path: str) -> int:
         fd = self._fds.get(path)
         if fd is None:

@@ -1,0 +1,191 @@
+"""Read-only mappings of the server's disk-tier files, one cache per process.
+
+On the local path a field whose shard is in the server's disk tier comes
+as an extent: a cache file on this host, an offset and a length, valid
+while the message's lease (and with it the server's pin of the file)
+lives. :func:`extent_values` turns a part's extents into memoryview
+slices of a ``MAP_SHARED``/``PROT_READ`` mapping of the file (views), or
+into ``bytes`` copied out of it.
+
+The invariant this relies on, kept by the server (prefetch/cache/file.go
+and cache.go): a disk-tier file is written to a temporary file and
+renamed into place, and removed with unlink on eviction; it is never
+rewritten in place nor truncated. So the bytes of a mapping of one of
+its inodes never change, and stay readable after the file is evicted
+(an unlinked inode lives as long as a mapping of it). A path may later
+name another file (evicted, then fetched again: a new inode, perhaps
+with its data at another offset), so mappings are keyed by
+``(st_dev, st_ino)`` from a ``stat`` of the path made while the lease
+is held: the file at the path then is the pinned one.
+
+A view refers to its mapping and keeps it alive by itself, past the
+lease, the stream and the Client. The process keeps the mappings of
+the last :data:`MAX_FILES` files used, at most :data:`MAX_BYTES` of
+them (the latest always), so that the next batches of a shard find it
+mapped; a mapping leaves that cache when it is the least recently used
+past either bound, and as soon as the cache sees that its path no
+longer names its inode (the server evicted the file: looked at on each
+new mapping). An evicted file's disk space is therefore held only by
+mappings still in the cache and by views a user keeps. Each mapping
+also holds a descriptor (Python's mmap keeps a dup). A forked child
+starts with an empty cache of its own.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from ._wire import EXTENT, PackedSamples, WireError
+
+__all__ = ["MAX_BYTES", "MAX_FILES", "FileMap", "FileMaps", "extent_values", "process_maps"]
+
+MAX_FILES = 64
+"""Disk-tier files a process keeps mapped when no view holds them."""
+MAX_BYTES = 4 << 30
+"""Bytes of disk-tier files a process keeps mapped when no view holds
+them (the most recently used file is kept whatever its size)."""
+
+_EMPTY = memoryview(b"")
+
+
+class FileMap:
+    """One read-only mapping of a whole disk-tier file: ``map`` (None for
+    an empty file), ``view`` (a memoryview of it), ``size``, and the
+    ``path`` and ``(dev, ino)`` it was mapped by."""
+
+    __slots__ = ("map", "view", "size", "path", "key")
+
+    def __init__(self, m: mmap.mmap | None, size: int, path: str, key: tuple[int, int]) -> None:
+        self.map, self.size, self.path, self.key = m, size, path, key
+        self.view = memoryview(m) if m is not None else _EMPTY
+
+
+class FileMaps:
+    """A process's mappings of disk-tier files by inode, least recently
+    used first (see the module doc). Safe for concurrent use."""
+
+    def __init__(self, max_files: int = MAX_FILES, max_bytes: int = MAX_BYTES) -> None:
+        self.max_files, self.max_bytes = max_files, max_bytes
+        self._lock = threading.Lock()  # guards _maps and _bytes
+        self._maps: OrderedDict[tuple[int, int], FileMap] = OrderedDict()
+        self._bytes = 0
+        self.pid = os.getpid()
+
+    def __len__(self) -> int:
+        return len(self._maps)
+
+    def keys(self) -> list[tuple[int, int]]:
+        """The (dev, ino) of the files mapped, least recently used first."""
+        with self._lock:
+            return list(self._maps)
+
+    def get(self, path: str) -> FileMap:
+        """The mapping of the file path names now (which the caller's
+        lease pins). An OSError names the path."""
+        try:
+            st = os.stat(path)
+        except OSError as err:
+            raise OSError(err.errno, f"stoker: cannot read the disk-tier file {path}: {err.strerror}") from None
+        key = (st.st_dev, st.st_ino)
+        with self._lock:
+            fm = self._maps.get(key)
+            if fm is not None:
+                self._maps.move_to_end(key)
+                return fm
+        fm = _map_file(path)  # outside the lock: a system call per page table, not per byte
+        with self._lock:
+            had = self._maps.get(fm.key)
+            if had is not None:  # another thread mapped it first
+                self._maps.move_to_end(fm.key)
+                return had
+            self._prune_stale()
+            self._maps[fm.key] = fm
+            self._bytes += fm.size
+            while len(self._maps) > 1 and (len(self._maps) > self.max_files or self._bytes > self.max_bytes):
+                _, old = self._maps.popitem(last=False)  # unmapped when the last view of it goes
+                self._bytes -= old.size
+            return fm
+
+    def _prune_stale(self) -> None:
+        """Drop the mappings whose path names another file or none (the
+        server evicted them): no extent can name them again, and only the
+        views still held keep their disk space. Under _lock."""
+        for key, fm in list(self._maps.items()):
+            try:
+                st = os.stat(fm.path)
+                live = (st.st_dev, st.st_ino) == key
+            except OSError:
+                live = False
+            if not live:
+                del self._maps[key]
+                self._bytes -= fm.size
+
+    def clear(self) -> None:
+        """Forget every mapping (views still held keep theirs)."""
+        with self._lock:
+            self._maps.clear()
+            self._bytes = 0
+
+    def after_fork(self) -> None:
+        """In a forked child: a lock of its own (the parent's may have
+        been held by another thread at the fork) and none of the parent's
+        mappings (which it drops: views made before the fork keep theirs)."""
+        self._lock = threading.Lock()
+        self._maps = OrderedDict()
+        self._bytes = 0
+        self.pid = os.getpid()
+
+
+def _map_file(path: str) -> FileMap:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as err:
+        raise OSError(err.errno, f"stoker: cannot read the disk-tier file {path}: {err.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        size = st.st_size
+        m = mmap.mmap(fd, size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ) if size > 0 else None
+    except OSError as err:
+        raise OSError(err.errno, f"stoker: cannot map the disk-tier file {path}: {err.strerror}") from None
+    finally:
+        os.close(fd)
+    return FileMap(m, size, path, (st.st_dev, st.st_ino))
+
+
+_process: FileMaps = FileMaps()
+os.register_at_fork(after_in_child=_process.after_fork)
+
+
+def process_maps() -> FileMaps:
+    """This process's mappings of disk-tier files."""
+    return _process
+
+
+def extent_values(t: PackedSamples, out: list[Any], as_bytes: bool) -> None:
+    """Set out[j] for every extent field j of t: a memoryview of the
+    file's mapping, or (as_bytes) bytes copied out of it. Each file of
+    the part is looked up once; each range is checked against its file
+    (WireError naming it). Call while the part's lease is held."""
+    maps: dict[int, FileMap] = {}
+    get = _process.get
+    paths, field_paths, offsets, lengths = t.paths, t.field_paths, t.offsets, t.lengths
+    for j, kind in enumerate(t.kinds):
+        if kind != EXTENT:
+            continue
+        n = lengths[j]
+        if n == 0:
+            out[j] = b"" if as_bytes else _EMPTY
+            continue
+        p = field_paths[j]
+        fm = maps.get(p)
+        if fm is None:
+            fm = maps[p] = get(paths[p])
+        o = offsets[j]
+        if o + n > fm.size:
+            raise WireError(f"sample_table: the extent [{o}, +{n}) of {paths[p]} runs past the file ({fm.size} bytes)")
+        # fm.map is not None here: the file has at least n > 0 bytes.
+        out[j] = fm.map[o : o + n] if as_bytes else fm.view[o : o + n]  # type: ignore[index]
