@@ -154,7 +154,10 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
             those get bytes); True gives ``bytes`` of their own, as TCP
             does. Kept views take region space: the server sends a
             batch's bytes in its message instead once they hold half of
-            it. A DataLoader worker's samples are pickled to the main
+            it. Fields of shards in the server's disk tier are views of
+            a read-only mapping of its cache file (stoker._filemaps),
+            which hold no lease and stay right after the server evicts
+            the file. A DataLoader worker's samples are pickled to the main
             process, so there they are bytes, but for ``batched``
             batches handed off (below), which the main process reads as
             views. ``torch.frombuffer(view, dtype=torch.uint8)`` makes a
