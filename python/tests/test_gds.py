@@ -17,7 +17,7 @@ from servers import Stokerd
 from test_shm import poll, unix_address, unix_stokerd  # noqa: F401  (the fixture)
 
 import stoker
-from stoker import gds
+from stoker import _filemaps, gds
 from stoker.gds import Extent, ExtentReader
 
 Batches = list[list[tuple[str, dict[str, bytes]]]]
@@ -105,6 +105,10 @@ def test_gds_extents_are_cache_files_held_with_their_batch(unix_stokerd: Stokerd
     cache = os.path.realpath(unix_stokerd.root / "cache")
     with stoker.Client(unix_address(unix_stokerd)) as c:
         list(c.stream(data.url, batch_size=16))  # every shard fetched, so written to the disk tier
+        # That stream's copies came out of the process's mappings of the
+        # disk tier's files (stoker._filemaps), which keep a descriptor
+        # each: forget them, so the files open below are the gds stream's.
+        _filemaps.process_maps().clear()
         deadline = time.monotonic() + 30
         while True:
             stream = c.stream(data.url, batch_size=4, gds=True)
