@@ -25,8 +25,10 @@ them (the latest always), so that the next batches of a shard find it
 mapped; a mapping leaves that cache when it is the least recently used
 past either bound, and as soon as the cache sees that its path no
 longer names its inode (the server evicted the file: looked at on each
-new mapping). An evicted file's disk space is therefore held only by
-mappings still in the cache and by views a user keeps. Each mapping
+new mapping, and on a lookup at most every :data:`PRUNE_EVERY` seconds).
+An evicted file's disk space is therefore held only by mappings still
+in the cache (in a process that reads, those evicted in about the last
+second) and by views a user keeps. Each mapping
 also holds a descriptor (Python's mmap keeps a dup). A forked child
 starts with an empty cache of its own.
 """
@@ -36,18 +38,21 @@ from __future__ import annotations
 import mmap
 import os
 import threading
+import time
 from collections import OrderedDict
 from typing import Any
 
 from ._wire import EXTENT, PackedSamples, WireError
 
-__all__ = ["MAX_BYTES", "MAX_FILES", "FileMap", "FileMaps", "extent_values", "process_maps"]
+__all__ = ["MAX_BYTES", "MAX_FILES", "PRUNE_EVERY", "FileMap", "FileMaps", "extent_values", "process_maps"]
 
 MAX_FILES = 64
 """Disk-tier files a process keeps mapped when no view holds them."""
 MAX_BYTES = 4 << 30
 """Bytes of disk-tier files a process keeps mapped when no view holds
 them (the most recently used file is kept whatever its size)."""
+PRUNE_EVERY = 1.0
+"""Seconds between looks, on lookups, for mappings of evicted files."""
 
 _EMPTY = memoryview(b"")
 
@@ -68,8 +73,11 @@ class FileMaps:
     """A process's mappings of disk-tier files by inode, least recently
     used first (see the module doc). Safe for concurrent use."""
 
-    def __init__(self, max_files: int = MAX_FILES, max_bytes: int = MAX_BYTES) -> None:
-        self.max_files, self.max_bytes = max_files, max_bytes
+    def __init__(
+        self, max_files: int = MAX_FILES, max_bytes: int = MAX_BYTES, prune_every: float = PRUNE_EVERY
+    ) -> None:
+        self.max_files, self.max_bytes, self.prune_every = max_files, max_bytes, prune_every
+        self._pruned = time.monotonic()  # the last look for mappings of evicted files
         self._lock = threading.Lock()  # guards _maps and _bytes
         self._maps: OrderedDict[tuple[int, int], FileMap] = OrderedDict()
         self._bytes = 0
@@ -95,6 +103,8 @@ class FileMaps:
             fm = self._maps.get(key)
             if fm is not None:
                 self._maps.move_to_end(key)
+                if time.monotonic() - self._pruned >= self.prune_every:
+                    self._prune_stale()
                 return fm
         fm = _map_file(path)  # outside the lock: a system call per page table, not per byte
         with self._lock:
@@ -114,6 +124,7 @@ class FileMaps:
         """Drop the mappings whose path names another file or none (the
         server evicted them): no extent can name them again, and only the
         views still held keep their disk space. Under _lock."""
+        self._pruned = time.monotonic()
         for key, fm in list(self._maps.items()):
             try:
                 st = os.stat(fm.path)

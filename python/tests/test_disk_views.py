@@ -211,6 +211,28 @@ def test_a_path_made_anew_is_mapped_anew(tmp_path: Path) -> None:
         maps.get(str(p))
 
 
+def test_evicted_files_leave_the_cache(tmp_path: Path) -> None:
+    """A mapping whose file the server unlinked (or replaced) leaves the
+    cache at the next new mapping, and at a lookup once prune_every has
+    passed; views of it stay right."""
+    maps = _filemaps.FileMaps(prune_every=3600)
+    a, b, c = (tmp_path / n for n in "abc")
+    for i, p in enumerate((a, b, c)):
+        p.write_bytes(bytes([i]) * 10)
+    fa, fb = maps.get(str(a)), maps.get(str(b))
+    view = fa.view[:4]
+    os.unlink(a)
+    maps.get(str(b))
+    assert maps.keys() == [fa.key, fb.key], "pruned before prune_every"
+    fc = maps.get(str(c))  # a new mapping: a look
+    assert maps.keys() == [fb.key, fc.key]
+    write_atomically(b, b"new")
+    maps.prune_every = 0
+    maps.get(str(c))  # a lookup past prune_every: a look
+    assert maps.keys() == [fc.key]
+    assert bytes(view) == bytes(4) and bytes(fb.view) == bytes([1]) * 10
+
+
 def test_the_map_cache_is_bounded(tmp_path: Path) -> None:
     maps = _filemaps.FileMaps(max_files=3, max_bytes=250)
     got = []
