@@ -189,14 +189,52 @@ class Check:
             raise AssertionError(f"{missing} samples were not read")
 
 
+class GCTimes:
+    """The cyclic collector's runs in this process, by generation: how many,
+    their total and longest pause, and how many objects they freed
+    (BENCH_GC=1 prints them per epoch)."""
+
+    def __init__(self) -> None:
+        self.runs, self.secs, self.longest, self.freed = [0, 0, 0], [0.0] * 3, [0.0] * 3, [0, 0, 0]
+        self._t = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._t = time.perf_counter()
+            return
+        g, d = info["generation"], time.perf_counter() - self._t
+        self.runs[g] += 1
+        self.secs[g] += d
+        self.longest[g] = max(self.longest[g], d)
+        self.freed[g] += info["collected"]
+
+    def __str__(self) -> str:
+        return " ".join(f"gen{g}: {self.runs[g]} runs {self.secs[g] * 1e3:.1f} ms (max {self.longest[g] * 1e3:.1f}) "
+                        f"freed {self.freed[g]}" for g in range(3))
+
+
 def epoch(loader: Iterable[Any], key: str, img: str, n: int, size: int) -> float:
     """Samples/s of one pass, every sample checked."""
+    import gc
+
     check = Check(n, size)
-    t = time.perf_counter()
-    for batch in loader:
-        for s in batch:
-            check.add(s[key], s[img])
-    secs = time.perf_counter() - t
+    times = GCTimes() if os.environ.get("BENCH_GC") else None
+    if times is not None:
+        gc.callbacks.append(times)
+    try:
+        t = time.perf_counter()
+        first = 0.0
+        for batch in loader:
+            if not first:
+                first = time.perf_counter() - t
+            for s in batch:
+                check.add(s[key], s[img])
+        secs = time.perf_counter() - t
+    finally:
+        if times is not None:
+            gc.callbacks.remove(times)
+            print(f"  epoch of {n / secs:.0f} samples/s, first batch after {first * 1e3:.1f} ms; gc: {times}",
+                  flush=True)
     check.done()
     return n / secs
 
