@@ -155,8 +155,10 @@ var errCacheClosed = errors.New("cache closed")
 
 // Open opens a cache. With a disk tier it creates cfg.Dir, takes in
 // the entries a previous Cache left there (their checksums are verified
-// when read), drops damaged files and leftover temporary files, and evicts
-// the oldest entries until the tier fits cfg.DiskBytes. log may be nil.
+// when read, and, when that Cache did not close cleanly, before
+// DiskExtent hands them out), drops damaged files and leftover temporary
+// files, and evicts the oldest entries until the tier fits cfg.DiskBytes.
+// log may be nil.
 func Open(cfg Config, log *slog.Logger) (*Cache, error) {
 	switch {
 	case cfg.MemoryBytes < 0 || cfg.DiskBytes < 0:
@@ -185,6 +187,10 @@ func (c *Cache) openDisk() error {
 	if err := os.MkdirAll(c.cfg.Dir, 0o755); err != nil {
 		return err
 	}
+	clean, err := takeCleanMark(c.cfg.Dir)
+	if err != nil {
+		return err
+	}
 	found, bad, err := scanDir(c.cfg.Dir)
 	if err != nil {
 		return err
@@ -194,7 +200,7 @@ func (c *Cache) openDisk() error {
 		c.dropFile(name, err)
 	}
 	for _, f := range found {
-		e := &entry{key: f.h.key, size: f.h.dataLen, ready: true, file: f.h.layout}
+		e := &entry{key: f.h.key, size: f.h.dataLen, ready: true, file: f.h.layout, unverified: !clean}
 		c.disk.entries[e.key] = e
 		c.disk.used += e.size
 		c.disk.touch(e)
@@ -203,7 +209,7 @@ func (c *Cache) openDisk() error {
 	c.removeFiles(victims)
 	c.diskEvictions.Add(int64(len(victims)))
 	c.log.Info("cache: opened", "dir", c.cfg.Dir, "entries", len(c.disk.entries), "bytes", c.disk.used,
-		"evicted", len(victims), "dropped", len(bad))
+		"evicted", len(victims), "dropped", len(bad), "closed_cleanly", clean)
 	return nil
 }
 
@@ -650,7 +656,8 @@ func (c *Cache) Metrics() Metrics {
 func (c *Cache) Capacity() (memory, disk int64) { return c.cfg.MemoryBytes, c.cfg.DiskBytes }
 
 // Close waits for the Puts and disk reads in progress, then empties the
-// memory tier; the disk tier's files stay for the next Open. After
+// memory tier; the disk tier's files stay for the next Open, synced to
+// disk and marked as closed cleanly. After
 // Close, Get and Contains find nothing and Put fails. Entries still held
 // by a Ref are freed at its Release (see Drained). Close is idempotent.
 func (c *Cache) Close() error {
@@ -661,6 +668,11 @@ func (c *Cache) Close() error {
 	c.life.Unlock() //nolint:staticcheck // an empty critical section: waiting is the point
 	if c.disk != nil {
 		c.closeFiles()
+		// Every write is done (life): sync them all at once and say so.
+		if err := putCleanMark(c.cfg.Dir); err != nil {
+			c.log.Warn("cache: cannot mark the disk tier as closed cleanly; the next start verifies its files before handing them out",
+				"dir", c.cfg.Dir, "err", err)
+		}
 	}
 	c.memMu.Lock()
 	for _, e := range c.mem.entries {

@@ -91,7 +91,7 @@ func wantMiss(t *testing.T, c *Cache, key storage.Key) {
 	}
 }
 
-// dirFiles lists the names in dir, sorted.
+// dirFiles lists the names in dir, sorted, but for the clean mark.
 func dirFiles(t *testing.T, dir string) []string {
 	t.Helper()
 	des, err := os.ReadDir(dir)
@@ -100,7 +100,9 @@ func dirFiles(t *testing.T, dir string) []string {
 	}
 	var names []string
 	for _, de := range des {
-		names = append(names, de.Name())
+		if de.Name() != cleanMark {
+			names = append(names, de.Name())
+		}
 	}
 	return names
 }
@@ -518,6 +520,9 @@ func TestCacheClose(t *testing.T) {
 	}
 	if got := dirFiles(t, dir); len(got) != 1 {
 		t.Errorf("files after Close %v, want the one entry", got)
+	}
+	if _, err := os.Stat(filepath.Join(dir, cleanMark)); err != nil {
+		t.Errorf("no clean mark after Close: %v", err)
 	}
 }
 

@@ -8,10 +8,12 @@ import (
 
 // DiskExtent finds key's entry in the disk tier and pins it: the file is
 // neither evicted nor rewritten until unpin is called (once; more calls do
-// nothing). It returns the file and the offset of the shard's first byte
-// in it, for a local reader that reads the file itself (cuFile) or maps
-// it (the Python client: its mappings outlive the pin, which the file's
-// write-once life allows, see writeEntryFile). ok is
+// nothing). An entry left by a stop that was not clean is read and
+// verified first (once), and dropped if bad. It returns the file and the
+// offset of the shard's first byte in it, for a local reader that reads
+// the file itself (cuFile) or maps it (the Python client: its mappings
+// outlive the pin, which the file's write-once life allows, see
+// writeEntryFile). ok is
 // false when the entry is not on disk (or not yet written). Safe for
 // concurrent use.
 func (c *Cache) DiskExtent(key storage.Key) (path string, offset int64, unpin func(), ok bool) {
@@ -27,7 +29,21 @@ func (c *Cache) DiskExtent(key storage.Key) (path string, offset int64, unpin fu
 		return "", 0, nil, false
 	}
 	e.pins++
+	unverified := e.unverified
 	c.diskMu.Unlock()
+	if unverified {
+		// Left by a stop that was not clean: its bytes may never have
+		// reached the disk, and the reader will not check them.
+		err := verifyEntryFile(c.path(key), key, e.file, &c.bufs)
+		if err != nil {
+			c.unpinDisk(e, err, nil) // drops the entry and its file
+			return "", 0, nil, false
+		}
+		c.diskMu.Lock()
+		e.unverified = false
+		c.diskMu.Unlock()
+		c.diskReadBytes.Add(e.size)
+	}
 	var once sync.Once
 	unpin = func() {
 		once.Do(func() {

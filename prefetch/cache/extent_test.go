@@ -3,6 +3,7 @@ package cache
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -53,4 +54,101 @@ func TestCacheDiskExtent(t *testing.T) {
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Fatalf("evicted entry's file: %v", err)
 	}
+}
+
+// TestDiskExtentAfterUncleanStop: files are not synced when written, so
+// after a stop that was not clean (no clean mark) DiskExtent verifies an
+// entry before handing it out, once, and drops one whose bytes never
+// reached the disk (zeros, as a crash leaves them); after a clean Close
+// it trusts the files, and Open takes the mark away again.
+func TestDiskExtentAfterUncleanStop(t *testing.T) {
+	const kib = 1 << 10
+	dir := t.TempDir()
+	cfg := Config{DiskBytes: 64 * kib, Dir: dir, Policy: PolicyLRU}
+	first, _ := openTestCache(t, cfg)
+	for i := range 2 {
+		mustPut(t, first, testKey(i), testData(testKey(i), 20*kib))
+	}
+	// A crash: no Close, and testKey(1)'s data lost.
+	path, off, unpin, ok := first.DiskExtent(testKey(1))
+	if !ok {
+		t.Fatal("no extent for an entry on disk")
+	}
+	unpin()
+	zeroData(t, path, off, 20*kib)
+	if _, err := os.Stat(filepath.Join(dir, cleanMark)); !os.IsNotExist(err) {
+		t.Fatalf("a clean mark while the cache is open: %v", err)
+	}
+
+	second, _ := openTestCache(t, cfg)
+	before := second.Metrics().Disk.ReadBytes
+	p0, off0, unpin0, ok := second.DiskExtent(testKey(0))
+	if !ok {
+		t.Fatal("an intact entry after an unclean stop has no extent")
+	}
+	unpin0()
+	if read := second.Metrics().Disk.ReadBytes - before; read != 20*kib {
+		t.Errorf("verifying the entry read %d bytes, want %d", read, 20*kib)
+	}
+	if got := readAt(t, p0, off0, 20*kib); !bytes.Equal(got, testData(testKey(0), 20*kib)) {
+		t.Error("the verified extent does not hold the entry's bytes")
+	}
+	_, _, unpin0, _ = second.DiskExtent(testKey(0))
+	unpin0()
+	if read := second.Metrics().Disk.ReadBytes - before; read != 20*kib {
+		t.Errorf("a verified entry was read again (%d bytes in all)", read)
+	}
+	if _, _, _, ok := second.DiskExtent(testKey(1)); ok {
+		t.Fatal("an entry whose bytes are zeros was handed out as an extent")
+	}
+	if second.Contains(testKey(1)) != TierNone || second.Metrics().Corrupt != 1 {
+		t.Errorf("the bad entry was not dropped and counted: %+v", second.Metrics())
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("the bad entry's file is still there: %v", err)
+	}
+
+	// A clean Close marks the files as on disk; the next Open trusts them
+	// and removes the mark, so that a crash from then on is seen.
+	if err := second.Close(); err != nil {
+		t.Fatal(err)
+	}
+	third, _ := openTestCache(t, cfg)
+	if _, err := os.Stat(filepath.Join(dir, cleanMark)); !os.IsNotExist(err) {
+		t.Fatalf("Open left the clean mark: %v", err)
+	}
+	before = third.Metrics().Disk.ReadBytes
+	_, _, unpin0, ok = third.DiskExtent(testKey(0))
+	if !ok {
+		t.Fatal("no extent after a clean stop")
+	}
+	unpin0()
+	if read := third.Metrics().Disk.ReadBytes - before; read != 0 {
+		t.Errorf("after a clean stop the entry was read (%d bytes) before being handed out", read)
+	}
+}
+
+// zeroData overwrites n bytes of path at off with zeros.
+func zeroData(t *testing.T, path string, off int64, n int) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(make([]byte, n), off); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readAt(t *testing.T, path string, off int64, n int) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if off+int64(n) > int64(len(b)) {
+		t.Fatalf("%s: %d bytes, want [%d, +%d)", path, len(b), off, n)
+	}
+	return b[off : off+int64(n)]
 }

@@ -83,17 +83,24 @@ func verifyBlocks(data []byte, first, block int64, sums []byte) error {
 }
 
 // writeEntryFile writes key's file at path atomically, in blocks of block
-// bytes: into a temporary file in dir, synced, then renamed into place;
-// the directory is synced so the rename survives a crash. On error
+// bytes: into a temporary file in dir, then renamed into place. On error
 // nothing is left behind. It returns the file's layout.
 //
-// Local clients map entry files read-only (DiskExtent hands out their
-// paths; python/stoker/_filemaps.py keeps the mappings, and views of
-// them, past the pin and past eviction). So an entry file, once renamed
-// into place, must never be written in place, truncated or reused: a
-// new version of an entry is a new file renamed over the path, and an
-// evicted one is unlinked (removeFile), which leaves its inode and bytes
-// to the mappings still alive.
+// The file is not synced: a cache needs its files whole, not durable, and
+// every block carries a checksum. A crash of the machine may leave a
+// renamed file whose bytes never reached the disk; the server's own reads
+// verify the blocks they read and drop a bad file, and after a stop that
+// was not clean (see cleanMark) DiskExtent verifies a file before a reader
+// outside the server gets it. Syncing each file forced its writeback at
+// once: in a cold epoch that was as much CPU as the fetch itself.
+//
+// Clients map these files (DiskExtent hands out their paths;
+// python/stoker/_filemaps.py keeps the mappings, and views of them, past
+// the pin and past eviction). So an entry file, once renamed into place,
+// must never be written in place, truncated or reused: a new version of
+// an entry is a new file renamed over the path, and an evicted one is
+// only unlinked (removeFile), which leaves its inode and bytes to the
+// mappings still alive.
 func writeEntryFile(dir, path string, key storage.Key, data []byte, block int64) (l layout, err error) {
 	f, err := os.CreateTemp(dir, "put-*"+tmpSuffix)
 	if err != nil {
@@ -112,16 +119,86 @@ func writeEntryFile(dir, path string, key storage.Key, data []byte, block int64)
 	if _, err = f.Write(data); err != nil {
 		return layout{}, err
 	}
-	if err = f.Sync(); err != nil {
-		return layout{}, err
-	}
 	if err = f.Close(); err != nil {
 		return layout{}, err
 	}
 	if err = os.Rename(tmp, path); err != nil {
 		return layout{}, err
 	}
-	return fileLayout(key, int64(len(data)), block), syncDir(dir)
+	return fileLayout(key, int64(len(data)), block), nil
+}
+
+// cleanMark is the file a cache leaves in its Dir when it closes cleanly,
+// after syncing the file system: its entries' bytes are on disk. Open
+// removes it (durably) before writing anything, so a Dir without it was
+// left by a crash, whose entries are verified before DiskExtent hands
+// them out. It has neither the entry files' suffix nor the temporary
+// files'.
+const cleanMark = "closed-cleanly"
+
+// takeCleanMark reports whether dir holds the clean mark, and removes it
+// (syncing the directory, so that a crash from now on finds none).
+func takeCleanMark(dir string) (bool, error) {
+	err := os.Remove(filepath.Join(dir, cleanMark))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, syncDir(dir)
+}
+
+// putCleanMark syncs the file system dir is on (every entry file written
+// before now reaches the disk), then leaves the clean mark.
+func putCleanMark(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = syncFS(d)
+	d.Close()
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, cleanMark), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// verifyEntryFile reads every block of key's file at path, laid out as l,
+// and checks it against its checksum, a window of blocks at a time
+// through buf (from bufs); a damaged, short or foreign file is errBadFile.
+func verifyEntryFile(path string, key storage.Key, l layout, bufs *bufPool) error {
+	f, h, _, err := openEntryFile(path, &key)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if h.layout != l {
+		return fmt.Errorf("%w: the file's layout is not the one it was written with", errBadFile)
+	}
+	const window = 64 // blocks per read: 1 MiB of the default 16 KiB blocks
+	step := window * l.block
+	for off := int64(0); off < l.dataLen; off += step {
+		n := min(step, l.dataLen-off)
+		buf := bufs.get(l.span(off, n).bufLen())
+		_, err := readRange(f, key, l, off, n, *buf)
+		bufs.put(buf)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // syncDir makes renames and removals in dir durable.

@@ -57,6 +57,9 @@ type entry struct {
 	fd      *os.File // disk tier: the file, kept open for range reads (see keepFile)
 	filling bool     // memory tier: bytes being copied into the Allocator's region
 	dropped bool     // memory tier: removed by Close while pinned; freed at the last unpin
+	// unverified: disk tier, found at Open after a stop that was not clean
+	// (see cleanMark): verified before DiskExtent hands it out.
+	unverified bool
 }
 
 // index is one tier's bookkeeping: its entries, the bytes they hold, and

@@ -10,6 +10,11 @@ s3torchconnector), Mosaic MDS shards (``MDSWriter``) and litdata chunks
 which makes loopback S3 behave like real S3: 20 ms before the first byte
 and 90 MB/s per connection (``--latency-ms``, ``--rate-kbs``).
 
+``BENCH_GC=1`` prints each epoch's time to its first batch and the runs of
+Python's cyclic collector in it; ``BENCH_CPU=1`` the CPU time each kind of
+process of the machine spent in it (the S3 server, the proxy, stokerd,
+kernel workers); ``BENCH_STATS=1`` stokerd's Stats after each Stoker trial.
+
 A trial is one loader at one num_workers: a fresh cache (a new stokerd,
 new cache folders), epoch 0 (cold) and then epoch 1 (warm), each timed
 from the DataLoader's first iteration to its last sample. Every sample of
@@ -189,14 +194,83 @@ class Check:
             raise AssertionError(f"{missing} samples were not read")
 
 
+class GCTimes:
+    """The cyclic collector's runs in this process, by generation: how many,
+    their total and longest pause, and how many objects they freed
+    (BENCH_GC=1 prints them per epoch)."""
+
+    def __init__(self) -> None:
+        self.runs, self.secs, self.longest, self.freed = [0, 0, 0], [0.0] * 3, [0.0] * 3, [0, 0, 0]
+        self._t = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._t = time.perf_counter()
+            return
+        g, d = info["generation"], time.perf_counter() - self._t
+        self.runs[g] += 1
+        self.secs[g] += d
+        self.longest[g] = max(self.longest[g], d)
+        self.freed[g] += info["collected"]
+
+    def __str__(self) -> str:
+        return " ".join(f"gen{g}: {self.runs[g]} runs {self.secs[g] * 1e3:.1f} ms (max {self.longest[g] * 1e3:.1f}) "
+                        f"freed {self.freed[g]}" for g in range(3))
+
+
+def cpu_by_process() -> dict[tuple[str, str], float]:
+    """CPU seconds (user and system) of every process of the machine, by
+    (pid, name), from /proc."""
+    out = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        name, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
+        out[(pid, name)] = (int(rest[11]) + int(rest[12])) / tick
+    return out
+
+
+def cpu_spent(before: dict[tuple[str, str], float], after: dict[tuple[str, str], float]) -> str:
+    """The CPU seconds each kind of process spent between two readings,
+    largest first (kernel workers by their kind)."""
+    spent: dict[str, float] = {}
+    for k, v in after.items():
+        name = k[1].split("/")[0] if k[1].startswith("kworker") else k[1]
+        spent[name] = spent.get(name, 0.0) + v - before.get(k, 0.0)
+    top = sorted(((v, k) for k, v in spent.items() if v >= 0.01), reverse=True)[:8]
+    return " ".join(f"{k} {v:.2f}s" for v, k in top)
+
+
 def epoch(loader: Iterable[Any], key: str, img: str, n: int, size: int) -> float:
     """Samples/s of one pass, every sample checked."""
+    import gc
+
     check = Check(n, size)
-    t = time.perf_counter()
-    for batch in loader:
-        for s in batch:
-            check.add(s[key], s[img])
-    secs = time.perf_counter() - t
+    cpu0 = cpu_by_process() if os.environ.get("BENCH_CPU") else None
+    times = GCTimes() if os.environ.get("BENCH_GC") else None
+    if times is not None:
+        gc.callbacks.append(times)
+    try:
+        t = time.perf_counter()
+        first = 0.0
+        for batch in loader:
+            if not first:
+                first = time.perf_counter() - t
+            for s in batch:
+                check.add(s[key], s[img])
+        secs = time.perf_counter() - t
+    finally:
+        if times is not None:
+            gc.callbacks.remove(times)
+            print(f"  epoch of {n / secs:.0f} samples/s, first batch after {first * 1e3:.1f} ms; gc: {times}",
+                  flush=True)
+        if cpu0 is not None:
+            print(f"  epoch of {n / secs:.0f} samples/s, CPU: {cpu_spent(cpu0, cpu_by_process())}", flush=True)
     check.done()
     return n / secs
 

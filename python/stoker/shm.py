@@ -47,6 +47,7 @@ import fcntl
 import logging
 import mmap
 import os
+import queue
 import threading
 from typing import Any
 
@@ -636,17 +637,78 @@ def _map_region(path: str, size: int) -> tuple[mmap.mmap, bool]:
 
 def _unmap(m: mmap.mmap | None, view: memoryview | None) -> None:
     """Release a mapping's view and close it; where slices of it are still
-    alive it is unmapped when they go."""
+    alive it is unmapped when they go. A large mapping is closed by
+    _unmapper's thread: unmapping pages costs about 2 us each (130 ms for
+    a memory tier with 256 MiB touched), which the caller, about to read
+    its next batch, should not wait for."""
     if view is not None:
         try:
             view.release()
         except BufferError:
             pass  # exported (np.frombuffer of the whole view)
-    if m is not None:
-        try:
-            m.close()
-        except BufferError:
-            pass  # views of it are alive
+    if m is None:
+        return
+    if len(m) >= _UNMAP_LATER_BYTES and _unmapper.put(m):
+        return
+    _close_map(m)
+
+
+def _close_map(m: mmap.mmap) -> None:
+    try:
+        m.close()
+    except BufferError:
+        pass  # views of it are alive
+
+
+_UNMAP_LATER_BYTES = 16 << 20  # smaller mappings unmap in well under a millisecond
+
+
+class _Unmapper:
+    """One daemon thread that closes the mappings handed to it (munmap
+    runs without the GIL), started on first use; a forked child starts
+    without it. drain() waits until every mapping handed over is closed."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._q: queue.SimpleQueue[mmap.mmap] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._pending = 0
+        self._idle = threading.Condition(self._lock)
+
+    def put(self, m: mmap.mmap) -> bool:
+        """Hand m over; False when no thread can be started (the
+        interpreter is shutting down), for the caller to close it."""
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                t = threading.Thread(target=self._run, name="stoker-unmap", daemon=True)
+                try:
+                    t.start()
+                except RuntimeError:
+                    return False
+                self._thread = t
+            self._pending += 1
+        self._q.put(m)
+        return True
+
+    def _run(self) -> None:
+        while True:
+            _close_map(self._q.get())
+            with self._lock:
+                self._pending -= 1
+                if self._pending == 0:
+                    self._idle.notify_all()
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until every mapping handed over is closed; False on timeout."""
+        with self._lock:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)
+
+    def after_fork(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+
+_unmapper = _Unmapper()
+os.register_at_fork(after_in_child=_unmapper.after_fork)
 
 
 def _cuda_missing() -> str:

@@ -73,6 +73,7 @@ def test_step_larger_than_region_raises_the_servers_error(
                 read_all(c, data.many_url, batch_size=STEP, shm_region_bytes=REGION)
         assert "shm_region_bytes" in str(exc.value), exc.value
         poll(lambda: tcp.stats().shm_regions == 0, "the region to go")
+    assert stoker_shm._unmapper.drain(timeout=60)
     assert region_ranges() == []
 
 

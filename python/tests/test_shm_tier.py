@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import shutil
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -67,6 +68,12 @@ def stop(srv: Stokerd, tiers: list[str]) -> None:
     for path in tiers:
         Path(path).unlink(missing_ok=True)
     shutil.rmtree(srv.root, ignore_errors=True)
+
+
+def unmapped() -> bool:
+    """Wait for the mappings closed so far to be unmapped (a large one is
+    unmapped by the shm module's thread, off the reader's path)."""
+    return stoker.shm._unmapper.drain(timeout=60)
 
 
 def mappings(path: str) -> list[tuple[int, int, str]]:
@@ -215,6 +222,7 @@ def test_one_tier_mapping_per_client_unmapped_on_close(tier_stokerd: Stokerd, ti
     assert n == SHARDS * SAMPLES
     assert c.shm_tier is tier and mapping_at(tier.path, lo), "the mapping did not outlive its streams"
     c.close()
+    assert unmapped()
     assert c.shm_tier is None and not mapping_at(tier.path, lo), "the tier is still mapped after Client.close"
     c.close()
 
@@ -246,6 +254,7 @@ def test_clients_of_a_process_share_the_tier_mapping(tier_stokerd: Stokerd, tier
     assert sum(len(x.samples) for x in c.stream(tier_url, batch_size=16, epoch=2, shm=True)) == SHARDS * SAMPLES
     assert c.shm_tier is tier and len(mappings(tier.path)) == n and mapping_at(tier.path, lo), "mapped anew"
     c.close()
+    assert unmapped()
     assert not mapping_at(tier.path, lo), "the tier is still mapped after the last Client's close"
 
 
@@ -389,6 +398,7 @@ def test_restarted_server_tier_file_is_mapped_anew(stokerd_bin: str, s3_server: 
             tiers.append(c.stats().shm_tier_path)
             assert sum(len(b.samples) for b in c.stream(tier_url, batch_size=16, shm=True)) == SHARDS * SAMPLES
             assert c.shm_tier is not None and c.shm_tier.path == c.stats().shm_tier_path != old
+            assert unmapped()
             assert not mappings(old), "the old server's tier is still mapped"
             assert len(mappings(c.shm_tier.path)) == 1
     finally:
@@ -415,6 +425,7 @@ def test_tier_maps_follow_the_file(tmp_path: Path) -> None:
         first.view[0]  # released with the old mapping
     maps.close()
     maps.close()
+    assert unmapped()
     assert maps.current is None and not mappings(str(path))
     with pytest.raises(RuntimeError, match="cannot map the server's memory tier .*gone"):
         maps.get(str(tmp_path / "gone"), 4096)
@@ -452,3 +463,43 @@ def test_fields_outside_the_tier_name_field_and_sample(tmp_path: Path) -> None:
     untold.close()
     with pytest.raises(RuntimeError, match="did not ask for it"):
         ShmReader(None, (), None).receive(first)
+
+
+def test_large_mappings_are_unmapped_off_the_readers_thread(tmp_path: Path) -> None:
+    """A large mapping (a memory tier, a region) is closed by the shm
+    module's own thread, so a reader does not wait for its pages to be
+    unmapped; a small one is closed at once; a mapping with live views
+    stays until they go, as before."""
+    import mmap
+
+    def mapped(size: int) -> mmap.mmap:
+        path = tmp_path / f"m-{size}"
+        with open(path, "wb") as f:
+            f.truncate(size)
+        with open(path, "r+b") as f:
+            return mmap.mmap(f.fileno(), size)
+
+    small = mapped(1 << 20)
+    stoker_shm._unmap(small, None)
+    assert small.closed, "a small mapping is closed by the caller"
+    big = mapped(stoker_shm._UNMAP_LATER_BYTES)
+    unmappers = []
+    real = stoker_shm._close_map
+
+    def close_map(m: mmap.mmap) -> None:
+        unmappers.append(threading.current_thread().name)
+        real(m)
+
+    stoker_shm._close_map = close_map  # type: ignore[assignment]
+    try:
+        stoker_shm._unmap(big, None)
+        assert stoker_shm._unmapper.drain(timeout=60)
+    finally:
+        stoker_shm._close_map = real  # type: ignore[assignment]
+    assert big.closed and unmappers == ["stoker-unmap"]
+    held = mapped(stoker_shm._UNMAP_LATER_BYTES)
+    view = memoryview(held)[:8]
+    stoker_shm._unmap(held, None)
+    assert stoker_shm._unmapper.drain(timeout=60)
+    assert not held.closed and bytes(view) == b"\0" * 8, "a mapping with a live view stays mapped"
+    view.release()
