@@ -43,6 +43,7 @@ from collections import OrderedDict
 from typing import Any
 
 from ._wire import EXTENT, PackedSamples, WireError
+from .shm import _unmap
 
 __all__ = ["MAX_BYTES", "MAX_FILES", "PRUNE_EVERY", "FileMap", "FileMaps", "extent_values", "process_maps"]
 
@@ -59,14 +60,26 @@ _EMPTY = memoryview(b"")
 
 class FileMap:
     """One read-only mapping of a whole disk-tier file: ``map`` (None for
-    an empty file), ``view`` (a memoryview of it), ``size``, and the
-    ``path`` and ``(dev, ino)`` it was mapped by."""
+    an empty file), ``size``, and the ``path`` and ``(dev, ino)`` it was
+    mapped by. Read it through a view that :meth:`FileMaps.get` gives:
+    a mapping the cache drops is closed (by the shm module's unmapping
+    thread when large) unless a view of it is alive."""
 
-    __slots__ = ("map", "view", "size", "path", "key")
+    __slots__ = ("map", "size", "path", "key")
 
     def __init__(self, m: mmap.mmap | None, size: int, path: str, key: tuple[int, int]) -> None:
         self.map, self.size, self.path, self.key = m, size, path, key
-        self.view = memoryview(m) if m is not None else _EMPTY
+
+    def _view(self) -> memoryview:
+        return memoryview(self.map) if self.map is not None else _EMPTY
+
+    def _drop(self) -> None:
+        """Out of the cache: close the mapping now (or on a thread of its
+        own, when large) unless views of it are alive, when it goes with
+        the last of them. Under the cache's lock, so that no view of it is
+        being made."""
+        if self.map is not None:
+            _unmap(self.map, None)
 
 
 class FileMaps:
@@ -91,9 +104,10 @@ class FileMaps:
         with self._lock:
             return list(self._maps)
 
-    def get(self, path: str) -> FileMap:
+    def get(self, path: str) -> tuple[FileMap, memoryview]:
         """The mapping of the file path names now (which the caller's
-        lease pins). An OSError names the path."""
+        lease pins) and a view of the whole of it, which keeps it mapped.
+        An OSError names the path."""
         try:
             st = os.stat(path)
         except OSError as err:
@@ -105,20 +119,23 @@ class FileMaps:
                 self._maps.move_to_end(key)
                 if time.monotonic() - self._pruned >= self.prune_every:
                     self._prune_stale()
-                return fm
+                return fm, fm._view()
         fm = _map_file(path)  # outside the lock: a system call per page table, not per byte
         with self._lock:
             had = self._maps.get(fm.key)
             if had is not None:  # another thread mapped it first
                 self._maps.move_to_end(fm.key)
-                return had
+                fm._drop()
+                return had, had._view()
             self._prune_stale()
             self._maps[fm.key] = fm
             self._bytes += fm.size
+            view = fm._view()
             while len(self._maps) > 1 and (len(self._maps) > self.max_files or self._bytes > self.max_bytes):
-                _, old = self._maps.popitem(last=False)  # unmapped when the last view of it goes
+                _, old = self._maps.popitem(last=False)
                 self._bytes -= old.size
-            return fm
+                old._drop()
+            return fm, view
 
     def _prune_stale(self) -> None:
         """Drop the mappings whose path names another file or none (the
@@ -134,10 +151,13 @@ class FileMaps:
             if not live:
                 del self._maps[key]
                 self._bytes -= fm.size
+                fm._drop()
 
     def clear(self) -> None:
         """Forget every mapping (views still held keep theirs)."""
         with self._lock:
+            for fm in self._maps.values():
+                fm._drop()
             self._maps.clear()
             self._bytes = 0
 
@@ -181,7 +201,7 @@ def extent_values(t: PackedSamples, out: list[Any], as_bytes: bool) -> None:
     file's mapping, or (as_bytes) bytes copied out of it. Each file of
     the part is looked up once; each range is checked against its file
     (WireError naming it). Call while the part's lease is held."""
-    maps: dict[int, FileMap] = {}
+    maps: dict[int, tuple[FileMap, memoryview]] = {}  # the part's files, each with a view that keeps it mapped
     get = _process.get
     paths, field_paths, offsets, lengths = t.paths, t.field_paths, t.offsets, t.lengths
     for j, kind in enumerate(t.kinds):
@@ -192,11 +212,13 @@ def extent_values(t: PackedSamples, out: list[Any], as_bytes: bool) -> None:
             out[j] = b"" if as_bytes else _EMPTY
             continue
         p = field_paths[j]
-        fm = maps.get(p)
-        if fm is None:
-            fm = maps[p] = get(paths[p])
+        got = maps.get(p)
+        if got is None:
+            got = maps[p] = get(paths[p])
+        fm, view = got
         o = offsets[j]
         if o + n > fm.size:
             raise WireError(f"sample_table: the extent [{o}, +{n}) of {paths[p]} runs past the file ({fm.size} bytes)")
-        # fm.map is not None here: the file has at least n > 0 bytes.
-        out[j] = fm.map[o : o + n] if as_bytes else fm.view[o : o + n]  # type: ignore[index]
+        # fm.map is not None here (the file has at least n > 0 bytes), and
+        # open: view keeps it so.
+        out[j] = fm.map[o : o + n] if as_bytes else view[o : o + n]  # type: ignore[index]

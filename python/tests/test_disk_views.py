@@ -196,17 +196,18 @@ def test_a_path_made_anew_is_mapped_anew(tmp_path: Path) -> None:
     maps = _filemaps.FileMaps()
     p = tmp_path / "shard.bin"
     write_atomically(p, b"A" * 100)
-    first = maps.get(str(p))
-    view = first.view[10:20]
+    first, whole = maps.get(str(p))
+    view = whole[10:20]
+    del whole
     assert isinstance(view.obj, mmap.mmap) and view.readonly and bytes(view) == b"A" * 10
-    assert maps.get(str(p)) is first, "the same file was mapped twice"
+    assert maps.get(str(p))[0] is first, "the same file was mapped twice"
     write_atomically(p, b"xy" + b"B" * 200)  # evicted and fetched again: another inode, another layout
-    second = maps.get(str(p))
-    assert second is not first and second.size == 202 and bytes(second.view[2:12]) == b"B" * 10
+    second, view2 = maps.get(str(p))
+    assert second is not first and second.size == 202 and bytes(view2[2:12]) == b"B" * 10
     assert bytes(view) == b"A" * 10, "a view of the old file changed"
     assert maps.keys() == [second.key], "the evicted file's mapping was kept"
     os.unlink(p)
-    assert bytes(view) == b"A" * 10 and bytes(second.view[-3:]) == b"BBB"
+    assert bytes(view) == b"A" * 10 and bytes(view2[-3:]) == b"BBB"
     with pytest.raises(OSError, match="shard.bin"):
         maps.get(str(p))
 
@@ -219,18 +220,23 @@ def test_evicted_files_leave_the_cache(tmp_path: Path) -> None:
     a, b, c = (tmp_path / n for n in "abc")
     for i, p in enumerate((a, b, c)):
         p.write_bytes(bytes([i]) * 10)
-    fa, fb = maps.get(str(a)), maps.get(str(b))
-    view = fa.view[:4]
+    (fa, va), (fb, vb) = maps.get(str(a)), maps.get(str(b))
+    view = va[:4]
+    del va
     os.unlink(a)
     maps.get(str(b))
     assert maps.keys() == [fa.key, fb.key], "pruned before prune_every"
-    fc = maps.get(str(c))  # a new mapping: a look
+    fc = maps.get(str(c))[0]  # a new mapping: a look
     assert maps.keys() == [fb.key, fc.key]
     write_atomically(b, b"new")
     maps.prune_every = 0
     maps.get(str(c))  # a lookup past prune_every: a look
     assert maps.keys() == [fc.key]
-    assert bytes(view) == bytes(4) and bytes(fb.view) == bytes([1]) * 10
+    assert bytes(view) == bytes(4) and bytes(vb) == bytes([1]) * 10
+    assert fb.map is not None and not fb.map.closed, "a mapping with a view was closed"
+    del vb
+    maps.clear()
+    assert fc.map is not None and fc.map.closed, "a mapping with no view was not closed"
 
 
 def test_the_map_cache_is_bounded(tmp_path: Path) -> None:
@@ -240,14 +246,14 @@ def test_the_map_cache_is_bounded(tmp_path: Path) -> None:
         p = tmp_path / f"f{i}"
         p.write_bytes(bytes([i]) * 100)
         got.append(maps.get(str(p)))
-    assert maps.keys() == [g.key for g in got[3:]], "more than 250 bytes kept mapped"
+    assert maps.keys() == [g.key for g, _ in got[3:]], "more than 250 bytes kept mapped"
     maps.max_bytes = 1 << 20
     for i in range(5, 9):
         p = tmp_path / f"f{i}"
         p.write_bytes(bytes([i]) * 100)
         got.append(maps.get(str(p)))
-    assert maps.keys() == [g.key for g in got[6:]], "more than 3 files kept mapped"
-    assert [bytes(g.view[:1]) for g in got] == [bytes([i]) for i in range(9)], "a dropped mapping's views changed"
+    assert maps.keys() == [g.key for g, _ in got[6:]], "more than 3 files kept mapped"
+    assert [bytes(v[:1]) for _, v in got] == [bytes([i]) for i in range(9)], "a dropped mapping's views changed"
 
 
 def test_a_forked_child_maps_for_itself(tmp_path: Path) -> None:
@@ -260,7 +266,7 @@ def test_a_forked_child_maps_for_itself(tmp_path: Path) -> None:
     pid = os.fork()
     if pid == 0:  # the child: an empty cache of its own, which maps
         try:
-            ok = len(maps) == 0 and bytes(maps.get(str(p)).view[:3]) == b"abc" and len(maps) == 1
+            ok = len(maps) == 0 and bytes(maps.get(str(p))[1][:3]) == b"abc" and len(maps) == 1
             os.write(w, b"1" if ok else b"0")
         finally:
             os._exit(0)
