@@ -692,7 +692,8 @@ class _Unmapper:
 
     def _run(self) -> None:
         while True:
-            _close_map(self._q.get())
+            m = self._q.get()
+            _close_map(m)  # looked up after the wait, not before it (a test patches it)
             with self._lock:
                 self._pending -= 1
                 if self._pending == 0:

@@ -210,6 +210,7 @@ def test_one_tier_mapping_per_client_unmapped_on_close(tier_stokerd: Stokerd, ti
     one, first, held = next_with_tier_fields(c, tier_url, batch_size=8, epoch=0)
     tier = c.shm_tier
     assert tier is not None
+    assert stoker_shm._unmapper.drain(timeout=60)  # earlier Clients' mappings, closed by its thread, are gone
     n = len(mappings(tier.path))
     two, second, more = next_with_tier_fields(c, tier_url, batch_size=4, epoch=1)
     assert c.shm_tier is tier and len(mappings(tier.path)) == n, "a second stream mapped the tier again"
