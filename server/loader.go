@@ -133,7 +133,10 @@ func (l *loader) streamSamples(req *stokerv1.StreamBatchesRequest, stream stoker
 		ps.Advance(k)
 		samples := make([]*prefetch.SampleData, 0, hi-lo)
 		for pos := lo; pos < hi; pos++ {
-			d, err := ready.sample(ctx, ps, plan, pos)
+			d, err := sh.unread(ctx, ps, pos, ready == nil) // a shard on disk, sent as extents: not read
+			if d == nil && err == nil {
+				d, err = ready.sample(ctx, ps, plan, pos)
+			}
 			if err != nil {
 				return toStatus(err)
 			}
@@ -189,7 +192,7 @@ func (l *loader) sendStep(stream stokerv1.Loader_StreamBatchesServer, sh *shmStr
 		}
 		msg.Samples = append(msg.Samples, sp)
 		part = append(part, d)
-		partBytes += d.Size()
+		partBytes += sampleSize(d)
 		if partBytes >= l.s.cfg.MaxPartBytes && i+1 < len(samples) {
 			if err := l.sendSamples(stream, sh, msg, part, partBytes); err != nil {
 				return err

@@ -10,8 +10,11 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/stoker-data/stoker/clients/stoker"
+	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/cache"
 	"github.com/stoker-data/stoker/prefetch/wds"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
+	"github.com/stoker-data/stoker/shuffle"
 )
 
 // TestGDSExtentsHoldTheBytes reads a cached epoch as disk extents: every
@@ -98,5 +101,138 @@ func TestGDSWithoutDiskFallsBackToShm(t *testing.T) {
 	}
 	if status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("gds without shm: %v, want InvalidArgument", err)
+	}
+}
+
+// TestExtentsOfShardsOnDiskAreNotRead streams an epoch as extents while
+// the shards are in the disk tier only (the memory tier holds about one):
+// every field is a range of its cache file with the right bytes, and the
+// server reads none of them (the disk tier's read bytes do not move).
+func TestExtentsOfShardsOnDiskAreNotRead(t *testing.T) {
+	syn := wds.Synthetic{Shards: 6, PerShard: 20, SampleSize: 50 << 10, Seed: 14}
+	h := newHarness(t, syn, func(c *Config) {
+		c.Cache.DiskBytes, c.Cache.MemoryBytes, c.MaxPartBytes = 1<<30, 1200<<10, 256<<10
+	})
+	c, err := stoker.Dial(serveUnix(t, h), stoker.WithGPUDirect(2<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	e := stoker.Epoch{URL: h.url, Seed: 4, Epoch: 1, BatchSize: 9}
+	want, _ := readAll(t, h.client, e) // every shard to the disk tier, about one left in memory
+	ds, err := h.srv.open(context.Background(), h.url, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inMemory := 0
+	for i := range syn.Shards {
+		if h.srv.cache.Contains(ds.Key(i)) == cache.TierMemory {
+			inMemory++
+		}
+	}
+	if inMemory > 1 {
+		t.Fatalf("%d shards in memory; the test wants them on disk", inMemory)
+	}
+	before := h.srv.cache.Metrics().Disk.ReadBytes
+	total := 0
+	for b, err := range c.Batches(context.Background(), e) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range b.Samples {
+			for _, f := range s.GetFields() {
+				x := f.GetExtent()
+				if x == nil || len(f.GetData()) != 0 {
+					t.Fatalf("sample %s field %s: not an extent alone", s.GetKey(), f.GetName())
+				}
+				got := make([]byte, x.GetLength())
+				file, err := os.Open(x.GetPath())
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, err = file.ReadAt(got, int64(x.GetOffset()))
+				file.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got, want[s.GetKey()][f.GetName()]) {
+					t.Fatalf("sample %s field %s: extent bytes differ from gRPC", s.GetKey(), f.GetName())
+				}
+				total += len(got)
+			}
+		}
+	}
+	if read := h.srv.cache.Metrics().Disk.ReadBytes - before; read != 0 {
+		t.Errorf("the server read %d bytes of the disk tier for a stream of extents", read)
+	}
+	st := h.srv.Stats()
+	if st.ShmExtentBytes != uint64(total) || st.ShmLeases != 0 || st.ShmRegions != 0 {
+		t.Fatalf("extent bytes %d (want %d), leases %d, regions %d", st.ShmExtentBytes, total, st.ShmLeases, st.ShmRegions)
+	}
+}
+
+// TestUnreadExtentsOnTheCopyPath: a sample taken unread as extents (its
+// shard on disk only) gets its bytes read from its pinned file when its
+// message must carry them (the copy path, when the views a client holds
+// leave no room in the region), and its pin is handed over once.
+func TestUnreadExtentsOnTheCopyPath(t *testing.T) {
+	syn := wds.Synthetic{Shards: 6, PerShard: 20, SampleSize: 50 << 10, Seed: 15}
+	h := newHarness(t, syn, func(c *Config) {
+		c.Cache.DiskBytes, c.Cache.MemoryBytes = 1<<30, 1200<<10
+	})
+	e := stoker.Epoch{URL: h.url, Seed: 4, Epoch: 1, BatchSize: 9}
+	want, _ := readAll(t, h.client, e) // every shard to the disk tier, about one left in memory
+	ctx := context.Background()
+	ds, err := h.srv.open(ctx, h.url, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := h.srv.plans.get(ds, shuffle.Settings{Seed: 4, Epoch: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := h.srv.prefetcher.Open(ds, plan, shuffle.Batching{WorldSize: 1, BatchSize: 9}, 0)
+	defer ps.Close()
+	if err := ps.Ensure(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	x := &extentSource{cache: h.srv.cache, ds: ds}
+	var samples []*prefetch.SampleData
+	for pos := 0; pos < 9; pos++ {
+		d, err := x.sample(ctx, ps, pos)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d != nil {
+			if d.Size() != 0 {
+				t.Fatalf("sample %s taken unread has %d bytes", d.Key, d.Size())
+			}
+			samples = append(samples, d)
+		}
+	}
+	if len(samples) == 0 {
+		t.Fatal("no sample of the first step was on disk only")
+	}
+	taken, n := x.take(samples)
+	if len(taken) != len(samples) || len(x.unread) != 0 {
+		t.Fatalf("took %d of %d samples, %d left", len(taken), len(samples), len(x.unread))
+	}
+	if err := x.read(taken); err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for _, d := range samples {
+		got += d.Size()
+		for _, f := range d.Fields {
+			if !bytes.Equal(f.Data, want[d.Key][f.Name]) {
+				t.Fatalf("sample %s field %s: read from the disk tier, not its bytes", d.Key, f.Name)
+			}
+		}
+	}
+	if got != n {
+		t.Fatalf("take counted %d bytes, the samples hold %d", n, got)
+	}
+	for _, fl := range taken {
+		fl.unpin()
 	}
 }

@@ -124,6 +124,9 @@ func (s *shmStream) place(ctx context.Context, msg *stokerv1.StreamBatchesRespon
 			data = append(data, f.Data)
 		}
 	}
+	// Samples taken unread (their shard on disk) have no bytes in msg;
+	// on the copy path they would.
+	taken, unreadBytes := s.extents.take(samples)
 	var unpins []func()
 	// Fields left in the tier count against the region like copied ones:
 	// what a client holds unreleased is bounded by the region's size,
@@ -140,21 +143,38 @@ func (s *shmStream) place(ctx context.Context, msg *stokerv1.StreamBatchesRespon
 	}
 	var extentBytes int
 	if s.extents != nil {
-		more, moved := s.extents.replace(msg, samples)
+		more, moved, unread := s.extents.replace(msg, samples, taken)
 		unpins = append(unpins, more...)
 		n -= moved
-		extentBytes = moved
+		extentBytes = moved + unread
 	}
 	lease, err := s.region.Alloc(ctx, n, pinned, msg.Step)
+	if err == nil {
+		s.region.Attach(lease, unpins)
+	}
+	if errors.Is(err, shm.ErrHeld) && total+unreadBytes <= s.inline && unreadBytes > 0 {
+		// The copy path: read what was sent unread, while still pinned.
+		if rerr := s.extents.read(taken); rerr != nil {
+			err = rerr
+		} else {
+			k := 0
+			for i, smp := range msg.Samples {
+				for j := range smp.Fields {
+					if data[k] == nil {
+						data[k] = samples[i].Fields[j].Data
+					}
+					k++
+				}
+			}
+		}
+	}
 	if err != nil {
 		for _, u := range unpins {
 			u()
 		}
-	} else {
-		s.region.Attach(lease, unpins)
 	}
 	switch {
-	case errors.Is(err, shm.ErrHeld) && total <= s.inline:
+	case errors.Is(err, shm.ErrHeld) && total+unreadBytes <= s.inline:
 		k := 0
 		for _, smp := range msg.Samples {
 			for _, f := range smp.Fields {
@@ -165,7 +185,7 @@ func (s *shmStream) place(ctx context.Context, msg *stokerv1.StreamBatchesRespon
 		s.reg.AddFallback()
 		return nil
 	case errors.Is(err, shm.ErrHeld):
-		return status.Errorf(codes.ResourceExhausted, "%v, and a message of %d bytes is over the send limit: release old views, or ask for a larger shm_region_bytes", err, total)
+		return status.Errorf(codes.ResourceExhausted, "%v, and a message of %d bytes is over the send limit: release old views, or ask for a larger shm_region_bytes", err, total+unreadBytes)
 	case errors.Is(err, shm.ErrTooBig):
 		return status.Errorf(codes.ResourceExhausted, "%v: ask for a larger shm_region_bytes", err)
 	case errors.Is(err, shm.ErrRegionClosed):
@@ -197,6 +217,17 @@ func (s *shmStream) place(ctx context.Context, msg *stokerv1.StreamBatchesRespon
 		}
 	}
 	return nil
+}
+
+// unread is the sample at pos taken without reading its bytes when the
+// stream sends extents and its shard is on disk only (see
+// extentSource.sample); nil otherwise, for the caller to read it. plain
+// says the stream sends samples' bytes (no pipeline).
+func (s *shmStream) unread(ctx context.Context, ps *prefetch.Stream, pos int, plain bool) (*prefetch.SampleData, error) {
+	if s == nil || s.extents == nil || !plain {
+		return nil, nil
+	}
+	return s.extents.sample(ctx, ps, pos)
 }
 
 // checkStep fails a step whose bytes cannot all be in the region at once
@@ -238,6 +269,9 @@ func (s *shmStream) drain(ctx context.Context) error {
 func (s *shmStream) close() {
 	if s == nil {
 		return
+	}
+	if s.extents != nil {
+		s.extents.forget() // a step that ended unsent
 	}
 	var mu sync.Mutex // guards release
 	release := s.release

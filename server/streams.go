@@ -11,6 +11,7 @@ import (
 	grpcpeer "google.golang.org/grpc/peer"
 
 	"github.com/stoker-data/stoker/prefetch"
+	"github.com/stoker-data/stoker/prefetch/cache"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 )
 
@@ -110,9 +111,18 @@ func (t *streamTracker) sent(start time.Time, n, bytes, after int) {
 func sampleBytes(samples []*prefetch.SampleData) int {
 	n := 0
 	for _, d := range samples {
-		n += d.Size()
+		n += sampleSize(d)
 	}
 	return n
+}
+
+// sampleSize is the bytes of d's fields: those read, or, for a sample
+// sent unread as extents of the disk tier, those its index gives.
+func sampleSize(d *prefetch.SampleData) int {
+	if d.Meta && d.Tier == cache.TierDisk {
+		return int(sampleFieldBytes(d.Index, int(d.Ref.Sample)))
+	}
+	return d.Size()
 }
 
 // close records the stream's stall and forgets it. Safe to call twice.

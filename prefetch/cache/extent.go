@@ -8,7 +8,8 @@ import (
 
 // DiskExtent finds key's entry in the disk tier and pins it: the file is
 // neither evicted nor rewritten until unpin is called (once; more calls do
-// nothing). An entry left by a stop that was not clean is read and
+// nothing). size is the entry's bytes, which lie at [offset, offset+size)
+// of the file. An entry left by a stop that was not clean is read and
 // verified first (once), and dropped if bad. It returns the file and the
 // offset of the shard's first byte in it, for a local reader that reads
 // the file itself (cuFile) or maps it (the Python client: its mappings
@@ -16,17 +17,17 @@ import (
 // writeEntryFile). ok is
 // false when the entry is not on disk (or not yet written). Safe for
 // concurrent use.
-func (c *Cache) DiskExtent(key storage.Key) (path string, offset int64, unpin func(), ok bool) {
+func (c *Cache) DiskExtent(key storage.Key) (path string, offset, size int64, unpin func(), ok bool) {
 	c.life.RLock()
 	defer c.life.RUnlock()
 	if c.closed.Load() || c.disk == nil {
-		return "", 0, nil, false
+		return "", 0, 0, nil, false
 	}
 	c.diskMu.Lock()
 	e := c.disk.entries[key]
 	if e == nil || !e.ready {
 		c.diskMu.Unlock()
-		return "", 0, nil, false
+		return "", 0, 0, nil, false
 	}
 	e.pins++
 	unverified := e.unverified
@@ -37,7 +38,7 @@ func (c *Cache) DiskExtent(key storage.Key) (path string, offset int64, unpin fu
 		err := verifyEntryFile(c.path(key), key, e.file, &c.bufs)
 		if err != nil {
 			c.unpinDisk(e, err, nil) // drops the entry and its file
-			return "", 0, nil, false
+			return "", 0, 0, nil, false
 		}
 		c.diskMu.Lock()
 		e.unverified = false
@@ -52,5 +53,5 @@ func (c *Cache) DiskExtent(key storage.Key) (path string, offset int64, unpin fu
 			c.diskMu.Unlock()
 		})
 	}
-	return c.path(key), e.file.dataOff, unpin, true
+	return c.path(key), e.file.dataOff, e.size, unpin, true
 }

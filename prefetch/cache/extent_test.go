@@ -12,14 +12,17 @@ import (
 func TestCacheDiskExtent(t *testing.T) {
 	const kib = 1 << 10
 	c, _ := openTestCache(t, Config{DiskBytes: 3 * kib, Dir: t.TempDir(), Policy: PolicyLRU})
-	if _, _, _, ok := c.DiskExtent(testKey(0)); ok {
+	if _, _, _, _, ok := c.DiskExtent(testKey(0)); ok {
 		t.Fatal("extent of an entry never put")
 	}
 	data := testData(testKey(0), kib)
 	mustPut(t, c, testKey(0), data)
-	path, off, unpin, ok := c.DiskExtent(testKey(0))
+	path, off, size, unpin, ok := c.DiskExtent(testKey(0))
 	if !ok {
 		t.Fatal("no extent for an entry on disk")
+	}
+	if size != int64(len(data)) {
+		t.Fatalf("extent of %d bytes, want %d", size, len(data))
 	}
 	if off%4096 != 0 {
 		t.Fatalf("data starts at offset %d, not on a 4 KiB boundary", off)
@@ -70,7 +73,7 @@ func TestDiskExtentAfterUncleanStop(t *testing.T) {
 		mustPut(t, first, testKey(i), testData(testKey(i), 20*kib))
 	}
 	// A crash: no Close, and testKey(1)'s data lost.
-	path, off, unpin, ok := first.DiskExtent(testKey(1))
+	path, off, _, unpin, ok := first.DiskExtent(testKey(1))
 	if !ok {
 		t.Fatal("no extent for an entry on disk")
 	}
@@ -82,7 +85,7 @@ func TestDiskExtentAfterUncleanStop(t *testing.T) {
 
 	second, _ := openTestCache(t, cfg)
 	before := second.Metrics().Disk.ReadBytes
-	p0, off0, unpin0, ok := second.DiskExtent(testKey(0))
+	p0, off0, _, unpin0, ok := second.DiskExtent(testKey(0))
 	if !ok {
 		t.Fatal("an intact entry after an unclean stop has no extent")
 	}
@@ -93,12 +96,12 @@ func TestDiskExtentAfterUncleanStop(t *testing.T) {
 	if got := readAt(t, p0, off0, 20*kib); !bytes.Equal(got, testData(testKey(0), 20*kib)) {
 		t.Error("the verified extent does not hold the entry's bytes")
 	}
-	_, _, unpin0, _ = second.DiskExtent(testKey(0))
+	_, _, _, unpin0, _ = second.DiskExtent(testKey(0))
 	unpin0()
 	if read := second.Metrics().Disk.ReadBytes - before; read != 20*kib {
 		t.Errorf("a verified entry was read again (%d bytes in all)", read)
 	}
-	if _, _, _, ok := second.DiskExtent(testKey(1)); ok {
+	if _, _, _, _, ok := second.DiskExtent(testKey(1)); ok {
 		t.Fatal("an entry whose bytes are zeros was handed out as an extent")
 	}
 	if second.Contains(testKey(1)) != TierNone || second.Metrics().Corrupt != 1 {
@@ -118,7 +121,7 @@ func TestDiskExtentAfterUncleanStop(t *testing.T) {
 		t.Fatalf("Open left the clean mark: %v", err)
 	}
 	before = third.Metrics().Disk.ReadBytes
-	_, _, unpin0, ok = third.DiskExtent(testKey(0))
+	_, _, _, unpin0, ok = third.DiskExtent(testKey(0))
 	if !ok {
 		t.Fatal("no extent after a clean stop")
 	}

@@ -692,8 +692,7 @@ class _Unmapper:
 
     def _run(self) -> None:
         while True:
-            m = self._q.get()
-            _close_map(m)  # looked up after the wait, not before it (a test patches it)
+            _close_map(self._q.get())
             with self._lock:
                 self._pending -= 1
                 if self._pending == 0:

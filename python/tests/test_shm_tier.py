@@ -473,31 +473,28 @@ def test_large_mappings_are_unmapped_off_the_readers_thread(tmp_path: Path) -> N
     stays until they go, as before."""
     import mmap
 
+    closers: list[str] = []
+
+    class Recorded(mmap.mmap):
+        def close(self) -> None:
+            closers.append(threading.current_thread().name)
+            super().close()
+
     def mapped(size: int) -> mmap.mmap:
         path = tmp_path / f"m-{size}"
         with open(path, "wb") as f:
             f.truncate(size)
         with open(path, "r+b") as f:
-            return mmap.mmap(f.fileno(), size)
+            return Recorded(f.fileno(), size)
 
     small = mapped(1 << 20)
     stoker_shm._unmap(small, None)
-    assert small.closed, "a small mapping is closed by the caller"
+    assert small.closed and closers == [threading.current_thread().name], "a small mapping is closed by the caller"
+    closers.clear()
     big = mapped(stoker_shm._UNMAP_LATER_BYTES)
-    unmappers = []
-    real = stoker_shm._close_map
-
-    def close_map(m: mmap.mmap) -> None:
-        unmappers.append(threading.current_thread().name)
-        real(m)
-
-    stoker_shm._close_map = close_map  # type: ignore[assignment]
-    try:
-        stoker_shm._unmap(big, None)
-        assert stoker_shm._unmapper.drain(timeout=60)
-    finally:
-        stoker_shm._close_map = real  # type: ignore[assignment]
-    assert big.closed and unmappers == ["stoker-unmap"]
+    stoker_shm._unmap(big, None)
+    assert stoker_shm._unmapper.drain(timeout=60)
+    assert big.closed and closers == ["stoker-unmap"]
     held = mapped(stoker_shm._UNMAP_LATER_BYTES)
     view = memoryview(held)[:8]
     stoker_shm._unmap(held, None)
