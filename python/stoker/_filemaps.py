@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import struct
 import threading
 import time
 from collections import OrderedDict
@@ -87,12 +88,22 @@ class FileMaps:
     used first (see the module doc). Safe for concurrent use."""
 
     def __init__(
-        self, max_files: int = MAX_FILES, max_bytes: int = MAX_BYTES, prune_every: float = PRUNE_EVERY
+        self,
+        max_files: int = MAX_FILES,
+        max_bytes: int = MAX_BYTES,
+        prune_every: float = PRUNE_EVERY,
+        *,
+        watch: bool = True,
     ) -> None:
         self.max_files, self.max_bytes, self.prune_every = max_files, max_bytes, prune_every
         self._pruned = time.monotonic()  # the last look for mappings of evicted files
         self._lock = threading.Lock()  # guards _maps and _bytes
         self._maps: OrderedDict[tuple[int, int], FileMap] = OrderedDict()
+        # Paths whose folder is watched, by the mapping they named when
+        # looked at: nothing has removed or replaced them since (_drain).
+        self._known: dict[str, FileMap] = {}
+        self._watch: _DirWatch | None = None  # made on first use, unless _unwatched
+        self._unwatched = not watch  # no inotify: not asked for, or not to be had
         self._bytes = 0
         self.pid = os.getpid()
 
@@ -104,10 +115,22 @@ class FileMaps:
         with self._lock:
             return list(self._maps)
 
-    def get(self, path: str) -> tuple[FileMap, memoryview]:
+    def get(self, path: str, *, drained: bool = False) -> tuple[FileMap, memoryview]:
         """The mapping of the file path names now (which the caller's
         lease pins) and a view of the whole of it, which keeps it mapped.
-        An OSError names the path."""
+        An OSError names the path. drained says the caller called
+        :meth:`drain` after its lease was taken (extent_values does, once
+        per part): a path whose folder is watched and that nothing has
+        happened to since it was mapped is then found without a system
+        call."""
+        with self._lock:
+            if not drained:
+                self._drain_locked()
+            fm = self._known.get(path)
+            if fm is not None:
+                self._maps.move_to_end(fm.key)
+                return fm, fm._view()
+        watched = self._watch_folder(path)
         try:
             st = os.stat(path)
         except OSError as err:
@@ -117,6 +140,8 @@ class FileMaps:
             fm = self._maps.get(key)
             if fm is not None:
                 self._maps.move_to_end(key)
+                if watched and fm.path == path:
+                    self._known[path] = fm
                 if time.monotonic() - self._pruned >= self.prune_every:
                     self._prune_stale()
                 return fm, fm._view()
@@ -130,12 +155,53 @@ class FileMaps:
             self._prune_stale()
             self._maps[fm.key] = fm
             self._bytes += fm.size
+            if watched and fm.key == key:
+                self._known[path] = fm
             view = fm._view()
             while len(self._maps) > 1 and (len(self._maps) > self.max_files or self._bytes > self.max_bytes):
                 _, old = self._maps.popitem(last=False)
-                self._bytes -= old.size
-                old._drop()
+                self._forget_locked(old)
             return fm, view
+
+    def drain(self) -> None:
+        """Take in what happened in the watched folders since the last
+        call (one read of the inotify descriptor): a path that was
+        removed, or renamed onto, is looked at again on its next get."""
+        with self._lock:
+            self._drain_locked()
+
+    def _drain_locked(self) -> None:
+        w = self._watch
+        if w is None or not self._known:
+            return
+        changed = w.changed()
+        if changed is None:  # the queue overflowed, or a folder went: look at everything again
+            self._known.clear()
+            return
+        for path in changed:
+            fm = self._known.pop(path, None)
+            if fm is not None and self._maps.get(fm.key) is fm:
+                # Its file was evicted: the mapping only holds disk space.
+                del self._maps[fm.key]
+                self._forget_locked(fm)
+
+    def _forget_locked(self, fm: FileMap) -> None:
+        """fm left _maps: count it out, and close it unless views hold it."""
+        self._bytes -= fm.size
+        if self._known.get(fm.path) is fm:
+            del self._known[fm.path]
+        fm._drop()
+
+    def _watch_folder(self, path: str) -> bool:
+        """Watch path's folder (once), before path is looked at, so that
+        whatever happens to it from then on is seen; False where inotify
+        cannot be had (then every get looks at the path)."""
+        with self._lock:
+            if self._watch is None and not self._unwatched:
+                self._watch = _DirWatch.open()
+                self._unwatched = self._watch is None
+            w = self._watch
+            return w is not None and w.watch(os.path.dirname(path))
 
     def _prune_stale(self) -> None:
         """Drop the mappings whose path names another file or none (the
@@ -143,6 +209,8 @@ class FileMaps:
         views still held keep their disk space. Under _lock."""
         self._pruned = time.monotonic()
         for key, fm in list(self._maps.items()):
+            if self._known.get(fm.path) is fm:
+                continue  # watched, and nothing has happened to its path
             try:
                 st = os.stat(fm.path)
                 live = (st.st_dev, st.st_ino) == key
@@ -150,8 +218,7 @@ class FileMaps:
                 live = False
             if not live:
                 del self._maps[key]
-                self._bytes -= fm.size
-                fm._drop()
+                self._forget_locked(fm)
 
     def clear(self) -> None:
         """Forget every mapping (views still held keep theirs)."""
@@ -159,16 +226,104 @@ class FileMaps:
             for fm in self._maps.values():
                 fm._drop()
             self._maps.clear()
+            self._known.clear()
             self._bytes = 0
 
     def after_fork(self) -> None:
         """In a forked child: a lock of its own (the parent's may have
-        been held by another thread at the fork) and none of the parent's
-        mappings (which it drops: views made before the fork keep theirs)."""
+        been held by another thread at the fork), none of the parent's
+        mappings (which it drops: views made before the fork keep theirs)
+        and an inotify descriptor of its own (the parent's copy would
+        take the parent's events)."""
         self._lock = threading.Lock()
         self._maps = OrderedDict()
+        self._known = {}
         self._bytes = 0
+        if self._watch is not None:
+            self._watch.close()
+        self._watch = None
         self.pid = os.getpid()
+
+
+class _DirWatch:
+    """An inotify descriptor watching the folders of mapped files for the
+    removal of a file and for a file renamed onto a name: what makes a path
+    name another file (the server evicts with unlink, and writes a file
+    under a temporary name, then renames it into place). An event is
+    queued by the system call that causes it, so one read after a lease
+    is taken sees everything that happened to the leased files' paths
+    before the server pinned them."""
+
+    MASK = 0x200 | 0x40 | 0x80 | 0x400 | 0x800  # IN_DELETE, IN_MOVED_FROM, IN_MOVED_TO, IN_DELETE_SELF, IN_MOVE_SELF
+    OVERFLOW, IGNORED = 0x4000, 0x8000  # IN_Q_OVERFLOW, IN_IGNORED
+    MAX_DIRS = 16
+
+    def __init__(self, fd: int, add: Any) -> None:
+        self.fd, self._add = fd, add
+        self.dirs: dict[int, str] = {}  # by watch descriptor
+        self.wds: dict[str, int] = {}
+
+    @classmethod
+    def open(cls) -> _DirWatch | None:
+        """A watch, or None where inotify is not to be had (not Linux,
+        no libc, the per-user limit reached)."""
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            init, add = libc.inotify_init1, libc.inotify_add_watch
+        except (OSError, AttributeError):
+            return None
+        add.argtypes, add.restype = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32], ctypes.c_int
+        fd = init(os.O_NONBLOCK | os.O_CLOEXEC)
+        return cls(fd, add) if fd >= 0 else None
+
+    def watch(self, folder: str) -> bool:
+        """Watch folder (once); False when it cannot be."""
+        if folder in self.wds:
+            return True
+        if len(self.wds) >= self.MAX_DIRS:
+            return False
+        wd = self._add(self.fd, os.fsencode(folder), self.MASK)
+        if wd < 0:
+            return False
+        self.wds[folder], self.dirs[wd] = wd, folder
+        return True
+
+    def changed(self) -> set[str] | None:
+        """The paths removed or renamed onto since the last call; None when
+        events were lost or a watched folder went (look at everything)."""
+        out: set[str] = set()
+        while True:
+            try:
+                buf = os.read(self.fd, 1 << 16)
+            except BlockingIOError:
+                return out
+            except OSError:
+                return None
+            i = 0
+            while i + 16 <= len(buf):
+                wd, mask, _, n = _EVENT.unpack_from(buf, i)
+                name = buf[i + 16 : i + 16 + n].split(b"\0", 1)[0]
+                i += 16 + n
+                if mask & (self.OVERFLOW | self.IGNORED | 0x400 | 0x800):
+                    if mask & self.IGNORED:  # the folder went: its watch with it
+                        folder = self.dirs.pop(wd, None)
+                        if folder is not None:
+                            self.wds.pop(folder, None)
+                    return None
+                folder = self.dirs.get(wd)
+                if folder is not None and name:
+                    out.add(os.path.join(folder, os.fsdecode(name)))
+
+    def close(self) -> None:
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
+
+
+_EVENT = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len (then len bytes of name)
 
 
 def _map_file(path: str) -> FileMap:
@@ -202,6 +357,7 @@ def extent_values(t: PackedSamples, out: list[Any], as_bytes: bool) -> None:
     the part is looked up once; each range is checked against its file
     (WireError naming it). Call while the part's lease is held."""
     maps: dict[int, tuple[FileMap, memoryview]] = {}  # the part's files, each with a view that keeps it mapped
+    _process.drain()  # after the lease: what happened to the paths before the server pinned them
     get = _process.get
     paths, field_paths, offsets, lengths = t.paths, t.field_paths, t.offsets, t.lengths
     for j, kind in enumerate(t.kinds):
@@ -214,7 +370,7 @@ def extent_values(t: PackedSamples, out: list[Any], as_bytes: bool) -> None:
         p = field_paths[j]
         got = maps.get(p)
         if got is None:
-            got = maps[p] = get(paths[p])
+            got = maps[p] = get(paths[p], drained=True)
         fm, view = got
         o = offsets[j]
         if o + n > fm.size:

@@ -126,9 +126,11 @@ class PackedBatch:
                 tier = memoryview(tier) if tier is not None else None
         empty = _EMPTY_VIEW if not copy else b""  # a kind with no buffer has only fields of no bytes
         bufs = (data, region if region is not None else empty, tier if tier is not None else empty, empty)
-        if len(present) == 1 and EXTENT not in present:
+        if len(present) == 1 and EXTENT in present:  # the disk tier's alone: filled in below
+            out: list[Any] = [None] * len(t.kinds)
+        elif len(present) == 1:
             buf = bufs[t.kinds[0]]
-            out: list[Any] = [buf[o:e] for o, e in zip(t.offsets, t.stops, strict=True)]
+            out = [buf[o:e] for o, e in zip(t.offsets, t.stops, strict=True)]
             if copy and t.kinds[0] == DATA:
                 out = list(map(bytes, out))
         else:

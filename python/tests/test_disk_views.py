@@ -213,10 +213,10 @@ def test_a_path_made_anew_is_mapped_anew(tmp_path: Path) -> None:
 
 
 def test_evicted_files_leave_the_cache(tmp_path: Path) -> None:
-    """A mapping whose file the server unlinked (or replaced) leaves the
-    cache at the next new mapping, and at a lookup once prune_every has
-    passed; views of it stay right."""
-    maps = _filemaps.FileMaps(prune_every=3600)
+    """Without inotify, a mapping whose file the server unlinked (or
+    replaced) leaves the cache at the next new mapping, and at a lookup
+    once prune_every has passed; views of it stay right."""
+    maps = _filemaps.FileMaps(prune_every=3600, watch=False)
     a, b, c = (tmp_path / n for n in "abc")
     for i, p in enumerate((a, b, c)):
         p.write_bytes(bytes([i]) * 10)
@@ -237,6 +237,44 @@ def test_evicted_files_leave_the_cache(tmp_path: Path) -> None:
     del vb
     maps.clear()
     assert fc.map is not None and fc.map.closed, "a mapping with no view was not closed"
+
+
+def test_watched_paths_are_found_without_a_system_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the folder watched (inotify), a path looked at once is found
+    again with no stat while nothing happens to it; a file renamed onto it
+    or a removal (the server's eviction and rewrite) is seen at the next
+    drain, and an evicted file's mapping leaves the cache then."""
+    stats = []
+    real = os.stat
+
+    def counted(path: Any, *a: Any, **k: Any) -> Any:
+        stats.append(str(path))
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(os, "stat", counted)
+    maps = _filemaps.FileMaps(prune_every=3600)
+    p, q = tmp_path / "shard.bin", tmp_path / "other.bin"
+    write_atomically(p, b"A" * 100)
+    write_atomically(q, b"Q" * 50)
+    first, _ = maps.get(str(p))
+    if maps._watch is None:
+        pytest.skip("inotify is not available here")
+    maps.get(str(q))
+    stats.clear()
+    for _ in range(3):
+        maps.drain()
+        assert maps.get(str(p), drained=True)[0] is first and maps.get(str(q), drained=True)[0].size == 50
+    assert stats == [], "a watched path nothing happened to was looked at again"
+    write_atomically(p, b"xy" + b"B" * 200)  # evicted and fetched again: renamed onto the path
+    maps.drain()
+    second, view = maps.get(str(p), drained=True)
+    assert second is not first and bytes(view[2:6]) == b"BBBB" and stats == [str(p)]
+    assert first.key not in maps.keys(), "the replaced file's mapping stayed"
+    os.unlink(q)
+    maps.drain()
+    assert [k for k in maps.keys()] == [second.key], "the removed file's mapping stayed"
+    write_atomically(q, b"R" * 70)
+    assert bytes(maps.get(str(q))[1][:2]) == b"RR", "a path made anew was not looked at again"
 
 
 def test_the_map_cache_is_bounded(tmp_path: Path) -> None:
