@@ -16,7 +16,12 @@ its inodes never change, and stay readable after the file is evicted
 name another file (evicted, then fetched again: a new inode, perhaps
 with its data at another offset), so mappings are keyed by
 ``(st_dev, st_ino)`` from a ``stat`` of the path made while the lease
-is held: the file at the path then is the pinned one.
+is held: the file at the path then is the pinned one. Where inotify is
+to be had, the folders of mapped files are watched for removals and
+renames onto a name (``_DirWatch``), and a path looked at since its
+folder was watched is found again without a ``stat`` until an event
+names it: one read of the inotify descriptor per part, after its lease,
+sees what happened to the part's paths before the server pinned them.
 
 A view refers to its mapping and keeps it alive by itself, past the
 lease, the stream and the Client. The process keeps the mappings of
