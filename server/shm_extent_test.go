@@ -30,38 +30,7 @@ func TestGDSExtentsHoldTheBytes(t *testing.T) {
 	defer c.Close()
 	e := stoker.Epoch{URL: h.url, Seed: 4, Epoch: 1, BatchSize: 9}
 	want, _ := readAll(t, h.client, e) // also puts every shard in the disk tier
-	total, extents := 0, 0
-	for b, err := range c.Batches(context.Background(), e) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range b.Samples {
-			for _, f := range s.GetFields() {
-				x := f.GetExtent()
-				if x == nil {
-					t.Fatalf("sample %s field %s: no extent though its shard is on disk", s.GetKey(), f.GetName())
-				}
-				if len(f.GetData()) != 0 {
-					t.Fatal("a field has both data and an extent")
-				}
-				got := make([]byte, x.GetLength())
-				file, err := os.Open(x.GetPath())
-				if err != nil {
-					t.Fatal(err)
-				}
-				_, err = file.ReadAt(got, int64(x.GetOffset()))
-				file.Close()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !bytes.Equal(got, want[s.GetKey()][f.GetName()]) {
-					t.Fatalf("sample %s field %s: extent bytes differ from gRPC", s.GetKey(), f.GetName())
-				}
-				total += len(got)
-				extents++
-			}
-		}
-	}
+	total, extents := readExtentEpoch(t, c, e, want)
 	if extents != syn.Shards*syn.PerShard*3 {
 		t.Fatalf("%d extents, want 3 fields of %d samples", extents, syn.Shards*syn.PerShard)
 	}
@@ -134,34 +103,7 @@ func TestExtentsOfShardsOnDiskAreNotRead(t *testing.T) {
 		t.Fatalf("%d shards in memory; the test wants them on disk", inMemory)
 	}
 	before := h.srv.cache.Metrics().Disk.ReadBytes
-	total := 0
-	for b, err := range c.Batches(context.Background(), e) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range b.Samples {
-			for _, f := range s.GetFields() {
-				x := f.GetExtent()
-				if x == nil || len(f.GetData()) != 0 {
-					t.Fatalf("sample %s field %s: not an extent alone", s.GetKey(), f.GetName())
-				}
-				got := make([]byte, x.GetLength())
-				file, err := os.Open(x.GetPath())
-				if err != nil {
-					t.Fatal(err)
-				}
-				_, err = file.ReadAt(got, int64(x.GetOffset()))
-				file.Close()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !bytes.Equal(got, want[s.GetKey()][f.GetName()]) {
-					t.Fatalf("sample %s field %s: extent bytes differ from gRPC", s.GetKey(), f.GetName())
-				}
-				total += len(got)
-			}
-		}
-	}
+	total, _ := readExtentEpoch(t, c, e, want)
 	if read := h.srv.cache.Metrics().Disk.ReadBytes - before; read != 0 {
 		t.Errorf("the server read %d bytes of the disk tier for a stream of extents", read)
 	}
@@ -235,4 +177,40 @@ func TestUnreadExtentsOnTheCopyPath(t *testing.T) {
 	for _, fl := range taken {
 		fl.unpin()
 	}
+}
+
+// readExtentEpoch reads epoch e through c, which asks for extents: every
+// field must be an extent alone, holding want's bytes (read from its
+// file). It returns the bytes and the number of extents read.
+func readExtentEpoch(t *testing.T, c *stoker.Client, e stoker.Epoch, want map[string]map[string][]byte) (total, extents int) {
+	t.Helper()
+	for b, err := range c.Batches(context.Background(), e) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range b.Samples {
+			for _, f := range s.GetFields() {
+				x := f.GetExtent()
+				if x == nil || len(f.GetData()) != 0 {
+					t.Fatalf("sample %s field %s: not an extent alone, though its shard is on disk", s.GetKey(), f.GetName())
+				}
+				got := make([]byte, x.GetLength())
+				file, err := os.Open(x.GetPath())
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, err = file.ReadAt(got, int64(x.GetOffset()))
+				file.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got, want[s.GetKey()][f.GetName()]) {
+					t.Fatalf("sample %s field %s: extent bytes differ from gRPC", s.GetKey(), f.GetName())
+				}
+				total += len(got)
+				extents++
+			}
+		}
+	}
+	return total, extents
 }
