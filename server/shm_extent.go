@@ -71,6 +71,7 @@ func (x *extentSource) sample(ctx context.Context, ps *prefetch.Stream, pos int)
 			Err: fmt.Errorf("sample %q: its index puts its bytes at [%d, %d), outside the %d cached", d.Key, lo, hi, size)}
 	}
 	d.Tier = cache.TierDisk
+	x.cache.CountDiskHit() // read by the client, from the file
 	if x.unread == nil {
 		x.unread = map[*prefetch.SampleData]diskFile{}
 	}

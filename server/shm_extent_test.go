@@ -102,10 +102,15 @@ func TestExtentsOfShardsOnDiskAreNotRead(t *testing.T) {
 	if inMemory > 1 {
 		t.Fatalf("%d shards in memory; the test wants them on disk", inMemory)
 	}
-	before := h.srv.cache.Metrics().Disk.ReadBytes
-	total, _ := readExtentEpoch(t, c, e, want)
-	if read := h.srv.cache.Metrics().Disk.ReadBytes - before; read != 0 {
+	before := h.srv.cache.Metrics().Disk
+	total, extents := readExtentEpoch(t, c, e, want)
+	after := h.srv.cache.Metrics().Disk
+	if read := after.ReadBytes - before.ReadBytes; read != 0 {
 		t.Errorf("the server read %d bytes of the disk tier for a stream of extents", read)
+	}
+	// Every sample of a shard on disk only is a disk hit, read or not.
+	if hits, onDisk := after.Hits-before.Hits, int64(syn.PerShard*(syn.Shards-inMemory)); hits < onDisk || extents == 0 {
+		t.Errorf("%d disk hits for an epoch with %d samples of shards on disk only", hits, onDisk)
 	}
 	st := h.srv.Stats()
 	if st.ShmExtentBytes != uint64(total) || st.ShmLeases != 0 || st.ShmRegions != 0 {

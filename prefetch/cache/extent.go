@@ -29,6 +29,7 @@ func (c *Cache) DiskExtent(key storage.Key) (path string, offset, size int64, un
 		c.diskMu.Unlock()
 		return "", 0, 0, nil, false
 	}
+	c.disk.touch(e) // handed out: used now
 	e.pins++
 	unverified := e.unverified
 	c.diskMu.Unlock()
@@ -55,3 +56,8 @@ func (c *Cache) DiskExtent(key storage.Key) (path string, offset, size int64, un
 	}
 	return c.path(key), e.file.dataOff, e.size, unpin, true
 }
+
+// CountDiskHit counts a read served by the disk tier that did not go
+// through AcquireRange: a sample whose bytes a local client reads from
+// the file DiskExtent handed out.
+func (c *Cache) CountDiskHit() { c.diskHits.Add(1) }
