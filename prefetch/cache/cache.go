@@ -171,6 +171,15 @@ func Open(cfg Config, log *slog.Logger) (*Cache, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.DiskBytes > 0 {
+		// DiskExtent hands its paths to readers in other processes, with
+		// other working directories.
+		dir, err := filepath.Abs(cfg.Dir)
+		if err != nil {
+			return nil, &storage.Error{Op: "cache", Object: cfg.Dir, Kind: storage.ErrUnavailable, Err: err}
+		}
+		cfg.Dir = dir
+	}
 	c := &Cache{cfg: cfg, log: log, mem: newIndex(cfg.Policy, cfg.MemoryBytes), drained: make(chan struct{}),
 		block: defaultBlockSize, maxFiles: defaultMaxFiles}
 	if cfg.DiskBytes > 0 {

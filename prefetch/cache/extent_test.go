@@ -155,3 +155,23 @@ func readAt(t *testing.T, path string, off int64, n int) []byte {
 	}
 	return b[off : off+int64(n)]
 }
+
+// TestDiskExtentPathIsAbsolute: a cache opened on a relative Dir hands out
+// absolute paths, which a reader in another working directory can open.
+func TestDiskExtentPathIsAbsolute(t *testing.T) {
+	t.Chdir(t.TempDir())
+	c, _ := openTestCache(t, Config{DiskBytes: 1 << 20, Dir: "cache", Policy: PolicyLRU})
+	mustPut(t, c, testKey(0), testData(testKey(0), 1000))
+	path, off, size, unpin, ok := c.DiskExtent(testKey(0))
+	if !ok {
+		t.Fatal("no extent for an entry on disk")
+	}
+	defer unpin()
+	if !filepath.IsAbs(path) {
+		t.Fatalf("extent path %q is relative", path)
+	}
+	t.Chdir(t.TempDir())
+	if got := readAt(t, path, off, int(size)); !bytes.Equal(got, testData(testKey(0), 1000)) {
+		t.Fatal("the extent read from another directory does not hold the entry's bytes")
+	}
+}
