@@ -49,7 +49,7 @@ from collections import OrderedDict
 from typing import Any
 
 from ._wire import EXTENT, PackedSamples, WireError
-from .shm import _unmap
+from .shm import _unmap, _unmapper
 
 __all__ = ["MAX_BYTES", "MAX_FILES", "PRUNE_EVERY", "FileMap", "FileMaps", "extent_values", "process_maps"]
 
@@ -80,11 +80,12 @@ class FileMap:
         return memoryview(self.map) if self.map is not None else _EMPTY
 
     def _drop(self) -> None:
-        """Out of the cache: close the mapping now (or on a thread of its
-        own, when large) unless views of it are alive, when it goes with
-        the last of them. Under the cache's lock, so that no view of it is
-        being made."""
-        if self.map is not None:
+        """Out of the cache: the shm module's unmapping thread closes the
+        mapping unless views of it are alive, when it goes with the last
+        of them. Not the caller: a shard file read through is mapped
+        whole, and unmapping a few dozen of them (a trainer's previous
+        server's, a folder the server removed) took a warm epoch's time."""
+        if self.map is not None and not _unmapper.put(self.map):
             _unmap(self.map, None)
 
 

@@ -233,9 +233,11 @@ def test_evicted_files_leave_the_cache(tmp_path: Path) -> None:
     maps.get(str(c))  # a lookup past prune_every: a look
     assert maps.keys() == [fc.key]
     assert bytes(view) == bytes(4) and bytes(vb) == bytes([1]) * 10
+    assert stoker.shm._unmapper.drain(timeout=60)  # dropped mappings are closed by its thread
     assert fb.map is not None and not fb.map.closed, "a mapping with a view was closed"
     del vb
     maps.clear()
+    assert stoker.shm._unmapper.drain(timeout=60)
     assert fc.map is not None and fc.map.closed, "a mapping with no view was not closed"
 
 
@@ -275,6 +277,29 @@ def test_watched_paths_are_found_without_a_system_call(tmp_path: Path, monkeypat
     assert [k for k in maps.keys()] == [second.key], "the removed file's mapping stayed"
     write_atomically(q, b"R" * 70)
     assert bytes(maps.get(str(q))[1][:2]) == b"RR", "a path made anew was not looked at again"
+
+
+def test_dropped_mappings_are_closed_off_the_readers_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mapping the cache drops goes to the shm module's unmapping thread,
+    whatever its size: unmapping a few dozen shard files read through (a
+    previous server's, after its folder went) had taken a warm epoch's
+    time in the reader."""
+    handed: list[Any] = []
+
+    class Recorder:
+        def put(self, m: Any) -> bool:
+            handed.append(m)
+            return True
+
+    monkeypatch.setattr(_filemaps, "_unmapper", Recorder())
+    maps = _filemaps.FileMaps()
+    p = tmp_path / "f"
+    p.write_bytes(b"x" * 10)
+    fm, view = maps.get(str(p))
+    del view
+    maps.clear()
+    assert handed == [fm.map] and fm.map is not None and not fm.map.closed, "the reader closed the mapping itself"
+    fm.map.close()
 
 
 def test_the_map_cache_is_bounded(tmp_path: Path) -> None:

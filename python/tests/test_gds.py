@@ -109,6 +109,7 @@ def test_gds_extents_are_cache_files_held_with_their_batch(unix_stokerd: Stokerd
         # disk tier's files (stoker._filemaps), which keep a descriptor
         # each: forget them, so the files open below are the gds stream's.
         _filemaps.process_maps().clear()
+        assert stoker.shm._unmapper.drain(timeout=60)  # the shm module's thread closes them
         deadline = time.monotonic() + 30
         while True:
             stream = c.stream(data.url, batch_size=4, gds=True)
