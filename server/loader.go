@@ -133,7 +133,7 @@ func (l *loader) streamSamples(req *stokerv1.StreamBatchesRequest, stream stoker
 		ps.Advance(k)
 		samples := make([]*prefetch.SampleData, 0, hi-lo)
 		for pos := lo; pos < hi; pos++ {
-			d, err := sh.unread(ctx, ps, pos, ready == nil) // a shard on disk, sent as extents: not read
+			d, err := sh.unread(ctx, ps, plan, pos, ready == nil) // a shard on disk, sent as extents: not read
 			if d == nil && err == nil {
 				d, err = ready.sample(ctx, ps, plan, pos)
 			}

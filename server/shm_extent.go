@@ -11,6 +11,7 @@ import (
 	"github.com/stoker-data/stoker/prefetch/storage"
 	"github.com/stoker-data/stoker/prefetch/wds"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
+	"github.com/stoker-data/stoker/shuffle"
 )
 
 // extentSource turns the fields of samples whose shard is in the disk
@@ -42,27 +43,29 @@ func sampleFieldBytes(x *wds.ShardIndex, j int) int64 {
 	return n
 }
 
-// sample returns the sample at position pos of ps without its bytes when
-// its shard is in the disk tier and not in memory: its fields will go as
-// extents of the pinned file, which the server need not read (reading and
-// checking them had been most of its work in a warm epoch from disk). It
-// returns nil when the sample is to be read as usual. The caller hands the
-// step's samples to place, which takes over the pins.
-func (x *extentSource) sample(ctx context.Context, ps *prefetch.Stream, pos int) (*prefetch.SampleData, error) {
+// sample returns the sample at position pos of ps (plan's order) without
+// its bytes when its shard is in the disk tier and not in memory: its
+// fields will go as extents of the pinned file, which the server need
+// not read (reading and checking them had been most of its work in a warm
+// epoch from disk). It returns nil, having built nothing, when the sample
+// is to be read as usual. The caller hands the step's samples to place,
+// which takes over the pins.
+func (x *extentSource) sample(ctx context.Context, ps *prefetch.Stream, plan *shuffle.Plan, pos int) (*prefetch.SampleData, error) {
 	if x == nil {
 		return nil, nil
 	}
-	d, err := ps.Meta(ctx, pos)
-	if err != nil {
-		return nil, err
-	}
-	key := x.ds.Key(int(d.Ref.Shard))
+	key := x.ds.Key(int(plan.At(pos).Shard))
 	if x.cache.Contains(key) != cache.TierDisk {
 		return nil, nil // in memory (or the shared tier), or not cached
 	}
 	path, base, size, unpin, ok := x.cache.DiskExtent(key)
 	if !ok {
 		return nil, nil // evicted meanwhile, or found bad
+	}
+	d, err := ps.Meta(ctx, pos)
+	if err != nil {
+		unpin()
+		return nil, err
 	}
 	j := int(d.Ref.Sample)
 	if lo, hi := d.Index.Span(j); lo < 0 || hi > size {
@@ -141,11 +144,10 @@ func (x *extentSource) forget() {
 
 // replace sets Field.Extent (and clears Data) for every field it can, and
 // returns the pins taken (and those of taken, the samples sample took
-// unread), the field bytes moved out of the message, and the bytes of the
-// samples taken unread (never in it); samples are msg's samples as the
-// stream read them.
+// unread) and the field bytes moved out of the message; samples are msg's
+// samples as the stream read them.
 func (x *extentSource) replace(msg *stokerv1.StreamBatchesResponse, samples []*prefetch.SampleData,
-	taken map[*prefetch.SampleData]diskFile) (unpins []func(), moved, unread int) {
+	taken map[*prefetch.SampleData]diskFile) (unpins []func(), moved int) {
 	files := map[int32]diskFile{} // by shard, pinned once per message
 	for k, smp := range msg.Samples {
 		d := samples[k]
@@ -156,7 +158,6 @@ func (x *extentSource) replace(msg *stokerv1.StreamBatchesResponse, samples []*p
 				loc := d.Index.Field(int(ref.Sample), i)
 				f.Extent = &stokerv1.FileExtent{Path: fl.path, Offset: uint64(fl.base + loc.Offset), Length: uint64(loc.Size)}
 				f.Data = nil
-				unread += int(loc.Size)
 			}
 			continue
 		}
@@ -182,5 +183,5 @@ func (x *extentSource) replace(msg *stokerv1.StreamBatchesResponse, samples []*p
 			moved += n
 		}
 	}
-	return unpins, moved, unread
+	return unpins, moved
 }

@@ -146,7 +146,7 @@ func TestUnreadExtentsOnTheCopyPath(t *testing.T) {
 	x := &extentSource{cache: h.srv.cache, ds: ds}
 	var samples []*prefetch.SampleData
 	for pos := 0; pos < 9; pos++ {
-		d, err := x.sample(ctx, ps, pos)
+		d, err := x.sample(ctx, ps, plan, pos)
 		if err != nil {
 			t.Fatal(err)
 		}

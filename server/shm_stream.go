@@ -15,6 +15,7 @@ import (
 	"github.com/stoker-data/stoker/prefetch/dataset"
 	stokerv1 "github.com/stoker-data/stoker/proto/stoker/v1"
 	"github.com/stoker-data/stoker/server/shm"
+	"github.com/stoker-data/stoker/shuffle"
 )
 
 // ShmConfig sets shared-memory delivery.
@@ -143,10 +144,10 @@ func (s *shmStream) place(ctx context.Context, msg *stokerv1.StreamBatchesRespon
 	}
 	var extentBytes int
 	if s.extents != nil {
-		more, moved, unread := s.extents.replace(msg, samples, taken)
+		more, moved := s.extents.replace(msg, samples, taken)
 		unpins = append(unpins, more...)
 		n -= moved
-		extentBytes = moved + unread
+		extentBytes = moved + unreadBytes
 	}
 	lease, err := s.region.Alloc(ctx, n, pinned, msg.Step)
 	if err == nil {
@@ -223,11 +224,11 @@ func (s *shmStream) place(ctx context.Context, msg *stokerv1.StreamBatchesRespon
 // stream sends extents and its shard is on disk only (see
 // extentSource.sample); nil otherwise, for the caller to read it. plain
 // says the stream sends samples' bytes (no pipeline).
-func (s *shmStream) unread(ctx context.Context, ps *prefetch.Stream, pos int, plain bool) (*prefetch.SampleData, error) {
+func (s *shmStream) unread(ctx context.Context, ps *prefetch.Stream, plan *shuffle.Plan, pos int, plain bool) (*prefetch.SampleData, error) {
 	if s == nil || s.extents == nil || !plain {
 		return nil, nil
 	}
-	return s.extents.sample(ctx, ps, pos)
+	return s.extents.sample(ctx, ps, plan, pos)
 }
 
 // checkStep fails a step whose bytes cannot all be in the region at once
