@@ -29,11 +29,12 @@ the last :data:`MAX_FILES` files used, at most :data:`MAX_BYTES` of
 them (the latest always), so that the next batches of a shard find it
 mapped; a mapping leaves that cache when it is the least recently used
 past either bound, and as soon as the cache sees that its path no
-longer names its inode (the server evicted the file: looked at on each
-new mapping, and on a lookup at most every :data:`PRUNE_EVERY` seconds).
-An evicted file's disk space is therefore held only by mappings still
-in the cache (in a process that reads, those evicted in about the last
-second) and by views a user keeps. Each mapping
+longer names its inode (the server evicted the file: told by inotify at
+the next part, or, unwatched, looked at on each new mapping and on a
+lookup at most every :data:`PRUNE_EVERY` seconds). An evicted file's
+disk space is therefore held only by mappings still in the cache (in a
+process that reads, those evicted since its last part, or without
+inotify in about the last second) and by views a user keeps. Each mapping
 also holds a descriptor (Python's mmap keeps a dup). A forked child
 starts with an empty cache of its own.
 """
@@ -49,7 +50,7 @@ from collections import OrderedDict
 from typing import Any
 
 from ._wire import EXTENT, PackedSamples, WireError
-from .shm import _unmap, _unmapper
+from .shm import _unmap
 
 __all__ = ["MAX_BYTES", "MAX_FILES", "PRUNE_EVERY", "FileMap", "FileMaps", "extent_values", "process_maps"]
 
@@ -68,8 +69,8 @@ class FileMap:
     """One read-only mapping of a whole disk-tier file: ``map`` (None for
     an empty file), ``size``, and the ``path`` and ``(dev, ino)`` it was
     mapped by. Read it through a view that :meth:`FileMaps.get` gives:
-    a mapping the cache drops is closed (by the shm module's unmapping
-    thread when large) unless a view of it is alive."""
+    a mapping the cache drops is closed by the shm module's unmapping
+    thread unless a view of it is alive."""
 
     __slots__ = ("map", "size", "path", "key")
 
@@ -85,8 +86,7 @@ class FileMap:
         of them. Not the caller: a shard file read through is mapped
         whole, and unmapping a few dozen of them (a trainer's previous
         server's, a folder the server removed) took a warm epoch's time."""
-        if self.map is not None and not _unmapper.put(self.map):
-            _unmap(self.map, None)
+        _unmap(self.map, None, later_from=0)
 
 
 class FileMaps:

@@ -39,7 +39,7 @@ class StreamPlan:
     pin: bool
     gds_paths: list[str] | None
     copy: bool
-    extent_bytes: bool = False
+    map_extents: bool = False
 
 
 def stream_plan(
@@ -87,16 +87,16 @@ def stream_plan(
         raise errors.InvalidArgument(f"preprocess_on={preprocess_on!r} is for a transform's stream: pass transform too")
     views = bool(shm) or bool(gds)  # asked for: fields are views (holding their leases: stoker.shm)
     use_shm, use_gds = views, bool(gds)
-    extent_bytes = False
+    map_extents = False
     if shm is None and not gds and transform is None and local():
         # The local fast path: shared memory, the shared tier, and the
         # disk tier's files read here (extents), each field copied once.
         use_shm = use_gds = True
     elif shm == "views" and not gds and transform is None:
         # The torch dataset's views: the region's and the tier's fields in
-        # place, the disk tier's read here from its files into bytes, which
-        # costs the server no read and copy into the region.
-        use_gds = extent_bytes = True
+        # place, the disk tier's as views of this process's mappings of
+        # its files (stoker._filemaps), which the server does not read.
+        use_gds = map_extents = True
     fixed = dict(
         url=url,
         format=format,
@@ -124,7 +124,7 @@ def stream_plan(
         pin=shm == "pinned",
         gds_paths=gds_paths,
         copy=not views,
-        extent_bytes=extent_bytes,
+        map_extents=map_extents,
     )
 
 

@@ -75,15 +75,16 @@ def stream_batches(
     pin: bool = False,
     gds_paths: list[str] | None = None,
     copy: bool = True,
-    extent_bytes: bool = False,
+    map_extents: bool = False,
 ) -> Iterator[Batch]:
     """The batches of StreamBatches over channel (``stub`` its Loader stub,
     for the shm calls), from position on. ``fixed`` are the request's
     fields but the cursor; ``metadata()`` the calls' metadata as it is
     now; ``check(err, op)`` raises what must not be retried. ``copy``
     says whether fields are bytes of their own (see stoker._stream);
-    ``extent_bytes`` that extents are read into bytes even when the other
-    fields are views."""
+    ``map_extents`` that extents are read here, from this process's
+    mappings of the files (views, or bytes with ``copy``), instead of
+    handed out as :class:`stoker.gds.Extent`."""
     failures = 0
     call_stream = channel.unary_stream(
         "/stoker.v1.Loader/StreamBatches",
@@ -111,7 +112,7 @@ def stream_batches(
             else None
         )
         if shm is not None:
-            shm.extent_bytes = extent_bytes
+            shm.map_extents = map_extents
         try:
             for batch in read_stream(call, pending, shm, copy, stream_error_or):
                 position, plan_version = batch.cursor.position, batch.cursor.plan_version

@@ -74,7 +74,7 @@ class Sources:
         "tier_path",
         "tier_size",
         "extents",
-        "extent_bytes",
+        "map_extents",
     )
 
     def __init__(self) -> None:
@@ -83,7 +83,7 @@ class Sources:
         self.tier: mmap.mmap | None = None
         self.tier_path, self.tier_size = "", 0
         self.extents: ExtentReader | None = None
-        self.extent_bytes = False  # extents are views of the files' mappings (bytes with copy), not Extents
+        self.map_extents = False  # extents are views of the files' mappings (bytes with copy), not Extents
 
     def sizes(self) -> dict[int, int | None]:
         return {
@@ -138,9 +138,9 @@ class PackedBatch:
             if copy and DATA in present:
                 out = [bytes(v) if k == DATA else v for k, v in zip(t.kinds, out, strict=True)]
         if EXTENT in present:
-            if src.extents is None and not src.extent_bytes:
+            if src.extents is None and not src.map_extents:
                 raise RuntimeError("stoker: a field is an extent, but the stream did not ask for gds")
-            if copy or src.extent_bytes:
+            if copy or src.map_extents:
                 # Views of (or, copy, bytes out of) the process's mappings
                 # of the disk tier's files (stoker._filemaps), looked up
                 # now, while the part's lease pins them.
@@ -415,7 +415,7 @@ def _unpickle_handoff(
     tables = [PackedSamples(memoryview(t)) for t, _ in parts]
     # The disk tier's files are mapped here (stoker._filemaps) while the
     # leases, and with them the server's pins of the files, are not given back.
-    src.extent_bytes = True
+    src.map_extents = True
     if views and rring is not None:
         hold = LeaseHold(rring, leases)
         held = PackedBatch(
@@ -461,7 +461,7 @@ def _sources(shm: Any) -> Sources:
         if shm.tier is not None:
             src.tier, src.tier_path, src.tier_size = shm.tier.map, shm.tier.path, shm.tier.size
         src.extents = shm.extents
-        src.extent_bytes = shm.extent_bytes
+        src.map_extents = shm.map_extents
     return src
 
 
@@ -549,9 +549,9 @@ def read_stream(
         packed = PackedBatch(parts, src if src is not None else _sources(None), copy) if parts and not legacy else None
         pending.clear()
         # Extents handed out are read later by their holder, with no hold
-        # of the lease: only a stream whose extents are read into bytes
-        # here (while the part's hold lives) lets views hold leases.
-        ring = shm.ring if shm is not None and (shm.extents is None or shm.extent_bytes) else None
+        # of the lease: only a stream whose extents are read here (mapped,
+        # while the part's hold lives) lets views hold leases.
+        ring = shm.ring if shm is not None and (shm.extents is None or shm.map_extents) else None
         if packed is not None and not copy and ring is not None:
             # Views hold their leases (stoker.shm.LeaseHold): the stream
             # no longer gives them back, and the server, told the step is

@@ -280,8 +280,8 @@ class Client:
         ``shm=True`` (over the server's unix socket, ``unix:/path``) takes
         the bytes through shared memory: fields are memoryviews into a
         mapped region that hold their lease while referenced (see
-        :mod:`stoker.shm`; ``"views"``: the disk tier's fields read from its
-        files, as bytes); ``shm_region_bytes`` sizes the region. Where
+        :mod:`stoker.shm`; ``"views"``: the disk tier's fields are views of
+        its files' mappings too); ``shm_region_bytes`` sizes the region. Where
         the server's memory tier is itself shared (``stokerd
         --memory-region locked``, or ``auto`` on a GPU host), fields of
         shards in it are read-only views into the tier, which the client
@@ -361,7 +361,7 @@ class Client:
             pin=plan.pin,
             gds_paths=plan.gds_paths,
             copy=plan.copy,
-            extent_bytes=plan.extent_bytes,
+            map_extents=plan.map_extents,
         )
 
     def iter_samples(

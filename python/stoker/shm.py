@@ -88,7 +88,7 @@ class ShmReader:
         tiers: TierMaps | None = None,
     ) -> None:
         self._stub = stub
-        self.extent_bytes = False  # extents read into bytes, not handed out (views of the rest)
+        self.map_extents = False  # extents read here from mapped files (stoker._filemaps), not handed out
         self._pin = pin
         self._pinned: Any = None  # the array whose address CUDA registered
         self.pin_reason = ""  # why the region is not pinned, when asked to be
@@ -635,12 +635,13 @@ def _map_region(path: str, size: int) -> tuple[mmap.mmap, bool]:
         os.close(fd)
 
 
-def _unmap(m: mmap.mmap | None, view: memoryview | None) -> None:
+def _unmap(m: mmap.mmap | None, view: memoryview | None, *, later_from: int | None = None) -> None:
     """Release a mapping's view and close it; where slices of it are still
-    alive it is unmapped when they go. A large mapping is closed by
-    _unmapper's thread: unmapping pages costs about 2 us each (130 ms for
-    a memory tier with 256 MiB touched), which the caller, about to read
-    its next batch, should not wait for."""
+    alive it is unmapped when they go. A mapping of later_from bytes or
+    more (default _UNMAP_LATER_BYTES) is closed by _unmapper's thread:
+    unmapping pages costs about 2 us each (130 ms for a memory tier with
+    256 MiB touched), which the caller, about to read its next batch,
+    should not wait for."""
     if view is not None:
         try:
             view.release()
@@ -648,7 +649,7 @@ def _unmap(m: mmap.mmap | None, view: memoryview | None) -> None:
             pass  # exported (np.frombuffer of the whole view)
     if m is None:
         return
-    if len(m) >= _UNMAP_LATER_BYTES and _unmapper.put(m):
+    if len(m) >= (_UNMAP_LATER_BYTES if later_from is None else later_from) and _unmapper.put(m):
         return
     _close_map(m)
 

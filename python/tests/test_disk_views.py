@@ -291,7 +291,7 @@ def test_dropped_mappings_are_closed_off_the_readers_thread(tmp_path: Path, monk
             handed.append(m)
             return True
 
-    monkeypatch.setattr(_filemaps, "_unmapper", Recorder())
+    monkeypatch.setattr(stoker.shm, "_unmapper", Recorder())
     maps = _filemaps.FileMaps()
     p = tmp_path / "f"
     p.write_bytes(b"x" * 10)
@@ -363,7 +363,7 @@ def test_an_extent_past_its_file_is_a_wire_error(tmp_path: Path, copy: bool) -> 
     def values(fields: list[tuple[int, int]]) -> list[Any]:
         t = _wire.PackedSamples(memoryview(extent_table(str(p), fields)))
         src = Sources()
-        src.extents, src.extent_bytes = ExtentReader(), True  # as a views stream has them
+        src.extents, src.map_extents = ExtentReader(), True  # as a views stream has them
         return PackedBatch([Part(t, b"", 0, 0, None)], src, copy).samples()[0].fields
 
     got = values([(0, 4), (96, 4), (200, 0)])
