@@ -22,12 +22,7 @@ import (
 // bytes, and the pins and leases are gone after the epoch.
 func TestGDSExtentsHoldTheBytes(t *testing.T) {
 	syn := wds.Synthetic{Shards: 3, PerShard: 20, SampleSize: 50 << 10, Seed: 12}
-	h := newHarness(t, syn, func(c *Config) { c.Cache.DiskBytes = 1 << 30; c.MaxPartBytes = 256 << 10 })
-	c, err := stoker.Dial(serveUnix(t, h), stoker.WithGPUDirect(2<<20))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	h, c := extentServer(t, syn, 1<<30, 1<<30)
 	e := stoker.Epoch{URL: h.url, Seed: 4, Epoch: 1, BatchSize: 9}
 	want, _ := readAll(t, h.client, e) // also puts every shard in the disk tier
 	total, extents := readExtentEpoch(t, c, e, want)
@@ -79,14 +74,7 @@ func TestGDSWithoutDiskFallsBackToShm(t *testing.T) {
 // server reads none of them (the disk tier's read bytes do not move).
 func TestExtentsOfShardsOnDiskAreNotRead(t *testing.T) {
 	syn := wds.Synthetic{Shards: 6, PerShard: 20, SampleSize: 50 << 10, Seed: 14}
-	h := newHarness(t, syn, func(c *Config) {
-		c.Cache.DiskBytes, c.Cache.MemoryBytes, c.MaxPartBytes = 1<<30, 1200<<10, 256<<10
-	})
-	c, err := stoker.Dial(serveUnix(t, h), stoker.WithGPUDirect(2<<20))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	h, c := extentServer(t, syn, 1200<<10, 1<<30)
 	e := stoker.Epoch{URL: h.url, Seed: 4, Epoch: 1, BatchSize: 9}
 	want, _ := readAll(t, h.client, e) // every shard to the disk tier, about one left in memory
 	ds, err := h.srv.open(context.Background(), h.url, "")
@@ -199,16 +187,7 @@ func readExtentEpoch(t *testing.T, c *stoker.Client, e stoker.Epoch, want map[st
 				if x == nil || len(f.GetData()) != 0 {
 					t.Fatalf("sample %s field %s: not an extent alone, though its shard is on disk", s.GetKey(), f.GetName())
 				}
-				got := make([]byte, x.GetLength())
-				file, err := os.Open(x.GetPath())
-				if err != nil {
-					t.Fatal(err)
-				}
-				_, err = file.ReadAt(got, int64(x.GetOffset()))
-				file.Close()
-				if err != nil {
-					t.Fatal(err)
-				}
+				got := readExtent(t, x)
 				if !bytes.Equal(got, want[s.GetKey()][f.GetName()]) {
 					t.Fatalf("sample %s field %s: extent bytes differ from gRPC", s.GetKey(), f.GetName())
 				}
@@ -218,4 +197,100 @@ func readExtentEpoch(t *testing.T, c *stoker.Client, e stoker.Epoch, want map[st
 		}
 	}
 	return total, extents
+}
+
+// TestExtentsLargerThanTheCache streams two epochs as extents of a
+// dataset four times the whole cache (the memory tier holds about one of
+// its eight shards, the disk tier two): every sample arrives once with
+// its bytes, as an extent of a disk-tier file or through the region; the
+// bytes read from storage and from the disk tier are counted per epoch;
+// and no lease or region is left after either.
+func TestExtentsLargerThanTheCache(t *testing.T) {
+	syn := wds.Synthetic{Shards: 8, PerShard: 20, SampleSize: 50 << 10, Seed: 16}
+	h, c := extentServer(t, syn, 1200<<10, 2400<<10)
+	// The bytes to expect, from a plain stream of another epoch (one more
+	// pass through the cache, before the counted ones).
+	want, _ := readAll(t, h.client, stoker.Epoch{URL: h.url, Seed: 4, Epoch: 9, BatchSize: 9})
+	data := 0
+	for _, fs := range want {
+		for _, b := range fs {
+			data += len(b)
+		}
+	}
+	for epoch := range 2 {
+		e := stoker.Epoch{URL: h.url, Seed: 4, Epoch: uint64(epoch), BatchSize: 9}
+		before, disk := h.srv.Stats(), h.srv.cache.Metrics().Disk
+		seen, extents := map[string]bool{}, 0
+		for b, err := range c.Batches(context.Background(), e) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range b.Samples {
+				if seen[s.GetKey()] {
+					t.Fatalf("epoch %d: sample %s twice", epoch, s.GetKey())
+				}
+				seen[s.GetKey()] = true
+				for _, f := range s.GetFields() {
+					got := f.GetData()
+					if x := f.GetExtent(); x != nil {
+						extents++
+						got = readExtent(t, x)
+					}
+					if !bytes.Equal(got, want[s.GetKey()][f.GetName()]) {
+						t.Fatalf("epoch %d: sample %s field %s: not its bytes", epoch, s.GetKey(), f.GetName())
+					}
+				}
+			}
+		}
+		after := h.srv.Stats()
+		stored := after.StorageBytes - before.StorageBytes
+		fromDisk := h.srv.cache.Metrics().Disk.ReadBytes - disk.ReadBytes
+		t.Logf("epoch %d: %d samples, %d fields as extents; storage sent %d bytes (%.2fx the samples' %d), the disk tier read %d",
+			epoch, len(seen), extents, stored, float64(stored)/float64(data), data, fromDisk)
+		if len(seen) != syn.Shards*syn.PerShard {
+			t.Fatalf("epoch %d: %d samples, want %d", epoch, len(seen), syn.Shards*syn.PerShard)
+		}
+		// Each shard is read from storage about once an epoch (tar headers
+		// and padding on top of the fields' bytes), whatever the cache.
+		if float64(stored) > 1.5*float64(data) {
+			t.Errorf("epoch %d: storage sent %.2fx the samples' bytes", epoch, float64(stored)/float64(data))
+		}
+		if extents == 0 {
+			t.Errorf("epoch %d: no field came as an extent, though the disk tier holds two shards", epoch)
+		}
+		if after.ShmLeases != 0 || after.ShmRegions != 0 {
+			t.Fatalf("epoch %d: %d leases, %d regions left", epoch, after.ShmLeases, after.ShmRegions)
+		}
+	}
+}
+
+// readExtent reads an extent's bytes from its file.
+func readExtent(t *testing.T, x *stokerv1.FileExtent) []byte {
+	t.Helper()
+	got := make([]byte, x.GetLength())
+	file, err := os.Open(x.GetPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	if _, err := file.ReadAt(got, int64(x.GetOffset())); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// extentServer serves syn with a memory tier of memory bytes and a disk
+// tier of disk, and returns it with a client on its unix socket that asks
+// for extents (closed when the test ends).
+func extentServer(t *testing.T, syn wds.Synthetic, memory, disk int64) (*harness, *stoker.Client) {
+	t.Helper()
+	h := newHarness(t, syn, func(c *Config) {
+		c.Cache.MemoryBytes, c.Cache.DiskBytes, c.MaxPartBytes = memory, disk, 256<<10
+	})
+	c, err := stoker.Dial(serveUnix(t, h), stoker.WithGPUDirect(2<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return h, c
 }
