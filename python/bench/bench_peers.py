@@ -330,11 +330,14 @@ def make_loaders(args: argparse.Namespace, urls: dict[str, str], endpoint: str, 
             d.start()
             try:
                 rates = []
+                # One dataset and DataLoader for both epochs, set_epoch
+                # between them: as a training loop does (and as the
+                # litdata and Mosaic runs below keep theirs).
+                ds = StokerDataset(urls["wds"], d.address, batch_size=bs, seed=1, batched=batched, copy=copy)
+                dl = (DataLoader(ds, batch_size=None, num_workers=workers) if batched
+                      else DataLoader(ds, batch_size=bs, num_workers=workers, collate_fn=as_list))
                 for e in (0, 1):
-                    ds = StokerDataset(urls["wds"], d.address, batch_size=bs, seed=1, epoch=e, batched=batched,
-                                       copy=copy)
-                    dl = (DataLoader(ds, batch_size=None, num_workers=workers) if batched
-                          else DataLoader(ds, batch_size=bs, num_workers=workers, collate_fn=as_list))
+                    ds.set_epoch(e)
                     rates.append(epoch(dl, "__key__", "img.bin", n, size))
                 if os.environ.get("BENCH_STATS"):
                     import stoker as _s

@@ -3,7 +3,7 @@
 On the local path a field whose shard is in the server's disk tier comes
 as an extent: a cache file on this host, an offset and a length, valid
 while the message's lease (and with it the server's pin of the file)
-lives. :func:`extent_values` turns a part's extents into memoryview
+lives. :func:`part_values` turns a part's extents into memoryview
 slices of a ``MAP_SHARED``/``PROT_READ`` mapping of the file (views), or
 into ``bytes`` copied out of it.
 
@@ -47,12 +47,15 @@ import struct
 import threading
 import time
 from collections import OrderedDict
+from itertools import repeat
+from operator import add as _add
+from operator import gt
 from typing import Any
 
 from ._wire import EXTENT, PackedSamples, WireError
 from .shm import _unmap
 
-__all__ = ["MAX_BYTES", "MAX_FILES", "PRUNE_EVERY", "FileMap", "FileMaps", "extent_values", "process_maps"]
+__all__ = ["MAX_BYTES", "MAX_FILES", "PRUNE_EVERY", "FileMap", "FileMaps", "part_values", "process_maps"]
 
 MAX_FILES = 64
 """Disk-tier files a process keeps mapped when no view holds them."""
@@ -125,7 +128,7 @@ class FileMaps:
         """The mapping of the file path names now (which the caller's
         lease pins) and a view of the whole of it, which keeps it mapped.
         An OSError names the path. drained says the caller called
-        :meth:`drain` after its lease was taken (extent_values does, once
+        :meth:`drain` after its lease was taken (get_many does, once
         per part): a path whose folder is watched and that nothing has
         happened to since it was mapped is then found without a system
         call."""
@@ -168,6 +171,27 @@ class FileMaps:
                 _, old = self._maps.popitem(last=False)
                 self._forget_locked(old)
             return fm, view
+
+    def get_many(self, paths: list[str]) -> list[tuple[FileMap, memoryview]]:
+        """:meth:`get` of each path, after one :meth:`drain`: the paths of
+        one part, each named once, looked up under one lock (the usual
+        part names files already mapped; the others are mapped as get
+        does). Call after the part's lease is taken."""
+        out: list[Any] = []
+        with self._lock:
+            self._drain_locked()
+            known, maps = self._known, self._maps
+            for path in paths:
+                fm = known.get(path)
+                if fm is None:
+                    out.append(path)
+                    continue
+                maps.move_to_end(fm.key)
+                out.append((fm, fm._view()))
+        for i, x in enumerate(out):
+            if isinstance(x, str):
+                out[i] = self.get(x, drained=True)
+        return out
 
     def drain(self) -> None:
         """Take in what happened in the watched folders since the last
@@ -357,30 +381,46 @@ def process_maps() -> FileMaps:
     return _process
 
 
-def extent_values(t: PackedSamples, out: list[Any], as_bytes: bool) -> None:
-    """Set out[j] for every extent field j of t: a memoryview of the
-    file's mapping, or (as_bytes) bytes copied out of it. Each file of
-    the part is looked up once; each range is checked against its file
-    (WireError naming it). Call while the part's lease is held."""
-    maps: dict[int, tuple[FileMap, memoryview]] = {}  # the part's files, each with a view that keeps it mapped
-    _process.drain()  # after the lease: what happened to the paths before the server pinned them
-    get = _process.get
-    paths, field_paths, offsets, lengths = t.paths, t.field_paths, t.offsets, t.lengths
-    for j, kind in enumerate(t.kinds):
-        if kind != EXTENT:
-            continue
-        n = lengths[j]
-        if n == 0:
-            out[j] = b"" if as_bytes else _EMPTY
-            continue
-        p = field_paths[j]
-        got = maps.get(p)
-        if got is None:
-            got = maps[p] = get(paths[p], drained=True)
-        fm, view = got
-        o = offsets[j]
-        if o + n > fm.size:
-            raise WireError(f"sample_table: the extent [{o}, +{n}) of {paths[p]} runs past the file ({fm.size} bytes)")
-        # fm.map is not None here (the file has at least n > 0 bytes), and
-        # open: view keeps it so.
-        out[j] = fm.map[o : o + n] if as_bytes else view[o : o + n]  # type: ignore[index]
+_NO_END = 1 << 66  # past any field's end: a buffer PackedSamples.check has checked
+
+
+def part_values(t: PackedSamples, bufs: tuple[Any, Any, Any], as_bytes: bool) -> list[Any]:
+    """Every field's value of a part with extents, in table order: a
+    slice of bufs[kind] (the message's data, the region, the tier; their
+    ranges checked by PackedSamples.check) or, for an extent, of the
+    mapping of its file: a memoryview, or (as_bytes) bytes copied out of
+    it. Each file of the part is looked up once, each extent's range
+    checked against its file (WireError naming it). One pass over the
+    fields, in C (map), not a Python loop per field. Call while the
+    part's lease is held."""
+    kinds, fps = t.kinds, t.field_paths
+    got = _process.get_many(t.paths)  # after the lease, in one lock: see FileMaps.get_many
+    # Sources by index: the three buffers, then one per file (index 4 + path).
+    srcs: list[Any] = [*bufs, None]
+    srcs += [(fm.map if fm.map is not None else b"") if as_bytes else view for fm, view in got]
+    if len(t.present) == 1:  # extents alone
+        idx: list[int] = list(map(_add, fps, repeat(_FILE0)))
+    else:  # kind, or 4 + path for an extent
+        idx = [k if k != EXTENT else _FILE0 + p for k, p in zip(kinds, fps, strict=True)]
+    sizes = [_NO_END] * 4 + [fm.size for fm, _ in got]
+    stops = t.stops
+    if any(map(gt, stops, map(sizes.__getitem__, idx))):
+        # A range past its file, or (not an error) a field of no bytes
+        # at an offset past it: sort them out field by field.
+        lengths = t.lengths
+        for j, i in enumerate(idx):
+            if i >= _FILE0 and lengths[j] and stops[j] > sizes[i]:
+                n = lengths[j]
+                raise WireError(
+                    f"sample_table: the extent [{stops[j] - n}, +{n}) of {t.paths[i - _FILE0]} "
+                    f"runs past the file ({sizes[i]} bytes)"
+                )
+        empty = b"" if as_bytes else _EMPTY
+        return [
+            empty if i >= _FILE0 and not n else srcs[i][o:e]
+            for i, o, e, n in zip(idx, t.offsets, stops, lengths, strict=True)
+        ]
+    return [srcs[i][o:e] for i, o, e in zip(idx, t.offsets, stops, strict=True)]
+
+
+_FILE0 = 4

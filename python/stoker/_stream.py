@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import errors
-from ._filemaps import extent_values
+from ._filemaps import part_values
 from ._wire import DATA, EXTENT, REGION, TIER, PackedSamples, WireError, parse
 from .gds import Extent, ExtentReader
 from .pipeline import ReadyAssembler
@@ -126,9 +126,16 @@ class PackedBatch:
                 tier = memoryview(tier) if tier is not None else None
         empty = _EMPTY_VIEW if not copy else b""  # a kind with no buffer has only fields of no bytes
         bufs = (data, region if region is not None else empty, tier if tier is not None else empty, empty)
-        if len(present) == 1 and EXTENT in present:  # the disk tier's alone: filled in below
-            out: list[Any] = [None] * len(t.kinds)
-        elif len(present) == 1:
+        if EXTENT in present and (copy or src.map_extents):
+            # Views of (or, copy, bytes out of) the process's mappings of
+            # the disk tier's files (stoker._filemaps), looked up now,
+            # while the part's lease pins them; the other kinds sliced in
+            # the same pass.
+            out: list[Any] = part_values(t, bufs[:3], as_bytes=copy)
+            if copy and DATA in present:
+                out = [bytes(v) if k == DATA else v for k, v in zip(t.kinds, out, strict=True)]
+            return out
+        if len(present) == 1 and EXTENT not in present:
             buf = bufs[t.kinds[0]]
             out = [buf[o:e] for o, e in zip(t.offsets, t.stops, strict=True)]
             if copy and t.kinds[0] == DATA:
@@ -138,18 +145,12 @@ class PackedBatch:
             if copy and DATA in present:
                 out = [bytes(v) if k == DATA else v for k, v in zip(t.kinds, out, strict=True)]
         if EXTENT in present:
-            if src.extents is None and not src.map_extents:
+            if src.extents is None:
                 raise RuntimeError("stoker: a field is an extent, but the stream did not ask for gds")
-            if copy or src.map_extents:
-                # Views of (or, copy, bytes out of) the process's mappings
-                # of the disk tier's files (stoker._filemaps), looked up
-                # now, while the part's lease pins them.
-                extent_values(t, out, as_bytes=copy)
-            else:  # gds: Extents, read by their holder
-                for j, kind in enumerate(t.kinds):
-                    if kind == EXTENT:
-                        path = t.paths[t.field_paths[j]]
-                        out[j] = Extent(path, t.offsets[j], t.lengths[j], src.extents)
+            for j, kind in enumerate(t.kinds):  # gds: Extents, read by their holder
+                if kind == EXTENT:
+                    path = t.paths[t.field_paths[j]]
+                    out[j] = Extent(path, t.offsets[j], t.lengths[j], src.extents)
         return out
 
     def dicts(self, urls: tuple[str, ...], first: int = 0) -> list[dict[str, Any]]:

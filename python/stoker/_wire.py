@@ -18,8 +18,10 @@ the wire.
 from __future__ import annotations
 
 import struct
-from itertools import compress
+import sys
+from itertools import compress, repeat
 from operator import add as _add
+from operator import eq
 from typing import Any
 
 from google.protobuf.message import DecodeError
@@ -169,20 +171,25 @@ def parse(raw: bytes) -> Message:
     return m
 
 
+_U32 = struct.Struct("<I").unpack_from
+
+
 def _strings(buf: memoryview, at: int, count: int, size: int, what: str) -> tuple[list[str], int]:
     """count u32-length-prefixed strings from buf[at:at+size]."""
-    out, i, end = [], at, at + size
+    raw = bytes(buf[at : at + size])  # one copy of them all, sliced per string
+    out, i = [], 0
     for _ in range(count):
-        if i + 4 > end:
+        if i + 4 > size:
             raise WireError(f"{what}: truncated")
-        n = int.from_bytes(buf[i : i + 4], "little")
-        if i + 4 + n > end:
+        n = _U32(raw, i)[0]
+        i += 4
+        if i + n > size:
             raise WireError(f"{what}: a string runs past the table")
-        out.append(bytes(buf[i + 4 : i + 4 + n]).decode("utf-8", "surrogateescape"))
-        i += 4 + n
-    if i != end:
-        raise WireError(f"{what}: {end - i} bytes left over")
-    return out, end
+        out.append(raw[i : i + n].decode("utf-8", "surrogateescape"))
+        i += n
+    if i != size:
+        raise WireError(f"{what}: {size - i} bytes left over")
+    return out, at + size
 
 
 _structs: dict[tuple[str, int], struct.Struct] = {}
@@ -207,7 +214,33 @@ def _columns(fmt: str, count: int, buf: memoryview, at: int) -> list[tuple[int, 
     return [flat[i::width] for i in range(width)]
 
 
-def _keys(keys: bytes, offs: tuple[int, ...], ends: list[int]) -> list[str]:
+_LITTLE = sys.byteorder == "little"
+
+
+def _sample_columns(n: int, buf: memoryview, at: int) -> list[list[int]]:
+    """The columns of n _SAMPLE_STRUCT records at buf[at:] as lists: on a
+    little-endian host strided reads of the records cast to u64 and u32
+    words (position is word 0 of 3 u64s; shard, first field, key offset
+    and key length words 2 to 5 of 6 u32s), else by struct."""
+    if not _LITTLE or n == 0:
+        return [list(c) for c in _columns("QIIII", n, buf, at)]
+    recs = buf[at : at + _SAMPLE_STRUCT.size * n]
+    w, q = recs.cast("I"), recs.cast("Q")
+    return [q[0::3].tolist(), w[2::6].tolist(), w[3::6].tolist(), w[4::6].tolist(), w[5::6].tolist()]
+
+
+def _field_columns(m: int, buf: memoryview, at: int) -> list[list[int]]:
+    """The columns of m _FIELD_STRUCT records at buf[at:] as lists, as
+    _sample_columns reads them: name and kind are u32 words 0 and 1 of 8,
+    offset and length u64 words 1 and 2 of 4, path u32 word 6 (7: the zero)."""
+    if not _LITTLE or m == 0:
+        return [list(c) for c in _columns("IIQQI4x", m, buf, at)]
+    recs = buf[at : at + _FIELD_STRUCT.size * m]
+    w, q = recs.cast("I"), recs.cast("Q")
+    return [w[0::8].tolist(), w[1::8].tolist(), q[1::4].tolist(), q[2::4].tolist(), w[6::8].tolist()]
+
+
+def _keys(keys: bytes, offs: list[int], ends: list[int]) -> list[str]:
     """The keys at keys[offs[i]:ends[i]] (checked to lie inside it):
     decoded once and sliced when they are ASCII, else one by one."""
     try:
@@ -252,8 +285,8 @@ class PackedSamples:
         if need != len(table):
             raise WireError(f"sample_table: its header says {need} bytes, it has {len(table)}")
         at = 32 + _SAMPLE_STRUCT.size * n
-        positions, shards, firsts, koffs, klens = _columns("QIIII", n, table, 32)
-        name_ids, kinds, offsets, lengths, paths = _columns("IIQQI4x", m, table, at)  # 4x: the zero
+        positions, shards, firsts, koffs, klens = _sample_columns(n, table, 32)
+        name_ids, kinds, offsets, lengths, paths = _field_columns(m, table, at)
         at += _FIELD_STRUCT.size * m
         names, at = _strings(table, at, n_names, names_b, "sample_table names")
         keys = bytes(table[at : at + keys_b])
@@ -265,7 +298,7 @@ class PackedSamples:
         self.firsts: list[int] = [*firsts, m]
         if n and (firsts[0] != 0 or firsts[-1] > m):
             raise WireError("sample_table: field ranges out of bounds")
-        if list(firsts) != sorted(firsts):
+        if firsts != sorted(firsts):
             raise WireError("sample_table: field ranges out of order")
         kends = list(map(_add, koffs, klens))
         if n and max(kends) > keys_b:
@@ -276,13 +309,19 @@ class PackedSamples:
         kinds_in = set(kinds)
         self.present = frozenset(kinds_in)  # the kinds of its fields
         if EXTENT in kinds_in:
-            if max(compress(paths, map(EXTENT.__eq__, kinds))) >= len(self.paths):
+            # The server writes path 0 for the other kinds: where every
+            # index is in the table, so is every extent's.
+            if max(paths) >= len(self.paths) and max(compress(paths, map(eq, kinds, repeat(EXTENT)))) >= len(
+                self.paths
+            ):
                 raise WireError("sample_table: an extent names a path that is not in the table")
             kinds_in.discard(EXTENT)
         ends: dict[int, int] = {}
         for k in kinds_in:
             # the end of the last field of kind k with bytes (a field of none is not checked)
-            sel: Any = stops if len(kinds_in) == 1 and EXTENT not in kinds else compress(stops, map(k.__eq__, kinds))
+            sel: Any = (
+                stops if len(kinds_in) == 1 and EXTENT not in kinds else compress(stops, map(eq, kinds, repeat(k)))
+            )
             if 0 in lengths:
                 sel = compress(sel, (ln for ln, kk in zip(lengths, kinds, strict=True) if kk == k))
             e = max(sel, default=None)
@@ -290,13 +329,13 @@ class PackedSamples:
                 ends[k] = e
         self.ends = ends  # per kind, the end of its last field with bytes
         self.stops = stops  # per field, offset + length
-        self.positions: list[int] = list(positions)
-        self.shards: list[int] = list(shards)
+        self.positions: list[int] = positions
+        self.shards: list[int] = shards
         self.keys = _keys(keys, koffs, kends)
-        self.kinds: list[int] = list(kinds)
-        self.offsets: list[int] = list(offsets)
-        self.lengths: list[int] = list(lengths)
-        self.field_paths: list[int] = list(paths)
+        self.kinds: list[int] = kinds
+        self.offsets: list[int] = offsets
+        self.lengths: list[int] = lengths
+        self.field_paths: list[int] = paths
         self.names = list(map(names.__getitem__, name_ids))  # per field
 
     def check(self, sizes: dict[int, int | None]) -> None:

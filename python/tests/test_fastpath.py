@@ -202,9 +202,11 @@ def test_packed_table_offsets_cannot_wrap() -> None:
 
 def test_packed_table_reads_the_same_in_one_unpack_or_row_by_row(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keys in ASCII (decoded at once) or not, fields of no bytes (their
-    offsets unchecked), kinds mixed: the cached Struct of a whole table and
-    the row-by-row reading of a large one give the same lists."""
-    spec = [(f"k{i}" if i % 3 else f"ключ{i}", i, i % 4,
+    offsets unchecked), kinds mixed, positions past 2^32: the records read
+    as words cast from the table (little-endian hosts; here at an odd
+    address too), the cached Struct of a whole table and the row-by-row
+    reading of a large one give the same lists."""
+    spec = [(f"k{i}" if i % 3 else f"ключ{i}", i + (2**40 if i % 2 else 0), i % 4,
              [("jpg", 2, 64 * i, 64), ("cls", 0, i, 1), ("none", 1, 2**63 + i, 0)][: 1 + i % 3]) for i in range(40)]
     table = packed(spec)
 
@@ -217,6 +219,10 @@ def test_packed_table_reads_the_same_in_one_unpack_or_row_by_row(monkeypatch: py
     assert one[11] == {_wire.DATA, _wire.REGION, _wire.TIER}
     ascii_only = packed([(k.encode("ascii", "replace").decode(), *rest) for k, *rest in spec])
     assert _wire.PackedSamples(memoryview(ascii_only)).keys == [k.encode("ascii", "replace").decode() for k, *_ in spec]
+    assert one[2] == [p for _, p, *_ in spec]
+    assert lists(_wire.PackedSamples(memoryview(b"\0" + table)[1:])) == one  # unaligned
+    monkeypatch.setattr(_wire, "_LITTLE", False)  # as on a big-endian host: by struct
+    assert lists(_wire.PackedSamples(memoryview(table))) == one
     monkeypatch.setattr(_wire, "_STRUCT_MAX", 0)
     assert lists(_wire.PackedSamples(memoryview(table))) == one
     t = _wire.PackedSamples(memoryview(table))
