@@ -411,7 +411,7 @@ def make_loaders(args: argparse.Namespace, urls: dict[str, str], endpoint: str, 
         "s3torchconnector + wds tar": s3torch,
     }
     only = [x for x in args.only.split(",") if x]
-    return {k: v for k, v in loaders.items() if not only or any(o in k for o in only)}
+    return {k: v for k, v in loaders.items() if not only or any(k == o[1:] if o[0] == "=" else o in k for o in only)}
 
 
 # -- main ---------------------------------------------------------------------
@@ -429,7 +429,7 @@ def main() -> int:
     ap.add_argument("--rate-kbs", type=int, default=90_000, help="toxiproxy bandwidth per connection, KB/s")
     ap.add_argument("--stokerd-args", default="--memory-region locked",
                     help="more stokerd flags (default: share the memory tier, as auto does on a GPU host)")
-    ap.add_argument("--only", default="", help="comma-separated substrings of loader names to run")
+    ap.add_argument("--only", default="", help="comma-separated substrings of loader names to run (=NAME: that name alone)")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
     torch.set_num_threads(1)
