@@ -32,11 +32,15 @@ func (c *Cache) DiskExtent(key storage.Key) (path string, offset, size int64, un
 	c.disk.touch(e) // handed out: used now
 	e.pins++
 	unverified := e.unverified
+	if e.path == "" {
+		e.path = c.path(key)
+	}
+	path = e.path
 	c.diskMu.Unlock()
 	if unverified {
 		// Left by a stop that was not clean: its bytes may never have
 		// reached the disk, and the reader will not check them.
-		err := verifyEntryFile(c.path(key), key, e.file, &c.bufs)
+		err := verifyEntryFile(path, key, e.file, &c.bufs)
 		if err != nil {
 			c.unpinDisk(e, err, nil) // drops the entry and its file
 			return "", 0, 0, nil, false
@@ -54,7 +58,7 @@ func (c *Cache) DiskExtent(key storage.Key) (path string, offset, size int64, un
 			c.diskMu.Unlock()
 		})
 	}
-	return c.path(key), e.file.dataOff, e.size, unpin, true
+	return path, e.file.dataOff, e.size, unpin, true
 }
 
 // CountDiskHit counts a read served by the disk tier that did not go

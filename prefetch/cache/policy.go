@@ -60,6 +60,7 @@ type entry struct {
 	// unverified: disk tier, found at Open after a stop that was not clean
 	// (see cleanMark): verified before DiskExtent hands it out.
 	unverified bool
+	path       string // disk tier: the file's path, once DiskExtent has handed it out (a hash of the key: made once)
 }
 
 // index is one tier's bookkeeping: its entries, the bytes they hold, and
