@@ -382,6 +382,7 @@ def process_maps() -> FileMaps:
 
 
 _NO_END = 1 << 66  # past any field's end: a buffer PackedSamples.check has checked
+_FILE0 = 4  # part_values' index of a part's first file among its sources
 
 
 def part_values(t: PackedSamples, bufs: tuple[Any, Any, Any], as_bytes: bool) -> list[Any]:
@@ -390,8 +391,8 @@ def part_values(t: PackedSamples, bufs: tuple[Any, Any, Any], as_bytes: bool) ->
     ranges checked by PackedSamples.check) or, for an extent, of the
     mapping of its file: a memoryview, or (as_bytes) bytes copied out of
     it. Each file of the part is looked up once, each extent's range
-    checked against its file (WireError naming it). One pass over the
-    fields, in C (map), not a Python loop per field. Call while the
+    checked against its file (WireError naming it): the check is one
+    ``map`` over the fields, the values one comprehension. Call while the
     part's lease is held."""
     kinds, fps = t.kinds, t.field_paths
     got = _process.get_many(t.paths)  # after the lease, in one lock: see FileMaps.get_many
@@ -421,6 +422,3 @@ def part_values(t: PackedSamples, bufs: tuple[Any, Any, Any], as_bytes: bool) ->
             for i, o, e, n in zip(idx, t.offsets, stops, lengths, strict=True)
         ]
     return [srcs[i][o:e] for i, o, e in zip(idx, t.offsets, stops, strict=True)]
-
-
-_FILE0 = 4

@@ -311,9 +311,8 @@ class PackedSamples:
         if EXTENT in kinds_in:
             # The server writes path 0 for the other kinds: where every
             # index is in the table, so is every extent's.
-            if max(paths) >= len(self.paths) and max(compress(paths, map(eq, kinds, repeat(EXTENT)))) >= len(
-                self.paths
-            ):
+            bound = len(self.paths)
+            if max(paths) >= bound and max(compress(paths, map(eq, kinds, repeat(EXTENT)))) >= bound:
                 raise WireError("sample_table: an extent names a path that is not in the table")
             kinds_in.discard(EXTENT)
         ends: dict[int, int] = {}
