@@ -16,7 +16,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from . import errors
 from ._request import preprocess_on_value
-from ._stream import SampleBatch, dicts_of
+from ._stream import SampleBatch, StepDicts, dicts_of
 from .client import Client
 from .decode import DecodeOption, decoder_for
 from .pipeline_torch import ready_batches
@@ -31,7 +31,7 @@ from .torch_state import SharedProgress as _SharedProgress
 from .torch_state import global_position as _global_position
 from .torch_state import split_changed as _split_changed
 from .torch_state import upgrade as _upgrade
-from .types import Batch, Cursor, Sample
+from .types import Batch, Cursor, DatasetInfo, Sample
 
 __all__ = ["StokerDataset", "distributed_rank"]
 
@@ -419,18 +419,21 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         views = self.views and bool(local) and (not in_worker or (handoff and self.batched and self.collate is None))
         # The manifest of this epoch, for each sample's __url__ (a shard
         # index refers to it).
-        urls = tuple(s.object for s in client.open_dataset(self.url, self.format).shards)
+        info = client.open_dataset(self.url, self.format)
+        urls = tuple(s.object for s in info.shards)
+        merge = self._merge(vworld, info) if not in_worker else 1  # a worker's batches go as handles, whole
+        step_size = vworld * self.batch_size * merge  # samples per step on the server
         skip = pos.skip
         for batch in client.stream(
             self.url,
-            batch_size=self.batch_size,
+            batch_size=self.batch_size * merge,
             seed=self.seed,
             epoch=pos.epoch,
             rank=vrank,
             world_size=vworld,
             shuffle=self.shuffle,
             shuffle_window=self.shuffle_window,
-            drop_last=self.drop_last,
+            drop_last=self.drop_last and merge == 1,  # merged: _cut drops the short last batch
             start=Cursor(pos.epoch, pos.position, pos.plan_version),
             format=self.format,
             columns=self.columns,
@@ -440,10 +443,13 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
             first, skip = min(skip, n), 0
             pos.plan_version = batch.cursor.plan_version
             self._progress.saw(pos.plan_version)
-            if batch.cursor.position - step_start < vworld * self.batch_size:  # the short last step
+            if batch.cursor.position - step_start < step_size:  # the short last step
                 self._progress.ended(pos.epoch, batch.cursor.position)
             if first == n:
                 pos.position, pos.skip = batch.cursor.position, 0
+                continue
+            if merge > 1:
+                yield from self._cut(batch, urls, first, step_start, pos)
                 continue
             if self.batched:
                 pos.position, pos.skip = batch.cursor.position, 0
@@ -470,6 +476,56 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
                     pos.position, pos.skip = step_start, i
                 yield s
         self._progress.ended(pos.epoch, pos.position)
+
+    # A merged step (see _merge): about this many samples, at most this
+    # many batches and bytes (the dataset's mean sample's).
+    MERGE_SAMPLES = 128
+    MERGE_BATCHES = 8
+    MERGE_BYTES = 8 << 20
+
+    def _merge(self, vworld: int, info: DatasetInfo) -> int:
+        """How many of this dataset's batches one step on the server
+        carries: with batched=True, no collate, a WebDataset and one stream
+        reading the whole epoch in the main process (no ranks, no DataLoader
+        workers), steps
+        of about MERGE_SAMPLES samples (at most MERGE_BATCHES batches and
+        MERGE_BYTES of the dataset's mean sample), which _cut cuts into
+        batches; else 1. A step's message costs the reader tens of
+        microseconds whatever its size, so fewer, larger ones take less of
+        its time. The order, the batches and the state are the same: with
+        one stream, steps of k batches hold the samples of k steps of one."""
+        if not self.batched or vworld != 1 or self.collate is not None or info.columns or info.arrow_schema:
+            return 1
+        mean = info.total_bytes // info.num_samples if info.num_samples else info.total_bytes
+        k = min(
+            self.MERGE_BATCHES,
+            self.MERGE_SAMPLES // self.batch_size,
+            self.MERGE_BYTES // max(1, mean * self.batch_size),
+        )
+        return max(1, k)
+
+    def _cut(self, batch: Batch, urls: tuple[str, ...], first: int, step_start: int, pos: _Position) -> Iterator[Any]:
+        """A merged step's samples from first on as batches of batch_size,
+        each with the state after it: the last one short only at the
+        epoch's end, and then dropped with drop_last (the state then ends
+        after the last whole batch, where a stream that dropped it stops)."""
+        n, end, bs = batch.num_rows, batch.cursor.position, self.batch_size
+        step = StepDicts(batch.packed, urls, first) if batch.packed is not None else None
+        rows = self._dicts(batch, urls, first) if step is None else None  # a server that does not pack
+        for lo in range(first, n, bs):
+            hi = min(lo + bs, n)
+            if hi - lo < bs and self.drop_last:
+                pos.position, pos.skip = step_start + lo, 0
+                return
+            # One stream has the epoch's positions one after another: the
+            # state is the cursor after this batch, a stream of any step
+            # size resumes at it.
+            pos.position, pos.skip = (end, 0) if hi == n else (step_start + hi, 0)
+            if step is not None:
+                yield SampleBatch(None, urls, decode=self.decode, cut=(step, lo - first, hi - first))
+            else:
+                assert rows is not None
+                yield rows[lo - first : hi - first]
 
     def _columnar_rows(self, batch: Batch, urls: tuple[str, ...], first: int) -> list[dict[str, Any]]:
         from . import arrow

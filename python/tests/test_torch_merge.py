@@ -1,0 +1,110 @@
+"""StokerDataset's merged steps: one stream reading a whole epoch in
+batched mode asks the server for steps of several batches and cuts them
+here, with the batches, order and states of one step per batch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from check import assert_exactly_once
+from conftest import COUNTS, Data
+from torch.utils.data import DataLoader
+from torchdata.stateful_dataloader import StatefulDataLoader
+
+import stoker
+from stoker.torch import StokerDataset
+
+MERGE_SAMPLES = StokerDataset.MERGE_SAMPLES
+
+
+@pytest.fixture()
+def step_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The batch_size of every stream the datasets open."""
+    sizes: list[int] = []
+    stream = stoker.Client.stream
+
+    def spy(self: stoker.Client, url: str, **kw: Any) -> Any:
+        sizes.append(kw["batch_size"])
+        return stream(self, url, **kw)
+
+    monkeypatch.setattr(stoker.Client, "stream", spy)
+    return sizes
+
+
+def keys_of(batches: list[Any]) -> list[list[str]]:
+    return [[s["__key__"] if "__key__" in s else s["key"] for s in b] for b in batches]
+
+
+@pytest.fixture(autouse=True)
+def counted(server: str, data: Data) -> None:
+    """The dataset's shards counted (a stream reached each): the mean
+    sample size that bounds a merged step is known only then."""
+    with stoker.Client(server) as c:
+        for _ in c.stream(data.url, batch_size=64):
+            pass
+        assert c.open_dataset(data.url).counted
+
+
+def epoch_batches(server: str, data: Data, merge: bool, monkeypatch: pytest.MonkeyPatch, **kw: Any) -> list[list[str]]:
+    monkeypatch.setattr(StokerDataset, "MERGE_SAMPLES", MERGE_SAMPLES if merge else 0)
+    ds = StokerDataset(data.url, server, batch_size=4, seed=9, epoch=2, batched=True, **kw)
+    return keys_of(list(DataLoader(ds, batch_size=None, num_workers=0)))
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_merged_steps_give_the_batches_of_one_step_each(
+    server: str, data: Data, monkeypatch: pytest.MonkeyPatch, step_sizes: list[int], drop_last: bool
+) -> None:
+    one = epoch_batches(server, data, False, monkeypatch, drop_last=drop_last)
+    assert step_sizes == [4]
+    merged = epoch_batches(server, data, True, monkeypatch, drop_last=drop_last)
+    assert step_sizes == [4, 32]  # 8 batches a step: the small test samples are far under MERGE_BYTES
+    assert merged == one
+    total = sum(COUNTS)
+    sizes = [4] * (total // 4) + ([] if drop_last or total % 4 == 0 else [total % 4])
+    assert [len(b) for b in merged] == sizes
+    if not drop_last:
+        assert_exactly_once((k for b in merged for k in b), data.keys)
+
+
+def test_merged_steps_resume_inside_a_step(server: str, data: Data, monkeypatch: pytest.MonkeyPatch) -> None:
+    def make() -> StatefulDataLoader:
+        ds = StokerDataset(data.url, server, batch_size=4, seed=4, epoch=1, batched=True)
+        return StatefulDataLoader(ds, batch_size=None, num_workers=0)
+
+    full = keys_of(list(make()))
+    loader = make()
+    it = iter(loader)
+    first = keys_of([next(it) for _ in range(3)])  # 3 of the first step's 8 batches
+    state = loader.state_dict()
+    del it, loader
+    assert first == full[:3]
+
+    resumed = make()
+    resumed.load_state_dict(state)
+    assert keys_of(list(resumed)) == full[3:]
+
+    # The state is a global cursor: a dataset that does not merge resumes it too.
+    monkeypatch.setattr(StokerDataset, "MERGE_SAMPLES", 0)
+    other = make()
+    other.load_state_dict(state)
+    assert keys_of(list(other)) == full[3:]
+
+
+def test_large_samples_are_not_merged(
+    server: str, data: Data, monkeypatch: pytest.MonkeyPatch, step_sizes: list[int]
+) -> None:
+    """Steps stay under MERGE_BYTES of the dataset's mean sample."""
+    monkeypatch.setattr(StokerDataset, "MERGE_BYTES", 1)
+    assert epoch_batches(server, data, True, monkeypatch) == epoch_batches(server, data, False, monkeypatch)
+    assert step_sizes == [4, 4]
+
+
+def test_merged_steps_decode_each_batch(server: str, data: Data, monkeypatch: pytest.MonkeyPatch) -> None:
+    def tag(d: dict[str, Any]) -> dict[str, Any]:
+        return {"key": d["__key__"], "n": len(d)}
+
+    one = epoch_batches(server, data, False, monkeypatch, decode=tag)
+    merged = epoch_batches(server, data, True, monkeypatch, decode=tag)
+    assert merged == one and all(len(b) for b in merged)
