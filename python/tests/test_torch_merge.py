@@ -68,7 +68,9 @@ def test_merged_steps_give_the_batches_of_one_step_each(
         assert_exactly_once((k for b in merged for k in b), data.keys)
 
 
-def test_merged_steps_resume_inside_a_step(server: str, data: Data, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_merged_steps_resume_inside_a_step(
+    server: str, data: Data, monkeypatch: pytest.MonkeyPatch, step_sizes: list[int]
+) -> None:
     def make() -> StatefulDataLoader:
         ds = StokerDataset(data.url, server, batch_size=4, seed=4, epoch=1, batched=True)
         return StatefulDataLoader(ds, batch_size=None, num_workers=0)
@@ -80,6 +82,7 @@ def test_merged_steps_resume_inside_a_step(server: str, data: Data, monkeypatch:
     state = loader.state_dict()
     del it, loader
     assert first == full[:3]
+    assert step_sizes == [32, 32]  # merged: the 3 batches came from one step of 8
 
     resumed = make()
     resumed.load_state_dict(state)
