@@ -44,7 +44,7 @@ from .pipeline import ReadyAssembler
 from .shm import LeaseHold, ReleaseRing, TierMaps, _map_region, held_view, lock_region
 from .types import Batch, Cursor, Sample
 
-__all__ = ["Part", "PackedBatch", "SampleBatch", "StepDicts", "read_stream"]
+__all__ = ["Part", "PackedBatch", "SampleBatch", "read_stream"]
 
 _EMPTY_VIEW = memoryview(b"")
 
@@ -273,32 +273,11 @@ def _builder(k: int) -> Callable[..., list[Any]]:
     return fn
 
 
-class StepDicts:
-    """The sample dicts of one step from ``first`` on, made once, on first
-    use, from its PackedBatch: shared by the SampleBatches a step larger
-    than the torch dataset's batches is cut into (StokerDataset's merged
-    steps), so that the step's table is read and its values made once."""
-
-    __slots__ = ("_packed", "_urls", "_first", "_dicts")
-
-    def __init__(self, packed: PackedBatch, urls: tuple[str, ...], first: int) -> None:
-        self._packed: PackedBatch | None = packed
-        self._urls, self._first = urls, first
-        self._dicts: list[Any] | None = None
-
-    def cut(self, lo: int, hi: int) -> list[Any]:
-        """The dicts of samples first + lo to first + hi."""
-        if self._dicts is None:
-            assert self._packed is not None
-            self._dicts = dicts_of(self._packed, self._urls, self._first)
-            self._packed = None  # the dicts hold what they need (views hold their leases)
-        return self._dicts[lo:hi]
-
-
 class SampleBatch:
     """One batch of the torch dataset's ``batched=True``: a sequence of
     webdataset-style sample dicts, made on first use (from a step's
-    PackedBatch, or a cut of a StepDicts). It is not a list
+    PackedBatch, or cut from another SampleBatch's: StokerDataset's merged
+    steps, whose dicts are made once for all their batches). It is not a list
     (nor registered as a Sequence), so a DataLoader with
     ``batch_size=None`` hands it over as it is; ``list(batch)`` makes
     one. See the module doc for how it crosses from a DataLoader worker."""
@@ -312,7 +291,7 @@ class SampleBatch:
         first: int = 0,
         dicts: list[Any] | None = None,
         decode: Callable[[dict[str, Any]], Any] | None = None,
-        cut: tuple[StepDicts, int, int] | None = None,
+        cut: tuple[SampleBatch, int, int] | None = None,
     ) -> None:
         self._packed, self._urls, self._first, self._dicts, self._decode = packed, urls, first, dicts, decode
         self._cut = cut
@@ -320,8 +299,8 @@ class SampleBatch:
     def _items(self) -> list[Any]:
         if self._dicts is None:
             if self._cut is not None:
-                step, lo, hi = self._cut
-                d = step.cut(lo, hi)
+                whole, lo, hi = self._cut
+                d = whole._items()[lo:hi]
                 self._cut = None
             else:
                 assert self._packed is not None

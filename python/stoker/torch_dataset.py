@@ -16,7 +16,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from . import errors
 from ._request import preprocess_on_value
-from ._stream import SampleBatch, StepDicts, dicts_of
+from ._stream import SampleBatch, dicts_of
 from .client import Client
 from .decode import DecodeOption, decoder_for
 from .pipeline_torch import ready_batches
@@ -510,7 +510,8 @@ class StokerDataset(IterableDataset):  # type: ignore[type-arg]
         epoch's end, and then dropped with drop_last (the state then ends
         after the last whole batch, where a stream that dropped it stops)."""
         n, end, bs = batch.num_rows, batch.cursor.position, self.batch_size
-        step = StepDicts(batch.packed, urls, first) if batch.packed is not None else None
+        # The step's dicts, made once (undecoded) for the batches cut from it.
+        step = SampleBatch(batch.packed, urls, first) if batch.packed is not None else None
         rows = self._dicts(batch, urls, first) if step is None else None  # a server that does not pack
         for lo in range(first, n, bs):
             hi = min(lo + bs, n)
