@@ -126,25 +126,24 @@ class PackedBatch:
                 tier = memoryview(tier) if tier is not None else None
         empty = _EMPTY_VIEW if not copy else b""  # a kind with no buffer has only fields of no bytes
         bufs = (data, region if region is not None else empty, tier if tier is not None else empty, empty)
-        if EXTENT in present and (copy or src.map_extents):
+        mapped = EXTENT in present and (copy or src.map_extents)
+        if mapped:
             # Views of (or, copy, bytes out of) the process's mappings of
             # the disk tier's files (stoker._filemaps), looked up now,
             # while the part's lease pins them; the other kinds sliced in
             # the same pass.
             out: list[Any] = part_values(t, bufs[:3], as_bytes=copy)
-            if copy and DATA in present:
-                out = [bytes(v) if k == DATA else v for k, v in zip(t.kinds, out, strict=True)]
-            return out
-        if len(present) == 1 and EXTENT not in present:
+        elif len(present) == 1 and EXTENT not in present:
             buf = bufs[t.kinds[0]]
             out = [buf[o:e] for o, e in zip(t.offsets, t.stops, strict=True)]
-            if copy and t.kinds[0] == DATA:
-                out = list(map(bytes, out))
         else:
             out = [bufs[k][o:e] for k, o, e in zip(t.kinds, t.offsets, t.stops, strict=True)]
-            if copy and DATA in present:
+        if copy and DATA in present:
+            if len(present) == 1:
+                out = list(map(bytes, out))
+            else:
                 out = [bytes(v) if k == DATA else v for k, v in zip(t.kinds, out, strict=True)]
-        if EXTENT in present:
+        if EXTENT in present and not mapped:
             if src.extents is None:
                 raise RuntimeError("stoker: a field is an extent, but the stream did not ask for gds")
             for j, kind in enumerate(t.kinds):  # gds: Extents, read by their holder
